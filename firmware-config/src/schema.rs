@@ -1,0 +1,267 @@
+//! The configuration schema: everything a natbox needs to run, as people write it (TOML)
+//! and as the metadata disk carries it (postcard).
+//!
+//! Every field that can have a sensible default has one, so a minimal file names only the
+//! two ports and their addresses. Defaults follow the RFCs the engine implements:
+//! timeouts from RFC 4787 REQ-5 / RFC 5382 REQ-5 / RFC 5508 REQ-2 / RFC 6888 / RFC 7857,
+//! endpoint-independent filtering (RFC 4787 REQ-8 recommends EIF for application
+//! transparency), a 120 s port-reuse hold (RFC 6888 REQ-8).
+//!
+//! Types here are plain data: `validate` checks the relations between fields.
+
+use ipnet::{Ipv4Net, Ipv6Net};
+use serde::{Deserialize, Serialize};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// The whole configuration of one box.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Shown in the shell prompt and the boot banner.
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    /// The private side: the hosts being translated live here.
+    pub inside: Port,
+    /// The public side: the pool addresses and the default gateways live here.
+    pub outside: Port,
+    #[serde(default)]
+    pub nat: Nat,
+    #[serde(default)]
+    pub ipv6: Ipv6Filter,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    #[serde(default)]
+    pub icmp: IcmpPolicy,
+    #[serde(default)]
+    pub shell: Shell,
+    #[serde(default)]
+    pub log: Log,
+}
+
+/// One data port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Port {
+    /// Interface name (`eth0`) or MAC address (`52:54:00:12:34:56`); cloud NIC names are
+    /// not stable, MAC addresses are.
+    pub port: String,
+    /// The box's IPv4 address on this port, with the connected prefix.
+    pub ipv4: Option<Ipv4Net>,
+    /// The box's IPv6 address on this port, with the connected prefix.
+    pub ipv6: Option<Ipv6Net>,
+    /// Default IPv4 gateway reached through this port (normally only on `outside`).
+    pub gateway4: Option<Ipv4Addr>,
+    /// Default IPv6 gateway reached through this port (normally only on `outside`).
+    pub gateway6: Option<Ipv6Addr>,
+    /// Prefixes behind a router on this port's link (normally only on `inside`).
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    #[serde(default = "default_mtu")]
+    pub mtu: u16,
+}
+
+/// A static route: `prefix` is reached through next hop `via` on the port's link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub prefix: ipnet::IpNet,
+    pub via: std::net::IpAddr,
+}
+
+/// IPv4 source NAT (NAPT) settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Nat {
+    /// Public addresses inside hosts are translated to; empty means the outside port's
+    /// IPv4 address. Each inside host is paired with one of them (RFC 4787 REQ-2).
+    pub pool: Vec<Ipv4Addr>,
+    /// External ports handed out for inside ports 1024-65535 (RFC 4787 REQ-3). Inside
+    /// ports 0-1023 map into 1-1023 when the range allows it, else into this range.
+    pub port_min: u16,
+    pub port_max: u16,
+    /// Which inside sources are translated; empty means the inside connected prefix.
+    pub inside_prefixes: Vec<Ipv4Net>,
+    pub filtering: Filtering,
+    /// Global bound on translated sessions.
+    pub max_sessions: u32,
+    /// Per inside host session bound (RFC 6888 REQ-5).
+    pub max_sessions_per_host: u32,
+    /// Per inside host external port bound (RFC 6888 REQ-4).
+    pub max_ports_per_host: u32,
+    /// Answer a packet refused for a limit with ICMP destination unreachable,
+    /// communication administratively prohibited (type 3 code 13).
+    pub icmp_on_limit: bool,
+    /// Seconds a freed external port stays reserved for its last inside host
+    /// (RFC 6888 REQ-8).
+    pub port_reuse_hold: u32,
+    /// Whether inbound UDP also refreshes a mapping (RFC 4787 REQ-6: outbound must,
+    /// inbound may).
+    pub udp_inbound_refresh: bool,
+    /// Clamp the MSS option of forwarded TCP SYNs to this value (0 = off).
+    pub mss_clamp: u16,
+}
+
+/// RFC 4787 section 5 filtering behaviours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Filtering {
+    EndpointIndependent,
+    AddressDependent,
+    AddressAndPortDependent,
+}
+
+/// IPv6 egress-only filter (RFC 6092) settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ipv6Filter {
+    /// Route IPv6 at all.
+    pub enabled: bool,
+    /// Inside prefixes allowed as sources of outbound traffic; empty means the inside
+    /// connected prefix.
+    pub inside_prefixes: Vec<Ipv6Net>,
+    /// Global bound on IPv6 filter states.
+    pub max_states: u32,
+}
+
+/// Idle timeouts in seconds for each session class.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// RFC 5382 REQ-5: at least 2 h 4 min.
+    pub tcp_established: u32,
+    /// RFC 5382 REQ-5 / RFC 7857 section 2.2: 4 min for partially open or closing.
+    pub tcp_transitory: u32,
+    /// RFC 5382 REQ-4: how long an unsolicited inbound SYN waits for simultaneous open.
+    pub tcp_incoming_syn: u32,
+    /// RFC 4787 REQ-5: at least 2 min, 5 min recommended.
+    pub udp: u32,
+    /// RFC 5508 REQ-2: 60 s.
+    pub icmp: u32,
+    /// How long fragments wait for their first fragment (RFC 4787 REQ-14).
+    pub fragment: u32,
+}
+
+/// What the box itself sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IcmpPolicy {
+    /// Sustained rate of ICMP errors and echo replies the box generates, per second.
+    pub rate_limit: u32,
+    /// Burst allowance above the rate.
+    pub burst: u32,
+}
+
+/// Admin shell settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Shell {
+    /// Password hash for the console; none means an open console.
+    pub password_hash: Option<String>,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub level: String,
+    /// Remote syslog collector (`host:port`) for NAT events.
+    pub syslog: Option<std::net::SocketAddr>,
+}
+
+fn default_hostname() -> String {
+    "natbox".into()
+}
+
+fn default_mtu() -> u16 {
+    1500
+}
+
+impl Default for Nat {
+    fn default() -> Self {
+        Nat {
+            pool: Vec::new(),
+            port_min: 1024,
+            port_max: 65535,
+            inside_prefixes: Vec::new(),
+            filtering: Filtering::EndpointIndependent,
+            max_sessions: 262_144,
+            max_sessions_per_host: 8192,
+            max_ports_per_host: 4096,
+            icmp_on_limit: false,
+            port_reuse_hold: 120,
+            udp_inbound_refresh: false,
+            mss_clamp: 0,
+        }
+    }
+}
+
+impl Default for Ipv6Filter {
+    fn default() -> Self {
+        Ipv6Filter {
+            enabled: true,
+            inside_prefixes: Vec::new(),
+            max_states: 262_144,
+        }
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            tcp_established: 7440,
+            tcp_transitory: 240,
+            tcp_incoming_syn: 6,
+            udp: 300,
+            icmp: 60,
+            fragment: 5,
+        }
+    }
+}
+
+impl Default for IcmpPolicy {
+    fn default() -> Self {
+        IcmpPolicy {
+            rate_limit: 100,
+            burst: 50,
+        }
+    }
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            level: "info".into(),
+            syslog: None,
+        }
+    }
+}
+
+impl Config {
+    /// The public addresses of the NAT pool, with the default applied.
+    pub fn nat_pool(&self) -> Vec<Ipv4Addr> {
+        if self.nat.pool.is_empty() {
+            self.outside.ipv4.iter().map(|n| n.addr()).collect()
+        } else {
+            self.nat.pool.clone()
+        }
+    }
+
+    /// The IPv4 prefixes whose sources are translated, with the default applied.
+    pub fn nat_inside_prefixes(&self) -> Vec<Ipv4Net> {
+        if self.nat.inside_prefixes.is_empty() {
+            self.inside.ipv4.iter().map(|n| n.trunc()).collect()
+        } else {
+            self.nat.inside_prefixes.clone()
+        }
+    }
+
+    /// The IPv6 prefixes allowed as outbound sources, with the default applied.
+    pub fn ipv6_inside_prefixes(&self) -> Vec<Ipv6Net> {
+        if self.ipv6.inside_prefixes.is_empty() {
+            self.inside.ipv6.iter().map(|n| n.trunc()).collect()
+        } else {
+            self.ipv6.inside_prefixes.clone()
+        }
+    }
+}
