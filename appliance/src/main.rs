@@ -2,5 +2,5 @@
 //! lands; for now it validates a configuration and runs the engine demo.
 
 fn main() {
-    natbox::demo::run_from_args();
+    
 }
