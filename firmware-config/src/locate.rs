@@ -111,14 +111,18 @@ fn parse_path(path: &str) -> Vec<Step<'_>> {
 /// 1-based line number of a byte offset.
 pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 impl<'a> Locator<'a> {
-    /// Parses `text`; `None` when it is not TOML (the caller reports that error first).
-    pub(crate) fn new(text: &'a str) -> Option<Self> {
-        let doc = ImDocument::parse(text).ok()?;
-        Some(Locator { text, doc })
+    /// Parses `text`; the error is the parser's when it is not TOML.
+    pub(crate) fn new(text: &'a str) -> Result<Self, toml_edit::TomlError> {
+        let doc = ImDocument::parse(text)?;
+        Ok(Locator { text, doc })
     }
 
     /// The line of `path`, or of its nearest ancestor table the file names.
@@ -207,7 +211,12 @@ via = "198.51.100.1"
     fn paths_parse() {
         assert_eq!(
             parse_path("inside.routes[1].via"),
-            vec![Step::Key("inside"), Step::Key("routes"), Step::Index(1), Step::Key("via")]
+            vec![
+                Step::Key("inside"),
+                Step::Key("routes"),
+                Step::Index(1),
+                Step::Key("via")
+            ]
         );
     }
 
@@ -230,10 +239,16 @@ via = "198.51.100.1"
         let l = Locator::new(TEXT).expect("valid toml");
         let at = |needle: &str| l.path_at(TEXT.find(needle).expect("needle"));
         assert_eq!(at("\"lan0\"").as_deref(), Some("inside.port"));
-        assert_eq!(at("\"10.10.0.254\"").as_deref(), Some("inside.routes[0].via"));
+        assert_eq!(
+            at("\"10.10.0.254\"").as_deref(),
+            Some("inside.routes[0].via")
+        );
         assert_eq!(at("\"192.0.2.2\"").as_deref(), Some("nat.pool[1]"));
         assert_eq!(at("300").as_deref(), Some("nat.timeouts.udp"));
-        assert_eq!(at("\"198.51.100.1\"").as_deref(), Some("outside.routes[0].via"));
+        assert_eq!(
+            at("\"198.51.100.1\"").as_deref(),
+            Some("outside.routes[0].via")
+        );
         assert_eq!(l.raw_value("nat.pool[1]"), Some("\"192.0.2.2\""));
     }
 }

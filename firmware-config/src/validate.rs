@@ -1,7 +1,24 @@
-//! Rules that relate fields to each other. Each broken rule becomes one
-//! `ValidationError` naming the field, the offending value and the fix.
+//! Rules a `Config` must keep beyond its types: values in range, addresses that can be
+//! what they are used as, and fields that agree with each other.
+//!
+//! Contract: [`validate`] checks every rule and returns all broken ones at once, each
+//! as one `ValidationError` whose `field` is the dotted path of the field to change
+//! (`nat.pool[2]`, `inside.routes[0].via`) and whose `message` names the offending
+//! value and the fix. Rules that come from an RFC cite it in the message:
+//!
+//! - timeouts: RFC 5382 REQ-4 and REQ-5 (TCP), RFC 4787 REQ-5 (UDP), RFC 5508 REQ-2
+//!   (ICMP query);
+//! - external port range: RFC 4787 REQ-3 (ports 1024-65535 map into 1024-65535, so
+//!   the range must reach 1024);
+//! - host name: RFC 1123 section 2.1;
+//! - MSS clamp: RFC 9293 section 3.7.1 (every IPv4 host accepts 536).
+//!
+//! A config that passes is safe for the engine to act on: no empty ranges, no zero
+//! limits, no gateway it cannot reach.
 
-use crate::schema::Config;
+use crate::schema::{Config, Port};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// One broken rule: `field: problem (fix)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,74 +35,1265 @@ impl std::fmt::Display for ValidationError {
     }
 }
 
+/// Most sessions (and IPv6 filter states) the engine's tables are sized for.
+pub const MAX_SESSIONS: u32 = 1 << 24;
+/// Most NAT pool addresses.
+pub const MAX_POOL: usize = 64;
+/// Port MTUs the box supports: IPv6's minimum link MTU (RFC 8200 section 5) to jumbo.
+pub const MTU_RANGE: std::ops::RangeInclusive<u16> = 1280..=9000;
+/// Log levels `log.level` accepts.
+pub const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+
 /// Checks every rule and returns all broken ones at once.
 pub fn validate(config: &Config) -> Result<(), Vec<ValidationError>> {
-    let mut errors = Vec::new();
-    let mut fail = |field: &str, message: String| {
-        errors.push(ValidationError {
+    let mut errors = Errors(Vec::new());
+    hostname(config, &mut errors);
+    for (name, port) in [("inside", &config.inside), ("outside", &config.outside)] {
+        port_name(name, port, &mut errors);
+        port_addresses(name, port, &mut errors);
+        gateways(name, port, &mut errors);
+        routes(name, port, &mut errors);
+        mtu(name, port, &mut errors);
+    }
+    ports_distinct(config, &mut errors);
+    one_default_gateway(config, &mut errors);
+    required_addresses(config, &mut errors);
+    port_range(config, &mut errors);
+    pool(config, &mut errors);
+    inside_prefixes(config, &mut errors);
+    limits(config, &mut errors);
+    mss_clamp(config, &mut errors);
+    timeouts(config, &mut errors);
+    log(config, &mut errors);
+    shell(config, &mut errors);
+    if errors.0.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.0)
+    }
+}
+
+struct Errors(Vec<ValidationError>);
+
+impl Errors {
+    fn fail(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ValidationError {
             field: field.into(),
-            message,
-        })
+            message: message.into(),
+        });
+    }
+}
+
+fn hostname(config: &Config, errors: &mut Errors) {
+    let name = &config.hostname;
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
     };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+        errors.fail(
+            "hostname",
+            format!(
+                "\"{name}\": not a valid host name; use letters, digits and '-' in labels of \
+                 1-63 characters separated by dots (RFC 1123 section 2.1)"
+            ),
+        );
+    }
+}
+
+/// A MAC address written as six hex pairs separated by ':'.
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for byte in &mut mac {
+        let part = parts.next()?;
+        if part.len() != 2 {
+            return None;
+        }
+        *byte = u8::from_str_radix(part, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+fn port_name(name: &str, port: &Port, errors: &mut Errors) {
+    let field = format!("{name}.port");
+    let p = &port.port;
+    if p.is_empty() {
+        errors.fail(
+            field,
+            "missing: set the interface name (e.g. \"eth0\") or MAC address \
+             (e.g. \"52:54:00:12:34:56\")",
+        );
+    } else if p.contains(':') {
+        match parse_mac(p) {
+            None => errors.fail(
+                field,
+                format!(
+                    "\"{p}\": not a MAC address; write six hex pairs separated by ':', \
+                     e.g. \"52:54:00:12:34:56\" (interface names cannot contain ':')"
+                ),
+            ),
+            Some([0, 0, 0, 0, 0, 0]) => errors.fail(
+                field,
+                format!("\"{p}\": the all-zero MAC address is no NIC's; use the NIC's own"),
+            ),
+            Some(mac) if mac[0] & 1 == 1 => errors.fail(
+                field,
+                format!("\"{p}\": a multicast MAC address is no NIC's; use the NIC's own"),
+            ),
+            Some(_) => {}
+        }
+    } else if p.len() > 15 {
+        errors.fail(
+            field,
+            format!(
+                "\"{p}\": interface names are at most 15 characters (Linux IFNAMSIZ); \
+                 use the name `ip link` shows, or the MAC address"
+            ),
+        );
+    } else if p.contains('/') || p.chars().any(char::is_whitespace) || p == "." || p == ".." {
+        errors.fail(
+            field,
+            format!(
+                "\"{p}\": not an interface name (no '/' or spaces); use the name `ip link` \
+                 shows, or the MAC address"
+            ),
+        );
+    }
+}
+
+/// How two port strings compare: MAC addresses case-insensitively.
+fn port_key(p: &str) -> String {
+    match parse_mac(p) {
+        Some(mac) => format!("{mac:?}"),
+        None => p.to_string(),
+    }
+}
+
+fn ports_distinct(config: &Config, errors: &mut Errors) {
+    let (inside, outside) = (&config.inside.port, &config.outside.port);
+    if !inside.is_empty() && port_key(inside) == port_key(outside) {
+        errors.fail(
+            "outside.port",
+            format!("\"{outside}\" is also inside.port; inside and outside must be different NICs"),
+        );
+    }
+}
+
+/// Why an IPv4 address cannot be a host's own unicast address, if it cannot.
+fn not_unicast4(a: Ipv4Addr) -> Option<&'static str> {
+    Some(if a.is_unspecified() {
+        "the unspecified"
+    } else if a.is_broadcast() {
+        "the broadcast"
+    } else if a.is_multicast() {
+        "a multicast"
+    } else if a.is_loopback() {
+        "a loopback"
+    } else if a.octets()[0] >= 240 {
+        "a reserved (240.0.0.0/4)"
+    } else {
+        return None;
+    })
+}
+
+/// Why an IPv6 address cannot be a host's own unicast address, if it cannot.
+fn not_unicast6(a: Ipv6Addr) -> Option<&'static str> {
+    Some(if a.is_unspecified() {
+        "the unspecified"
+    } else if a.is_multicast() {
+        "a multicast"
+    } else if a.is_loopback() {
+        "the loopback"
+    } else {
+        return None;
+    })
+}
+
+fn is_link_local6(a: Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+fn port_addresses(name: &str, port: &Port, errors: &mut Errors) {
+    if let Some(net) = port.ipv4 {
+        let field = format!("{name}.ipv4");
+        let addr = net.addr();
+        if let Some(what) = not_unicast4(addr) {
+            errors.fail(
+                field,
+                format!("{net}: {addr} is {what} address; give the box's own unicast address"),
+            );
+        } else if net.prefix_len() <= 30 && (addr == net.network() || addr == net.broadcast()) {
+            let which = if addr == net.network() {
+                "network"
+            } else {
+                "broadcast"
+            };
+            let example = net.hosts().next().unwrap_or(addr);
+            errors.fail(
+                field,
+                format!(
+                    "{net}: {addr} is the {which} address of {}; give the box's own address, \
+                     e.g. \"{example}/{}\"",
+                    net.trunc(),
+                    net.prefix_len()
+                ),
+            );
+        }
+    }
+    if let Some(net) = port.ipv6 {
+        let field = format!("{name}.ipv6");
+        let addr = net.addr();
+        if let Some(what) = not_unicast6(addr) {
+            errors.fail(
+                field,
+                format!("{net}: {addr} is {what} address; give the box's own unicast address"),
+            );
+        } else if net.prefix_len() < 127 && addr == net.network() {
+            errors.fail(
+                field,
+                format!(
+                    "{net}: {addr} is the subnet-router anycast address of {}; give the box's \
+                     own address, e.g. \"{}1/{}\"",
+                    net.trunc(),
+                    net.network(),
+                    net.prefix_len()
+                ),
+            );
+        }
+    }
+}
+
+fn gateways(name: &str, port: &Port, errors: &mut Errors) {
+    if let Some(gw) = port.gateway4 {
+        let field = format!("{name}.gateway4");
+        match port.ipv4 {
+            _ if not_unicast4(gw).is_some() => errors.fail(
+                field,
+                format!("{gw} cannot be a router's address; use the router's unicast address"),
+            ),
+            None => errors.fail(
+                field,
+                format!("{gw} cannot be reached: {name}.ipv4 is not set; set {name}.ipv4"),
+            ),
+            Some(net) if !net.contains(&gw) => errors.fail(
+                field,
+                format!(
+                    "{gw} is not in {name}.ipv4's prefix {}; use the router's address in {} \
+                     or correct {name}.ipv4",
+                    net.trunc(),
+                    net.trunc()
+                ),
+            ),
+            Some(net) if net.addr() == gw => errors.fail(
+                field,
+                format!("{gw} is the box's own address; use the router's address"),
+            ),
+            Some(_) => {}
+        }
+    }
+    if let Some(gw) = port.gateway6 {
+        let field = format!("{name}.gateway6");
+        match port.ipv6 {
+            _ if not_unicast6(gw).is_some() => errors.fail(
+                field,
+                format!("{gw} cannot be a router's address; use the router's unicast address"),
+            ),
+            _ if is_link_local6(gw) => {}
+            None => errors.fail(
+                field,
+                format!(
+                    "{gw} cannot be reached: {name}.ipv6 is not set; set {name}.ipv6 or use \
+                     the router's link-local address (fe80::/10)"
+                ),
+            ),
+            Some(net) if !net.contains(&gw) => errors.fail(
+                field,
+                format!(
+                    "{gw} is not in {name}.ipv6's prefix {} nor link-local; use the router's \
+                     address in {} or its fe80:: address",
+                    net.trunc(),
+                    net.trunc()
+                ),
+            ),
+            Some(net) if net.addr() == gw => errors.fail(
+                field,
+                format!("{gw} is the box's own address; use the router's address"),
+            ),
+            Some(_) => {}
+        }
+    }
+}
+
+fn one_default_gateway(config: &Config, errors: &mut Errors) {
+    if config.inside.gateway4.is_some() && config.outside.gateway4.is_some() {
+        errors.fail(
+            "inside.gateway4",
+            "a default gateway is also set on outside; keep only one (normally outside.gateway4)",
+        );
+    }
+    if config.inside.gateway6.is_some() && config.outside.gateway6.is_some() {
+        errors.fail(
+            "inside.gateway6",
+            "a default gateway is also set on outside; keep only one (normally outside.gateway6)",
+        );
+    }
+}
+
+fn routes(name: &str, port: &Port, errors: &mut Errors) {
+    for (i, route) in port.routes.iter().enumerate() {
+        let field = |f: &str| format!("{name}.routes[{i}].{f}");
+        if route.prefix != route.prefix.trunc() {
+            errors.fail(
+                field("prefix"),
+                format!(
+                    "{} has host bits set; write \"{}\"",
+                    route.prefix,
+                    route.prefix.trunc()
+                ),
+            );
+        }
+        let (connected, own) = match (route.prefix, route.via) {
+            (IpNet::V4(_), IpAddr::V4(via)) => (
+                port.ipv4.map(|n| n.contains(&via)),
+                port.ipv4.is_some_and(|n| n.addr() == via),
+            ),
+            (IpNet::V6(_), IpAddr::V6(via)) => (
+                if is_link_local6(via) {
+                    Some(true)
+                } else {
+                    port.ipv6.map(|n| n.contains(&via))
+                },
+                port.ipv6.is_some_and(|n| n.addr() == via),
+            ),
+            (prefix, via) => {
+                errors.fail(
+                    field("via"),
+                    format!(
+                        "{via} and prefix {prefix} are of different IP versions; the next hop \
+                         must be of the prefix's version"
+                    ),
+                );
+                continue;
+            }
+        };
+        let via = route.via;
+        let family = if via.is_ipv4() { "ipv4" } else { "ipv6" };
+        match connected {
+            None => errors.fail(
+                field("via"),
+                format!("{via} cannot be reached: {name}.{family} is not set; set it"),
+            ),
+            Some(false) => errors.fail(
+                field("via"),
+                format!(
+                    "{via} is not on {name}'s link (outside {name}.{family}); use a router's \
+                     address in that prefix"
+                ),
+            ),
+            Some(true) if own => errors.fail(
+                field("via"),
+                format!("{via} is the box's own address; use the router's address"),
+            ),
+            Some(true) => {}
+        }
+    }
+}
+
+fn mtu(name: &str, port: &Port, errors: &mut Errors) {
+    if !MTU_RANGE.contains(&port.mtu) {
+        errors.fail(
+            format!("{name}.mtu"),
+            format!("{} is out of range; use 1280-9000", port.mtu),
+        );
+    }
+}
+
+fn required_addresses(config: &Config, errors: &mut Errors) {
     if config.outside.ipv4.is_none() && config.nat.pool.is_empty() {
-        fail(
+        errors.fail(
             "outside.ipv4",
-            "missing: the NAT pool defaults to this address; set outside.ipv4 or nat.pool".into(),
+            "missing: the NAT pool defaults to this address; set outside.ipv4 or nat.pool",
         );
     }
     if config.inside.ipv4.is_none() && config.nat.inside_prefixes.is_empty() {
-        fail(
+        errors.fail(
             "inside.ipv4",
-            "missing: set the box's inside address, e.g. \"10.10.0.1/24\"".into(),
+            "missing: set the box's inside address, e.g. \"10.10.0.1/24\"",
         );
     }
-    if config.nat.port_min == 0 || config.nat.port_min > config.nat.port_max {
-        fail(
+}
+
+fn port_range(config: &Config, errors: &mut Errors) {
+    let (min, max) = (config.nat.port_min, config.nat.port_max);
+    if min == 0 {
+        errors.fail(
             "nat.port_min",
+            "0: port 0 is never handed out; use 1 or more",
+        );
+    } else if min > max {
+        errors.fail(
+            "nat.port_min",
+            format!("range {min}-{max} is empty; port_min must not exceed port_max ({max})"),
+        );
+    } else if max < 1024 {
+        errors.fail(
+            "nat.port_max",
             format!(
-                "range {}-{} is empty or starts at 0; use 1 <= port_min <= port_max",
-                config.nat.port_min, config.nat.port_max
+                "{max}: inside ports 1024-65535 must map to external ports 1024-65535 \
+                 (RFC 4787 REQ-3); use 1024 or more"
             ),
         );
     }
-    if config.nat.pool.len() > 64 {
-        fail(
+}
+
+fn pool(config: &Config, errors: &mut Errors) {
+    let pool = &config.nat.pool;
+    if pool.len() > MAX_POOL {
+        errors.fail(
             "nat.pool",
-            format!("{} addresses; at most 64 are supported", config.nat.pool.len()),
+            format!("{} addresses; at most {MAX_POOL} are supported", pool.len()),
         );
     }
-    if config.nat.max_sessions == 0 || config.nat.max_sessions > (1 << 24) {
-        fail(
-            "nat.max_sessions",
-            format!("{} is out of range; use 1-16777216", config.nat.max_sessions),
-        );
-    }
-    for (field, mtu) in [("inside.mtu", config.inside.mtu), ("outside.mtu", config.outside.mtu)] {
-        if !(1280..=9000).contains(&mtu) {
-            fail(field, format!("{mtu} is out of range; use 1280-9000"));
+    let inside = config.nat_inside_prefixes();
+    for (i, &addr) in pool.iter().enumerate() {
+        let field = format!("nat.pool[{i}]");
+        if let Some(what) = not_unicast4(addr) {
+            errors.fail(
+                field,
+                format!("{addr} is {what} address; pool addresses must be unicast addresses"),
+            );
+        } else if let Some(first) = pool[..i].iter().position(|&a| a == addr) {
+            errors.fail(
+                field,
+                format!("{addr} is listed twice (also nat.pool[{first}]); remove one"),
+            );
+        } else if let Some(prefix) = inside.iter().find(|p| p.contains(&addr)) {
+            errors.fail(
+                field,
+                format!(
+                    "{addr} is inside the translated prefix {prefix}; pool addresses are \
+                     public addresses on the outside"
+                ),
+            );
         }
     }
-    if config.timeouts.tcp_established < 7440 {
-        fail(
-            "timeouts.tcp_established",
+}
+
+fn overlaps4(a: Ipv4Net, b: Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+fn overlaps6(a: Ipv6Net, b: Ipv6Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+fn inside_prefixes(config: &Config, errors: &mut Errors) {
+    for (i, p) in config.nat.inside_prefixes.iter().enumerate() {
+        if *p != p.trunc() {
+            errors.fail(
+                format!("nat.inside_prefixes[{i}]"),
+                format!("{p} has host bits set; write \"{}\"", p.trunc()),
+            );
+        }
+    }
+    for (i, p) in config.ipv6.inside_prefixes.iter().enumerate() {
+        if *p != p.trunc() {
+            errors.fail(
+                format!("ipv6.inside_prefixes[{i}]"),
+                format!("{p} has host bits set; write \"{}\"", p.trunc()),
+            );
+        }
+    }
+    if let Some(outside) = config.outside.ipv4 {
+        let outside = outside.trunc();
+        let fields: Vec<String> = if config.nat.inside_prefixes.is_empty() {
+            vec!["inside.ipv4".into()]
+        } else {
+            (0..config.nat.inside_prefixes.len())
+                .map(|i| format!("nat.inside_prefixes[{i}]"))
+                .collect()
+        };
+        for (field, p) in fields.into_iter().zip(config.nat_inside_prefixes()) {
+            if overlaps4(p, outside) {
+                errors.fail(
+                    field,
+                    format!(
+                        "{p} overlaps the outside prefix {outside}; inside and outside must \
+                         be different networks"
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(outside) = config.outside.ipv6 {
+        let outside = outside.trunc();
+        let fields: Vec<String> = if config.ipv6.inside_prefixes.is_empty() {
+            vec!["inside.ipv6".into()]
+        } else {
+            (0..config.ipv6.inside_prefixes.len())
+                .map(|i| format!("ipv6.inside_prefixes[{i}]"))
+                .collect()
+        };
+        for (field, p) in fields.into_iter().zip(config.ipv6_inside_prefixes()) {
+            if overlaps6(p, outside) {
+                errors.fail(
+                    field,
+                    format!(
+                        "{p} overlaps the outside prefix {outside}; inside and outside must \
+                         be different networks"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn limits(config: &Config, errors: &mut Errors) {
+    let nat = &config.nat;
+    if nat.max_sessions == 0 || nat.max_sessions > MAX_SESSIONS {
+        errors.fail(
+            "nat.max_sessions",
+            format!("{} is out of range; use 1-{MAX_SESSIONS}", nat.max_sessions),
+        );
+    }
+    if nat.max_sessions_per_host == 0 {
+        errors.fail(
+            "nat.max_sessions_per_host",
+            "0 would refuse every session; use 1 or more",
+        );
+    } else if nat.max_sessions_per_host > nat.max_sessions {
+        errors.fail(
+            "nat.max_sessions_per_host",
             format!(
-                "{} s is below the 7440 s RFC 5382 REQ-5 requires; use 7440 or more",
-                config.timeouts.tcp_established
+                "{} exceeds nat.max_sessions ({}); lower it to at most {}",
+                nat.max_sessions_per_host, nat.max_sessions, nat.max_sessions
             ),
         );
     }
-    if config.timeouts.udp < 120 {
-        fail(
-            "timeouts.udp",
+    if nat.max_ports_per_host == 0 {
+        errors.fail(
+            "nat.max_ports_per_host",
+            "0 would refuse every session; use 1 or more",
+        );
+    } else if nat.max_sessions_per_host > 0 && nat.max_ports_per_host > nat.max_sessions_per_host {
+        errors.fail(
+            "nat.max_ports_per_host",
             format!(
-                "{} s is below the 120 s RFC 4787 REQ-5 requires; use 120 or more",
-                config.timeouts.udp
+                "{} exceeds nat.max_sessions_per_host ({}); every external port holds at \
+                 least one session, so lower it to at most {}",
+                nat.max_ports_per_host, nat.max_sessions_per_host, nat.max_sessions_per_host
             ),
         );
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
+    let states = config.ipv6.max_states;
+    if states == 0 || states > MAX_SESSIONS {
+        errors.fail(
+            "ipv6.max_states",
+            format!("{states} is out of range; use 1-{MAX_SESSIONS}"),
+        );
+    }
+}
+
+fn mss_clamp(config: &Config, errors: &mut Errors) {
+    let mss = config.nat.mss_clamp;
+    let smaller_mtu = config.inside.mtu.min(config.outside.mtu);
+    if !MTU_RANGE.contains(&smaller_mtu)
+        || !MTU_RANGE.contains(&config.inside.mtu.max(config.outside.mtu))
+    {
+        return; // an MTU out of range is reported by its own rule
+    }
+    let max = smaller_mtu - 40;
+    if mss != 0 && !(536..=max).contains(&mss) {
+        errors.fail(
+            "nat.mss_clamp",
+            format!(
+                "{mss}: use 0 (off) or 536-{max}: every IPv4 host accepts 536 (RFC 9293 \
+                 section 3.7.1), and the smaller port MTU less 40 bytes of IPv4 and TCP \
+                 headers is {max}"
+            ),
+        );
+    }
+}
+
+fn timeouts(config: &Config, errors: &mut Errors) {
+    let t = &config.timeouts;
+    let minimums = [
+        ("tcp_established", t.tcp_established, 7440, "RFC 5382 REQ-5"),
+        ("tcp_transitory", t.tcp_transitory, 240, "RFC 5382 REQ-5"),
+        ("tcp_incoming_syn", t.tcp_incoming_syn, 6, "RFC 5382 REQ-4"),
+        ("udp", t.udp, 120, "RFC 4787 REQ-5"),
+        ("icmp", t.icmp, 60, "RFC 5508 REQ-2"),
+    ];
+    for (name, value, min, rfc) in minimums {
+        if value < min {
+            errors.fail(
+                format!("timeouts.{name}"),
+                format!("{value} s is below the {min} s {rfc} requires; use {min} or more"),
+            );
+        }
+    }
+    if t.tcp_transitory > t.tcp_established {
+        errors.fail(
+            "timeouts.tcp_transitory",
+            format!(
+                "{} s exceeds timeouts.tcp_established ({} s); half-open and closing \
+                 connections must not outlive established ones",
+                t.tcp_transitory, t.tcp_established
+            ),
+        );
+    }
+    if !(1..=60).contains(&t.fragment) {
+        errors.fail(
+            "timeouts.fragment",
+            format!(
+                "{} s is out of range; use 1-60 (fragments are held in memory while they wait)",
+                t.fragment
+            ),
+        );
+    }
+}
+
+fn log(config: &Config, errors: &mut Errors) {
+    let level = &config.log.level;
+    if !LOG_LEVELS.contains(&level.as_str()) {
+        let mut message = format!("\"{level}\": use one of {}", LOG_LEVELS.join(", "));
+        if LOG_LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            message.push_str(" (in lower case)");
+        }
+        errors.fail("log.level", message);
+    }
+    if let Some(addr) = config.log.syslog {
+        if addr.port() == 0 || addr.ip().is_unspecified() || addr.ip().is_multicast() {
+            errors.fail(
+                "log.syslog",
+                format!(
+                    "{addr}: the collector needs a unicast address and a port, \
+                     e.g. \"192.0.2.5:514\""
+                ),
+            );
+        }
+    }
+}
+
+fn shell(config: &Config, errors: &mut Errors) {
+    if config.shell.password_hash.as_deref() == Some("") {
+        errors.fail(
+            "shell.password_hash",
+            "empty: remove the line for an open console, or set a password hash",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Route, Shell};
+
+    fn base() -> Config {
+        crate::from_toml(include_str!("../../natbox.toml")).expect("natbox.toml is valid")
+    }
+
+    /// The broken rules of `base` after `change`, as `field: message` lines.
+    fn broken(change: impl FnOnce(&mut Config)) -> Vec<String> {
+        let mut c = base();
+        change(&mut c);
+        validate(&c)
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    #[track_caller]
+    fn assert_broken(change: impl FnOnce(&mut Config), expected: &str) {
+        assert_eq!(broken(change), vec![expected.to_string()]);
+    }
+
+    fn route(prefix: &str, via: &str) -> Route {
+        Route {
+            prefix: prefix.parse().expect("prefix"),
+            via: via.parse().expect("via"),
+        }
+    }
+
+    #[test]
+    fn example_is_valid() {
+        assert_eq!(broken(|_| {}), Vec::<String>::new());
+    }
+
+    #[test]
+    fn hostname_rfc1123() {
+        assert_broken(
+            |c| c.hostname = "nat_box".into(),
+            "hostname: \"nat_box\": not a valid host name; use letters, digits and '-' in \
+             labels of 1-63 characters separated by dots (RFC 1123 section 2.1)",
+        );
+        assert_eq!(
+            broken(|c| c.hostname = "gw-1.example".into()),
+            Vec::<String>::new()
+        );
+        assert_eq!(broken(|c| c.hostname = "-x".into()).len(), 1);
+        assert_eq!(broken(|c| c.hostname = String::new()).len(), 1);
+    }
+
+    #[test]
+    fn port_missing() {
+        assert_broken(
+            |c| c.inside.port = String::new(),
+            "inside.port: missing: set the interface name (e.g. \"eth0\") or MAC address \
+             (e.g. \"52:54:00:12:34:56\")",
+        );
+    }
+
+    #[test]
+    fn port_bad_mac() {
+        assert_broken(
+            |c| c.inside.port = "52:54:00:12:34".into(),
+            "inside.port: \"52:54:00:12:34\": not a MAC address; write six hex pairs \
+             separated by ':', e.g. \"52:54:00:12:34:56\" (interface names cannot contain ':')",
+        );
+    }
+
+    #[test]
+    fn port_zero_mac() {
+        assert_broken(
+            |c| c.outside.port = "00:00:00:00:00:00".into(),
+            "outside.port: \"00:00:00:00:00:00\": the all-zero MAC address is no NIC's; use \
+             the NIC's own",
+        );
+    }
+
+    #[test]
+    fn port_multicast_mac() {
+        assert_broken(
+            |c| c.outside.port = "01:00:5e:00:00:01".into(),
+            "outside.port: \"01:00:5e:00:00:01\": a multicast MAC address is no NIC's; use \
+             the NIC's own",
+        );
+        assert_eq!(
+            broken(|c| c.outside.port = "52:54:00:AB:cd:01".into()),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn port_name_too_long() {
+        assert_broken(
+            |c| c.inside.port = "enp0s31f6-is-too-long".into(),
+            "inside.port: \"enp0s31f6-is-too-long\": interface names are at most 15 \
+             characters (Linux IFNAMSIZ); use the name `ip link` shows, or the MAC address",
+        );
+    }
+
+    #[test]
+    fn port_name_bad_chars() {
+        assert_broken(
+            |c| c.inside.port = "eth 0".into(),
+            "inside.port: \"eth 0\": not an interface name (no '/' or spaces); use the name \
+             `ip link` shows, or the MAC address",
+        );
+        assert_eq!(broken(|c| c.inside.port = "a/b".into()).len(), 1);
+    }
+
+    #[test]
+    fn ports_must_differ() {
+        assert_broken(
+            |c| c.outside.port = "lan0".into(),
+            "outside.port: \"lan0\" is also inside.port; inside and outside must be \
+             different NICs",
+        );
+        assert_broken(
+            |c| {
+                c.inside.port = "52:54:00:00:00:01".into();
+                c.outside.port = "52:54:00:00:00:01".to_uppercase();
+            },
+            "outside.port: \"52:54:00:00:00:01\" is also inside.port; inside and outside \
+             must be different NICs",
+        );
+    }
+
+    #[test]
+    fn port_ipv4_not_unicast() {
+        assert_broken(
+            |c| c.inside.ipv4 = Some("224.0.0.1/24".parse().expect("net")),
+            "inside.ipv4: 224.0.0.1/24: 224.0.0.1 is a multicast address; give the box's \
+             own unicast address",
+        );
+    }
+
+    #[test]
+    fn port_ipv4_network_address() {
+        assert_broken(
+            |c| c.inside.ipv4 = Some("10.10.0.0/24".parse().expect("net")),
+            "inside.ipv4: 10.10.0.0/24: 10.10.0.0 is the network address of 10.10.0.0/24; \
+             give the box's own address, e.g. \"10.10.0.1/24\"",
+        );
+        assert_eq!(
+            broken(|c| c.inside.ipv4 = Some("10.10.0.255/24".parse().expect("net"))).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn port_ipv6_not_unicast() {
+        assert_broken(
+            |c| c.inside.ipv6 = Some("ff02::1/64".parse().expect("net")),
+            "inside.ipv6: ff02::1/64: ff02::1 is a multicast address; give the box's own \
+             unicast address",
+        );
+    }
+
+    #[test]
+    fn port_ipv6_anycast() {
+        assert_broken(
+            |c| c.inside.ipv6 = Some("2001:db8:10::/64".parse().expect("net")),
+            "inside.ipv6: 2001:db8:10::/64: 2001:db8:10:: is the subnet-router anycast \
+             address of 2001:db8:10::/64; give the box's own address, e.g. \
+             \"2001:db8:10::1/64\"",
+        );
+    }
+
+    #[test]
+    fn gateway4_outside_prefix() {
+        assert_broken(
+            |c| c.outside.gateway4 = Some("203.0.113.1".parse().expect("addr")),
+            "outside.gateway4: 203.0.113.1 is not in outside.ipv4's prefix 198.51.100.0/24; \
+             use the router's address in 198.51.100.0/24 or correct outside.ipv4",
+        );
+    }
+
+    #[test]
+    fn gateway4_without_address() {
+        assert_broken(
+            |c| {
+                c.outside.ipv4 = None;
+                c.nat.pool = vec!["198.51.100.10".parse().expect("addr")];
+            },
+            "outside.gateway4: 198.51.100.1 cannot be reached: outside.ipv4 is not set; set \
+             outside.ipv4",
+        );
+    }
+
+    #[test]
+    fn gateway4_own_address() {
+        assert_broken(
+            |c| c.outside.gateway4 = Some("198.51.100.10".parse().expect("addr")),
+            "outside.gateway4: 198.51.100.10 is the box's own address; use the router's \
+             address",
+        );
+    }
+
+    #[test]
+    fn gateway4_not_unicast() {
+        assert_broken(
+            |c| c.outside.gateway4 = Some("255.255.255.255".parse().expect("addr")),
+            "outside.gateway4: 255.255.255.255 cannot be a router's address; use the \
+             router's unicast address",
+        );
+    }
+
+    #[test]
+    fn gateway6_outside_prefix() {
+        assert_broken(
+            |c| c.outside.gateway6 = Some("2001:db8:ee::1".parse().expect("addr")),
+            "outside.gateway6: 2001:db8:ee::1 is not in outside.ipv6's prefix \
+             2001:db8:ff::/64 nor link-local; use the router's address in 2001:db8:ff::/64 \
+             or its fe80:: address",
+        );
+        // A link-local gateway is always on the link.
+        assert_eq!(
+            broken(|c| c.outside.gateway6 = Some("fe80::1".parse().expect("addr"))),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn gateway6_without_address() {
+        assert_broken(
+            |c| c.outside.ipv6 = None,
+            "outside.gateway6: 2001:db8:ff::1 cannot be reached: outside.ipv6 is not set; \
+             set outside.ipv6 or use the router's link-local address (fe80::/10)",
+        );
+    }
+
+    #[test]
+    fn gateway6_own_address() {
+        assert_broken(
+            |c| c.outside.gateway6 = Some("2001:db8:ff::10".parse().expect("addr")),
+            "outside.gateway6: 2001:db8:ff::10 is the box's own address; use the router's \
+             address",
+        );
+    }
+
+    #[test]
+    fn gateway6_not_unicast() {
+        assert_broken(
+            |c| c.outside.gateway6 = Some("ff02::2".parse().expect("addr")),
+            "outside.gateway6: ff02::2 cannot be a router's address; use the router's \
+             unicast address",
+        );
+    }
+
+    #[test]
+    fn one_gateway_per_family() {
+        assert_broken(
+            |c| c.inside.gateway4 = Some("10.10.0.254".parse().expect("addr")),
+            "inside.gateway4: a default gateway is also set on outside; keep only one \
+             (normally outside.gateway4)",
+        );
+        assert_broken(
+            |c| c.inside.gateway6 = Some("fe80::1".parse().expect("addr")),
+            "inside.gateway6: a default gateway is also set on outside; keep only one \
+             (normally outside.gateway6)",
+        );
+    }
+
+    #[test]
+    fn route_host_bits() {
+        assert_broken(
+            |c| c.inside.routes = vec![route("10.20.0.5/16", "10.10.0.254")],
+            "inside.routes[0].prefix: 10.20.0.5/16 has host bits set; write \"10.20.0.0/16\"",
+        );
+    }
+
+    #[test]
+    fn route_mixed_families() {
+        assert_broken(
+            |c| c.inside.routes = vec![route("10.20.0.0/16", "2001:db8:10::fe")],
+            "inside.routes[0].via: 2001:db8:10::fe and prefix 10.20.0.0/16 are of different \
+             IP versions; the next hop must be of the prefix's version",
+        );
+    }
+
+    #[test]
+    fn route_via_off_link() {
+        assert_broken(
+            |c| {
+                c.inside.routes = vec![
+                    route("10.20.0.0/16", "10.10.0.254"),
+                    route("2001:db8:20::/48", "fe80::fe"),
+                    route("10.30.0.0/16", "10.99.0.1"),
+                ]
+            },
+            "inside.routes[2].via: 10.99.0.1 is not on inside's link (outside inside.ipv4); \
+             use a router's address in that prefix",
+        );
+    }
+
+    #[test]
+    fn route_via_unset_family() {
+        assert_broken(
+            |c| {
+                c.inside.ipv6 = None;
+                c.inside.routes = vec![route("2001:db8:20::/48", "2001:db8:10::fe")];
+            },
+            "inside.routes[0].via: 2001:db8:10::fe cannot be reached: inside.ipv6 is not \
+             set; set it",
+        );
+    }
+
+    #[test]
+    fn route_via_own_address() {
+        assert_broken(
+            |c| c.inside.routes = vec![route("10.20.0.0/16", "10.10.0.1")],
+            "inside.routes[0].via: 10.10.0.1 is the box's own address; use the router's \
+             address",
+        );
+    }
+
+    #[test]
+    fn mtu_range() {
+        assert_broken(
+            |c| c.outside.mtu = 9216,
+            "outside.mtu: 9216 is out of range; use 1280-9000",
+        );
+        assert_broken(
+            |c| c.inside.mtu = 576,
+            "inside.mtu: 576 is out of range; use 1280-9000",
+        );
+    }
+
+    #[test]
+    fn outside_address_required() {
+        assert_broken(
+            |c| {
+                c.outside.ipv4 = None;
+                c.outside.gateway4 = None;
+            },
+            "outside.ipv4: missing: the NAT pool defaults to this address; set outside.ipv4 \
+             or nat.pool",
+        );
+    }
+
+    #[test]
+    fn inside_address_required() {
+        assert_broken(
+            |c| c.inside.ipv4 = None,
+            "inside.ipv4: missing: set the box's inside address, e.g. \"10.10.0.1/24\"",
+        );
+    }
+
+    #[test]
+    fn port_range_empty() {
+        assert_broken(
+            |c| {
+                c.nat.port_min = 40000;
+                c.nat.port_max = 30000;
+            },
+            "nat.port_min: range 40000-30000 is empty; port_min must not exceed port_max \
+             (30000)",
+        );
+    }
+
+    #[test]
+    fn port_range_zero() {
+        assert_broken(
+            |c| c.nat.port_min = 0,
+            "nat.port_min: 0: port 0 is never handed out; use 1 or more",
+        );
+    }
+
+    #[test]
+    fn port_range_high_ports() {
+        assert_broken(
+            |c| {
+                c.nat.port_min = 1;
+                c.nat.port_max = 1023;
+            },
+            "nat.port_max: 1023: inside ports 1024-65535 must map to external ports \
+             1024-65535 (RFC 4787 REQ-3); use 1024 or more",
+        );
+    }
+
+    #[test]
+    fn pool_size() {
+        assert_broken(
+            |c| {
+                c.nat.pool = (0..65u32)
+                    .map(|i| Ipv4Addr::from(u32::from(Ipv4Addr::new(192, 0, 2, 0)) + i))
+                    .collect()
+            },
+            "nat.pool: 65 addresses; at most 64 are supported",
+        );
+    }
+
+    #[test]
+    fn pool_not_unicast() {
+        for (addr, what) in [
+            ("0.0.0.0", "the unspecified"),
+            ("255.255.255.255", "the broadcast"),
+            ("239.1.2.3", "a multicast"),
+            ("127.0.0.1", "a loopback"),
+            ("240.0.0.1", "a reserved (240.0.0.0/4)"),
+        ] {
+            assert_broken(
+                |c| c.nat.pool = vec!["192.0.2.1".parse().expect("a"), addr.parse().expect("a")],
+                &format!(
+                    "nat.pool[1]: {addr} is {what} address; pool addresses must be unicast \
+                     addresses"
+                ),
+            );
+        }
+    }
+
+    #[test]
+    fn pool_duplicates() {
+        assert_broken(
+            |c| c.nat.pool = vec!["192.0.2.1".parse().expect("a"); 2],
+            "nat.pool[1]: 192.0.2.1 is listed twice (also nat.pool[0]); remove one",
+        );
+    }
+
+    #[test]
+    fn pool_inside_translated_prefix() {
+        assert_broken(
+            |c| c.nat.pool = vec!["10.10.0.7".parse().expect("a")],
+            "nat.pool[0]: 10.10.0.7 is inside the translated prefix 10.10.0.0/24; pool \
+             addresses are public addresses on the outside",
+        );
+    }
+
+    #[test]
+    fn inside_prefix_host_bits() {
+        assert_broken(
+            |c| c.nat.inside_prefixes = vec!["10.10.0.1/24".parse().expect("net")],
+            "nat.inside_prefixes[0]: 10.10.0.1/24 has host bits set; write \"10.10.0.0/24\"",
+        );
+        assert_broken(
+            |c| c.ipv6.inside_prefixes = vec!["2001:db8:10::1/64".parse().expect("net")],
+            "ipv6.inside_prefixes[0]: 2001:db8:10::1/64 has host bits set; write \
+             \"2001:db8:10::/64\"",
+        );
+    }
+
+    #[test]
+    fn inside_overlaps_outside() {
+        assert_broken(
+            |c| {
+                c.nat.inside_prefixes = vec![
+                    "10.0.0.0/8".parse().expect("net"),
+                    "198.51.0.0/16".parse().expect("net"),
+                ]
+            },
+            "nat.inside_prefixes[1]: 198.51.0.0/16 overlaps the outside prefix \
+             198.51.100.0/24; inside and outside must be different networks",
+        );
+        assert_broken(
+            |c| c.inside.ipv6 = Some("2001:db8:ff::99/64".parse().expect("net")),
+            "inside.ipv6: 2001:db8:ff::/64 overlaps the outside prefix 2001:db8:ff::/64; \
+             inside and outside must be different networks",
+        );
+    }
+
+    #[test]
+    fn inside_address_overlaps_outside() {
+        let errors = broken(|c| {
+            c.inside.ipv4 = Some("198.51.100.20/24".parse().expect("net"));
+            c.outside.port = "wan0".into();
+        });
+        assert!(errors.contains(
+            &"inside.ipv4: 198.51.100.0/24 overlaps the outside prefix 198.51.100.0/24; \
+              inside and outside must be different networks"
+                .to_string()
+        ));
+    }
+
+    #[test]
+    fn max_sessions_range() {
+        assert_broken(
+            |c| c.nat.max_sessions = (1 << 24) + 1,
+            "nat.max_sessions: 16777217 is out of range; use 1-16777216",
+        );
+    }
+
+    #[test]
+    fn per_host_sessions_limit() {
+        assert_broken(
+            |c| c.nat.max_sessions_per_host = 300_000,
+            "nat.max_sessions_per_host: 300000 exceeds nat.max_sessions (262144); lower it \
+             to at most 262144",
+        );
+        assert_broken(
+            |c| c.nat.max_sessions_per_host = 0,
+            "nat.max_sessions_per_host: 0 would refuse every session; use 1 or more",
+        );
+    }
+
+    #[test]
+    fn per_host_ports_limit() {
+        assert_broken(
+            |c| c.nat.max_ports_per_host = 10_000,
+            "nat.max_ports_per_host: 10000 exceeds nat.max_sessions_per_host (8192); every \
+             external port holds at least one session, so lower it to at most 8192",
+        );
+        assert_broken(
+            |c| c.nat.max_ports_per_host = 0,
+            "nat.max_ports_per_host: 0 would refuse every session; use 1 or more",
+        );
+    }
+
+    #[test]
+    fn ipv6_states_range() {
+        assert_broken(
+            |c| c.ipv6.max_states = 0,
+            "ipv6.max_states: 0 is out of range; use 1-16777216",
+        );
+    }
+
+    #[test]
+    fn mss_clamp_range() {
+        assert_broken(
+            |c| c.nat.mss_clamp = 1461,
+            "nat.mss_clamp: 1461: use 0 (off) or 536-1460: every IPv4 host accepts 536 (RFC \
+             9293 section 3.7.1), and the smaller port MTU less 40 bytes of IPv4 and TCP \
+             headers is 1460",
+        );
+        assert_eq!(broken(|c| c.nat.mss_clamp = 100).len(), 1);
+        assert_eq!(broken(|c| c.nat.mss_clamp = 0), Vec::<String>::new());
+    }
+
+    #[test]
+    fn timeouts_rfc_minimums() {
+        type Set = fn(&mut Config, u32);
+        let cases: [(&str, u32, &str, Set); 5] = [
+            ("tcp_established", 7440, "RFC 5382 REQ-5", |c, v| {
+                c.timeouts.tcp_established = v
+            }),
+            ("tcp_transitory", 240, "RFC 5382 REQ-5", |c, v| {
+                c.timeouts.tcp_transitory = v
+            }),
+            ("tcp_incoming_syn", 6, "RFC 5382 REQ-4", |c, v| {
+                c.timeouts.tcp_incoming_syn = v
+            }),
+            ("udp", 120, "RFC 4787 REQ-5", |c, v| c.timeouts.udp = v),
+            ("icmp", 60, "RFC 5508 REQ-2", |c, v| c.timeouts.icmp = v),
+        ];
+        for (field, min, rfc, set) in cases {
+            assert_broken(
+                |c| set(c, min - 1),
+                &format!(
+                    "timeouts.{field}: {} s is below the {min} s {rfc} requires; use {min} or \
+                     more",
+                    min - 1
+                ),
+            );
+            assert_eq!(broken(|c| set(c, min)), Vec::<String>::new());
+        }
+    }
+
+    #[test]
+    fn transitory_below_established() {
+        assert_broken(
+            |c| c.timeouts.tcp_transitory = 8000,
+            "timeouts.tcp_transitory: 8000 s exceeds timeouts.tcp_established (7440 s); \
+             half-open and closing connections must not outlive established ones",
+        );
+    }
+
+    #[test]
+    fn fragment_timeout_range() {
+        assert_broken(
+            |c| c.timeouts.fragment = 0,
+            "timeouts.fragment: 0 s is out of range; use 1-60 (fragments are held in memory \
+             while they wait)",
+        );
+    }
+
+    #[test]
+    fn log_level_names() {
+        assert_broken(
+            |c| c.log.level = "verbose".into(),
+            "log.level: \"verbose\": use one of error, warn, info, debug, trace",
+        );
+        assert_broken(
+            |c| c.log.level = "INFO".into(),
+            "log.level: \"INFO\": use one of error, warn, info, debug, trace (in lower case)",
+        );
+    }
+
+    #[test]
+    fn syslog_address() {
+        assert_broken(
+            |c| c.log.syslog = Some("192.0.2.5:0".parse().expect("addr")),
+            "log.syslog: 192.0.2.5:0: the collector needs a unicast address and a port, \
+             e.g. \"192.0.2.5:514\"",
+        );
+    }
+
+    #[test]
+    fn empty_password_hash() {
+        assert_broken(
+            |c| {
+                c.shell = Shell {
+                    password_hash: Some(String::new()),
+                }
+            },
+            "shell.password_hash: empty: remove the line for an open console, or set a \
+             password hash",
+        );
     }
 }

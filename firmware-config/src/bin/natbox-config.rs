@@ -1,0 +1,3 @@
+//! `natbox-config`: builds, shows and checks natbox metadata disks (in progress).
+
+fn main() {}
