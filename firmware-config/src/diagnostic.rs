@@ -278,10 +278,12 @@ fn explain_address(kind: Kind, value: &str) -> String {
         Kind::Ipv4Addr | Kind::Ipv6Addr => {
             let six = kind == Kind::Ipv6Addr;
             if value.contains('/') {
-                format!(
-                    "a plain address without /length is expected here, {}",
-                    example(kind)
-                )
+                let sample = if six {
+                    "\"2001:db8:ff::1\""
+                } else {
+                    "\"198.51.100.1\""
+                };
+                format!("write a plain address without /length, e.g. {sample}")
             } else if !six && v6 {
                 format!(
                     "an IPv6 address where IPv4 is expected; use {}",

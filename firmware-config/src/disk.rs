@@ -580,13 +580,10 @@ pub fn format<D: BlockDevice>(device: &mut D, size: u64) -> Result<(), DiskError
     let mut header_area = vec![0u8; BLOCK as usize];
     header_area[..HEADER_LEN].copy_from_slice(&layout.encode());
     write_at(device, 0, &header_area, "formatting")?;
-    // An image file grows to its full size, so a block device copied from it has the
-    // same layout whichever way it is copied.
-    let end = layout.offset(Slot::B) + u64::from(layout.slot_size);
-    let mut last = read_at(device, end - 1, 1)?;
-    if last.is_empty() {
-        last.push(0);
-        write_at(device, end - 1, &last, "formatting")?;
+    // An image file grows to the full `size`, so that it can be copied to a disk of
+    // that size byte for byte.
+    if read_at(device, size - 1, 1)?.is_empty() {
+        write_at(device, size - 1, &[0], "formatting")?;
     }
     Ok(())
 }
@@ -685,7 +682,7 @@ mod tests {
     use super::*;
 
     fn config() -> Config {
-        crate::from_toml(include_str!("../../natbox.toml")).expect("natbox.toml is valid")
+        crate::from_toml(include_str!("../tests/data/base.toml")).expect("base.toml is valid")
     }
 
     fn disk(size: u64) -> Cursor<Vec<u8>> {
@@ -712,7 +709,7 @@ mod tests {
     #[test]
     fn format_makes_full_size_image() {
         let d = disk(DEFAULT_DISK_SIZE);
-        assert_eq!(d.get_ref().len() as u64, DEFAULT_DISK_SIZE - 4096);
+        assert_eq!(d.get_ref().len() as u64, DEFAULT_DISK_SIZE);
         assert!(is_metadata_disk(d.get_ref()));
     }
 

@@ -693,7 +693,7 @@ mod tests {
     use crate::schema::{Route, Shell};
 
     fn base() -> Config {
-        crate::from_toml(include_str!("../../natbox.toml")).expect("natbox.toml is valid")
+        crate::from_toml(include_str!("../tests/data/base.toml")).expect("base.toml is valid")
     }
 
     /// The broken rules of `base` after `change`, as `field: message` lines.

@@ -1,3 +1,191 @@
-//! `natbox-config`: builds, shows and checks natbox metadata disks (in progress).
+//! `natbox-config`: builds, shows and checks natbox metadata disks on the host.
+//!
+//! ```text
+//! natbox-config build natbox.toml -o meta.img [--size BYTES]
+//! natbox-config show meta.img
+//! natbox-config check natbox.toml
+//! ```
+//!
+//! `build` validates the config and writes it to the image: a new image (1 MiB unless
+//! `--size` says otherwise) is built beside the path and renamed into place; an
+//! existing image or block device gets the config as its next generation, in the slot
+//! the box is not using, so a cut at any moment leaves the old or the new config.
+//! `show` prints the current config as TOML after a comment naming generation and slot.
+//! `check` only validates.
+//!
+//! Exit status: 0 done, 1 invalid input (config, image contents, command line), 2 I/O
+//! error. Every error is one line on stderr naming the file, and for configs the line,
+//! the field and the fix.
 
-fn main() {}
+use firmware_config::disk::{self, DiskError};
+use firmware_config::{from_toml_named, to_toml, Config};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const USAGE: &str = "usage:
+  natbox-config build CONFIG.toml -o IMAGE [--size BYTES]   validate and write to a disk image
+  natbox-config show IMAGE                                  print the image's config as TOML
+  natbox-config check CONFIG.toml                           validate only";
+
+/// A failure with its exit status; the message lines go to stderr.
+struct Failure {
+    code: u8,
+    lines: Vec<String>,
+}
+
+impl Failure {
+    fn invalid(line: String) -> Self {
+        Failure {
+            code: 1,
+            lines: vec![line],
+        }
+    }
+
+    fn disk(path: &Path, err: DiskError) -> Self {
+        Failure {
+            code: if matches!(err, DiskError::Io { .. }) {
+                2
+            } else {
+                1
+            },
+            lines: vec![format!("{}: {err}", path.display())],
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            for line in failure.lines {
+                eprintln!("{line}");
+            }
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<(), Failure> {
+    let usage = |problem: &str| Failure {
+        code: 1,
+        lines: vec![format!("natbox-config: {problem}"), USAGE.into()],
+    };
+    let (command, rest) = args.split_first().ok_or_else(|| usage("no command"))?;
+    match command.as_str() {
+        "build" => {
+            let mut config = None;
+            let mut image = None;
+            let mut size = None;
+            let mut it = rest.iter();
+            while let Some(arg) = it.next() {
+                match arg.as_str() {
+                    "-o" | "--output" => {
+                        image = Some(it.next().ok_or_else(|| usage("-o needs a path"))?)
+                    }
+                    "--size" => {
+                        let value = it.next().ok_or_else(|| usage("--size needs a number"))?;
+                        size = Some(value.parse::<u64>().map_err(|_| {
+                            usage(&format!("--size {value}: not a number of bytes"))
+                        })?);
+                    }
+                    a if a.starts_with('-') => return Err(usage(&format!("unknown option {a}"))),
+                    _ if config.is_none() => config = Some(arg),
+                    a => return Err(usage(&format!("unexpected argument {a}"))),
+                }
+            }
+            let config = config.ok_or_else(|| usage("build needs a config file"))?;
+            let image = image.ok_or_else(|| usage("build needs -o IMAGE"))?;
+            build(
+                Path::new(config),
+                &PathBuf::from(image),
+                size.unwrap_or(disk::DEFAULT_DISK_SIZE),
+            )
+        }
+        "show" => match rest {
+            [image] => show(Path::new(image)),
+            _ => Err(usage("show takes one image")),
+        },
+        "check" => match rest {
+            [config] => {
+                load(Path::new(config))?;
+                println!("{config}: ok");
+                Ok(())
+            }
+            _ => Err(usage("check takes one config file")),
+        },
+        "help" | "-h" | "--help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => Err(usage(&format!("unknown command {other}"))),
+    }
+}
+
+/// Reads and validates a TOML config file.
+fn load(path: &Path) -> Result<Config, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| Failure {
+        code: 2,
+        lines: vec![format!("{}: cannot read: {e}", path.display())],
+    })?;
+    from_toml_named(&path.display().to_string(), &text).map_err(|e| Failure {
+        code: 1,
+        lines: e.diagnostics().iter().map(ToString::to_string).collect(),
+    })
+}
+
+fn build(config_path: &Path, image: &Path, size: u64) -> Result<(), Failure> {
+    let config = load(config_path)?;
+    let generation = match std::fs::File::open(image) {
+        Ok(mut file) => {
+            if !disk::probe(&mut file).map_err(|e| Failure::disk(image, e))? {
+                return Err(Failure::invalid(format!(
+                    "{}: exists and is not a natbox metadata disk; remove it or choose another \
+                     path",
+                    image.display()
+                )));
+            }
+            disk::write_path(image, &config).map_err(|e| Failure::disk(image, e))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            disk::create_image(image, &config, size).map_err(|e| Failure::disk(image, e))?
+        }
+        Err(e) => {
+            return Err(Failure {
+                code: 2,
+                lines: vec![format!("{}: cannot open: {e}", image.display())],
+            })
+        }
+    };
+    // Read back what the box will read.
+    let loaded = disk::read_path(image).map_err(|e| Failure::disk(image, e))?;
+    if loaded.generation != generation || loaded.config != config {
+        return Err(Failure::invalid(format!(
+            "{}: read back generation {} after writing {generation}; the device does not \
+             keep what is written",
+            image.display(),
+            loaded.generation
+        )));
+    }
+    println!(
+        "{}: generation {generation} in slot {}",
+        image.display(),
+        loaded.slot
+    );
+    Ok(())
+}
+
+fn show(image: &Path) -> Result<(), Failure> {
+    let loaded = disk::read_path(image).map_err(|e| Failure::disk(image, e))?;
+    for warning in &loaded.warnings {
+        eprintln!("{}: warning: {warning}", image.display());
+    }
+    print!(
+        "# {}: generation {}, slot {}\n{}",
+        image.display(),
+        loaded.generation,
+        loaded.slot,
+        to_toml(&loaded.config)
+    );
+    Ok(())
+}
