@@ -533,30 +533,28 @@ impl Slots {
 pub fn read<R: Read + Seek>(device: &mut R) -> Result<Loaded, DiskError> {
     let layout = read_layout(device)?;
     let slots = Slots::read(device, layout)?;
-    let Some((slot, generation)) = slots.current() else {
-        let (Err(a), Err(b)) = (slots.a, slots.b) else {
-            unreachable!("current() is None only when both slots are invalid")
-        };
-        return Err(DiskError::NoValidConfig { a, b });
+    // The same choice as `Slots::current`, taking the values apart.
+    let (slot, (generation, config), other) = match (slots.a, slots.b) {
+        (Err(a), Err(b)) => return Err(DiskError::NoValidConfig { a, b }),
+        (Ok(a), Ok(b)) if b.0 > a.0 => (Slot::B, b, Ok(a.0)),
+        (Ok(a), b) => (Slot::A, a, b.map(|(g, _)| g)),
+        (Err(a), Ok(b)) => (Slot::B, b, Err(a)),
     };
-    let (chosen, other, other_slot) = match slot {
-        Slot::A => (slots.a, slots.b, Slot::B),
-        Slot::B => (slots.b, slots.a, Slot::A),
+    let other_slot = match slot {
+        Slot::A => Slot::B,
+        Slot::B => Slot::A,
     };
     let mut warnings = Vec::new();
-    match &other {
+    match other {
         Err(SlotProblem::Empty) => {}
         Err(problem) => warnings.push(format!(
             "slot {other_slot}: {problem}; using slot {slot} (generation {generation})"
         )),
-        Ok((g, _)) if *g == generation => warnings.push(format!(
+        Ok(g) if g == generation => warnings.push(format!(
             "slot {other_slot}: holds the same generation {g}; using slot {slot}"
         )),
         Ok(_) => {}
     }
-    let Ok((_, config)) = chosen else {
-        unreachable!("current() names a valid slot")
-    };
     Ok(Loaded {
         config,
         generation,
@@ -833,6 +831,25 @@ mod tests {
         );
         assert!(!probe(&mut Cursor::new(vec![0u8; 10])).expect("probe"));
         assert!(probe(&mut disk(MIN_DISK_SIZE)).expect("probe"));
+    }
+
+    #[test]
+    fn equal_generations_prefer_a_and_warn() {
+        let mut d = disk(MIN_DISK_SIZE);
+        write(&mut d, &config()).expect("gen 1");
+        let image = d.get_mut();
+        let (a, b) = (BLOCK as usize, 2 * BLOCK as usize);
+        let slot_a = image[a..b].to_vec();
+        image[b..b + slot_a.len()].copy_from_slice(&slot_a);
+        let loaded = read(&mut d).expect("read");
+        assert_eq!((loaded.slot, loaded.generation), (Slot::A, 1));
+        assert_eq!(
+            loaded.warnings,
+            vec!["slot B: holds the same generation 1; using slot A"]
+        );
+        // The writer agrees A is current and writes B.
+        write(&mut d, &config()).expect("gen 2");
+        assert_eq!(read(&mut d).expect("read").slot, Slot::B);
     }
 
     #[test]

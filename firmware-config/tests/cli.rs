@@ -194,7 +194,10 @@ fn build_refuses_an_invalid_config_and_keeps_the_image() {
     let before = std::fs::read(s.path("meta.img")).expect("image");
     s.file(
         "bad.toml",
-        &BASE.replace("mss_clamp = 1460", "mss_clamp = 1460\nport_max = 80"),
+        &BASE.replace(
+            "mss_clamp = 1460",
+            "mss_clamp = 1460\nport_min = 1\nport_max = 80",
+        ),
     );
     let (code, _, stderr) = run(&s.0, &["build", "bad.toml", "-o", "meta.img"]);
     assert_eq!(code, 1);
