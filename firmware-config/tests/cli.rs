@@ -218,14 +218,73 @@ fn build_refuses_to_overwrite_a_foreign_file() {
         (
             1,
             String::new(),
-            "notes.txt: exists and is not a natbox metadata disk; remove it or choose another \
-             path\n"
+            "notes.txt: exists and is not a natbox metadata disk; choose another path, or add \
+             --format to erase it\n"
                 .into()
         )
     );
     assert_eq!(
         std::fs::read_to_string(s.path("notes.txt")).expect("kept"),
         "precious\n"
+    );
+}
+
+#[test]
+fn build_format_starts_over() {
+    let s = Scratch::new("build-format");
+    s.file("natbox.toml", BASE);
+    s.file("notes.txt", "not a disk\n");
+    let args = [
+        "build",
+        "natbox.toml",
+        "-o",
+        "notes.txt",
+        "--format",
+        "--size",
+        "12288",
+    ];
+    assert_eq!(
+        run(&s.0, &args),
+        (
+            0,
+            "notes.txt: generation 1 in slot A\n".into(),
+            String::new()
+        )
+    );
+    assert_eq!(
+        std::fs::metadata(s.path("notes.txt")).expect("image").len(),
+        12288
+    );
+    assert_eq!(run(&s.0, &["build", "natbox.toml", "-o", "notes.txt"]).0, 0);
+    // --format on an image with generation 2 starts again at 1.
+    assert_eq!(
+        run(&s.0, &args),
+        (
+            0,
+            "notes.txt: generation 1 in slot A\n".into(),
+            String::new()
+        )
+    );
+}
+
+#[test]
+fn size_is_ignored_for_an_existing_image() {
+    let s = Scratch::new("build-size-existing");
+    s.file("natbox.toml", BASE);
+    assert_eq!(run(&s.0, &["build", "natbox.toml", "-o", "m.img"]).0, 0);
+    let (code, stdout, stderr) = run(
+        &s.0,
+        &["build", "natbox.toml", "-o", "m.img", "--size", "12288"],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(stdout, "m.img: generation 2 in slot B\n");
+    assert_eq!(
+        stderr,
+        "m.img: note: --size applies to new images; this one keeps its layout\n"
+    );
+    assert_eq!(
+        std::fs::metadata(s.path("m.img")).expect("image").len(),
+        disk::DEFAULT_DISK_SIZE
     );
 }
 

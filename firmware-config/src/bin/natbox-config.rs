@@ -1,7 +1,7 @@
 //! `natbox-config`: builds, shows and checks natbox metadata disks on the host.
 //!
 //! ```text
-//! natbox-config build natbox.toml -o meta.img [--size BYTES]
+//! natbox-config build natbox.toml -o meta.img [--size BYTES] [--format]
 //! natbox-config show meta.img
 //! natbox-config check natbox.toml
 //! ```
@@ -10,6 +10,8 @@
 //! `--size` says otherwise) is built beside the path and renamed into place; an
 //! existing image or block device gets the config as its next generation, in the slot
 //! the box is not using, so a cut at any moment leaves the old or the new config.
+//! `--format` lays the target out anew first (a blank block device, or an image to
+//! start over); it destroys what the target held.
 //! `show` prints the current config as TOML after a comment naming generation and slot.
 //! `check` only validates.
 //!
@@ -19,13 +21,21 @@
 
 use firmware_config::disk::{self, DiskError};
 use firmware_config::{from_toml_named, to_toml, Config};
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
-  natbox-config build CONFIG.toml -o IMAGE [--size BYTES]   validate and write to a disk image
-  natbox-config show IMAGE                                  print the image's config as TOML
-  natbox-config check CONFIG.toml                           validate only";
+  natbox-config build CONFIG.toml -o IMAGE [--size BYTES] [--format]
+                                 validate and write to a disk image or device; --size
+                                 (default 1 MiB) is for new images, --format erases the
+                                 target and starts at generation 1
+  natbox-config show IMAGE       print the image's config as TOML
+  natbox-config check CONFIG.toml  validate only
+
+exit status: 0 ok, 1 invalid input, 2 I/O error";
 
 /// A failure with its exit status; the message lines go to stderr.
 struct Failure {
@@ -77,6 +87,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
             let mut config = None;
             let mut image = None;
             let mut size = None;
+            let mut fresh = false;
             let mut it = rest.iter();
             while let Some(arg) = it.next() {
                 match arg.as_str() {
@@ -89,6 +100,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
                             usage(&format!("--size {value}: not a number of bytes"))
                         })?);
                     }
+                    "--format" => fresh = true,
                     a if a.starts_with('-') => return Err(usage(&format!("unknown option {a}"))),
                     _ if config.is_none() => config = Some(arg),
                     a => return Err(usage(&format!("unexpected argument {a}"))),
@@ -96,11 +108,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
             }
             let config = config.ok_or_else(|| usage("build needs a config file"))?;
             let image = image.ok_or_else(|| usage("build needs -o IMAGE"))?;
-            build(
-                Path::new(config),
-                &PathBuf::from(image),
-                size.unwrap_or(disk::DEFAULT_DISK_SIZE),
-            )
+            build(Path::new(config), &PathBuf::from(image), size, fresh)
         }
         "show" => match rest {
             [image] => show(Path::new(image)),
@@ -134,27 +142,49 @@ fn load(path: &Path) -> Result<Config, Failure> {
     })
 }
 
-fn build(config_path: &Path, image: &Path, size: u64) -> Result<(), Failure> {
+fn build(config_path: &Path, image: &Path, size: Option<u64>, fresh: bool) -> Result<(), Failure> {
     let config = load(config_path)?;
-    let generation = match std::fs::File::open(image) {
-        Ok(mut file) => {
+    let io_failure = |what: &str, e: std::io::Error| Failure {
+        code: 2,
+        lines: vec![format!("{}: cannot {what}: {e}", image.display())],
+    };
+    let generation = match std::fs::metadata(image) {
+        Ok(meta) if meta.file_type().is_block_device() && fresh => {
+            let mut device = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(image)
+                .map_err(|e| io_failure("open", e))?;
+            let len = device
+                .seek(SeekFrom::End(0))
+                .map_err(|e| io_failure("find the size", e))?;
+            disk::format(&mut device, size.unwrap_or(len).min(len))
+                .map_err(|e| Failure::disk(image, e))?;
+            disk::write(&mut device, &config).map_err(|e| Failure::disk(image, e))?
+        }
+        Ok(_) if !fresh => {
+            let mut file = File::open(image).map_err(|e| io_failure("open", e))?;
             if !disk::probe(&mut file).map_err(|e| Failure::disk(image, e))? {
                 return Err(Failure::invalid(format!(
-                    "{}: exists and is not a natbox metadata disk; remove it or choose another \
-                     path",
+                    "{}: exists and is not a natbox metadata disk; choose another path, or add \
+                     --format to erase it",
                     image.display()
                 )));
             }
+            if size.is_some() {
+                eprintln!(
+                    "{}: note: --size applies to new images; this one keeps its layout",
+                    image.display()
+                );
+            }
             disk::write_path(image, &config).map_err(|e| Failure::disk(image, e))?
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            disk::create_image(image, &config, size).map_err(|e| Failure::disk(image, e))?
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io_failure("open", e));
         }
-        Err(e) => {
-            return Err(Failure {
-                code: 2,
-                lines: vec![format!("{}: cannot open: {e}", image.display())],
-            })
+        _ => {
+            let size = size.unwrap_or(disk::DEFAULT_DISK_SIZE);
+            disk::create_image(image, &config, size).map_err(|e| Failure::disk(image, e))?
         }
     };
     // Read back what the box will read.
