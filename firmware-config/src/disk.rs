@@ -12,7 +12,7 @@
 //!
 //! disk header (32 bytes at offset 0), written once by `format`:
 //!   0  magic "NATBOXMD"       8  layout version u16 (1)    10  reserved u16 (0)
-//!  12  slot_size u32 (a multiple of 4096)                  16  reserved (12 bytes, 0)
+//!  12  slot_size u32 (a multiple of 4096, at most 1 MiB)     16  reserved (12 bytes, 0)
 //!  28  CRC-32 of bytes 0..28
 //!
 //! slot header (32 bytes at the start of a slot), then the payload:
@@ -25,7 +25,7 @@
 //! # Contract
 //!
 //! - [`write`] never touches the slot [`read`] would pick. It writes the other slot
-//!   with generation = current + 1: first it zeroes that slot's header, then writes the
+//!   with a generation one above the highest on the disk: first it zeroes that slot's header, then writes the
 //!   payload, then the header, syncing after each step. Until the last header byte is
 //!   down the reader still picks the old slot (the new one is empty or fails its
 //!   CRC), afterwards it picks the new one: old or new config, never a mix, whatever
@@ -66,6 +66,9 @@ pub const BLOCK: u64 = 4096;
 pub const DEFAULT_DISK_SIZE: u64 = 1 << 20;
 /// Smallest disk: the header area and two one-block slots.
 pub const MIN_DISK_SIZE: u64 = 3 * BLOCK;
+/// Largest slot: a config is a few hundred bytes, so a larger disk leaves the rest
+/// unused, and no damaged header makes the reader take more than this.
+pub const MAX_SLOT_SIZE: u32 = 1 << 20;
 
 const HEADER_LEN: usize = 32;
 const CRC_AT: usize = 28;
@@ -310,7 +313,8 @@ fn read_at<R: Read + Seek>(device: &mut R, offset: u64, len: usize) -> Result<Ve
     device
         .seek(SeekFrom::Start(offset))
         .map_err(io_err("seeking"))?;
-    let mut buf = Vec::with_capacity(len);
+    // Only what the device holds is allocated, whatever length a header claims.
+    let mut buf = Vec::with_capacity(len.min(BLOCK as usize));
     device
         .take(len as u64)
         .read_to_end(&mut buf)
@@ -340,11 +344,13 @@ struct Layout {
 impl Layout {
     fn for_disk_size(size: u64) -> Result<Self, DiskError> {
         let slot_blocks = size.saturating_sub(BLOCK) / 2 / BLOCK;
-        let slot_size = u32::try_from(slot_blocks * BLOCK).map_err(|_| DiskError::BadSize(size))?;
         if slot_blocks == 0 {
             return Err(DiskError::BadSize(size));
         }
-        Ok(Layout { slot_size })
+        let slot_size = (slot_blocks * BLOCK).min(u64::from(MAX_SLOT_SIZE));
+        Ok(Layout {
+            slot_size: u32::try_from(slot_size).map_err(|_| DiskError::BadSize(size))?,
+        })
     }
 
     fn offset(self, slot: Slot) -> u64 {
@@ -383,8 +389,10 @@ impl Layout {
             return Err(DiskError::BadDiskHeader("unknown header fields"));
         }
         let slot_size = u32_at(h, 12);
-        if slot_size == 0 || u64::from(slot_size) % BLOCK != 0 {
-            return Err(DiskError::BadDiskHeader("slot size not a multiple of 4096"));
+        if slot_size == 0 || u64::from(slot_size) % BLOCK != 0 || slot_size > MAX_SLOT_SIZE {
+            return Err(DiskError::BadDiskHeader(
+                "slot size not a multiple of 4096 up to 1 MiB",
+            ));
         }
         Ok(Layout { slot_size })
     }
@@ -702,6 +710,11 @@ mod tests {
             Layout::for_disk_size(MIN_DISK_SIZE).expect("min").slot_size,
             4096
         );
+        // Big block devices keep 1 MiB slots and leave the rest unused.
+        assert_eq!(
+            Layout::for_disk_size(100 << 30).expect("big").slot_size,
+            MAX_SLOT_SIZE
+        );
     }
 
     #[test]
@@ -819,6 +832,16 @@ mod tests {
             read(&mut d).expect_err("damaged").to_string(),
             "disk header damaged (checksum mismatch); rebuild the disk with \
              `natbox-config build`"
+        );
+        // A header claiming huge slots (with a good CRC) is refused before any read.
+        let mut forged = Layout { slot_size: 4096 }.encode();
+        forged[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+        let crc = crc32fast::hash(&forged[..CRC_AT]);
+        forged[CRC_AT..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            read_bytes(&forged).expect_err("huge").to_string(),
+            "disk header damaged (slot size not a multiple of 4096 up to 1 MiB); rebuild the \
+             disk with `natbox-config build`"
         );
     }
 
