@@ -54,12 +54,37 @@ pub(crate) fn syntax(source: &str, text: &str, err: &toml_edit::TomlError) -> Di
     if message.starts_with("invalid string") {
         message.push_str(" (text values need quotes: key = \"value\")");
     }
+    let line = err.span().map(|s| line_of(text, s.start));
     Diagnostic {
         source: source.into(),
-        line: err.span().map(|s| line_of(text, s.start)),
-        field: None,
+        line,
+        field: line.and_then(|l| key_on_line(text, l)),
         message,
     }
+}
+
+/// The dotted path of a `key = value` on line `line` (1-based), under the last table
+/// header above it: the field a syntax error most likely belongs to.
+fn key_on_line(text: &str, line: usize) -> Option<String> {
+    let mut table = None;
+    for l in text.lines().take(line - 1) {
+        let l = l.trim();
+        if l.starts_with('[') {
+            let name = l.trim_start_matches('[');
+            let name = name.split(']').next().unwrap_or_default().trim();
+            table = Some(name.to_string());
+        }
+    }
+    let (key, _) = text.lines().nth(line - 1)?.split_once('=')?;
+    let key = key.trim();
+    let bare = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.';
+    if key.is_empty() || !key.chars().all(bare) {
+        return None;
+    }
+    Some(match table {
+        Some(t) if !t.is_empty() => format!("{t}.{key}"),
+        _ => key.to_string(),
+    })
 }
 
 /// The text is TOML but does not fit the schema.
@@ -338,6 +363,15 @@ fn explain_other(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn syntax_errors_guess_their_field() {
+        let text = "a = 1\n[nat]\nmss_clamp = = 3\n[[outside.routes]]\nvia = x\n";
+        assert_eq!(key_on_line(text, 1).as_deref(), Some("a"));
+        assert_eq!(key_on_line(text, 3).as_deref(), Some("nat.mss_clamp"));
+        assert_eq!(key_on_line(text, 5).as_deref(), Some("outside.routes.via"));
+        assert_eq!(key_on_line(text, 2), None);
+    }
 
     #[test]
     fn closest_names() {

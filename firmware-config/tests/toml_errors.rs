@@ -242,7 +242,7 @@ fn toml_syntax_error() {
         "hostname = \"natbox\"",
         "hostname = natbox",
         &format!(
-            "natbox.toml:{}: invalid string; expected `\"`, `'` (text values need quotes: \
+            "natbox.toml:{}: hostname: invalid string; expected `\"`, `'` (text values need quotes: \
              key = \"value\")",
             line("hostname")
         ),
