@@ -75,8 +75,9 @@ pub struct Nat {
     /// Public addresses inside hosts are translated to; empty means the outside port's
     /// IPv4 address. Each inside host is paired with one of them (RFC 4787 REQ-2).
     pub pool: Vec<Ipv4Addr>,
-    /// External ports handed out for inside ports 1024-65535 (RFC 4787 REQ-3). Inside
-    /// ports 0-1023 map into 1-1023 when the range allows it, else into this range.
+    /// External ports handed out (RFC 4787 REQ-3): inside ports 0-1023 map into the
+    /// part of this range below 1024, inside ports 1024-65535 into the part above; when
+    /// the range has no part below 1024, every port maps into it.
     pub port_min: u16,
     pub port_max: u16,
     /// Which inside sources are translated; empty means the inside connected prefix.
@@ -181,7 +182,7 @@ impl Default for Nat {
     fn default() -> Self {
         Nat {
             pool: Vec::new(),
-            port_min: 1024,
+            port_min: 1,
             port_max: 65535,
             inside_prefixes: Vec::new(),
             filtering: Filtering::EndpointIndependent,

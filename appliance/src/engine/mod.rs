@@ -1,1 +1,1135 @@
-//! placeholder
+//! The I/O-free core: a received frame, its port and the current time in; a verdict out.
+//!
+//! Contract:
+//! - `Engine::process` parses the frame once and either rewrites it in place for
+//!   sending (`Verdict::Forward`), replaces it with a reply (`Verdict::Reply`: ARP, NDP,
+//!   echo replies, ICMP errors), parks a copy until the next hop resolves
+//!   (`Verdict::Hold`), absorbs it (`Verdict::Consumed`: ARP replies, NAs), or drops it
+//!   with a reason (`Verdict::Drop`, counted). The caller sends `frame.buf[..frame.len]`
+//!   on the port named by `Forward`/`Reply`.
+//! - Frames the engine makes on its own (ARP/NDP requests, parked packets released by a
+//!   neighbour's answer or by a first fragment) wait in a queue the caller drains with
+//!   `pop_transmit` after each batch.
+//! - `poll` runs the timers (session expiry, port holds, neighbour retries, fragment
+//!   timeouts); call it at least every 100 ms.
+//! - Time is passed in (milliseconds from any fixed origin) and never read here.
+//! - After start-up nothing allocates on the packet path: sessions, indexes, buffers and
+//!   queues are sized from the configuration once.
+//!
+//! The kernel owns no address on the data ports: ARP, NDP, ICMP to the box, routing and
+//! translation all happen here. Routing decisions: inside-to-outside IPv4 is translated
+//! (`nat44`), outside-to-pool IPv4 is translated back, inside-to-pool is hairpinned;
+//! IPv6 is routed through the egress-only filter (`fw6`); outside-to-outside and
+//! outside-to-private traffic is dropped.
+
+pub mod buffers;
+pub mod frag;
+pub mod fw6;
+pub mod icmp;
+pub mod index;
+pub mod list;
+pub mod lru;
+pub mod nat44;
+pub mod neigh;
+pub mod route;
+pub mod stats;
+pub mod track;
+
+use buffers::{BufId, Buffers};
+use firmware_config::Config;
+use frag::{FragAction, FragKey, Frags};
+use fw6::Fw6;
+use ipnet::{Ipv4Net, Ipv6Net};
+use nat44::Nat44;
+use neigh::{Cache, Event, Resolve};
+use route::Routes;
+use stats::{DropReason, Stats};
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use track::Dir;
+
+use crate::wire::ethernet::{self, ethertype, Mac};
+use crate::wire::{arp, icmpv4, icmpv6, ipv4, ipv6, proto, tcp};
+
+const ETH: usize = ethernet::HEADER_LEN;
+/// Frame buffers for parked packets and engine-made frames.
+const POOL_BUFFERS: usize = 512;
+
+/// A data port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Port {
+    Inside = 0,
+    Outside = 1,
+}
+
+impl Port {
+    pub const ALL: [Port; 2] = [Port::Inside, Port::Outside];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Port::Inside => "inside",
+            Port::Outside => "outside",
+        }
+    }
+}
+
+/// A frame buffer: `buf` is the whole buffer (its length is the capacity available for
+/// replies), `len` the bytes of the frame.
+#[derive(Debug)]
+pub struct Frame<'a> {
+    pub buf: &'a mut [u8],
+    pub len: usize,
+}
+
+impl Frame<'_> {
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// What to do with a processed frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send the rewritten frame on this port.
+    Forward(Port),
+    /// Send the reply the engine wrote over the frame on this port.
+    Reply(Port),
+    /// The engine kept a copy until the next hop resolves; release the buffer.
+    Hold,
+    /// Handled, nothing to send.
+    Consumed,
+    /// Dropped for this (counted) reason.
+    Drop(DropReason),
+}
+
+/// What the I/O layer knows about a port that the configuration does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortSetup {
+    pub mac: Mac,
+}
+
+#[derive(Debug, Clone)]
+struct PortState {
+    mac: Mac,
+    ipv4: Option<Ipv4Net>,
+    ipv6: Option<Ipv6Net>,
+    link_local: Ipv6Addr,
+    mtu: usize,
+}
+
+/// A port as the shell shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortInfo {
+    pub port: Port,
+    pub mac: Mac,
+    pub ipv4: Option<Ipv4Net>,
+    pub ipv6: Option<Ipv6Net>,
+    pub link_local: Ipv6Addr,
+    pub mtu: usize,
+}
+
+/// Whether a datagram goes on after translation or filtering, or was parked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Go,
+    /// A fragment parked until its first fragment arrives.
+    Parked,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum NextHop {
+    V4(Ipv4Addr),
+    V6(Ipv6Addr),
+}
+
+/// The engine.
+#[derive(Debug)]
+pub struct Engine {
+    config: Config,
+    ports: [PortState; 2],
+    nat: Nat44,
+    fw6: Fw6,
+    routes: Routes,
+    arp: Cache<Ipv4Addr>,
+    ndp: Cache<Ipv6Addr>,
+    frags: Frags,
+    buffers: Buffers,
+    tx: VecDeque<(Port, BufId)>,
+    reinject: VecDeque<(Port, BufId)>,
+    icmp_limit: icmp::RateLimit,
+    stats: Stats,
+    ident: u16,
+    scratch4: Vec<Event<Ipv4Addr>>,
+    scratch6: Vec<Event<Ipv6Addr>>,
+    scratch_bufs: Vec<BufId>,
+}
+
+/// The EUI-64 link-local address of a MAC (RFC 4291 appendix A).
+fn link_local(mac: Mac) -> Ipv6Addr {
+    let m = mac.0;
+    Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        m[0] ^ 2,
+        m[1],
+        m[2],
+        0xff,
+        0xfe,
+        m[3],
+        m[4],
+        m[5],
+    ])
+}
+
+impl Engine {
+    /// Builds an engine for a validated configuration and the ports' MAC addresses.
+    pub fn new(config: &Config, inside: PortSetup, outside: PortSetup) -> Engine {
+        let port = |p: &firmware_config::Port, s: PortSetup| PortState {
+            mac: s.mac,
+            ipv4: p.ipv4,
+            ipv6: p.ipv6,
+            link_local: link_local(s.mac),
+            mtu: usize::from(p.mtu),
+        };
+        Engine {
+            ports: [port(&config.inside, inside), port(&config.outside, outside)],
+            nat: Nat44::new(config),
+            fw6: Fw6::new(config),
+            routes: Routes::from_config(config),
+            arp: Cache::default(),
+            ndp: Cache::default(),
+            frags: Frags::new(config.timeouts.fragment),
+            buffers: Buffers::new(POOL_BUFFERS),
+            tx: VecDeque::with_capacity(POOL_BUFFERS),
+            reinject: VecDeque::with_capacity(POOL_BUFFERS),
+            icmp_limit: icmp::RateLimit::new(config.icmp.rate_limit, config.icmp.burst),
+            stats: Stats::default(),
+            ident: 0,
+            scratch4: Vec::with_capacity(neigh::MAX_ENTRIES),
+            scratch6: Vec::with_capacity(neigh::MAX_ENTRIES),
+            scratch_bufs: Vec::with_capacity(POOL_BUFFERS),
+            config: config.clone(),
+        }
+    }
+
+    // ---- queries (for the shell, metrics and tests) ----
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn clear_stats(&mut self) {
+        self.stats = Stats::default();
+    }
+
+    pub fn nat(&self) -> &Nat44 {
+        &self.nat
+    }
+
+    pub fn nat_mut(&mut self) -> &mut Nat44 {
+        &mut self.nat
+    }
+
+    pub fn fw6(&self) -> &Fw6 {
+        &self.fw6
+    }
+
+    pub fn fw6_mut(&mut self) -> &mut Fw6 {
+        &mut self.fw6
+    }
+
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+
+    pub fn neighbours4(&self, now_ms: u64) -> Vec<neigh::NeighbourInfo<Ipv4Addr>> {
+        self.arp.list(now_ms)
+    }
+
+    pub fn neighbours6(&self, now_ms: u64) -> Vec<neigh::NeighbourInfo<Ipv6Addr>> {
+        self.ndp.list(now_ms)
+    }
+
+    pub fn port_info(&self, port: Port) -> PortInfo {
+        let p = &self.ports[port as usize];
+        PortInfo {
+            port,
+            mac: p.mac,
+            ipv4: p.ipv4,
+            ipv6: p.ipv6,
+            link_local: p.link_local,
+            mtu: p.mtu,
+        }
+    }
+
+    // ---- the packet path ----
+
+    /// Processes one received frame. See the module docs for the contract.
+    pub fn process(&mut self, port: Port, frame: &mut Frame<'_>, now_ms: u64) -> Verdict {
+        frame.len = frame.len.min(frame.buf.len());
+        let counters = &mut self.stats.ports[port as usize];
+        counters.rx_packets += 1;
+        counters.rx_bytes += frame.len as u64;
+        let verdict = self.dispatch(port, frame, now_ms);
+        self.account(port, verdict, frame.len);
+        if !self.reinject.is_empty() {
+            self.run_reinjected(now_ms);
+        }
+        verdict
+    }
+
+    /// Takes the next frame the engine made itself, copying it into `out`.
+    pub fn pop_transmit(&mut self, out: &mut [u8]) -> Option<(Port, usize)> {
+        let (port, id) = self.tx.pop_front()?;
+        let frame = self.buffers.frame(id);
+        let n = frame.len().min(out.len());
+        out[..n].copy_from_slice(&frame[..n]);
+        self.buffers.free(id);
+        let c = &mut self.stats.ports[port as usize];
+        c.tx_packets += 1;
+        c.tx_bytes += n as u64;
+        Some((port, n))
+    }
+
+    /// Runs the timers.
+    pub fn poll(&mut self, now_ms: u64) {
+        let now_s = (now_ms / 1000) as u32;
+        self.nat.poll(now_s, &mut self.stats);
+        self.fw6.poll(now_s, &mut self.stats);
+        let mut events = std::mem::take(&mut self.scratch4);
+        self.arp.poll(now_ms, &mut events);
+        for e in events.drain(..) {
+            match e {
+                Event::Probe(port, addr) => self.solicit(port, NextHop::V4(addr)),
+                Event::Failed(buf) => self.discard(buf, DropReason::NeighbourUnresolved),
+            }
+        }
+        self.scratch4 = events;
+        let mut events = std::mem::take(&mut self.scratch6);
+        self.ndp.poll(now_ms, &mut events);
+        for e in events.drain(..) {
+            match e {
+                Event::Probe(port, addr) => self.solicit(port, NextHop::V6(addr)),
+                Event::Failed(buf) => self.discard(buf, DropReason::NeighbourUnresolved),
+            }
+        }
+        self.scratch6 = events;
+        let mut expired = std::mem::take(&mut self.scratch_bufs);
+        self.frags.poll(now_ms, &mut expired);
+        for buf in expired.drain(..) {
+            self.discard(buf, DropReason::FragmentTimeout);
+        }
+        self.scratch_bufs = expired;
+    }
+
+    fn account(&mut self, port: Port, verdict: Verdict, len: usize) {
+        match verdict {
+            Verdict::Forward(out) | Verdict::Reply(out) => {
+                let c = &mut self.stats.ports[out as usize];
+                c.tx_packets += 1;
+                c.tx_bytes += len as u64;
+            }
+            Verdict::Drop(reason) => {
+                self.stats.drop(reason);
+                self.stats.ports[port as usize].drops += 1;
+            }
+            Verdict::Hold | Verdict::Consumed => {}
+        }
+    }
+
+    fn discard(&mut self, buf: BufId, reason: DropReason) {
+        self.buffers.free(buf);
+        self.stats.drop(reason);
+    }
+
+    fn dispatch(&mut self, port: Port, frame: &mut Frame<'_>, now: u64) -> Verdict {
+        let Ok(eth) = ethernet::Frame::new_checked(frame.bytes()) else {
+            return Verdict::Drop(DropReason::FrameTruncated);
+        };
+        let p = &self.ports[port as usize];
+        if frame.len > ETH + p.mtu {
+            return Verdict::Drop(DropReason::FrameTooLong);
+        }
+        let dst = eth.dst();
+        if dst != p.mac && !dst.is_multicast() {
+            return Verdict::Drop(DropReason::NotForUs);
+        }
+        match eth.ethertype() {
+            ethertype::ARP => self.arp_in(port, frame, now),
+            ethertype::IPV4 => self.ipv4_in(port, frame, now),
+            ethertype::IPV6 => self.ipv6_in(port, frame, now),
+            ethertype::VLAN => Verdict::Drop(DropReason::VlanTagged),
+            _ => Verdict::Drop(DropReason::UnknownEthertype),
+        }
+    }
+
+    // ---- ARP ----
+
+    /// The box's IPv4 addresses on a port: the port address, plus the pool on the
+    /// outside (the gateway must be able to reach every pool address).
+    fn owns4(&self, port: Port, addr: Ipv4Addr) -> bool {
+        self.ports[port as usize]
+            .ipv4
+            .is_some_and(|n| n.addr() == addr)
+            || (port == Port::Outside && self.nat.is_pool_addr(addr))
+    }
+
+    /// The address the box speaks from on a port.
+    fn source4(&self, port: Port) -> Option<Ipv4Addr> {
+        self.ports[port as usize]
+            .ipv4
+            .map(|n| n.addr())
+            .or_else(|| self.nat.pool().first().copied())
+    }
+
+    fn arp_in(&mut self, port: Port, frame: &mut Frame<'_>, now: u64) -> Verdict {
+        let Ok(a) = arp::Packet::new_checked(&frame.buf[ETH..frame.len]) else {
+            return Verdict::Drop(DropReason::ArpMalformed);
+        };
+        let (op, sender_ip, sender_mac, target) =
+            (a.operation(), a.sender_ip(), a.sender_mac(), a.target_ip());
+        let ours = self.owns4(port, target);
+        let on_link = self.ports[port as usize]
+            .ipv4
+            .is_none_or(|n| n.contains(&sender_ip));
+        if !sender_ip.is_unspecified() && on_link && !sender_mac.is_multicast() {
+            let released = self.arp.learn(port, sender_ip, sender_mac, now, ours);
+            self.release(port, sender_mac, &released);
+        }
+        match (op, ours) {
+            (arp::OP_REQUEST, true) => {
+                let mac = self.ports[port as usize].mac;
+                frame.len = icmp::arp_reply(frame.buf, mac, target);
+                Verdict::Reply(port)
+            }
+            (_, true) => Verdict::Consumed,
+            _ => Verdict::Drop(DropReason::NeighbourIgnored),
+        }
+    }
+
+    /// Sends packets that waited for `mac`.
+    fn release(&mut self, port: Port, mac: Mac, bufs: &[BufId]) {
+        let own = self.ports[port as usize].mac;
+        for &id in bufs {
+            let b = self.buffers.buf_mut(id);
+            b[0..6].copy_from_slice(&mac.0);
+            b[6..12].copy_from_slice(&own.0);
+            self.tx.push_back((port, id));
+        }
+    }
+
+    /// Queues an ARP request or Neighbor Solicitation for `hop` on `port`.
+    fn solicit(&mut self, port: Port, hop: NextHop) {
+        let Some(id) = self.buffers.alloc() else {
+            return;
+        };
+        let p = &self.ports[port as usize];
+        let mac = p.mac;
+        let len = match hop {
+            NextHop::V4(target) => {
+                let Some(src) = self.source4(port) else {
+                    self.buffers.free(id);
+                    return;
+                };
+                self.stats.arp_requests += 1;
+                icmp::arp_request(self.buffers.buf_mut(id), mac, src, target)
+            }
+            NextHop::V6(target) => {
+                let src = if target.is_unicast_link_local() {
+                    p.link_local
+                } else {
+                    p.ipv6.map_or(p.link_local, |n| n.addr())
+                };
+                self.stats.ndp_solicits += 1;
+                icmp::neighbor_solicit(self.buffers.buf_mut(id), mac, &src, &target)
+            }
+        };
+        self.buffers.set_len(id, len);
+        self.tx.push_back((port, id));
+    }
+
+    /// Finishes a forwarded frame: fills in the Ethernet header for the next hop, or
+    /// parks the frame until the next hop answers.
+    fn send(&mut self, egress: Port, hop: NextHop, frame: &mut Frame<'_>, now: u64) -> Verdict {
+        let resolved = match hop {
+            NextHop::V4(a) => self.arp.resolve(egress, a, now),
+            NextHop::V6(a) => self.ndp.resolve(egress, a, now),
+        };
+        let own = self.ports[egress as usize].mac;
+        let (verdict, probe) = match resolved {
+            None => return Verdict::Drop(DropReason::NeighbourQueueFull),
+            Some(Resolve::Known { mac, probe }) => {
+                frame.buf[0..6].copy_from_slice(&mac.0);
+                frame.buf[6..12].copy_from_slice(&own.0);
+                (Verdict::Forward(egress), probe)
+            }
+            Some(Resolve::Unknown { probe }) => {
+                let verdict = match self.buffers.store(frame.bytes()) {
+                    None => Verdict::Drop(DropReason::BufferPoolFull),
+                    Some(id) => {
+                        let parked = match hop {
+                            NextHop::V4(a) => self.arp.park(a, id),
+                            NextHop::V6(a) => self.ndp.park(a, id),
+                        };
+                        match parked {
+                            Ok(()) => Verdict::Hold,
+                            Err(id) => {
+                                self.buffers.free(id);
+                                Verdict::Drop(DropReason::NeighbourQueueFull)
+                            }
+                        }
+                    }
+                };
+                (verdict, probe)
+            }
+        };
+        if probe {
+            self.solicit(egress, hop);
+        }
+        verdict
+    }
+
+    // ---- the box's own ICMP ----
+
+    /// Answers `frame` with an ICMPv4 error (rate-limited) and counts `reason`; if no
+    /// error may or can be sent, the verdict is a plain drop.
+    fn reject4(
+        &mut self,
+        port: Port,
+        frame: &mut Frame<'_>,
+        reason: DropReason,
+        kind: (u8, u8, u32),
+        now: u64,
+    ) -> Verdict {
+        let ip = &frame.buf[ETH..frame.len];
+        let Some(src) = self.source4(port) else {
+            return Verdict::Drop(reason);
+        };
+        if !icmp::may_error4(ip) {
+            return Verdict::Drop(reason);
+        }
+        if !self.icmp_limit.allow(now) {
+            self.stats.icmp_rate_limited += 1;
+            return Verdict::Drop(reason);
+        }
+        self.stats.drop(reason);
+        self.stats.ports[port as usize].drops += 1;
+        self.stats.icmp_sent += 1;
+        self.ident = self.ident.wrapping_add(1);
+        let mac = self.ports[port as usize].mac;
+        frame.len = icmp::error4(frame.buf, frame.len, mac, src, kind, self.ident);
+        Verdict::Reply(port)
+    }
+
+    /// As `reject4`, for ICMPv6.
+    fn reject6(
+        &mut self,
+        port: Port,
+        frame: &mut Frame<'_>,
+        reason: DropReason,
+        kind: (u8, u8, u32),
+        now: u64,
+    ) -> Verdict {
+        if !icmp::may_error6(&frame.buf[ETH..frame.len]) {
+            return Verdict::Drop(reason);
+        }
+        if !self.icmp_limit.allow(now) {
+            self.stats.icmp_rate_limited += 1;
+            return Verdict::Drop(reason);
+        }
+        self.stats.drop(reason);
+        self.stats.ports[port as usize].drops += 1;
+        self.stats.icmp_sent += 1;
+        let p = &self.ports[port as usize];
+        let src = p.ipv6.map_or(p.link_local, |n| n.addr());
+        frame.len = icmp::error6(frame.buf, frame.len, p.mac, &src, kind);
+        Verdict::Reply(port)
+    }
+
+    // ---- IPv4 ----
+
+    fn ipv4_in(&mut self, port: Port, frame: &mut Frame<'_>, now: u64) -> Verdict {
+        let (src, dst, total, ttl, df, fragment, protocol, ident, first_frag) = {
+            let Ok(p) = ipv4::Packet::new_checked(&frame.buf[ETH..frame.len]) else {
+                return Verdict::Drop(DropReason::Ipv4Malformed);
+            };
+            if !p.verify_checksum() {
+                return Verdict::Drop(DropReason::Ipv4BadChecksum);
+            }
+            (
+                p.src(),
+                p.dst(),
+                p.total_len(),
+                p.ttl(),
+                p.dont_fragment(),
+                p.is_fragment(),
+                p.protocol(),
+                p.ident(),
+                p.frag_offset() == 0,
+            )
+        };
+        frame.len = ETH + total; // strip Ethernet padding
+        if src.is_multicast() || src.is_broadcast() || src.is_loopback() || src.is_unspecified() {
+            return Verdict::Drop(DropReason::MartianSource);
+        }
+        if dst.is_multicast() || dst.is_broadcast() || self.is_subnet_broadcast(port, dst) {
+            return Verdict::Drop(DropReason::BroadcastOrMulticast);
+        }
+        let echo_request = protocol == proto::ICMP && first_frag && !fragment && {
+            let ip = &frame.buf[ETH..frame.len];
+            icmpv4::Packet::new_checked(&ip[usize::from(ip[0] & 0x0f) * 4..])
+                .is_ok_and(|i| i.msg_type() == icmpv4::ECHO_REQUEST)
+        };
+        let pool_dst = self.nat.is_pool_addr(dst);
+        let local = self.owns4(port, dst)
+            || (port == Port::Inside && self.owns4(Port::Outside, dst) && !pool_dst);
+        if local || (pool_dst && echo_request) {
+            return self.local4(port, frame, echo_request, now);
+        }
+        let ctx = Pkt4 {
+            src,
+            dst,
+            total,
+            ttl,
+            df,
+            fragment,
+            first_frag,
+            protocol,
+            ident,
+        };
+        match port {
+            Port::Inside if pool_dst => self.hairpin4(frame, &ctx, now),
+            Port::Inside => self.forward4_from_inside(frame, &ctx, now),
+            Port::Outside if pool_dst => self.inbound4(frame, &ctx, now),
+            Port::Outside => match self.routes.lookup4(dst) {
+                Some((Port::Inside, _)) => Verdict::Drop(DropReason::InboundNotTranslated),
+                Some(_) => Verdict::Drop(DropReason::TransitDenied),
+                None => Verdict::Drop(DropReason::NoRoute),
+            },
+        }
+    }
+
+    fn is_subnet_broadcast(&self, port: Port, dst: Ipv4Addr) -> bool {
+        self.ports[port as usize]
+            .ipv4
+            .is_some_and(|n| n.prefix_len() < 31 && n.broadcast() == dst)
+    }
+
+    fn local4(
+        &mut self,
+        port: Port,
+        frame: &mut Frame<'_>,
+        echo_request: bool,
+        now: u64,
+    ) -> Verdict {
+        if !echo_request {
+            return Verdict::Drop(DropReason::LocalUnsupported);
+        }
+        if !self.icmp_limit.allow(now) {
+            self.stats.icmp_rate_limited += 1;
+            return Verdict::Consumed;
+        }
+        self.stats.icmp_sent += 1;
+        let mac = self.ports[port as usize].mac;
+        frame.len = icmp::echo_reply4(frame.buf, frame.len, mac);
+        Verdict::Reply(port)
+    }
+
+    /// TTL and MTU checks before any rewrite, so errors quote what the sender sent.
+    fn check4(
+        &mut self,
+        port: Port,
+        egress: Port,
+        frame: &mut Frame<'_>,
+        ctx: &Pkt4,
+        now: u64,
+    ) -> Option<Verdict> {
+        if ctx.ttl <= 1 {
+            let kind = (icmpv4::TIME_EXCEEDED, 0, 0);
+            return Some(self.reject4(port, frame, DropReason::TtlExceeded, kind, now));
+        }
+        let mtu = self.ports[egress as usize].mtu;
+        if ctx.total > mtu {
+            if !ctx.df {
+                return Some(Verdict::Drop(DropReason::TooBigNoDf));
+            }
+            let kind = (
+                icmpv4::DEST_UNREACHABLE,
+                icmpv4::CODE_FRAG_NEEDED,
+                mtu as u32,
+            );
+            return Some(self.reject4(port, frame, DropReason::TooBig, kind, now));
+        }
+        None
+    }
+
+    fn forward4_from_inside(&mut self, frame: &mut Frame<'_>, ctx: &Pkt4, now: u64) -> Verdict {
+        let Some((egress, hop)) = self.routes.lookup4(ctx.dst) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        if let Some(v) = self.check4(Port::Inside, egress, frame, ctx, now) {
+            return v;
+        }
+        if egress == Port::Outside {
+            if !self.nat.translates(ctx.src) {
+                return Verdict::Drop(DropReason::SpoofedSource);
+            }
+            match self.translate4(frame, ctx, Dir::Out, now) {
+                Ok(Step::Go) => {}
+                Ok(Step::Parked) => return Verdict::Hold,
+                Err(reason) => return self.refuse4(frame, reason, now),
+            }
+        }
+        self.finish4(frame, egress, hop, now)
+    }
+
+    fn inbound4(&mut self, frame: &mut Frame<'_>, ctx: &Pkt4, now: u64) -> Verdict {
+        if let Some(v) = self.check4(Port::Outside, Port::Inside, frame, ctx, now) {
+            return v;
+        }
+        match self.translate4(frame, ctx, Dir::In, now) {
+            Ok(Step::Go) => self.route_inside4(frame, now),
+            Ok(Step::Parked) => Verdict::Hold,
+            Err(reason) => Verdict::Drop(reason),
+        }
+    }
+
+    /// RFC 4787 REQ-9 / RFC 5508 REQ-7: translate out, then back in.
+    fn hairpin4(&mut self, frame: &mut Frame<'_>, ctx: &Pkt4, now: u64) -> Verdict {
+        if !self.nat.translates(ctx.src) {
+            return Verdict::Drop(DropReason::SpoofedSource);
+        }
+        if let Some(v) = self.check4(Port::Inside, Port::Inside, frame, ctx, now) {
+            return v;
+        }
+        if ctx.fragment {
+            // A hairpinned datagram would need two table entries; not supported.
+            return Verdict::Drop(DropReason::UnsupportedProtocol);
+        }
+        let now_s = (now / 1000) as u32;
+        let ip = &mut frame.buf[ETH..frame.len];
+        if let Err(reason) = self.nat.outbound(ip, now_s, &mut self.stats) {
+            return self.refuse4(frame, reason, now);
+        }
+        if let Err(reason) = self.nat.inbound(ip, now_s, &mut self.stats) {
+            return Verdict::Drop(reason);
+        }
+        self.stats.hairpinned += 1;
+        self.route_inside4(frame, now)
+    }
+
+    /// Routes a translated inbound datagram to its inside destination.
+    fn route_inside4(&mut self, frame: &mut Frame<'_>, now: u64) -> Verdict {
+        let dst = ipv4::Packet::new_checked(&frame.buf[ETH..frame.len])
+            .expect("validated")
+            .dst();
+        match self.routes.lookup4(dst) {
+            Some((Port::Inside, hop)) => self.finish4(frame, Port::Inside, hop, now),
+            _ => Verdict::Drop(DropReason::NoRoute),
+        }
+    }
+
+    /// A NAT refusal; over a limit, optionally answered with ICMP type 3 code 13.
+    fn refuse4(&mut self, frame: &mut Frame<'_>, reason: DropReason, now: u64) -> Verdict {
+        let limit = matches!(
+            reason,
+            DropReason::SessionLimit
+                | DropReason::HostSessionLimit
+                | DropReason::HostPortLimit
+                | DropReason::PortsExhausted
+        );
+        if limit && self.config.nat.icmp_on_limit {
+            let kind = (icmpv4::DEST_UNREACHABLE, icmpv4::CODE_ADMIN_PROHIBITED, 0);
+            return self.reject4(Port::Inside, frame, reason, kind, now);
+        }
+        Verdict::Drop(reason)
+    }
+
+    /// Translates a datagram (or fragment) travelling `dir`, keeping fragments of one
+    /// datagram together (RFC 4787 REQ-14).
+    fn translate4(
+        &mut self,
+        frame: &mut Frame<'_>,
+        ctx: &Pkt4,
+        dir: Dir,
+        now: u64,
+    ) -> Result<Step, DropReason> {
+        let key = FragKey::v4(ctx.src, ctx.dst, ctx.protocol, ctx.ident);
+        if ctx.fragment && !ctx.first_frag {
+            return match self.frags.lookup(&key) {
+                Some(FragAction::Rewrite4 { src, dst }) => {
+                    let mut p = ipv4::Packet::new_checked(&mut frame.buf[ETH..frame.len])
+                        .expect("validated");
+                    p.set_src(src);
+                    p.set_dst(dst);
+                    self.stats.fragments_forwarded += 1;
+                    Ok(Step::Go)
+                }
+                _ => {
+                    let port = match dir {
+                        Dir::Out => Port::Inside,
+                        Dir::In => Port::Outside,
+                    };
+                    self.park_fragment(frame, key, port, now)
+                }
+            };
+        }
+        let now_s = (now / 1000) as u32;
+        let ip = &mut frame.buf[ETH..frame.len];
+        let is_icmp_error = ctx.protocol == proto::ICMP && {
+            let hl = usize::from(ip[0] & 0x0f) * 4;
+            icmpv4::Packet::new_checked(&ip[hl..]).is_ok_and(|i| i.is_error())
+        };
+        if is_icmp_error {
+            self.nat.icmp_error(ip, dir)?;
+            self.stats.icmp_errors_translated += 1;
+        } else {
+            match dir {
+                Dir::Out => self.nat.outbound(ip, now_s, &mut self.stats)?,
+                Dir::In => self.nat.inbound(ip, now_s, &mut self.stats)?,
+            }
+        }
+        if ctx.fragment {
+            let p = ipv4::Packet::new_checked(&frame.buf[ETH..frame.len]).expect("validated");
+            let action = FragAction::Rewrite4 {
+                src: p.src(),
+                dst: p.dst(),
+            };
+            for (id, port) in self.frags.first(key, action, now)? {
+                self.reinject.push_back((port, id));
+            }
+        }
+        Ok(Step::Go)
+    }
+
+    /// Parks a fragment that came before its first fragment.
+    fn park_fragment(
+        &mut self,
+        frame: &Frame<'_>,
+        key: FragKey,
+        port: Port,
+        now: u64,
+    ) -> Result<Step, DropReason> {
+        let id = self
+            .buffers
+            .store(frame.bytes())
+            .ok_or(DropReason::BufferPoolFull)?;
+        match self.frags.park(key, id, port, now) {
+            Ok(()) => Ok(Step::Parked),
+            Err(reason) => {
+                self.buffers.free(id);
+                Err(reason)
+            }
+        }
+    }
+
+    /// MSS clamp, TTL decrement, next hop.
+    fn finish4(&mut self, frame: &mut Frame<'_>, egress: Port, hop: Ipv4Addr, now: u64) -> Verdict {
+        let clamp = self.config.nat.mss_clamp;
+        let mut p = ipv4::Packet::new_checked(&mut frame.buf[ETH..frame.len]).expect("validated");
+        if clamp != 0
+            && p.protocol() == proto::TCP
+            && p.frag_offset() == 0
+            && clamp_syn(p.payload_mut(), clamp)
+        {
+            self.stats.mss_clamped += 1;
+        }
+        p.decrement_ttl();
+        self.send(egress, NextHop::V4(hop), frame, now)
+    }
+
+    /// Processes fragments parked before their first fragment, now that it came.
+    fn run_reinjected(&mut self, now: u64) {
+        // Bounded: each parked fragment is processed once; new parkings cannot happen
+        // for a datagram whose first fragment was seen.
+        for _ in 0..self.reinject.len() {
+            let Some((port, id)) = self.reinject.pop_front() else {
+                break;
+            };
+            let (mut data, len) = self.buffers.take(id);
+            let mut frame = Frame {
+                buf: &mut data,
+                len,
+            };
+            let verdict = self.dispatch(port, &mut frame, now);
+            let len = frame.len;
+            self.account(port, verdict, len);
+            self.buffers.put(id, data, len);
+            match verdict {
+                Verdict::Forward(out) | Verdict::Reply(out) => {
+                    // `account` counted the send; the queue entry must not count again.
+                    let c = &mut self.stats.ports[out as usize];
+                    c.tx_packets -= 1;
+                    c.tx_bytes -= len as u64;
+                    self.tx.push_back((out, id));
+                }
+                _ => self.buffers.free(id),
+            }
+        }
+    }
+
+    // ---- IPv6 ----
+
+    fn owns6(&self, port: Port, addr: &Ipv6Addr) -> bool {
+        let p = &self.ports[port as usize];
+        p.link_local == *addr || p.ipv6.is_some_and(|n| n.addr() == *addr)
+    }
+
+    fn ipv6_in(&mut self, port: Port, frame: &mut Frame<'_>, now: u64) -> Verdict {
+        if !self.config.ipv6.enabled {
+            return Verdict::Drop(DropReason::Ipv6Disabled);
+        }
+        let (src, dst, total, hop_limit, upper) = {
+            let Ok(p) = ipv6::Packet::new_checked(&frame.buf[ETH..frame.len]) else {
+                return Verdict::Drop(DropReason::Ipv6Malformed);
+            };
+            let Ok(upper) = p.upper_layer() else {
+                return Verdict::Drop(DropReason::Ipv6Malformed);
+            };
+            (p.src(), p.dst(), p.total_len(), p.hop_limit(), upper)
+        };
+        frame.len = ETH + total;
+        let l4_type = (upper.protocol == proto::ICMPV6 && upper.fragment.is_none())
+            .then(|| frame.buf.get(ETH + upper.offset).copied())
+            .flatten();
+        let nd = matches!(
+            l4_type,
+            Some(icmpv6::NEIGHBOR_SOLICIT | icmpv6::NEIGHBOR_ADVERT)
+        );
+        if nd {
+            return self.ndp_in(port, frame, &src, &dst, hop_limit, upper.offset, now);
+        }
+        if dst.is_multicast() {
+            return Verdict::Drop(DropReason::Ipv6Multicast);
+        }
+        if self.owns6(port, &dst)
+            || self.owns6(Port::Outside, &dst)
+            || self.owns6(Port::Inside, &dst)
+        {
+            if l4_type == Some(icmpv6::ECHO_REQUEST) {
+                if !self.icmp_limit.allow(now) {
+                    self.stats.icmp_rate_limited += 1;
+                    return Verdict::Consumed;
+                }
+                self.stats.icmp_sent += 1;
+                let mac = self.ports[port as usize].mac;
+                frame.len = icmp::echo_reply6(frame.buf, frame.len, mac, upper.offset);
+                return Verdict::Reply(port);
+            }
+            return Verdict::Drop(DropReason::LocalUnsupported);
+        }
+        // RFC 6092 REC-3: addresses that must not appear on the Internet.
+        if src.is_multicast()
+            || src.is_unspecified()
+            || src.is_loopback()
+            || src.is_unicast_link_local()
+            || src.to_ipv4_mapped().is_some()
+            || dst.is_unicast_link_local()
+        {
+            return Verdict::Drop(DropReason::MartianSource);
+        }
+        if upper.has_rh0 {
+            return Verdict::Drop(DropReason::Ipv6Rh0);
+        }
+        let Some((egress, hop)) = self.routes.lookup6(&dst) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        let dir = match (port, egress) {
+            (Port::Inside, Port::Outside) => Dir::Out,
+            (Port::Outside, Port::Inside) => Dir::In,
+            (Port::Inside, Port::Inside) => {
+                return self.finish6(frame, port, egress, hop, hop_limit, total, now)
+            }
+            (Port::Outside, Port::Outside) => return Verdict::Drop(DropReason::TransitDenied),
+        };
+        // RFC 6092 REC-5 (outbound) and REC-6 (inbound).
+        if self.fw6.is_inside(&src) != (dir == Dir::Out) {
+            return Verdict::Drop(DropReason::SpoofedSource);
+        }
+        if hop_limit <= 1 || total > self.ports[egress as usize].mtu {
+            return self.finish6(frame, port, egress, hop, hop_limit, total, now);
+        }
+        match self.filter6(frame, &src, &dst, &upper, dir, port, now) {
+            Ok(Step::Go) => {}
+            Ok(Step::Parked) => return Verdict::Hold,
+            Err(reason) => return Verdict::Drop(reason),
+        }
+        self.finish6(frame, port, egress, hop, hop_limit, total, now)
+    }
+
+    /// Runs the egress-only filter for a routed IPv6 packet.
+    #[allow(clippy::too_many_arguments)]
+    fn filter6(
+        &mut self,
+        frame: &mut Frame<'_>,
+        src: &Ipv6Addr,
+        dst: &Ipv6Addr,
+        upper: &ipv6::UpperLayer,
+        dir: Dir,
+        port: Port,
+        now: u64,
+    ) -> Result<Step, DropReason> {
+        let now_s = (now / 1000) as u32;
+        let key = upper.fragment.map(|f| FragKey::v6(src, dst, f.ident));
+        if let (Some(f), Some(key)) = (upper.fragment, key) {
+            if f.is_non_first() {
+                if self.frags.lookup(&key) == Some(FragAction::Pass) {
+                    self.stats.fragments_forwarded += 1;
+                    return Ok(Step::Go);
+                }
+                return self.park_fragment(frame, key, port, now);
+            }
+        }
+        let l4 = &frame.buf[ETH + upper.offset..frame.len];
+        let icmp_error = upper.protocol == proto::ICMPV6 && l4.first().is_some_and(|&t| t < 128);
+        if icmp_error {
+            if dir == Dir::In {
+                let body = l4
+                    .get(icmpv6::HEADER_LEN..)
+                    .ok_or(DropReason::L4Truncated)?;
+                let quoted = fw6::quoted_tuple(body).map_err(|_| DropReason::IcmpErrorNoMatch)?;
+                if !self.fw6.matches(&quoted) {
+                    return Err(DropReason::IcmpErrorNoMatch);
+                }
+                self.stats.icmp_errors_translated += 1;
+            }
+        } else {
+            let ports = fw6::ports(upper.protocol, l4).map_err(|_| DropReason::L4Truncated)?;
+            let t = fw6::tuple(upper.protocol, *src, *dst, ports, dir);
+            match dir {
+                Dir::Out => self.fw6.outbound(&t, now_s, &mut self.stats)?,
+                Dir::In => self.fw6.inbound(&t, now_s, &mut self.stats)?,
+            }
+        }
+        if let Some(key) = key {
+            for (id, port) in self.frags.first(key, FragAction::Pass, now)? {
+                self.reinject.push_back((port, id));
+            }
+        }
+        Ok(Step::Go)
+    }
+
+    /// Hop limit, packet too big (IPv6 routers never fragment), MSS clamp, next hop.
+    #[allow(clippy::too_many_arguments)]
+    fn finish6(
+        &mut self,
+        frame: &mut Frame<'_>,
+        port: Port,
+        egress: Port,
+        hop: Ipv6Addr,
+        hop_limit: u8,
+        total: usize,
+        now: u64,
+    ) -> Verdict {
+        if hop_limit <= 1 {
+            let kind = (icmpv6::TIME_EXCEEDED, 0, 0);
+            return self.reject6(port, frame, DropReason::TtlExceeded, kind, now);
+        }
+        let mtu = self.ports[egress as usize].mtu;
+        if total > mtu {
+            let kind = (icmpv6::PACKET_TOO_BIG, 0, mtu as u32);
+            return self.reject6(port, frame, DropReason::TooBig, kind, now);
+        }
+        let mut p = ipv6::Packet::new_checked(&mut frame.buf[ETH..frame.len]).expect("validated");
+        let clamp = self.config.nat.mss_clamp;
+        if clamp != 0 {
+            if let Ok(u) = p.upper_layer() {
+                if u.protocol == proto::TCP && u.fragment.is_none() {
+                    // IPv6 headers are 20 bytes longer than IPv4's.
+                    let at = u.offset;
+                    if clamp_syn(&mut p.packet_mut()[at..], clamp.saturating_sub(20)) {
+                        self.stats.mss_clamped += 1;
+                    }
+                }
+            }
+        }
+        p.decrement_hop_limit();
+        self.send(egress, NextHop::V6(hop), frame, now)
+    }
+
+    /// Neighbor Solicitations for our addresses get an advertisement; advertisements
+    /// update the cache. RFC 4861 section 7.1 validity: hop limit 255, code 0, a valid
+    /// checksum.
+    #[allow(clippy::too_many_arguments)]
+    fn ndp_in(
+        &mut self,
+        port: Port,
+        frame: &mut Frame<'_>,
+        src: &Ipv6Addr,
+        dst: &Ipv6Addr,
+        hop_limit: u8,
+        offset: usize,
+        now: u64,
+    ) -> Verdict {
+        let body = &frame.buf[ETH + offset..frame.len];
+        let Ok(msg) = icmpv6::Packet::new_checked(body) else {
+            return Verdict::Drop(DropReason::NdpMalformed);
+        };
+        let pseudo = crate::wire::checksum::pseudo_v6(src, dst, proto::ICMPV6, body.len() as u32);
+        let Some(target) = msg.nd_target() else {
+            return Verdict::Drop(DropReason::NdpMalformed);
+        };
+        if hop_limit != 255
+            || msg.code() != 0
+            || !msg.verify_checksum(pseudo)
+            || target.is_multicast()
+        {
+            return Verdict::Drop(DropReason::NdpMalformed);
+        }
+        let ours = self.owns6(port, &target);
+        if msg.msg_type() == icmpv6::NEIGHBOR_SOLICIT {
+            let sender_mac = msg.nd_link_addr(icmpv6::OPT_SOURCE_LL);
+            if !ours {
+                return Verdict::Drop(DropReason::NeighbourIgnored);
+            }
+            if let (Some(mac), false) = (sender_mac, src.is_unspecified()) {
+                let released = self.ndp.learn(port, *src, mac, now, true);
+                self.release(port, mac, &released);
+            }
+            let peer_mac = ethernet::Frame::new_checked(&frame.buf[..])
+                .expect("frame")
+                .src();
+            let mac = self.ports[port as usize].mac;
+            frame.len = icmp::neighbor_advert(frame.buf, mac, &target, peer_mac, src);
+            return Verdict::Reply(port);
+        }
+        // Neighbor Advertisement: update an entry we asked about.
+        if let Some(mac) = msg.nd_link_addr(icmpv6::OPT_TARGET_LL) {
+            let released = self.ndp.learn(port, target, mac, now, false);
+            self.release(port, mac, &released);
+        }
+        Verdict::Consumed
+    }
+}
+
+/// Facts about an IPv4 datagram gathered by one parse.
+#[derive(Debug, Clone, Copy)]
+struct Pkt4 {
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    total: usize,
+    ttl: u8,
+    df: bool,
+    fragment: bool,
+    first_frag: bool,
+    protocol: u8,
+    ident: u16,
+}
+
+/// Clamps the MSS option of a TCP SYN at `l4`; returns whether it changed.
+fn clamp_syn(l4: &mut [u8], clamp: u16) -> bool {
+    match tcp::Packet::new_checked(l4) {
+        Ok(mut t) if t.flags() & tcp::SYN != 0 => t.clamp_mss(clamp),
+        _ => false,
+    }
+}

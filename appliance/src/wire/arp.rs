@@ -40,7 +40,9 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     pub fn target_mac(&self) -> Mac {
-        Mac(self.buf.as_ref()[18..24].try_into().expect("checked length"))
+        Mac(self.buf.as_ref()[18..24]
+            .try_into()
+            .expect("checked length"))
     }
 
     pub fn target_ip(&self) -> Ipv4Addr {
@@ -53,12 +55,7 @@ fn ip(b: &[u8]) -> Ipv4Addr {
 }
 
 /// Writes a complete ARP packet into `buf[..LEN]`.
-pub fn write(
-    buf: &mut [u8],
-    operation: u16,
-    sender: (Mac, Ipv4Addr),
-    target: (Mac, Ipv4Addr),
-) {
+pub fn write(buf: &mut [u8], operation: u16, sender: (Mac, Ipv4Addr), target: (Mac, Ipv4Addr)) {
     set_be16(buf, 0, 1);
     set_be16(buf, 2, 0x0800);
     buf[4] = 6;
@@ -76,8 +73,8 @@ mod tests {
 
     /// A request captured from `arping -I eth0 10.10.0.1` (who-has 10.10.0.1 tell 10.10.0.2).
     const REQUEST: [u8; 28] = [
-        0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 10,
-        10, 0, 2, 0, 0, 0, 0, 0, 0, 10, 10, 0, 1,
+        0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 10, 10,
+        0, 2, 0, 0, 0, 0, 0, 0, 10, 10, 0, 1,
     ];
 
     #[test]

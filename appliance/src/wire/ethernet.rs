@@ -117,7 +117,12 @@ mod tests {
     #[test]
     fn parses_header_fields() {
         let mut b = [0u8; 60];
-        write_header(&mut b, Mac::BROADCAST, Mac([2, 0, 0, 0, 0, 1]), ethertype::ARP);
+        write_header(
+            &mut b,
+            Mac::BROADCAST,
+            Mac([2, 0, 0, 0, 0, 1]),
+            ethertype::ARP,
+        );
         let f = Frame::new_checked(&b[..]).unwrap();
         assert_eq!(f.dst(), Mac::BROADCAST);
         assert_eq!(f.src().to_string(), "02:00:00:00:00:01");

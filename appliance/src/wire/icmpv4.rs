@@ -141,6 +141,9 @@ mod tests {
         let p = Packet::new_checked(&b[..]).unwrap();
         assert!(p.is_error());
         assert_eq!(be16(&b, 6), 1400);
-        assert_eq!(Packet::new_checked(&b[..7]).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            Packet::new_checked(&b[..7]).unwrap_err(),
+            WireError::Truncated
+        );
     }
 }

@@ -174,11 +174,21 @@ mod tests {
     #[test]
     fn zero_length_option_is_refused() {
         let mut b = [0u8; 32];
-        write_nd(&mut b, NEIGHBOR_ADVERT, NA_SOLICITED, &Ipv6Addr::LOCALHOST, 2, Mac::BROADCAST);
+        write_nd(
+            &mut b,
+            NEIGHBOR_ADVERT,
+            NA_SOLICITED,
+            &Ipv6Addr::LOCALHOST,
+            2,
+            Mac::BROADCAST,
+        );
         b[25] = 0;
         let p = Packet::new_checked(&b[..]).unwrap();
         assert_eq!(p.nd_link_addr(OPT_TARGET_LL), None);
-        assert_eq!(Packet::new_checked(&b[..7]).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            Packet::new_checked(&b[..7]).unwrap_err(),
+            WireError::Truncated
+        );
         let short = Packet::new_checked(&b[..20]).unwrap();
         assert_eq!(short.nd_target(), None);
     }

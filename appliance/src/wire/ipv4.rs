@@ -218,23 +218,41 @@ mod tests {
     fn ethernet_padding_is_not_payload() {
         let mut d = datagram();
         d.extend_from_slice(&[0; 10]);
-        assert_eq!(Packet::new_checked(&d[..]).unwrap().payload().len(), 0x73 - 20);
+        assert_eq!(
+            Packet::new_checked(&d[..]).unwrap().payload().len(),
+            0x73 - 20
+        );
     }
 
     #[test]
     fn refuses_bad_lengths() {
         let d = datagram();
-        assert_eq!(Packet::new_checked(&d[..19]).unwrap_err(), WireError::Truncated);
-        assert_eq!(Packet::new_checked(&d[..0x72]).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            Packet::new_checked(&d[..19]).unwrap_err(),
+            WireError::Truncated
+        );
+        assert_eq!(
+            Packet::new_checked(&d[..0x72]).unwrap_err(),
+            WireError::Truncated
+        );
         let mut bad = d.clone();
         bad[0] = 0x44; // IHL 4
-        assert_eq!(Packet::new_checked(&bad[..]).unwrap_err(), WireError::Malformed);
+        assert_eq!(
+            Packet::new_checked(&bad[..]).unwrap_err(),
+            WireError::Malformed
+        );
         let mut bad = d.clone();
         bad[0] = 0x65; // version 6
-        assert_eq!(Packet::new_checked(&bad[..]).unwrap_err(), WireError::Malformed);
+        assert_eq!(
+            Packet::new_checked(&bad[..]).unwrap_err(),
+            WireError::Malformed
+        );
         let mut bad = d.clone();
         bad[2..4].copy_from_slice(&10u16.to_be_bytes()); // total < header
-        assert_eq!(Packet::new_checked(&bad[..]).unwrap_err(), WireError::Malformed);
+        assert_eq!(
+            Packet::new_checked(&bad[..]).unwrap_err(),
+            WireError::Malformed
+        );
         let mut bad = d;
         bad[0] = 0x4f; // 60-byte header, fits in 0x73
         assert!(Packet::new_checked(&bad[..]).is_ok());

@@ -221,15 +221,32 @@ mod tests {
         assert_eq!(p.src(), "2001:db8:10::2".parse::<Ipv6Addr>().unwrap());
         assert_eq!(p.hop_limit(), 64);
         let u = p.upper_layer().unwrap();
-        assert_eq!((u.protocol, u.offset, u.fragment, u.has_rh0), (17, 40, None, false));
+        assert_eq!(
+            (u.protocol, u.offset, u.fragment, u.has_rh0),
+            (17, 40, None, false)
+        );
     }
 
     #[test]
     fn walks_hop_by_hop_and_fragment() {
         // HBH (8 bytes, next = frag), first fragment (next = TCP, M=1, id 0x01020304).
         let ext = [
-            proto::IPV6_FRAG, 0, 1, 4, 0, 0, 0, 0, // HBH with PadN
-            proto::TCP, 0, 0x00, 0x01, 1, 2, 3, 4,
+            proto::IPV6_FRAG,
+            0,
+            1,
+            4,
+            0,
+            0,
+            0,
+            0, // HBH with PadN
+            proto::TCP,
+            0,
+            0x00,
+            0x01,
+            1,
+            2,
+            3,
+            4,
         ];
         let b = packet(proto::HOPOPT, &ext, &[0; 20]);
         let u = Packet::new_checked(&b[..]).unwrap().upper_layer().unwrap();
@@ -252,18 +269,55 @@ mod tests {
 
     #[test]
     fn detects_rh0() {
-        let ext = [proto::UDP, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let ext = [
+            proto::UDP,
+            2,
+            0,
+            1,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ];
         let b = packet(proto::IPV6_ROUTE, &ext, &[0; 8]);
-        assert!(Packet::new_checked(&b[..]).unwrap().upper_layer().unwrap().has_rh0);
+        assert!(
+            Packet::new_checked(&b[..])
+                .unwrap()
+                .upper_layer()
+                .unwrap()
+                .has_rh0
+        );
     }
 
     #[test]
     fn refuses_truncated_and_endless_chains() {
         let b = packet(proto::UDP, &[], &[0; 8]);
-        assert_eq!(Packet::new_checked(&b[..47]).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            Packet::new_checked(&b[..47]).unwrap_err(),
+            WireError::Truncated
+        );
         let mut v4 = b.clone();
         v4[0] = 0x45;
-        assert_eq!(Packet::new_checked(&v4[..]).unwrap_err(), WireError::Malformed);
+        assert_eq!(
+            Packet::new_checked(&v4[..]).unwrap_err(),
+            WireError::Malformed
+        );
         // Extension length runs past the end.
         let b = packet(proto::IPV6_OPTS, &[proto::UDP, 4, 0, 0, 0, 0, 0, 0], &[]);
         let p = Packet::new_checked(&b[..]).unwrap();

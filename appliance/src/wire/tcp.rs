@@ -161,7 +161,10 @@ mod tests {
     fn parses_fields() {
         let b = syn_with_options(&[]);
         let p = Packet::new_checked(&b[..]).unwrap();
-        assert_eq!((p.src_port(), p.dst_port(), p.seq()), (40000, 80, 0x01020304));
+        assert_eq!(
+            (p.src_port(), p.dst_port(), p.seq()),
+            (40000, 80, 0x01020304)
+        );
         assert_eq!(p.flags(), SYN);
         assert!(verifies(&b));
     }
@@ -189,10 +192,19 @@ mod tests {
     #[test]
     fn refuses_bad_data_offset() {
         let mut b = syn_with_options(&[]);
-        assert_eq!(Packet::new_checked(&b[..19]).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            Packet::new_checked(&b[..19]).unwrap_err(),
+            WireError::Truncated
+        );
         b[12] = 4 << 4;
-        assert_eq!(Packet::new_checked(&b[..]).unwrap_err(), WireError::Malformed);
+        assert_eq!(
+            Packet::new_checked(&b[..]).unwrap_err(),
+            WireError::Malformed
+        );
         b[12] = 6 << 4;
-        assert_eq!(Packet::new_checked(&b[..]).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            Packet::new_checked(&b[..]).unwrap_err(),
+            WireError::Truncated
+        );
     }
 }

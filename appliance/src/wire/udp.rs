@@ -68,7 +68,10 @@ mod tests {
         assert_eq!((p.src_port(), p.dst_port(), p.len()), (40000, 53, 12));
         assert_eq!(p.checksum(), 0x1234);
         assert!(!p.is_empty());
-        assert_eq!(Packet::new_checked(&b[..7]).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            Packet::new_checked(&b[..7]).unwrap_err(),
+            WireError::Truncated
+        );
     }
 
     #[test]

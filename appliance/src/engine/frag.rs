@@ -1,0 +1,235 @@
+//! The fragment table (RFC 4787 REQ-14; the IPv6 filter uses it the same way): lets
+//! non-first fragments, which carry no ports, follow the decision made for the first
+//! fragment of their datagram, whichever order they arrive in.
+//!
+//! Keyed by (source, destination, protocol, identification) as received. The first
+//! fragment records an action (the IPv4 addresses to write, or "pass" for the IPv6
+//! filter); later fragments look it up. Fragments that arrive before their first are
+//! parked in pool buffers and re-processed once it comes.
+//!
+//! DoS bounds: at most `MAX_ENTRIES` datagrams, `MAX_PARKED` parked fragments in all and
+//! `PARKED_PER_DATAGRAM` per datagram; entries live `timeout` from creation. When full,
+//! new datagrams are refused (counted) rather than evicting ones in progress, so a
+//! flood of fragments cannot break datagrams already being forwarded.
+
+use super::buffers::BufId;
+use super::stats::DropReason;
+use super::Port;
+use std::collections::{HashMap, VecDeque};
+use std::net::Ipv4Addr;
+
+pub const MAX_ENTRIES: usize = 1024;
+pub const MAX_PARKED: usize = 64;
+pub const PARKED_PER_DATAGRAM: usize = 8;
+
+/// Identifies one datagram's fragments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FragKey {
+    src: [u8; 16],
+    dst: [u8; 16],
+    proto: u8,
+    ident: u32,
+}
+
+impl FragKey {
+    pub fn v4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, ident: u16) -> FragKey {
+        FragKey {
+            src: src.to_ipv6_mapped().octets(),
+            dst: dst.to_ipv6_mapped().octets(),
+            proto,
+            ident: u32::from(ident),
+        }
+    }
+
+    pub fn v6(src: &std::net::Ipv6Addr, dst: &std::net::Ipv6Addr, ident: u32) -> FragKey {
+        FragKey {
+            src: src.octets(),
+            dst: dst.octets(),
+            proto: 0,
+            ident,
+        }
+    }
+}
+
+/// What to do with the datagram's other fragments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FragAction {
+    /// Write these IPv4 addresses (the first fragment's translation).
+    Rewrite4 { src: Ipv4Addr, dst: Ipv4Addr },
+    /// Forward unchanged (the IPv6 filter admitted the first fragment).
+    Pass,
+}
+
+type Parked = heapless::Vec<(BufId, Port), PARKED_PER_DATAGRAM>;
+
+#[derive(Debug)]
+struct Entry {
+    action: Option<FragAction>,
+    created: u64,
+    parked: Parked,
+}
+
+/// The table.
+#[derive(Debug)]
+pub struct Frags {
+    entries: HashMap<FragKey, Entry, ahash::RandomState>,
+    order: VecDeque<(FragKey, u64)>,
+    parked: usize,
+    timeout_ms: u64,
+}
+
+impl Frags {
+    pub fn new(timeout_s: u32) -> Frags {
+        Frags {
+            entries: HashMap::with_capacity_and_hasher(MAX_ENTRIES, ahash::RandomState::new()),
+            order: VecDeque::with_capacity(MAX_ENTRIES),
+            parked: 0,
+            timeout_ms: u64::from(timeout_s) * 1000,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The first fragment was handled with `action`; returns fragments parked for it,
+    /// to be processed again now.
+    pub fn first(
+        &mut self,
+        key: FragKey,
+        action: FragAction,
+        now: u64,
+    ) -> Result<Parked, DropReason> {
+        let entry = self.entry(key, now)?;
+        entry.action = Some(action);
+        let parked = std::mem::take(&mut entry.parked);
+        self.parked -= parked.len();
+        Ok(parked)
+    }
+
+    pub fn lookup(&self, key: &FragKey) -> Option<FragAction> {
+        self.entries.get(key).and_then(|e| e.action)
+    }
+
+    /// Parks a fragment that came before its first fragment.
+    pub fn park(
+        &mut self,
+        key: FragKey,
+        buf: BufId,
+        port: Port,
+        now: u64,
+    ) -> Result<(), DropReason> {
+        if self.parked >= MAX_PARKED {
+            return Err(DropReason::FragmentTableFull);
+        }
+        let entry = self.entry(key, now)?;
+        entry
+            .parked
+            .push((buf, port))
+            .map_err(|_| DropReason::FragmentTableFull)?;
+        self.parked += 1;
+        Ok(())
+    }
+
+    /// Ends entries older than the timeout; their parked fragments go to `expired`.
+    pub fn poll(&mut self, now: u64, expired: &mut Vec<BufId>) {
+        while let Some(&(key, created)) = self.order.front() {
+            if created + self.timeout_ms > now {
+                break;
+            }
+            self.order.pop_front();
+            if self.entries.get(&key).is_some_and(|e| e.created == created) {
+                let e = self.entries.remove(&key).expect("just checked");
+                self.parked -= e.parked.len();
+                expired.extend(e.parked.iter().map(|&(b, _)| b));
+            }
+        }
+    }
+
+    fn entry(&mut self, key: FragKey, now: u64) -> Result<&mut Entry, DropReason> {
+        if !self.entries.contains_key(&key) {
+            if self.entries.len() >= MAX_ENTRIES {
+                return Err(DropReason::FragmentTableFull);
+            }
+            self.order.push_back((key, now));
+            self.entries.insert(
+                key,
+                Entry {
+                    action: None,
+                    created: now,
+                    parked: Parked::new(),
+                },
+            );
+        }
+        Ok(self.entries.get_mut(&key).expect("present"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: u16) -> FragKey {
+        FragKey::v4(
+            Ipv4Addr::new(10, 10, 0, 2),
+            Ipv4Addr::new(198, 51, 100, 1),
+            17,
+            id,
+        )
+    }
+
+    const ACTION: FragAction = FragAction::Rewrite4 {
+        src: Ipv4Addr::new(198, 51, 100, 10),
+        dst: Ipv4Addr::new(198, 51, 100, 1),
+    };
+
+    #[test]
+    fn in_order_lookup() {
+        let mut f = Frags::new(5);
+        assert!(f.first(key(1), ACTION, 0).unwrap().is_empty());
+        assert_eq!(f.lookup(&key(1)), Some(ACTION));
+        assert_eq!(f.lookup(&key(2)), None);
+    }
+
+    #[test]
+    fn out_of_order_fragments_are_released_by_first() {
+        let mut f = Frags::new(5);
+        f.park(key(1), BufId(3), Port::Inside, 0).unwrap();
+        f.park(key(1), BufId(4), Port::Inside, 0).unwrap();
+        assert_eq!(f.lookup(&key(1)), None);
+        let released = f.first(key(1), ACTION, 1).unwrap();
+        assert_eq!(
+            released.as_slice(),
+            &[(BufId(3), Port::Inside), (BufId(4), Port::Inside)]
+        );
+    }
+
+    #[test]
+    fn rfc4787_req14_bounded_and_expiring() {
+        let mut f = Frags::new(5);
+        for i in 0..PARKED_PER_DATAGRAM as u16 {
+            f.park(key(1), BufId(i), Port::Inside, 0).unwrap();
+        }
+        assert_eq!(
+            f.park(key(1), BufId(99), Port::Inside, 0),
+            Err(DropReason::FragmentTableFull)
+        );
+        let mut expired = Vec::new();
+        f.poll(4_999, &mut expired);
+        assert!(expired.is_empty());
+        f.poll(5_000, &mut expired);
+        assert_eq!(expired.len(), PARKED_PER_DATAGRAM);
+        assert!(f.is_empty());
+        for i in 0..MAX_ENTRIES as u16 {
+            f.first(key(i), ACTION, 10_000).unwrap();
+        }
+        assert_eq!(
+            f.first(key(u16::MAX), ACTION, 10_000).unwrap_err(),
+            DropReason::FragmentTableFull
+        );
+    }
+}

@@ -1,0 +1,371 @@
+//! IPv6 egress-only stateful filter (RFC 6092, "Simple Security in IPv6 Gateway CPE").
+//!
+//! IPv6 is routed, never translated. The engine applies the stateless rules before
+//! calling in here (RFC 6092 REC-3 forbidden addresses, REC-4 type-0 routing header,
+//! REC-5/REC-6 spoofed sources); this module keeps the transport state:
+//! - an outbound packet from an inside source creates or refreshes a state record keyed
+//!   by (protocol, inside address, inside port, remote address, remote port); ICMPv6
+//!   echo uses its identifier as the inside port and 0 as the remote port; other
+//!   protocols use ports 0 (a "generic upper-layer transport" record, REC-12);
+//! - an inbound packet passes only if it matches a record exactly: filtering is
+//!   address-and-port-dependent, the most conservative of REC-11/REC-23's choices, so
+//!   nothing unsolicited gets in — TCP SYN, UDP, echo request or anything else;
+//! - inbound ICMPv6 errors pass only if their quoted packet matches a record (REC-10,
+//!   Packet Too Big included); outbound errors pass without creating state;
+//! - TCP uses the shared state machine and timeouts (`track`), UDP records are
+//!   refreshed only by outbound packets unless configured (REC-14 / RFC 4787 REQ-6).
+//!
+//! The table is bounded (`max_states`); when full, new outbound flows are dropped and
+//! counted, existing ones are never evicted.
+
+use super::index::{Hasher, Index};
+use super::list::{Linked, Links};
+use super::lru::{Lru, Timed};
+use super::stats::{DropReason, Stats};
+use super::track::{self, Class, Dir, TcpState, Timeouts};
+use crate::wire::{icmpv6, ipv6, proto, tcp, udp, WireError};
+use firmware_config::Config;
+use ipnet::Ipv6Net;
+use slab::Slab;
+use std::net::Ipv6Addr;
+
+const EXPIRE_BATCH: usize = 16_384;
+
+/// The transport identity of an IPv6 packet, oriented inside/remote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuple6 {
+    pub proto: u8,
+    pub inside: Ipv6Addr,
+    pub in_port: u16,
+    pub remote: Ipv6Addr,
+    pub rem_port: u16,
+    pub tcp_flags: u8,
+}
+
+#[derive(Debug, Clone)]
+struct State6 {
+    inside: [u8; 16],
+    remote: [u8; 16],
+    in_port: u16,
+    rem_port: u16,
+    proto: u8,
+    state: u8,
+    class: u8,
+    last: u32,
+    lru: Links,
+}
+
+impl Linked<0> for State6 {
+    fn links(&mut self) -> &mut Links {
+        &mut self.lru
+    }
+}
+
+impl Timed for State6 {
+    fn last(&self) -> u32 {
+        self.last
+    }
+    fn set_last(&mut self, now: u32) {
+        self.last = now;
+    }
+    fn class(&self) -> Class {
+        Class::ALL[usize::from(self.class)]
+    }
+    fn set_class(&mut self, class: Class) {
+        self.class = class as u8;
+    }
+}
+
+impl State6 {
+    fn matches(&self, t: &Tuple6) -> bool {
+        self.in_port == t.in_port
+            && self.rem_port == t.rem_port
+            && self.proto == t.proto
+            && self.inside == t.inside.octets()
+            && self.remote == t.remote.octets()
+    }
+}
+
+/// A state record as the shell sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateInfo {
+    pub proto: u8,
+    pub inside: Ipv6Addr,
+    pub in_port: u16,
+    pub remote: Ipv6Addr,
+    pub rem_port: u16,
+    pub state: &'static str,
+    pub idle: u32,
+    pub expires: u32,
+}
+
+/// The filter.
+#[derive(Debug)]
+pub struct Fw6 {
+    inside: Vec<Ipv6Net>,
+    max_states: u32,
+    udp_inbound_refresh: bool,
+    timeouts: Timeouts,
+    states: Slab<State6>,
+    index: Index,
+    hasher: Hasher,
+    lru: Lru,
+}
+
+impl Fw6 {
+    pub fn new(config: &Config) -> Fw6 {
+        let max = config.ipv6.max_states as usize;
+        Fw6 {
+            inside: config.ipv6_inside_prefixes(),
+            max_states: config.ipv6.max_states,
+            udp_inbound_refresh: config.nat.udp_inbound_refresh,
+            timeouts: Timeouts::from_config(&config.timeouts),
+            states: Slab::with_capacity(max),
+            index: Index::with_capacity(max * 2),
+            hasher: Hasher::default(),
+            lru: Lru::default(),
+        }
+    }
+
+    /// Whether `addr` is an inside address (RFC 6092 REC-5/REC-6).
+    pub fn is_inside(&self, addr: &Ipv6Addr) -> bool {
+        self.inside.iter().any(|n| n.contains(addr))
+    }
+
+    pub fn state_count(&self) -> usize {
+        self.states.len()
+    }
+
+    pub fn class_count(&self, class: Class) -> u32 {
+        self.lru.count(class)
+    }
+
+    /// An outbound packet: creates or refreshes its state.
+    pub fn outbound(&mut self, t: &Tuple6, now: u32, stats: &mut Stats) -> Result<(), DropReason> {
+        let idx = match self.find(t) {
+            Some(idx) => idx,
+            None => self.create(t, now, stats)?,
+        };
+        self.track(idx, Dir::Out, t.tcp_flags, now);
+        stats.fw6_out.count(t.proto);
+        Ok(())
+    }
+
+    /// An inbound packet: passes only with matching state.
+    pub fn inbound(&mut self, t: &Tuple6, now: u32, stats: &mut Stats) -> Result<(), DropReason> {
+        let idx = self.find(t).ok_or(DropReason::Unsolicited6)?;
+        self.track(idx, Dir::In, t.tcp_flags, now);
+        stats.fw6_in.count(t.proto);
+        Ok(())
+    }
+
+    /// Whether a packet quoted by an inbound ICMPv6 error matches state (REC-10).
+    pub fn matches(&self, t: &Tuple6) -> bool {
+        self.find(t).is_some()
+    }
+
+    pub fn poll(&mut self, now: u32, stats: &mut Stats) {
+        for _ in 0..EXPIRE_BATCH {
+            let Some(idx) = self.lru.next_expired(&self.states, &self.timeouts, now) else {
+                break;
+            };
+            self.remove(idx);
+            stats.states6_expired += 1;
+        }
+    }
+
+    pub fn states(&self, now: u32) -> impl Iterator<Item = StateInfo> + '_ {
+        self.states.iter().map(move |(_, s)| self.info(s, now))
+    }
+
+    /// Removes the states for which `pred` holds; returns how many.
+    pub fn clear(&mut self, now: u32, mut pred: impl FnMut(&StateInfo) -> bool) -> usize {
+        let doomed: Vec<u32> = self
+            .states
+            .iter()
+            .filter(|(_, s)| pred(&self.info(s, now)))
+            .map(|(i, _)| i as u32)
+            .collect();
+        for &idx in &doomed {
+            self.remove(idx);
+        }
+        doomed.len()
+    }
+
+    fn info(&self, s: &State6, now: u32) -> StateInfo {
+        let idle = now.saturating_sub(s.last);
+        StateInfo {
+            proto: s.proto,
+            inside: Ipv6Addr::from(s.inside),
+            in_port: s.in_port,
+            remote: Ipv6Addr::from(s.remote),
+            rem_port: s.rem_port,
+            state: match s.proto {
+                proto::TCP => TcpState::from_u8(s.state).name(),
+                _ => "active",
+            },
+            idle,
+            expires: self.timeouts.get(Timed::class(s)).saturating_sub(idle),
+        }
+    }
+
+    fn hash(&self, t: &Tuple6) -> u64 {
+        let i = u128::from(t.inside);
+        let r = u128::from(t.remote);
+        self.hasher.hash(&[
+            (i >> 64) as u64,
+            i as u64,
+            (r >> 64) as u64,
+            r as u64,
+            u64::from(t.proto) << 32 | u64::from(t.in_port) << 16 | u64::from(t.rem_port),
+        ])
+    }
+
+    fn find(&self, t: &Tuple6) -> Option<u32> {
+        self.index
+            .find(self.hash(t), |i| self.states[i as usize].matches(t))
+    }
+
+    fn create(&mut self, t: &Tuple6, now: u32, stats: &mut Stats) -> Result<u32, DropReason> {
+        if self.states.len() as u32 >= self.max_states {
+            return Err(DropReason::StateLimit6);
+        }
+        let state = match t.proto {
+            proto::TCP => {
+                TcpState::open(Dir::Out, t.tcp_flags).ok_or(DropReason::TcpNoSession)? as u8
+            }
+            _ => 0,
+        };
+        let idx = self.states.insert(State6 {
+            inside: t.inside.octets(),
+            remote: t.remote.octets(),
+            in_port: t.in_port,
+            rem_port: t.rem_port,
+            proto: t.proto,
+            state,
+            class: track::initial_class(t.proto, state) as u8,
+            last: now,
+            lru: Links::default(),
+        }) as u32;
+        let h = self.hash(t);
+        if !self.index.insert(h, idx) {
+            self.states.remove(idx as usize);
+            return Err(DropReason::StateLimit6);
+        }
+        self.lru.insert(&mut self.states, idx);
+        stats.states6_created += 1;
+        Ok(idx)
+    }
+
+    fn remove(&mut self, idx: u32) {
+        self.lru.remove(&mut self.states, idx);
+        let s = &self.states[idx as usize];
+        let t = Tuple6 {
+            proto: s.proto,
+            inside: Ipv6Addr::from(s.inside),
+            in_port: s.in_port,
+            remote: Ipv6Addr::from(s.remote),
+            rem_port: s.rem_port,
+            tcp_flags: 0,
+        };
+        let h = self.hash(&t);
+        self.index.remove(h, idx);
+        self.states.remove(idx as usize);
+    }
+
+    fn track(&mut self, idx: u32, dir: Dir, tcp_flags: u8, now: u32) {
+        let s = &mut self.states[idx as usize];
+        let (state, refresh, class) =
+            track::step(s.proto, s.state, dir, tcp_flags, self.udp_inbound_refresh);
+        s.state = state;
+        self.lru.touch(&mut self.states, idx, class, refresh, now);
+    }
+}
+
+/// The ports of the upper-layer header at `l4` (a slice starting there): TCP/UDP ports,
+/// or the echo identifier for ICMPv6 echo, or zeros for other protocols.
+/// Returns (source port, destination port, TCP flags).
+pub fn ports(protocol: u8, l4: &[u8]) -> Result<(u16, u16, u8), WireError> {
+    Ok(match protocol {
+        proto::TCP => {
+            let t = tcp::Packet::new_checked(l4)?;
+            (t.src_port(), t.dst_port(), t.flags())
+        }
+        proto::UDP => {
+            let u = udp::Packet::new_checked(l4)?;
+            (u.src_port(), u.dst_port(), 0)
+        }
+        proto::ICMPV6 => {
+            let i = icmpv6::Packet::new_checked(l4)?;
+            if i.is_echo() {
+                (i.echo_id(), i.echo_id(), 0)
+            } else {
+                (0, 0, 0)
+            }
+        }
+        _ => (0, 0, 0),
+    })
+}
+
+/// Orients a packet's addresses and ports as a state tuple for direction `dir`.
+pub fn tuple(
+    protocol: u8,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    ports: (u16, u16, u8),
+    dir: Dir,
+) -> Tuple6 {
+    let (sport, dport, tcp_flags) = ports;
+    let icmp = protocol == proto::ICMPV6;
+    match dir {
+        Dir::Out => Tuple6 {
+            proto: protocol,
+            inside: src,
+            in_port: sport,
+            remote: dst,
+            rem_port: if icmp { 0 } else { dport },
+            tcp_flags,
+        },
+        Dir::In => Tuple6 {
+            proto: protocol,
+            inside: dst,
+            in_port: dport,
+            remote: src,
+            rem_port: if icmp { 0 } else { sport },
+            tcp_flags,
+        },
+    }
+}
+
+/// The state tuple of the packet quoted by an inbound ICMPv6 error (`body` is the error
+/// message after its 8-byte header). The quote is an outbound packet of ours.
+pub fn quoted_tuple(body: &[u8]) -> Result<Tuple6, WireError> {
+    // The quote may be cut short: view only its fixed header, then walk what is there.
+    if body.len() < ipv6::HEADER_LEN {
+        return Err(WireError::Truncated);
+    }
+    let mut copy = [0u8; 1280];
+    let n = body.len().min(copy.len());
+    copy[..n].copy_from_slice(&body[..n]);
+    // Pretend the payload length is what we have, so the walker stays in bounds.
+    copy[4..6].copy_from_slice(&((n - ipv6::HEADER_LEN) as u16).to_be_bytes());
+    let p = ipv6::Packet::new_checked(&copy[..n])?;
+    let upper = p.upper_layer()?;
+    let l4 = &copy[upper.offset..n];
+    let ports = if upper.fragment.is_some_and(|f| f.is_non_first()) {
+        (0, 0, 0)
+    } else if l4.len() >= 8 {
+        // Only the first 8 bytes are guaranteed: read ports without the full header.
+        match upper.protocol {
+            proto::TCP | proto::UDP => (crate::wire::be16(l4, 0), crate::wire::be16(l4, 2), 0),
+            proto::ICMPV6 if matches!(l4[0], icmpv6::ECHO_REQUEST | icmpv6::ECHO_REPLY) => {
+                let id = crate::wire::be16(l4, 4);
+                (id, id, 0)
+            }
+            _ => (0, 0, 0),
+        }
+    } else {
+        return Err(WireError::Truncated);
+    };
+    Ok(tuple(upper.protocol, p.src(), p.dst(), ports, Dir::Out))
+}

@@ -1,0 +1,328 @@
+//! Messages the box itself sends, built in place in the received frame's buffer:
+//! ICMPv4 errors (RFC 792, RFC 1812 section 4.3.2: quote as much of the offending
+//! datagram as fits in 576 bytes), ICMPv6 errors (RFC 4443 section 2.4: as much as fits
+//! in the 1280-byte minimum MTU), echo replies, ARP replies and Neighbor
+//! Advertisements; and a token bucket that bounds how many the box generates
+//! (RFC 1812 section 4.3.2.8, RFC 4443 section 2.4(f)).
+//!
+//! Never sent: errors about ICMP errors, about non-first fragments, or to sources that
+//! are not unicast (RFC 1812 section 4.3.2.7, RFC 4443 section 2.4(e)).
+
+use crate::wire::ethernet::{self, ethertype, Mac};
+use crate::wire::{arp, checksum, icmpv4, icmpv6, ipv4, ipv6, proto};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+const ETH: usize = ethernet::HEADER_LEN;
+/// RFC 1812 4.3.2.3: an ICMPv4 error is at most 576 bytes.
+const MAX_ERROR4: usize = 576;
+/// RFC 4443 2.4(c): an ICMPv6 error fits the IPv6 minimum MTU.
+const MAX_ERROR6: usize = 1280;
+const TTL: u8 = 64;
+
+/// A token bucket: `rate` messages per second, bursts up to `burst`.
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    rate: u64,
+    burst: u64,
+    /// Tokens scaled by 1000 (so refills are exact per millisecond).
+    milli_tokens: u64,
+    last_ms: u64,
+}
+
+impl RateLimit {
+    pub fn new(rate: u32, burst: u32) -> RateLimit {
+        RateLimit {
+            rate: u64::from(rate),
+            burst: u64::from(burst.max(1)),
+            milli_tokens: u64::from(burst.max(1)) * 1000,
+            last_ms: 0,
+        }
+    }
+
+    /// Takes one token if available.
+    pub fn allow(&mut self, now_ms: u64) -> bool {
+        let elapsed = now_ms.saturating_sub(self.last_ms);
+        self.last_ms = self.last_ms.max(now_ms);
+        self.milli_tokens = (self.milli_tokens + elapsed * self.rate).min(self.burst * 1000);
+        if self.milli_tokens >= 1000 {
+            self.milli_tokens -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Whether an ICMPv4 error may be sent about the datagram at `ip` (already validated).
+pub fn may_error4(ip: &[u8]) -> bool {
+    let Ok(p) = ipv4::Packet::new_checked(ip) else {
+        return false;
+    };
+    let src = p.src();
+    if p.frag_offset() != 0 || src.is_broadcast() || src.is_multicast() || src.is_unspecified() {
+        return false;
+    }
+    if p.protocol() == proto::ICMP {
+        if let Ok(i) = icmpv4::Packet::new_checked(p.payload()) {
+            return !i.is_error();
+        }
+    }
+    true
+}
+
+/// Replaces the frame (Ethernet + IPv4 datagram, `len` bytes) with an ICMPv4 error
+/// about it, sent from `(mac, addr)` back to the frame's sender. Returns the new
+/// length. The caller checked `may_error4`.
+pub fn error4(
+    buf: &mut [u8],
+    len: usize,
+    mac: Mac,
+    addr: Ipv4Addr,
+    kind: (u8, u8, u32),
+    ident: u16,
+) -> usize {
+    let (orig_src, quoted_len, peer) = {
+        let p = ipv4::Packet::new_checked(&buf[ETH..len]).expect("validated by caller");
+        let room =
+            buf.len().min(ETH + MAX_ERROR4) - ETH - ipv4::MIN_HEADER_LEN - icmpv4::HEADER_LEN;
+        (
+            p.src(),
+            p.total_len().min(room),
+            ethernet::Frame::new_checked(&buf[..]).expect("frame").src(),
+        )
+    };
+    let icmp_at = ETH + ipv4::MIN_HEADER_LEN;
+    buf.copy_within(ETH..ETH + quoted_len, icmp_at + icmpv4::HEADER_LEN);
+    ethernet::write_header(buf, peer, mac, ethertype::IPV4);
+    let icmp_len = icmpv4::HEADER_LEN + quoted_len;
+    ipv4::write_header(
+        &mut buf[ETH..],
+        &ipv4::Header {
+            src: addr,
+            dst: orig_src,
+            protocol: proto::ICMP,
+            ttl: TTL,
+            ident,
+            payload_len: icmp_len,
+        },
+    );
+    let (t, code, rest) = kind;
+    icmpv4::write_header(&mut buf[icmp_at..], t, code, rest);
+    let c = checksum::checksum(&buf[icmp_at..icmp_at + icmp_len]);
+    buf[icmp_at + 2..icmp_at + 4].copy_from_slice(&c.to_be_bytes());
+    icmp_at + icmp_len
+}
+
+/// Turns an ICMPv4 echo request frame into its reply. Returns the new length.
+pub fn echo_reply4(buf: &mut [u8], len: usize, mac: Mac) -> usize {
+    let peer = ethernet::Frame::new_checked(&buf[..]).expect("frame").src();
+    ethernet::write_header(buf, peer, mac, ethertype::IPV4);
+    let mut p = ipv4::Packet::new_checked(&mut buf[ETH..len]).expect("validated by caller");
+    let (src, dst) = (p.src(), p.dst());
+    p.set_src(dst);
+    p.set_dst(src);
+    let total = p.total_len();
+    let mut i = icmpv4::Packet::new_checked(p.payload_mut()).expect("validated by caller");
+    let old = u16::from(icmpv4::ECHO_REQUEST) << 8 | u16::from(i.code());
+    i.set_msg_type(icmpv4::ECHO_REPLY);
+    let c = checksum::update16(
+        i.checksum(),
+        old,
+        u16::from(icmpv4::ECHO_REPLY) << 8 | u16::from(i.code()),
+    );
+    i.set_checksum(c);
+    ETH + total
+}
+
+/// Turns an ARP request frame into the reply for `(mac, addr)`. Returns the new length
+/// (padded to the 60-byte Ethernet minimum).
+pub fn arp_reply(buf: &mut [u8], mac: Mac, addr: Ipv4Addr) -> usize {
+    let (peer_mac, peer_ip) = {
+        let a = arp::Packet::new_checked(&buf[ETH..]).expect("validated by caller");
+        (a.sender_mac(), a.sender_ip())
+    };
+    ethernet::write_header(buf, peer_mac, mac, ethertype::ARP);
+    arp::write(
+        &mut buf[ETH..],
+        arp::OP_REPLY,
+        (mac, addr),
+        (peer_mac, peer_ip),
+    );
+    pad(buf, ETH + arp::LEN)
+}
+
+/// Writes an ARP request for `target` from `(mac, addr)` into `buf`; returns its length.
+pub fn arp_request(buf: &mut [u8], mac: Mac, addr: Ipv4Addr, target: Ipv4Addr) -> usize {
+    ethernet::write_header(buf, Mac::BROADCAST, mac, ethertype::ARP);
+    arp::write(
+        &mut buf[ETH..],
+        arp::OP_REQUEST,
+        (mac, addr),
+        (Mac::default(), target),
+    );
+    pad(buf, ETH + arp::LEN)
+}
+
+fn pad(buf: &mut [u8], len: usize) -> usize {
+    const MIN: usize = 60;
+    if len < MIN {
+        buf[len..MIN].fill(0);
+        MIN
+    } else {
+        len
+    }
+}
+
+/// Whether an ICMPv6 error may be sent about the packet at `ip` (already validated).
+pub fn may_error6(ip: &[u8]) -> bool {
+    let Ok(p) = ipv6::Packet::new_checked(ip) else {
+        return false;
+    };
+    let src = p.src();
+    if src.is_multicast() || src.is_unspecified() {
+        return false;
+    }
+    match p.upper_layer() {
+        Ok(u) if u.fragment.is_some_and(|f| f.is_non_first()) => false,
+        Ok(u) if u.protocol == proto::ICMPV6 => ip.get(u.offset).is_some_and(|&t| t >= 128),
+        _ => true,
+    }
+}
+
+/// Replaces the frame (Ethernet + IPv6 packet) with an ICMPv6 error about it, sent
+/// from `(mac, addr)` back to the frame's sender. Returns the new length.
+pub fn error6(buf: &mut [u8], len: usize, mac: Mac, addr: &Ipv6Addr, kind: (u8, u8, u32)) -> usize {
+    let (orig_src, quoted_len, peer) = {
+        let p = ipv6::Packet::new_checked(&buf[ETH..len]).expect("validated by caller");
+        let room = buf.len().min(ETH + MAX_ERROR6) - ETH - ipv6::HEADER_LEN - icmpv6::HEADER_LEN;
+        (
+            p.src(),
+            p.total_len().min(room),
+            ethernet::Frame::new_checked(&buf[..]).expect("frame").src(),
+        )
+    };
+    let icmp_at = ETH + ipv6::HEADER_LEN;
+    buf.copy_within(ETH..ETH + quoted_len, icmp_at + icmpv6::HEADER_LEN);
+    ethernet::write_header(buf, peer, mac, ethertype::IPV6);
+    let icmp_len = icmpv6::HEADER_LEN + quoted_len;
+    ipv6::write_header(
+        &mut buf[ETH..],
+        addr,
+        &orig_src,
+        proto::ICMPV6,
+        TTL,
+        icmp_len,
+    );
+    let (t, code, rest) = kind;
+    icmpv6::write_header(&mut buf[icmp_at..], t, code, rest);
+    fill_icmp6_checksum(buf, icmp_at, icmp_len, addr, &orig_src);
+    icmp_at + icmp_len
+}
+
+/// Turns an ICMPv6 echo request frame into its reply. Returns the new length.
+pub fn echo_reply6(buf: &mut [u8], len: usize, mac: Mac, upper_offset: usize) -> usize {
+    let peer = ethernet::Frame::new_checked(&buf[..]).expect("frame").src();
+    ethernet::write_header(buf, peer, mac, ethertype::IPV6);
+    let (src, dst, total) = {
+        let p = ipv6::Packet::new_checked(&buf[ETH..len]).expect("validated by caller");
+        (p.src(), p.dst(), p.total_len())
+    };
+    let icmp_at = ETH + upper_offset;
+    let icmp_len = total - upper_offset;
+    // Any extension headers of the request are dropped from the reply.
+    buf.copy_within(icmp_at..icmp_at + icmp_len, ETH + ipv6::HEADER_LEN);
+    ipv6::write_header(&mut buf[ETH..], &dst, &src, proto::ICMPV6, TTL, icmp_len);
+    let icmp_at = ETH + ipv6::HEADER_LEN;
+    buf[icmp_at] = icmpv6::ECHO_REPLY;
+    fill_icmp6_checksum(buf, icmp_at, icmp_len, &dst, &src);
+    icmp_at + icmp_len
+}
+
+/// Writes a Neighbor Advertisement for `target` (ours) answering a solicitation from
+/// `(peer_mac, peer)`; an unspecified `peer` (duplicate address detection) gets the
+/// answer at all-nodes (RFC 4861 section 7.2.4). Returns the frame length.
+pub fn neighbor_advert(
+    buf: &mut [u8],
+    mac: Mac,
+    target: &Ipv6Addr,
+    peer_mac: Mac,
+    peer: &Ipv6Addr,
+) -> usize {
+    let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+    let (dst, dst_mac, solicited) = if peer.is_unspecified() {
+        (all_nodes, Mac::ipv6_multicast(&all_nodes), 0)
+    } else {
+        (*peer, peer_mac, icmpv6::NA_SOLICITED)
+    };
+    let flags = icmpv6::NA_ROUTER | icmpv6::NA_OVERRIDE | solicited;
+    nd_message(
+        buf,
+        mac,
+        dst_mac,
+        target,
+        &dst,
+        (
+            icmpv6::NEIGHBOR_ADVERT,
+            flags,
+            target,
+            icmpv6::OPT_TARGET_LL,
+        ),
+    )
+}
+
+/// Writes a multicast Neighbor Solicitation for `target` from `src`. Returns the length.
+pub fn neighbor_solicit(buf: &mut [u8], mac: Mac, src: &Ipv6Addr, target: &Ipv6Addr) -> usize {
+    let t = target.octets();
+    let group = Ipv6Addr::from([
+        0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, t[13], t[14], t[15],
+    ]);
+    nd_message(
+        buf,
+        mac,
+        Mac::ipv6_multicast(&group),
+        src,
+        &group,
+        (icmpv6::NEIGHBOR_SOLICIT, 0, target, icmpv6::OPT_SOURCE_LL),
+    )
+}
+
+fn nd_message(
+    buf: &mut [u8],
+    mac: Mac,
+    dst_mac: Mac,
+    src: &Ipv6Addr,
+    dst: &Ipv6Addr,
+    body: (u8, u8, &Ipv6Addr, u8),
+) -> usize {
+    const ND_BODY: usize = icmpv6::ND_LEN + 8;
+    ethernet::write_header(buf, dst_mac, mac, ethertype::IPV6);
+    // RFC 4861 7.1: hop limit 255 proves the message was not forwarded.
+    ipv6::write_header(&mut buf[ETH..], src, dst, proto::ICMPV6, 255, ND_BODY);
+    let icmp_at = ETH + ipv6::HEADER_LEN;
+    let (t, flags, target, opt) = body;
+    icmpv6::write_nd(&mut buf[icmp_at..], t, flags, target, opt, mac);
+    fill_icmp6_checksum(buf, icmp_at, ND_BODY, src, dst);
+    icmp_at + ND_BODY
+}
+
+fn fill_icmp6_checksum(buf: &mut [u8], at: usize, len: usize, src: &Ipv6Addr, dst: &Ipv6Addr) {
+    let pseudo = checksum::pseudo_v6(src, dst, proto::ICMPV6, len as u32);
+    let mut i = icmpv6::Packet::new_checked(&mut buf[at..at + len]).expect("written above");
+    i.fill_checksum(pseudo);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_bursts_then_refills() {
+        let mut r = RateLimit::new(10, 3);
+        assert!((0..3).all(|_| r.allow(0)));
+        assert!(!r.allow(0));
+        assert!(!r.allow(99));
+        assert!(r.allow(100)); // 10/s: one token per 100 ms
+        assert!(!r.allow(100));
+        assert!(r.allow(10_000));
+    }
+}

@@ -1,0 +1,823 @@
+//! Stateful IPv4 source NAT (NAPT): mappings, sessions, filtering, ICMP query and error
+//! translation, hairpinning.
+//!
+//! Behaviour (RFC 4787, RFC 5382, RFC 5508, RFC 6888, RFC 7857):
+//! - Mapping is endpoint-independent (RFC 4787 REQ-1, RFC 5382 REQ-1): one inside
+//!   (address, port) keeps one external (address, port) for as long as any session
+//!   uses it, whatever the remote.
+//! - Each inside host is paired with one pool address, chosen by a fixed hash of its
+//!   address (REQ-2), so the pairing holds across mappings and restarts.
+//! - Port preservation, range and parity: see `ports` (REQ-3, REQ-4).
+//! - Filtering is configurable (REQ-8): endpoint-independent, address-dependent, or
+//!   address-and-port-dependent. An admitted inbound packet with a new remote opens a
+//!   session of its own on the existing mapping.
+//! - UDP mappings are refreshed by outbound packets, and by inbound ones only when
+//!   configured (REQ-6). TCP refreshes both ways. ICMP errors never touch state.
+//! - Limits: global sessions, sessions per host (RFC 6888 REQ-5), ports per host
+//!   (REQ-4). A packet over a limit is dropped and counted; live sessions are never
+//!   evicted to make room (REQ-11). Freed ports are held for their last host for
+//!   `port_reuse_hold` seconds (REQ-8).
+//! - ICMP echo identifiers are mapped like ports (RFC 5508 REQ-1). ICMP errors are
+//!   translated in both directions, outer and quoted headers and every checksum, and
+//!   dropped when the quoted packet matches no session (REQ-3, REQ-4, REQ-6).
+//! - Hairpinning (REQ-9, RFC 5508 REQ-7): a packet from inside to a pool address is
+//!   translated outbound (source becomes external) and then inbound, so the target
+//!   sees the sender's external address and port.
+//!
+//! Data layout: sessions live in a `Slab`; one fixed `Index` holds four kinds of keys
+//! (outbound 5-tuple, inbound 5-tuple, mapping by inside endpoint, host by inside
+//! address); per-class LRU lists give O(1) expiry; a mapping is the chain of sessions
+//! sharing an external port, whose first member the port slot names. A session is 40
+//! bytes; with its two index slots it costs well under 96 bytes.
+//!
+//! The module works on IPv4 datagram bytes (`ip` starts at the IPv4 header) and never
+//! fragments, routes or builds packets: the engine does that around it.
+
+pub mod ports;
+mod rewrite;
+
+use super::index::{Hasher, Index};
+use super::list::{self, Linked, Links, List};
+use super::lru::{Lru, Timed};
+use super::stats::{DropReason, Stats};
+use super::track::{self, Class, Dir, TcpState, Timeouts};
+use crate::wire::{icmpv4, ipv4, proto, tcp};
+use firmware_config::{Config, Filtering};
+use ipnet::Ipv4Net;
+use ports::{PortTable, Ranges};
+pub use rewrite::End;
+use slab::Slab;
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+const KIND_OUT: u32 = 0;
+const KIND_IN: u32 = 1;
+const KIND_MAP: u32 = 2;
+const KIND_HOST: u32 = 3;
+const HANDLE_MASK: u32 = (1 << 30) - 1;
+
+/// At most this many sessions expire per `poll`, to bound its latency.
+const EXPIRE_BATCH: usize = 16_384;
+
+/// One translated flow between an inside endpoint and a remote endpoint.
+#[derive(Debug, Clone)]
+struct Session {
+    in_addr: u32,
+    rem_addr: u32,
+    in_port: u16,
+    rem_port: u16,
+    ext_port: u16,
+    pool: u8,
+    proto: u8,
+    /// `TcpState as u8` for TCP, 0 otherwise.
+    state: u8,
+    class: u8,
+    /// Last activity, whole seconds of engine time.
+    last: u32,
+    lru: Links,
+    /// Sessions sharing this session's mapping.
+    sib: Links,
+}
+
+impl Linked<0> for Session {
+    fn links(&mut self) -> &mut Links {
+        &mut self.lru
+    }
+}
+
+impl Timed for Session {
+    fn last(&self) -> u32 {
+        self.last
+    }
+    fn set_last(&mut self, now: u32) {
+        self.last = now;
+    }
+    fn class(&self) -> Class {
+        Class::ALL[usize::from(self.class)]
+    }
+    fn set_class(&mut self, class: Class) {
+        self.class = class as u8;
+    }
+}
+
+impl Linked<1> for Session {
+    fn links(&mut self) -> &mut Links {
+        &mut self.sib
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Host {
+    addr: u32,
+    sessions: u32,
+    ports: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Hold {
+    pool: u8,
+    proto: u8,
+    port: u16,
+    freed: u32,
+}
+
+/// The transport identity of a packet as seen by the NAT.
+#[derive(Debug, Clone, Copy)]
+struct Flow {
+    proto: u8,
+    /// Offset of the transport header within the datagram.
+    l4: usize,
+    src: u32,
+    dst: u32,
+    sport: u16,
+    dport: u16,
+    tcp_flags: u8,
+}
+
+/// Settings derived from the configuration.
+#[derive(Debug, Clone)]
+struct Params {
+    pool: Vec<Ipv4Addr>,
+    inside: Vec<Ipv4Net>,
+    filtering: Filtering,
+    max_sessions: u32,
+    max_sessions_per_host: u32,
+    max_ports_per_host: u32,
+    hold: u32,
+    udp_inbound_refresh: bool,
+    ranges: Ranges,
+    timeouts: Timeouts,
+}
+
+/// A session as the shell and tests see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub proto: u8,
+    pub inside: SocketAddrV4,
+    pub outside: SocketAddrV4,
+    pub remote: SocketAddrV4,
+    pub state: &'static str,
+    pub class: Class,
+    /// Seconds since last activity.
+    pub idle: u32,
+    /// Seconds until expiry.
+    pub expires: u32,
+}
+
+/// The NAT44 state.
+#[derive(Debug)]
+pub struct Nat44 {
+    p: Params,
+    sessions: Slab<Session>,
+    hosts: Slab<Host>,
+    index: Index,
+    hasher: Hasher,
+    /// `ports[pool][proto_slot]`; allocated on first use of an address.
+    ports: Vec<[Option<Box<PortTable>>; 3]>,
+    lru: Lru,
+    holds: VecDeque<Hold>,
+}
+
+fn proto_slot(proto: u8) -> usize {
+    match proto {
+        proto::TCP => 0,
+        proto::UDP => 1,
+        _ => 2,
+    }
+}
+
+impl Nat44 {
+    pub fn new(config: &Config) -> Nat44 {
+        let n = &config.nat;
+        let max = n.max_sessions as usize;
+        let p = Params {
+            pool: config.nat_pool(),
+            inside: config.nat_inside_prefixes(),
+            filtering: n.filtering,
+            max_sessions: n.max_sessions,
+            max_sessions_per_host: n.max_sessions_per_host,
+            max_ports_per_host: n.max_ports_per_host,
+            hold: n.port_reuse_hold,
+            udp_inbound_refresh: n.udp_inbound_refresh,
+            ranges: Ranges::from_config(n.port_min, n.port_max),
+            timeouts: Timeouts::from_config(&config.timeouts),
+        };
+        Nat44 {
+            ports: (0..p.pool.len()).map(|_| [None, None, None]).collect(),
+            p,
+            sessions: Slab::with_capacity(max),
+            hosts: Slab::with_capacity(max.min(1 << 16)),
+            // Two keys per session, at most one mapping key per session, and hosts.
+            index: Index::with_capacity(max * 4),
+            hasher: Hasher::default(),
+            lru: Lru::default(),
+            holds: VecDeque::with_capacity(max.min(1 << 20)),
+        }
+    }
+
+    /// Whether `addr` is one of the pool's public addresses.
+    #[inline]
+    pub fn is_pool_addr(&self, addr: Ipv4Addr) -> bool {
+        self.pool_index(addr.to_bits()).is_some()
+    }
+
+    /// Whether packets from `src` are translated.
+    pub fn translates(&self, src: Ipv4Addr) -> bool {
+        self.p.inside.iter().any(|n| n.contains(&src))
+    }
+
+    pub fn pool(&self) -> &[Ipv4Addr] {
+        &self.p.pool
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn class_count(&self, class: Class) -> u32 {
+        self.lru.count(class)
+    }
+
+    /// Ports (and ICMP ids) owned or held on pool address `pool`, per protocol slot
+    /// (TCP, UDP, ICMP).
+    pub fn ports_in_use(&self, pool: usize) -> [u32; 3] {
+        let t = &self.ports[pool];
+        [0, 1, 2].map(|i| t[i].as_ref().map_or(0, |t| t.in_use()))
+    }
+
+    /// Bytes held by the tables (sessions, index, hosts, port tables).
+    pub fn memory(&self) -> usize {
+        let tables = self.ports.iter().flatten().filter(|t| t.is_some()).count();
+        self.sessions.capacity() * SLAB_ENTRY_SIZE
+            + self.index.memory()
+            + self.hosts.capacity() * std::mem::size_of::<Host>()
+            + tables * PortTable::memory()
+    }
+
+    fn pool_index(&self, addr: u32) -> Option<usize> {
+        self.p.pool.iter().position(|a| a.to_bits() == addr)
+    }
+
+    /// Translates an outbound datagram's source in place.
+    pub fn outbound(
+        &mut self,
+        ip: &mut [u8],
+        now: u32,
+        stats: &mut Stats,
+    ) -> Result<(), DropReason> {
+        let flow = parse_flow(ip, Dir::Out)?;
+        let rem_port = remote_port(flow.proto, flow.dport);
+        let idx = match self.find_out(flow.proto, flow.src, flow.sport, flow.dst, rem_port) {
+            Some(idx) => idx,
+            None => {
+                if flow.proto == proto::TCP && TcpState::open(Dir::Out, flow.tcp_flags).is_none() {
+                    return Err(DropReason::TcpNoSession);
+                }
+                self.create_outbound(&flow, rem_port, now)?
+            }
+        };
+        self.track(idx, Dir::Out, flow.tcp_flags, now);
+        let s = &self.sessions[idx as usize];
+        let ext = self.p.pool[usize::from(s.pool)].to_bits();
+        rewrite::rewrite(ip, flow.l4, flow.proto, End::Src, ext, s.ext_port);
+        stats.nat_out.count(flow.proto);
+        Ok(())
+    }
+
+    /// Translates an inbound datagram's destination in place.
+    pub fn inbound(
+        &mut self,
+        ip: &mut [u8],
+        now: u32,
+        stats: &mut Stats,
+    ) -> Result<(), DropReason> {
+        let flow = parse_flow(ip, Dir::In)?;
+        let pool = self.pool_index(flow.dst).ok_or(DropReason::NoMapping)?;
+        let rem_port = remote_port(flow.proto, flow.sport);
+        let idx = match self.find_in(flow.proto, pool, flow.dport, flow.src, rem_port) {
+            Some(idx) => idx,
+            None => self.admit_inbound(&flow, pool, now)?,
+        };
+        self.track(idx, Dir::In, flow.tcp_flags, now);
+        let s = &self.sessions[idx as usize];
+        rewrite::rewrite(ip, flow.l4, flow.proto, End::Dst, s.in_addr, s.in_port);
+        stats.nat_in.count(flow.proto);
+        Ok(())
+    }
+
+    /// Translates an ICMP error about a packet this NAT translated. `dir` is the
+    /// error's own direction. No state changes (RFC 5508 REQ-6 style: ICMP never
+    /// refreshes or kills a mapping).
+    pub fn icmp_error(&mut self, ip: &mut [u8], dir: Dir) -> Result<(), DropReason> {
+        let quoted = rewrite::quoted(ip)?;
+        let idx = match dir {
+            // The quote is our outbound packet: src = external, dst = remote.
+            Dir::In => {
+                let pool = self
+                    .pool_index(quoted.src)
+                    .ok_or(DropReason::IcmpErrorNoMatch)?;
+                let rem_port = remote_port(quoted.proto, quoted.dport);
+                self.find_in(quoted.proto, pool, quoted.sport, quoted.dst, rem_port)
+            }
+            // The quote is an inbound packet we delivered: src = remote, dst = inside.
+            Dir::Out => {
+                let rem_port = remote_port(quoted.proto, quoted.sport);
+                self.find_out(quoted.proto, quoted.dst, quoted.dport, quoted.src, rem_port)
+            }
+        }
+        .ok_or(DropReason::IcmpErrorNoMatch)?;
+        let s = &self.sessions[idx as usize];
+        let (addr, port) = match dir {
+            Dir::In => (s.in_addr, s.in_port),
+            Dir::Out => (self.p.pool[usize::from(s.pool)].to_bits(), s.ext_port),
+        };
+        rewrite::rewrite_icmp_error(ip, &quoted, dir, addr, port);
+        Ok(())
+    }
+
+    /// Expires idle sessions and ends port holds. Call at least once a second.
+    pub fn poll(&mut self, now: u32, stats: &mut Stats) {
+        for _ in 0..EXPIRE_BATCH {
+            let Some(idx) = self.lru.next_expired(&self.sessions, &self.p.timeouts, now) else {
+                break;
+            };
+            self.remove(idx, now);
+            stats.sessions_expired += 1;
+        }
+        while let Some(h) = self.holds.front().copied() {
+            if h.freed.saturating_add(self.p.hold) > now {
+                break;
+            }
+            self.holds.pop_front();
+            if let Some(t) = self.ports[usize::from(h.pool)][usize::from(h.proto)].as_mut() {
+                t.release(h.port, h.freed);
+            }
+        }
+    }
+
+    /// Every session, for the shell.
+    pub fn sessions(&self, now: u32) -> impl Iterator<Item = SessionInfo> + '_ {
+        self.sessions.iter().map(move |(_, s)| self.info(s, now))
+    }
+
+    /// Removes the sessions for which `pred` holds; returns how many.
+    pub fn clear(&mut self, now: u32, mut pred: impl FnMut(&SessionInfo) -> bool) -> usize {
+        let doomed: Vec<u32> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| pred(&self.info(s, now)))
+            .map(|(i, _)| i as u32)
+            .collect();
+        for &idx in &doomed {
+            self.remove(idx, now);
+        }
+        doomed.len()
+    }
+
+    fn info(&self, s: &Session, now: u32) -> SessionInfo {
+        let class = Class::ALL[usize::from(s.class)];
+        let idle = now.saturating_sub(s.last);
+        SessionInfo {
+            proto: s.proto,
+            inside: SocketAddrV4::new(Ipv4Addr::from_bits(s.in_addr), s.in_port),
+            outside: SocketAddrV4::new(self.p.pool[usize::from(s.pool)], s.ext_port),
+            remote: SocketAddrV4::new(Ipv4Addr::from_bits(s.rem_addr), s.rem_port),
+            state: match s.proto {
+                proto::TCP => TcpState::from_u8(s.state).name(),
+                _ => "active",
+            },
+            class,
+            idle,
+            expires: self.p.timeouts.get(class).saturating_sub(idle),
+        }
+    }
+
+    // ---- lookups ----
+
+    fn out_hash(&self, proto: u8, in_addr: u32, in_port: u16, rem: u32, rem_port: u16) -> u64 {
+        self.hasher.hash(&[
+            u64::from(KIND_OUT) << 62
+                | u64::from(proto) << 48
+                | u64::from(in_port) << 32
+                | u64::from(in_addr),
+            u64::from(rem) << 16 | u64::from(rem_port),
+        ])
+    }
+
+    fn in_hash(&self, proto: u8, pool: usize, ext_port: u16, rem: u32, rem_port: u16) -> u64 {
+        self.hasher.hash(&[
+            u64::from(KIND_IN) << 62
+                | u64::from(proto) << 48
+                | u64::from(ext_port) << 32
+                | pool as u64,
+            u64::from(rem) << 16 | u64::from(rem_port),
+        ])
+    }
+
+    fn map_hash(&self, proto: u8, in_addr: u32, in_port: u16) -> u64 {
+        self.hasher.hash(&[u64::from(KIND_MAP) << 62
+            | u64::from(proto) << 48
+            | u64::from(in_port) << 32
+            | u64::from(in_addr)])
+    }
+
+    fn host_hash(&self, in_addr: u32) -> u64 {
+        self.hasher
+            .hash(&[u64::from(KIND_HOST) << 62 | u64::from(in_addr), 0, 0])
+    }
+
+    #[inline]
+    fn find_out(
+        &self,
+        proto: u8,
+        in_addr: u32,
+        in_port: u16,
+        rem: u32,
+        rem_port: u16,
+    ) -> Option<u32> {
+        let h = self.out_hash(proto, in_addr, in_port, rem, rem_port);
+        self.index
+            .find(h, |v| {
+                v >> 30 == KIND_OUT && {
+                    let s = &self.sessions[(v & HANDLE_MASK) as usize];
+                    s.in_addr == in_addr
+                        && s.in_port == in_port
+                        && s.rem_addr == rem
+                        && s.rem_port == rem_port
+                        && s.proto == proto
+                }
+            })
+            .map(|v| v & HANDLE_MASK)
+    }
+
+    #[inline]
+    fn find_in(
+        &self,
+        proto: u8,
+        pool: usize,
+        ext_port: u16,
+        rem: u32,
+        rem_port: u16,
+    ) -> Option<u32> {
+        let h = self.in_hash(proto, pool, ext_port, rem, rem_port);
+        self.index
+            .find(h, |v| {
+                v >> 30 == KIND_IN && {
+                    let s = &self.sessions[(v & HANDLE_MASK) as usize];
+                    usize::from(s.pool) == pool
+                        && s.ext_port == ext_port
+                        && s.rem_addr == rem
+                        && s.rem_port == rem_port
+                        && s.proto == proto
+                }
+            })
+            .map(|v| v & HANDLE_MASK)
+    }
+
+    fn find_mapping(&self, proto: u8, in_addr: u32, in_port: u16) -> Option<u32> {
+        let h = self.map_hash(proto, in_addr, in_port);
+        self.index
+            .find(h, |v| {
+                v >> 30 == KIND_MAP && {
+                    let s = &self.sessions[(v & HANDLE_MASK) as usize];
+                    s.in_addr == in_addr && s.in_port == in_port && s.proto == proto
+                }
+            })
+            .map(|v| v & HANDLE_MASK)
+    }
+
+    fn find_host(&self, addr: u32) -> Option<u32> {
+        let h = self.host_hash(addr);
+        self.index
+            .find(h, |v| {
+                v >> 30 == KIND_HOST && self.hosts[(v & HANDLE_MASK) as usize].addr == addr
+            })
+            .map(|v| v & HANDLE_MASK)
+    }
+
+    // ---- session life cycle ----
+
+    /// The pool address paired with an inside host (REQ-2): a fixed multiplicative
+    /// hash, so the pairing needs no state and survives restarts.
+    fn paired_pool(&self, in_addr: u32) -> usize {
+        (in_addr.wrapping_mul(0x9e37_79b1) >> 16) as usize % self.p.pool.len()
+    }
+
+    fn create_outbound(&mut self, flow: &Flow, rem_port: u16, now: u32) -> Result<u32, DropReason> {
+        let host = self.reserve_session(flow.src)?;
+        let (pool, ext_port, head) = match self.find_mapping(flow.proto, flow.src, flow.sport) {
+            Some(head) => {
+                let s = &self.sessions[head as usize];
+                (s.pool, s.ext_port, Some(head))
+            }
+            None => {
+                if self.hosts[host as usize].ports >= self.p.max_ports_per_host {
+                    self.release_host_if_idle(host);
+                    return Err(DropReason::HostPortLimit);
+                }
+                let pool = self.paired_pool(flow.src);
+                let ranges = if flow.proto == proto::ICMP {
+                    Ranges::full()
+                } else {
+                    self.p.ranges
+                };
+                let table = self.port_table(pool, flow.proto);
+                match table.pick(ranges.for_port(flow.sport), flow.sport, flow.src) {
+                    Some(port) => (pool as u8, port, None),
+                    None => {
+                        self.release_host_if_idle(host);
+                        return Err(DropReason::PortsExhausted);
+                    }
+                }
+            }
+        };
+        let state = TcpState::open(Dir::Out, flow.tcp_flags).map_or(0, |s| s as u8);
+        let idx = self.insert_session(
+            Session {
+                in_addr: flow.src,
+                rem_addr: flow.dst,
+                in_port: flow.sport,
+                rem_port,
+                ext_port,
+                pool,
+                proto: flow.proto,
+                state,
+                class: track::initial_class(flow.proto, state) as u8,
+                last: now,
+                lru: Links::default(),
+                sib: Links::default(),
+            },
+            head,
+            host,
+        );
+        Ok(idx)
+    }
+
+    /// Filtering (REQ-8) for an inbound packet with no session of its own.
+    fn admit_inbound(&mut self, flow: &Flow, pool: usize, now: u32) -> Result<u32, DropReason> {
+        let head = self.ports[pool][proto_slot(flow.proto)]
+            .as_ref()
+            .and_then(|t| t.owner(flow.dport))
+            .ok_or(DropReason::NoMapping)?;
+        let admitted = match self.p.filtering {
+            Filtering::EndpointIndependent => true,
+            Filtering::AddressDependent => self.mapping_has_remote(head, flow.src),
+            Filtering::AddressAndPortDependent => false,
+        };
+        if !admitted || flow.proto == proto::ICMP {
+            return Err(DropReason::Filtered);
+        }
+        let state = match flow.proto {
+            proto::TCP => {
+                TcpState::open(Dir::In, flow.tcp_flags).ok_or(DropReason::TcpNoSession)? as u8
+            }
+            _ => 0,
+        };
+        let (in_addr, in_port) = {
+            let s = &self.sessions[head as usize];
+            (s.in_addr, s.in_port)
+        };
+        let host = self.reserve_session(in_addr)?;
+        Ok(self.insert_session(
+            Session {
+                in_addr,
+                rem_addr: flow.src,
+                in_port,
+                rem_port: remote_port(flow.proto, flow.sport),
+                ext_port: flow.dport,
+                pool: pool as u8,
+                proto: flow.proto,
+                state,
+                class: track::initial_class(flow.proto, state) as u8,
+                last: now,
+                lru: Links::default(),
+                sib: Links::default(),
+            },
+            Some(head),
+            host,
+        ))
+    }
+
+    fn mapping_has_remote(&mut self, head: u32, remote: u32) -> bool {
+        let mut at = Some(head);
+        while let Some(i) = at {
+            if self.sessions[i as usize].rem_addr == remote {
+                return true;
+            }
+            at = List::next::<1, _>(&mut self.sessions, i);
+        }
+        false
+    }
+
+    /// Checks the global and per-host session limits and returns the host record
+    /// (created if new) with one session reserved.
+    fn reserve_session(&mut self, in_addr: u32) -> Result<u32, DropReason> {
+        if self.sessions.len() as u32 >= self.p.max_sessions {
+            return Err(DropReason::SessionLimit);
+        }
+        let host = match self.find_host(in_addr) {
+            Some(h) => h,
+            None => {
+                let h = self.hosts.insert(Host {
+                    addr: in_addr,
+                    sessions: 0,
+                    ports: 0,
+                }) as u32;
+                let hash = self.host_hash(in_addr);
+                if !self.index.insert(hash, KIND_HOST << 30 | h) {
+                    self.hosts.remove(h as usize);
+                    return Err(DropReason::SessionLimit);
+                }
+                h
+            }
+        };
+        let rec = &mut self.hosts[host as usize];
+        if rec.sessions >= self.p.max_sessions_per_host {
+            self.release_host_if_idle(host);
+            return Err(DropReason::HostSessionLimit);
+        }
+        rec.sessions += 1;
+        Ok(host)
+    }
+
+    fn release_host_if_idle(&mut self, host: u32) {
+        let rec = &self.hosts[host as usize];
+        if rec.sessions == 0 && rec.ports == 0 {
+            let hash = self.host_hash(rec.addr);
+            self.index.remove(hash, KIND_HOST << 30 | host);
+            self.hosts.remove(host as usize);
+        }
+    }
+
+    fn port_table(&mut self, pool: usize, proto: u8) -> &mut PortTable {
+        self.ports[pool][proto_slot(proto)].get_or_insert_with(Default::default)
+    }
+
+    /// Stores a session and its keys. `head` is the first session of an existing
+    /// mapping to join; `None` claims the session's external port as a new mapping.
+    fn insert_session(&mut self, s: Session, head: Option<u32>, host: u32) -> u32 {
+        let (proto, in_addr, in_port, rem, rem_port, pool, ext_port) = (
+            s.proto,
+            s.in_addr,
+            s.in_port,
+            s.rem_addr,
+            s.rem_port,
+            usize::from(s.pool),
+            s.ext_port,
+        );
+        let idx = self.sessions.insert(s) as u32;
+        let out_h = self.out_hash(proto, in_addr, in_port, rem, rem_port);
+        let in_h = self.in_hash(proto, pool, ext_port, rem, rem_port);
+        // The index holds 4 slots per allowed session; these inserts cannot fail.
+        self.index.insert(out_h, KIND_OUT << 30 | idx);
+        self.index.insert(in_h, KIND_IN << 30 | idx);
+        match head {
+            Some(head) => list::chain_insert_after::<1, _>(&mut self.sessions, head, idx),
+            None => {
+                let map_h = self.map_hash(proto, in_addr, in_port);
+                self.index.insert(map_h, KIND_MAP << 30 | idx);
+                self.port_table(pool, proto).claim(ext_port, idx, in_addr);
+                self.hosts[host as usize].ports += 1;
+            }
+        }
+        self.lru.insert(&mut self.sessions, idx);
+        idx
+    }
+
+    fn remove(&mut self, idx: u32, now: u32) {
+        let s = self.sessions[idx as usize].clone();
+        self.lru.remove(&mut self.sessions, idx);
+        let pool = usize::from(s.pool);
+        let out_h = self.out_hash(s.proto, s.in_addr, s.in_port, s.rem_addr, s.rem_port);
+        let in_h = self.in_hash(s.proto, pool, s.ext_port, s.rem_addr, s.rem_port);
+        self.index.remove(out_h, KIND_OUT << 30 | idx);
+        self.index.remove(in_h, KIND_IN << 30 | idx);
+        let was_head = s.sib.is_first();
+        let next = list::chain_unlink::<1, _>(&mut self.sessions, idx);
+        let host = self.find_host(s.in_addr);
+        if was_head {
+            let map_h = self.map_hash(s.proto, s.in_addr, s.in_port);
+            let slot = proto_slot(s.proto);
+            match next {
+                Some(next) => {
+                    self.index
+                        .replace(map_h, KIND_MAP << 30 | idx, KIND_MAP << 30 | next);
+                    if let Some(t) = self.ports[pool][slot].as_mut() {
+                        t.set_head(s.ext_port, next);
+                    }
+                }
+                None => {
+                    self.index.remove(map_h, KIND_MAP << 30 | idx);
+                    if let Some(t) = self.ports[pool][slot].as_mut() {
+                        t.hold(s.ext_port, now);
+                    }
+                    if self.holds.len() == self.holds.capacity() {
+                        // Hold FIFO full: end the oldest hold early rather than grow.
+                        if let Some(h) = self.holds.pop_front() {
+                            if let Some(t) =
+                                self.ports[usize::from(h.pool)][usize::from(h.proto)].as_mut()
+                            {
+                                t.release(h.port, h.freed);
+                            }
+                        }
+                    }
+                    self.holds.push_back(Hold {
+                        pool: s.pool,
+                        proto: slot as u8,
+                        port: s.ext_port,
+                        freed: now,
+                    });
+                    if let Some(h) = host {
+                        self.hosts[h as usize].ports -= 1;
+                    }
+                }
+            }
+        }
+        if let Some(h) = host {
+            self.hosts[h as usize].sessions -= 1;
+            self.release_host_if_idle(h);
+        }
+        self.sessions.remove(idx as usize);
+    }
+
+    /// Advances TCP state and refreshes the idle timer as the packet allows.
+    #[inline]
+    fn track(&mut self, idx: u32, dir: Dir, tcp_flags: u8, now: u32) {
+        let s = &mut self.sessions[idx as usize];
+        let (state, refresh, class) =
+            track::step(s.proto, s.state, dir, tcp_flags, self.p.udp_inbound_refresh);
+        s.state = state;
+        self.lru.touch(&mut self.sessions, idx, class, refresh, now);
+    }
+}
+
+/// A slab entry is an enum of the record and a free-list link: the record plus a
+/// word-sized tag (measured by the `memory` benchmark with a counting allocator).
+const SLAB_ENTRY_SIZE: usize = std::mem::size_of::<Session>() + std::mem::size_of::<usize>();
+
+/// ICMP queries have no remote port: the identifier names the inside endpoint only.
+#[inline]
+fn remote_port(proto: u8, port: u16) -> u16 {
+    if proto == proto::ICMP {
+        0
+    } else {
+        port
+    }
+}
+
+/// Extracts the NAT-relevant fields. ICMP: only echo requests travel out and echo
+/// replies travel in; the identifier stands for both ports.
+fn parse_flow(ip: &[u8], dir: Dir) -> Result<Flow, DropReason> {
+    let p = ipv4::Packet::new_checked(ip).map_err(|_| DropReason::Ipv4Malformed)?;
+    let l4 = p.header_len();
+    let payload = p.payload();
+    let (src, dst) = (p.src().to_bits(), p.dst().to_bits());
+    match p.protocol() {
+        proto::TCP => {
+            let t = tcp::Packet::new_checked(payload).map_err(|_| DropReason::L4Truncated)?;
+            Ok(Flow {
+                proto: proto::TCP,
+                l4,
+                src,
+                dst,
+                sport: t.src_port(),
+                dport: t.dst_port(),
+                tcp_flags: t.flags(),
+            })
+        }
+        proto::UDP => {
+            let u = crate::wire::udp::Packet::new_checked(payload)
+                .map_err(|_| DropReason::L4Truncated)?;
+            Ok(Flow {
+                proto: proto::UDP,
+                l4,
+                src,
+                dst,
+                sport: u.src_port(),
+                dport: u.dst_port(),
+                tcp_flags: 0,
+            })
+        }
+        proto::ICMP => {
+            let i = icmpv4::Packet::new_checked(payload).map_err(|_| DropReason::L4Truncated)?;
+            let expected = match dir {
+                Dir::Out => icmpv4::ECHO_REQUEST,
+                Dir::In => icmpv4::ECHO_REPLY,
+            };
+            if i.msg_type() != expected {
+                return Err(DropReason::UnsupportedIcmp);
+            }
+            let id = i.echo_id();
+            Ok(Flow {
+                proto: proto::ICMP,
+                l4,
+                src,
+                dst,
+                sport: id,
+                dport: id,
+                tcp_flags: 0,
+            })
+        }
+        _ => Err(DropReason::UnsupportedProtocol),
+    }
+}

@@ -1,0 +1,251 @@
+//! External port (or ICMP identifier) allocation for one public address and protocol.
+//!
+//! A table of 65 536 slots, each naming the first session of the mapping that owns the
+//! port, or free, or held. Held ports were freed less than `port_reuse_hold` seconds ago
+//! and may only go back to their previous inside host (RFC 6888 REQ-8); the caller's
+//! FIFO of holds releases them.
+//!
+//! Allocation (RFC 4787 REQ-3, REQ-4): keep the inside port if it is free and inside
+//! the right range (port preservation); otherwise search the range, starting at the
+//! inside port and keeping its parity, then fall back to the other parity. The range is
+//! chosen by the inside port: 0-1023 and 1024-65535 map into the matching part of the
+//! configured range. Port overloading never happens: a slot has one owner.
+
+/// Slot value for a port nobody owns.
+const FREE: u32 = u32::MAX;
+/// Slot value for a port in its reuse hold.
+const HELD: u32 = u32::MAX - 1;
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// First session of the owning mapping, or `FREE`/`HELD`.
+    head: u32,
+    /// Inside host that owned it last (for holds).
+    owner: u32,
+    /// When the hold started, in seconds (matches the hold FIFO entry).
+    freed: u32,
+}
+
+/// One public address's ports for one protocol.
+#[derive(Debug)]
+pub struct PortTable {
+    slots: Box<[Slot]>,
+    in_use: u32,
+}
+
+/// An inclusive port range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub min: u16,
+    pub max: u16,
+}
+
+/// Ranges for the two RFC 4787 REQ-3 port classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ranges {
+    pub low: Option<Range>,
+    pub high: Range,
+}
+
+impl Ranges {
+    /// Splits the configured range at 1024. ICMP identifiers use `full()` instead.
+    pub fn from_config(min: u16, max: u16) -> Ranges {
+        let high = Range {
+            min: min.max(1024).min(max),
+            max,
+        };
+        let low = (min < 1024).then(|| Range {
+            min: min.max(1),
+            max: max.min(1023),
+        });
+        match low {
+            Some(low) if max < 1024 => Ranges {
+                low: Some(low),
+                high: low,
+            },
+            _ => Ranges { low, high },
+        }
+    }
+
+    /// Every identifier (ICMP queries have no well-known/ephemeral split).
+    pub fn full() -> Ranges {
+        Ranges {
+            low: None,
+            high: Range { min: 0, max: 65535 },
+        }
+    }
+
+    /// The range an inside port maps into.
+    pub fn for_port(&self, port: u16) -> Range {
+        match self.low {
+            Some(low) if port < 1024 => low,
+            _ => self.high,
+        }
+    }
+}
+
+impl Default for PortTable {
+    fn default() -> Self {
+        PortTable {
+            slots: vec![
+                Slot {
+                    head: FREE,
+                    owner: 0,
+                    freed: 0
+                };
+                65536
+            ]
+            .into_boxed_slice(),
+            in_use: 0,
+        }
+    }
+}
+
+impl PortTable {
+    /// Ports owned or held.
+    pub fn in_use(&self) -> u32 {
+        self.in_use
+    }
+
+    /// The first session of the mapping that owns `port`.
+    #[inline]
+    pub fn owner(&self, port: u16) -> Option<u32> {
+        let head = self.slots[usize::from(port)].head;
+        (head < HELD).then_some(head)
+    }
+
+    /// Picks a port for inside host `host` whose inside port is `wanted`, or `None` if
+    /// the range is full. The caller then `claim`s it.
+    pub fn pick(&self, range: Range, wanted: u16, host: u32) -> Option<u16> {
+        let usable = |p: u16| {
+            let s = &self.slots[usize::from(p)];
+            s.head == FREE || (s.head == HELD && s.owner == host)
+        };
+        if (range.min..=range.max).contains(&wanted) && usable(wanted) {
+            return Some(wanted);
+        }
+        let span = u32::from(range.max - range.min) + 1;
+        let start = if (range.min..=range.max).contains(&wanted) {
+            u32::from(wanted - range.min)
+        } else {
+            u32::from(wanted) % span
+        };
+        // Same parity first (REQ-4), then the other parity.
+        for offset in [0u32, 1] {
+            let mut step = offset;
+            while step < span {
+                let p = range.min + ((start + step) % span) as u16;
+                if usable(p) {
+                    return Some(p);
+                }
+                step += 2;
+            }
+        }
+        None
+    }
+
+    /// Gives `port` to the mapping whose first session is `head`.
+    pub fn claim(&mut self, port: u16, head: u32, host: u32) {
+        let s = &mut self.slots[usize::from(port)];
+        if s.head == FREE {
+            self.in_use += 1;
+        }
+        *s = Slot {
+            head,
+            owner: host,
+            freed: 0,
+        };
+    }
+
+    /// The mapping's first session changed.
+    pub fn set_head(&mut self, port: u16, head: u32) {
+        self.slots[usize::from(port)].head = head;
+    }
+
+    /// The mapping ended at time `now`: the port is held for its owner.
+    pub fn hold(&mut self, port: u16, now: u32) {
+        let s = &mut self.slots[usize::from(port)];
+        s.head = HELD;
+        s.freed = now;
+    }
+
+    /// Ends the hold that started at `freed`, unless the port was reclaimed since.
+    pub fn release(&mut self, port: u16, freed: u32) {
+        let s = &mut self.slots[usize::from(port)];
+        if s.head == HELD && s.freed == freed {
+            s.head = FREE;
+            self.in_use -= 1;
+        }
+    }
+
+    /// Bytes this table holds.
+    pub fn memory() -> usize {
+        65536 * std::mem::size_of::<Slot>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HIGH: Range = Range {
+        min: 1024,
+        max: 65535,
+    };
+
+    #[test]
+    fn rfc4787_req3_ranges_split_at_1024() {
+        let r = Ranges::from_config(1, 65535);
+        assert_eq!(r.for_port(123), Range { min: 1, max: 1023 });
+        assert_eq!(r.for_port(40000), HIGH);
+        let narrow = Ranges::from_config(40000, 40003);
+        assert_eq!(
+            narrow.for_port(123),
+            Range {
+                min: 40000,
+                max: 40003
+            }
+        );
+        let only_low = Ranges::from_config(100, 200);
+        assert_eq!(only_low.for_port(50000), Range { min: 100, max: 200 });
+    }
+
+    #[test]
+    fn rfc4787_req4_parity_preserved() {
+        let mut t = PortTable::default();
+        t.claim(5000, 1, 10);
+        // 5000 is taken: the next even port is chosen.
+        assert_eq!(t.pick(HIGH, 5000, 11), Some(5002));
+        t.claim(5001, 2, 10);
+        assert_eq!(t.pick(HIGH, 5001, 11), Some(5003));
+    }
+
+    #[test]
+    fn falls_back_to_other_parity_then_none() {
+        let r = Range { min: 10, max: 13 };
+        let mut t = PortTable::default();
+        t.claim(10, 1, 1);
+        t.claim(12, 2, 1);
+        assert_eq!(t.pick(r, 10, 2), Some(11));
+        t.claim(11, 3, 1);
+        t.claim(13, 4, 1);
+        assert_eq!(t.pick(r, 10, 2), None);
+        assert_eq!(t.in_use(), 4);
+    }
+
+    #[test]
+    fn rfc6888_req8_held_port_only_for_previous_owner() {
+        let r = Range { min: 10, max: 10 };
+        let mut t = PortTable::default();
+        t.claim(10, 7, 0x0a0a0002);
+        t.hold(10, 100);
+        assert_eq!(t.owner(10), None);
+        assert_eq!(t.pick(r, 10, 0x0a0a0003), None);
+        assert_eq!(t.pick(r, 10, 0x0a0a0002), Some(10));
+        t.release(10, 99); // a stale hold entry does nothing
+        assert_eq!(t.pick(r, 10, 0x0a0a0003), None);
+        t.release(10, 100);
+        assert_eq!(t.pick(r, 10, 0x0a0a0003), Some(10));
+        assert_eq!(t.in_use(), 0);
+    }
+}

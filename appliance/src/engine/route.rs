@@ -1,0 +1,117 @@
+//! Which port a packet leaves by and its next hop: longest-prefix match over the
+//! connected prefixes of both ports, the configured static routes, and the default
+//! gateways. The table is a handful of entries, so a linear scan beats any trie.
+
+use super::Port;
+use firmware_config::Config;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+#[derive(Debug, Clone)]
+struct Route<N, A> {
+    net: N,
+    port: Port,
+    via: Option<A>,
+}
+
+/// The routing table.
+#[derive(Debug, Clone, Default)]
+pub struct Routes {
+    v4: Vec<Route<Ipv4Net, Ipv4Addr>>,
+    v6: Vec<Route<Ipv6Net, Ipv6Addr>>,
+}
+
+/// A route as the shell shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub prefix: IpNet,
+    pub port: Port,
+    pub via: Option<IpAddr>,
+}
+
+impl Routes {
+    pub fn from_config(config: &Config) -> Routes {
+        let mut r = Routes::default();
+        for (port, p) in [
+            (Port::Inside, &config.inside),
+            (Port::Outside, &config.outside),
+        ] {
+            if let Some(net) = p.ipv4 {
+                r.v4.push(Route {
+                    net: net.trunc(),
+                    port,
+                    via: None,
+                });
+            }
+            if let Some(net) = p.ipv6 {
+                r.v6.push(Route {
+                    net: net.trunc(),
+                    port,
+                    via: None,
+                });
+            }
+            if let Some(gw) = p.gateway4 {
+                r.v4.push(Route {
+                    net: Ipv4Net::default(),
+                    port,
+                    via: Some(gw),
+                });
+            }
+            if let Some(gw) = p.gateway6 {
+                r.v6.push(Route {
+                    net: Ipv6Net::default(),
+                    port,
+                    via: Some(gw),
+                });
+            }
+            for route in &p.routes {
+                match (route.prefix, route.via) {
+                    (IpNet::V4(net), IpAddr::V4(via)) => r.v4.push(Route {
+                        net,
+                        port,
+                        via: Some(via),
+                    }),
+                    (IpNet::V6(net), IpAddr::V6(via)) => r.v6.push(Route {
+                        net,
+                        port,
+                        via: Some(via),
+                    }),
+                    _ => {}
+                }
+            }
+        }
+        r
+    }
+
+    /// Egress port and next hop for an IPv4 destination.
+    pub fn lookup4(&self, dst: Ipv4Addr) -> Option<(Port, Ipv4Addr)> {
+        self.v4
+            .iter()
+            .filter(|r| r.net.contains(&dst))
+            .max_by_key(|r| r.net.prefix_len())
+            .map(|r| (r.port, r.via.unwrap_or(dst)))
+    }
+
+    /// Egress port and next hop for an IPv6 destination.
+    pub fn lookup6(&self, dst: &Ipv6Addr) -> Option<(Port, Ipv6Addr)> {
+        self.v6
+            .iter()
+            .filter(|r| r.net.contains(dst))
+            .max_by_key(|r| r.net.prefix_len())
+            .map(|r| (r.port, r.via.unwrap_or(*dst)))
+    }
+
+    pub fn list(&self) -> Vec<RouteInfo> {
+        let v4 = self.v4.iter().map(|r| RouteInfo {
+            prefix: IpNet::V4(r.net),
+            port: r.port,
+            via: r.via.map(IpAddr::V4),
+        });
+        let v6 = self.v6.iter().map(|r| RouteInfo {
+            prefix: IpNet::V6(r.net),
+            port: r.port,
+            via: r.via.map(IpAddr::V6),
+        });
+        v4.chain(v6).collect()
+    }
+}

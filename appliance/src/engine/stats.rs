@@ -1,0 +1,203 @@
+//! Counters: per port, per protocol, per session class, and one `DropReason` enum with a
+//! counter per variant. Every frame the engine does not send on is counted under
+//! exactly one reason. Counters are plain `u64`s on the engine (single writer); the
+//! shell reads a copy.
+
+macro_rules! drop_reasons {
+    ($($variant:ident => $name:literal, $help:literal;)*) => {
+        /// Why a frame was not forwarded. One counter per variant.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum DropReason {
+            $($variant,)*
+        }
+
+        impl DropReason {
+            /// Every reason, in declaration order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// A stable snake_case name for metrics and the shell.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => $name,)*
+                }
+            }
+
+            /// One line an operator can act on.
+            pub fn help(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => $help,)*
+                }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    FrameTruncated => "frame_truncated", "frame shorter than an Ethernet header";
+    FrameTooLong => "frame_too_long", "frame longer than the port MTU allows (jumbo frame)";
+    NotForUs => "not_for_us", "unicast frame addressed to another MAC";
+    VlanTagged => "vlan_tagged", "802.1Q tagged frame; VLANs are not supported";
+    UnknownEthertype => "unknown_ethertype", "EtherType other than IPv4, IPv6 or ARP";
+    ArpMalformed => "arp_malformed", "ARP packet not Ethernet/IPv4 or truncated";
+    NeighbourIgnored => "neighbour_ignored", "ARP or NDP about an address that is not ours";
+    Ipv4Malformed => "ipv4_malformed", "bad IPv4 version, header length or total length";
+    Ipv4BadChecksum => "ipv4_bad_checksum", "IPv4 header checksum does not verify";
+    MartianSource => "martian_source", "source is multicast, broadcast, loopback or unspecified";
+    BroadcastOrMulticast => "broadcast_or_multicast", "IPv4 broadcast or multicast is not routed";
+    NoRoute => "no_route", "no route to the destination";
+    TransitDenied => "transit_denied", "outside-to-outside traffic is not routed";
+    InboundNotTranslated => "inbound_not_translated", "outside traffic to a private destination (only the pool addresses are reachable)";
+    SpoofedSource => "spoofed_source", "source not in the inside prefixes (RFC 6092 REC-5, BCP 38)";
+    TtlExceeded => "ttl_exceeded", "TTL or hop limit expired in transit";
+    TooBig => "too_big", "packet larger than the egress MTU with DF set (ICMP sent)";
+    TooBigNoDf => "too_big_no_df", "packet larger than the egress MTU without DF; natbox does not fragment";
+    LocalUnsupported => "local_unsupported", "packet to a box address that is not an echo request";
+    UnsupportedProtocol => "unsupported_protocol", "IPv4 protocol other than TCP, UDP or ICMP cannot be translated";
+    UnsupportedIcmp => "unsupported_icmp", "ICMP type that is neither echo nor a translatable error";
+    L4Truncated => "l4_truncated", "TCP/UDP/ICMP header truncated or malformed";
+    NoMapping => "no_mapping", "inbound packet matches no mapping (unsolicited)";
+    Filtered => "filtered", "inbound packet refused by the filtering behaviour (RFC 4787 REQ-8)";
+    TcpNoSession => "tcp_no_session", "TCP segment that does not open a connection and matches no session";
+    SessionLimit => "session_limit", "global session limit reached (RFC 6888 REQ-11: no eviction)";
+    HostSessionLimit => "host_session_limit", "per-host session limit reached (RFC 6888 REQ-5)";
+    HostPortLimit => "host_port_limit", "per-host port limit reached (RFC 6888 REQ-4)";
+    PortsExhausted => "ports_exhausted", "no free external port on the host's paired address";
+    IcmpErrorNoMatch => "icmp_error_no_match", "ICMP error whose quoted packet matches no mapping or state (RFC 5508 REQ-4, RFC 6092 REC-10)";
+    FragmentTableFull => "fragment_table_full", "fragment table or fragment buffers full (RFC 4787 REQ-14)";
+    FragmentTimeout => "fragment_timeout", "non-first fragment whose first fragment never came";
+    Ipv6Disabled => "ipv6_disabled", "IPv6 routing is disabled in the configuration";
+    Ipv6Malformed => "ipv6_malformed", "bad IPv6 header or extension header chain";
+    Ipv6Rh0 => "ipv6_rh0", "type 0 routing header (RFC 5095, RFC 6092 REC-4)";
+    Ipv6Multicast => "ipv6_multicast", "multicast destination beyond the link is not forwarded";
+    Unsolicited6 => "unsolicited_ipv6", "inbound IPv6 matches no outbound state (RFC 6092)";
+    StateLimit6 => "state_limit_ipv6", "IPv6 filter state table full";
+    NdpMalformed => "ndp_malformed", "neighbor discovery message that fails RFC 4861 validity checks";
+    NeighbourUnresolved => "neighbour_unresolved", "next hop did not answer ARP/NDP";
+    NeighbourQueueFull => "neighbour_queue_full", "too many packets waiting for one next hop";
+    BufferPoolFull => "buffer_pool_full", "no free buffer to park the packet";
+}
+
+/// Counters for one port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortCounters {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub drops: u64,
+}
+
+/// Translations per protocol and direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProtoCounters {
+    pub tcp: u64,
+    pub udp: u64,
+    pub icmp: u64,
+    pub other: u64,
+}
+
+impl ProtoCounters {
+    pub fn count(&mut self, proto: u8) {
+        match proto {
+            crate::wire::proto::TCP => self.tcp += 1,
+            crate::wire::proto::UDP => self.udp += 1,
+            crate::wire::proto::ICMP | crate::wire::proto::ICMPV6 => self.icmp += 1,
+            _ => self.other += 1,
+        }
+    }
+}
+
+/// Every counter the engine keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    pub drops: [u64; DropReason::COUNT],
+    /// Indexed by `Port as usize`.
+    pub ports: [PortCounters; 2],
+    pub nat_out: ProtoCounters,
+    pub nat_in: ProtoCounters,
+    pub fw6_out: ProtoCounters,
+    pub fw6_in: ProtoCounters,
+    pub sessions_created: u64,
+    pub sessions_expired: u64,
+    pub states6_created: u64,
+    pub states6_expired: u64,
+    pub hairpinned: u64,
+    pub icmp_errors_translated: u64,
+    pub fragments_forwarded: u64,
+    pub mss_clamped: u64,
+    pub icmp_sent: u64,
+    pub icmp_rate_limited: u64,
+    pub arp_requests: u64,
+    pub ndp_solicits: u64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            drops: [0; DropReason::COUNT],
+            ports: Default::default(),
+            nat_out: Default::default(),
+            nat_in: Default::default(),
+            fw6_out: Default::default(),
+            fw6_in: Default::default(),
+            sessions_created: 0,
+            sessions_expired: 0,
+            states6_created: 0,
+            states6_expired: 0,
+            hairpinned: 0,
+            icmp_errors_translated: 0,
+            fragments_forwarded: 0,
+            mss_clamped: 0,
+            icmp_sent: 0,
+            icmp_rate_limited: 0,
+            arp_requests: 0,
+            ndp_solicits: 0,
+        }
+    }
+}
+
+impl Stats {
+    pub fn drop(&mut self, reason: DropReason) {
+        self.drops[reason as usize] += 1;
+    }
+
+    pub fn drops_for(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize]
+    }
+
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_snake_case() {
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        assert!(names.iter().all(|n| n
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())));
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+        assert_eq!(
+            DropReason::ALL[DropReason::BufferPoolFull as usize],
+            DropReason::BufferPoolFull
+        );
+    }
+
+    #[test]
+    fn counts_each_reason() {
+        let mut s = Stats::default();
+        s.drop(DropReason::NoMapping);
+        s.drop(DropReason::NoMapping);
+        s.drop(DropReason::Filtered);
+        assert_eq!(s.drops_for(DropReason::NoMapping), 2);
+        assert_eq!(s.total_drops(), 3);
+    }
+}
