@@ -591,9 +591,14 @@ impl Engine {
                 .is_ok_and(|i| i.msg_type() == icmpv4::ECHO_REQUEST)
         };
         let pool_dst = self.nat.is_pool_addr(dst);
-        let local = self.owns4(port, dst)
-            || (port == Port::Inside && self.owns4(Port::Outside, dst) && !pool_dst);
-        if local || (pool_dst && echo_request) {
+        // Pool addresses are translated, except that echo requests to them are answered
+        // by the box; the ports' own addresses are the box's.
+        let local = if pool_dst {
+            echo_request
+        } else {
+            self.owns4(port, dst) || (port == Port::Inside && self.owns4(Port::Outside, dst))
+        };
+        if local {
             return self.local4(port, frame, echo_request, now);
         }
         let ctx = Pkt4 {

@@ -1,0 +1,526 @@
+//! Test support: frames built with pnet (an implementation independent of natbox's own
+//! `wire` module, so a symmetric bug cannot hide), checksum verification with pnet's
+//! checksum code, and a harness that drives an `Engine` with a virtual clock in the
+//! DESIGN.md topology (lan 10.10.0.0/24 + 2001:db8:10::/64, wan 198.51.100.0/24 +
+//! 2001:db8:ff::/64, box at .1/::1 inside and .10/::10 outside).
+#![allow(dead_code)]
+
+use natbox::engine::{Engine, Frame, Port, PortSetup, Verdict};
+use natbox::wire::ethernet::Mac;
+use pnet_packet::ip::{IpNextHeaderProtocol, IpNextHeaderProtocols};
+use pnet_packet::util;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
+
+pub const BOX_LAN_MAC: Mac = Mac([0x02, 0, 0, 0, 0x01, 0x01]);
+pub const BOX_WAN_MAC: Mac = Mac([0x02, 0, 0, 0, 0x02, 0x01]);
+pub const HOST_MAC: Mac = Mac([0x02, 0, 0, 0, 0x01, 0x02]);
+pub const HOST2_MAC: Mac = Mac([0x02, 0, 0, 0, 0x01, 0x03]);
+pub const GW_MAC: Mac = Mac([0x02, 0, 0, 0, 0x02, 0x02]);
+
+pub const BOX_LAN: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 1);
+pub const HOST: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 2);
+pub const HOST2: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 3);
+pub const PUBLIC: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
+pub const GW: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+/// A host "on the internet", reached through the gateway.
+pub const REMOTE: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 5);
+pub const REMOTE2: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 6);
+
+pub fn host6() -> Ipv6Addr {
+    "2001:db8:10::2".parse().unwrap()
+}
+pub fn box_lan6() -> Ipv6Addr {
+    "2001:db8:10::1".parse().unwrap()
+}
+pub fn box_wan6() -> Ipv6Addr {
+    "2001:db8:ff::10".parse().unwrap()
+}
+pub fn gw6() -> Ipv6Addr {
+    "2001:db8:ff::1".parse().unwrap()
+}
+pub fn remote6() -> Ipv6Addr {
+    "2001:db8:77::5".parse().unwrap()
+}
+
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+pub const ETHERTYPE_ARP: u16 = 0x0806;
+
+/// The example configuration of the repository (the demo/test topology).
+pub fn example_toml() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../natbox.toml")).unwrap()
+}
+
+/// The example configuration with `extra` TOML appended inside the named tables,
+/// e.g. `config_with("[nat]\nfiltering = \"address-dependent\"")` — appended keys
+/// override nothing, so pass only keys the example does not set, or use `edit`.
+pub fn config() -> firmware_config::Config {
+    firmware_config::from_toml(&example_toml()).expect("example config is valid")
+}
+
+// ---- frame builders (pnet) ----
+
+pub fn eth(dst: Mac, src: Mac, ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut b = vec![0u8; 14 + payload.len()];
+    {
+        let mut e = pnet_packet::ethernet::MutableEthernetPacket::new(&mut b).unwrap();
+        e.set_destination(pnet_base::MacAddr::from(dst.0));
+        e.set_source(pnet_base::MacAddr::from(src.0));
+        e.set_ethertype(pnet_packet::ethernet::EtherType(ethertype));
+    }
+    b[14..].copy_from_slice(payload);
+    b
+}
+
+/// An IPv4 datagram with a correct header checksum (DF set, TTL 64).
+pub fn ipv4(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    protocol: IpNextHeaderProtocol,
+    payload: &[u8],
+) -> Vec<u8> {
+    ipv4_full(src, dst, protocol, payload, 64, 0x1234, 0x4000)
+}
+
+/// An IPv4 datagram with explicit TTL, identification and flags/fragment-offset word.
+pub fn ipv4_full(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    protocol: IpNextHeaderProtocol,
+    payload: &[u8],
+    ttl: u8,
+    ident: u16,
+    flags_frag: u16,
+) -> Vec<u8> {
+    let mut b = vec![0u8; 20 + payload.len()];
+    {
+        let mut p = pnet_packet::ipv4::MutableIpv4Packet::new(&mut b).unwrap();
+        p.set_version(4);
+        p.set_header_length(5);
+        p.set_total_length((20 + payload.len()) as u16);
+        p.set_identification(ident);
+        p.set_flags((flags_frag >> 13) as u8);
+        p.set_fragment_offset(flags_frag & 0x1fff);
+        p.set_ttl(ttl);
+        p.set_next_level_protocol(protocol);
+        p.set_source(src);
+        p.set_destination(dst);
+    }
+    b[20..].copy_from_slice(payload);
+    let c = util::checksum(&b[..20], 5);
+    b[10..12].copy_from_slice(&c.to_be_bytes());
+    b
+}
+
+pub fn udp_segment(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut b = vec![0u8; 8 + payload.len()];
+    {
+        let mut u = pnet_packet::udp::MutableUdpPacket::new(&mut b).unwrap();
+        u.set_source(sport);
+        u.set_destination(dport);
+        u.set_length((8 + payload.len()) as u16);
+    }
+    b[8..].copy_from_slice(payload);
+    b
+}
+
+/// A UDP/IPv4 datagram with a correct UDP checksum.
+pub fn udp4(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
+    let mut u = udp_segment(src.port(), dst.port(), payload);
+    let c = util::ipv4_checksum(&u, 3, &[], src.ip(), dst.ip(), IpNextHeaderProtocols::Udp);
+    u[6..8].copy_from_slice(&c.to_be_bytes());
+    ipv4(*src.ip(), *dst.ip(), IpNextHeaderProtocols::Udp, &u)
+}
+
+pub const SYN: u8 = 0x02;
+pub const ACK: u8 = 0x10;
+pub const FIN: u8 = 0x01;
+pub const RST: u8 = 0x04;
+
+pub fn tcp_segment(
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    seq: u32,
+    options: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
+    let hl = 20 + options.len();
+    assert_eq!(hl % 4, 0, "options must pad to 4 bytes");
+    let mut b = vec![0u8; hl + payload.len()];
+    {
+        let mut t = pnet_packet::tcp::MutableTcpPacket::new(&mut b).unwrap();
+        t.set_source(sport);
+        t.set_destination(dport);
+        t.set_sequence(seq);
+        t.set_data_offset((hl / 4) as u8);
+        t.set_flags(flags);
+        t.set_window(65535);
+    }
+    b[20..hl].copy_from_slice(options);
+    b[hl..].copy_from_slice(payload);
+    b
+}
+
+/// A TCP/IPv4 segment with a correct checksum.
+pub fn tcp4(src: SocketAddrV4, dst: SocketAddrV4, flags: u8, options: &[u8]) -> Vec<u8> {
+    let mut t = tcp_segment(src.port(), dst.port(), flags, 1000, options, b"");
+    let c = util::ipv4_checksum(&t, 8, &[], src.ip(), dst.ip(), IpNextHeaderProtocols::Tcp);
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    ipv4(*src.ip(), *dst.ip(), IpNextHeaderProtocols::Tcp, &t)
+}
+
+/// An ICMPv4 echo request (or reply) with a correct checksum.
+pub fn echo4(src: Ipv4Addr, dst: Ipv4Addr, id: u16, seq: u16, reply: bool) -> Vec<u8> {
+    let mut m = vec![if reply { 0 } else { 8 }, 0, 0, 0];
+    m.extend_from_slice(&id.to_be_bytes());
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.extend_from_slice(b"natbox-ping-data");
+    let c = util::checksum(&m, 1);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    ipv4(src, dst, IpNextHeaderProtocols::Icmp, &m)
+}
+
+/// An ICMPv4 error of `kind` (type, code) quoting `offending` (an IPv4 datagram).
+pub fn icmp4_error(src: Ipv4Addr, dst: Ipv4Addr, kind: (u8, u8), offending: &[u8]) -> Vec<u8> {
+    let mut m = vec![kind.0, kind.1, 0, 0, 0, 0, 0, 0];
+    m.extend_from_slice(offending);
+    let c = util::checksum(&m, 1);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    ipv4(src, dst, IpNextHeaderProtocols::Icmp, &m)
+}
+
+/// An IPv6 packet (hop limit 64).
+pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, next: IpNextHeaderProtocol, payload: &[u8]) -> Vec<u8> {
+    ipv6_hops(src, dst, next, payload, 64)
+}
+
+pub fn ipv6_hops(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    next: IpNextHeaderProtocol,
+    payload: &[u8],
+    hops: u8,
+) -> Vec<u8> {
+    let mut b = vec![0u8; 40 + payload.len()];
+    {
+        let mut p = pnet_packet::ipv6::MutableIpv6Packet::new(&mut b).unwrap();
+        p.set_version(6);
+        p.set_payload_length(payload.len() as u16);
+        p.set_next_header(next);
+        p.set_hop_limit(hops);
+        p.set_source(src);
+        p.set_destination(dst);
+    }
+    b[40..].copy_from_slice(payload);
+    b
+}
+
+pub fn udp6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut u = udp_segment(sport, dport, payload);
+    let c = util::ipv6_checksum(&u, 3, &[], &src, &dst, IpNextHeaderProtocols::Udp);
+    u[6..8].copy_from_slice(&c.to_be_bytes());
+    ipv6(src, dst, IpNextHeaderProtocols::Udp, &u)
+}
+
+pub fn tcp6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16, flags: u8) -> Vec<u8> {
+    let mut t = tcp_segment(sport, dport, flags, 1000, &[], b"");
+    let c = util::ipv6_checksum(&t, 8, &[], &src, &dst, IpNextHeaderProtocols::Tcp);
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    ipv6(src, dst, IpNextHeaderProtocols::Tcp, &t)
+}
+
+/// An ICMPv6 message of `ty`/`code` with a 4-byte rest-of-header and a body.
+pub fn icmp6(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    ty: u8,
+    code: u8,
+    rest: [u8; 4],
+    body: &[u8],
+) -> Vec<u8> {
+    icmp6_hops(src, dst, ty, code, rest, body, 64)
+}
+
+pub fn icmp6_hops(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    ty: u8,
+    code: u8,
+    rest: [u8; 4],
+    body: &[u8],
+    hops: u8,
+) -> Vec<u8> {
+    let mut m = vec![ty, code, 0, 0];
+    m.extend_from_slice(&rest);
+    m.extend_from_slice(body);
+    let c = util::ipv6_checksum(&m, 1, &[], &src, &dst, IpNextHeaderProtocols::Icmpv6);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    ipv6_hops(src, dst, IpNextHeaderProtocols::Icmpv6, &m, hops)
+}
+
+pub fn echo6(src: Ipv6Addr, dst: Ipv6Addr, id: u16, reply: bool) -> Vec<u8> {
+    let mut rest = [0u8; 4];
+    rest[..2].copy_from_slice(&id.to_be_bytes());
+    rest[3] = 1;
+    icmp6(
+        src,
+        dst,
+        if reply { 129 } else { 128 },
+        0,
+        rest,
+        b"natbox-ping6",
+    )
+}
+
+/// An ARP request from `(mac, ip)` for `target`.
+pub fn arp_request(mac: Mac, ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    let mut a = vec![0u8; 28];
+    {
+        let mut p = pnet_packet::arp::MutableArpPacket::new(&mut a).unwrap();
+        p.set_hardware_type(pnet_packet::arp::ArpHardwareTypes::Ethernet);
+        p.set_protocol_type(pnet_packet::ethernet::EtherTypes::Ipv4);
+        p.set_hw_addr_len(6);
+        p.set_proto_addr_len(4);
+        p.set_operation(pnet_packet::arp::ArpOperations::Request);
+        p.set_sender_hw_addr(pnet_base::MacAddr::from(mac.0));
+        p.set_sender_proto_addr(ip);
+        p.set_target_proto_addr(target);
+    }
+    eth(Mac::BROADCAST, mac, ETHERTYPE_ARP, &a)
+}
+
+/// A Neighbor Solicitation from `(mac, src)` for `target`, sent to its solicited-node
+/// group.
+pub fn neighbor_solicit(mac: Mac, src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    let t = target.octets();
+    let group = Ipv6Addr::from([
+        0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, t[13], t[14], t[15],
+    ]);
+    let mut body = target.octets().to_vec();
+    body.extend_from_slice(&[1, 1]);
+    body.extend_from_slice(&mac.0);
+    let ip = icmp6_hops(src, group, 135, 0, [0; 4], &body, 255);
+    eth(
+        Mac([0x33, 0x33, 0xff, t[13], t[14], t[15]]),
+        mac,
+        ETHERTYPE_IPV6,
+        &ip,
+    )
+}
+
+// ---- checks (pnet's checksum code) ----
+
+/// Verifies every checksum of an Ethernet frame carrying IPv4 or IPv6: the IP header,
+/// and TCP/UDP/ICMP over the whole payload. Panics with a description on failure.
+pub fn assert_checksums(frame: &[u8]) {
+    let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
+    let ip = &frame[14..];
+    match ethertype {
+        ETHERTYPE_IPV4 => {
+            let hl = usize::from(ip[0] & 0xf) * 4;
+            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+            let stored = u16::from_be_bytes([ip[10], ip[11]]);
+            assert_eq!(util::checksum(&ip[..hl], 5), stored, "IPv4 header checksum");
+            let frag = u16::from_be_bytes([ip[6], ip[7]]);
+            if frag & 0x3fff != 0 {
+                return; // a fragment's transport checksum covers other fragments
+            }
+            let l4 = &ip[hl..total];
+            let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+            let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+            match ip[9] {
+                6 => assert_eq!(
+                    util::ipv4_checksum(l4, 8, &[], &src, &dst, IpNextHeaderProtocols::Tcp),
+                    u16::from_be_bytes([l4[16], l4[17]]),
+                    "TCP checksum"
+                ),
+                17 => {
+                    let stored = u16::from_be_bytes([l4[6], l4[7]]);
+                    if stored != 0 {
+                        let c =
+                            util::ipv4_checksum(l4, 3, &[], &src, &dst, IpNextHeaderProtocols::Udp);
+                        assert_eq!(if c == 0 { 0xffff } else { c }, stored, "UDP checksum");
+                    }
+                }
+                1 => assert_eq!(
+                    util::checksum(l4, 1),
+                    u16::from_be_bytes([l4[2], l4[3]]),
+                    "ICMP checksum"
+                ),
+                _ => {}
+            }
+        }
+        ETHERTYPE_IPV6 => {
+            let src = Ipv6Addr::from(<[u8; 16]>::try_from(&ip[8..24]).unwrap());
+            let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&ip[24..40]).unwrap());
+            let len = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+            let l4 = &ip[40..40 + len];
+            let (proto, skip) = match ip[6] {
+                6 => (IpNextHeaderProtocols::Tcp, 8),
+                17 => (IpNextHeaderProtocols::Udp, 3),
+                58 => (IpNextHeaderProtocols::Icmpv6, 1),
+                _ => return,
+            };
+            let stored = u16::from_be_bytes([l4[skip * 2], l4[skip * 2 + 1]]);
+            assert_eq!(
+                util::ipv6_checksum(l4, skip, &[], &src, &dst, proto),
+                stored,
+                "IPv6 upper-layer checksum"
+            );
+        }
+        other => panic!("not an IP frame: ethertype {other:#06x}"),
+    }
+}
+
+// ---- the harness ----
+
+/// An engine in the test topology with a virtual clock. Neighbours (the lan hosts and
+/// the wan gateway) are taught by ARP/NDP requests addressed to the box, as real hosts
+/// would.
+pub struct Harness {
+    pub engine: Engine,
+    /// Milliseconds of virtual time.
+    pub now: u64,
+}
+
+/// The result of sending one frame.
+#[derive(Debug)]
+pub struct Out {
+    pub verdict: Verdict,
+    /// The frame as the engine left it (the rewritten or reply frame).
+    pub frame: Vec<u8>,
+}
+
+impl Out {
+    /// The IP packet (after the Ethernet header).
+    pub fn ip(&self) -> &[u8] {
+        &self.frame[14..]
+    }
+}
+
+impl Harness {
+    pub fn new(config: firmware_config::Config) -> Harness {
+        let engine = Engine::new(
+            &config,
+            PortSetup { mac: BOX_LAN_MAC },
+            PortSetup { mac: BOX_WAN_MAC },
+        );
+        let mut h = Harness {
+            engine,
+            now: 1_000_000,
+        };
+        for (port, mac, ip, target) in [
+            (Port::Inside, HOST_MAC, HOST, BOX_LAN),
+            (Port::Inside, HOST2_MAC, HOST2, BOX_LAN),
+            (Port::Outside, GW_MAC, GW, PUBLIC),
+        ] {
+            let out = h.frame(port, arp_request(mac, ip, target));
+            assert!(
+                matches!(out.verdict, Verdict::Reply(_)),
+                "ARP setup: {:?}",
+                out.verdict
+            );
+        }
+        if h.engine.config().ipv6.enabled {
+            for (port, mac, ip, target) in [
+                (Port::Inside, HOST_MAC, host6(), box_lan6()),
+                (Port::Outside, GW_MAC, gw6(), box_wan6()),
+            ] {
+                let out = h.frame(port, neighbor_solicit(mac, ip, target));
+                assert!(
+                    matches!(out.verdict, Verdict::Reply(_)),
+                    "NDP setup: {:?}",
+                    out.verdict
+                );
+            }
+        }
+        h
+    }
+
+    pub fn default() -> Harness {
+        Harness::new(config())
+    }
+
+    /// Sends a whole Ethernet frame in on `port`.
+    pub fn frame(&mut self, port: Port, mut bytes: Vec<u8>) -> Out {
+        let len = bytes.len();
+        bytes.resize(len.max(2048), 0);
+        let mut frame = Frame {
+            buf: &mut bytes,
+            len,
+        };
+        let verdict = self.engine.process(port, &mut frame, self.now);
+        let n = frame.len;
+        bytes.truncate(n);
+        Out {
+            verdict,
+            frame: bytes,
+        }
+    }
+
+    /// Sends an IPv4 datagram from a lan host (by source address) into the inside port.
+    pub fn from_lan(&mut self, ip: Vec<u8>) -> Out {
+        let mac = if ip[12..16] == HOST2.octets() {
+            HOST2_MAC
+        } else {
+            HOST_MAC
+        };
+        self.frame(Port::Inside, eth(BOX_LAN_MAC, mac, ETHERTYPE_IPV4, &ip))
+    }
+
+    /// Sends an IPv4 datagram from the wan gateway into the outside port.
+    pub fn from_wan(&mut self, ip: Vec<u8>) -> Out {
+        self.frame(Port::Outside, eth(BOX_WAN_MAC, GW_MAC, ETHERTYPE_IPV4, &ip))
+    }
+
+    pub fn from_lan6(&mut self, ip: Vec<u8>) -> Out {
+        self.frame(
+            Port::Inside,
+            eth(BOX_LAN_MAC, HOST_MAC, ETHERTYPE_IPV6, &ip),
+        )
+    }
+
+    pub fn from_wan6(&mut self, ip: Vec<u8>) -> Out {
+        self.frame(Port::Outside, eth(BOX_WAN_MAC, GW_MAC, ETHERTYPE_IPV6, &ip))
+    }
+
+    /// Advances the virtual clock and runs the timers (in 100 ms steps, like the
+    /// dataplane's poll interval, but at most 10 000 steps).
+    pub fn advance_secs(&mut self, secs: u64) {
+        let end = self.now + secs * 1000;
+        let step = (secs * 1000 / 10_000).max(100);
+        while self.now < end {
+            self.now = (self.now + step).min(end);
+            self.engine.poll(self.now);
+        }
+    }
+
+    /// Drains the frames the engine made on its own.
+    pub fn transmitted(&mut self) -> Vec<(Port, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 9100];
+        while let Some((port, n)) = self.engine.pop_transmit(&mut buf) {
+            out.push((port, buf[..n].to_vec()));
+        }
+        out
+    }
+
+    pub fn drops(&self, reason: natbox::engine::stats::DropReason) -> u64 {
+        self.engine.stats().drops_for(reason)
+    }
+}
+
+/// Source and destination (address, port) of a TCP/UDP IPv4 datagram.
+pub fn endpoints4(ip: &[u8]) -> (SocketAddrV4, SocketAddrV4) {
+    let hl = usize::from(ip[0] & 0xf) * 4;
+    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+    let sport = u16::from_be_bytes([ip[hl], ip[hl + 1]]);
+    let dport = u16::from_be_bytes([ip[hl + 2], ip[hl + 3]]);
+    (SocketAddrV4::new(src, sport), SocketAddrV4::new(dst, dport))
+}
+
+pub fn sa(ip: Ipv4Addr, port: u16) -> SocketAddrV4 {
+    SocketAddrV4::new(ip, port)
+}
