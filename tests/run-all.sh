@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Every check natbox has, in the order a failure is cheapest to see: format, lints,
+# unit + RFC behaviour + property tests, then fuzzing. Exits non-zero on the first
+# failure. Usage: ./tests/run-all.sh   (FUZZ_SECONDS=30 by default)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fuzz_seconds=${FUZZ_SECONDS:-30}
+
+./tests/setup.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --workspace
+
+# cargo-fuzz needs the sanitizer flags of a nightly compiler; this project builds with
+# the stable toolchain only, so RUSTC_BOOTSTRAP=1 unlocks those flags for the fuzz build.
+echo "== fuzzing (${fuzz_seconds} s per target)"
+(
+    cd fuzz
+    export RUSTC_BOOTSTRAP=1
+    cargo fuzz build -O
+    for target in engine metadata_disk; do
+        corpus=$(mktemp -d)
+        [ -d "seeds/$target" ] && cp "seeds/$target"/* "$corpus"/
+        log=$(mktemp)
+        if ! cargo fuzz run -O "$target" "$corpus" -- -max_total_time="$fuzz_seconds" -rss_limit_mb=4096 >"$log" 2>&1; then
+            cat "$log"
+            echo "fuzz target $target failed: the crashing input is in fuzz/artifacts/$target/"
+            exit 1
+        fi
+        tail -n 2 "$log"
+        rm -rf "$corpus" "$log"
+    done
+)
+echo "all checks passed"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what natbox's build, tests and demo need on a fresh Debian machine (run as
+# root). Idempotent: skips what is already there.
+set -euo pipefail
+
+need_apt=()
+for pkg in python3; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+for component in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
+done
+
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
