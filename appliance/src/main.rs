@@ -13,7 +13,12 @@ const USAGE: &str = "usage: appliance check CONFIG.toml | appliance demo [CONFIG
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["check", path] => match load(path) {
             Ok(_) => {
                 println!("{path}: ok");
