@@ -723,11 +723,20 @@ impl Engine {
         }
         let now_s = (now / 1000) as u32;
         let ip = &mut frame.buf[ETH..frame.len];
-        if let Err(reason) = self.nat.outbound(ip, now_s, &mut self.stats) {
-            return self.refuse4(frame, reason, now);
-        }
-        if let Err(reason) = self.nat.inbound(ip, now_s, &mut self.stats) {
-            return Verdict::Drop(reason);
+        if is_icmp_error4(ctx, ip) {
+            // An error about a hairpinned packet: its quote is translated the same way.
+            let translated = self.nat.icmp_error(ip, Dir::Out);
+            if let Err(reason) = translated.and_then(|()| self.nat.icmp_error(ip, Dir::In)) {
+                return Verdict::Drop(reason);
+            }
+            self.stats.icmp_errors_translated += 1;
+        } else {
+            if let Err(reason) = self.nat.outbound(ip, now_s, &mut self.stats) {
+                return self.refuse4(frame, reason, now);
+            }
+            if let Err(reason) = self.nat.inbound(ip, now_s, &mut self.stats) {
+                return Verdict::Drop(reason);
+            }
         }
         self.stats.hairpinned += 1;
         self.route_inside4(frame, now)
@@ -791,11 +800,7 @@ impl Engine {
         }
         let now_s = (now / 1000) as u32;
         let ip = &mut frame.buf[ETH..frame.len];
-        let is_icmp_error = ctx.protocol == proto::ICMP && {
-            let hl = usize::from(ip[0] & 0x0f) * 4;
-            icmpv4::Packet::new_checked(&ip[hl..]).is_ok_and(|i| i.is_error())
-        };
-        if is_icmp_error {
+        if is_icmp_error4(ctx, ip) {
             self.nat.icmp_error(ip, dir)?;
             self.stats.icmp_errors_translated += 1;
         } else {
@@ -1129,6 +1134,14 @@ struct Pkt4 {
     first_frag: bool,
     protocol: u8,
     ident: u16,
+}
+
+/// Whether the datagram `ip` (described by `ctx`) is an ICMPv4 error message.
+fn is_icmp_error4(ctx: &Pkt4, ip: &[u8]) -> bool {
+    ctx.protocol == proto::ICMP && {
+        let hl = usize::from(ip[0] & 0x0f) * 4;
+        icmpv4::Packet::new_checked(&ip[hl..]).is_ok_and(|i| i.is_error())
+    }
 }
 
 /// Clamps the MSS option of a TCP SYN at `l4`; returns whether it changed.

@@ -309,6 +309,80 @@ pub fn neighbor_solicit(mac: Mac, src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
     )
 }
 
+/// An ARP reply from `(mac, ip)` to `(target_mac, target)`.
+pub fn arp_reply(mac: Mac, ip: Ipv4Addr, target_mac: Mac, target: Ipv4Addr) -> Vec<u8> {
+    let mut a = vec![0u8; 28];
+    {
+        let mut p = pnet_packet::arp::MutableArpPacket::new(&mut a).unwrap();
+        p.set_hardware_type(pnet_packet::arp::ArpHardwareTypes::Ethernet);
+        p.set_protocol_type(pnet_packet::ethernet::EtherTypes::Ipv4);
+        p.set_hw_addr_len(6);
+        p.set_proto_addr_len(4);
+        p.set_operation(pnet_packet::arp::ArpOperations::Reply);
+        p.set_sender_hw_addr(pnet_base::MacAddr::from(mac.0));
+        p.set_sender_proto_addr(ip);
+        p.set_target_hw_addr(pnet_base::MacAddr::from(target_mac.0));
+        p.set_target_proto_addr(target);
+    }
+    eth(target_mac, mac, ETHERTYPE_ARP, &a)
+}
+
+/// A solicited Neighbor Advertisement from `(mac, src)` for `src` itself, to `dst` at
+/// `dst_mac`, with the Target Link-Layer Address option.
+pub fn neighbor_advert(mac: Mac, src: Ipv6Addr, dst_mac: Mac, dst: Ipv6Addr) -> Vec<u8> {
+    let mut body = src.octets().to_vec();
+    body.extend_from_slice(&[2, 1]);
+    body.extend_from_slice(&mac.0);
+    // Solicited + Override.
+    let ip = icmp6_hops(src, dst, 136, 0, [0x60, 0, 0, 0], &body, 255);
+    eth(dst_mac, mac, ETHERTYPE_IPV6, &ip)
+}
+
+/// Splits an IPv4 datagram (20-byte header) into two fragments: the first carries
+/// `first_len` payload bytes (a multiple of 8). DF is cleared, `ident` set.
+pub fn fragment4(datagram: &[u8], ident: u16, first_len: usize) -> (Vec<u8>, Vec<u8>) {
+    assert_eq!(first_len % 8, 0);
+    let src = Ipv4Addr::new(datagram[12], datagram[13], datagram[14], datagram[15]);
+    let dst = Ipv4Addr::new(datagram[16], datagram[17], datagram[18], datagram[19]);
+    let protocol = IpNextHeaderProtocol(datagram[9]);
+    let ttl = datagram[8];
+    let payload = &datagram[20..];
+    let first = ipv4_full(
+        src,
+        dst,
+        protocol,
+        &payload[..first_len],
+        ttl,
+        ident,
+        0x2000,
+    );
+    let rest = ipv4_full(
+        src,
+        dst,
+        protocol,
+        &payload[first_len..],
+        ttl,
+        ident,
+        (first_len / 8) as u16,
+    );
+    (first, rest)
+}
+
+/// Recomputes the header checksum of an IPv4 datagram after a test edited it.
+pub fn fix_ipv4_checksum(ip: &mut [u8]) {
+    let hl = usize::from(ip[0] & 0xf) * 4;
+    ip[10..12].fill(0);
+    let c = util::checksum(&ip[..hl], 5);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+}
+
+/// The example configuration with `pool` as the NAT pool.
+pub fn pool_config(pool: &[Ipv4Addr]) -> firmware_config::Config {
+    let mut c = config();
+    c.nat.pool = pool.to_vec();
+    c
+}
+
 // ---- checks (pnet's checksum code) ----
 
 /// Verifies every checksum of an Ethernet frame carrying IPv4 or IPv6: the IP header,
@@ -375,13 +449,31 @@ pub fn assert_checksums(frame: &[u8]) {
 
 // ---- the harness ----
 
+/// The harness's live neighbours: port, MAC, IPv4 address (they answer ARP).
+const PEERS4: [(Port, Mac, Ipv4Addr); 3] = [
+    (Port::Inside, HOST_MAC, HOST),
+    (Port::Inside, HOST2_MAC, HOST2),
+    (Port::Outside, GW_MAC, GW),
+];
+
+/// The live IPv6 neighbours (they answer Neighbor Solicitations).
+fn peers6() -> [(Port, Mac, Ipv6Addr); 2] {
+    [
+        (Port::Inside, HOST_MAC, host6()),
+        (Port::Outside, GW_MAC, gw6()),
+    ]
+}
+
 /// An engine in the test topology with a virtual clock. Neighbours (the lan hosts and
 /// the wan gateway) are taught by ARP/NDP requests addressed to the box, as real hosts
-/// would.
+/// would, and while the clock advances they answer the box's ARP/NDP probes, as live
+/// hosts do; addresses other than theirs never answer.
 pub struct Harness {
     pub engine: Engine,
     /// Milliseconds of virtual time.
     pub now: u64,
+    /// Frames the engine sent on its own, not yet taken by `transmitted`.
+    sent: Vec<(Port, Vec<u8>)>,
 }
 
 /// The result of sending one frame.
@@ -399,6 +491,8 @@ impl Out {
     }
 }
 
+// `from_lan`/`from_wan` name the side a frame arrives from, not a conversion.
+#[allow(clippy::wrong_self_convention)]
 impl Harness {
     pub fn new(config: firmware_config::Config) -> Harness {
         let engine = Engine::new(
@@ -409,12 +503,14 @@ impl Harness {
         let mut h = Harness {
             engine,
             now: 1_000_000,
+            sent: Vec::new(),
         };
-        for (port, mac, ip, target) in [
-            (Port::Inside, HOST_MAC, HOST, BOX_LAN),
-            (Port::Inside, HOST2_MAC, HOST2, BOX_LAN),
-            (Port::Outside, GW_MAC, GW, PUBLIC),
-        ] {
+        for (port, mac, ip) in PEERS4 {
+            let target = if port == Port::Inside {
+                BOX_LAN
+            } else {
+                PUBLIC
+            };
             let out = h.frame(port, arp_request(mac, ip, target));
             assert!(
                 matches!(out.verdict, Verdict::Reply(_)),
@@ -486,24 +582,65 @@ impl Harness {
     }
 
     /// Advances the virtual clock and runs the timers (in 100 ms steps, like the
-    /// dataplane's poll interval, but at most 10 000 steps).
+    /// dataplane's poll interval, but at most 10 000 steps). The live neighbours answer
+    /// the probes the engine sends meanwhile.
     pub fn advance_secs(&mut self, secs: u64) {
         let end = self.now + secs * 1000;
         let step = (secs * 1000 / 10_000).max(100);
         while self.now < end {
             self.now = (self.now + step).min(end);
             self.engine.poll(self.now);
+            self.answer_probes();
         }
     }
 
-    /// Drains the frames the engine made on its own.
+    /// Drains the frames the engine made on its own (including any probes the live
+    /// neighbours answered only if they were sent outside `advance_secs`).
     pub fn transmitted(&mut self) -> Vec<(Port, Vec<u8>)> {
+        let mut out = std::mem::take(&mut self.sent);
+        out.extend(self.pop_all());
+        out
+    }
+
+    fn pop_all(&mut self) -> Vec<(Port, Vec<u8>)> {
         let mut out = Vec::new();
         let mut buf = vec![0u8; 9100];
         while let Some((port, n)) = self.engine.pop_transmit(&mut buf) {
             out.push((port, buf[..n].to_vec()));
         }
         out
+    }
+
+    /// Answers the engine's ARP requests and Neighbor Solicitations for the live
+    /// neighbours; keeps every other frame for `transmitted`.
+    fn answer_probes(&mut self) {
+        for (port, f) in self.pop_all() {
+            if !self.answer_probe(port, &f) {
+                self.sent.push((port, f));
+            }
+        }
+    }
+
+    fn answer_probe(&mut self, port: Port, f: &[u8]) -> bool {
+        let ethertype = u16::from_be_bytes([f[12], f[13]]);
+        let box_mac = Mac(f[6..12].try_into().unwrap());
+        if ethertype == ETHERTYPE_ARP && f[21] == 1 {
+            let sender = Ipv4Addr::new(f[28], f[29], f[30], f[31]);
+            let target = Ipv4Addr::new(f[38], f[39], f[40], f[41]);
+            if let Some(&(_, mac, ip)) = PEERS4.iter().find(|p| p.0 == port && p.2 == target) {
+                self.frame(port, arp_reply(mac, ip, box_mac, sender));
+                return true;
+            }
+        }
+        if ethertype == ETHERTYPE_IPV6 && f[20] == 58 && f[54] == 135 {
+            let src = Ipv6Addr::from(<[u8; 16]>::try_from(&f[22..38]).unwrap());
+            let target = Ipv6Addr::from(<[u8; 16]>::try_from(&f[62..78]).unwrap());
+            if let Some(&(_, mac, ip)) = peers6().iter().find(|p| p.0 == port && p.2 == target) {
+                self.frame(port, neighbor_advert(mac, ip, box_mac, src));
+                return true;
+            }
+        }
+        false
     }
 
     pub fn drops(&self, reason: natbox::engine::stats::DropReason) -> u64 {
@@ -523,4 +660,27 @@ pub fn endpoints4(ip: &[u8]) -> (SocketAddrV4, SocketAddrV4) {
 
 pub fn sa(ip: Ipv4Addr, port: u16) -> SocketAddrV4 {
     SocketAddrV4::new(ip, port)
+}
+
+/// The echo identifier of an ICMPv4 echo datagram.
+pub fn echo_id4(ip: &[u8]) -> u16 {
+    let hl = usize::from(ip[0] & 0xf) * 4;
+    u16::from_be_bytes([ip[hl + 4], ip[hl + 5]])
+}
+
+/// Source and destination addresses of an IPv4 datagram.
+pub fn addrs4(ip: &[u8]) -> (Ipv4Addr, Ipv4Addr) {
+    (
+        Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+        Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+    )
+}
+
+/// Verifies the IPv4 header checksum and the transport checksum of a datagram quoted
+/// whole inside an ICMP error (the quote must not be cut short).
+pub fn assert_quoted_checksums(quoted: &[u8]) {
+    let mut frame = vec![0u8; 14];
+    frame[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+    frame.extend_from_slice(quoted);
+    assert_checksums(&frame);
 }

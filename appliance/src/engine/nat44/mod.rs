@@ -22,7 +22,8 @@
 //!   dropped when the quoted packet matches no session (REQ-3, REQ-4, REQ-6).
 //! - Hairpinning (REQ-9, RFC 5508 REQ-7): a packet from inside to a pool address is
 //!   translated outbound (source becomes external) and then inbound, so the target
-//!   sees the sender's external address and port.
+//!   sees the sender's external address and port; an ICMP error about a hairpinned
+//!   packet is translated as an outbound error, then as an inbound one.
 //!
 //! Data layout: sessions live in a `Slab`; one fixed `Index` holds four kinds of keys
 //! (outbound 5-tuple, inbound 5-tuple, mapping by inside endpoint, host by inside
