@@ -1,8 +1,10 @@
 //! natbox: stateful IPv4 source NAT and IPv6 egress-only filtering, as a library.
 //!
-//! Layers, with arrows pointing one way: `engine -> wire`. `wire` holds typed views
-//! over packet bytes; `engine` is the I/O-free core that turns a received frame and
-//! the current time into a verdict.
+//! Layers, with arrows pointing one way: `io -> engine -> wire`. `wire` holds typed
+//! views over packet bytes; `engine` is the I/O-free core that turns a received frame
+//! and the current time into a verdict; `io` drives real NICs (AF_PACKET + io_uring).
 
 pub mod engine;
+#[allow(unsafe_code)]
+pub mod io;
 pub mod wire;

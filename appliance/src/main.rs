@@ -1,24 +1,27 @@
 //! The natbox binary.
 //!
-//! Subcommands (the dataplane's host and PID-1 modes join them as they land):
-//! - `appliance check CONFIG.toml`: validates a configuration, exit 0 ok, 1 invalid,
-//!   2 unreadable;
+//! - `appliance run --config PATH`: host mode. Runs the whole box as an ordinary root
+//!   process on the interfaces the configuration names (TOML file or metadata-disk
+//!   image), until SIGINT/SIGTERM; then prints its counters and exits 0.
+//! - `appliance check CONFIG.toml`: validates a configuration (exit 0 ok, 1 invalid,
+//!   2 unreadable).
 //! - `appliance demo [CONFIG.toml]`: runs the engine through a scripted scenario.
 
 mod demo;
+mod report;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: appliance check CONFIG.toml | appliance demo [CONFIG.toml]";
+const USAGE: &str = "usage: appliance run --config PATH | appliance check CONFIG.toml | appliance demo [CONFIG.toml]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["run", "--config", path] => match load(path) {
+            Ok(config) => run(&config),
+            Err(code) => code,
+        },
         ["check", path] => match load(path) {
             Ok(_) => {
                 println!("{path}: ok");
@@ -46,11 +49,68 @@ fn main() -> ExitCode {
     }
 }
 
-/// Reads and validates a TOML configuration, printing what is wrong.
+/// Host mode.
+fn run(config: &firmware_config::Config) -> ExitCode {
+    env_logger::Builder::new()
+        .parse_filters(&config.log.level)
+        .parse_env("RUST_LOG")
+        .format_timestamp_millis()
+        .init();
+    let stop = match natbox::io::signals::stop_flag() {
+        Ok(stop) => stop,
+        Err(e) => {
+            log::error!("cannot install signal handlers: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut dataplane = match natbox::io::dataplane::Dataplane::new(config) {
+        Ok(d) => d,
+        Err(e) => {
+            log::error!("{e}; check the port names in the configuration and run as root");
+            return ExitCode::from(2);
+        }
+    };
+    log::info!(
+        "{} forwarding (pool {:?})",
+        config.hostname,
+        config.nat_pool()
+    );
+    let result = dataplane.run(stop);
+    report::log_counters(&dataplane);
+    match result {
+        Ok(()) => {
+            log::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("dataplane failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Reads and validates a configuration: a TOML file, or a metadata-disk image.
 fn load(path: &str) -> Result<firmware_config::Config, ExitCode> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let bytes = std::fs::read(path).map_err(|e| {
         eprintln!("{path}: {e}");
         ExitCode::from(2)
+    })?;
+    if firmware_config::disk::is_metadata_disk(&bytes) {
+        return firmware_config::disk::read_bytes(&bytes)
+            .map(|loaded| {
+                for w in &loaded.warnings {
+                    eprintln!("{path}: {w}");
+                }
+                loaded.config
+            })
+            .map_err(|e| {
+                eprintln!("{path}: {e}");
+                ExitCode::from(1)
+            });
+    }
+    let text = String::from_utf8(bytes).map_err(|_| {
+        eprintln!("{path}: neither a metadata disk nor UTF-8 TOML");
+        ExitCode::from(1)
     })?;
     firmware_config::from_toml_named(path, &text).map_err(|e| {
         eprintln!("{e}");

@@ -288,6 +288,15 @@ impl Engine {
         verdict
     }
 
+    /// Counts a frame the I/O layer dropped before the engine saw it (e.g. a frame the
+    /// NIC truncated or whose VLAN tag it stripped).
+    pub fn count_drop(&mut self, port: Port, reason: DropReason) {
+        let c = &mut self.stats.ports[port as usize];
+        c.rx_packets += 1;
+        c.drops += 1;
+        self.stats.drop(reason);
+    }
+
     /// Takes the next frame the engine made itself, copying it into `out`.
     pub fn pop_transmit(&mut self, out: &mut [u8]) -> Option<(Port, usize)> {
         let (port, id) = self.tx.pop_front()?;

@@ -274,7 +274,9 @@ impl Nat44 {
                 if flow.proto == proto::TCP && TcpState::open(Dir::Out, flow.tcp_flags).is_none() {
                     return Err(DropReason::TcpNoSession);
                 }
-                self.create_outbound(&flow, rem_port, now)?
+                let idx = self.create_outbound(&flow, rem_port, now)?;
+                stats.sessions_created += 1;
+                idx
             }
         };
         self.track(idx, Dir::Out, flow.tcp_flags, now);
@@ -297,7 +299,11 @@ impl Nat44 {
         let rem_port = remote_port(flow.proto, flow.sport);
         let idx = match self.find_in(flow.proto, pool, flow.dport, flow.src, rem_port) {
             Some(idx) => idx,
-            None => self.admit_inbound(&flow, pool, now)?,
+            None => {
+                let idx = self.admit_inbound(&flow, pool, now)?;
+                stats.sessions_created += 1;
+                idx
+            }
         };
         self.track(idx, Dir::In, flow.tcp_flags, now);
         let s = &self.sessions[idx as usize];

@@ -1,0 +1,570 @@
+//! The dataplane loop: two AF_PACKET sockets driven by one io_uring ring.
+//!
+//! Receive: one multishot `RecvMsg` per port (kernel 6.0+) draws buffers from a
+//! provided-buffer ring registered per port. Each buffer holds the kernel's
+//! `io_uring_recvmsg_out` header, the `PACKET_AUXDATA` control message and the frame;
+//! the frame is processed in place by the engine. A multishot receive that ends (no
+//! `IORING_CQE_F_MORE`, e.g. `ENOBUFS` when every buffer is in flight) is re-armed at
+//! the end of the batch, after buffers went back to the ring.
+//!
+//! Transmit: a forwarded or reply frame is sent from the very buffer it arrived in
+//! (`Send` on the egress socket); the buffer returns to its ring when the send
+//! completes. Frames the engine makes itself are copied into a small transmit pool.
+//! Nothing allocates per packet. (`SendZc` is refused by AF_PACKET with EOPNOTSUPP.)
+//!
+//! Timers: `Engine::poll` every 100 ms; link state every second. A port whose link
+//! goes down is logged and the other port keeps forwarding; a port whose interface
+//! disappears is closed and reopened (with its link set up again) when it returns.
+//!
+//! One thread runs everything. The design leaves room for one loop per queue
+//! (`PACKET_FANOUT` across several sockets per port, one engine shard each).
+
+use super::link::{self, Link};
+use super::socket::{self, PacketSocket};
+use crate::engine::stats::DropReason;
+use crate::engine::{Engine, Frame, Port, PortSetup, Verdict};
+use crate::wire::offload;
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+/// Receive buffers per port (a power of two, at most 32768).
+const RX_BUFFERS: u16 = 2048;
+/// Transmit buffers for frames the engine makes (ARP/NDP, released packets).
+const TX_BUFFERS: usize = 64;
+const RING_ENTRIES: u32 = 4096;
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+const LINK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// `struct io_uring_recvmsg_out`.
+const RECVMSG_OUT_LEN: usize = 16;
+
+const KIND_RECV: u64 = 1;
+const KIND_SEND_RX: u64 = 2;
+const KIND_SEND_TX: u64 = 3;
+const KIND_CANCEL: u64 = 4;
+
+fn user_data(kind: u64, port: usize, out: usize, bid: u16) -> u64 {
+    kind << 32 | (port as u64) << 24 | (out as u64) << 16 | u64::from(bid)
+}
+
+fn decode(ud: u64) -> (u64, usize, usize, u16) {
+    (
+        ud >> 32,
+        (ud >> 24 & 0xff) as usize,
+        (ud >> 16 & 0xff) as usize,
+        ud as u16,
+    )
+}
+
+/// I/O-level counters of one port.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IoCounters {
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub csum_completed: u64,
+    pub rearms: u64,
+}
+
+/// A provided-buffer ring: page-aligned ring of buffer descriptors shared with the
+/// kernel, plus the buffers themselves.
+struct BufRing {
+    entries: *mut types::BufRingEntry,
+    count: u16,
+    tail: u16,
+    mem: Box<[u8]>,
+    buf_size: usize,
+}
+
+impl std::fmt::Debug for BufRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BufRing({} x {})", self.count, self.buf_size)
+    }
+}
+
+impl BufRing {
+    fn layout(count: u16) -> std::alloc::Layout {
+        let size = usize::from(count) * std::mem::size_of::<types::BufRingEntry>();
+        std::alloc::Layout::from_size_align(size, 4096).expect("valid layout")
+    }
+
+    fn new(count: u16, buf_size: usize) -> BufRing {
+        assert!(count.is_power_of_two());
+        // SAFETY: the layout has a non-zero size; zeroed memory is a valid ring.
+        let entries =
+            unsafe { std::alloc::alloc_zeroed(Self::layout(count)) }.cast::<types::BufRingEntry>();
+        assert!(!entries.is_null(), "out of memory for the buffer ring");
+        let mut ring = BufRing {
+            entries,
+            count,
+            tail: 0,
+            mem: vec![0u8; usize::from(count) * buf_size].into_boxed_slice(),
+            buf_size,
+        };
+        for bid in 0..count {
+            ring.push(bid);
+        }
+        ring.publish();
+        ring
+    }
+
+    /// Hands buffer `bid` back to the kernel (visible after `publish`).
+    fn push(&mut self, bid: u16) {
+        let slot = usize::from(self.tail & (self.count - 1));
+        let addr = self.mem.as_ptr() as u64 + u64::from(bid) * self.buf_size as u64;
+        // SAFETY: slot < count, inside the ring allocation.
+        let e = unsafe { &mut *self.entries.add(slot) };
+        e.set_addr(addr);
+        e.set_len(self.buf_size as u32);
+        e.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    fn publish(&self) {
+        // SAFETY: the tail field lives in the first entry of our ring; the kernel reads
+        // it with acquire semantics, so a release store orders the entries before it.
+        unsafe {
+            let tail = types::BufRingEntry::tail(self.entries).cast_mut();
+            (*tail.cast::<AtomicU16>()).store(self.tail, Ordering::Release);
+        }
+    }
+
+    fn buf(&mut self, bid: u16) -> &mut [u8] {
+        let start = usize::from(bid) * self.buf_size;
+        &mut self.mem[start..start + self.buf_size]
+    }
+}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with the same layout; the ring that used it is
+        // dropped before (field order in `Dataplane`).
+        unsafe { std::alloc::dealloc(self.entries.cast(), Self::layout(self.count)) }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkState {
+    Up,
+    Down,
+    Gone,
+}
+
+#[derive(Debug)]
+struct PortIo {
+    port: Port,
+    spec: String,
+    mtu: u16,
+    link: Link,
+    socket: Option<PacketSocket>,
+    state: LinkState,
+    rx: BufRing,
+    msghdr: Box<libc::msghdr>,
+    armed: bool,
+    /// Tags the armed receive, so completions of a cancelled one are recognised.
+    generation: u8,
+    counters: IoCounters,
+}
+
+/// The running dataplane.
+pub struct Dataplane {
+    // Dropped first: the ring must go before the buffer memory it points into.
+    ring: IoUring,
+    ports: [PortIo; 2],
+    tx_bufs: Vec<Box<[u8]>>,
+    tx_free: Vec<u16>,
+    cqes: Vec<cqueue::Entry>,
+    engine: Engine,
+    start: Instant,
+}
+
+impl std::fmt::Debug for Dataplane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dataplane")
+            .field("ports", &self.ports)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bytes before the frame in a receive buffer.
+fn headroom() -> usize {
+    RECVMSG_OUT_LEN + socket::auxdata_space()
+}
+
+impl Dataplane {
+    /// Finds and prepares both ports and builds the engine for `config`.
+    pub fn new(config: &firmware_config::Config) -> io::Result<Dataplane> {
+        let ring = IoUring::builder()
+            .setup_single_issuer()
+            .build(RING_ENTRIES)?;
+        let max_mtu = usize::from(config.inside.mtu.max(config.outside.mtu));
+        // Room for the frame, its headers, and ICMP errors built in place (1294 bytes).
+        let buf_size = (headroom() + 14 + max_mtu.max(1294)).next_power_of_two();
+        let open = |port: Port, p: &firmware_config::Port| -> io::Result<PortIo> {
+            let link = link::find(&p.port).map_err(|e| annotate(port, &p.port, e))?;
+            link::prepare(&link, p.mtu).map_err(|e| annotate(port, &link.name, e))?;
+            let socket =
+                PacketSocket::open(link.index).map_err(|e| annotate(port, &link.name, e))?;
+            // SAFETY: msghdr is plain old data; zero is valid.
+            let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
+            msghdr.msg_controllen = socket::auxdata_space();
+            log::info!(
+                "{} port: {} (index {}, MAC {}, MTU {})",
+                port.name(),
+                link.name,
+                link.index,
+                link.mac,
+                p.mtu
+            );
+            Ok(PortIo {
+                port,
+                spec: p.port.clone(),
+                mtu: p.mtu,
+                link,
+                socket: Some(socket),
+                state: LinkState::Up,
+                rx: BufRing::new(RX_BUFFERS, buf_size),
+                msghdr,
+                armed: false,
+                generation: 0,
+                counters: IoCounters::default(),
+            })
+        };
+        let inside = open(Port::Inside, &config.inside)?;
+        let outside = open(Port::Outside, &config.outside)?;
+        let engine = Engine::new(
+            config,
+            PortSetup {
+                mac: inside.link.mac,
+            },
+            PortSetup {
+                mac: outside.link.mac,
+            },
+        );
+        for (bgid, p) in [&inside, &outside].into_iter().enumerate() {
+            // SAFETY: the ring memory lives in `p.rx` until after `ring` is dropped.
+            unsafe {
+                ring.submitter().register_buf_ring_with_flags(
+                    p.rx.entries as u64,
+                    p.rx.count,
+                    bgid as u16,
+                    0,
+                )?;
+            }
+        }
+        Ok(Dataplane {
+            ring,
+            ports: [inside, outside],
+            tx_bufs: (0..TX_BUFFERS)
+                .map(|_| vec![0u8; buf_size].into_boxed_slice())
+                .collect(),
+            tx_free: (0..TX_BUFFERS as u16).collect(),
+            cqes: Vec::with_capacity(RING_ENTRIES as usize * 2),
+            engine,
+            start: Instant::now(),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn io_counters(&self, port: Port) -> IoCounters {
+        self.ports[port as usize].counters
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// Runs until `stop` becomes true.
+    pub fn run(&mut self, stop: &AtomicBool) -> io::Result<()> {
+        let mut last_poll = Instant::now();
+        let mut last_link = Instant::now();
+        let timeout = types::Timespec::from(POLL_INTERVAL);
+        let args = types::SubmitArgs::new().timespec(&timeout);
+        while !stop.load(Ordering::Relaxed) {
+            self.arm_receivers()?;
+            match self.ring.submitter().submit_with_args(1, &args) {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+            self.cqes.clear();
+            self.cqes.extend(self.ring.completion());
+            for i in 0..self.cqes.len() {
+                let cqe = self.cqes[i].clone();
+                self.complete(&cqe)?;
+            }
+            for p in &self.ports {
+                p.rx.publish();
+            }
+            self.send_engine_frames()?;
+            if last_poll.elapsed() >= POLL_INTERVAL {
+                last_poll = Instant::now();
+                let now = self.now_ms();
+                self.engine.poll(now);
+                self.send_engine_frames()?;
+            }
+            if last_link.elapsed() >= LINK_CHECK_INTERVAL {
+                last_link = Instant::now();
+                self.check_links();
+            }
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, cqe: &cqueue::Entry) -> io::Result<()> {
+        let (kind, p, out, bid) = decode(cqe.user_data());
+        match kind {
+            KIND_RECV => self.on_receive(p, out, cqe),
+            KIND_SEND_RX => {
+                if cqe.result() < 0 {
+                    self.ports[out].counters.tx_errors += 1;
+                }
+                self.ports[p].rx.push(bid);
+                Ok(())
+            }
+            KIND_SEND_TX => {
+                if cqe.result() < 0 {
+                    self.ports[out].counters.tx_errors += 1;
+                }
+                self.tx_free.push(bid);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn on_receive(&mut self, p: usize, generation: usize, cqe: &cqueue::Entry) -> io::Result<()> {
+        let flags = cqe.flags();
+        if !cqueue::more(flags) && generation == usize::from(self.ports[p].generation) {
+            self.ports[p].armed = false;
+        }
+        let res = cqe.result();
+        let Some(bid) = cqueue::buffer_select(flags) else {
+            if res < 0 && res != -libc::ENOBUFS && res != -libc::ECANCELED {
+                self.ports[p].counters.rx_errors += 1;
+                log::debug!(
+                    "{} port: receive error {}",
+                    self.ports[p].port.name(),
+                    io::Error::from_raw_os_error(-res)
+                );
+            }
+            return Ok(());
+        };
+        let now = self.now_ms();
+        let io = &mut self.ports[p];
+        let port = io.port;
+        let used = (res.max(0) as usize).min(io.rx.buf_size);
+        let parsed = {
+            let buf = io.rx.buf(bid);
+            types::RecvMsgOut::parse(&buf[..used], &io.msghdr).map(|out| {
+                (
+                    socket::parse_auxdata(out.control_data()),
+                    out.payload_data().len(),
+                    out.is_payload_truncated(),
+                )
+            })
+        };
+        let Ok((aux, len, truncated)) = parsed else {
+            io.counters.rx_errors += 1;
+            io.rx.push(bid);
+            return Ok(());
+        };
+        if truncated || aux.vlan {
+            let reason = if aux.vlan {
+                DropReason::VlanTagged
+            } else {
+                DropReason::FrameTooLong
+            };
+            self.engine.count_drop(port, reason);
+            io.rx.push(bid);
+            return Ok(());
+        }
+        let frame_buf = &mut io.rx.buf(bid)[headroom()..];
+        if aux.csum_not_ready && offload::complete_checksum(&mut frame_buf[..len]) {
+            io.counters.csum_completed += 1;
+        }
+        let mut frame = Frame {
+            buf: frame_buf,
+            len,
+        };
+        match self.engine.process(port, &mut frame, now) {
+            Verdict::Forward(out) | Verdict::Reply(out) => {
+                let len = frame.len;
+                self.send_rx(p, bid, out as usize, len)
+            }
+            _ => {
+                self.ports[p].rx.push(bid);
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends a frame from receive buffer `bid` of port `p` out of port `out`.
+    fn send_rx(&mut self, p: usize, bid: u16, out: usize, len: usize) -> io::Result<()> {
+        let Some(fd) = self.ports[out].socket.as_ref().map(|s| s.as_raw_fd()) else {
+            self.ports[out].counters.tx_errors += 1;
+            self.ports[p].rx.push(bid);
+            return Ok(());
+        };
+        let ptr = self.ports[p].rx.buf(bid)[headroom()..].as_ptr();
+        let sqe = opcode::Send::new(types::Fd(fd), ptr, len as u32)
+            .build()
+            .user_data(user_data(KIND_SEND_RX, p, out, bid));
+        self.push(sqe)
+    }
+
+    /// Sends the frames the engine made (ARP/NDP requests, released packets).
+    fn send_engine_frames(&mut self) -> io::Result<()> {
+        while let Some(idx) = self.tx_free.pop() {
+            let Some((port, len)) = self
+                .engine
+                .pop_transmit(&mut self.tx_bufs[usize::from(idx)])
+            else {
+                self.tx_free.push(idx);
+                break;
+            };
+            let out = port as usize;
+            let Some(fd) = self.ports[out].socket.as_ref().map(|s| s.as_raw_fd()) else {
+                self.ports[out].counters.tx_errors += 1;
+                self.tx_free.push(idx);
+                continue;
+            };
+            let sqe = opcode::Send::new(
+                types::Fd(fd),
+                self.tx_bufs[usize::from(idx)].as_ptr(),
+                len as u32,
+            )
+            .build()
+            .user_data(user_data(KIND_SEND_TX, out, out, idx));
+            self.push(sqe)?;
+        }
+        Ok(())
+    }
+
+    fn arm_receivers(&mut self) -> io::Result<()> {
+        for p in 0..2 {
+            let io = &self.ports[p];
+            let Some(fd) = io.socket.as_ref().map(|s| s.as_raw_fd()) else {
+                continue;
+            };
+            if io.armed {
+                continue;
+            }
+            let sqe = opcode::RecvMsgMulti::new(types::Fd(fd), &*io.msghdr, p as u16)
+                .build()
+                .user_data(user_data(KIND_RECV, p, usize::from(io.generation), 0));
+            self.push(sqe)?;
+            let io = &mut self.ports[p];
+            io.armed = true;
+            io.counters.rearms += 1;
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, sqe: squeue::Entry) -> io::Result<()> {
+        // SAFETY: every buffer and msghdr an SQE points to lives in `self` and stays
+        // put until its completion is reaped (receive buffers return to the ring only
+        // then; msghdrs are boxed per port).
+        unsafe {
+            if self.ring.submission().push(&sqe).is_err() {
+                self.ring.submit()?;
+                self.ring
+                    .submission()
+                    .push(&sqe)
+                    .map_err(|_| io::Error::other("submission queue full"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Logs link transitions; closes a port whose interface disappeared and reopens it
+    /// (link set up again) when an interface of that name or MAC returns.
+    fn check_links(&mut self) {
+        for p in 0..2 {
+            let found = link::find(&self.ports[p].spec);
+            let same = matches!(&found, Ok(l) if l.index == self.ports[p].link.index);
+            if !same && self.ports[p].socket.is_some() {
+                self.close(p);
+            }
+            if self.ports[p].socket.is_none() && found.is_ok() {
+                self.reopen(p);
+            }
+            let io = &mut self.ports[p];
+            let state = match (&io.socket, link::is_running(&io.link)) {
+                (None, _) => LinkState::Gone,
+                (Some(_), true) => LinkState::Up,
+                (Some(_), false) => LinkState::Down,
+            };
+            if state != io.state {
+                let (name, dev) = (io.port.name(), &io.link.name);
+                match state {
+                    LinkState::Up => log::info!("{name} port {dev}: link up, forwarding"),
+                    LinkState::Down => {
+                        log::warn!("{name} port {dev}: link down; the other port keeps forwarding")
+                    }
+                    LinkState::Gone => {
+                        log::warn!("{name} port {dev}: interface gone; waiting for it to return")
+                    }
+                }
+                io.state = state;
+            }
+        }
+    }
+
+    /// Stops receiving on port `p` and closes its socket.
+    fn close(&mut self, p: usize) {
+        let io = &mut self.ports[p];
+        if io.armed {
+            let cancel =
+                opcode::AsyncCancel::new(user_data(KIND_RECV, p, usize::from(io.generation), 0))
+                    .build()
+                    .user_data(user_data(KIND_CANCEL, p, p, 0));
+            // SAFETY: a cancel SQE points at no memory. If the queue is full the old
+            // receive simply ends with an error on the closed socket.
+            let _ = unsafe { self.ring.submission().push(&cancel) };
+        }
+        io.socket = None;
+        io.armed = false;
+        // Completions of the old receive must not touch the new one's state.
+        io.generation = io.generation.wrapping_add(1);
+    }
+
+    fn reopen(&mut self, p: usize) -> bool {
+        let io = &mut self.ports[p];
+        let result = link::find(&io.spec).and_then(|l| {
+            link::prepare(&l, io.mtu)?;
+            let s = PacketSocket::open(l.index)?;
+            Ok((l, s))
+        });
+        match result {
+            Ok((l, s)) => {
+                if l.mac != io.link.mac {
+                    log::warn!(
+                        "{} port: interface returned with a new MAC {}; restart natbox to use it",
+                        io.port.name(),
+                        l.mac
+                    );
+                }
+                io.link = l;
+                io.socket = Some(s);
+                true
+            }
+            Err(e) => {
+                log::debug!("{} port: not back yet: {e}", io.port.name());
+                false
+            }
+        }
+    }
+}
+
+fn annotate(port: Port, name: &str, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{} port {name}: {e}", port.name()))
+}

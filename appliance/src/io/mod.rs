@@ -1,0 +1,8 @@
+//! The only code that talks to the kernel about packets: AF_PACKET sockets, the
+//! io_uring loop, and link setup. Everything here is `unsafe`-permitted; each `unsafe`
+//! block states why it is sound.
+
+pub mod dataplane;
+pub mod link;
+pub mod signals;
+pub mod socket;

@@ -1,0 +1,154 @@
+//! One AF_PACKET socket per data port (packet(7)).
+//!
+//! Options, each for a reason:
+//! - bound to the port's ifindex with `ETH_P_ALL` (created with protocol 0 and bound
+//!   afterwards, so no frame of another interface slips in before the bind);
+//! - `PACKET_ADD_MEMBERSHIP`/`PACKET_MR_PROMISC`: the box answers for pool addresses
+//!   and routes for others, so it must see frames for any MAC it is sent;
+//! - `PACKET_IGNORE_OUTGOING`: our own transmissions are not looped back to us;
+//! - `PACKET_AUXDATA`: each frame carries `tpacket_auxdata`, whose
+//!   `TP_STATUS_CSUMNOTREADY` marks frames whose transport checksum a virtual NIC left
+//!   partial (veth, virtio offloads): the dataplane completes it before translating;
+//! - `PACKET_QDISC_BYPASS`: transmit straight to the driver, skipping the qdisc layer
+//!   (the box has no traffic shaping to do).
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+const ETH_P_ALL: u16 = 0x0003;
+
+/// A bound, configured AF_PACKET socket.
+#[derive(Debug)]
+pub struct PacketSocket {
+    fd: OwnedFd,
+}
+
+impl AsRawFd for PacketSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+fn check(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+impl PacketSocket {
+    pub fn open(ifindex: u32) -> io::Result<PacketSocket> {
+        // SAFETY: plain socket(2); the result is checked and owned.
+        let raw = check(unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            )
+        })?;
+        // SAFETY: raw is a fresh descriptor we own.
+        let sock = PacketSocket {
+            fd: unsafe { OwnedFd::from_raw_fd(raw) },
+        };
+        // SAFETY: sockaddr_ll is plain old data; zero is valid.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_protocol = ETH_P_ALL.to_be();
+        addr.sll_ifindex = ifindex as i32;
+        // SAFETY: addr is a valid sockaddr_ll of the length passed.
+        check(unsafe {
+            libc::bind(
+                raw,
+                (&addr as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        })?;
+        let mreq = libc::packet_mreq {
+            mr_ifindex: ifindex as i32,
+            mr_type: libc::PACKET_MR_PROMISC as u16,
+            mr_alen: 0,
+            mr_address: [0; 8],
+        };
+        sock.set(libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq)?;
+        sock.set(libc::SOL_PACKET, libc::PACKET_AUXDATA, &1i32)?;
+        sock.set(libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &1i32)?;
+        sock.set(libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &1i32)?;
+        // Generous socket buffers absorb bursts while the loop is busy.
+        let buf = 4 << 20;
+        if sock
+            .set(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &buf)
+            .is_err()
+        {
+            sock.set(libc::SOL_SOCKET, libc::SO_RCVBUF, &buf)?;
+        }
+        if sock
+            .set(libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &buf)
+            .is_err()
+        {
+            sock.set(libc::SOL_SOCKET, libc::SO_SNDBUF, &buf)?;
+        }
+        Ok(sock)
+    }
+
+    fn set<T>(&self, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+        // SAFETY: value points to a live T of the size passed.
+        check(unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                level,
+                name,
+                (value as *const T).cast(),
+                std::mem::size_of::<T>() as u32,
+            )
+        })
+        .map(drop)
+    }
+}
+
+/// What `PACKET_AUXDATA` told us about one received frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuxData {
+    /// The transport checksum is partial and must be completed (TP_STATUS_CSUMNOTREADY).
+    pub csum_not_ready: bool,
+    /// The NIC stripped an 802.1Q tag (TP_STATUS_VLAN_VALID).
+    pub vlan: bool,
+}
+
+/// Finds `tpacket_auxdata` in a control-message buffer (cmsg(3) layout).
+pub fn parse_auxdata(control: &[u8]) -> AuxData {
+    const HDR: usize = std::mem::size_of::<libc::cmsghdr>();
+    let mut at = 0;
+    while at + HDR <= control.len() {
+        // SAFETY: bounds checked above; read_unaligned copes with any alignment.
+        let h: libc::cmsghdr = unsafe {
+            control
+                .as_ptr()
+                .add(at)
+                .cast::<libc::cmsghdr>()
+                .read_unaligned()
+        };
+        let len = h.cmsg_len;
+        if len < HDR || at + len > control.len() {
+            break;
+        }
+        if h.cmsg_level == libc::SOL_PACKET && h.cmsg_type == libc::PACKET_AUXDATA {
+            let data = &control[at + HDR..at + len];
+            if data.len() >= 4 {
+                let status = u32::from_ne_bytes([data[0], data[1], data[2], data[3]]);
+                return AuxData {
+                    csum_not_ready: status & libc::TP_STATUS_CSUMNOTREADY != 0,
+                    vlan: status & libc::TP_STATUS_VLAN_VALID != 0,
+                };
+            }
+        }
+        at += (len + 7) & !7;
+    }
+    AuxData::default()
+}
+
+/// Control buffer space for one `tpacket_auxdata` message.
+pub fn auxdata_space() -> usize {
+    // SAFETY: CMSG_SPACE is a pure computation.
+    unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::tpacket_auxdata>() as u32) as usize }
+}

@@ -1,0 +1,62 @@
+//! The counters summary host mode logs when it stops (until the admin shell lands,
+//! this is how tests and operators read them): one line per port, translations,
+//! sessions, and every drop reason that occurred.
+
+use natbox::engine::stats::DropReason;
+use natbox::engine::track::Class;
+use natbox::engine::Port;
+use natbox::io::dataplane::Dataplane;
+
+pub fn log_counters(dataplane: &Dataplane) {
+    let engine = dataplane.engine();
+    let s = engine.stats();
+    for port in Port::ALL {
+        let c = s.ports[port as usize];
+        let io = dataplane.io_counters(port);
+        log::info!(
+            "counters {}: rx_packets={} rx_bytes={} tx_packets={} tx_bytes={} drops={} rx_errors={} tx_errors={} csum_completed={}",
+            port.name(), c.rx_packets, c.rx_bytes, c.tx_packets, c.tx_bytes, c.drops, io.rx_errors, io.tx_errors, io.csum_completed
+        );
+    }
+    log::info!(
+        "counters nat: out tcp={} udp={} icmp={} in tcp={} udp={} icmp={} sessions={} created={} expired={} hairpinned={} icmp_errors={} fragments={} mss_clamped={}",
+        s.nat_out.tcp, s.nat_out.udp, s.nat_out.icmp, s.nat_in.tcp, s.nat_in.udp, s.nat_in.icmp,
+        engine.nat().session_count(), s.sessions_created, s.sessions_expired, s.hairpinned,
+        s.icmp_errors_translated, s.fragments_forwarded, s.mss_clamped
+    );
+    let classes: Vec<String> = Class::ALL
+        .iter()
+        .map(|&c| format!("{}={}", c.name(), engine.nat().class_count(c)))
+        .collect();
+    log::info!("counters sessions: {}", classes.join(" "));
+    log::info!(
+        "counters ipv6: out tcp={} udp={} icmp={} in tcp={} udp={} icmp={} states={}",
+        s.fw6_out.tcp,
+        s.fw6_out.udp,
+        s.fw6_out.icmp,
+        s.fw6_in.tcp,
+        s.fw6_in.udp,
+        s.fw6_in.icmp,
+        engine.fw6().state_count()
+    );
+    let drops: Vec<String> = DropReason::ALL
+        .iter()
+        .filter(|&&r| s.drops_for(r) > 0)
+        .map(|&r| format!("{}={}", r.name(), s.drops_for(r)))
+        .collect();
+    log::info!(
+        "counters drops: {}",
+        if drops.is_empty() {
+            "none".into()
+        } else {
+            drops.join(" ")
+        }
+    );
+    log::info!(
+        "counters icmp: sent={} rate_limited={} arp_requests={} ndp_solicits={}",
+        s.icmp_sent,
+        s.icmp_rate_limited,
+        s.arp_requests,
+        s.ndp_solicits
+    );
+}

@@ -1,0 +1,116 @@
+# Shared set-up for the end-to-end tests: sourced, not run.
+#
+# Builds the DESIGN.md topology in three network namespaces this test owns (names carry
+# the test's PID, so tests never collide and never touch the host's interfaces):
+#
+#   ns lan: eth0 10.10.0.2/24 2001:db8:10::2/64 --veth-- [ns gw: lan0 | natbox | wan0] --veth-- ns wan: eth0 198.51.100.1/24 2001:db8:ff::1/64
+#
+# natbox runs in ns gw in host mode on lan0/wan0, which carry no kernel addresses.
+# Every address a test sends to belongs to one of these namespaces. Everything is torn
+# down on exit, whatever happens.
+set -euo pipefail
+
+E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+NATBOX_BIN=${NATBOX_BIN:-$E2E_ROOT/target/release/appliance}
+PFX="nb$$"
+LAN="${PFX}lan"
+GW="${PFX}gw"
+WAN="${PFX}wan"
+WORK=$(mktemp -d)
+NATBOX_PID=""
+PASSED=0
+FAILED=0
+
+in_lan() { ip netns exec "$LAN" "$@"; }
+in_wan() { ip netns exec "$WAN" "$@"; }
+in_gw() { ip netns exec "$GW" "$@"; }
+
+e2e_cleanup() {
+    set +e
+    [ -n "$NATBOX_PID" ] && kill -TERM "$NATBOX_PID" 2>/dev/null && wait "$NATBOX_PID" 2>/dev/null
+    for pid in $(jobs -p); do kill "$pid" 2>/dev/null; done
+    for ns in "$LAN" "$GW" "$WAN"; do
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
+        ip netns del "$ns" 2>/dev/null
+    done
+    rm -rf "$WORK"
+}
+trap e2e_cleanup EXIT
+
+# Creates the namespaces and links. Offloads: TSO/GSO off on the hosts, so natbox sees
+# wire-sized frames (it does not segment GSO super-frames); transmit checksum offload
+# stays on, so natbox must complete partial checksums (TP_STATUS_CSUMNOTREADY).
+topology() {
+    for ns in "$LAN" "$GW" "$WAN"; do ip netns add "$ns"; done
+    ip link add eth0 netns "$LAN" type veth peer name lan0 netns "$GW"
+    ip link add eth0 netns "$WAN" type veth peer name wan0 netns "$GW"
+    for ns in "$LAN" "$GW" "$WAN"; do ip -n "$ns" link set lo up; done
+    in_lan sysctl -qw net.ipv6.conf.eth0.accept_dad=0
+    in_wan sysctl -qw net.ipv6.conf.eth0.accept_dad=0
+    ip -n "$LAN" addr add 10.10.0.2/24 dev eth0
+    ip -n "$LAN" addr add 2001:db8:10::2/64 dev eth0 nodad
+    ip -n "$LAN" link set eth0 up
+    ip -n "$LAN" route add default via 10.10.0.1
+    ip -n "$LAN" -6 route add default via 2001:db8:10::1
+    ip -n "$WAN" addr add 198.51.100.1/24 dev eth0
+    ip -n "$WAN" addr add 2001:db8:ff::1/64 dev eth0 nodad
+    ip -n "$WAN" link set eth0 up
+    # The wan side routes the lan's IPv6 prefix to natbox, as an upstream router would.
+    ip -n "$WAN" -6 route add 2001:db8:10::/64 via 2001:db8:ff::10
+    in_lan ethtool -K eth0 tso off gso off >/dev/null 2>&1 || true
+    in_wan ethtool -K eth0 tso off gso off >/dev/null 2>&1 || true
+}
+
+# Writes $WORK/natbox.toml from the example config, applying sed expressions given as
+# arguments (e.g. 's/^mss_clamp.*/mss_clamp = 0/').
+write_config() {
+    cp "$E2E_ROOT/natbox.toml" "$WORK/natbox.toml"
+    for expr in "$@"; do sed -i "$expr" "$WORK/natbox.toml"; done
+}
+
+# Starts natbox in ns gw and waits (at most 10 s) until it forwards.
+start_natbox() {
+    [ -f "$WORK/natbox.toml" ] || write_config
+    # Not through in_gw: a backgrounded function is a subshell, and $! must be natbox
+    # itself (ip netns exec execs it) so that stop_natbox's signal reaches it.
+    ip netns exec "$GW" "$NATBOX_BIN" run --config "$WORK/natbox.toml" >"$WORK/natbox.log" 2>&1 &
+    NATBOX_PID=$!
+    for _ in $(seq 100); do
+        grep -q "forwarding" "$WORK/natbox.log" && return 0
+        kill -0 "$NATBOX_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "natbox did not start:"; cat "$WORK/natbox.log"; return 1
+}
+
+# Stops natbox (SIGTERM) and waits for its counters.
+stop_natbox() {
+    kill -TERM "$NATBOX_PID"
+    wait "$NATBOX_PID" || true
+    NATBOX_PID=""
+}
+
+# The value of counter NAME from the "counters GROUP:" log line natbox printed at exit.
+counter() {
+    local group=$1 name=$2
+    grep "counters $group:" "$WORK/natbox.log" | tail -n 1 | tr ' ' '\n' | sed -n "s/^$name=//p" | head -n 1
+}
+
+# check "description" command...: runs the command, counts a pass or a failure.
+check() {
+    local what=$1; shift
+    if "$@" >"$WORK/check.out" 2>&1; then
+        PASSED=$((PASSED + 1)); echo "ok   - $what"
+    else
+        FAILED=$((FAILED + 1)); echo "FAIL - $what"; sed 's/^/       /' "$WORK/check.out" | tail -n 20
+    fi
+}
+
+# Prints the closing line and exits non-zero on any failure.
+finish() {
+    if [ "$FAILED" -gt 0 ]; then
+        echo "--- natbox log"; tail -n 30 "$WORK/natbox.log" 2>/dev/null || true
+    fi
+    echo "$PASSED passed, $FAILED failed"
+    [ "$FAILED" -eq 0 ]
+}
