@@ -7,6 +7,10 @@
 //!
 //! Never sent: errors about ICMP errors, about non-first fragments, or to sources that
 //! are not unicast (RFC 1812 section 4.3.2.7, RFC 4443 section 2.4(e)).
+//!
+//! Replies are written into the received frame's buffer, whose length is all the room
+//! there is: builders never write past it, and callers check `error4_fits`,
+//! `error6_fits` and `ND_FRAME_LEN` before building what might not fit.
 
 use crate::wire::ethernet::{self, ethertype, Mac};
 use crate::wire::{arp, checksum, icmpv4, icmpv6, ipv4, ipv6, proto};
@@ -70,9 +74,16 @@ pub fn may_error4(ip: &[u8]) -> bool {
     true
 }
 
+/// Whether a buffer of `capacity` bytes can hold an ICMPv4 error quoting a datagram of
+/// `total` bytes: at least its first 28 bytes (header and 8 bytes, RFC 792), or all
+/// of it if shorter.
+pub fn error4_fits(capacity: usize, total: usize) -> bool {
+    capacity >= ETH + ipv4::MIN_HEADER_LEN + icmpv4::HEADER_LEN + total.min(28)
+}
+
 /// Replaces the frame (Ethernet + IPv4 datagram, `len` bytes) with an ICMPv4 error
 /// about it, sent from `(mac, addr)` back to the frame's sender. Returns the new
-/// length. The caller checked `may_error4`.
+/// length. The caller checked `may_error4` and `error4_fits`.
 pub fn error4(
     buf: &mut [u8],
     len: usize,
@@ -163,11 +174,12 @@ pub fn arp_request(buf: &mut [u8], mac: Mac, addr: Ipv4Addr, target: Ipv4Addr) -
     pad(buf, ETH + arp::LEN)
 }
 
+/// Pads to the Ethernet minimum, as far as the buffer allows (the NIC pads the rest).
 fn pad(buf: &mut [u8], len: usize) -> usize {
-    const MIN: usize = 60;
-    if len < MIN {
-        buf[len..MIN].fill(0);
-        MIN
+    let min = buf.len().min(60);
+    if len < min {
+        buf[len..min].fill(0);
+        min
     } else {
         len
     }
@@ -189,8 +201,15 @@ pub fn may_error6(ip: &[u8]) -> bool {
     }
 }
 
+/// Whether a buffer of `capacity` bytes can hold an ICMPv6 error quoting a packet of
+/// `total` bytes: at least its header and 8 bytes, or all of it if shorter.
+pub fn error6_fits(capacity: usize, total: usize) -> bool {
+    capacity >= ETH + ipv6::HEADER_LEN + icmpv6::HEADER_LEN + total.min(ipv6::HEADER_LEN + 8)
+}
+
 /// Replaces the frame (Ethernet + IPv6 packet) with an ICMPv6 error about it, sent
-/// from `(mac, addr)` back to the frame's sender. Returns the new length.
+/// from `(mac, addr)` back to the frame's sender. Returns the new length. The caller
+/// checked `may_error6` and `error6_fits`.
 pub fn error6(buf: &mut [u8], len: usize, mac: Mac, addr: &Ipv6Addr, kind: (u8, u8, u32)) -> usize {
     let (orig_src, quoted_len, peer) = {
         let p = ipv6::Packet::new_checked(&buf[ETH..len]).expect("validated by caller");
@@ -286,6 +305,9 @@ pub fn neighbor_solicit(buf: &mut [u8], mac: Mac, src: &Ipv6Addr, target: &Ipv6A
     )
 }
 
+/// Length of the frames `neighbor_advert` and `neighbor_solicit` write.
+pub const ND_FRAME_LEN: usize = ETH + ipv6::HEADER_LEN + icmpv6::ND_LEN + 8;
+
 fn nd_message(
     buf: &mut [u8],
     mac: Mac,
@@ -294,7 +316,7 @@ fn nd_message(
     dst: &Ipv6Addr,
     body: (u8, u8, &Ipv6Addr, u8),
 ) -> usize {
-    const ND_BODY: usize = icmpv6::ND_LEN + 8;
+    const ND_BODY: usize = ND_FRAME_LEN - ETH - ipv6::HEADER_LEN;
     ethernet::write_header(buf, dst_mac, mac, ethertype::IPV6);
     // RFC 4861 7.1: hop limit 255 proves the message was not forwarded.
     ipv6::write_header(&mut buf[ETH..], src, dst, proto::ICMPV6, 255, ND_BODY);

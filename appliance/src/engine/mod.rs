@@ -524,7 +524,7 @@ impl Engine {
         let Some(src) = self.source4(port) else {
             return Verdict::Drop(reason);
         };
-        if !icmp::may_error4(ip) {
+        if !icmp::may_error4(ip) || !icmp::error4_fits(frame.buf.len(), ip.len()) {
             return Verdict::Drop(reason);
         }
         if !self.icmp_limit.allow(now) {
@@ -549,7 +549,8 @@ impl Engine {
         kind: (u8, u8, u32),
         now: u64,
     ) -> Verdict {
-        if !icmp::may_error6(&frame.buf[ETH..frame.len]) {
+        let ip = &frame.buf[ETH..frame.len];
+        if !icmp::may_error6(ip) || !icmp::error6_fits(frame.buf.len(), ip.len()) {
             return Verdict::Drop(reason);
         }
         if !self.icmp_limit.allow(now) {
@@ -1114,6 +1115,9 @@ impl Engine {
             if let (Some(mac), false) = (sender_mac, src.is_unspecified()) {
                 let released = self.ndp.learn(port, *src, mac, now, true);
                 self.release(port, mac, &released);
+            }
+            if frame.buf.len() < icmp::ND_FRAME_LEN {
+                return Verdict::Drop(DropReason::NoRoomForReply);
             }
             let peer_mac = ethernet::Frame::new_checked(&frame.buf[..])
                 .expect("frame")

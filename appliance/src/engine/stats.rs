@@ -77,6 +77,7 @@ drop_reasons! {
     NeighbourUnresolved => "neighbour_unresolved", "next hop did not answer ARP/NDP";
     NeighbourQueueFull => "neighbour_queue_full", "too many packets waiting for one next hop";
     BufferPoolFull => "buffer_pool_full", "no free buffer to park the packet";
+    NoRoomForReply => "no_room_for_reply", "receive buffer too small to build the reply in (I/O buffer sizing)";
 }
 
 /// Counters for one port.
