@@ -15,18 +15,20 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
 
-# cargo-fuzz needs the sanitizer flags of a nightly compiler; this project builds with
-# the stable toolchain only, so RUSTC_BOOTSTRAP=1 unlocks those flags for the fuzz build.
+# cargo-fuzz passes flags of a nightly compiler; this project builds with the stable
+# toolchain only, so RUSTC_BOOTSTRAP=1 unlocks them for the fuzz build. No sanitizer
+# (-s none): the fuzzed code is safe Rust, and without ASAN the engine target runs
+# ~20x more inputs in the same time (measured: 6000 vs 330 exec/s).
 echo "== fuzzing (${fuzz_seconds} s per target)"
 (
     cd fuzz
     export RUSTC_BOOTSTRAP=1
-    cargo fuzz build -O
+    cargo fuzz build -O -s none
     for target in engine metadata_disk; do
         corpus=$(mktemp -d)
         [ -d "seeds/$target" ] && cp "seeds/$target"/* "$corpus"/
         log=$(mktemp)
-        if ! cargo fuzz run -O "$target" "$corpus" -- -max_total_time="$fuzz_seconds" -rss_limit_mb=4096 >"$log" 2>&1; then
+        if ! cargo fuzz run -O -s none "$target" "$corpus" -- -max_total_time="$fuzz_seconds" -rss_limit_mb=4096 >"$log" 2>&1; then
             cat "$log"
             echo "fuzz target $target failed: the crashing input is in fuzz/artifacts/$target/"
             exit 1

@@ -1,10 +1,8 @@
 //! A fixed pool of frame buffers for frames the engine keeps or makes: packets parked
 //! until a neighbour resolves, out-of-order fragments, and frames the engine built
 //! itself (ARP/NDP requests) waiting to be sent. Allocated once; `take`/`put` move
-//! boxes in and out of slots, so nothing allocates after start-up.
-
-/// Largest frame natbox handles: a 9000-byte MTU plus an Ethernet header.
-pub const MAX_FRAME: usize = 9014;
+//! boxes in and out of slots, so nothing allocates after start-up. Buffers are sized
+//! for the largest frame the ports' MTUs allow.
 
 /// Handle of a buffer in the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,19 +19,22 @@ struct Slot {
 pub struct Buffers {
     slots: Vec<Slot>,
     free: Vec<u16>,
+    size: usize,
 }
 
 impl Buffers {
-    pub fn new(count: usize) -> Buffers {
+    /// `count` buffers of `size` bytes each.
+    pub fn new(count: usize, size: usize) -> Buffers {
         let count = count.min(usize::from(u16::MAX));
         Buffers {
             slots: (0..count)
                 .map(|_| Slot {
-                    data: Some(vec![0u8; MAX_FRAME].into_boxed_slice()),
+                    data: Some(vec![0u8; size].into_boxed_slice()),
                     len: 0,
                 })
                 .collect(),
             free: (0..count as u16).rev().collect(),
+            size,
         }
     }
 
@@ -45,7 +46,7 @@ impl Buffers {
     pub fn store(&mut self, frame: &[u8]) -> Option<BufId> {
         let id = self.alloc()?;
         let slot = &mut self.slots[usize::from(id.0)];
-        let n = frame.len().min(MAX_FRAME);
+        let n = frame.len().min(self.size);
         slot.data.as_mut().expect("free slots hold their buffer")[..n].copy_from_slice(&frame[..n]);
         slot.len = n;
         Some(id)
@@ -57,7 +58,7 @@ impl Buffers {
     }
 
     pub fn set_len(&mut self, id: BufId, len: usize) {
-        self.slots[usize::from(id.0)].len = len.min(MAX_FRAME);
+        self.slots[usize::from(id.0)].len = len.min(self.size);
     }
 
     pub fn frame(&self, id: BufId) -> &[u8] {
@@ -98,7 +99,7 @@ mod tests {
 
     #[test]
     fn store_take_put_free() {
-        let mut b = Buffers::new(2);
+        let mut b = Buffers::new(2, 64);
         let a = b.store(&[1, 2, 3]).unwrap();
         let c = b.store(&[4]).unwrap();
         assert!(b.store(&[5]).is_none());

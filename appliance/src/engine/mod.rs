@@ -205,7 +205,10 @@ impl Engine {
             arp: Cache::default(),
             ndp: Cache::default(),
             frags: Frags::new(config.timeouts.fragment),
-            buffers: Buffers::new(POOL_BUFFERS),
+            buffers: Buffers::new(
+                POOL_BUFFERS,
+                ETH + usize::from(config.inside.mtu.max(config.outside.mtu)),
+            ),
             tx: VecDeque::with_capacity(POOL_BUFFERS),
             reinject: VecDeque::with_capacity(POOL_BUFFERS),
             icmp_limit: icmp::RateLimit::new(config.icmp.rate_limit, config.icmp.burst),
