@@ -606,10 +606,12 @@ impl Engine {
         let pool_dst = self.nat.is_pool_addr(dst);
         // Pool addresses are translated, except that echo requests to them are answered
         // by the box; the ports' own addresses are the box's.
+        // (`owns4` without its pool test: `dst` is known not to be a pool address.)
+        let port_addr = |p: Port| self.ports[p as usize].ipv4.is_some_and(|n| n.addr() == dst);
         let local = if pool_dst {
             echo_request
         } else {
-            self.owns4(port, dst) || (port == Port::Inside && self.owns4(Port::Outside, dst))
+            port_addr(port) || (port == Port::Inside && port_addr(Port::Outside))
         };
         if local {
             return self.local4(port, frame, echo_request, now);
