@@ -2,9 +2,13 @@
 //!
 //! Layers, with arrows pointing one way: `io -> engine -> wire`. `wire` holds typed
 //! views over packet bytes; `engine` is the I/O-free core that turns a received frame
-//! and the current time into a verdict; `io` drives real NICs (AF_PACKET + io_uring).
+//! and the current time into a verdict; `io` drives real NICs (AF_PACKET + io_uring);
+//! `init` does what PID 1 must in the appliance image.
 
 pub mod engine;
 #[allow(unsafe_code)]
+pub mod init;
+#[allow(unsafe_code)]
 pub mod io;
+pub mod logging;
 pub mod wire;

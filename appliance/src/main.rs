@@ -1,5 +1,6 @@
 //! The natbox binary.
 //!
+//! - As PID 1 (the appliance image): see `natbox::init`.
 //! - `appliance run --config PATH`: host mode. Runs the whole box as an ordinary root
 //!   process on the interfaces the configuration names (TOML file or metadata-disk
 //!   image), until SIGINT/SIGTERM; then prints its counters and exits 0.
@@ -15,6 +16,9 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: appliance run --config PATH | appliance check CONFIG.toml | appliance demo [CONFIG.toml]";
 
 fn main() -> ExitCode {
+    if natbox::init::is_pid1() {
+        natbox::init::run(report::log_counters);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
@@ -51,11 +55,7 @@ fn main() -> ExitCode {
 
 /// Host mode.
 fn run(config: &firmware_config::Config) -> ExitCode {
-    env_logger::Builder::new()
-        .parse_filters(&config.log.level)
-        .parse_env("RUST_LOG")
-        .format_timestamp_millis()
-        .init();
+    natbox::logging::init(&config.log.level);
     let stop = match natbox::io::signals::stop_flag() {
         Ok(stop) => stop,
         Err(e) => {

@@ -208,7 +208,7 @@ impl Dataplane {
                 PacketSocket::open(link.index).map_err(|e| annotate(port, &link.name, e))?;
             // SAFETY: msghdr is plain old data; zero is valid.
             let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
-            msghdr.msg_controllen = socket::auxdata_space();
+            msghdr.msg_controllen = socket::auxdata_space() as _; // usize (glibc) or u32 (musl)
             log::info!(
                 "{} port: {} (index {}, MAC {}, MTU {})",
                 port.name(),

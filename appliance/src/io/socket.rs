@@ -128,7 +128,9 @@ pub fn parse_auxdata(control: &[u8]) -> AuxData {
                 .cast::<libc::cmsghdr>()
                 .read_unaligned()
         };
-        let len = h.cmsg_len;
+        // usize with glibc, u32 with musl.
+        #[allow(clippy::unnecessary_cast)]
+        let len = h.cmsg_len as usize;
         if len < HDR || at + len > control.len() {
             break;
         }

@@ -1,0 +1,236 @@
+//! PID-1 duties: what natbox does when it is the only program in the image.
+//!
+//! In order: mount /proc, /sys, /dev (devtmpfs) and /run; make /dev/console the
+//! standard streams; hand Ctrl-Alt-Del to us as SIGINT instead of an instant reboot;
+//! load the carried kernel modules (`modules`); wait for the NICs; find the metadata
+//! disk by its magic among all block devices (no device name is assumed); start the
+//! dataplane and print one banner line (version, ports, config generation, time from
+//! kernel start to forwarding). On SIGINT/SIGTERM (Ctrl-Alt-Del, `system_powerdown`
+//! via the console, a hypervisor's shutdown) it stops the dataplane, logs its counters
+//! and the clean-shutdown line, syncs and powers off.
+//!
+//! PID 1 must never exit (the kernel panics): every fatal condition is printed with
+//! what to do, and the box stays up, idle, until it is told to shut down.
+
+pub mod modules;
+
+use crate::io::dataplane::Dataplane;
+use firmware_config::disk;
+use nix::mount::{mount, MsFlags};
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Printed last before power-off; boot tests wait for it.
+pub const SHUTDOWN_LINE: &str = "natbox: clean shutdown, powering off";
+
+/// Where the image keeps its kernel modules.
+const MODULE_DIR: &str = "/lib/modules";
+
+/// Whether this process is PID 1.
+pub fn is_pid1() -> bool {
+    std::process::id() == 1
+}
+
+/// Runs the appliance as PID 1. `report` logs the dataplane counters at shutdown.
+pub fn run(report: fn(&Dataplane)) -> ! {
+    mount_basics();
+    console();
+    crate::logging::init("info");
+    if let Err(e) = nix::sys::reboot::set_cad_enabled(false) {
+        log::warn!("cannot take over Ctrl-Alt-Del: {e}");
+    }
+    let stop = match crate::io::signals::stop_flag() {
+        Ok(stop) => stop,
+        Err(e) => fatal(&format!("cannot install signal handlers: {e}")),
+    };
+    let (loaded, failed) = modules::load_all(Path::new(MODULE_DIR));
+    log::info!("modules loaded: {}", loaded.join(" "));
+    for (name, e) in failed {
+        log::warn!("module {name}: {e}");
+    }
+    wait_for_nics(2, Duration::from_secs(5));
+    let Some((config, source)) = find_config() else {
+        log::error!(
+            "no metadata disk with a valid configuration was found: attach one built with `natbox-config build natbox.toml -o meta.img`; forwarding is off"
+        );
+        idle(stop);
+    };
+    if let Err(e) = firmware_config::validate(&config) {
+        let errors: Vec<String> = e.iter().map(ToString::to_string).collect();
+        log::error!(
+            "configuration from {source} refused: {}; forwarding is off",
+            errors.join("; ")
+        );
+        idle(stop);
+    }
+    log::set_max_level(config.log.level.parse().unwrap_or(log::LevelFilter::Info));
+    let mut dataplane = match Dataplane::new(&config) {
+        Ok(d) => d,
+        Err(e) => {
+            log::error!("{e}: check the ports named in the configuration (interface name or MAC); forwarding is off");
+            idle(stop);
+        }
+    };
+    let inside = dataplane.engine().port_info(crate::engine::Port::Inside);
+    let outside = dataplane.engine().port_info(crate::engine::Port::Outside);
+    println!(
+        "natbox {}: inside {} outside {}, config {source}, forwarding {} ms after kernel start",
+        env!("CARGO_PKG_VERSION"),
+        inside.mac,
+        outside.mac,
+        uptime_ms()
+    );
+    let result = dataplane.run(stop);
+    report(&dataplane);
+    if let Err(e) = result {
+        log::error!("dataplane failed: {e}");
+    }
+    power_off();
+}
+
+fn mount_basics() {
+    let mounts: [(&str, &str, &str, MsFlags); 4] = [
+        (
+            "proc",
+            "/proc",
+            "proc",
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        ),
+        (
+            "sysfs",
+            "/sys",
+            "sysfs",
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        ),
+        ("devtmpfs", "/dev", "devtmpfs", MsFlags::MS_NOSUID),
+        (
+            "tmpfs",
+            "/run",
+            "tmpfs",
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        ),
+    ];
+    for (source, target, fstype, flags) in mounts {
+        let _ = fs::create_dir_all(target);
+        if let Err(e) = mount(Some(source), target, Some(fstype), flags, None::<&str>) {
+            // EBUSY: already mounted (the kernel may auto-mount devtmpfs).
+            if e != nix::errno::Errno::EBUSY {
+                eprintln!("natbox: mount {target}: {e}");
+            }
+        }
+    }
+}
+
+/// Makes /dev/console stdin, stdout and stderr (the kernel opens it for init only if
+/// the initramfs has the node; devtmpfs always does).
+fn console() {
+    if let Ok(c) = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/console")
+    {
+        let _ = nix::unistd::dup2_stdin(&c);
+        let _ = nix::unistd::dup2_stdout(&c);
+        let _ = nix::unistd::dup2_stderr(&c);
+    }
+}
+
+fn wait_for_nics(count: usize, limit: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        let n = fs::read_dir("/sys/class/net")
+            .map(|d| d.flatten().filter(|e| e.file_name() != "lo").count())
+            .unwrap_or(0);
+        if n >= count {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    log::warn!("fewer than {count} network interfaces after {limit:?}");
+}
+
+/// Scans every block device for the metadata-disk magic; returns the configuration
+/// and a description of where it came from.
+fn find_config() -> Option<(firmware_config::Config, String)> {
+    // Block devices appear shortly after their driver loads.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(2) {
+        for entry in fs::read_dir("/sys/block").into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if ["loop", "ram", "zram"].iter().any(|p| name.starts_with(p)) {
+                continue;
+            }
+            let path = format!("/dev/{name}");
+            let Ok(mut file) = fs::File::open(&path) else {
+                continue;
+            };
+            let mut head = [0u8; 64];
+            if file.read_exact(&mut head).is_err() || !disk::is_metadata_disk(&head) {
+                continue;
+            }
+            return match disk::read_path(Path::new(&path)) {
+                Ok(loaded) => {
+                    for w in &loaded.warnings {
+                        log::warn!("metadata disk {path}: {w}");
+                    }
+                    let source = format!(
+                        "{path} generation {} slot {:?}",
+                        loaded.generation, loaded.slot
+                    );
+                    Some((loaded.config, source))
+                }
+                Err(e) => {
+                    log::error!("metadata disk {path}: {e}");
+                    None
+                }
+            };
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// Milliseconds since the kernel started (from /proc/uptime).
+fn uptime_ms() -> u64 {
+    fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0, |s| (s * 1000.0) as u64)
+}
+
+/// Stays up without forwarding until told to shut down, reaping any child.
+fn idle(stop: &AtomicBool) -> ! {
+    while !stop.load(Ordering::Relaxed) {
+        reap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    power_off();
+}
+
+fn reap() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+fn fatal(message: &str) -> ! {
+    eprintln!("natbox: {message}; the box stays up without forwarding");
+    loop {
+        reap();
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn power_off() -> ! {
+    reap();
+    nix::unistd::sync();
+    println!("{SHUTDOWN_LINE}");
+    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+    fatal("power-off failed")
+}
