@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Boots the natbox appliance in QEMU on this machine: builds what is missing, creates
+# the demo namespaces (lan 10.10.0.2 and wan 198.51.100.1, as in DESIGN.md) wired to
+# the VM's two NICs, writes a metadata disk from natbox.toml, and puts the serial
+# console on this terminal (Ctrl-A X quits QEMU). Everything is torn down on exit.
+# While it runs, from another terminal:  ip netns exec <lan ns> ping 198.51.100.1
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/tests/e2e/lib.sh"
+source "$root/qemu/vm.sh"
+
+[ -f "$root/build/initramfs.img" ] || "$root/image/build.sh"
+cargo build --release -q -p firmware-config --bin natbox-config
+topology
+vm_wiring
+vm_metadata_disk
+echo "lan host: ip netns exec $LAN bash    wan host: ip netns exec $WAN bash"
+vm_boot console
