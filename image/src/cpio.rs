@@ -82,7 +82,7 @@ fn member(out: &mut Vec<u8>, ino: u32, path: &str, mode: u32, data: &[u8], rdev:
 }
 
 fn pad4(out: &mut Vec<u8>) {
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
 }
@@ -103,7 +103,7 @@ mod tests {
         assert_eq!(&a[110..115], b"init\0");
         assert_eq!(&a[116..118], b"hi");
         assert_eq!(&a[120..126], b"070701");
-        assert_eq!(a.len() % 4, 0);
+        assert!(a.len().is_multiple_of(4));
         // filesize field (7th) is 2, mode field is a regular file 0755.
         assert_eq!(&a[6 + 6 * 8..6 + 7 * 8], b"00000002");
         assert_eq!(&a[6 + 8..6 + 16], b"000081ed");
