@@ -6,6 +6,7 @@
 # While it runs, from another terminal:  ip netns exec <lan ns> ping 198.51.100.1
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/tests/setup.sh"
 source "$root/tests/e2e/lib.sh"
 source "$root/qemu/vm.sh"
 
