@@ -14,6 +14,11 @@ trap cleanup_vm EXIT
 "$root/image/build.sh" >/dev/null
 cargo build --release -q -p firmware-config --bin natbox-config
 ls -l "$root/build/vmlinuz" "$root/build/initramfs.img" "$root/target/x86_64-unknown-linux-musl/release/appliance" | awk '{print "size", $5, $NF}'
+rebuilt=$(mktemp)
+"$root/target/release/natbox-image" initramfs --binary "$root/target/x86_64-unknown-linux-musl/release/appliance" \
+    --kernel-tree "$root/build/kernel/lib/modules" --out "$rebuilt" >/dev/null
+check "initramfs is reproducible (same inputs, same bytes)" cmp "$rebuilt" "$root/build/initramfs.img"
+rm -f "$rebuilt"
 topology
 vm_wiring
 
