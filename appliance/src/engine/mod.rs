@@ -313,6 +313,18 @@ impl Engine {
         Some((port, n))
     }
 
+    /// Forgets the ARP and NDP entries learnt on `port`: its interface was replaced
+    /// (it disappeared and came back), so the neighbours behind it may have new MACs
+    /// and must be resolved again. Packets waiting for them are dropped (counted as
+    /// `neighbour_unresolved`).
+    pub fn link_replaced(&mut self, port: Port) {
+        let mut parked = self.arp.forget_port(port);
+        parked.extend(self.ndp.forget_port(port));
+        for buf in parked {
+            self.discard(buf, DropReason::NeighbourUnresolved);
+        }
+    }
+
     /// Runs the timers.
     pub fn poll(&mut self, now_ms: u64) {
         let now_s = (now_ms / 1000) as u32;

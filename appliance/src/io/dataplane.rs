@@ -58,6 +58,16 @@ fn decode(ud: u64) -> (u64, usize, usize, u16) {
     )
 }
 
+/// What the shell shows about the ports that only the I/O layer knows.
+#[derive(Debug, Clone)]
+pub struct LinkSummary {
+    pub devices: [String; 2],
+    /// "up", "down" or "gone".
+    pub states: [&'static str; 2],
+    /// Engine time, milliseconds since the dataplane started.
+    pub now_ms: u64,
+}
+
 /// I/O-level counters of one port.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct IoCounters {
@@ -278,8 +288,31 @@ impl Dataplane {
         self.start.elapsed().as_millis() as u64
     }
 
-    /// Runs until `stop` becomes true.
-    pub fn run(&mut self, stop: &AtomicBool) -> io::Result<()> {
+    /// Device names and link states of the ports, for the shell.
+    pub fn links(&self) -> LinkSummary {
+        let state = |s: LinkState| match s {
+            LinkState::Up => "up",
+            LinkState::Down => "down",
+            LinkState::Gone => "gone",
+        };
+        LinkSummary {
+            devices: [
+                self.ports[0].link.name.clone(),
+                self.ports[1].link.name.clone(),
+            ],
+            states: [state(self.ports[0].state), state(self.ports[1].state)],
+            now_ms: self.now_ms(),
+        }
+    }
+
+    /// Runs until `stop` becomes true or `tick` returns false. `tick` runs every poll
+    /// interval (100 ms) between batches, with the engine to itself: the admin shell
+    /// runs there.
+    pub fn run(
+        &mut self,
+        stop: &AtomicBool,
+        tick: &mut dyn FnMut(&mut Engine, &LinkSummary) -> bool,
+    ) -> io::Result<()> {
         let mut last_poll = Instant::now();
         let mut last_link = Instant::now();
         let timeout = types::Timespec::from(POLL_INTERVAL);
@@ -309,6 +342,10 @@ impl Dataplane {
                 last_poll = Instant::now();
                 let now = self.now_ms();
                 self.engine.poll(now);
+                let links = self.links();
+                if !tick(&mut self.engine, &links) {
+                    break;
+                }
                 self.send_engine_frames()?;
             }
             if last_link.elapsed() >= LINK_CHECK_INTERVAL {
@@ -555,6 +592,9 @@ impl Dataplane {
                 }
                 io.link = l;
                 io.socket = Some(s);
+                let port = io.port;
+                // A new link: the neighbours behind it may have new MACs.
+                self.engine.link_replaced(port);
                 true
             }
             Err(e) => {

@@ -190,6 +190,21 @@ impl<A: Copy + Eq + Hash> Cache<A> {
             .collect()
     }
 
+    /// Forgets every entry on `port` (its link was replaced: the neighbours behind it
+    /// may have new MACs), returning their parked packets.
+    pub fn forget_port(&mut self, port: Port) -> Vec<BufId> {
+        let mut parked = Vec::new();
+        self.entries.retain(|_, e| {
+            if e.port == port {
+                parked.extend(e.queue.iter().copied());
+                false
+            } else {
+                true
+            }
+        });
+        parked
+    }
+
     /// Forgets every entry, returning the parked packets.
     pub fn clear(&mut self) -> Vec<BufId> {
         self.entries.drain().flat_map(|(_, e)| e.queue).collect()
@@ -224,6 +239,31 @@ mod tests {
         assert_eq!(released.len(), 1);
         assert_eq!(
             c.resolve(Port::Outside, GW, 30),
+            Some(Resolve::Known {
+                mac: MAC,
+                probe: false
+            })
+        );
+    }
+
+    #[test]
+    fn forget_port_drops_only_that_ports_entries() {
+        let mut c = Cache::<Ipv4Addr>::default();
+        let inside = Ipv4Addr::new(10, 10, 0, 2);
+        c.learn(Port::Outside, GW, MAC, 0, true);
+        c.learn(Port::Inside, inside, MAC, 0, true);
+        assert_eq!(
+            c.resolve(Port::Outside, Ipv4Addr::new(198, 51, 100, 7), 0),
+            Some(Resolve::Unknown { probe: true })
+        );
+        c.park(Ipv4Addr::new(198, 51, 100, 7), buf(1)).unwrap();
+        assert_eq!(c.forget_port(Port::Outside), vec![buf(1)]);
+        assert_eq!(
+            c.resolve(Port::Outside, GW, 1),
+            Some(Resolve::Unknown { probe: true })
+        );
+        assert_eq!(
+            c.resolve(Port::Inside, inside, 1),
             Some(Resolve::Known {
                 mac: MAC,
                 probe: false

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs the end-to-end suite: builds the release binary once, runs every
+# tests/e2e/test_*.sh (each builds and tears down its own namespaces), and prints the
+# total "N passed, M failed". Exits non-zero on any failure. Needs root.
+# Usage: tests/e2e/run.sh [test_name ...]   (e.g. test_ipv4; default: all)
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+if [ "$(id -u)" != 0 ]; then
+    echo "tests/e2e/run.sh: needs root (network namespaces, AF_PACKET)"; exit 2
+fi
+echo "# building the release binary"
+(cd "$ROOT" && cargo build --release -p appliance) || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+
+if [ $# -gt 0 ]; then
+    tests=(); for t in "$@"; do tests+=("$HERE/${t%.sh}.sh"); done
+else
+    tests=("$HERE"/test_*.sh)
+fi
+passed=0 failed=0 broken=()
+start=$SECONDS
+for t in "${tests[@]}"; do
+    name=$(basename "$t" .sh)
+    t0=$SECONDS
+    out=$(mktemp)
+    # Each test bounded in time; its own "N passed, M failed" line is added up.
+    timeout 240 bash "$t" 2>&1 | tee "$out"
+    rc=${PIPESTATUS[0]}
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
+    rm -f "$out"
+    if [ -n "$line" ]; then
+        p=${line%% passed*}; f=${line#*, }; f=${f%% failed}
+        passed=$((passed + p)); failed=$((failed + f))
+    fi
+    if [ "$rc" -ne 0 ] && { [ -z "$line" ] || [ "$f" -eq 0 ]; }; then
+        # Died before its closing line (or exited non-zero without a failed check).
+        echo "FAIL - $name exited with status $rc"
+        failed=$((failed + 1))
+    fi
+    [ "$rc" -ne 0 ] && broken+=("$name")
+    echo "# $name: $((SECONDS - t0)) s"
+done
+echo "# e2e total time $((SECONDS - start)) s${broken:+; failing: ${broken[*]}}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
