@@ -5,10 +5,12 @@
 //! and the current time into a verdict; `io` drives real NICs (AF_PACKET + io_uring);
 //! `init` does what PID 1 must in the appliance image.
 
+pub mod control;
 pub mod engine;
 #[allow(unsafe_code)]
 pub mod init;
 #[allow(unsafe_code)]
 pub mod io;
 pub mod logging;
+pub mod shell;
 pub mod wire;

@@ -1,9 +1,11 @@
 //! The natbox binary.
 //!
 //! - As PID 1 (the appliance image): see `natbox::init`.
-//! - `appliance run --config PATH`: host mode. Runs the whole box as an ordinary root
-//!   process on the interfaces the configuration names (TOML file or metadata-disk
-//!   image), until SIGINT/SIGTERM; then prints its counters and exits 0.
+//! - `appliance run --config PATH [--admin SOCKET]`: host mode. Runs the whole box as
+//!   an ordinary root process on the interfaces the configuration names (TOML file or
+//!   metadata-disk image), until SIGINT/SIGTERM or `poweroff` from the shell; then
+//!   prints its counters and exits 0. The shell listens on SOCKET, and on standard
+//!   input when that is a terminal.
 //! - `appliance check CONFIG.toml`: validates a configuration (exit 0 ok, 1 invalid,
 //!   2 unreadable).
 //! - `appliance demo [CONFIG.toml]`: runs the engine through a scripted scenario.
@@ -13,7 +15,7 @@ mod report;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: appliance run --config PATH | appliance check CONFIG.toml | appliance demo [CONFIG.toml]";
+const USAGE: &str = "usage: appliance run --config PATH [--admin SOCKET] | appliance check CONFIG.toml | appliance demo [CONFIG.toml]";
 
 fn main() -> ExitCode {
     if natbox::init::is_pid1() {
@@ -23,7 +25,12 @@ fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["run", "--config", path] => match load(path) {
-            Ok(config) => run(&config),
+            Ok(config) => run(&config, None),
+            Err(code) => code,
+        },
+        ["run", "--config", path, "--admin", admin]
+        | ["run", "--admin", admin, "--config", path] => match load(path) {
+            Ok(config) => run(&config, Some(std::path::Path::new(admin))),
             Err(code) => code,
         },
         ["check", path] => match load(path) {
@@ -54,7 +61,7 @@ fn main() -> ExitCode {
 }
 
 /// Host mode.
-fn run(config: &firmware_config::Config) -> ExitCode {
+fn run(config: &firmware_config::Config, admin: Option<&std::path::Path>) -> ExitCode {
     natbox::logging::init(&config.log.level);
     let stop = match natbox::io::signals::stop_flag() {
         Ok(stop) => stop,
@@ -70,12 +77,20 @@ fn run(config: &firmware_config::Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let mut control = match natbox::control::Control::open(admin, tty, &config.hostname) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("admin shell: {e}");
+            return ExitCode::from(2);
+        }
+    };
     log::info!(
         "{} forwarding (pool {:?})",
         config.hostname,
         config.nat_pool()
     );
-    let result = dataplane.run(stop);
+    let result = dataplane.run(stop, &mut |engine, links| control.tick(Some(engine), links));
     report::log_counters(&dataplane);
     match result {
         Ok(()) => {

@@ -5,16 +5,20 @@
 //! load the carried kernel modules (`modules`); wait for the NICs; find the metadata
 //! disk by its magic among all block devices (no device name is assumed); start the
 //! dataplane and print one banner line (version, ports, config generation, time from
-//! kernel start to forwarding). On SIGINT/SIGTERM (Ctrl-Alt-Del, `system_powerdown`
-//! via the console, a hypervisor's shutdown) it stops the dataplane, logs its counters
-//! and the clean-shutdown line, syncs and powers off.
+//! kernel start to forwarding). The admin shell runs on the serial console (and on
+//! /run/natbox.sock) from early boot, also when there is no valid configuration. On
+//! `poweroff`/`reboot` from the shell, or SIGINT/SIGTERM (Ctrl-Alt-Del), it stops the
+//! dataplane, logs its counters and the clean-shutdown line, syncs and powers off (or
+//! reboots).
 //!
 //! PID 1 must never exit (the kernel panics): every fatal condition is printed with
 //! what to do, and the box stays up, idle, until it is told to shut down.
 
 pub mod modules;
 
-use crate::io::dataplane::Dataplane;
+use crate::control::Control;
+use crate::io::dataplane::{Dataplane, LinkSummary};
+use crate::shell::Action;
 use firmware_config::disk;
 use nix::mount::{mount, MsFlags};
 use std::fs;
@@ -25,6 +29,9 @@ use std::time::{Duration, Instant};
 
 /// Printed last before power-off; boot tests wait for it.
 pub const SHUTDOWN_LINE: &str = "natbox: clean shutdown, powering off";
+
+/// The admin socket in the image (for tests and tooling over virtio-serial/vsock).
+const ADMIN_SOCKET: &str = "/run/natbox.sock";
 
 /// Where the image keeps its kernel modules.
 const MODULE_DIR: &str = "/lib/modules";
@@ -46,6 +53,13 @@ pub fn run(report: fn(&Dataplane)) -> ! {
         Ok(stop) => stop,
         Err(e) => fatal(&format!("cannot install signal handlers: {e}")),
     };
+    let mut control = match Control::open(Some(Path::new(ADMIN_SOCKET)), true, "natbox") {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("admin shell unavailable: {e}");
+            Control::default()
+        }
+    };
     let (loaded, failed) = modules::load_all(Path::new(MODULE_DIR));
     log::info!("modules loaded: {}", loaded.join(" "));
     for (name, e) in failed {
@@ -56,7 +70,7 @@ pub fn run(report: fn(&Dataplane)) -> ! {
         log::error!(
             "no metadata disk with a valid configuration was found: attach one built with `natbox-config build natbox.toml -o meta.img`; forwarding is off"
         );
-        idle(stop);
+        idle(stop, &mut control);
     };
     if let Err(e) = firmware_config::validate(&config) {
         let errors: Vec<String> = e.iter().map(ToString::to_string).collect();
@@ -64,14 +78,14 @@ pub fn run(report: fn(&Dataplane)) -> ! {
             "configuration from {source} refused: {}; forwarding is off",
             errors.join("; ")
         );
-        idle(stop);
+        idle(stop, &mut control);
     }
     log::set_max_level(config.log.level.parse().unwrap_or(log::LevelFilter::Info));
     let mut dataplane = match Dataplane::new(&config) {
         Ok(d) => d,
         Err(e) => {
             log::error!("{e}: check the ports named in the configuration (interface name or MAC); forwarding is off");
-            idle(stop);
+            idle(stop, &mut control);
         }
     };
     let inside = dataplane.engine().port_info(crate::engine::Port::Inside);
@@ -83,12 +97,12 @@ pub fn run(report: fn(&Dataplane)) -> ! {
         outside.mac,
         uptime_ms()
     );
-    let result = dataplane.run(stop);
+    let result = dataplane.run(stop, &mut |engine, links| control.tick(Some(engine), links));
     report(&dataplane);
     if let Err(e) = result {
         log::error!("dataplane failed: {e}");
     }
-    power_off();
+    shut_down(control.requested);
 }
 
 fn mount_basics() {
@@ -201,13 +215,22 @@ fn uptime_ms() -> u64 {
         .map_or(0, |s| (s * 1000.0) as u64)
 }
 
-/// Stays up without forwarding until told to shut down, reaping any child.
-fn idle(stop: &AtomicBool) -> ! {
+/// Stays up without forwarding, the shell available, until told to shut down.
+fn idle(stop: &AtomicBool, control: &mut Control) -> ! {
+    let start = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         reap();
+        let links = LinkSummary {
+            devices: ["-".into(), "-".into()],
+            states: ["off", "off"],
+            now_ms: start.elapsed().as_millis() as u64,
+        };
+        if !control.tick(None, &links) {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
-    power_off();
+    shut_down(control.requested);
 }
 
 fn reap() {
@@ -227,10 +250,18 @@ fn fatal(message: &str) -> ! {
     }
 }
 
-fn power_off() -> ! {
+/// Powers off, or reboots if that is what the operator asked for.
+fn shut_down(requested: Option<Action>) -> ! {
+    use nix::sys::reboot::{reboot, RebootMode};
     reap();
     nix::unistd::sync();
-    println!("{SHUTDOWN_LINE}");
-    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+    let mode = if requested == Some(Action::Reboot) {
+        println!("natbox: clean shutdown, rebooting");
+        RebootMode::RB_AUTOBOOT
+    } else {
+        println!("{SHUTDOWN_LINE}");
+        RebootMode::RB_POWER_OFF
+    };
+    let _ = reboot(mode);
     fatal("power-off failed")
 }

@@ -166,7 +166,7 @@ mod tests {
         let strtab_off = img.len();
         img.extend_from_slice(shstrtab);
         let shoff = img.len();
-        let mut section = |name: u32, off: usize, size: usize| {
+        let section = |name: u32, off: usize, size: usize| {
             let mut h = vec![0u8; 64];
             h[0..4].copy_from_slice(&name.to_le_bytes());
             h[0x18..0x20].copy_from_slice(&(off as u64).to_le_bytes());

@@ -2,6 +2,8 @@
 //! io_uring loop, and link setup. Everything here is `unsafe`-permitted; each `unsafe`
 //! block states why it is sound.
 
+pub mod admin;
+pub mod console;
 pub mod dataplane;
 pub mod link;
 pub mod signals;

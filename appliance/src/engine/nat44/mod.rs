@@ -262,6 +262,18 @@ impl Nat44 {
         [0, 1, 2].map(|i| t[i].as_ref().map_or(0, |t| t.in_use()))
     }
 
+    /// The `n` inside hosts with the most sessions: (address, sessions, ports).
+    pub fn top_hosts(&self, n: usize) -> Vec<(Ipv4Addr, u32, u32)> {
+        let mut hosts: Vec<(Ipv4Addr, u32, u32)> = self
+            .hosts
+            .iter()
+            .map(|(_, h)| (Ipv4Addr::from_bits(h.addr), h.sessions, h.ports))
+            .collect();
+        hosts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        hosts.truncate(n);
+        hosts
+    }
+
     /// Bytes held by the tables (sessions, index, hosts, port tables).
     pub fn memory(&self) -> usize {
         let tables = self.ports.iter().flatten().filter(|t| t.is_some()).count();

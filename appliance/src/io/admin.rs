@@ -1,0 +1,164 @@
+//! The admin socket: a Unix stream socket where scripts and tests talk to the shell
+//! (`socat - UNIX-CONNECT:/run/natbox.sock`). Line in, reply out; a client that closes
+//! its side gets the replies to everything it sent, then the connection closes.
+//!
+//! Everything is non-blocking and polled from the dataplane loop's timer tick, so a
+//! slow or hostile client can never stall forwarding: input per connection is bounded
+//! (`MAX_PENDING`), unread output is bounded too (a client that does not read is
+//! dropped), and at most `MAX_CLIENTS` connect at once.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+const MAX_CLIENTS: usize = 8;
+/// Bytes of unprocessed input or unsent output kept per connection.
+const MAX_PENDING: usize = 1 << 20;
+
+#[derive(Debug)]
+struct Client {
+    stream: UnixStream,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    /// The client closed its side: answer what it sent, then close.
+    closing: bool,
+}
+
+/// The listening socket and its clients.
+#[derive(Debug)]
+pub struct AdminSocket {
+    path: PathBuf,
+    listener: UnixListener,
+    clients: Vec<Client>,
+}
+
+impl AdminSocket {
+    /// Listens at `path`, replacing a stale socket file.
+    pub fn bind(path: &Path) -> io::Result<AdminSocket> {
+        if path.exists() {
+            std::fs::remove_file(path)?;
+        }
+        let listener = UnixListener::bind(path)?;
+        listener.set_nonblocking(true)?;
+        Ok(AdminSocket {
+            path: path.to_path_buf(),
+            listener,
+            clients: Vec::new(),
+        })
+    }
+
+    /// Accepts, reads, runs each complete line through `run` (which returns the reply
+    /// and whether to close this session), writes replies. Never blocks.
+    pub fn poll(&mut self, mut run: impl FnMut(&str) -> (String, bool)) {
+        while self.clients.len() < MAX_CLIENTS {
+            match self.listener.accept() {
+                Ok((stream, _)) if stream.set_nonblocking(true).is_ok() => {
+                    self.clients.push(Client {
+                        stream,
+                        input: Vec::new(),
+                        output: Vec::new(),
+                        closing: false,
+                    })
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        self.clients.retain_mut(|c| serve(c, &mut run));
+    }
+}
+
+/// One round for one client; false when the connection is done.
+fn serve(c: &mut Client, run: &mut impl FnMut(&str) -> (String, bool)) -> bool {
+    let mut buf = [0u8; 4096];
+    while !c.closing {
+        match c.stream.read(&mut buf) {
+            Ok(0) => c.closing = true,
+            Ok(n) => {
+                if c.input.len() + n > MAX_PENDING {
+                    let _ = c.stream.write_all(b"error: input too large, closing\n");
+                    return false;
+                }
+                c.input.extend_from_slice(&buf[..n]);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        }
+    }
+    while let Some(end) = c.input.iter().position(|&b| b == b'\n') {
+        let line: Vec<u8> = c.input.drain(..=end).collect();
+        let text = String::from_utf8_lossy(&line[..end]);
+        let (reply, close) = run(text.trim_end_matches('\r'));
+        c.output.extend_from_slice(reply.as_bytes());
+        if !reply.is_empty() && !reply.ends_with('\n') {
+            c.output.push(b'\n');
+        }
+        if close {
+            c.closing = true;
+            c.input.clear();
+        }
+    }
+    if c.closing && !c.input.is_empty() {
+        // A last line without a newline.
+        let line = String::from_utf8_lossy(&std::mem::take(&mut c.input)).into_owned();
+        let (reply, _) = run(line.trim_end_matches('\r'));
+        c.output.extend_from_slice(reply.as_bytes());
+        c.output.push(b'\n');
+    }
+    if c.output.len() > MAX_PENDING {
+        return false;
+    }
+    while !c.output.is_empty() {
+        match c.stream.write(&c.output) {
+            Ok(0) => return false,
+            Ok(n) => {
+                c.output.drain(..n);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        }
+    }
+    !(c.closing && c.output.is_empty())
+}
+
+impl Drop for AdminSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_lines_then_closes_after_eof() {
+        let dir = std::env::temp_dir().join(format!("natbox-admin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("admin.sock");
+        let mut admin = AdminSocket::bind(&path).unwrap();
+        let mut client = UnixStream::connect(&path).unwrap();
+        client.write_all(b"one\ntwo\nexit\nthree\n").unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..100 {
+            admin.poll(|line| {
+                seen.push(line.to_string());
+                (format!("echo {line}"), line == "exit")
+            });
+            if admin.clients.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let mut out = String::new();
+        client.read_to_string(&mut out).unwrap();
+        assert_eq!(out, "echo one\necho two\necho exit\n");
+        assert_eq!(seen, vec!["one", "two", "exit"]);
+        drop(admin);
+        assert!(!path.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

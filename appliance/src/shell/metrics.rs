@@ -1,0 +1,43 @@
+//! Counters in the Prometheus text exposition format (version 0.0.4): every counter as
+//! `natbox_<name>`, drops as `natbox_drops_total{reason="..."}`, ports in use per pool
+//! address as `natbox_pool_ports_in_use{address,proto}`.
+
+use super::render::counters;
+use crate::engine::stats::DropReason;
+use crate::engine::Engine;
+use std::fmt::Write;
+
+pub fn render(engine: &Engine) -> String {
+    let mut out = String::new();
+    for (name, value) in counters(engine) {
+        let gauge = name == "sessions"
+            || name == "ipv6_states"
+            || name.starts_with("sessions_")
+                && !name.ends_with("_created")
+                && !name.ends_with("_expired");
+        let kind = if gauge { "gauge" } else { "counter" };
+        let _ = writeln!(out, "# TYPE natbox_{name} {kind}\nnatbox_{name} {value}");
+    }
+    let _ = writeln!(out, "# HELP natbox_drops_total Frames not forwarded, by reason.\n# TYPE natbox_drops_total counter");
+    for reason in DropReason::ALL {
+        let _ = writeln!(
+            out,
+            "natbox_drops_total{{reason=\"{}\"}} {}",
+            reason.name(),
+            engine.stats().drops_for(*reason)
+        );
+    }
+    let _ = writeln!(out, "# TYPE natbox_pool_ports_in_use gauge");
+    for (i, addr) in engine.nat().pool().iter().enumerate() {
+        for (proto, n) in ["tcp", "udp", "icmp"]
+            .iter()
+            .zip(engine.nat().ports_in_use(i))
+        {
+            let _ = writeln!(
+                out,
+                "natbox_pool_ports_in_use{{address=\"{addr}\",proto=\"{proto}\"}} {n}"
+            );
+        }
+    }
+    out
+}
