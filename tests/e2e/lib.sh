@@ -73,7 +73,7 @@ start_natbox() {
     [ -f "$WORK/natbox.toml" ] || write_config
     # Not through in_gw: a backgrounded function is a subshell, and $! must be natbox
     # itself (ip netns exec execs it) so that stop_natbox's signal reaches it.
-    ip netns exec "$GW" "$NATBOX_BIN" run --config "$WORK/natbox.toml" >"$WORK/natbox.log" 2>&1 &
+    ip netns exec "$GW" "$NATBOX_BIN" run --config "$WORK/natbox.toml" ${NATBOX_ARGS:-} >"$WORK/natbox.log" 2>&1 &
     NATBOX_PID=$!
     for _ in $(seq 100); do
         grep -q "forwarding" "$WORK/natbox.log" && return 0
