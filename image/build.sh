@@ -10,7 +10,12 @@ cd "$(dirname "$0")/.."
 out=build
 mkdir -p "$out"
 
-pkg=${KERNEL_PACKAGE:-$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | head -n 1)}
+resolve() { apt-cache depends linux-image-cloud-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | head -n 1; }
+pkg=${KERNEL_PACKAGE:-$(resolve)}
+if [ -z "$pkg" ]; then
+    apt-get update -qq
+    pkg=$(resolve)
+fi
 if [ -z "$pkg" ]; then
     echo "cannot resolve the kernel package: run 'apt-get update' first" >&2
     exit 1

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every check natbox has, in the order a failure is cheapest to see: format, lints,
-# unit + RFC behaviour + property tests, then fuzzing. Exits non-zero on the first
-# failure. Usage: ./tests/run-all.sh   (FUZZ_SECONDS=30 by default)
+# unit + RFC behaviour + property tests, fuzzing, end-to-end tests with real clients in
+# network namespaces, and boot tests of the real image in QEMU. Exits non-zero on the
+# first failure. Needs root. Usage: ./tests/run-all.sh   (FUZZ_SECONDS=30 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fuzz_seconds=${FUZZ_SECONDS:-30}
@@ -37,4 +38,8 @@ echo "== fuzzing (${fuzz_seconds} s per target)"
         rm -rf "$corpus" "$log"
     done
 )
+echo "== end-to-end tests (network namespaces, real clients)"
+./tests/e2e/run.sh
+echo "== QEMU boot tests (the real image)"
+./tests/boot/test_boot.sh
 echo "all checks passed"

@@ -4,7 +4,8 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in python3 iproute2 iputils-ping iputils-tracepath traceroute tcpdump iperf3 ethtool socat curl coturn; do
+for pkg in python3 iproute2 iputils-ping iputils-tracepath traceroute tcpdump iperf3 ethtool socat curl coturn \
+    qemu-system-x86 netsniff-ng nftables; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -15,5 +16,7 @@ fi
 for component in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
 done
+
+rustup target list --installed | grep -q x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
 
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
