@@ -121,12 +121,12 @@ pub const COMMANDS: &[Command] = &[
     Command {
         path: &["reboot"],
         args: &[],
-        help: "restart the box",
+        help: "restart the box (type it in full)",
     },
     Command {
         path: &["poweroff"],
         args: &[],
-        help: "stop the box",
+        help: "stop the box (type it in full)",
     },
 ];
 
@@ -219,6 +219,10 @@ fn next_words(candidates: &[&Command], depth: usize) -> Vec<&'static str> {
     words
 }
 
+/// Words that must be typed in full: a stray `r` or `p` (line noise on a serial
+/// console, a pasted blob) must never reboot or power off the box.
+const FULL_WORD_ONLY: &[&str] = &["reboot", "poweroff"];
+
 /// The one option `word` is a prefix of (an exact match wins).
 fn match_word(word: &str, options: &[&'static str]) -> Result<&'static str, String> {
     if let Some(exact) = options.iter().find(|o| **o == word) {
@@ -227,7 +231,7 @@ fn match_word(word: &str, options: &[&'static str]) -> Result<&'static str, Stri
     let hits: Vec<&'static str> = options
         .iter()
         .copied()
-        .filter(|o| o.starts_with(word))
+        .filter(|o| o.starts_with(word) && !FULL_WORD_ONLY.contains(o))
         .collect();
     match hits.as_slice() {
         [one] => Ok(one),
@@ -369,6 +373,14 @@ mod tests {
         assert!(e.contains("no arguments"), "{e}");
         let e = parse(&["log", "level"]).unwrap_err();
         assert!(e.contains("needs"), "{e}");
+    }
+
+    #[test]
+    fn reboot_and_poweroff_need_the_full_word() {
+        assert!(parse(&["p"]).is_err());
+        assert!(parse(&["reb"]).is_err());
+        assert!(parse(&["poweroff"]).is_ok());
+        assert_eq!(parse(&["r"]).unwrap_err(), "unknown word `r`; expected one of: show clear log help exit reboot poweroff");
     }
 
     #[test]
