@@ -29,8 +29,10 @@ fi
 cp "$out"/kernel/boot/vmlinuz-* "$out/vmlinuz"
 
 cargo build --release --target x86_64-unknown-linux-musl -p appliance
+# Symbols are only useful for profiling on the host; the image carries a stripped copy.
+strip -o "$out/appliance" target/x86_64-unknown-linux-musl/release/appliance
 cargo run --release -q -p natbox-image -- initramfs \
-    --binary target/x86_64-unknown-linux-musl/release/appliance \
+    --binary "$out/appliance" \
     --kernel-tree "$out/kernel/lib/modules" \
     --out "$out/initramfs.img"
 echo "kernel $pkg: $out/vmlinuz $(stat -c %s "$out/vmlinuz") bytes"

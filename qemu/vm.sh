@@ -35,7 +35,8 @@ vm_accel() {
 }
 
 # Boots the direct-kernel image in ns gw. $1: "console" for the serial console on this
-# terminal, or a file to write it to. $2: a disk image, or "none".
+# terminal, or a file to log it to (then `vm_console` types on it). $2: a disk image,
+# or "none".
 vm_boot() {
     local serial=$1 disk=${2:-$WORK/meta.img} accel
     accel=${VM_ACCEL:-$(vm_accel)}
@@ -53,7 +54,10 @@ vm_boot() {
     if [ "$serial" = console ]; then
         ip netns exec "$GW" qemu-system-x86_64 "${args[@]}" -serial mon:stdio
     else
-        ip netns exec "$GW" qemu-system-x86_64 "${args[@]}" -serial "file:$serial" &
+        # The console goes to the file; lines typed with vm_console reach the box.
+        ip netns exec "$GW" qemu-system-x86_64 "${args[@]}" \
+            -chardev "socket,id=console,path=$WORK/console.sock,server=on,wait=off,logfile=$serial" \
+            -serial chardev:console &
         VM_PID=$!
     fi
 }
@@ -66,6 +70,11 @@ wait_for_line() {
         sleep 0.1
     done
     return 1
+}
+
+# Types a line on the VM's serial console (the admin shell reads it).
+vm_console() {
+    printf '%s\r\n' "$1" | timeout 5 socat -t 1 - "UNIX-CONNECT:$WORK/console.sock" >/dev/null
 }
 
 # Sends a QEMU monitor command.

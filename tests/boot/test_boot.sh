@@ -13,9 +13,9 @@ trap cleanup_vm EXIT
 
 "$root/image/build.sh" >/dev/null
 cargo build --release -q -p firmware-config --bin natbox-config
-ls -l "$root/build/vmlinuz" "$root/build/initramfs.img" "$root/target/x86_64-unknown-linux-musl/release/appliance" | awk '{print "size", $5, $NF}'
+ls -l "$root/build/vmlinuz" "$root/build/initramfs.img" "$root/build/appliance" | awk '{print "size", $5, $NF}'
 rebuilt=$(mktemp)
-"$root/target/release/natbox-image" initramfs --binary "$root/target/x86_64-unknown-linux-musl/release/appliance" \
+"$root/target/release/natbox-image" initramfs --binary "$root/build/appliance" \
     --kernel-tree "$root/build/kernel/lib/modules" --out "$rebuilt" >/dev/null
 check "initramfs is reproducible (same inputs, same bytes)" cmp "$rebuilt" "$root/build/initramfs.img"
 rm -f "$rebuilt"
@@ -35,14 +35,24 @@ check "ping from lan to wan through the VM" in_lan ping -c 3 -W 5 -w 30 198.51.1
 wait "$dump" || true
 check "wan sees the public source address only" bash -c "grep -q '198.51.100.10 > 198.51.100.1' '$WORK/tcpdump.txt' && ! grep -q '10.10.0' '$WORK/tcpdump.txt'"
 check "ping -6 from lan to wan through the VM" in_lan ping -6 -c 2 -W 5 -w 30 2001:db8:ff::1
+vm_console "show sessions"
+check "serial console shell: show sessions lists the ping" wait_for_line "$console" "icmp .*10\.10\.0\.2:.*198\.51\.100\.10:.*198\.51\.100\.1:0" 30
+vm_console "sh int"
+check "serial console shell: prefixes, show interfaces with rx/tx counters" wait_for_line "$console" "^outside .*52:54:00:00:00:02" 30
 check "Ctrl-Alt-Del: QEMU exits within 60 s" vm_shutdown 60
 check "clean-shutdown line on the console" grep -q "natbox: clean shutdown, powering off" "$console"
 
-# 2. No metadata disk: the box says so and stays up until shut down.
+# 2. No metadata disk: the box says so, the shell works, `poweroff` shuts it down.
 console=$WORK/console-nodisk.log
 vm_boot "$console" none
 check "missing metadata disk is reported" wait_for_line "$console" "no metadata disk" 120
-check "box without config shuts down cleanly" vm_shutdown 60
+vm_console "show version"
+check "shell answers without a configuration" wait_for_line "$console" "^natbox [0-9.]*, up" 30
+vm_console "show sessions"
+check "engine commands say forwarding is off" wait_for_line "$console" "forwarding is off" 30
+vm_console "poweroff"
+check "poweroff from the shell: QEMU exits within 60 s" bash -c "for _ in \$(seq 600); do kill -0 $VM_PID 2>/dev/null || exit 0; sleep 0.1; done; exit 1"
+VM_PID=""
 check "clean-shutdown line (no disk)" grep -q "clean shutdown" "$console"
 
 # 3. Corrupt metadata disk: both slots damaged, the magic intact.
