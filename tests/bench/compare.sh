@@ -180,7 +180,9 @@ pps_run() {
 # Per-Mpkt gw CPU of MODE for FLOWS, minus the baseline's cost per offered packet.
 gw_cpu() {
     local mode=$1 flows=$2
-    R[$mode.cpu$flows]=$(calc "round((${R[$mode.busy$flows]} - ${R[base.busy1]} / max(${R[base.sent1]}, 1) * ${R[$mode.sent$flows]}) / max(${R[$mode.deliv$flows]}, 1) * 1e6, 3)")
+    # KNOWN ISSUE: the trafgen worker's ticks are not always captured (pgrep at 0.5 s),
+    # which can make the baseline and kernel sums come out negative; shown as n/a then.
+    R[$mode.cpu$flows]=$(calc "(lambda v: round(v, 3) if v >= 0 and ${R[base.busy1]} > 0 else 'n/a')((${R[$mode.busy$flows]} - ${R[base.busy1]} / max(${R[base.sent1]}, 1) * ${R[$mode.sent$flows]}) / max(${R[$mode.deliv$flows]}, 1) * 1e6)")
 }
 
 tcp_run() {
@@ -314,7 +316,7 @@ for m in natbox kernel; do gw_cpu $m 1; gw_cpu $m 10000; done
 row() { # label key [unit-fmt]
     local n=${R[natbox.$2]:-} k=${R[kernel.$2]:-} ratio="-"
     if [ -n "$n" ] && [ -n "$k" ]; then
-        ratio=$(calc "'%.2f' % ($n / $k) if $k else '-'")
+        ratio=$(calc "'%.2f' % ($n / $k) if $k else '-'" 2>/dev/null || echo -)
     fi
     printf '%-42s %14s %14s %10s\n' "$1" "${n:--}" "${k:--}" "$ratio"
 }
