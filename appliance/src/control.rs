@@ -1,20 +1,64 @@
 //! Wires the shell to its front-ends (admin socket, console) on the dataplane's timer
-//! tick, and remembers whether the operator asked to reboot or power off.
+//! tick, saves committed configurations where they came from, and remembers whether
+//! the operator asked to reboot or power off.
 
 use crate::engine::Engine;
 use crate::io::admin::AdminSocket;
 use crate::io::console::Console;
 use crate::io::dataplane::LinkSummary;
-use crate::shell::{self, Action, Facts};
-use std::path::Path;
+use crate::shell::{self, Action, Context, Facts, Session, Store};
+use firmware_config::Config;
+use std::path::{Path, PathBuf};
+
+/// Saves to a metadata disk (device or image): the A/B write of `firmware_config::disk`,
+/// so a power cut at any byte leaves a valid configuration.
+#[derive(Debug)]
+pub struct DiskStore(pub PathBuf);
+
+impl Store for DiskStore {
+    fn save(&mut self, config: &Config) -> Result<String, String> {
+        firmware_config::disk::write_path(&self.0, config)
+            .map(|generation| format!("saved to {} (generation {generation})", self.0.display()))
+            .map_err(|e| format!("{}: {e}", self.0.display()))
+    }
+}
+
+/// Saves to a TOML file: written beside it, synced, then renamed over it (atomic).
+#[derive(Debug)]
+pub struct TomlStore(pub PathBuf);
+
+impl Store for TomlStore {
+    fn save(&mut self, config: &Config) -> Result<String, String> {
+        use std::io::Write;
+        let tmp = self.0.with_extension("toml.new");
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(firmware_config::to_toml(config).as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.0)
+        };
+        write()
+            .map(|()| format!("saved to {}", self.0.display()))
+            .map_err(|e| format!("{}: {e}", self.0.display()))
+    }
+}
 
 /// The shell front-ends of one running box.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Control {
-    admin: Option<AdminSocket>,
-    console: Option<Console>,
+    admin: Option<AdminSocket<Session>>,
+    console: Option<Console<Session>>,
+    store: Option<Box<dyn Store>>,
     /// `reboot` or `poweroff` from a shell, once asked.
     pub requested: Option<Action>,
+}
+
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control")
+            .field("requested", &self.requested)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Control {
@@ -22,7 +66,9 @@ impl Control {
     pub fn open(admin: Option<&Path>, console: bool, hostname: &str) -> std::io::Result<Control> {
         let admin = admin.map(AdminSocket::bind).transpose()?;
         let console = if console {
-            let greeting = format!("natbox shell on {hostname}: `help` lists commands, `?` after a word helps (no password set: open console)");
+            let greeting = format!(
+                "natbox shell on {hostname}: `help` lists commands, `?` after a word helps (no password set: open console)"
+            );
             Some(Console::open(&format!("{hostname}> "), &greeting)?)
         } else {
             None
@@ -30,8 +76,14 @@ impl Control {
         Ok(Control {
             admin,
             console,
+            store: None,
             requested: None,
         })
+    }
+
+    /// Where `commit` saves configurations from now on.
+    pub fn set_store(&mut self, store: Box<dyn Store>) {
+        self.store = Some(store);
     }
 
     /// Serves every pending command line; false once a reboot or power-off is asked.
@@ -43,8 +95,14 @@ impl Control {
             now_ms: links.now_ms,
         };
         let requested = &mut self.requested;
-        let mut run = |line: &str| {
-            let reply = shell::execute(line, engine.as_deref_mut(), &facts);
+        let store = &mut self.store;
+        let mut run = |session: &mut Session, line: &str| {
+            let ctx = Context {
+                engine: engine.as_deref_mut(),
+                facts: &facts,
+                store: store.as_deref_mut().map(|s| s as &mut dyn Store),
+            };
+            let reply = shell::execute(session, line, ctx);
             if matches!(reply.action, Action::Reboot | Action::Poweroff) {
                 *requested = Some(reply.action);
             }

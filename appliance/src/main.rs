@@ -25,12 +25,12 @@ fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["run", "--config", path] => match load(path) {
-            Ok(config) => run(&config, None),
+            Ok(config) => run(&config, path, None),
             Err(code) => code,
         },
         ["run", "--config", path, "--admin", admin]
         | ["run", "--admin", admin, "--config", path] => match load(path) {
-            Ok(config) => run(&config, Some(std::path::Path::new(admin))),
+            Ok(config) => run(&config, path, Some(std::path::Path::new(admin))),
             Err(code) => code,
         },
         ["check", path] => match load(path) {
@@ -61,7 +61,11 @@ fn main() -> ExitCode {
 }
 
 /// Host mode.
-fn run(config: &firmware_config::Config, admin: Option<&std::path::Path>) -> ExitCode {
+fn run(
+    config: &firmware_config::Config,
+    source: &str,
+    admin: Option<&std::path::Path>,
+) -> ExitCode {
     natbox::logging::init(&config.log.level);
     let stop = match natbox::io::signals::stop_flag() {
         Ok(stop) => stop,
@@ -85,6 +89,14 @@ fn run(config: &firmware_config::Config, admin: Option<&std::path::Path>) -> Exi
             return ExitCode::from(2);
         }
     };
+    // `commit` in the shell saves where the configuration came from.
+    let is_disk = std::fs::read(source).is_ok_and(|b| firmware_config::disk::is_metadata_disk(&b));
+    let path = std::path::PathBuf::from(source);
+    control.set_store(if is_disk {
+        Box::new(natbox::control::DiskStore(path))
+    } else {
+        Box::new(natbox::control::TomlStore(path))
+    });
     log::info!(
         "{} forwarding (pool {:?})",
         config.hostname,

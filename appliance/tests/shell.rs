@@ -3,7 +3,7 @@
 
 mod support;
 use natbox::engine::stats::DropReason;
-use natbox::shell::{execute, Action, Facts};
+use natbox::shell::{execute, Action, Context, Facts, Session, Store};
 use support::*;
 
 fn facts(h: &Harness) -> Facts {
@@ -15,10 +15,95 @@ fn facts(h: &Harness) -> Facts {
 }
 
 fn run(h: &mut Harness, line: &str) -> String {
+    run_in(&mut Session::default(), h, line, None)
+}
+
+fn run_in(session: &mut Session, h: &mut Harness, line: &str, store: Option<&mut Saved>) -> String {
     let f = facts(h);
-    let reply = execute(line, Some(&mut h.engine), &f);
+    let ctx = Context {
+        engine: Some(&mut h.engine),
+        facts: &f,
+        store: store.map(|s| s as &mut dyn Store),
+    };
+    let reply = execute(session, line, ctx);
     assert_eq!(reply.action, Action::None, "{line}");
     reply.text
+}
+
+/// A store that keeps what it was given.
+#[derive(Default)]
+struct Saved(Vec<firmware_config::Config>);
+
+impl Store for Saved {
+    fn save(&mut self, config: &firmware_config::Config) -> Result<String, String> {
+        self.0.push(config.clone());
+        Ok(format!("saved generation {}", self.0.len()))
+    }
+}
+
+#[test]
+fn configure_set_diff_commit_keeps_sessions_and_saves() {
+    let mut h = with_traffic();
+    let mut s = Session::default();
+    let mut saved = Saved::default();
+    assert!(
+        run_in(&mut s, &mut h, "set timeouts.udp 600", None).contains("not in configuration mode")
+    );
+    assert!(run_in(&mut s, &mut h, "configure", None).contains("configuration mode"));
+    assert_eq!(run_in(&mut s, &mut h, "set timeouts.udp 600", None), "");
+    assert_eq!(
+        run_in(&mut s, &mut h, "set nat.filtering address-dependent", None),
+        ""
+    );
+    let bad = run_in(&mut s, &mut h, "set timeouts.udp 5", None);
+    assert!(bad.starts_with("error:") && bad.contains("120"), "{bad}");
+    let diff = run_in(&mut s, &mut h, "diff", None);
+    assert!(
+        diff.contains("+ udp = 600") && diff.contains("+ filtering = \"address-dependent\""),
+        "{diff}"
+    );
+    let commit = run_in(&mut s, &mut h, "commit", Some(&mut saved));
+    assert!(
+        commit.contains("applied live, sessions kept") && commit.contains("saved generation 1"),
+        "{commit}"
+    );
+    assert_eq!(
+        h.engine.nat().session_count(),
+        3,
+        "sessions survive a tuning change"
+    );
+    assert_eq!(h.engine.config().timeouts.udp, 600);
+    assert_eq!(
+        saved.0[0].nat.filtering,
+        firmware_config::Filtering::AddressDependent
+    );
+    // The new UDP timeout applies to the live session.
+    let udp = run(&mut h, "show sessions proto udp");
+    assert!(udp.contains("600s"), "{udp}");
+    assert!(run_in(&mut s, &mut h, "commit", None).contains("not in configuration mode"));
+}
+
+#[test]
+fn configure_addressing_change_resets_sessions_and_abort_discards() {
+    let mut h = with_traffic();
+    let mut s = Session::default();
+    run_in(&mut s, &mut h, "configure", None);
+    run_in(&mut s, &mut h, "set nat.port_min 20000", None);
+    assert_eq!(run_in(&mut s, &mut h, "abort", None), "candidate discarded");
+    assert_eq!(h.engine.config().nat.port_min, 1);
+    run_in(&mut s, &mut h, "configure", None);
+    run_in(&mut s, &mut h, "set nat.port_min 20000", None);
+    let commit = run_in(&mut s, &mut h, "commit", None);
+    assert!(
+        commit.contains("sessions reset") && commit.contains("not saved"),
+        "{commit}"
+    );
+    assert_eq!(h.engine.nat().session_count(), 0);
+    let out = h.from_lan(udp4(sa(HOST, 40000), sa(REMOTE, 53), b"q"));
+    assert!(
+        endpoints4(out.ip()).0.port() >= 20000,
+        "the new port range applies"
+    );
 }
 
 fn with_traffic() -> Harness {
@@ -155,12 +240,20 @@ fn hostile_input_gets_clear_errors() {
 fn actions_and_no_engine() {
     let h = Harness::default();
     let f = facts(&h);
-    assert_eq!(execute("poweroff", None, &f).action, Action::Poweroff);
-    assert_eq!(execute("reboot", None, &f).action, Action::Reboot);
-    assert_eq!(execute("exit", None, &f).action, Action::Exit);
-    let off = execute("show sessions", None, &f);
-    assert!(off.text.contains("forwarding is off"), "{}", off.text);
-    assert!(execute("log level nonsense", None, &f)
+    let off = |line: &str| {
+        let ctx = Context {
+            engine: None,
+            facts: &f,
+            store: None,
+        };
+        execute(&mut Session::default(), line, ctx)
+    };
+    assert_eq!(off("poweroff").action, Action::Poweroff);
+    assert_eq!(off("reboot").action, Action::Reboot);
+    assert_eq!(off("exit").action, Action::Exit);
+    assert!(off("show sessions").text.contains("forwarding is off"));
+    assert!(off("configure").text.contains("forwarding is off"));
+    assert!(off("log level nonsense")
         .text
         .contains("expected error, warn"));
 }

@@ -92,6 +92,10 @@ impl Frags {
         self.entries.len()
     }
 
+    pub fn set_timeout(&mut self, timeout_s: u32) {
+        self.timeout_ms = u64::from(timeout_s) * 1000;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

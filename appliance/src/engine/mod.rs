@@ -162,6 +162,30 @@ pub struct Engine {
     scratch4: Vec<Event<Ipv4Addr>>,
     scratch6: Vec<Event<Ipv6Addr>>,
     scratch_bufs: Vec<BufId>,
+    /// (max sessions, max IPv6 states) the tables were allocated for.
+    capacity: (u32, u32),
+}
+
+/// The part of a configuration that shapes the tables and the forwarding topology:
+/// the configuration with every in-place tunable reset to its default.
+fn addressing(config: &Config) -> Config {
+    let mut c = config.clone();
+    let defaults = firmware_config::Nat::default();
+    c.hostname = String::new();
+    c.nat.filtering = defaults.filtering;
+    c.nat.max_sessions = defaults.max_sessions;
+    c.nat.max_sessions_per_host = defaults.max_sessions_per_host;
+    c.nat.max_ports_per_host = defaults.max_ports_per_host;
+    c.nat.icmp_on_limit = defaults.icmp_on_limit;
+    c.nat.port_reuse_hold = defaults.port_reuse_hold;
+    c.nat.udp_inbound_refresh = defaults.udp_inbound_refresh;
+    c.nat.mss_clamp = defaults.mss_clamp;
+    c.ipv6.max_states = firmware_config::Ipv6Filter::default().max_states;
+    c.timeouts = Default::default();
+    c.icmp = Default::default();
+    c.shell = Default::default();
+    c.log = Default::default();
+    c
 }
 
 /// The EUI-64 link-local address of a MAC (RFC 4291 appendix A).
@@ -217,6 +241,7 @@ impl Engine {
             scratch4: Vec::with_capacity(neigh::MAX_ENTRIES),
             scratch6: Vec::with_capacity(neigh::MAX_ENTRIES),
             scratch_bufs: Vec::with_capacity(POOL_BUFFERS),
+            capacity: (config.nat.max_sessions, config.ipv6.max_states),
             config: config.clone(),
         }
     }
@@ -233,6 +258,38 @@ impl Engine {
 
     pub fn clear_stats(&mut self) {
         self.stats = Stats::default();
+    }
+
+    /// Applies a new, validated configuration. Settings that only tune behaviour
+    /// (filtering, limits, timeouts, MSS clamp, ICMP rate, hold time) change in place
+    /// and every session survives; anything that changes addressing (ports,
+    /// addresses, pool, port range, prefixes, routes) or grows the tables beyond their
+    /// allocation rebuilds the engine, and sessions start afresh. Returns whether the
+    /// sessions were kept.
+    pub fn reconfigure(&mut self, new: &Config) -> bool {
+        if addressing(&self.config) == addressing(new)
+            && new.nat.max_sessions <= self.capacity.0
+            && new.ipv6.max_states <= self.capacity.1
+        {
+            self.nat.retune(new);
+            self.fw6.retune(new);
+            self.frags.set_timeout(new.timeouts.fragment);
+            self.icmp_limit = icmp::RateLimit::new(new.icmp.rate_limit, new.icmp.burst);
+            self.config = new.clone();
+            return true;
+        }
+        let macs = (
+            PortSetup {
+                mac: self.ports[0].mac,
+            },
+            PortSetup {
+                mac: self.ports[1].mac,
+            },
+        );
+        let stats = self.stats.clone();
+        *self = Engine::new(new, macs.0, macs.1);
+        self.stats = stats;
+        false
     }
 
     pub fn nat(&self) -> &Nat44 {

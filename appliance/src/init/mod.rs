@@ -66,7 +66,7 @@ pub fn run(report: fn(&Dataplane)) -> ! {
         log::warn!("module {name}: {e}");
     }
     wait_for_nics(2, Duration::from_secs(5));
-    let Some((config, source)) = find_config() else {
+    let Some((config, source, device)) = find_config() else {
         log::error!(
             "no metadata disk with a valid configuration was found: attach one built with `natbox-config build natbox.toml -o meta.img`; forwarding is off"
         );
@@ -81,6 +81,7 @@ pub fn run(report: fn(&Dataplane)) -> ! {
         idle(stop, &mut control);
     }
     log::set_max_level(config.log.level.parse().unwrap_or(log::LevelFilter::Info));
+    control.set_store(Box::new(crate::control::DiskStore(device.into())));
     let mut dataplane = match Dataplane::new(&config) {
         Ok(d) => d,
         Err(e) => {
@@ -166,9 +167,9 @@ fn wait_for_nics(count: usize, limit: Duration) {
     log::warn!("fewer than {count} network interfaces after {limit:?}");
 }
 
-/// Scans every block device for the metadata-disk magic; returns the configuration
-/// and a description of where it came from.
-fn find_config() -> Option<(firmware_config::Config, String)> {
+/// Scans every block device for the metadata-disk magic; returns the configuration,
+/// a description of where it came from, and the device.
+fn find_config() -> Option<(firmware_config::Config, String, String)> {
     // Block devices appear shortly after their driver loads.
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(2) {
@@ -194,7 +195,7 @@ fn find_config() -> Option<(firmware_config::Config, String)> {
                         "{path} generation {} slot {:?}",
                         loaded.generation, loaded.slot
                     );
-                    Some((loaded.config, source))
+                    Some((loaded.config, source, path))
                 }
                 Err(e) => {
                     log::error!("metadata disk {path}: {e}");

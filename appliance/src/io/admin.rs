@@ -16,7 +16,9 @@ const MAX_CLIENTS: usize = 8;
 const MAX_PENDING: usize = 1 << 20;
 
 #[derive(Debug)]
-struct Client {
+struct Client<S> {
+    /// The caller's per-connection state (a shell session).
+    session: S,
     stream: UnixStream,
     input: Vec<u8>,
     output: Vec<u8>,
@@ -24,17 +26,17 @@ struct Client {
     closing: bool,
 }
 
-/// The listening socket and its clients.
+/// The listening socket and its clients, each with a session state `S`.
 #[derive(Debug)]
-pub struct AdminSocket {
+pub struct AdminSocket<S> {
     path: PathBuf,
     listener: UnixListener,
-    clients: Vec<Client>,
+    clients: Vec<Client<S>>,
 }
 
-impl AdminSocket {
+impl<S: Default> AdminSocket<S> {
     /// Listens at `path`, replacing a stale socket file.
-    pub fn bind(path: &Path) -> io::Result<AdminSocket> {
+    pub fn bind(path: &Path) -> io::Result<AdminSocket<S>> {
         if path.exists() {
             std::fs::remove_file(path)?;
         }
@@ -47,13 +49,14 @@ impl AdminSocket {
         })
     }
 
-    /// Accepts, reads, runs each complete line through `run` (which returns the reply
-    /// and whether to close this session), writes replies. Never blocks.
-    pub fn poll(&mut self, mut run: impl FnMut(&str) -> (String, bool)) {
+    /// Accepts, reads, runs each complete line through `run` (with the connection's
+    /// session; it returns the reply and whether to close), writes replies. Never blocks.
+    pub fn poll(&mut self, mut run: impl FnMut(&mut S, &str) -> (String, bool)) {
         while self.clients.len() < MAX_CLIENTS {
             match self.listener.accept() {
                 Ok((stream, _)) if stream.set_nonblocking(true).is_ok() => {
                     self.clients.push(Client {
+                        session: S::default(),
                         stream,
                         input: Vec::new(),
                         output: Vec::new(),
@@ -69,7 +72,7 @@ impl AdminSocket {
 }
 
 /// One round for one client; false when the connection is done.
-fn serve(c: &mut Client, run: &mut impl FnMut(&str) -> (String, bool)) -> bool {
+fn serve<S>(c: &mut Client<S>, run: &mut impl FnMut(&mut S, &str) -> (String, bool)) -> bool {
     let mut buf = [0u8; 4096];
     while !c.closing {
         match c.stream.read(&mut buf) {
@@ -89,7 +92,7 @@ fn serve(c: &mut Client, run: &mut impl FnMut(&str) -> (String, bool)) -> bool {
     while let Some(end) = c.input.iter().position(|&b| b == b'\n') {
         let line: Vec<u8> = c.input.drain(..=end).collect();
         let text = String::from_utf8_lossy(&line[..end]);
-        let (reply, close) = run(text.trim_end_matches('\r'));
+        let (reply, close) = run(&mut c.session, text.trim_end_matches('\r'));
         c.output.extend_from_slice(reply.as_bytes());
         if !reply.is_empty() && !reply.ends_with('\n') {
             c.output.push(b'\n');
@@ -102,7 +105,7 @@ fn serve(c: &mut Client, run: &mut impl FnMut(&str) -> (String, bool)) -> bool {
     if c.closing && !c.input.is_empty() {
         // A last line without a newline.
         let line = String::from_utf8_lossy(&std::mem::take(&mut c.input)).into_owned();
-        let (reply, _) = run(line.trim_end_matches('\r'));
+        let (reply, _) = run(&mut c.session, line.trim_end_matches('\r'));
         c.output.extend_from_slice(reply.as_bytes());
         c.output.push(b'\n');
     }
@@ -123,7 +126,7 @@ fn serve(c: &mut Client, run: &mut impl FnMut(&str) -> (String, bool)) -> bool {
     !(c.closing && c.output.is_empty())
 }
 
-impl Drop for AdminSocket {
+impl<S> Drop for AdminSocket<S> {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
@@ -138,13 +141,19 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("natbox-admin-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("admin.sock");
-        let mut admin = AdminSocket::bind(&path).unwrap();
+        let mut admin: AdminSocket<u32> = AdminSocket::bind(&path).unwrap();
         let mut client = UnixStream::connect(&path).unwrap();
         client.write_all(b"one\ntwo\nexit\nthree\n").unwrap();
         client.shutdown(std::net::Shutdown::Write).unwrap();
         let mut seen = Vec::new();
         for _ in 0..100 {
-            admin.poll(|line| {
+            admin.poll(|lines_before, line| {
+                assert_eq!(
+                    *lines_before as usize,
+                    seen.len(),
+                    "one session per connection"
+                );
+                *lines_before += 1;
                 seen.push(line.to_string());
                 (format!("echo {line}"), line == "exit")
             });

@@ -9,21 +9,23 @@ use std::io::{self, ErrorKind, Read, Write};
 
 const MAX_LINE: usize = 4096;
 
-/// The console front-end.
+/// The console front-end, with one session state `S`.
 #[derive(Debug)]
-pub struct Console {
+pub struct Console<S> {
+    session: S,
     input: Vec<u8>,
     prompt: String,
     overflow: bool,
 }
 
-impl Console {
+impl<S: Default> Console<S> {
     /// Takes over standard input (non-blocking) and prints the first prompt.
-    pub fn open(prompt: &str, greeting: &str) -> io::Result<Console> {
+    pub fn open(prompt: &str, greeting: &str) -> io::Result<Console<S>> {
         let stdin = io::stdin();
         let flags = OFlag::from_bits_truncate(fcntl(&stdin, FcntlArg::F_GETFL)?);
         fcntl(&stdin, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
         let console = Console {
+            session: S::default(),
             input: Vec::new(),
             prompt: prompt.to_string(),
             overflow: false,
@@ -34,7 +36,7 @@ impl Console {
     }
 
     /// Runs every complete line through `run` and prints the replies.
-    pub fn poll(&mut self, mut run: impl FnMut(&str) -> (String, bool)) {
+    pub fn poll(&mut self, mut run: impl FnMut(&mut S, &str) -> (String, bool)) {
         let mut buf = [0u8; 1024];
         loop {
             match io::stdin().lock().read(&mut buf) {
@@ -56,7 +58,11 @@ impl Console {
             let reply = if std::mem::take(&mut self.overflow) {
                 format!("error: line too long (at most {MAX_LINE} bytes)")
             } else {
-                run(String::from_utf8_lossy(&line[..end]).trim_end_matches('\r')).0
+                run(
+                    &mut self.session,
+                    String::from_utf8_lossy(&line[..end]).trim_end_matches('\r'),
+                )
+                .0
             };
             if !reply.is_empty() {
                 let _ = writeln!(out, "{reply}");

@@ -11,6 +11,9 @@ pub enum Arg {
     Flag(&'static str),
     /// A positional value, e.g. the level of `log level LEVEL`.
     Value(&'static str),
+    /// Everything after the positional value, taken raw by the command (it may hold
+    /// spaces, e.g. a TOML array).
+    Rest(&'static str),
 }
 
 /// One command.
@@ -109,6 +112,36 @@ pub const COMMANDS: &[Command] = &[
         help: "set the log level",
     },
     Command {
+        path: &["configure"],
+        args: &[],
+        help: "edit a candidate configuration (then set, delete, diff, commit, abort)",
+    },
+    Command {
+        path: &["set"],
+        args: &[Arg::Value("PATH"), Arg::Rest("VALUE")],
+        help: "in configuration mode: set a setting, e.g. set timeouts.udp 600",
+    },
+    Command {
+        path: &["delete"],
+        args: &[Arg::Value("PATH")],
+        help: "in configuration mode: remove a setting (its default applies)",
+    },
+    Command {
+        path: &["diff"],
+        args: &[],
+        help: "in configuration mode: candidate versus running configuration",
+    },
+    Command {
+        path: &["commit"],
+        args: &[],
+        help: "in configuration mode: validate, apply live and save to the metadata disk",
+    },
+    Command {
+        path: &["abort"],
+        args: &[],
+        help: "in configuration mode: discard the candidate",
+    },
+    Command {
         path: &["help"],
         args: &[],
         help: "list commands (also `?` after any word)",
@@ -129,6 +162,14 @@ pub const COMMANDS: &[Command] = &[
         help: "stop the box (type it in full)",
     },
 ];
+
+/// Whether a command belongs to configuration mode.
+pub fn is_configuration(path: &[&str]) -> bool {
+    matches!(
+        path,
+        ["configure"] | ["set"] | ["delete"] | ["diff"] | ["commit"] | ["abort"]
+    )
+}
 
 /// A resolved command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,11 +211,15 @@ pub fn parse(words: &[&str]) -> Result<Parsed, String> {
     };
     let names = arg_names(command);
     let takes_value = command.args.iter().any(|a| matches!(a, Arg::Value(_)));
+    let takes_rest = command.args.iter().any(|a| matches!(a, Arg::Rest(_)));
     let mut args: Vec<(&'static str, String)> = Vec::new();
     let mut rest = words[depth..].iter();
     while let Some(word) = rest.next() {
         if takes_value && !args.iter().any(|(k, _)| *k == "value") {
             args.push(("value", (*word).to_string()));
+            if takes_rest {
+                break;
+            }
             continue;
         }
         let key = match_word(word, &names).map_err(|_| {
@@ -251,7 +296,7 @@ fn describe_args(args: &[Arg]) -> String {
         .map(|a| match a {
             Arg::Keyed(k, v) => format!("[{k} {v}]"),
             Arg::Flag(f) => format!("[{f}]"),
-            Arg::Value(v) => v.to_string(),
+            Arg::Value(v) | Arg::Rest(v) => v.to_string(),
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -298,7 +343,7 @@ fn arg_names(command: &Command) -> Vec<&'static str> {
         .iter()
         .filter_map(|a| match a {
             Arg::Keyed(k, _) | Arg::Flag(k) => Some(*k),
-            Arg::Value(_) => None,
+            Arg::Value(_) | Arg::Rest(_) => None,
         })
         .collect()
 }
@@ -380,7 +425,10 @@ mod tests {
         assert!(parse(&["p"]).is_err());
         assert!(parse(&["reb"]).is_err());
         assert!(parse(&["poweroff"]).is_ok());
-        assert_eq!(parse(&["r"]).unwrap_err(), "unknown word `r`; expected one of: show clear log help exit reboot poweroff");
+        assert_eq!(
+            parse(&["r"]).unwrap_err(),
+            "unknown word `r`; expected one of: show clear log configure set delete diff commit abort help exit reboot poweroff"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! Hostile input gets a clear error: lines longer than `MAX_LINE` or containing control
 //! characters are refused before parsing.
 
+pub mod configure;
 pub mod grammar;
 mod metrics;
 mod render;
@@ -55,9 +56,42 @@ pub struct Facts {
     pub now_ms: u64,
 }
 
-/// Runs one command line against the engine; `None` when forwarding is off (no valid
-/// configuration), where only the commands that need no engine work.
-pub fn execute(line: &str, engine: Option<&mut Engine>, facts: &Facts) -> Reply {
+/// Where `commit` persists a configuration (the metadata disk, or the TOML file host
+/// mode was started with). Returns a description of what was written.
+pub trait Store {
+    fn save(&mut self, config: &firmware_config::Config) -> Result<String, String>;
+}
+
+/// One operator's shell session: exec mode, or configuration mode with a candidate.
+#[derive(Debug, Default)]
+pub struct Session {
+    candidate: Option<firmware_config::Config>,
+}
+
+impl Session {
+    pub fn configuring(&self) -> bool {
+        self.candidate.is_some()
+    }
+}
+
+/// The engine (`None` while forwarding is off: only commands that need no engine
+/// work), the facts the I/O layer knows, and where commits are saved.
+pub struct Context<'a> {
+    pub engine: Option<&'a mut Engine>,
+    pub facts: &'a Facts,
+    pub store: Option<&'a mut dyn Store>,
+}
+
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("facts", self.facts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs one command line.
+pub fn execute(session: &mut Session, line: &str, ctx: Context<'_>) -> Reply {
     if line.len() > MAX_LINE {
         return Reply::text(format!(
             "error: line too long ({} bytes, at most {MAX_LINE})",
@@ -79,7 +113,102 @@ pub fn execute(line: &str, engine: Option<&mut Engine>, facts: &Facts) -> Reply 
         return Reply::text(grammar::help(&head));
     }
     match grammar::parse(&words) {
-        Ok(parsed) => render::run(&parsed, engine, facts),
+        Ok(parsed) if grammar::is_configuration(parsed.command) => Reply::text(
+            configuration(session, &parsed, line, ctx).unwrap_or_else(|e| format!("error: {e}")),
+        ),
+        Ok(parsed) => render::run(&parsed, ctx.engine, ctx.facts),
         Err(e) => Reply::text(format!("error: {e}")),
+    }
+}
+
+/// `configure`, `set`, `delete`, `diff`, `commit`, `abort`.
+fn configuration(
+    session: &mut Session,
+    p: &grammar::Parsed,
+    line: &str,
+    ctx: Context<'_>,
+) -> Result<String, String> {
+    if p.command == ["configure"] {
+        if session.candidate.is_some() {
+            return Err("already in configuration mode".into());
+        }
+        let running = ctx
+            .engine
+            .as_deref()
+            .map(|e| e.config().clone())
+            .ok_or("forwarding is off: no running configuration to edit")?;
+        session.candidate = Some(running);
+        return Ok(
+            "configuration mode: `set PATH VALUE`, `delete PATH`, `diff`, `commit`, `abort`".into(),
+        );
+    }
+    let candidate = session
+        .candidate
+        .as_ref()
+        .ok_or("not in configuration mode; type `configure` first")?;
+    match p.command {
+        ["set"] => {
+            // The value is the rest of the line after the path: it may hold spaces.
+            let path = p.get("value").unwrap_or_default();
+            let after_path = line
+                .trim_start()
+                .split_once(char::is_whitespace)
+                .map_or("", |(_, r)| r.trim_start());
+            let raw = after_path.strip_prefix(path).unwrap_or_default().trim();
+            if raw.is_empty() {
+                return Err(format!("set {path} needs a value"));
+            }
+            session.candidate = Some(configure::set(candidate, path, raw)?);
+            Ok(String::new())
+        }
+        ["delete"] => {
+            session.candidate = Some(configure::delete(
+                candidate,
+                p.get("value").unwrap_or_default(),
+            )?);
+            Ok(String::new())
+        }
+        ["diff"] => {
+            let running = ctx
+                .engine
+                .as_deref()
+                .map(|e| e.config().clone())
+                .ok_or("forwarding is off")?;
+            Ok(configure::diff(&running, candidate))
+        }
+        ["abort"] => {
+            session.candidate = None;
+            Ok("candidate discarded".into())
+        }
+        ["commit"] => {
+            let engine = ctx.engine.ok_or("forwarding is off")?;
+            firmware_config::validate(candidate).map_err(|errors| {
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })?;
+            if candidate == engine.config() {
+                session.candidate = None;
+                return Ok("no changes".into());
+            }
+            let kept = engine.reconfigure(candidate);
+            let applied = if kept {
+                "applied live, sessions kept"
+            } else {
+                "applied, addressing changed: sessions reset"
+            };
+            let saved = match ctx.store {
+                Some(store) => store
+                    .save(candidate)
+                    .map_err(|e| format!("{applied}, but not saved: {e}"))?,
+                None => "not saved: no writable configuration source".into(),
+            };
+            session.candidate = None;
+            log::info!("configuration committed: {applied}; {saved}");
+            Ok(format!("committed: {applied}; {saved}"))
+        }
+        other => Err(format!("no handler for {}", other.join(" "))),
     }
 }

@@ -127,6 +127,13 @@ impl Fw6 {
         }
     }
 
+    /// Applies the tunable settings of `config` in place, keeping every state.
+    pub fn retune(&mut self, config: &Config) {
+        self.max_states = config.ipv6.max_states;
+        self.udp_inbound_refresh = config.nat.udp_inbound_refresh;
+        self.timeouts = Timeouts::from_config(&config.timeouts);
+    }
+
     /// Whether `addr` is an inside address (RFC 6092 REC-5/REC-6).
     pub fn is_inside(&self, addr: &Ipv6Addr) -> bool {
         self.inside.iter().any(|n| n.contains(addr))

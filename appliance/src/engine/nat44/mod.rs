@@ -232,6 +232,20 @@ impl Nat44 {
         }
     }
 
+    /// Applies the tunable settings of `config` (filtering, limits, hold, UDP refresh,
+    /// timeouts) in place; live sessions are kept, and a lowered limit only stops new
+    /// sessions (RFC 6888 REQ-11: nothing is evicted).
+    pub fn retune(&mut self, config: &Config) {
+        let n = &config.nat;
+        self.p.filtering = n.filtering;
+        self.p.max_sessions = n.max_sessions;
+        self.p.max_sessions_per_host = n.max_sessions_per_host;
+        self.p.max_ports_per_host = n.max_ports_per_host;
+        self.p.hold = n.port_reuse_hold;
+        self.p.udp_inbound_refresh = n.udp_inbound_refresh;
+        self.p.timeouts = Timeouts::from_config(&config.timeouts);
+    }
+
     /// Whether `addr` is one of the pool's public addresses.
     #[inline]
     pub fn is_pool_addr(&self, addr: Ipv4Addr) -> bool {
