@@ -93,6 +93,7 @@ impl Control {
             devices: links.devices.clone(),
             links: links.states,
             now_ms: links.now_ms,
+            socket_drops: links.socket_drops,
         };
         let requested = &mut self.requested;
         let store = &mut self.store;

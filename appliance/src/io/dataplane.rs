@@ -66,11 +66,15 @@ pub struct LinkSummary {
     pub states: [&'static str; 2],
     /// Engine time, milliseconds since the dataplane started.
     pub now_ms: u64,
+    /// Frames the kernel dropped before natbox read them, per port.
+    pub socket_drops: [u64; 2],
 }
 
 /// I/O-level counters of one port.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct IoCounters {
+    /// Frames the kernel dropped before natbox could read them (socket queue full).
+    pub socket_drops: u64,
     pub rx_errors: u64,
     pub tx_errors: u64,
     pub csum_completed: u64,
@@ -302,6 +306,10 @@ impl Dataplane {
             ],
             states: [state(self.ports[0].state), state(self.ports[1].state)],
             now_ms: self.now_ms(),
+            socket_drops: [
+                self.ports[0].counters.socket_drops,
+                self.ports[1].counters.socket_drops,
+            ],
         }
     }
 
@@ -525,6 +533,11 @@ impl Dataplane {
     /// Logs link transitions; closes a port whose interface disappeared and reopens it
     /// (link set up again) when an interface of that name or MAC returns.
     fn check_links(&mut self) {
+        for io in &mut self.ports {
+            if let Some(socket) = &io.socket {
+                io.counters.socket_drops += socket.take_drops();
+            }
+        }
         for p in 0..2 {
             let found = link::find(&self.ports[p].spec);
             let same = matches!(&found, Ok(l) if l.index == self.ports[p].link.index);

@@ -91,6 +91,29 @@ impl PacketSocket {
         Ok(sock)
     }
 
+    /// Frames the kernel dropped because the socket's queue was full, since the last
+    /// call (PACKET_STATISTICS resets on read).
+    pub fn take_drops(&self) -> u64 {
+        // SAFETY: tpacket_stats is plain old data; zero is valid.
+        let mut stats: libc::tpacket_stats = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        // SAFETY: stats and len describe a writable tpacket_stats.
+        let r = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&mut stats as *mut libc::tpacket_stats).cast(),
+                &mut len,
+            )
+        };
+        if r < 0 {
+            0
+        } else {
+            u64::from(stats.tp_drops)
+        }
+    }
+
     fn set<T>(&self, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
         // SAFETY: value points to a live T of the size passed.
         check(unsafe {

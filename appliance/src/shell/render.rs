@@ -139,7 +139,7 @@ fn interfaces(engine: &Engine, facts: &Facts, json: bool) -> Result<String, Stri
                 "port": port.name(), "device": facts.devices[port as usize], "link": facts.links[port as usize],
                 "mac": i.mac.to_string(), "ipv4": i.ipv4.map(|n| n.to_string()), "ipv6": i.ipv6.map(|n| n.to_string()),
                 "mtu": i.mtu, "rx_packets": c.rx_packets, "rx_bytes": c.rx_bytes, "tx_packets": c.tx_packets,
-                "tx_bytes": c.tx_bytes, "drops": c.drops,
+                "tx_bytes": c.tx_bytes, "drops": c.drops, "socket_drops": facts.socket_drops[port as usize],
             });
             (port, v)
         })
@@ -167,6 +167,7 @@ fn interfaces(engine: &Engine, facts: &Facts, json: bool) -> Result<String, Stri
         "tx_packets",
         "tx_bytes",
         "drops",
+        "socket_drops",
     ];
     let body: Vec<Vec<String>> = rows
         .iter()
