@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Builds the direct-boot appliance image into build/: vmlinuz (Debian's cloud kernel)
-# and initramfs.img (the static natbox binary as /init plus the modules it loads).
+# Builds the appliance images into build/: vmlinuz (Debian's cloud kernel) and
+# initramfs.img (the static natbox binary as /init plus the modules it loads) for
+# direct kernel boot; natbox.efi, a unified kernel image (systemd-boot's EFI stub with
+# the kernel, initramfs and command line); natbox.raw, a GPT disk whose EFI system
+# partition holds it as EFI/BOOT/BOOTX64.EFI (UEFI boot); natbox.qcow2, the same disk
+# as qcow2; natbox-gcp.tar.gz, GCP's image format (disk.raw, 1 GiB, sparse). All are
+# reproducible: same inputs, same bytes. Rootless apart from the apt-get download.
 #
 # The kernel: the package the linux-image-cloud-amd64 metapackage depends on today,
 # unless KERNEL_PACKAGE names one (e.g. KERNEL_PACKAGE=linux-image-6.1.0-56-cloud-amd64).
@@ -36,3 +41,20 @@ cargo run --release -q -p natbox-image -- initramfs \
     --kernel-tree "$out/kernel/lib/modules" \
     --out "$out/initramfs.img"
 echo "kernel $pkg: $out/vmlinuz $(stat -c %s "$out/vmlinuz") bytes"
+
+# UEFI disk images. The stub comes from Debian's systemd-boot-efi (tests/setup.sh).
+stub=/usr/lib/systemd/boot/efi/linuxx64.efi.stub
+image() { "$(pwd)/target/release/natbox-image" "$@"; }
+image uki --stub "$stub" --kernel "$out/vmlinuz" --initrd "$out/initramfs.img" \
+    --cmdline "console=ttyS0 quiet panic=-1" --out "$out/natbox.efi"
+image disk --efi "$out/natbox.efi" --out "$out/natbox.raw"
+qemu-img convert -f raw -O qcow2 "$out/natbox.raw" "$out/natbox.qcow2"
+# GCP wants a disk.raw of a whole number of GiB in a gzipped (old GNU, sparse) tar.
+mkdir -p "$out/gcp"
+image disk --efi "$out/natbox.efi" --out "$out/gcp/disk.raw" --size $((1 << 30)) >/dev/null
+tar --format=oldgnu --sparse --mtime=@0 --owner=0 --group=0 --numeric-owner \
+    -C "$out/gcp" -cf - disk.raw | gzip -9n >"$out/natbox-gcp.tar.gz"
+rm -f "$out/gcp/disk.raw"
+for f in natbox.efi natbox.raw natbox.qcow2 natbox-gcp.tar.gz; do
+    echo "size $(stat -c %s "$out/$f") $out/$f"
+done

@@ -4,13 +4,25 @@
 # the VM's two NICs, writes a metadata disk from natbox.toml, and puts the serial
 # console on this terminal (Ctrl-A X quits QEMU). Everything is torn down on exit.
 # While it runs, from another terminal:  ip netns exec <lan ns> ping 198.51.100.1
+#
+# usage: qemu/run.sh [kernel|uefi]   (or VM_BOOT=...; see qemu/vm.sh)
+#   kernel  direct kernel boot of build/vmlinuz + build/initramfs.img (the default)
+#   uefi    the disk image build/natbox.raw booted by OVMF firmware
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+export VM_BOOT=${1:-${VM_BOOT:-kernel}}
+case "$VM_BOOT" in
+kernel | uefi) ;;
+*)
+    echo "usage: $0 [kernel|uefi]" >&2
+    exit 2
+    ;;
+esac
 "$root/tests/setup.sh"
 source "$root/tests/e2e/lib.sh"
 source "$root/qemu/vm.sh"
 
-[ -f "$root/build/initramfs.img" ] || "$root/image/build.sh"
+[ -f "$root/build/initramfs.img" ] && [ -f "$root/build/natbox.raw" ] || "$root/image/build.sh"
 cargo build --release -q -p firmware-config --bin natbox-config
 topology
 vm_wiring

@@ -34,20 +34,54 @@ vm_accel() {
     fi
 }
 
-# Boots the direct-kernel image in ns gw. $1: "console" for the serial console on this
-# terminal, or a file to log it to (then `vm_console` types on it). $2: a disk image,
-# or "none".
+# How the VM boots (VM_BOOT): "kernel" (default) is QEMU's direct kernel boot of
+# build/vmlinuz + build/initramfs.img; "uefi" boots the disk image build/natbox.raw
+# (VM_DISK_IMAGE overrides it) with OVMF firmware, its UKI on the EFI system partition.
+# The boot disk is opened snapshot=on, so the image file is never written.
+VM_BOOT=${VM_BOOT:-kernel}
+VM_DISK_IMAGE=${VM_DISK_IMAGE:-$E2E_ROOT/build/natbox.raw}
+OVMF_CODE=/usr/share/OVMF/OVMF_CODE.fd
+OVMF_VARS=/usr/share/OVMF/OVMF_VARS.fd
+
+# Appends to the caller's array `args` the QEMU options that boot the image the
+# VM_BOOT way.
+vm_boot_args() {
+    case "$VM_BOOT" in
+    kernel)
+        args+=(-kernel "$E2E_ROOT/build/vmlinuz" -initrd "$E2E_ROOT/build/initramfs.img"
+            -append "console=ttyS0 quiet panic=-1")
+        ;;
+    uefi)
+        # The firmware's variable store is writable: each boot gets a fresh copy.
+        cp "$OVMF_VARS" "$WORK/ovmf-vars.fd"
+        args+=(
+            -drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE"
+            -drive "if=pflash,format=raw,unit=1,file=$WORK/ovmf-vars.fd"
+            -drive "file=$VM_DISK_IMAGE,format=raw,if=none,id=boot,snapshot=on"
+            -device "virtio-blk-pci,drive=boot,bootindex=0"
+        )
+        ;;
+    *)
+        echo "VM_BOOT=$VM_BOOT: expected kernel or uefi" >&2
+        return 1
+        ;;
+    esac
+}
+
+# Boots the appliance in ns gw (see VM_BOOT). $1: "console" for the serial console on
+# this terminal, or a file to log it to (then `vm_console` types on it). $2: a metadata
+# disk image, or "none".
 vm_boot() {
     local serial=$1 disk=${2:-$WORK/meta.img} accel
     accel=${VM_ACCEL:-$(vm_accel)}
-    local args=(
-        -accel "$accel" -m 256 -nodefaults -no-reboot -display none
-        -kernel "$E2E_ROOT/build/vmlinuz" -initrd "$E2E_ROOT/build/initramfs.img"
-        -append "console=ttyS0 quiet panic=-1"
+    local args=(-accel "$accel" -m 256 -nodefaults -no-reboot -display none)
+    vm_boot_args || return 1
+    # romfile= drops the NICs' iPXE option ROMs: the box never network-boots.
+    args+=(
         -netdev tap,id=lan,ifname=tap-lan,script=no,downscript=no
-        -device "virtio-net-pci,netdev=lan,mac=$VM_INSIDE_MAC"
+        -device "virtio-net-pci,netdev=lan,mac=$VM_INSIDE_MAC,romfile="
         -netdev tap,id=wan,ifname=tap-wan,script=no,downscript=no
-        -device "virtio-net-pci,netdev=wan,mac=$VM_OUTSIDE_MAC"
+        -device "virtio-net-pci,netdev=wan,mac=$VM_OUTSIDE_MAC,romfile="
         -monitor "unix:$WORK/monitor.sock,server,nowait"
     )
     [ "$disk" != none ] && args+=(-drive "file=$disk,format=raw,if=virtio")

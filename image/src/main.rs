@@ -6,12 +6,21 @@
 //! `MODULES` found under DIR (an unpacked Debian kernel package). The output is
 //! reproducible: fixed order, timestamps, owners and gzip header.
 //!
+//! `natbox-image uki --stub STUB --kernel VMLINUZ --initrd IMG --cmdline LINE --out FILE`
+//! makes a unified kernel image from systemd-boot's `linuxx64.efi.stub` (objcopy adds
+//! `.osrel`, `.cmdline`, `.linux` and `.initrd` after the stub's own sections), with
+//! the PE timestamp zeroed so the result is reproducible.
+//!
+//! `natbox-image disk --efi UKI --out FILE [--size BYTES]` writes a raw GPT disk whose
+//! EFI system partition (FAT) holds the UKI as `EFI/BOOT/BOOTX64.EFI`; see `disk.rs`.
+//!
 //! Modules carried: virtio (PCI and MMIO transports, net, blk) for QEMU and KVM
 //! clouds, ena (AWS Nitro), gve (GCP gVNIC), vmxnet3 (VMware), qemu_fw_cfg; NVMe is
 //! built into Debian's cloud kernel. AF_PACKET makes the dataplane driver-agnostic, so
 //! any NIC the kernel drives works.
 
 mod cpio;
+mod disk;
 
 use cpio::Entry;
 use std::collections::BTreeMap;
@@ -36,26 +45,133 @@ const MODULES: &[&str] = &[
     "qemu_fw_cfg",
 ];
 
-const USAGE: &str = "usage: natbox-image initramfs --binary APPLIANCE --kernel-tree DIR --out FILE";
+const USAGE: &str = "usage: natbox-image initramfs --binary APPLIANCE --kernel-tree DIR --out FILE
+       natbox-image uki --stub STUB --kernel VMLINUZ --initrd IMG --cmdline LINE --out FILE
+       natbox-image disk --efi UKI --out FILE [--size BYTES]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    match args.as_slice() {
+    let result = match args.as_slice() {
         ["initramfs", "--binary", binary, "--kernel-tree", tree, "--out", out] => {
-            match build(Path::new(binary), Path::new(tree), Path::new(out)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("natbox-image: {e}");
-                    ExitCode::from(1)
-                }
+            build(Path::new(binary), Path::new(tree), Path::new(out))
+        }
+        ["uki", rest @ ..] => {
+            match flags(rest, &["stub", "kernel", "initrd", "cmdline", "out"], &[]) {
+                Some(f) => uki(&f),
+                None => Err(USAGE.into()),
             }
         }
-        _ => {
+        ["disk", rest @ ..] => match flags(rest, &["efi", "out"], &["size"]) {
+            Some(f) => disk_image(&f),
+            None => Err(USAGE.into()),
+        },
+        _ => Err(USAGE.into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e == USAGE => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
         }
+        Err(e) => {
+            eprintln!("natbox-image: {e}");
+            ExitCode::from(1)
+        }
     }
+}
+
+/// `--name value` pairs: all of `required` and any of `optional`, nothing else.
+fn flags<'a>(
+    args: &[&'a str],
+    required: &[&str],
+    optional: &[&str],
+) -> Option<BTreeMap<String, &'a str>> {
+    let mut map = BTreeMap::new();
+    for pair in args.chunks(2) {
+        let [name, value] = pair else { return None };
+        let name = name.strip_prefix("--")?;
+        if !required.contains(&name) && !optional.contains(&name) {
+            return None;
+        }
+        map.insert(name.to_string(), *value);
+    }
+    required.iter().all(|r| map.contains_key(*r)).then_some(map)
+}
+
+fn read(path: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{path}: {e}"))
+}
+
+/// The unified kernel image: objcopy adds the sections at 4 KiB-aligned addresses past
+/// the stub's image; the PE timestamp objcopy writes is zeroed afterwards.
+fn uki(f: &BTreeMap<String, &str>) -> Result<(), String> {
+    let stub = read(f["stub"])?;
+    let lfanew = stub
+        .get(0x3c..0x40)
+        .map(|b| u32::from_le_bytes(b.try_into().unwrap()) as usize)
+        .ok_or("stub: not a PE image")?;
+    let size_of_image = stub
+        .get(lfanew + 24 + 56..lfanew + 24 + 60)
+        .map(|b| u64::from(u32::from_le_bytes(b.try_into().unwrap())))
+        .ok_or("stub: not a PE image")?;
+    let out = Path::new(f["out"]);
+    let dir = out.parent().unwrap_or(Path::new("."));
+    let osrel = dir.join(".uki-osrel");
+    let cmdline = dir.join(".uki-cmdline");
+    let os_release = format!(
+        "NAME=\"natbox\"\nID=natbox\nVERSION_ID={v}\nPRETTY_NAME=\"natbox {v}\"\n",
+        v = env!("CARGO_PKG_VERSION")
+    );
+    std::fs::write(&osrel, os_release).map_err(|e| e.to_string())?;
+    std::fs::write(&cmdline, f["cmdline"]).map_err(|e| e.to_string())?;
+    let sections: [(&str, &Path); 4] = [
+        (".osrel", &osrel),
+        (".cmdline", &cmdline),
+        (".linux", Path::new(f["kernel"])),
+        (".initrd", Path::new(f["initrd"])),
+    ];
+    let align = |n: u64| n.div_ceil(0x1000) * 0x1000;
+    let mut vma = align(size_of_image);
+    let mut cmd = std::process::Command::new("objcopy");
+    for (name, path) in sections {
+        let len = std::fs::metadata(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .len();
+        cmd.arg("--add-section")
+            .arg(format!("{name}={}", path.display()))
+            .arg("--change-section-vma")
+            .arg(format!("{name}={vma:#x}"));
+        vma = align(vma + len);
+    }
+    cmd.arg(f["stub"]).arg(out);
+    let status = cmd.status().map_err(|e| format!("objcopy: {e}"))?;
+    std::fs::remove_file(&osrel).ok();
+    std::fs::remove_file(&cmdline).ok();
+    if !status.success() {
+        return Err(format!("objcopy failed: {status}"));
+    }
+    let mut pe = read(f["out"])?;
+    disk::pe_normalize(&mut pe)?;
+    std::fs::write(out, &pe).map_err(|e| format!("{}: {e}", out.display()))?;
+    println!("{}: {} bytes", out.display(), pe.len());
+    Ok(())
+}
+
+fn disk_image(f: &BTreeMap<String, &str>) -> Result<(), String> {
+    let uki = read(f["efi"])?;
+    let size = match f.get("size") {
+        Some(s) => Some(s.parse::<u64>().map_err(|e| format!("--size {s}: {e}"))?),
+        None => None,
+    };
+    let total = disk::build(&uki, Path::new(f["out"]), size)?;
+    println!(
+        "{}: {} bytes ({:.2} MiB), GPT + FAT ESP with EFI/BOOT/BOOTX64.EFI",
+        f["out"],
+        total,
+        total as f64 / 1048576.0
+    );
+    Ok(())
 }
 
 fn build(binary: &Path, tree: &Path, out: &Path) -> Result<(), String> {

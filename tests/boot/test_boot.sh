@@ -2,7 +2,9 @@
 # Boot tests of the real appliance image (direct kernel boot) in QEMU, under TCG
 # unless KVM works: the banner appears, lan traffic is translated through the VM,
 # Ctrl-Alt-Del shuts the box down cleanly, and a missing or corrupt metadata disk is
-# reported while the box stays up. Prints the boot time from the banner.
+# reported while the box stays up. Then the UEFI disk image (build/natbox.raw, a UKI
+# on a GPT/FAT ESP) boots with OVMF firmware and translates traffic too. The images
+# are checked to be reproducible. Prints the boot times from the banner.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 source "$root/tests/e2e/lib.sh"
@@ -13,12 +15,23 @@ trap cleanup_vm EXIT
 
 "$root/image/build.sh" >/dev/null
 cargo build --release -q -p firmware-config --bin natbox-config
-ls -l "$root/build/vmlinuz" "$root/build/initramfs.img" "$root/build/appliance" | awk '{print "size", $5, $NF}'
-rebuilt=$(mktemp)
-"$root/target/release/natbox-image" initramfs --binary "$root/build/appliance" \
-    --kernel-tree "$root/build/kernel/lib/modules" --out "$rebuilt" >/dev/null
-check "initramfs is reproducible (same inputs, same bytes)" cmp "$rebuilt" "$root/build/initramfs.img"
-rm -f "$rebuilt"
+ls -l "$root/build/vmlinuz" "$root/build/initramfs.img" "$root/build/appliance" "$root/build/natbox.efi" \
+    "$root/build/natbox.raw" "$root/build/natbox.qcow2" "$root/build/natbox-gcp.tar.gz" | awk '{print "size", $5, $NF}'
+rebuilt=$(mktemp -d)
+image() { "$root/target/release/natbox-image" "$@" >/dev/null; }
+image initramfs --binary "$root/build/appliance" \
+    --kernel-tree "$root/build/kernel/lib/modules" --out "$rebuilt/initramfs.img"
+check "initramfs is reproducible (same inputs, same bytes)" cmp "$rebuilt/initramfs.img" "$root/build/initramfs.img"
+image uki --stub /usr/lib/systemd/boot/efi/linuxx64.efi.stub --kernel "$root/build/vmlinuz" \
+    --initrd "$root/build/initramfs.img" --cmdline "console=ttyS0 quiet panic=-1" --out "$rebuilt/natbox.efi"
+check "unified kernel image is reproducible" cmp "$rebuilt/natbox.efi" "$root/build/natbox.efi"
+image disk --efi "$rebuilt/natbox.efi" --out "$rebuilt/natbox.raw"
+check "UEFI disk image is reproducible" cmp "$rebuilt/natbox.raw" "$root/build/natbox.raw"
+check "UEFI disk image is under 32 MiB" test "$(stat -c %s "$root/build/natbox.raw")" -lt $((32 << 20))
+qemu-img convert -f raw -O qcow2 "$rebuilt/natbox.raw" "$rebuilt/natbox.qcow2"
+check "qcow2 image is reproducible" cmp "$rebuilt/natbox.qcow2" "$root/build/natbox.qcow2"
+check "GCP tarball holds disk.raw" bash -c "tar -tzf '$root/build/natbox-gcp.tar.gz' | grep -qx disk.raw"
+rm -rf "$rebuilt"
 topology
 vm_wiring
 
@@ -69,4 +82,21 @@ console=$WORK/console-corrupt.log
 vm_boot "$console" "$WORK/corrupt.img"
 check "corrupt metadata disk is reported with its device" wait_for_line "$console" "metadata disk /dev/vda" 120
 check "box with a corrupt disk shuts down cleanly" vm_shutdown 60
+
+# 4. The UEFI disk image: OVMF loads EFI/BOOT/BOOTX64.EFI (the UKI) from the ESP; the
+# metadata disk is the second drive (natbox finds it by its magic).
+VM_BOOT=uefi
+console=$WORK/console-uefi.log
+vm_boot "$console"
+check "UEFI disk boot: banner on the serial console within 180 s" wait_for_line "$console" "forwarding .* ms after kernel start" 180
+grep -o "forwarding [0-9]* ms after kernel start" "$console" | sed 's/^/boot time (UEFI disk): /' || true
+in_wan timeout 30 tcpdump -i eth0 -n -l -c 3 icmp >"$WORK/tcpdump-uefi.txt" 2>/dev/null &
+dump=$!
+sleep 1
+check "UEFI disk boot: ping from lan to wan through the VM" in_lan ping -c 3 -W 5 -w 30 198.51.100.1
+wait "$dump" || true
+check "UEFI disk boot: wan sees the public source address only" bash -c "grep -q '198.51.100.10 > 198.51.100.1' '$WORK/tcpdump-uefi.txt' && ! grep -q '10.10.0' '$WORK/tcpdump-uefi.txt'"
+check "UEFI disk boot: Ctrl-Alt-Del, QEMU exits within 60 s" vm_shutdown 60
+check "UEFI disk boot: clean-shutdown line on the console" grep -q "natbox: clean shutdown, powering off" "$console"
+VM_BOOT=kernel
 finish

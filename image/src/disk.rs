@@ -1,0 +1,278 @@
+//! The bootable disk image: a unified kernel image (UKI) as `EFI/BOOT/BOOTX64.EFI` on a
+//! FAT EFI system partition inside a GPT disk, written without loop devices or root.
+//!
+//! Reproducible: the PE timestamp of the UKI is zeroed (objcopy stamps the build
+//! time), FAT timestamps are the DOS epoch, and the disk GUID, partition GUID and FAT
+//! volume id are derived from the UKI's bytes, so the same inputs give the same disk.
+
+use std::io::{self, Cursor, Seek, SeekFrom, Write};
+use std::path::Path;
+
+pub const SECTOR: u64 = 512;
+const MIB: u64 = 1 << 20;
+/// GPT partition entries: 128 entries of 128 bytes, 32 sectors.
+const ENTRIES: usize = 128;
+const ENTRY_SIZE: usize = 128;
+const ENTRY_SECTORS: u64 = (ENTRIES * ENTRY_SIZE) as u64 / SECTOR;
+/// The ESP type GUID C12A7328-F81F-11D2-BA4B-00A0C93EC93B, in GPT's mixed-endian form.
+const ESP_TYPE: [u8; 16] = [
+    0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b,
+];
+
+/// Zeroes the COFF TimeDateStamp of a PE image and recomputes its checksum.
+pub fn pe_normalize(pe: &mut [u8]) -> Result<(), String> {
+    let bad = || "not a PE image".to_string();
+    if pe.len() < 0x40 || &pe[..2] != b"MZ" {
+        return Err(bad());
+    }
+    let lfanew = u32::from_le_bytes(pe[0x3c..0x40].try_into().unwrap()) as usize;
+    if pe.len() < lfanew + 24 + 68 || &pe[lfanew..lfanew + 4] != b"PE\0\0" {
+        return Err(bad());
+    }
+    pe[lfanew + 8..lfanew + 12].fill(0);
+    let checksum_at = lfanew + 24 + 64;
+    pe[checksum_at..checksum_at + 4].fill(0);
+    let sum = pe_checksum(pe, checksum_at);
+    pe[checksum_at..checksum_at + 4].copy_from_slice(&sum.to_le_bytes());
+    Ok(())
+}
+
+/// The PE optional-header checksum: 16-bit one's-complement-style sum of the file
+/// (skipping the checksum field), folded, plus the file length.
+fn pe_checksum(pe: &[u8], checksum_at: usize) -> u32 {
+    let mut sum: u64 = 0;
+    for (i, chunk) in pe.chunks(2).enumerate() {
+        let at = i * 2;
+        if at >= checksum_at && at < checksum_at + 4 {
+            continue;
+        }
+        let word = u16::from_le_bytes([chunk[0], *chunk.get(1).unwrap_or(&0)]);
+        sum += u64::from(word);
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum = (sum & 0xffff) + (sum >> 16);
+    (sum as u32).wrapping_add(pe.len() as u32)
+}
+
+/// 128 bits from `data` and a `salt` (two FNV-1a passes), shaped as a version-4 GUID in
+/// GPT's on-disk byte order.
+pub fn derived_guid(data: &[u8], salt: &str) -> [u8; 16] {
+    let fnv = |seed: u64| {
+        let mut h = seed;
+        for &b in salt.as_bytes().iter().chain(data) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x100_0000_01b3);
+        }
+        h
+    };
+    let mut g = [0u8; 16];
+    g[..8].copy_from_slice(&fnv(0xcbf2_9ce4_8422_2325).to_le_bytes());
+    g[8..].copy_from_slice(&fnv(0x6c62_272e_07bb_0142).to_le_bytes());
+    g[7] = (g[7] & 0x0f) | 0x40;
+    g[8] = (g[8] & 0x3f) | 0x80;
+    g
+}
+
+#[derive(Debug)]
+struct DosEpoch;
+
+impl fatfs::TimeProvider for DosEpoch {
+    fn get_current_date(&self) -> fatfs::Date {
+        fatfs::Date {
+            year: 1980,
+            month: 1,
+            day: 1,
+        }
+    }
+    fn get_current_date_time(&self) -> fatfs::DateTime {
+        fatfs::DateTime {
+            date: self.get_current_date(),
+            time: fatfs::Time {
+                hour: 0,
+                min: 0,
+                sec: 0,
+                millis: 0,
+            },
+        }
+    }
+}
+
+static DOS_EPOCH: DosEpoch = DosEpoch;
+
+/// A FAT file system image of `size` bytes holding `files` (paths with `/`).
+pub fn fat_image(size: u64, volume_id: u32, files: &[(&str, &[u8])]) -> io::Result<Vec<u8>> {
+    let mut image = Cursor::new(vec![0u8; size as usize]);
+    fatfs::format_volume(
+        &mut image,
+        fatfs::FormatVolumeOptions::new()
+            .volume_id(volume_id)
+            .volume_label(*b"NATBOX ESP "),
+    )?;
+    image.seek(SeekFrom::Start(0))?;
+    {
+        let fs = fatfs::FileSystem::new(
+            &mut image,
+            fatfs::FsOptions::new().time_provider(&DOS_EPOCH),
+        )?;
+        for (path, data) in files {
+            let mut dir = fs.root_dir();
+            let parts: Vec<&str> = path.split('/').collect();
+            for part in &parts[..parts.len() - 1] {
+                dir = match dir.open_dir(part) {
+                    Ok(d) => d,
+                    Err(_) => dir.create_dir(part)?,
+                };
+            }
+            let mut file = dir.create_file(parts[parts.len() - 1])?;
+            file.truncate()?;
+            file.write_all(data)?;
+        }
+        fs.unmount()?;
+    }
+    Ok(image.into_inner())
+}
+
+/// Writes a GPT disk of `total` bytes (a multiple of the sector size) to `out` with one
+/// partition, the EFI system partition `esp`, at 1 MiB. Unwritten regions are left as
+/// holes (the file is sparse) so big cloud-sized disks cost little.
+pub fn write_gpt_disk(out: &Path, total: u64, esp: &[u8], seed: &[u8]) -> io::Result<()> {
+    let sectors = total / SECTOR;
+    let last = sectors - 1;
+    let esp_first = MIB / SECTOR;
+    let esp_last = esp_first + esp.len() as u64 / SECTOR - 1;
+    assert!(
+        esp_last < last - ENTRY_SECTORS,
+        "disk too small for the ESP"
+    );
+
+    let mut entries = vec![0u8; ENTRIES * ENTRY_SIZE];
+    let e = &mut entries[..ENTRY_SIZE];
+    e[0..16].copy_from_slice(&ESP_TYPE);
+    e[16..32].copy_from_slice(&derived_guid(seed, "natbox esp partition"));
+    e[32..40].copy_from_slice(&esp_first.to_le_bytes());
+    e[40..48].copy_from_slice(&esp_last.to_le_bytes());
+    for (i, unit) in "EFI System".encode_utf16().enumerate() {
+        e[56 + 2 * i..58 + 2 * i].copy_from_slice(&unit.to_le_bytes());
+    }
+    let entries_crc = crc32fast::hash(&entries);
+    let disk_guid = derived_guid(seed, "natbox disk");
+    let header = |my: u64, alternate: u64, entries_lba: u64| {
+        let mut h = vec![0u8; SECTOR as usize];
+        h[0..8].copy_from_slice(b"EFI PART");
+        h[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
+        h[12..16].copy_from_slice(&92u32.to_le_bytes());
+        h[24..32].copy_from_slice(&my.to_le_bytes());
+        h[32..40].copy_from_slice(&alternate.to_le_bytes());
+        h[40..48].copy_from_slice(&(2 + ENTRY_SECTORS).to_le_bytes());
+        h[48..56].copy_from_slice(&(last - 1 - ENTRY_SECTORS).to_le_bytes());
+        h[56..72].copy_from_slice(&disk_guid);
+        h[72..80].copy_from_slice(&entries_lba.to_le_bytes());
+        h[80..84].copy_from_slice(&(ENTRIES as u32).to_le_bytes());
+        h[84..88].copy_from_slice(&(ENTRY_SIZE as u32).to_le_bytes());
+        h[88..92].copy_from_slice(&entries_crc.to_le_bytes());
+        let crc = crc32fast::hash(&h[..92]);
+        h[16..20].copy_from_slice(&crc.to_le_bytes());
+        h
+    };
+
+    // Protective MBR: one partition of type 0xEE covering the disk.
+    let mut mbr = vec![0u8; SECTOR as usize];
+    let p = &mut mbr[446..462];
+    p[1..4].copy_from_slice(&[0x00, 0x02, 0x00]);
+    p[4] = 0xee;
+    p[5..8].copy_from_slice(&[0xff, 0xff, 0xff]);
+    p[8..12].copy_from_slice(&1u32.to_le_bytes());
+    p[12..16].copy_from_slice(&(u32::try_from(sectors - 1).unwrap_or(u32::MAX)).to_le_bytes());
+    mbr[510] = 0x55;
+    mbr[511] = 0xaa;
+
+    let mut f = std::fs::File::create(out)?;
+    f.set_len(total)?;
+    let mut put = |lba: u64, data: &[u8]| -> io::Result<()> {
+        f.seek(SeekFrom::Start(lba * SECTOR))?;
+        f.write_all(data)
+    };
+    put(0, &mbr)?;
+    put(1, &header(1, last, 2))?;
+    put(2, &entries)?;
+    put(esp_first, esp)?;
+    put(last - ENTRY_SECTORS, &entries)?;
+    put(last, &header(last, 1, last - ENTRY_SECTORS))?;
+    f.sync_all()
+}
+
+/// Builds the disk: `uki` as EFI/BOOT/BOOTX64.EFI on an ESP sized to fit it with 1 MiB
+/// to spare; the disk is that plus 1 MiB before (GPT, alignment) and 1 MiB after
+/// (backup GPT), or `total` bytes when given (and big enough). Returns the disk size.
+pub fn build(uki: &[u8], out: &Path, total: Option<u64>) -> Result<u64, String> {
+    let esp_size = (uki.len() as u64 + MIB).div_ceil(MIB) * MIB;
+    let minimum = esp_size + 2 * MIB;
+    let total = total.unwrap_or(minimum);
+    if total < minimum || !total.is_multiple_of(SECTOR) {
+        return Err(format!(
+            "disk size {total} must be a multiple of {SECTOR} and at least {minimum}"
+        ));
+    }
+    let volume_id = u32::from_le_bytes(
+        derived_guid(uki, "natbox fat volume")[..4]
+            .try_into()
+            .unwrap(),
+    );
+    let esp = fat_image(esp_size, volume_id, &[("EFI/BOOT/BOOTX64.EFI", uki)])
+        .map_err(|e| format!("FAT: {e}"))?;
+    write_gpt_disk(out, total, &esp, uki).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fat_and_gpt_are_reproducible_and_valid() {
+        let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let dir = std::env::temp_dir();
+        let a = dir.join(format!("natbox-disk-test-a-{}", std::process::id()));
+        let b = dir.join(format!("natbox-disk-test-b-{}", std::process::id()));
+        let size = build(&payload, &a, None).unwrap();
+        build(&payload, &b, None).unwrap();
+        let (da, db) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        std::fs::remove_file(&a).ok();
+        std::fs::remove_file(&b).ok();
+        assert_eq!(da, db);
+        assert_eq!(da.len() as u64, size);
+        // Primary header: signature and CRC.
+        let h = &da[512..1024];
+        assert_eq!(&h[..8], b"EFI PART");
+        let mut copy = h[..92].to_vec();
+        copy[16..20].fill(0);
+        assert_eq!(crc32fast::hash(&copy).to_le_bytes(), h[16..20]);
+        // Backup header at the last sector.
+        assert_eq!(&da[da.len() - 512..da.len() - 504], b"EFI PART");
+        // The file reads back from the FAT.
+        let esp = &da[MIB as usize..];
+        let fs =
+            fatfs::FileSystem::new(Cursor::new(esp.to_vec()), fatfs::FsOptions::new()).unwrap();
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(
+            &mut fs.root_dir().open_file("EFI/BOOT/BOOTX64.EFI").unwrap(),
+            &mut back,
+        )
+        .unwrap();
+        assert_eq!(back, payload);
+    }
+
+    #[test]
+    fn pe_checksum_matches_a_known_stub() {
+        // A stub as objcopy leaves it: normalizing twice is stable.
+        let stub = Path::new("/usr/lib/systemd/boot/efi/linuxx64.efi.stub");
+        let Ok(mut pe) = std::fs::read(stub) else {
+            return;
+        };
+        let lfanew = u32::from_le_bytes(pe[0x3c..0x40].try_into().unwrap()) as usize;
+        let original = pe[lfanew + 24 + 64..lfanew + 24 + 68].to_vec();
+        pe_normalize(&mut pe).unwrap();
+        // The shipped stub has timestamp 0, so its checksum must be reproduced.
+        assert_eq!(pe[lfanew + 24 + 64..lfanew + 24 + 68], original[..]);
+    }
+}
