@@ -112,6 +112,8 @@ pub struct PortSetup {
 struct PortState {
     mac: Mac,
     ipv4: Option<Ipv4Net>,
+    /// The directed broadcast address of `ipv4` (none for /31 and /32).
+    broadcast4: Option<Ipv4Addr>,
     ipv6: Option<Ipv6Net>,
     link_local: Ipv6Addr,
     mtu: usize,
@@ -217,6 +219,10 @@ impl Engine {
         let port = |p: &firmware_config::Port, s: PortSetup| PortState {
             mac: s.mac,
             ipv4: p.ipv4,
+            broadcast4: p
+                .ipv4
+                .filter(|n| n.prefix_len() < 31)
+                .map(|n| n.broadcast()),
             ipv6: p.ipv6,
             link_local: link_local(s.mac),
             mtu: usize::from(p.mtu),
@@ -709,9 +715,7 @@ impl Engine {
     }
 
     fn is_subnet_broadcast(&self, port: Port, dst: Ipv4Addr) -> bool {
-        self.ports[port as usize]
-            .ipv4
-            .is_some_and(|n| n.prefix_len() < 31 && n.broadcast() == dst)
+        self.ports[port as usize].broadcast4 == Some(dst)
     }
 
     fn local4(
@@ -862,9 +866,9 @@ impl Engine {
         dir: Dir,
         now: u64,
     ) -> Result<Step, DropReason> {
-        let key = FragKey::v4(ctx.src, ctx.dst, ctx.protocol, ctx.ident);
+        let key = || FragKey::v4(ctx.src, ctx.dst, ctx.protocol, ctx.ident);
         if ctx.fragment && !ctx.first_frag {
-            return match self.frags.lookup(&key) {
+            return match self.frags.lookup(&key()) {
                 Some(FragAction::Rewrite4 { src, dst }) => {
                     let mut p = ipv4::Packet::new_checked(&mut frame.buf[ETH..frame.len])
                         .expect("validated");
@@ -878,7 +882,7 @@ impl Engine {
                         Dir::Out => Port::Inside,
                         Dir::In => Port::Outside,
                     };
-                    self.park_fragment(frame, key, port, now)
+                    self.park_fragment(frame, key(), port, now)
                 }
             };
         }
@@ -899,7 +903,7 @@ impl Engine {
                 src: p.src(),
                 dst: p.dst(),
             };
-            for (id, port) in self.frags.first(key, action, now)? {
+            for (id, port) in self.frags.first(key(), action, now)? {
                 self.reinject.push_back((port, id));
             }
         }

@@ -14,6 +14,11 @@ struct Route<N, A> {
     via: Option<A>,
 }
 
+/// The netmask of a prefix length (0..=32).
+fn mask4(len: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
+}
+
 /// The routing table.
 #[derive(Debug, Clone, Default)]
 pub struct Routes {
@@ -80,24 +85,27 @@ impl Routes {
                 }
             }
         }
+        // Longest prefix first (stable: configuration order breaks ties).
+        r.v4.sort_by_key(|x| std::cmp::Reverse(x.net.prefix_len()));
+        r.v6.sort_by_key(|x| std::cmp::Reverse(x.net.prefix_len()));
         r
     }
 
-    /// Egress port and next hop for an IPv4 destination.
+    /// Egress port and next hop for an IPv4 destination: the first match, since the
+    /// table is kept longest prefix first.
     pub fn lookup4(&self, dst: Ipv4Addr) -> Option<(Port, Ipv4Addr)> {
+        let bits = dst.to_bits();
         self.v4
             .iter()
-            .filter(|r| r.net.contains(&dst))
-            .max_by_key(|r| r.net.prefix_len())
+            .find(|r| bits & mask4(r.net.prefix_len()) == r.net.network().to_bits())
             .map(|r| (r.port, r.via.unwrap_or(dst)))
     }
 
-    /// Egress port and next hop for an IPv6 destination.
+    /// Egress port and next hop for an IPv6 destination (longest prefix first).
     pub fn lookup6(&self, dst: &Ipv6Addr) -> Option<(Port, Ipv6Addr)> {
         self.v6
             .iter()
-            .filter(|r| r.net.contains(dst))
-            .max_by_key(|r| r.net.prefix_len())
+            .find(|r| r.net.contains(dst))
             .map(|r| (r.port, r.via.unwrap_or(*dst)))
     }
 

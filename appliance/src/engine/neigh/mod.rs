@@ -70,12 +70,17 @@ pub struct NeighbourInfo<A> {
 #[derive(Debug)]
 pub struct Cache<A> {
     entries: HashMap<A, Entry, ahash::RandomState>,
+    /// The last reachable entry `resolve` returned: (address, port, MAC, confirmed).
+    /// Most packets of a NAT go to one next hop (the gateway), so this skips the hash
+    /// lookup for them. Cleared whenever any entry changes.
+    last: Option<(A, Port, Mac, u64)>,
 }
 
 impl<A: Copy + Eq + Hash> Default for Cache<A> {
     fn default() -> Self {
         Cache {
             entries: HashMap::with_capacity_and_hasher(MAX_ENTRIES, ahash::RandomState::new()),
+            last: None,
         }
     }
 }
@@ -84,11 +89,20 @@ impl<A: Copy + Eq + Hash> Cache<A> {
     /// Looks up `addr` on `port` for a packet about to be sent, creating an incomplete
     /// entry if there is none (and room for one). `None`: table full.
     pub fn resolve(&mut self, port: Port, addr: A, now: u64) -> Option<Resolve> {
+        if let Some((a, p, mac, confirmed)) = self.last {
+            if a == addr && p == port && now.saturating_sub(confirmed) < REACHABLE_MS {
+                return Some(Resolve::Known { mac, probe: false });
+            }
+        }
+        self.last = None;
         if let Some(e) = self.entries.get_mut(&addr) {
             if e.port == port {
                 return Some(match e.mac {
                     Some(mac) => {
                         let stale = now.saturating_sub(e.confirmed) >= REACHABLE_MS;
+                        if !stale {
+                            self.last = Some((addr, port, mac, e.confirmed));
+                        }
                         let probe = stale && e.probes == 0;
                         if probe {
                             e.probes = 1;
@@ -138,6 +152,7 @@ impl<A: Copy + Eq + Hash> Cache<A> {
         now: u64,
         create: bool,
     ) -> heapless::Vec<BufId, QUEUE_PER_NEIGHBOUR> {
+        self.last = None;
         if !self.entries.contains_key(&addr) && (!create || self.entries.len() >= MAX_ENTRIES) {
             return heapless::Vec::new();
         }
@@ -158,6 +173,7 @@ impl<A: Copy + Eq + Hash> Cache<A> {
 
     /// Retransmits requests and gives up on silent neighbours.
     pub fn poll(&mut self, now: u64, events: &mut Vec<Event<A>>) {
+        self.last = None;
         self.entries.retain(|&addr, e| {
             if e.probes == 0 || now < e.next_probe {
                 return true;
@@ -193,6 +209,7 @@ impl<A: Copy + Eq + Hash> Cache<A> {
     /// Forgets every entry on `port` (its link was replaced: the neighbours behind it
     /// may have new MACs), returning their parked packets.
     pub fn forget_port(&mut self, port: Port) -> Vec<BufId> {
+        self.last = None;
         let mut parked = Vec::new();
         self.entries.retain(|_, e| {
             if e.port == port {
@@ -207,6 +224,7 @@ impl<A: Copy + Eq + Hash> Cache<A> {
 
     /// Forgets every entry, returning the parked packets.
     pub fn clear(&mut self) -> Vec<BufId> {
+        self.last = None;
         self.entries.drain().flat_map(|(_, e)| e.queue).collect()
     }
 }
