@@ -3,7 +3,8 @@
 # initramfs.img (the static natbox binary as /init plus the modules it loads) for
 # direct kernel boot; natbox.efi, a unified kernel image (systemd-boot's EFI stub with
 # the kernel, initramfs and command line); natbox.raw, a GPT disk whose EFI system
-# partition holds it as EFI/BOOT/BOOTX64.EFI (UEFI boot); natbox.qcow2, the same disk
+# partition holds it as EFI/BOOT/BOOTX64.EFI (UEFI boot) and which also boots on legacy
+# BIOS (syslinux: gptmbr.bin, then ldlinux on the ESP); natbox.qcow2, the same disk
 # as qcow2; natbox-gcp.tar.gz, GCP's image format (disk.raw, 1 GiB, sparse). All are
 # reproducible: same inputs, same bytes. Rootless apart from the apt-get download.
 #
@@ -42,16 +43,26 @@ cargo run --release -q -p natbox-image -- initramfs \
     --out "$out/initramfs.img"
 echo "kernel $pkg: $out/vmlinuz $(stat -c %s "$out/vmlinuz") bytes"
 
-# UEFI disk images. The stub comes from Debian's systemd-boot-efi (tests/setup.sh).
+# Disk images. The stub comes from Debian's systemd-boot-efi, gptmbr.bin and the
+# syslinux installer (which writes through mtools, as any user) from syslinux-common,
+# syslinux and mtools (tests/setup.sh).
 stub=/usr/lib/systemd/boot/efi/linuxx64.efi.stub
 image() { "$(pwd)/target/release/natbox-image" "$@"; }
+# $1: the UKI, $2: the disk to write, then extra `natbox-image disk` options.
+disk() {
+    local efi=$1 raw=$2
+    shift 2
+    image disk --efi "$efi" --out "$raw" --bios-mbr /usr/lib/syslinux/mbr/gptmbr.bin "$@"
+    # mtools stamps files with SOURCE_DATE_EPOCH (here the FAT epoch, 1980-01-01).
+    SOURCE_DATE_EPOCH=315532800 TZ=UTC syslinux --offset $((1 << 20)) --install "$raw"
+}
 image uki --stub "$stub" --kernel "$out/vmlinuz" --initrd "$out/initramfs.img" \
     --cmdline "console=ttyS0 quiet panic=-1" --out "$out/natbox.efi"
-image disk --efi "$out/natbox.efi" --out "$out/natbox.raw"
+disk "$out/natbox.efi" "$out/natbox.raw"
 qemu-img convert -f raw -O qcow2 "$out/natbox.raw" "$out/natbox.qcow2"
 # GCP wants a disk.raw of a whole number of GiB in a gzipped (old GNU, sparse) tar.
 mkdir -p "$out/gcp"
-image disk --efi "$out/natbox.efi" --out "$out/gcp/disk.raw" --size $((1 << 30)) >/dev/null
+disk "$out/natbox.efi" "$out/gcp/disk.raw" --size $((1 << 30)) >/dev/null
 tar --format=oldgnu --sparse --mtime=@0 --owner=0 --group=0 --numeric-owner \
     -C "$out/gcp" -cf - disk.raw | gzip -9n >"$out/natbox-gcp.tar.gz"
 rm -f "$out/gcp/disk.raw"

@@ -5,16 +5,17 @@
 # console on this terminal (Ctrl-A X quits QEMU). Everything is torn down on exit.
 # While it runs, from another terminal:  ip netns exec <lan ns> ping 198.51.100.1
 #
-# usage: qemu/run.sh [kernel|uefi]   (or VM_BOOT=...; see qemu/vm.sh)
+# usage: qemu/run.sh [kernel|uefi|bios]   (or VM_BOOT=...; see qemu/vm.sh)
 #   kernel  direct kernel boot of build/vmlinuz + build/initramfs.img (the default)
 #   uefi    the disk image build/natbox.raw booted by OVMF firmware
+#   bios    the same disk booted by legacy BIOS (SeaBIOS, syslinux)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 export VM_BOOT=${1:-${VM_BOOT:-kernel}}
 case "$VM_BOOT" in
-kernel | uefi) ;;
+kernel | uefi | bios) ;;
 *)
-    echo "usage: $0 [kernel|uefi]" >&2
+    echo "usage: $0 [kernel|uefi|bios]" >&2
     exit 2
     ;;
 esac

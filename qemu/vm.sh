@@ -36,7 +36,8 @@ vm_accel() {
 
 # How the VM boots (VM_BOOT): "kernel" (default) is QEMU's direct kernel boot of
 # build/vmlinuz + build/initramfs.img; "uefi" boots the disk image build/natbox.raw
-# (VM_DISK_IMAGE overrides it) with OVMF firmware, its UKI on the EFI system partition.
+# (VM_DISK_IMAGE overrides it) with OVMF firmware, its UKI on the EFI system partition;
+# "bios" boots the same disk with QEMU's default BIOS (SeaBIOS), through syslinux.
 # The boot disk is opened snapshot=on, so the image file is never written.
 VM_BOOT=${VM_BOOT:-kernel}
 VM_DISK_IMAGE=${VM_DISK_IMAGE:-$E2E_ROOT/build/natbox.raw}
@@ -61,8 +62,14 @@ vm_boot_args() {
             -device "virtio-blk-pci,drive=boot,bootindex=0"
         )
         ;;
+    bios)
+        args+=(
+            -drive "file=$VM_DISK_IMAGE,format=raw,if=none,id=boot,snapshot=on"
+            -device "virtio-blk-pci,drive=boot,bootindex=0"
+        )
+        ;;
     *)
-        echo "VM_BOOT=$VM_BOOT: expected kernel or uefi" >&2
+        echo "VM_BOOT=$VM_BOOT: expected kernel, uefi or bios" >&2
         return 1
         ;;
     esac

@@ -1,6 +1,14 @@
 //! The bootable disk image: a unified kernel image (UKI) as `EFI/BOOT/BOOTX64.EFI` on a
 //! FAT EFI system partition inside a GPT disk, written without loop devices or root.
 //!
+//! Legacy BIOS boot of the same disk (optional): syslinux's `gptmbr.bin` in the
+//! protective MBR, the ESP marked legacy-BIOS-bootable, and `syslinux.cfg` booting
+//! `/vmlinuz` and `/initrd.img` with the UKI's command line; `build.sh` then runs the
+//! (mtools-based, rootless) syslinux installer for the VBR, ldlinux.sys and ldlinux.c32.
+//! `/vmlinuz` and `/initrd.img` take no space: their directory entries point into the
+//! clusters of the UKI's `.linux` and `.initrd` sections (the ESP is written once and
+//! only read afterwards; clusters are 512 bytes so any PE file offset lines up).
+//!
 //! Reproducible: the PE timestamp of the UKI is zeroed (objcopy stamps the build
 //! time), FAT timestamps are the DOS epoch, and the disk GUID, partition GUID and FAT
 //! volume id are derived from the UKI's bytes, so the same inputs give the same disk.
@@ -99,12 +107,82 @@ impl fatfs::TimeProvider for DosEpoch {
 
 static DOS_EPOCH: DosEpoch = DosEpoch;
 
+/// The file offset and size of PE section `name`.
+pub fn pe_section(pe: &[u8], name: &str) -> Option<(usize, usize)> {
+    let u16_at = |at: usize| Some(u16::from_le_bytes(pe.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(pe.get(at..at + 4)?.try_into().ok()?));
+    let lfanew = u32_at(0x3c)? as usize;
+    let count = usize::from(u16_at(lfanew + 6)?);
+    let table = lfanew + 24 + usize::from(u16_at(lfanew + 20)?);
+    (0..count).map(|i| table + 40 * i).find_map(|at| {
+        let raw_name = pe.get(at..at + 8)?;
+        let end = raw_name.iter().position(|&b| b == 0).unwrap_or(8);
+        if &raw_name[..end] != name.as_bytes() {
+            return None;
+        }
+        let virtual_size = u32_at(at + 8)? as usize;
+        let raw_size = u32_at(at + 16)? as usize;
+        let offset = u32_at(at + 20)? as usize;
+        Some((offset, virtual_size.min(raw_size)))
+    })
+}
+
+/// Points the (empty) root-directory entries with 8.3 names `links` at byte ranges of
+/// `target`, a file stored contiguously in the FAT16 image `fat`: the entries share
+/// the target's clusters. Each range must start on a cluster boundary.
+fn cross_link(
+    fat: &mut [u8],
+    target: &[u8],
+    links: &[(&[u8; 11], (usize, usize))],
+) -> Result<(), String> {
+    let u16_at = |at: usize| usize::from(u16::from_le_bytes([fat[at], fat[at + 1]]));
+    let sector = u16_at(11);
+    let cluster = sector * usize::from(fat[13]);
+    let root = (u16_at(14) + usize::from(fat[16]) * u16_at(22)) * sector;
+    let data = root + u16_at(17) * 32;
+    let start = (data..fat.len() - target.len())
+        .step_by(cluster)
+        .find(|&at| fat[at..at + target.len()] == *target)
+        .ok_or("the UKI is not stored contiguously on the ESP")?;
+    for (name, (offset, len)) in links {
+        if offset % cluster != 0 || offset + len > target.len() {
+            return Err(format!(
+                "{}: range not on a cluster boundary",
+                String::from_utf8_lossy(*name)
+            ));
+        }
+        let first = (start + offset - data) / cluster + 2;
+        let entry = (root..data)
+            .step_by(32)
+            .find(|&at| &fat[at..at + 11] == *name)
+            .ok_or_else(|| {
+                format!(
+                    "{} not in the root directory",
+                    String::from_utf8_lossy(*name)
+                )
+            })?;
+        fat[entry + 26..entry + 28].copy_from_slice(
+            &u16::try_from(first)
+                .map_err(|_| "cluster out of range")?
+                .to_le_bytes(),
+        );
+        fat[entry + 28..entry + 32].copy_from_slice(
+            &u32::try_from(*len)
+                .map_err(|_| "file too big")?
+                .to_le_bytes(),
+        );
+    }
+    Ok(())
+}
+
 /// A FAT file system image of `size` bytes holding `files` (paths with `/`).
 pub fn fat_image(size: u64, volume_id: u32, files: &[(&str, &[u8])]) -> io::Result<Vec<u8>> {
     let mut image = Cursor::new(vec![0u8; size as usize]);
     fatfs::format_volume(
         &mut image,
         fatfs::FormatVolumeOptions::new()
+            .fat_type(fatfs::FatType::Fat16)
+            .bytes_per_cluster(512)
             .volume_id(volume_id)
             .volume_label(*b"NATBOX ESP "),
     )?;
@@ -135,7 +213,15 @@ pub fn fat_image(size: u64, volume_id: u32, files: &[(&str, &[u8])]) -> io::Resu
 /// Writes a GPT disk of `total` bytes (a multiple of the sector size) to `out` with one
 /// partition, the EFI system partition `esp`, at 1 MiB. Unwritten regions are left as
 /// holes (the file is sparse) so big cloud-sized disks cost little.
-pub fn write_gpt_disk(out: &Path, total: u64, esp: &[u8], seed: &[u8]) -> io::Result<()> {
+/// `bios_mbr`: boot code for the protective MBR (its first 440 bytes are used); the ESP
+/// is then marked legacy-BIOS-bootable (GPT attribute bit 2).
+pub fn write_gpt_disk(
+    out: &Path,
+    total: u64,
+    esp: &[u8],
+    seed: &[u8],
+    bios_mbr: Option<&[u8]>,
+) -> io::Result<()> {
     let sectors = total / SECTOR;
     let last = sectors - 1;
     let esp_first = MIB / SECTOR;
@@ -151,6 +237,9 @@ pub fn write_gpt_disk(out: &Path, total: u64, esp: &[u8], seed: &[u8]) -> io::Re
     e[16..32].copy_from_slice(&derived_guid(seed, "natbox esp partition"));
     e[32..40].copy_from_slice(&esp_first.to_le_bytes());
     e[40..48].copy_from_slice(&esp_last.to_le_bytes());
+    if bios_mbr.is_some() {
+        e[48..56].copy_from_slice(&4u64.to_le_bytes());
+    }
     for (i, unit) in "EFI System".encode_utf16().enumerate() {
         e[56 + 2 * i..58 + 2 * i].copy_from_slice(&unit.to_le_bytes());
     }
@@ -177,6 +266,10 @@ pub fn write_gpt_disk(out: &Path, total: u64, esp: &[u8], seed: &[u8]) -> io::Re
 
     // Protective MBR: one partition of type 0xEE covering the disk.
     let mut mbr = vec![0u8; SECTOR as usize];
+    if let Some(code) = bios_mbr {
+        let n = code.len().min(440);
+        mbr[..n].copy_from_slice(&code[..n]);
+    }
     let p = &mut mbr[446..462];
     p[1..4].copy_from_slice(&[0x00, 0x02, 0x00]);
     p[4] = 0xee;
@@ -203,8 +296,14 @@ pub fn write_gpt_disk(out: &Path, total: u64, esp: &[u8], seed: &[u8]) -> io::Re
 
 /// Builds the disk: `uki` as EFI/BOOT/BOOTX64.EFI on an ESP sized to fit it with 1 MiB
 /// to spare; the disk is that plus 1 MiB before (GPT, alignment) and 1 MiB after
-/// (backup GPT), or `total` bytes when given (and big enough). Returns the disk size.
-pub fn build(uki: &[u8], out: &Path, total: Option<u64>) -> Result<u64, String> {
+/// (backup GPT), or `total` bytes when given (and big enough). With `bios_mbr`, also
+/// the legacy BIOS boot files (see the module doc). Returns the disk size.
+pub fn build(
+    uki: &[u8],
+    out: &Path,
+    total: Option<u64>,
+    bios_mbr: Option<&[u8]>,
+) -> Result<u64, String> {
     let esp_size = (uki.len() as u64 + MIB).div_ceil(MIB) * MIB;
     let minimum = esp_size + 2 * MIB;
     let total = total.unwrap_or(minimum);
@@ -218,9 +317,29 @@ pub fn build(uki: &[u8], out: &Path, total: Option<u64>) -> Result<u64, String> 
             .try_into()
             .unwrap(),
     );
-    let esp = fat_image(esp_size, volume_id, &[("EFI/BOOT/BOOTX64.EFI", uki)])
-        .map_err(|e| format!("FAT: {e}"))?;
-    write_gpt_disk(out, total, &esp, uki).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut files: Vec<(&str, &[u8])> = vec![("EFI/BOOT/BOOTX64.EFI", uki)];
+    let syslinux_cfg;
+    let mut links = Vec::new();
+    if bios_mbr.is_some() {
+        let section = |name| pe_section(uki, name).ok_or(format!("the UKI has no {name} section"));
+        let (at, len) = section(".cmdline")?;
+        let cmdline = String::from_utf8_lossy(&uki[at..at + len]);
+        syslinux_cfg = format!(
+            "DEFAULT natbox\nPROMPT 0\nTIMEOUT 0\nLABEL natbox\n  LINUX /vmlinuz\n  INITRD /initrd.img\n  APPEND {}\n",
+            cmdline.trim_end_matches(['\0', '\n'])
+        );
+        files.extend([
+            ("vmlinuz", &[][..]),
+            ("initrd.img", &[][..]),
+            ("syslinux.cfg", syslinux_cfg.as_bytes()),
+        ]);
+        links.push((b"VMLINUZ    ", section(".linux")?));
+        links.push((b"INITRD  IMG", section(".initrd")?));
+    }
+    let mut esp = fat_image(esp_size, volume_id, &files).map_err(|e| format!("FAT: {e}"))?;
+    cross_link(&mut esp, uki, &links)?;
+    write_gpt_disk(out, total, &esp, uki, bios_mbr)
+        .map_err(|e| format!("{}: {e}", out.display()))?;
     Ok(total)
 }
 
@@ -234,8 +353,8 @@ mod tests {
         let dir = std::env::temp_dir();
         let a = dir.join(format!("natbox-disk-test-a-{}", std::process::id()));
         let b = dir.join(format!("natbox-disk-test-b-{}", std::process::id()));
-        let size = build(&payload, &a, None).unwrap();
-        build(&payload, &b, None).unwrap();
+        let size = build(&payload, &a, None, None).unwrap();
+        build(&payload, &b, None, None).unwrap();
         let (da, db) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
         std::fs::remove_file(&a).ok();
         std::fs::remove_file(&b).ok();

@@ -12,7 +12,8 @@
 //! the PE timestamp zeroed so the result is reproducible.
 //!
 //! `natbox-image disk --efi UKI --out FILE [--size BYTES]` writes a raw GPT disk whose
-//! EFI system partition (FAT) holds the UKI as `EFI/BOOT/BOOTX64.EFI`; see `disk.rs`.
+//! EFI system partition (FAT) holds the UKI as `EFI/BOOT/BOOTX64.EFI`; with
+//! `--bios-mbr` (syslinux's gptmbr.bin) also prepared for legacy BIOS boot; see `disk.rs`.
 //!
 //! Modules carried: virtio (PCI and MMIO transports, net, blk) for QEMU and KVM
 //! clouds, ena (AWS Nitro), gve (GCP gVNIC), vmxnet3 (VMware), qemu_fw_cfg; NVMe is
@@ -47,7 +48,7 @@ const MODULES: &[&str] = &[
 
 const USAGE: &str = "usage: natbox-image initramfs --binary APPLIANCE --kernel-tree DIR --out FILE
        natbox-image uki --stub STUB --kernel VMLINUZ --initrd IMG --cmdline LINE --out FILE
-       natbox-image disk --efi UKI --out FILE [--size BYTES]";
+       natbox-image disk --efi UKI --out FILE [--size BYTES] [--bios-mbr GPTMBR.BIN]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -62,7 +63,7 @@ fn main() -> ExitCode {
                 None => Err(USAGE.into()),
             }
         }
-        ["disk", rest @ ..] => match flags(rest, &["efi", "out"], &["size"]) {
+        ["disk", rest @ ..] => match flags(rest, &["efi", "out"], &["size", "bios-mbr"]) {
             Some(f) => disk_image(&f),
             None => Err(USAGE.into()),
         },
@@ -164,7 +165,8 @@ fn disk_image(f: &BTreeMap<String, &str>) -> Result<(), String> {
         Some(s) => Some(s.parse::<u64>().map_err(|e| format!("--size {s}: {e}"))?),
         None => None,
     };
-    let total = disk::build(&uki, Path::new(f["out"]), size)?;
+    let bios_mbr = f.get("bios-mbr").map(|p| read(p)).transpose()?;
+    let total = disk::build(&uki, Path::new(f["out"]), size, bios_mbr.as_deref())?;
     println!(
         "{}: {} bytes ({:.2} MiB), GPT + FAT ESP with EFI/BOOT/BOOTX64.EFI",
         f["out"],

@@ -3,7 +3,8 @@
 # unless KVM works: the banner appears, lan traffic is translated through the VM,
 # Ctrl-Alt-Del shuts the box down cleanly, and a missing or corrupt metadata disk is
 # reported while the box stays up. Then the UEFI disk image (build/natbox.raw, a UKI
-# on a GPT/FAT ESP) boots with OVMF firmware and translates traffic too. The images
+# on a GPT/FAT ESP) boots with OVMF firmware and translates traffic too, and the same
+# disk boots on legacy BIOS (syslinux). The images
 # are checked to be reproducible. Prints the boot times from the banner.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,9 +26,10 @@ check "initramfs is reproducible (same inputs, same bytes)" cmp "$rebuilt/initra
 image uki --stub /usr/lib/systemd/boot/efi/linuxx64.efi.stub --kernel "$root/build/vmlinuz" \
     --initrd "$root/build/initramfs.img" --cmdline "console=ttyS0 quiet panic=-1" --out "$rebuilt/natbox.efi"
 check "unified kernel image is reproducible" cmp "$rebuilt/natbox.efi" "$root/build/natbox.efi"
-image disk --efi "$rebuilt/natbox.efi" --out "$rebuilt/natbox.raw"
-check "UEFI disk image is reproducible" cmp "$rebuilt/natbox.raw" "$root/build/natbox.raw"
-check "UEFI disk image is under 32 MiB" test "$(stat -c %s "$root/build/natbox.raw")" -lt $((32 << 20))
+image disk --efi "$rebuilt/natbox.efi" --out "$rebuilt/natbox.raw" --bios-mbr /usr/lib/syslinux/mbr/gptmbr.bin
+SOURCE_DATE_EPOCH=315532800 TZ=UTC syslinux --offset $((1 << 20)) --install "$rebuilt/natbox.raw"
+check "disk image is reproducible" cmp "$rebuilt/natbox.raw" "$root/build/natbox.raw"
+check "disk image is under 32 MiB" test "$(stat -c %s "$root/build/natbox.raw")" -lt $((32 << 20))
 qemu-img convert -f raw -O qcow2 "$rebuilt/natbox.raw" "$rebuilt/natbox.qcow2"
 check "qcow2 image is reproducible" cmp "$rebuilt/natbox.qcow2" "$root/build/natbox.qcow2"
 check "GCP tarball holds disk.raw" bash -c "tar -tzf '$root/build/natbox-gcp.tar.gz' | grep -qx disk.raw"
@@ -87,9 +89,10 @@ check "box with a corrupt disk shuts down cleanly" vm_shutdown 60
 # metadata disk is the second drive (natbox finds it by its magic).
 VM_BOOT=uefi
 console=$WORK/console-uefi.log
+started=$SECONDS
 vm_boot "$console"
 check "UEFI disk boot: banner on the serial console within 180 s" wait_for_line "$console" "forwarding .* ms after kernel start" 180
-grep -o "forwarding [0-9]* ms after kernel start" "$console" | sed 's/^/boot time (UEFI disk): /' || true
+grep -o "forwarding [0-9]* ms after kernel start" "$console" | sed "s/^/boot time (UEFI disk): /; s/\$/, banner $((SECONDS - started)) s after QEMU start (firmware included)/" || true
 in_wan timeout 30 tcpdump -i eth0 -n -l -c 3 icmp >"$WORK/tcpdump-uefi.txt" 2>/dev/null &
 dump=$!
 sleep 1
@@ -98,5 +101,16 @@ wait "$dump" || true
 check "UEFI disk boot: wan sees the public source address only" bash -c "grep -q '198.51.100.10 > 198.51.100.1' '$WORK/tcpdump-uefi.txt' && ! grep -q '10.10.0' '$WORK/tcpdump-uefi.txt'"
 check "UEFI disk boot: Ctrl-Alt-Del, QEMU exits within 60 s" vm_shutdown 60
 check "UEFI disk boot: clean-shutdown line on the console" grep -q "natbox: clean shutdown, powering off" "$console"
+
+# 5. The same disk on legacy BIOS: SeaBIOS, gptmbr.bin, syslinux, /vmlinuz + /initrd.img.
+VM_BOOT=bios
+console=$WORK/console-bios.log
+started=$SECONDS
+vm_boot "$console"
+check "BIOS disk boot: banner on the serial console within 180 s" wait_for_line "$console" "forwarding .* ms after kernel start" 180
+grep -o "forwarding [0-9]* ms after kernel start" "$console" | sed "s/^/boot time (BIOS disk): /; s/\$/, banner $((SECONDS - started)) s after QEMU start (firmware included)/" || true
+check "BIOS disk boot: ping from lan to wan through the VM" in_lan ping -c 3 -W 5 -w 30 198.51.100.1
+check "BIOS disk boot: Ctrl-Alt-Del, QEMU exits within 60 s" vm_shutdown 60
+check "BIOS disk boot: clean-shutdown line on the console" grep -q "natbox: clean shutdown, powering off" "$console"
 VM_BOOT=kernel
 finish
