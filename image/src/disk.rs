@@ -7,7 +7,10 @@
 //! (mtools-based, rootless) syslinux installer for the VBR, ldlinux.sys and ldlinux.c32.
 //! `/vmlinuz` and `/initrd.img` take no space: their directory entries point into the
 //! clusters of the UKI's `.linux` and `.initrd` sections (the ESP is written once and
-//! only read afterwards; clusters are 512 bytes so any PE file offset lines up).
+//! only read afterwards; clusters are 512 bytes so any PE file offset lines up). That
+//! keeps the disk under 32 MiB, at a price: fsck.fat reports the shared clusters, and
+//! a *repairing* fsck of the ESP would truncate the UKI. Nothing in the appliance
+//! mounts or checks the ESP; without `--bios-mbr` the ESP is fsck-clean.
 //!
 //! Reproducible: the PE timestamp of the UKI is zeroed (objcopy stamps the build
 //! time), FAT timestamps are the DOS epoch, and the disk GUID, partition GUID and FAT
@@ -175,6 +178,68 @@ fn cross_link(
     Ok(())
 }
 
+/// fatfs 0.3 writes long-name entries in front of the `.` and `..` entries of the
+/// directories it creates, which fsck.fat rejects (`.` and `..` must be the first two
+/// slots); this drops them. `fat` is a FAT16 image; walks every directory.
+fn drop_dot_long_names(fat: &mut [u8]) {
+    let u16_at = |fat: &[u8], at: usize| usize::from(u16::from_le_bytes([fat[at], fat[at + 1]]));
+    let sector = u16_at(fat, 11);
+    let cluster = sector * usize::from(fat[13]);
+    let fat_start = u16_at(fat, 14) * sector;
+    let root = fat_start + usize::from(fat[16]) * u16_at(fat, 22) * sector;
+    let data = root + u16_at(fat, 17) * 32;
+    // Directories as lists of (start, len) byte ranges.
+    let mut dirs: Vec<Vec<(usize, usize)>> = vec![vec![(root, data - root)]];
+    while let Some(ranges) = dirs.pop() {
+        let slots: Vec<usize> = ranges
+            .iter()
+            .flat_map(|&(at, len)| (at..at + len).step_by(32))
+            .collect();
+        // The entries up to the end marker, less the long names of `.` and `..`,
+        // written back in order from the first slot (so `.` and `..` come first).
+        let used: Vec<usize> = slots
+            .iter()
+            .copied()
+            .take_while(|&at| fat[at] != 0)
+            .collect();
+        let mut keep: Vec<[u8; 32]> = Vec::new();
+        let mut pending: Vec<[u8; 32]> = Vec::new();
+        for &at in &used {
+            let entry: [u8; 32] = fat[at..at + 32].try_into().unwrap();
+            if entry[11] == 0x0f {
+                pending.push(entry);
+                continue;
+            }
+            let dot = &entry[..11] == b".          " || &entry[..11] == b"..         ";
+            if !dot {
+                keep.append(&mut pending);
+            }
+            pending.clear();
+            keep.push(entry);
+        }
+        keep.append(&mut pending);
+        for (i, &at) in used.iter().enumerate() {
+            match keep.get(i) {
+                Some(entry) => fat[at..at + 32].copy_from_slice(entry),
+                None => fat[at..at + 32].fill(0),
+            }
+        }
+        for &at in &used[..keep.len()] {
+            let (name, attr) = (&fat[at..at + 11], fat[at + 11]);
+            if name[0] == 0xe5 || attr == 0x0f || attr & 0x10 == 0 || name[0] == b'.' {
+                continue;
+            }
+            let mut chain = Vec::new();
+            let mut c = u16_at(fat, at + 26);
+            while (2..0xfff8).contains(&c) && chain.len() < fat.len() / cluster {
+                chain.push((data + (c - 2) * cluster, cluster));
+                c = u16_at(fat, fat_start + 2 * c);
+            }
+            dirs.push(chain);
+        }
+    }
+}
+
 /// A FAT file system image of `size` bytes holding `files` (paths with `/`).
 pub fn fat_image(size: u64, volume_id: u32, files: &[(&str, &[u8])]) -> io::Result<Vec<u8>> {
     let mut image = Cursor::new(vec![0u8; size as usize]);
@@ -207,7 +272,9 @@ pub fn fat_image(size: u64, volume_id: u32, files: &[(&str, &[u8])]) -> io::Resu
         }
         fs.unmount()?;
     }
-    Ok(image.into_inner())
+    let mut image = image.into_inner();
+    drop_dot_long_names(&mut image);
+    Ok(image)
 }
 
 /// Writes a GPT disk of `total` bytes (a multiple of the sector size) to `out` with one
@@ -379,6 +446,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(back, payload);
+        // Directories start with `.` and `..` (no long-name entries in front).
+        let u16_at = |at: usize| usize::from(u16::from_le_bytes([esp[at], esp[at + 1]]));
+        let root = (u16_at(14) + usize::from(esp[16]) * u16_at(22)) * 512;
+        let data = root + u16_at(17) * 32;
+        let efi = (root..data)
+            .step_by(32)
+            .find(|&at| &esp[at..at + 11] == b"EFI        ")
+            .unwrap();
+        let dir = data + (u16_at(efi + 26) - 2) * 512;
+        assert_eq!(&esp[dir..dir + 11], b".          ");
+        assert_eq!(&esp[dir + 32..dir + 43], b"..         ");
     }
 
     #[test]
