@@ -5,6 +5,12 @@
 #
 #   tests/bench/compare.sh                 # DURATION=10 s per traffic run
 #   DURATION=5 PROFILE=1 tests/bench/compare.sh
+#   VARIANTS="bufring tpacket" ROUNDS=2 tests/bench/compare.sh
+#
+# natbox is measured once per receive path in VARIANTS (NATBOX_RX, default both:
+# bufring = io_uring multishot RecvMsg + Send, tpacket = TPACKET_V3 rx/tx rings, natbox's
+# default), the variants interleaved, ROUNDS times (default 1); the table shows each
+# variant's mean over its rounds, the per-round values are printed as they are measured.
 #
 # One run measures, first with natbox in host mode in ns gw, then with the kernel
 # forwarding in ns gw (lan0 10.10.0.1/24 + 2001:db8:10::1/64, wan0 198.51.100.10/24 +
@@ -53,8 +59,11 @@ DURATION=${DURATION:-10}
 # modes, so that other work on the machine disturbs it less.
 NICE=${NICE:--10}
 PROFILE=${PROFILE:-0}
+VARIANTS=${VARIANTS:-bufring tpacket}
+ROUNDS=${ROUNDS:-1}
+read -r -a VARIANT_LIST <<<"$VARIANTS"
 # Hard bound on the whole script (seconds).
-MAX_RUNTIME=${MAX_RUNTIME:-$((DURATION * 20 + 240))}
+MAX_RUNTIME=${MAX_RUNTIME:-$(((DURATION * 14 + 60) * ${#VARIANT_LIST[@]} * ROUNDS + DURATION * 10 + 240))}
 
 # shellcheck source=../e2e/lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../e2e/lib.sh"
@@ -234,15 +243,18 @@ echo "machine busy before start: $(calc "round(($b1 - $b0) * 100 / max($a1 - $a0
 topology
 wan_sink
 
-echo "== natbox (host mode, pinned to CPU $GW_CPU)"
 # Like-for-like with conntrack, which has no per-host limit: room for 10k flows of one host.
 write_config '/^mss_clamp/a max_sessions_per_host = 16384\nmax_ports_per_host = 16384'
-start_natbox
+for round in $(seq "$ROUNDS"); do
+for variant in "${VARIANT_LIST[@]}"; do
+echo "== natbox NATBOX_RX=$variant, round $round (host mode, pinned to CPU $GW_CPU)"
+NATBOX_RX=$variant start_natbox
+grep -o "receive path: .*" "$WORK/natbox.log" | sed 's/^/  /'
 taskset -a -p -c "$GW_CPU" "$NATBOX_PID" >/dev/null
 renice -n "$NICE" -p "$NATBOX_PID" >/dev/null
-measure natbox "$NATBOX_PID"
+measure "$variant.$round" "$NATBOX_PID"
 
-if [ "$PROFILE" = 1 ]; then
+if [ "$PROFILE" = 1 ] && [ "$round" = 1 ]; then
     echo "== natbox profile (not in the table)"
     offloads off
     if command -v strace >/dev/null; then
@@ -276,6 +288,8 @@ fi
 stop_natbox
 echo "  natbox counters at exit:"
 grep "counters" "$WORK/natbox.log" | sed 's/^.*counters/    counters/'
+done
+done
 
 echo "== baseline: trafgen alone (gw forwards nothing; frames dropped at lan0)"
 offloads off
@@ -309,21 +323,43 @@ EOF
 # natbox answered for 10.10.0.1 with lan0's MAC; the kernel does too: same neighbours.
 measure kernel
 R[direct.rtt]=$(rtt "$GW" 198.51.100.1)
-for m in natbox kernel; do gw_cpu $m 1; gw_cpu $m 10000; done
+gw_cpu kernel 1; gw_cpu kernel 10000
+METRICS="pps1 pps10000 offered1 offered10000 tcpoff tcpon cpu1 cpu10000 pcpu1 pcpu10000 rtt"
+for v in "${VARIANT_LIST[@]}"; do
+    for round in $(seq "$ROUNDS"); do gw_cpu "$v.$round" 1; gw_cpu "$v.$round" 10000; done
+    for m in $METRICS; do # mean over the rounds that have a number
+        vals="" other=""
+        for round in $(seq "$ROUNDS"); do
+            x=${R[$v.$round.$m]:-}
+            if [[ "$x" =~ ^[0-9.]+$ ]]; then vals="$vals$x,"; elif [ -n "$x" ]; then other=$x; fi
+        done
+        if [ -n "$vals" ]; then
+            R[$v.$m]=$(calc "(lambda l: (lambda a: round(a) if a >= 1000 else round(a, 3))(sum(l) / len(l)))([$vals])")
+        elif [ -n "$other" ]; then
+            R[$v.$m]=$other
+        fi
+    done
+done
 
 # --- the report ------------------------------------------------------------------------
 
-row() { # label key [unit-fmt]
-    local n=${R[natbox.$2]:-} k=${R[kernel.$2]:-} ratio="-"
-    if [ -n "$n" ] && [ -n "$k" ]; then
-        ratio=$(calc "'%.2f' % ($n / $k) if $k else '-'" 2>/dev/null || echo -)
-    fi
-    printf '%-42s %14s %14s %10s\n' "$1" "${n:--}" "${k:--}" "$ratio"
+row() { # label key: one column per variant, the kernel, then variant/kernel ratios
+    local v x k=${R[kernel.$2]:-} cols=() ratios=()
+    for v in "${VARIANT_LIST[@]}"; do
+        x=${R[$v.$2]:-}
+        cols+=("${x:--}")
+        if [[ "$x" =~ ^[0-9.]+$ ]] && [[ "$k" =~ ^[0-9.]+$ ]]; then
+            ratios+=("$(calc "'%.2f' % ($x / $k) if $k else '-'")")
+        else
+            ratios+=("-")
+        fi
+    done
+    printf '%-42s' "$1"; printf ' %14s' "${cols[@]}" "${k:--}" "${ratios[@]}"; echo
 }
 
 echo
-echo "== results (DURATION=${DURATION}s, 64-byte UDP; trafgen on CPU $TG_CPU, natbox on CPU $GW_CPU)"
-printf '%-42s %14s %14s %10s\n' metric natbox kernel natbox/kernel
+echo "== results (DURATION=${DURATION}s, ROUNDS=$ROUNDS, 64-byte UDP; trafgen on CPU $TG_CPU, natbox on CPU $GW_CPU)"
+printf '%-42s' metric; printf ' %14s' "${VARIANT_LIST[@]}" kernel; for v in "${VARIANT_LIST[@]}"; do printf ' %14s' "$v/kernel"; done; echo
 row "pps delivered, 1 flow" pps1
 row "pps delivered, 10k flows" pps10000
 row "  (offered by trafgen, 1 flow)" offered1
@@ -332,11 +368,14 @@ row "TCP Gbps, offloads off" tcpoff
 row "TCP Gbps, csum offload on (TSO/GSO off)" tcpon
 row "gw CPU s per Mpkt, 1 flow" cpu1
 row "gw CPU s per Mpkt, 10k flows" cpu10000
-printf '%-42s %14s %14s %10s\n' "natbox process CPU s per Mpkt, 1/10k" "${R[natbox.pcpu1]:--}/${R[natbox.pcpu10000]:--}" "-" "-"
+row "natbox process CPU s per Mpkt, 1 flow" pcpu1
+row "natbox process CPU s per Mpkt, 10k flows" pcpu10000
 row "RTT lan->wan avg ms (lower is better)" rtt
 printf '%-42s %14s\n' "RTT direct veth gw->wan avg ms" "${R[direct.rtt]:--}"
 echo
-meets() { calc "'yes' if ${R[natbox.$1]:-0} >= $2 * ${R[kernel.$1]:-1} else 'NO'"; }
-echo "goal natbox >= 1.5x kernel pps:   1 flow $(meets pps1 1.5), 10k flows $(meets pps10000 1.5)"
-echo "goal natbox >= 1.0x kernel TCP:   offloads off $(meets tcpoff 1.0), on $(meets tcpon 1.0)"
+meets() { calc "'yes' if ${R[$1.$2]:-0} >= $3 * ${R[kernel.$2]:-1} else 'NO'"; }
+for v in "${VARIANT_LIST[@]}"; do
+    echo "$v: goal >= 1.5x kernel pps: 1 flow $(meets "$v" pps1 1.5), 10k flows $(meets "$v" pps10000 1.5);" \
+        ">= 1.0x kernel TCP: offloads off $(meets "$v" tcpoff 1.0), on $(meets "$v" tcpon 1.0)"
+done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

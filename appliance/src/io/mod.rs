@@ -6,5 +6,6 @@ pub mod admin;
 pub mod console;
 pub mod dataplane;
 pub mod link;
+pub mod ring;
 pub mod signals;
 pub mod socket;
