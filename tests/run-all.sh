@@ -40,6 +40,8 @@ echo "== fuzzing (${fuzz_seconds} s per target)"
 )
 echo "== end-to-end tests (network namespaces, real clients)"
 ./tests/e2e/run.sh
+echo "== end-to-end tests on the TPACKET_V3 ring path (NATBOX_RX=tpacket)"
+NATBOX_RX=tpacket ./tests/e2e/run.sh test_ipv4 test_ipv6 test_iperf test_robust
 echo "== QEMU boot tests (the real image)"
 ./tests/boot/test_boot.sh
 echo "all checks passed"

@@ -16,16 +16,18 @@
 //! goes down is logged and the other port keeps forwarding; a port whose interface
 //! disappears is closed and reopened (with its link set up again) when it returns.
 //!
-//! That is `NATBOX_RX=bufring` in the environment at start-up. The default,
-//! `NATBOX_RX=tpacket`, replaces receive and transmit with `PACKET_RX_RING`/
+//! That is the default (`NATBOX_RX=bufring`). `NATBOX_RX=tpacket` at start-up
+//! replaces receive and transmit with `PACKET_RX_RING`/
 //! `PACKET_TX_RING` in `TPACKET_V3` (see `ring.rs`): a multishot `PollAdd` per port
 //! wakes the loop, which walks the ready receive blocks, kicking the transmit rings once
 //! per block. Everything else (link setup, counters, timers, link monitoring, the shell
 //! tick) is shared. Measured with tests/bench/compare.sh on a 2-vCPU VM: tpacket
 //! delivers ~1.7-2x the packets per second of bufring at ~0.6x natbox CPU per packet,
 //! the same TCP throughput, but adds up to a block timeout (1 ms, and timer slack) of
-//! latency per direction at low rates (ping RTT ~1.6 ms against ~0.25 ms): a block is
-//! handed over when full or when its timeout expires.
+//! latency per direction at low rates (ping RTT ~1.3-1.6 ms against ~0.2 ms): a block
+//! is handed over when full or when its timeout expires. bufring stays the default
+//! until the ring path stops costing latency (a NAT gateway should not add a
+//! millisecond to every idle flow's round trip) and has run in the VM image.
 //!
 //! One thread runs everything. The design leaves room for one loop per queue
 //! (`PACKET_FANOUT` across several sockets per port, one engine shard each).
@@ -85,8 +87,8 @@ impl RxPath {
     /// From `NATBOX_RX` (`bufring` or `tpacket`); unset means the default.
     pub fn from_env() -> io::Result<RxPath> {
         match std::env::var("NATBOX_RX").as_deref() {
-            Err(_) | Ok("" | "tpacket") => Ok(RxPath::Tpacket),
-            Ok("bufring") => Ok(RxPath::BufRing),
+            Err(_) | Ok("" | "bufring") => Ok(RxPath::BufRing),
+            Ok("tpacket") => Ok(RxPath::Tpacket),
             Ok(other) => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("NATBOX_RX={other}: expected bufring or tpacket"),
