@@ -18,6 +18,34 @@ pub trait Timed: Linked<0> {
     fn set_class(&mut self, class: Class);
 }
 
+/// Implements `Linked<0>` and `Timed` for a record type with the fields
+/// `lru: Links`, `last: u32` and `class: u8` (a `Class` as its discriminant).
+#[macro_export]
+macro_rules! timed_record {
+    ($record:ty) => {
+        impl $crate::engine::list::Linked<0> for $record {
+            fn links(&mut self) -> &mut $crate::engine::list::Links {
+                &mut self.lru
+            }
+        }
+
+        impl $crate::engine::lru::Timed for $record {
+            fn last(&self) -> u32 {
+                self.last
+            }
+            fn set_last(&mut self, now: u32) {
+                self.last = now;
+            }
+            fn class(&self) -> $crate::engine::track::Class {
+                $crate::engine::track::Class::ALL[usize::from(self.class)]
+            }
+            fn set_class(&mut self, class: $crate::engine::track::Class) {
+                self.class = class as u8;
+            }
+        }
+    };
+}
+
 /// One list per class.
 #[derive(Debug, Default)]
 pub struct Lru {

@@ -395,21 +395,11 @@ impl Engine {
         self.fw6.poll(now_s, &mut self.stats);
         let mut events = std::mem::take(&mut self.scratch4);
         self.arp.poll(now_ms, &mut events);
-        for e in events.drain(..) {
-            match e {
-                Event::Probe(port, addr) => self.solicit(port, NextHop::V4(addr)),
-                Event::Failed(buf) => self.discard(buf, DropReason::NeighbourUnresolved),
-            }
-        }
+        self.neighbour_events(&mut events, NextHop::V4);
         self.scratch4 = events;
         let mut events = std::mem::take(&mut self.scratch6);
         self.ndp.poll(now_ms, &mut events);
-        for e in events.drain(..) {
-            match e {
-                Event::Probe(port, addr) => self.solicit(port, NextHop::V6(addr)),
-                Event::Failed(buf) => self.discard(buf, DropReason::NeighbourUnresolved),
-            }
-        }
+        self.neighbour_events(&mut events, NextHop::V6);
         self.scratch6 = events;
         let mut expired = std::mem::take(&mut self.scratch_bufs);
         self.frags.poll(now_ms, &mut expired);
@@ -417,6 +407,16 @@ impl Engine {
             self.discard(buf, DropReason::FragmentTimeout);
         }
         self.scratch_bufs = expired;
+    }
+
+    /// Sends the requests a neighbour cache asked for and drops what waited in vain.
+    fn neighbour_events<A>(&mut self, events: &mut Vec<Event<A>>, hop: fn(A) -> NextHop) {
+        for e in events.drain(..) {
+            match e {
+                Event::Probe(port, addr) => self.solicit(port, hop(addr)),
+                Event::Failed(buf) => self.discard(buf, DropReason::NeighbourUnresolved),
+            }
+        }
     }
 
     fn account(&mut self, port: Port, verdict: Verdict, len: usize) {

@@ -19,7 +19,7 @@
 //! counted, existing ones are never evicted.
 
 use super::index::{Hasher, Index};
-use super::list::{Linked, Links};
+use super::list::Links;
 use super::lru::{Lru, Timed};
 use super::stats::{DropReason, Stats};
 use super::track::{self, Class, Dir, TcpState, Timeouts};
@@ -55,26 +55,7 @@ struct State6 {
     lru: Links,
 }
 
-impl Linked<0> for State6 {
-    fn links(&mut self) -> &mut Links {
-        &mut self.lru
-    }
-}
-
-impl Timed for State6 {
-    fn last(&self) -> u32 {
-        self.last
-    }
-    fn set_last(&mut self, now: u32) {
-        self.last = now;
-    }
-    fn class(&self) -> Class {
-        Class::ALL[usize::from(self.class)]
-    }
-    fn set_class(&mut self, class: Class) {
-        self.class = class as u8;
-    }
-}
+crate::timed_record!(State6);
 
 impl State6 {
     fn matches(&self, t: &Tuple6) -> bool {

@@ -42,7 +42,7 @@ mod rewrite;
 
 use super::index::{Hasher, Index};
 use super::list::{self, Linked, Links, List};
-use super::lru::{Lru, Timed};
+use super::lru::Lru;
 use super::stats::{DropReason, Stats};
 use super::track::{self, Class, Dir, TcpState, Timeouts};
 use crate::wire::{icmpv4, ipv4, proto, tcp};
@@ -83,26 +83,7 @@ struct Session {
     sib: Links,
 }
 
-impl Linked<0> for Session {
-    fn links(&mut self) -> &mut Links {
-        &mut self.lru
-    }
-}
-
-impl Timed for Session {
-    fn last(&self) -> u32 {
-        self.last
-    }
-    fn set_last(&mut self, now: u32) {
-        self.last = now;
-    }
-    fn class(&self) -> Class {
-        Class::ALL[usize::from(self.class)]
-    }
-    fn set_class(&mut self, class: Class) {
-        self.class = class as u8;
-    }
-}
+crate::timed_record!(Session);
 
 impl Linked<1> for Session {
     fn links(&mut self) -> &mut Links {
