@@ -4,8 +4,9 @@
 
 use crate::engine::Engine;
 use crate::io::admin::AdminSocket;
-use crate::io::console::Console;
+use crate::io::console::Terminal;
 use crate::io::dataplane::LinkSummary;
+use crate::shell::editor::Editor;
 use crate::shell::{self, Action, Context, Facts, Session, Store};
 use firmware_config::Config;
 use std::path::{Path, PathBuf};
@@ -43,11 +44,30 @@ impl Store for TomlStore {
     }
 }
 
+/// Whether the shell runs on the terminal, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleMode {
+    Off,
+    /// Host mode: ^C still stops the process.
+    Host,
+    /// PID 1 on the serial console: no key may signal the box.
+    Appliance,
+}
+
+/// The shell on a terminal: line editor, session, pending input.
+#[derive(Debug)]
+struct ConsoleShell {
+    terminal: Terminal,
+    editor: Editor,
+    session: Session,
+    input: Vec<u8>,
+}
+
 /// The shell front-ends of one running box.
 #[derive(Default)]
 pub struct Control {
     admin: Option<AdminSocket<Session>>,
-    console: Option<Console<Session>>,
+    console: Option<ConsoleShell>,
     store: Option<Box<dyn Store>>,
     /// `reboot` or `poweroff` from a shell, once asked.
     pub requested: Option<Action>,
@@ -62,16 +82,29 @@ impl std::fmt::Debug for Control {
 }
 
 impl Control {
-    /// Opens the admin socket at `admin` and, if `console`, the console shell.
-    pub fn open(admin: Option<&Path>, console: bool, hostname: &str) -> std::io::Result<Control> {
+    /// Opens the admin socket at `admin` and the console shell as `console` says.
+    pub fn open(
+        admin: Option<&Path>,
+        console: ConsoleMode,
+        hostname: &str,
+    ) -> std::io::Result<Control> {
         let admin = admin.map(AdminSocket::bind).transpose()?;
-        let console = if console {
-            let greeting = format!(
-                "natbox shell on {hostname}: `help` lists commands, `?` after a word helps (no password set: open console)"
-            );
-            Some(Console::open(&format!("{hostname}> "), &greeting)?)
-        } else {
-            None
+        let console = match console {
+            ConsoleMode::Off => None,
+            mode => {
+                let mut terminal = Terminal::open(mode == ConsoleMode::Host)?;
+                let editor = Editor::new(&format!("{hostname}> "));
+                terminal.write(&format!(
+                    "natbox shell on {hostname}: `help` lists commands, `?` after a word and Tab help (no password set: open console)\r\n{}",
+                    editor.prompt()
+                ));
+                Some(ConsoleShell {
+                    terminal,
+                    editor,
+                    session: Session::default(),
+                    input: Vec::new(),
+                })
+            }
         };
         Ok(Control {
             admin,
@@ -112,8 +145,22 @@ impl Control {
         if let Some(admin) = self.admin.as_mut() {
             admin.poll(&mut run);
         }
-        if let Some(console) = self.console.as_mut() {
-            console.poll(&mut run);
+        if let Some(c) = self.console.as_mut() {
+            c.terminal.read_available(&mut c.input);
+            let mut screen = String::new();
+            for byte in std::mem::take(&mut c.input) {
+                if let Some(line) = c.editor.feed(byte, &mut screen) {
+                    let (reply, _) = run(&mut c.session, &line);
+                    if !reply.is_empty() {
+                        screen.push_str(&reply.replace('\n', "\r\n"));
+                        screen.push_str("\r\n");
+                    }
+                    screen.push_str(c.editor.prompt());
+                }
+            }
+            if !screen.is_empty() {
+                c.terminal.write(&screen);
+            }
         }
         self.requested.is_none()
     }

@@ -82,7 +82,12 @@ fn run(
         }
     };
     let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
-    let mut control = match natbox::control::Control::open(admin, tty, &config.hostname) {
+    let console = if tty {
+        natbox::control::ConsoleMode::Host
+    } else {
+        natbox::control::ConsoleMode::Off
+    };
+    let mut control = match natbox::control::Control::open(admin, console, &config.hostname) {
         Ok(c) => c,
         Err(e) => {
             log::error!("admin shell: {e}");

@@ -53,7 +53,11 @@ pub fn run(report: fn(&Dataplane)) -> ! {
         Ok(stop) => stop,
         Err(e) => fatal(&format!("cannot install signal handlers: {e}")),
     };
-    let mut control = match Control::open(Some(Path::new(ADMIN_SOCKET)), true, "natbox") {
+    let mut control = match Control::open(
+        Some(Path::new(ADMIN_SOCKET)),
+        crate::control::ConsoleMode::Appliance,
+        "natbox",
+    ) {
         Ok(c) => c,
         Err(e) => {
             log::error!("admin shell unavailable: {e}");

@@ -1,74 +1,66 @@
-//! The shell on a terminal: the serial console in PID-1 mode, or standard input when
-//! it is a terminal in host mode. The terminal stays in canonical mode, so the kernel's
-//! line discipline does the editing any serial terminal supports (backspace, ^U, ^W);
-//! natbox reads whole lines, never blocking (the fd is non-blocking and polled from the
-//! dataplane's timer tick). A line longer than the bound is discarded with an error.
+//! The terminal the shell runs on: the serial console in PID-1 mode, or standard input
+//! when it is a terminal in host mode. natbox edits lines itself (`shell::editor`), so
+//! the terminal goes to non-canonical mode without echo; its output processing stays
+//! on. In PID-1 mode ^C and friends must not signal the box, so ISIG is turned off
+//! too; in host mode ^C still stops the process, as operators expect. Input is read
+//! without blocking, from the dataplane's timer tick. The previous terminal settings
+//! come back when the console is dropped.
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::sys::termios::{self, LocalFlags, SetArg, SpecialCharacterIndices, Termios};
 use std::io::{self, ErrorKind, Read, Write};
 
-const MAX_LINE: usize = 4096;
-
-/// The console front-end, with one session state `S`.
+/// Standard input and output as a raw-ish terminal.
 #[derive(Debug)]
-pub struct Console<S> {
-    session: S,
-    input: Vec<u8>,
-    prompt: String,
-    overflow: bool,
+pub struct Terminal {
+    saved: Option<Termios>,
 }
 
-impl<S: Default> Console<S> {
-    /// Takes over standard input (non-blocking) and prints the first prompt.
-    pub fn open(prompt: &str, greeting: &str) -> io::Result<Console<S>> {
+impl Terminal {
+    /// Takes over standard input; `keep_signals` leaves ^C/^\ generating signals.
+    pub fn open(keep_signals: bool) -> io::Result<Terminal> {
         let stdin = io::stdin();
         let flags = OFlag::from_bits_truncate(fcntl(&stdin, FcntlArg::F_GETFL)?);
         fcntl(&stdin, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
-        let console = Console {
-            session: S::default(),
-            input: Vec::new(),
-            prompt: prompt.to_string(),
-            overflow: false,
-        };
-        print!("{greeting}\n{}", console.prompt);
-        io::stdout().flush()?;
-        Ok(console)
+        let saved = termios::tcgetattr(&stdin).ok();
+        if let Some(old) = &saved {
+            let mut raw = old.clone();
+            raw.local_flags &=
+                !(LocalFlags::ICANON | LocalFlags::ECHO | LocalFlags::ECHONL | LocalFlags::IEXTEN);
+            if !keep_signals {
+                raw.local_flags &= !LocalFlags::ISIG;
+            }
+            raw.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
+            raw.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
+            termios::tcsetattr(&stdin, SetArg::TCSANOW, &raw)?;
+        }
+        Ok(Terminal { saved })
     }
 
-    /// Runs every complete line through `run` and prints the replies.
-    pub fn poll(&mut self, mut run: impl FnMut(&mut S, &str) -> (String, bool)) {
+    /// Appends whatever input is available (never blocks).
+    pub fn read_available(&mut self, into: &mut Vec<u8>) {
         let mut buf = [0u8; 1024];
         loop {
             match io::stdin().lock().read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => {
-                    self.input.extend_from_slice(&buf[..n]);
-                    if self.input.len() > MAX_LINE && !self.input.contains(&b'\n') {
-                        self.input.clear();
-                        self.overflow = true;
-                    }
-                }
+                Ok(n) => into.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(_) => break,
             }
         }
+    }
+
+    pub fn write(&mut self, text: &str) {
         let mut out = io::stdout().lock();
-        while let Some(end) = self.input.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.input.drain(..=end).collect();
-            let reply = if std::mem::take(&mut self.overflow) {
-                format!("error: line too long (at most {MAX_LINE} bytes)")
-            } else {
-                run(
-                    &mut self.session,
-                    String::from_utf8_lossy(&line[..end]).trim_end_matches('\r'),
-                )
-                .0
-            };
-            if !reply.is_empty() {
-                let _ = writeln!(out, "{reply}");
-            }
-            let _ = write!(out, "{}", self.prompt);
-        }
+        let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _ = termios::tcsetattr(io::stdin(), SetArg::TCSANOW, saved);
+        }
     }
 }

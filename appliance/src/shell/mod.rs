@@ -10,6 +10,7 @@
 //! characters are refused before parsing.
 
 pub mod configure;
+pub mod editor;
 pub mod grammar;
 mod metrics;
 mod render;
