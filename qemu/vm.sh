@@ -123,10 +123,17 @@ vm_monitor() {
     echo "$1" | socat - "UNIX-CONNECT:$WORK/monitor.sock" >/dev/null
 }
 
-# Ctrl-Alt-Del: natbox (PID 1) shuts down cleanly and QEMU exits. Waits at most $1 s.
+# Ctrl-Alt-Del or the power button: natbox (PID 1) shuts down cleanly and QEMU exits.
+# Waits at most $1 s.
+# $2: how to ask: "ctrl-alt-delete" (default) or "powerdown" (the ACPI power button,
+# what a hypervisor's shutdown presses).
 vm_shutdown() {
     local limit=${1:-60}
-    vm_monitor "sendkey ctrl-alt-delete"
+    if [ "${2:-ctrl-alt-delete}" = powerdown ]; then
+        vm_monitor "system_powerdown"
+    else
+        vm_monitor "sendkey ctrl-alt-delete"
+    fi
     for _ in $(seq $((limit * 10))); do
         kill -0 "$VM_PID" 2>/dev/null || { wait "$VM_PID" 2>/dev/null; VM_PID=""; return 0; }
         sleep 0.1

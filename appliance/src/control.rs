@@ -6,6 +6,7 @@ use crate::engine::Engine;
 use crate::io::admin::AdminSocket;
 use crate::io::console::Terminal;
 use crate::io::dataplane::LinkSummary;
+use crate::io::power_button::PowerButton;
 use crate::shell::editor::Editor;
 use crate::shell::{self, Action, Context, Facts, Session, Store};
 use firmware_config::Config;
@@ -69,7 +70,8 @@ pub struct Control {
     admin: Option<AdminSocket<Session>>,
     console: Option<ConsoleShell>,
     store: Option<Box<dyn Store>>,
-    /// `reboot` or `poweroff` from a shell, once asked.
+    power_button: Option<PowerButton>,
+    /// `reboot` or `poweroff` from a shell (or the power button), once asked.
     pub requested: Option<Action>,
 }
 
@@ -110,8 +112,14 @@ impl Control {
             admin,
             console,
             store: None,
+            power_button: None,
             requested: None,
         })
+    }
+
+    /// Treats a press of the ACPI power button as `poweroff`.
+    pub fn watch_power_button(&mut self, button: PowerButton) {
+        self.power_button = Some(button);
     }
 
     /// Where `commit` saves configurations from now on.
@@ -128,6 +136,10 @@ impl Control {
             now_ms: links.now_ms,
             socket_drops: links.socket_drops,
         };
+        if self.power_button.as_mut().is_some_and(PowerButton::pressed) {
+            log::info!("power button pressed: shutting down");
+            self.requested = Some(Action::Poweroff);
+        }
         let requested = &mut self.requested;
         let store = &mut self.store;
         let mut run = |session: &mut Session, line: &str| {

@@ -16,7 +16,8 @@
 //! `--bios-mbr` (syslinux's gptmbr.bin) also prepared for legacy BIOS boot; see `disk.rs`.
 //!
 //! Modules carried: virtio (PCI and MMIO transports, net, blk) for QEMU and KVM
-//! clouds, ena (AWS Nitro), gve (GCP gVNIC), vmxnet3 (VMware), qemu_fw_cfg; NVMe is
+//! clouds, ena (AWS Nitro), gve (GCP gVNIC), vmxnet3 (VMware), qemu_fw_cfg, and the
+//! ACPI power button with evdev (a hypervisor's shutdown request); NVMe is
 //! built into Debian's cloud kernel. AF_PACKET makes the dataplane driver-agnostic, so
 //! any NIC the kernel drives works.
 
@@ -44,6 +45,8 @@ const MODULES: &[&str] = &[
     "gve",
     "vmxnet3",
     "qemu_fw_cfg",
+    "button",
+    "evdev",
 ];
 
 const USAGE: &str = "usage: natbox-image initramfs --binary APPLIANCE --kernel-tree DIR --out FILE

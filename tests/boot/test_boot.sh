@@ -83,7 +83,7 @@ PY
 console=$WORK/console-corrupt.log
 vm_boot "$console" "$WORK/corrupt.img"
 check "corrupt metadata disk is reported with its device" wait_for_line "$console" "metadata disk /dev/vda" 120
-check "box with a corrupt disk shuts down cleanly" vm_shutdown 60
+check "box with a corrupt disk: ACPI power button shuts it down" vm_shutdown 60 powerdown
 
 # 4. The UEFI disk image: OVMF loads EFI/BOOT/BOOTX64.EFI (the UKI) from the ESP; the
 # metadata disk is the second drive (natbox finds it by its magic).
@@ -110,7 +110,7 @@ vm_boot "$console"
 check "BIOS disk boot: banner on the serial console within 180 s" wait_for_line "$console" "forwarding .* ms after kernel start" 180
 grep -o "forwarding [0-9]* ms after kernel start" "$console" | sed "s/^/boot time (BIOS disk): /; s/\$/, banner $((SECONDS - started)) s after QEMU start (firmware included)/" || true
 check "BIOS disk boot: ping from lan to wan through the VM" in_lan ping -c 3 -W 5 -w 30 198.51.100.1
-check "BIOS disk boot: Ctrl-Alt-Del, QEMU exits within 60 s" vm_shutdown 60
+check "BIOS disk boot: ACPI power button (system_powerdown), QEMU exits within 60 s" vm_shutdown 60 powerdown
 check "BIOS disk boot: clean-shutdown line on the console" grep -q "natbox: clean shutdown, powering off" "$console"
 VM_BOOT=kernel
 finish

@@ -7,7 +7,8 @@
 //! dataplane and print one banner line (version, ports, config generation, time from
 //! kernel start to forwarding). The admin shell runs on the serial console (and on
 //! /run/natbox.sock) from early boot, also when there is no valid configuration. On
-//! `poweroff`/`reboot` from the shell, or SIGINT/SIGTERM (Ctrl-Alt-Del), it stops the
+//! `poweroff`/`reboot` from the shell, the ACPI power button, or SIGINT/SIGTERM
+//! (Ctrl-Alt-Del), it stops the
 //! dataplane, logs its counters and the clean-shutdown line, syncs and powers off (or
 //! reboots).
 //!
@@ -68,6 +69,12 @@ pub fn run(report: fn(&Dataplane)) -> ! {
     log::info!("modules loaded: {}", loaded.join(" "));
     for (name, e) in failed {
         log::warn!("module {name}: {e}");
+    }
+    match crate::io::power_button::PowerButton::find() {
+        Some(button) => control.watch_power_button(button),
+        None => {
+            log::warn!("no ACPI power button found: shut down from the shell or with Ctrl-Alt-Del")
+        }
     }
     wait_for_nics(2, Duration::from_secs(5));
     let Some((config, source, device)) = find_config() else {

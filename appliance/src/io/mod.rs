@@ -6,6 +6,7 @@ pub mod admin;
 pub mod console;
 pub mod dataplane;
 pub mod link;
+pub mod power_button;
 pub mod ring;
 pub mod signals;
 pub mod socket;
