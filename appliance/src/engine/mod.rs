@@ -588,6 +588,18 @@ impl Engine {
 
     // ---- the box's own ICMP ----
 
+    /// Takes a token from the rate limit for a message the box generates (RFC 1812
+    /// 4.3.2.8, RFC 4443 2.4(f)), counting the message as sent or as suppressed.
+    fn icmp_allowed(&mut self, now: u64) -> bool {
+        if self.icmp_limit.allow(now) {
+            self.stats.icmp_sent += 1;
+            true
+        } else {
+            self.stats.icmp_rate_limited += 1;
+            false
+        }
+    }
+
     /// Answers `frame` with an ICMPv4 error (rate-limited) and counts `reason`; if no
     /// error may or can be sent, the verdict is a plain drop.
     fn reject4(
@@ -605,13 +617,12 @@ impl Engine {
         if !icmp::may_error4(ip) || !icmp::error4_fits(frame.buf.len(), ip.len()) {
             return Verdict::Drop(reason);
         }
-        if !self.icmp_limit.allow(now) {
-            self.stats.icmp_rate_limited += 1;
+        if !self.icmp_allowed(now) {
             return Verdict::Drop(reason);
         }
+        // The offending packet is dropped even though a reply leaves.
         self.stats.drop(reason);
         self.stats.ports[port as usize].drops += 1;
-        self.stats.icmp_sent += 1;
         self.ident = self.ident.wrapping_add(1);
         let mac = self.ports[port as usize].mac;
         frame.len = icmp::error4(frame.buf, frame.len, mac, src, kind, self.ident);
@@ -631,13 +642,12 @@ impl Engine {
         if !icmp::may_error6(ip) || !icmp::error6_fits(frame.buf.len(), ip.len()) {
             return Verdict::Drop(reason);
         }
-        if !self.icmp_limit.allow(now) {
-            self.stats.icmp_rate_limited += 1;
+        if !self.icmp_allowed(now) {
             return Verdict::Drop(reason);
         }
+        // The offending packet is dropped even though a reply leaves.
         self.stats.drop(reason);
         self.stats.ports[port as usize].drops += 1;
-        self.stats.icmp_sent += 1;
         let p = &self.ports[port as usize];
         let src = p.ipv6.map_or(p.link_local, |n| n.addr());
         frame.len = icmp::error6(frame.buf, frame.len, p.mac, &src, kind);
@@ -728,11 +738,9 @@ impl Engine {
         if !echo_request {
             return Verdict::Drop(DropReason::LocalUnsupported);
         }
-        if !self.icmp_limit.allow(now) {
-            self.stats.icmp_rate_limited += 1;
+        if !self.icmp_allowed(now) {
             return Verdict::Consumed;
         }
-        self.stats.icmp_sent += 1;
         let mac = self.ports[port as usize].mac;
         frame.len = icmp::echo_reply4(frame.buf, frame.len, mac);
         Verdict::Reply(port)
@@ -1015,11 +1023,9 @@ impl Engine {
             || self.owns6(Port::Inside, &dst)
         {
             if l4_type == Some(icmpv6::ECHO_REQUEST) {
-                if !self.icmp_limit.allow(now) {
-                    self.stats.icmp_rate_limited += 1;
+                if !self.icmp_allowed(now) {
                     return Verdict::Consumed;
                 }
-                self.stats.icmp_sent += 1;
                 let mac = self.ports[port as usize].mac;
                 frame.len = icmp::echo_reply6(frame.buf, frame.len, mac, upper.offset);
                 return Verdict::Reply(port);

@@ -461,6 +461,16 @@ impl Nat44 {
             .hash(&[u64::from(KIND_HOST) << 62 | u64::from(in_addr), 0, 0])
     }
 
+    /// The session behind an index entry of `kind` with this hash for which `is` holds.
+    #[inline]
+    fn find(&self, kind: u32, hash: u64, is: impl Fn(&Session) -> bool) -> Option<u32> {
+        self.index
+            .find(hash, |v| {
+                v >> 30 == kind && is(&self.sessions[(v & HANDLE_MASK) as usize])
+            })
+            .map(|v| v & HANDLE_MASK)
+    }
+
     #[inline]
     fn find_out(
         &self,
@@ -471,18 +481,13 @@ impl Nat44 {
         rem_port: u16,
     ) -> Option<u32> {
         let h = self.out_hash(proto, in_addr, in_port, rem, rem_port);
-        self.index
-            .find(h, |v| {
-                v >> 30 == KIND_OUT && {
-                    let s = &self.sessions[(v & HANDLE_MASK) as usize];
-                    s.in_addr == in_addr
-                        && s.in_port == in_port
-                        && s.rem_addr == rem
-                        && s.rem_port == rem_port
-                        && s.proto == proto
-                }
-            })
-            .map(|v| v & HANDLE_MASK)
+        self.find(KIND_OUT, h, |s| {
+            s.in_addr == in_addr
+                && s.in_port == in_port
+                && s.rem_addr == rem
+                && s.rem_port == rem_port
+                && s.proto == proto
+        })
     }
 
     #[inline]
@@ -495,30 +500,20 @@ impl Nat44 {
         rem_port: u16,
     ) -> Option<u32> {
         let h = self.in_hash(proto, pool, ext_port, rem, rem_port);
-        self.index
-            .find(h, |v| {
-                v >> 30 == KIND_IN && {
-                    let s = &self.sessions[(v & HANDLE_MASK) as usize];
-                    usize::from(s.pool) == pool
-                        && s.ext_port == ext_port
-                        && s.rem_addr == rem
-                        && s.rem_port == rem_port
-                        && s.proto == proto
-                }
-            })
-            .map(|v| v & HANDLE_MASK)
+        self.find(KIND_IN, h, |s| {
+            usize::from(s.pool) == pool
+                && s.ext_port == ext_port
+                && s.rem_addr == rem
+                && s.rem_port == rem_port
+                && s.proto == proto
+        })
     }
 
     fn find_mapping(&self, proto: u8, in_addr: u32, in_port: u16) -> Option<u32> {
         let h = self.map_hash(proto, in_addr, in_port);
-        self.index
-            .find(h, |v| {
-                v >> 30 == KIND_MAP && {
-                    let s = &self.sessions[(v & HANDLE_MASK) as usize];
-                    s.in_addr == in_addr && s.in_port == in_port && s.proto == proto
-                }
-            })
-            .map(|v| v & HANDLE_MASK)
+        self.find(KIND_MAP, h, |s| {
+            s.in_addr == in_addr && s.in_port == in_port && s.proto == proto
+        })
     }
 
     fn find_host(&self, addr: u32) -> Option<u32> {
