@@ -1,14 +1,17 @@
-//! Wires the shell to its front-ends (admin socket, console) on the dataplane's timer
-//! tick, saves committed configurations where they came from, and remembers whether
-//! the operator asked to reboot or power off.
+//! Wires the shell to its front-ends (admin socket, console) and runs the box's own
+//! services (metrics, ping, NAT event log) on the dataplane's timer tick, saves
+//! committed configurations where they came from, and remembers whether the operator
+//! asked to reboot or power off.
 
 use crate::engine::Engine;
-use crate::io::admin::AdminSocket;
+use crate::io::admin::{AdminSocket, Served};
 use crate::io::console::Terminal;
 use crate::io::dataplane::LinkSummary;
 use crate::io::power_button::PowerButton;
-use crate::shell::editor::Editor;
-use crate::shell::{self, Action, Context, Facts, Session, Store};
+use crate::services::ping::Pings;
+use crate::services::Services;
+use crate::shell::terminal::{Backend, TerminalShell};
+use crate::shell::{self, Action, Context, Facts, Reply, Session, Store};
 use firmware_config::Config;
 use std::path::{Path, PathBuf};
 
@@ -55,22 +58,22 @@ pub enum ConsoleMode {
     Appliance,
 }
 
-/// The shell on a terminal: line editor, session, pending input.
+/// The shell on a terminal.
 #[derive(Debug)]
 struct ConsoleShell {
     terminal: Terminal,
-    editor: Editor,
-    session: Session,
+    shell: TerminalShell,
     input: Vec<u8>,
 }
 
-/// The shell front-ends of one running box.
+/// The shell front-ends and the services of one running box.
 #[derive(Default)]
 pub struct Control {
     admin: Option<AdminSocket<Session>>,
     console: Option<ConsoleShell>,
     store: Option<Box<dyn Store>>,
     power_button: Option<PowerButton>,
+    services: Services,
     /// `reboot` or `poweroff` from a shell (or the power button), once asked.
     pub requested: Option<Action>,
 }
@@ -80,6 +83,42 @@ impl std::fmt::Debug for Control {
         f.debug_struct("Control")
             .field("requested", &self.requested)
             .finish_non_exhaustive()
+    }
+}
+
+/// What shell commands run against during one tick.
+struct Backing<'a> {
+    engine: Option<&'a mut Engine>,
+    facts: &'a Facts,
+    store: Option<&'a mut Box<dyn Store>>,
+    pings: &'a mut Pings,
+    requested: &'a mut Option<Action>,
+}
+
+impl Backend for Backing<'_> {
+    fn execute(&mut self, session: &mut Session, line: &str) -> Reply {
+        let ctx = Context {
+            engine: self.engine.as_deref_mut(),
+            facts: self.facts,
+            store: self
+                .store
+                .as_deref_mut()
+                .map(|s| &mut **s as &mut dyn Store),
+            pings: Some(&mut *self.pings),
+        };
+        let reply = shell::execute(session, line, ctx);
+        if matches!(reply.action, Action::Reboot | Action::Poweroff) {
+            *self.requested = Some(reply.action);
+        }
+        reply
+    }
+
+    fn resume(&mut self, session: &mut Session) -> String {
+        shell::resume(session, self.pings)
+    }
+
+    fn interrupt(&mut self, session: &mut Session) -> String {
+        shell::interrupt(session, self.pings)
     }
 }
 
@@ -93,27 +132,16 @@ impl Control {
         let admin = admin.map(AdminSocket::bind).transpose()?;
         let console = match console {
             ConsoleMode::Off => None,
-            mode => {
-                let mut terminal = Terminal::open(mode == ConsoleMode::Host)?;
-                let editor = Editor::new(&format!("{hostname}> "));
-                terminal.write(&format!(
-                    "natbox shell on {hostname}: `help` lists commands, `?` after a word and Tab help (no password set: open console)\r\n{}",
-                    editor.prompt()
-                ));
-                Some(ConsoleShell {
-                    terminal,
-                    editor,
-                    session: Session::default(),
-                    input: Vec::new(),
-                })
-            }
+            mode => Some(ConsoleShell {
+                terminal: Terminal::open(mode == ConsoleMode::Host)?,
+                shell: TerminalShell::new(hostname),
+                input: Vec::new(),
+            }),
         };
         Ok(Control {
             admin,
             console,
-            store: None,
-            power_button: None,
-            requested: None,
+            ..Default::default()
         })
     }
 
@@ -127,8 +155,8 @@ impl Control {
         self.store = Some(store);
     }
 
-    /// Serves every pending command line; false once a reboot or power-off is asked.
-    /// `engine` is `None` while forwarding is off.
+    /// Serves every pending command line, then runs the box's services; false once
+    /// a reboot or power-off is asked. `engine` is `None` while forwarding is off.
     pub fn tick(&mut self, mut engine: Option<&mut Engine>, links: &LinkSummary) -> bool {
         let facts = Facts {
             devices: links.devices.clone(),
@@ -140,39 +168,46 @@ impl Control {
             log::info!("power button pressed: shutting down");
             self.requested = Some(Action::Poweroff);
         }
-        let requested = &mut self.requested;
-        let store = &mut self.store;
-        let mut run = |session: &mut Session, line: &str| {
-            let ctx = Context {
-                engine: engine.as_deref_mut(),
-                facts: &facts,
-                store: store.as_deref_mut().map(|s| s as &mut dyn Store),
-            };
-            let reply = shell::execute(session, line, ctx);
-            if matches!(reply.action, Action::Reboot | Action::Poweroff) {
-                *requested = Some(reply.action);
-            }
-            (reply.text, reply.action != Action::None)
+        let password_hash = engine
+            .as_deref()
+            .and_then(|e| e.config().shell.password_hash.clone());
+        let mut backing = Backing {
+            engine: engine.as_deref_mut(),
+            facts: &facts,
+            store: self.store.as_mut(),
+            pings: &mut self.services.pings,
+            requested: &mut self.requested,
         };
         if let Some(admin) = self.admin.as_mut() {
-            admin.poll(&mut run);
+            admin.poll(|session, line| {
+                let (text, close) = match line {
+                    Some(line) => {
+                        let reply = backing.execute(session, line);
+                        (reply.text, reply.action != Action::None)
+                    }
+                    None => (backing.resume(session), false),
+                };
+                Served {
+                    text,
+                    close,
+                    busy: session.busy(),
+                }
+            });
         }
         if let Some(c) = self.console.as_mut() {
             c.terminal.read_available(&mut c.input);
-            let mut screen = String::new();
-            for byte in std::mem::take(&mut c.input) {
-                if let Some(line) = c.editor.feed(byte, &mut screen) {
-                    let (reply, _) = run(&mut c.session, &line);
-                    if !reply.is_empty() {
-                        screen.push_str(&reply.replace('\n', "\r\n"));
-                        screen.push_str("\r\n");
-                    }
-                    screen.push_str(c.editor.prompt());
-                }
-            }
+            let input = std::mem::take(&mut c.input);
+            let screen = c
+                .shell
+                .feed(&input, password_hash.as_deref(), facts.now_ms, &mut backing);
             if !screen.is_empty() {
-                c.terminal.write(&screen);
+                c.terminal
+                    .write(&screen.replace("\r\n", "\n").replace('\n', "\r\n"));
             }
+        }
+        if let Some(engine) = engine {
+            self.services
+                .tick(engine, facts.now_ms, &mut shell::metrics::render);
         }
         self.requested.is_none()
     }

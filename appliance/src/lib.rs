@@ -12,5 +12,6 @@ pub mod init;
 #[allow(unsafe_code)]
 pub mod io;
 pub mod logging;
+pub mod services;
 pub mod shell;
 pub mod wire;

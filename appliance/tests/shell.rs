@@ -25,6 +25,7 @@ fn run_in(session: &mut Session, h: &mut Harness, line: &str, store: Option<&mut
         engine: Some(&mut h.engine),
         facts: &f,
         store: store.map(|s| s as &mut dyn Store),
+        pings: None,
     };
     let reply = execute(session, line, ctx);
     assert_eq!(reply.action, Action::None, "{line}");
@@ -246,6 +247,7 @@ fn actions_and_no_engine() {
             engine: None,
             facts: &f,
             store: None,
+            pings: None,
         };
         execute(&mut Session::default(), line, ctx)
     };

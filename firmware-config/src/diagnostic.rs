@@ -233,7 +233,7 @@ fn kind_of(path: &str) -> Option<Kind> {
         "inside.gateway6" | "outside.gateway6" => Kind::Ipv6Addr,
         "inside.routes.prefix" | "outside.routes.prefix" => Kind::IpNet,
         "inside.routes.via" | "outside.routes.via" => Kind::IpAddr,
-        "log.syslog" => Kind::SocketAddr,
+        "log.syslog" | "metrics.listen" => Kind::SocketAddr,
         _ => return None,
     })
 }

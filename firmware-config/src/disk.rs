@@ -41,7 +41,10 @@
 //!   This binary reads every format version up to [`FORMAT_VERSION`] and refuses newer
 //!   ones by name. Any change to `Config` that changes its postcard encoding must bump
 //!   [`FORMAT_VERSION`] and keep a decoder for the older versions in `decode`; the
-//!   checked-in image `tests/data/v1.img` holds the test to that.
+//!   checked-in image `tests/data/v1.img` holds the test to that. Version 2 appended
+//!   fields at the end of the encoding (`log.event_rate`, then `metrics`), so a
+//!   version-1 payload decodes as version 2 once the encoding of their defaults is
+//!   appended.
 //! - The device may be shorter than the full layout as long as it holds what the slots
 //!   use; bytes past the end read as missing, never as zeros.
 
@@ -59,7 +62,7 @@ pub const SLOT_MAGIC: [u8; 8] = *b"NATBOXCF";
 /// The disk header layout this binary writes and the newest it reads.
 pub const LAYOUT_VERSION: u16 = 1;
 /// The slot format this binary writes and the newest it reads.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// Bytes before slot A; slots are multiples of this too.
 pub const BLOCK: u64 = 4096;
 /// Size of the images `natbox-config build` makes.
@@ -426,6 +429,14 @@ fn slot_header(payload: &[u8], generation: u64) -> [u8; HEADER_LEN] {
 fn decode(version: u16, payload: &[u8]) -> Result<Config, SlotProblem> {
     match version {
         1 => {
+            let added = (
+                crate::schema::Log::default().event_rate,
+                crate::schema::Metrics::default(),
+            );
+            let tail = postcard::to_allocvec(&added).expect("defaults encode");
+            decode(2, &[payload, &tail].concat())
+        }
+        2 => {
             let (config, rest) = postcard::take_from_bytes::<Config>(payload)
                 .map_err(|e| SlotProblem::Decode(e.to_string()))?;
             if !rest.is_empty() {
@@ -804,12 +815,12 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "no valid config: slot A: format version 3 is newer than this binary supports \
-             (1); upgrade natbox; slot B: empty; write one with `natbox-config build`"
+             (2); upgrade natbox; slot B: empty; write one with `natbox-config build`"
         );
         let err = write(&mut d, &config()).expect_err("must not overwrite");
         assert_eq!(
             err.to_string(),
-            "slot A: format version 3 is newer than this binary supports (1); upgrade \
+            "slot A: format version 3 is newer than this binary supports (2); upgrade \
              natbox-config before writing"
         );
     }

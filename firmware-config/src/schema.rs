@@ -36,6 +36,9 @@ pub struct Config {
     pub shell: Shell,
     #[serde(default)]
     pub log: Log,
+    /// Fields added in format version 2 stay last (see `disk::decode`).
+    #[serde(default)]
+    pub metrics: Metrics,
 }
 
 /// One data port.
@@ -168,6 +171,18 @@ pub struct Log {
     pub level: String,
     /// Remote syslog collector (`host:port`) for NAT events.
     pub syslog: Option<std::net::SocketAddr>,
+    /// NAT events sent to the collector per second at most; the rest are counted as
+    /// dropped (format version 2).
+    pub event_rate: u32,
+}
+
+/// The Prometheus metrics responder (format version 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    /// Address and TCP port on the inside port where `GET /metrics` is served (one of
+    /// the inside port's own addresses); none means not served.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 fn default_hostname() -> String {
@@ -234,6 +249,7 @@ impl Default for Log {
         Log {
             level: "info".into(),
             syslog: None,
+            event_rate: 1000,
         }
     }
 }

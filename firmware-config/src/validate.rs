@@ -66,6 +66,7 @@ pub fn validate(config: &Config) -> Result<(), Vec<ValidationError>> {
     timeouts(config, &mut errors);
     log(config, &mut errors);
     shell(config, &mut errors);
+    metrics(config, &mut errors);
     if errors.0.is_empty() {
         Ok(())
     } else {
@@ -657,6 +658,7 @@ fn timeouts(config: &Config, errors: &mut Errors) {
 }
 
 fn log(config: &Config, errors: &mut Errors) {
+    event_rate(config, errors);
     let level = &config.log.level;
     if !LOG_LEVELS.contains(&level.as_str()) {
         let mut message = format!("\"{level}\": use one of {}", LOG_LEVELS.join(", "));
@@ -675,6 +677,46 @@ fn log(config: &Config, errors: &mut Errors) {
                 ),
             );
         }
+    }
+}
+
+/// Highest accepted `log.event_rate`, events per second.
+const MAX_EVENT_RATE: u32 = 2000;
+
+fn event_rate(config: &Config, errors: &mut Errors) {
+    let rate = config.log.event_rate;
+    if rate == 0 || rate > MAX_EVENT_RATE {
+        errors.fail(
+            "log.event_rate",
+            format!("{rate}: use 1 to {MAX_EVENT_RATE} events per second"),
+        );
+    }
+}
+
+fn metrics(config: &Config, errors: &mut Errors) {
+    let Some(listen) = config.metrics.listen else {
+        return;
+    };
+    let inside = [
+        config.inside.ipv4.map(|n| std::net::IpAddr::V4(n.addr())),
+        config.inside.ipv6.map(|n| std::net::IpAddr::V6(n.addr())),
+    ];
+    if !inside.contains(&Some(listen.ip())) {
+        let own: Vec<String> = inside.iter().flatten().map(|a| a.to_string()).collect();
+        errors.fail(
+            "metrics.listen",
+            format!(
+                "{listen}: metrics are served only on an address of the inside port ({}), \
+                 never on the outside; e.g. \"{}:9100\"",
+                own.join(", "),
+                own.first().map_or("10.10.0.1", String::as_str)
+            ),
+        );
+    } else if listen.port() == 0 {
+        errors.fail(
+            "metrics.listen",
+            format!("{listen}: needs a TCP port, e.g. 9100"),
+        );
     }
 }
 
@@ -1281,6 +1323,33 @@ mod tests {
             |c| c.log.syslog = Some("192.0.2.5:0".parse().expect("addr")),
             "log.syslog: 192.0.2.5:0: the collector needs a unicast address and a port, \
              e.g. \"192.0.2.5:514\"",
+        );
+    }
+
+    #[test]
+    fn event_rate_bounds() {
+        assert_broken(
+            |c| c.log.event_rate = 0,
+            "log.event_rate: 0: use 1 to 2000 events per second",
+        );
+    }
+
+    #[test]
+    fn metrics_only_on_an_inside_address() {
+        let inside = base().inside.ipv4.expect("inside ipv4").addr();
+        let outside = base().outside.ipv4.expect("outside ipv4").addr();
+        assert!(broken(|c| c.metrics.listen = Some((inside, 9100).into())).is_empty());
+        assert_broken(
+            |c| c.metrics.listen = Some((outside, 9100).into()),
+            &format!(
+                "metrics.listen: {outside}:9100: metrics are served only on an address of \
+                 the inside port ({inside}, {}), never on the outside; e.g. \"{inside}:9100\"",
+                base().inside.ipv6.expect("inside ipv6").addr()
+            ),
+        );
+        assert_broken(
+            |c| c.metrics.listen = Some((inside, 0).into()),
+            &format!("metrics.listen: {inside}:0: needs a TCP port, e.g. 9100"),
         );
     }
 

@@ -28,6 +28,7 @@ pub mod fw6;
 pub mod icmp;
 pub mod index;
 pub mod list;
+pub mod local;
 pub mod lru;
 pub mod nat44;
 pub mod neigh;
@@ -159,6 +160,7 @@ pub struct Engine {
     tx: VecDeque<(Port, BufId)>,
     reinject: VecDeque<(Port, BufId)>,
     icmp_limit: icmp::RateLimit,
+    local: local::Local,
     stats: Stats,
     ident: u16,
     scratch4: Vec<Event<Ipv4Addr>>,
@@ -187,6 +189,7 @@ fn addressing(config: &Config) -> Config {
     c.icmp = Default::default();
     c.shell = Default::default();
     c.log = Default::default();
+    c.metrics = Default::default();
     c
 }
 
@@ -242,6 +245,7 @@ impl Engine {
             tx: VecDeque::with_capacity(POOL_BUFFERS),
             reinject: VecDeque::with_capacity(POOL_BUFFERS),
             icmp_limit: icmp::RateLimit::new(config.icmp.rate_limit, config.icmp.burst),
+            local: local::Local::default(),
             stats: Stats::default(),
             ident: 0,
             scratch4: Vec::with_capacity(neigh::MAX_ENTRIES),
@@ -264,6 +268,7 @@ impl Engine {
 
     pub fn clear_stats(&mut self) {
         self.stats = Stats::default();
+        self.nat.events_mut().clear_counters();
     }
 
     /// Applies a new, validated configuration. Settings that only tune behaviour
@@ -374,6 +379,82 @@ impl Engine {
         c.tx_packets += 1;
         c.tx_bytes += n as u64;
         Some((port, n))
+    }
+
+    // ---- the box's own endpoints (see `local`) ----
+
+    /// Replaces what the box's services receive.
+    pub fn bind_local(&mut self, bindings: &[local::Binding]) {
+        self.local.bind(bindings);
+    }
+
+    pub fn local_bindings(&self) -> &[local::Binding] {
+        self.local.bindings()
+    }
+
+    /// Takes the oldest datagram delivered to a service, copying it into `out`.
+    pub fn pop_local(&mut self, out: &mut [u8]) -> Option<local::Delivery> {
+        self.local.pop(&mut self.buffers, out)
+    }
+
+    /// The box's address toward `dst`: the address of the port its route leaves by
+    /// (for IPv4 on a port without one, the first pool address).
+    pub fn source_for(&self, dst: std::net::IpAddr) -> Option<std::net::IpAddr> {
+        match dst {
+            std::net::IpAddr::V4(a) => {
+                let (port, _) = self.routes.lookup4(a)?;
+                self.source4(port).map(Into::into)
+            }
+            std::net::IpAddr::V6(a) => {
+                let (port, _) = self.routes.lookup6(&a)?;
+                self.ports[port as usize].ipv6.map(|n| n.addr().into())
+            }
+        }
+    }
+
+    /// Sends an IP datagram the box's services made (`ip` starts at the IP header and
+    /// its source is one of the box's addresses): routed, its next hop resolved (the
+    /// datagram waits if needed), and queued for `pop_transmit`.
+    pub fn originate(&mut self, ip: &[u8], now_ms: u64) -> Result<(), DropReason> {
+        let (egress, hop, kind) = match ip.first().map(|b| b >> 4) {
+            Some(4) => {
+                let p = ipv4::Packet::new_checked(ip).map_err(|_| DropReason::Ipv4Malformed)?;
+                let (egress, hop) = self.routes.lookup4(p.dst()).ok_or(DropReason::NoRoute)?;
+                (egress, NextHop::V4(hop), ethertype::IPV4)
+            }
+            Some(6) => {
+                let p = ipv6::Packet::new_checked(ip).map_err(|_| DropReason::Ipv6Malformed)?;
+                let (egress, hop) = self.routes.lookup6(&p.dst()).ok_or(DropReason::NoRoute)?;
+                (egress, NextHop::V6(hop), ethertype::IPV6)
+            }
+            _ => return Err(DropReason::UnknownEthertype),
+        };
+        if ip.len() > self.ports[egress as usize].mtu {
+            return Err(DropReason::TooBig);
+        }
+        let id = self.buffers.alloc().ok_or(DropReason::BufferPoolFull)?;
+        let (mut data, _) = self.buffers.take(id);
+        let len = ETH + ip.len();
+        data[12..14].copy_from_slice(&kind.to_be_bytes());
+        data[ETH..len].copy_from_slice(ip);
+        let mut frame = Frame {
+            buf: &mut data,
+            len,
+        };
+        let verdict = self.send(egress, hop, &mut frame, now_ms);
+        self.buffers.put(id, data, len);
+        match verdict {
+            Verdict::Forward(out) => self.tx.push_back((out, id)),
+            // `send` parked a copy, or refused.
+            _ => self.buffers.free(id),
+        }
+        match verdict {
+            Verdict::Drop(reason) => Err(reason),
+            _ => {
+                self.stats.local_sent += 1;
+                Ok(())
+            }
+        }
     }
 
     /// Forgets the ARP and NDP entries learnt on `port`: its interface was replaced
@@ -694,7 +775,7 @@ impl Engine {
         // (`owns4` without its pool test: `dst` is known not to be a pool address.)
         let port_addr = |p: Port| self.ports[p as usize].ipv4.is_some_and(|n| n.addr() == dst);
         let local = if pool_dst {
-            echo_request
+            echo_request || self.local.wants_echo_replies() && self.echo_reply_unclaimed(frame)
         } else {
             port_addr(port) || (port == Port::Inside && port_addr(Port::Outside))
         };
@@ -736,7 +817,7 @@ impl Engine {
         now: u64,
     ) -> Verdict {
         if !echo_request {
-            return Verdict::Drop(DropReason::LocalUnsupported);
+            return self.deliver_local(port, frame, now);
         }
         if !self.icmp_allowed(now) {
             return Verdict::Consumed;
@@ -744,6 +825,26 @@ impl Engine {
         let mac = self.ports[port as usize].mac;
         frame.len = icmp::echo_reply4(frame.buf, frame.len, mac);
         Verdict::Reply(port)
+    }
+
+    /// Hands a packet addressed to the box to the service bound to it, if any.
+    fn deliver_local(&mut self, port: Port, frame: &Frame<'_>, now: u64) -> Verdict {
+        let ip = &frame.buf[ETH..frame.len];
+        if !self.local.wants(port, ip) {
+            return Verdict::Drop(DropReason::LocalUnsupported);
+        }
+        if !self.local.deliver(&mut self.buffers, ip, now) {
+            return Verdict::Drop(DropReason::LocalQueueFull);
+        }
+        self.stats.local_delivered += 1;
+        Verdict::Consumed
+    }
+
+    /// Whether an echo reply to a pool address is for a `ping` of the box's own: one
+    /// that no NAT mapping claims (NAT always wins).
+    fn echo_reply_unclaimed(&self, frame: &Frame<'_>) -> bool {
+        let ip = &frame.buf[ETH..frame.len];
+        self.local.wants(Port::Outside, ip) && !self.nat.claims_echo_reply(ip)
     }
 
     /// TTL and MTU checks before any rewrite, so errors quote what the sender sent.
@@ -1030,7 +1131,7 @@ impl Engine {
                 frame.len = icmp::echo_reply6(frame.buf, frame.len, mac, upper.offset);
                 return Verdict::Reply(port);
             }
-            return Verdict::Drop(DropReason::LocalUnsupported);
+            return self.deliver_local(port, frame, now);
         }
         // RFC 6092 REC-3: addresses that must not appear on the Internet.
         if src.is_multicast()

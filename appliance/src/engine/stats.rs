@@ -53,7 +53,8 @@ drop_reasons! {
     TtlExceeded => "ttl_exceeded", "TTL or hop limit expired in transit";
     TooBig => "too_big", "packet larger than the egress MTU with DF set (ICMP sent)";
     TooBigNoDf => "too_big_no_df", "packet larger than the egress MTU without DF; natbox does not fragment";
-    LocalUnsupported => "local_unsupported", "packet to a box address that is not an echo request";
+    LocalUnsupported => "local_unsupported", "packet to a box address that is not an echo request and no service of the box's is bound to";
+    LocalQueueFull => "local_queue_full", "packet for a service of the box's (metrics, ping) while its queue was full";
     UnsupportedProtocol => "unsupported_protocol", "IPv4 protocol other than TCP, UDP or ICMP cannot be translated";
     UnsupportedIcmp => "unsupported_icmp", "ICMP type that is neither echo nor a translatable error";
     L4Truncated => "l4_truncated", "TCP/UDP/ICMP header truncated or malformed";
@@ -132,6 +133,9 @@ pub struct Stats {
     pub icmp_rate_limited: u64,
     pub arp_requests: u64,
     pub ndp_solicits: u64,
+    /// Packets handed to the box's own services, and datagrams they sent.
+    pub local_delivered: u64,
+    pub local_sent: u64,
 }
 
 impl Default for Stats {
@@ -155,6 +159,8 @@ impl Default for Stats {
             icmp_rate_limited: 0,
             arp_requests: 0,
             ndp_solicits: 0,
+            local_delivered: 0,
+            local_sent: 0,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The admin socket: a Unix stream socket where scripts and tests talk to the shell
 //! (`socat - UNIX-CONNECT:/run/natbox.sock`). Line in, reply out; a client that closes
 //! its side gets the replies to everything it sent, then the connection closes.
+//! A command may leave its session busy (a `ping` running): the session is then
+//! polled every round for more output, and the next line waits until it is free.
 //!
 //! Everything is non-blocking and polled from the dataplane loop's timer tick, so a
 //! slow or hostile client can never stall forwarding: input per connection is bounded
@@ -15,6 +17,16 @@ const MAX_CLIENTS: usize = 8;
 /// Bytes of unprocessed input or unsent output kept per connection.
 const MAX_PENDING: usize = 1 << 20;
 
+/// What one call of the caller's session handler produced.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Served {
+    pub text: String,
+    /// Close the connection once the output is written.
+    pub close: bool,
+    /// The session is still working: call again with no line next round.
+    pub busy: bool,
+}
+
 #[derive(Debug)]
 struct Client<S> {
     /// The caller's per-connection state (a shell session).
@@ -24,6 +36,7 @@ struct Client<S> {
     output: Vec<u8>,
     /// The client closed its side: answer what it sent, then close.
     closing: bool,
+    busy: bool,
 }
 
 /// The listening socket and its clients, each with a session state `S`.
@@ -50,8 +63,9 @@ impl<S: Default> AdminSocket<S> {
     }
 
     /// Accepts, reads, runs each complete line through `run` (with the connection's
-    /// session; it returns the reply and whether to close), writes replies. Never blocks.
-    pub fn poll(&mut self, mut run: impl FnMut(&mut S, &str) -> (String, bool)) {
+    /// session; `None` instead of a line continues a busy session), writes replies.
+    /// Never blocks.
+    pub fn poll(&mut self, mut run: impl FnMut(&mut S, Option<&str>) -> Served) {
         while self.clients.len() < MAX_CLIENTS {
             match self.listener.accept() {
                 Ok((stream, _)) if stream.set_nonblocking(true).is_ok() => {
@@ -61,6 +75,7 @@ impl<S: Default> AdminSocket<S> {
                         input: Vec::new(),
                         output: Vec::new(),
                         closing: false,
+                        busy: false,
                     })
                 }
                 Ok(_) => {}
@@ -72,7 +87,7 @@ impl<S: Default> AdminSocket<S> {
 }
 
 /// One round for one client; false when the connection is done.
-fn serve<S>(c: &mut Client<S>, run: &mut impl FnMut(&mut S, &str) -> (String, bool)) -> bool {
+fn serve<S>(c: &mut Client<S>, run: &mut impl FnMut(&mut S, Option<&str>) -> Served) -> bool {
     let mut buf = [0u8; 4096];
     while !c.closing {
         match c.stream.read(&mut buf) {
@@ -89,25 +104,28 @@ fn serve<S>(c: &mut Client<S>, run: &mut impl FnMut(&mut S, &str) -> (String, bo
             Err(_) => return false,
         }
     }
-    while let Some(end) = c.input.iter().position(|&b| b == b'\n') {
+    if c.busy {
+        let served = run(&mut c.session, None);
+        c.take(served);
+    }
+    while !c.busy {
+        let Some(end) = c.input.iter().position(|&b| b == b'\n') else {
+            break;
+        };
         let line: Vec<u8> = c.input.drain(..=end).collect();
         let text = String::from_utf8_lossy(&line[..end]);
-        let (reply, close) = run(&mut c.session, text.trim_end_matches('\r'));
-        c.output.extend_from_slice(reply.as_bytes());
-        if !reply.is_empty() && !reply.ends_with('\n') {
-            c.output.push(b'\n');
-        }
-        if close {
+        let served = run(&mut c.session, Some(text.trim_end_matches('\r')));
+        if served.close {
             c.closing = true;
             c.input.clear();
         }
+        c.take(served);
     }
-    if c.closing && !c.input.is_empty() {
+    if c.closing && !c.busy && !c.input.is_empty() {
         // A last line without a newline.
         let line = String::from_utf8_lossy(&std::mem::take(&mut c.input)).into_owned();
-        let (reply, _) = run(&mut c.session, line.trim_end_matches('\r'));
-        c.output.extend_from_slice(reply.as_bytes());
-        c.output.push(b'\n');
+        let served = run(&mut c.session, Some(line.trim_end_matches('\r')));
+        c.take(served);
     }
     if c.output.len() > MAX_PENDING {
         return false;
@@ -123,7 +141,18 @@ fn serve<S>(c: &mut Client<S>, run: &mut impl FnMut(&mut S, &str) -> (String, bo
             Err(_) => return false,
         }
     }
-    !(c.closing && c.output.is_empty())
+    !(c.closing && !c.busy && c.input.is_empty() && c.output.is_empty())
+}
+
+impl<S> Client<S> {
+    /// Queues a reply's text (newline-terminated) and notes whether work goes on.
+    fn take(&mut self, served: Served) {
+        self.output.extend_from_slice(served.text.as_bytes());
+        if !served.text.is_empty() && !served.text.ends_with('\n') {
+            self.output.push(b'\n');
+        }
+        self.busy = served.busy;
+    }
 }
 
 impl<S> Drop for AdminSocket<S> {
@@ -148,6 +177,7 @@ mod tests {
         let mut seen = Vec::new();
         for _ in 0..100 {
             admin.poll(|lines_before, line| {
+                let line = line.expect("never busy");
                 assert_eq!(
                     *lines_before as usize,
                     seen.len(),
@@ -155,7 +185,11 @@ mod tests {
                 );
                 *lines_before += 1;
                 seen.push(line.to_string());
-                (format!("echo {line}"), line == "exit")
+                Served {
+                    text: format!("echo {line}"),
+                    close: line == "exit",
+                    busy: false,
+                }
             });
             if admin.clients.is_empty() {
                 break;

@@ -107,6 +107,16 @@ pub const COMMANDS: &[Command] = &[
         help: "reset counters",
     },
     Command {
+        path: &["ping"],
+        args: &[Arg::Value("ADDR"), Arg::Keyed("count", "N")],
+        help: "echo requests from the box's own address, 1 s apart (count N, default 4; ^C stops)",
+    },
+    Command {
+        path: &["terminal", "length"],
+        args: &[Arg::Value("ROWS")],
+        help: "rows per page on this terminal (0: no paging; default 24)",
+    },
+    Command {
         path: &["log", "level"],
         args: &[Arg::Value("error|warn|info|debug|trace")],
         help: "set the log level",
@@ -427,7 +437,7 @@ mod tests {
         assert!(parse(&["poweroff"]).is_ok());
         assert_eq!(
             parse(&["r"]).unwrap_err(),
-            "unknown word `r`; expected one of: show clear log configure set delete diff commit abort help exit reboot poweroff"
+            "unknown word `r`; expected one of: show clear ping terminal log configure set delete diff commit abort help exit reboot poweroff"
         );
     }
 

@@ -12,10 +12,12 @@
 pub mod configure;
 pub mod editor;
 pub mod grammar;
-mod metrics;
+pub mod metrics;
 mod render;
+pub mod terminal;
 
 use crate::engine::Engine;
+use crate::services::ping::Pings;
 
 /// Longest accepted command line, in bytes.
 pub const MAX_LINE: usize = 1024;
@@ -65,16 +67,61 @@ pub trait Store {
     fn save(&mut self, config: &firmware_config::Config) -> Result<String, String>;
 }
 
-/// One operator's shell session: exec mode, or configuration mode with a candidate.
-#[derive(Debug, Default)]
+/// Rows per page on a terminal unless `terminal length` says otherwise (VT100).
+pub const PAGE_LENGTH: usize = 24;
+/// Echo requests `ping` sends unless `count` says otherwise.
+const PING_COUNT: u16 = 4;
+
+/// One operator's shell session: exec mode, or configuration mode with a candidate;
+/// the job it is waiting for (a `ping`); its terminal length.
+#[derive(Debug)]
 pub struct Session {
     candidate: Option<firmware_config::Config>,
+    job: Option<u32>,
+    /// Rows per page for a terminal front-end's pager; 0 = no paging.
+    pub page_length: usize,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session {
+            candidate: None,
+            job: None,
+            page_length: PAGE_LENGTH,
+        }
+    }
 }
 
 impl Session {
     pub fn configuring(&self) -> bool {
         self.candidate.is_some()
     }
+
+    /// A job (a `ping`) is running: feed no lines until `resume` says it is over.
+    pub fn busy(&self) -> bool {
+        self.job.is_some()
+    }
+}
+
+/// What the session's job printed since the last call; the session is free again
+/// once the job is over.
+pub fn resume(session: &mut Session, pings: &mut Pings) -> String {
+    let Some(id) = session.job else {
+        return String::new();
+    };
+    let progress = pings.progress(id);
+    if progress.finished {
+        session.job = None;
+    }
+    progress.text
+}
+
+/// Stops the session's job (^C, or the operator went away); returns its last words.
+pub fn interrupt(session: &mut Session, pings: &mut Pings) -> String {
+    session
+        .job
+        .take()
+        .map_or_else(String::new, |id| pings.cancel(id))
 }
 
 /// The engine (`None` while forwarding is off: only commands that need no engine
@@ -83,6 +130,8 @@ pub struct Context<'a> {
     pub engine: Option<&'a mut Engine>,
     pub facts: &'a Facts,
     pub store: Option<&'a mut dyn Store>,
+    /// Where `ping` runs (`None`: `ping` is not available).
+    pub pings: Option<&'a mut Pings>,
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -116,12 +165,43 @@ pub fn execute(session: &mut Session, line: &str, ctx: Context<'_>) -> Reply {
         return Reply::text(grammar::help(&head));
     }
     match grammar::parse(&words) {
+        Ok(parsed) if parsed.command == ["ping"] => {
+            Reply::text(ping(session, &parsed, ctx).unwrap_or_else(|e| format!("error: {e}")))
+        }
+        Ok(parsed) if parsed.command == ["terminal", "length"] => {
+            Reply::text(match parsed.get("value").map(str::parse::<u16>) {
+                Some(Ok(n)) => {
+                    session.page_length = usize::from(n);
+                    String::new()
+                }
+                _ => "error: terminal length takes a number of rows (0: no paging)".into(),
+            })
+        }
         Ok(parsed) if grammar::is_configuration(parsed.command) => Reply::text(
             configuration(session, &parsed, line, ctx).unwrap_or_else(|e| format!("error: {e}")),
         ),
         Ok(parsed) => render::run(&parsed, ctx.engine, ctx.facts),
         Err(e) => Reply::text(format!("error: {e}")),
     }
+}
+
+/// `ping ADDR [count N]`: starts the job; `resume` reports its replies.
+fn ping(session: &mut Session, p: &grammar::Parsed, ctx: Context<'_>) -> Result<String, String> {
+    let raw = p.get("value").unwrap_or_default();
+    let dst: std::net::IpAddr = raw
+        .parse()
+        .map_err(|_| format!("`{raw}`: ping takes an IPv4 or IPv6 address"))?;
+    let count = match p.get("count") {
+        None => PING_COUNT,
+        Some(n) => n
+            .parse()
+            .map_err(|_| format!("`{n}`: count takes a number"))?,
+    };
+    let engine = ctx.engine.ok_or("forwarding is off")?;
+    let pings = ctx.pings.ok_or("ping is not available here")?;
+    let (id, first) = pings.start(engine, dst, count, ctx.facts.now_ms)?;
+    session.job = Some(id);
+    Ok(first)
 }
 
 /// `configure`, `set`, `delete`, `diff`, `commit`, `abort`.

@@ -374,6 +374,10 @@ pub fn counters(engine: &Engine) -> Vec<(String, u64)> {
         ("icmp_rate_limited", s.icmp_rate_limited),
         ("arp_requests", s.arp_requests),
         ("ndp_solicits", s.ndp_solicits),
+        ("local_delivered", s.local_delivered),
+        ("local_sent", s.local_sent),
+        ("nat_events_logged", engine.nat().events().logged),
+        ("nat_events_dropped", engine.nat().events().dropped),
     ] {
         out.push((k.to_string(), v));
     }

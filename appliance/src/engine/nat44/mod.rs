@@ -37,6 +37,7 @@
 //! The module works on IPv4 datagram bytes (`ip` starts at the IPv4 header) and never
 //! fragments, routes or builds packets: the engine does that around it.
 
+pub mod events;
 pub mod ports;
 mod rewrite;
 
@@ -164,6 +165,14 @@ pub struct Nat44 {
     ports: Vec<[Option<Box<PortTable>>; 3]>,
     lru: Lru,
     holds: VecDeque<Hold>,
+    events: events::EventLog,
+}
+
+/// An event log that runs when a syslog collector is configured.
+fn event_log(config: &Config) -> events::EventLog {
+    let mut log = events::EventLog::default();
+    log.configure(config.log.syslog.map(|_| config.log.event_rate));
+    log
 }
 
 fn proto_slot(proto: u8) -> usize {
@@ -210,6 +219,7 @@ impl Nat44 {
             hasher: Hasher::default(),
             lru: Lru::default(),
             holds: VecDeque::with_capacity(max.min(1 << 20)),
+            events: event_log(config),
         }
     }
 
@@ -225,6 +235,34 @@ impl Nat44 {
         self.p.hold = n.port_reuse_hold;
         self.p.udp_inbound_refresh = n.udp_inbound_refresh;
         self.p.timeouts = Timeouts::from_config(&config.timeouts);
+        self.events
+            .configure(config.log.syslog.map(|_| config.log.event_rate));
+    }
+
+    /// The mapping event log (see `events`).
+    pub fn events(&self) -> &events::EventLog {
+        &self.events
+    }
+
+    pub fn events_mut(&mut self) -> &mut events::EventLog {
+        &mut self.events
+    }
+
+    /// A mapping event about session `idx` (the head of its mapping).
+    fn log_mapping(&mut self, idx: u32, created: bool, now: u32) {
+        if self.events.enabled() {
+            let s = &self.sessions[idx as usize];
+            let outside = self.p.pool[usize::from(s.pool)];
+            self.events.record(
+                now,
+                events::MappingEvent {
+                    created,
+                    proto: s.proto,
+                    inside: SocketAddrV4::new(Ipv4Addr::from_bits(s.in_addr), s.in_port),
+                    outside: SocketAddrV4::new(outside, s.ext_port),
+                },
+            );
+        }
     }
 
     /// Whether `addr` is one of the pool's public addresses.
@@ -338,6 +376,22 @@ impl Nat44 {
         rewrite::rewrite(ip, flow.l4, flow.proto, End::Dst, s.in_addr, s.in_port);
         stats.nat_in.count(flow.proto);
         Ok(())
+    }
+
+    /// Whether the ICMP identifier `ident` on pool address `addr` is taken by a
+    /// live mapping: an echo reply carrying it belongs to NAT.
+    pub fn echo_ident_taken(&self, addr: Ipv4Addr, ident: u16) -> bool {
+        self.pool_index(addr.to_bits()).is_some_and(|pool| {
+            self.ports[pool][proto_slot(proto::ICMP)]
+                .as_ref()
+                .is_some_and(|t| t.owner(ident).is_some())
+        })
+    }
+
+    /// Whether the inbound echo reply `ip` (to a pool address) belongs to NAT.
+    pub fn claims_echo_reply(&self, ip: &[u8]) -> bool {
+        parse_flow(ip, Dir::In)
+            .is_ok_and(|f| self.echo_ident_taken(Ipv4Addr::from_bits(f.dst), f.dport))
     }
 
     /// Translates an ICMP error about a packet this NAT translated. `dir` is the
@@ -704,6 +758,8 @@ impl Nat44 {
         match head {
             Some(head) => list::chain_insert_after::<1, _>(&mut self.sessions, head, idx),
             None => {
+                let now = self.sessions[idx as usize].last;
+                self.log_mapping(idx, true, now);
                 let map_h = self.map_hash(proto, in_addr, in_port);
                 self.index.insert(map_h, KIND_MAP << 30 | idx);
                 self.port_table(pool, proto).claim(ext_port, idx, in_addr);
@@ -737,6 +793,7 @@ impl Nat44 {
                     }
                 }
                 None => {
+                    self.log_mapping(idx, false, now);
                     self.index.remove(map_h, KIND_MAP << 30 | idx);
                     if let Some(t) = self.ports[pool][slot].as_mut() {
                         t.hold(s.ext_port, now);

@@ -1,0 +1,284 @@
+//! The metrics responder: `GET /metrics` over HTTP/1.1 (RFC 9112) on one address and
+//! TCP port of the inside port, for a Prometheus scraper in the private network.
+//!
+//! TCP is smoltcp's (RFC 9293, with retransmission, windows and timers done right),
+//! fed the datagrams the engine delivers for the bound address and port and sending
+//! through `Engine::originate`; the box's kernel owns no address on the data ports,
+//! so there is no kernel socket to use. Deliberately small: at most `CONNECTIONS`
+//! connections at once, one request per connection (`Connection: close`), requests
+//! up to `MAX_REQUEST` bytes, and only `GET /metrics` (404 for other paths, 405 for
+//! other methods, 400 for anything unparsable). The response body is rendered only
+//! when a complete request arrived, and the connection is closed after it; idle
+//! connections time out after 10 s.
+//!
+//! Runs on the control tick (every 100 ms), so a scrape takes a few ticks; plenty
+//! for a scrape interval of seconds.
+
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::socket::tcp;
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+
+/// Connections served at once; more wait in their SYN retransmissions.
+pub const CONNECTIONS: usize = 4;
+/// Longest request head accepted.
+pub const MAX_REQUEST: usize = 4096;
+const TX_BUFFER: usize = 64 * 1024;
+const IDLE: Duration = Duration::from_secs(10);
+
+/// Datagrams in (from the engine) and out (to the engine), as smoltcp's device.
+#[derive(Debug, Default)]
+struct Queues {
+    rx: VecDeque<Vec<u8>>,
+    tx: Vec<Vec<u8>>,
+    mtu: usize,
+}
+
+struct Rx(Vec<u8>);
+struct Tx<'a>(&'a mut Vec<Vec<u8>>);
+
+impl phy::RxToken for Rx {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl phy::TxToken for Tx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut buf = vec![0u8; len];
+        let r = f(&mut buf);
+        self.0.push(buf);
+        r
+    }
+}
+
+impl Device for Queues {
+    type RxToken<'a> = Rx;
+    type TxToken<'a> = Tx<'a>;
+
+    fn receive(&mut self, _: Instant) -> Option<(Rx, Tx<'_>)> {
+        let packet = self.rx.pop_front()?;
+        Some((Rx(packet), Tx(&mut self.tx)))
+    }
+
+    fn transmit(&mut self, _: Instant) -> Option<Tx<'_>> {
+        Some(Tx(&mut self.tx))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ip;
+        caps.max_transmission_unit = self.mtu;
+        caps
+    }
+}
+
+/// One connection's progress.
+#[derive(Debug, Default)]
+struct Exchange {
+    request: Vec<u8>,
+    /// The response and how much of it is in the socket already.
+    response: Option<(Vec<u8>, usize)>,
+}
+
+/// The responder for one listen address.
+pub struct MetricsServer {
+    listen: SocketAddr,
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    conns: Vec<(SocketHandle, Exchange)>,
+    dev: Queues,
+}
+
+impl std::fmt::Debug for MetricsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsServer")
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MetricsServer {
+    /// A responder on `listen`, for a port of `mtu` bytes; `now` in ms.
+    pub fn new(listen: SocketAddr, mtu: usize, now: u64) -> MetricsServer {
+        let mut dev = Queues {
+            mtu,
+            ..Default::default()
+        };
+        let at = Instant::from_millis(now as i64);
+        let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut dev, at);
+        let addr = IpAddress::from(listen.ip());
+        iface.update_ip_addrs(|addrs| {
+            let host = match listen.ip() {
+                IpAddr::V4(_) => 32,
+                IpAddr::V6(_) => 128,
+            };
+            let _ = addrs.push(IpCidr::new(addr, host));
+        });
+        // Every client is reached "through" the engine: the device routes for us.
+        let routes = iface.routes_mut();
+        let _ = match addr {
+            IpAddress::Ipv4(a) => routes.add_default_ipv4_route(a).map(|_| ()),
+            IpAddress::Ipv6(a) => routes.add_default_ipv6_route(a).map(|_| ()),
+        };
+        let mut sockets = SocketSet::new(Vec::new());
+        let conns = (0..CONNECTIONS)
+            .map(|_| {
+                let mut socket = tcp::Socket::new(
+                    tcp::SocketBuffer::new(vec![0; MAX_REQUEST]),
+                    tcp::SocketBuffer::new(vec![0; TX_BUFFER]),
+                );
+                socket.set_timeout(Some(IDLE));
+                (sockets.add(socket), Exchange::default())
+            })
+            .collect();
+        MetricsServer {
+            listen,
+            iface,
+            sockets,
+            conns,
+            dev,
+        }
+    }
+
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// Takes a datagram the engine delivered for the listen address.
+    pub fn receive(&mut self, ip: &[u8]) {
+        if self.dev.rx.len() < 4 * CONNECTIONS * 8 {
+            self.dev.rx.push_back(ip.to_vec());
+        }
+    }
+
+    /// Runs TCP and the exchanges; `body` renders the metrics when a request needs
+    /// them. Returns the datagrams to send.
+    pub fn poll(&mut self, now: u64, body: &mut dyn FnMut() -> String) -> Vec<Vec<u8>> {
+        let at = Instant::from_millis(now as i64);
+        let port = self.listen.port();
+        for (handle, _) in &self.conns {
+            let socket = self.sockets.get_mut::<tcp::Socket<'_>>(*handle);
+            if !socket.is_open() {
+                let _ = socket.listen(port);
+            }
+        }
+        // Bounded: the first poll takes the received datagrams, the second sends
+        // the responses queued in between.
+        for _ in 0..2 {
+            self.iface.poll(at, &mut self.dev, &mut self.sockets);
+            for (handle, exchange) in &mut self.conns {
+                let socket = self.sockets.get_mut::<tcp::Socket<'_>>(*handle);
+                serve(socket, exchange, body);
+            }
+        }
+        std::mem::take(&mut self.dev.tx)
+    }
+}
+
+/// Reads the request, queues the response, closes when it is all in the socket.
+fn serve(socket: &mut tcp::Socket<'_>, ex: &mut Exchange, body: &mut dyn FnMut() -> String) {
+    if !socket.is_active() {
+        *ex = Exchange::default();
+        return;
+    }
+    if ex.response.is_none() {
+        let mut buf = [0u8; 1024];
+        while socket.can_recv() {
+            match socket.recv_slice(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => ex.request.extend_from_slice(&buf[..n]),
+            }
+            if ex.request.len() > MAX_REQUEST {
+                break;
+            }
+        }
+        let complete = ex.request.windows(4).any(|w| w == b"\r\n\r\n");
+        let too_big = ex.request.len() > MAX_REQUEST;
+        let peer_done = !socket.may_recv() && !ex.request.is_empty();
+        if complete || too_big || peer_done {
+            ex.response = Some((respond(&ex.request, too_big, body), 0));
+        }
+    }
+    if let Some((response, sent)) = ex.response.as_mut() {
+        while *sent < response.len() && socket.can_send() {
+            match socket.send_slice(&response[*sent..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => *sent += n,
+            }
+        }
+        if *sent == response.len() {
+            socket.close();
+        }
+    }
+}
+
+/// The response to a request head.
+fn respond(request: &[u8], too_big: bool, body: &mut dyn FnMut() -> String) -> Vec<u8> {
+    let line = request
+        .split(|&b| b == b'\n')
+        .next()
+        .map(|l| String::from_utf8_lossy(l).trim_end().to_string())
+        .unwrap_or_default();
+    let mut words = line.split(' ');
+    let (method, target, version) = (words.next(), words.next(), words.next());
+    let (status, content_type, text) = match (method, target, version) {
+        _ if too_big => (
+            "431 Request Header Fields Too Large",
+            "text/plain",
+            String::new(),
+        ),
+        (Some("GET"), Some("/metrics"), Some(v)) if v.starts_with("HTTP/1.") => {
+            ("200 OK", "text/plain; version=0.0.4; charset=utf-8", body())
+        }
+        (Some("GET" | "HEAD"), Some(_), Some(v)) if v.starts_with("HTTP/1.") => (
+            "404 Not Found",
+            "text/plain",
+            "natbox serves /metrics only\n".to_string(),
+        ),
+        (Some(_), Some(_), Some(v)) if v.starts_with("HTTP/1.") => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "GET /metrics\n".to_string(),
+        ),
+        _ => ("400 Bad Request", "text/plain", String::new()),
+    };
+    let allow = if status.starts_with("405") {
+        "Allow: GET\r\n"
+    } else {
+        ""
+    };
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{allow}Connection: close\r\n\r\n",
+        text.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(text.as_bytes());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(request: &str) -> String {
+        let out = respond(request.as_bytes(), false, &mut || "m 1\n".to_string());
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn rfc9112_status_lines() {
+        let ok = status("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+        assert!(ok.contains("Content-Length: 4\r\n") && ok.ends_with("\r\n\r\nm 1\n"));
+        assert!(status("GET / HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 404"));
+        let post = status("POST /metrics HTTP/1.1\r\n\r\n");
+        assert!(post.starts_with("HTTP/1.1 405") && post.contains("Allow: GET\r\n"));
+        assert!(status("\x16\x03\x01 garbage").starts_with("HTTP/1.1 400"));
+        let big = respond(b"GET /", true, &mut String::new);
+        assert!(String::from_utf8(big).unwrap().starts_with("HTTP/1.1 431"));
+    }
+}

@@ -1,0 +1,211 @@
+//! IP datagrams the box's services send and receive on their own behalf: UDP
+//! datagrams (the NAT event log, RFC 768) and ICMP / ICMPv6 echo (RFC 792, RFC 4443
+//! section 4), for IPv4 and IPv6, with correct checksums. Control-plane code: these
+//! allocate, and run a few times a second at most.
+
+use crate::wire::checksum::{self, Sum};
+use crate::wire::{icmpv4, icmpv6, ipv4, ipv6, proto, udp};
+use std::net::IpAddr;
+
+/// Hop limit of datagrams the box originates.
+const TTL: u8 = 64;
+
+/// An IP header for `payload_len` bytes of `protocol` from `src` to `dst`, followed
+/// by `payload`, with the transport checksum at `checksum_at` (offset in `payload`)
+/// filled in over the right pseudo-header. `None` when the families differ.
+fn datagram(
+    src: IpAddr,
+    dst: IpAddr,
+    protocol: u8,
+    mut payload: Vec<u8>,
+    checksum_at: usize,
+) -> Option<Vec<u8>> {
+    let len = payload.len();
+    let (mut ip, pseudo) = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let mut h = vec![0u8; ipv4::MIN_HEADER_LEN];
+            ipv4::write_header(
+                &mut h,
+                &ipv4::Header {
+                    src: s,
+                    dst: d,
+                    protocol,
+                    ttl: TTL,
+                    ident: 0,
+                    payload_len: len,
+                },
+            );
+            // ICMPv4's checksum covers the message only (RFC 792).
+            let pseudo = if protocol == proto::ICMP {
+                Sum::default()
+            } else {
+                checksum::pseudo_v4(s, d, protocol, len as u16)
+            };
+            (h, pseudo)
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let mut h = vec![0u8; ipv6::HEADER_LEN];
+            ipv6::write_header(&mut h, &s, &d, protocol, TTL, len);
+            (h, checksum::pseudo_v6(&s, &d, protocol, len as u32))
+        }
+        _ => return None,
+    };
+    let mut sum = pseudo.add_bytes(&payload).finish();
+    if protocol == proto::UDP && sum == 0 {
+        sum = 0xffff; // RFC 768: zero means "no checksum"
+    }
+    payload[checksum_at..checksum_at + 2].copy_from_slice(&sum.to_be_bytes());
+    ip.extend_from_slice(&payload);
+    Some(ip)
+}
+
+/// A UDP datagram carrying `data`.
+pub fn udp(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, data: &[u8]) -> Option<Vec<u8>> {
+    let mut l4 = Vec::with_capacity(udp::HEADER_LEN + data.len());
+    l4.extend_from_slice(&sport.to_be_bytes());
+    l4.extend_from_slice(&dport.to_be_bytes());
+    l4.extend_from_slice(&((udp::HEADER_LEN + data.len()) as u16).to_be_bytes());
+    l4.extend_from_slice(&[0, 0]);
+    l4.extend_from_slice(data);
+    datagram(src, dst, proto::UDP, l4, udp::CHECKSUM_OFFSET)
+}
+
+/// An echo request with identifier `ident`, sequence number `seq` and `data`.
+pub fn echo_request(
+    src: IpAddr,
+    dst: IpAddr,
+    ident: u16,
+    seq: u16,
+    data: &[u8],
+) -> Option<Vec<u8>> {
+    let (protocol, msg_type) = match dst {
+        IpAddr::V4(_) => (proto::ICMP, icmpv4::ECHO_REQUEST),
+        IpAddr::V6(_) => (proto::ICMPV6, icmpv6::ECHO_REQUEST),
+    };
+    let mut l4 = vec![0u8; icmpv4::HEADER_LEN];
+    icmpv4::write_header(
+        &mut l4,
+        msg_type,
+        0,
+        u32::from(ident) << 16 | u32::from(seq),
+    );
+    l4.extend_from_slice(data);
+    datagram(src, dst, protocol, l4, 2)
+}
+
+/// An echo reply, as a `ping` sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EchoReply {
+    pub from: IpAddr,
+    pub ident: u16,
+    pub seq: u16,
+    /// TTL / hop limit on arrival.
+    pub ttl: u8,
+    /// Bytes of the ICMP message (header and data).
+    pub len: usize,
+}
+
+/// Parses an echo reply whose checksum verifies; `None` for anything else.
+pub fn parse_echo_reply(ip: &[u8]) -> Option<EchoReply> {
+    let (from, ttl, l4, valid) = match ip.first()? >> 4 {
+        4 => {
+            let p = ipv4::Packet::new_checked(ip).ok()?;
+            let l4 = &ip[p.header_len()..p.total_len()];
+            let valid = l4.first() == Some(&icmpv4::ECHO_REPLY) && checksum::checksum(l4) == 0;
+            (IpAddr::V4(p.src()), p.ttl(), l4, valid)
+        }
+        6 => {
+            let p = ipv6::Packet::new_checked(ip).ok()?;
+            let upper = p.upper_layer().ok()?;
+            let l4 = &ip[upper.offset..p.total_len()];
+            let pseudo = checksum::pseudo_v6(&p.src(), &p.dst(), proto::ICMPV6, l4.len() as u32);
+            let valid = upper.protocol == proto::ICMPV6
+                && l4.first() == Some(&icmpv6::ECHO_REPLY)
+                && pseudo.add_bytes(l4).finish() == 0;
+            (IpAddr::V6(p.src()), p.hop_limit(), l4, valid)
+        }
+        _ => return None,
+    };
+    if !valid || l4.len() < icmpv4::HEADER_LEN {
+        return None;
+    }
+    Some(EchoReply {
+        from,
+        ident: u16::from_be_bytes([l4[4], l4[5]]),
+        seq: u16::from_be_bytes([l4[6], l4[7]]),
+        ttl,
+        len: l4.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a remote host does to an echo request: swap addresses, type 0 / 129.
+    fn reflect(mut ip: Vec<u8>) -> Vec<u8> {
+        match ip[0] >> 4 {
+            4 => {
+                let (s, d) = (ip[12..16].to_vec(), ip[16..20].to_vec());
+                ip[12..16].copy_from_slice(&d);
+                ip[16..20].copy_from_slice(&s);
+                ip[20] = icmpv4::ECHO_REPLY;
+                ip[22..24].copy_from_slice(&[0, 0]);
+                let c = checksum::checksum(&ip[20..]);
+                ip[22..24].copy_from_slice(&c.to_be_bytes());
+            }
+            _ => {
+                let (s, d) = (ip[8..24].to_vec(), ip[24..40].to_vec());
+                ip[8..24].copy_from_slice(&d);
+                ip[24..40].copy_from_slice(&s);
+                ip[40] = icmpv6::ECHO_REPLY;
+                ip[42..44].copy_from_slice(&[0, 0]);
+                let p = ipv6::Packet::new_checked(&ip[..]).unwrap();
+                let c = checksum::pseudo_v6(&p.src(), &p.dst(), proto::ICMPV6, 16)
+                    .add_bytes(&ip[40..])
+                    .finish();
+                ip[42..44].copy_from_slice(&c.to_be_bytes());
+            }
+        }
+        ip
+    }
+
+    #[test]
+    fn rfc792_echo_round_trip_v4_and_v6() {
+        for (src, dst) in [
+            ("198.51.100.10", "198.51.100.1"),
+            ("2001:db8:ff::10", "2001:db8:ff::1"),
+        ] {
+            let (src, dst): (IpAddr, IpAddr) = (src.parse().unwrap(), dst.parse().unwrap());
+            let req = echo_request(src, dst, 0x1234, 7, &[0xab; 8]).unwrap();
+            let reply = parse_echo_reply(&reflect(req.clone())).expect("reply parses");
+            assert_eq!(
+                (reply.from, reply.ident, reply.seq, reply.ttl, reply.len),
+                (dst, 0x1234, 7, 64, 16)
+            );
+            assert_eq!(parse_echo_reply(&req), None, "a request is not a reply");
+            let mut bad = reflect(req);
+            let last = bad.len() - 1;
+            bad[last] ^= 1;
+            assert_eq!(parse_echo_reply(&bad), None, "bad checksum");
+        }
+    }
+
+    #[test]
+    fn rfc768_udp_checksum_verifies() {
+        let (src, dst): (IpAddr, IpAddr) =
+            ("10.10.0.1".parse().unwrap(), "10.10.0.2".parse().unwrap());
+        let d = udp(src, dst, 514, 514, b"hello").unwrap();
+        assert_eq!(d.len(), 20 + 8 + 5);
+        let p = ipv4::Packet::new_checked(&d[..]).unwrap();
+        assert!(p.verify_checksum());
+        let (IpAddr::V4(s), IpAddr::V4(t)) = (src, dst) else {
+            unreachable!()
+        };
+        let sum = checksum::pseudo_v4(s, t, proto::UDP, 13)
+            .add_bytes(&d[20..])
+            .finish();
+        assert_eq!(sum, 0);
+        assert_eq!(udp(src, "::1".parse().unwrap(), 1, 2, b""), None);
+    }
+}
