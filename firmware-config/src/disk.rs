@@ -779,7 +779,7 @@ mod tests {
     fn too_large_config_is_refused() {
         let mut d = disk(MIN_DISK_SIZE);
         let mut c = config();
-        c.shell.password_hash = Some("x".repeat(5000));
+        c.shell.password_hash = Some(format!("$6$salt${}", "x".repeat(5000)));
         let err = write(&mut d, &c).expect_err("too large");
         assert!(err.to_string().starts_with("config encodes to 5"), "{err}");
         assert!(err

@@ -721,12 +721,26 @@ fn metrics(config: &Config, errors: &mut Errors) {
 }
 
 fn shell(config: &Config, errors: &mut Errors) {
-    if config.shell.password_hash.as_deref() == Some("") {
-        errors.fail(
+    match config.shell.password_hash.as_deref() {
+        Some("") => errors.fail(
             "shell.password_hash",
             "empty: remove the line for an open console, or set a password hash",
-        );
+        ),
+        Some(hash) if !is_sha_crypt(hash) => errors.fail(
+            "shell.password_hash",
+            "not a SHA-crypt hash (\"$6$salt$...\" or \"$5$salt$...\"): make one with \
+             `openssl passwd -6` or `mkpasswd -m sha-512`",
+        ),
+        _ => {}
     }
+}
+
+/// `$6$[rounds=N$]salt$hash` or `$5$...` (the hash itself is checked at login).
+fn is_sha_crypt(hash: &str) -> bool {
+    let fields: Vec<&str> = hash.split('$').collect();
+    matches!(fields.as_slice(), ["", "5" | "6", .., salt, digest]
+        if !salt.is_empty() && !digest.is_empty() && fields.len() <= 5
+            && hash.bytes().all(|b| b.is_ascii_graphic()))
 }
 
 #[cfg(test)]
@@ -1351,6 +1365,23 @@ mod tests {
             |c| c.metrics.listen = Some((inside, 0).into()),
             &format!("metrics.listen: {inside}:0: needs a TCP port, e.g. 9100"),
         );
+    }
+
+    #[test]
+    fn password_hash_format() {
+        let with = |hash: &str| {
+            let hash = hash.to_string();
+            broken(move |c| {
+                c.shell = Shell {
+                    password_hash: Some(hash),
+                }
+            })
+        };
+        assert!(with("$6$natboxsalt$0HThqMT32bYBWMr7y50qCVP1Y82").is_empty());
+        assert!(with("$5$rounds=6000$salt$abc").is_empty());
+        for bad in ["secret", "$1$salt$md5", "$6$$x", "$6$salt$", "$6$a b$c"] {
+            assert_eq!(with(bad).len(), 1, "{bad}");
+        }
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub struct Delivery {
 #[derive(Debug, Default)]
 pub struct Local {
     bindings: heapless::Vec<Binding, MAX_BINDINGS>,
+    /// Some binding is an `EchoReply` (checked per inbound packet to a pool address).
+    echo_bound: bool,
     queue: VecDeque<(BufId, u64)>,
 }
 
@@ -58,6 +60,10 @@ impl Local {
         for b in bindings.iter().take(MAX_BINDINGS) {
             let _ = self.bindings.push(*b);
         }
+        self.echo_bound = self
+            .bindings
+            .iter()
+            .any(|b| matches!(b, Binding::EchoReply { .. }));
     }
 
     pub fn bindings(&self) -> &[Binding] {
@@ -67,9 +73,7 @@ impl Local {
     /// Whether any `ping` is running (the only binding that can match a pool address).
     #[inline]
     pub fn wants_echo_replies(&self) -> bool {
-        self.bindings
-            .iter()
-            .any(|b| matches!(b, Binding::EchoReply { .. }))
+        self.echo_bound
     }
 
     /// Whether the IP datagram `ip`, addressed to the box and arriving on `port`,
