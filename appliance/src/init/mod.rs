@@ -5,7 +5,7 @@
 //! load the carried kernel modules (`modules`); wait for the NICs; find the metadata
 //! disk by its magic among all block devices (no device name is assumed); start the
 //! dataplane and print one banner line (version, ports, config generation, time from
-//! kernel start to forwarding). The admin shell runs on the serial console (and on
+//! kernel start to forwarding, whether the console asks for a password). The admin shell runs on the serial console (and on
 //! /run/natbox.sock) from early boot, also when there is no valid configuration. On
 //! `poweroff`/`reboot` from the shell, the ACPI power button, or SIGINT/SIGTERM
 //! (Ctrl-Alt-Del), it stops the
@@ -102,8 +102,13 @@ pub fn run(report: fn(&Dataplane)) -> ! {
     };
     let inside = dataplane.engine().port_info(crate::engine::Port::Inside);
     let outside = dataplane.engine().port_info(crate::engine::Port::Outside);
+    let console = if config.shell.password_hash.is_some() {
+        "console password set"
+    } else {
+        "console open (no password set)"
+    };
     println!(
-        "natbox {}: inside {} outside {}, config {source}, forwarding {} ms after kernel start",
+        "natbox {}: inside {} outside {}, config {source}, forwarding {} ms after kernel start, {console}",
         env!("CARGO_PKG_VERSION"),
         inside.mac,
         outside.mac,
