@@ -1,16 +1,17 @@
 //! The bootable disk image: a unified kernel image (UKI) as `EFI/BOOT/BOOTX64.EFI` on a
-//! FAT EFI system partition inside a GPT disk, written without loop devices or root.
+//! FAT16 EFI system partition inside a GPT disk, written without loop devices or root.
 //!
 //! Legacy BIOS boot of the same disk (optional): syslinux's `gptmbr.bin` in the
 //! protective MBR, the ESP marked legacy-BIOS-bootable, and `syslinux.cfg` booting
 //! `/vmlinuz` and `/initrd.img` with the UKI's command line; `build.sh` then runs the
-//! (mtools-based, rootless) syslinux installer for the VBR, ldlinux.sys and ldlinux.c32.
-//! `/vmlinuz` and `/initrd.img` take no space: their directory entries point into the
-//! clusters of the UKI's `.linux` and `.initrd` sections (the ESP is written once and
-//! only read afterwards; clusters are 512 bytes so any PE file offset lines up). That
-//! keeps the disk under 32 MiB, at a price: fsck.fat reports the shared clusters, and
-//! a *repairing* fsck of the ESP would truncate the UKI. Nothing in the appliance
-//! mounts or checks the ESP; without `--bios-mbr` the ESP is fsck-clean.
+//! (mtools-based, rootless) syslinux installer for the VBR, ldlinux.sys and ldlinux.c32,
+//! for which the ESP keeps [`SPARE`] bytes free. `/vmlinuz` and `/initrd.img` are real
+//! files, copies of the UKI's `.linux` and `.initrd` sections, so the ESP is
+//! fsck.fat-clean (every cluster belongs to one file) and a repairing fsck cannot
+//! damage it. The price is a second copy of the kernel and initramfs: about 15 MB, which
+//! still keeps the disk under 32 MiB because the layout is tight: the ESP is its
+//! contents plus the FAT structures and [`SPARE`], rounded to 64 KiB (2 KiB clusters),
+//! between the 1 MiB-aligned start and a 64 KiB tail for the backup GPT.
 //!
 //! Reproducible: the PE timestamp of the UKI is zeroed (objcopy stamps the build
 //! time), FAT timestamps are the DOS epoch, and the disk GUID, partition GUID and FAT
@@ -21,6 +22,15 @@ use std::path::Path;
 
 pub const SECTOR: u64 = 512;
 const MIB: u64 = 1 << 20;
+/// FAT cluster size: FAT16 wants 4085 to 65524 clusters, so with 2 KiB clusters an
+/// ESP from [`MIN_ESP`] up to 128 MiB.
+const CLUSTER: u64 = 2048;
+const MIN_ESP: u64 = 9 * MIB;
+/// Free room left on the ESP for the files the syslinux installer adds (ldlinux.sys and
+/// ldlinux.c32, 179 KB with syslinux 6.04).
+const SPARE: u64 = 256 << 10;
+/// The ESP's size and the disk's are multiples of this.
+const ALIGN: u64 = 64 << 10;
 /// GPT partition entries: 128 entries of 128 bytes, 32 sectors.
 const ENTRIES: usize = 128;
 const ENTRY_SIZE: usize = 128;
@@ -130,54 +140,6 @@ pub fn pe_section(pe: &[u8], name: &str) -> Option<(usize, usize)> {
     })
 }
 
-/// Points the (empty) root-directory entries with 8.3 names `links` at byte ranges of
-/// `target`, a file stored contiguously in the FAT16 image `fat`: the entries share
-/// the target's clusters. Each range must start on a cluster boundary.
-fn cross_link(
-    fat: &mut [u8],
-    target: &[u8],
-    links: &[(&[u8; 11], (usize, usize))],
-) -> Result<(), String> {
-    let u16_at = |at: usize| usize::from(u16::from_le_bytes([fat[at], fat[at + 1]]));
-    let sector = u16_at(11);
-    let cluster = sector * usize::from(fat[13]);
-    let root = (u16_at(14) + usize::from(fat[16]) * u16_at(22)) * sector;
-    let data = root + u16_at(17) * 32;
-    let start = (data..fat.len() - target.len())
-        .step_by(cluster)
-        .find(|&at| fat[at..at + target.len()] == *target)
-        .ok_or("the UKI is not stored contiguously on the ESP")?;
-    for (name, (offset, len)) in links {
-        if offset % cluster != 0 || offset + len > target.len() {
-            return Err(format!(
-                "{}: range not on a cluster boundary",
-                String::from_utf8_lossy(*name)
-            ));
-        }
-        let first = (start + offset - data) / cluster + 2;
-        let entry = (root..data)
-            .step_by(32)
-            .find(|&at| &fat[at..at + 11] == *name)
-            .ok_or_else(|| {
-                format!(
-                    "{} not in the root directory",
-                    String::from_utf8_lossy(*name)
-                )
-            })?;
-        fat[entry + 26..entry + 28].copy_from_slice(
-            &u16::try_from(first)
-                .map_err(|_| "cluster out of range")?
-                .to_le_bytes(),
-        );
-        fat[entry + 28..entry + 32].copy_from_slice(
-            &u32::try_from(*len)
-                .map_err(|_| "file too big")?
-                .to_le_bytes(),
-        );
-    }
-    Ok(())
-}
-
 /// fatfs 0.3 writes long-name entries in front of the `.` and `..` entries of the
 /// directories it creates, which fsck.fat rejects (`.` and `..` must be the first two
 /// slots); this drops them. `fat` is a FAT16 image; walks every directory.
@@ -247,7 +209,7 @@ pub fn fat_image(size: u64, volume_id: u32, files: &[(&str, &[u8])]) -> io::Resu
         &mut image,
         fatfs::FormatVolumeOptions::new()
             .fat_type(fatfs::FatType::Fat16)
-            .bytes_per_cluster(512)
+            .bytes_per_cluster(CLUSTER as u32)
             .volume_id(volume_id)
             .volume_label(*b"NATBOX ESP "),
     )?;
@@ -361,18 +323,52 @@ pub fn write_gpt_disk(
     f.sync_all()
 }
 
-/// Builds the disk: `uki` as EFI/BOOT/BOOTX64.EFI on an ESP sized to fit it with 1 MiB
-/// to spare; the disk is that plus 1 MiB before (GPT, alignment) and 1 MiB after
-/// (backup GPT), or `total` bytes when given (and big enough). With `bios_mbr`, also
-/// the legacy BIOS boot files (see the module doc). Returns the disk size.
+/// The ESP size for `files`: their clusters, two directory clusters (`EFI`,
+/// `EFI/BOOT`), [`SPARE`], the two FATs, the root directory (512 entries) and the boot
+/// sector, rounded up to [`ALIGN`], and at least [`MIN_ESP`].
+fn esp_size(files: &[(&str, &[u8])]) -> u64 {
+    let clusters: u64 = files
+        .iter()
+        .map(|(_, data)| (data.len() as u64).div_ceil(CLUSTER))
+        .sum::<u64>()
+        + 2
+        + SPARE / CLUSTER;
+    let fat = ((clusters + 2) * 2).div_ceil(SECTOR) * SECTOR;
+    let size = clusters * CLUSTER + 2 * fat + 512 * 32 + SECTOR;
+    (size.div_ceil(ALIGN) * ALIGN).max(MIN_ESP)
+}
+
+/// Builds the disk: `uki` as EFI/BOOT/BOOTX64.EFI on an ESP sized by [`esp_size`]; the
+/// disk is that plus 1 MiB before (GPT, alignment) and [`ALIGN`] after (backup GPT), or
+/// `total` bytes when given (and big enough). With `bios_mbr`, also the legacy BIOS
+/// boot files (see the module doc). Returns the disk size.
 pub fn build(
     uki: &[u8],
     out: &Path,
     total: Option<u64>,
     bios_mbr: Option<&[u8]>,
 ) -> Result<u64, String> {
-    let esp_size = (uki.len() as u64 + MIB).div_ceil(MIB) * MIB;
-    let minimum = esp_size + 2 * MIB;
+    let mut files: Vec<(&str, &[u8])> = vec![("EFI/BOOT/BOOTX64.EFI", uki)];
+    let syslinux_cfg;
+    if bios_mbr.is_some() {
+        let section = |name| {
+            pe_section(uki, name)
+                .map(|(at, len)| &uki[at..at + len])
+                .ok_or(format!("the UKI has no {name} section"))
+        };
+        let cmdline = String::from_utf8_lossy(section(".cmdline")?);
+        syslinux_cfg = format!(
+            "DEFAULT natbox\nPROMPT 0\nTIMEOUT 0\nLABEL natbox\n  LINUX /vmlinuz\n  INITRD /initrd.img\n  APPEND {}\n",
+            cmdline.trim_end_matches(['\0', '\n'])
+        );
+        files.extend([
+            ("vmlinuz", section(".linux")?),
+            ("initrd.img", section(".initrd")?),
+            ("syslinux.cfg", syslinux_cfg.as_bytes()),
+        ]);
+    }
+    let esp_size = esp_size(&files);
+    let minimum = MIB + esp_size + ALIGN;
     let total = total.unwrap_or(minimum);
     if total < minimum || !total.is_multiple_of(SECTOR) {
         return Err(format!(
@@ -384,27 +380,7 @@ pub fn build(
             .try_into()
             .unwrap(),
     );
-    let mut files: Vec<(&str, &[u8])> = vec![("EFI/BOOT/BOOTX64.EFI", uki)];
-    let syslinux_cfg;
-    let mut links = Vec::new();
-    if bios_mbr.is_some() {
-        let section = |name| pe_section(uki, name).ok_or(format!("the UKI has no {name} section"));
-        let (at, len) = section(".cmdline")?;
-        let cmdline = String::from_utf8_lossy(&uki[at..at + len]);
-        syslinux_cfg = format!(
-            "DEFAULT natbox\nPROMPT 0\nTIMEOUT 0\nLABEL natbox\n  LINUX /vmlinuz\n  INITRD /initrd.img\n  APPEND {}\n",
-            cmdline.trim_end_matches(['\0', '\n'])
-        );
-        files.extend([
-            ("vmlinuz", &[][..]),
-            ("initrd.img", &[][..]),
-            ("syslinux.cfg", syslinux_cfg.as_bytes()),
-        ]);
-        links.push((b"VMLINUZ    ", section(".linux")?));
-        links.push((b"INITRD  IMG", section(".initrd")?));
-    }
-    let mut esp = fat_image(esp_size, volume_id, &files).map_err(|e| format!("FAT: {e}"))?;
-    cross_link(&mut esp, uki, &links)?;
+    let esp = fat_image(esp_size, volume_id, &files).map_err(|e| format!("FAT: {e}"))?;
     write_gpt_disk(out, total, &esp, uki, bios_mbr)
         .map_err(|e| format!("{}: {e}", out.display()))?;
     Ok(total)
@@ -454,9 +430,86 @@ mod tests {
             .step_by(32)
             .find(|&at| &esp[at..at + 11] == b"EFI        ")
             .unwrap();
-        let dir = data + (u16_at(efi + 26) - 2) * 512;
+        let dir = data + (u16_at(efi + 26) - 2) * CLUSTER as usize;
         assert_eq!(&esp[dir..dir + 11], b".          ");
         assert_eq!(&esp[dir + 32..dir + 43], b"..         ");
+    }
+
+    /// A PE image with sections `.cmdline`, `.linux` and `.initrd` (just the headers
+    /// `pe_section` reads, then the section bytes).
+    fn fake_uki(linux: &[u8], initrd: &[u8]) -> Vec<u8> {
+        let cmdline = b"console=ttyS0 quiet\0";
+        let sections: [(&[u8], &[u8]); 3] = [
+            (b".cmdline", cmdline),
+            (b".linux", linux),
+            (b".initrd", initrd),
+        ];
+        let mut pe = vec![0u8; 0x200];
+        pe[..2].copy_from_slice(b"MZ");
+        pe[0x3c..0x40].copy_from_slice(&0x40u32.to_le_bytes());
+        pe[0x40..0x44].copy_from_slice(b"PE\0\0");
+        pe[0x46..0x48].copy_from_slice(&3u16.to_le_bytes());
+        for (i, (name, data)) in sections.iter().enumerate() {
+            let at = 0x58 + 40 * i;
+            let offset = pe.len() as u32;
+            pe[at..at + name.len()].copy_from_slice(name);
+            pe[at + 8..at + 12].copy_from_slice(&(data.len() as u32).to_le_bytes());
+            pe[at + 16..at + 20].copy_from_slice(&(data.len() as u32).to_le_bytes());
+            pe[at + 20..at + 24].copy_from_slice(&offset.to_le_bytes());
+            pe.extend_from_slice(data);
+        }
+        pe
+    }
+
+    #[test]
+    fn bios_layout_copies_kernel_and_initrd_and_is_fsck_clean() {
+        let linux: Vec<u8> = (0..1_000_001u32).map(|i| (i % 253) as u8).collect();
+        let initrd: Vec<u8> = (0..70_000u32).map(|i| (i % 241) as u8).collect();
+        let uki = fake_uki(&linux, &initrd);
+        let out =
+            std::env::temp_dir().join(format!("natbox-disk-test-bios-{}", std::process::id()));
+        let size = build(&uki, &out, None, Some(&[0x90; 440])).unwrap();
+        let disk = std::fs::read(&out).unwrap();
+        std::fs::remove_file(&out).ok();
+        assert_eq!(disk.len() as u64, size);
+        assert_eq!(disk[..440], [0x90; 440]);
+        // The ESP's extent from the GPT's first partition entry (LBA 2).
+        let lba = |at: usize| u64::from_le_bytes(disk[at..at + 8].try_into().unwrap()) * SECTOR;
+        let (first, last) = (lba(1024 + 32) as usize, lba(1024 + 40) as usize);
+        assert_eq!(first as u64, MIB);
+        let esp = &disk[first..last + SECTOR as usize];
+        let read = |path: &str| {
+            let fs =
+                fatfs::FileSystem::new(Cursor::new(esp.to_vec()), fatfs::FsOptions::new()).unwrap();
+            let mut back = Vec::new();
+            std::io::Read::read_to_end(&mut fs.root_dir().open_file(path).unwrap(), &mut back)
+                .unwrap();
+            back
+        };
+        assert_eq!(read("vmlinuz"), linux);
+        assert_eq!(read("initrd.img"), initrd);
+        assert_eq!(read("EFI/BOOT/BOOTX64.EFI"), uki);
+        let cfg = String::from_utf8(read("syslinux.cfg")).unwrap();
+        assert!(cfg.contains("APPEND console=ttyS0 quiet\n"), "{cfg}");
+        // fsck.fat (dosfstools) must find nothing: no cross-linked clusters.
+        let image = std::env::temp_dir().join(format!("natbox-esp-test-{}", std::process::id()));
+        std::fs::write(&image, esp).unwrap();
+        let fsck = std::process::Command::new("fsck.fat")
+            .arg("-n")
+            .arg(&image)
+            .output();
+        std::fs::remove_file(&image).ok();
+        match fsck {
+            Ok(o) => {
+                let text = String::from_utf8_lossy(&o.stdout).into_owned()
+                    + &String::from_utf8_lossy(&o.stderr);
+                assert!(o.status.success(), "fsck.fat -n: {text}");
+                assert_eq!(text.lines().count(), 2, "fsck.fat -n reported: {text}");
+            }
+            Err(e) => {
+                eprintln!("skipped fsck.fat check: fsck.fat not runnable ({e}); install dosfstools")
+            }
+        }
     }
 
     #[test]
