@@ -25,32 +25,100 @@ vm_metadata_disk() {
     "$E2E_ROOT/target/release/natbox-config" build "$WORK/natbox.toml" -o "$WORK/meta.img" >/dev/null
 }
 
-# QEMU acceleration: KVM when it really works (nested KVM can hang here), else TCG.
-vm_accel() {
-    if [ -w /dev/kvm ] && timeout 10 qemu-system-x86_64 -accel kvm -M none -display none -S -monitor none </dev/null >/dev/null 2>&1; then
-        echo kvm
-    else
-        echo tcg
-    fi
+# QEMU's accelerator (VM_ACCEL), chosen once by vm_accel_choose: NATBOX_ACCEL=kvm|tcg
+# forces one; otherwise KVM if a KVM guest really runs, else TCG. A /dev/kvm that
+# opens is no proof: nested KVM can accept a VM and then hang as soon as the guest
+# leaves real mode. So the probe boots the kernel itself (build/vmlinuz, earlyprintk
+# on the serial port) and takes KVM only if "Linux version" (printed from 64-bit code
+# after decompression) appears within VM_ACCEL_PROBE_SECONDS (5). Nothing is cached
+# across runs.
+VM_ACCEL=""
+VM_ACCEL_PROBE_SECONDS=5
+
+# Succeeds if a guest run with accelerator $1 prints the kernel's first line within $2
+# seconds. The QEMU it starts is killed when the time is up (it is bounded anyway).
+vm_accel_probe() {
+    local accel=$1 limit=$2 log pid found=1
+    log=$(mktemp)
+    timeout -k 1 $((limit + 5)) qemu-system-x86_64 -accel "$accel" -M pc -m 128 -nodefaults \
+        -display none -no-reboot -monitor none -serial "file:$log" \
+        -kernel "$E2E_ROOT/build/vmlinuz" -append "console=ttyS0 earlyprintk=ttyS0 panic=-1" \
+        </dev/null >/dev/null 2>&1 &
+    pid=$!
+    for _ in $(seq $((limit * 10))); do
+        grep -q "Linux version" "$log" 2>/dev/null && { found=0; break; }
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    rm -f "$log"
+    return "$found"
+}
+
+# Sets VM_ACCEL and says on stderr which accelerator and why.
+vm_accel_choose() {
+    local reason
+    case "${NATBOX_ACCEL:-}" in
+    kvm | tcg)
+        VM_ACCEL=$NATBOX_ACCEL
+        reason="forced by NATBOX_ACCEL"
+        ;;
+    "")
+        if [ ! -w /dev/kvm ]; then
+            VM_ACCEL=tcg reason="no usable /dev/kvm"
+        elif [ ! -f "$E2E_ROOT/build/vmlinuz" ]; then
+            VM_ACCEL=tcg reason="no build/vmlinuz to probe KVM with"
+        elif vm_accel_probe kvm "$VM_ACCEL_PROBE_SECONDS"; then
+            VM_ACCEL=kvm reason="the kernel printed under KVM within ${VM_ACCEL_PROBE_SECONDS} s"
+        else
+            VM_ACCEL=tcg reason="/dev/kvm is there but the kernel printed nothing under KVM within ${VM_ACCEL_PROBE_SECONDS} s (nested KVM that does not run guests?)"
+        fi
+        ;;
+    *)
+        echo "NATBOX_ACCEL=$NATBOX_ACCEL: expected kvm or tcg" >&2
+        return 1
+        ;;
+    esac
+    echo "accelerator: $VM_ACCEL ($reason)" >&2
 }
 
 # How the VM boots (VM_BOOT): "kernel" (default) is QEMU's direct kernel boot of
-# build/vmlinuz + build/initramfs.img; "uefi" boots the disk image build/natbox.raw
-# (VM_DISK_IMAGE overrides it) with OVMF firmware, its UKI on the EFI system partition;
-# "bios" boots the same disk with QEMU's default BIOS (SeaBIOS), through syslinux.
-# The boot disk is opened snapshot=on, so the image file is never written.
+# build/vmlinuz + build/initramfs.img on the pc machine; "microvm" boots the same on
+# QEMU's microvm machine (virtio-mmio devices, no PCI, no firmware); "uefi" boots the
+# disk image build/natbox.raw (VM_DISK_IMAGE overrides it) with OVMF firmware, its UKI
+# on the EFI system partition; "bios" boots the same disk with QEMU's default BIOS
+# (SeaBIOS), through syslinux. The boot disk is opened snapshot=on, so the image file
+# is never written.
 VM_BOOT=${VM_BOOT:-kernel}
 VM_DISK_IMAGE=${VM_DISK_IMAGE:-$E2E_ROOT/build/natbox.raw}
+VM_CMDLINE="console=ttyS0 quiet panic=-1"
 OVMF_CODE=/usr/share/OVMF/OVMF_CODE.fd
 OVMF_VARS=/usr/share/OVMF/OVMF_VARS.fd
 
 # Appends to the caller's array `args` the QEMU options that boot the image the
-# VM_BOOT way.
+# VM_BOOT way, and sets the caller's `virtio` to the virtio transport's device suffix
+# (pci, or device for virtio-mmio).
 vm_boot_args() {
+    virtio=pci
     case "$VM_BOOT" in
     kernel)
-        args+=(-kernel "$E2E_ROOT/build/vmlinuz" -initrd "$E2E_ROOT/build/initramfs.img"
-            -append "console=ttyS0 quiet panic=-1")
+        args+=(-kernel "$E2E_ROOT/build/vmlinuz" -initrd "$E2E_ROOT/build/initramfs.img" -append "$VM_CMDLINE")
+        ;;
+    microvm)
+        # The devices are described to the kernel by ACPI (microvm's DSDT): Debian's
+        # cloud kernel lacks VIRTIO_MMIO_CMDLINE_DEVICES, so the virtio_mmio.device=
+        # QEMU adds to the command line with acpi=off would not be read. ACPI also
+        # gives the power button and the power-off (S5) the box shuts down with.
+        # Under TCG there is no kvmclock, and microvm has no HPET or ACPI PM timer: the
+        # kernel can only calibrate the TSC against the PIT, which fails under
+        # emulation jitter, and then hangs early in boot (4 boots in 5 on a loaded
+        # host). -icount shift=auto drives the TSC and the PIT from one instruction
+        # counter, so they always agree (8 boots in 8, two at a time).
+        virtio=device
+        args+=(-M microvm,acpi=on,pit=on,pic=on,rtc=on
+            -kernel "$E2E_ROOT/build/vmlinuz" -initrd "$E2E_ROOT/build/initramfs.img" -append "$VM_CMDLINE")
+        if [ "$VM_ACCEL" = tcg ]; then args+=(-icount shift=auto); fi
         ;;
     uefi)
         # The firmware's variable store is writable: each boot gets a fresh copy.
@@ -69,29 +137,32 @@ vm_boot_args() {
         )
         ;;
     *)
-        echo "VM_BOOT=$VM_BOOT: expected kernel, uefi or bios" >&2
+        echo "VM_BOOT=$VM_BOOT: expected kernel, microvm, uefi or bios" >&2
         return 1
         ;;
     esac
 }
 
-# Boots the appliance in ns gw (see VM_BOOT). $1: "console" for the serial console on
-# this terminal, or a file to log it to (then `vm_console` types on it). $2: a metadata
-# disk image, or "none".
+# Boots the appliance in ns gw (see VM_BOOT), with the accelerator vm_accel_choose
+# picks (once). $1: "console" for the serial console on this terminal, or a file to
+# log it to (then `vm_console` types on it). $2: a metadata disk image, or "none"; it
+# is opened read-write, so a `commit` in the box is kept for the next boot.
 vm_boot() {
-    local serial=$1 disk=${2:-$WORK/meta.img} accel
-    accel=${VM_ACCEL:-$(vm_accel)}
-    local args=(-accel "$accel" -m 256 -nodefaults -no-reboot -display none)
+    local serial=$1 disk=${2:-$WORK/meta.img} virtio
+    [ -n "$VM_ACCEL" ] || vm_accel_choose || return 1
+    local args=(-accel "$VM_ACCEL" -m 256 -nodefaults -no-reboot -display none)
     vm_boot_args || return 1
-    # romfile= drops the NICs' iPXE option ROMs: the box never network-boots.
+    # romfile= drops the PCI NICs' iPXE option ROMs: the box never network-boots.
+    local rom=""
+    [ "$virtio" = pci ] && rom=",romfile="
     args+=(
         -netdev tap,id=lan,ifname=tap-lan,script=no,downscript=no
-        -device "virtio-net-pci,netdev=lan,mac=$VM_INSIDE_MAC,romfile="
+        -device "virtio-net-$virtio,netdev=lan,mac=$VM_INSIDE_MAC$rom"
         -netdev tap,id=wan,ifname=tap-wan,script=no,downscript=no
-        -device "virtio-net-pci,netdev=wan,mac=$VM_OUTSIDE_MAC,romfile="
+        -device "virtio-net-$virtio,netdev=wan,mac=$VM_OUTSIDE_MAC$rom"
         -monitor "unix:$WORK/monitor.sock,server,nowait"
     )
-    [ "$disk" != none ] && args+=(-drive "file=$disk,format=raw,if=virtio")
+    [ "$disk" = none ] || args+=(-drive "file=$disk,format=raw,if=none,id=meta" -device "virtio-blk-$virtio,drive=meta")
     if [ "$serial" = console ]; then
         ip netns exec "$GW" qemu-system-x86_64 "${args[@]}" -serial mon:stdio
     else
@@ -123,10 +194,21 @@ vm_monitor() {
     echo "$1" | socat - "UNIX-CONNECT:$WORK/monitor.sock" >/dev/null
 }
 
+# Waits at most $1 s for QEMU (VM_PID) to exit, as it does when the box powers off or
+# reboots (-no-reboot).
+vm_wait_exit() {
+    local limit=$1
+    for _ in $(seq $((limit * 10))); do
+        kill -0 "$VM_PID" 2>/dev/null || { wait "$VM_PID" 2>/dev/null; VM_PID=""; return 0; }
+        sleep 0.1
+    done
+    return 1
+}
+
 # Ctrl-Alt-Del or the power button: natbox (PID 1) shuts down cleanly and QEMU exits.
 # Waits at most $1 s.
-# $2: how to ask: "ctrl-alt-delete" (default) or "powerdown" (the ACPI power button,
-# what a hypervisor's shutdown presses).
+# $2: how to ask: "ctrl-alt-delete" (default; the pc machine's keyboard, which microvm
+# has not) or "powerdown" (the ACPI power button, what a hypervisor's shutdown presses).
 vm_shutdown() {
     local limit=${1:-60}
     if [ "${2:-ctrl-alt-delete}" = powerdown ]; then
@@ -134,9 +216,5 @@ vm_shutdown() {
     else
         vm_monitor "sendkey ctrl-alt-delete"
     fi
-    for _ in $(seq $((limit * 10))); do
-        kill -0 "$VM_PID" 2>/dev/null || { wait "$VM_PID" 2>/dev/null; VM_PID=""; return 0; }
-        sleep 0.1
-    done
-    return 1
+    vm_wait_exit "$limit"
 }
