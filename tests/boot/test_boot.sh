@@ -143,6 +143,7 @@ check "config: reboot from the shell, QEMU exits (-no-reboot) within 60 s" vm_wa
 check "config: clean-shutdown line says rebooting" grep -q "natbox: clean shutdown, rebooting" "$console"
 check "config: the metadata disk holds the committed value" bash -c "'$root/target/release/natbox-config' show '$WORK/meta.img' | grep -qx 'mss_clamp = 1200'"
 boot_and_translate config-rebooted
+vm_console "terminal length 0" # no --More-- pager: the whole configuration at once
 vm_console "show config"
 check "config: after the reboot, show config has mss_clamp = 1200" wait_for_line "$console" "^mss_clamp = 1200" 30
 check "config: after the reboot, wan still sees the SYN's MSS clamped to 1200" syn_mss_is 1200
