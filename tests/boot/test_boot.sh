@@ -5,7 +5,10 @@
 # fsck.fat-clean. Then, booted directly (kernel + initramfs): the banner appears, lan
 # traffic is translated through the VM, the serial console shell answers, Ctrl-Alt-Del
 # shuts the box down cleanly; a setting committed from the console shell changes live
-# traffic, is written to the metadata disk and survives a reboot; a missing or corrupt
+# traffic, is written to the metadata disk and survives a reboot; with a console
+# password, metrics and a syslog collector configured, the console asks for the
+# password, curl scrapes the metrics and the collector gets NAT events through the VM,
+# and ^C on the console stops a ping from the box; a missing or corrupt
 # metadata disk is reported while the box stays up. The same kernel and initramfs boot
 # on QEMU's microvm machine (virtio-mmio), the UEFI disk image (build/natbox.raw, a UKI
 # on a GPT/FAT ESP) boots with OVMF firmware, and the same disk boots on legacy BIOS
@@ -148,6 +151,44 @@ vm_console "show config"
 check "config: after the reboot, show config has mss_clamp = 1200" wait_for_line "$console" "^mss_clamp = 1200" 30
 check "config: after the reboot, wan still sees the SYN's MSS clamped to 1200" syn_mss_is 1200
 check "config: ACPI power button, QEMU exits within 60 s" vm_shutdown 60 powerdown
+vm_metadata_disk # the example configuration again
+
+# 2b. The box's own services on the appliance: the serial console asks for the
+# configured password (and delays after a wrong one), a syslog collector in lan gets
+# the NAT events, curl in lan scrapes the metrics through the VM, and ^C on the
+# serial console stops a `ping` from the box.
+in_lan timeout 300 python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.10.0.2", 5514))
+with open(sys.argv[1], "w") as out:
+    while True:
+        data, peer = s.recvfrom(4096)
+        out.write(f"{peer[0]} {data.decode()}\n"); out.flush()
+' "$WORK/syslog.txt" &
+collector=$!
+hash=$(openssl passwd -6 natbox-boot)
+vm_metadata_disk 's/^level = "info"/level = "info"\nsyslog = "10.10.0.2:5514"/' \
+    '$a [metrics]' '$a listen = "10.10.0.1:9100"' '$a [shell]' '$a password_hash = "'"$hash"'"'
+boot_and_translate services
+check "services: the banner says the console asks for a password" grep -q "console password set" "$console"
+check "services: the serial console asks for the password" wait_for_line "$console" "password required" 30
+vm_console "not-the-password"
+check "services: a wrong password is refused with a delay" wait_for_line "$console" "login incorrect; wait 1 s" 30
+sleep 2
+vm_console "natbox-boot"
+check "services: the right password opens the shell" wait_for_line "$console" "natbox> " 30
+check "services: the collector in lan received the ping's mapping event (RFC 5424)" \
+    wait_for_line "$WORK/syslog.txt" '^10\.10\.0\.1 <134>1 .* event="create" proto="icmp" inside="10\.10\.0\.2:' 30
+check "services: curl in lan scrapes the metrics through the VM" bash -c \
+    "ip netns exec $LAN curl -sf --max-time 20 http://10.10.0.1:9100/metrics | grep -Eq '^natbox_nat_events_logged [1-9]'"
+vm_console "ping 198.51.100.1 count 30"
+check "services: ping from the box on the serial console gets replies" wait_for_line "$console" "bytes from 198.51.100.1: icmp_seq=2 " 30
+printf '\x03' | timeout 5 socat -t 1 - "UNIX-CONNECT:$WORK/console.sock" >/dev/null
+check "services: ^C on the serial console stops the ping (the box stays up)" \
+    wait_for_line "$console" "^[0-9] packets transmitted, [0-9] received" 20
+check "services: ACPI power button, QEMU exits within 60 s" vm_shutdown 60 powerdown
+kill "$collector" 2>/dev/null || true
 vm_metadata_disk # the example configuration again
 
 # 3. No metadata disk: the box says so, the shell works, `poweroff` shuts it down.
