@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds the appliance images into build/: vmlinuz (Debian's cloud kernel) and
-# initramfs.img (the static natbox binary as /init plus the modules it loads) for
-# direct kernel boot; natbox.efi, a unified kernel image (systemd-boot's EFI stub with
-# the kernel, initramfs and command line); natbox.raw, a GPT disk whose EFI system
-# partition holds it as EFI/BOOT/BOOTX64.EFI (UEFI boot) and which also boots on legacy
-# BIOS (syslinux: gptmbr.bin, then ldlinux on the ESP); natbox.qcow2, the same disk
-# as qcow2; natbox-gcp.tar.gz, GCP's image format (disk.raw, 1 GiB, sparse). All are
-# reproducible: same inputs, same bytes. Rootless apart from the apt-get download.
+# initramfs.img (zstd-compressed cpio: the static natbox binary as /init plus the
+# modules it loads) for direct kernel boot; natbox.efi, a unified kernel image
+# (systemd-boot's EFI stub with the kernel, initramfs and command line); natbox.raw, a
+# GPT disk whose EFI system partition holds it as EFI/BOOT/BOOTX64.EFI (UEFI boot) and
+# which also boots on legacy BIOS (syslinux: gptmbr.bin, then ldlinux on the ESP);
+# natbox.qcow2, the same disk as qcow2; natbox-gcp.tar.gz, GCP's image format
+# (disk.raw, 1 GiB, sparse). All are reproducible: same inputs, same bytes. Rootless
+# apart from the apt-get download.
 #
 # The kernel: the package the linux-image-cloud-amd64 metapackage depends on today,
 # unless KERNEL_PACKAGE names one (e.g. KERNEL_PACKAGE=linux-image-6.1.0-56-cloud-amd64).
