@@ -6,7 +6,7 @@ set -euo pipefail
 need_apt=()
 for pkg in python3 iproute2 iputils-ping iputils-tracepath traceroute tcpdump iperf3 ethtool socat curl coturn \
     qemu-system-x86 netsniff-ng nftables strace linux-perf \
-    binutils systemd-boot-efi ovmf qemu-utils syslinux syslinux-common mtools dosfstools; do
+    binutils gcc g++ openssl systemd-boot-efi ovmf qemu-utils syslinux syslinux-common mtools dosfstools; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
