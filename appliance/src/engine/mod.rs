@@ -12,6 +12,13 @@
 //!   `pop_transmit` after each batch.
 //! - `poll` runs the timers (session expiry, port holds, neighbour retries, fragment
 //!   timeouts); call it at least every 100 ms.
+//! - `process_offloaded` takes a frame with offload metadata (`wire::offload`): a
+//!   TCP/UDP checksum left partial (CHECKSUM_PARTIAL) is rewritten as a pseudo-header
+//!   sum, MSS clamping leaves it alone; a GSO super-frame is checked against the egress
+//!   MTU by its segments' length (hdr + `gso_size`, RFC 1191/8201 errors carry the MTU
+//!   as usual) and is sent whole, never parked for ARP/NDP. Verdicts and counters treat
+//!   a super-frame as one frame. Replies the engine writes over a frame carry no
+//!   offloads.
 //! - Time is passed in (milliseconds from any fixed origin) and never read here.
 //! - After start-up nothing allocates on the packet path: sessions, indexes, buffers and
 //!   queues are sized from the configuration once.
@@ -49,7 +56,9 @@ use std::collections::VecDeque;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use track::Dir;
 
+use crate::wire::checksum::Csum;
 use crate::wire::ethernet::{self, ethertype, Mac};
+use crate::wire::offload::{self, Offload};
 use crate::wire::{arp, icmpv4, icmpv6, ipv4, ipv6, proto, tcp};
 
 const ETH: usize = ethernet::HEADER_LEN;
@@ -168,6 +177,8 @@ pub struct Engine {
     scratch_bufs: Vec<BufId>,
     /// (max sessions, max IPv6 states) the tables were allocated for.
     capacity: (u32, u32),
+    /// Offload state of the frame being processed (`process_offloaded`).
+    offload: Offload,
 }
 
 /// The part of a configuration that shapes the tables and the forwarding topology:
@@ -252,6 +263,7 @@ impl Engine {
             scratch6: Vec::with_capacity(neigh::MAX_ENTRIES),
             scratch_bufs: Vec::with_capacity(POOL_BUFFERS),
             capacity: (config.nat.max_sessions, config.ipv6.max_states),
+            offload: Offload::NONE,
             config: config.clone(),
         }
     }
@@ -347,11 +359,25 @@ impl Engine {
 
     /// Processes one received frame. See the module docs for the contract.
     pub fn process(&mut self, port: Port, frame: &mut Frame<'_>, now_ms: u64) -> Verdict {
+        self.process_offloaded(port, frame, Offload::NONE, now_ms)
+    }
+
+    /// `process` for a frame whose checksum or segmentation was offloaded (see the
+    /// module docs); `offload` comes from `wire::offload::prepare`.
+    pub fn process_offloaded(
+        &mut self,
+        port: Port,
+        frame: &mut Frame<'_>,
+        offload: Offload,
+        now_ms: u64,
+    ) -> Verdict {
         frame.len = frame.len.min(frame.buf.len());
         let counters = &mut self.stats.ports[port as usize];
         counters.rx_packets += 1;
         counters.rx_bytes += frame.len as u64;
+        self.offload = offload;
         let verdict = self.dispatch(port, frame, now_ms);
+        self.offload = Offload::NONE;
         self.account(port, verdict, frame.len);
         if !self.reinject.is_empty() {
             self.run_reinjected(now_ms);
@@ -525,7 +551,8 @@ impl Engine {
             return Verdict::Drop(DropReason::FrameTruncated);
         };
         let p = &self.ports[port as usize];
-        if frame.len > ETH + p.mtu {
+        // A GSO super-frame is longer than any MTU; its segments are checked on egress.
+        if frame.len > ETH + p.mtu && self.offload.gso_segment.is_none() {
             return Verdict::Drop(DropReason::FrameTooLong);
         }
         let dst = eth.dst();
@@ -642,6 +669,14 @@ impl Engine {
                 (Verdict::Forward(egress), probe)
             }
             Some(Resolve::Unknown { probe }) => {
+                if self.offload.gso_segment.is_some() {
+                    // The parking buffers hold wire-sized frames only.
+                    return Verdict::Drop(DropReason::GsoNotParked);
+                }
+                if self.offload.csum == Csum::Partial {
+                    // Released later without offload metadata: complete it now.
+                    offload::complete_checksum(&mut frame.buf[..frame.len]);
+                }
                 let verdict = match self.buffers.store(frame.bytes()) {
                     None => Verdict::Drop(DropReason::BufferPoolFull),
                     Some(id) => {
@@ -861,7 +896,7 @@ impl Engine {
             return Some(self.reject4(port, frame, DropReason::TtlExceeded, kind, now));
         }
         let mtu = self.ports[egress as usize].mtu;
-        if ctx.total > mtu {
+        if self.offload.network_len(ctx.total) > mtu {
             if !ctx.df {
                 return Some(Verdict::Drop(DropReason::TooBigNoDf));
             }
@@ -928,10 +963,11 @@ impl Engine {
             }
             self.stats.icmp_errors_translated += 1;
         } else {
-            if let Err(reason) = self.nat.outbound(ip, now_s, &mut self.stats) {
+            let csum = self.offload.csum;
+            if let Err(reason) = self.nat.outbound(ip, csum, now_s, &mut self.stats) {
                 return self.refuse4(frame, reason, now);
             }
-            if let Err(reason) = self.nat.inbound(ip, now_s, &mut self.stats) {
+            if let Err(reason) = self.nat.inbound(ip, csum, now_s, &mut self.stats) {
                 return Verdict::Drop(reason);
             }
         }
@@ -1001,9 +1037,10 @@ impl Engine {
             self.nat.icmp_error(ip, dir)?;
             self.stats.icmp_errors_translated += 1;
         } else {
+            let csum = self.offload.csum;
             match dir {
-                Dir::Out => self.nat.outbound(ip, now_s, &mut self.stats)?,
-                Dir::In => self.nat.inbound(ip, now_s, &mut self.stats)?,
+                Dir::Out => self.nat.outbound(ip, csum, now_s, &mut self.stats)?,
+                Dir::In => self.nat.inbound(ip, csum, now_s, &mut self.stats)?,
             }
         }
         if ctx.fragment {
@@ -1047,7 +1084,7 @@ impl Engine {
         if clamp != 0
             && p.protocol() == proto::TCP
             && p.frag_offset() == 0
-            && clamp_syn(p.payload_mut(), clamp)
+            && clamp_syn(p.payload_mut(), clamp, self.offload.csum)
         {
             self.stats.mss_clamped += 1;
         }
@@ -1161,7 +1198,7 @@ impl Engine {
         if self.fw6.is_inside(&src) != (dir == Dir::Out) {
             return Verdict::Drop(DropReason::SpoofedSource);
         }
-        if hop_limit <= 1 || total > self.ports[egress as usize].mtu {
+        if hop_limit <= 1 || self.offload.network_len(total) > self.ports[egress as usize].mtu {
             return self.finish6(frame, port, egress, hop, hop_limit, total, now);
         }
         match self.filter6(frame, &src, &dst, &upper, dir, port, now) {
@@ -1241,7 +1278,7 @@ impl Engine {
             return self.reject6(port, frame, DropReason::TtlExceeded, kind, now);
         }
         let mtu = self.ports[egress as usize].mtu;
-        if total > mtu {
+        if self.offload.network_len(total) > mtu {
             let kind = (icmpv6::PACKET_TOO_BIG, 0, mtu as u32);
             return self.reject6(port, frame, DropReason::TooBig, kind, now);
         }
@@ -1252,7 +1289,8 @@ impl Engine {
                 if u.protocol == proto::TCP && u.fragment.is_none() {
                     // IPv6 headers are 20 bytes longer than IPv4's.
                     let at = u.offset;
-                    if clamp_syn(&mut p.packet_mut()[at..], clamp.saturating_sub(20)) {
+                    let l4 = &mut p.packet_mut()[at..];
+                    if clamp_syn(l4, clamp.saturating_sub(20), self.offload.csum) {
                         self.stats.mss_clamped += 1;
                     }
                 }
@@ -1343,9 +1381,9 @@ fn is_icmp_error4(ctx: &Pkt4, ip: &[u8]) -> bool {
 }
 
 /// Clamps the MSS option of a TCP SYN at `l4`; returns whether it changed.
-fn clamp_syn(l4: &mut [u8], clamp: u16) -> bool {
+fn clamp_syn(l4: &mut [u8], clamp: u16, csum: Csum) -> bool {
     match tcp::Packet::new_checked(l4) {
-        Ok(mut t) if t.flags() & tcp::SYN != 0 => t.clamp_mss(clamp),
+        Ok(mut t) if t.flags() & tcp::SYN != 0 => t.clamp_mss(clamp, csum),
         _ => false,
     }
 }

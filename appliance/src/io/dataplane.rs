@@ -12,13 +12,32 @@
 //! completes. Frames the engine makes itself are copied into a small transmit pool.
 //! Nothing allocates per packet. (`SendZc` is refused by AF_PACKET with EOPNOTSUPP.)
 //!
+//! Offloads (this path): the sockets carry `PACKET_VNET_HDR`, so a receive buffer holds
+//! `[io_uring_recvmsg_out][auxdata][virtio_net_hdr][frame]` and a GSO super-frame (up
+//! to 64 KiB) arrives whole. `wire::offload::prepare` checks the header against the
+//! frame (a partial checksum natbox does not rewrite is completed in software; a GSO
+//! type it cannot translate is dropped as `gso_unsupported`) and rewrites it into the
+//! header the frame leaves with; the engine translates with the checksum left partial
+//! and checks GSO segments, not the super-frame, against the MTU; `Send` transmits
+//! header and frame from the same buffer, so the kernel (`virtio_net_hdr_to_skb`)
+//! segments or passes the super-frame on, and no checksum is computed in user space.
+//! Replies go out with an all-zero header; so do the engine's own frames. Buffers are
+//! sized for the largest super-frame (`MAX_GSO_FRAME`), so fewer of them fit the
+//! per-port budget (`RX_MEMORY`); pages of a buffer a small frame never reaches are
+//! never touched, so resident memory grows with the traffic's frame sizes. GRO is on
+//! on the ports (`link::prepare`): the kernel merges wire segments into super-frames
+//! before natbox sees them.
+//!
 //! Timers: `Engine::poll` every 100 ms; link state every second. A port whose link
 //! goes down is logged and the other port keeps forwarding; a port whose interface
 //! disappears is closed and reopened (with its link set up again) when it returns.
 //!
 //! That is the default (`NATBOX_RX=bufring`). `NATBOX_RX=tpacket` at start-up
 //! replaces receive and transmit with `PACKET_RX_RING`/
-//! `PACKET_TX_RING` in `TPACKET_V3` (see `ring.rs`): a multishot `PollAdd` per port
+//! `PACKET_TX_RING` in `TPACKET_V3` (see `ring.rs`), without offloads: no
+//! `virtio_net_hdr`, GRO off, a GSO super-frame from a TSO sender is dropped as
+//! `frame_too_long` (its slots hold wire-sized frames), partial checksums are completed
+//! in software (`TP_STATUS_CSUMNOTREADY`). A multishot `PollAdd` per port
 //! wakes the loop, which walks the ready receive blocks, kicking the transmit rings once
 //! per block. Everything else (link setup, counters, timers, link monitoring, the shell
 //! tick) is shared. Measured with tests/bench/compare.sh on a 2-vCPU VM: tpacket
@@ -37,15 +56,18 @@ use super::ring::{Rings, RxFrame};
 use super::socket::{self, PacketSocket};
 use crate::engine::stats::DropReason;
 use crate::engine::{Engine, Frame, Port, PortSetup, Verdict};
-use crate::wire::offload;
+use crate::wire::offload::{self, Offload};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-/// Receive buffers per port (a power of two, at most 32768).
+/// Receive buffers per port (a power of two, at most 32768), at most.
 const RX_BUFFERS: u16 = 2048;
+/// Memory for one port's receive buffers: with buffers sized for GSO super-frames
+/// (68 KiB) this allows 128 of them, with wire-sized ones (2 KiB) `RX_BUFFERS`.
+const RX_MEMORY: usize = 16 << 20;
 /// Transmit buffers for frames the engine makes (ARP/NDP, released packets).
 const TX_BUFFERS: usize = 64;
 const RING_ENTRIES: u32 = 4096;
@@ -237,6 +259,9 @@ pub struct Dataplane {
     max_frame: usize,
     /// Frames of the receive block being processed (`RxPath::Tpacket`).
     frames: Vec<RxFrame>,
+    /// Bytes of `virtio_net_hdr` in front of every frame read or written: `VNET_HDR_LEN`
+    /// on the `BufRing` path, 0 on the `Tpacket` path.
+    vnet_len: usize,
 }
 
 impl std::fmt::Debug for Dataplane {
@@ -262,12 +287,22 @@ impl Dataplane {
         let max_mtu = usize::from(config.inside.mtu.max(config.outside.mtu));
         // Room for the frame, its headers, and ICMP errors built in place (1294 bytes).
         let max_frame = 14 + max_mtu.max(1294);
-        let buf_size = (headroom() + max_frame).next_power_of_two();
+        let vnet = path == RxPath::BufRing;
+        let vnet_len = if vnet { offload::VNET_HDR_LEN } else { 0 };
+        // Transmit buffers hold the frames the engine makes (at most `max_frame`).
+        let tx_size = vnet_len + max_frame;
+        let (buf_size, rx_count) = if vnet {
+            let size = (headroom() + vnet_len + offload::MAX_GSO_FRAME).next_multiple_of(4096);
+            let count = (RX_MEMORY / size).min(usize::from(RX_BUFFERS));
+            (size, 1u16 << count.ilog2())
+        } else {
+            ((headroom() + max_frame).next_power_of_two(), RX_BUFFERS)
+        };
         let open = |port: Port, p: &firmware_config::Port| -> io::Result<PortIo> {
             let link = link::find(&p.port).map_err(|e| annotate(port, &p.port, e))?;
-            link::prepare(&link, p.mtu).map_err(|e| annotate(port, &link.name, e))?;
+            link::prepare(&link, p.mtu, vnet).map_err(|e| annotate(port, &link.name, e))?;
             let socket =
-                PacketSocket::open(link.index).map_err(|e| annotate(port, &link.name, e))?;
+                PacketSocket::open(link.index, vnet).map_err(|e| annotate(port, &link.name, e))?;
             let rings = match path {
                 RxPath::BufRing => None,
                 RxPath::Tpacket => Some(
@@ -294,21 +329,17 @@ impl Dataplane {
                 rings,
                 state: LinkState::Up,
                 // The tpacket path receives through its rings: a token buffer ring.
-                rx: BufRing::new(
-                    if path == RxPath::Tpacket {
-                        1
-                    } else {
-                        RX_BUFFERS
-                    },
-                    buf_size,
-                ),
+                rx: BufRing::new(if path == RxPath::Tpacket { 1 } else { rx_count }, buf_size),
                 msghdr,
                 armed: false,
                 generation: 0,
                 counters: IoCounters::default(),
             })
         };
-        log::info!("receive path: {path:?} (NATBOX_RX)");
+        log::info!(
+            "receive path: {path:?} (NATBOX_RX), offloads {}, {rx_count} receive buffers of {buf_size} bytes per port",
+            if vnet { "on (virtio_net_hdr, GSO)" } else { "off" }
+        );
         let inside = open(Port::Inside, &config.inside)?;
         let outside = open(Port::Outside, &config.outside)?;
         let engine = Engine::new(
@@ -335,7 +366,7 @@ impl Dataplane {
             ring,
             ports: [inside, outside],
             tx_bufs: (0..TX_BUFFERS)
-                .map(|_| vec![0u8; buf_size].into_boxed_slice())
+                .map(|_| vec![0u8; tx_size].into_boxed_slice())
                 .collect(),
             tx_free: (0..TX_BUFFERS as u16).collect(),
             cqes: Vec::with_capacity(RING_ENTRIES as usize * 2),
@@ -344,6 +375,7 @@ impl Dataplane {
             path,
             max_frame,
             frames: Vec::with_capacity(1024),
+            vnet_len,
         })
     }
 
@@ -480,6 +512,7 @@ impl Dataplane {
             return Ok(());
         };
         let now = self.now_ms();
+        let vnet_len = self.vnet_len;
         let io = &mut self.ports[p];
         let port = io.port;
         let used = (res.max(0) as usize).min(io.rx.buf_size);
@@ -493,7 +526,12 @@ impl Dataplane {
                 )
             })
         };
-        let Ok((aux, len, truncated)) = parsed else {
+        let Ok((aux, payload, truncated)) = parsed else {
+            io.counters.rx_errors += 1;
+            io.rx.push(bid);
+            return Ok(());
+        };
+        let Some(len) = payload.checked_sub(vnet_len) else {
             io.counters.rx_errors += 1;
             io.rx.push(bid);
             return Ok(());
@@ -508,17 +546,49 @@ impl Dataplane {
             io.rx.push(bid);
             return Ok(());
         }
-        let frame_buf = &mut io.rx.buf(bid)[headroom()..];
-        if aux.csum_not_ready && offload::complete_checksum(&mut frame_buf[..len]) {
-            io.counters.csum_completed += 1;
-        }
+        let (vnet, frame_buf) = io.rx.buf(bid)[headroom()..].split_at_mut(vnet_len);
+        let offload = match <&mut [u8; offload::VNET_HDR_LEN]>::try_from(vnet) {
+            Ok(raw) => {
+                let mut h = offload::VnetHdr::read(raw);
+                let partial = h.flags & offload::F_NEEDS_CSUM != 0;
+                match offload::prepare(&mut frame_buf[..len], &mut h) {
+                    Ok(o) => {
+                        if partial && o == Offload::NONE {
+                            io.counters.csum_completed += 1;
+                        }
+                        h.write(raw);
+                        o
+                    }
+                    Err(offload::Unsupported) => {
+                        self.engine.count_drop(port, DropReason::GsoUnsupported);
+                        io.rx.push(bid);
+                        return Ok(());
+                    }
+                }
+            }
+            Err(_) => {
+                if aux.csum_not_ready && offload::complete_checksum(&mut frame_buf[..len]) {
+                    io.counters.csum_completed += 1;
+                }
+                Offload::NONE
+            }
+        };
         let mut frame = Frame {
             buf: frame_buf,
             len,
         };
-        match self.engine.process(port, &mut frame, now) {
-            Verdict::Forward(out) | Verdict::Reply(out) => {
+        match self
+            .engine
+            .process_offloaded(port, &mut frame, offload, now)
+        {
+            Verdict::Forward(out) => {
                 let len = frame.len;
+                self.send_rx(p, bid, out as usize, len)
+            }
+            Verdict::Reply(out) => {
+                // A reply the engine wrote over the frame: no offloads.
+                let len = frame.len;
+                self.ports[p].rx.buf(bid)[headroom()..][..vnet_len].fill(0);
                 self.send_rx(p, bid, out as usize, len)
             }
             _ => {
@@ -528,7 +598,8 @@ impl Dataplane {
         }
     }
 
-    /// Sends a frame from receive buffer `bid` of port `p` out of port `out`.
+    /// Sends a frame of `len` bytes (and its `virtio_net_hdr` in front, if any) from
+    /// receive buffer `bid` of port `p` out of port `out`.
     fn send_rx(&mut self, p: usize, bid: u16, out: usize, len: usize) -> io::Result<()> {
         let Some(fd) = self.ports[out].socket.as_ref().map(|s| s.as_raw_fd()) else {
             self.ports[out].counters.tx_errors += 1;
@@ -536,7 +607,7 @@ impl Dataplane {
             return Ok(());
         };
         let ptr = self.ports[p].rx.buf(bid)[headroom()..].as_ptr();
-        let sqe = opcode::Send::new(types::Fd(fd), ptr, len as u32)
+        let sqe = opcode::Send::new(types::Fd(fd), ptr, (self.vnet_len + len) as u32)
             .build()
             .user_data(user_data(KIND_SEND_RX, p, out, bid));
         self.push(sqe)
@@ -674,9 +745,10 @@ impl Dataplane {
             return Ok(());
         }
         while let Some(idx) = self.tx_free.pop() {
+            // The buffer's first `vnet_len` bytes stay zero: no offloads.
             let Some((port, len)) = self
                 .engine
-                .pop_transmit(&mut self.tx_bufs[usize::from(idx)])
+                .pop_transmit(&mut self.tx_bufs[usize::from(idx)][self.vnet_len..])
             else {
                 self.tx_free.push(idx);
                 break;
@@ -690,7 +762,7 @@ impl Dataplane {
             let sqe = opcode::Send::new(
                 types::Fd(fd),
                 self.tx_bufs[usize::from(idx)].as_ptr(),
-                len as u32,
+                (self.vnet_len + len) as u32,
             )
             .build()
             .user_data(user_data(KIND_SEND_TX, out, out, idx));
@@ -800,11 +872,11 @@ impl Dataplane {
     }
 
     fn reopen(&mut self, p: usize) -> bool {
-        let (path, max_frame) = (self.path, self.max_frame);
+        let (path, max_frame, vnet) = (self.path, self.max_frame, self.vnet_len > 0);
         let io = &mut self.ports[p];
         let result = link::find(&io.spec).and_then(|l| {
-            link::prepare(&l, io.mtu)?;
-            let s = PacketSocket::open(l.index)?;
+            link::prepare(&l, io.mtu, vnet)?;
+            let s = PacketSocket::open(l.index, vnet)?;
             let rings = match path {
                 RxPath::BufRing => None,
                 RxPath::Tpacket => Some(Rings::new(&s, max_frame)?),

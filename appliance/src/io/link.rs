@@ -4,7 +4,10 @@
 //! names are not stable); `find` resolves either through sysfs. `prepare` makes the
 //! kernel a pure driver host on the port: link up, the configured MTU, kernel IPv6
 //! disabled (no autoconfiguration, no NDP answers: natbox speaks NDP itself), and GRO
-//! off so every frame natbox sees is a wire-sized frame it can forward as is.
+//! on or off as the receive path wants: on where natbox reads `virtio_net_hdr`s and
+//! forwards GSO super-frames whole (fewer, larger frames: the kernel merges wire
+//! segments, the egress NIC or the kernel's GSO cuts them again, as in the kernel's own
+//! forwarding), off where it only handles wire-sized frames.
 
 use crate::wire::ethernet::Mac;
 use std::fs;
@@ -72,14 +75,14 @@ pub fn is_running(link: &Link) -> bool {
     same && read_trimmed(&dir.join("operstate")).is_ok_and(|s| s == "up" || s == "unknown")
 }
 
-/// Brings the link up with `mtu`, disables kernel IPv6 and GRO on it.
-pub fn prepare(link: &Link, mtu: u16) -> io::Result<()> {
+/// Brings the link up with `mtu`, disables kernel IPv6 on it and turns GRO on or off.
+pub fn prepare(link: &Link, mtu: u16, gro: bool) -> io::Result<()> {
     let ctl = Ctl::open()?;
     ctl.set_mtu(&link.name, mtu)?;
     ctl.set_up(&link.name)?;
-    if let Err(e) = ctl.set_gro(&link.name, false) {
-        // Not every driver has GRO to turn off (loopback-like devices): not fatal.
-        log::debug!("{}: cannot turn GRO off: {e}", link.name);
+    if let Err(e) = ctl.set_gro(&link.name, gro) {
+        // Not every driver has GRO to switch (loopback-like devices): not fatal.
+        log::debug!("{}: cannot set GRO {gro}: {e}", link.name);
     }
     let ipv6 = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", link.name);
     if Path::new(&ipv6).exists() {

@@ -10,7 +10,14 @@
 //!   `TP_STATUS_CSUMNOTREADY` marks frames whose transport checksum a virtual NIC left
 //!   partial (veth, virtio offloads): the dataplane completes it before translating;
 //! - `PACKET_QDISC_BYPASS`: transmit straight to the driver, skipping the qdisc layer
-//!   (the box has no traffic shaping to do).
+//!   (the box has no traffic shaping to do);
+//! - `PACKET_VNET_HDR` (when asked for: the io_uring receive path): every frame read
+//!   or written carries a `struct virtio_net_hdr` in front (packet(7),
+//!   `wire::offload`), so GSO super-frames (TSO from a veth peer, GRO, virtio guest
+//!   offloads) arrive whole with their segment size and partial-checksum offsets
+//!   instead of truncated, and leave whole for the kernel or the peer to segment. With
+//!   it, `TP_STATUS_CSUMNOTREADY` is redundant (`VIRTIO_NET_HDR_F_NEEDS_CSUM` says the
+//!   same, with the offsets).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -38,7 +45,8 @@ fn check(r: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 impl PacketSocket {
-    pub fn open(ifindex: u32) -> io::Result<PacketSocket> {
+    /// Opens and binds a socket on `ifindex`; `vnet` turns on `PACKET_VNET_HDR`.
+    pub fn open(ifindex: u32, vnet: bool) -> io::Result<PacketSocket> {
         // SAFETY: plain socket(2); the result is checked and owned.
         let raw = check(unsafe {
             libc::socket(
@@ -74,6 +82,9 @@ impl PacketSocket {
         sock.set(libc::SOL_PACKET, libc::PACKET_AUXDATA, &1i32)?;
         sock.set(libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &1i32)?;
         sock.set(libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &1i32)?;
+        if vnet {
+            sock.set(libc::SOL_PACKET, libc::PACKET_VNET_HDR, &1i32)?;
+        }
         // Generous socket buffers absorb bursts while the loop is busy.
         let buf = 4 << 20;
         if sock

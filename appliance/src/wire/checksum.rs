@@ -4,6 +4,11 @@
 //! folds and inverts. `update*` rewrite a stored checksum after a field changed, using
 //! RFC 1624 equation 3: `HC' = ~(~HC + ~m + m')`, which never yields the `-0` (0xffff ->
 //! 0x0000) ambiguity of equation 2.
+//!
+//! A CHECKSUM_PARTIAL field (a sender left the sum to the NIC; see `offload.rs`) holds
+//! the folded pseudo-header sum, not inverted: `update32_partial` changes a
+//! pseudo-header word there, the way Linux's `inet_proto_csum_replace4` does for
+//! `CHECKSUM_PARTIAL` with `pseudohdr` set (net/core/utils.c).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -95,6 +100,24 @@ pub fn update32(check: u16, old: u32, new: u32) -> u16 {
     !fold32(sum)
 }
 
+/// What a TCP/UDP checksum field holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Csum {
+    /// The complete checksum (RFC 793/768).
+    Full,
+    /// The folded pseudo-header sum only (CHECKSUM_PARTIAL): whoever transmits the
+    /// frame completes it over the transport header and payload.
+    Partial,
+}
+
+/// A 32-bit pseudo-header value (an address) changing under a CHECKSUM_PARTIAL field:
+/// `sum' = sum - old + new`, no inversion. Changes to bytes the final sum covers (ports,
+/// options) must not touch such a field at all.
+#[inline]
+pub fn update32_partial(sum: u16, old: u32, new: u32) -> u16 {
+    !update32(!sum, old, new)
+}
+
 /// RFC 1624 eqn. 3 for an address and a port changing together (a NAPT rewrite).
 #[inline]
 pub fn update_addr_port(check: u16, old: (u32, u16), new: (u32, u16)) -> u16 {
@@ -159,6 +182,24 @@ mod tests {
     fn rfc1624_section4_example() {
         // Header sums to 0xcd7a, checksum 0x3285; a word changes 0x5555 -> 0x3285.
         assert_eq!(update16(0xdd2f, 0x5555, 0x3285), 0x0000);
+    }
+
+    /// A partial field updated for an address change equals the pseudo-header sum
+    /// computed afresh with the new address.
+    #[test]
+    fn partial_update_is_a_pseudo_header_sum() {
+        let (a, b, c) = (
+            Ipv4Addr::new(10, 10, 0, 2),
+            Ipv4Addr::new(203, 0, 113, 5),
+            Ipv4Addr::new(198, 51, 100, 10),
+        );
+        for len in [20u16, 1480, 65000] {
+            let before = pseudo_v4(a, b, 6, len).fold();
+            let after = update32_partial(before, a.to_bits(), c.to_bits());
+            let fresh = pseudo_v4(c, b, 6, len).fold();
+            // Equal as one's-complement values (0 and 0xffff are both zero).
+            assert_eq!(after % 0xffff, fresh % 0xffff);
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! TCP headers (RFC 9293 section 3.1) and the MSS option (section 3.2).
 
+use super::checksum::Csum;
 use super::{be16, be32, set_be16, WireError};
 
 pub const MIN_HEADER_LEN: usize = 20;
@@ -103,7 +104,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     /// Lowers the MSS option to `clamp` if it is larger, keeping the checksum valid.
     /// Returns whether the segment changed.
-    pub fn clamp_mss(&mut self, clamp: u16) -> bool {
+    pub fn clamp_mss(&mut self, clamp: u16, csum: Csum) -> bool {
         let Some(at) = self.mss_offset() else {
             return false;
         };
@@ -113,8 +114,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
             return false;
         }
         set_be16(b, at, clamp);
-        let c = super::checksum::update16(be16(b, CHECKSUM_OFFSET), mss, clamp);
-        set_be16(b, CHECKSUM_OFFSET, c);
+        // A partial checksum is completed over the option later: it stays as it is.
+        if csum == Csum::Full {
+            let c = super::checksum::update16(be16(b, CHECKSUM_OFFSET), mss, clamp);
+            set_be16(b, CHECKSUM_OFFSET, c);
+        }
         true
     }
 }
@@ -175,10 +179,22 @@ mod tests {
         let mut b = syn_with_options(&[1, 1, 4, 2, 2, 4, 0x05, 0xb4, 1, 1, 1, 1]);
         let mut p = Packet::new_checked(&mut b[..]).unwrap();
         assert_eq!(p.mss_offset(), Some(26));
-        assert!(p.clamp_mss(1400));
-        assert!(!p.clamp_mss(1450));
+        assert!(p.clamp_mss(1400, Csum::Full));
+        assert!(!p.clamp_mss(1450, Csum::Full));
         assert_eq!(u16::from_be_bytes([b[26], b[27]]), 1400);
         assert!(verifies(&b));
+    }
+
+    /// Under a partial checksum the field is the pseudo-header sum: the clamp changes
+    /// the option and leaves the field alone.
+    #[test]
+    fn clamp_leaves_a_partial_checksum_alone() {
+        let mut b = syn_with_options(&[2, 4, 0x05, 0xb4]);
+        b[16..18].copy_from_slice(&0x1234u16.to_be_bytes());
+        let mut p = Packet::new_checked(&mut b[..]).unwrap();
+        assert!(p.clamp_mss(1300, Csum::Partial));
+        assert_eq!(u16::from_be_bytes([b[22], b[23]]), 1300);
+        assert_eq!(u16::from_be_bytes([b[16], b[17]]), 0x1234);
     }
 
     #[test]

@@ -46,6 +46,7 @@ use super::list::{self, Linked, Links, List};
 use super::lru::Lru;
 use super::stats::{DropReason, Stats};
 use super::track::{self, Class, Dir, TcpState, Timeouts};
+use crate::wire::checksum::Csum;
 use crate::wire::{icmpv4, ipv4, proto, tcp};
 use firmware_config::{Config, Filtering};
 use ipnet::Ipv4Net;
@@ -325,10 +326,12 @@ impl Nat44 {
             .map(|at| sorted[at].1)
     }
 
-    /// Translates an outbound datagram's source in place.
+    /// Translates an outbound datagram's source in place; `csum` says what its TCP/UDP
+    /// checksum field holds.
     pub fn outbound(
         &mut self,
         ip: &mut [u8],
+        csum: Csum,
         now: u32,
         stats: &mut Stats,
     ) -> Result<(), DropReason> {
@@ -348,15 +351,16 @@ impl Nat44 {
         self.track(idx, Dir::Out, flow.tcp_flags, now);
         let s = &self.sessions[idx as usize];
         let ext = self.p.pool[usize::from(s.pool)].to_bits();
-        rewrite::rewrite(ip, flow.l4, flow.proto, End::Src, ext, s.ext_port);
+        rewrite::rewrite(ip, flow.l4, flow.proto, End::Src, (ext, s.ext_port), csum);
         stats.nat_out.count(flow.proto);
         Ok(())
     }
 
-    /// Translates an inbound datagram's destination in place.
+    /// Translates an inbound datagram's destination in place (`csum` as for `outbound`).
     pub fn inbound(
         &mut self,
         ip: &mut [u8],
+        csum: Csum,
         now: u32,
         stats: &mut Stats,
     ) -> Result<(), DropReason> {
@@ -373,7 +377,14 @@ impl Nat44 {
         };
         self.track(idx, Dir::In, flow.tcp_flags, now);
         let s = &self.sessions[idx as usize];
-        rewrite::rewrite(ip, flow.l4, flow.proto, End::Dst, s.in_addr, s.in_port);
+        rewrite::rewrite(
+            ip,
+            flow.l4,
+            flow.proto,
+            End::Dst,
+            (s.in_addr, s.in_port),
+            csum,
+        );
         stats.nat_in.count(flow.proto);
         Ok(())
     }

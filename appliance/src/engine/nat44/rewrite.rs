@@ -1,10 +1,15 @@
 //! In-place NAPT rewrites with incremental checksums (RFC 1624, RFC 3022 section 4.2),
 //! and the parsing and rewriting of the datagram quoted in an ICMP error
 //! (RFC 5508 section 4.1).
+//!
+//! A TCP/UDP checksum left partial by the sender (CHECKSUM_PARTIAL, GSO super-frames;
+//! see `wire::offload`) holds the pseudo-header sum: an address rewrite updates it as
+//! such, a port rewrite leaves it alone (the final sum covers the new port), as Linux's
+//! `inet_proto_csum_replace4`/`_replace2` do for `CHECKSUM_PARTIAL`.
 
 use super::super::stats::DropReason;
 use super::super::track::Dir;
-use crate::wire::checksum::{update16, update32, update_addr_port};
+use crate::wire::checksum::{update16, update32, update32_partial, update_addr_port, Csum};
 use crate::wire::{be16, be32, icmpv4, ipv4, proto, set_be16, set_be32};
 
 /// Which end of a packet a rewrite changes.
@@ -31,9 +36,17 @@ impl End {
 }
 
 /// Rewrites one end's address and port (ICMP: echo identifier) of the datagram at
-/// `ip`, whose transport header starts at `l4`, keeping every checksum valid.
+/// `ip`, whose transport header starts at `l4`, keeping every checksum valid. `csum`
+/// says what a TCP/UDP checksum field holds.
 #[inline]
-pub fn rewrite(ip: &mut [u8], l4: usize, protocol: u8, end: End, addr: u32, port: u16) {
+pub fn rewrite(
+    ip: &mut [u8],
+    l4: usize,
+    protocol: u8,
+    end: End,
+    (addr, port): (u32, u16),
+    csum: Csum,
+) {
     let old_addr = set_addr(ip, 10, end.addr_offset(), addr);
     rewrite_transport(
         &mut ip[l4..],
@@ -41,7 +54,7 @@ pub fn rewrite(ip: &mut [u8], l4: usize, protocol: u8, end: End, addr: u32, port
         end,
         (old_addr, addr),
         port,
-        usize::MAX,
+        (usize::MAX, csum),
     );
 }
 
@@ -57,24 +70,29 @@ fn set_addr(ip: &mut [u8], check: usize, at: usize, addr: u32) -> u32 {
 
 /// Rewrites a transport header's port on `end` after its IP address changed from
 /// `addrs.0` to `addrs.1`. `avail` is how many transport bytes exist (a quote may be
-/// cut short): a checksum beyond them is left alone.
+/// cut short): a checksum beyond them is left alone; `csum` is what a TCP/UDP checksum
+/// field holds.
 fn rewrite_transport(
     t: &mut [u8],
     protocol: u8,
     end: End,
     addrs: (u32, u32),
     port: u16,
-    avail: usize,
+    (avail, csum): (usize, Csum),
 ) {
     let at = end.port_offset();
+    // A TCP/UDP checksum after the address and port changed.
+    let update = |c: u16, old_port: u16| match csum {
+        Csum::Full => update_addr_port(c, (addrs.0, old_port), (addrs.1, port)),
+        Csum::Partial => update32_partial(c, addrs.0, addrs.1),
+    };
     match protocol {
         proto::TCP => {
             let old_port = be16(t, at);
             set_be16(t, at, port);
             if avail >= crate::wire::tcp::CHECKSUM_OFFSET + 2 {
                 let off = crate::wire::tcp::CHECKSUM_OFFSET;
-                let c = update_addr_port(be16(t, off), (addrs.0, old_port), (addrs.1, port));
-                set_be16(t, off, c);
+                set_be16(t, off, update(be16(t, off), old_port));
             }
         }
         proto::UDP => {
@@ -82,9 +100,10 @@ fn rewrite_transport(
             set_be16(t, at, port);
             let off = crate::wire::udp::CHECKSUM_OFFSET;
             let c = be16(t, off);
-            // RFC 768: zero means "no checksum" and must stay zero.
+            // RFC 768: zero means "no checksum" and must stay zero (a partial sum
+            // includes the protocol number and is never zero).
             if c != 0 {
-                let c = update_addr_port(c, (addrs.0, old_port), (addrs.1, port));
+                let c = update(c, old_port);
                 set_be16(t, off, if c == 0 { 0xffff } else { c });
             }
         }
@@ -168,7 +187,7 @@ pub fn rewrite_icmp_error(ip: &mut [u8], q: &Quoted, dir: Dir, addr: u32, port: 
         end,
         (old, addr),
         port,
-        q.avail,
+        (q.avail, Csum::Full),
     );
     let mut outer = ipv4::Packet::new_checked(&mut ip[..]).expect("parsed by quoted()");
     match dir {
