@@ -4,7 +4,15 @@
 # receiver's count when the sender says it is done, before the last in-flight data
 # lands (seen without natbox too, on a plain veth pair), so its counts are compared
 # within 2%; the exact check is a socat transfer of the same size whose SHA-256 and
-# byte count are taken of what the receiver got until EOF. Offloads: see below.
+# byte count are taken of what the receiver got until EOF.
+#
+# Three rounds of the same four transfers, with the hosts' offloads:
+#   1. as lib.sh set them (E2E_OFFLOADS; by default "on": TSO/GSO/GRO and checksum
+#      offload, so natbox forwards GSO super-frames of up to 64 KiB with partial
+#      checksums, and must show it: gso_frames > 0); tcpdump in wan meanwhile must see
+#      only the public address, never a lan one;
+#   2. TSO/GSO off: wire-sized frames whose checksums are still partial;
+#   3. transmit checksum offload off too: full checksums, rewritten incrementally.
 source "$(dirname "$0")/lib.sh"
 echo "# test_iperf: iperf3 bulk TCP"
 topology
@@ -12,7 +20,7 @@ start_natbox
 SIZE=200M
 SIZE_BYTES=$((200 * 1024 * 1024))
 
-in_wan timeout 120 iperf3 -s -B 198.51.100.1 -p 5201 >"$WORK/iperf-server.log" 2>&1 &
+in_wan timeout 220 iperf3 -s -B 198.51.100.1 -p 5201 >"$WORK/iperf-server.log" 2>&1 &
 sleep 1
 
 # iperf3 client JSON: bytes the sender sent and bytes the receiver received (the
@@ -58,22 +66,37 @@ run_socat() {
     [ "$n" = $((4 * 50 * 1024 * 1024)) ] && [ "$got" = "$EXPECT" ]
 }
 
-check "iperf3 lan -> wan, -n $SIZE: completes, sender sent $SIZE, receiver counted >= 98%" run_iperf up
-check "iperf3 wan -> lan (-R), -n $SIZE: completes, sender sent $SIZE, receiver counted >= 98%" run_iperf down -R
-check "socat lan -> wan, 200 MiB random: receiver got every byte, SHA-256 matches" run_socat up
-check "socat wan -> lan, 200 MiB random: receiver got every byte, SHA-256 matches" run_socat down
+# One round: the four transfers; TAG names their files, LABEL the checks.
+transfers() {
+    local tag=$1 label=$2
+    in_lan ethtool -k eth0 | grep -E '^(tx-checksumming|tcp-segmentation-offload|generic-segmentation-offload|generic-receive-offload):' | tr '\n' ' ' | sed "s|^|# $label: lan eth0 |;s|\$|\n|"
+    check "iperf3 lan -> wan, -n $SIZE ($label): completes, sender sent $SIZE, receiver counted >= 98%" run_iperf "up-$tag"
+    check "iperf3 wan -> lan (-R), -n $SIZE ($label): completes, counts agree" run_iperf "down-$tag" -R
+    check "socat lan -> wan, 200 MiB random ($label): receiver got every byte, SHA-256 matches" run_socat "up-$tag"
+    check "socat wan -> lan, 200 MiB random ($label): receiver got every byte, SHA-256 matches" run_socat "down-$tag"
+}
 
-# The runs above had the veth defaults except TSO/GSO (lib.sh turns those two off:
-# natbox does not segment GSO super-frames): transmit checksum offload on, so natbox
-# completed partial checksums. Once more with transmit checksum offload off on both
-# hosts, so natbox rewrites full checksums incrementally.
-in_lan ethtool -k eth0 | grep -E '^(tx-checksumming|scatter-gather|tcp-segmentation-offload|generic-segmentation-offload|generic-receive-offload):' | tr '\n' ' ' | sed 's/^/# lan eth0 offloads in the runs above: /;s/$/\n/'
+# Headers of every TCP packet wan sees in round 1 (GRO merges them on wan's eth0).
+ip netns exec "$WAN" timeout 200 tcpdump -Z root -n -U -s 96 -i eth0 -w "$WORK/wan.pcap" tcp >"$WORK/tcpdump.log" 2>&1 &
+TD=$!
+sleep 1
+transfers hosts "offloads $E2E_OFFLOADS"
+sleep 0.5
+kill "$TD" 2>/dev/null; wait "$TD" 2>/dev/null || true
+only_public() {
+    local public private
+    public=$(tcpdump -n -r "$WORK/wan.pcap" 'host 198.51.100.10' 2>/dev/null | wc -l)
+    private=$(tcpdump -n -r "$WORK/wan.pcap" 'net 10.10.0.0/24' 2>/dev/null | wc -l)
+    echo "TCP packets in wan: $public to/from 198.51.100.10, $private to/from 10.10.0.0/24"
+    [ "$public" -gt 1000 ] && [ "$private" -eq 0 ]
+}
+check "tcpdump in wan (round 1): only the public address 198.51.100.10, no lan address" only_public
+
+host_offloads off
+transfers notso "TSO/GSO off"
 in_lan ethtool -K eth0 tx off >/dev/null
 in_wan ethtool -K eth0 tx off >/dev/null
-check "iperf3 lan -> wan, tx checksum offload off: completes, counts agree" run_iperf up-nocsum
-check "iperf3 wan -> lan (-R), tx checksum offload off: completes, counts agree" run_iperf down-nocsum -R
-check "socat lan -> wan, tx checksum offload off: exact bytes, SHA-256 matches" run_socat up-nocsum
-check "socat wan -> lan, tx checksum offload off: exact bytes, SHA-256 matches" run_socat down-nocsum
+transfers nocsum "tx checksum offload off"
 
 stop_natbox
 grep -E "counters (inside|outside|drops):" "$WORK/natbox.log" | sed 's/^.*counters/# counters/'
@@ -86,4 +109,13 @@ no_errors() {
     done
 }
 check "counters: no rx/tx errors on either port" no_errors
+if [ "$E2E_OFFLOADS" = on ]; then
+    gso_seen() {
+        local i o
+        i=$(counter inside gso_frames) o=$(counter outside gso_frames)
+        echo "gso_frames inside=$i outside=$o"
+        [ "${i:-0}" -gt 0 ] && [ "${o:-0}" -gt 0 ]
+    }
+    check "counters: natbox forwarded GSO super-frames both ways (gso_frames > 0)" gso_seen
+fi
 finish

@@ -29,7 +29,25 @@ upload() {
     n=$(stat -c %s "$WORK/recv"); echo "received $n bytes"
     cmp "$WORK/up" "$WORK/recv"
 }
+ip netns exec "$LAN" timeout 30 tcpdump -Z root -n -U -i eth0 -w "$WORK/icmp.pcap" icmp >"$WORK/td0.log" 2>&1 &
+TD0=$!
+sleep 1
 check "TCP upload of 4 MB lan -> wan (mss_clamp = 0, PMTUD): arrives intact" upload
+sleep 0.5
+kill "$TD0" 2>/dev/null; wait "$TD0" 2>/dev/null || true
+# With TSO on the lan host (E2E_OFFLOADS=on) the upload's first data leaves lan as GSO
+# super-frames of 1448-byte segments (1500 > 1400): the error quotes one, longer than
+# any wire frame.
+frag_needed_tcp() {
+    tcpdump -v -n -r "$WORK/icmp.pcap" 2>/dev/null >"$WORK/icmp.txt"
+    grep -A2 'need to frag (mtu 1400)' "$WORK/icmp.txt" | head -n 6
+    grep -q 'need to frag (mtu 1400)' "$WORK/icmp.txt" || return 1
+    if [ "$E2E_OFFLOADS" = on ]; then
+        grep -A1 'need to frag (mtu 1400)' "$WORK/icmp.txt" | grep -oE 'proto TCP \(6\), length [0-9]+' |
+            awk '{ if ($NF > 1500) found = 1 } END { exit !found }'
+    fi
+}
+check "the upload got 'need to frag (mtu 1400)' (offloads $E2E_OFFLOADS: quoting a GSO super-frame if on)" frag_needed_tcp
 check "ping -M do -s 1372 (1400 bytes) lan -> wan fits" in_lan timeout 10 ping -M do -s 1372 -c 2 -i 0.2 -W 2 198.51.100.1
 frag_needed() {
     in_lan timeout 10 ping -M do -s 1450 -c 3 -i 0.3 -W 1 198.51.100.1 | tee "$WORK/ping4.out" || true

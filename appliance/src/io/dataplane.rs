@@ -139,6 +139,8 @@ pub struct IoCounters {
     pub rx_errors: u64,
     pub tx_errors: u64,
     pub csum_completed: u64,
+    /// GSO super-frames received (`RxPath::BufRing`).
+    pub gso_frames: u64,
     pub rearms: u64,
 }
 
@@ -556,6 +558,7 @@ impl Dataplane {
                         if partial && o == Offload::NONE {
                             io.counters.csum_completed += 1;
                         }
+                        io.counters.gso_frames += u64::from(o.gso_segment.is_some());
                         h.write(raw);
                         o
                     }
