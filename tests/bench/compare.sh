@@ -8,9 +8,12 @@
 #   VARIANTS="bufring tpacket" ROUNDS=2 tests/bench/compare.sh
 #
 # natbox is measured once per receive path in VARIANTS (NATBOX_RX, default both:
-# bufring = io_uring multishot RecvMsg + Send, tpacket = TPACKET_V3 rx/tx rings, natbox's
-# default), the variants interleaved, ROUNDS times (default 1); the table shows each
-# variant's mean over its rounds, the per-round values are printed as they are measured.
+# bufring = io_uring multishot RecvMsg + Send with PACKET_VNET_HDR offloads, natbox's
+# default; tpacket = TPACKET_V3 rx/tx rings, no offloads), then the kernel, all
+# interleaved, ROUNDS times (default 1); the table shows each one's mean over its rounds,
+# the per-round values are printed as they are measured. A/B against an older build: a
+# variant named old-bufring (or old-tpacket) runs the binary OLD_NATBOX_BIN on that path,
+# without the offload row (builds before PACKET_VNET_HDR drop super-frames).
 #
 # One run measures, first with natbox in host mode in ns gw, then with the kernel
 # forwarding in ns gw (lan0 10.10.0.1/24 + 2001:db8:10::1/64, wan0 198.51.100.10/24 +
@@ -24,10 +27,17 @@
 #            "Delivered" = packets that reached ns wan: an nftables netdev ingress counter
 #            on wan's eth0 (which then drops them, so wan sends no ICMP back).
 #            All veth offloads off (tso gso gro tx rx).
-#   TCP      iperf3 lan -> wan, DURATION s, one stream: offloads all off, then "on" =
-#            veth defaults (checksum offload on) except TSO/GSO, which stay off on the
-#            hosts (natbox does not segment GSO super-frames) and GRO, which natbox turns
-#            off on its ports; the kernel run uses the very same settings.
+#   TCP      iperf3 lan -> wan, DURATION s, one stream, three offload settings on all
+#            four veth ends (the kernel run uses the very same): "off" = all off; "csum
+#            on" = checksum offload on, TSO/GSO/GRO off (wire-sized frames with partial
+#            checksums); "all on" = TSO/GSO/GRO and checksum offload on end to end, what
+#            a Linux host has on a real NIC (natbox forwards GSO super-frames through
+#            PACKET_VNET_HDR; the tpacket variant has no offload support and is not run
+#            there, shown as n/a).
+#            "CPU s per GB": CPU time (utime + stime) of iperf3 client and server,
+#            ksoftirqd/N and natbox (the kernel's forwarding runs in softirq, charged to
+#            them) from 1 s after the start to 1 s before the end, divided by the GB
+#            iperf3 received in those seconds; natbox's own process time per GB too.
 #   CPU      trafgen runs on CPU 0 (trafgen -P 1 binds there), natbox is pinned to the
 #            last CPU. On veth the kernel's forwarding runs inline, in softirq in the
 #            sender's context (trafgen's sendto), i.e. on CPU 0; natbox's share of the
@@ -63,7 +73,7 @@ VARIANTS=${VARIANTS:-bufring tpacket}
 ROUNDS=${ROUNDS:-1}
 read -r -a VARIANT_LIST <<<"$VARIANTS"
 # Hard bound on the whole script (seconds).
-MAX_RUNTIME=${MAX_RUNTIME:-$(((DURATION * 14 + 60) * ${#VARIANT_LIST[@]} * ROUNDS + DURATION * 10 + 240))}
+MAX_RUNTIME=${MAX_RUNTIME:-$(((DURATION * 16 + 60) * ${#VARIANT_LIST[@]} * ROUNDS + DURATION * 12 + 240))}
 
 # shellcheck source=../e2e/lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../e2e/lib.sh"
@@ -88,16 +98,16 @@ VETHS=("$LAN:eth0" "$GW:lan0" "$GW:wan0" "$WAN:eth0")
 
 # --- helpers ---------------------------------------------------------------------------
 
-# offloads off|on: on = veth defaults minus TSO/GSO on the hosts and GRO on the gw ports.
+# offloads off|on|all: on = checksum offload only; all = TSO/GSO/GRO too.
 offloads() {
     local v ns dev
     for v in "${VETHS[@]}"; do
         ns=${v%%:*} dev=${v#*:}
-        if [ "$1" = off ]; then
-            ip netns exec "$ns" ethtool -K "$dev" tso off gso off gro off tx off rx off >/dev/null 2>&1 || true
-        else
-            ip netns exec "$ns" ethtool -K "$dev" tx on rx on tso off gso off gro off >/dev/null 2>&1 || true
-        fi
+        case $1 in
+        off) ip netns exec "$ns" ethtool -K "$dev" tso off gso off gro off tx off rx off >/dev/null 2>&1 || true ;;
+        on) ip netns exec "$ns" ethtool -K "$dev" tx on rx on tso off gso off gro off >/dev/null 2>&1 || true ;;
+        all) ip netns exec "$ns" ethtool -K "$dev" tx on rx on tso on gso on gro on >/dev/null 2>&1 || true ;;
+        esac
     done
 }
 
@@ -194,19 +204,35 @@ gw_cpu() {
     R[$mode.cpu$flows]=$(calc "(lambda v: round(v, 3) if v >= 0 and ${R[base.busy1]} > 0 else 'n/a')((${R[$mode.busy$flows]} - ${R[base.busy1]} / max(${R[base.sent1]}, 1) * ${R[$mode.sent$flows]}) / max(${R[$mode.deliv$flows]}, 1) * 1e6)")
 }
 
+# tcp_run MODE LABEL [PID]: iperf3 for DURATION s; Gbps, and CPU s per GB in the
+# window from 1 s after the start to 1 s before the end (see the header).
 tcp_run() {
-    local mode=$1 label=$2
+    local mode=$1 label=$2 pid=${3:-} client pids k0 k1 p0 p1
     in_wan timeout $((DURATION + 20)) nice -n "$NICE" taskset -c "$TG_CPU" iperf3 -s -1 >/dev/null 2>&1 &
     sleep 0.5
-    if in_lan timeout $((DURATION + 15)) nice -n "$NICE" taskset -c "$TG_CPU" \
-        iperf3 -c 198.51.100.1 -t "$DURATION" -J >"$WORK/iperf.json" 2>&1; then
+    in_lan timeout $((DURATION + 15)) nice -n "$NICE" taskset -c "$TG_CPU" \
+        iperf3 -c 198.51.100.1 -t "$DURATION" -J >"$WORK/iperf.json" 2>&1 &
+    client=$!
+    sleep 1
+    pids="$(pgrep -d' ' -f '^iperf3 ' || true) $KSOFTIRQD $pid"
+    # shellcheck disable=SC2086
+    k0=$(proc_ticks $pids) p0=$(proc_ticks $pid)
+    sleep "$((DURATION - 2))"
+    # shellcheck disable=SC2086
+    k1=$(proc_ticks $pids) p1=$(proc_ticks $pid)
+    if wait "$client"; then
         R[$mode.tcp$label]=$(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['end']['sum_received']['bits_per_second']/1e9, 3))" "$WORK/iperf.json")
+        # GB received in the intervals [1 s, DURATION - 1 s].
+        local gb
+        gb=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sum(i['sum']['bytes'] for i in r['intervals'] if 1 <= round(i['sum']['start']) and round(i['sum']['end']) <= $DURATION - 1) / 1e9)" "$WORK/iperf.json")
+        R[$mode.cpugb$label]=$(calc "round(($k1 - $k0) / $HZ / max($gb, 1e-9), 3)")
+        [ -n "$pid" ] && R[$mode.pcpugb$label]=$(calc "round(($p1 - $p0) / $HZ / max($gb, 1e-9), 3)")
     else
         R[$mode.tcp$label]=0
         echo "  iperf3 failed:"; tail -n 5 "$WORK/iperf.json"
     fi
-    wait $! 2>/dev/null || true
-    echo "  $mode, TCP offloads $label: ${R[$mode.tcp$label]} Gbps"
+    wait 2>/dev/null || true
+    echo "  $mode, TCP offloads $label: ${R[$mode.tcp$label]} Gbps, CPU s per GB ${R[$mode.cpugb$label]:-n/a}${pid:+ (natbox ${R[$mode.pcpugb$label]:-n/a})}"
 }
 
 rtt() { # avg ms of 200 pings from namespace $1 to $2
@@ -224,11 +250,18 @@ measure() { # MODE [PID]
     offloads off
     pps_run "$mode" 1 "$pid"
     pps_run "$mode" 10000 "$pid"
-    tcp_run "$mode" off
+    tcp_run "$mode" off "$pid"
     offloads on
-    tcp_run "$mode" on
+    tcp_run "$mode" on "$pid"
     R[$mode.rtt]=$(rtt "$LAN" 198.51.100.1)
     echo "  $mode, RTT lan->wan avg ${R[$mode.rtt]} ms"
+    if [[ "$mode" == tpacket* || "$mode" == old-* ]]; then
+        R[$mode.tcpall]=n/a R[$mode.cpugball]=n/a R[$mode.pcpugball]=n/a
+        echo "  $mode, TCP offloads all: n/a (no offload support on this path/build)"
+    else
+        offloads all
+        tcp_run "$mode" all "$pid"
+    fi
 }
 
 # --- the run ---------------------------------------------------------------------------
@@ -243,12 +276,71 @@ echo "machine busy before start: $(calc "round(($b1 - $b0) * 100 / max($a1 - $a0
 topology
 wan_sink
 
+# The kernel's NAT on the gw: addresses on lan0/wan0, forwarding, nftables masquerade
+# and the IPv6 filter; kernel_off takes it all away again for natbox.
+kernel_on() {
+    in_gw sysctl -qw net.ipv6.conf.lan0.disable_ipv6=0 net.ipv6.conf.wan0.disable_ipv6=0
+    in_gw sysctl -qw net.ipv6.conf.lan0.accept_dad=0 net.ipv6.conf.wan0.accept_dad=0
+    ip -n "$GW" addr add 10.10.0.1/24 dev lan0
+    ip -n "$GW" addr add 2001:db8:10::1/64 dev lan0 nodad
+    ip -n "$GW" addr add 198.51.100.10/24 dev wan0
+    ip -n "$GW" addr add 2001:db8:ff::10/64 dev wan0 nodad
+    ip -n "$GW" link set lan0 up
+    ip -n "$GW" link set wan0 up
+    in_gw sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+    in_gw nft -f - <<'EOF'
+table ip nat {
+    chain postrouting {
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "wan0" ip saddr 10.10.0.0/24 masquerade
+    }
+}
+table ip6 filter {
+    chain forward {
+        type filter hook forward priority filter; policy drop;
+        ct state established,related accept
+        iifname "lan0" accept
+    }
+}
+EOF
+}
+kernel_off() {
+    in_gw nft delete table ip nat
+    in_gw nft delete table ip6 filter
+    in_gw sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
+    ip -n "$GW" addr flush dev lan0
+    ip -n "$GW" addr flush dev wan0
+    in_gw sysctl -qw net.ipv6.conf.lan0.disable_ipv6=1 net.ipv6.conf.wan0.disable_ipv6=1
+}
+
+echo "== baseline: trafgen alone (gw forwards nothing; frames dropped at lan0)"
+ip -n "$GW" link set lan0 up
+ip -n "$GW" link set wan0 up
+in_gw sysctl -qw net.ipv6.conf.lan0.disable_ipv6=1 net.ipv6.conf.wan0.disable_ipv6=1
+offloads off
+pps_run base 1
+
 # Like-for-like with conntrack, which has no per-host limit: room for 10k flows of one host.
 write_config '/^mss_clamp/a max_sessions_per_host = 16384\nmax_ports_per_host = 16384'
+# Each round measures every natbox variant and then the kernel, so slow drifts of the
+# shared machine hit all of them alike.
 for round in $(seq "$ROUNDS"); do
-for variant in "${VARIANT_LIST[@]}"; do
+for variant in "${VARIANT_LIST[@]}" kernel; do
+if [ "$variant" = kernel ]; then
+    echo "== kernel (ip_forward + nftables masquerade), round $round"
+    kernel_on
+    # natbox answered for 10.10.0.1 with lan0's MAC; the kernel does too: same neighbours.
+    measure "kernel.$round"
+    R[direct.rtt]=$(rtt "$GW" 198.51.100.1)
+    kernel_off
+    continue
+fi
 echo "== natbox NATBOX_RX=$variant, round $round (host mode, pinned to CPU $GW_CPU)"
-NATBOX_RX=$variant start_natbox
+if [[ "$variant" == old-* ]]; then
+    NATBOX_BIN=${OLD_NATBOX_BIN:?old-* variants need OLD_NATBOX_BIN} NATBOX_RX=${variant#old-} start_natbox
+else
+    NATBOX_RX=$variant start_natbox
+fi
 grep -o "receive path: .*" "$WORK/natbox.log" | sed 's/^/  /'
 taskset -a -p -c "$GW_CPU" "$NATBOX_PID" >/dev/null
 renice -n "$NICE" -p "$NATBOX_PID" >/dev/null
@@ -291,41 +383,8 @@ grep "counters" "$WORK/natbox.log" | sed 's/^.*counters/    counters/'
 done
 done
 
-echo "== baseline: trafgen alone (gw forwards nothing; frames dropped at lan0)"
-offloads off
-pps_run base 1
-
-echo "== kernel (ip_forward + nftables masquerade)"
-in_gw sysctl -qw net.ipv6.conf.lan0.disable_ipv6=0 net.ipv6.conf.wan0.disable_ipv6=0
-in_gw sysctl -qw net.ipv6.conf.lan0.accept_dad=0 net.ipv6.conf.wan0.accept_dad=0
-ip -n "$GW" addr add 10.10.0.1/24 dev lan0
-ip -n "$GW" addr add 2001:db8:10::1/64 dev lan0 nodad
-ip -n "$GW" addr add 198.51.100.10/24 dev wan0
-ip -n "$GW" addr add 2001:db8:ff::10/64 dev wan0 nodad
-ip -n "$GW" link set lan0 up
-ip -n "$GW" link set wan0 up
-in_gw sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
-in_gw nft -f - <<'EOF'
-table ip nat {
-    chain postrouting {
-        type nat hook postrouting priority srcnat; policy accept;
-        oifname "wan0" ip saddr 10.10.0.0/24 masquerade
-    }
-}
-table ip6 filter {
-    chain forward {
-        type filter hook forward priority filter; policy drop;
-        ct state established,related accept
-        iifname "lan0" accept
-    }
-}
-EOF
-# natbox answered for 10.10.0.1 with lan0's MAC; the kernel does too: same neighbours.
-measure kernel
-R[direct.rtt]=$(rtt "$GW" 198.51.100.1)
-gw_cpu kernel 1; gw_cpu kernel 10000
-METRICS="pps1 pps10000 offered1 offered10000 tcpoff tcpon cpu1 cpu10000 pcpu1 pcpu10000 rtt"
-for v in "${VARIANT_LIST[@]}"; do
+METRICS="pps1 pps10000 offered1 offered10000 tcpoff tcpon tcpall cpu1 cpu10000 pcpu1 pcpu10000 cpugboff cpugbon cpugball pcpugboff pcpugbon pcpugball rtt"
+for v in "${VARIANT_LIST[@]}" kernel; do
     for round in $(seq "$ROUNDS"); do gw_cpu "$v.$round" 1; gw_cpu "$v.$round" 10000; done
     for m in $METRICS; do # mean over the rounds that have a number
         vals="" other=""
@@ -366,16 +425,26 @@ row "  (offered by trafgen, 1 flow)" offered1
 row "  (offered by trafgen, 10k flows)" offered10000
 row "TCP Gbps, offloads off" tcpoff
 row "TCP Gbps, csum offload on (TSO/GSO off)" tcpon
+row "TCP Gbps, offloads all on (TSO/GSO/GRO)" tcpall
 row "gw CPU s per Mpkt, 1 flow" cpu1
 row "gw CPU s per Mpkt, 10k flows" cpu10000
 row "natbox process CPU s per Mpkt, 1 flow" pcpu1
 row "natbox process CPU s per Mpkt, 10k flows" pcpu10000
+row "TCP CPU s per GB, offloads off" cpugboff
+row "TCP CPU s per GB, csum on" cpugbon
+row "TCP CPU s per GB, offloads all on" cpugball
+row "natbox process CPU s per GB, offloads off" pcpugboff
+row "natbox process CPU s per GB, csum on" pcpugbon
+row "natbox process CPU s per GB, all on" pcpugball
 row "RTT lan->wan avg ms (lower is better)" rtt
 printf '%-42s %14s\n' "RTT direct veth gw->wan avg ms" "${R[direct.rtt]:--}"
 echo
-meets() { calc "'yes' if ${R[$1.$2]:-0} >= $3 * ${R[kernel.$2]:-1} else 'NO'"; }
+meets() {
+    [[ "${R[$1.$2]:-}" =~ ^[0-9.]+$ ]] || { echo n/a; return; }
+    calc "'yes' if ${R[$1.$2]} >= $3 * ${R[kernel.$2]:-1} else 'NO'"
+}
 for v in "${VARIANT_LIST[@]}"; do
     echo "$v: goal >= 1.5x kernel pps: 1 flow $(meets "$v" pps1 1.5), 10k flows $(meets "$v" pps10000 1.5);" \
-        ">= 1.0x kernel TCP: offloads off $(meets "$v" tcpoff 1.0), on $(meets "$v" tcpon 1.0)"
+        ">= 1.0x kernel TCP: offloads off $(meets "$v" tcpoff 1.0), csum on $(meets "$v" tcpon 1.0), all on $(meets "$v" tcpall 1.0)"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

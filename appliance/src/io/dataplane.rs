@@ -97,11 +97,12 @@ fn decode(ud: u64) -> (u64, usize, usize, u16) {
 /// Which receive/transmit path the dataplane uses (`NATBOX_RX`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RxPath {
-    /// Multishot `RecvMsg` into a provided-buffer ring, `Send` SQEs: lower latency at
-    /// low rates.
+    /// Multishot `RecvMsg` into a provided-buffer ring, `Send` SQEs, with
+    /// `PACKET_VNET_HDR` offloads (GSO super-frames, partial checksums), the default:
+    /// lower latency at low rates.
     BufRing,
-    /// `TPACKET_V3` receive and transmit rings (`ring.rs`), the default: more packets
-    /// per second and less CPU per packet.
+    /// `TPACKET_V3` receive and transmit rings (`ring.rs`), without offloads: more
+    /// small packets per second and less CPU per packet.
     Tpacket,
 }
 

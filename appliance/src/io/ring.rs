@@ -1,7 +1,12 @@
 //! The alternative receive/transmit path: `PACKET_RX_RING` and `PACKET_TX_RING` with
 //! `TPACKET_V3` on a port's AF_PACKET socket (packet_mmap, see the kernel's
-//! Documentation/networking/packet_mmap.rst): the default path (`NATBOX_RX=tpacket`;
-//! `NATBOX_RX=bufring` selects the io_uring receive path instead).
+//! Documentation/networking/packet_mmap.rst), selected with `NATBOX_RX=tpacket` (the
+//! default is the io_uring buffer-ring path, `dataplane.rs`).
+//!
+//! No offloads here: the socket has no `PACKET_VNET_HDR` and slots hold wire-sized
+//! frames, so a GSO super-frame is dropped (`frame_too_long`) and senders must not use
+//! TSO/GSO towards a port on this path (GRO is off on its ports); a partial checksum
+//! (`TP_STATUS_CSUMNOTREADY`) is completed in software.
 //!
 //! Receive: the kernel copies frames into blocks of one mmap'd ring and hands a whole
 //! block to user space when it is full or after `RX_BLOCK_TIMEOUT_MS`
