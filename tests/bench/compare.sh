@@ -207,8 +207,9 @@ gw_cpu() {
 # tcp_run MODE LABEL [PID]: iperf3 for DURATION s; Gbps, and CPU s per GB in the
 # window from 1 s after the start to 1 s before the end (see the header).
 tcp_run() {
-    local mode=$1 label=$2 pid=${3:-} client pids k0 k1 p0 p1
+    local mode=$1 label=$2 pid=${3:-} server client pids k0 k1 p0 p1
     in_wan timeout $((DURATION + 20)) nice -n "$NICE" taskset -c "$TG_CPU" iperf3 -s -1 >/dev/null 2>&1 &
+    server=$!
     sleep 0.5
     in_lan timeout $((DURATION + 15)) nice -n "$NICE" taskset -c "$TG_CPU" \
         iperf3 -c 198.51.100.1 -t "$DURATION" -J >"$WORK/iperf.json" 2>&1 &
@@ -231,7 +232,7 @@ tcp_run() {
         R[$mode.tcp$label]=0
         echo "  iperf3 failed:"; tail -n 5 "$WORK/iperf.json"
     fi
-    wait 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
     echo "  $mode, TCP offloads $label: ${R[$mode.tcp$label]} Gbps, CPU s per GB ${R[$mode.cpugb$label]:-n/a}${pid:+ (natbox ${R[$mode.pcpugb$label]:-n/a})}"
 }
 
