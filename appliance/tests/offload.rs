@@ -53,7 +53,16 @@ fn payload() -> Vec<u8> {
     (0..PAYLOAD).map(|i| (i * 13 + i / 256) as u8).collect()
 }
 
-/// A TCP/IPv4 frame from a lan host with its checksum left partial.
+/// An IPv4 datagram around transport bytes `l4` (protocol 6 or 17) whose checksum
+/// field (at `csum_at`) holds the partial pseudo-header sum.
+fn partial4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, mut l4: Vec<u8>, csum_at: usize) -> Vec<u8> {
+    let p = pseudo4(src, dst, proto, l4.len());
+    l4[csum_at..csum_at + 2].copy_from_slice(&p.to_be_bytes());
+    let next = pnet_packet::ip::IpNextHeaderProtocol(proto);
+    ipv4(src, dst, next, &l4)
+}
+
+/// A TCP/IPv4 datagram with its checksum left partial.
 fn tcp4_partial(
     src: (Ipv4Addr, u16),
     dst: (Ipv4Addr, u16),
@@ -61,15 +70,8 @@ fn tcp4_partial(
     opts: &[u8],
     data: &[u8],
 ) -> Vec<u8> {
-    let mut t = tcp_segment(src.1, dst.1, flags, 5000, opts, data);
-    let p = pseudo4(src.0, dst.0, 6, t.len());
-    t[16..18].copy_from_slice(&p.to_be_bytes());
-    ipv4(
-        src.0,
-        dst.0,
-        pnet_packet::ip::IpNextHeaderProtocols::Tcp,
-        &t,
-    )
+    let t = tcp_segment(src.1, dst.1, flags, 5000, opts, data);
+    partial4(src.0, dst.0, 6, t, 16)
 }
 
 fn gso(seg: usize) -> Offload {
@@ -141,15 +143,7 @@ fn gso_tcp4_outbound_keeps_a_partial_pseudo_header_sum() {
 fn gso_tcp4_inbound_and_partial_udp() {
     let mut h = Harness::default();
     let ext = connect(&mut h);
-    let mut t = tcp_segment(443, ext, ACK, 9, &[], &payload());
-    let p = pseudo4(REMOTE, PUBLIC, 6, t.len());
-    t[16..18].copy_from_slice(&p.to_be_bytes());
-    let f = ipv4(
-        REMOTE,
-        PUBLIC,
-        pnet_packet::ip::IpNextHeaderProtocols::Tcp,
-        &t,
-    );
+    let f = tcp4_partial((REMOTE, 443), (PUBLIC, ext), ACK, &[], &payload());
     let mut out = offloaded(&mut h, Port::Outside, wan4(f), gso(20 + 20 + 1448));
     assert_eq!(out.verdict, Verdict::Forward(Port::Inside));
     assert_eq!(endpoints4(out.ip()), (sa(REMOTE, 443), sa(HOST, 40000)));
@@ -157,15 +151,7 @@ fn gso_tcp4_inbound_and_partial_udp() {
     assert_checksums(&out.frame);
 
     // A UDP datagram with a partial checksum (no GSO): rewritten as a pseudo sum.
-    let mut u = udp_segment(5353, 53, b"query");
-    let p = pseudo4(HOST, REMOTE, 17, u.len());
-    u[6..8].copy_from_slice(&p.to_be_bytes());
-    let f = ipv4(
-        HOST,
-        REMOTE,
-        pnet_packet::ip::IpNextHeaderProtocols::Udp,
-        &u,
-    );
+    let f = partial4(HOST, REMOTE, 17, udp_segment(5353, 53, b"query"), 6);
     let mut out = offloaded(&mut h, Port::Inside, lan4(f), PARTIAL);
     assert_eq!(out.verdict, Verdict::Forward(Port::Outside));
     assert_eq!(endpoints4(out.ip()).0.ip(), &PUBLIC);
@@ -273,7 +259,7 @@ fn partial_syn_is_clamped_without_touching_the_sum() {
     assert_eq!(h.engine.stats().mss_clamped, 1);
 }
 
-/// Towards a next hop not resolved yet: a super-frame is dropped (gso_not_parked), a
+/// Towards a next hop not resolved yet: a super-frame is dropped (gso_not_buffered), a
 /// partial wire-sized frame is parked with its checksum completed and leaves valid
 /// once ARP answers.
 #[test]
@@ -283,25 +269,15 @@ fn unresolved_next_hop_parks_only_wire_sized_frames() {
     let out = h.from_lan(tcp4(sa(lonely, 40000), sa(REMOTE, 443), SYN, &[]));
     assert_eq!(out.verdict, Verdict::Forward(Port::Outside));
     let ext = endpoints4(out.ip()).0.port();
-    let inbound = |data: &[u8]| {
-        let mut t = tcp_segment(443, ext, ACK, 9, &[], data);
-        let p = pseudo4(REMOTE, PUBLIC, 6, t.len());
-        t[16..18].copy_from_slice(&p.to_be_bytes());
-        wan4(ipv4(
-            REMOTE,
-            PUBLIC,
-            pnet_packet::ip::IpNextHeaderProtocols::Tcp,
-            &t,
-        ))
-    };
+    let inbound = |data: &[u8]| wan4(tcp4_partial((REMOTE, 443), (PUBLIC, ext), ACK, &[], data));
     let out = offloaded(
         &mut h,
         Port::Outside,
         inbound(&payload()),
         gso(20 + 20 + 1448),
     );
-    assert_eq!(out.verdict, Verdict::Drop(DropReason::GsoNotParked));
-    assert_eq!(h.drops(DropReason::GsoNotParked), 1);
+    assert_eq!(out.verdict, Verdict::Drop(DropReason::GsoNotBuffered));
+    assert_eq!(h.drops(DropReason::GsoNotBuffered), 1);
     let out = offloaded(&mut h, Port::Outside, inbound(&payload()[..1000]), PARTIAL);
     assert_eq!(out.verdict, Verdict::Hold);
     let mac = natbox::wire::ethernet::Mac([2, 0, 0, 0, 1, 7]);
@@ -315,4 +291,26 @@ fn unresolved_next_hop_parks_only_wire_sized_frames() {
     assert_eq!(released.len(), 1, "{sent:?}");
     assert_eq!(endpoints4(&released[0].1[14..]).1, sa(lonely, 40000));
     assert_checksums(&released[0].1);
+}
+
+/// To a service of the box's (here the metrics port): a partial SYN reaches it with its
+/// checksum completed (services verify checksums), a super-frame is refused.
+#[test]
+fn local_services_get_complete_checksums() {
+    let mut h = Harness::default();
+    h.engine
+        .bind_local(&[natbox::engine::local::Binding::TcpInside(
+            (BOX_LAN, 9100).into(),
+        )]);
+    let syn = tcp4_partial((HOST, 40002), (BOX_LAN, 9100), SYN, &[], &[]);
+    let out = offloaded(&mut h, Port::Inside, lan4(syn.clone()), PARTIAL);
+    assert_eq!(out.verdict, Verdict::Consumed);
+    let mut buf = vec![0u8; 2048];
+    let d = h.engine.pop_local(&mut buf).expect("delivered");
+    assert_eq!(d.len, 40);
+    assert_checksums(&eth(BOX_LAN_MAC, HOST_MAC, ETHERTYPE_IPV4, &buf[..d.len]));
+    let big = tcp4_partial((HOST, 40002), (BOX_LAN, 9100), ACK, &[], &payload());
+    let out = offloaded(&mut h, Port::Inside, lan4(big), gso(20 + 20 + 1448));
+    assert_eq!(out.verdict, Verdict::Drop(DropReason::GsoNotBuffered));
+    assert!(h.engine.pop_local(&mut buf).is_none());
 }

@@ -16,7 +16,8 @@
 //!   TCP/UDP checksum left partial (CHECKSUM_PARTIAL) is rewritten as a pseudo-header
 //!   sum, MSS clamping leaves it alone; a GSO super-frame is checked against the egress
 //!   MTU by its segments' length (hdr + `gso_size`, RFC 1191/8201 errors carry the MTU
-//!   as usual) and is sent whole, never parked for ARP/NDP. Verdicts and counters treat
+//!   as usual) and is sent whole, never buffered (for ARP/NDP or a service of the
+//!   box's: those buffers get wire-sized frames with complete checksums). Verdicts and counters treat
 //!   a super-frame as one frame. Replies the engine writes over a frame carry no
 //!   offloads.
 //! - Time is passed in (milliseconds from any fixed origin) and never read here.
@@ -669,13 +670,8 @@ impl Engine {
                 (Verdict::Forward(egress), probe)
             }
             Some(Resolve::Unknown { probe }) => {
-                if self.offload.gso_segment.is_some() {
-                    // The parking buffers hold wire-sized frames only.
-                    return Verdict::Drop(DropReason::GsoNotParked);
-                }
-                if self.offload.csum == Csum::Partial {
-                    // Released later without offload metadata: complete it now.
-                    offload::complete_checksum(&mut frame.buf[..frame.len]);
+                if let Err(reason) = self.settle_offload(frame) {
+                    return Verdict::Drop(reason);
                 }
                 let verdict = match self.buffers.store(frame.bytes()) {
                     None => Verdict::Drop(DropReason::BufferPoolFull),
@@ -863,16 +859,33 @@ impl Engine {
     }
 
     /// Hands a packet addressed to the box to the service bound to it, if any.
-    fn deliver_local(&mut self, port: Port, frame: &Frame<'_>, now: u64) -> Verdict {
-        let ip = &frame.buf[ETH..frame.len];
-        if !self.local.wants(port, ip) {
+    fn deliver_local(&mut self, port: Port, frame: &mut Frame<'_>, now: u64) -> Verdict {
+        if !self.local.wants(port, &frame.buf[ETH..frame.len]) {
             return Verdict::Drop(DropReason::LocalUnsupported);
         }
+        if let Err(reason) = self.settle_offload(frame) {
+            return Verdict::Drop(reason);
+        }
+        let ip = &frame.buf[ETH..frame.len];
         if !self.local.deliver(&mut self.buffers, ip, now) {
             return Verdict::Drop(DropReason::LocalQueueFull);
         }
         self.stats.local_delivered += 1;
         Verdict::Consumed
+    }
+
+    /// Prepares a frame for a buffer of the engine's (parked for ARP/NDP, queued for a
+    /// service), which holds wire-sized frames with full checksums only: a GSO
+    /// super-frame is refused, a partial checksum completed.
+    fn settle_offload(&mut self, frame: &mut Frame<'_>) -> Result<(), DropReason> {
+        if self.offload.gso_segment.is_some() {
+            return Err(DropReason::GsoNotBuffered);
+        }
+        if self.offload.csum == Csum::Partial {
+            offload::complete_checksum(&mut frame.buf[..frame.len]);
+            self.offload.csum = Csum::Full;
+        }
+        Ok(())
     }
 
     /// Whether an echo reply to a pool address is for a `ping` of the box's own: one
