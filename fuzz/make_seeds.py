@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Writes the engine fuzz target's seed corpus: short sessions of valid frames in the
+"""Writes the seed corpora: for the engine target, short sessions of valid frames in the
 test topology (ARP, UDP/TCP/ICMP out and back, IPv6 neighbour discovery and UDP), in
-the target's record format [control, len_hi, len_lo, frame]. Run from fuzz/."""
+its record format [control, len_hi, len_lo, frame]; for the offloaded target, sessions
+with virtio-net headers (a TCP GSO super-frame out and back, a partial-checksum UDP
+datagram) as [control, len_hi, len_lo, vnet header, frame]. Run from fuzz/."""
 import os, struct
 
 BOX_LAN = bytes([2, 0, 0, 0, 1, 1]); BOX_WAN = bytes([2, 0, 0, 0, 2, 1])
@@ -65,4 +67,36 @@ seeds = {
 os.makedirs("seeds/engine", exist_ok=True)
 for name, data in seeds.items():
     with open(f"seeds/engine/{name}", "wb") as f:
+        f.write(data)
+
+def vnet(flags=0, gso=0, hdr_len=0, gso_size=0, start=0, offset=0):
+    return struct.pack("<BBHHHH", flags, gso, hdr_len, gso_size, start, offset)
+
+def orec(port, frame, hdr=vnet(), advance=0):
+    return bytes([(advance << 1) | port]) + struct.pack("!H", len(frame)) + hdr + frame
+
+def partial(src, dst, proto, seg, at):
+    """`seg` with its checksum field holding the pseudo-header sum (CHECKSUM_PARTIAL)."""
+    pseudo = ~csum(ip4(src) + ip4(dst) + struct.pack("!BBH", 0, proto, len(seg))) & 0xffff
+    return seg[:at] + struct.pack("!H", pseudo) + seg[at + 2:]
+
+def tcp_super(src, sp, dst, dp, payload):
+    seg = struct.pack("!HHIIBBHHH", sp, dp, 1, 1, 5 << 4, 0x18, 65535, 0, 0) + payload
+    return ipv4(src, dst, 6, partial(src, dst, 6, seg, 16))
+
+osetup = orec(0, arp_req(HOST, "10.10.0.2", "10.10.0.1")) + orec(1, arp_req(GW, "198.51.100.1", "198.51.100.10"))
+gso_tcp = vnet(1, 1, 54, 1448, 34, 16)
+oseeds = {
+    "gso_tcp_both_ways": osetup
+        + orec(0, lan(tcp("10.10.0.2", 40001, "203.0.113.5", 80, 0x02, b"\x02\x04\x05\xb4")))
+        + orec(1, wan(tcp("203.0.113.5", 80, "198.51.100.10", 40001, 0x12)))
+        + orec(0, lan(tcp_super("10.10.0.2", 40001, "203.0.113.5", 80, b"a" * 4000)), gso_tcp)
+        + orec(1, wan(tcp_super("203.0.113.5", 80, "198.51.100.10", 40001, b"b" * 4000)), gso_tcp),
+    "partial_udp": osetup + orec(0, lan(ipv4("10.10.0.2", "203.0.113.5", 17,
+        partial("10.10.0.2", "203.0.113.5", 17, struct.pack("!HHHH", 40000, 53, 13, 0) + b"hello", 6))),
+        vnet(1, 0, 0, 0, 34, 6)),
+}
+os.makedirs("seeds/offloaded", exist_ok=True)
+for name, data in oseeds.items():
+    with open(f"seeds/offloaded/{name}", "wb") as f:
         f.write(data)

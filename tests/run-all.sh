@@ -25,7 +25,7 @@ echo "== fuzzing (${fuzz_seconds} s per target)"
     cd fuzz
     export RUSTC_BOOTSTRAP=1
     cargo fuzz build -O -s none
-    for target in engine metadata_disk; do
+    for target in engine offloaded metadata_disk; do
         corpus=$(mktemp -d)
         [ -d "seeds/$target" ] && cp "seeds/$target"/* "$corpus"/
         log=$(mktemp)
