@@ -162,7 +162,7 @@ impl Control {
             devices: links.devices.clone(),
             links: links.states,
             now_ms: links.now_ms,
-            socket_drops: links.socket_drops,
+            io: links.io,
         };
         if self.power_button.as_mut().is_some_and(PowerButton::pressed) {
             log::info!("power button pressed: shutting down");
@@ -206,8 +206,9 @@ impl Control {
             }
         }
         if let Some(engine) = engine {
-            self.services
-                .tick(engine, facts.now_ms, &mut shell::metrics::render);
+            self.services.tick(engine, facts.now_ms, &mut |e| {
+                shell::metrics::render(e, &facts)
+            });
         }
         self.requested.is_none()
     }

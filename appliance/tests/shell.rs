@@ -11,7 +11,7 @@ fn facts(h: &Harness) -> Facts {
         devices: ["lan0".into(), "wan0".into()],
         links: ["up", "up"],
         now_ms: h.now,
-        socket_drops: [0, 0],
+        io: Default::default(),
     }
 }
 

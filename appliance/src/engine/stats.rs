@@ -84,6 +84,34 @@ drop_reasons! {
 }
 
 /// Counters for one port.
+/// What the I/O layer counts on one port, below the engine (the shell and the metrics
+/// show them; the engine never touches them).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct IoCounters {
+    /// Frames the kernel dropped before natbox could read them (socket queue full).
+    pub socket_drops: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    /// Partial checksums completed in software.
+    pub csum_completed: u64,
+    /// GSO super-frames received (`RxPath::BufRing`).
+    pub gso_frames: u64,
+    pub rearms: u64,
+}
+
+impl IoCounters {
+    /// The counters by name, for the shell and the metrics.
+    pub fn named(&self) -> [(&'static str, u64); 5] {
+        [
+            ("socket_drops", self.socket_drops),
+            ("rx_errors", self.rx_errors),
+            ("tx_errors", self.tx_errors),
+            ("csum_completed", self.csum_completed),
+            ("gso_frames", self.gso_frames),
+        ]
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PortCounters {
     pub rx_packets: u64,

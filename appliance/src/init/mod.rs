@@ -241,7 +241,7 @@ fn idle(stop: &AtomicBool, control: &mut Control) -> ! {
             devices: ["-".into(), "-".into()],
             states: ["off", "off"],
             now_ms: start.elapsed().as_millis() as u64,
-            socket_drops: [0, 0],
+            io: Default::default(),
         };
         if !control.tick(None, &links) {
             break;

@@ -54,7 +54,7 @@
 use super::link::{self, Link};
 use super::ring::{Rings, RxFrame};
 use super::socket::{self, PacketSocket};
-use crate::engine::stats::DropReason;
+use crate::engine::stats::{DropReason, IoCounters};
 use crate::engine::{Engine, Frame, Port, PortSetup, Verdict};
 use crate::wire::offload::{self, Offload};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
@@ -128,21 +128,8 @@ pub struct LinkSummary {
     pub states: [&'static str; 2],
     /// Engine time, milliseconds since the dataplane started.
     pub now_ms: u64,
-    /// Frames the kernel dropped before natbox read them, per port.
-    pub socket_drops: [u64; 2],
-}
-
-/// I/O-level counters of one port.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct IoCounters {
-    /// Frames the kernel dropped before natbox could read them (socket queue full).
-    pub socket_drops: u64,
-    pub rx_errors: u64,
-    pub tx_errors: u64,
-    pub csum_completed: u64,
-    /// GSO super-frames received (`RxPath::BufRing`).
-    pub gso_frames: u64,
-    pub rearms: u64,
+    /// The I/O layer's counters, per port.
+    pub io: [IoCounters; 2],
 }
 
 /// A provided-buffer ring: page-aligned ring of buffer descriptors shared with the
@@ -408,10 +395,7 @@ impl Dataplane {
             ],
             states: [state(self.ports[0].state), state(self.ports[1].state)],
             now_ms: self.now_ms(),
-            socket_drops: [
-                self.ports[0].counters.socket_drops,
-                self.ports[1].counters.socket_drops,
-            ],
+            io: [self.ports[0].counters, self.ports[1].counters],
         }
     }
 

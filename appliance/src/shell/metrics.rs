@@ -1,13 +1,15 @@
 //! Counters in the Prometheus text exposition format (version 0.0.4): every counter as
 //! `natbox_<name>`, drops as `natbox_drops_total{reason="..."}`, ports in use per pool
-//! address as `natbox_pool_ports_in_use{address,proto}`.
+//! address as `natbox_pool_ports_in_use{address,proto}`, the I/O layer's counters as
+//! `natbox_io_<name>_total{port="..."}` (socket drops, GSO super-frames...).
 
 use super::render::counters;
+use super::Facts;
 use crate::engine::stats::DropReason;
-use crate::engine::Engine;
+use crate::engine::{Engine, Port};
 use std::fmt::Write;
 
-pub fn render(engine: &Engine) -> String {
+pub fn render(engine: &Engine, facts: &Facts) -> String {
     let mut out = String::new();
     for (name, value) in counters(engine) {
         let gauge = name == "sessions"
@@ -26,6 +28,18 @@ pub fn render(engine: &Engine) -> String {
             reason.name(),
             engine.stats().drops_for(*reason)
         );
+    }
+    let io = facts.io.map(|c| c.named());
+    for (i, (name, _)) in io[0].iter().enumerate() {
+        let _ = writeln!(out, "# TYPE natbox_io_{name}_total counter");
+        for port in Port::ALL {
+            let value = io[port as usize][i].1;
+            let _ = writeln!(
+                out,
+                "natbox_io_{name}_total{{port=\"{}\"}} {value}",
+                port.name()
+            );
+        }
     }
     let _ = writeln!(out, "# TYPE natbox_pool_ports_in_use gauge");
     for (i, addr) in engine.nat().pool().iter().enumerate() {

@@ -57,8 +57,8 @@ pub struct Facts {
     pub links: [&'static str; 2],
     /// Engine time now, in milliseconds since the dataplane started.
     pub now_ms: u64,
-    /// Frames the kernel dropped before natbox read them, per port.
-    pub socket_drops: [u64; 2],
+    /// The I/O layer's counters, per port (socket drops, GSO super-frames...).
+    pub io: [crate::engine::stats::IoCounters; 2],
 }
 
 /// Where `commit` persists a configuration (the metadata disk, or the TOML file host

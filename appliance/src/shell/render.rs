@@ -53,7 +53,7 @@ fn with_engine(
         } else {
             firmware_config::to_toml(engine.config())
         }),
-        ["show", "metrics"] => Ok(metrics::render(engine)),
+        ["show", "metrics"] => Ok(metrics::render(engine, facts)),
         ["clear", "sessions"] => clear_sessions(p, engine, facts),
         ["clear", "stats"] => {
             engine.clear_stats();
@@ -135,12 +135,15 @@ fn interfaces(engine: &Engine, facts: &Facts, json: bool) -> Result<String, Stri
         .map(|&port| {
             let i = engine.port_info(port);
             let c = engine.stats().ports[port as usize];
-            let v = json!({
+            let mut v = json!({
                 "port": port.name(), "device": facts.devices[port as usize], "link": facts.links[port as usize],
                 "mac": i.mac.to_string(), "ipv4": i.ipv4.map(|n| n.to_string()), "ipv6": i.ipv6.map(|n| n.to_string()),
                 "mtu": i.mtu, "rx_packets": c.rx_packets, "rx_bytes": c.rx_bytes, "tx_packets": c.tx_packets,
-                "tx_bytes": c.tx_bytes, "drops": c.drops, "socket_drops": facts.socket_drops[port as usize],
+                "tx_bytes": c.tx_bytes, "drops": c.drops,
             });
+            for (name, value) in facts.io[port as usize].named() {
+                v[name] = json!(value);
+            }
             (port, v)
         })
         .collect();
@@ -168,6 +171,7 @@ fn interfaces(engine: &Engine, facts: &Facts, json: bool) -> Result<String, Stri
         "tx_bytes",
         "drops",
         "socket_drops",
+        "gso_frames",
     ];
     let body: Vec<Vec<String>> = rows
         .iter()
