@@ -36,9 +36,9 @@ struct Job {
     /// Send time of each request, by sequence number - 1.
     sent_at: Vec<u64>,
     next_at: u64,
-    /// Lines not yet shown, and the number of replies.
+    /// Lines not yet shown.
     lines: Vec<String>,
-    received: u16,
+    /// Round-trip time of each reply, in ms.
     rtts: Vec<u64>,
     finished: bool,
 }
@@ -89,7 +89,6 @@ impl Pings {
             sent_at: Vec::with_capacity(usize::from(count)),
             next_at: now,
             lines: Vec::new(),
-            received: 0,
             rtts: Vec::new(),
             finished: false,
         });
@@ -145,7 +144,6 @@ impl Pings {
             return true;
         };
         let rtt = arrived.saturating_sub(sent);
-        job.received += 1;
         job.rtts.push(rtt);
         let time = if rtt == 0 {
             "<1 ms".to_string()
@@ -179,7 +177,8 @@ impl Pings {
             }
             let all_sent = job.sent_at.len() as u16 == job.count;
             let last = job.sent_at.last().copied().unwrap_or(now);
-            if all_sent && (job.received == job.count || now >= last + LAST_WAIT_MS) {
+            let all_back = job.rtts.len() == usize::from(job.count);
+            if all_sent && (all_back || now >= last + LAST_WAIT_MS) {
                 job.finished = true;
                 job.lines.push(summary(job));
             }
@@ -216,7 +215,7 @@ impl Pings {
 
 fn summary(job: &Job) -> String {
     let sent = job.sent_at.len();
-    let received = usize::from(job.received);
+    let received = job.rtts.len();
     let loss = ((sent - received.min(sent)) * 100)
         .checked_div(sent)
         .unwrap_or(0);
