@@ -172,8 +172,13 @@ pub struct Nat44 {
 /// An event log that runs when a syslog collector is configured.
 fn event_log(config: &Config) -> events::EventLog {
     let mut log = events::EventLog::default();
-    log.configure(config.log.syslog.map(|_| config.log.event_rate));
+    log.configure(event_rate(config));
     log
+}
+
+/// The event log's rate: `log.event_rate` when a collector is configured, else off.
+fn event_rate(config: &Config) -> Option<u32> {
+    config.log.syslog.map(|_| config.log.event_rate)
 }
 
 fn proto_slot(proto: u8) -> usize {
@@ -236,8 +241,7 @@ impl Nat44 {
         self.p.hold = n.port_reuse_hold;
         self.p.udp_inbound_refresh = n.udp_inbound_refresh;
         self.p.timeouts = Timeouts::from_config(&config.timeouts);
-        self.events
-            .configure(config.log.syslog.map(|_| config.log.event_rate));
+        self.events.configure(event_rate(config));
     }
 
     /// The mapping event log (see `events`).
