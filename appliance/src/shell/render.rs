@@ -430,28 +430,21 @@ fn stats(engine: &Engine, json: bool) -> Result<String, String> {
 }
 
 fn neighbors(engine: &Engine, facts: &Facts, json: bool) -> Result<String, String> {
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    let fmt = |mac: Option<crate::wire::ethernet::Mac>| {
-        mac.map_or("incomplete".to_string(), |m| m.to_string())
-    };
-    for n in engine.neighbours4(facts.now_ms) {
-        rows.push(vec![
+    fn row<A: std::fmt::Display>(n: crate::engine::neigh::NeighbourInfo<A>) -> Vec<String> {
+        vec![
             n.addr.to_string(),
             n.port.name().into(),
-            fmt(n.mac),
+            n.mac.map_or("incomplete".to_string(), |m| m.to_string()),
             format!("{}s", n.age_ms / 1000),
             n.queued.to_string(),
-        ]);
+        ]
     }
-    for n in engine.neighbours6(facts.now_ms) {
-        rows.push(vec![
-            n.addr.to_string(),
-            n.port.name().into(),
-            fmt(n.mac),
-            format!("{}s", n.age_ms / 1000),
-            n.queued.to_string(),
-        ]);
-    }
+    let mut rows: Vec<Vec<String>> = engine
+        .neighbours4(facts.now_ms)
+        .into_iter()
+        .map(row)
+        .chain(engine.neighbours6(facts.now_ms).into_iter().map(row))
+        .collect();
     rows.sort();
     if json {
         let list: Vec<Value> = rows
