@@ -157,15 +157,7 @@ vm_metadata_disk # the example configuration again
 # configured password (and delays after a wrong one), a syslog collector in lan gets
 # the NAT events, curl in lan scrapes the metrics through the VM, and ^C on the
 # serial console stops a `ping` from the box.
-in_lan timeout 300 python3 -c '
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("10.10.0.2", 5514))
-with open(sys.argv[1], "w") as out:
-    while True:
-        data, peer = s.recvfrom(4096)
-        out.write(f"{peer[0]} {data.decode()}\n"); out.flush()
-' "$WORK/syslog.txt" &
+in_lan python3 "$root/tests/e2e/helpers.py" udp-listen 10.10.0.2 5514 300 "$WORK/syslog.txt" >/dev/null &
 collector=$!
 hash=$(openssl passwd -6 natbox-boot)
 vm_metadata_disk 's/^level = "info"/level = "info"\nsyslog = "10.10.0.2:5514"/' \
@@ -179,7 +171,7 @@ sleep 2
 vm_console "natbox-boot"
 check "services: the right password opens the shell" wait_for_line "$console" "natbox> " 30
 check "services: the collector in lan received the ping's mapping event (RFC 5424)" \
-    wait_for_line "$WORK/syslog.txt" '^10\.10\.0\.1 <134>1 .* event="create" proto="icmp" inside="10\.10\.0\.2:' 30
+    wait_for_line "$WORK/syslog.txt" '^10\.10\.0\.1:514 <134>1 .* event="create" proto="icmp" inside="10\.10\.0\.2:' 30
 check "services: curl in lan scrapes the metrics through the VM" bash -c \
     "ip netns exec $LAN curl -sf --max-time 20 http://10.10.0.1:9100/metrics | grep -Eq '^natbox_nat_events_logged [1-9]'"
 vm_console "ping 198.51.100.1 count 30"

@@ -8,7 +8,10 @@ unless stated otherwise. Output lines are meant for the test log.
                                   ECONNREFUSED (ICMP port unreachable came back)
   udp-echo BIND PORT SECONDS      UDP server answering every datagram with the
                                   source it saw ("ip port")
-  udp-listen BIND PORT SECONDS    prints "got N datagrams" at the end (exit 0)
+  udp-listen BIND PORT SECONDS [FILE]
+                                  prints "got N datagrams" at the end (exit 0); with
+                                  FILE, appends "IP:PORT DATA" per datagram to it
+                                  (a syslog collector)
   tcp-listen BIND PORT SECONDS    prints "accepted FROM" per connection, then
                                   "accepted N connections" (exit 0)
   udp-send HOST PORT COUNT        sends COUNT datagrams (from one socket)
@@ -68,17 +71,21 @@ def udp_echo(bind, port, seconds):
     return 0
 
 
-def udp_listen(bind, port, seconds):
+def udp_listen(bind, port, seconds, log=None):
     s = socket.socket(addr_family(bind), socket.SOCK_DGRAM)
     s.bind((bind, int(port)))
+    out = open(log, "a") if log else None
     n = 0
     end = time.time() + float(seconds)
     while time.time() < end:
         s.settimeout(max(0.05, end - time.time()))
         try:
-            data, src = s.recvfrom(2048)
+            data, src = s.recvfrom(4096)
             n += 1
             print(f"datagram from {src[0]} {src[1]}", flush=True)
+            if out:
+                out.write(f"{src[0]}:{src[1]} {data.decode(errors='replace')}\n")
+                out.flush()
         except socket.timeout:
             break
     print(f"got {n} datagrams", flush=True)

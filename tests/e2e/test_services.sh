@@ -16,15 +16,7 @@ write_config 's/^level = "info"/level = "info"\nsyslog = "10.10.0.2:5514"/'
 printf '\n[metrics]\nlisten = "10.10.0.1:9100"\n' >>"$WORK/natbox.toml"
 
 # The collector: every datagram to 10.10.0.2:5514, one per line, for at most 60 s.
-in_lan timeout 60 python3 -c '
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("10.10.0.2", 5514))
-with open(sys.argv[1], "w") as out:
-    while True:
-        data, peer = s.recvfrom(4096)
-        out.write(f"{peer[0]}:{peer[1]} {data.decode()}\n"); out.flush()
-' "$WORK/syslog.txt" &
+in_lan python3 "$E2E_ROOT/tests/e2e/helpers.py" udp-listen 10.10.0.2 5514 60 "$WORK/syslog.txt" >/dev/null &
 start_natbox
 in_lan timeout 5 python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("10.10.0.2", 40000)); s.sendto(b"x", ("198.51.100.1", 9))'
 
