@@ -41,9 +41,8 @@ trap e2e_cleanup EXIT
 # on veth (TSO, GSO, transmit checksum offload, GRO), so natbox gets GSO super-frames of
 # up to 64 KiB and CHECKSUM_PARTIAL frames through PACKET_VNET_HDR; "off" turns TSO/GSO
 # off, so natbox sees wire-sized frames only (checksums still partial). The default is
-# "on" (what an operator's hosts do), except with NATBOX_RX=tpacket: that path reads no
-# virtio_net_hdr and drops super-frames, so it keeps the hosts' TSO/GSO off.
-E2E_OFFLOADS=${E2E_OFFLOADS:-$([ "${NATBOX_RX:-}" = tpacket ] && echo off || echo on)}
+# "on" (what an operator's hosts do).
+E2E_OFFLOADS=${E2E_OFFLOADS:-on}
 
 # host_offloads on|off: TSO/GSO (and GRO) of the lan and wan hosts' eth0.
 host_offloads() {

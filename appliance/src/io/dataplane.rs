@@ -32,31 +32,27 @@
 //! goes down is logged and the other port keeps forwarding; a port whose interface
 //! disappears is closed and reopened (with its link set up again) when it returns.
 //!
-//! That is the default (`NATBOX_RX=bufring`). `NATBOX_RX=tpacket` at start-up
-//! replaces receive and transmit with `PACKET_RX_RING`/
-//! `PACKET_TX_RING` in `TPACKET_V3` (see `ring.rs`), without offloads: no
-//! `virtio_net_hdr`, GRO off, a GSO super-frame from a TSO sender is dropped as
-//! `frame_too_long` (its slots hold wire-sized frames), partial checksums are completed
-//! in software (`TP_STATUS_CSUMNOTREADY`). A multishot `PollAdd` per port
-//! wakes the loop, which walks the ready receive blocks, kicking the transmit rings once
-//! per block. Everything else (link setup, counters, timers, link monitoring, the shell
-//! tick) is shared. Measured with tests/bench/compare.sh on a 2-vCPU VM: tpacket
-//! delivers ~1.7-2x the packets per second of bufring at ~0.6x natbox CPU per packet,
-//! the same TCP throughput, but adds up to a block timeout (1 ms, and timer slack) of
-//! latency per direction at low rates (ping RTT ~1.3-1.6 ms against ~0.2 ms): a block
-//! is handed over when full or when its timeout expires. bufring stays the default
-//! until the ring path stops costing latency (a NAT gateway should not add a
-//! millisecond to every idle flow's round trip) and has run in the VM image.
+//! That is the default (`NATBOX_RX=bufring`). `NATBOX_RX=tpacket` receives through a
+//! `TPACKET_V2` ring mapped per port instead (`ring.rs`): the kernel copies each frame
+//! into a ring slot in softirq, with its `virtio_net_hdr`, and a multishot `PollAdd` per
+//! port wakes the loop, which walks the ready slots (at most `DRAIN_BUDGET` per port
+//! and batch), processes each frame in place and sends it with `Send` from its slot,
+//! which goes back to the kernel when the send completes. A GSO super-frame, too large
+//! for a slot, waits whole on the socket's queue (`TP_STATUS_COPY`): it is read with
+//! `recv` into one large buffer and sent synchronously, after the sends queued before
+//! it (so a flow's frames keep their order). Offloads are the same on both paths;
+//! everything else (link setup, counters, timers, link monitoring, the shell tick) is
+//! shared.
 //!
 //! One thread runs everything. The design leaves room for one loop per queue
 //! (`PACKET_FANOUT` across several sockets per port, one engine shard each).
 
 use super::link::{self, Link};
-use super::ring::{Rings, RxFrame};
+use super::ring::{RxFrame, RxRing};
 use super::socket::{self, PacketSocket};
 use crate::engine::stats::{DropReason, IoCounters};
 use crate::engine::{Engine, Frame, Port, PortSetup, Verdict};
-use crate::wire::offload::{self, Offload};
+use crate::wire::offload::{self, Offload, VNET_HDR_LEN};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -75,34 +71,55 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const LINK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// `struct io_uring_recvmsg_out`.
 const RECVMSG_OUT_LEN: usize = 16;
+/// Ring slots processed per port before the loop submits the sends and looks at the
+/// other port (`RxPath::Tpacket`).
+const DRAIN_BUDGET: usize = 256;
 
 const KIND_RECV: u64 = 1;
 const KIND_SEND_RX: u64 = 2;
 const KIND_SEND_TX: u64 = 3;
 const KIND_CANCEL: u64 = 4;
+const KIND_SEND_SLOT: u64 = 5;
 
-fn user_data(kind: u64, port: usize, out: usize, bid: u16) -> u64 {
-    kind << 32 | (port as u64) << 24 | (out as u64) << 16 | u64::from(bid)
+/// What a completion is for: the kind of request, the port it concerns (the receiving
+/// port for a send of a received frame), the port sent out of, the generation of the
+/// receiving port's socket (a receive or a ring slot of a closed socket is stale) and
+/// a buffer or slot index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tag {
+    kind: u64,
+    port: usize,
+    out: usize,
+    generation: u8,
+    id: u16,
 }
 
-fn decode(ud: u64) -> (u64, usize, usize, u16) {
-    (
-        ud >> 32,
-        (ud >> 24 & 0xff) as usize,
-        (ud >> 16 & 0xff) as usize,
-        ud as u16,
-    )
+impl Tag {
+    fn encode(self) -> u64 {
+        self.kind << 40
+            | u64::from(self.generation) << 32
+            | (self.port as u64) << 24
+            | (self.out as u64) << 16
+            | u64::from(self.id)
+    }
+
+    fn decode(ud: u64) -> Tag {
+        Tag {
+            kind: ud >> 40,
+            generation: (ud >> 32) as u8,
+            port: (ud >> 24 & 0xff) as usize,
+            out: (ud >> 16 & 0xff) as usize,
+            id: ud as u16,
+        }
+    }
 }
 
-/// Which receive/transmit path the dataplane uses (`NATBOX_RX`).
+/// Which receive path the dataplane uses (`NATBOX_RX`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RxPath {
-    /// Multishot `RecvMsg` into a provided-buffer ring, `Send` SQEs, with
-    /// `PACKET_VNET_HDR` offloads (GSO super-frames, partial checksums), the default:
-    /// lower latency at low rates.
+    /// Multishot `RecvMsg` into a provided-buffer ring, the default.
     BufRing,
-    /// `TPACKET_V3` receive and transmit rings (`ring.rs`), without offloads: more
-    /// small packets per second and less CPU per packet.
+    /// A `TPACKET_V2` receive ring per port (`ring.rs`).
     Tpacket,
 }
 
@@ -223,13 +240,13 @@ struct PortIo {
     mtu: u16,
     link: Link,
     socket: Option<PacketSocket>,
-    /// The socket's mapped rings (`RxPath::Tpacket` only).
-    rings: Option<Rings>,
+    /// The socket's mapped receive ring (`RxPath::Tpacket` only).
+    rx_ring: Option<RxRing>,
     state: LinkState,
     rx: BufRing,
     msghdr: Box<libc::msghdr>,
     armed: bool,
-    /// Tags the armed receive, so completions of a cancelled one are recognised.
+    /// Tags the socket, so completions for a closed one are recognised.
     generation: u8,
     counters: IoCounters,
 }
@@ -241,17 +258,17 @@ pub struct Dataplane {
     ports: [PortIo; 2],
     tx_bufs: Vec<Box<[u8]>>,
     tx_free: Vec<u16>,
+    /// Where a GSO super-frame from a receive ring is read, translated and sent from
+    /// (`RxPath::Tpacket`).
+    large: Box<[u8]>,
     cqes: Vec<cqueue::Entry>,
     engine: Engine,
     start: Instant,
     path: RxPath,
     /// Largest frame a port carries, with room for ICMP errors built in place.
     max_frame: usize,
-    /// Frames of the receive block being processed (`RxPath::Tpacket`).
-    frames: Vec<RxFrame>,
-    /// Bytes of `virtio_net_hdr` in front of every frame read or written: `VNET_HDR_LEN`
-    /// on the `BufRing` path, 0 on the `Tpacket` path.
-    vnet_len: usize,
+    /// A receive ring still held frames when its budget ran out: do not wait.
+    rx_pending: bool,
 }
 
 impl std::fmt::Debug for Dataplane {
@@ -262,9 +279,25 @@ impl std::fmt::Debug for Dataplane {
     }
 }
 
-/// Bytes before the frame in a receive buffer.
+/// Bytes before the frame's `virtio_net_hdr` in a receive buffer.
 fn headroom() -> usize {
     RECVMSG_OUT_LEN + socket::auxdata_space()
+}
+
+/// Opens port `p`'s socket on `link` (and its receive ring on the ring path).
+fn open_socket(
+    link: &Link,
+    mtu: u16,
+    path: RxPath,
+    max_frame: usize,
+) -> io::Result<(PacketSocket, Option<RxRing>)> {
+    link::prepare(link, mtu)?;
+    let socket = PacketSocket::open(link.index)?;
+    let ring = match path {
+        RxPath::BufRing => None,
+        RxPath::Tpacket => Some(RxRing::new(&socket, max_frame)?),
+    };
+    Ok((socket, ring))
 }
 
 impl Dataplane {
@@ -277,28 +310,21 @@ impl Dataplane {
         let max_mtu = usize::from(config.inside.mtu.max(config.outside.mtu));
         // Room for the frame, its headers, and ICMP errors built in place (1294 bytes).
         let max_frame = 14 + max_mtu.max(1294);
-        let vnet = path == RxPath::BufRing;
-        let vnet_len = if vnet { offload::VNET_HDR_LEN } else { 0 };
         // Transmit buffers hold the frames the engine makes (at most `max_frame`).
-        let tx_size = vnet_len + max_frame;
-        let (buf_size, rx_count) = if vnet {
-            let size = (headroom() + vnet_len + offload::MAX_GSO_FRAME).next_multiple_of(4096);
-            let count = (RX_MEMORY / size).min(usize::from(RX_BUFFERS));
-            (size, 1u16 << count.ilog2())
-        } else {
-            ((headroom() + max_frame).next_power_of_two(), RX_BUFFERS)
+        let tx_size = VNET_HDR_LEN + max_frame;
+        let buf_size = (headroom() + VNET_HDR_LEN + offload::MAX_GSO_FRAME).next_multiple_of(4096);
+        let rx_count = match path {
+            RxPath::BufRing => {
+                let count = (RX_MEMORY / buf_size).min(usize::from(RX_BUFFERS));
+                1u16 << count.ilog2()
+            }
+            // The ring path receives through its rings: a token buffer ring.
+            RxPath::Tpacket => 1,
         };
         let open = |port: Port, p: &firmware_config::Port| -> io::Result<PortIo> {
             let link = link::find(&p.port).map_err(|e| annotate(port, &p.port, e))?;
-            link::prepare(&link, p.mtu, vnet).map_err(|e| annotate(port, &link.name, e))?;
-            let socket =
-                PacketSocket::open(link.index, vnet).map_err(|e| annotate(port, &link.name, e))?;
-            let rings = match path {
-                RxPath::BufRing => None,
-                RxPath::Tpacket => Some(
-                    Rings::new(&socket, max_frame).map_err(|e| annotate(port, &link.name, e))?,
-                ),
-            };
+            let (socket, rx_ring) = open_socket(&link, p.mtu, path, max_frame)
+                .map_err(|e| annotate(port, &link.name, e))?;
             // SAFETY: msghdr is plain old data; zero is valid.
             let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
             msghdr.msg_controllen = socket::auxdata_space() as _; // usize (glibc) or u32 (musl)
@@ -316,22 +342,29 @@ impl Dataplane {
                 mtu: p.mtu,
                 link,
                 socket: Some(socket),
-                rings,
+                rx_ring,
                 state: LinkState::Up,
-                // The tpacket path receives through its rings: a token buffer ring.
-                rx: BufRing::new(if path == RxPath::Tpacket { 1 } else { rx_count }, buf_size),
+                rx: BufRing::new(rx_count, buf_size),
                 msghdr,
                 armed: false,
                 generation: 0,
                 counters: IoCounters::default(),
             })
         };
-        log::info!(
-            "receive path: {path:?} (NATBOX_RX), offloads {}, {rx_count} receive buffers of {buf_size} bytes per port",
-            if vnet { "on (virtio_net_hdr, GSO)" } else { "off" }
-        );
         let inside = open(Port::Inside, &config.inside)?;
         let outside = open(Port::Outside, &config.outside)?;
+        match &inside.rx_ring {
+            None => log::info!(
+                "receive path: {path:?} (NATBOX_RX), offloads on (virtio_net_hdr, GSO), \
+                 {rx_count} receive buffers of {buf_size} bytes per port"
+            ),
+            Some(r) => log::info!(
+                "receive path: {path:?} (NATBOX_RX), offloads on (virtio_net_hdr, GSO), \
+                 a ring of {} slots of {} bytes per port",
+                r.slots(),
+                r.slot_size()
+            ),
+        }
         let engine = Engine::new(
             config,
             PortSetup {
@@ -352,6 +385,10 @@ impl Dataplane {
                 )?;
             }
         }
+        let large = match path {
+            RxPath::BufRing => 0,
+            RxPath::Tpacket => VNET_HDR_LEN + offload::MAX_GSO_FRAME,
+        };
         Ok(Dataplane {
             ring,
             ports: [inside, outside],
@@ -359,13 +396,13 @@ impl Dataplane {
                 .map(|_| vec![0u8; tx_size].into_boxed_slice())
                 .collect(),
             tx_free: (0..TX_BUFFERS as u16).collect(),
+            large: vec![0u8; large].into_boxed_slice(),
             cqes: Vec::with_capacity(RING_ENTRIES as usize * 2),
             engine,
             start: Instant::now(),
             path,
             max_frame,
-            frames: Vec::with_capacity(1024),
-            vnet_len,
+            rx_pending: false,
         })
     }
 
@@ -413,7 +450,8 @@ impl Dataplane {
         let args = types::SubmitArgs::new().timespec(&timeout);
         while !stop.load(Ordering::Relaxed) {
             self.arm_receivers()?;
-            match self.ring.submitter().submit_with_args(1, &args) {
+            let want = usize::from(!self.rx_pending);
+            match self.ring.submitter().submit_with_args(want, &args) {
                 Ok(_) => {}
                 Err(e)
                     if matches!(
@@ -422,20 +460,11 @@ impl Dataplane {
                     ) => {}
                 Err(e) => return Err(e),
             }
-            self.cqes.clear();
-            self.cqes.extend(self.ring.completion());
-            for i in 0..self.cqes.len() {
-                let cqe = self.cqes[i].clone();
-                self.complete(&cqe)?;
-            }
-            for p in &self.ports {
-                p.rx.publish();
-            }
+            self.reap()?;
             if self.path == RxPath::Tpacket {
-                self.drain_rings();
+                self.drain_rings()?;
             }
             self.send_engine_frames()?;
-            self.kick_rings();
             if last_poll.elapsed() >= POLL_INTERVAL {
                 last_poll = Instant::now();
                 let now = self.now_ms();
@@ -445,7 +474,6 @@ impl Dataplane {
                     break;
                 }
                 self.send_engine_frames()?;
-                self.kick_rings();
             }
             if last_link.elapsed() >= LINK_CHECK_INTERVAL {
                 last_link = Instant::now();
@@ -455,35 +483,58 @@ impl Dataplane {
         Ok(())
     }
 
+    /// Handles every completion posted so far and gives the buffers that came back to
+    /// the kernel.
+    fn reap(&mut self) -> io::Result<()> {
+        self.cqes.clear();
+        self.cqes.extend(self.ring.completion());
+        for i in 0..self.cqes.len() {
+            let cqe = self.cqes[i].clone();
+            self.complete(&cqe)?;
+        }
+        for p in &self.ports {
+            p.rx.publish();
+        }
+        Ok(())
+    }
+
     fn complete(&mut self, cqe: &cqueue::Entry) -> io::Result<()> {
-        let (kind, p, out, bid) = decode(cqe.user_data());
-        match kind {
+        let tag = Tag::decode(cqe.user_data());
+        let failed = cqe.result() < 0;
+        match tag.kind {
             KIND_RECV if self.path == RxPath::Tpacket => {
-                self.on_poll(p, out, cqe);
+                self.on_poll(tag, cqe);
                 Ok(())
             }
-            KIND_RECV => self.on_receive(p, out, cqe),
+            KIND_RECV => self.on_receive(tag, cqe),
             KIND_SEND_RX => {
-                if cqe.result() < 0 {
-                    self.ports[out].counters.tx_errors += 1;
+                self.ports[tag.out].counters.tx_errors += u64::from(failed);
+                self.ports[tag.port].rx.push(tag.id);
+                Ok(())
+            }
+            KIND_SEND_SLOT => {
+                self.ports[tag.out].counters.tx_errors += u64::from(failed);
+                let io = &self.ports[tag.port];
+                if tag.generation == io.generation {
+                    if let Some(r) = &io.rx_ring {
+                        r.release(tag.id);
+                    }
                 }
-                self.ports[p].rx.push(bid);
                 Ok(())
             }
             KIND_SEND_TX => {
-                if cqe.result() < 0 {
-                    self.ports[out].counters.tx_errors += 1;
-                }
-                self.tx_free.push(bid);
+                self.ports[tag.out].counters.tx_errors += u64::from(failed);
+                self.tx_free.push(tag.id);
                 Ok(())
             }
             _ => Ok(()),
         }
     }
 
-    fn on_receive(&mut self, p: usize, generation: usize, cqe: &cqueue::Entry) -> io::Result<()> {
+    fn on_receive(&mut self, tag: Tag, cqe: &cqueue::Entry) -> io::Result<()> {
+        let p = tag.port;
         let flags = cqe.flags();
-        if !cqueue::more(flags) && generation == usize::from(self.ports[p].generation) {
+        if !cqueue::more(flags) && tag.generation == self.ports[p].generation {
             self.ports[p].armed = false;
         }
         let res = cqe.result();
@@ -499,7 +550,6 @@ impl Dataplane {
             return Ok(());
         };
         let now = self.now_ms();
-        let vnet_len = self.vnet_len;
         let io = &mut self.ports[p];
         let port = io.port;
         let used = (res.max(0) as usize).min(io.rx.buf_size);
@@ -513,248 +563,209 @@ impl Dataplane {
                 )
             })
         };
-        let Ok((aux, payload, truncated)) = parsed else {
+        let received = match parsed {
+            Ok((aux, payload, truncated)) => payload
+                .checked_sub(VNET_HDR_LEN)
+                .map(|len| (aux.vlan, truncated, len)),
+            Err(_) => None,
+        };
+        let Some((vlan, truncated, len)) = received else {
             io.counters.rx_errors += 1;
             io.rx.push(bid);
             return Ok(());
         };
-        let Some(len) = payload.checked_sub(vnet_len) else {
-            io.counters.rx_errors += 1;
-            io.rx.push(bid);
-            return Ok(());
-        };
-        if truncated || aux.vlan {
-            let reason = if aux.vlan {
-                DropReason::VlanTagged
-            } else {
-                DropReason::FrameTooLong
-            };
+        if let Some(reason) = unusable(vlan, truncated) {
             self.engine.count_drop(port, reason);
             io.rx.push(bid);
             return Ok(());
         }
-        let (vnet, frame_buf) = io.rx.buf(bid)[headroom()..].split_at_mut(vnet_len);
-        let offload = match <&mut [u8; offload::VNET_HDR_LEN]>::try_from(vnet) {
-            Ok(raw) => {
-                let mut h = offload::VnetHdr::read(raw);
-                let partial = h.flags & offload::F_NEEDS_CSUM != 0;
-                match offload::prepare(&mut frame_buf[..len], &mut h) {
-                    Ok(o) => {
-                        if partial && o == Offload::NONE {
-                            io.counters.csum_completed += 1;
-                        }
-                        io.counters.gso_frames += u64::from(o.gso_segment.is_some());
-                        h.write(raw);
-                        o
-                    }
-                    Err(offload::Unsupported) => {
-                        self.engine.count_drop(port, DropReason::GsoUnsupported);
-                        io.rx.push(bid);
-                        return Ok(());
-                    }
-                }
-            }
-            Err(_) => {
-                if aux.csum_not_ready && offload::complete_checksum(&mut frame_buf[..len]) {
-                    io.counters.csum_completed += 1;
-                }
-                Offload::NONE
-            }
-        };
-        let mut frame = Frame {
-            buf: frame_buf,
-            len,
-        };
-        match self
-            .engine
-            .process_offloaded(port, &mut frame, offload, now)
-        {
-            Verdict::Forward(out) => {
-                let len = frame.len;
-                self.send_rx(p, bid, out as usize, len)
-            }
-            Verdict::Reply(out) => {
-                // A reply the engine wrote over the frame: no offloads.
-                let len = frame.len;
-                self.ports[p].rx.buf(bid)[headroom()..][..vnet_len].fill(0);
-                self.send_rx(p, bid, out as usize, len)
-            }
-            _ => {
-                self.ports[p].rx.push(bid);
-                Ok(())
-            }
-        }
-    }
-
-    /// Sends a frame of `len` bytes (and its `virtio_net_hdr` in front, if any) from
-    /// receive buffer `bid` of port `p` out of port `out`.
-    fn send_rx(&mut self, p: usize, bid: u16, out: usize, len: usize) -> io::Result<()> {
-        let Some(fd) = self.ports[out].socket.as_ref().map(|s| s.as_raw_fd()) else {
-            self.ports[out].counters.tx_errors += 1;
-            self.ports[p].rx.push(bid);
+        let buf = &mut io.rx.buf(bid)[headroom()..];
+        let ptr = buf.as_ptr();
+        let Some((out, len)) = translate(&mut self.engine, &mut io.counters, port, buf, len, now)
+        else {
+            io.rx.push(bid);
             return Ok(());
         };
-        let ptr = self.ports[p].rx.buf(bid)[headroom()..].as_ptr();
-        let sqe = opcode::Send::new(types::Fd(fd), ptr, (self.vnet_len + len) as u32)
+        let tag = Tag {
+            kind: KIND_SEND_RX,
+            port: p,
+            out,
+            generation: 0,
+            id: bid,
+        };
+        if !self.send(ptr, VNET_HDR_LEN + len, tag)? {
+            self.ports[p].rx.push(bid);
+        }
+        Ok(())
+    }
+
+    /// Queues a send of `len` bytes at `ptr` (a `virtio_net_hdr` and a frame) out of
+    /// `tag.out`; false (and counted) if that port has no socket now. The bytes must
+    /// stay put until the completion for `tag` is reaped.
+    fn send(&mut self, ptr: *const u8, len: usize, tag: Tag) -> io::Result<bool> {
+        let Some(fd) = self.ports[tag.out].socket.as_ref().map(|s| s.as_raw_fd()) else {
+            self.ports[tag.out].counters.tx_errors += 1;
+            return Ok(false);
+        };
+        let sqe = opcode::Send::new(types::Fd(fd), ptr, len as u32)
             .build()
-            .user_data(user_data(KIND_SEND_RX, p, out, bid));
-        self.push(sqe)
+            .user_data(tag.encode());
+        self.push(sqe)?;
+        Ok(true)
     }
 
     /// A poll completion (`RxPath::Tpacket`): the rings are drained after every batch
     /// anyway; only a poll that ended needs noting, to re-arm it.
-    fn on_poll(&mut self, p: usize, generation: usize, cqe: &cqueue::Entry) {
-        if !cqueue::more(cqe.flags()) && generation == usize::from(self.ports[p].generation) {
-            self.ports[p].armed = false;
+    fn on_poll(&mut self, tag: Tag, cqe: &cqueue::Entry) {
+        let io = &mut self.ports[tag.port];
+        if !cqueue::more(cqe.flags()) && tag.generation == io.generation {
+            io.armed = false;
         }
         let res = cqe.result();
         if res < 0 && res != -libc::ECANCELED {
-            self.ports[p].counters.rx_errors += 1;
+            io.counters.rx_errors += 1;
         }
     }
 
-    /// Processes every ready receive block of both ports (`RxPath::Tpacket`).
-    fn drain_rings(&mut self) {
+    /// Processes the frames waiting in both ports' receive rings (`RxPath::Tpacket`),
+    /// at most `DRAIN_BUDGET` per port; notes whether any were left.
+    fn drain_rings(&mut self) -> io::Result<()> {
         let now = self.now_ms();
+        self.rx_pending = false;
         for p in 0..2 {
-            loop {
-                let mut frames = std::mem::take(&mut self.frames);
-                frames.clear();
-                let block = match self.ports[p].rings.as_mut() {
-                    Some(r) => r.next_block(&mut frames),
-                    None => None,
-                };
-                let Some(block) = block else {
-                    self.frames = frames;
+            for _ in 0..DRAIN_BUDGET {
+                let Some(f) = self.ports[p].rx_ring.as_mut().and_then(RxRing::take) else {
                     break;
                 };
-                for f in &frames {
-                    self.ring_frame(p, f, now);
+                if f.copied {
+                    self.release_slot(p, f.slot);
+                    self.receive_whole(p, f.vlan, now)?;
+                } else {
+                    self.ring_frame(p, &f, now)?;
                 }
-                self.frames = frames;
-                if let Some(r) = self.ports[p].rings.as_mut() {
-                    r.release_block(block);
-                }
-                // One kick per block keeps the bursts handed to the kernel (and the
-                // transmit slots in use) bounded.
-                self.kick_rings();
             }
+            self.rx_pending |= self.ports[p].rx_ring.as_ref().is_some_and(RxRing::has_next);
+        }
+        Ok(())
+    }
+
+    fn release_slot(&self, p: usize, slot: u16) {
+        if let Some(r) = &self.ports[p].rx_ring {
+            r.release(slot);
         }
     }
 
-    /// One frame from port `p`'s receive ring: copied into the next transmit slot of
-    /// the other port (where most frames leave), processed there with the slot's room,
-    /// and sent from there, or moved to the right port's slot.
-    fn ring_frame(&mut self, p: usize, f: &RxFrame, now: u64) {
-        let port = self.ports[p].port;
-        if f.truncated || f.vlan || f.len > self.max_frame {
-            let reason = if f.vlan {
-                DropReason::VlanTagged
-            } else {
-                DropReason::FrameTooLong
-            };
+    /// One frame in a ring slot of port `p`: translated in place and sent from there.
+    fn ring_frame(&mut self, p: usize, f: &RxFrame, now: u64) -> io::Result<()> {
+        let io = &mut self.ports[p];
+        let port = io.port;
+        let reason = unusable(f.vlan, f.truncated || f.at < VNET_HDR_LEN);
+        let Some(ring) = io.rx_ring.as_mut() else {
+            return Ok(());
+        };
+        if let Some(reason) = reason {
             self.engine.count_drop(port, reason);
-            return;
+            ring.release(f.slot);
+            return Ok(());
         }
-        let o = 1 - p;
-        let [a, b] = &mut self.ports;
-        let (rx_io, guess) = if p == 0 { (a, b) } else { (b, a) };
-        let Some(rx) = rx_io.rings.as_ref() else {
-            return;
+        let buf = &mut ring.slot_mut(f.slot)[f.at - VNET_HDR_LEN..];
+        let ptr = buf.as_ptr();
+        let Some((out, len)) = translate(&mut self.engine, &mut io.counters, port, buf, f.len, now)
+        else {
+            ring.release(f.slot);
+            return Ok(());
         };
-        let src = rx.bytes(f.at, f.len);
-        let Some(slot) = guess.rings.as_mut().and_then(Rings::tx_buf) else {
-            // No free slot on the other port (or it is gone): process in a transmit
-            // buffer of the engine's pool instead.
-            let Some(idx) = self.tx_free.pop() else {
-                self.ports[o].counters.tx_errors += 1;
-                return;
-            };
-            let buf = &mut self.tx_bufs[usize::from(idx)];
-            buf[..f.len].copy_from_slice(src);
-            let verdict = process_copy(&mut self.engine, &mut rx_io.counters, port, buf, f, now);
-            if let Some((out, len)) = verdict {
-                let buf = &self.tx_bufs[usize::from(idx)][..len];
-                ring_send(&mut self.ports[out], buf);
-            }
-            self.tx_free.push(idx);
-            return;
+        let tag = Tag {
+            kind: KIND_SEND_SLOT,
+            port: p,
+            out,
+            generation: io.generation,
+            id: f.slot,
         };
-        if slot.len() < f.len {
-            self.engine.count_drop(port, DropReason::FrameTooLong);
-            return;
+        if !self.send(ptr, VNET_HDR_LEN + len, tag)? {
+            self.release_slot(p, f.slot);
         }
-        slot[..f.len].copy_from_slice(src);
-        match process_copy(&mut self.engine, &mut rx_io.counters, port, slot, f, now) {
-            Some((out, len)) if out == o => {
-                if let Some(r) = guess.rings.as_mut() {
-                    r.commit_tx(len);
-                }
-            }
-            Some((out, len)) => {
-                // Back out of the port it came in by (a reply, a hairpin).
-                let [a, b] = &mut self.ports;
-                let (to, from) = if out == 0 { (a, b) } else { (b, a) };
-                match from.rings.as_mut().and_then(Rings::tx_buf) {
-                    Some(slot) => ring_send(to, &slot[..len]),
-                    None => to.counters.tx_errors += 1,
-                }
-            }
-            None => {}
-        }
+        Ok(())
     }
 
-    /// Sends every transmit slot filled in this iteration (`RxPath::Tpacket`).
-    fn kick_rings(&mut self) {
-        for io in &mut self.ports {
-            if let Some(r) = io.rings.as_mut() {
-                if let Err(e) = r.kick() {
-                    io.counters.tx_errors += 1;
-                    log::debug!("{} port: transmit ring: {e}", io.port.name());
-                }
-            }
+    /// A frame too large for a ring slot (`TP_STATUS_COPY`), waiting whole on port
+    /// `p`'s socket: read into the large buffer, translated, and sent synchronously
+    /// after every send queued before it.
+    fn receive_whole(&mut self, p: usize, vlan: bool, now: u64) -> io::Result<()> {
+        let io = &mut self.ports[p];
+        let Some(fd) = io.socket.as_ref().map(|s| s.as_raw_fd()) else {
+            return Ok(());
+        };
+        let buf = &mut self.large[..];
+        // SAFETY: buf is writable for its length; MSG_TRUNC makes recv return the
+        // frame's real length, so a longer one is recognised.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+            )
+        };
+        let Some(len) = usize::try_from(n)
+            .ok()
+            .and_then(|n| n.checked_sub(VNET_HDR_LEN))
+        else {
+            io.counters.rx_errors += 1;
+            return Ok(());
+        };
+        if let Some(reason) = unusable(vlan, VNET_HDR_LEN + len > buf.len()) {
+            self.engine.count_drop(io.port, reason);
+            return Ok(());
         }
+        let port = io.port;
+        let Some((out, len)) = translate(&mut self.engine, &mut io.counters, port, buf, len, now)
+        else {
+            return Ok(());
+        };
+        self.ring.submit()?;
+        let Some(fd) = self.ports[out].socket.as_ref().map(|s| s.as_raw_fd()) else {
+            self.ports[out].counters.tx_errors += 1;
+            return Ok(());
+        };
+        // SAFETY: the first VNET_HDR_LEN + len bytes of the large buffer are readable.
+        let sent = unsafe {
+            libc::send(
+                fd,
+                self.large.as_ptr().cast(),
+                VNET_HDR_LEN + len,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if sent < 0 {
+            self.ports[out].counters.tx_errors += 1;
+        }
+        Ok(())
     }
 
     /// Sends the frames the engine made (ARP/NDP requests, released packets).
     fn send_engine_frames(&mut self) -> io::Result<()> {
-        if self.path == RxPath::Tpacket {
-            let Some(idx) = self.tx_free.pop() else {
-                return Ok(());
-            };
-            while let Some((port, len)) = self
-                .engine
-                .pop_transmit(&mut self.tx_bufs[usize::from(idx)])
-            {
-                let buf = &self.tx_bufs[usize::from(idx)][..len];
-                ring_send(&mut self.ports[port as usize], buf);
-            }
-            self.tx_free.push(idx);
-            return Ok(());
-        }
         while let Some(idx) = self.tx_free.pop() {
-            // The buffer's first `vnet_len` bytes stay zero: no offloads.
+            // The buffer's first `VNET_HDR_LEN` bytes stay zero: no offloads.
             let Some((port, len)) = self
                 .engine
-                .pop_transmit(&mut self.tx_bufs[usize::from(idx)][self.vnet_len..])
+                .pop_transmit(&mut self.tx_bufs[usize::from(idx)][VNET_HDR_LEN..])
             else {
                 self.tx_free.push(idx);
                 break;
             };
             let out = port as usize;
-            let Some(fd) = self.ports[out].socket.as_ref().map(|s| s.as_raw_fd()) else {
-                self.ports[out].counters.tx_errors += 1;
-                self.tx_free.push(idx);
-                continue;
+            let tag = Tag {
+                kind: KIND_SEND_TX,
+                port: out,
+                out,
+                generation: 0,
+                id: idx,
             };
-            let sqe = opcode::Send::new(
-                types::Fd(fd),
-                self.tx_bufs[usize::from(idx)].as_ptr(),
-                (self.vnet_len + len) as u32,
-            )
-            .build()
-            .user_data(user_data(KIND_SEND_TX, out, out, idx));
-            self.push(sqe)?;
+            let ptr = self.tx_bufs[usize::from(idx)].as_ptr();
+            if !self.send(ptr, VNET_HDR_LEN + len, tag)? {
+                self.tx_free.push(idx);
+            }
         }
         Ok(())
     }
@@ -776,7 +787,7 @@ impl Dataplane {
                     .multi(true)
                     .build(),
             }
-            .user_data(user_data(KIND_RECV, p, usize::from(io.generation), 0));
+            .user_data(recv_tag(p, io.generation).encode());
             self.push(sqe)?;
             let io = &mut self.ports[p];
             io.armed = true;
@@ -787,8 +798,8 @@ impl Dataplane {
 
     fn push(&mut self, sqe: squeue::Entry) -> io::Result<()> {
         // SAFETY: every buffer and msghdr an SQE points to lives in `self` and stays
-        // put until its completion is reaped (receive buffers return to the ring only
-        // then; msghdrs are boxed per port).
+        // put until its completion is reaped (receive buffers and ring slots return to
+        // the kernel only then; msghdrs are boxed per port).
         unsafe {
             if self.ring.submission().push(&sqe).is_err() {
                 self.ring.submit()?;
@@ -840,39 +851,44 @@ impl Dataplane {
         }
     }
 
-    /// Stops receiving on port `p` and closes its socket.
+    /// Stops receiving on port `p` and closes its socket. Sends still queued from its
+    /// ring are submitted first, so none reads an unmapped slot.
     fn close(&mut self, p: usize) {
+        let _ = self.ring.submit();
         let io = &mut self.ports[p];
         if io.armed {
-            let cancel =
-                opcode::AsyncCancel::new(user_data(KIND_RECV, p, usize::from(io.generation), 0))
-                    .build()
-                    .user_data(user_data(KIND_CANCEL, p, p, 0));
+            let cancel = opcode::AsyncCancel::new(recv_tag(p, io.generation).encode())
+                .build()
+                .user_data(
+                    Tag {
+                        kind: KIND_CANCEL,
+                        port: p,
+                        out: p,
+                        generation: io.generation,
+                        id: 0,
+                    }
+                    .encode(),
+                );
             // SAFETY: a cancel SQE points at no memory. If the queue is full the old
             // receive simply ends with an error on the closed socket.
             let _ = unsafe { self.ring.submission().push(&cancel) };
         }
-        io.rings = None;
+        io.rx_ring = None;
         io.socket = None;
         io.armed = false;
-        // Completions of the old receive must not touch the new one's state.
+        // Completions for the old socket must not touch the new one's state.
         io.generation = io.generation.wrapping_add(1);
     }
 
     fn reopen(&mut self, p: usize) -> bool {
-        let (path, max_frame, vnet) = (self.path, self.max_frame, self.vnet_len > 0);
+        let (path, max_frame) = (self.path, self.max_frame);
         let io = &mut self.ports[p];
         let result = link::find(&io.spec).and_then(|l| {
-            link::prepare(&l, io.mtu, vnet)?;
-            let s = PacketSocket::open(l.index, vnet)?;
-            let rings = match path {
-                RxPath::BufRing => None,
-                RxPath::Tpacket => Some(Rings::new(&s, max_frame)?),
-            };
-            Ok((l, s, rings))
+            let (s, ring) = open_socket(&l, io.mtu, path, max_frame)?;
+            Ok((l, s, ring))
         });
         match result {
-            Ok((l, s, rings)) => {
+            Ok((l, s, ring)) => {
                 if l.mac != io.link.mac {
                     log::warn!(
                         "{} port: interface returned with a new MAC {}; restart natbox to use it",
@@ -882,7 +898,7 @@ impl Dataplane {
                 }
                 io.link = l;
                 io.socket = Some(s);
-                io.rings = rings;
+                io.rx_ring = ring;
                 let port = io.port;
                 // A new link: the neighbours behind it may have new MACs.
                 self.engine.link_replaced(port);
@@ -896,36 +912,71 @@ impl Dataplane {
     }
 }
 
-/// Completes the checksum of a received frame copied into `buf` and runs it through
-/// the engine: the port and length to send, if any.
-fn process_copy(
+/// The tag of port `p`'s receive request.
+fn recv_tag(p: usize, generation: u8) -> Tag {
+    Tag {
+        kind: KIND_RECV,
+        port: p,
+        out: p,
+        generation,
+        id: 0,
+    }
+}
+
+/// Why a received frame cannot be used: an 802.1Q tag the NIC stripped, or a frame cut
+/// short.
+fn unusable(vlan: bool, truncated: bool) -> Option<DropReason> {
+    if vlan {
+        Some(DropReason::VlanTagged)
+    } else if truncated {
+        Some(DropReason::FrameTooLong)
+    } else {
+        None
+    }
+}
+
+/// Runs a received frame through the engine. `buf` holds the frame's `virtio_net_hdr`
+/// and then the frame (`len` bytes) with room behind it. The header is checked against
+/// the frame (`offload::prepare`) and rewritten into the one the frame leaves with (all
+/// zero for a reply the engine wrote over the frame). Returns the port to send out of
+/// and the frame's new length, or `None` if nothing is sent.
+fn translate(
     engine: &mut Engine,
     counters: &mut IoCounters,
     port: Port,
     buf: &mut [u8],
-    f: &RxFrame,
+    len: usize,
     now: u64,
 ) -> Option<(usize, usize)> {
-    if f.csum_not_ready && offload::complete_checksum(&mut buf[..f.len]) {
-        counters.csum_completed += 1;
-    }
-    let mut frame = Frame { buf, len: f.len };
-    match engine.process(port, &mut frame, now) {
-        Verdict::Forward(out) | Verdict::Reply(out) => Some((out as usize, frame.len)),
+    let (vnet, frame_buf) = buf.split_at_mut_checked(VNET_HDR_LEN)?;
+    let vnet: &mut [u8; VNET_HDR_LEN] = vnet.try_into().ok()?;
+    let mut h = offload::VnetHdr::read(vnet);
+    let partial = h.flags & offload::F_NEEDS_CSUM != 0;
+    let offload = match offload::prepare(frame_buf.get_mut(..len)?, &mut h) {
+        Ok(o) => {
+            if partial && o == Offload::NONE {
+                counters.csum_completed += 1;
+            }
+            counters.gso_frames += u64::from(o.gso_segment.is_some());
+            h.write(vnet);
+            o
+        }
+        Err(offload::Unsupported) => {
+            engine.count_drop(port, DropReason::GsoUnsupported);
+            return None;
+        }
+    };
+    let mut frame = Frame {
+        buf: frame_buf,
+        len,
+    };
+    match engine.process_offloaded(port, &mut frame, offload, now) {
+        Verdict::Forward(out) => Some((out as usize, frame.len)),
+        Verdict::Reply(out) => {
+            vnet.fill(0);
+            Some((out as usize, frame.len))
+        }
         _ => None,
-    }
-}
-
-/// Copies `frame` into the next transmit slot of `io` (`RxPath::Tpacket`).
-fn ring_send(io: &mut PortIo, frame: &[u8]) {
-    match io.rings.as_mut().and_then(|r| {
-        let slot = r.tx_buf()?;
-        let to = slot.get_mut(..frame.len())?;
-        to.copy_from_slice(frame);
-        Some(r)
-    }) {
-        Some(r) => r.commit_tx(frame.len()),
-        None => io.counters.tx_errors += 1,
     }
 }
 

@@ -4,10 +4,9 @@
 //! names are not stable); `find` resolves either through sysfs. `prepare` makes the
 //! kernel a pure driver host on the port: link up, the configured MTU, kernel IPv6
 //! disabled (no autoconfiguration, no NDP answers: natbox speaks NDP itself), and GRO
-//! on or off as the receive path wants: on where natbox reads `virtio_net_hdr`s and
-//! forwards GSO super-frames whole (fewer, larger frames: the kernel merges wire
-//! segments, the egress NIC or the kernel's GSO cuts them again, as in the kernel's own
-//! forwarding), off where it only handles wire-sized frames.
+//! on: natbox reads `virtio_net_hdr`s and forwards GSO super-frames whole (fewer,
+//! larger frames: the kernel merges wire segments, the egress NIC or the kernel's GSO
+//! cuts them again, as in the kernel's own forwarding).
 
 use crate::wire::ethernet::Mac;
 use std::fs;
@@ -75,14 +74,14 @@ pub fn is_running(link: &Link) -> bool {
     same && read_trimmed(&dir.join("operstate")).is_ok_and(|s| s == "up" || s == "unknown")
 }
 
-/// Brings the link up with `mtu`, disables kernel IPv6 on it and turns GRO on or off.
-pub fn prepare(link: &Link, mtu: u16, gro: bool) -> io::Result<()> {
+/// Brings the link up with `mtu`, disables kernel IPv6 on it and turns GRO on.
+pub fn prepare(link: &Link, mtu: u16) -> io::Result<()> {
     let ctl = Ctl::open()?;
     ctl.set_mtu(&link.name, mtu)?;
     ctl.set_up(&link.name)?;
-    if let Err(e) = ctl.set_gro(&link.name, gro) {
+    if let Err(e) = ctl.enable_gro(&link.name) {
         // Not every driver has GRO to switch (loopback-like devices): not fatal.
-        log::debug!("{}: cannot set GRO {gro}: {e}", link.name);
+        log::debug!("{}: cannot turn GRO on: {e}", link.name);
     }
     let ipv6 = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", link.name);
     if Path::new(&ipv6).exists() {
@@ -148,7 +147,7 @@ impl Ctl {
     }
 
     /// ETHTOOL_SGRO through SIOCETHTOOL.
-    fn set_gro(&self, name: &str, on: bool) -> io::Result<()> {
+    fn enable_gro(&self, name: &str) -> io::Result<()> {
         #[repr(C)]
         struct EthtoolValue {
             cmd: u32,
@@ -158,7 +157,7 @@ impl Ctl {
         const SIOCETHTOOL: libc::c_ulong = 0x8946;
         let mut value = EthtoolValue {
             cmd: ETHTOOL_SGRO,
-            data: u32::from(on),
+            data: 1,
         };
         let mut req = Self::ifreq(name)?;
         req.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();

@@ -6,18 +6,17 @@
 //! - `PACKET_ADD_MEMBERSHIP`/`PACKET_MR_PROMISC`: the box answers for pool addresses
 //!   and routes for others, so it must see frames for any MAC it is sent;
 //! - `PACKET_IGNORE_OUTGOING`: our own transmissions are not looped back to us;
-//! - `PACKET_AUXDATA`: each frame carries `tpacket_auxdata`, whose
-//!   `TP_STATUS_CSUMNOTREADY` marks frames whose transport checksum a virtual NIC left
-//!   partial (veth, virtio offloads): the dataplane completes it before translating;
+//! - `PACKET_AUXDATA`: each frame read with `recvmsg` carries `tpacket_auxdata`, whose
+//!   `TP_STATUS_VLAN_VALID` marks a frame whose 802.1Q tag the NIC stripped (natbox
+//!   serves untagged ports and drops it);
 //! - `PACKET_QDISC_BYPASS`: transmit straight to the driver, skipping the qdisc layer
 //!   (the box has no traffic shaping to do);
-//! - `PACKET_VNET_HDR` (when asked for: the io_uring receive path): every frame read
-//!   or written carries a `struct virtio_net_hdr` in front (packet(7),
-//!   `wire::offload`), so GSO super-frames (TSO from a veth peer, GRO, virtio guest
-//!   offloads) arrive whole with their segment size and partial-checksum offsets
-//!   instead of truncated, and leave whole for the kernel or the peer to segment. With
-//!   it, `TP_STATUS_CSUMNOTREADY` is redundant (`VIRTIO_NET_HDR_F_NEEDS_CSUM` says the
-//!   same, with the offsets).
+//! - `PACKET_VNET_HDR`: every frame read or written carries a `struct virtio_net_hdr`
+//!   in front (packet(7), `wire::offload`), so GSO super-frames (TSO from a veth peer,
+//!   GRO, virtio guest offloads) arrive whole with their segment size and
+//!   partial-checksum offsets instead of truncated, and leave whole for the kernel or
+//!   the peer to segment (`VIRTIO_NET_HDR_F_NEEDS_CSUM` says what
+//!   `TP_STATUS_CSUMNOTREADY` would, with the offsets).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -45,8 +44,8 @@ fn check(r: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 impl PacketSocket {
-    /// Opens and binds a socket on `ifindex`; `vnet` turns on `PACKET_VNET_HDR`.
-    pub fn open(ifindex: u32, vnet: bool) -> io::Result<PacketSocket> {
+    /// Opens and binds a socket on `ifindex`.
+    pub fn open(ifindex: u32) -> io::Result<PacketSocket> {
         // SAFETY: plain socket(2); the result is checked and owned.
         let raw = check(unsafe {
             libc::socket(
@@ -82,9 +81,7 @@ impl PacketSocket {
         sock.set(libc::SOL_PACKET, libc::PACKET_AUXDATA, &1i32)?;
         sock.set(libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &1i32)?;
         sock.set(libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &1i32)?;
-        if vnet {
-            sock.set(libc::SOL_PACKET, libc::PACKET_VNET_HDR, &1i32)?;
-        }
+        sock.set(libc::SOL_PACKET, libc::PACKET_VNET_HDR, &1i32)?;
         // Generous socket buffers absorb bursts while the loop is busy.
         let buf = 4 << 20;
         if sock
@@ -143,8 +140,6 @@ impl PacketSocket {
 /// What `PACKET_AUXDATA` told us about one received frame.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AuxData {
-    /// The transport checksum is partial and must be completed (TP_STATUS_CSUMNOTREADY).
-    pub csum_not_ready: bool,
     /// The NIC stripped an 802.1Q tag (TP_STATUS_VLAN_VALID).
     pub vlan: bool,
 }
@@ -173,7 +168,6 @@ pub fn parse_auxdata(control: &[u8]) -> AuxData {
             if data.len() >= 4 {
                 let status = u32::from_ne_bytes([data[0], data[1], data[2], data[3]]);
                 return AuxData {
-                    csum_not_ready: status & libc::TP_STATUS_CSUMNOTREADY != 0,
                     vlan: status & libc::TP_STATUS_VLAN_VALID != 0,
                 };
             }
