@@ -12,7 +12,7 @@
 //! completes. Frames the engine makes itself are copied into a small transmit pool.
 //! Nothing allocates per packet. (`SendZc` is refused by AF_PACKET with EOPNOTSUPP.)
 //!
-//! Offloads (this path): the sockets carry `PACKET_VNET_HDR`, so a receive buffer holds
+//! Offloads: the sockets carry `PACKET_VNET_HDR`, so a receive buffer holds
 //! `[io_uring_recvmsg_out][auxdata][virtio_net_hdr][frame]` and a GSO super-frame (up
 //! to 64 KiB) arrives whole. `wire::offload::prepare` checks the header against the
 //! frame (a partial checksum natbox does not rewrite is completed in software; a GSO
@@ -306,6 +306,8 @@ impl Dataplane {
         let path = RxPath::from_env()?;
         let ring = IoUring::builder()
             .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_taskrun_flag()
             .build(RING_ENTRIES)?;
         let max_mtu = usize::from(config.inside.mtu.max(config.outside.mtu));
         // Room for the frame, its headers, and ICMP errors built in place (1294 bytes).
