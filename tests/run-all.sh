@@ -40,8 +40,6 @@ echo "== fuzzing (${fuzz_seconds} s per target)"
 )
 echo "== end-to-end tests (network namespaces, real clients)"
 ./tests/e2e/run.sh
-echo "== end-to-end tests on the TPACKET_V3 ring path (NATBOX_RX=tpacket; hosts' TSO/GSO off)"
-NATBOX_RX=tpacket ./tests/e2e/run.sh test_ipv4 test_ipv6 test_iperf test_robust
 echo "== end-to-end MTU tests with the hosts' TSO/GSO off (wire-sized frames only)"
 E2E_OFFLOADS=off ./tests/e2e/run.sh test_mtu
 echo "== QEMU boot tests (the real image)"

@@ -5,16 +5,15 @@
 #
 #   tests/bench/compare.sh                 # DURATION=10 s per traffic run
 #   DURATION=5 PROFILE=1 tests/bench/compare.sh
-#   VARIANTS="bufring tpacket" ROUNDS=2 tests/bench/compare.sh
+#   ROUNDS=2 tests/bench/compare.sh
+#   VARIANTS="natbox old-tpacket" OLD_NATBOX_BIN=/tmp/natbox-old tests/bench/compare.sh
 #
-# natbox is measured once per receive path in VARIANTS (NATBOX_RX, default both:
-# bufring = io_uring multishot RecvMsg into a provided-buffer ring; tpacket = a
-# TPACKET_V2 receive ring; both send with io_uring Send and carry PACKET_VNET_HDR
-# offloads), then the kernel, all
-# interleaved, ROUNDS times (default 1); the table shows each one's mean over its rounds,
-# the per-round values are printed as they are measured. A/B against an older build: a
-# variant named old-bufring (or old-tpacket) runs the binary OLD_NATBOX_BIN on that path,
-# without the offload row (builds before PACKET_VNET_HDR drop super-frames).
+# natbox is measured once per variant in VARIANTS (default: natbox, this build), then
+# the kernel, all interleaved, ROUNDS times (default 1); the table shows each one's mean
+# over its rounds, the per-round values are printed as they are measured. A/B against
+# an older build: a variant named old-X runs the binary OLD_NATBOX_BIN with NATBOX_RX=X
+# (the receive path of builds that had several: bufring or tpacket), without the
+# offload row (builds before PACKET_VNET_HDR drop super-frames).
 #
 # One run measures, first with natbox in host mode in ns gw, then with the kernel
 # forwarding in ns gw (lan0 10.10.0.1/24 + 2001:db8:10::1/64, wan0 198.51.100.10/24 +
@@ -69,7 +68,7 @@ DURATION=${DURATION:-10}
 # modes, so that other work on the machine disturbs it less.
 NICE=${NICE:--10}
 PROFILE=${PROFILE:-0}
-VARIANTS=${VARIANTS:-bufring tpacket}
+VARIANTS=${VARIANTS:-natbox}
 ROUNDS=${ROUNDS:-1}
 read -r -a VARIANT_LIST <<<"$VARIANTS"
 # Hard bound on the whole script (seconds).
@@ -336,13 +335,13 @@ if [ "$variant" = kernel ]; then
     kernel_off
     continue
 fi
-echo "== natbox NATBOX_RX=$variant, round $round (host mode, pinned to CPU $GW_CPU)"
+echo "== natbox variant $variant, round $round (host mode, pinned to CPU $GW_CPU)"
 if [[ "$variant" == old-* ]]; then
     NATBOX_BIN=${OLD_NATBOX_BIN:?old-* variants need OLD_NATBOX_BIN} NATBOX_RX=${variant#old-} start_natbox
 else
-    NATBOX_RX=$variant start_natbox
+    start_natbox
 fi
-grep -o "receive path: .*" "$WORK/natbox.log" | sed 's/^/  /'
+grep -o "receive ring.*\|receive path: .*" "$WORK/natbox.log" | sed 's/^/  /'
 taskset -a -p -c "$GW_CPU" "$NATBOX_PID" >/dev/null
 renice -n "$NICE" -p "$NATBOX_PID" >/dev/null
 measure "$variant.$round" "$NATBOX_PID"

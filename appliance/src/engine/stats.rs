@@ -94,7 +94,7 @@ pub struct IoCounters {
     pub tx_errors: u64,
     /// Partial checksums completed in software.
     pub csum_completed: u64,
-    /// GSO super-frames received (`RxPath::BufRing`).
+    /// GSO super-frames received.
     pub gso_frames: u64,
     pub rearms: u64,
 }

@@ -6,9 +6,6 @@
 //! - `PACKET_ADD_MEMBERSHIP`/`PACKET_MR_PROMISC`: the box answers for pool addresses
 //!   and routes for others, so it must see frames for any MAC it is sent;
 //! - `PACKET_IGNORE_OUTGOING`: our own transmissions are not looped back to us;
-//! - `PACKET_AUXDATA`: each frame read with `recvmsg` carries `tpacket_auxdata`, whose
-//!   `TP_STATUS_VLAN_VALID` marks a frame whose 802.1Q tag the NIC stripped (natbox
-//!   serves untagged ports and drops it);
 //! - `PACKET_QDISC_BYPASS`: transmit straight to the driver, skipping the qdisc layer
 //!   (the box has no traffic shaping to do);
 //! - `PACKET_VNET_HDR`: every frame read or written carries a `struct virtio_net_hdr`
@@ -78,7 +75,6 @@ impl PacketSocket {
             mr_address: [0; 8],
         };
         sock.set(libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq)?;
-        sock.set(libc::SOL_PACKET, libc::PACKET_AUXDATA, &1i32)?;
         sock.set(libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &1i32)?;
         sock.set(libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &1i32)?;
         sock.set(libc::SOL_PACKET, libc::PACKET_VNET_HDR, &1i32)?;
@@ -135,50 +131,4 @@ impl PacketSocket {
         })
         .map(drop)
     }
-}
-
-/// What `PACKET_AUXDATA` told us about one received frame.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AuxData {
-    /// The NIC stripped an 802.1Q tag (TP_STATUS_VLAN_VALID).
-    pub vlan: bool,
-}
-
-/// Finds `tpacket_auxdata` in a control-message buffer (cmsg(3) layout).
-pub fn parse_auxdata(control: &[u8]) -> AuxData {
-    const HDR: usize = std::mem::size_of::<libc::cmsghdr>();
-    let mut at = 0;
-    while at + HDR <= control.len() {
-        // SAFETY: bounds checked above; read_unaligned copes with any alignment.
-        let h: libc::cmsghdr = unsafe {
-            control
-                .as_ptr()
-                .add(at)
-                .cast::<libc::cmsghdr>()
-                .read_unaligned()
-        };
-        // usize with glibc, u32 with musl.
-        #[allow(clippy::unnecessary_cast)]
-        let len = h.cmsg_len as usize;
-        if len < HDR || at + len > control.len() {
-            break;
-        }
-        if h.cmsg_level == libc::SOL_PACKET && h.cmsg_type == libc::PACKET_AUXDATA {
-            let data = &control[at + HDR..at + len];
-            if data.len() >= 4 {
-                let status = u32::from_ne_bytes([data[0], data[1], data[2], data[3]]);
-                return AuxData {
-                    vlan: status & libc::TP_STATUS_VLAN_VALID != 0,
-                };
-            }
-        }
-        at += (len + 7) & !7;
-    }
-    AuxData::default()
-}
-
-/// Control buffer space for one `tpacket_auxdata` message.
-pub fn auxdata_space() -> usize {
-    // SAFETY: CMSG_SPACE is a pure computation.
-    unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::tpacket_auxdata>() as u32) as usize }
 }

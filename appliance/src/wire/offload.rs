@@ -23,9 +23,9 @@
 //!   field, GSO type matching the IP version and transport. A non-GSO partial frame of
 //!   any other layout has its checksum completed in software (the kernel's
 //!   `skb_checksum_help`); a GSO frame of any other layout is refused.
-//! - Without `PACKET_VNET_HDR` (the TPACKET_V3 path) AF_PACKET only says
-//!   `TP_STATUS_CSUMNOTREADY`; [`complete_checksum`] then recomputes the TCP/UDP
-//!   checksum from scratch over the pseudo-header and the whole segment.
+//! - A frame the engine keeps in a buffer of its own (parked while a neighbour is
+//!   resolved) must carry a full checksum: [`complete_checksum`] recomputes the
+//!   TCP/UDP checksum from scratch over the pseudo-header and the whole segment.
 
 use super::checksum::{Csum, Sum};
 use super::{ethernet, ipv4, ipv6, proto, set_be16, tcp, udp};
