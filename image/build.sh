@@ -45,8 +45,8 @@ cargo run --release -q -p natbox-image -- initramfs \
 echo "kernel $pkg: $out/vmlinuz $(stat -c %s "$out/vmlinuz") bytes"
 
 # Disk images. The stub comes from Debian's systemd-boot-efi, gptmbr.bin and the
-# syslinux installer (which writes through mtools, as any user) from syslinux-common,
-# syslinux and mtools (tests/setup.sh).
+# syslinux installer (which `natbox-image disk` runs; it writes through mtools, as any
+# user) from syslinux-common, syslinux and mtools (tests/setup.sh).
 stub=/usr/lib/systemd/boot/efi/linuxx64.efi.stub
 image() { "$(pwd)/target/release/natbox-image" "$@"; }
 # $1: the UKI, $2: the disk to write, then extra `natbox-image disk` options.
@@ -54,8 +54,6 @@ disk() {
     local efi=$1 raw=$2
     shift 2
     image disk --efi "$efi" --out "$raw" --bios-mbr /usr/lib/syslinux/mbr/gptmbr.bin "$@"
-    # mtools stamps files with SOURCE_DATE_EPOCH (here the FAT epoch, 1980-01-01).
-    SOURCE_DATE_EPOCH=315532800 TZ=UTC syslinux --offset $((1 << 20)) --install "$raw"
 }
 image uki --stub "$stub" --kernel "$out/vmlinuz" --initrd "$out/initramfs.img" \
     --cmdline "console=ttyS0 quiet panic=-1" --out "$out/natbox.efi"

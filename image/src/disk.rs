@@ -11,7 +11,9 @@
 //! damage it. The price is a second copy of the kernel and initramfs: about 15 MB, which
 //! still keeps the disk under 32 MiB because the layout is tight: the ESP is its
 //! contents plus the FAT structures and [`SPARE`], rounded to 64 KiB (2 KiB clusters),
-//! between the 1 MiB-aligned start and a 64 KiB tail for the backup GPT.
+//! between [`ESP_START`] (64 KiB, not the customary 1 MiB: 960 KiB of the size budget
+//! back, and 64 KiB is aligned for any disk's physical blocks) and a 64 KiB tail for
+//! the backup GPT.
 //!
 //! Reproducible: the PE timestamp of the UKI is zeroed (objcopy stamps the build
 //! time), FAT timestamps are the DOS epoch, and the disk GUID, partition GUID and FAT
@@ -31,6 +33,9 @@ const MIN_ESP: u64 = 9 * MIB;
 const SPARE: u64 = 256 << 10;
 /// The ESP's size and the disk's are multiples of this.
 const ALIGN: u64 = 64 << 10;
+/// Where the ESP starts: after the protective MBR, the GPT header and its 32 sectors of
+/// entries (17 KiB), aligned (`build.sh` passes the same offset to syslinux).
+pub const ESP_START: u64 = ALIGN;
 /// GPT partition entries: 128 entries of 128 bytes, 32 sectors.
 const ENTRIES: usize = 128;
 const ENTRY_SIZE: usize = 128;
@@ -240,7 +245,7 @@ pub fn fat_image(size: u64, volume_id: u32, files: &[(&str, &[u8])]) -> io::Resu
 }
 
 /// Writes a GPT disk of `total` bytes (a multiple of the sector size) to `out` with one
-/// partition, the EFI system partition `esp`, at 1 MiB. Unwritten regions are left as
+/// partition, the EFI system partition `esp`, at [`ESP_START`]. Unwritten regions are left as
 /// holes (the file is sparse) so big cloud-sized disks cost little.
 /// `bios_mbr`: boot code for the protective MBR (its first 440 bytes are used); the ESP
 /// is then marked legacy-BIOS-bootable (GPT attribute bit 2).
@@ -253,7 +258,7 @@ pub fn write_gpt_disk(
 ) -> io::Result<()> {
     let sectors = total / SECTOR;
     let last = sectors - 1;
-    let esp_first = MIB / SECTOR;
+    let esp_first = ESP_START / SECTOR;
     let esp_last = esp_first + esp.len() as u64 / SECTOR - 1;
     assert!(
         esp_last < last - ENTRY_SECTORS,
@@ -339,7 +344,7 @@ fn esp_size(files: &[(&str, &[u8])]) -> u64 {
 }
 
 /// Builds the disk: `uki` as EFI/BOOT/BOOTX64.EFI on an ESP sized by [`esp_size`]; the
-/// disk is that plus 1 MiB before (GPT, alignment) and [`ALIGN`] after (backup GPT), or
+/// disk is that plus [`ESP_START`] before (GPT) and [`ALIGN`] after (backup GPT), or
 /// `total` bytes when given (and big enough). With `bios_mbr`, also the legacy BIOS
 /// boot files (see the module doc). Returns the disk size.
 pub fn build(
@@ -368,7 +373,7 @@ pub fn build(
         ]);
     }
     let esp_size = esp_size(&files);
-    let minimum = MIB + esp_size + ALIGN;
+    let minimum = ESP_START + esp_size + ALIGN;
     let total = total.unwrap_or(minimum);
     if total < minimum || !total.is_multiple_of(SECTOR) {
         return Err(format!(
@@ -412,7 +417,7 @@ mod tests {
         // Backup header at the last sector.
         assert_eq!(&da[da.len() - 512..da.len() - 504], b"EFI PART");
         // The file reads back from the FAT.
-        let esp = &da[MIB as usize..];
+        let esp = &da[ESP_START as usize..];
         let fs =
             fatfs::FileSystem::new(Cursor::new(esp.to_vec()), fatfs::FsOptions::new()).unwrap();
         let mut back = Vec::new();
@@ -476,7 +481,7 @@ mod tests {
         // The ESP's extent from the GPT's first partition entry (LBA 2).
         let lba = |at: usize| u64::from_le_bytes(disk[at..at + 8].try_into().unwrap()) * SECTOR;
         let (first, last) = (lba(1024 + 32) as usize, lba(1024 + 40) as usize);
-        assert_eq!(first as u64, MIB);
+        assert_eq!(first as u64, ESP_START);
         let esp = &disk[first..last + SECTOR as usize];
         let read = |path: &str| {
             let fs =

@@ -14,7 +14,10 @@
 //!
 //! `natbox-image disk --efi UKI --out FILE [--size BYTES]` writes a raw GPT disk whose
 //! EFI system partition (FAT) holds the UKI as `EFI/BOOT/BOOTX64.EFI`; with
-//! `--bios-mbr` (syslinux's gptmbr.bin) also prepared for legacy BIOS boot; see `disk.rs`.
+//! `--bios-mbr` (syslinux's gptmbr.bin) also prepared for legacy BIOS boot (see
+//! `disk.rs`), then made bootable by running syslinux's installer (`syslinux --offset
+//! ESP_START --install`, which writes through mtools, rootless) on it, with the FAT
+//! epoch as `SOURCE_DATE_EPOCH` so the files it adds are reproducible.
 //!
 //! Modules carried: virtio (PCI and MMIO transports, net, blk) for QEMU and KVM
 //! clouds, ena (AWS Nitro), gve (GCP gVNIC), vmxnet3 (VMware), qemu_fw_cfg, and the
@@ -170,6 +173,9 @@ fn disk_image(f: &BTreeMap<String, &str>) -> Result<(), String> {
     };
     let bios_mbr = f.get("bios-mbr").map(|p| read(p)).transpose()?;
     let total = disk::build(&uki, Path::new(f["out"]), size, bios_mbr.as_deref())?;
+    if bios_mbr.is_some() {
+        install_syslinux(f["out"])?;
+    }
     println!(
         "{}: {} bytes ({:.2} MiB), GPT + FAT ESP with EFI/BOOT/BOOTX64.EFI",
         f["out"],
@@ -177,6 +183,23 @@ fn disk_image(f: &BTreeMap<String, &str>) -> Result<(), String> {
         total as f64 / 1048576.0
     );
     Ok(())
+}
+
+/// Runs syslinux's installer on the ESP of disk `out` (the VBR, ldlinux.sys and
+/// ldlinux.c32; `disk::build` left room for them).
+fn install_syslinux(out: &str) -> Result<(), String> {
+    let status = std::process::Command::new("syslinux")
+        .args(["--offset", &disk::ESP_START.to_string(), "--install", out])
+        // mtools stamps files with SOURCE_DATE_EPOCH: the FAT epoch, 1980-01-01.
+        .env("SOURCE_DATE_EPOCH", "315532800")
+        .env("TZ", "UTC")
+        .status()
+        .map_err(|e| format!("syslinux: {e} (Debian package syslinux)"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("syslinux --install {out}: {status}"))
+    }
 }
 
 fn build(binary: &Path, tree: &Path, out: &Path) -> Result<(), String> {

@@ -58,7 +58,8 @@
 #            (ping gw -> wan over wan0, kernel mode).
 #
 # PROFILE=1 adds, after the measurements, natbox runs under `strace -c -f` (syscall
-# counts per packet) and `perf record -e cpu-clock` on the gw CPU (top symbols); those
+# counts per packet) and `perf record -e cpu-clock` on the gw and the sender's CPU (top
+# symbols of each); those
 # runs are slowed by the tools and are not in the table.
 #
 # Only namespaces this script creates carry traffic; everything is torn down on exit.
@@ -377,16 +378,18 @@ if [ "$PROFILE" = 1 ] && [ "$round" = 1 ]; then
         [ -n "$calls" ] && echo "  io_uring_enter calls per delivered packet: $(calc "round(${calls:-0} / max($n, 1), 4)")"
     fi
     if command -v perf >/dev/null; then
-        timeout $((DURATION + 10)) perf record -q -e cpu-clock -C "$GW_CPU" -o "$WORK/perf.data" -- sleep "$DURATION" >/dev/null 2>&1 &
+        timeout $((DURATION + 10)) perf record -q -e cpu-clock -C "$TG_CPU,$GW_CPU" -o "$WORK/perf.data" -- sleep "$DURATION" >/dev/null 2>&1 &
         ppid=$!
         in_lan timeout -s INT "$DURATION" trafgen -Q -P 1 -o eth0 -i "$WORK/tg1.cfg" >/dev/null 2>&1 || true
         wait "$ppid" 2>/dev/null || true
-        echo "  perf cpu-clock on CPU $GW_CPU (1 flow), by command and object:"
-        { perf report -i "$WORK/perf.data" --no-children -g none --sort comm,dso --stdio 2>/dev/null \
-            | grep -E '^ +[0-9]' | head -n 8 | sed 's/^/  /'; } || true
-        echo "  top symbols:"
-        { perf report -i "$WORK/perf.data" --no-children -g none --sort comm,sym --stdio 2>/dev/null \
-            | grep -E '^ +[0-9]' | head -n 30 | sed 's/^/  /'; } || true
+        for cpu in "$GW_CPU" "$TG_CPU"; do
+            echo "  perf cpu-clock on CPU $cpu ($([ "$cpu" = "$GW_CPU" ] && echo natbox || echo trafgen), 1 flow), by command and object:"
+            { perf report -i "$WORK/perf.data" --cpu "$cpu" --no-children -g none --sort comm,dso --stdio 2>/dev/null \
+                | grep -E '^ +[0-9]' | head -n 8 | sed 's/^/  /'; } || true
+            echo "  top symbols:"
+            { perf report -i "$WORK/perf.data" --cpu "$cpu" --no-children -g none --sort comm,sym --stdio 2>/dev/null \
+                | grep -E '^ +[0-9]' | head -n 30 | sed 's/^/  /'; } || true
+        done
     fi
 fi
 
