@@ -96,7 +96,6 @@ pub struct IoCounters {
     pub csum_completed: u64,
     /// GSO super-frames received.
     pub gso_frames: u64,
-    pub rearms: u64,
 }
 
 impl IoCounters {

@@ -558,9 +558,7 @@ impl Dataplane {
                 .build()
                 .user_data(poll_tag(p, io.generation).encode());
             self.push(sqe)?;
-            let io = &mut self.ports[p];
-            io.armed = true;
-            io.counters.rearms += 1;
+            self.ports[p].armed = true;
         }
         Ok(())
     }
