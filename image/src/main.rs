@@ -21,7 +21,8 @@
 //!
 //! Modules carried: virtio (PCI and MMIO transports, net, blk) for QEMU and KVM
 //! clouds, ena (AWS Nitro), gve (GCP gVNIC), vmxnet3 (VMware), qemu_fw_cfg, and the
-//! ACPI power button with evdev (a hypervisor's shutdown request); NVMe is
+//! ACPI power button with evdev (a hypervisor's shutdown request), nf_tables (the
+//! dataplane has the kernel drop its copy of the data ports' frames); NVMe is
 //! built into Debian's cloud kernel. AF_PACKET makes the dataplane driver-agnostic, so
 //! any NIC the kernel drives works.
 
@@ -50,6 +51,9 @@ const MODULES: &[&str] = &[
     "qemu_fw_cfg",
     "button",
     "evdev",
+    "libcrc32c",
+    "nfnetlink",
+    "nf_tables",
 ];
 
 const USAGE: &str = "usage: natbox-image initramfs --binary APPLIANCE --kernel-tree DIR --out FILE

@@ -124,6 +124,10 @@ vm_wiring
 vm_metadata_disk
 boot_and_translate kernel
 check "kernel: ping -6 from lan to wan through the VM" in_lan ping -6 -c 2 -W 5 -w 30 2001:db8:ff::1
+for port in inside outside; do
+    check "kernel: the VM's kernel drops its copy of $port frames at ingress (nf_tables loaded)" \
+        grep -q "$port port: .*, the kernel drops its copy at ingress" "$console"
+done
 vm_console "show sessions"
 check "serial console shell: show sessions lists the ping" wait_for_line "$console" "icmp .*10\.10\.0\.2:.*198\.51\.100\.10:.*198\.51\.100\.1:0" 30
 vm_console "sh int"

@@ -2,13 +2,21 @@
 # Robustness: malformed frames injected from lan (AF_PACKET) are dropped and counted
 # while natbox keeps forwarding; a jumbo frame larger than the configured MTU is
 # dropped; the wan interface disappearing and coming back is logged and forwarding
-# resumes.
+# resumes. Throughout, the kernel's own stack drops its copy of both ports' frames at
+# ingress (nftables table netdev natbox, owned by natbox: gone when natbox stops).
 source "$(dirname "$0")/lib.sh"
 PY="python3 $E2E_ROOT/tests/e2e/helpers.py"
 echo "# test_robust: malformed frames, interface loss"
 topology
 start_natbox
 LAN0_MAC=$(ip -n "$GW" -o link show lan0 | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
+# claimed PORT DEVICE: natbox's ingress chain for PORT hooks DEVICE with policy drop.
+claimed() {
+    in_gw nft list chain netdev natbox "$1" | tr -s ' \t\n' ' ' |
+        grep -q "type filter hook ingress device \"$2\" priority .*; policy drop;"
+}
+check "the kernel drops its copy of inside frames (nft chain netdev natbox inside, lan0)" claimed inside lan0
+check "the kernel drops its copy of outside frames (nft chain netdev natbox outside, wan0)" claimed outside wan0
 echo "# natbox inside MAC $LAN0_MAC"
 
 check "ping lan -> wan before the injection" in_lan timeout 10 ping -c 2 -i 0.2 -W 2 198.51.100.1
@@ -83,8 +91,11 @@ recreate_wan 02:00:5e:00:53:01
 check "natbox logs wan0 back a second time" back_logged 2
 check "ping lan -> wan works within a few seconds with the wan host's new MAC" ping_back
 check "ping -6 lan -> wan works with the wan host's new MAC" in_lan timeout 10 ping -6 -c 2 -i 0.2 -W 2 2001:db8:ff::1
+check "the returned wan0 is claimed again (nft chain netdev natbox outside)" claimed outside wan0
 
 stop_natbox
+table_gone() { ! in_gw nft list table netdev natbox; }
+check "natbox's nft table is gone once natbox stopped (NFT_TABLE_F_OWNER)" table_gone
 grep -E "counters (inside|drops):" "$WORK/natbox.log" | sed 's/^.*counters/# counters/'
 for reason in ipv4_malformed ipv4_bad_checksum vlan_tagged not_for_us unknown_ethertype frame_too_long l4_truncated ipv6_malformed; do
     counted() { [ "$(counter drops "$1")" -ge 1 ]; }

@@ -35,6 +35,9 @@
 //! costs the sender's CPU a scheduler call per frame. Few frames (a ping, bulk TCP's
 //! super-frames) never nap, so they gain no latency.
 //!
+//! The kernel's own stack drops its copy of every data-port frame at ingress
+//! (`ingress.rs`), so it spends nothing on frames natbox handles.
+//!
 //! Timers: `Engine::poll` every 100 ms; link state every second. A port whose link
 //! goes down is logged and the other port keeps forwarding; a port whose interface
 //! disappears is closed and reopened (with its link set up again) when it returns.
@@ -49,6 +52,7 @@
 //! One thread runs everything. The design leaves room for one loop per queue
 //! (`PACKET_FANOUT` across several sockets per port, one engine shard each).
 
+use super::ingress::IngressDrop;
 use super::link::{self, Link};
 use super::ring::{RxFrame, RxRing};
 use super::socket::PacketSocket;
@@ -166,6 +170,8 @@ pub struct Dataplane {
     rx_pending: bool,
     /// Frames received in the last batch.
     batch: usize,
+    /// The kernel's ingress drop on the ports, if nf_tables is there.
+    ingress: Option<IngressDrop>,
 }
 
 impl std::fmt::Debug for Dataplane {
@@ -176,12 +182,32 @@ impl std::fmt::Debug for Dataplane {
     }
 }
 
-/// Prepares `link` and opens its socket and receive ring.
-fn open_socket(link: &Link, mtu: u16, max_frame: usize) -> io::Result<(PacketSocket, RxRing)> {
+/// Prepares `link` and opens its socket and receive ring; has the kernel drop its own
+/// copy of the port's frames (`ingress`; logged, not fatal, if that fails). Says
+/// whether the kernel does.
+fn open_socket(
+    port: Port,
+    link: &Link,
+    mtu: u16,
+    max_frame: usize,
+    ingress: Option<&mut IngressDrop>,
+) -> io::Result<(PacketSocket, RxRing, bool)> {
     link::prepare(link, mtu)?;
     let socket = PacketSocket::open(link.index)?;
     let ring = RxRing::new(&socket, max_frame)?;
-    Ok((socket, ring))
+    let claimed = match ingress.map(|i| i.claim(port.name(), &link.name)) {
+        Some(Ok(())) => true,
+        Some(Err(e)) => {
+            log::warn!(
+                "{} port {}: the kernel keeps processing its frames (nftables ingress drop: {e})",
+                port.name(),
+                link.name
+            );
+            false
+        }
+        None => false,
+    };
+    Ok((socket, ring, claimed))
 }
 
 impl Dataplane {
@@ -195,19 +221,32 @@ impl Dataplane {
         let max_mtu = usize::from(config.inside.mtu.max(config.outside.mtu));
         // Room for the frame, its headers, and ICMP errors built in place (1294 bytes).
         let max_frame = 14 + max_mtu.max(1294);
-        let open = |port: Port, p: &firmware_config::Port| -> io::Result<PortIo> {
+        let mut ingress = IngressDrop::new()
+            .inspect_err(|e| {
+                log::warn!(
+                    "nftables unavailable ({e}): the kernel keeps processing the data ports' frames"
+                )
+            })
+            .ok();
+        let mut open = |port: Port, p: &firmware_config::Port| -> io::Result<PortIo> {
             let link = link::find(&p.port).map_err(|e| annotate(port, &p.port, e))?;
-            let (socket, rx_ring) =
-                open_socket(&link, p.mtu, max_frame).map_err(|e| annotate(port, &link.name, e))?;
+            let (socket, rx_ring, claimed) =
+                open_socket(port, &link, p.mtu, max_frame, ingress.as_mut())
+                    .map_err(|e| annotate(port, &link.name, e))?;
             log::info!(
-                "{} port: {} (index {}, MAC {}, MTU {}), receive ring of {} slots of {} bytes",
+                "{} port: {} (index {}, MAC {}, MTU {}), receive ring of {} slots of {} bytes{}",
                 port.name(),
                 link.name,
                 link.index,
                 link.mac,
                 p.mtu,
                 rx_ring.slots(),
-                rx_ring.slot_size()
+                rx_ring.slot_size(),
+                if claimed {
+                    ", the kernel drops its copy at ingress"
+                } else {
+                    ""
+                }
             );
             Ok(PortIo {
                 port,
@@ -248,6 +287,7 @@ impl Dataplane {
             max_frame,
             rx_pending: false,
             batch: 0,
+            ingress,
         })
     }
 
@@ -650,8 +690,9 @@ impl Dataplane {
     fn reopen(&mut self, p: usize) -> bool {
         let max_frame = self.max_frame;
         let io = &mut self.ports[p];
+        let ingress = self.ingress.as_mut();
         let result = link::find(&io.spec).and_then(|l| {
-            let (s, ring) = open_socket(&l, io.mtu, max_frame)?;
+            let (s, ring, _) = open_socket(io.port, &l, io.mtu, max_frame, ingress)?;
             Ok((l, s, ring))
         });
         match result {

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod console;
 pub mod dataplane;
+pub mod ingress;
 pub mod link;
 pub mod power_button;
 pub mod ring;
