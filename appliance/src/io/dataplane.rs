@@ -8,11 +8,16 @@
 //! completion per received frame.
 //!
 //! Transmit: a forwarded or reply frame is sent from the slot it arrived in (`Send` on
-//! the egress socket); the slot goes back to the kernel when the send completes. A GSO
-//! super-frame, too large for a slot, waits whole on the socket's queue
-//! (`TP_STATUS_COPY`): it is read with `recv` into one large buffer, translated there
-//! and sent synchronously, after the sends queued before it (a flow's frames keep
-//! their order). Frames the engine makes itself are copied into a small transmit pool.
+//! the egress port's sending socket, which nothing waits on, so freeing a sent frame
+//! wakes no one; on the receiving socket, where a poll waits, that wakeup cost about 6%
+//! of natbox's CPU under a flood); the slot goes back to the kernel when the send
+//! completes. A GSO super-frame, too large for a slot, waits whole on the socket's
+//! queue (`TP_STATUS_COPY`): it is read with `recv` into one large buffer, translated
+//! there and sent synchronously, after the sends queued before it (a flow's frames
+//! keep their order), on the egress port's receiving socket: on the sending socket,
+//! bulk TCP measured about 20% slower (tests/bench/compare.sh, an A/B of two builds
+//! over two rounds; the cause is not understood yet). Frames the engine makes itself
+//! are copied into a small transmit pool.
 //! Nothing allocates per packet. (`SendZc` is refused by AF_PACKET with EOPNOTSUPP; a
 //! `PACKET_TX_RING` is not used, see `ring.rs`.)
 //!
@@ -142,9 +147,11 @@ struct PortIo {
     spec: String,
     mtu: u16,
     link: Link,
+    /// The receiving socket, its mapped ring and the sending socket: all there or all
+    /// gone.
     socket: Option<PacketSocket>,
-    /// The socket's mapped receive ring (there when the socket is).
     rx_ring: Option<RxRing>,
+    sender: Option<PacketSocket>,
     state: LinkState,
     armed: bool,
     /// Tags the socket, so completions for a closed one are recognised.
@@ -182,19 +189,28 @@ impl std::fmt::Debug for Dataplane {
     }
 }
 
-/// Prepares `link` and opens its socket and receive ring; has the kernel drop its own
-/// copy of the port's frames (`ingress`; logged, not fatal, if that fails). Says
-/// whether the kernel does.
+/// A port's sockets and receive ring, and whether the kernel drops its own copy of the
+/// port's frames.
+struct Opened {
+    socket: PacketSocket,
+    ring: RxRing,
+    sender: PacketSocket,
+    claimed: bool,
+}
+
+/// Prepares `link` and opens its sockets and receive ring; has the kernel drop its own
+/// copy of the port's frames (`ingress`; logged, not fatal, if that fails).
 fn open_socket(
     port: Port,
     link: &Link,
     mtu: u16,
     max_frame: usize,
     ingress: Option<&mut IngressDrop>,
-) -> io::Result<(PacketSocket, RxRing, bool)> {
+) -> io::Result<Opened> {
     link::prepare(link, mtu)?;
     let socket = PacketSocket::open(link.index)?;
     let ring = RxRing::new(&socket, max_frame)?;
+    let sender = PacketSocket::open_sender(link.index)?;
     let claimed = match ingress.map(|i| i.claim(port.name(), &link.name)) {
         Some(Ok(())) => true,
         Some(Err(e)) => {
@@ -207,7 +223,12 @@ fn open_socket(
         }
         None => false,
     };
-    Ok((socket, ring, claimed))
+    Ok(Opened {
+        socket,
+        ring,
+        sender,
+        claimed,
+    })
 }
 
 impl Dataplane {
@@ -230,9 +251,8 @@ impl Dataplane {
             .ok();
         let mut open = |port: Port, p: &firmware_config::Port| -> io::Result<PortIo> {
             let link = link::find(&p.port).map_err(|e| annotate(port, &p.port, e))?;
-            let (socket, rx_ring, claimed) =
-                open_socket(port, &link, p.mtu, max_frame, ingress.as_mut())
-                    .map_err(|e| annotate(port, &link.name, e))?;
+            let opened = open_socket(port, &link, p.mtu, max_frame, ingress.as_mut())
+                .map_err(|e| annotate(port, &link.name, e))?;
             log::info!(
                 "{} port: {} (index {}, MAC {}, MTU {}), receive ring of {} slots of {} bytes{}",
                 port.name(),
@@ -240,9 +260,9 @@ impl Dataplane {
                 link.index,
                 link.mac,
                 p.mtu,
-                rx_ring.slots(),
-                rx_ring.slot_size(),
-                if claimed {
+                opened.ring.slots(),
+                opened.ring.slot_size(),
+                if opened.claimed {
                     ", the kernel drops its copy at ingress"
                 } else {
                     ""
@@ -253,8 +273,9 @@ impl Dataplane {
                 spec: p.port.clone(),
                 mtu: p.mtu,
                 link,
-                socket: Some(socket),
-                rx_ring: Some(rx_ring),
+                socket: Some(opened.socket),
+                rx_ring: Some(opened.ring),
+                sender: Some(opened.sender),
                 state: LinkState::Up,
                 armed: false,
                 generation: 0,
@@ -415,7 +436,7 @@ impl Dataplane {
     /// `tag.out`; false (and counted) if that port has no socket now. The bytes must
     /// stay put until the completion for `tag` is reaped.
     fn send(&mut self, ptr: *const u8, len: usize, tag: Tag) -> io::Result<bool> {
-        let Some(fd) = self.ports[tag.out].socket.as_ref().map(|s| s.as_raw_fd()) else {
+        let Some(fd) = self.ports[tag.out].sender.as_ref().map(|s| s.as_raw_fd()) else {
             self.ports[tag.out].counters.tx_errors += 1;
             return Ok(false);
         };
@@ -504,7 +525,8 @@ impl Dataplane {
 
     /// A frame too large for a ring slot (`TP_STATUS_COPY`), waiting whole on port
     /// `p`'s socket: read into the large buffer, translated, and sent synchronously
-    /// after every send queued before it.
+    /// after every send queued before it, on the egress port's receiving socket (module
+    /// doc).
     fn receive_whole(&mut self, p: usize, vlan: bool, now: u64) -> io::Result<()> {
         let io = &mut self.ports[p];
         let Some(fd) = io.socket.as_ref().map(|s| s.as_raw_fd()) else {
@@ -682,6 +704,7 @@ impl Dataplane {
         }
         io.rx_ring = None;
         io.socket = None;
+        io.sender = None;
         io.armed = false;
         // Completions for the old socket must not touch the new one's state.
         io.generation = io.generation.wrapping_add(1);
@@ -692,11 +715,11 @@ impl Dataplane {
         let io = &mut self.ports[p];
         let ingress = self.ingress.as_mut();
         let result = link::find(&io.spec).and_then(|l| {
-            let (s, ring, _) = open_socket(io.port, &l, io.mtu, max_frame, ingress)?;
-            Ok((l, s, ring))
+            let opened = open_socket(io.port, &l, io.mtu, max_frame, ingress)?;
+            Ok((l, opened))
         });
         match result {
-            Ok((l, s, ring)) => {
+            Ok((l, opened)) => {
                 if l.mac != io.link.mac {
                     log::warn!(
                         "{} port: interface returned with a new MAC {}; restart natbox to use it",
@@ -705,8 +728,9 @@ impl Dataplane {
                     );
                 }
                 io.link = l;
-                io.socket = Some(s);
-                io.rx_ring = Some(ring);
+                io.socket = Some(opened.socket);
+                io.rx_ring = Some(opened.ring);
+                io.sender = Some(opened.sender);
                 let port = io.port;
                 // A new link: the neighbours behind it may have new MACs.
                 self.engine.link_replaced(port);

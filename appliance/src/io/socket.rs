@@ -1,8 +1,11 @@
-//! One AF_PACKET socket per data port (packet(7)).
+//! The AF_PACKET sockets of a data port (packet(7)): one that receives (and carries the
+//! receive ring, `ring.rs`; it also sends GSO super-frames, see `dataplane.rs`) and
+//! one that only sends (`open_sender`).
 //!
 //! Options, each for a reason:
-//! - bound to the port's ifindex with `ETH_P_ALL` (created with protocol 0 and bound
-//!   afterwards, so no frame of another interface slips in before the bind);
+//! - bound to the port's ifindex, with `ETH_P_ALL` for the receiving one (created with
+//!   protocol 0 and bound afterwards, so no frame of another interface slips in before
+//!   the bind), with 0 for the sending one (it receives nothing);
 //! - `PACKET_ADD_MEMBERSHIP`/`PACKET_MR_PROMISC`: the box answers for pool addresses
 //!   and routes for others, so it must see frames for any MAC it is sent;
 //! - `PACKET_IGNORE_OUTGOING`: our own transmissions are not looped back to us;
@@ -41,8 +44,27 @@ fn check(r: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 impl PacketSocket {
-    /// Opens and binds a socket on `ifindex`.
+    /// Opens the socket that receives the frames of `ifindex` (all of them,
+    /// promiscuously, none of natbox's own); it can send as well.
     pub fn open(ifindex: u32) -> io::Result<PacketSocket> {
+        let sock = PacketSocket::bound(ifindex, ETH_P_ALL)?;
+        let mreq = libc::packet_mreq {
+            mr_ifindex: ifindex as i32,
+            mr_type: libc::PACKET_MR_PROMISC as u16,
+            mr_alen: 0,
+            mr_address: [0; 8],
+        };
+        sock.set(libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq)?;
+        sock.set(libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &1i32)?;
+        sock.set(libc::SOL_PACKET, libc::PACKET_VNET_HDR, &1i32)?;
+        sock.set(libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &1i32)?;
+        sock.set_buffer(libc::SO_RCVBUFFORCE, libc::SO_RCVBUF)?;
+        sock.set_buffer(libc::SO_SNDBUFFORCE, libc::SO_SNDBUF)?;
+        Ok(sock)
+    }
+
+    /// A socket bound to `ifindex` for `protocol` (0: none, it receives nothing).
+    fn bound(ifindex: u32, protocol: u16) -> io::Result<PacketSocket> {
         // SAFETY: plain socket(2); the result is checked and owned.
         let raw = check(unsafe {
             libc::socket(
@@ -58,7 +80,7 @@ impl PacketSocket {
         // SAFETY: sockaddr_ll is plain old data; zero is valid.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_protocol = ETH_P_ALL.to_be();
+        addr.sll_protocol = protocol.to_be();
         addr.sll_ifindex = ifindex as i32;
         // SAFETY: addr is a valid sockaddr_ll of the length passed.
         check(unsafe {
@@ -68,30 +90,26 @@ impl PacketSocket {
                 std::mem::size_of::<libc::sockaddr_ll>() as u32,
             )
         })?;
-        let mreq = libc::packet_mreq {
-            mr_ifindex: ifindex as i32,
-            mr_type: libc::PACKET_MR_PROMISC as u16,
-            mr_alen: 0,
-            mr_address: [0; 8],
-        };
-        sock.set(libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq)?;
-        sock.set(libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &1i32)?;
+        Ok(sock)
+    }
+
+    /// A generous socket buffer (4 MiB) absorbs bursts while the loop is busy: the
+    /// `force` option (beyond the sysctl limit, as root) or else the plain one.
+    fn set_buffer(&self, force: libc::c_int, plain: libc::c_int) -> io::Result<()> {
+        let size: libc::c_int = 4 << 20;
+        self.set(libc::SOL_SOCKET, force, &size)
+            .or_else(|_| self.set(libc::SOL_SOCKET, plain, &size))
+    }
+
+    /// Opens a socket that only sends, out of `ifindex`: bound with protocol 0, so the
+    /// kernel hands it no frames, and nothing ever waits on it, so the kernel's
+    /// per-frame "write space" callback (`sock_wfree`) finds no one to wake. With
+    /// `PACKET_VNET_HDR`, `PACKET_QDISC_BYPASS` and the same buffer size.
+    pub fn open_sender(ifindex: u32) -> io::Result<PacketSocket> {
+        let sock = PacketSocket::bound(ifindex, 0)?;
         sock.set(libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &1i32)?;
         sock.set(libc::SOL_PACKET, libc::PACKET_VNET_HDR, &1i32)?;
-        // Generous socket buffers absorb bursts while the loop is busy.
-        let buf = 4 << 20;
-        if sock
-            .set(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &buf)
-            .is_err()
-        {
-            sock.set(libc::SOL_SOCKET, libc::SO_RCVBUF, &buf)?;
-        }
-        if sock
-            .set(libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &buf)
-            .is_err()
-        {
-            sock.set(libc::SOL_SOCKET, libc::SO_SNDBUF, &buf)?;
-        }
+        sock.set_buffer(libc::SO_SNDBUFFORCE, libc::SO_SNDBUF)?;
         Ok(sock)
     }
 
