@@ -13,7 +13,8 @@
 # over its rounds, the per-round values are printed as they are measured. A/B against
 # an older build: a variant named old-X runs the binary OLD_NATBOX_BIN with NATBOX_RX=X
 # (the receive path of builds that had several: bufring or tpacket), without the
-# offload row (builds before PACKET_VNET_HDR drop super-frames).
+# offload rows (builds before PACKET_VNET_HDR drop super-frames) unless OLD_OFFLOADS=1
+# (an old build that has offloads).
 #
 # One run measures, first with natbox in host mode in ns gw, then with the kernel
 # forwarding in ns gw (lan0 10.10.0.1/24 + 2001:db8:10::1/64, wan0 198.51.100.10/24 +
@@ -266,7 +267,7 @@ measure() { # MODE [PID]
     tcp_run "$mode" on "$pid"
     R[$mode.rtt]=$(rtt "$LAN" 198.51.100.1)
     echo "  $mode, RTT lan->wan avg ${R[$mode.rtt]} ms"
-    if [[ "$mode" == old-* ]]; then
+    if [[ "$mode" == old-* && -z "${OLD_OFFLOADS:-}" ]]; then
         local k
         for k in tcpgro cpugbgro pcpugbgro tcpall cpugball pcpugball; do R[$mode.$k]=n/a; done
         echo "  $mode, TCP offloads gro and all: n/a (an old build: no offload support assumed)"
