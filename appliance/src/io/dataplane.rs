@@ -148,11 +148,8 @@ struct PortIo {
     spec: String,
     mtu: u16,
     link: Link,
-    /// The receiving socket, its mapped ring and the sending socket: all there or all
-    /// gone.
-    socket: Option<PacketSocket>,
-    rx_ring: Option<RxRing>,
-    sender: Option<PacketSocket>,
+    /// The port's sockets and ring; `None` while its interface is gone.
+    open: Option<Sockets>,
     state: LinkState,
     armed: bool,
     /// Tags the socket, so completions for a closed one are recognised.
@@ -190,24 +187,24 @@ impl std::fmt::Debug for Dataplane {
     }
 }
 
-/// A port's sockets and receive ring, and whether the kernel drops its own copy of the
-/// port's frames.
-struct Opened {
+/// A port's receiving socket, its mapped ring, and its sending socket.
+#[derive(Debug)]
+struct Sockets {
     socket: PacketSocket,
     ring: RxRing,
     sender: PacketSocket,
-    claimed: bool,
 }
 
 /// Prepares `link` and opens its sockets and receive ring; has the kernel drop its own
-/// copy of the port's frames (`ingress`; logged, not fatal, if that fails).
+/// copy of the port's frames (`ingress`; logged, not fatal, if that fails) and says
+/// whether it does.
 fn open_socket(
     port: Port,
     link: &Link,
     mtu: u16,
     max_frame: usize,
     ingress: Option<&mut IngressDrop>,
-) -> io::Result<Opened> {
+) -> io::Result<(Sockets, bool)> {
     link::prepare(link, mtu)?;
     let socket = PacketSocket::open(link.index)?;
     let ring = RxRing::new(&socket, max_frame)?;
@@ -224,12 +221,14 @@ fn open_socket(
         }
         None => false,
     };
-    Ok(Opened {
-        socket,
-        ring,
-        sender,
+    Ok((
+        Sockets {
+            socket,
+            ring,
+            sender,
+        },
         claimed,
-    })
+    ))
 }
 
 impl Dataplane {
@@ -252,7 +251,7 @@ impl Dataplane {
             .ok();
         let mut open = |port: Port, p: &firmware_config::Port| -> io::Result<PortIo> {
             let link = link::find(&p.port).map_err(|e| annotate(port, &p.port, e))?;
-            let opened = open_socket(port, &link, p.mtu, max_frame, ingress.as_mut())
+            let (open, claimed) = open_socket(port, &link, p.mtu, max_frame, ingress.as_mut())
                 .map_err(|e| annotate(port, &link.name, e))?;
             log::info!(
                 "{} port: {} (index {}, MAC {}, MTU {}), receive ring of {} slots of {} bytes{}",
@@ -261,9 +260,9 @@ impl Dataplane {
                 link.index,
                 link.mac,
                 p.mtu,
-                opened.ring.slots(),
-                opened.ring.slot_size(),
-                if opened.claimed {
+                open.ring.slots(),
+                open.ring.slot_size(),
+                if claimed {
                     ", the kernel drops its copy at ingress"
                 } else {
                     ""
@@ -274,9 +273,7 @@ impl Dataplane {
                 spec: p.port.clone(),
                 mtu: p.mtu,
                 link,
-                socket: Some(opened.socket),
-                rx_ring: Some(opened.ring),
-                sender: Some(opened.sender),
+                open: Some(open),
                 state: LinkState::Up,
                 armed: false,
                 generation: 0,
@@ -418,11 +415,8 @@ impl Dataplane {
             KIND_POLL => self.on_poll(tag, cqe),
             KIND_SEND_SLOT => {
                 self.ports[tag.out].counters.tx_errors += u64::from(failed);
-                let io = &self.ports[tag.port];
-                if tag.generation == io.generation {
-                    if let Some(r) = &io.rx_ring {
-                        r.release(tag.id);
-                    }
+                if tag.generation == self.ports[tag.port].generation {
+                    self.release_slot(tag.port, tag.id);
                 }
             }
             KIND_SEND_TX => {
@@ -437,7 +431,11 @@ impl Dataplane {
     /// `tag.out`; false (and counted) if that port has no socket now. The bytes must
     /// stay put until the completion for `tag` is reaped.
     fn send(&mut self, ptr: *const u8, len: usize, tag: Tag) -> io::Result<bool> {
-        let Some(fd) = self.ports[tag.out].sender.as_ref().map(|s| s.as_raw_fd()) else {
+        let Some(fd) = self.ports[tag.out]
+            .open
+            .as_ref()
+            .map(|o| o.sender.as_raw_fd())
+        else {
             self.ports[tag.out].counters.tx_errors += 1;
             return Ok(false);
         };
@@ -469,7 +467,7 @@ impl Dataplane {
         self.batch = 0;
         for p in 0..2 {
             for _ in 0..DRAIN_BUDGET {
-                let Some(f) = self.ports[p].rx_ring.as_mut().and_then(RxRing::take) else {
+                let Some(f) = self.ports[p].open.as_mut().and_then(|o| o.ring.take()) else {
                     break;
                 };
                 self.batch += 1;
@@ -480,14 +478,17 @@ impl Dataplane {
                     self.ring_frame(p, &f, now)?;
                 }
             }
-            self.rx_pending |= self.ports[p].rx_ring.as_ref().is_some_and(RxRing::has_next);
+            self.rx_pending |= self.ports[p]
+                .open
+                .as_ref()
+                .is_some_and(|o| o.ring.has_next());
         }
         Ok(())
     }
 
     fn release_slot(&self, p: usize, slot: u16) {
-        if let Some(r) = &self.ports[p].rx_ring {
-            r.release(slot);
+        if let Some(o) = &self.ports[p].open {
+            o.ring.release(slot);
         }
     }
 
@@ -496,7 +497,7 @@ impl Dataplane {
         let io = &mut self.ports[p];
         let port = io.port;
         let reason = unusable(f.vlan, f.truncated || f.at < VNET_HDR_LEN);
-        let Some(ring) = io.rx_ring.as_mut() else {
+        let Some(ring) = io.open.as_mut().map(|o| &mut o.ring) else {
             return Ok(());
         };
         if let Some(reason) = reason {
@@ -530,7 +531,7 @@ impl Dataplane {
     /// doc).
     fn receive_whole(&mut self, p: usize, vlan: bool, now: u64) -> io::Result<()> {
         let io = &mut self.ports[p];
-        let Some(fd) = io.socket.as_ref().map(|s| s.as_raw_fd()) else {
+        let Some(fd) = io.open.as_ref().map(|o| o.socket.as_raw_fd()) else {
             return Ok(());
         };
         let buf = &mut self.large[..];
@@ -561,7 +562,7 @@ impl Dataplane {
             return Ok(());
         };
         self.ring.submit()?;
-        let Some(fd) = self.ports[out].socket.as_ref().map(|s| s.as_raw_fd()) else {
+        let Some(fd) = self.ports[out].open.as_ref().map(|o| o.socket.as_raw_fd()) else {
             self.ports[out].counters.tx_errors += 1;
             return Ok(());
         };
@@ -610,7 +611,7 @@ impl Dataplane {
     fn arm_receivers(&mut self) -> io::Result<()> {
         for p in 0..2 {
             let io = &self.ports[p];
-            let Some(fd) = io.socket.as_ref().map(|s| s.as_raw_fd()) else {
+            let Some(fd) = io.open.as_ref().map(|o| o.socket.as_raw_fd()) else {
                 continue;
             };
             if io.armed {
@@ -646,21 +647,21 @@ impl Dataplane {
     /// (link set up again) when an interface of that name or MAC returns.
     fn check_links(&mut self) {
         for io in &mut self.ports {
-            if let Some(socket) = &io.socket {
-                io.counters.socket_drops += socket.take_drops();
+            if let Some(o) = &io.open {
+                io.counters.socket_drops += o.socket.take_drops();
             }
         }
         for p in 0..2 {
             let found = link::find(&self.ports[p].spec);
             let same = matches!(&found, Ok(l) if l.index == self.ports[p].link.index);
-            if !same && self.ports[p].socket.is_some() {
+            if !same && self.ports[p].open.is_some() {
                 self.close(p);
             }
-            if self.ports[p].socket.is_none() && found.is_ok() {
+            if self.ports[p].open.is_none() && found.is_ok() {
                 self.reopen(p);
             }
             let io = &mut self.ports[p];
-            let state = match (&io.socket, link::is_running(&io.link)) {
+            let state = match (&io.open, link::is_running(&io.link)) {
                 (None, _) => LinkState::Gone,
                 (Some(_), true) => LinkState::Up,
                 (Some(_), false) => LinkState::Down,
@@ -703,9 +704,7 @@ impl Dataplane {
             // receive simply ends with an error on the closed socket.
             let _ = unsafe { self.ring.submission().push(&cancel) };
         }
-        io.rx_ring = None;
-        io.socket = None;
-        io.sender = None;
+        io.open = None;
         io.armed = false;
         // Completions for the old socket must not touch the new one's state.
         io.generation = io.generation.wrapping_add(1);
@@ -716,11 +715,11 @@ impl Dataplane {
         let io = &mut self.ports[p];
         let ingress = self.ingress.as_mut();
         let result = link::find(&io.spec).and_then(|l| {
-            let opened = open_socket(io.port, &l, io.mtu, max_frame, ingress)?;
-            Ok((l, opened))
+            let (open, _) = open_socket(io.port, &l, io.mtu, max_frame, ingress)?;
+            Ok((l, open))
         });
         match result {
-            Ok((l, opened)) => {
+            Ok((l, open)) => {
                 if l.mac != io.link.mac {
                     log::warn!(
                         "{} port: interface returned with a new MAC {}; restart natbox to use it",
@@ -729,9 +728,7 @@ impl Dataplane {
                     );
                 }
                 io.link = l;
-                io.socket = Some(opened.socket);
-                io.rx_ring = Some(opened.ring);
-                io.sender = Some(opened.sender);
+                io.open = Some(open);
                 let port = io.port;
                 // A new link: the neighbours behind it may have new MACs.
                 self.engine.link_replaced(port);
