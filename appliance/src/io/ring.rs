@@ -184,10 +184,10 @@ impl RxRing {
     /// `release`.
     pub fn take(&mut self) -> Option<RxFrame> {
         let slot = self.head;
-        if !self.has_next() {
+        let status = self.status(slot).load(Ordering::Acquire);
+        if status & libc::TP_STATUS_USER == 0 {
             return None;
         }
-        let status = self.status(slot).load(Ordering::Acquire);
         self.head = (slot + 1) % self.slots;
         let base = self.base(slot);
         let len = self.read_u32(base + H2_LEN) as usize;
