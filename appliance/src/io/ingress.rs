@@ -80,7 +80,7 @@ impl IngressDrop {
         let mut table = Message::new(NFT_MSG_NEWTABLE, libc::NLM_F_CREATE);
         table.str(NFTA_TABLE_NAME, TABLE);
         table.u32(NFTA_TABLE_FLAGS, NFT_TABLE_F_OWNER);
-        me.transact(vec![table])?;
+        me.transact(table)?;
         Ok(me)
     }
 
@@ -92,7 +92,7 @@ impl IngressDrop {
         del.str(NFTA_CHAIN_TABLE, TABLE);
         del.str(NFTA_CHAIN_NAME, chain);
         // Gone already (never made, or deleted by the kernel with its device): fine.
-        let _ = self.transact(vec![del]);
+        let _ = self.transact(del);
         let mut add = Message::new(NFT_MSG_NEWCHAIN, libc::NLM_F_CREATE);
         add.str(NFTA_CHAIN_TABLE, TABLE);
         add.str(NFTA_CHAIN_NAME, chain);
@@ -104,21 +104,16 @@ impl IngressDrop {
         add.end_nested(hook);
         add.u32(NFTA_CHAIN_POLICY, NF_DROP);
         add.str(NFTA_CHAIN_TYPE, "filter");
-        self.transact(vec![add])
+        self.transact(add)
     }
 
-    /// Sends `messages` as one batch and waits for their acknowledgements: the first
+    /// Sends `message` as a batch of its own and waits for its acknowledgement: the
     /// error the kernel reports, if any.
-    fn transact(&mut self, messages: Vec<Message>) -> io::Result<()> {
+    fn transact(&mut self, message: Message) -> io::Result<()> {
         let mut buf = Vec::new();
-        let mut begin = Message::batch(NFNL_MSG_BATCH_BEGIN);
-        begin.finish(self.next_seq(), &mut buf);
-        let mut acks = Vec::new();
-        for mut m in messages {
-            let seq = self.next_seq();
-            acks.push(seq);
-            m.finish(seq, &mut buf);
-        }
+        Message::batch(NFNL_MSG_BATCH_BEGIN).finish(self.next_seq(), &mut buf);
+        let seq = self.next_seq();
+        message.finish(seq, &mut buf);
         Message::batch(NFNL_MSG_BATCH_END).finish(self.next_seq(), &mut buf);
         // SAFETY: buf is readable for its length.
         let sent = unsafe { libc::send(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), 0) };
@@ -127,7 +122,7 @@ impl IngressDrop {
         }
         // The kernel runs the batch inside send(2): every answer is queued by now.
         let mut reply = vec![0u8; 8192];
-        while !acks.is_empty() {
+        loop {
             // SAFETY: reply is writable for its length.
             let n = unsafe {
                 libc::recv(
@@ -140,14 +135,15 @@ impl IngressDrop {
             if n <= 0 {
                 return Err(io::Error::other("nftables: no acknowledgement"));
             }
-            for (seq, error) in errors(&reply[..n as usize]) {
-                acks.retain(|&s| s != seq);
+            for (acked, error) in errors(&reply[..n as usize]) {
                 if error != 0 {
                     return Err(io::Error::from_raw_os_error(-error));
                 }
+                if acked == seq {
+                    return Ok(());
+                }
             }
         }
-        Ok(())
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -234,7 +230,7 @@ impl Message {
     }
 
     /// Appends the finished message to `out`.
-    fn finish(&mut self, seq: u32, out: &mut Vec<u8>) {
+    fn finish(&self, seq: u32, out: &mut Vec<u8>) {
         debug_assert!(self.body.len() >= NFGENMSG_LEN);
         let len = (NLMSG_HDRLEN + self.body.len()) as u32;
         out.extend_from_slice(&len.to_ne_bytes());
