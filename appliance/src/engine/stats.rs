@@ -83,7 +83,6 @@ drop_reasons! {
     NoRoomForReply => "no_room_for_reply", "receive buffer too small to build the reply in (I/O buffer sizing)";
 }
 
-/// Counters for one port.
 /// What the I/O layer counts on one port, below the engine (the shell and the metrics
 /// show them; the engine never touches them).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +110,7 @@ impl IoCounters {
     }
 }
 
+/// Counters for one port.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PortCounters {
     pub rx_packets: u64,
