@@ -1,5 +1,5 @@
-//! The dataplane loop: two AF_PACKET sockets, their mapped receive rings, and one
-//! io_uring ring for everything that waits or sends.
+//! The dataplane loop: two AF_PACKET sockets per port with their mapped rings, and
+//! one io_uring ring for everything that waits.
 //!
 //! Receive: a `TPACKET_V2` ring per port (`ring.rs`). The kernel copies each frame, in
 //! softirq, into a ring slot with its `virtio_net_hdr` in front; a multishot `PollAdd`
@@ -7,34 +7,32 @@
 //! port and batch) and has the engine translate each frame in place. No system call or
 //! completion per received frame.
 //!
-//! Transmit: a forwarded or reply frame is sent from the slot it arrived in (`Send` on
-//! the egress port's sending socket, which nothing waits on, so freeing a sent frame
-//! wakes no one; on the receiving socket, where a poll waits, that wakeup cost about 6%
-//! of natbox's CPU under a flood); the slot goes back to the kernel when the send
-//! completes. A GSO super-frame, too large for a slot, waits whole on the socket's
-//! queue (`TP_STATUS_COPY`): it is read with `recv` into one large buffer, translated
-//! there and sent synchronously, after the sends queued before it (a flow's frames
-//! keep their order), on the egress port's receiving socket: on the sending socket,
-//! bulk TCP measured about 20% slower (tests/bench/compare.sh, an A/B of two builds
-//! over two rounds; the cause is not understood yet). Frames the engine makes itself
-//! are copied into a small transmit pool.
-//! Nothing allocates per packet. (`SendZc` is refused by AF_PACKET with EOPNOTSUPP; a
-//! `PACKET_TX_RING` is not used, see `ring.rs`.)
+//! Transmit: a forwarded or reply frame is copied into the egress port's transmit
+//! ring (`ring.rs`) and its receive slot goes straight back to the kernel; after each
+//! batch one `send` per port has the kernel transmit everything requested. The
+//! transmit ring sits on a socket of its own that receives nothing and that nothing
+//! waits on, so freeing a sent frame wakes no one. A GSO super-frame, too large for a
+//! slot, waits whole on the receiving socket's queue (`TP_STATUS_COPY`): it is read
+//! with `recv` into one large buffer, translated there and sent synchronously, after
+//! the egress transmit ring was flushed (a flow's frames keep their order), on the
+//! egress port's receiving socket (the sending one sends only from its ring). Frames
+//! the engine makes itself go through the transmit ring too. Nothing allocates per
+//! packet. (`SendZc` is refused by AF_PACKET with EOPNOTSUPP.)
 //!
 //! Offloads: the sockets carry `PACKET_VNET_HDR`, so a GSO super-frame (up to 64 KiB)
 //! arrives whole. `wire::offload::prepare` checks the header against the frame (a
 //! partial checksum natbox does not rewrite is completed in software; a GSO type it
 //! cannot translate is dropped as `gso_unsupported`) and rewrites it into the header
 //! the frame leaves with; the engine translates with the checksum left partial and
-//! checks GSO segments, not the super-frame, against the MTU; `Send` transmits header
-//! and frame together, so the kernel (`virtio_net_hdr_to_skb`) segments or passes the
+//! checks GSO segments, not the super-frame, against the MTU; header and frame leave
+//! together, so the kernel (`virtio_net_hdr_to_skb`) segments or passes the
 //! super-frame on, and no checksum is computed in user space. Replies go out with an
 //! all-zero header; so do the engine's own frames. GRO is on on the ports
 //! (`link::prepare`): the kernel merges wire segments into super-frames before natbox
 //! sees them.
 //!
-//! Waiting: the ring runs with `DEFER_TASKRUN`, so poll wakeups and completions are
-//! processed when the loop enters the kernel, never by interrupting it. An idle loop
+//! Waiting: the ring runs with `DEFER_TASKRUN`, so poll wakeups are processed when the
+//! loop enters the kernel, never by interrupting it. An idle loop
 //! waits for the first completion; under a flood (a batch of at least `BUSY_BATCH`
 //! frames) it naps `BUSY_NAP` between batches instead, because waking a waiting loop
 //! costs the sender's CPU a scheduler call per frame. Few frames (a ping, bulk TCP's
@@ -60,7 +58,7 @@
 
 use super::ingress::IngressDrop;
 use super::link::{self, Link};
-use super::ring::{RxFrame, RxRing};
+use super::ring::{RxFrame, RxRing, TxRing};
 use super::socket::PacketSocket;
 use crate::engine::stats::{DropReason, IoCounters};
 use crate::engine::{Engine, Frame, Port, PortSetup, Verdict};
@@ -71,8 +69,6 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Transmit buffers for frames the engine makes (ARP/NDP, released packets).
-const TX_BUFFERS: usize = 64;
 const RING_ENTRIES: u32 = 4096;
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Under a flood the loop naps this long between batches instead of waiting to be
@@ -86,39 +82,27 @@ const LINK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 const DRAIN_BUDGET: usize = 256;
 
 const KIND_POLL: u64 = 1;
-const KIND_SEND_SLOT: u64 = 2;
-const KIND_SEND_TX: u64 = 3;
-const KIND_CANCEL: u64 = 4;
+const KIND_CANCEL: u64 = 2;
 
-/// What a completion is for: the kind of request, the port it concerns (the receiving
-/// port for a send of a received frame), the port sent out of, the generation of the
-/// receiving port's socket (a poll or a ring slot of a closed socket is stale) and a
-/// slot or buffer index.
+/// What a completion is for: the kind of request, the port it concerns and the
+/// generation of that port's socket (a poll of a closed socket is stale).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Tag {
     kind: u64,
     port: usize,
-    out: usize,
     generation: u8,
-    id: u16,
 }
 
 impl Tag {
     fn encode(self) -> u64 {
-        self.kind << 40
-            | u64::from(self.generation) << 32
-            | (self.port as u64) << 24
-            | (self.out as u64) << 16
-            | u64::from(self.id)
+        self.kind << 16 | u64::from(self.generation) << 8 | self.port as u64
     }
 
     fn decode(ud: u64) -> Tag {
         Tag {
-            kind: ud >> 40,
-            generation: (ud >> 32) as u8,
-            port: (ud >> 24 & 0xff) as usize,
-            out: (ud >> 16 & 0xff) as usize,
-            id: ud as u16,
+            kind: ud >> 16,
+            generation: (ud >> 8) as u8,
+            port: (ud & 0xff) as usize,
         }
     }
 }
@@ -162,9 +146,8 @@ pub struct Dataplane {
     // Dropped first: the ring must go before the memory its requests point into.
     ring: IoUring,
     ports: [PortIo; 2],
-    tx_bufs: Vec<Box<[u8]>>,
-    tx_free: Vec<u16>,
-    /// Where a GSO super-frame is read, translated and sent from.
+    /// Where a GSO super-frame is read, translated and sent from, and where the engine
+    /// writes the frames it makes.
     large: Box<[u8]>,
     cqes: Vec<cqueue::Entry>,
     engine: Engine,
@@ -187,15 +170,37 @@ impl std::fmt::Debug for Dataplane {
     }
 }
 
-/// A port's receiving socket, its mapped ring, and its sending socket.
+/// A port's receiving socket with its mapped receive ring, and its sending socket with
+/// its mapped transmit ring.
 #[derive(Debug)]
 struct Sockets {
     socket: PacketSocket,
     ring: RxRing,
-    sender: PacketSocket,
+    tx: TxRing,
 }
 
-/// Prepares `link` and opens its sockets and receive ring; has the kernel drop its own
+/// Has the kernel send what `tx` holds; a failure other than a full socket buffer (the
+/// frames wait for the next flush) is counted.
+fn flush(tx: &mut TxRing, counters: &mut IoCounters) {
+    if let Err(e) = tx.flush() {
+        if !matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOBUFS)) {
+            counters.tx_errors += 1;
+        }
+    }
+}
+
+/// Copies `bytes` (a `virtio_net_hdr` and a frame) into `tx`, flushing it first if it
+/// is full; a frame that finds no room is counted.
+fn transmit(tx: &mut TxRing, counters: &mut IoCounters, bytes: &[u8]) {
+    if !tx.request(bytes) {
+        flush(tx, counters);
+        if !tx.request(bytes) {
+            counters.tx_errors += 1;
+        }
+    }
+}
+
+/// Prepares `link` and opens its sockets and rings; has the kernel drop its own
 /// copy of the port's frames (`ingress`; logged, not fatal, if that fails) and says
 /// whether it does.
 fn open_socket(
@@ -208,7 +213,7 @@ fn open_socket(
     link::prepare(link, mtu)?;
     let socket = PacketSocket::open(link.index)?;
     let ring = RxRing::new(&socket, max_frame)?;
-    let sender = PacketSocket::open_sender(link.index)?;
+    let tx = TxRing::new(PacketSocket::open_sender(link.index)?, max_frame)?;
     let claimed = match ingress.map(|i| i.claim(port.name(), &link.name)) {
         Some(Ok(())) => true,
         Some(Err(e)) => {
@@ -221,14 +226,7 @@ fn open_socket(
         }
         None => false,
     };
-    Ok((
-        Sockets {
-            socket,
-            ring,
-            sender,
-        },
-        claimed,
-    ))
+    Ok((Sockets { socket, ring, tx }, claimed))
 }
 
 impl Dataplane {
@@ -294,11 +292,6 @@ impl Dataplane {
         Ok(Dataplane {
             ring,
             ports: [inside, outside],
-            // Transmit buffers hold the frames the engine makes (at most `max_frame`).
-            tx_bufs: (0..TX_BUFFERS)
-                .map(|_| vec![0u8; VNET_HDR_LEN + max_frame].into_boxed_slice())
-                .collect(),
-            tx_free: (0..TX_BUFFERS as u16).collect(),
             large: vec![0u8; VNET_HDR_LEN + offload::MAX_GSO_FRAME].into_boxed_slice(),
             cqes: Vec::with_capacity(RING_ENTRIES as usize * 2),
             engine,
@@ -379,7 +372,8 @@ impl Dataplane {
             }
             self.reap();
             self.drain_rings()?;
-            self.send_engine_frames()?;
+            self.send_engine_frames();
+            self.flush_transmits();
             if last_poll.elapsed() >= POLL_INTERVAL {
                 last_poll = Instant::now();
                 let now = self.now_ms();
@@ -388,7 +382,8 @@ impl Dataplane {
                 if !tick(&mut self.engine, &links) {
                     break;
                 }
-                self.send_engine_frames()?;
+                self.send_engine_frames();
+                self.flush_transmits();
             }
             if last_link.elapsed() >= LINK_CHECK_INTERVAL {
                 last_link = Instant::now();
@@ -410,40 +405,9 @@ impl Dataplane {
 
     fn complete(&mut self, cqe: &cqueue::Entry) {
         let tag = Tag::decode(cqe.user_data());
-        let failed = cqe.result() < 0;
-        match tag.kind {
-            KIND_POLL => self.on_poll(tag, cqe),
-            KIND_SEND_SLOT => {
-                self.ports[tag.out].counters.tx_errors += u64::from(failed);
-                if tag.generation == self.ports[tag.port].generation {
-                    self.release_slot(tag.port, tag.id);
-                }
-            }
-            KIND_SEND_TX => {
-                self.ports[tag.out].counters.tx_errors += u64::from(failed);
-                self.tx_free.push(tag.id);
-            }
-            _ => {}
+        if tag.kind == KIND_POLL {
+            self.on_poll(tag, cqe);
         }
-    }
-
-    /// Queues a send of `len` bytes at `ptr` (a `virtio_net_hdr` and a frame) out of
-    /// `tag.out`; false (and counted) if that port has no socket now. The bytes must
-    /// stay put until the completion for `tag` is reaped.
-    fn send(&mut self, ptr: *const u8, len: usize, tag: Tag) -> io::Result<bool> {
-        let Some(fd) = self.ports[tag.out]
-            .open
-            .as_ref()
-            .map(|o| o.sender.as_raw_fd())
-        else {
-            self.ports[tag.out].counters.tx_errors += 1;
-            return Ok(false);
-        };
-        let sqe = opcode::Send::new(types::Fd(fd), ptr, len as u32)
-            .build()
-            .user_data(tag.encode());
-        self.push(sqe)?;
-        Ok(true)
     }
 
     /// A poll completion: the rings are drained after every batch anyway; only a poll
@@ -475,7 +439,7 @@ impl Dataplane {
                     self.release_slot(p, f.slot);
                     self.receive_whole(p, f.vlan, now)?;
                 } else {
-                    self.ring_frame(p, &f, now)?;
+                    self.ring_frame(p, &f, now);
                 }
             }
             self.rx_pending |= self.ports[p]
@@ -492,37 +456,38 @@ impl Dataplane {
         }
     }
 
-    /// One frame in a ring slot of port `p`: translated in place and sent from there.
-    fn ring_frame(&mut self, p: usize, f: &RxFrame, now: u64) -> io::Result<()> {
-        let io = &mut self.ports[p];
-        let port = io.port;
+    /// One frame in a ring slot of port `p`: translated in place, copied into the
+    /// egress port's transmit ring, and its slot released.
+    fn ring_frame(&mut self, p: usize, f: &RxFrame, now: u64) {
         let reason = unusable(f.vlan, f.truncated || f.at < VNET_HDR_LEN);
-        let Some(ring) = io.open.as_mut().map(|o| &mut o.ring) else {
-            return Ok(());
+        let [inside, outside] = &mut self.ports;
+        let (io, other) = if p == 0 {
+            (inside, outside)
+        } else {
+            (outside, inside)
+        };
+        let Some(Sockets { ring, tx, .. }) = io.open.as_mut() else {
+            return;
         };
         if let Some(reason) = reason {
-            self.engine.count_drop(port, reason);
-            ring.release(f.slot);
-            return Ok(());
+            self.engine.count_drop(io.port, reason);
+        } else {
+            let buf = &mut ring.slot_mut(f.slot)[f.at - VNET_HDR_LEN..];
+            let port = io.port;
+            if let Some((out, len)) =
+                translate(&mut self.engine, &mut io.counters, port, buf, f.len, now)
+            {
+                let bytes = &buf[..VNET_HDR_LEN + len];
+                if out == p {
+                    transmit(tx, &mut io.counters, bytes);
+                } else if let Some(o) = other.open.as_mut() {
+                    transmit(&mut o.tx, &mut other.counters, bytes);
+                } else {
+                    other.counters.tx_errors += 1;
+                }
+            }
         }
-        let buf = &mut ring.slot_mut(f.slot)[f.at - VNET_HDR_LEN..];
-        let ptr = buf.as_ptr();
-        let Some((out, len)) = translate(&mut self.engine, &mut io.counters, port, buf, f.len, now)
-        else {
-            ring.release(f.slot);
-            return Ok(());
-        };
-        let tag = Tag {
-            kind: KIND_SEND_SLOT,
-            port: p,
-            out,
-            generation: io.generation,
-            id: f.slot,
-        };
-        if !self.send(ptr, VNET_HDR_LEN + len, tag)? {
-            self.release_slot(p, f.slot);
-        }
-        Ok(())
+        ring.release(f.slot);
     }
 
     /// A frame too large for a ring slot (`TP_STATUS_COPY`), waiting whole on port
@@ -561,11 +526,13 @@ impl Dataplane {
         else {
             return Ok(());
         };
-        self.ring.submit()?;
-        let Some(fd) = self.ports[out].open.as_ref().map(|o| o.socket.as_raw_fd()) else {
-            self.ports[out].counters.tx_errors += 1;
+        let io = &mut self.ports[out];
+        let Some(o) = io.open.as_mut() else {
+            io.counters.tx_errors += 1;
             return Ok(());
         };
+        flush(&mut o.tx, &mut io.counters);
+        let fd = o.socket.as_raw_fd();
         // SAFETY: the first VNET_HDR_LEN + len bytes of the large buffer are readable.
         let sent = unsafe {
             libc::send(
@@ -581,31 +548,30 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Sends the frames the engine made (ARP/NDP requests, released packets).
-    fn send_engine_frames(&mut self) -> io::Result<()> {
-        while let Some(idx) = self.tx_free.pop() {
-            // The buffer's first `VNET_HDR_LEN` bytes stay zero: no offloads.
-            let Some((port, len)) = self
-                .engine
-                .pop_transmit(&mut self.tx_bufs[usize::from(idx)][VNET_HDR_LEN..])
-            else {
-                self.tx_free.push(idx);
-                break;
-            };
-            let out = port as usize;
-            let tag = Tag {
-                kind: KIND_SEND_TX,
-                port: out,
-                out,
-                generation: 0,
-                id: idx,
-            };
-            let ptr = self.tx_bufs[usize::from(idx)].as_ptr();
-            if !self.send(ptr, VNET_HDR_LEN + len, tag)? {
-                self.tx_free.push(idx);
+    /// Queues the frames the engine made (ARP/NDP requests, released packets).
+    fn send_engine_frames(&mut self) {
+        // No offloads: an all-zero `virtio_net_hdr`.
+        self.large[..VNET_HDR_LEN].fill(0);
+        while let Some((port, len)) = self.engine.pop_transmit(&mut self.large[VNET_HDR_LEN..]) {
+            let io = &mut self.ports[port as usize];
+            match io.open.as_mut() {
+                Some(o) => transmit(
+                    &mut o.tx,
+                    &mut io.counters,
+                    &self.large[..VNET_HDR_LEN + len],
+                ),
+                None => io.counters.tx_errors += 1,
             }
         }
-        Ok(())
+    }
+
+    /// Has the kernel send what both transmit rings hold.
+    fn flush_transmits(&mut self) {
+        for io in &mut self.ports {
+            if let Some(o) = io.open.as_mut() {
+                flush(&mut o.tx, &mut io.counters);
+            }
+        }
     }
 
     fn arm_receivers(&mut self) -> io::Result<()> {
@@ -628,9 +594,7 @@ impl Dataplane {
     }
 
     fn push(&mut self, sqe: squeue::Entry) -> io::Result<()> {
-        // SAFETY: every buffer an SQE points to lives in `self` and stays put until its
-        // completion is reaped (ring slots return to the kernel, transmit buffers to
-        // their pool, only then).
+        // SAFETY: the only requests are polls and cancels, which point at no memory.
         unsafe {
             if self.ring.submission().push(&sqe).is_err() {
                 self.ring.submit()?;
@@ -682,10 +646,9 @@ impl Dataplane {
         }
     }
 
-    /// Stops receiving on port `p` and closes its socket. Sends still queued from its
-    /// ring are submitted first, so none reads an unmapped slot.
+    /// Stops receiving on port `p` and closes its sockets (frames still waiting in its
+    /// transmit ring are lost).
     fn close(&mut self, p: usize) {
-        let _ = self.ring.submit();
         let io = &mut self.ports[p];
         if io.armed {
             let cancel = opcode::AsyncCancel::new(poll_tag(p, io.generation).encode())
@@ -694,9 +657,7 @@ impl Dataplane {
                     Tag {
                         kind: KIND_CANCEL,
                         port: p,
-                        out: p,
                         generation: io.generation,
-                        id: 0,
                     }
                     .encode(),
                 );
@@ -747,9 +708,7 @@ fn poll_tag(p: usize, generation: u8) -> Tag {
     Tag {
         kind: KIND_POLL,
         port: p,
-        out: p,
         generation,
-        id: 0,
     }
 }
 

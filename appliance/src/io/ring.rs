@@ -1,31 +1,43 @@
-//! The mapped receive path: `PACKET_RX_RING` with `TPACKET_V2` on a port's AF_PACKET
-//! socket (packet_mmap, see the kernel's Documentation/networking/packet_mmap.rst and
-//! net/packet/af_packet.c `tpacket_rcv`), selected with `NATBOX_RX=tpacket`.
+//! The mapped packet rings of a port's AF_PACKET sockets (packet_mmap, see the
+//! kernel's Documentation/networking/packet_mmap.rst and net/packet/af_packet.c):
+//! `PACKET_RX_RING` on the receiving socket, `PACKET_TX_RING` on the sending one, both
+//! `TPACKET_V2`, both with `PACKET_VNET_HDR` (each frame has its `virtio_net_hdr` just
+//! in front of it).
 //!
-//! The kernel copies each frame, in softirq, straight into the next slot of a ring
-//! mapped into natbox and marks the slot `TP_STATUS_USER`; natbox processes the frame
-//! in place and gives the slot back (`TP_STATUS_KERNEL`). No system call, socket
-//! queueing or completion per received frame. `TPACKET_V2` and not V3: V2 hands over
-//! every frame as soon as it is written (and wakes the poller), while V3 hands over
-//! whole blocks, when full or after a timeout of at least 1 ms, which added a
+//! Receive (`RxRing`, `tpacket_rcv`): the kernel copies each frame, in softirq,
+//! straight into the next slot of the ring and marks the slot `TP_STATUS_USER`; natbox
+//! processes the frame in place and gives the slot back (`TP_STATUS_KERNEL`). No system
+//! call, socket queueing or completion per received frame. `TPACKET_V2` and not V3:
+//! V2 hands over every frame as soon as it is written (and wakes the poller), while V3
+//! hands over whole blocks, when full or after a timeout of at least 1 ms, which added a
 //! millisecond to every round trip at low rates.
 //!
 //! Slots are fixed-size and sized for wire frames (`slot_size`), with room behind the
-//! frame for an ICMP error built in place. The socket carries `PACKET_VNET_HDR`: the
-//! kernel writes the frame's `virtio_net_hdr` just in front of it, so partial
-//! checksums and GSO metadata arrive as on the other path. A frame larger than a slot
-//! (a GSO super-frame, up to 64 KiB) does not fit: with `PACKET_COPY_THRESH` set the
-//! kernel puts a truncated copy in the slot, flagged `TP_STATUS_COPY`, and queues the
-//! whole frame on the socket's ordinary receive queue, where `recv` reads it, in ring
-//! order. That keeps the ring small (4096 slots of 2 KiB per port) while super-frames
-//! still arrive whole.
+//! frame for an ICMP error built in place. A frame larger than a slot (a GSO
+//! super-frame, up to 64 KiB) does not fit: with `PACKET_COPY_THRESH` set the kernel
+//! puts a truncated copy in the slot, flagged `TP_STATUS_COPY`, and queues the whole
+//! frame on the socket's ordinary receive queue, where `recv` reads it, in ring order.
+//! That keeps the ring small (4096 slots of 2 KiB per port) while super-frames still
+//! arrive whole.
 //!
-//! Transmit is not mapped: a `PACKET_TX_RING` attaches the slot's pages to the skb
-//! without copying and hands the slot back when the skb is orphaned, which on a veth
-//! peer happens at IP input, while a socket queue there can still hold the pages; a
-//! reused slot would then change bytes a receiver has not read yet. Frames leave with
-//! ordinary sends (one copy), from the slot they arrived in.
+//! Transmit (`TxRing`, `tpacket_snd`): natbox copies a frame into the next free slot
+//! and marks it `TP_STATUS_SEND_REQUEST`; one `send` with no data then has the kernel
+//! transmit every requested slot, in order, so a batch of frames costs one system call
+//! and no completions. The kernel marks a slot `TP_STATUS_AVAILABLE` again when the skb
+//! it made is freed. Each frame's `hdr_len` is raised to the frame's length, so the
+//! kernel copies the whole frame into the skb: with the default (only the link header
+//! copied) it attaches the slot's pages to the skb instead and frees the slot when the
+//! skb is orphaned, which on a veth peer happens at IP input, while a socket queue there
+//! can still hold the pages; a reused slot would then change bytes a receiver has not
+//! read yet. `PACKET_LOSS` is set, so a frame the kernel refuses is skipped, not left
+//! to block the ring (`TP_STATUS_WRONG_FORMAT`).
+//!
+//! A frame does not leave from the receive slot it arrived in because the kernel sends
+//! only from its transmit ring; the copy from one to the other is the price of
+//! batching, and frees the receive slot at once.
 
+use super::socket::PacketSocket;
+use crate::wire::offload::{VnetHdr, VNET_HDR_LEN};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -34,6 +46,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 const TPACKET_V2: libc::c_int = 1;
 /// Memory for one port's receive ring.
 const RX_MEMORY: usize = 8 << 20;
+/// Memory for one port's transmit ring.
+const TX_MEMORY: usize = 4 << 20;
 /// Bytes per ring block (each holds whole slots).
 const BLOCK_SIZE: usize = 1 << 16;
 
@@ -42,10 +56,17 @@ const H2_STATUS: usize = 0;
 const H2_LEN: usize = 4;
 const H2_SNAPLEN: usize = 8;
 const H2_MAC: usize = 12;
-/// Bytes in front of the frame in a slot: the `tpacket2_hdr`, the `sockaddr_ll` the
-/// kernel fills in, its alignment, and the `virtio_net_hdr` (`tpacket_rcv`'s `macoff`
-/// is `TPACKET_ALIGN(52 + 16) + 10 - 14` = 76 for Ethernet).
+/// Bytes in front of a received frame in a slot: the `tpacket2_hdr`, the `sockaddr_ll`
+/// the kernel fills in, its alignment, and the `virtio_net_hdr` (`tpacket_rcv`'s
+/// `macoff` is `TPACKET_ALIGN(52 + 16) + 10 - 14` = 76 for Ethernet).
 const SLOT_HEADROOM: usize = 128;
+/// Where a frame to send starts in a transmit slot (its `virtio_net_hdr` first):
+/// `TPACKET2_HDRLEN - sizeof(struct sockaddr_ll)`, `tpacket_parse_header`.
+const TX_DATA: usize = 32;
+
+const TP_STATUS_KERNEL: u32 = 0;
+const TP_STATUS_AVAILABLE: u32 = 0;
+const TP_STATUS_SEND_REQUEST: u32 = 1;
 
 /// `struct tpacket_req`.
 #[repr(C)]
@@ -54,34 +75,6 @@ struct Req {
     block_nr: u32,
     frame_size: u32,
     frame_nr: u32,
-}
-
-/// One received frame in a ring slot, as the kernel described it.
-#[derive(Debug, Clone, Copy)]
-pub struct RxFrame {
-    /// The slot's index.
-    pub slot: u16,
-    /// Offset of the frame's first byte in the slot.
-    pub at: usize,
-    /// Bytes in the slot (`tp_snaplen`).
-    pub len: usize,
-    /// The frame did not fit the slot (`tp_len > tp_snaplen`).
-    pub truncated: bool,
-    /// The whole frame waits on the socket's receive queue (`TP_STATUS_COPY`).
-    pub copied: bool,
-    /// The NIC stripped an 802.1Q tag (`TP_STATUS_VLAN_VALID`).
-    pub vlan: bool,
-}
-
-/// The mapped receive ring of one socket.
-#[derive(Debug)]
-pub struct RxRing {
-    map: *mut u8,
-    map_len: usize,
-    slot_size: usize,
-    slots: u16,
-    /// Next slot to look at.
-    head: u16,
 }
 
 /// Slot size for frames of up to `max_frame` bytes (a power of two).
@@ -107,17 +100,25 @@ fn setsockopt<T>(fd: RawFd, name: libc::c_int, value: &T) -> io::Result<()> {
     }
 }
 
-impl RxRing {
-    /// Switches `socket` (already carrying `PACKET_VNET_HDR`) to TPACKET_V2 and maps a
-    /// receive ring whose slots hold frames of up to `max_frame` bytes with room to
-    /// grow; larger frames are queued whole on the socket (`TP_STATUS_COPY`).
-    pub fn new(socket: &impl AsRawFd, max_frame: usize) -> io::Result<RxRing> {
-        let fd = socket.as_raw_fd();
+/// One mapped ring: `slots` slots of `slot_size` bytes, each starting with its
+/// `tpacket2_hdr`.
+#[derive(Debug)]
+struct Mapping {
+    map: *mut u8,
+    map_len: usize,
+    slot_size: usize,
+    slots: u16,
+}
+
+impl Mapping {
+    /// Switches `fd` to TPACKET_V2, sets up the ring `which` (`PACKET_RX_RING` or
+    /// `PACKET_TX_RING`) in about `memory` bytes of slots for frames of up to
+    /// `max_frame` bytes, and maps it.
+    fn new(fd: RawFd, which: libc::c_int, memory: usize, max_frame: usize) -> io::Result<Self> {
         setsockopt(fd, libc::PACKET_VERSION, &TPACKET_V2)?;
-        setsockopt(fd, libc::PACKET_COPY_THRESH, &1i32)?;
         let slot_size = slot_size(max_frame);
         let block_size = BLOCK_SIZE.max(slot_size);
-        let blocks = (RX_MEMORY / block_size).max(1);
+        let blocks = (memory / block_size).max(1);
         let slots = (block_size / slot_size * blocks).min(usize::from(u16::MAX));
         let req = Req {
             block_size: block_size as u32,
@@ -125,9 +126,9 @@ impl RxRing {
             frame_size: slot_size as u32,
             frame_nr: slots as u32,
         };
-        setsockopt(fd, libc::PACKET_RX_RING, &req)?;
+        setsockopt(fd, which, &req)?;
         let map_len = block_size * blocks;
-        // SAFETY: a fresh shared mapping of the socket's receive ring; the result is
+        // SAFETY: a fresh shared mapping of the socket's one ring; the result is
         // checked.
         let map = unsafe {
             libc::mmap(
@@ -142,21 +143,12 @@ impl RxRing {
         if map == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(RxRing {
+        Ok(Mapping {
             map: map.cast(),
             map_len,
             slot_size,
             slots: slots as u16,
-            head: 0,
         })
-    }
-
-    pub fn slots(&self) -> u16 {
-        self.slots
-    }
-
-    pub fn slot_size(&self) -> usize {
-        self.slot_size
     }
 
     /// Slot `slot`'s offset in the mapping (slots never straddle blocks: the block size
@@ -175,29 +167,91 @@ impl RxRing {
 
     fn read_u32(&self, at: usize) -> u32 {
         debug_assert!(at + 4 <= self.map_len);
-        // SAFETY: inside the mapping; only read after the slot was handed to us
-        // (acquire load of its status).
+        // SAFETY: inside the mapping; only read while the slot is ours (after an
+        // acquire load of its status).
         unsafe { self.map.add(at).cast::<u32>().read_volatile() }
+    }
+
+    /// The whole of slot `slot`. Only for a slot that is ours now (its status says
+    /// so), so the kernel does not touch it; the borrow of `self` keeps it unique.
+    fn slot_mut(&mut self, slot: u16) -> &mut [u8] {
+        let base = self.base(slot);
+        assert!(base + self.slot_size <= self.map_len);
+        // SAFETY: in bounds; see above.
+        unsafe { std::slice::from_raw_parts_mut(self.map.add(base), self.slot_size) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, unmapped once; nothing borrows it (every
+        // slice into it borrows `self`).
+        unsafe { libc::munmap(self.map.cast(), self.map_len) };
+    }
+}
+
+/// One received frame in a ring slot, as the kernel described it.
+#[derive(Debug, Clone, Copy)]
+pub struct RxFrame {
+    /// The slot's index.
+    pub slot: u16,
+    /// Offset of the frame's first byte in the slot.
+    pub at: usize,
+    /// Bytes in the slot (`tp_snaplen`).
+    pub len: usize,
+    /// The frame did not fit the slot (`tp_len > tp_snaplen`).
+    pub truncated: bool,
+    /// The whole frame waits on the socket's receive queue (`TP_STATUS_COPY`).
+    pub copied: bool,
+    /// The NIC stripped an 802.1Q tag (`TP_STATUS_VLAN_VALID`).
+    pub vlan: bool,
+}
+
+/// The mapped receive ring of one socket.
+#[derive(Debug)]
+pub struct RxRing {
+    ring: Mapping,
+    /// Next slot to look at.
+    head: u16,
+}
+
+impl RxRing {
+    /// Maps a receive ring on `socket` (already carrying `PACKET_VNET_HDR`) whose slots
+    /// hold frames of up to `max_frame` bytes with room to grow; larger frames are
+    /// queued whole on the socket (`TP_STATUS_COPY`).
+    pub fn new(socket: &impl AsRawFd, max_frame: usize) -> io::Result<RxRing> {
+        let fd = socket.as_raw_fd();
+        setsockopt(fd, libc::PACKET_COPY_THRESH, &1i32)?;
+        let ring = Mapping::new(fd, libc::PACKET_RX_RING, RX_MEMORY, max_frame)?;
+        Ok(RxRing { ring, head: 0 })
+    }
+
+    pub fn slots(&self) -> u16 {
+        self.ring.slots
+    }
+
+    pub fn slot_size(&self) -> usize {
+        self.ring.slot_size
     }
 
     /// The next frame the kernel handed over, if any. Its slot stays ours until
     /// `release`.
     pub fn take(&mut self) -> Option<RxFrame> {
         let slot = self.head;
-        let status = self.status(slot).load(Ordering::Acquire);
+        let status = self.ring.status(slot).load(Ordering::Acquire);
         if status & libc::TP_STATUS_USER == 0 {
             return None;
         }
-        self.head = (slot + 1) % self.slots;
-        let base = self.base(slot);
-        let len = self.read_u32(base + H2_LEN) as usize;
-        let snaplen = self.read_u32(base + H2_SNAPLEN) as usize;
-        let mac = self.read_u32(base + H2_MAC) as usize & 0xffff;
+        self.head = (slot + 1) % self.ring.slots;
+        let base = self.ring.base(slot);
+        let len = self.ring.read_u32(base + H2_LEN) as usize;
+        let snaplen = self.ring.read_u32(base + H2_SNAPLEN) as usize;
+        let mac = self.ring.read_u32(base + H2_MAC) as usize & 0xffff;
         // A frame the kernel placed outside its slot (it never does) reads as empty.
-        let (at, snaplen) = if mac + snaplen <= self.slot_size {
+        let (at, snaplen) = if mac + snaplen <= self.ring.slot_size {
             (mac, snaplen)
         } else {
-            (self.slot_size, 0)
+            (self.ring.slot_size, 0)
         };
         Some(RxFrame {
             slot,
@@ -211,30 +265,106 @@ impl RxRing {
 
     /// Whether the kernel has handed over the next slot.
     pub fn has_next(&self) -> bool {
-        self.status(self.head).load(Ordering::Acquire) & libc::TP_STATUS_USER != 0
+        self.ring.status(self.head).load(Ordering::Acquire) & libc::TP_STATUS_USER != 0
     }
 
-    /// The whole of slot `slot` (the frame sits at its `RxFrame::at`).
+    /// The whole of slot `slot` (the frame sits at its `RxFrame::at`), taken and not
+    /// released yet.
     pub fn slot_mut(&mut self, slot: u16) -> &mut [u8] {
-        let base = self.base(slot);
-        assert!(base + self.slot_size <= self.map_len);
-        // SAFETY: in bounds; the slot was handed to us (`take`) and is not released
-        // yet, so the kernel does not write it; the borrow of `self` keeps it unique.
-        unsafe { std::slice::from_raw_parts_mut(self.map.add(base), self.slot_size) }
+        self.ring.slot_mut(slot)
     }
 
     /// Gives slot `slot` back to the kernel.
     pub fn release(&self, slot: u16) {
-        self.status(slot).store(TP_STATUS_KERNEL, Ordering::Release);
+        self.ring
+            .status(slot)
+            .store(TP_STATUS_KERNEL, Ordering::Release);
     }
 }
 
-const TP_STATUS_KERNEL: u32 = 0;
+/// A sending socket and its mapped transmit ring.
+#[derive(Debug)]
+pub struct TxRing {
+    // Unmapped before the socket closes.
+    ring: Mapping,
+    socket: PacketSocket,
+    /// Next slot to fill.
+    head: u16,
+    /// Slots were requested that the kernel has not taken yet.
+    unsent: bool,
+}
 
-impl Drop for RxRing {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `new`, unmapped once; nothing borrows it (every
-        // slice into it borrows `self`).
-        unsafe { libc::munmap(self.map.cast(), self.map_len) };
+impl TxRing {
+    /// Maps a transmit ring on `socket` (a sending socket carrying `PACKET_VNET_HDR`)
+    /// for frames of up to `max_frame` bytes.
+    pub fn new(socket: PacketSocket, max_frame: usize) -> io::Result<TxRing> {
+        let fd = socket.as_raw_fd();
+        setsockopt(fd, libc::PACKET_LOSS, &1i32)?;
+        let ring = Mapping::new(fd, libc::PACKET_TX_RING, TX_MEMORY, max_frame)?;
+        Ok(TxRing {
+            ring,
+            socket,
+            head: 0,
+            unsent: false,
+        })
+    }
+
+    /// Copies `bytes` (a `virtio_net_hdr`, then the frame) into the next slot and
+    /// requests its transmission at the next `flush`; false if that slot is still
+    /// waiting to be sent or still held by the kernel (the ring is full), or the frame
+    /// does not fit a slot.
+    pub fn request(&mut self, bytes: &[u8]) -> bool {
+        let slot = self.head;
+        if self.ring.status(slot).load(Ordering::Acquire) != TP_STATUS_AVAILABLE
+            || bytes.len() < VNET_HDR_LEN
+            || TX_DATA + bytes.len() > self.ring.slot_size
+        {
+            return false;
+        }
+        let buf = self.ring.slot_mut(slot);
+        buf[H2_LEN..H2_LEN + 4].copy_from_slice(&(bytes.len() as u32).to_ne_bytes());
+        let data = &mut buf[TX_DATA..TX_DATA + bytes.len()];
+        data.copy_from_slice(bytes);
+        let (vnet, frame) = data.split_at_mut(VNET_HDR_LEN);
+        let vnet: &mut [u8; VNET_HDR_LEN] = vnet.try_into().expect("VNET_HDR_LEN bytes");
+        let mut h = VnetHdr::read(vnet);
+        // The whole frame is copied into the skb (module doc).
+        h.hdr_len = frame.len() as u16;
+        h.write(vnet);
+        self.ring
+            .status(slot)
+            .store(TP_STATUS_SEND_REQUEST, Ordering::Release);
+        self.head = (slot + 1) % self.ring.slots;
+        self.unsent = true;
+        true
+    }
+
+    /// Whether requested slots wait for a `flush`.
+    pub fn has_unsent(&self) -> bool {
+        self.unsent
+    }
+
+    /// Has the kernel transmit every requested slot, in order: one `send` with no data.
+    /// Slots it cannot take now (socket buffer full) stay requested and go with the
+    /// next flush.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if !self.unsent {
+            return Ok(());
+        }
+        // SAFETY: a send of no bytes; the kernel reads the mapped ring instead.
+        let r = unsafe {
+            libc::send(
+                self.socket.as_raw_fd(),
+                std::ptr::null(),
+                0,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        let failed = (r < 0).then(io::Error::last_os_error);
+        // The kernel takes slots in order: if it took the last one requested, it took
+        // them all.
+        let last = (self.head + self.ring.slots - 1) % self.ring.slots;
+        self.unsent = self.ring.status(last).load(Ordering::Acquire) == TP_STATUS_SEND_REQUEST;
+        failed.map_or(Ok(()), Err)
     }
 }
