@@ -89,7 +89,12 @@ drop_reasons! {
 pub struct IoCounters {
     /// Frames the kernel dropped before natbox could read them (socket queue full).
     pub socket_drops: u64,
+    /// Receive requests that failed (a super-frame that could not be read, a poll
+    /// error).
     pub rx_errors: u64,
+    /// Frames that found no way out (the egress port gone, its transmit ring full, a
+    /// synchronous send refused) and transmit-ring flushes the kernel refused (link
+    /// down; the frames wait in the ring).
     pub tx_errors: u64,
     /// Partial checksums completed in software.
     pub csum_completed: u64,

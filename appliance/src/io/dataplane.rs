@@ -671,7 +671,7 @@ impl Dataplane {
         io.generation = io.generation.wrapping_add(1);
     }
 
-    fn reopen(&mut self, p: usize) -> bool {
+    fn reopen(&mut self, p: usize) {
         let max_frame = self.max_frame;
         let io = &mut self.ports[p];
         let ingress = self.ingress.as_mut();
@@ -693,12 +693,8 @@ impl Dataplane {
                 let port = io.port;
                 // A new link: the neighbours behind it may have new MACs.
                 self.engine.link_replaced(port);
-                true
             }
-            Err(e) => {
-                log::debug!("{} port: not back yet: {e}", io.port.name());
-                false
-            }
+            Err(e) => log::debug!("{} port: not back yet: {e}", io.port.name()),
         }
     }
 }
