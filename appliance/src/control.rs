@@ -52,7 +52,8 @@ impl Store for TomlStore {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsoleMode {
     Off,
-    /// Host mode: ^C still stops the process.
+    /// Host mode: ^C stops the process, unless the shell wants it (a job runs, a page
+    /// waits).
     Host,
     /// PID 1 on the serial console: no key may signal the box.
     Appliance,
@@ -204,6 +205,7 @@ impl Control {
                 c.terminal
                     .write(&screen.replace("\r\n", "\n").replace('\n', "\r\n"));
             }
+            c.terminal.catch_interrupt(c.shell.wants_interrupt());
         }
         if let Some(engine) = engine {
             self.services.tick(engine, facts.now_ms, &mut |e| {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The shell on a terminal, driven through a pseudo-terminal as a person would type:
-# Tab completion, Backspace, ^U, the history (Up arrow), `?` help, and `poweroff`;
-# then, with a console password configured: the login without echo, the delay after
-# a wrong password, paging of long output, ^C stopping a `ping`, and `exit` logging out.
+# Tab completion, Backspace, ^U, the history (Up arrow), `?` help, and ^C at the prompt
+# stopping natbox (host mode: a foreground program); then, with a console password
+# configured: the login without echo, the delay after a wrong password, paging of long
+# output, ^C stopping a `ping` and not natbox, `exit` logging out, and `poweroff`.
 source "$(dirname "$0")/lib.sh"
 topology
 write_config
@@ -44,6 +45,7 @@ if mode == "open":
     results.append(step("? lists what may follow", b"show ?\r", "show sessions"))
     results.append(step("Tab lists several choices", b"show s\t", "states6"))
     os.write(fd, b"\x15")
+    results.append(step("^C at the prompt stops natbox", b"\x03", "stopped"))
 
 else:
     results = [expect("password required", 20) and expect("Password: ")]
@@ -55,14 +57,16 @@ else:
     results.append(step("the right password opens the shell", b"natbox-test\r", "natbox> "))
     results.append(step("long output stops at --More--", b"show stats\r", "--More--"))
     results.append(step("q leaves the pager for the prompt", b"q", "natbox> "))
-    # (^C would stop natbox itself in host mode; it stops a ping on the appliance's
-    # console, where the shell owns the terminal: see the boot test and the unit tests.)
     results.append(step("ping streams its replies, then the prompt returns",
                         b"ping 198.51.100.1 count 2\r", "2 packets transmitted, 2 received")
                    and expect("natbox> ", 5))
+    results.append(step("a long ping runs", b"ping 198.51.100.1 count 50\r", "bytes from"))
+    results.append(step("^C stops the ping, not natbox", b"\x03", "packets transmitted")
+                   and expect("natbox> ", 5) and b"stopped" not in seen)
+    results.append(step("the shell still answers", b"show uptime\r", "up "))
     results.append(step("exit logs out", b"exit\r", "Password: "))
     results.append(step("log in again", b"natbox-test\r", "natbox> "))
-results.append(step("poweroff stops natbox", b"poweroff\r", "powering off"))
+    results.append(step("poweroff stops natbox", b"poweroff\r", "powering off"))
 _, status = os.waitpid(pid, 0)
 ok = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 print(("ok   - " if ok else "FAIL - ") + "natbox exited cleanly")
@@ -81,5 +85,5 @@ drive() {
 drive open 9
 hash=$(openssl passwd -6 natbox-test)
 printf '\n[shell]\npassword_hash = "%s"\n' "$hash" >>"$WORK/natbox.toml"
-drive password 12
+drive password 15
 finish

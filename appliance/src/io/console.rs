@@ -2,9 +2,11 @@
 //! when it is a terminal in host mode. natbox edits lines itself (`shell::editor`), so
 //! the terminal goes to non-canonical mode without echo; its output processing stays
 //! on. In PID-1 mode ^C and friends must not signal the box, so ISIG is turned off
-//! too; in host mode ^C still stops the process, as operators expect. Input is read
-//! without blocking, from the dataplane's timer tick. The previous terminal settings
-//! come back when the console is dropped.
+//! too. In host mode ^C stops the process, as operators expect of a foreground
+//! program, except while the shell itself wants ^C (a `ping` runs, or output waits at
+//! `--More--`): then ISIG is off and ^C reaches the shell, as in any shell
+//! (`catch_interrupt`). Input is read without blocking, from the dataplane's timer
+//! tick. The previous terminal settings come back when the console is dropped.
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::termios::{self, LocalFlags, SetArg, SpecialCharacterIndices, Termios};
@@ -14,6 +16,10 @@ use std::io::{self, ErrorKind, Read, Write};
 #[derive(Debug)]
 pub struct Terminal {
     saved: Option<Termios>,
+    /// The settings in force, while ^C may still signal the process (host mode).
+    signalling: Option<Termios>,
+    /// ^C reaches the shell instead of signalling.
+    catching: bool,
 }
 
 impl Terminal {
@@ -23,6 +29,7 @@ impl Terminal {
         let flags = OFlag::from_bits_truncate(fcntl(&stdin, FcntlArg::F_GETFL)?);
         fcntl(&stdin, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
         let saved = termios::tcgetattr(&stdin).ok();
+        let mut signalling = None;
         if let Some(old) = &saved {
             let mut raw = old.clone();
             raw.local_flags &=
@@ -33,8 +40,31 @@ impl Terminal {
             raw.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
             raw.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
             termios::tcsetattr(&stdin, SetArg::TCSANOW, &raw)?;
+            signalling = keep_signals.then_some(raw);
         }
-        Ok(Terminal { saved })
+        Ok(Terminal {
+            saved,
+            signalling,
+            catching: false,
+        })
+    }
+
+    /// Whether ^C goes to the shell (true) or, in host mode, signals the process.
+    /// Nothing changes in PID-1 mode, where ^C always goes to the shell.
+    pub fn catch_interrupt(&mut self, catch: bool) {
+        let Some(signalling) = &self.signalling else {
+            return;
+        };
+        if catch == self.catching {
+            return;
+        }
+        let mut settings = signalling.clone();
+        if catch {
+            settings.local_flags &= !LocalFlags::ISIG;
+        }
+        if termios::tcsetattr(io::stdin(), SetArg::TCSANOW, &settings).is_ok() {
+            self.catching = catch;
+        }
     }
 
     /// Appends whatever input is available (never blocks).

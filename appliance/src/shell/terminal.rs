@@ -78,6 +78,12 @@ impl TerminalShell {
         }
     }
 
+    /// Whether ^C means something to the shell now: it stops a running job or skips
+    /// the rest of paged output (at the prompt it only clears the line).
+    pub fn wants_interrupt(&self) -> bool {
+        self.state == State::Ready && (self.session.busy() || !self.pager.is_empty())
+    }
+
     /// Feeds what the terminal typed; returns what to show. `password_hash` is the
     /// running configuration's; `now` in ms.
     pub fn feed(
@@ -353,5 +359,25 @@ mod tests {
         t.feed(b"job\r", None, 0, b);
         let out = t.feed(b"\x03", None, 0, b);
         assert!(out.contains("^C\r\nstopped\r\nnb> "), "{out:?}");
+    }
+
+    #[test]
+    fn ctrl_c_is_wanted_only_by_a_job_or_a_page() {
+        let mut t = TerminalShell::new("nb");
+        let b = &mut Fake::default();
+        assert!(!t.wants_interrupt(), "before the greeting");
+        t.feed(b"", None, 0, b);
+        assert!(!t.wants_interrupt(), "at the prompt");
+        t.feed(b"job\r", None, 0, b);
+        assert!(t.wants_interrupt(), "a job runs");
+        t.feed(b"\x03", None, 0, b);
+        assert!(!t.wants_interrupt(), "the job stopped");
+        t.feed(b"lines 30\r", None, 0, b);
+        assert!(t.wants_interrupt(), "a page waits");
+        t.feed(b"\x03", None, 0, b);
+        assert!(!t.wants_interrupt(), "paging skipped");
+        let mut locked = TerminalShell::new("nb");
+        locked.feed(b"", Some(HASH), 0, b);
+        assert!(!locked.wants_interrupt(), "at the password prompt");
     }
 }
