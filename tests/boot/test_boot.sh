@@ -68,6 +68,27 @@ boot_and_translate() {
     check "$name: wan sees the public source address only" bash -c "grep -q '198.51.100.10 > 198.51.100.1' '$WORK/tcpdump-$name.txt' && ! grep -q '10.10.0' '$WORK/tcpdump-$name.txt'"
 }
 
+# Bulk TCP through the VM: 8 MiB of random bytes lan -> wan ($1 = up) or wan -> lan
+# (down) with socat; succeeds if the receiver got exactly those bytes until EOF.
+tcp_bulk() {
+    local listener
+    head -c $((8 << 20)) /dev/urandom >"$WORK/bulk"
+    rm -f "$WORK/bulk.got"
+    if [ "$1" = up ]; then
+        in_wan timeout 60 socat -u TCP-LISTEN:5300,bind=198.51.100.1,reuseaddr OPEN:"$WORK/bulk.got",creat,trunc &
+        listener=$!
+        sleep 0.5
+        in_lan timeout 50 socat -u OPEN:"$WORK/bulk" TCP:198.51.100.1:5300 || return 1
+    else
+        in_wan timeout 60 socat -u OPEN:"$WORK/bulk" TCP-LISTEN:5300,bind=198.51.100.1,reuseaddr &
+        listener=$!
+        sleep 0.5
+        in_lan timeout 50 socat -u TCP:198.51.100.1:5300 OPEN:"$WORK/bulk.got",creat,trunc || return 1
+    fi
+    wait "$listener" || return 1
+    cmp "$WORK/bulk" "$WORK/bulk.got"
+}
+
 # Opens TCP connections from lan to wan's port 9 (refused there) until wan's tcpdump
 # sees a SYN (at most 10 tries); succeeds if that SYN comes from the public address
 # with MSS option $1.
@@ -124,6 +145,8 @@ vm_wiring
 vm_metadata_disk
 boot_and_translate kernel
 check "kernel: ping -6 from lan to wan through the VM" in_lan ping -6 -c 2 -W 5 -w 30 2001:db8:ff::1
+check "kernel: 8 MiB over TCP lan -> wan through the VM arrive intact (socat, cmp)" tcp_bulk up
+check "kernel: 8 MiB over TCP wan -> lan through the VM arrive intact (socat, cmp)" tcp_bulk down
 for port in inside outside; do
     check "kernel: the VM's kernel drops its copy of $port frames at ingress (nf_tables loaded)" \
         grep -q "$port port: .*, the kernel drops its copy at ingress" "$console"
