@@ -25,8 +25,9 @@
 #   pps      trafgen in ns lan sends 64-byte frames (14 Ethernet + 20 IPv4 + 8 UDP + 22
 #            payload, no FCS) 10.10.0.2 -> 198.51.100.1:9 at max rate for DURATION s,
 #            (i) one flow, (ii) 10 000 flows (source ports 10000..19999 in turn).
-#            "Delivered" = packets that reached ns wan: an nftables netdev ingress counter
-#            on wan's eth0 (which then drops them, so wan sends no ICMP back).
+#            "Delivered" = packets that reached ns wan: the receive counter of wan's eth0
+#            (an nftables netdev ingress rule there drops them, so wan sends no ICMP
+#            back). Counters and clocks are read together, in a few milliseconds.
 #            All veth offloads off (tso gso gro tx rx).
 #   TCP      iperf3 lan -> wan, DURATION s, one stream, four offload settings on the
 #            four veth ends (the kernel run uses the very same): "off" = all off; "csum
@@ -144,16 +145,15 @@ proc_ticks() { # utime + stime of processes (sum)
 }
 
 delivered() {
-    in_wan nft list counter netdev sink delivered | awk '/packets/ { print $2 }'
+    in_wan cat /sys/class/net/eth0/statistics/rx_packets
 }
 
 wan_sink() {
     in_wan nft -f - <<'EOF'
 table netdev sink {
-    counter delivered { }
     chain in {
         type filter hook ingress device "eth0" priority 0;
-        ip daddr 198.51.100.1 udp dport 9 counter name "delivered" drop
+        ip daddr 198.51.100.1 udp dport 9 drop
     }
 }
 EOF
@@ -193,8 +193,11 @@ pps_run() {
     tg=$!
     sleep 0.5
     snap() { # prints: time delivered sent ticks(machine) ticks(natbox)
-        echo "$(date +%s.%N) $(delivered) $(in_lan cat /sys/class/net/eth0/statistics/tx_packets)" \
-            "$(machine_busy) $(proc_ticks $pid)"
+        local before counters after
+        before=$(date +%s.%N)
+        counters="$(delivered) $(in_lan cat /sys/class/net/eth0/statistics/tx_packets) $(machine_busy) $(proc_ticks $pid)"
+        after=$(date +%s.%N)
+        echo "$(calc "($before + $after) / 2") $counters"
     }
     read -r t0 d0 tx0 k0 p0 < <(snap)
     sleep "$(calc "$DURATION - 1")"
