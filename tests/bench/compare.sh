@@ -148,6 +148,34 @@ delivered() {
     in_wan cat /sys/class/net/eth0/statistics/rx_packets
 }
 
+# snapshot PID: the clock, packets wan's eth0 received, packets lan's eth0 sent, the
+# machine's busy ticks and process PID's ticks (0: none), all read by one process
+# within microseconds: under a flood both CPUs are saturated and every command the
+# script starts takes its time, so separate commands would read them a second apart.
+# The two namespaces' counters come from /proc/ANCHOR/net/dev of a process living in
+# each (started after `topology`).
+snapshot() {
+    python3 - "$WAN_ANCHOR" "$LAN_ANCHOR" "$1" <<'PY'
+import sys, time
+wan, lan, pid = sys.argv[1:4]
+def dev(anchor, field):
+    for line in open(f"/proc/{anchor}/net/dev"):
+        name, _, rest = line.partition(":")
+        if name.strip() == "eth0":
+            return int(rest.split()[field])
+    return 0
+t = time.time()
+rx, tx = dev(wan, 1), dev(lan, 9)
+cpu = open("/proc/stat").readline().split()
+busy = sum(int(cpu[i]) for i in (1, 2, 3, 6, 7))
+ticks = 0
+if pid != "0":
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    ticks = int(f[11]) + int(f[12])
+print(t, rx, tx, busy, ticks)
+PY
+}
+
 wan_sink() {
     in_wan nft -f - <<'EOF'
 table netdev sink {
@@ -192,16 +220,9 @@ pps_run() {
         trafgen -Q -P 1 -o eth0 -i "$WORK/tg$flows.cfg" >"$WORK/trafgen.log" 2>&1 &
     tg=$!
     sleep 0.5
-    snap() { # prints: time delivered sent ticks(machine) ticks(natbox)
-        local before counters after
-        before=$(date +%s.%N)
-        counters="$(delivered) $(in_lan cat /sys/class/net/eth0/statistics/tx_packets) $(machine_busy) $(proc_ticks $pid)"
-        after=$(date +%s.%N)
-        echo "$(calc "($before + $after) / 2") $counters"
-    }
-    read -r t0 d0 tx0 k0 p0 < <(snap)
+    read -r t0 d0 tx0 k0 p0 < <(snapshot "${pid:-0}")
     sleep "$(calc "$DURATION - 1")"
-    read -r t1 d1 tx1 k1 p1 < <(snap)
+    read -r t1 d1 tx1 k1 p1 < <(snapshot "${pid:-0}")
     wait "$tg" || true
     local dt n=$((d1 - d0)) sent=$((tx1 - tx0))
     dt=$(calc "$t1 - $t0")
@@ -294,6 +315,11 @@ echo "machine busy before start: $(calc "round(($b1 - $b0) * 100 / max($a1 - $a0
 
 topology
 wan_sink
+# Processes in ns wan and ns lan, whose /proc/PID/net/dev are those namespaces' (snapshot).
+ip netns exec "$WAN" sleep infinity &
+WAN_ANCHOR=$!
+ip netns exec "$LAN" sleep infinity &
+LAN_ANCHOR=$!
 
 # The kernel's NAT on the gw: addresses on lan0/wan0, forwarding, nftables masquerade
 # and the IPv6 filter; kernel_off takes it all away again for natbox.

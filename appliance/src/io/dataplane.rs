@@ -143,7 +143,7 @@ struct PortIo {
 
 /// The running dataplane.
 pub struct Dataplane {
-    // Dropped first: the ring must go before the memory its requests point into.
+    /// Polls (and their cancels) only: requests that point into no memory of ours.
     ring: IoUring,
     ports: [PortIo; 2],
     /// Where a GSO super-frame is read, translated and sent from, and where the engine
