@@ -45,13 +45,17 @@
 //! goes down is logged and the other port keeps forwarding; a port whose interface
 //! disappears is closed and reopened (with its link set up again) when it returns.
 //!
-//! Measured with tests/bench/compare.sh against the io_uring multishot `RecvMsg` path
-//! this replaced (provided buffers, one completion and one socket-queue round trip per
-//! frame; same machine, same day, different runs): natbox CPU per 64-byte packet
-//! 3.3-3.8 us then, 1.75-1.8 us now; packets per second 0.64-0.68x the kernel's
-//! forwarding then, 1.24-1.56x now; TCP with offloads and the round-trip time about
-//! the same. Against the `TPACKET_V3` ring before that: no block timeout (V3 hands over
-//! whole blocks, which added about 1 ms to every round trip at low rates), and offloads.
+//! Measured with tests/bench/compare.sh (same machine, same day):
+//! - the transmit ring against an io_uring `Send` per frame from the receive slot,
+//!   A/B interleaved in four runs: natbox CPU per 64-byte packet 1.82-2.06 us against
+//!   2.05-2.20 us (8% less on average, lower in every run); TCP with wire-sized frames
+//!   within the noise of the runs;
+//! - the receive ring against the io_uring multishot `RecvMsg` path before it (provided
+//!   buffers, one completion and one socket-queue round trip per frame): 3.3-3.8 us per
+//!   packet then, 1.75-1.8 us after; TCP with offloads and the round-trip time about
+//!   the same;
+//! - against the `TPACKET_V3` ring before that: no block timeout (V3 hands over whole
+//!   blocks, which added about 1 ms to every round trip at low rates), and offloads.
 //!
 //! One thread runs everything. The design leaves room for one loop per queue
 //! (`PACKET_FANOUT` across several sockets per port, one engine shard each).
