@@ -32,11 +32,13 @@
 //! sees them.
 //!
 //! Waiting: the ring runs with `DEFER_TASKRUN`, so poll wakeups are processed when the
-//! loop enters the kernel, never by interrupting it. An idle loop
-//! waits for the first completion; under a flood (a batch of at least `BUSY_BATCH`
-//! frames) it naps `BUSY_NAP` between batches instead, because waking a waiting loop
-//! costs the sender's CPU a scheduler call per frame. Few frames (a ping, bulk TCP's
-//! super-frames) never nap, so they gain no latency.
+//! loop enters the kernel, never by interrupting it. An idle loop waits for the first
+//! completion; under a flood (a batch of at least `BUSY_BATCH` frames) it naps
+//! `BUSY_NAP` between batches instead, because waking a waiting loop costs the sender's
+//! CPU a scheduler call per frame. Few frames (a ping, bulk TCP's super-frames) never
+//! nap, so they gain no latency. The loop also naps, rather than waits, while a
+//! transmit ring holds frames the kernel had no room for (a full driver queue), so
+//! they leave within a nap and not at the next timer tick.
 //!
 //! The kernel's own stack drops its copy of every data-port frame at ingress
 //! (`ingress.rs`), so it spends nothing on frames natbox handles.
@@ -162,6 +164,8 @@ pub struct Dataplane {
     rx_pending: bool,
     /// Frames received in the last batch.
     batch: usize,
+    /// A transmit ring holds frames the kernel had no room for yet: nap, do not wait.
+    tx_backlog: bool,
     /// The kernel's ingress drop on the ports, if nf_tables is there.
     ingress: Option<IngressDrop>,
 }
@@ -183,12 +187,16 @@ struct Sockets {
     tx: TxRing,
 }
 
-/// Has the kernel send what `tx` holds; a failure other than a full socket buffer (the
-/// frames wait for the next flush) is counted.
-fn flush(tx: &mut TxRing, counters: &mut IoCounters) {
-    if let Err(e) = tx.flush() {
-        if !matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOBUFS)) {
+/// Has the kernel send what `tx` holds. True if it could not take everything because
+/// its queues are full (socket buffer, driver queue): the rest waits for the next
+/// flush, which should come soon. Any other failure (link down) is counted.
+fn flush(tx: &mut TxRing, counters: &mut IoCounters) -> bool {
+    match tx.flush() {
+        Ok(()) => false,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOBUFS)) => true,
+        Err(_) => {
             counters.tx_errors += 1;
+            false
         }
     }
 }
@@ -303,6 +311,7 @@ impl Dataplane {
             max_frame,
             rx_pending: false,
             batch: 0,
+            tx_backlog: false,
             ingress,
         })
     }
@@ -360,7 +369,7 @@ impl Dataplane {
             // wait for the first completion (module doc).
             let (want, args) = if self.rx_pending {
                 (0, &idle)
-            } else if self.batch >= BUSY_BATCH {
+            } else if self.batch >= BUSY_BATCH || self.tx_backlog {
                 (2 * RING_ENTRIES as usize, &busy)
             } else {
                 (1, &idle)
@@ -571,9 +580,10 @@ impl Dataplane {
 
     /// Has the kernel send what both transmit rings hold.
     fn flush_transmits(&mut self) {
+        self.tx_backlog = false;
         for io in &mut self.ports {
             if let Some(o) = io.open.as_mut() {
-                flush(&mut o.tx, &mut io.counters);
+                self.tx_backlog |= flush(&mut o.tx, &mut io.counters);
             }
         }
     }
