@@ -183,7 +183,10 @@ pub struct Engine {
 }
 
 /// The part of a configuration that shapes the tables and the forwarding topology:
-/// the configuration with every in-place tunable reset to its default.
+/// the configuration with every in-place tunable reset to its default. A tunable reset
+/// here must be applied by `reconfigure` (the `retune`s); the test
+/// `in_place_reconfiguration_matches_a_fresh_engine` changes every scalar setting in
+/// turn and fails if an engine reconfigured in place differs from a fresh one.
 fn addressing(config: &Config) -> Config {
     let mut c = config.clone();
     let defaults = firmware_config::Nat::default();
@@ -1398,5 +1401,122 @@ fn clamp_syn(l4: &mut [u8], clamp: u16, csum: Csum) -> bool {
     match tcp::Packet::new_checked(l4) {
         Ok(mut t) if t.flags() & tcp::SYN != 0 => t.clamp_mss(clamp, csum),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod reconfigure_tests {
+    use super::*;
+
+    /// Every scalar setting of `config` (a dotted path, and a different value for it
+    /// that may or may not be valid): booleans flipped, numbers moved, strings swapped
+    /// for one of a few candidates. Lists (addresses, prefixes) are left alone.
+    fn scalar_changes(config: &Config) -> Vec<(String, toml::Value)> {
+        fn walk(prefix: &str, value: &toml::Value, out: &mut Vec<(String, toml::Value)>) {
+            use toml::Value;
+            let mut push = |v: Value| out.push((prefix.to_string(), v));
+            match value {
+                Value::Table(t) => {
+                    for (k, v) in t {
+                        let path = if prefix.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{prefix}.{k}")
+                        };
+                        walk(&path, v, out);
+                    }
+                }
+                Value::Boolean(b) => push(Value::Boolean(!b)),
+                Value::Integer(i) => {
+                    for n in [i + 1, i - 1, i * 2, i / 2, 1] {
+                        if n != *i {
+                            push(Value::Integer(n));
+                        }
+                    }
+                }
+                Value::String(s) => {
+                    for c in [
+                        "address-dependent",
+                        "endpoint-independent",
+                        "debug",
+                        "other",
+                    ] {
+                        if c != s {
+                            push(Value::String(c.to_string()));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk("", &toml::Value::try_from(config).unwrap(), &mut out);
+        out
+    }
+
+    /// `config` with the setting at `path` set to `value`, if that is a valid
+    /// configuration.
+    fn with(config: &Config, path: &str, value: toml::Value) -> Option<Config> {
+        let mut doc = toml::Value::try_from(config).unwrap();
+        let mut at = &mut doc;
+        for key in path.split('.') {
+            at = at.get_mut(key)?;
+        }
+        *at = value;
+        firmware_config::from_toml(&toml::to_string(&doc).ok()?).ok()
+    }
+
+    /// The engine's state that a configuration shapes, without what differs between
+    /// any two engines (hash seeds) or only with the tables' capacity.
+    fn shaped(engine: &Engine) -> String {
+        format!(
+            "{:?} {:?} {:?} {:?}",
+            engine.nat.params(),
+            engine.fw6.tunables(),
+            engine.frags,
+            engine.icmp_limit
+        )
+    }
+
+    /// A setting `reconfigure` applies in place must leave the engine as a fresh one
+    /// built from the new configuration: a tunable that `addressing` resets but no
+    /// `retune` applies would otherwise be silently ignored until a restart.
+    #[test]
+    fn in_place_reconfiguration_matches_a_fresh_engine() {
+        let base = firmware_config::from_toml(include_str!("../../../natbox.toml")).unwrap();
+        let setup = PortSetup {
+            mac: Mac([2, 0, 0, 0, 0, 1]),
+        };
+        let mut in_place = std::collections::BTreeSet::new();
+        for (path, value) in scalar_changes(&base) {
+            let Some(changed) = with(&base, &path, value) else {
+                continue;
+            };
+            if changed == base {
+                continue;
+            }
+            let mut engine = Engine::new(&base, setup, setup);
+            if engine.reconfigure(&changed) {
+                let fresh = Engine::new(&changed, setup, setup);
+                assert_eq!(shaped(&engine), shaped(&fresh), "{path} changed in place");
+                in_place.insert(path);
+            }
+        }
+        // The guard guards something: the tunables of [nat], [ipv6], [timeouts] and
+        // [icmp] were among the settings changed in place.
+        for path in [
+            "nat.filtering",
+            "nat.max_sessions_per_host",
+            "nat.port_reuse_hold",
+            "ipv6.max_states",
+            "timeouts.udp",
+            "timeouts.fragment",
+            "icmp.rate_limit",
+        ] {
+            assert!(
+                in_place.contains(path),
+                "{path} not changed in place: {in_place:?}"
+            );
+        }
     }
 }

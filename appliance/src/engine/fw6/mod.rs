@@ -115,6 +115,17 @@ impl Fw6 {
         self.timeouts = Timeouts::from_config(&config.timeouts);
     }
 
+    /// The settings in force, for tests that compare engines.
+    #[cfg(test)]
+    pub(crate) fn tunables(&self) -> impl std::fmt::Debug + '_ {
+        (
+            &self.inside,
+            self.max_states,
+            self.udp_inbound_refresh,
+            &self.timeouts,
+        )
+    }
+
     /// Whether `addr` is an inside address (RFC 6092 REC-5/REC-6).
     pub fn is_inside(&self, addr: &Ipv6Addr) -> bool {
         self.inside.iter().any(|n| n.contains(addr))

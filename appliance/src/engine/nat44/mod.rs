@@ -244,6 +244,12 @@ impl Nat44 {
         self.events.configure(event_rate(config));
     }
 
+    /// The settings in force, for tests that compare engines.
+    #[cfg(test)]
+    pub(crate) fn params(&self) -> impl std::fmt::Debug + '_ {
+        &self.p
+    }
+
     /// The mapping event log (see `events`).
     pub fn events(&self) -> &events::EventLog {
         &self.events
