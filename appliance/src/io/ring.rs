@@ -39,7 +39,7 @@
 use super::socket::PacketSocket;
 use crate::wire::offload::{VnetHdr, VNET_HDR_LEN};
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// `TPACKET_V2`.
@@ -82,24 +82,6 @@ pub fn slot_size(max_frame: usize) -> usize {
     (SLOT_HEADROOM + max_frame).next_power_of_two().max(2048)
 }
 
-fn setsockopt<T>(fd: RawFd, name: libc::c_int, value: &T) -> io::Result<()> {
-    // SAFETY: value points to a live T of the size passed.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_PACKET,
-            name,
-            (value as *const T).cast(),
-            std::mem::size_of::<T>() as u32,
-        )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 /// One mapped ring: `slots` slots of `slot_size` bytes, each starting with its
 /// `tpacket2_hdr`.
 #[derive(Debug)]
@@ -111,11 +93,16 @@ struct Mapping {
 }
 
 impl Mapping {
-    /// Switches `fd` to TPACKET_V2, sets up the ring `which` (`PACKET_RX_RING` or
+    /// Switches `socket` to TPACKET_V2, sets up the ring `which` (`PACKET_RX_RING` or
     /// `PACKET_TX_RING`) in about `memory` bytes of slots for frames of up to
     /// `max_frame` bytes, and maps it.
-    fn new(fd: RawFd, which: libc::c_int, memory: usize, max_frame: usize) -> io::Result<Self> {
-        setsockopt(fd, libc::PACKET_VERSION, &TPACKET_V2)?;
+    fn new(
+        socket: &PacketSocket,
+        which: libc::c_int,
+        memory: usize,
+        max_frame: usize,
+    ) -> io::Result<Self> {
+        socket.set(libc::SOL_PACKET, libc::PACKET_VERSION, &TPACKET_V2)?;
         let slot_size = slot_size(max_frame);
         let block_size = BLOCK_SIZE.max(slot_size);
         let blocks = (memory / block_size).max(1);
@@ -126,7 +113,7 @@ impl Mapping {
             frame_size: slot_size as u32,
             frame_nr: slots as u32,
         };
-        setsockopt(fd, which, &req)?;
+        socket.set(libc::SOL_PACKET, which, &req)?;
         let map_len = block_size * blocks;
         // SAFETY: a fresh shared mapping of the socket's one ring; the result is
         // checked.
@@ -136,7 +123,7 @@ impl Mapping {
                 map_len,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED | libc::MAP_POPULATE,
-                fd,
+                socket.as_raw_fd(),
                 0,
             )
         };
@@ -219,10 +206,9 @@ impl RxRing {
     /// Maps a receive ring on `socket` (already carrying `PACKET_VNET_HDR`) whose slots
     /// hold frames of up to `max_frame` bytes with room to grow; larger frames are
     /// queued whole on the socket (`TP_STATUS_COPY`).
-    pub fn new(socket: &impl AsRawFd, max_frame: usize) -> io::Result<RxRing> {
-        let fd = socket.as_raw_fd();
-        setsockopt(fd, libc::PACKET_COPY_THRESH, &1i32)?;
-        let ring = Mapping::new(fd, libc::PACKET_RX_RING, RX_MEMORY, max_frame)?;
+    pub fn new(socket: &PacketSocket, max_frame: usize) -> io::Result<RxRing> {
+        socket.set(libc::SOL_PACKET, libc::PACKET_COPY_THRESH, &1i32)?;
+        let ring = Mapping::new(socket, libc::PACKET_RX_RING, RX_MEMORY, max_frame)?;
         Ok(RxRing { ring, head: 0 })
     }
 
@@ -298,9 +284,8 @@ impl TxRing {
     /// Maps a transmit ring on `socket` (a sending socket carrying `PACKET_VNET_HDR`)
     /// for frames of up to `max_frame` bytes.
     pub fn new(socket: PacketSocket, max_frame: usize) -> io::Result<TxRing> {
-        let fd = socket.as_raw_fd();
-        setsockopt(fd, libc::PACKET_LOSS, &1i32)?;
-        let ring = Mapping::new(fd, libc::PACKET_TX_RING, TX_MEMORY, max_frame)?;
+        socket.set(libc::SOL_PACKET, libc::PACKET_LOSS, &1i32)?;
+        let ring = Mapping::new(&socket, libc::PACKET_TX_RING, TX_MEMORY, max_frame)?;
         Ok(TxRing {
             ring,
             socket,
@@ -339,7 +324,9 @@ impl TxRing {
         true
     }
 
-    /// Whether requested slots wait for a `flush`.
+    /// Whether requested slots wait for a `flush` (for the tests; `flush` checks it
+    /// itself).
+    #[cfg(test)]
     pub fn has_unsent(&self) -> bool {
         self.unsent
     }

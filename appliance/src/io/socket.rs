@@ -136,7 +136,14 @@ impl PacketSocket {
         }
     }
 
-    fn set<T>(&self, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+    /// Sets the socket option `level`/`name` to `value` (also the rings' set-up,
+    /// `ring.rs`).
+    pub(super) fn set<T>(
+        &self,
+        level: libc::c_int,
+        name: libc::c_int,
+        value: &T,
+    ) -> io::Result<()> {
         // SAFETY: value points to a live T of the size passed.
         check(unsafe {
             libc::setsockopt(
