@@ -384,7 +384,7 @@ impl Dataplane {
                 Err(e) => return Err(e),
             }
             self.reap();
-            self.drain_rings()?;
+            self.drain_rings();
             self.send_engine_frames();
             self.flush_transmits();
             if last_poll.elapsed() >= POLL_INTERVAL {
@@ -438,7 +438,7 @@ impl Dataplane {
 
     /// Processes the frames waiting in both ports' receive rings, at most
     /// `DRAIN_BUDGET` per port; notes how many there were and whether any were left.
-    fn drain_rings(&mut self) -> io::Result<()> {
+    fn drain_rings(&mut self) {
         let now = self.now_ms();
         self.rx_pending = false;
         self.batch = 0;
@@ -450,7 +450,7 @@ impl Dataplane {
                 self.batch += 1;
                 if f.copied {
                     self.release_slot(p, f.slot);
-                    self.receive_whole(p, f.vlan, now)?;
+                    self.receive_whole(p, f.vlan, now);
                 } else {
                     self.ring_frame(p, &f, now);
                 }
@@ -460,7 +460,6 @@ impl Dataplane {
                 .as_ref()
                 .is_some_and(|o| o.ring.has_next());
         }
-        Ok(())
     }
 
     fn release_slot(&self, p: usize, slot: u16) {
@@ -505,12 +504,12 @@ impl Dataplane {
 
     /// A frame too large for a ring slot (`TP_STATUS_COPY`), waiting whole on port
     /// `p`'s socket: read into the large buffer, translated, and sent synchronously
-    /// after every send queued before it, on the egress port's receiving socket (module
-    /// doc).
-    fn receive_whole(&mut self, p: usize, vlan: bool, now: u64) -> io::Result<()> {
+    /// once the egress port's transmit ring is flushed, on that port's receiving socket
+    /// (module doc).
+    fn receive_whole(&mut self, p: usize, vlan: bool, now: u64) {
         let io = &mut self.ports[p];
         let Some(fd) = io.open.as_ref().map(|o| o.socket.as_raw_fd()) else {
-            return Ok(());
+            return;
         };
         let buf = &mut self.large[..];
         // SAFETY: buf is writable for its length; MSG_TRUNC makes recv return the
@@ -528,21 +527,21 @@ impl Dataplane {
             .and_then(|n| n.checked_sub(VNET_HDR_LEN))
         else {
             io.counters.rx_errors += 1;
-            return Ok(());
+            return;
         };
         if let Some(reason) = unusable(vlan, VNET_HDR_LEN + len > buf.len()) {
             self.engine.count_drop(io.port, reason);
-            return Ok(());
+            return;
         }
         let port = io.port;
         let Some((out, len)) = translate(&mut self.engine, &mut io.counters, port, buf, len, now)
         else {
-            return Ok(());
+            return;
         };
         let io = &mut self.ports[out];
         let Some(o) = io.open.as_mut() else {
             io.counters.tx_errors += 1;
-            return Ok(());
+            return;
         };
         flush(&mut o.tx, &mut io.counters);
         let fd = o.socket.as_raw_fd();
@@ -558,7 +557,6 @@ impl Dataplane {
         if sent < 0 {
             self.ports[out].counters.tx_errors += 1;
         }
-        Ok(())
     }
 
     /// Queues the frames the engine made (ARP/NDP requests, released packets).
