@@ -71,22 +71,8 @@ boot_and_translate() {
 # Bulk TCP through the VM: 8 MiB of random bytes lan -> wan ($1 = up) or wan -> lan
 # (down) with socat; succeeds if the receiver got exactly those bytes until EOF.
 tcp_bulk() {
-    local listener
     head -c $((8 << 20)) /dev/urandom >"$WORK/bulk"
-    rm -f "$WORK/bulk.got"
-    if [ "$1" = up ]; then
-        in_wan timeout 60 socat -u TCP-LISTEN:5300,bind=198.51.100.1,reuseaddr OPEN:"$WORK/bulk.got",creat,trunc &
-        listener=$!
-        sleep 0.5
-        in_lan timeout 50 socat -u OPEN:"$WORK/bulk" TCP:198.51.100.1:5300 || return 1
-    else
-        in_wan timeout 60 socat -u OPEN:"$WORK/bulk" TCP-LISTEN:5300,bind=198.51.100.1,reuseaddr &
-        listener=$!
-        sleep 0.5
-        in_lan timeout 50 socat -u TCP:198.51.100.1:5300 OPEN:"$WORK/bulk.got",creat,trunc || return 1
-    fi
-    wait "$listener" || return 1
-    cmp "$WORK/bulk" "$WORK/bulk.got"
+    tcp_stream "$1" "$WORK/bulk" 1 50 && cmp "$WORK/bulk" "$WORK/recv"
 }
 
 # Opens TCP connections from lan to wan's port 9 (refused there) until wan's tcpdump

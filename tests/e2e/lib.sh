@@ -118,6 +118,29 @@ check() {
     fi
 }
 
+# tcp_stream up|down FILE COPIES SECONDS: streams COPIES copies of FILE over TCP (wan's
+# port 5300) from lan to wan (up) or from wan to lan (down); the receiving end writes
+# what arrives, until EOF, to $WORK/recv. Each end is bounded by SECONDS; fails if
+# either end fails.
+tcp_stream() {
+    local dir=$1 file=$2 copies=$3 seconds=$4 listener
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    local send='for _ in $(seq "$2"); do cat "$1"; done'
+    rm -f "$WORK/recv"
+    if [ "$dir" = up ]; then
+        in_wan timeout "$seconds" socat -u TCP-LISTEN:5300,bind=198.51.100.1,reuseaddr OPEN:"$WORK/recv",creat,trunc &
+        listener=$!
+        sleep 0.5
+        in_lan timeout "$seconds" bash -c "$send | socat -u - TCP:198.51.100.1:5300" _ "$file" "$copies" || return 1
+    else
+        in_wan timeout "$seconds" bash -c "$send | socat -u - TCP-LISTEN:5300,bind=198.51.100.1,reuseaddr" _ "$file" "$copies" &
+        listener=$!
+        sleep 0.5
+        in_lan timeout "$seconds" socat -u TCP:198.51.100.1:5300 OPEN:"$WORK/recv",creat,trunc || return 1
+    fi
+    wait "$listener"
+}
+
 # Prints the closing line and exits non-zero on any failure.
 finish() {
     if [ "$FAILED" -gt 0 ]; then

@@ -48,18 +48,8 @@ PY
 head -c $((50 * 1024 * 1024)) /dev/urandom >"$WORK/blob"
 EXPECT=$(cat "$WORK/blob" "$WORK/blob" "$WORK/blob" "$WORK/blob" | sha256sum | cut -d' ' -f1)
 run_socat() {
-    local dir=$1 got n
-    rm -f "$WORK/recv"
-    if [ "${dir%%-*}" = up ]; then
-        ip netns exec "$WAN" timeout 30 socat -u TCP-LISTEN:5300,bind=198.51.100.1,reuseaddr OPEN:"$WORK/recv",creat,trunc &
-        sleep 0.5
-        in_lan timeout 30 bash -c 'cat "$1" "$1" "$1" "$1" | socat -u - TCP:198.51.100.1:5300' _ "$WORK/blob" || return 1
-    else
-        ip netns exec "$WAN" timeout 30 bash -c 'cat "$1" "$1" "$1" "$1" | socat -u - TCP-LISTEN:5300,bind=198.51.100.1,reuseaddr' _ "$WORK/blob" &
-        sleep 0.5
-        in_lan timeout 30 socat -u TCP:198.51.100.1:5300 OPEN:"$WORK/recv",creat,trunc || return 1
-    fi
-    wait $! || true
+    local got n
+    tcp_stream "${1%%-*}" "$WORK/blob" 4 30 || return 1
     n=$(stat -c %s "$WORK/recv"); got=$(sha256sum "$WORK/recv" | cut -d' ' -f1)
     rm -f "$WORK/recv"
     echo "bytes received: $n, sha256 $got (expected $((4 * 50 * 1024 * 1024)) bytes, $EXPECT)"
