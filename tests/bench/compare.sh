@@ -124,32 +124,15 @@ offloads() {
     done
 }
 
-# Work done by the whole machine so far: user, nice, system, irq and softirq ticks of all
-# CPUs (not idle, iowait or steal).
-machine_busy() {
-    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 }' /proc/stat
-}
-
 # Busy and total ticks of one /proc/stat line ("cpu" or "cpuN").
 cpu_ticks() {
     awk -v c="$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
 }
 
-proc_ticks() { # utime + stime of processes (sum)
-    local t=0 pid v
-    for pid in "$@"; do
-        v=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
-        t=$((t + v))
-    done
-    echo "$t"
-}
-
-delivered() {
-    in_wan cat /sys/class/net/eth0/statistics/rx_packets
-}
-
 # snapshot PID: the clock, packets wan's eth0 received, packets lan's eth0 sent, the
-# machine's busy ticks and process PID's ticks (0: none), all read by one process
+# work done by the whole machine so far (user, nice, system, irq and softirq ticks of
+# all CPUs; not idle, iowait or steal) and process PID's ticks (utime + stime; PID 0:
+# none), all read by one process
 # within microseconds: under a flood both CPUs are saturated and every command the
 # script starts takes its time, so separate commands would read them a second apart.
 # The two namespaces' counters come from /proc/ANCHOR/net/dev of a process living in
@@ -246,7 +229,7 @@ gw_cpu() {
 # tcp_run MODE LABEL [PID]: iperf3 for DURATION s; Gbps, and CPU s per GB in the
 # window from 1 s after the start to 1 s before the end (see the header).
 tcp_run() {
-    local mode=$1 label=$2 pid=${3:-} server client k0 k1 p0 p1
+    local mode=$1 label=$2 pid=${3:-} server client k0 k1 p0 p1 _
     in_wan timeout $((DURATION + 20)) nice -n "$NICE" taskset -c "$TG_CPU" iperf3 -s -1 >/dev/null 2>&1 &
     server=$!
     sleep 0.5
@@ -254,9 +237,9 @@ tcp_run() {
         iperf3 -c 198.51.100.1 -t "$DURATION" -J >"$WORK/iperf.json" 2>&1 &
     client=$!
     sleep 1
-    k0=$(machine_busy) p0=$(proc_ticks $pid)
+    read -r _ _ _ k0 p0 < <(snapshot "${pid:-0}")
     sleep "$((DURATION - 2))"
-    k1=$(machine_busy) p1=$(proc_ticks $pid)
+    read -r _ _ _ k1 p1 < <(snapshot "${pid:-0}")
     if wait "$client"; then
         R[$mode.tcp$label]=$(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['end']['sum_received']['bits_per_second']/1e9, 3))" "$WORK/iperf.json")
         # GB received in the intervals [1 s, DURATION - 1 s].
@@ -395,14 +378,15 @@ if [ "$PROFILE" = 1 ] && [ "$round" = 1 ]; then
     echo "== natbox profile (not in the table)"
     offloads off
     if command -v strace >/dev/null; then
-        d0=$(delivered)
+        read -r _ d0 _ < <(snapshot 0)
         timeout $((DURATION + 10)) strace -c -f -p "$NATBOX_PID" -o "$WORK/strace.txt" &
         spid=$!
         sleep 0.5
         in_lan timeout -s INT "$DURATION" trafgen -Q -P 1 -o eth0 -i "$WORK/tg1.cfg" >/dev/null 2>&1 || true
         sleep 0.3
         kill -INT "$spid" 2>/dev/null; wait "$spid" 2>/dev/null || true
-        n=$(( $(delivered) - d0 ))
+        read -r _ d1 _ < <(snapshot 0)
+        n=$((d1 - d0))
         echo "  under strace: $n packets delivered (1 flow)"
         sed 's/^/  /' "$WORK/strace.txt" | head -n 15 || true
         calls=$(awk '/io_uring_enter/ { print $4 }' "$WORK/strace.txt")
