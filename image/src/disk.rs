@@ -34,7 +34,8 @@ const SPARE: u64 = 256 << 10;
 /// The ESP's size and the disk's are multiples of this.
 const ALIGN: u64 = 64 << 10;
 /// Where the ESP starts: after the protective MBR, the GPT header and its 32 sectors of
-/// entries (17 KiB), aligned (`build.sh` passes the same offset to syslinux).
+/// entries (17 KiB), aligned (`natbox-image disk` passes the same offset to syslinux's
+/// installer).
 pub const ESP_START: u64 = ALIGN;
 /// GPT partition entries: 128 entries of 128 bytes, 32 sectors.
 const ENTRIES: usize = 128;

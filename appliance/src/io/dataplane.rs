@@ -365,8 +365,9 @@ impl Dataplane {
         unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000, 0, 0, 0) };
         while !stop.load(Ordering::Relaxed) {
             self.arm_receivers()?;
-            // Frames left in a ring: look again at once. A flood: nap. Otherwise
-            // wait for the first completion (module doc).
+            // Frames left in a ring: look again at once. A flood, or frames the
+            // kernel had no room for yet: nap. Otherwise wait for the first completion
+            // (module doc).
             let (want, args) = if self.rx_pending {
                 (0, &idle)
             } else if self.batch >= BUSY_BATCH || self.tx_backlog {
