@@ -27,7 +27,8 @@
 #            (i) one flow, (ii) 10 000 flows (source ports 10000..19999 in turn).
 #            "Delivered" = packets that reached ns wan: the receive counter of wan's eth0
 #            (an nftables netdev ingress rule there drops them, so wan sends no ICMP
-#            back). Counters and clocks are read together, in a few milliseconds.
+#            back). Counters and clocks are read together, in microseconds, by one
+#            sampler at real-time priority, at 0.5 s and DURATION - 0.5 s after start.
 #            All veth offloads off (tso gso gro tx rx).
 #   TCP      iperf3 lan -> wan, DURATION s, one stream, four offload settings on the
 #            four veth ends (the kernel run uses the very same): "off" = all off; "csum
@@ -48,6 +49,9 @@
 #            work (everything after AF_PACKET queued the frame) runs on its own core.
 #            (Steering the kernel's share to the other core with RPS on veth collapses
 #            to a few hundred pps in this VM, so it is not done.)
+#            Each pps run also shows how busy each of the two CPUs was: a CPU near
+#            100% is the limit of that run (with natbox, the generator's CPU also pays
+#            for AF_PACKET's copy of every frame into natbox's ring).
 #            "gw CPU s per Mpkt", the same method for both modes: busy time of the
 #            whole machine (/proc/stat: user, nice, system, irq and softirq of all CPUs)
 #            in the measuring window (0.5 s after start to 0.5 s before end), minus
@@ -96,6 +100,8 @@ fi
 # The watchdog is a job of this shell, so lib.sh's cleanup kills it.
 ( sleep "$MAX_RUNTIME"; echo "compare.sh: time limit ${MAX_RUNTIME}s reached" >&2; kill -TERM $$ ) &
 
+# The sampler's priority (snapshots): real-time where allowed, else the highest nice.
+if chrt -f 10 true 2>/dev/null; then SAMPLER_PRIORITY=(chrt -f 10); else SAMPLER_PRIORITY=(nice -n -20); fi
 NCPU=$(nproc)
 TG_CPU=0 # trafgen -P 1 binds its one worker to CPU 0 itself
 GW_CPU=$((NCPU - 1))
@@ -129,34 +135,50 @@ cpu_ticks() {
     awk -v c="$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
 }
 
-# snapshot PID: the clock, packets wan's eth0 received, packets lan's eth0 sent, the
-# work done by the whole machine so far (user, nice, system, irq and softirq ticks of
-# all CPUs; not idle, iowait or steal) and process PID's ticks (utime + stime; PID 0:
-# none), all read by one process
-# within microseconds: under a flood both CPUs are saturated and every command the
-# script starts takes its time, so separate commands would read them a second apart.
+# snapshots PID START OFFSET...: one line per OFFSET, taken at START + OFFSET seconds
+# (START: $EPOCHREALTIME when the traffic was launched), each with the clock, packets
+# wan's eth0 received, packets lan's eth0 sent, the work done by the whole machine so
+# far (user, nice, system, irq and softirq ticks of all CPUs; not idle, iowait or
+# steal), process PID's ticks (utime + stime; PID 0: none), the busy ticks of the
+# generator's CPU and of the gateway's, and how late the line was taken (s).
+# One sampler, started before the traffic and run at real-time priority, so every
+# number of a line is read within microseconds and at the planned time: under a flood
+# both CPUs are saturated by the benchmark's nice -10 processes, and a command started
+# then at normal priority waits its turn; a closing snapshot taken that way came up to
+# a second late, after trafgen had stopped, and the idle tail diluted natbox's pps
+# (in kernel mode the second CPU is idle, so it was never late there).
 # The two namespaces' counters come from /proc/ANCHOR/net/dev of a process living in
 # each (started after `topology`).
-snapshot() {
-    python3 - "$WAN_ANCHOR" "$LAN_ANCHOR" "$1" <<'PY'
+snapshots() {
+    "${SAMPLER_PRIORITY[@]}" python3 - "$WAN_ANCHOR" "$LAN_ANCHOR" "$TG_CPU" "$GW_CPU" "$@" <<'PY'
 import sys, time
-wan, lan, pid = sys.argv[1:4]
+wan, lan, tg_cpu, gw_cpu, pid, start, *offsets = sys.argv[1:]
 def dev(anchor, field):
     for line in open(f"/proc/{anchor}/net/dev"):
         name, _, rest = line.partition(":")
         if name.strip() == "eth0":
             return int(rest.split()[field])
     return 0
-t = time.time()
-rx, tx = dev(wan, 1), dev(lan, 9)
-cpu = open("/proc/stat").readline().split()
-busy = sum(int(cpu[i]) for i in (1, 2, 3, 6, 7))
-ticks = 0
-if pid != "0":
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    ticks = int(f[11]) + int(f[12])
-print(t, rx, tx, busy, ticks)
+def busy(stat, cpu):
+    return sum(int(stat[cpu][i]) for i in (1, 2, 3, 6, 7))
+for offset in offsets:
+    due = float(start) + float(offset)
+    time.sleep(max(0.0, due - time.time()))
+    t = time.time()
+    rx, tx = dev(wan, 1), dev(lan, 9)
+    stat = {l.split()[0]: l.split() for l in open("/proc/stat") if l.startswith("cpu")}
+    ticks = 0
+    if pid != "0":
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        ticks = int(f[11]) + int(f[12])
+    print(t, rx, tx, busy(stat, "cpu"), ticks, busy(stat, f"cpu{tg_cpu}"),
+          busy(stat, f"cpu{gw_cpu}"), round(t - due, 3), flush=True)
 PY
+}
+
+# late WHAT SECONDS: warn when a snapshot came more than 0.1 s after its time.
+late() {
+    if [ "$(calc "int($2 > 0.1)")" = 1 ]; then echo "  warning: $1 snapshot $2 s late"; fi
 }
 
 wan_sink() {
@@ -197,16 +219,20 @@ declare -A R # R[mode.metric] = value
 # own CPU s per Mpkt.
 pps_run() {
     local mode=$1 flows=$2 pid=${3:-}
-    local d0 d1 tx0 tx1 k0 k1 t0 t1 tg
+    local d0 d1 tx0 tx1 k0 k1 p0 p1 g0 g1 w0 w1 l0 l1 t0 t1 tg start closing sampler
     trafgen_conf "$flows"
+    closing=$(calc "$DURATION - 0.5")
+    start=$EPOCHREALTIME
+    snapshots "${pid:-0}" "$start" 0.5 "$closing" >"$WORK/window" &
+    sampler=$!
     in_lan timeout -s INT "$DURATION" nice -n "$NICE" taskset -c "$TG_CPU" \
         trafgen -Q -P 1 -o eth0 -i "$WORK/tg$flows.cfg" >"$WORK/trafgen.log" 2>&1 &
     tg=$!
-    sleep 0.5
-    read -r t0 d0 tx0 k0 p0 < <(snapshot "${pid:-0}")
-    sleep "$(calc "$DURATION - 1")"
-    read -r t1 d1 tx1 k1 p1 < <(snapshot "${pid:-0}")
+    wait "$sampler"
     wait "$tg" || true
+    { read -r t0 d0 tx0 k0 p0 g0 w0 l0; read -r t1 d1 tx1 k1 p1 g1 w1 l1; } <"$WORK/window"
+    late opening "$l0"
+    late closing "$l1"
     local dt n=$((d1 - d0)) sent=$((tx1 - tx0))
     dt=$(calc "$t1 - $t0")
     R[$mode.pps$flows]=$(calc "round($n / $dt)")
@@ -214,9 +240,12 @@ pps_run() {
     R[$mode.busy$flows]=$(calc "($k1 - $k0) / $HZ")
     R[$mode.sent$flows]=$sent
     R[$mode.deliv$flows]=$n
+    R[$mode.tgbusy$flows]=$(calc "round(($g1 - $g0) / $HZ / $dt * 100)")
+    R[$mode.gwbusy$flows]=$(calc "round(($w1 - $w0) / $HZ / $dt * 100)")
     [ -n "$pid" ] && R[$mode.pcpu$flows]=$(calc "round(($p1 - $p0) / $HZ / max($n, 1) * 1e6, 3)")
     echo "  $mode, $flows flow(s): delivered ${R[$mode.pps$flows]} pps of ${R[$mode.offered$flows]} offered;" \
-        "machine busy ${R[$mode.busy$flows]} CPU s in ${dt%????????}s"
+        "machine busy ${R[$mode.busy$flows]} CPU s in ${dt%????????}s; CPU $TG_CPU" \
+        "${R[$mode.tgbusy$flows]}% busy, CPU $GW_CPU ${R[$mode.gwbusy$flows]}%"
 }
 
 # Per-Mpkt gw CPU of MODE for FLOWS, minus the baseline's cost per offered packet.
@@ -229,17 +258,20 @@ gw_cpu() {
 # tcp_run MODE LABEL [PID]: iperf3 for DURATION s; Gbps, and CPU s per GB in the
 # window from 1 s after the start to 1 s before the end (see the header).
 tcp_run() {
-    local mode=$1 label=$2 pid=${3:-} server client k0 k1 p0 p1 _
+    local mode=$1 label=$2 pid=${3:-} server client k0 k1 p0 p1 l0 l1 start sampler _
     in_wan timeout $((DURATION + 20)) nice -n "$NICE" taskset -c "$TG_CPU" iperf3 -s -1 >/dev/null 2>&1 &
     server=$!
     sleep 0.5
+    start=$EPOCHREALTIME
+    snapshots "${pid:-0}" "$start" 1 "$((DURATION - 1))" >"$WORK/window" &
+    sampler=$!
     in_lan timeout $((DURATION + 15)) nice -n "$NICE" taskset -c "$TG_CPU" \
         iperf3 -c 198.51.100.1 -t "$DURATION" -J >"$WORK/iperf.json" 2>&1 &
     client=$!
-    sleep 1
-    read -r _ _ _ k0 p0 < <(snapshot "${pid:-0}")
-    sleep "$((DURATION - 2))"
-    read -r _ _ _ k1 p1 < <(snapshot "${pid:-0}")
+    wait "$sampler"
+    { read -r _ _ _ k0 p0 _ _ l0; read -r _ _ _ k1 p1 _ _ l1; } <"$WORK/window"
+    late opening "$l0"
+    late closing "$l1"
     if wait "$client"; then
         R[$mode.tcp$label]=$(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['end']['sum_received']['bits_per_second']/1e9, 3))" "$WORK/iperf.json")
         # GB received in the intervals [1 s, DURATION - 1 s].
@@ -378,14 +410,14 @@ if [ "$PROFILE" = 1 ] && [ "$round" = 1 ]; then
     echo "== natbox profile (not in the table)"
     offloads off
     if command -v strace >/dev/null; then
-        read -r _ d0 _ < <(snapshot 0)
+        read -r _ d0 _ < <(snapshots 0 "$EPOCHREALTIME" 0)
         timeout $((DURATION + 10)) strace -c -f -p "$NATBOX_PID" -o "$WORK/strace.txt" &
         spid=$!
         sleep 0.5
         in_lan timeout -s INT "$DURATION" trafgen -Q -P 1 -o eth0 -i "$WORK/tg1.cfg" >/dev/null 2>&1 || true
         sleep 0.3
         kill -INT "$spid" 2>/dev/null; wait "$spid" 2>/dev/null || true
-        read -r _ d1 _ < <(snapshot 0)
+        read -r _ d1 _ < <(snapshots 0 "$EPOCHREALTIME" 0)
         n=$((d1 - d0))
         echo "  under strace: $n packets delivered (1 flow)"
         sed 's/^/  /' "$WORK/strace.txt" | head -n 15 || true
@@ -414,7 +446,7 @@ grep "counters" "$WORK/natbox.log" | sed 's/^.*counters/    counters/'
 done
 done
 
-METRICS="pps1 pps10000 offered1 offered10000 tcpoff tcpon tcpgro tcpall cpu1 cpu10000 pcpu1 pcpu10000 cpugboff cpugbon cpugbgro cpugball pcpugboff pcpugbon pcpugbgro pcpugball rtt"
+METRICS="pps1 pps10000 offered1 offered10000 tgbusy1 tgbusy10000 gwbusy1 gwbusy10000 tcpoff tcpon tcpgro tcpall cpu1 cpu10000 pcpu1 pcpu10000 cpugboff cpugbon cpugbgro cpugball pcpugboff pcpugbon pcpugbgro pcpugball rtt"
 for v in "${VARIANT_LIST[@]}" kernel; do
     for round in $(seq "$ROUNDS"); do gw_cpu "$v.$round" 1; gw_cpu "$v.$round" 10000; done
     for m in $METRICS; do # mean over the rounds that have a number
@@ -454,6 +486,10 @@ row "pps delivered, 1 flow" pps1
 row "pps delivered, 10k flows" pps10000
 row "  (offered by trafgen, 1 flow)" offered1
 row "  (offered by trafgen, 10k flows)" offered10000
+row "  (generator's CPU $TG_CPU busy %, 1 flow)" tgbusy1
+row "  (generator's CPU $TG_CPU busy %, 10k flows)" tgbusy10000
+row "  (gateway's CPU $GW_CPU busy %, 1 flow)" gwbusy1
+row "  (gateway's CPU $GW_CPU busy %, 10k flows)" gwbusy10000
 row "TCP Gbps, offloads off" tcpoff
 row "TCP Gbps, csum offload on (TSO/GSO off)" tcpon
 row "TCP Gbps, hosts TSO off, gw GRO/GSO on" tcpgro
