@@ -258,7 +258,7 @@ gw_cpu() {
 # tcp_run MODE LABEL [PID]: iperf3 for DURATION s; Gbps, and CPU s per GB in the
 # window from 1 s after the start to 1 s before the end (see the header).
 tcp_run() {
-    local mode=$1 label=$2 pid=${3:-} server client k0 k1 p0 p1 l0 l1 start sampler _
+    local mode=$1 label=$2 pid=${3:-} server client k0 k1 p0 p1 g0 g1 w0 w1 l0 l1 t0 t1 start sampler
     in_wan timeout $((DURATION + 20)) nice -n "$NICE" taskset -c "$TG_CPU" iperf3 -s -1 >/dev/null 2>&1 &
     server=$!
     sleep 0.5
@@ -269,7 +269,7 @@ tcp_run() {
         iperf3 -c 198.51.100.1 -t "$DURATION" -J >"$WORK/iperf.json" 2>&1 &
     client=$!
     wait "$sampler"
-    { read -r _ _ _ k0 p0 _ _ l0; read -r _ _ _ k1 p1 _ _ l1; } <"$WORK/window"
+    { read -r t0 _ _ k0 p0 g0 w0 l0; read -r t1 _ _ k1 p1 g1 w1 l1; } <"$WORK/window"
     late opening "$l0"
     late closing "$l1"
     if wait "$client"; then
@@ -284,7 +284,9 @@ tcp_run() {
         echo "  iperf3 failed:"; tail -n 5 "$WORK/iperf.json"
     fi
     wait "$server" 2>/dev/null || true
-    echo "  $mode, TCP offloads $label: ${R[$mode.tcp$label]} Gbps, CPU s per GB ${R[$mode.cpugb$label]:-n/a}${pid:+ (natbox ${R[$mode.pcpugb$label]:-n/a})}"
+    echo "  $mode, TCP offloads $label: ${R[$mode.tcp$label]} Gbps, CPU s per GB ${R[$mode.cpugb$label]:-n/a}${pid:+ (natbox ${R[$mode.pcpugb$label]:-n/a})};" \
+        "CPU $TG_CPU $(calc "round(($g1 - $g0) / $HZ / ($t1 - $t0) * 100)")% busy," \
+        "CPU $GW_CPU $(calc "round(($w1 - $w0) / $HZ / ($t1 - $t0) * 100)")%"
 }
 
 rtt() { # avg ms of 200 pings from namespace $1 to $2
