@@ -75,7 +75,9 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-const RING_ENTRIES: u32 = 4096;
+/// io_uring carries only each port's multishot poll and, when a socket is reopened, its
+/// cancel: a few entries at a time.
+const RING_ENTRIES: u32 = 64;
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Under a flood the loop naps this long between batches instead of waiting to be
 /// woken (module doc).
