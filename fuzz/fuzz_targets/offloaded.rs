@@ -7,31 +7,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use natbox::engine::{Frame, Verdict};
 use natbox::wire::offload::{self, VnetHdr, VNET_HDR_LEN};
 
 fuzz_target!(|data: &[u8]| {
-    let mut engine = natbox_fuzz::engine();
-    let mut now = 1_000_000u64;
     // Super-frames are up to 64 KiB, like the dataplane's receive buffers.
-    let mut buf = vec![0u8; 65_600];
-    let mut out = vec![0u8; 9100];
-    for r in natbox_fuzz::records::<VNET_HDR_LEN>(data) {
-        if r.advance_ms > 0 {
-            now += r.advance_ms;
-            engine.poll(now);
-        }
-        let len = r.frame.len();
-        buf[..len].copy_from_slice(r.frame);
+    natbox_fuzz::run::<VNET_HDR_LEN>(data, 65_600, |engine, r, f, now| {
         let mut h = VnetHdr::read(&r.head);
-        let Ok(o) = offload::prepare(&mut buf[..len], &mut h) else {
-            continue;
-        };
-        let mut f = Frame { buf: &mut buf, len };
-        let verdict = engine.process_offloaded(r.port, &mut f, o, now);
-        if let Verdict::Forward(_) | Verdict::Reply(_) = verdict {
-            assert!(f.len <= f.buf.len());
-        }
-        while engine.pop_transmit(&mut out).is_some() {}
-    }
+        let o = offload::prepare(&mut f.buf[..f.len], &mut h).ok()?;
+        Some(engine.process_offloaded(r.port, f, o, now))
+    });
 });

@@ -1,22 +1,27 @@
 //! What the engine's fuzz targets share: a small engine on the example configuration,
-//! and their record format `[control, len_hi, len_lo, head (HEAD bytes), frame...]`,
+//! their record format `[control, len_hi, len_lo, head (HEAD bytes), frame...]`,
 //! where bit 0 of `control` picks the port and the rest advances the virtual clock in
-//! 100 ms steps before the frame.
+//! 100 ms steps before the frame, and the loop that feeds the records to the engine.
 
-use natbox::engine::{Engine, Port, PortSetup};
+use natbox::engine::{Engine, Frame, Port, PortSetup, Verdict};
 use natbox::wire::ethernet::Mac;
 
 /// An engine for the example configuration, with small tables.
 pub fn engine() -> Engine {
-    let mut config = firmware_config::from_toml(include_str!("../../natbox.toml")).expect("example config");
+    let mut config =
+        firmware_config::from_toml(include_str!("../../natbox.toml")).expect("example config");
     config.nat.max_sessions = 256;
     config.nat.max_sessions_per_host = 64;
     config.nat.max_ports_per_host = 32;
     config.ipv6.max_states = 256;
     Engine::new(
         &config,
-        PortSetup { mac: Mac([2, 0, 0, 0, 1, 1]) },
-        PortSetup { mac: Mac([2, 0, 0, 0, 2, 1]) },
+        PortSetup {
+            mac: Mac([2, 0, 0, 0, 1, 1]),
+        },
+        PortSetup {
+            mac: Mac([2, 0, 0, 0, 2, 1]),
+        },
     )
 }
 
@@ -40,10 +45,44 @@ pub fn records<const HEAD: usize>(mut data: &[u8]) -> impl Iterator<Item = Recor
         let frame = &data[3 + HEAD..3 + HEAD + len];
         data = &data[3 + HEAD + len..];
         Some(Record {
-            port: if control & 1 == 0 { Port::Inside } else { Port::Outside },
+            port: if control & 1 == 0 {
+                Port::Inside
+            } else {
+                Port::Outside
+            },
             advance_ms: u64::from(control >> 1) * 100,
             head,
             frame,
         })
     })
+}
+
+/// Feeds the records of `data` to a fresh `engine()`: advances the clock (polling the
+/// engine), copies each frame into a buffer of `buf_len` bytes, hands it to `process`
+/// (the verdict, or `None` when the target refused the frame before the engine),
+/// checks that a frame forwarded or answered still fits its buffer, and drains the
+/// frames the engine made itself.
+pub fn run<const HEAD: usize>(
+    data: &[u8],
+    buf_len: usize,
+    mut process: impl FnMut(&mut Engine, &Record<'_, HEAD>, &mut Frame<'_>, u64) -> Option<Verdict>,
+) {
+    let mut engine = engine();
+    let mut now = 1_000_000u64;
+    let mut buf = vec![0u8; buf_len];
+    let mut out = vec![0u8; 9100];
+    for r in records::<HEAD>(data) {
+        if r.advance_ms > 0 {
+            now += r.advance_ms;
+            engine.poll(now);
+        }
+        let len = r.frame.len();
+        buf[..len].copy_from_slice(r.frame);
+        let mut f = Frame { buf: &mut buf, len };
+        if let Some(Verdict::Forward(_) | Verdict::Reply(_)) = process(&mut engine, &r, &mut f, now)
+        {
+            assert!(f.len <= f.buf.len());
+        }
+        while engine.pop_transmit(&mut out).is_some() {}
+    }
 }
