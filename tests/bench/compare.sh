@@ -467,12 +467,12 @@ done
 
 # --- the report ------------------------------------------------------------------------
 
-row() { # label key: one column per variant, the kernel, then variant/kernel ratios
+row() { # label key [noratio]: one column per variant, the kernel, then variant/kernel ratios
     local v x k=${R[kernel.$2]:-} cols=() ratios=()
     for v in "${VARIANT_LIST[@]}"; do
         x=${R[$v.$2]:-}
         cols+=("${x:--}")
-        if [[ "$x" =~ ^[0-9.]+$ ]] && [[ "$k" =~ ^[0-9.]+$ ]]; then
+        if [ -z "${3:-}" ] && [[ "$x" =~ ^[0-9.]+$ ]] && [[ "$k" =~ ^[0-9.]+$ ]]; then
             ratios+=("$(calc "'%.2f' % ($x / $k) if $k else '-'")")
         else
             ratios+=("-")
@@ -488,10 +488,10 @@ row "pps delivered, 1 flow" pps1
 row "pps delivered, 10k flows" pps10000
 row "  (offered by trafgen, 1 flow)" offered1
 row "  (offered by trafgen, 10k flows)" offered10000
-row "  (generator's CPU $TG_CPU busy %, 1 flow)" tgbusy1
-row "  (generator's CPU $TG_CPU busy %, 10k flows)" tgbusy10000
-row "  (gateway's CPU $GW_CPU busy %, 1 flow)" gwbusy1
-row "  (gateway's CPU $GW_CPU busy %, 10k flows)" gwbusy10000
+row "  (generator's CPU $TG_CPU busy %, 1 flow)" tgbusy1 noratio
+row "  (generator's CPU $TG_CPU busy %, 10k flows)" tgbusy10000 noratio
+row "  (gateway's CPU $GW_CPU busy %, 1 flow)" gwbusy1 noratio
+row "  (gateway's CPU $GW_CPU busy %, 10k flows)" gwbusy10000 noratio
 row "TCP Gbps, offloads off" tcpoff
 row "TCP Gbps, csum offload on (TSO/GSO off)" tcpon
 row "TCP Gbps, hosts TSO off, gw GRO/GSO on" tcpgro
