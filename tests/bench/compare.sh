@@ -176,9 +176,24 @@ for offset in offsets:
 PY
 }
 
-# late WHAT SECONDS: warn when a snapshot came more than 0.1 s after its time.
-late() {
-    if [ "$(calc "int($2 > 0.1)")" = 1 ]; then echo "  warning: $1 snapshot $2 s late"; fi
+# window_open PID OPENING CLOSING: starts the sampler of a window from OPENING to
+# CLOSING seconds after now, just before the traffic is launched; its two lines go to
+# $WORK/window (snapshots).
+window_open() {
+    snapshots "$1" "$EPOCHREALTIME" "$2" "$3" >"$WORK/window" &
+    SAMPLER=$!
+}
+
+# window_close: waits for the window's sampler and warns of a snapshot taken more than
+# 0.1 s after its time.
+window_close() {
+    wait "$SAMPLER"
+    awk '$8 > 0.1 { print "  warning: " (NR == 1 ? "opening" : "closing") " snapshot " $8 " s late" }' "$WORK/window"
+}
+
+# busy_pct TICKS0 TICKS1 SECONDS: how busy a CPU was (%), from its busy ticks.
+busy_pct() {
+    calc "round(($2 - $1) / $HZ / $3 * 100)"
 }
 
 wan_sink() {
@@ -219,20 +234,15 @@ declare -A R # R[mode.metric] = value
 # own CPU s per Mpkt.
 pps_run() {
     local mode=$1 flows=$2 pid=${3:-}
-    local d0 d1 tx0 tx1 k0 k1 p0 p1 g0 g1 w0 w1 l0 l1 t0 t1 tg start closing sampler
+    local d0 d1 tx0 tx1 k0 k1 p0 p1 g0 g1 w0 w1 t0 t1 tg _
     trafgen_conf "$flows"
-    closing=$(calc "$DURATION - 0.5")
-    start=$EPOCHREALTIME
-    snapshots "${pid:-0}" "$start" 0.5 "$closing" >"$WORK/window" &
-    sampler=$!
+    window_open "${pid:-0}" 0.5 "$(calc "$DURATION - 0.5")"
     in_lan timeout -s INT "$DURATION" nice -n "$NICE" taskset -c "$TG_CPU" \
         trafgen -Q -P 1 -o eth0 -i "$WORK/tg$flows.cfg" >"$WORK/trafgen.log" 2>&1 &
     tg=$!
-    wait "$sampler"
+    window_close
     wait "$tg" || true
-    { read -r t0 d0 tx0 k0 p0 g0 w0 l0; read -r t1 d1 tx1 k1 p1 g1 w1 l1; } <"$WORK/window"
-    late opening "$l0"
-    late closing "$l1"
+    { read -r t0 d0 tx0 k0 p0 g0 w0 _; read -r t1 d1 tx1 k1 p1 g1 w1 _; } <"$WORK/window"
     local dt n=$((d1 - d0)) sent=$((tx1 - tx0))
     dt=$(calc "$t1 - $t0")
     R[$mode.pps$flows]=$(calc "round($n / $dt)")
@@ -240,8 +250,8 @@ pps_run() {
     R[$mode.busy$flows]=$(calc "($k1 - $k0) / $HZ")
     R[$mode.sent$flows]=$sent
     R[$mode.deliv$flows]=$n
-    R[$mode.tgbusy$flows]=$(calc "round(($g1 - $g0) / $HZ / $dt * 100)")
-    R[$mode.gwbusy$flows]=$(calc "round(($w1 - $w0) / $HZ / $dt * 100)")
+    R[$mode.tgbusy$flows]=$(busy_pct "$g0" "$g1" "$dt")
+    R[$mode.gwbusy$flows]=$(busy_pct "$w0" "$w1" "$dt")
     [ -n "$pid" ] && R[$mode.pcpu$flows]=$(calc "round(($p1 - $p0) / $HZ / max($n, 1) * 1e6, 3)")
     echo "  $mode, $flows flow(s): delivered ${R[$mode.pps$flows]} pps of ${R[$mode.offered$flows]} offered;" \
         "machine busy ${R[$mode.busy$flows]} CPU s in ${dt%????????}s; CPU $TG_CPU" \
@@ -258,20 +268,16 @@ gw_cpu() {
 # tcp_run MODE LABEL [PID]: iperf3 for DURATION s; Gbps, and CPU s per GB in the
 # window from 1 s after the start to 1 s before the end (see the header).
 tcp_run() {
-    local mode=$1 label=$2 pid=${3:-} server client k0 k1 p0 p1 g0 g1 w0 w1 l0 l1 t0 t1 start sampler
+    local mode=$1 label=$2 pid=${3:-} server client k0 k1 p0 p1 g0 g1 w0 w1 t0 t1 _
     in_wan timeout $((DURATION + 20)) nice -n "$NICE" taskset -c "$TG_CPU" iperf3 -s -1 >/dev/null 2>&1 &
     server=$!
     sleep 0.5
-    start=$EPOCHREALTIME
-    snapshots "${pid:-0}" "$start" 1 "$((DURATION - 1))" >"$WORK/window" &
-    sampler=$!
+    window_open "${pid:-0}" 1 "$((DURATION - 1))"
     in_lan timeout $((DURATION + 15)) nice -n "$NICE" taskset -c "$TG_CPU" \
         iperf3 -c 198.51.100.1 -t "$DURATION" -J >"$WORK/iperf.json" 2>&1 &
     client=$!
-    wait "$sampler"
-    { read -r t0 _ _ k0 p0 g0 w0 l0; read -r t1 _ _ k1 p1 g1 w1 l1; } <"$WORK/window"
-    late opening "$l0"
-    late closing "$l1"
+    window_close
+    { read -r t0 _ _ k0 p0 g0 w0 _; read -r t1 _ _ k1 p1 g1 w1 _; } <"$WORK/window"
     if wait "$client"; then
         R[$mode.tcp$label]=$(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['end']['sum_received']['bits_per_second']/1e9, 3))" "$WORK/iperf.json")
         # GB received in the intervals [1 s, DURATION - 1 s].
@@ -285,8 +291,8 @@ tcp_run() {
     fi
     wait "$server" 2>/dev/null || true
     echo "  $mode, TCP offloads $label: ${R[$mode.tcp$label]} Gbps, CPU s per GB ${R[$mode.cpugb$label]:-n/a}${pid:+ (natbox ${R[$mode.pcpugb$label]:-n/a})};" \
-        "CPU $TG_CPU $(calc "round(($g1 - $g0) / $HZ / ($t1 - $t0) * 100)")% busy," \
-        "CPU $GW_CPU $(calc "round(($w1 - $w0) / $HZ / ($t1 - $t0) * 100)")%"
+        "CPU $TG_CPU $(busy_pct "$g0" "$g1" "$(calc "$t1 - $t0")")% busy," \
+        "CPU $GW_CPU $(busy_pct "$w0" "$w1" "$(calc "$t1 - $t0")")%"
 }
 
 rtt() { # avg ms of 200 pings from namespace $1 to $2
