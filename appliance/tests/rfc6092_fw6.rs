@@ -209,9 +209,9 @@ fn rfc6092_rec6_inside_source_arriving_outside_dropped() {
     let p = udp6(addr("2001:db8:10::99"), 53, host6(), 40000, b"x");
     assert_eq!(
         h.from_wan6(p).verdict,
-        Verdict::Drop(DropReason::SpoofedSource)
+        Verdict::Drop(DropReason::SpoofedFromOutside)
     );
-    assert_eq!(h.drops(DropReason::SpoofedSource), 1);
+    assert_eq!(h.drops(DropReason::SpoofedFromOutside), 1);
 }
 
 #[test]

@@ -10,7 +10,10 @@
 //!
 //! Replies are written into the received frame's buffer, whose length is all the room
 //! there is: builders never write past it, and callers check `error4_fits`,
-//! `error6_fits` and `ND_FRAME_LEN` before building what might not fit.
+//! `error6_fits` and `ND_FRAME_LEN` before building what might not fit. Builders that
+//! read the received frame parse it again rather than trust their caller, and return
+//! `None` (nothing written) when it does not parse: the caller drops the frame with a
+//! reason. No builder panics on any input.
 
 use crate::wire::ethernet::{self, ethertype, Mac};
 use crate::wire::{arp, checksum, icmpv4, icmpv6, ipv4, ipv6, proto};
@@ -91,16 +94,14 @@ pub fn error4(
     addr: Ipv4Addr,
     kind: (u8, u8, u32),
     ident: u16,
-) -> usize {
+) -> Option<usize> {
     let (orig_src, quoted_len, peer) = {
-        let p = ipv4::Packet::new_checked(&buf[ETH..len]).expect("validated by caller");
-        let room =
-            buf.len().min(ETH + MAX_ERROR4) - ETH - ipv4::MIN_HEADER_LEN - icmpv4::HEADER_LEN;
-        (
-            p.src(),
-            p.total_len().min(room),
-            ethernet::Frame::new_checked(&buf[..]).expect("frame").src(),
-        )
+        let p = ipv4::Packet::new_checked(buf.get(ETH..len)?).ok()?;
+        let room = buf
+            .len()
+            .min(ETH + MAX_ERROR4)
+            .checked_sub(ETH + ipv4::MIN_HEADER_LEN + icmpv4::HEADER_LEN)?;
+        (p.src(), p.total_len().min(room), peer_mac(buf)?)
     };
     let icmp_at = ETH + ipv4::MIN_HEADER_LEN;
     buf.copy_within(ETH..ETH + quoted_len, icmp_at + icmpv4::HEADER_LEN);
@@ -121,19 +122,21 @@ pub fn error4(
     icmpv4::write_header(&mut buf[icmp_at..], t, code, rest);
     let c = checksum::checksum(&buf[icmp_at..icmp_at + icmp_len]);
     buf[icmp_at + 2..icmp_at + 4].copy_from_slice(&c.to_be_bytes());
-    icmp_at + icmp_len
+    Some(icmp_at + icmp_len)
+}
+
+/// The sender's MAC address of the frame in `buf`.
+fn peer_mac(buf: &[u8]) -> Option<Mac> {
+    ethernet::Frame::new_checked(buf).ok().map(|f| f.src())
 }
 
 /// Turns an ICMPv4 echo request frame into its reply. Returns the new length.
-pub fn echo_reply4(buf: &mut [u8], len: usize, mac: Mac) -> usize {
-    let peer = ethernet::Frame::new_checked(&buf[..]).expect("frame").src();
-    ethernet::write_header(buf, peer, mac, ethertype::IPV4);
-    let mut p = ipv4::Packet::new_checked(&mut buf[ETH..len]).expect("validated by caller");
+pub fn echo_reply4(buf: &mut [u8], len: usize, mac: Mac) -> Option<usize> {
+    let peer = peer_mac(buf)?;
+    let mut p = ipv4::Packet::new_checked(buf.get_mut(ETH..len)?).ok()?;
     let (src, dst) = (p.src(), p.dst());
-    p.set_src(dst);
-    p.set_dst(src);
     let total = p.total_len();
-    let mut i = icmpv4::Packet::new_checked(p.payload_mut()).expect("validated by caller");
+    let mut i = icmpv4::Packet::new_checked(p.payload_mut()).ok()?;
     let old = u16::from(icmpv4::ECHO_REQUEST) << 8 | u16::from(i.code());
     i.set_msg_type(icmpv4::ECHO_REPLY);
     let c = checksum::update16(
@@ -142,14 +145,17 @@ pub fn echo_reply4(buf: &mut [u8], len: usize, mac: Mac) -> usize {
         u16::from(icmpv4::ECHO_REPLY) << 8 | u16::from(i.code()),
     );
     i.set_checksum(c);
-    ETH + total
+    p.set_src(dst);
+    p.set_dst(src);
+    ethernet::write_header(buf, peer, mac, ethertype::IPV4);
+    Some(ETH + total)
 }
 
 /// Turns an ARP request frame into the reply for `(mac, addr)`. Returns the new length
 /// (padded to the 60-byte Ethernet minimum).
-pub fn arp_reply(buf: &mut [u8], mac: Mac, addr: Ipv4Addr) -> usize {
+pub fn arp_reply(buf: &mut [u8], mac: Mac, addr: Ipv4Addr) -> Option<usize> {
     let (peer_mac, peer_ip) = {
-        let a = arp::Packet::new_checked(&buf[ETH..]).expect("validated by caller");
+        let a = arp::Packet::new_checked(buf.get(ETH..)?).ok()?;
         (a.sender_mac(), a.sender_ip())
     };
     ethernet::write_header(buf, peer_mac, mac, ethertype::ARP);
@@ -159,7 +165,7 @@ pub fn arp_reply(buf: &mut [u8], mac: Mac, addr: Ipv4Addr) -> usize {
         (mac, addr),
         (peer_mac, peer_ip),
     );
-    pad(buf, ETH + arp::LEN)
+    Some(pad(buf, ETH + arp::LEN))
 }
 
 /// Writes an ARP request for `target` from `(mac, addr)` into `buf`; returns its length.
@@ -210,15 +216,20 @@ pub fn error6_fits(capacity: usize, total: usize) -> bool {
 /// Replaces the frame (Ethernet + IPv6 packet) with an ICMPv6 error about it, sent
 /// from `(mac, addr)` back to the frame's sender. Returns the new length. The caller
 /// checked `may_error6` and `error6_fits`.
-pub fn error6(buf: &mut [u8], len: usize, mac: Mac, addr: &Ipv6Addr, kind: (u8, u8, u32)) -> usize {
+pub fn error6(
+    buf: &mut [u8],
+    len: usize,
+    mac: Mac,
+    addr: &Ipv6Addr,
+    kind: (u8, u8, u32),
+) -> Option<usize> {
     let (orig_src, quoted_len, peer) = {
-        let p = ipv6::Packet::new_checked(&buf[ETH..len]).expect("validated by caller");
-        let room = buf.len().min(ETH + MAX_ERROR6) - ETH - ipv6::HEADER_LEN - icmpv6::HEADER_LEN;
-        (
-            p.src(),
-            p.total_len().min(room),
-            ethernet::Frame::new_checked(&buf[..]).expect("frame").src(),
-        )
+        let p = ipv6::Packet::new_checked(buf.get(ETH..len)?).ok()?;
+        let room = buf
+            .len()
+            .min(ETH + MAX_ERROR6)
+            .checked_sub(ETH + ipv6::HEADER_LEN + icmpv6::HEADER_LEN)?;
+        (p.src(), p.total_len().min(room), peer_mac(buf)?)
     };
     let icmp_at = ETH + ipv6::HEADER_LEN;
     buf.copy_within(ETH..ETH + quoted_len, icmp_at + icmpv6::HEADER_LEN);
@@ -234,27 +245,31 @@ pub fn error6(buf: &mut [u8], len: usize, mac: Mac, addr: &Ipv6Addr, kind: (u8, 
     );
     let (t, code, rest) = kind;
     icmpv6::write_header(&mut buf[icmp_at..], t, code, rest);
-    fill_icmp6_checksum(buf, icmp_at, icmp_len, addr, &orig_src);
-    icmp_at + icmp_len
+    fill_icmp6_checksum(buf, icmp_at, icmp_len, addr, &orig_src)?;
+    Some(icmp_at + icmp_len)
 }
 
-/// Turns an ICMPv6 echo request frame into its reply. Returns the new length.
-pub fn echo_reply6(buf: &mut [u8], len: usize, mac: Mac, upper_offset: usize) -> usize {
-    let peer = ethernet::Frame::new_checked(&buf[..]).expect("frame").src();
-    ethernet::write_header(buf, peer, mac, ethertype::IPV6);
+/// Turns an ICMPv6 echo request frame (its ICMPv6 message at `upper_offset` in the
+/// IPv6 packet) into its reply. Returns the new length; `None`, with nothing written,
+/// when the message is shorter than an echo header.
+pub fn echo_reply6(buf: &mut [u8], len: usize, mac: Mac, upper_offset: usize) -> Option<usize> {
+    let peer = peer_mac(buf)?;
     let (src, dst, total) = {
-        let p = ipv6::Packet::new_checked(&buf[ETH..len]).expect("validated by caller");
+        let p = ipv6::Packet::new_checked(buf.get(ETH..len)?).ok()?;
         (p.src(), p.dst(), p.total_len())
     };
+    let icmp_len = total
+        .checked_sub(upper_offset)
+        .filter(|&n| n >= icmpv6::HEADER_LEN)?;
     let icmp_at = ETH + upper_offset;
-    let icmp_len = total - upper_offset;
     // Any extension headers of the request are dropped from the reply.
     buf.copy_within(icmp_at..icmp_at + icmp_len, ETH + ipv6::HEADER_LEN);
+    ethernet::write_header(buf, peer, mac, ethertype::IPV6);
     ipv6::write_header(&mut buf[ETH..], &dst, &src, proto::ICMPV6, TTL, icmp_len);
     let icmp_at = ETH + ipv6::HEADER_LEN;
     buf[icmp_at] = icmpv6::ECHO_REPLY;
-    fill_icmp6_checksum(buf, icmp_at, icmp_len, &dst, &src);
-    icmp_at + icmp_len
+    fill_icmp6_checksum(buf, icmp_at, icmp_len, &dst, &src)?;
+    Some(icmp_at + icmp_len)
 }
 
 /// Writes a Neighbor Advertisement for `target` (ours) answering a solicitation from
@@ -323,14 +338,24 @@ fn nd_message(
     let icmp_at = ETH + ipv6::HEADER_LEN;
     let (t, flags, target, opt) = body;
     icmpv6::write_nd(&mut buf[icmp_at..], t, flags, target, opt, mac);
-    fill_icmp6_checksum(buf, icmp_at, ND_BODY, src, dst);
+    // ND_BODY is longer than an ICMPv6 header, so the checksum is always filled.
+    let _ = fill_icmp6_checksum(buf, icmp_at, ND_BODY, src, dst);
     icmp_at + ND_BODY
 }
 
-fn fill_icmp6_checksum(buf: &mut [u8], at: usize, len: usize, src: &Ipv6Addr, dst: &Ipv6Addr) {
+/// Fills the checksum of the ICMPv6 message of `len` bytes at `at`; `None` if that is
+/// shorter than an ICMPv6 header or past the buffer.
+fn fill_icmp6_checksum(
+    buf: &mut [u8],
+    at: usize,
+    len: usize,
+    src: &Ipv6Addr,
+    dst: &Ipv6Addr,
+) -> Option<()> {
     let pseudo = checksum::pseudo_v6(src, dst, proto::ICMPV6, len as u32);
-    let mut i = icmpv6::Packet::new_checked(&mut buf[at..at + len]).expect("written above");
+    let mut i = icmpv6::Packet::new_checked(buf.get_mut(at..at.checked_add(len)?)?).ok()?;
     i.fill_checksum(pseudo);
+    Some(())
 }
 
 #[cfg(test)]

@@ -29,6 +29,15 @@
 //! (`nat44`), outside-to-pool IPv4 is translated back, inside-to-pool is hairpinned;
 //! IPv6 is routed through the egress-only filter (`fw6`); outside-to-outside and
 //! outside-to-private traffic is dropped.
+//!
+//! Sources are checked before anything else looks at a packet, the box's own
+//! addresses included. From any port: martians (IPv4 0/8, loopback, multicast, class
+//! E, RFC 1812 section 5.3.7; IPv6 unspecified, loopback, multicast, IPv4-mapped, RFC
+//! 6092 REC-3) are `martian_source`. From the outside: sources that can only be an
+//! inside host's or the box's (an inside prefix, a pool or port address, and IPv6
+//! unique local addresses, RFC 4193 section 4.1) are `spoofed_from_outside` (BCP 38,
+//! RFC 6092 REC-6, applied to IPv4 too). An operator whose outside network really
+//! uses ULA must list it in no inside prefix and accept that ULA sources are refused.
 
 pub mod buffers;
 pub mod frag;
@@ -57,7 +66,7 @@ use std::collections::VecDeque;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use track::Dir;
 
-use crate::wire::checksum::Csum;
+use crate::wire::checksum::{self, Csum};
 use crate::wire::ethernet::{self, ethertype, Mac};
 use crate::wire::offload::{self, Offload};
 use crate::wire::{arp, icmpv4, icmpv6, ipv4, ipv6, proto, tcp};
@@ -608,8 +617,13 @@ impl Engine {
         match (op, ours) {
             (arp::OP_REQUEST, true) => {
                 let mac = self.ports[port as usize].mac;
-                frame.len = icmp::arp_reply(frame.buf, mac, target);
-                Verdict::Reply(port)
+                match icmp::arp_reply(frame.buf, mac, target) {
+                    Some(len) => {
+                        frame.len = len;
+                        Verdict::Reply(port)
+                    }
+                    None => Verdict::Drop(DropReason::ArpMalformed),
+                }
             }
             (_, true) => Verdict::Consumed,
             _ => Verdict::Drop(DropReason::NeighbourIgnored),
@@ -735,12 +749,15 @@ impl Engine {
         if !self.icmp_allowed(now) {
             return Verdict::Drop(reason);
         }
+        self.ident = self.ident.wrapping_add(1);
+        let mac = self.ports[port as usize].mac;
+        let Some(len) = icmp::error4(frame.buf, frame.len, mac, src, kind, self.ident) else {
+            return Verdict::Drop(reason);
+        };
+        frame.len = len;
         // The offending packet is dropped even though a reply leaves.
         self.stats.drop(reason);
         self.stats.ports[port as usize].drops += 1;
-        self.ident = self.ident.wrapping_add(1);
-        let mac = self.ports[port as usize].mac;
-        frame.len = icmp::error4(frame.buf, frame.len, mac, src, kind, self.ident);
         Verdict::Reply(port)
     }
 
@@ -760,12 +777,15 @@ impl Engine {
         if !self.icmp_allowed(now) {
             return Verdict::Drop(reason);
         }
+        let p = &self.ports[port as usize];
+        let src = p.ipv6.map_or(p.link_local, |n| n.addr());
+        let Some(len) = icmp::error6(frame.buf, frame.len, p.mac, &src, kind) else {
+            return Verdict::Drop(reason);
+        };
+        frame.len = len;
         // The offending packet is dropped even though a reply leaves.
         self.stats.drop(reason);
         self.stats.ports[port as usize].drops += 1;
-        let p = &self.ports[port as usize];
-        let src = p.ipv6.map_or(p.link_local, |n| n.addr());
-        frame.len = icmp::error6(frame.buf, frame.len, p.mac, &src, kind);
         Verdict::Reply(port)
     }
 
@@ -792,16 +812,20 @@ impl Engine {
             )
         };
         frame.len = ETH + total; // strip Ethernet padding
-        if src.is_multicast() || src.is_broadcast() || src.is_loopback() || src.is_unspecified() {
+        if martian4(src) {
             return Verdict::Drop(DropReason::MartianSource);
+        }
+        if port == Port::Outside && self.inside_or_own4(src) {
+            return Verdict::Drop(DropReason::SpoofedFromOutside);
         }
         if dst.is_multicast() || dst.is_broadcast() || self.is_subnet_broadcast(port, dst) {
             return Verdict::Drop(DropReason::BroadcastOrMulticast);
         }
         let echo_request = protocol == proto::ICMP && first_frag && !fragment && {
-            let ip = &frame.buf[ETH..frame.len];
-            icmpv4::Packet::new_checked(&ip[usize::from(ip[0] & 0x0f) * 4..])
-                .is_ok_and(|i| i.msg_type() == icmpv4::ECHO_REQUEST)
+            ipv4::Packet::new_checked(&frame.buf[ETH..frame.len]).is_ok_and(|p| {
+                icmpv4::Packet::new_checked(p.payload())
+                    .is_ok_and(|i| i.msg_type() == icmpv4::ECHO_REQUEST)
+            })
         };
         let pool_dst = self.nat.is_pool_addr(dst);
         // Pool addresses are translated, except that echo requests to them are answered
@@ -839,6 +863,18 @@ impl Engine {
         }
     }
 
+    /// Whether `src` can only be an inside host's or the box's own (BCP 38, RFC 6092
+    /// REC-6 applied to IPv4): an inside prefix, a pool address, a port address. Such a
+    /// source on the outside is forged.
+    fn inside_or_own4(&self, src: Ipv4Addr) -> bool {
+        self.nat.translates(src)
+            || self.nat.is_pool_addr(src)
+            || self
+                .ports
+                .iter()
+                .any(|p| p.ipv4.is_some_and(|n| n.addr() == src))
+    }
+
     fn is_subnet_broadcast(&self, port: Port, dst: Ipv4Addr) -> bool {
         self.ports[port as usize].broadcast4 == Some(dst)
     }
@@ -853,12 +889,30 @@ impl Engine {
         if !echo_request {
             return self.deliver_local(port, frame, now);
         }
+        // RFC 1122 section 3.2.2: a message whose checksum fails is discarded.
+        let verified = ipv4::Packet::new_checked(&frame.buf[ETH..frame.len])
+            .ok()
+            .and_then(|p| {
+                icmpv4::Packet::new_checked(p.payload())
+                    .ok()
+                    .map(|i| i.verify_checksum())
+            });
+        match verified {
+            None => return Verdict::Drop(DropReason::IcmpMalformed),
+            Some(false) => return Verdict::Drop(DropReason::IcmpBadChecksum),
+            Some(true) => {}
+        }
         if !self.icmp_allowed(now) {
             return Verdict::Consumed;
         }
         let mac = self.ports[port as usize].mac;
-        frame.len = icmp::echo_reply4(frame.buf, frame.len, mac);
-        Verdict::Reply(port)
+        match icmp::echo_reply4(frame.buf, frame.len, mac) {
+            Some(len) => {
+                frame.len = len;
+                Verdict::Reply(port)
+            }
+            None => Verdict::Drop(DropReason::IcmpMalformed),
+        }
     }
 
     /// Hands a packet addressed to the box to the service bound to it, if any.
@@ -993,9 +1047,10 @@ impl Engine {
 
     /// Routes a translated inbound datagram to its inside destination.
     fn route_inside4(&mut self, frame: &mut Frame<'_>, now: u64) -> Verdict {
-        let dst = ipv4::Packet::new_checked(&frame.buf[ETH..frame.len])
-            .expect("validated")
-            .dst();
+        let Ok(p) = ipv4::Packet::new_checked(&frame.buf[ETH..frame.len]) else {
+            return Verdict::Drop(DropReason::Ipv4Malformed);
+        };
+        let dst = p.dst();
         match self.routes.lookup4(dst) {
             Some((Port::Inside, hop)) => self.finish4(frame, Port::Inside, hop, now),
             _ => Verdict::Drop(DropReason::NoRoute),
@@ -1032,7 +1087,7 @@ impl Engine {
             return match self.frags.lookup(&key()) {
                 Some(FragAction::Rewrite4 { src, dst }) => {
                     let mut p = ipv4::Packet::new_checked(&mut frame.buf[ETH..frame.len])
-                        .expect("validated");
+                        .map_err(|_| DropReason::Ipv4Malformed)?;
                     p.set_src(src);
                     p.set_dst(dst);
                     self.stats.fragments_forwarded += 1;
@@ -1060,7 +1115,8 @@ impl Engine {
             }
         }
         if ctx.fragment {
-            let p = ipv4::Packet::new_checked(&frame.buf[ETH..frame.len]).expect("validated");
+            let p = ipv4::Packet::new_checked(&frame.buf[ETH..frame.len])
+                .map_err(|_| DropReason::Ipv4Malformed)?;
             let action = FragAction::Rewrite4 {
                 src: p.src(),
                 dst: p.dst(),
@@ -1096,7 +1152,9 @@ impl Engine {
     /// MSS clamp, TTL decrement, next hop.
     fn finish4(&mut self, frame: &mut Frame<'_>, egress: Port, hop: Ipv4Addr, now: u64) -> Verdict {
         let clamp = self.config.nat.mss_clamp;
-        let mut p = ipv4::Packet::new_checked(&mut frame.buf[ETH..frame.len]).expect("validated");
+        let Ok(mut p) = ipv4::Packet::new_checked(&mut frame.buf[ETH..frame.len]) else {
+            return Verdict::Drop(DropReason::Ipv4Malformed);
+        };
         if clamp != 0
             && p.protocol() == proto::TCP
             && p.frag_offset() == 0
@@ -1159,8 +1217,9 @@ impl Engine {
             (p.src(), p.dst(), p.total_len(), p.hop_limit(), upper)
         };
         frame.len = ETH + total;
+        // Read within the packet: Ethernet padding and stale buffer bytes are no type.
         let l4_type = (upper.protocol == proto::ICMPV6 && upper.fragment.is_none())
-            .then(|| frame.buf.get(ETH + upper.offset).copied())
+            .then(|| frame.bytes().get(ETH + upper.offset).copied())
             .flatten();
         let nd = matches!(
             l4_type,
@@ -1168,6 +1227,17 @@ impl Engine {
         );
         if nd {
             return self.ndp_in(port, frame, &src, &dst, hop_limit, upper.offset, now);
+        }
+        // RFC 6092 REC-3: addresses that must not appear as a source anywhere.
+        if src.is_multicast()
+            || src.is_unspecified()
+            || src.is_loopback()
+            || src.to_ipv4_mapped().is_some()
+        {
+            return Verdict::Drop(DropReason::MartianSource);
+        }
+        if port == Port::Outside && self.inside_or_own6(&src) {
+            return Verdict::Drop(DropReason::SpoofedFromOutside);
         }
         if dst.is_multicast() {
             return Verdict::Drop(DropReason::Ipv6Multicast);
@@ -1177,23 +1247,12 @@ impl Engine {
             || self.owns6(Port::Inside, &dst)
         {
             if l4_type == Some(icmpv6::ECHO_REQUEST) {
-                if !self.icmp_allowed(now) {
-                    return Verdict::Consumed;
-                }
-                let mac = self.ports[port as usize].mac;
-                frame.len = icmp::echo_reply6(frame.buf, frame.len, mac, upper.offset);
-                return Verdict::Reply(port);
+                return self.echo6(port, frame, upper.offset, now);
             }
             return self.deliver_local(port, frame, now);
         }
-        // RFC 6092 REC-3: addresses that must not appear on the Internet.
-        if src.is_multicast()
-            || src.is_unspecified()
-            || src.is_loopback()
-            || src.is_unicast_link_local()
-            || src.to_ipv4_mapped().is_some()
-            || dst.is_unicast_link_local()
-        {
+        // Link-local addresses never leave their link (RFC 4291 section 2.5.6).
+        if src.is_unicast_link_local() || dst.is_unicast_link_local() {
             return Verdict::Drop(DropReason::MartianSource);
         }
         if upper.has_rh0 {
@@ -1223,6 +1282,49 @@ impl Engine {
             Err(reason) => return Verdict::Drop(reason),
         }
         self.finish6(frame, port, egress, hop, hop_limit, total, now)
+    }
+
+    /// Whether `src` can only be an inside host's or the box's own: an inside prefix, a
+    /// unique local address (RFC 4193 section 4.1: filtered at the site border by
+    /// default), or a port address (global or link-local). Such a source on the
+    /// outside is forged (RFC 6092 REC-6, BCP 38).
+    fn inside_or_own6(&self, src: &Ipv6Addr) -> bool {
+        self.fw6.is_inside(src)
+            || src.is_unique_local()
+            || Port::ALL.iter().any(|&p| self.owns6(p, src))
+    }
+
+    /// Answers an ICMPv6 echo request to the box (RFC 4443 section 4.2), after the
+    /// checks RFC 4443 section 2.3 asks of a receiver: a whole header and a checksum
+    /// that verifies.
+    fn echo6(&mut self, port: Port, frame: &mut Frame<'_>, offset: usize, now: u64) -> Verdict {
+        if let Err(reason) = self.settle_offload(frame) {
+            return Verdict::Drop(reason);
+        }
+        let Ok(p) = ipv6::Packet::new_checked(&frame.buf[ETH..frame.len]) else {
+            return Verdict::Drop(DropReason::Ipv6Malformed);
+        };
+        let Some(body) = frame.bytes().get(ETH + offset..) else {
+            return Verdict::Drop(DropReason::IcmpMalformed);
+        };
+        let Ok(msg) = icmpv6::Packet::new_checked(body) else {
+            return Verdict::Drop(DropReason::IcmpMalformed);
+        };
+        let pseudo = checksum::pseudo_v6(&p.src(), &p.dst(), proto::ICMPV6, body.len() as u32);
+        if !msg.verify_checksum(pseudo) {
+            return Verdict::Drop(DropReason::IcmpBadChecksum);
+        }
+        if !self.icmp_allowed(now) {
+            return Verdict::Consumed;
+        }
+        let mac = self.ports[port as usize].mac;
+        match icmp::echo_reply6(frame.buf, frame.len, mac, offset) {
+            Some(len) => {
+                frame.len = len;
+                Verdict::Reply(port)
+            }
+            None => Verdict::Drop(DropReason::IcmpMalformed),
+        }
     }
 
     /// Runs the egress-only filter for a routed IPv6 packet.
@@ -1298,7 +1400,9 @@ impl Engine {
             let kind = (icmpv6::PACKET_TOO_BIG, 0, mtu as u32);
             return self.reject6(port, frame, DropReason::TooBig, kind, now);
         }
-        let mut p = ipv6::Packet::new_checked(&mut frame.buf[ETH..frame.len]).expect("validated");
+        let Ok(mut p) = ipv6::Packet::new_checked(&mut frame.buf[ETH..frame.len]) else {
+            return Verdict::Drop(DropReason::Ipv6Malformed);
+        };
         let clamp = self.config.nat.mss_clamp;
         if clamp != 0 {
             if let Ok(u) = p.upper_layer() {
@@ -1388,11 +1492,18 @@ struct Pkt4 {
     ident: u16,
 }
 
+/// Sources no router accepts from any port (RFC 1812 section 5.3.7, RFC 6890):
+/// 0.0.0.0/8 ("this network"), 127.0.0.0/8 (loopback), 224.0.0.0/4 (multicast) and
+/// 240.0.0.0/4 (class E, with the limited broadcast address).
+fn martian4(src: Ipv4Addr) -> bool {
+    matches!(src.octets()[0], 0 | 127 | 224..)
+}
+
 /// Whether the datagram `ip` (described by `ctx`) is an ICMPv4 error message.
 fn is_icmp_error4(ctx: &Pkt4, ip: &[u8]) -> bool {
     ctx.protocol == proto::ICMP && {
-        let hl = usize::from(ip[0] & 0x0f) * 4;
-        icmpv4::Packet::new_checked(&ip[hl..]).is_ok_and(|i| i.is_error())
+        ipv4::Packet::new_checked(ip)
+            .is_ok_and(|p| icmpv4::Packet::new_checked(p.payload()).is_ok_and(|i| i.is_error()))
     }
 }
 
