@@ -10,6 +10,7 @@ use crate::io::dataplane::LinkSummary;
 use crate::io::power_button::PowerButton;
 use crate::services::ping::Pings;
 use crate::services::Services;
+use crate::shell::commit::{self, Rollback};
 use crate::shell::terminal::{Backend, TerminalShell};
 use crate::shell::{self, Action, Context, Facts, Reply, Session, Store};
 use firmware_config::Config;
@@ -75,6 +76,8 @@ pub struct Control {
     store: Option<Box<dyn Store>>,
     power_button: Option<PowerButton>,
     services: Services,
+    /// The rollback a `commit confirmed` armed.
+    rollback: Rollback,
     /// `reboot` or `poweroff` from a shell (or the power button), once asked.
     pub requested: Option<Action>,
 }
@@ -93,6 +96,7 @@ struct Backing<'a> {
     facts: &'a Facts,
     store: Option<&'a mut Box<dyn Store>>,
     pings: &'a mut Pings,
+    rollback: &'a mut Rollback,
     requested: &'a mut Option<Action>,
 }
 
@@ -106,6 +110,7 @@ impl Backend for Backing<'_> {
                 .as_deref_mut()
                 .map(|s| &mut **s as &mut dyn Store),
             pings: Some(&mut *self.pings),
+            rollback: Some(&mut *self.rollback),
         };
         let reply = shell::execute(session, line, ctx);
         if matches!(reply.action, Action::Reboot | Action::Poweroff) {
@@ -177,6 +182,7 @@ impl Control {
             facts: &facts,
             store: self.store.as_mut(),
             pings: &mut self.services.pings,
+            rollback: &mut self.rollback,
             requested: &mut self.requested,
         };
         if let Some(admin) = self.admin.as_mut() {
@@ -208,6 +214,10 @@ impl Control {
             c.terminal.catch_interrupt(c.shell.wants_interrupt());
         }
         if let Some(engine) = engine {
+            if let Some(previous) = self.rollback.due(facts.now_ms) {
+                let store = self.store.as_deref_mut().map(|s| s as &mut dyn Store);
+                log::warn!("{}", commit::roll_back(&previous, engine, store));
+            }
             self.services.tick(engine, facts.now_ms, &mut |e| {
                 shell::metrics::render(e, &facts)
             });

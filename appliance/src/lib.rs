@@ -15,6 +15,7 @@ pub mod init;
 #[allow(unsafe_code)]
 pub mod io;
 pub mod logging;
+pub mod memory;
 pub mod services;
 pub mod shell;
 pub mod wire;

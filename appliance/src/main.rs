@@ -74,6 +74,10 @@ fn run(
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = natbox::memory::check(config) {
+        log::error!("{source}: {e}");
+        return ExitCode::from(2);
+    }
     let mut dataplane = match natbox::io::dataplane::Dataplane::new(config) {
         Ok(d) => d,
         Err(e) => {

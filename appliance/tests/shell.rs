@@ -3,6 +3,7 @@
 
 mod support;
 use natbox::engine::stats::DropReason;
+use natbox::shell::commit::{self, Rollback};
 use natbox::shell::{execute, Action, Context, Facts, Session, Store};
 use support::*;
 
@@ -20,12 +21,23 @@ fn run(h: &mut Harness, line: &str) -> String {
 }
 
 fn run_in(session: &mut Session, h: &mut Harness, line: &str, store: Option<&mut Saved>) -> String {
+    run_with(session, h, line, store.map(|s| s as &mut dyn Store), None)
+}
+
+fn run_with(
+    session: &mut Session,
+    h: &mut Harness,
+    line: &str,
+    store: Option<&mut dyn Store>,
+    rollback: Option<&mut Rollback>,
+) -> String {
     let f = facts(h);
     let ctx = Context {
         engine: Some(&mut h.engine),
         facts: &f,
-        store: store.map(|s| s as &mut dyn Store),
+        store: store.map(|s| &mut *s as &mut dyn Store),
         pings: None,
+        rollback,
     };
     let reply = execute(session, line, ctx);
     assert_eq!(reply.action, Action::None, "{line}");
@@ -83,6 +95,92 @@ fn configure_set_diff_commit_keeps_sessions_and_saves() {
     let udp = run(&mut h, "show sessions proto udp");
     assert!(udp.contains("600s"), "{udp}");
     assert!(run_in(&mut s, &mut h, "commit", None).contains("not in configuration mode"));
+}
+
+/// A store whose disk has failed.
+struct Broken;
+
+impl Store for Broken {
+    fn save(&mut self, _: &firmware_config::Config) -> Result<String, String> {
+        Err("/dev/vdb: I/O error".into())
+    }
+}
+
+#[test]
+fn a_commit_that_cannot_be_saved_is_not_applied() {
+    let mut h = with_traffic();
+    let mut s = Session::default();
+    run_in(&mut s, &mut h, "configure", None);
+    run_in(&mut s, &mut h, "set timeouts.udp 600", None);
+    let out = run_with(&mut s, &mut h, "commit", Some(&mut Broken), None);
+    assert!(
+        out.contains("not saved, so not applied") && out.contains("I/O error"),
+        "{out}"
+    );
+    assert_eq!(
+        h.engine.config().timeouts.udp,
+        300,
+        "the running config is unchanged"
+    );
+    assert!(s.configuring(), "the candidate is kept for another try");
+}
+
+#[test]
+fn commit_confirmed_rolls_back_unless_confirmed() {
+    let mut h = with_traffic();
+    let mut s = Session::default();
+    let mut saved = Saved::default();
+    let mut rollback = Rollback::default();
+    let original = h.engine.config().clone();
+    run_in(&mut s, &mut h, "configure", None);
+    run_in(&mut s, &mut h, "set timeouts.udp 600", None);
+    for bad in [
+        "commit confirmed 0",
+        "commit confirmed 61",
+        "commit confirmed soon",
+    ] {
+        let out = run_with(&mut s, &mut h, bad, Some(&mut saved), Some(&mut rollback));
+        assert!(out.contains("1 to 60"), "{bad}: {out}");
+    }
+    let out = run_with(
+        &mut s,
+        &mut h,
+        "commit confirmed 2",
+        Some(&mut saved),
+        Some(&mut rollback),
+    );
+    assert!(out.contains("rolls back in 2 min"), "{out}");
+    assert_eq!(h.engine.config().timeouts.udp, 600);
+    assert_eq!(rollback.deadline_ms(), Some(h.now + 120_000));
+    // Nothing happens before the deadline; at it, the old config is saved and applied.
+    assert!(rollback.due(h.now + 119_999).is_none());
+    let previous = rollback.due(h.now + 120_000).expect("due at the deadline");
+    let said = commit::roll_back(&previous, &mut h.engine, Some(&mut saved));
+    assert!(said.contains("rolled back"), "{said}");
+    assert_eq!(*h.engine.config(), original);
+    assert_eq!(saved.0.last(), Some(&original), "the rollback is saved too");
+    assert_eq!(
+        h.engine.nat().session_count(),
+        3,
+        "a tuning rollback keeps sessions"
+    );
+
+    // Confirmed in time: nothing rolls back.
+    run_in(&mut s, &mut h, "configure", None);
+    run_in(&mut s, &mut h, "set timeouts.udp 600", None);
+    run_with(
+        &mut s,
+        &mut h,
+        "commit confirmed 1",
+        Some(&mut saved),
+        Some(&mut rollback),
+    );
+    let out = run_with(&mut s, &mut h, "confirm", None, Some(&mut rollback));
+    assert!(out.contains("rollback is cancelled"), "{out}");
+    assert!(rollback.due(u64::MAX).is_none());
+    let out = run_with(&mut s, &mut h, "confirm", None, Some(&mut rollback));
+    assert!(out.contains("nothing to confirm"), "{out}");
+    assert_eq!(h.engine.config().timeouts.udp, 600);
 }
 
 #[test]
@@ -248,6 +346,7 @@ fn actions_and_no_engine() {
             facts: &f,
             store: None,
             pings: None,
+            rollback: None,
         };
         execute(&mut Session::default(), line, ctx)
     };

@@ -102,6 +102,10 @@ pub struct Loaded {
     /// What is wrong with the other slot, if anything ("slot A: checksum mismatch ...;
     /// using slot B (generation 7)"). Worth logging; the config is good.
     pub warnings: Vec<String>,
+    /// The other slot's configuration and generation, when that slot is valid too and
+    /// older: the last good configuration before this one, which the box falls back
+    /// to when this one validates but cannot start.
+    pub previous: Option<(u64, Config)>,
 }
 
 /// Why a slot cannot be used.
@@ -555,10 +559,16 @@ pub fn read<R: Read + Seek>(device: &mut R) -> Result<Loaded, DiskError> {
     // The same choice as `Slots::current`, taking the values apart.
     let (slot, (generation, config), other) = match (slots.a, slots.b) {
         (Err(a), Err(b)) => return Err(DiskError::NoValidConfig { a, b }),
-        (Ok(a), Ok(b)) if b.0 > a.0 => (Slot::B, b, Ok(a.0)),
-        (Ok(a), b) => (Slot::A, a, b.map(|(g, _)| g)),
+        (Ok(a), Ok(b)) if b.0 > a.0 => (Slot::B, b, Ok(a)),
+        (Ok(a), b) => (Slot::A, a, b),
         (Err(a), Ok(b)) => (Slot::B, b, Err(a)),
     };
+    let previous = other
+        .as_ref()
+        .ok()
+        .filter(|(g, _)| *g < generation)
+        .cloned();
+    let other = other.map(|(g, _)| g);
     let other_slot = match slot {
         Slot::A => Slot::B,
         Slot::B => Slot::A,
@@ -579,6 +589,7 @@ pub fn read<R: Read + Seek>(device: &mut R) -> Result<Loaded, DiskError> {
         generation,
         slot,
         warnings,
+        previous,
     })
 }
 

@@ -402,3 +402,20 @@ fn writes_to_a_file() {
     assert_eq!(names, vec!["meta.img"]);
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
+
+#[test]
+fn the_older_valid_slot_is_offered_as_the_previous_configuration() {
+    let (image, old, new) = two_generations();
+    let loaded = disk::read_bytes(&image).expect("reads");
+    assert_eq!(loaded.config, new);
+    assert_eq!(loaded.previous, Some((1, old)));
+    // With the older slot damaged there is nothing to fall back to.
+    let mut damaged = image.clone();
+    damaged[SLOT_A + 40] ^= 0xff;
+    assert_eq!(disk::read_bytes(&damaged).expect("reads B").previous, None);
+    // With the newer slot damaged, the older one is the configuration, with no previous.
+    let mut damaged = image;
+    damaged[SLOT_B + 40] ^= 0xff;
+    let loaded = disk::read_bytes(&damaged).expect("reads A");
+    assert_eq!((loaded.generation, loaded.previous), (1, None));
+}

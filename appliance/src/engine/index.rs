@@ -46,7 +46,7 @@ impl Hasher {
 impl Index {
     /// An index with room for at least `capacity` entries.
     pub fn with_capacity(capacity: usize) -> Index {
-        let slots = capacity.max(8).next_power_of_two();
+        let slots = Self::slots_for(capacity);
         Index {
             slots: vec![EMPTY; slots].into_boxed_slice(),
             mask: slots - 1,
@@ -65,6 +65,15 @@ impl Index {
     /// Bytes held by the slot array.
     pub fn memory(&self) -> usize {
         self.slots.len() * std::mem::size_of::<u64>()
+    }
+
+    /// Bytes `with_capacity(capacity)` allocates.
+    pub fn memory_for(capacity: usize) -> usize {
+        Self::slots_for(capacity) * std::mem::size_of::<u64>()
+    }
+
+    fn slots_for(capacity: usize) -> usize {
+        capacity.max(8).next_power_of_two()
     }
 
     /// The handle of the first entry with this hash for which `is_key` holds.

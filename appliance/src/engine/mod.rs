@@ -283,6 +283,14 @@ impl Engine {
 
     // ---- queries (for the shell, metrics and tests) ----
 
+    /// The most bytes an engine for `config` holds in its tables and buffers, for a
+    /// check against the memory the box has before it is built.
+    pub fn table_bytes(config: &Config) -> usize {
+        Nat44::table_bytes(config)
+            + Fw6::table_bytes(config)
+            + POOL_BUFFERS * (ETH + usize::from(config.inside.mtu.max(config.outside.mtu)))
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }

@@ -4,7 +4,10 @@
 //! standard streams; hand Ctrl-Alt-Del to us as SIGINT instead of an instant reboot;
 //! load the carried kernel modules (`modules`); wait for the NICs; find the metadata
 //! disk by its magic among all block devices (no device name is assumed); start the
-//! dataplane and print one banner line (version, ports, config generation, time from
+//! dataplane (the configuration's tables checked against the memory first, then
+//! retried for `START_RETRY`, since NICs can be late; when the newest configuration
+//! cannot start, the disk's previous one, if valid, is started instead, and the log
+//! says so) and print one banner line (version, ports, config generation, time from
 //! kernel start to forwarding, whether the console asks for a password). The admin shell runs on the serial console (and on
 //! /run/natbox.sock) from early boot, also when there is no valid configuration. On
 //! `poweroff`/`reboot` from the shell, the ACPI power button, or SIGINT/SIGTERM
@@ -36,6 +39,9 @@ const ADMIN_SOCKET: &str = "/run/natbox.sock";
 
 /// Where the image keeps its kernel modules.
 const MODULE_DIR: &str = "/lib/modules";
+
+/// How long a configuration's dataplane is retried before the previous one is tried.
+const START_RETRY: Duration = Duration::from_secs(10);
 
 /// Whether this process is PID 1.
 pub fn is_pid1() -> bool {
@@ -77,29 +83,34 @@ pub fn run(report: fn(&Dataplane)) -> ! {
         }
     }
     wait_for_nics(2, Duration::from_secs(5));
-    let Some((config, source, device)) = find_config() else {
+    let Some((loaded, source, device)) = find_config() else {
         log::error!(
             "no metadata disk with a valid configuration was found: attach one built with `natbox-config build natbox.toml -o meta.img`; forwarding is off"
         );
         idle(stop, &mut control);
     };
-    if let Err(e) = firmware_config::validate(&config) {
-        let errors: Vec<String> = e.iter().map(ToString::to_string).collect();
-        log::error!(
-            "configuration from {source} refused: {}; forwarding is off",
-            errors.join("; ")
-        );
-        idle(stop, &mut control);
-    }
-    log::set_max_level(config.log.level.parse().unwrap_or(log::LevelFilter::Info));
     control.set_store(Box::new(crate::control::DiskStore(device.into())));
-    let mut dataplane = match Dataplane::new(&config) {
-        Ok(d) => d,
+    let (config, mut dataplane) = match start(&loaded.config, &mut control) {
+        Ok(d) => (loaded.config, d),
         Err(e) => {
-            log::error!("{e}: check the ports named in the configuration (interface name or MAC); forwarding is off");
-            idle(stop, &mut control);
+            log::error!("configuration from {source} cannot start: {e}");
+            let Some((generation, previous)) = loaded.previous else {
+                log::error!("no previous configuration on the disk; forwarding is off");
+                idle(stop, &mut control);
+            };
+            log::warn!("starting the previous configuration, generation {generation}, instead");
+            match start(&previous, &mut control) {
+                Ok(d) => (previous, d),
+                Err(e) => {
+                    log::error!(
+                        "generation {generation} cannot start either: {e}; forwarding is off"
+                    );
+                    idle(stop, &mut control);
+                }
+            }
         }
     };
+    log::set_max_level(config.log.level.parse().unwrap_or(log::LevelFilter::Info));
     let inside = dataplane.engine().port_info(crate::engine::Port::Inside);
     let outside = dataplane.engine().port_info(crate::engine::Port::Outside);
     let console = if config.shell.password_hash.is_some() {
@@ -183,9 +194,35 @@ fn wait_for_nics(count: usize, limit: Duration) {
     log::warn!("fewer than {count} network interfaces after {limit:?}");
 }
 
-/// Scans every block device for the metadata-disk magic; returns the configuration,
-/// a description of where it came from, and the device.
-fn find_config() -> Option<(firmware_config::Config, String, String)> {
+/// Starts the dataplane for `config` (validated, and its tables checked against the
+/// memory), retrying for `START_RETRY`; the shell stays served meanwhile.
+fn start(config: &firmware_config::Config, control: &mut Control) -> Result<Dataplane, String> {
+    firmware_config::validate(config).map_err(|e| {
+        let errors: Vec<String> = e.iter().map(ToString::to_string).collect();
+        errors.join("; ")
+    })?;
+    crate::memory::check(config)?;
+    let begin = Instant::now();
+    loop {
+        match Dataplane::new(config) {
+            Ok(d) => return Ok(d),
+            Err(e) if begin.elapsed() >= START_RETRY => {
+                return Err(format!(
+                    "{e}: check the ports named in the configuration (interface name or MAC)"
+                ))
+            }
+            Err(e) => log::debug!("dataplane not started yet: {e}"),
+        }
+        for _ in 0..5 {
+            control.tick(None, &links_off(begin));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Scans every block device for the metadata-disk magic; returns what it holds, a
+/// description of where it came from, and the device.
+fn find_config() -> Option<(disk::Loaded, String, String)> {
     // Block devices appear shortly after their driver loads.
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(2) {
@@ -211,7 +248,7 @@ fn find_config() -> Option<(firmware_config::Config, String, String)> {
                         "{path} generation {} slot {:?}",
                         loaded.generation, loaded.slot
                     );
-                    Some((loaded.config, source, path))
+                    Some((loaded, source, path))
                 }
                 Err(e) => {
                     log::error!("metadata disk {path}: {e}");
@@ -237,18 +274,22 @@ fn idle(stop: &AtomicBool, control: &mut Control) -> ! {
     let start = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         reap();
-        let links = LinkSummary {
-            devices: ["-".into(), "-".into()],
-            states: ["off", "off"],
-            now_ms: start.elapsed().as_millis() as u64,
-            io: Default::default(),
-        };
-        if !control.tick(None, &links) {
+        if !control.tick(None, &links_off(start)) {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     shut_down(control.requested);
+}
+
+/// What the shell shows of the ports while forwarding is off.
+fn links_off(since: Instant) -> LinkSummary {
+    LinkSummary {
+        devices: ["-".into(), "-".into()],
+        states: ["off", "off"],
+        now_ms: since.elapsed().as_millis() as u64,
+        io: Default::default(),
+    }
 }
 
 fn reap() {

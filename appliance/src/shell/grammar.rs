@@ -143,13 +143,18 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         path: &["commit"],
-        args: &[],
-        help: "in configuration mode: validate, apply live and save to the metadata disk",
+        args: &[Arg::Keyed("confirmed", "MINUTES")],
+        help: "in configuration mode: validate, save to the metadata disk, apply live (confirmed MINUTES: roll back unless `confirm` follows)",
     },
     Command {
         path: &["abort"],
         args: &[],
         help: "in configuration mode: discard the candidate",
+    },
+    Command {
+        path: &["confirm"],
+        args: &[],
+        help: "keep the configuration of a `commit confirmed` (cancels its rollback)",
     },
     Command {
         path: &["help"],
@@ -437,7 +442,7 @@ mod tests {
         assert!(parse(&["poweroff"]).is_ok());
         assert_eq!(
             parse(&["r"]).unwrap_err(),
-            "unknown word `r`; expected one of: show clear ping terminal log configure set delete diff commit abort help exit reboot poweroff"
+            "unknown word `r`; expected one of: show clear ping terminal log configure set delete diff commit abort confirm help exit reboot poweroff"
         );
     }
 

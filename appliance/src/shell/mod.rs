@@ -9,6 +9,7 @@
 //! Hostile input gets a clear error: lines longer than `MAX_LINE` or containing control
 //! characters are refused before parsing.
 
+pub mod commit;
 pub mod configure;
 pub mod editor;
 pub mod grammar;
@@ -132,6 +133,8 @@ pub struct Context<'a> {
     pub store: Option<&'a mut dyn Store>,
     /// Where `ping` runs (`None`: `ping` is not available).
     pub pings: Option<&'a mut Pings>,
+    /// The box's `commit confirmed` rollback (`None`: not available).
+    pub rollback: Option<&'a mut commit::Rollback>,
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -175,6 +178,14 @@ pub fn execute(session: &mut Session, line: &str, ctx: Context<'_>) -> Reply {
                     String::new()
                 }
                 _ => "error: terminal length takes a number of rows (0: no paging)".into(),
+            })
+        }
+        Ok(parsed) if parsed.command == ["confirm"] => {
+            Reply::text(if ctx.rollback.is_some_and(commit::Rollback::confirm) {
+                log::info!("configuration confirmed: the pending rollback is cancelled");
+                "configuration confirmed: the pending rollback is cancelled".into()
+            } else {
+                "nothing to confirm: no `commit confirmed` is pending".into()
             })
         }
         Ok(parsed) if grammar::is_configuration(parsed.command) => Reply::text(
@@ -265,32 +276,14 @@ fn configuration(
         }
         ["commit"] => {
             let engine = ctx.engine.ok_or("forwarding is off")?;
-            firmware_config::validate(candidate).map_err(|errors| {
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })?;
-            if candidate == engine.config() {
-                session.candidate = None;
-                return Ok("no changes".into());
-            }
-            let kept = engine.reconfigure(candidate);
-            let applied = if kept {
-                "applied live, sessions kept"
-            } else {
-                "applied, addressing changed: sessions reset"
-            };
-            let saved = match ctx.store {
-                Some(store) => store
-                    .save(candidate)
-                    .map_err(|e| format!("{applied}, but not saved: {e}"))?,
-                None => "not saved: no writable configuration source".into(),
-            };
+            let confirmed = p
+                .get("confirmed")
+                .map(commit::confirm_minutes)
+                .transpose()?
+                .map(|minutes| (minutes, ctx.facts.now_ms));
+            let outcome = commit::commit(candidate, engine, ctx.store, ctx.rollback, confirmed)?;
             session.candidate = None;
-            log::info!("configuration committed: {applied}; {saved}");
-            Ok(format!("committed: {applied}; {saved}"))
+            Ok(outcome)
         }
         other => Err(format!("no handler for {}", other.join(" "))),
     }

@@ -108,6 +108,13 @@ impl Fw6 {
         }
     }
 
+    /// Bytes the tables of `config` take (`new` sets them all aside).
+    pub fn table_bytes(config: &Config) -> usize {
+        let max = config.ipv6.max_states as usize;
+        max * (std::mem::size_of::<State6>() + std::mem::size_of::<usize>())
+            + Index::memory_for(max * 2)
+    }
+
     /// Applies the tunable settings of `config` in place, keeping every state.
     pub fn retune(&mut self, config: &Config) {
         self.max_states = config.ipv6.max_states;

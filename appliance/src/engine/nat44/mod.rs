@@ -193,6 +193,7 @@ impl Nat44 {
     pub fn new(config: &Config) -> Nat44 {
         let n = &config.nat;
         let max = n.max_sessions as usize;
+        // `table_bytes` counts what these take: keep the two in step.
         let pool = config.nat_pool();
         let mut pool_sorted: Vec<(u32, usize)> = pool
             .iter()
@@ -316,6 +317,17 @@ impl Nat44 {
         hosts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         hosts.truncate(n);
         hosts
+    }
+
+    /// The most bytes the tables of `config` can hold: what `new` sets aside, plus a
+    /// port table for every pool address and protocol.
+    pub fn table_bytes(config: &Config) -> usize {
+        let max = config.nat.max_sessions as usize;
+        max * SLAB_ENTRY_SIZE
+            + Index::memory_for(max * 4)
+            + max.min(1 << 16) * std::mem::size_of::<Host>()
+            + max.min(1 << 20) * std::mem::size_of::<Hold>()
+            + config.nat_pool().len() * 3 * PortTable::memory()
     }
 
     /// Bytes held by the tables (sessions, index, hosts, port tables).

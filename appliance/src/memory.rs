@@ -1,0 +1,101 @@
+//! Whether a configuration's tables fit the memory the box has.
+//!
+//! The engine sets aside its session, state and index tables when it is built
+//! (`Engine::table_bytes` says how much, at most), so a `nat.max_sessions` the box
+//! cannot hold would end in the kernel's out-of-memory killer, which for PID 1 is a
+//! kernel panic. Before a configuration is started (at boot, in host mode) or
+//! committed, its tables are checked against half of the machine's memory
+//! (`MemTotal` of /proc/meminfo): the other half is for the kernel, the packet rings
+//! (about 17 MiB a port), the initramfs, which lives in memory, and the shell and
+//! services. A configuration that does not fit is refused with the fields to lower.
+//! Where /proc/meminfo cannot be read, nothing is refused.
+
+use crate::engine::Engine;
+use firmware_config::Config;
+
+/// The share of the machine's memory the tables may take: one half.
+const TABLE_SHARE_DIVISOR: u64 = 2;
+
+/// Checks `config` against this machine's memory.
+pub fn check(config: &Config) -> Result<(), String> {
+    match machine_bytes() {
+        Some(total) => fits(config, total),
+        None => Ok(()),
+    }
+}
+
+/// Checks `config` against a machine of `total` bytes.
+pub fn fits(config: &Config, total: u64) -> Result<(), String> {
+    let need = Engine::table_bytes(config) as u64;
+    let budget = total / TABLE_SHARE_DIVISOR;
+    if need <= budget {
+        return Ok(());
+    }
+    Err(format!(
+        "nat.max_sessions ({}) and ipv6.max_states ({}) need {} MiB of tables, more than half of this box's {} MiB of memory: lower them, or give the box more memory",
+        config.nat.max_sessions,
+        config.ipv6.max_states,
+        need >> 20,
+        total >> 20
+    ))
+}
+
+/// `MemTotal` from /proc/meminfo, in bytes.
+fn machine_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    parse_mem_total(&text)
+}
+
+fn parse_mem_total(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> Config {
+        firmware_config::from_toml(include_str!("../../natbox.toml")).unwrap()
+    }
+
+    #[test]
+    fn reads_mem_total_from_meminfo() {
+        let text = "MemTotal:        262144 kB\nMemFree:  1000 kB\n";
+        assert_eq!(parse_mem_total(text), Some(256 << 20));
+        assert_eq!(parse_mem_total("MemFree: 1 kB\n"), None);
+        assert_eq!(parse_mem_total("MemTotal: lots kB\n"), None);
+    }
+
+    #[test]
+    fn the_example_fits_the_image_s_256_mib_and_the_largest_tables_do_not() {
+        let mut config = example();
+        assert_eq!(fits(&config, 256 << 20), Ok(()));
+        config.nat.max_sessions = firmware_config::validate::MAX_SESSIONS;
+        let refused = fits(&config, 256 << 20).unwrap_err();
+        assert!(refused.contains("nat.max_sessions (16777216)"), "{refused}");
+        assert!(refused.contains("256 MiB"), "{refused}");
+        // A machine of 8 GiB holds them.
+        assert_eq!(fits(&config, 8 << 30), Ok(()));
+    }
+
+    #[test]
+    fn the_estimate_covers_what_an_engine_really_allocates() {
+        let config = example();
+        let engine = Engine::new(
+            &config,
+            crate::engine::PortSetup {
+                mac: Default::default(),
+            },
+            crate::engine::PortSetup {
+                mac: Default::default(),
+            },
+        );
+        let held = engine.nat().memory();
+        let estimate = crate::engine::nat44::Nat44::table_bytes(&config);
+        // Port tables are not allocated until first use: the estimate holds them.
+        assert!(estimate >= held, "{estimate} < {held}");
+        assert!(Engine::table_bytes(&config) > estimate);
+    }
+}

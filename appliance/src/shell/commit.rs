@@ -1,0 +1,183 @@
+//! Committing a configuration, and taking a commit back.
+//!
+//! `commit` validates the candidate and checks that its tables fit the box's memory
+//! (`crate::memory`), saves it where the running configuration came from, and only
+//! then applies it: a configuration that cannot be saved is not applied, so what runs
+//! is always what the next boot runs.
+//!
+//! `commit confirmed MINUTES` (as on Junos and VyOS) commits the same way and arms a
+//! rollback: unless `confirm` (or a plain `commit`, as on Junos) follows within that
+//! many minutes, the control tick puts the previous configuration back, saved first
+//! and then applied, and logs it. A commit that cuts the operator off (a wrong
+//! address, a password they cannot type) thereby undoes itself. A second `commit
+//! confirmed` while one is armed moves the deadline and keeps the configuration from
+//! before the first, so a series of unconfirmed commits rolls back as a whole. The
+//! rollback lives in the box, not in the session: it fires also when the session that
+//! armed it is gone.
+
+use super::Store;
+use crate::engine::Engine;
+use firmware_config::Config;
+
+/// The longest `commit confirmed` wait, in minutes.
+pub const MAX_CONFIRM_MINUTES: u64 = 60;
+
+/// The rollback a `commit confirmed` arms.
+#[derive(Debug, Default)]
+pub struct Rollback {
+    armed: Option<Armed>,
+}
+
+#[derive(Debug)]
+struct Armed {
+    previous: Config,
+    deadline_ms: u64,
+}
+
+impl Rollback {
+    /// When the armed rollback fires (engine milliseconds), if one is armed.
+    pub fn deadline_ms(&self) -> Option<u64> {
+        self.armed.as_ref().map(|a| a.deadline_ms)
+    }
+
+    fn arm(&mut self, previous: Config, deadline_ms: u64) {
+        let previous = self.armed.take().map_or(previous, |a| a.previous);
+        self.armed = Some(Armed {
+            previous,
+            deadline_ms,
+        });
+    }
+
+    /// Disarms the rollback; whether one was armed.
+    pub fn confirm(&mut self) -> bool {
+        self.armed.take().is_some()
+    }
+
+    /// Takes the configuration to go back to, once its time has come.
+    pub fn due(&mut self, now_ms: u64) -> Option<Config> {
+        match &self.armed {
+            Some(a) if now_ms >= a.deadline_ms => self.armed.take().map(|a| a.previous),
+            _ => None,
+        }
+    }
+}
+
+/// Parses the MINUTES of `commit confirmed MINUTES`.
+pub fn confirm_minutes(raw: &str) -> Result<u64, String> {
+    match raw.parse::<u64>() {
+        Ok(m) if (1..=MAX_CONFIRM_MINUTES).contains(&m) => Ok(m),
+        _ => Err(format!(
+            "`{raw}`: commit confirmed takes a number of minutes from 1 to {MAX_CONFIRM_MINUTES}"
+        )),
+    }
+}
+
+/// Commits `candidate`: validated, checked against memory, saved, then applied.
+/// With `confirmed` (minutes, and the time now), arms `rollback` to the running
+/// configuration; without, confirms what `rollback` holds. Returns what happened, for
+/// the operator.
+pub fn commit(
+    candidate: &Config,
+    engine: &mut Engine,
+    store: Option<&mut dyn Store>,
+    rollback: Option<&mut Rollback>,
+    confirmed: Option<(u64, u64)>,
+) -> Result<String, String> {
+    if confirmed.is_some() && rollback.is_none() {
+        return Err("commit confirmed is not available here".into());
+    }
+    firmware_config::validate(candidate).map_err(|errors| {
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    crate::memory::check(candidate)?;
+    let previous = engine.config().clone();
+    let unchanged = *candidate == previous;
+    let outcome = if unchanged {
+        "no changes".to_string()
+    } else {
+        install(candidate, engine, store)?
+    };
+    let Some(rollback) = rollback else {
+        return Ok(outcome);
+    };
+    Ok(match confirmed {
+        Some((minutes, now_ms)) => {
+            rollback.arm(previous, now_ms + minutes * 60_000);
+            format!("{outcome}; rolls back in {minutes} min unless `confirm` follows")
+        }
+        None if rollback.confirm() => format!("{outcome}; the pending rollback is cancelled"),
+        None => outcome,
+    })
+}
+
+/// Puts back the configuration of an unconfirmed `commit confirmed`; returns what
+/// happened, for the log.
+pub fn roll_back(previous: &Config, engine: &mut Engine, store: Option<&mut dyn Store>) -> String {
+    match install(previous, engine, store) {
+        Ok(outcome) => format!("commit not confirmed in time: rolled back ({outcome})"),
+        Err(e) => format!("commit not confirmed in time, and the rollback failed: {e}"),
+    }
+}
+
+/// Saves `config`, then applies it.
+fn install(
+    config: &Config,
+    engine: &mut Engine,
+    store: Option<&mut dyn Store>,
+) -> Result<String, String> {
+    let saved = match store {
+        Some(store) => store
+            .save(config)
+            .map_err(|e| format!("not saved, so not applied: {e}"))?,
+        None => "not saved: no writable configuration source".into(),
+    };
+    let applied = if engine.reconfigure(config) {
+        "applied live, sessions kept"
+    } else {
+        "applied, addressing changed: sessions reset"
+    };
+    log::info!("configuration committed: {applied}; {saved}");
+    Ok(format!("committed: {applied}; {saved}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(udp: u32) -> Config {
+        let mut c = firmware_config::from_toml(include_str!("../../../natbox.toml")).unwrap();
+        c.timeouts.udp = udp;
+        c
+    }
+
+    #[test]
+    fn an_armed_rollback_fires_once_at_its_deadline_with_the_oldest_configuration() {
+        let mut r = Rollback::default();
+        assert_eq!(r.due(u64::MAX), None);
+        r.arm(config(300), 1_000);
+        r.arm(config(400), 2_000);
+        assert_eq!(r.deadline_ms(), Some(2_000));
+        assert_eq!(r.due(1_999), None);
+        assert_eq!(r.due(2_000).map(|c| c.timeouts.udp), Some(300));
+        assert_eq!(r.due(u64::MAX), None);
+        r.arm(config(300), 1_000);
+        assert!(r.confirm());
+        assert!(!r.confirm());
+        assert_eq!(r.due(u64::MAX), None);
+    }
+
+    #[test]
+    fn confirm_minutes_are_bounded() {
+        assert_eq!(confirm_minutes("5"), Ok(5));
+        for bad in ["0", "61", "-1", "x", ""] {
+            assert!(
+                confirm_minutes(bad).unwrap_err().contains("1 to 60"),
+                "{bad}"
+            );
+        }
+    }
+}
