@@ -97,10 +97,7 @@ pub fn error4(
 ) -> Option<usize> {
     let (orig_src, quoted_len, peer) = {
         let p = ipv4::Packet::new_checked(buf.get(ETH..len)?).ok()?;
-        let room = buf
-            .len()
-            .min(ETH + MAX_ERROR4)
-            .checked_sub(ETH + ipv4::MIN_HEADER_LEN + icmpv4::HEADER_LEN)?;
+        let room = quote_room(buf.len(), MAX_ERROR4, ipv4::MIN_HEADER_LEN)?;
         (p.src(), p.total_len().min(room), peer_mac(buf)?)
     };
     let icmp_at = ETH + ipv4::MIN_HEADER_LEN;
@@ -123,6 +120,15 @@ pub fn error4(
     let c = checksum::checksum(&buf[icmp_at..icmp_at + icmp_len]);
     buf[icmp_at + 2..icmp_at + 4].copy_from_slice(&c.to_be_bytes());
     Some(icmp_at + icmp_len)
+}
+
+/// How many bytes of the offending packet an error of at most `max` bytes (IP header
+/// of `ip_header` bytes, then the 8-byte ICMP header, then the quote) can quote in a
+/// buffer of `capacity`. ICMPv4 and ICMPv6 headers are both 8 bytes.
+fn quote_room(capacity: usize, max: usize, ip_header: usize) -> Option<usize> {
+    capacity
+        .min(ETH + max)
+        .checked_sub(ETH + ip_header + icmpv4::HEADER_LEN)
 }
 
 /// The sender's MAC address of the frame in `buf`.
@@ -225,10 +231,7 @@ pub fn error6(
 ) -> Option<usize> {
     let (orig_src, quoted_len, peer) = {
         let p = ipv6::Packet::new_checked(buf.get(ETH..len)?).ok()?;
-        let room = buf
-            .len()
-            .min(ETH + MAX_ERROR6)
-            .checked_sub(ETH + ipv6::HEADER_LEN + icmpv6::HEADER_LEN)?;
+        let room = quote_room(buf.len(), MAX_ERROR6, ipv6::HEADER_LEN)?;
         (p.src(), p.total_len().min(room), peer_mac(buf)?)
     };
     let icmp_at = ETH + ipv6::HEADER_LEN;
