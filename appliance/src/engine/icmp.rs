@@ -162,9 +162,16 @@ pub fn arp_reply(buf: &mut [u8], mac: Mac, addr: Ipv4Addr) -> usize {
     pad(buf, ETH + arp::LEN)
 }
 
-/// Writes an ARP request for `target` from `(mac, addr)` into `buf`; returns its length.
-pub fn arp_request(buf: &mut [u8], mac: Mac, addr: Ipv4Addr, target: Ipv4Addr) -> usize {
-    ethernet::write_header(buf, Mac::BROADCAST, mac, ethertype::ARP);
+/// Writes an ARP request for `target` from `(mac, addr)` into `buf`, broadcast or
+/// unicast to `to`; returns its length.
+pub fn arp_request(
+    buf: &mut [u8],
+    mac: Mac,
+    addr: Ipv4Addr,
+    target: Ipv4Addr,
+    to: Option<Mac>,
+) -> usize {
+    ethernet::write_header(buf, to.unwrap_or(Mac::BROADCAST), mac, ethertype::ARP);
     arp::write(
         &mut buf[ETH..],
         arp::OP_REQUEST,
@@ -289,18 +296,29 @@ pub fn neighbor_advert(
     )
 }
 
-/// Writes a multicast Neighbor Solicitation for `target` from `src`. Returns the length.
-pub fn neighbor_solicit(buf: &mut [u8], mac: Mac, src: &Ipv6Addr, target: &Ipv6Addr) -> usize {
+/// Writes a Neighbor Solicitation for `target` from `src`: to its solicited-node
+/// group, or unicast to the target at `to` (RFC 4861 section 7.2.2). Returns the length.
+pub fn neighbor_solicit(
+    buf: &mut [u8],
+    mac: Mac,
+    src: &Ipv6Addr,
+    target: &Ipv6Addr,
+    to: Option<Mac>,
+) -> usize {
     let t = target.octets();
     let group = Ipv6Addr::from([
         0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, t[13], t[14], t[15],
     ]);
+    let (dst_mac, dst) = match to {
+        Some(m) => (m, *target),
+        None => (Mac::ipv6_multicast(&group), group),
+    };
     nd_message(
         buf,
         mac,
-        Mac::ipv6_multicast(&group),
+        dst_mac,
         src,
-        &group,
+        &dst,
         (icmpv6::NEIGHBOR_SOLICIT, 0, target, icmpv6::OPT_SOURCE_LL),
     )
 }

@@ -378,6 +378,7 @@ pub fn counters(engine: &Engine) -> Vec<(String, u64)> {
         ("icmp_rate_limited", s.icmp_rate_limited),
         ("arp_requests", s.arp_requests),
         ("ndp_solicits", s.ndp_solicits),
+        ("neighbours_evicted", s.neighbours_evicted),
         ("local_delivered", s.local_delivered),
         ("local_sent", s.local_sent),
         ("nat_events_logged", engine.nat().events().logged),
