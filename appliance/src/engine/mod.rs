@@ -172,7 +172,7 @@ pub struct Engine {
     buffers: Buffers,
     tx: VecDeque<(Port, BufId)>,
     reinject: VecDeque<(Port, BufId)>,
-    icmp_limit: icmp::RateLimit,
+    icmp_limit: icmp::Budgets,
     local: local::Local,
     stats: Stats,
     ident: u16,
@@ -263,7 +263,7 @@ impl Engine {
             ),
             tx: VecDeque::with_capacity(POOL_BUFFERS),
             reinject: VecDeque::with_capacity(POOL_BUFFERS),
-            icmp_limit: icmp::RateLimit::new(config.icmp.rate_limit, config.icmp.burst),
+            icmp_limit: icmp::Budgets::new(config.icmp.rate_limit, config.icmp.burst),
             local: local::Local::default(),
             stats: Stats::default(),
             ident: 0,
@@ -305,7 +305,7 @@ impl Engine {
             self.nat.retune(new);
             self.fw6.retune(new);
             self.frags.set_timeout(new.timeouts.fragment);
-            self.icmp_limit = icmp::RateLimit::new(new.icmp.rate_limit, new.icmp.burst);
+            self.icmp_limit = icmp::Budgets::new(new.icmp.rate_limit, new.icmp.burst);
             self.config = new.clone();
             return true;
         }
@@ -754,10 +754,15 @@ impl Engine {
 
     // ---- the box's own ICMP ----
 
-    /// Takes a token from the rate limit for a message the box generates (RFC 1812
-    /// 4.3.2.8, RFC 4443 2.4(f)), counting the message as sent or as suppressed.
+    /// Takes a token from the general rate limit for a message the box generates (RFC
+    /// 1812 4.3.2.8, RFC 4443 2.4(f)), counting the message as sent or as suppressed.
     fn icmp_allowed(&mut self, now: u64) -> bool {
-        if self.icmp_limit.allow(now) {
+        self.icmp_budget_allows(icmp::Budget::Other, now)
+    }
+
+    /// As `icmp_allowed`, from `budget` (PMTUD errors have their own: see `icmp`).
+    fn icmp_budget_allows(&mut self, budget: icmp::Budget, now: u64) -> bool {
+        if self.icmp_limit.allow(budget, now) {
             self.stats.icmp_sent += 1;
             true
         } else {
@@ -783,7 +788,7 @@ impl Engine {
         if !icmp::may_error4(ip) || !icmp::error4_fits(frame.buf.len(), ip.len()) {
             return Verdict::Drop(reason);
         }
-        if !self.icmp_allowed(now) {
+        if !self.icmp_budget_allows(icmp::Budget::of4(kind), now) {
             return Verdict::Drop(reason);
         }
         // The offending packet is dropped even though a reply leaves.
@@ -808,7 +813,7 @@ impl Engine {
         if !icmp::may_error6(ip) || !icmp::error6_fits(frame.buf.len(), ip.len()) {
             return Verdict::Drop(reason);
         }
-        if !self.icmp_allowed(now) {
+        if !self.icmp_budget_allows(icmp::Budget::of6(kind), now) {
             return Verdict::Drop(reason);
         }
         // The offending packet is dropped even though a reply leaves.
