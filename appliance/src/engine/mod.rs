@@ -615,7 +615,9 @@ impl Engine {
         let (op, sender_ip, sender_mac, target) =
             (a.operation(), a.sender_ip(), a.sender_mac(), a.target_ip());
         let ours = self.owns4(port, target);
-        let claims = !sender_ip.is_unspecified() && !sender_mac.is_multicast();
+        let claims = !sender_ip.is_unspecified()
+            && !sender_mac.is_multicast()
+            && !self.owns4(port, sender_ip);
         let on_link = self.on_link4(port, sender_ip);
         if claims && on_link {
             // Only a reply sent to our MAC answers a request of ours.
@@ -1418,7 +1420,7 @@ impl Engine {
             }
             let sender_mac = msg.nd_link_addr(icmpv6::OPT_SOURCE_LL);
             if let (Some(mac), false) = (sender_mac, src.is_unspecified()) {
-                if self.on_link6(port, src) {
+                if self.on_link6(port, src) && !self.owns6(port, src) {
                     let learnt = self
                         .ndp
                         .learn(port, *src, Claim::announcement(mac, true), now);
