@@ -596,7 +596,7 @@ impl Engine {
     }
 
     /// Whether `addr` is on-link on `port`: in the port's IPv4 prefix (a port without
-    /// one has no IPv4 neighbours). Routes' next hops are (the configuration checks it).
+    /// one has no IPv4 neighbours). Every route's next hop is (the configuration checks).
     fn on_link4(&self, port: Port, addr: Ipv4Addr) -> bool {
         self.ports[port as usize]
             .ipv4
