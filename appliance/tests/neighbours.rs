@@ -396,3 +396,32 @@ fn one_source_fragments_cannot_fill_the_fragment_table() {
     assert_eq!(sent.len(), 1, "the parked fragment followed its first");
     assert_eq!(addrs4(&sent[0].1[14..]), (REMOTE2, HOST));
 }
+
+#[test]
+fn rfc4861_7_2_2_probe_is_a_unicast_solicitation_to_the_cached_address() {
+    let mut h = Harness::default();
+    let silent: Ipv6Addr = "2001:db8:10::7".parse().unwrap();
+    let out = h.frame(
+        Port::Inside,
+        neighbor_solicit(HOST7_MAC, silent, box_lan6()),
+    );
+    assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+    // Used (a routed packet from another inside host): DELAY, then PROBE.
+    let out = h.from_lan6(udp6(host6(), 53, silent, 40000, b"y"));
+    assert_eq!(out.verdict, Verdict::Forward(Port::Inside));
+    assert_eq!(&out.frame[0..6], &HOST7_MAC.0);
+    h.advance_secs(5);
+    let sent = h.transmitted();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let (port, ns) = &sent[0];
+    assert_eq!(*port, Port::Inside);
+    assert_eq!(&ns[0..6], &HOST7_MAC.0, "unicast to the cached MAC");
+    assert_eq!(ns[54], 135, "a Neighbor Solicitation");
+    assert_eq!(
+        ns[14 + 24..14 + 40],
+        silent.octets(),
+        "to the address itself"
+    );
+    assert_eq!(ns[62..78], silent.octets(), "for the address");
+    assert_checksums(ns);
+}
