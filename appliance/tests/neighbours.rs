@@ -1,12 +1,16 @@
-//! ARP (RFC 826) behaviour: the box answers for its own and its pool addresses,
-//! resolves unknown next hops while holding the packet, gives up on silent ones, and
-//! learns only from ARP addressed to it.
+//! ARP (RFC 826) and NDP (RFC 4861) behaviour: the box answers for its own and its pool
+//! addresses, resolves unknown next hops while holding the packet, gives up on silent
+//! ones, learns only from ARP addressed to it and only from the port on-link for the
+//! address, ages entries through the RFC 4861 states, evicts the least recently used
+//! entry of a full cache; and the budgets that keep floods from starving the box's own
+//! requests, its PMTUD errors and other senders' fragments.
 
 mod support;
 use natbox::engine::stats::DropReason;
 use natbox::engine::{Port, Verdict};
 use natbox::wire::ethernet::Mac;
-use std::net::Ipv4Addr;
+use pnet_packet::ip::IpNextHeaderProtocols;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use support::*;
 
 const HOST7: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 7);
@@ -153,4 +157,271 @@ fn rfc826_foreign_arp_not_learnt() {
         .neighbours4(h.now)
         .iter()
         .all(|n| n.addr != Ipv4Addr::new(192, 0, 2, 9)));
+}
+
+const ATTACKER_MAC: Mac = Mac([0x02, 0, 0, 0, 0x02, 0x66]);
+
+/// The port, state and MAC of the IPv4 neighbour `addr`, if the box has one.
+fn neighbour4(h: &Harness, addr: Ipv4Addr) -> Option<(Port, &'static str, Option<Mac>)> {
+    h.engine
+        .neighbours4(h.now)
+        .into_iter()
+        .find(|n| n.addr == addr)
+        .map(|n| (n.port, n.state, n.mac))
+}
+
+/// The IPv6 neighbours the box has for `addr`: (port, MAC).
+fn neighbours6(h: &Harness, addr: Ipv6Addr) -> Vec<(Port, Option<Mac>)> {
+    h.engine
+        .neighbours6(h.now)
+        .into_iter()
+        .filter(|n| n.addr == addr)
+        .map(|n| (n.port, n.mac))
+        .collect()
+}
+
+/// ARP requests in `sent`: (Ethernet destination, target).
+fn arp_requests(sent: &[(Port, Vec<u8>)]) -> Vec<(Mac, Ipv4Addr)> {
+    sent.iter()
+        .filter(|(_, f)| f[12..14] == ETHERTYPE_ARP.to_be_bytes() && arp_fields(f).0 == 1)
+        .map(|(_, f)| (Mac(f[0..6].try_into().unwrap()), arp_fields(f).4))
+        .collect()
+}
+
+#[test]
+fn rfc826_arp_reply_from_outside_claiming_inside_address_is_ignored_and_counted() {
+    let mut h = Harness::default();
+    // An outsider answers "HOST is at my MAC", to the box.
+    let forged = arp_reply(ATTACKER_MAC, HOST, BOX_WAN_MAC, PUBLIC);
+    let out = h.frame(Port::Outside, forged);
+    assert_eq!(out.verdict, Verdict::Drop(DropReason::NeighbourOffLink));
+    assert_eq!(h.drops(DropReason::NeighbourOffLink), 1);
+    assert_eq!(
+        neighbour4(&h, HOST).map(|n| (n.0, n.2)),
+        Some((Port::Inside, Some(HOST_MAC)))
+    );
+    // A gratuitous ARP for it on the outside link is not learnt either.
+    let mut gratuitous = arp_request(ATTACKER_MAC, HOST, HOST);
+    gratuitous[0..6].copy_from_slice(&Mac::BROADCAST.0);
+    h.frame(Port::Outside, gratuitous);
+    assert!(h
+        .engine
+        .neighbours4(h.now)
+        .iter()
+        .all(|n| n.mac != Some(ATTACKER_MAC)));
+    // Traffic for HOST still goes to HOST.
+    let out = h.from_lan(udp4(sa(HOST, 40000), sa(REMOTE, 53), b"out"));
+    let ext = endpoints4(out.ip()).0;
+    let back = h.from_wan(udp4(sa(REMOTE, 53), ext, b"back"));
+    assert_eq!(back.verdict, Verdict::Forward(Port::Inside));
+    assert_eq!(&back.frame[0..6], &HOST_MAC.0);
+}
+
+#[test]
+fn rfc4861_na_for_address_off_the_ports_prefix_is_ignored() {
+    let mut h = Harness::default();
+    let before = neighbours6(&h, host6());
+    assert_eq!(before, vec![(Port::Inside, Some(HOST_MAC))]);
+    // An advertisement for an inside address arriving on the outside port, and one for
+    // the gateway's address arriving on the inside port.
+    let forged = [
+        (
+            Port::Outside,
+            neighbor_advert(ATTACKER_MAC, host6(), BOX_WAN_MAC, box_wan6()),
+        ),
+        (
+            Port::Inside,
+            neighbor_advert(ATTACKER_MAC, gw6(), BOX_LAN_MAC, box_lan6()),
+        ),
+    ];
+    for (port, frame) in forged {
+        let out = h.frame(port, frame);
+        assert_eq!(out.verdict, Verdict::Drop(DropReason::NeighbourOffLink));
+    }
+    assert_eq!(h.drops(DropReason::NeighbourOffLink), 2);
+    assert_eq!(neighbours6(&h, host6()), before);
+    assert_eq!(neighbours6(&h, gw6()), vec![(Port::Outside, Some(GW_MAC))]);
+    // A link-local neighbour is on-link on either port.
+    let ll: Ipv6Addr = "fe80::99".parse().unwrap();
+    let out = h.frame(Port::Inside, neighbor_solicit(HOST7_MAC, ll, box_lan6()));
+    assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+    assert_eq!(neighbours6(&h, ll), vec![(Port::Inside, Some(HOST7_MAC))]);
+}
+
+#[test]
+fn rfc4861_7_3_3_unconfirmed_entry_ages_to_stale_and_is_reprobed_on_use() {
+    let mut h = Harness::default();
+    // HOST7 announces itself (ARP request to the box) and then goes silent: its entry
+    // is STALE (nobody confirmed it), used but verified.
+    let out = h.frame(Port::Inside, arp_request(HOST7_MAC, HOST7, BOX_LAN));
+    assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+    assert_eq!(neighbour4(&h, HOST7).unwrap().1, "stale");
+    let out = h.from_lan(udp4(sa(HOST, 40000), sa(HOST7, 53), b"to host7"));
+    assert_eq!(out.verdict, Verdict::Forward(Port::Inside));
+    assert_eq!(&out.frame[0..6], &HOST7_MAC.0);
+    assert_eq!(neighbour4(&h, HOST7).unwrap().1, "delay");
+    // DELAY_FIRST_PROBE_TIME later: unicast probes to the cached MAC, then deletion.
+    h.advance_secs(5);
+    assert_eq!(neighbour4(&h, HOST7).unwrap().1, "probe");
+    h.advance_secs(3);
+    assert_eq!(arp_requests(&h.transmitted()), vec![(HOST7_MAC, HOST7); 3]);
+    assert_eq!(neighbour4(&h, HOST7), None, "unanswered probes delete it");
+    // A live neighbour confirmed by a solicited answer is REACHABLE, ages to STALE
+    // after ReachableTime, and answers the probe its next use triggers.
+    h.from_lan(udp4(sa(HOST2, 40000), sa(HOST, 53), b"to host"));
+    h.advance_secs(6);
+    assert_eq!(neighbour4(&h, HOST).unwrap().1, "reachable");
+    h.advance_secs(30);
+    assert_eq!(neighbour4(&h, HOST).unwrap().1, "stale");
+    h.from_lan(udp4(sa(HOST2, 40000), sa(HOST, 53), b"to host"));
+    h.advance_secs(6);
+    assert_eq!(neighbour4(&h, HOST).unwrap().1, "reachable");
+    assert!(h.transmitted().is_empty(), "HOST answered its probes");
+}
+
+#[test]
+fn full_neighbour_cache_evicts_least_recently_used() {
+    let mut c = config();
+    c.inside.ipv4 = Some("10.10.0.1/16".parse().unwrap());
+    let mut h = Harness::new(c);
+    let max = natbox::engine::neigh::MAX_ENTRIES;
+    // HOST, HOST2 and GW are known; fill the rest of the table with announcements.
+    let host = |n: usize| Ipv4Addr::new(10, 10, 1 + (n / 250) as u8, 1 + (n % 250) as u8);
+    let mac = |n: usize| Mac([0x02, 0, 0, 0x03, (n >> 8) as u8, n as u8]);
+    for n in 0..max - 3 {
+        h.frame(Port::Inside, arp_request(mac(n), host(n), BOX_LAN));
+    }
+    assert_eq!(h.engine.neighbours4(h.now).len(), max);
+    assert_eq!(h.engine.stats().neighbours_evicted, 0);
+    // The gateway is in use; HOST and HOST2 are not.
+    let out = h.from_lan(udp4(sa(HOST, 40000), sa(REMOTE, 53), b"out"));
+    assert_eq!(out.verdict, Verdict::Forward(Port::Outside));
+    for n in max - 3..max {
+        let out = h.frame(Port::Inside, arp_request(mac(n), host(n), BOX_LAN));
+        assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+    }
+    assert_eq!(h.engine.stats().neighbours_evicted, 3);
+    assert_eq!(neighbour4(&h, HOST), None);
+    assert_eq!(neighbour4(&h, HOST2), None);
+    assert_eq!(neighbour4(&h, host(0)), None);
+    assert!(neighbour4(&h, GW).is_some());
+    assert!(neighbour4(&h, host(max - 1)).is_some(), "the newest is in");
+}
+
+#[test]
+fn flood_to_unresolved_next_hops_cannot_prevent_own_solicitation() {
+    let mut h = Harness::default();
+    // An inside host sends four packets each to 190 silent neighbours; the dataplane
+    // drains what the engine sends after each frame.
+    for host in 10..200u8 {
+        for _ in 0..4 {
+            h.from_lan(udp4(
+                sa(HOST, 40000),
+                sa(Ipv4Addr::new(10, 10, 0, host), 9),
+                b"x",
+            ));
+            h.transmitted();
+        }
+    }
+    assert!(h.drops(DropReason::NeighbourParkedLimit) > 0);
+    // A packet for a new next hop cannot wait, but the box still asks for it.
+    let out = h.from_lan(udp4(sa(HOST, 40000), sa(HOST7, 9), b"x"));
+    assert_eq!(out.verdict, Verdict::Drop(DropReason::NeighbourParkedLimit));
+    assert_eq!(
+        arp_requests(&h.transmitted()),
+        vec![(Mac::BROADCAST, HOST7)],
+        "the box asked for its new next hop"
+    );
+    assert_eq!(h.drops(DropReason::NeighbourRequestNoBuffer), 0);
+}
+
+#[test]
+fn ping_flood_does_not_suppress_frag_needed() {
+    let mut c = config();
+    c.outside.mtu = 1280;
+    let mut h = Harness::new(c);
+    let burst = h.engine.config().icmp.burst;
+    // Echo requests over IPv4 and IPv6 (one budget for both).
+    let mut answered = 0;
+    for seq in 0..burst as u16 {
+        let v4 = h.from_lan(echo4(HOST, BOX_LAN, 7, seq, false)).verdict;
+        let v6 = h.from_lan6(echo6(host6(), box_lan6(), seq, false)).verdict;
+        answered += [v4, v6]
+            .iter()
+            .filter(|&&v| v == Verdict::Reply(Port::Inside))
+            .count() as u32;
+    }
+    assert_eq!(answered, burst, "the ping flood used up the general budget");
+    assert_eq!(h.engine.stats().icmp_rate_limited, u64::from(burst));
+    let big4 = udp4(sa(HOST, 40000), sa(REMOTE, 53), &[0xab; 1300]);
+    let out = h.from_lan(big4);
+    assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+    assert_eq!(out.ip()[20..22], [3, 4], "fragmentation needed");
+    let big6 = udp6(host6(), 40000, remote6(), 53, &[0x5a; 1300]);
+    let out = h.from_lan6(big6);
+    assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+    assert_eq!(out.ip()[40], 2, "packet too big");
+}
+
+#[test]
+fn one_source_fragments_cannot_fill_the_fragment_table() {
+    let mut h = Harness::default();
+    let out = h.from_lan(udp4(sa(HOST, 40000), sa(REMOTE2, 53), b"query"));
+    let ext = endpoints4(out.ip()).0;
+    // An outsider floods the public address with fragments whose first never comes.
+    let per_source = natbox::engine::frag::PARKED_PER_SOURCE;
+    let mut held = 0;
+    for ident in 0..natbox::engine::frag::MAX_PARKED as u16 {
+        let f = ipv4_full(
+            REMOTE,
+            PUBLIC,
+            IpNextHeaderProtocols::Udp,
+            &[0; 8],
+            64,
+            ident,
+            0x2001,
+        );
+        match h.from_wan(f).verdict {
+            Verdict::Hold => held += 1,
+            v => assert_eq!(v, Verdict::Drop(DropReason::FragmentSourceLimit)),
+        }
+    }
+    assert_eq!(held, per_source);
+    // REMOTE2's answer, fragmented and out of order, still gets through.
+    let payload: Vec<u8> = (0..40u8).collect();
+    let (first, rest) = fragment4(&udp4(sa(REMOTE2, 53), ext, &payload), 0x7777, 24);
+    assert_eq!(h.from_wan(rest).verdict, Verdict::Hold);
+    assert_eq!(h.from_wan(first).verdict, Verdict::Forward(Port::Inside));
+    let sent = h.transmitted();
+    assert_eq!(sent.len(), 1, "the parked fragment followed its first");
+    assert_eq!(addrs4(&sent[0].1[14..]), (REMOTE2, HOST));
+}
+
+#[test]
+fn rfc4861_7_2_2_probe_is_a_unicast_solicitation_to_the_cached_address() {
+    let mut h = Harness::default();
+    let silent: Ipv6Addr = "2001:db8:10::7".parse().unwrap();
+    let out = h.frame(
+        Port::Inside,
+        neighbor_solicit(HOST7_MAC, silent, box_lan6()),
+    );
+    assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+    // Used (a routed packet from another inside host): DELAY, then PROBE.
+    let out = h.from_lan6(udp6(host6(), 53, silent, 40000, b"y"));
+    assert_eq!(out.verdict, Verdict::Forward(Port::Inside));
+    assert_eq!(&out.frame[0..6], &HOST7_MAC.0);
+    h.advance_secs(5);
+    let sent = h.transmitted();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let (port, ns) = &sent[0];
+    assert_eq!(*port, Port::Inside);
+    assert_eq!(&ns[0..6], &HOST7_MAC.0, "unicast to the cached MAC");
+    assert_eq!(ns[54], 135, "a Neighbor Solicitation");
+    assert_eq!(
+        ns[14 + 24..14 + 40],
+        silent.octets(),
+        "to the address itself"
+    );
+    assert_eq!(ns[62..78], silent.octets(), "for the address");
+    assert_checksums(ns);
 }

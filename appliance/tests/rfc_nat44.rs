@@ -600,12 +600,13 @@ fn rfc4787_req14_fragment_table_bounded_and_timeout_counted() {
         Verdict::Drop(DropReason::FragmentTableFull),
         "per-datagram bound"
     );
-    // The global bound.
+    // The global bound, reached by several sources (each within its own share).
     let max = natbox::engine::frag::MAX_PARKED;
     let mut refused = 0;
     for ident in 0..max as u16 {
+        let src = Ipv4Addr::new(10, 10, 0, 20 + (ident as usize / per) as u8);
         let f = ipv4_full(
-            HOST2,
+            src,
             REMOTE,
             IpNextHeaderProtocols::Udp,
             &payload,

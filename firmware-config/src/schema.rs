@@ -150,6 +150,8 @@ pub struct Timeouts {
 #[serde(deny_unknown_fields, default)]
 pub struct IcmpPolicy {
     /// Sustained rate of ICMP errors and echo replies the box generates, per second.
+    /// Path MTU errors (fragmentation needed, packet too big) have a budget of their
+    /// own at the same rate and burst, so a ping flood cannot suppress them.
     pub rate_limit: u32,
     /// Burst allowance above the rate.
     pub burst: u32,

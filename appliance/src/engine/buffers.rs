@@ -3,6 +3,11 @@
 //! itself (ARP/NDP requests) waiting to be sent. Allocated once; `take`/`put` move
 //! boxes in and out of slots, so nothing allocates after start-up. Buffers are sized
 //! for the largest frame the ports' MTUs allow.
+//!
+//! The last `reserve` free buffers are kept for the box's own ARP requests and
+//! Neighbor Solicitations (`alloc_reserved`): `alloc` and `store`, which park
+//! received packets, refuse once only the reserve is left, so packets waiting for a
+//! next hop can never stop the box from asking for it.
 
 /// Handle of a buffer in the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,11 +25,12 @@ pub struct Buffers {
     slots: Vec<Slot>,
     free: Vec<u16>,
     size: usize,
+    reserve: usize,
 }
 
 impl Buffers {
-    /// `count` buffers of `size` bytes each.
-    pub fn new(count: usize, size: usize) -> Buffers {
+    /// `count` buffers of `size` bytes each, `reserve` of them for `alloc_reserved`.
+    pub fn new(count: usize, size: usize, reserve: usize) -> Buffers {
         let count = count.min(usize::from(u16::MAX));
         Buffers {
             slots: (0..count)
@@ -35,6 +41,7 @@ impl Buffers {
                 .collect(),
             free: (0..count as u16).rev().collect(),
             size,
+            reserve,
         }
     }
 
@@ -52,8 +59,17 @@ impl Buffers {
         Some(id)
     }
 
-    /// A free buffer for the caller to fill through `buf_mut` and `set_len`.
+    /// A free buffer for the caller to fill through `buf_mut` and `set_len`, unless only
+    /// the reserve is left.
     pub fn alloc(&mut self) -> Option<BufId> {
+        if self.free.len() <= self.reserve {
+            return None;
+        }
+        self.alloc_reserved()
+    }
+
+    /// A free buffer, the reserve included: for the box's own neighbour requests.
+    pub fn alloc_reserved(&mut self) -> Option<BufId> {
         self.free.pop().map(BufId)
     }
 
@@ -99,7 +115,7 @@ mod tests {
 
     #[test]
     fn store_take_put_free() {
-        let mut b = Buffers::new(2, 64);
+        let mut b = Buffers::new(2, 64, 0);
         let a = b.store(&[1, 2, 3]).unwrap();
         let c = b.store(&[4]).unwrap();
         assert!(b.store(&[5]).is_none());
@@ -111,5 +127,16 @@ mod tests {
         assert_eq!(b.frame(c), &[4, 9]);
         b.free(a);
         assert_eq!(b.available(), 1);
+    }
+
+    #[test]
+    fn reserve_is_only_for_alloc_reserved() {
+        let mut b = Buffers::new(3, 64, 2);
+        assert!(b.store(&[1]).is_some());
+        assert!(b.store(&[2]).is_none());
+        assert!(b.alloc().is_none());
+        assert!(b.alloc_reserved().is_some());
+        assert!(b.alloc_reserved().is_some());
+        assert!(b.alloc_reserved().is_none());
     }
 }

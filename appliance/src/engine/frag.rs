@@ -7,10 +7,13 @@
 //! filter); later fragments look it up. Fragments that arrive before their first are
 //! parked in pool buffers and re-processed once it comes.
 //!
-//! DoS bounds: at most `MAX_ENTRIES` datagrams, `MAX_PARKED` parked fragments in all and
-//! `PARKED_PER_DATAGRAM` per datagram; entries live `timeout` from creation. When full,
-//! new datagrams are refused (counted) rather than evicting ones in progress, so a
-//! flood of fragments cannot break datagrams already being forwarded.
+//! DoS bounds: at most `MAX_ENTRIES` datagrams, `MAX_PARKED` parked fragments in all,
+//! `PARKED_PER_SOURCE` per source address and `PARKED_PER_DATAGRAM` per datagram;
+//! entries live `timeout` from creation. When full, new datagrams are refused (counted)
+//! rather than evicting ones in progress, so a flood of fragments cannot break
+//! datagrams already being forwarded; and since one source may park only a quarter of
+//! the fragments (`fragment_source_limit`), one sender's flood of out-of-order
+//! fragments cannot take the parking space of everyone else.
 
 use super::buffers::BufId;
 use super::stats::DropReason;
@@ -21,6 +24,7 @@ use std::net::Ipv4Addr;
 pub const MAX_ENTRIES: usize = 1024;
 pub const MAX_PARKED: usize = 64;
 pub const PARKED_PER_DATAGRAM: usize = 8;
+pub const PARKED_PER_SOURCE: usize = MAX_PARKED / 4;
 
 /// Identifies one datagram's fragments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -75,6 +79,9 @@ pub struct Frags {
     entries: HashMap<FragKey, Entry, ahash::RandomState>,
     order: VecDeque<(FragKey, u64)>,
     parked: usize,
+    /// Parked fragments per source address (only sources with some; so at most
+    /// `MAX_PARKED` keys).
+    parked_by_source: HashMap<[u8; 16], usize, ahash::RandomState>,
     timeout_ms: u64,
 }
 
@@ -84,6 +91,10 @@ impl Frags {
             entries: HashMap::with_capacity_and_hasher(MAX_ENTRIES, ahash::RandomState::new()),
             order: VecDeque::with_capacity(MAX_ENTRIES),
             parked: 0,
+            parked_by_source: HashMap::with_capacity_and_hasher(
+                MAX_PARKED,
+                ahash::RandomState::new(),
+            ),
             timeout_ms: u64::from(timeout_s) * 1000,
         }
     }
@@ -111,7 +122,7 @@ impl Frags {
         let entry = self.entry(key, now)?;
         entry.action = Some(action);
         let parked = std::mem::take(&mut entry.parked);
-        self.parked -= parked.len();
+        self.unpark(&key, parked.len());
         Ok(parked)
     }
 
@@ -130,12 +141,16 @@ impl Frags {
         if self.parked >= MAX_PARKED {
             return Err(DropReason::FragmentTableFull);
         }
+        if self.parked_by_source.get(&key.src).copied().unwrap_or(0) >= PARKED_PER_SOURCE {
+            return Err(DropReason::FragmentSourceLimit);
+        }
         let entry = self.entry(key, now)?;
         entry
             .parked
             .push((buf, port))
             .map_err(|_| DropReason::FragmentTableFull)?;
         self.parked += 1;
+        *self.parked_by_source.entry(key.src).or_default() += 1;
         Ok(())
     }
 
@@ -148,8 +163,22 @@ impl Frags {
             self.order.pop_front();
             if self.entries.get(&key).is_some_and(|e| e.created == created) {
                 let e = self.entries.remove(&key).expect("just checked");
-                self.parked -= e.parked.len();
+                self.unpark(&key, e.parked.len());
                 expired.extend(e.parked.iter().map(|&(b, _)| b));
+            }
+        }
+    }
+
+    /// Accounts for `n` fragments of `key`'s datagram leaving the parking.
+    fn unpark(&mut self, key: &FragKey, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.parked -= n;
+        if let Some(count) = self.parked_by_source.get_mut(&key.src) {
+            *count -= n;
+            if *count == 0 {
+                self.parked_by_source.remove(&key.src);
             }
         }
     }
@@ -210,6 +239,34 @@ mod tests {
             released.as_slice(),
             &[(BufId(3), Port::Inside), (BufId(4), Port::Inside)]
         );
+    }
+
+    #[test]
+    fn one_source_cannot_fill_the_parking() {
+        let mut f = Frags::new(5);
+        let from = |src: u8, id: u16| {
+            FragKey::v4(
+                Ipv4Addr::new(203, 0, 113, src),
+                Ipv4Addr::new(198, 51, 100, 10),
+                17,
+                id,
+            )
+        };
+        for id in 0..PARKED_PER_SOURCE as u16 {
+            f.park(from(1, id), BufId(id), Port::Outside, 0).unwrap();
+        }
+        assert_eq!(
+            f.park(from(1, 999), BufId(999), Port::Outside, 0),
+            Err(DropReason::FragmentSourceLimit)
+        );
+        f.park(from(2, 0), BufId(500), Port::Outside, 0).unwrap();
+        // Released fragments give the source its share back.
+        assert_eq!(f.first(from(1, 0), ACTION, 1).unwrap().len(), 1);
+        f.park(from(1, 999), BufId(999), Port::Outside, 1).unwrap();
+        let mut expired = Vec::new();
+        f.poll(10_000, &mut expired);
+        assert_eq!(expired.len(), PARKED_PER_SOURCE + 1);
+        assert!(f.parked_by_source.is_empty());
     }
 
     #[test]

@@ -2,8 +2,14 @@
 //! ICMPv4 errors (RFC 792, RFC 1812 section 4.3.2: quote as much of the offending
 //! datagram as fits in 576 bytes), ICMPv6 errors (RFC 4443 section 2.4: as much as fits
 //! in the 1280-byte minimum MTU), echo replies, ARP replies and Neighbor
-//! Advertisements; and a token bucket that bounds how many the box generates
+//! Advertisements; and token buckets that bound how many the box generates
 //! (RFC 1812 section 4.3.2.8, RFC 4443 section 2.4(f)).
+//!
+//! Path MTU discovery errors (ICMPv4 fragmentation needed, ICMPv6 packet too big)
+//! draw on a budget of their own (`Budgets`, each bucket at the configured rate and
+//! burst): without them a sender's connection stalls (a PMTUD black hole, RFC 2923),
+//! so a flood of echo requests or of other errors must not use them up (RFC 4443
+//! section 2.4(f) allows per-type limits; RFC 1191 and RFC 8201 depend on them).
 //!
 //! Never sent: errors about ICMP errors, about non-first fragments, or to sources that
 //! are not unicast (RFC 1812 section 4.3.2.7, RFC 4443 section 2.4(e)).
@@ -56,6 +62,58 @@ impl RateLimit {
             true
         } else {
             false
+        }
+    }
+}
+
+/// Which budget a message the box generates draws on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// Fragmentation needed / packet too big.
+    Pmtu,
+    /// Everything else: echo replies and the other errors.
+    Other,
+}
+
+impl Budget {
+    /// The budget of an ICMPv4 message of `kind` (type, code, rest).
+    pub fn of4(kind: (u8, u8, u32)) -> Budget {
+        match kind {
+            (icmpv4::DEST_UNREACHABLE, icmpv4::CODE_FRAG_NEEDED, _) => Budget::Pmtu,
+            _ => Budget::Other,
+        }
+    }
+
+    /// The budget of an ICMPv6 message of `kind` (type, code, rest).
+    pub fn of6(kind: (u8, u8, u32)) -> Budget {
+        match kind.0 {
+            icmpv6::PACKET_TOO_BIG => Budget::Pmtu,
+            _ => Budget::Other,
+        }
+    }
+}
+
+/// One token bucket per `Budget`.
+#[derive(Debug, Clone)]
+pub struct Budgets {
+    pmtu: RateLimit,
+    other: RateLimit,
+}
+
+impl Budgets {
+    /// Each budget at `rate` messages per second, bursts up to `burst`.
+    pub fn new(rate: u32, burst: u32) -> Budgets {
+        Budgets {
+            pmtu: RateLimit::new(rate, burst),
+            other: RateLimit::new(rate, burst),
+        }
+    }
+
+    /// Takes one token from `budget` if available.
+    pub fn allow(&mut self, budget: Budget, now_ms: u64) -> bool {
+        match budget {
+            Budget::Pmtu => self.pmtu.allow(now_ms),
+            Budget::Other => self.other.allow(now_ms),
         }
     }
 }
@@ -174,9 +232,16 @@ pub fn arp_reply(buf: &mut [u8], mac: Mac, addr: Ipv4Addr) -> Option<usize> {
     Some(pad(buf, ETH + arp::LEN))
 }
 
-/// Writes an ARP request for `target` from `(mac, addr)` into `buf`; returns its length.
-pub fn arp_request(buf: &mut [u8], mac: Mac, addr: Ipv4Addr, target: Ipv4Addr) -> usize {
-    ethernet::write_header(buf, Mac::BROADCAST, mac, ethertype::ARP);
+/// Writes an ARP request for `target` from `(mac, addr)` into `buf`, broadcast or
+/// unicast to `to`; returns its length.
+pub fn arp_request(
+    buf: &mut [u8],
+    mac: Mac,
+    addr: Ipv4Addr,
+    target: Ipv4Addr,
+    to: Option<Mac>,
+) -> usize {
+    ethernet::write_header(buf, to.unwrap_or(Mac::BROADCAST), mac, ethertype::ARP);
     arp::write(
         &mut buf[ETH..],
         arp::OP_REQUEST,
@@ -307,18 +372,29 @@ pub fn neighbor_advert(
     )
 }
 
-/// Writes a multicast Neighbor Solicitation for `target` from `src`. Returns the length.
-pub fn neighbor_solicit(buf: &mut [u8], mac: Mac, src: &Ipv6Addr, target: &Ipv6Addr) -> usize {
+/// Writes a Neighbor Solicitation for `target` from `src`: to its solicited-node
+/// group, or unicast to the target at `to` (RFC 4861 section 7.2.2). Returns the length.
+pub fn neighbor_solicit(
+    buf: &mut [u8],
+    mac: Mac,
+    src: &Ipv6Addr,
+    target: &Ipv6Addr,
+    to: Option<Mac>,
+) -> usize {
     let t = target.octets();
     let group = Ipv6Addr::from([
         0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, t[13], t[14], t[15],
     ]);
+    let (dst_mac, dst) = match to {
+        Some(m) => (m, *target),
+        None => (Mac::ipv6_multicast(&group), group),
+    };
     nd_message(
         buf,
         mac,
-        Mac::ipv6_multicast(&group),
+        dst_mac,
         src,
-        &group,
+        &dst,
         (icmpv6::NEIGHBOR_SOLICIT, 0, target, icmpv6::OPT_SOURCE_LL),
     )
 }
@@ -374,5 +450,21 @@ mod tests {
         assert!(r.allow(100)); // 10/s: one token per 100 ms
         assert!(!r.allow(100));
         assert!(r.allow(10_000));
+    }
+
+    #[test]
+    fn rfc4443_2_4_f_pmtu_budget_is_separate() {
+        let mut b = Budgets::new(10, 2);
+        let too_big = Budget::of6((icmpv6::PACKET_TOO_BIG, 0, 1280));
+        let frag_needed = Budget::of4((icmpv4::DEST_UNREACHABLE, icmpv4::CODE_FRAG_NEEDED, 1400));
+        let unreachable = Budget::of4((icmpv4::DEST_UNREACHABLE, 1, 0));
+        assert_eq!(
+            (too_big, frag_needed, unreachable),
+            (Budget::Pmtu, Budget::Pmtu, Budget::Other)
+        );
+        assert!(b.allow(Budget::Other, 0) && b.allow(Budget::Other, 0));
+        assert!(!b.allow(Budget::Other, 0));
+        assert!(b.allow(Budget::Pmtu, 0) && b.allow(Budget::Pmtu, 0));
+        assert!(!b.allow(Budget::Pmtu, 0));
     }
 }

@@ -227,7 +227,7 @@ mod tests {
     #[test]
     fn queue_is_bounded_and_keeps_arrival_time() {
         let mut l = Local::default();
-        let mut bufs = Buffers::new(QUEUE + 8, 128);
+        let mut bufs = Buffers::new(QUEUE + 8, 128, 0);
         let pkt = tcp4(9100);
         for t in 0..QUEUE as u64 {
             assert!(l.deliver(&mut bufs, &pkt, t));

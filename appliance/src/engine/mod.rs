@@ -59,7 +59,7 @@ use frag::{FragAction, FragKey, Frags};
 use fw6::Fw6;
 use ipnet::{Ipv4Net, Ipv6Net};
 use nat44::Nat44;
-use neigh::{Cache, Event, Resolve};
+use neigh::{Cache, Claim, Event, Resolve};
 use route::Routes;
 use stats::{DropReason, Stats};
 use std::collections::VecDeque;
@@ -74,6 +74,9 @@ use crate::wire::{arp, icmpv4, icmpv6, ipv4, ipv6, proto, tcp};
 const ETH: usize = ethernet::HEADER_LEN;
 /// Frame buffers for parked packets and engine-made frames.
 const POOL_BUFFERS: usize = 512;
+/// Of those, kept for the box's own ARP requests and Neighbor Solicitations (see
+/// `buffers`).
+const RESERVED_BUFFERS: usize = 64;
 
 /// A data port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -178,7 +181,7 @@ pub struct Engine {
     buffers: Buffers,
     tx: VecDeque<(Port, BufId)>,
     reinject: VecDeque<(Port, BufId)>,
-    icmp_limit: icmp::RateLimit,
+    icmp_limit: icmp::Budgets,
     local: local::Local,
     stats: Stats,
     ident: u16,
@@ -265,10 +268,11 @@ impl Engine {
             buffers: Buffers::new(
                 POOL_BUFFERS,
                 ETH + usize::from(config.inside.mtu.max(config.outside.mtu)),
+                RESERVED_BUFFERS,
             ),
             tx: VecDeque::with_capacity(POOL_BUFFERS),
             reinject: VecDeque::with_capacity(POOL_BUFFERS),
-            icmp_limit: icmp::RateLimit::new(config.icmp.rate_limit, config.icmp.burst),
+            icmp_limit: icmp::Budgets::new(config.icmp.rate_limit, config.icmp.burst),
             local: local::Local::default(),
             stats: Stats::default(),
             ident: 0,
@@ -318,7 +322,7 @@ impl Engine {
             self.nat.retune(new);
             self.fw6.retune(new);
             self.frags.set_timeout(new.timeouts.fragment);
-            self.icmp_limit = icmp::RateLimit::new(new.icmp.rate_limit, new.icmp.burst);
+            self.icmp_limit = icmp::Budgets::new(new.icmp.rate_limit, new.icmp.burst);
             self.config = new.clone();
             return true;
         }
@@ -541,7 +545,7 @@ impl Engine {
     fn neighbour_events<A>(&mut self, events: &mut Vec<Event<A>>, hop: fn(A) -> NextHop) {
         for e in events.drain(..) {
             match e {
-                Event::Probe(port, addr) => self.solicit(port, hop(addr)),
+                Event::Probe(port, addr, to) => self.solicit(port, hop(addr), to),
                 Event::Failed(buf) => self.discard(buf, DropReason::NeighbourUnresolved),
             }
         }
@@ -608,6 +612,19 @@ impl Engine {
             .or_else(|| self.nat.pool().first().copied())
     }
 
+    /// Whether `addr` is on-link on `port`: in the port's IPv4 prefix (a port without
+    /// one has no IPv4 neighbours). Every route's next hop is (the configuration checks).
+    fn on_link4(&self, port: Port, addr: Ipv4Addr) -> bool {
+        self.ports[port as usize]
+            .ipv4
+            .is_some_and(|n| n.contains(&addr))
+    }
+
+    /// ARP (RFC 826): requests for our addresses are answered; what an on-link sender
+    /// says about itself updates the cache (see `neigh`). A claim from an off-link
+    /// sender is never learnt: a reply or announcement to us from one is dropped as
+    /// `neighbour_off_link`; a request from one for our address is still answered (the
+    /// reply goes to the MAC that asked, and nothing is stored).
     fn arp_in(&mut self, port: Port, frame: &mut Frame<'_>, now: u64) -> Verdict {
         let Ok(a) = arp::Packet::new_checked(&frame.buf[ETH..frame.len]) else {
             return Verdict::Drop(DropReason::ArpMalformed);
@@ -615,12 +632,20 @@ impl Engine {
         let (op, sender_ip, sender_mac, target) =
             (a.operation(), a.sender_ip(), a.sender_mac(), a.target_ip());
         let ours = self.owns4(port, target);
-        let on_link = self.ports[port as usize]
-            .ipv4
-            .is_none_or(|n| n.contains(&sender_ip));
-        if !sender_ip.is_unspecified() && on_link && !sender_mac.is_multicast() {
-            let released = self.arp.learn(port, sender_ip, sender_mac, now, ours);
-            self.release(port, sender_mac, &released);
+        let claims = !sender_ip.is_unspecified()
+            && !sender_mac.is_multicast()
+            && !self.owns4(port, sender_ip);
+        let on_link = self.on_link4(port, sender_ip);
+        if claims && on_link {
+            // Only a reply sent to our MAC answers a request of ours.
+            let to_us = ethernet::Frame::new_checked(&frame.buf[..frame.len])
+                .is_ok_and(|e| e.dst() == self.ports[port as usize].mac);
+            let claim = Claim {
+                solicited: op == arp::OP_REPLY && to_us,
+                ..Claim::announcement(sender_mac, ours)
+            };
+            let learnt = self.arp.learn(port, sender_ip, claim, now);
+            self.learnt(port, sender_mac, learnt);
         }
         match (op, ours) {
             (arp::OP_REQUEST, true) => {
@@ -633,8 +658,31 @@ impl Engine {
                     None => Verdict::Drop(DropReason::ArpMalformed),
                 }
             }
+            (_, true) if claims && !on_link => Verdict::Drop(DropReason::NeighbourOffLink),
             (_, true) => Verdict::Consumed,
             _ => Verdict::Drop(DropReason::NeighbourIgnored),
+        }
+    }
+
+    /// Sends the packets a neighbour's answer released and drops those of an entry
+    /// evicted to make room for it.
+    fn learnt(
+        &mut self,
+        port: Port,
+        mac: Mac,
+        (released, evicted): (neigh::Queue, Option<neigh::Queue>),
+    ) {
+        self.release(port, mac, &released);
+        self.evicted(evicted);
+    }
+
+    /// Counts an eviction from a neighbour cache and drops the packets that waited.
+    fn evicted(&mut self, evicted: Option<neigh::Queue>) {
+        if let Some(queue) = evicted {
+            self.stats.neighbours_evicted += 1;
+            for buf in queue {
+                self.discard(buf, DropReason::NeighbourEvicted);
+            }
         }
     }
 
@@ -649,9 +697,12 @@ impl Engine {
         }
     }
 
-    /// Queues an ARP request or Neighbor Solicitation for `hop` on `port`.
-    fn solicit(&mut self, port: Port, hop: NextHop) {
-        let Some(id) = self.buffers.alloc() else {
+    /// Queues an ARP request or Neighbor Solicitation for `hop` on `port`: broadcast
+    /// (multicast), or unicast to `to` (a PROBE of a cached MAC). It may use the
+    /// buffers kept in reserve, which parked packets cannot take.
+    fn solicit(&mut self, port: Port, hop: NextHop, to: Option<Mac>) {
+        let Some(id) = self.buffers.alloc_reserved() else {
+            self.stats.drop(DropReason::NeighbourRequestNoBuffer);
             return;
         };
         let p = &self.ports[port as usize];
@@ -663,7 +714,7 @@ impl Engine {
                     return;
                 };
                 self.stats.arp_requests += 1;
-                icmp::arp_request(self.buffers.buf_mut(id), mac, src, target)
+                icmp::arp_request(self.buffers.buf_mut(id), mac, src, target, to)
             }
             NextHop::V6(target) => {
                 let src = if target.is_unicast_link_local() {
@@ -672,7 +723,7 @@ impl Engine {
                     p.ipv6.map_or(p.link_local, |n| n.addr())
                 };
                 self.stats.ndp_solicits += 1;
-                icmp::neighbor_solicit(self.buffers.buf_mut(id), mac, &src, &target)
+                icmp::neighbor_solicit(self.buffers.buf_mut(id), mac, &src, &target, to)
             }
         };
         self.buffers.set_len(id, len);
@@ -682,53 +733,60 @@ impl Engine {
     /// Finishes a forwarded frame: fills in the Ethernet header for the next hop, or
     /// parks the frame until the next hop answers.
     fn send(&mut self, egress: Port, hop: NextHop, frame: &mut Frame<'_>, now: u64) -> Verdict {
-        let resolved = match hop {
+        let (resolved, evicted) = match hop {
             NextHop::V4(a) => self.arp.resolve(egress, a, now),
             NextHop::V6(a) => self.ndp.resolve(egress, a, now),
         };
-        let own = self.ports[egress as usize].mac;
-        let (verdict, probe) = match resolved {
-            None => return Verdict::Drop(DropReason::NeighbourQueueFull),
-            Some(Resolve::Known { mac, probe }) => {
+        self.evicted(evicted);
+        match resolved {
+            Resolve::Known(mac) => {
+                let own = self.ports[egress as usize].mac;
                 frame.buf[0..6].copy_from_slice(&mac.0);
                 frame.buf[6..12].copy_from_slice(&own.0);
-                (Verdict::Forward(egress), probe)
+                Verdict::Forward(egress)
             }
-            Some(Resolve::Unknown { probe }) => {
-                if let Err(reason) = self.settle_offload(frame) {
-                    return Verdict::Drop(reason);
+            Resolve::Unknown { probe } => {
+                let verdict = self.park(egress, hop, frame);
+                if probe {
+                    self.solicit(egress, hop, None);
                 }
-                let verdict = match self.buffers.store(frame.bytes()) {
-                    None => Verdict::Drop(DropReason::BufferPoolFull),
-                    Some(id) => {
-                        let parked = match hop {
-                            NextHop::V4(a) => self.arp.park(a, id),
-                            NextHop::V6(a) => self.ndp.park(a, id),
-                        };
-                        match parked {
-                            Ok(()) => Verdict::Hold,
-                            Err(id) => {
-                                self.buffers.free(id);
-                                Verdict::Drop(DropReason::NeighbourQueueFull)
-                            }
-                        }
-                    }
-                };
-                (verdict, probe)
+                verdict
             }
-        };
-        if probe {
-            self.solicit(egress, hop);
         }
-        verdict
+    }
+
+    /// Parks a frame until `hop` on `egress` resolves.
+    fn park(&mut self, egress: Port, hop: NextHop, frame: &mut Frame<'_>) -> Verdict {
+        if let Err(reason) = self.settle_offload(frame) {
+            return Verdict::Drop(reason);
+        }
+        let Some(id) = self.buffers.store(frame.bytes()) else {
+            return Verdict::Drop(DropReason::BufferPoolFull);
+        };
+        let parked = match hop {
+            NextHop::V4(a) => self.arp.park(egress, a, id),
+            NextHop::V6(a) => self.ndp.park(egress, a, id),
+        };
+        match parked {
+            Ok(()) => Verdict::Hold,
+            Err(reason) => {
+                self.buffers.free(id);
+                Verdict::Drop(reason)
+            }
+        }
     }
 
     // ---- the box's own ICMP ----
 
-    /// Takes a token from the rate limit for a message the box generates (RFC 1812
-    /// 4.3.2.8, RFC 4443 2.4(f)), counting the message as sent or as suppressed.
+    /// Takes a token from the general rate limit for a message the box generates (RFC
+    /// 1812 4.3.2.8, RFC 4443 2.4(f)), counting the message as sent or as suppressed.
     fn icmp_allowed(&mut self, now: u64) -> bool {
-        if self.icmp_limit.allow(now) {
+        self.icmp_budget_allows(icmp::Budget::Other, now)
+    }
+
+    /// As `icmp_allowed`, from `budget` (PMTUD errors have their own: see `icmp`).
+    fn icmp_budget_allows(&mut self, budget: icmp::Budget, now: u64) -> bool {
+        if self.icmp_limit.allow(budget, now) {
             self.stats.icmp_sent += 1;
             true
         } else {
@@ -754,7 +812,7 @@ impl Engine {
         if !icmp::may_error4(ip) || !icmp::error4_fits(frame.buf.len(), ip.len()) {
             return Verdict::Drop(reason);
         }
-        if !self.icmp_allowed(now) {
+        if !self.icmp_budget_allows(icmp::Budget::of4(kind), now) {
             return Verdict::Drop(reason);
         }
         self.ident = self.ident.wrapping_add(1);
@@ -782,7 +840,7 @@ impl Engine {
         if !icmp::may_error6(ip) || !icmp::error6_fits(frame.buf.len(), ip.len()) {
             return Verdict::Drop(reason);
         }
-        if !self.icmp_allowed(now) {
+        if !self.icmp_budget_allows(icmp::Budget::of6(kind), now) {
             return Verdict::Drop(reason);
         }
         let p = &self.ports[port as usize];
@@ -1428,9 +1486,20 @@ impl Engine {
         self.send(egress, NextHop::V6(hop), frame, now)
     }
 
+    /// Whether `addr` is on-link on `port`: link-local, or in the port's IPv6 prefix.
+    fn on_link6(&self, port: Port, addr: &Ipv6Addr) -> bool {
+        addr.is_unicast_link_local()
+            || self.ports[port as usize]
+                .ipv6
+                .is_some_and(|n| n.contains(addr))
+    }
+
     /// Neighbor Solicitations for our addresses get an advertisement; advertisements
-    /// update the cache. RFC 4861 section 7.1 validity: hop limit 255, code 0, a valid
-    /// checksum.
+    /// update the cache (see `neigh`). RFC 4861 section 7.1 validity: hop limit 255,
+    /// code 0, a valid checksum, and no Solicited flag on a multicast advertisement.
+    /// Only on-link addresses are learnt: a solicitation from an off-link source is
+    /// answered but not learnt (as ARP), an advertisement for an off-link target is
+    /// dropped as `neighbour_off_link`.
     #[allow(clippy::too_many_arguments)]
     fn ndp_in(
         &mut self,
@@ -1457,15 +1526,18 @@ impl Engine {
         {
             return Verdict::Drop(DropReason::NdpMalformed);
         }
-        let ours = self.owns6(port, &target);
         if msg.msg_type() == icmpv6::NEIGHBOR_SOLICIT {
-            let sender_mac = msg.nd_link_addr(icmpv6::OPT_SOURCE_LL);
-            if !ours {
+            if !self.owns6(port, &target) {
                 return Verdict::Drop(DropReason::NeighbourIgnored);
             }
+            let sender_mac = msg.nd_link_addr(icmpv6::OPT_SOURCE_LL);
             if let (Some(mac), false) = (sender_mac, src.is_unspecified()) {
-                let released = self.ndp.learn(port, *src, mac, now, true);
-                self.release(port, mac, &released);
+                if self.on_link6(port, src) && !self.owns6(port, src) {
+                    let learnt = self
+                        .ndp
+                        .learn(port, *src, Claim::announcement(mac, true), now);
+                    self.learnt(port, mac, learnt);
+                }
             }
             if frame.buf.len() < icmp::ND_FRAME_LEN {
                 return Verdict::Drop(DropReason::NoRoomForReply);
@@ -1477,10 +1549,24 @@ impl Engine {
             frame.len = icmp::neighbor_advert(frame.buf, mac, &target, peer_mac, src);
             return Verdict::Reply(port);
         }
-        // Neighbor Advertisement: update an entry we asked about.
-        if let Some(mac) = msg.nd_link_addr(icmpv6::OPT_TARGET_LL) {
-            let released = self.ndp.learn(port, target, mac, now, false);
-            self.release(port, mac, &released);
+        // Neighbor Advertisement (RFC 4861 section 7.2.5).
+        let flags = msg.na_flags();
+        let solicited = flags & icmpv6::NA_SOLICITED != 0;
+        if solicited && dst.is_multicast() {
+            return Verdict::Drop(DropReason::NdpMalformed);
+        }
+        if !self.on_link6(port, &target) {
+            return Verdict::Drop(DropReason::NeighbourOffLink);
+        }
+        let claim = Claim {
+            mac: msg.nd_link_addr(icmpv6::OPT_TARGET_LL),
+            solicited,
+            overrides: flags & icmpv6::NA_OVERRIDE != 0,
+            create: false,
+        };
+        let learnt = self.ndp.learn(port, target, claim, now);
+        if let Some(mac) = claim.mac {
+            self.learnt(port, mac, learnt);
         }
         Verdict::Consumed
     }

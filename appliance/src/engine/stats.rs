@@ -44,6 +44,7 @@ drop_reasons! {
     UnknownEthertype => "unknown_ethertype", "EtherType other than IPv4, IPv6 or ARP";
     ArpMalformed => "arp_malformed", "ARP packet not Ethernet/IPv4 or truncated";
     NeighbourIgnored => "neighbour_ignored", "ARP or NDP about an address that is not ours";
+    NeighbourOffLink => "neighbour_off_link", "ARP or NDP claiming an address that is not on-link for the port it came from (not in the port's prefix, nor fe80::/10 for NDP): cache poisoning refused";
     Ipv4Malformed => "ipv4_malformed", "bad IPv4 version, header length or total length";
     Ipv4BadChecksum => "ipv4_bad_checksum", "IPv4 header checksum does not verify";
     MartianSource => "martian_source", "source is multicast, broadcast, loopback, unspecified, in 0.0.0.0/8 or class E (RFC 1812 section 5.3.7, RFC 6890)";
@@ -72,6 +73,7 @@ drop_reasons! {
     PortsExhausted => "ports_exhausted", "no free external port on the host's paired address";
     IcmpErrorNoMatch => "icmp_error_no_match", "ICMP error whose quoted packet matches no mapping or state (RFC 5508 REQ-4, RFC 6092 REC-10)";
     FragmentTableFull => "fragment_table_full", "fragment table or fragment buffers full (RFC 4787 REQ-14)";
+    FragmentSourceLimit => "fragment_source_limit", "fragment that would exceed its source's share of the parked fragments";
     FragmentTimeout => "fragment_timeout", "non-first fragment whose first fragment never came";
     Ipv6Disabled => "ipv6_disabled", "IPv6 routing is disabled in the configuration";
     Ipv6Malformed => "ipv6_malformed", "bad IPv6 header or extension header chain";
@@ -82,6 +84,9 @@ drop_reasons! {
     NdpMalformed => "ndp_malformed", "neighbor discovery message that fails RFC 4861 validity checks";
     NeighbourUnresolved => "neighbour_unresolved", "next hop did not answer ARP/NDP";
     NeighbourQueueFull => "neighbour_queue_full", "too many packets waiting for one next hop";
+    NeighbourParkedLimit => "neighbour_parked_limit", "packets waiting for next hops already hold their share of the buffer pool";
+    NeighbourEvicted => "neighbour_evicted", "packet waiting for a next hop whose entry was evicted (neighbour table full, least recently used)";
+    NeighbourRequestNoBuffer => "neighbour_request_no_buffer", "ARP request or Neighbor Solicitation of the box's own not sent: no free buffer, the reserve included";
     BufferPoolFull => "buffer_pool_full", "no free buffer to park the packet";
     NoRoomForReply => "no_room_for_reply", "receive buffer too small to build the reply in (I/O buffer sizing)";
 }
@@ -170,6 +175,8 @@ pub struct Stats {
     pub icmp_rate_limited: u64,
     pub arp_requests: u64,
     pub ndp_solicits: u64,
+    /// Neighbour entries evicted from a full cache (least recently used first).
+    pub neighbours_evicted: u64,
     /// Packets handed to the box's own services, and datagrams they sent.
     pub local_delivered: u64,
     pub local_sent: u64,
@@ -196,6 +203,7 @@ impl Default for Stats {
             icmp_rate_limited: 0,
             arp_requests: 0,
             ndp_solicits: 0,
+            neighbours_evicted: 0,
             local_delivered: 0,
             local_sent: 0,
         }

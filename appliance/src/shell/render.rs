@@ -378,6 +378,7 @@ pub fn counters(engine: &Engine) -> Vec<(String, u64)> {
         ("icmp_rate_limited", s.icmp_rate_limited),
         ("arp_requests", s.arp_requests),
         ("ndp_solicits", s.ndp_solicits),
+        ("neighbours_evicted", s.neighbours_evicted),
         ("local_delivered", s.local_delivered),
         ("local_sent", s.local_sent),
         ("nat_events_logged", engine.nat().events().logged),
@@ -435,6 +436,7 @@ fn neighbors(engine: &Engine, facts: &Facts, json: bool) -> Result<String, Strin
             n.addr.to_string(),
             n.port.name().into(),
             n.mac.map_or("incomplete".to_string(), |m| m.to_string()),
+            n.state.into(),
             format!("{}s", n.age_ms / 1000),
             n.queued.to_string(),
         ]
@@ -449,11 +451,14 @@ fn neighbors(engine: &Engine, facts: &Facts, json: bool) -> Result<String, Strin
     if json {
         let list: Vec<Value> = rows
             .iter()
-            .map(|r| json!({"address": r[0], "port": r[1], "mac": r[2], "age": r[3], "queued": r[4]}))
+            .map(|r| json!({"address": r[0], "port": r[1], "mac": r[2], "state": r[3], "age": r[4], "queued": r[5]}))
             .collect();
         return Ok(pretty(Value::Array(list)));
     }
-    Ok(table(&["address", "port", "mac", "age", "queued"], &rows))
+    Ok(table(
+        &["address", "port", "mac", "state", "age", "queued"],
+        &rows,
+    ))
 }
 
 fn routes(engine: &Engine, json: bool) -> Result<String, String> {

@@ -1,56 +1,162 @@
 //! Neighbour caches for ARP (RFC 826) and NDP (RFC 4861 section 7): IP address to MAC
 //! address, per port, with a short queue of packets waiting for each resolution.
 //!
-//! Life of an entry: a packet for an unknown next hop creates an `Incomplete` entry,
-//! parks the packet (at most `QUEUE_PER_NEIGHBOUR`) and asks the engine to send a
-//! request; requests repeat every `RETRANS_MS` up to `MAX_PROBES` times, then the entry
-//! and its queue are dropped (counted). An answer makes it `Reachable` and releases the
-//! queue. After `REACHABLE_MS` without confirmation the entry is still used, but each
-//! use may trigger a refresh probe; if refreshes go unanswered it is removed. Entries
-//! are only learnt from packets addressed to us (RFC 826 "merge" rule; RFC 4861
-//! section 7.2.3/7.2.5), so a flood of foreign ARP cannot fill the table; the table
-//! itself is bounded and refuses new entries when full.
+//! Entries are keyed by (port, address): a link-local address may exist on both links.
+//! Their states are those of RFC 4861 section 7.3.2, for ARP as for NDP, on the
+//! engine's clock (the constants of RFC 4861 section 10; `ReachableTime` is not
+//! randomised: the engine has no randomness, and a box that synchronises with nobody
+//! gains nothing from it):
+//! - INCOMPLETE: a packet for an unknown next hop created it; packets wait (at most
+//!   `QUEUE_PER_NEIGHBOUR` each, `MAX_PARKED` in all, so the queues cannot take the
+//!   whole buffer pool) while a broadcast ARP request / multicast NS is sent every
+//!   `RETRANS_MS`, `MAX_MULTICAST_SOLICIT` times; then the entry and its packets are
+//!   dropped (counted).
+//! - REACHABLE: confirmed by a solicited answer; used without question for
+//!   `REACHABLE_MS`, then STALE.
+//! - STALE: a MAC that is still used but not known to work: learnt from the
+//!   neighbour's own announcement, or confirmed too long ago. The first use makes it
+//!   DELAY.
+//! - DELAY: in use; if nothing confirms it within `DELAY_FIRST_PROBE_MS` it becomes
+//!   PROBE.
+//! - PROBE: unicast requests to the cached MAC every `RETRANS_MS`,
+//!   `MAX_UNICAST_SOLICIT` times; a solicited answer makes it REACHABLE, silence
+//!   deletes it.
+//!
+//! What may update an entry (the caller checks the rest, see the engine's `arp_in` and
+//! `ndp_in`: only messages from the port that is on-link for the address, i.e. its
+//! prefix, or fe80::/10 for NDP, reach the cache; others are dropped as
+//! `neighbour_off_link`):
+//! - A Neighbor Advertisement follows RFC 4861 section 7.2.5: it never creates an
+//!   entry; without the Override flag it does not replace a cached MAC (a REACHABLE
+//!   entry becomes STALE instead); with it, a different MAC replaces the cached one;
+//!   the entry is REACHABLE only if the Solicited flag is set, otherwise a changed MAC
+//!   leaves it STALE. So an unsolicited NA (S=0, O=1) can redirect an entry, as the
+//!   RFC requires, but only to STALE: the next use probes the new MAC by unicast before
+//!   trusting it as REACHABLE.
+//! - A Neighbor Solicitation with a Source Link-Layer Address option, addressed to us,
+//!   creates or updates the sender's entry as STALE (RFC 4861 section 7.2.3).
+//! - ARP: the RFC 826 merge rule (any ARP from an on-link sender updates an existing
+//!   entry; one whose target is ours may create it). A gratuitous ARP (RFC 5227 section
+//!   3: an announcement, sender = target) therefore updates an existing entry, as RFC
+//!   5227 intends, but as an unsolicited NA does: a changed MAC leaves the entry STALE.
+//!   Only an ARP reply sent to our MAC counts as solicited (REACHABLE).
+//! - Entries created by an announcement start STALE: a binding nobody asked for is
+//!   used, but verified on use.
+//!
+//! The table holds `MAX_ENTRIES` per family; a new entry in a full table evicts the
+//! least recently used one (its waiting packets are dropped, counted), so neither a
+//! flood of next hops nor of announcements can lock neighbours out. Use is recorded by
+//! `resolve` and by every update.
 
 use super::buffers::BufId;
+use super::list::{Linked, Links, List};
+use super::stats::DropReason;
 use super::Port;
 use crate::wire::ethernet::Mac;
+use slab::Slab;
 use std::collections::HashMap;
 use std::hash::Hash;
 
 /// Packets parked per unresolved neighbour.
 pub const QUEUE_PER_NEIGHBOUR: usize = 4;
+/// Packets parked per address family, over all neighbours (a quarter of the engine's
+/// buffer pool: both families together leave half of it to fragments, the box's
+/// services and its own requests).
+pub const MAX_PARKED: usize = 128;
 /// Entries per address family.
 pub const MAX_ENTRIES: usize = 4096;
+/// RFC 4861 section 10 constants.
 const RETRANS_MS: u64 = 1000;
-const MAX_PROBES: u8 = 3;
-const REACHABLE_MS: u64 = 300_000;
+const MAX_MULTICAST_SOLICIT: u8 = 3;
+const MAX_UNICAST_SOLICIT: u8 = 3;
+const REACHABLE_MS: u64 = 30_000;
+const DELAY_FIRST_PROBE_MS: u64 = 5_000;
+
+/// Packets waiting for one neighbour.
+pub type Queue = heapless::Vec<BufId, QUEUE_PER_NEIGHBOUR>;
+
+/// Reachability state (RFC 4861 section 7.3.2), with its timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Incomplete { probes: u8, next: u64 },
+    Reachable { until: u64 },
+    Stale,
+    Delay { until: u64 },
+    Probe { probes: u8, next: u64 },
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Incomplete { .. } => "incomplete",
+            State::Reachable { .. } => "reachable",
+            State::Stale => "stale",
+            State::Delay { .. } => "delay",
+            State::Probe { .. } => "probe",
+        }
+    }
+}
 
 #[derive(Debug)]
-struct Entry {
+struct Entry<A> {
     port: Port,
+    addr: A,
+    /// `None` only while INCOMPLETE.
     mac: Option<Mac>,
-    /// When the MAC was last confirmed.
+    state: State,
+    /// When the MAC was last learnt or confirmed.
     confirmed: u64,
-    /// Probes sent since the last confirmation.
-    probes: u8,
-    next_probe: u64,
-    queue: heapless::Vec<BufId, QUEUE_PER_NEIGHBOUR>,
+    queue: Queue,
+    lru: Links,
+}
+
+impl<A> Linked<0> for Entry<A> {
+    fn links(&mut self) -> &mut Links {
+        &mut self.lru
+    }
 }
 
 /// What the caller does with a packet for a next hop.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Resolve {
-    /// Send it to this MAC (and, if `probe`, also send a refresh request).
-    Known { mac: Mac, probe: bool },
+    /// Send it to this MAC.
+    Known(Mac),
     /// Park it with `park`; if `probe`, send a request now.
     Unknown { probe: bool },
+}
+
+/// What a received ARP or NDP message says about a neighbour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    /// The link-layer address it carries, if any.
+    pub mac: Option<Mac>,
+    /// An answer to a request of ours (NA Solicited flag; an ARP reply to our MAC).
+    pub solicited: bool,
+    /// It may replace a cached MAC (NA Override flag; always for ARP and NS).
+    pub overrides: bool,
+    /// It may create an entry (it was addressed to us and is not an NA).
+    pub create: bool,
+}
+
+impl Claim {
+    /// The sender's own announcement of its MAC: an NS with a Source Link-Layer
+    /// Address option, an ARP request or gratuitous ARP.
+    pub fn announcement(mac: Mac, create: bool) -> Claim {
+        Claim {
+            mac: Some(mac),
+            solicited: false,
+            overrides: true,
+            create,
+        }
+    }
 }
 
 /// Events from `poll`.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event<A> {
-    /// Send a request for this address on this port.
-    Probe(Port, A),
+    /// Send a request for this address on this port: broadcast/multicast, or unicast
+    /// to the cached MAC (RFC 4861 section 7.3.3 PROBE).
+    Probe(Port, A, Option<Mac>),
     /// The neighbour never answered: these parked packets are dropped.
     Failed(BufId),
 }
@@ -61,7 +167,9 @@ pub struct NeighbourInfo<A> {
     pub addr: A,
     pub port: Port,
     pub mac: Option<Mac>,
-    /// Milliseconds since confirmation.
+    /// RFC 4861 state name.
+    pub state: &'static str,
+    /// Milliseconds since the MAC was learnt or confirmed.
     pub age_ms: u64,
     pub queued: usize,
 }
@@ -69,133 +177,199 @@ pub struct NeighbourInfo<A> {
 /// One address family's cache.
 #[derive(Debug)]
 pub struct Cache<A> {
-    entries: HashMap<A, Entry, ahash::RandomState>,
-    /// The last reachable entry `resolve` returned: (address, port, MAC, confirmed).
+    entries: Slab<Entry<A>>,
+    index: HashMap<(Port, A), u32, ahash::RandomState>,
+    /// Least recently used first.
+    lru: List,
+    /// Packets parked over all entries.
+    parked: usize,
+    /// The last REACHABLE entry `resolve` returned: (port, address, MAC, until).
     /// Most packets of a NAT go to one next hop (the gateway), so this skips the hash
-    /// lookup for them. Cleared whenever any entry changes.
-    last: Option<(A, Port, Mac, u64)>,
+    /// lookup for them. Cleared whenever any entry changes and on every `poll`, so a
+    /// busy neighbour still moves to the back of the LRU list at least every poll.
+    last: Option<(Port, A, Mac, u64)>,
+    /// Entries `poll` deletes (kept to avoid allocating).
+    doomed: Vec<u32>,
 }
 
 impl<A: Copy + Eq + Hash> Default for Cache<A> {
     fn default() -> Self {
         Cache {
-            entries: HashMap::with_capacity_and_hasher(MAX_ENTRIES, ahash::RandomState::new()),
+            entries: Slab::with_capacity(MAX_ENTRIES),
+            index: HashMap::with_capacity_and_hasher(MAX_ENTRIES, ahash::RandomState::new()),
+            lru: List::default(),
+            parked: 0,
             last: None,
+            doomed: Vec::with_capacity(MAX_ENTRIES),
         }
     }
 }
 
 impl<A: Copy + Eq + Hash> Cache<A> {
     /// Looks up `addr` on `port` for a packet about to be sent, creating an incomplete
-    /// entry if there is none (and room for one). `None`: table full.
-    pub fn resolve(&mut self, port: Port, addr: A, now: u64) -> Option<Resolve> {
-        if let Some((a, p, mac, confirmed)) = self.last {
-            if a == addr && p == port && now.saturating_sub(confirmed) < REACHABLE_MS {
-                return Some(Resolve::Known { mac, probe: false });
+    /// entry if there is none. The second value holds the packets of an entry evicted
+    /// to make room (`Some`, possibly empty, when one was).
+    pub fn resolve(&mut self, port: Port, addr: A, now: u64) -> (Resolve, Option<Queue>) {
+        if let Some((p, a, mac, until)) = self.last {
+            if a == addr && p == port && now < until {
+                return (Resolve::Known(mac), None);
             }
         }
         self.last = None;
-        if let Some(e) = self.entries.get_mut(&addr) {
-            if e.port == port {
-                return Some(match e.mac {
-                    Some(mac) => {
-                        let stale = now.saturating_sub(e.confirmed) >= REACHABLE_MS;
-                        if !stale {
-                            self.last = Some((addr, port, mac, e.confirmed));
-                        }
-                        let probe = stale && e.probes == 0;
-                        if probe {
-                            e.probes = 1;
-                            e.next_probe = now + RETRANS_MS;
-                        }
-                        Resolve::Known { mac, probe }
-                    }
-                    None => Resolve::Unknown { probe: false },
-                });
-            }
-            // The address moved to the other port (re-configuration): start over.
-            self.entries.remove(&addr);
-        }
-        if self.entries.len() >= MAX_ENTRIES {
-            return None;
-        }
-        self.entries.insert(
-            addr,
-            Entry {
-                port,
-                mac: None,
-                confirmed: 0,
+        let Some(&i) = self.index.get(&(port, addr)) else {
+            let state = State::Incomplete {
                 probes: 1,
-                next_probe: now + RETRANS_MS,
-                queue: heapless::Vec::new(),
-            },
-        );
-        Some(Resolve::Unknown { probe: true })
-    }
-
-    /// Parks a packet on an incomplete entry; gives it back if the queue is full.
-    pub fn park(&mut self, addr: A, buf: BufId) -> Result<(), BufId> {
-        match self.entries.get_mut(&addr) {
-            Some(e) if e.mac.is_none() => e.queue.push(buf),
-            _ => Err(buf),
+                next: now + RETRANS_MS,
+            };
+            let evicted = self.insert(port, addr, None, state, now);
+            return (Resolve::Unknown { probe: true }, evicted);
+        };
+        self.touch(i);
+        let e = &mut self.entries[i as usize];
+        let Some(mac) = e.mac else {
+            return (Resolve::Unknown { probe: false }, None);
+        };
+        match e.state {
+            State::Reachable { until } if now < until => {
+                self.last = Some((port, addr, mac, until));
+            }
+            // RFC 4861 section 7.3.3: the first use of a STALE entry starts DELAY.
+            State::Reachable { .. } | State::Stale => {
+                e.state = State::Delay {
+                    until: now + DELAY_FIRST_PROBE_MS,
+                };
+            }
+            _ => {}
         }
+        (Resolve::Known(mac), None)
     }
 
-    /// Records `addr` at `mac` on `port`. `create` allows a new entry (the packet
-    /// was addressed to us); otherwise only an existing entry is updated. Returns
-    /// the packets that were waiting, to be sent now.
-    pub fn learn(
-        &mut self,
-        port: Port,
-        addr: A,
-        mac: Mac,
-        now: u64,
-        create: bool,
-    ) -> heapless::Vec<BufId, QUEUE_PER_NEIGHBOUR> {
+    /// Parks a packet on the incomplete entry for `addr` on `port`. On error the
+    /// caller keeps (and frees) the buffer.
+    pub fn park(&mut self, port: Port, addr: A, buf: BufId) -> Result<(), DropReason> {
+        if self.parked >= MAX_PARKED {
+            return Err(DropReason::NeighbourParkedLimit);
+        }
+        let e = self
+            .index
+            .get(&(port, addr))
+            .map(|&i| &mut self.entries[i as usize])
+            .filter(|e| e.mac.is_none())
+            .ok_or(DropReason::NeighbourQueueFull)?;
+        e.queue
+            .push(buf)
+            .map_err(|_| DropReason::NeighbourQueueFull)?;
+        self.parked += 1;
+        Ok(())
+    }
+
+    /// Applies what a received message says about `addr` on `port` (see the module
+    /// docs). Returns the packets that were waiting, to be sent now, and (as
+    /// `resolve`) those of an entry evicted to make room.
+    pub fn learn(&mut self, port: Port, addr: A, claim: Claim, now: u64) -> (Queue, Option<Queue>) {
         self.last = None;
-        if !self.entries.contains_key(&addr) && (!create || self.entries.len() >= MAX_ENTRIES) {
-            return heapless::Vec::new();
+        let Some(&i) = self.index.get(&(port, addr)) else {
+            return match claim.mac {
+                Some(mac) if claim.create => {
+                    let evicted = self.insert(port, addr, Some(mac), State::Stale, now);
+                    (Queue::new(), evicted)
+                }
+                _ => (Queue::new(), None),
+            };
+        };
+        self.touch(i);
+        let e = &mut self.entries[i as usize];
+        let reachable = State::Reachable {
+            until: now + REACHABLE_MS,
+        };
+        let Some(cached) = e.mac else {
+            // INCOMPLETE: any MAC completes it.
+            let Some(mac) = claim.mac else {
+                return (Queue::new(), None);
+            };
+            e.mac = Some(mac);
+            e.state = if claim.solicited {
+                reachable
+            } else {
+                State::Stale
+            };
+            e.confirmed = now;
+            let released = std::mem::take(&mut e.queue);
+            self.parked -= released.len();
+            return (released, None);
+        };
+        let changed = claim.mac.is_some_and(|m| m != cached);
+        if changed && !claim.overrides {
+            if matches!(e.state, State::Reachable { .. }) {
+                e.state = State::Stale;
+            }
+            return (Queue::new(), None);
         }
-        let e = self.entries.entry(addr).or_insert(Entry {
-            port,
-            mac: None,
-            confirmed: 0,
-            probes: 0,
-            next_probe: 0,
-            queue: heapless::Vec::new(),
-        });
-        e.port = port;
-        e.mac = Some(mac);
-        e.confirmed = now;
-        e.probes = 0;
-        std::mem::take(&mut e.queue)
+        if changed {
+            e.mac = claim.mac;
+            e.confirmed = now;
+        }
+        if claim.solicited {
+            e.state = reachable;
+            e.confirmed = now;
+        } else if changed {
+            e.state = State::Stale;
+        }
+        (Queue::new(), None)
     }
 
-    /// Retransmits requests and gives up on silent neighbours.
+    /// Runs the state timers: retransmits requests, ages REACHABLE entries to STALE,
+    /// starts PROBE after DELAY, and deletes neighbours that never answered.
     pub fn poll(&mut self, now: u64, events: &mut Vec<Event<A>>) {
         self.last = None;
-        self.entries.retain(|&addr, e| {
-            if e.probes == 0 || now < e.next_probe {
-                return true;
+        let mut doomed = std::mem::take(&mut self.doomed);
+        for (i, e) in self.entries.iter_mut() {
+            let probe = Event::Probe(e.port, e.addr, e.mac);
+            match e.state {
+                State::Incomplete { probes, next } | State::Probe { probes, next }
+                    if now >= next =>
+                {
+                    let limit = match e.mac {
+                        None => MAX_MULTICAST_SOLICIT,
+                        Some(_) => MAX_UNICAST_SOLICIT,
+                    };
+                    if probes >= limit {
+                        events.extend(e.queue.iter().map(|&b| Event::Failed(b)));
+                        doomed.push(i as u32);
+                        continue;
+                    }
+                    let (probes, next) = (probes + 1, now + RETRANS_MS);
+                    e.state = match e.mac {
+                        None => State::Incomplete { probes, next },
+                        Some(_) => State::Probe { probes, next },
+                    };
+                    events.push(probe);
+                }
+                State::Reachable { until } if now >= until => e.state = State::Stale,
+                State::Delay { until } if now >= until => {
+                    e.state = State::Probe {
+                        probes: 1,
+                        next: now + RETRANS_MS,
+                    };
+                    events.push(probe);
+                }
+                _ => {}
             }
-            if e.probes >= MAX_PROBES {
-                events.extend(e.queue.iter().map(|&b| Event::Failed(b)));
-                return false;
-            }
-            e.probes += 1;
-            e.next_probe = now + RETRANS_MS;
-            events.push(Event::Probe(e.port, addr));
-            true
-        });
+        }
+        for i in doomed.drain(..) {
+            self.remove(i);
+        }
+        self.doomed = doomed;
     }
 
     pub fn list(&self, now: u64) -> Vec<NeighbourInfo<A>> {
         self.entries
             .iter()
-            .map(|(&addr, e)| NeighbourInfo {
-                addr,
+            .map(|(_, e)| NeighbourInfo {
+                addr: e.addr,
                 port: e.port,
                 mac: e.mac,
+                state: e.state.name(),
                 age_ms: if e.mac.is_some() {
                     now.saturating_sub(e.confirmed)
                 } else {
@@ -209,23 +383,57 @@ impl<A: Copy + Eq + Hash> Cache<A> {
     /// Forgets every entry on `port` (its link was replaced: the neighbours behind it
     /// may have new MACs), returning their parked packets.
     pub fn forget_port(&mut self, port: Port) -> Vec<BufId> {
-        self.last = None;
-        let mut parked = Vec::new();
-        self.entries.retain(|_, e| {
-            if e.port == port {
-                parked.extend(e.queue.iter().copied());
-                false
-            } else {
-                true
-            }
-        });
-        parked
+        let ids: Vec<u32> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.port == port)
+            .map(|(i, _)| i as u32)
+            .collect();
+        ids.into_iter().flat_map(|i| self.remove(i)).collect()
     }
 
-    /// Forgets every entry, returning the parked packets.
-    pub fn clear(&mut self) -> Vec<BufId> {
+    /// Adds an entry, evicting the least recently used one if the table is full.
+    fn insert(
+        &mut self,
+        port: Port,
+        addr: A,
+        mac: Option<Mac>,
+        state: State,
+        now: u64,
+    ) -> Option<Queue> {
+        let evicted = if self.entries.len() >= MAX_ENTRIES {
+            self.lru.front().map(|i| self.remove(i))
+        } else {
+            None
+        };
+        let i = self.entries.insert(Entry {
+            port,
+            addr,
+            mac,
+            state,
+            confirmed: now,
+            queue: Queue::new(),
+            lru: Links::default(),
+        }) as u32;
+        self.index.insert((port, addr), i);
+        self.lru.push_back::<0, _>(&mut self.entries, i);
+        evicted
+    }
+
+    /// Moves an entry to the back of the LRU list.
+    fn touch(&mut self, i: u32) {
+        self.lru.unlink::<0, _>(&mut self.entries, i);
+        self.lru.push_back::<0, _>(&mut self.entries, i);
+    }
+
+    /// Deletes an entry, returning its parked packets.
+    fn remove(&mut self, i: u32) -> Queue {
         self.last = None;
-        self.entries.drain().flat_map(|(_, e)| e.queue).collect()
+        self.lru.unlink::<0, _>(&mut self.entries, i);
+        let e = self.entries.remove(i as usize);
+        self.index.remove(&(e.port, e.addr));
+        self.parked -= e.queue.len();
+        e.queue
     }
 }
 
@@ -236,9 +444,36 @@ mod tests {
 
     const GW: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
     const MAC: Mac = Mac([2, 0, 0, 0, 0, 1]);
+    const MAC2: Mac = Mac([2, 0, 0, 0, 0, 2]);
 
     fn buf(n: u16) -> BufId {
         BufId(n)
+    }
+
+    /// A solicited answer (NA with S and O, ARP reply to us).
+    fn answer(mac: Mac) -> Claim {
+        Claim {
+            mac: Some(mac),
+            solicited: true,
+            overrides: true,
+            create: false,
+        }
+    }
+
+    fn state(c: &Cache<Ipv4Addr>, addr: Ipv4Addr) -> &'static str {
+        c.list(0)
+            .iter()
+            .find(|n| n.addr == addr)
+            .map_or("none", |n| n.state)
+    }
+
+    fn probes(ev: &[Event<Ipv4Addr>]) -> Vec<Option<Mac>> {
+        ev.iter()
+            .filter_map(|e| match e {
+                Event::Probe(_, _, to) => Some(*to),
+                Event::Failed(_) => None,
+            })
+            .collect()
     }
 
     #[test]
@@ -246,111 +481,204 @@ mod tests {
         let mut c = Cache::default();
         assert_eq!(
             c.resolve(Port::Outside, GW, 0),
-            Some(Resolve::Unknown { probe: true })
+            (Resolve::Unknown { probe: true }, None)
         );
         assert_eq!(
             c.resolve(Port::Outside, GW, 10),
-            Some(Resolve::Unknown { probe: false })
+            (Resolve::Unknown { probe: false }, None)
         );
-        c.park(GW, buf(0)).unwrap();
-        let released = c.learn(Port::Outside, GW, MAC, 20, false);
-        assert_eq!(released.len(), 1);
-        assert_eq!(
-            c.resolve(Port::Outside, GW, 30),
-            Some(Resolve::Known {
-                mac: MAC,
-                probe: false
-            })
-        );
+        c.park(Port::Outside, GW, buf(0)).unwrap();
+        let (released, _) = c.learn(Port::Outside, GW, answer(MAC), 20);
+        assert_eq!(released.as_slice(), &[buf(0)]);
+        assert_eq!(c.resolve(Port::Outside, GW, 30).0, Resolve::Known(MAC));
+        assert_eq!(state(&c, GW), "reachable");
     }
 
     #[test]
     fn forget_port_drops_only_that_ports_entries() {
         let mut c = Cache::<Ipv4Addr>::default();
         let inside = Ipv4Addr::new(10, 10, 0, 2);
-        c.learn(Port::Outside, GW, MAC, 0, true);
-        c.learn(Port::Inside, inside, MAC, 0, true);
-        assert_eq!(
-            c.resolve(Port::Outside, Ipv4Addr::new(198, 51, 100, 7), 0),
-            Some(Resolve::Unknown { probe: true })
-        );
-        c.park(Ipv4Addr::new(198, 51, 100, 7), buf(1)).unwrap();
+        c.learn(Port::Outside, GW, Claim::announcement(MAC, true), 0);
+        c.learn(Port::Inside, inside, Claim::announcement(MAC, true), 0);
+        let other = Ipv4Addr::new(198, 51, 100, 7);
+        c.resolve(Port::Outside, other, 0);
+        c.park(Port::Outside, other, buf(1)).unwrap();
         assert_eq!(c.forget_port(Port::Outside), vec![buf(1)]);
         assert_eq!(
-            c.resolve(Port::Outside, GW, 1),
-            Some(Resolve::Unknown { probe: true })
+            c.resolve(Port::Outside, GW, 1).0,
+            Resolve::Unknown { probe: true }
         );
-        assert_eq!(
-            c.resolve(Port::Inside, inside, 1),
-            Some(Resolve::Known {
-                mac: MAC,
-                probe: false
-            })
-        );
+        assert_eq!(c.resolve(Port::Inside, inside, 1).0, Resolve::Known(MAC));
     }
 
     #[test]
-    fn queue_is_bounded() {
+    fn queues_are_bounded_per_neighbour_and_in_all() {
         let mut c = Cache::default();
         c.resolve(Port::Outside, GW, 0);
         for i in 0..QUEUE_PER_NEIGHBOUR as u16 {
-            c.park(GW, buf(i)).unwrap();
+            c.park(Port::Outside, GW, buf(i)).unwrap();
         }
-        assert!(c.park(GW, buf(9)).is_err());
+        assert_eq!(
+            c.park(Port::Outside, GW, buf(9)),
+            Err(DropReason::NeighbourQueueFull)
+        );
+        let mut n = QUEUE_PER_NEIGHBOUR;
+        'fill: for host in 0..=255u8 {
+            let addr = Ipv4Addr::new(10, 0, 0, host);
+            c.resolve(Port::Inside, addr, 0);
+            for _ in 0..QUEUE_PER_NEIGHBOUR {
+                match c.park(Port::Inside, addr, buf(n as u16)) {
+                    Ok(()) => n += 1,
+                    Err(reason) => {
+                        assert_eq!(reason, DropReason::NeighbourParkedLimit);
+                        break 'fill;
+                    }
+                }
+            }
+        }
+        assert_eq!(n, MAX_PARKED);
     }
 
     #[test]
-    fn silent_neighbour_fails_after_probes() {
+    fn rfc4861_7_3_3_incomplete_fails_after_max_multicast_solicit() {
         let mut c = Cache::default();
         c.resolve(Port::Outside, GW, 0);
-        c.park(GW, buf(0)).unwrap();
+        c.park(Port::Outside, GW, buf(0)).unwrap();
         let mut ev = Vec::new();
         for t in 1..=3 {
             c.poll(t * RETRANS_MS, &mut ev);
         }
-        assert_eq!(
-            ev.iter().filter(|e| matches!(e, Event::Probe(..))).count(),
-            2
-        );
-        assert_eq!(
-            ev.iter().filter(|e| matches!(e, Event::Failed(_))).count(),
-            1
-        );
+        assert_eq!(probes(&ev), vec![None, None], "broadcast retries");
+        assert!(ev.contains(&Event::Failed(buf(0))));
         assert!(c.list(0).is_empty());
+        assert_eq!(c.parked, 0);
     }
 
     #[test]
-    fn unsolicited_learning_needs_create() {
+    fn rfc4861_7_2_3_solicitation_creates_stale_only_if_addressed_to_us() {
         let mut c: Cache<Ipv4Addr> = Cache::default();
-        c.learn(Port::Inside, GW, MAC, 0, false);
+        c.learn(Port::Inside, GW, Claim::announcement(MAC, false), 0);
         assert!(c.list(0).is_empty());
-        c.learn(Port::Inside, GW, MAC, 0, true);
-        assert_eq!(c.list(0).len(), 1);
+        c.learn(Port::Inside, GW, Claim::announcement(MAC, true), 0);
+        assert_eq!(state(&c, GW), "stale");
     }
 
     #[test]
-    fn stale_entry_probes_once_and_expires_without_answer() {
+    fn rfc4861_7_3_3_reachable_ages_to_stale_then_delay_probe_and_failure() {
         let mut c = Cache::default();
-        c.learn(Port::Outside, GW, MAC, 0, true);
-        let t = REACHABLE_MS;
-        assert_eq!(
-            c.resolve(Port::Outside, GW, t),
-            Some(Resolve::Known {
-                mac: MAC,
-                probe: true
-            })
-        );
-        assert_eq!(
-            c.resolve(Port::Outside, GW, t),
-            Some(Resolve::Known {
-                mac: MAC,
-                probe: false
-            })
-        );
+        c.resolve(Port::Outside, GW, 0);
+        c.learn(Port::Outside, GW, answer(MAC), 0);
         let mut ev = Vec::new();
+        c.poll(REACHABLE_MS - 1, &mut ev);
+        assert_eq!(state(&c, GW), "reachable");
+        c.poll(REACHABLE_MS, &mut ev);
+        assert_eq!(state(&c, GW), "stale");
+        assert!(ev.is_empty(), "a stale entry nobody uses is not probed");
+        let t = REACHABLE_MS + 10_000;
+        assert_eq!(c.resolve(Port::Outside, GW, t).0, Resolve::Known(MAC));
+        assert_eq!(state(&c, GW), "delay");
+        c.poll(t + DELAY_FIRST_PROBE_MS - 1, &mut ev);
+        assert!(ev.is_empty());
+        c.poll(t + DELAY_FIRST_PROBE_MS, &mut ev);
+        assert_eq!(state(&c, GW), "probe");
         for i in 1..=3 {
-            c.poll(t + i * RETRANS_MS, &mut ev);
+            c.poll(t + DELAY_FIRST_PROBE_MS + i * RETRANS_MS, &mut ev);
         }
-        assert!(c.list(t).is_empty());
+        assert_eq!(probes(&ev), vec![Some(MAC); 3], "unicast probes");
+        assert!(c.list(0).is_empty(), "deleted after MAX_UNICAST_SOLICIT");
+    }
+
+    #[test]
+    fn rfc4861_7_3_3_answer_to_probe_makes_reachable() {
+        let mut c = Cache::default();
+        c.learn(Port::Outside, GW, Claim::announcement(MAC, true), 0);
+        c.resolve(Port::Outside, GW, 0);
+        let mut ev = Vec::new();
+        c.poll(DELAY_FIRST_PROBE_MS, &mut ev);
+        assert_eq!(probes(&ev), vec![Some(MAC)]);
+        c.learn(Port::Outside, GW, answer(MAC), DELAY_FIRST_PROBE_MS + 5);
+        assert_eq!(state(&c, GW), "reachable");
+    }
+
+    #[test]
+    fn rfc4861_7_2_5_advert_without_override_keeps_the_mac() {
+        let mut c = Cache::default();
+        c.resolve(Port::Outside, GW, 0);
+        c.learn(Port::Outside, GW, answer(MAC), 0);
+        let no_override = Claim {
+            mac: Some(MAC2),
+            solicited: true,
+            overrides: false,
+            create: false,
+        };
+        c.learn(Port::Outside, GW, no_override, 1);
+        assert_eq!(c.resolve(Port::Outside, GW, 2).0, Resolve::Known(MAC));
+        assert_eq!(
+            state(&c, GW),
+            "delay",
+            "REACHABLE became STALE, used: DELAY"
+        );
+    }
+
+    #[test]
+    fn rfc4861_7_2_5_unsolicited_override_leaves_entry_stale() {
+        let mut c = Cache::default();
+        c.resolve(Port::Outside, GW, 0);
+        c.learn(Port::Outside, GW, answer(MAC), 0);
+        let unsolicited = Claim {
+            mac: Some(MAC2),
+            solicited: false,
+            overrides: true,
+            create: false,
+        };
+        c.learn(Port::Outside, GW, unsolicited, 1);
+        assert_eq!(state(&c, GW), "stale");
+        assert_eq!(c.resolve(Port::Outside, GW, 2).0, Resolve::Known(MAC2));
+        // The same MAC again, unsolicited: no change of state.
+        c.learn(Port::Outside, GW, unsolicited, 3);
+        assert_eq!(state(&c, GW), "delay");
+    }
+
+    #[test]
+    fn rfc4861_7_2_5_advert_never_creates() {
+        let mut c: Cache<Ipv4Addr> = Cache::default();
+        c.learn(Port::Outside, GW, answer(MAC), 0);
+        assert!(c.list(0).is_empty());
+    }
+
+    #[test]
+    fn full_cache_evicts_least_recently_used() {
+        let mut c = Cache::default();
+        let addr = |n: usize| Ipv4Addr::from(0x0a00_0000 + n as u32);
+        for n in 0..MAX_ENTRIES {
+            assert_eq!(c.resolve(Port::Inside, addr(n), 0).1, None);
+        }
+        c.park(Port::Inside, addr(0), buf(7)).unwrap();
+        // Entry 0 is used again: entry 1 is now the least recently used.
+        c.resolve(Port::Inside, addr(0), 1);
+        let (r, evicted) = c.resolve(Port::Inside, addr(MAX_ENTRIES), 2);
+        assert_eq!(r, Resolve::Unknown { probe: true });
+        assert_eq!(evicted, Some(Queue::new()));
+        let listed = c.list(2);
+        assert_eq!(listed.len(), MAX_ENTRIES);
+        assert!(listed.iter().all(|n| n.addr != addr(1)));
+        // Order now: 2, 0, new, 3.. ; using 3.. leaves 2 then 0 (with its packet) first.
+        for n in 3..MAX_ENTRIES {
+            c.resolve(Port::Inside, addr(n), 4);
+        }
+        let (_, evicted) = c.resolve(Port::Inside, addr(MAX_ENTRIES + 1), 5);
+        assert_eq!(evicted, Some(Queue::new()));
+        let (_, evicted) = c.resolve(Port::Inside, addr(MAX_ENTRIES + 2), 5);
+        assert_eq!(evicted.unwrap().as_slice(), &[buf(7)]);
+        assert_eq!(c.parked, 0);
+    }
+
+    #[test]
+    fn link_local_address_on_both_ports_is_two_entries() {
+        let mut c = Cache::default();
+        c.learn(Port::Inside, GW, Claim::announcement(MAC, true), 0);
+        c.learn(Port::Outside, GW, Claim::announcement(MAC2, true), 0);
+        assert_eq!(c.resolve(Port::Inside, GW, 1).0, Resolve::Known(MAC));
+        assert_eq!(c.resolve(Port::Outside, GW, 1).0, Resolve::Known(MAC2));
     }
 }
