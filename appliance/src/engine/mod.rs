@@ -1542,9 +1542,10 @@ impl Engine {
             if frame.buf.len() < icmp::ND_FRAME_LEN {
                 return Verdict::Drop(DropReason::NoRoomForReply);
             }
-            let peer_mac = ethernet::Frame::new_checked(&frame.buf[..])
-                .expect("frame")
-                .src();
+            let Ok(eth) = ethernet::Frame::new_checked(frame.bytes()) else {
+                return Verdict::Drop(DropReason::FrameTruncated);
+            };
+            let peer_mac = eth.src();
             let mac = self.ports[port as usize].mac;
             frame.len = icmp::neighbor_advert(frame.buf, mac, &target, peer_mac, src);
             return Verdict::Reply(port);
