@@ -201,10 +201,9 @@ impl Control {
             let screen = c
                 .shell
                 .feed(&input, password_hash.as_deref(), facts.now_ms, &mut backing);
-            if !screen.is_empty() {
-                c.terminal
-                    .write(&screen.replace("\r\n", "\n").replace('\n', "\r\n"));
-            }
+            // Also with nothing new: sends what a slow terminal has not taken yet.
+            c.terminal
+                .write(&screen.replace("\r\n", "\n").replace('\n', "\r\n"));
             c.terminal.catch_interrupt(c.shell.wants_interrupt());
         }
         if let Some(engine) = engine {
