@@ -760,7 +760,11 @@ pub const MAX_SHA_CRYPT_ROUNDS: u64 = 20_000;
 /// The rounds a SHA-crypt hash asks for: `rounds=N` after the id, else the default
 /// 5000; `None` if N is not a number.
 fn sha_crypt_rounds(hash: &str) -> Option<u64> {
-    match hash.split('$').nth(2).and_then(|f| f.strip_prefix("rounds=")) {
+    match hash
+        .split('$')
+        .nth(2)
+        .and_then(|f| f.strip_prefix("rounds="))
+    {
         Some(n) => n.parse().ok(),
         None => Some(5000),
     }
@@ -1439,7 +1443,10 @@ mod tests {
         );
         assert_eq!(
             with("$5$rounds=99999999999999999999999$salt$abc"),
-            vec!["shell.password_hash: rounds= takes a number: make a hash with `openssl passwd -6`".to_string()]
+            vec![
+                "shell.password_hash: rounds= takes a number: make a hash with `openssl passwd -6`"
+                    .to_string()
+            ]
         );
     }
 
