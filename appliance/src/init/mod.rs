@@ -86,6 +86,8 @@ pub fn run(report: fn(&Dataplane)) -> ! {
         );
         idle(stop, &mut control);
     };
+    // Asked for on the console even if forwarding stays off below.
+    control.set_password_hash(config.shell.password_hash.clone());
     if let Err(e) = firmware_config::validate(&config) {
         let errors: Vec<String> = e.iter().map(ToString::to_string).collect();
         log::error!(

@@ -68,7 +68,7 @@ impl Terminal {
     }
 
     /// Takes over the terminal (or any readable and writable file) at `path`.
-    fn open_path(path: &Path, keep_signals: bool) -> io::Result<Terminal> {
+    pub(crate) fn open_path(path: &Path, keep_signals: bool) -> io::Result<Terminal> {
         let tty = OpenOptions::new()
             .read(true)
             .write(true)
