@@ -149,21 +149,26 @@ impl Backend for Backing<'_> {
 }
 
 impl Control {
-    /// Opens the admin socket at `admin` and the console shell as `console` says.
+    /// Opens the admin socket at `admin` and the console shell as `console` says (a
+    /// console that cannot be opened is logged and left out).
     pub fn open(
         admin: Option<&Path>,
         console: ConsoleMode,
         hostname: &str,
     ) -> std::io::Result<Control> {
         let admin = admin.map(AdminSocket::bind).transpose()?;
-        let console = match console {
+        // Without a console the admin socket still serves.
+        let terminal = match console {
             ConsoleMode::Off => None,
-            mode => Some(ConsoleShell {
-                terminal: Terminal::open(mode == ConsoleMode::Host)?,
-                shell: TerminalShell::new(hostname),
-                input: Vec::new(),
-            }),
+            mode => Terminal::open(mode == ConsoleMode::Host)
+                .inspect_err(|e| log::error!("console shell unavailable: {e}"))
+                .ok(),
         };
+        let console = terminal.map(|terminal| ConsoleShell {
+            terminal,
+            shell: TerminalShell::new(hostname),
+            input: Vec::new(),
+        });
         Ok(Control {
             admin,
             console,
