@@ -2,6 +2,15 @@
 //! services (metrics, ping, NAT event log) on the dataplane's timer tick, saves
 //! committed configurations where they came from, and remembers whether the operator
 //! asked to reboot or power off.
+//!
+//! The console asks for the password of the running configuration; while forwarding
+//! is off (the configuration was refused, or its ports are missing) it asks for the
+//! one the configuration found at boot names (`set_password_hash`), so an outsider
+//! on the console of a box whose dataplane is down cannot reboot or power it off.
+//! Only a box that found no readable configuration at all has an open console.
+//!
+//! A TOML file rewritten by `commit` has mode 0600 (it holds the password hash): the
+//! new text is written to a file created 0600 beside it, synced, and renamed over it.
 
 use crate::engine::Engine;
 use crate::io::admin::{AdminSocket, Served};
@@ -36,12 +45,25 @@ pub struct TomlStore(pub PathBuf);
 impl Store for TomlStore {
     fn save(&mut self, config: &Config) -> Result<String, String> {
         use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let tmp = self.0.with_extension("toml.new");
         let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
+            // A leftover from an interrupted commit may have another mode.
+            match std::fs::remove_file(&tmp) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
             f.write_all(firmware_config::to_toml(config).as_bytes())?;
             f.sync_all()?;
-            std::fs::rename(&tmp, &self.0)
+            std::fs::rename(&tmp, &self.0)?;
+            // The rename itself is durable once the directory is synced.
+            let dir = self.0.parent().filter(|d| !d.as_os_str().is_empty());
+            std::fs::File::open(dir.unwrap_or(Path::new(".")))?.sync_all()
         };
         write()
             .map(|()| format!("saved to {}", self.0.display()))
@@ -78,6 +100,9 @@ pub struct Control {
     services: Services,
     /// The rollback a `commit confirmed` armed.
     rollback: Rollback,
+    /// The console password: the running configuration's, or while forwarding is off
+    /// the one of the configuration found at boot.
+    password_hash: Option<String>,
     /// `reboot` or `poweroff` from a shell (or the power button), once asked.
     pub requested: Option<Action>,
 }
@@ -129,21 +154,26 @@ impl Backend for Backing<'_> {
 }
 
 impl Control {
-    /// Opens the admin socket at `admin` and the console shell as `console` says.
+    /// Opens the admin socket at `admin` and the console shell as `console` says (a
+    /// console that cannot be opened is logged and left out).
     pub fn open(
         admin: Option<&Path>,
         console: ConsoleMode,
         hostname: &str,
     ) -> std::io::Result<Control> {
         let admin = admin.map(AdminSocket::bind).transpose()?;
-        let console = match console {
+        // Without a console the admin socket still serves.
+        let terminal = match console {
             ConsoleMode::Off => None,
-            mode => Some(ConsoleShell {
-                terminal: Terminal::open(mode == ConsoleMode::Host)?,
-                shell: TerminalShell::new(hostname),
-                input: Vec::new(),
-            }),
+            mode => Terminal::open(mode == ConsoleMode::Host)
+                .inspect_err(|e| log::error!("console shell unavailable: {e}"))
+                .ok(),
         };
+        let console = terminal.map(|terminal| ConsoleShell {
+            terminal,
+            shell: TerminalShell::new(hostname),
+            input: Vec::new(),
+        });
         Ok(Control {
             admin,
             console,
@@ -154,6 +184,13 @@ impl Control {
     /// Treats a press of the ACPI power button as `poweroff`.
     pub fn watch_power_button(&mut self, button: PowerButton) {
         self.power_button = Some(button);
+    }
+
+    /// The console password while forwarding is off: that of the configuration found
+    /// at boot, even if it was refused or its ports are missing. The running
+    /// configuration's replaces it once forwarding runs.
+    pub fn set_password_hash(&mut self, hash: Option<String>) {
+        self.password_hash = hash;
     }
 
     /// Where `commit` saves configurations from now on.
@@ -174,9 +211,13 @@ impl Control {
             log::info!("power button pressed: shutting down");
             self.requested = Some(Action::Poweroff);
         }
-        let password_hash = engine
-            .as_deref()
-            .and_then(|e| e.config().shell.password_hash.clone());
+        if let Some(e) = engine.as_deref() {
+            let running = &e.config().shell.password_hash;
+            if *running != self.password_hash {
+                self.password_hash.clone_from(running);
+            }
+        }
+        let password_hash = self.password_hash.as_deref();
         let mut backing = Backing {
             engine: engine.as_deref_mut(),
             facts: &facts,
@@ -206,11 +247,10 @@ impl Control {
             let input = std::mem::take(&mut c.input);
             let screen = c
                 .shell
-                .feed(&input, password_hash.as_deref(), facts.now_ms, &mut backing);
-            if !screen.is_empty() {
-                c.terminal
-                    .write(&screen.replace("\r\n", "\n").replace('\n', "\r\n"));
-            }
+                .feed(&input, password_hash, facts.now_ms, &mut backing);
+            // Also with nothing new: sends what a slow terminal has not taken yet.
+            c.terminal
+                .write(&screen.replace("\r\n", "\n").replace('\n', "\r\n"));
             c.terminal.catch_interrupt(c.shell.wants_interrupt());
         }
         if let Some(engine) = engine {
@@ -223,5 +263,94 @@ impl Control {
             });
         }
         self.requested.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+
+    /// `openssl passwd -6 -salt natboxsalt secret`
+    const HASH: &str =
+        "$6$natboxsalt$0HThqMT32bYBWMr7y50qCVP1Y82/Xe.ykuCCfv4DoiyvSO8jnWCN05.QoRohXBxqOIkCHat8ZnUrgOxfDL4hE0";
+
+    fn forwarding_off() -> LinkSummary {
+        LinkSummary {
+            devices: ["-".into(), "-".into()],
+            states: ["off", "off"],
+            now_ms: 0,
+            io: Default::default(),
+        }
+    }
+
+    /// What the console showed, read from the pseudo-terminal's master side.
+    fn screen(master: &mut std::fs::File) -> String {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 1024];
+        for _ in 0..100 {
+            match master.read(&mut buf) {
+                Ok(n) if n > 0 => seen.extend_from_slice(&buf[..n]),
+                _ if !seen.is_empty() => break,
+                _ => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    }
+
+    /// The dataplane is down (configuration refused, ports missing): an outsider on
+    /// the console must still not reach the shell (`poweroff`) without the password.
+    #[test]
+    fn console_password_is_enforced_while_forwarding_is_off() {
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let slave = format!("/proc/self/fd/{}", pty.slave.as_raw_fd());
+        let mut master = std::fs::File::from(pty.master);
+        nix::fcntl::fcntl(
+            &master,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .unwrap();
+        let mut control = Control {
+            console: Some(ConsoleShell {
+                terminal: Terminal::open_path(Path::new(&slave), false).unwrap(),
+                shell: TerminalShell::new("nb"),
+                input: Vec::new(),
+            }),
+            ..Default::default()
+        };
+        control.set_password_hash(Some(HASH.into()));
+        assert!(control.tick(None, &forwarding_off()));
+        let greeting = screen(&mut master);
+        assert!(greeting.contains("password required"), "{greeting:?}");
+        use std::io::Write;
+        master.write_all(b"poweroff\r").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(control.tick(None, &forwarding_off()), "poweroff ran");
+        assert!(screen(&mut master).contains("login incorrect"));
+        assert_eq!(control.requested, None);
+    }
+
+    /// The TOML file holds the console password hash: `commit` must not leave it
+    /// world-readable (File::create made it 0666 minus the umask).
+    #[test]
+    fn toml_commit_rewrites_the_file_with_mode_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("natbox-toml-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("natbox.toml");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // A leftover of an interrupted commit, world-readable.
+        std::fs::write(dir.join("natbox.toml.new"), "stale").unwrap();
+        let config = firmware_config::from_toml(include_str!("../../natbox.toml")).unwrap();
+        let said = TomlStore(path.clone()).save(&config).unwrap();
+        assert!(said.starts_with("saved to"), "{said}");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "mode {mode:o}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(firmware_config::from_toml(&text).unwrap(), config);
+        assert!(!dir.join("natbox.toml.new").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

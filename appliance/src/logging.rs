@@ -20,7 +20,9 @@ struct Tee;
 
 impl Write for Tee {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        std::io::stderr().write_all(buf)?;
+        // The ring gets the line even if the console refuses it (and an error here
+        // would be dropped by the logger anyway).
+        let _ = std::io::stderr().write_all(buf);
         let text = String::from_utf8_lossy(buf);
         let mut ring = ring().lock().unwrap_or_else(|e| e.into_inner());
         for line in text.lines().filter(|l| !l.is_empty()) {

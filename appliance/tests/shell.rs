@@ -359,3 +359,18 @@ fn actions_and_no_engine() {
         .text
         .contains("expected error, warn"));
 }
+
+/// A command runs between two dataplane batches: `limit` is capped, so no command
+/// renders an unbounded list (hardening: the control plane cannot stall forwarding).
+#[test]
+fn show_sessions_limit_above_the_cap_is_refused_naming_the_cap() {
+    let mut h = with_traffic();
+    let out = run(&mut h, "show sessions limit 1000000");
+    assert!(
+        out.starts_with("error: limit 1000000: at most 1000;") && out.contains("filters"),
+        "{out}"
+    );
+    assert!(run(&mut h, "show states6 limit 1001").starts_with("error: limit 1001: at most 1000"));
+    assert!(run(&mut h, "show log limit 99999999999999999999").contains("expected a number"));
+    assert!(run(&mut h, "show sessions limit 1000").contains("shown of"));
+}

@@ -731,7 +731,42 @@ fn shell(config: &Config, errors: &mut Errors) {
             "not a SHA-crypt hash (\"$6$salt$...\" or \"$5$salt$...\"): make one with \
              `openssl passwd -6` or `mkpasswd -m sha-512`",
         ),
-        _ => {}
+        Some(hash) => match sha_crypt_rounds(hash) {
+            Some(rounds) if rounds > MAX_SHA_CRYPT_ROUNDS => errors.fail(
+                "shell.password_hash",
+                format!(
+                    "rounds={rounds}: at most {MAX_SHA_CRYPT_ROUNDS} (each console login \
+                     checks the hash between two forwarding batches); make a hash with the \
+                     default 5000 rounds with `openssl passwd -6`"
+                ),
+            ),
+            None => errors.fail(
+                "shell.password_hash",
+                "rounds= takes a number: make a hash with `openssl passwd -6`",
+            ),
+            Some(_) => {}
+        },
+        None => {}
+    }
+}
+
+/// The most SHA-crypt rounds a console password hash may ask for. Login runs on the
+/// dataplane thread's control tick: 5000 rounds (the default) cost about 1.5 ms of
+/// one idle core (glibc's sha512-crypt, measured), so 20000 hold forwarding up for
+/// about 6 ms, while the specification's maximum (999,999,999) would stop it for
+/// minutes at each try.
+pub const MAX_SHA_CRYPT_ROUNDS: u64 = 20_000;
+
+/// The rounds a SHA-crypt hash asks for: `rounds=N` after the id, else the default
+/// 5000; `None` if N is not a number.
+fn sha_crypt_rounds(hash: &str) -> Option<u64> {
+    match hash
+        .split('$')
+        .nth(2)
+        .and_then(|f| f.strip_prefix("rounds="))
+    {
+        Some(n) => n.parse().ok(),
+        None => Some(5000),
     }
 }
 
@@ -1382,6 +1417,37 @@ mod tests {
         for bad in ["secret", "$1$salt$md5", "$6$$x", "$6$salt$", "$6$a b$c"] {
             assert_eq!(with(bad).len(), 1, "{bad}");
         }
+    }
+
+    /// Login checks the hash on the dataplane thread: a hash asking for the
+    /// specification's 999,999,999 rounds would stop forwarding for minutes per try.
+    #[test]
+    fn password_hash_rounds_above_the_cap_are_refused_naming_the_fix() {
+        let with = |hash: &str| {
+            let hash = hash.to_string();
+            broken(move |c| {
+                c.shell = Shell {
+                    password_hash: Some(hash),
+                }
+            })
+        };
+        assert!(with("$6$rounds=20000$salt$abc").is_empty());
+        assert_eq!(
+            with("$6$rounds=999999999$salt$abc"),
+            vec![
+                "shell.password_hash: rounds=999999999: at most 20000 (each console login \
+                 checks the hash between two forwarding batches); make a hash with the \
+                 default 5000 rounds with `openssl passwd -6`"
+                    .to_string()
+            ]
+        );
+        assert_eq!(
+            with("$5$rounds=99999999999999999999999$salt$abc"),
+            vec![
+                "shell.password_hash: rounds= takes a number: make a hash with `openssl passwd -6`"
+                    .to_string()
+            ]
+        );
     }
 
     #[test]

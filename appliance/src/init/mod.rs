@@ -16,11 +16,14 @@
 //! reboots).
 //!
 //! PID 1 must never exit (the kernel panics): every fatal condition is printed with
-//! what to do, and the box stays up, idle, until it is told to shut down.
+//! what to do, and the box stays up, idle, until it is told to shut down. Its own
+//! lines go out through `io::console::say`, never `println!`, which panics (and so
+//! aborts PID 1) on a write error.
 
 pub mod modules;
 
 use crate::control::Control;
+use crate::io::console::say;
 use crate::io::dataplane::{Dataplane, LinkSummary};
 use crate::shell::Action;
 use firmware_config::disk;
@@ -89,6 +92,8 @@ pub fn run(report: fn(&Dataplane)) -> ! {
         );
         idle(stop, &mut control);
     };
+    // Asked for on the console even if forwarding stays off below.
+    control.set_password_hash(loaded.config.shell.password_hash.clone());
     control.set_store(Box::new(crate::control::DiskStore(device.into())));
     let (config, mut dataplane) = match start(&loaded.config, &mut control) {
         Ok(d) => (loaded.config, d),
@@ -118,13 +123,13 @@ pub fn run(report: fn(&Dataplane)) -> ! {
     } else {
         "console open (no password set)"
     };
-    println!(
+    say(&format!(
         "natbox {}: inside {} outside {}, config {source}, forwarding {} ms after kernel start, {console}",
         env!("CARGO_PKG_VERSION"),
         inside.mac,
         outside.mac,
         uptime_ms()
-    );
+    ));
     let result = dataplane.run(stop, &mut |engine, links| control.tick(Some(engine), links));
     report(&dataplane);
     if let Err(e) = result {
@@ -160,7 +165,7 @@ fn mount_basics() {
         if let Err(e) = mount(Some(source), target, Some(fstype), flags, None::<&str>) {
             // EBUSY: already mounted (the kernel may auto-mount devtmpfs).
             if e != nix::errno::Errno::EBUSY {
-                eprintln!("natbox: mount {target}: {e}");
+                say(&format!("natbox: mount {target}: {e}"));
             }
         }
     }
@@ -302,7 +307,9 @@ fn reap() {
 }
 
 fn fatal(message: &str) -> ! {
-    eprintln!("natbox: {message}; the box stays up without forwarding");
+    say(&format!(
+        "natbox: {message}; the box stays up without forwarding"
+    ));
     loop {
         reap();
         std::thread::sleep(Duration::from_secs(1));
@@ -315,10 +322,10 @@ fn shut_down(requested: Option<Action>) -> ! {
     reap();
     nix::unistd::sync();
     let mode = if requested == Some(Action::Reboot) {
-        println!("natbox: clean shutdown, rebooting");
+        say("natbox: clean shutdown, rebooting");
         RebootMode::RB_AUTOBOOT
     } else {
-        println!("{SHUTDOWN_LINE}");
+        say(SHUTDOWN_LINE);
         RebootMode::RB_POWER_OFF
     };
     let _ = reboot(mode);

@@ -5,15 +5,19 @@
 //! polled every round for more output, and the next line waits until it is free.
 //!
 //! Everything is non-blocking and polled from the dataplane loop's timer tick, so a
-//! slow or hostile client can never stall forwarding: input per connection is bounded
-//! (`MAX_PENDING`), unread output is bounded too (a client that does not read is
-//! dropped), and at most `MAX_CLIENTS` connect at once.
+//! slow or hostile client can never stall forwarding: at most `LINES_PER_POLL`
+//! command lines run per tick over all clients (the rest wait for the next ticks,
+//! and the client served first rotates, so one client cannot starve the others),
+//! input per connection is bounded (`MAX_PENDING`), unread output is bounded too (a
+//! client that does not read is dropped), and at most `MAX_CLIENTS` connect at once.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 const MAX_CLIENTS: usize = 8;
+/// Command lines run per `poll`, over all clients.
+const LINES_PER_POLL: usize = 16;
 /// Bytes of unprocessed input or unsent output kept per connection.
 const MAX_PENDING: usize = 1 << 20;
 
@@ -82,12 +86,21 @@ impl<S: Default> AdminSocket<S> {
                 Err(_) => break,
             }
         }
-        self.clients.retain_mut(|c| serve(c, &mut run));
+        let mut budget = LINES_PER_POLL;
+        self.clients.retain_mut(|c| serve(c, &mut run, &mut budget));
+        if !self.clients.is_empty() {
+            self.clients.rotate_left(1);
+        }
     }
 }
 
-/// One round for one client; false when the connection is done.
-fn serve<S>(c: &mut Client<S>, run: &mut impl FnMut(&mut S, Option<&str>) -> Served) -> bool {
+/// One round for one client, running at most `budget` lines (and counting them
+/// off); false when the connection is done.
+fn serve<S>(
+    c: &mut Client<S>,
+    run: &mut impl FnMut(&mut S, Option<&str>) -> Served,
+    budget: &mut usize,
+) -> bool {
     let mut buf = [0u8; 4096];
     while !c.closing {
         match c.stream.read(&mut buf) {
@@ -108,10 +121,11 @@ fn serve<S>(c: &mut Client<S>, run: &mut impl FnMut(&mut S, Option<&str>) -> Ser
         let served = run(&mut c.session, None);
         c.take(served);
     }
-    while !c.busy {
+    while !c.busy && *budget > 0 {
         let Some(end) = c.input.iter().position(|&b| b == b'\n') else {
             break;
         };
+        *budget -= 1;
         let line: Vec<u8> = c.input.drain(..=end).collect();
         let text = String::from_utf8_lossy(&line[..end]);
         let served = run(&mut c.session, Some(text.trim_end_matches('\r')));
@@ -121,8 +135,9 @@ fn serve<S>(c: &mut Client<S>, run: &mut impl FnMut(&mut S, Option<&str>) -> Ser
         }
         c.take(served);
     }
-    if c.closing && !c.busy && !c.input.is_empty() {
+    if c.closing && !c.busy && *budget > 0 && !c.input.is_empty() && !c.input.contains(&b'\n') {
         // A last line without a newline.
+        *budget -= 1;
         let line = String::from_utf8_lossy(&std::mem::take(&mut c.input)).into_owned();
         let served = run(&mut c.session, Some(line.trim_end_matches('\r')));
         c.take(served);
@@ -202,6 +217,52 @@ mod tests {
         assert_eq!(seen, vec!["one", "two", "exit"]);
         drop(admin);
         assert!(!path.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A client piping in thousands of lines must not hold one tick (and so the
+    /// dataplane) for all of them: they run `LINES_PER_POLL` a tick, in order.
+    #[test]
+    fn admin_runs_a_bounded_number_of_lines_per_tick() {
+        let dir = std::env::temp_dir().join(format!("natbox-admin-budget-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("admin.sock");
+        let mut admin: AdminSocket<()> = AdminSocket::bind(&path).unwrap();
+        let mut flood = UnixStream::connect(&path).unwrap();
+        let mut other = UnixStream::connect(&path).unwrap();
+        let lines: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        flood.write_all(lines.as_bytes()).unwrap();
+        flood.shutdown(std::net::Shutdown::Write).unwrap();
+        other.write_all(b"mine\n").unwrap();
+        other.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut seen = Vec::new();
+        let mut polls = 0;
+        while seen.len() < 101 && polls < 100 {
+            let before = seen.len();
+            admin.poll(|_, line| {
+                seen.push(line.expect("never busy").to_string());
+                Served::default()
+            });
+            assert!(
+                seen.len() - before <= LINES_PER_POLL,
+                "poll {polls} ran {}",
+                seen.len() - before
+            );
+            polls += 1;
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let flood_lines: Vec<&String> = seen.iter().filter(|l| l.starts_with("line")).collect();
+        let in_order: Vec<String> = (0..100).map(|i| format!("line {i}")).collect();
+        assert_eq!(flood_lines, in_order.iter().collect::<Vec<_>>());
+        let mine = seen
+            .iter()
+            .position(|l| l == "mine")
+            .expect("the other client is served");
+        assert!(
+            mine < 2 * LINES_PER_POLL,
+            "served at {mine}: the flood starved it"
+        );
+        drop(admin);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

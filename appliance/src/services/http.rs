@@ -9,7 +9,13 @@
 //! up to `MAX_REQUEST` bytes, and only `GET /metrics` (404 for other paths, 405 for
 //! other methods, 400 for anything unparsable). The response body is rendered only
 //! when a complete request arrived, and the connection is closed after it; idle
-//! connections time out after 10 s.
+//! connections time out after 10 s, and every connection is reset `LIFETIME_MS`
+//! after it opened however it trickles, so a slowloris client (a byte every few
+//! seconds) cannot hold the few connections and lock the scraper out.
+//!
+//! smoltcp's generator (initial sequence numbers, RFC 6528 §3) is seeded from
+//! `/dev/urandom` for each responder: with its default seed of 0 every boot would
+//! pick the same sequence numbers, and an off-path host could predict them.
 //!
 //! Runs on the control tick (every 100 ms), so a scrape takes a few ticks; plenty
 //! for a scrape interval of seconds.
@@ -28,6 +34,8 @@ pub const CONNECTIONS: usize = 4;
 pub const MAX_REQUEST: usize = 4096;
 const TX_BUFFER: usize = 64 * 1024;
 const IDLE: Duration = Duration::from_secs(10);
+/// A connection's whole life, from its SYN, in ms: a scrape needs a few ticks.
+pub const LIFETIME_MS: u64 = 10_000;
 
 /// Datagrams in (from the engine) and out (to the engine), as smoltcp's device.
 #[derive(Debug, Default)]
@@ -82,6 +90,8 @@ struct Exchange {
     request: Vec<u8>,
     /// The response and how much of it is in the socket already.
     response: Option<(Vec<u8>, usize)>,
+    /// When the connection was first seen active, in ms.
+    opened_ms: Option<u64>,
 }
 
 /// The responder for one listen address.
@@ -109,7 +119,9 @@ impl MetricsServer {
             ..Default::default()
         };
         let at = Instant::from_millis(now as i64);
-        let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut dev, at);
+        let mut config = Config::new(HardwareAddress::Ip);
+        config.random_seed = random_seed();
+        let mut iface = Interface::new(config, &mut dev, at);
         let addr = IpAddress::from(listen.ip());
         iface.update_ip_addrs(|addrs| {
             let host = match listen.ip() {
@@ -172,16 +184,44 @@ impl MetricsServer {
             self.iface.poll(at, &mut self.dev, &mut self.sockets);
             for (handle, exchange) in &mut self.conns {
                 let socket = self.sockets.get_mut::<tcp::Socket<'_>>(*handle);
-                serve(socket, exchange, body);
+                serve(socket, exchange, now, body);
             }
         }
         std::mem::take(&mut self.dev.tx)
     }
 }
 
-/// Reads the request, queues the response, closes when it is all in the socket.
-fn serve(socket: &mut tcp::Socket<'_>, ex: &mut Exchange, body: &mut dyn FnMut() -> String) {
+/// A seed for smoltcp's generator from the kernel's (`/dev/urandom` never blocks,
+/// also early in boot); the clock if that cannot be read.
+fn random_seed() -> u64 {
+    use std::io::Read;
+    let mut seed = [0u8; 8];
+    match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut seed)) {
+        Ok(()) => u64::from_le_bytes(seed),
+        Err(e) => {
+            log::warn!("/dev/urandom: {e}; the metrics responder seeds TCP from the clock");
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        }
+    }
+}
+
+/// Reads the request, queues the response, closes when it is all in the socket;
+/// resets a connection older than `LIFETIME_MS` (`now` in ms).
+fn serve(
+    socket: &mut tcp::Socket<'_>,
+    ex: &mut Exchange,
+    now: u64,
+    body: &mut dyn FnMut() -> String,
+) {
     if !socket.is_active() {
+        *ex = Exchange::default();
+        return;
+    }
+    let opened = *ex.opened_ms.get_or_insert(now);
+    if now.saturating_sub(opened) >= LIFETIME_MS {
+        socket.abort();
         *ex = Exchange::default();
         return;
     }
@@ -280,5 +320,119 @@ mod tests {
         assert!(status("\x16\x03\x01 garbage").starts_with("HTTP/1.1 400"));
         let big = respond(b"GET /", true, &mut String::new);
         assert!(String::from_utf8(big).unwrap().starts_with("HTTP/1.1 431"));
+    }
+
+    const SERVER: &str = "10.10.0.1:9100";
+
+    /// A smoltcp client at 10.10.0.2 talking to a responder through queues.
+    struct Client {
+        iface: Interface,
+        sockets: SocketSet<'static>,
+        handle: SocketHandle,
+        dev: Queues,
+    }
+
+    impl Client {
+        fn connect(now: u64) -> Client {
+            let mut dev = Queues {
+                mtu: 1500,
+                ..Default::default()
+            };
+            let mut iface = Interface::new(
+                Config::new(HardwareAddress::Ip),
+                &mut dev,
+                Instant::from_millis(now as i64),
+            );
+            let addr = smoltcp::wire::Ipv4Address::new(10, 10, 0, 2);
+            iface.update_ip_addrs(|a| {
+                let _ = a.push(IpCidr::new(IpAddress::Ipv4(addr), 32));
+            });
+            let _ = iface.routes_mut().add_default_ipv4_route(addr);
+            let mut sockets = SocketSet::new(Vec::new());
+            let mut socket = tcp::Socket::new(
+                tcp::SocketBuffer::new(vec![0; 4096]),
+                tcp::SocketBuffer::new(vec![0; 4096]),
+            );
+            let server: SocketAddr = SERVER.parse().unwrap();
+            socket
+                .connect(
+                    iface.context(),
+                    (IpAddress::from(server.ip()), server.port()),
+                    40000,
+                )
+                .unwrap();
+            let handle = sockets.add(socket);
+            Client {
+                iface,
+                sockets,
+                handle,
+                dev,
+            }
+        }
+
+        fn socket(&mut self) -> &mut tcp::Socket<'static> {
+            self.sockets.get_mut::<tcp::Socket<'static>>(self.handle)
+        }
+
+        /// One exchange of datagrams both ways at `now` ms.
+        fn round(&mut self, server: &mut MetricsServer, now: u64) {
+            let at = Instant::from_millis(now as i64);
+            self.iface.poll(at, &mut self.dev, &mut self.sockets);
+            for ip in std::mem::take(&mut self.dev.tx) {
+                server.receive(&ip);
+            }
+            let replies = server.poll(now, &mut || "m 1\n".to_string());
+            self.dev.rx.extend(replies);
+            self.iface.poll(at, &mut self.dev, &mut self.sockets);
+        }
+    }
+
+    /// Slowloris: a request sent a byte at a time, each within the idle timeout,
+    /// would hold a connection for ever; it is reset at `LIFETIME_MS`.
+    #[test]
+    fn slowloris_connection_is_reset_at_its_absolute_deadline() {
+        let mut server = MetricsServer::new(SERVER.parse().unwrap(), 1500, 0);
+        let mut client = Client::connect(0);
+        client.round(&mut server, 0);
+        client.round(&mut server, 100);
+        assert_eq!(client.socket().state(), tcp::State::Established);
+        let mut now = 100;
+        for byte in b"GET /metrics HTTP/1.1\r\n".iter().cycle().take(40) {
+            now += 1000; // well within the 10 s idle timeout
+            if client.socket().can_send() {
+                client.socket().send_slice(&[*byte]).unwrap();
+            }
+            client.round(&mut server, now);
+            if now < LIFETIME_MS {
+                assert!(client.socket().is_open(), "closed early at {now} ms");
+            }
+        }
+        assert_eq!(
+            client.socket().state(),
+            tcp::State::Closed,
+            "still open after {now} ms"
+        );
+    }
+
+    /// RFC 6528: initial sequence numbers must not be predictable; with smoltcp's
+    /// default seed every responder (every boot) answered a SYN with the same one.
+    #[test]
+    fn rfc6528_responders_pick_unpredictable_initial_sequence_numbers() {
+        let isn = || {
+            let mut server = MetricsServer::new(SERVER.parse().unwrap(), 1500, 0);
+            let mut client = Client::connect(0);
+            client.iface.poll(
+                Instant::from_millis(0),
+                &mut client.dev,
+                &mut client.sockets,
+            );
+            for ip in std::mem::take(&mut client.dev.tx) {
+                server.receive(&ip);
+            }
+            let syn_ack = server.poll(0, &mut String::new).remove(0);
+            // IPv4 header without options (20 bytes), then the TCP sequence number.
+            u32::from_be_bytes(syn_ack[24..28].try_into().unwrap())
+        };
+        assert_ne!(isn(), isn());
     }
 }

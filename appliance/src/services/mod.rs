@@ -6,8 +6,8 @@
 //! only through the engine: they bind what they receive (`engine::local`), drain the
 //! datagrams delivered to them and the NAT events, and send with
 //! `Engine::originate`, from the box's own address toward each destination's route.
-//! Work per tick is bounded (`EVENTS_PER_TICK`, the responder's connection limit, the
-//! ping job limit).
+//! Work per tick is bounded (`EVENTS_PER_TICK`, the responder's connection limit and
+//! each connection's lifetime, the ping job limit).
 
 pub mod http;
 pub mod packet;

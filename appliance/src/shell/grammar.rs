@@ -44,7 +44,7 @@ pub const COMMANDS: &[Command] = &[
     Command {
         path: &["show", "sessions"],
         args: FILTERS,
-        help: "NAT sessions (filters: proto, inside, outside, remote; limit N, default 50)",
+        help: "NAT sessions (filters: proto, inside, outside, remote; limit N, default 50, at most 1000)",
     },
     Command {
         path: &["show", "states6"],

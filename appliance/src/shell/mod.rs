@@ -4,7 +4,10 @@
 //! returns. It reads engine state only through the engine's query methods, and every
 //! command works on the engine for one call, between two dataplane batches, so the
 //! shell never holds the dataplane up for longer than one command (`show sessions`
-//! stops at its limit; `clear sessions` walks the table once).
+//! stops at its limit; `clear sessions` walks the table once). `limit` is at most
+//! 1000 rows (a larger one is refused, pointing at the filters), so every command's
+//! output is bounded while it is produced, not cut afterwards; the front-ends bound
+//! how many commands run per tick.
 //!
 //! Hostile input gets a clear error: lines longer than `MAX_LINE` or containing control
 //! characters are refused before parsing.

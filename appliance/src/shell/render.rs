@@ -12,6 +12,9 @@ use std::net::Ipv4Addr;
 
 /// Sessions shown when no `limit` is given.
 const DEFAULT_LIMIT: usize = 50;
+/// The largest `limit`: a command runs between two dataplane batches, so its output
+/// is bounded while it is produced (about 100 bytes a row), not cut afterwards.
+const MAX_LIMIT: usize = 1000;
 
 pub fn run(p: &Parsed, engine: Option<&mut Engine>, facts: &Facts) -> Reply {
     let json = p.flag("--json");
@@ -101,11 +104,15 @@ fn pretty(v: Value) -> String {
 }
 
 fn limit(p: &Parsed, default: usize) -> Result<usize, String> {
-    match p.get("limit") {
-        None => Ok(default),
-        Some(n) => n
-            .parse()
-            .map_err(|_| format!("limit `{n}`: expected a number")),
+    let Some(n) = p.get("limit") else {
+        return Ok(default);
+    };
+    match n.parse::<usize>() {
+        Ok(n) if n <= MAX_LIMIT => Ok(n),
+        Ok(_) => Err(format!(
+            "limit {n}: at most {MAX_LIMIT}; narrow the list with the filters (proto, inside, outside, remote) instead"
+        )),
+        Err(_) => Err(format!("limit `{n}`: expected a number")),
     }
 }
 
