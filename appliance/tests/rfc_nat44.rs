@@ -774,6 +774,81 @@ fn rfc7857_fin_both_ways_moves_session_to_transitory() {
     assert_eq!(h.engine.nat().session_count(), 0);
 }
 
+/// Sends a data segment at `seq` each way, every 60 s, five times (past the 240 s
+/// transitory timeout); asserts both are forwarded.
+fn tcp_data_both_ways_for_300s(
+    h: &mut Harness,
+    inside: SocketAddrV4,
+    remote: SocketAddrV4,
+    ext: SocketAddrV4,
+) {
+    let (mut out_seq, mut in_seq) = (ISN + 1, ISN + 1);
+    for round in 0..5 {
+        h.advance_secs(60);
+        let v = h
+            .from_lan(tcp4_at(inside, remote, ACK, out_seq, b"request"))
+            .verdict;
+        assert_eq!(v, FWD_OUT, "round {round} out");
+        out_seq += 7;
+        let v = h
+            .from_wan(tcp4_at(remote, ext, ACK, in_seq, b"response"))
+            .verdict;
+        assert_eq!(v, FWD_IN, "round {round} in");
+        in_seq += 8;
+    }
+}
+
+/// An off-path attacker who knows the endpoints but not the sequence numbers sends
+/// RSTs from the remote's address: they are dropped and the session lives on.
+#[test]
+fn rfc5961_3_2_off_path_rst_out_of_window_leaves_session_established() {
+    let mut h = Harness::default();
+    let (inside, remote) = (sa(HOST, 40000), sa(REMOTE, 80));
+    let ext = tcp_established(&mut h, inside, remote);
+    for seq in [ISN + 1 + 100_000, ISN.wrapping_sub(100_000), 0x8000_0000] {
+        let out = h.from_wan(tcp4_at(remote, ext, RST, seq, b""));
+        let dropped = Verdict::Drop(DropReason::TcpRstOutOfWindow);
+        assert_eq!(out.verdict, dropped, "RST at {seq}");
+    }
+    assert_eq!(h.engine.stats().drops_for(DropReason::TcpRstOutOfWindow), 3);
+    assert_eq!(session(&h, 6, inside, remote).state, "established");
+    tcp_data_both_ways_for_300s(&mut h, inside, remote, ext);
+    let s = session(&h, 6, inside, remote);
+    assert_eq!((s.state, s.class), ("established", Class::TcpEstablished));
+}
+
+/// RFC 7857 section 2.2: a RST in the window (but not exactly at RCV.NXT, so the
+/// endpoint answers a challenge ACK) moves the session to transitory; traffic in both
+/// directions afterwards brings it back, and it outlives the transitory timeout.
+#[test]
+fn rfc7857_2_2_in_window_rst_then_traffic_both_ways_reestablishes() {
+    let mut h = Harness::default();
+    let (inside, remote) = (sa(HOST, 40000), sa(REMOTE, 80));
+    let ext = tcp_established(&mut h, inside, remote);
+    assert_eq!(
+        h.from_wan(tcp4_at(remote, ext, RST, ISN + 501, b""))
+            .verdict,
+        FWD_IN
+    );
+    let s = session(&h, 6, inside, remote);
+    assert_eq!((s.state, s.class), ("reset", Class::TcpTransitory));
+    assert_eq!(
+        h.from_lan(tcp4_at(inside, remote, ACK, ISN + 1, b""))
+            .verdict,
+        FWD_OUT
+    );
+    let s = session(&h, 6, inside, remote);
+    assert_eq!((s.state, s.class), ("reset_seen_out", Class::TcpTransitory));
+    assert_eq!(
+        h.from_wan(tcp4_at(remote, ext, ACK, ISN + 1, b"")).verdict,
+        FWD_IN
+    );
+    let s = session(&h, 6, inside, remote);
+    assert_eq!((s.state, s.class), ("established", Class::TcpEstablished));
+    tcp_data_both_ways_for_300s(&mut h, inside, remote, ext);
+    assert_eq!(session(&h, 6, inside, remote).state, "established");
+}
+
 // ---- RFC 5508: ICMP ----
 
 #[test]

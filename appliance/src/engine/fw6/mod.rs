@@ -39,7 +39,8 @@ pub struct Tuple6 {
     pub in_port: u16,
     pub remote: Ipv6Addr,
     pub rem_port: u16,
-    pub tcp_flags: u8,
+    /// What TCP tracking reads (zero for other protocols).
+    pub tcp: track::Segment,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +54,8 @@ struct State6 {
     class: u8,
     last: u32,
     lru: Links,
+    /// TCP sequence windows (unused for other protocols).
+    tcp: track::Window,
 }
 
 crate::timed_record!(State6);
@@ -145,7 +148,7 @@ impl Fw6 {
             Some(idx) => idx,
             None => self.create(t, now, stats)?,
         };
-        self.track(idx, Dir::Out, t.tcp_flags, now);
+        self.track(idx, Dir::Out, &t.tcp, now)?;
         stats.fw6_out.count(t.proto);
         Ok(())
     }
@@ -153,7 +156,7 @@ impl Fw6 {
     /// An inbound packet: passes only with matching state.
     pub fn inbound(&mut self, t: &Tuple6, now: u32, stats: &mut Stats) -> Result<(), DropReason> {
         let idx = self.find(t).ok_or(DropReason::Unsolicited6)?;
-        self.track(idx, Dir::In, t.tcp_flags, now);
+        self.track(idx, Dir::In, &t.tcp, now)?;
         stats.fw6_in.count(t.proto);
         Ok(())
     }
@@ -199,10 +202,7 @@ impl Fw6 {
             in_port: s.in_port,
             remote: Ipv6Addr::from(s.remote),
             rem_port: s.rem_port,
-            state: match s.proto {
-                proto::TCP => TcpState::from_u8(s.state).name(),
-                _ => "active",
-            },
+            state: track::state_name(s.proto, s.state),
             idle,
             expires: self.timeouts.get(Timed::class(s)).saturating_sub(idle),
         }
@@ -231,7 +231,7 @@ impl Fw6 {
         }
         let state = match t.proto {
             proto::TCP => {
-                TcpState::open(Dir::Out, t.tcp_flags).ok_or(DropReason::TcpNoSession)? as u8
+                TcpState::open(Dir::Out, t.tcp.flags).ok_or(DropReason::TcpNoSession)? as u8
             }
             _ => 0,
         };
@@ -242,9 +242,10 @@ impl Fw6 {
             rem_port: t.rem_port,
             proto: t.proto,
             state,
-            class: track::initial_class(t.proto, state) as u8,
+            class: track::class_of(t.proto, state) as u8,
             last: now,
             lru: Links::default(),
+            tcp: track::Window::open(Dir::Out, &t.tcp),
         }) as u32;
         let h = self.hash(t);
         if !self.index.insert(h, idx) {
@@ -265,44 +266,57 @@ impl Fw6 {
             in_port: s.in_port,
             remote: Ipv6Addr::from(s.remote),
             rem_port: s.rem_port,
-            tcp_flags: 0,
+            tcp: track::Segment::default(),
         };
         let h = self.hash(&t);
         self.index.remove(h, idx);
         self.states.remove(idx as usize);
     }
 
-    fn track(&mut self, idx: u32, dir: Dir, tcp_flags: u8, now: u32) {
+    fn track(
+        &mut self,
+        idx: u32,
+        dir: Dir,
+        seg: &track::Segment,
+        now: u32,
+    ) -> Result<(), DropReason> {
         let s = &mut self.states[idx as usize];
-        let (state, refresh, class) =
-            track::step(s.proto, s.state, dir, tcp_flags, self.udp_inbound_refresh);
-        s.state = state;
+        let (refresh, class) = track::step(
+            s.proto,
+            &mut s.state,
+            &mut s.tcp,
+            dir,
+            seg,
+            self.udp_inbound_refresh,
+        )?;
         self.lru.touch(&mut self.states, idx, class, refresh, now);
+        Ok(())
     }
 }
 
-/// The ports of the upper-layer header at `l4` (a slice starting there): TCP/UDP ports,
-/// or the echo identifier for ICMPv6 echo, or zeros for other protocols.
-/// Returns (source port, destination port, TCP flags).
-pub fn ports(protocol: u8, l4: &[u8]) -> Result<(u16, u16, u8), WireError> {
+/// The ports of the upper-layer header at `l4` (a slice starting there and ending
+/// with the packet): TCP/UDP ports, or the echo identifier for ICMPv6 echo, or zeros
+/// for other protocols. Returns (source port, destination port, TCP segment).
+pub fn ports(protocol: u8, l4: &[u8]) -> Result<(u16, u16, track::Segment), WireError> {
+    let none = track::Segment::default();
     Ok(match protocol {
         proto::TCP => {
             let t = tcp::Packet::new_checked(l4)?;
-            (t.src_port(), t.dst_port(), t.flags())
+            (t.src_port(), t.dst_port(), track::Segment::parse(&t))
         }
         proto::UDP => {
             let u = udp::Packet::new_checked(l4)?;
-            (u.src_port(), u.dst_port(), 0)
+            (u.src_port(), u.dst_port(), none)
         }
         proto::ICMPV6 => {
             let i = icmpv6::Packet::new_checked(l4)?;
             if i.is_echo() {
-                (i.echo_id(), i.echo_id(), 0)
+                (i.echo_id(), i.echo_id(), none)
             } else {
-                (0, 0, 0)
+                (0, 0, none)
             }
         }
-        _ => (0, 0, 0),
+        _ => (0, 0, none),
     })
 }
 
@@ -311,10 +325,10 @@ pub fn tuple(
     protocol: u8,
     src: Ipv6Addr,
     dst: Ipv6Addr,
-    ports: (u16, u16, u8),
+    ports: (u16, u16, track::Segment),
     dir: Dir,
 ) -> Tuple6 {
-    let (sport, dport, tcp_flags) = ports;
+    let (sport, dport, tcp) = ports;
     let icmp = protocol == proto::ICMPV6;
     match dir {
         Dir::Out => Tuple6 {
@@ -323,7 +337,7 @@ pub fn tuple(
             in_port: sport,
             remote: dst,
             rem_port: if icmp { 0 } else { dport },
-            tcp_flags,
+            tcp,
         },
         Dir::In => Tuple6 {
             proto: protocol,
@@ -331,7 +345,7 @@ pub fn tuple(
             in_port: dport,
             remote: src,
             rem_port: if icmp { 0 } else { sport },
-            tcp_flags,
+            tcp,
         },
     }
 }
@@ -351,20 +365,21 @@ pub fn quoted_tuple(body: &[u8]) -> Result<Tuple6, WireError> {
     let p = ipv6::Packet::new_checked(&copy[..n])?;
     let upper = p.upper_layer()?;
     let l4 = &copy[upper.offset..n];
-    let ports = if upper.fragment.is_some_and(|f| f.is_non_first()) {
-        (0, 0, 0)
+    let (sport, dport) = if upper.fragment.is_some_and(|f| f.is_non_first()) {
+        (0, 0)
     } else if l4.len() >= 8 {
         // Only the first 8 bytes are guaranteed: read ports without the full header.
         match upper.protocol {
-            proto::TCP | proto::UDP => (crate::wire::be16(l4, 0), crate::wire::be16(l4, 2), 0),
+            proto::TCP | proto::UDP => (crate::wire::be16(l4, 0), crate::wire::be16(l4, 2)),
             proto::ICMPV6 if matches!(l4[0], icmpv6::ECHO_REQUEST | icmpv6::ECHO_REPLY) => {
                 let id = crate::wire::be16(l4, 4);
-                (id, id, 0)
+                (id, id)
             }
-            _ => (0, 0, 0),
+            _ => (0, 0),
         }
     } else {
         return Err(WireError::Truncated);
     };
+    let ports = (sport, dport, track::Segment::default());
     Ok(tuple(upper.protocol, p.src(), p.dst(), ports, Dir::Out))
 }

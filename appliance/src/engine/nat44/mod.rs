@@ -28,11 +28,12 @@
 //! Data layout: sessions live in a `Slab`; one fixed `Index` holds four kinds of keys
 //! (outbound 5-tuple, inbound 5-tuple, mapping by inside endpoint, host by inside
 //! address); per-class LRU lists give O(1) expiry; a mapping is the chain of sessions
-//! sharing an external port, whose first member the port slot names. A session is 40
-//! bytes (48 as a slab entry); with the index's four slots per allowed session and the
-//! port-hold FIFO, `Engine::new` sets aside 89 bytes per unit of `nat.max_sessions`
-//! (measured by the `memory` benchmark), plus 768 KiB per pool address and protocol
-//! once used.
+//! sharing an external port, whose first member the port slot names. A session is 48
+//! bytes (56 as a slab entry), 10 of them the TCP sequence windows (`track::Window`);
+//! with the index's four slots per allowed session and the port-hold FIFO,
+//! `Engine::new` sets aside 97 bytes per unit of `nat.max_sessions` (89 measured by the
+//! `memory` benchmark before the windows were added), plus 768 KiB per pool address
+//! and protocol once used.
 //!
 //! The module works on IPv4 datagram bytes (`ip` starts at the IPv4 header) and never
 //! fragments, routes or builds packets: the engine does that around it.
@@ -75,7 +76,7 @@ struct Session {
     ext_port: u16,
     pool: u8,
     proto: u8,
-    /// `TcpState as u8` for TCP, 0 otherwise.
+    /// See `track::step`.
     state: u8,
     class: u8,
     /// Last activity, whole seconds of engine time.
@@ -83,6 +84,8 @@ struct Session {
     lru: Links,
     /// Sessions sharing this session's mapping.
     sib: Links,
+    /// TCP sequence windows (unused for other protocols).
+    tcp: track::Window,
 }
 
 crate::timed_record!(Session);
@@ -118,7 +121,7 @@ struct Flow {
     dst: u32,
     sport: u16,
     dport: u16,
-    tcp_flags: u8,
+    tcp: track::Segment,
 }
 
 /// Settings derived from the configuration.
@@ -350,7 +353,7 @@ impl Nat44 {
         let idx = match self.find_out(flow.proto, flow.src, flow.sport, flow.dst, rem_port) {
             Some(idx) => idx,
             None => {
-                if flow.proto == proto::TCP && TcpState::open(Dir::Out, flow.tcp_flags).is_none() {
+                if flow.proto == proto::TCP && TcpState::open(Dir::Out, flow.tcp.flags).is_none() {
                     return Err(DropReason::TcpNoSession);
                 }
                 let idx = self.create_outbound(&flow, rem_port, now)?;
@@ -358,7 +361,7 @@ impl Nat44 {
                 idx
             }
         };
-        self.track(idx, Dir::Out, flow.tcp_flags, now);
+        self.track(idx, Dir::Out, &flow.tcp, now)?;
         let s = &self.sessions[idx as usize];
         let ext = self.p.pool[usize::from(s.pool)].to_bits();
         rewrite::rewrite(ip, flow.l4, flow.proto, End::Src, (ext, s.ext_port), csum);
@@ -385,7 +388,7 @@ impl Nat44 {
                 idx
             }
         };
-        self.track(idx, Dir::In, flow.tcp_flags, now);
+        self.track(idx, Dir::In, &flow.tcp, now)?;
         let s = &self.sessions[idx as usize];
         rewrite::rewrite(
             ip,
@@ -492,10 +495,7 @@ impl Nat44 {
             inside: SocketAddrV4::new(Ipv4Addr::from_bits(s.in_addr), s.in_port),
             outside: SocketAddrV4::new(self.p.pool[usize::from(s.pool)], s.ext_port),
             remote: SocketAddrV4::new(Ipv4Addr::from_bits(s.rem_addr), s.rem_port),
-            state: match s.proto {
-                proto::TCP => TcpState::from_u8(s.state).name(),
-                _ => "active",
-            },
+            state: track::state_name(s.proto, s.state),
             class,
             idle,
             expires: self.p.timeouts.get(class).saturating_sub(idle),
@@ -636,7 +636,7 @@ impl Nat44 {
                 }
             }
         };
-        let state = TcpState::open(Dir::Out, flow.tcp_flags).map_or(0, |s| s as u8);
+        let state = TcpState::open(Dir::Out, flow.tcp.flags).map_or(0, |s| s as u8);
         let idx = self.insert_session(
             Session {
                 in_addr: flow.src,
@@ -647,10 +647,11 @@ impl Nat44 {
                 pool,
                 proto: flow.proto,
                 state,
-                class: track::initial_class(flow.proto, state) as u8,
+                class: track::class_of(flow.proto, state) as u8,
                 last: now,
                 lru: Links::default(),
                 sib: Links::default(),
+                tcp: track::Window::open(Dir::Out, &flow.tcp),
             },
             head,
             host,
@@ -674,7 +675,7 @@ impl Nat44 {
         }
         let state = match flow.proto {
             proto::TCP => {
-                TcpState::open(Dir::In, flow.tcp_flags).ok_or(DropReason::TcpNoSession)? as u8
+                TcpState::open(Dir::In, flow.tcp.flags).ok_or(DropReason::TcpNoSession)? as u8
             }
             _ => 0,
         };
@@ -693,10 +694,11 @@ impl Nat44 {
                 pool: pool as u8,
                 proto: flow.proto,
                 state,
-                class: track::initial_class(flow.proto, state) as u8,
+                class: track::class_of(flow.proto, state) as u8,
                 last: now,
                 lru: Links::default(),
                 sib: Links::default(),
+                tcp: track::Window::open(Dir::In, &flow.tcp),
             },
             Some(head),
             host,
@@ -848,20 +850,35 @@ impl Nat44 {
         self.sessions.remove(idx as usize);
     }
 
-    /// Advances TCP state and refreshes the idle timer as the packet allows.
+    /// Advances TCP state and refreshes the idle timer as the packet allows; refuses
+    /// an out-of-window RST (see `track`).
     #[inline]
-    fn track(&mut self, idx: u32, dir: Dir, tcp_flags: u8, now: u32) {
+    fn track(
+        &mut self,
+        idx: u32,
+        dir: Dir,
+        seg: &track::Segment,
+        now: u32,
+    ) -> Result<(), DropReason> {
         let s = &mut self.sessions[idx as usize];
-        let (state, refresh, class) =
-            track::step(s.proto, s.state, dir, tcp_flags, self.p.udp_inbound_refresh);
-        s.state = state;
+        let (refresh, class) = track::step(
+            s.proto,
+            &mut s.state,
+            &mut s.tcp,
+            dir,
+            seg,
+            self.p.udp_inbound_refresh,
+        )?;
         self.lru.touch(&mut self.sessions, idx, class, refresh, now);
+        Ok(())
     }
 }
 
 /// A slab entry is an enum of the record and a free-list link: the record plus a
 /// word-sized tag (measured by the `memory` benchmark with a counting allocator).
 const SLAB_ENTRY_SIZE: usize = std::mem::size_of::<Session>() + std::mem::size_of::<usize>();
+// The module doc and the `memory` benchmark count on this size.
+const _: () = assert!(std::mem::size_of::<Session>() == 48);
 
 /// ICMP queries have no remote port: the identifier names the inside endpoint only.
 #[inline]
@@ -890,7 +907,7 @@ fn parse_flow(ip: &[u8], dir: Dir) -> Result<Flow, DropReason> {
                 dst,
                 sport: t.src_port(),
                 dport: t.dst_port(),
-                tcp_flags: t.flags(),
+                tcp: track::Segment::parse(&t),
             })
         }
         proto::UDP => {
@@ -903,7 +920,7 @@ fn parse_flow(ip: &[u8], dir: Dir) -> Result<Flow, DropReason> {
                 dst,
                 sport: u.src_port(),
                 dport: u.dst_port(),
-                tcp_flags: 0,
+                tcp: track::Segment::default(),
             })
         }
         proto::ICMP => {
@@ -923,7 +940,7 @@ fn parse_flow(ip: &[u8], dir: Dir) -> Result<Flow, DropReason> {
                 dst,
                 sport: id,
                 dport: id,
-                tcp_flags: 0,
+                tcp: track::Segment::default(),
             })
         }
         _ => Err(DropReason::UnsupportedProtocol),
