@@ -534,3 +534,33 @@ fn rfc7857_2_2_in_window_rst_then_traffic_both_ways_reestablishes_fw6_state() {
     tcp6_data_both_ways_for_300s(&mut h, inside, remote);
     assert_eq!(tcp6_state(&h), "established");
 }
+
+/// Each inside address may hold `nat.max_sessions_per_host` states, so one host cannot
+/// fill the table for the others (RFC 6888 REQ-5 applied to the IPv6 filter).
+#[test]
+fn rfc6888_req5_fw6_per_host_state_quota() {
+    let mut c = config();
+    c.nat.max_sessions_per_host = 3;
+    let mut h = Harness::new(c);
+    for port in 1..=3 {
+        udp_out6(&mut h, 40000 + port, remote6(), 53);
+    }
+    let over = h.from_lan6(udp6(host6(), 40004, remote6(), 53, b"x"));
+    assert_eq!(over.verdict, Verdict::Drop(DropReason::HostStateLimit6));
+    let tcp = h.from_lan6(tcp6(host6(), 40005, remote6(), 443, SYN));
+    assert_eq!(tcp.verdict, Verdict::Drop(DropReason::HostStateLimit6));
+    assert_eq!(h.drops(DropReason::HostStateLimit6), 2);
+    // Existing states still carry traffic both ways.
+    udp_out6(&mut h, 40001, remote6(), 53);
+    let reply = udp6(remote6(), 53, host6(), 40001, b"answer");
+    assert_eq!(h.from_wan6(reply).verdict, FWD_IN);
+    // Another inside address has its own quota.
+    let other = addr("2001:db8:10::3");
+    let p = udp6(other, 40000, remote6(), 53, b"x");
+    assert_eq!(h.from_lan6(p).verdict, FWD_OUT);
+    assert_eq!(h.engine.fw6().state_count(), 4);
+    // Expired states give their share back.
+    h.advance_secs(301);
+    assert_eq!(h.engine.fw6().state_count(), 0);
+    udp_out6(&mut h, 40004, remote6(), 53);
+}

@@ -1050,14 +1050,93 @@ fn rfc6888_req5_sessions_per_host_limit() {
     tcp_out(&mut h, sa(HOST, 40000), sa(REMOTE, 3), SYN);
     let out = h.from_lan(udp4(sa(HOST, 40000), sa(REMOTE, 4), b"x"));
     assert_eq!(out.verdict, Verdict::Drop(DropReason::HostSessionLimit));
-    // Inbound admission (EIF) is bound by the same limit.
+    // A session opened from outside (EIF) is charged to its mapping, not the host...
     let (v, _) = udp_in(&mut h, sa(REMOTE2, 9), ext);
-    assert_eq!(v, Verdict::Drop(DropReason::HostSessionLimit));
+    assert_eq!(v, FWD_IN);
+    // ...until the host answers it, which its quota then refuses.
+    let out = h.from_lan(udp4(sa(HOST, 40000), sa(REMOTE2, 9), b"x"));
+    assert_eq!(out.verdict, Verdict::Drop(DropReason::HostSessionLimit));
     assert_eq!(h.drops(DropReason::HostSessionLimit), 2);
     udp_out(&mut h, sa(HOST2, 40000), sa(REMOTE, 4));
     // When a session ends, the host may open another.
     h.advance_secs(241);
     udp_out(&mut h, sa(HOST, 40000), sa(REMOTE, 4));
+}
+
+/// Sessions the inside host `HOST` has charged to it.
+fn host_sessions(h: &Harness) -> u32 {
+    let hosts = h.engine.nat().top_hosts(10);
+    hosts.iter().find(|e| e.0 == HOST).map_or(0, |e| e.1)
+}
+
+/// The starvation attack: an outsider reaches a host's endpoint-independent mapping
+/// from many source ports. The sessions it opens are capped per mapping and never
+/// charged to the host's own quota (RFC 6888 REQ-5), so the host keeps opening its own.
+#[test]
+fn rfc6888_req5_outsider_sessions_on_a_mapping_are_capped_and_not_charged_to_the_host() {
+    let mut c = config();
+    c.nat.max_sessions_per_host = 10;
+    let mut h = Harness::new(c);
+    let ext = udp_out(&mut h, sa(HOST, 40000), sa(REMOTE, 53));
+    let cap = natbox::engine::nat44::MAX_UNANSWERED_PER_MAPPING;
+    for port in 1..=cap as u16 {
+        let (v, _) = udp_in(&mut h, sa(REMOTE2, port), ext);
+        assert_eq!(v, FWD_IN, "outsider port {port}");
+    }
+    let (v, _) = udp_in(&mut h, sa(REMOTE2, 9999), ext);
+    assert_eq!(v, Verdict::Drop(DropReason::MappingInboundLimit));
+    assert_eq!(h.drops(DropReason::MappingInboundLimit), 1);
+    assert_eq!(host_sessions(&h), 1);
+    // The host still has its whole quota for its own sessions.
+    for port in 2..=10 {
+        udp_out(&mut h, sa(HOST, 40000 + port), sa(REMOTE, 53));
+    }
+    assert_eq!(host_sessions(&h), 10);
+    // Another mapping of the same host has its own allowance.
+    let other = sa(HOST, 40002);
+    let ext2 = endpoints4(h.from_lan(udp4(other, sa(REMOTE, 53), b"x")).ip()).0;
+    assert_eq!(udp_in(&mut h, sa(REMOTE2, 7), ext2).0, FWD_IN);
+}
+
+/// An unanswered session opened from outside lives `tcp_incoming_syn` seconds, however
+/// often the outsider sends; the inside's answer charges it to the host.
+#[test]
+fn rfc5382_req4_outsider_sessions_end_unless_the_inside_answers() {
+    let mut c = config();
+    c.nat.udp_inbound_refresh = true;
+    let mut h = Harness::new(c);
+    let ext = udp_out(&mut h, sa(HOST, 40000), sa(REMOTE, 53));
+    assert_eq!(udp_in(&mut h, sa(REMOTE2, 1), ext).0, FWD_IN);
+    assert_eq!(udp_in(&mut h, sa(REMOTE2, 2), ext).0, FWD_IN);
+    let s = session(&h, 17, sa(HOST, 40000), sa(REMOTE2, 1));
+    assert_eq!(
+        (s.state, s.class, s.expires),
+        ("unanswered", Class::UdpIncoming, 6)
+    );
+    assert_eq!(host_sessions(&h), 1);
+    udp_out(&mut h, sa(HOST, 40000), sa(REMOTE2, 2));
+    let s = session(&h, 17, sa(HOST, 40000), sa(REMOTE2, 2));
+    assert_eq!((s.state, s.class), ("active", Class::Udp));
+    assert_eq!(host_sessions(&h), 2, "answered: charged to the host");
+    // Inbound packets (refreshing under udp_inbound_refresh) do not keep it.
+    for _ in 0..2 {
+        h.advance_secs(2);
+        assert_eq!(udp_in(&mut h, sa(REMOTE2, 1), ext).0, FWD_IN);
+    }
+    h.advance_secs(3);
+    assert_eq!(find_session(&h, 17, sa(HOST, 40000), sa(REMOTE2, 1)), None);
+    assert!(find_session(&h, 17, sa(HOST, 40000), sa(REMOTE2, 2)).is_some());
+    // TCP: an outsider's SYN the inside refuses with a RST ends just as soon.
+    let syn_from = sa(REMOTE2, 3);
+    let ext = tcp_out(&mut h, sa(HOST, 40000), sa(REMOTE, 80), SYN);
+    assert_eq!(tcp_in(&mut h, syn_from, ext, SYN), FWD_IN);
+    h.advance_secs(3);
+    tcp_out(&mut h, sa(HOST, 40000), syn_from, RST | ACK);
+    let s = session(&h, 6, sa(HOST, 40000), syn_from);
+    assert_eq!((s.state, s.class), ("reset", Class::TcpIncomingSyn));
+    assert_eq!(host_sessions(&h), 3, "a refusal is no answer");
+    h.advance_secs(7);
+    assert_eq!(find_session(&h, 6, sa(HOST, 40000), syn_from), None);
 }
 
 #[test]

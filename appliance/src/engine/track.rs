@@ -132,19 +132,29 @@ impl Timeouts {
     }
 }
 
-/// Marks a NAT44 record opened by an inbound packet (charged to its mapping, not to
-/// its inside host); `step` keeps it.
+/// Marks a record opened by an inbound packet that the inside has not answered yet
+/// (NAT44 charges it to its mapping, not to its inside host). Such a record lives in
+/// an incoming class (`tcp_incoming_syn` seconds) and only the inside refreshes it;
+/// `step` clears the mark when the inside answers: a UDP packet out, or a TCP open
+/// completed (not a RST).
 pub const OPENED_IN: u8 = 0x80;
-/// The UDP state of a session opened from outside until the inside answers: it lives
-/// in `Class::UdpIncoming`. Otherwise a UDP record's state is 0.
-pub const UDP_UNANSWERED: u8 = 1;
+
+/// What one packet did to a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Effect {
+    /// The idle timer restarts.
+    pub refresh: bool,
+    /// The record's class now.
+    pub class: Class,
+    /// The packet answered a record opened from outside (`OPENED_IN` cleared).
+    pub answered: bool,
+}
 
 /// Advances a record's state for one packet: updates `state` (`TcpState as u8` for
-/// TCP, see `UDP_UNANSWERED` for UDP, 0 otherwise, with `OPENED_IN` kept) and
-/// `window`, and returns whether the idle timer restarts and the record's class. UDP
-/// refreshes on outbound packets, and on inbound ones only if `udp_inbound_refresh`
-/// (RFC 4787 REQ-6); ICMP queries and other protocols refresh on outbound packets.
-/// A TCP RST outside the receiver's window is refused and changes nothing.
+/// TCP, 0 otherwise, plus `OPENED_IN`) and `window`. UDP refreshes on outbound
+/// packets, and on inbound ones only if `udp_inbound_refresh` (RFC 4787 REQ-6); ICMP
+/// queries and other protocols refresh on outbound packets. A TCP RST outside the
+/// receiver's window is refused and changes nothing.
 pub fn step(
     protocol: u8,
     state: &mut u8,
@@ -152,13 +162,12 @@ pub fn step(
     dir: Dir,
     seg: &Segment,
     udp_inbound_refresh: bool,
-) -> Result<(bool, Class), DropReason> {
+) -> Result<Effect, DropReason> {
     use crate::wire::proto;
-    let flag = *state & OPENED_IN;
-    let old = *state & !OPENED_IN;
-    let (new, refresh) = match protocol {
+    let opened_in = *state & OPENED_IN != 0;
+    let (new, refresh, answers) = match protocol {
         proto::TCP => {
-            let old = TcpState::from_u8(old);
+            let old = TcpState::from_u8(*state & !OPENED_IN);
             let new = if window.accept(old, dir, seg) {
                 old.next(dir, seg.flags)
             } else if seg.flags & RST != 0 {
@@ -168,23 +177,28 @@ pub fn step(
             };
             // Closing restarts the timer once; moving between closed states does not.
             let closes = new != old && !old.is_closed();
-            (new as u8, new.refreshes() || closes)
+            (new as u8, new.refreshes() || closes, new.answered())
         }
-        proto::UDP if dir == Dir::Out => (0, true),
-        proto::UDP => (old, udp_inbound_refresh),
-        _ => (0, dir == Dir::Out),
+        proto::UDP => (0, dir == Dir::Out || udp_inbound_refresh, dir == Dir::Out),
+        _ => (0, dir == Dir::Out, dir == Dir::Out),
     };
-    *state = new | flag;
-    Ok((refresh, class_of(protocol, new)))
+    let answered = opened_in && answers;
+    let still_in = opened_in && !answers;
+    *state = if still_in { new | OPENED_IN } else { new };
+    Ok(Effect {
+        refresh: refresh && (!still_in || dir == Dir::Out),
+        class: class_of(protocol, *state),
+        answered,
+    })
 }
 
 /// The class of a record in `state` (as `step` keeps it).
 pub fn class_of(protocol: u8, state: u8) -> Class {
     use crate::wire::proto;
-    let state = state & !OPENED_IN;
     match protocol {
+        proto::TCP if state & OPENED_IN != 0 => Class::TcpIncomingSyn,
         proto::TCP => TcpState::from_u8(state).class(),
-        proto::UDP if state == UDP_UNANSWERED => Class::UdpIncoming,
+        proto::UDP if state & OPENED_IN != 0 => Class::UdpIncoming,
         proto::UDP => Class::Udp,
         proto::ICMP | proto::ICMPV6 => Class::Icmp,
         _ => Class::Other,
@@ -193,9 +207,9 @@ pub fn class_of(protocol: u8, state: u8) -> Class {
 
 /// The state's name for the shell.
 pub fn state_name(protocol: u8, state: u8) -> &'static str {
-    match (protocol, state & !OPENED_IN) {
-        (crate::wire::proto::TCP, s) => TcpState::from_u8(s).name(),
-        (crate::wire::proto::UDP, UDP_UNANSWERED) => "unanswered",
+    match protocol {
+        crate::wire::proto::TCP => TcpState::from_u8(state & !OPENED_IN).name(),
+        _ if state & OPENED_IN != 0 => "unanswered",
         _ => "active",
     }
 }
@@ -421,6 +435,11 @@ impl TcpState {
         !self.is_closed()
     }
 
+    /// The inside took part in the open: a session opened from outside was answered.
+    fn answered(self) -> bool {
+        !self.is_closed() && self != TcpState::SynIn
+    }
+
     /// Closed or reset: an outbound SYN reopens the session.
     fn is_closed(self) -> bool {
         use TcpState::*;
@@ -561,7 +580,7 @@ mod tests {
                 &seg,
                 false,
             )?;
-            Ok(TcpState::from_u8(self.state))
+            Ok(TcpState::from_u8(self.state & !OPENED_IN))
         }
 
         /// A RST from the remote at `offset` from the remote's sequence end.
@@ -695,7 +714,7 @@ mod tests {
         let refresh = |c: &mut Conn, dir, s| {
             step(tcp, &mut c.state, &mut c.window, dir, &s, false)
                 .unwrap()
-                .0
+                .refresh
         };
         assert!(refresh(&mut c, Dir::In, rst));
         assert!(!refresh(&mut c, Dir::Out, out));

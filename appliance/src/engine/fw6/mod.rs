@@ -15,8 +15,12 @@
 //! - TCP uses the shared state machine and timeouts (`track`), UDP records are
 //!   refreshed only by outbound packets unless configured (REC-14 / RFC 4787 REQ-6).
 //!
-//! The table is bounded (`max_states`); when full, new outbound flows are dropped and
-//! counted, existing ones are never evicted.
+//! The table is bounded (`max_states`), and so is each inside address's share of it
+//! (`nat.max_sessions_per_host`, the per-host quota NAT44 applies to IPv4 sessions, RFC
+//! 6888 REQ-5 style), so one host cannot fill the table for the others. Over either
+//! bound new outbound flows are dropped and counted; existing ones are never evicted.
+//! Only outbound packets create state, so outsiders cannot use up a host's quota. A
+//! host is one /128: IPv6 hosts on one link share a /64.
 
 use super::index::{Hasher, Index};
 use super::list::Links;
@@ -41,6 +45,13 @@ pub struct Tuple6 {
     pub rem_port: u16,
     /// What TCP tracking reads (zero for other protocols).
     pub tcp: track::Segment,
+}
+
+/// An inside address with state.
+#[derive(Debug, Clone)]
+struct Host6 {
+    addr: [u8; 16],
+    states: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -88,10 +99,14 @@ pub struct StateInfo {
 pub struct Fw6 {
     inside: Vec<Ipv6Net>,
     max_states: u32,
+    max_states_per_host: u32,
     udp_inbound_refresh: bool,
     timeouts: Timeouts,
     states: Slab<State6>,
     index: Index,
+    hosts: Slab<Host6>,
+    /// Inside address to `hosts` entry.
+    host_index: Index,
     hasher: Hasher,
     lru: Lru,
 }
@@ -99,13 +114,17 @@ pub struct Fw6 {
 impl Fw6 {
     pub fn new(config: &Config) -> Fw6 {
         let max = config.ipv6.max_states as usize;
+        let hosts = max.min(1 << 16);
         Fw6 {
             inside: config.ipv6_inside_prefixes(),
             max_states: config.ipv6.max_states,
+            max_states_per_host: config.nat.max_sessions_per_host,
             udp_inbound_refresh: config.nat.udp_inbound_refresh,
             timeouts: Timeouts::from_config(&config.timeouts),
             states: Slab::with_capacity(max),
             index: Index::with_capacity(max * 2),
+            hosts: Slab::with_capacity(hosts),
+            host_index: Index::with_capacity(hosts * 2),
             hasher: Hasher::default(),
             lru: Lru::default(),
         }
@@ -114,6 +133,7 @@ impl Fw6 {
     /// Applies the tunable settings of `config` in place, keeping every state.
     pub fn retune(&mut self, config: &Config) {
         self.max_states = config.ipv6.max_states;
+        self.max_states_per_host = config.nat.max_sessions_per_host;
         self.udp_inbound_refresh = config.nat.udp_inbound_refresh;
         self.timeouts = Timeouts::from_config(&config.timeouts);
     }
@@ -124,6 +144,7 @@ impl Fw6 {
         (
             &self.inside,
             self.max_states,
+            self.max_states_per_host,
             self.udp_inbound_refresh,
             &self.timeouts,
         )
@@ -235,6 +256,7 @@ impl Fw6 {
             }
             _ => 0,
         };
+        let host = self.charge_host(t.inside.octets())?;
         let idx = self.states.insert(State6 {
             inside: t.inside.octets(),
             remote: t.remote.octets(),
@@ -250,6 +272,7 @@ impl Fw6 {
         let h = self.hash(t);
         if !self.index.insert(h, idx) {
             self.states.remove(idx as usize);
+            self.uncharge_host(host);
             return Err(DropReason::StateLimit6);
         }
         self.lru.insert(&mut self.states, idx);
@@ -270,7 +293,55 @@ impl Fw6 {
         };
         let h = self.hash(&t);
         self.index.remove(h, idx);
+        if let Some(host) = self.find_host(s.inside) {
+            self.uncharge_host(host);
+        }
         self.states.remove(idx as usize);
+    }
+
+    fn host_hash(&self, addr: [u8; 16]) -> u64 {
+        let a = u128::from_be_bytes(addr);
+        self.hasher.hash(&[(a >> 64) as u64, a as u64])
+    }
+
+    fn find_host(&self, addr: [u8; 16]) -> Option<u32> {
+        self.host_index.find(self.host_hash(addr), |i| {
+            self.hosts[i as usize].addr == addr
+        })
+    }
+
+    /// Charges one state to inside address `addr` (its record created if new), unless
+    /// it is at its quota; returns the record.
+    fn charge_host(&mut self, addr: [u8; 16]) -> Result<u32, DropReason> {
+        let host = match self.find_host(addr) {
+            Some(host) => host,
+            None => {
+                let host = self.hosts.insert(Host6 { addr, states: 0 }) as u32;
+                if !self.host_index.insert(self.host_hash(addr), host) {
+                    self.hosts.remove(host as usize);
+                    return Err(DropReason::StateLimit6);
+                }
+                host
+            }
+        };
+        let rec = &mut self.hosts[host as usize];
+        rec.states += 1;
+        if rec.states > self.max_states_per_host {
+            self.uncharge_host(host);
+            return Err(DropReason::HostStateLimit6);
+        }
+        Ok(host)
+    }
+
+    /// Gives back one state of `host`, forgetting the host with its last state.
+    fn uncharge_host(&mut self, host: u32) {
+        let rec = &mut self.hosts[host as usize];
+        rec.states = rec.states.saturating_sub(1);
+        if rec.states == 0 {
+            let addr = rec.addr;
+            self.host_index.remove(self.host_hash(addr), host);
+            self.hosts.remove(host as usize);
+        }
     }
 
     fn track(
@@ -281,7 +352,7 @@ impl Fw6 {
         now: u32,
     ) -> Result<(), DropReason> {
         let s = &mut self.states[idx as usize];
-        let (refresh, class) = track::step(
+        let effect = track::step(
             s.proto,
             &mut s.state,
             &mut s.tcp,
@@ -289,7 +360,8 @@ impl Fw6 {
             seg,
             self.udp_inbound_refresh,
         )?;
-        self.lru.touch(&mut self.states, idx, class, refresh, now);
+        self.lru
+            .touch(&mut self.states, idx, effect.class, effect.refresh, now);
         Ok(())
     }
 }

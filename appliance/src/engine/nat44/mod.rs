@@ -17,6 +17,16 @@
 //!   (REQ-4). A packet over a limit is dropped and counted; live sessions are never
 //!   evicted to make room (REQ-11). Freed ports are held for their last host for
 //!   `port_reuse_hold` seconds (REQ-8).
+//! - Sessions opened from outside (a new remote reaching a mapping through
+//!   endpoint-independent or address-dependent filtering) are charged to the mapping,
+//!   not to the inside host, until the inside answers (`track::OPENED_IN`): at most
+//!   `MAX_UNANSWERED_PER_MAPPING` per mapping (over it: `MappingInboundLimit`), each in
+//!   an incoming class that only the inside refreshes, so it ends `tcp_incoming_syn`
+//!   seconds after the outsider's first packet unless answered. Outsiders therefore
+//!   cannot use up an inside host's session quota (RFC 6888 REQ-5). The inside's
+//!   answer (a UDP packet out, or the completed TCP open) charges the session to the
+//!   host like one it opened, and is refused (`HostSessionLimit`) when the host is at
+//!   its quota.
 //! - ICMP echo identifiers are mapped like ports (RFC 5508 REQ-1). ICMP errors are
 //!   translated in both directions, outer and quoted headers and every checksum, and
 //!   dropped when the quoted packet matches no session (REQ-3, REQ-4, REQ-6).
@@ -66,6 +76,12 @@ const HANDLE_MASK: u32 = (1 << 30) - 1;
 /// At most this many sessions expire per `poll`, to bound its latency.
 const EXPIRE_BATCH: usize = 16_384;
 
+/// Sessions opened from outside that one mapping may hold before the inside answers.
+/// They live `tcp_incoming_syn` seconds (6 by default) unanswered, so this admits a
+/// sustained ten new remotes a second per mapping; an inside host answers within a
+/// round trip, so a legitimate server rarely has more than a few unanswered.
+pub const MAX_UNANSWERED_PER_MAPPING: u32 = 64;
+
 /// One translated flow between an inside endpoint and a remote endpoint.
 #[derive(Debug, Clone)]
 struct Session {
@@ -94,6 +110,14 @@ impl Linked<1> for Session {
     fn links(&mut self) -> &mut Links {
         &mut self.sib
     }
+}
+
+/// Where `insert_session` puts a session.
+enum Join {
+    /// Into the mapping whose first session this is.
+    Mapping(u32),
+    /// As the first session of a new mapping on its external port, owned by `host`.
+    NewMapping { host: u32 },
 }
 
 #[derive(Debug, Clone)]
@@ -653,8 +677,10 @@ impl Nat44 {
                 sib: Links::default(),
                 tcp: track::Window::open(Dir::Out, &flow.tcp),
             },
-            head,
-            host,
+            match head {
+                Some(head) => Join::Mapping(head),
+                None => Join::NewMapping { host },
+            },
         );
         Ok(idx)
     }
@@ -673,17 +699,25 @@ impl Nat44 {
         if !admitted || flow.proto == proto::ICMP {
             return Err(DropReason::Filtered);
         }
-        let state = match flow.proto {
-            proto::TCP => {
-                TcpState::open(Dir::In, flow.tcp.flags).ok_or(DropReason::TcpNoSession)? as u8
-            }
-            _ => 0,
-        };
+        let state = track::OPENED_IN
+            | match flow.proto {
+                proto::TCP => {
+                    TcpState::open(Dir::In, flow.tcp.flags).ok_or(DropReason::TcpNoSession)? as u8
+                }
+                _ => 0,
+            };
+        if self.sessions.len() as u32 >= self.p.max_sessions {
+            return Err(DropReason::SessionLimit);
+        }
+        let table = self.port_table(pool, flow.proto);
+        if table.unanswered(flow.dport) >= MAX_UNANSWERED_PER_MAPPING {
+            return Err(DropReason::MappingInboundLimit);
+        }
+        table.count_unanswered(flow.dport, true);
         let (in_addr, in_port) = {
             let s = &self.sessions[head as usize];
             (s.in_addr, s.in_port)
         };
-        let host = self.reserve_session(in_addr)?;
         Ok(self.insert_session(
             Session {
                 in_addr,
@@ -700,8 +734,7 @@ impl Nat44 {
                 sib: Links::default(),
                 tcp: track::Window::open(Dir::In, &flow.tcp),
             },
-            Some(head),
-            host,
+            Join::Mapping(head),
         ))
     }
 
@@ -717,7 +750,7 @@ impl Nat44 {
     }
 
     /// Checks the global and per-host session limits and returns the host record
-    /// (created if new) with one session reserved.
+    /// (created if new) with one session charged to it.
     fn reserve_session(&mut self, in_addr: u32) -> Result<u32, DropReason> {
         if self.sessions.len() as u32 >= self.p.max_sessions {
             return Err(DropReason::SessionLimit);
@@ -738,13 +771,21 @@ impl Nat44 {
                 h
             }
         };
+        if let Err(e) = self.charge_host(host) {
+            self.release_host_if_idle(host);
+            return Err(e);
+        }
+        Ok(host)
+    }
+
+    /// Charges one session to `host` if it is below its quota (RFC 6888 REQ-5).
+    fn charge_host(&mut self, host: u32) -> Result<(), DropReason> {
         let rec = &mut self.hosts[host as usize];
         if rec.sessions >= self.p.max_sessions_per_host {
-            self.release_host_if_idle(host);
             return Err(DropReason::HostSessionLimit);
         }
         rec.sessions += 1;
-        Ok(host)
+        Ok(())
     }
 
     fn release_host_if_idle(&mut self, host: u32) {
@@ -760,9 +801,8 @@ impl Nat44 {
         self.ports[pool][proto_slot(proto)].get_or_insert_with(Default::default)
     }
 
-    /// Stores a session and its keys. `head` is the first session of an existing
-    /// mapping to join; `None` claims the session's external port as a new mapping.
-    fn insert_session(&mut self, s: Session, head: Option<u32>, host: u32) -> u32 {
+    /// Stores a session and its keys, joining a mapping or starting one.
+    fn insert_session(&mut self, s: Session, join: Join) -> u32 {
         let (proto, in_addr, in_port, rem, rem_port, pool, ext_port) = (
             s.proto,
             s.in_addr,
@@ -778,9 +818,9 @@ impl Nat44 {
         // The index holds 4 slots per allowed session; these inserts cannot fail.
         self.index.insert(out_h, KIND_OUT << 30 | idx);
         self.index.insert(in_h, KIND_IN << 30 | idx);
-        match head {
-            Some(head) => list::chain_insert_after::<1, _>(&mut self.sessions, head, idx),
-            None => {
+        match join {
+            Join::Mapping(head) => list::chain_insert_after::<1, _>(&mut self.sessions, head, idx),
+            Join::NewMapping { host } => {
                 let now = self.sessions[idx as usize].last;
                 self.log_mapping(idx, true, now);
                 let map_h = self.map_hash(proto, in_addr, in_port);
@@ -804,6 +844,12 @@ impl Nat44 {
         let was_head = s.sib.is_first();
         let next = list::chain_unlink::<1, _>(&mut self.sessions, idx);
         let host = self.find_host(s.in_addr);
+        let unanswered = s.state & track::OPENED_IN != 0;
+        if unanswered {
+            if let Some(t) = self.ports[pool][proto_slot(s.proto)].as_mut() {
+                t.count_unanswered(s.ext_port, false);
+            }
+        }
         if was_head {
             let map_h = self.map_hash(s.proto, s.in_addr, s.in_port);
             let slot = proto_slot(s.proto);
@@ -844,14 +890,17 @@ impl Nat44 {
             }
         }
         if let Some(h) = host {
-            self.hosts[h as usize].sessions -= 1;
+            if !unanswered {
+                self.hosts[h as usize].sessions -= 1;
+            }
             self.release_host_if_idle(h);
         }
         self.sessions.remove(idx as usize);
     }
 
     /// Advances TCP state and refreshes the idle timer as the packet allows; refuses
-    /// an out-of-window RST (see `track`).
+    /// an out-of-window RST (see `track`), and an answer to a session opened from
+    /// outside when the inside host is at its session quota.
     #[inline]
     fn track(
         &mut self,
@@ -860,16 +909,33 @@ impl Nat44 {
         seg: &track::Segment,
         now: u32,
     ) -> Result<(), DropReason> {
-        let s = &mut self.sessions[idx as usize];
-        let (refresh, class) = track::step(
+        let s = &self.sessions[idx as usize];
+        // Stepped on copies: nothing changes unless the packet is let through.
+        let (mut state, mut window) = (s.state, s.tcp);
+        let effect = track::step(
             s.proto,
-            &mut s.state,
-            &mut s.tcp,
+            &mut state,
+            &mut window,
             dir,
             seg,
             self.p.udp_inbound_refresh,
         )?;
-        self.lru.touch(&mut self.sessions, idx, class, refresh, now);
+        if effect.answered {
+            let (in_addr, pool, proto, ext_port) = (s.in_addr, s.pool, s.proto, s.ext_port);
+            // A session's mapping holds a port of its host, so the host record exists.
+            let host = self
+                .find_host(in_addr)
+                .ok_or(DropReason::HostSessionLimit)?;
+            self.charge_host(host)?;
+            if let Some(t) = self.ports[usize::from(pool)][proto_slot(proto)].as_mut() {
+                t.count_unanswered(ext_port, false);
+            }
+        }
+        let s = &mut self.sessions[idx as usize];
+        (s.state, s.tcp) = (state, window);
+        let class = effect.class;
+        self.lru
+            .touch(&mut self.sessions, idx, class, effect.refresh, now);
         Ok(())
     }
 }
