@@ -15,37 +15,43 @@
 //!   the session back to `Established`;
 //! - a SYN on a `FinBoth`/`Reset*` session reopens it (4-tuple reuse, RFC 7857 s2.1);
 //! - packets refresh the idle timer except in `FinBoth`/`Reset*`, so a closed
-//!   connection always ends within the transitory timeout.
+//!   connection always ends within the transitory timeout; a record opened from
+//!   outside and not answered yet (`OPENED_IN`) is refreshed only by the inside.
 //!
 //! A non-SYN segment never creates state: after a restart, stale connections are
 //! dropped (counted) rather than guessed at.
 //!
 //! Sequence windows (RFC 5961 section 3, as a middlebox can apply it). `Window` keeps,
-//! for each side, the end of the sequence space it has sent (highest seq + len, SYN and
-//! FIN counting one) and a bound on the window it has advertised; 10 bytes a record,
-//! byte-aligned, no allocation. A side's bound is stored as a power of two `2^(15+k)`
-//! (k in 0..=15, so 32 KiB to 1 GiB): the smallest above the largest window it
-//! advertised (so at most twice it), scaled by its RFC 7323 shift when both SYNs carried the
-//! option (otherwise unscaled, as the RFC says); a side not yet seen is assumed to
-//! advertise 64 KiB (the largest unscaled window). A segment from a side is
-//! *plausible* when its sequence number lies within the peer's bound of that side's
-//! end, `end - bound <= seq < end + bound`: the receiver's RCV.NXT lies in
+//! for each side, the end of the sequence space it has sent (highest seq + len, SYN
+//! and FIN counting one) and a bound on the window it has advertised: 10 bytes a
+//! record, byte-aligned so records pay no padding, and no allocation. A side's bound is
+//! a power of two `2^(15+k)` (k in 0..=15: 32 KiB to 1 GiB), the smallest above the
+//! largest window it advertised, so at most twice it. Its window field is scaled by its
+//! RFC 7323 shift when both SYNs carried the option, and taken unscaled otherwise (as
+//! that RFC says); a side not seen yet is assumed to advertise 64 KiB (the largest
+//! unscaled window). No ACK numbers are kept: the receiver's RCV.NXT is bounded from
+//! below by the sender's end minus the receiver's bound (nothing more can be in
+//! flight), which saves 8 bytes a record for a window twice as wide.
+//!
+//! A segment from a side is *plausible* when its sequence number lies within the
+//! peer's bound of that side's end, `end - bound <= seq < end + bound`: RCV.NXT lies in
 //! `[end - bound, end]` and RCV.NXT + RCV.WND below `end + bound`, so every segment the
-//! receiver could accept, RST included (RFC 5961 section 3.2), is plausible.
-//! - Only plausible segments move the state machine or teach the tracker (end, window):
-//!   an off-path sender must guess the sequence number before it can steer anything.
-//!   Other segments are forwarded unchanged (the endpoint discards them) and refresh
-//!   the idle timer as before.
+//! receiver could accept, RST included (RFC 5961 section 3.2), is plausible. A blind
+//! guess is plausible with odds of `2 * bound / 2^32`: 1 in 32 768 for a 64 KiB window.
+//! - Only plausible segments move the state machine or teach the tracker (end,
+//!   window): an off-path sender must guess the sequence number before it can steer
+//!   anything. Other segments are forwarded unchanged (the endpoint discards them) and
+//!   refresh the idle timer as before.
 //! - A RST that is not plausible is dropped and counted as `TcpRstOutOfWindow`. A
-//!   plausible RST is forwarded and moves to `Reset`: the endpoint applies the exact
-//!   check itself and answers an inexact one with a challenge ACK (RFC 5961 s3.2), and
-//!   the traffic that follows brings the session back to `Established`.
-//! - Before a side's SYN is seen, the only segments it may send that count are a SYN
-//!   (which teaches its ISN and window scale) and a RST; both must acknowledge exactly
-//!   the peer's SYN (RFC 9293 section 3.10.7.3, SYN-SENT), except a bare SYN
-//!   (simultaneous open). A SYN that acknowledges exactly the peer's sequence end
-//!   re-teaches a side already seen, so a forged bare SYN cannot desynchronise the
-//!   tracker for good.
+//!   plausible one is forwarded and moves to `Reset`: natbox does not send challenge
+//!   ACKs itself, the endpoint applies the exact check and answers an inexact RST with
+//!   one (RFC 5961 section 3.2), and the traffic that follows brings the session back
+//!   to `Established` (RFC 7857 section 2.2, above).
+//! - Before a side's SYN is seen, the only segments from it that count are a SYN (which
+//!   teaches its ISN and window scale) and a RST; both must acknowledge exactly the
+//!   peer's SYN (RFC 9293 section 3.10.7.3, SYN-SENT), except a bare SYN (simultaneous
+//!   open). A SYN that acknowledges exactly the peer's sequence end re-teaches a side
+//!   already seen, so a forged bare SYN cannot desynchronise the tracker for good.
 //! - An outbound SYN on a closed session teaches the inside's new ISN and forgets the
 //!   remote side (reopen). Only the inside can reopen.
 

@@ -20,7 +20,9 @@
 //! 6888 REQ-5 style), so one host cannot fill the table for the others. Over either
 //! bound new outbound flows are dropped and counted; existing ones are never evicted.
 //! Only outbound packets create state, so outsiders cannot use up a host's quota. A
-//! host is one /128: IPv6 hosts on one link share a /64.
+//! host is one /128: IPv6 hosts on one link share a /64. A state record is 64 bytes,
+//! 10 of them the TCP sequence windows (`track::Window`); the host index adds 8 bytes
+//! (rounded up to a power of two of slots) per unit of `max_states`.
 
 use super::index::{Hasher, Index};
 use super::list::Links;
@@ -71,6 +73,9 @@ struct State6 {
 
 crate::timed_record!(State6);
 
+// The module doc counts on this size.
+const _: () = assert!(std::mem::size_of::<State6>() == 64);
+
 impl State6 {
     fn matches(&self, t: &Tuple6) -> bool {
         self.in_port == t.in_port
@@ -114,6 +119,7 @@ pub struct Fw6 {
 impl Fw6 {
     pub fn new(config: &Config) -> Fw6 {
         let max = config.ipv6.max_states as usize;
+        // Like NAT44's host table: grows past this only on a very large network.
         let hosts = max.min(1 << 16);
         Fw6 {
             inside: config.ipv6_inside_prefixes(),
@@ -124,7 +130,8 @@ impl Fw6 {
             states: Slab::with_capacity(max),
             index: Index::with_capacity(max * 2),
             hosts: Slab::with_capacity(hosts),
-            host_index: Index::with_capacity(hosts * 2),
+            // Every state may have its own inside address.
+            host_index: Index::with_capacity(max),
             hasher: Hasher::default(),
             lru: Lru::default(),
         }
