@@ -452,3 +452,115 @@ fn rfc6092_fragments_follow_first_fragment() {
         "nothing unsolicited got through"
     );
 }
+
+/// Opens an established TCP state host6():41000 <-> remote6():443.
+fn tcp6_established(h: &mut Harness) -> ((Ipv6Addr, u16), (Ipv6Addr, u16)) {
+    let (inside, remote) = ((host6(), 41000), (remote6(), 443));
+    assert_eq!(
+        h.from_lan6(tcp6(inside.0, inside.1, remote.0, remote.1, SYN))
+            .verdict,
+        FWD_OUT
+    );
+    let synack = tcp6(remote.0, remote.1, inside.0, inside.1, SYN | ACK);
+    assert_eq!(h.from_wan6(synack).verdict, FWD_IN);
+    assert_eq!(
+        h.from_lan6(tcp6(inside.0, inside.1, remote.0, remote.1, ACK))
+            .verdict,
+        FWD_OUT
+    );
+    assert_eq!(tcp6_state(h), "established");
+    (inside, remote)
+}
+
+/// The state of the only TCP record.
+fn tcp6_state(h: &Harness) -> &'static str {
+    let now = (h.now / 1000) as u32;
+    let mut tcp = h.engine.fw6().states(now).filter(|s| s.proto == 6);
+    let s = tcp.next().expect("a TCP state");
+    assert!(tcp.next().is_none());
+    s.state
+}
+
+/// Data each way every 60 s, five times: past the 240 s transitory timeout.
+fn tcp6_data_both_ways_for_300s(h: &mut Harness, inside: (Ipv6Addr, u16), remote: (Ipv6Addr, u16)) {
+    let (mut out_seq, mut in_seq) = (ISN + 1, ISN + 1);
+    for round in 0..5 {
+        h.advance_secs(60);
+        let v = h
+            .from_lan6(tcp6_at(inside, remote, ACK, out_seq, b"request"))
+            .verdict;
+        assert_eq!(v, FWD_OUT, "round {round} out");
+        out_seq += 7;
+        let v = h
+            .from_wan6(tcp6_at(remote, inside, ACK, in_seq, b"response"))
+            .verdict;
+        assert_eq!(v, FWD_IN, "round {round} in");
+        in_seq += 8;
+    }
+}
+
+#[test]
+fn rfc5961_3_2_off_path_rst_out_of_window_leaves_fw6_state_established() {
+    let mut h = Harness::default();
+    let (inside, remote) = tcp6_established(&mut h);
+    for seq in [ISN + 1 + 100_000, ISN.wrapping_sub(100_000), 0x8000_0000] {
+        let out = h.from_wan6(tcp6_at(remote, inside, RST, seq, b""));
+        let dropped = Verdict::Drop(DropReason::TcpRstOutOfWindow);
+        assert_eq!(out.verdict, dropped, "RST at {seq}");
+    }
+    assert_eq!(h.engine.stats().drops_for(DropReason::TcpRstOutOfWindow), 3);
+    assert_eq!(tcp6_state(&h), "established");
+    tcp6_data_both_ways_for_300s(&mut h, inside, remote);
+    assert_eq!(tcp6_state(&h), "established");
+}
+
+#[test]
+fn rfc7857_2_2_in_window_rst_then_traffic_both_ways_reestablishes_fw6_state() {
+    let mut h = Harness::default();
+    let (inside, remote) = tcp6_established(&mut h);
+    let rst = tcp6_at(remote, inside, RST, ISN + 501, b"");
+    assert_eq!(h.from_wan6(rst).verdict, FWD_IN);
+    assert_eq!(tcp6_state(&h), "reset");
+    let v = h
+        .from_wan6(tcp6_at(remote, inside, ACK, ISN + 1, b""))
+        .verdict;
+    assert_eq!(v, FWD_IN);
+    assert_eq!(tcp6_state(&h), "reset_seen_in");
+    let v = h
+        .from_lan6(tcp6_at(inside, remote, ACK, ISN + 1, b""))
+        .verdict;
+    assert_eq!(v, FWD_OUT);
+    assert_eq!(tcp6_state(&h), "established");
+    tcp6_data_both_ways_for_300s(&mut h, inside, remote);
+    assert_eq!(tcp6_state(&h), "established");
+}
+
+/// Each inside address may hold `nat.max_sessions_per_host` states, so one host cannot
+/// fill the table for the others (RFC 6888 REQ-5 applied to the IPv6 filter).
+#[test]
+fn rfc6888_req5_fw6_per_host_state_quota() {
+    let mut c = config();
+    c.nat.max_sessions_per_host = 3;
+    let mut h = Harness::new(c);
+    for port in 1..=3 {
+        udp_out6(&mut h, 40000 + port, remote6(), 53);
+    }
+    let over = h.from_lan6(udp6(host6(), 40004, remote6(), 53, b"x"));
+    assert_eq!(over.verdict, Verdict::Drop(DropReason::HostStateLimit6));
+    let tcp = h.from_lan6(tcp6(host6(), 40005, remote6(), 443, SYN));
+    assert_eq!(tcp.verdict, Verdict::Drop(DropReason::HostStateLimit6));
+    assert_eq!(h.drops(DropReason::HostStateLimit6), 2);
+    // Existing states still carry traffic both ways.
+    udp_out6(&mut h, 40001, remote6(), 53);
+    let reply = udp6(remote6(), 53, host6(), 40001, b"answer");
+    assert_eq!(h.from_wan6(reply).verdict, FWD_IN);
+    // Another inside address has its own quota.
+    let other = addr("2001:db8:10::3");
+    let p = udp6(other, 40000, remote6(), 53, b"x");
+    assert_eq!(h.from_lan6(p).verdict, FWD_OUT);
+    assert_eq!(h.engine.fw6().state_count(), 4);
+    // Expired states give their share back.
+    h.advance_secs(301);
+    assert_eq!(h.engine.fw6().state_count(), 0);
+    udp_out6(&mut h, 40004, remote6(), 53);
+}

@@ -775,6 +775,81 @@ fn rfc7857_fin_both_ways_moves_session_to_transitory() {
     assert_eq!(h.engine.nat().session_count(), 0);
 }
 
+/// Sends a data segment at `seq` each way, every 60 s, five times (past the 240 s
+/// transitory timeout); asserts both are forwarded.
+fn tcp_data_both_ways_for_300s(
+    h: &mut Harness,
+    inside: SocketAddrV4,
+    remote: SocketAddrV4,
+    ext: SocketAddrV4,
+) {
+    let (mut out_seq, mut in_seq) = (ISN + 1, ISN + 1);
+    for round in 0..5 {
+        h.advance_secs(60);
+        let v = h
+            .from_lan(tcp4_at(inside, remote, ACK, out_seq, b"request"))
+            .verdict;
+        assert_eq!(v, FWD_OUT, "round {round} out");
+        out_seq += 7;
+        let v = h
+            .from_wan(tcp4_at(remote, ext, ACK, in_seq, b"response"))
+            .verdict;
+        assert_eq!(v, FWD_IN, "round {round} in");
+        in_seq += 8;
+    }
+}
+
+/// An off-path attacker who knows the endpoints but not the sequence numbers sends
+/// RSTs from the remote's address: they are dropped and the session lives on.
+#[test]
+fn rfc5961_3_2_off_path_rst_out_of_window_leaves_session_established() {
+    let mut h = Harness::default();
+    let (inside, remote) = (sa(HOST, 40000), sa(REMOTE, 80));
+    let ext = tcp_established(&mut h, inside, remote);
+    for seq in [ISN + 1 + 100_000, ISN.wrapping_sub(100_000), 0x8000_0000] {
+        let out = h.from_wan(tcp4_at(remote, ext, RST, seq, b""));
+        let dropped = Verdict::Drop(DropReason::TcpRstOutOfWindow);
+        assert_eq!(out.verdict, dropped, "RST at {seq}");
+    }
+    assert_eq!(h.engine.stats().drops_for(DropReason::TcpRstOutOfWindow), 3);
+    assert_eq!(session(&h, 6, inside, remote).state, "established");
+    tcp_data_both_ways_for_300s(&mut h, inside, remote, ext);
+    let s = session(&h, 6, inside, remote);
+    assert_eq!((s.state, s.class), ("established", Class::TcpEstablished));
+}
+
+/// RFC 7857 section 2.2: a RST in the window (but not exactly at RCV.NXT, so the
+/// endpoint answers a challenge ACK) moves the session to transitory; traffic in both
+/// directions afterwards brings it back, and it outlives the transitory timeout.
+#[test]
+fn rfc7857_2_2_in_window_rst_then_traffic_both_ways_reestablishes() {
+    let mut h = Harness::default();
+    let (inside, remote) = (sa(HOST, 40000), sa(REMOTE, 80));
+    let ext = tcp_established(&mut h, inside, remote);
+    assert_eq!(
+        h.from_wan(tcp4_at(remote, ext, RST, ISN + 501, b""))
+            .verdict,
+        FWD_IN
+    );
+    let s = session(&h, 6, inside, remote);
+    assert_eq!((s.state, s.class), ("reset", Class::TcpTransitory));
+    assert_eq!(
+        h.from_lan(tcp4_at(inside, remote, ACK, ISN + 1, b""))
+            .verdict,
+        FWD_OUT
+    );
+    let s = session(&h, 6, inside, remote);
+    assert_eq!((s.state, s.class), ("reset_seen_out", Class::TcpTransitory));
+    assert_eq!(
+        h.from_wan(tcp4_at(remote, ext, ACK, ISN + 1, b"")).verdict,
+        FWD_IN
+    );
+    let s = session(&h, 6, inside, remote);
+    assert_eq!((s.state, s.class), ("established", Class::TcpEstablished));
+    tcp_data_both_ways_for_300s(&mut h, inside, remote, ext);
+    assert_eq!(session(&h, 6, inside, remote).state, "established");
+}
+
 // ---- RFC 5508: ICMP ----
 
 #[test]
@@ -976,14 +1051,93 @@ fn rfc6888_req5_sessions_per_host_limit() {
     tcp_out(&mut h, sa(HOST, 40000), sa(REMOTE, 3), SYN);
     let out = h.from_lan(udp4(sa(HOST, 40000), sa(REMOTE, 4), b"x"));
     assert_eq!(out.verdict, Verdict::Drop(DropReason::HostSessionLimit));
-    // Inbound admission (EIF) is bound by the same limit.
+    // A session opened from outside (EIF) is charged to its mapping, not the host...
     let (v, _) = udp_in(&mut h, sa(REMOTE2, 9), ext);
-    assert_eq!(v, Verdict::Drop(DropReason::HostSessionLimit));
+    assert_eq!(v, FWD_IN);
+    // ...until the host answers it, which its quota then refuses.
+    let out = h.from_lan(udp4(sa(HOST, 40000), sa(REMOTE2, 9), b"x"));
+    assert_eq!(out.verdict, Verdict::Drop(DropReason::HostSessionLimit));
     assert_eq!(h.drops(DropReason::HostSessionLimit), 2);
     udp_out(&mut h, sa(HOST2, 40000), sa(REMOTE, 4));
     // When a session ends, the host may open another.
     h.advance_secs(241);
     udp_out(&mut h, sa(HOST, 40000), sa(REMOTE, 4));
+}
+
+/// Sessions the inside host `HOST` has charged to it.
+fn host_sessions(h: &Harness) -> u32 {
+    let hosts = h.engine.nat().top_hosts(10);
+    hosts.iter().find(|e| e.0 == HOST).map_or(0, |e| e.1)
+}
+
+/// The starvation attack: an outsider reaches a host's endpoint-independent mapping
+/// from many source ports. The sessions it opens are capped per mapping and never
+/// charged to the host's own quota (RFC 6888 REQ-5), so the host keeps opening its own.
+#[test]
+fn rfc6888_req5_outsider_sessions_on_a_mapping_are_capped_and_not_charged_to_the_host() {
+    let mut c = config();
+    c.nat.max_sessions_per_host = 10;
+    let mut h = Harness::new(c);
+    let ext = udp_out(&mut h, sa(HOST, 40000), sa(REMOTE, 53));
+    let cap = natbox::engine::nat44::MAX_UNANSWERED_PER_MAPPING;
+    for port in 1..=cap as u16 {
+        let (v, _) = udp_in(&mut h, sa(REMOTE2, port), ext);
+        assert_eq!(v, FWD_IN, "outsider port {port}");
+    }
+    let (v, _) = udp_in(&mut h, sa(REMOTE2, 9999), ext);
+    assert_eq!(v, Verdict::Drop(DropReason::MappingInboundLimit));
+    assert_eq!(h.drops(DropReason::MappingInboundLimit), 1);
+    assert_eq!(host_sessions(&h), 1);
+    // The host still has its whole quota for its own sessions.
+    for port in 2..=10 {
+        udp_out(&mut h, sa(HOST, 40000 + port), sa(REMOTE, 53));
+    }
+    assert_eq!(host_sessions(&h), 10);
+    // Another mapping of the same host has its own allowance.
+    let other = sa(HOST, 40002);
+    let ext2 = endpoints4(h.from_lan(udp4(other, sa(REMOTE, 53), b"x")).ip()).0;
+    assert_eq!(udp_in(&mut h, sa(REMOTE2, 7), ext2).0, FWD_IN);
+}
+
+/// An unanswered session opened from outside lives `tcp_incoming_syn` seconds, however
+/// often the outsider sends; the inside's answer charges it to the host.
+#[test]
+fn rfc5382_req4_outsider_sessions_end_unless_the_inside_answers() {
+    let mut c = config();
+    c.nat.udp_inbound_refresh = true;
+    let mut h = Harness::new(c);
+    let ext = udp_out(&mut h, sa(HOST, 40000), sa(REMOTE, 53));
+    assert_eq!(udp_in(&mut h, sa(REMOTE2, 1), ext).0, FWD_IN);
+    assert_eq!(udp_in(&mut h, sa(REMOTE2, 2), ext).0, FWD_IN);
+    let s = session(&h, 17, sa(HOST, 40000), sa(REMOTE2, 1));
+    assert_eq!(
+        (s.state, s.class, s.expires),
+        ("unanswered", Class::UdpIncoming, 6)
+    );
+    assert_eq!(host_sessions(&h), 1);
+    udp_out(&mut h, sa(HOST, 40000), sa(REMOTE2, 2));
+    let s = session(&h, 17, sa(HOST, 40000), sa(REMOTE2, 2));
+    assert_eq!((s.state, s.class), ("active", Class::Udp));
+    assert_eq!(host_sessions(&h), 2, "answered: charged to the host");
+    // Inbound packets (refreshing under udp_inbound_refresh) do not keep it.
+    for _ in 0..2 {
+        h.advance_secs(2);
+        assert_eq!(udp_in(&mut h, sa(REMOTE2, 1), ext).0, FWD_IN);
+    }
+    h.advance_secs(3);
+    assert_eq!(find_session(&h, 17, sa(HOST, 40000), sa(REMOTE2, 1)), None);
+    assert!(find_session(&h, 17, sa(HOST, 40000), sa(REMOTE2, 2)).is_some());
+    // TCP: an outsider's SYN the inside refuses with a RST ends just as soon.
+    let syn_from = sa(REMOTE2, 3);
+    let ext = tcp_out(&mut h, sa(HOST, 40000), sa(REMOTE, 80), SYN);
+    assert_eq!(tcp_in(&mut h, syn_from, ext, SYN), FWD_IN);
+    h.advance_secs(3);
+    tcp_out(&mut h, sa(HOST, 40000), syn_from, RST | ACK);
+    let s = session(&h, 6, sa(HOST, 40000), syn_from);
+    assert_eq!((s.state, s.class), ("reset", Class::TcpIncomingSyn));
+    assert_eq!(host_sessions(&h), 3, "a refusal is no answer");
+    h.advance_secs(7);
+    assert_eq!(find_session(&h, 6, sa(HOST, 40000), syn_from), None);
 }
 
 #[test]

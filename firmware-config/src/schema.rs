@@ -88,7 +88,9 @@ pub struct Nat {
     pub filtering: Filtering,
     /// Global bound on translated sessions.
     pub max_sessions: u32,
-    /// Per inside host session bound (RFC 6888 REQ-5).
+    /// Per inside host session bound (RFC 6888 REQ-5). Sessions opened from outside
+    /// count only once the host answers. The IPv6 filter applies the same bound to
+    /// each inside IPv6 address's states.
     pub max_sessions_per_host: u32,
     /// Per inside host external port bound (RFC 6888 REQ-4).
     pub max_ports_per_host: u32,
@@ -135,7 +137,8 @@ pub struct Timeouts {
     pub tcp_established: u32,
     /// RFC 5382 REQ-5 / RFC 7857 section 2.2: 4 min for partially open or closing.
     pub tcp_transitory: u32,
-    /// RFC 5382 REQ-4: how long an unsolicited inbound SYN waits for simultaneous open.
+    /// RFC 5382 REQ-4: how long an unsolicited inbound SYN waits for simultaneous open;
+    /// also how long any session opened from outside waits for the inside's answer.
     pub tcp_incoming_syn: u32,
     /// RFC 4787 REQ-5: at least 2 min, 5 min recommended.
     pub udp: u32,

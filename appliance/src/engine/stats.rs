@@ -67,9 +67,11 @@ drop_reasons! {
     NoMapping => "no_mapping", "inbound packet matches no mapping (unsolicited)";
     Filtered => "filtered", "inbound packet refused by the filtering behaviour (RFC 4787 REQ-8)";
     TcpNoSession => "tcp_no_session", "TCP segment that does not open a connection and matches no session";
+    TcpRstOutOfWindow => "tcp_rst_out_of_window", "TCP RST whose sequence number is outside the receiver's window (RFC 5961 section 3.2: forged or stale); the session is unchanged";
     SessionLimit => "session_limit", "global session limit reached (RFC 6888 REQ-11: no eviction)";
     HostSessionLimit => "host_session_limit", "per-host session limit reached (RFC 6888 REQ-5)";
     HostPortLimit => "host_port_limit", "per-host port limit reached (RFC 6888 REQ-4)";
+    MappingInboundLimit => "mapping_inbound_limit", "too many sessions opened from outside on one mapping and not answered by the inside yet (they are charged to the mapping, not to the host)";
     PortsExhausted => "ports_exhausted", "no free external port on the host's paired address";
     IcmpErrorNoMatch => "icmp_error_no_match", "ICMP error whose quoted packet matches no mapping or state (RFC 5508 REQ-4, RFC 6092 REC-10)";
     FragmentTableFull => "fragment_table_full", "fragment table or fragment buffers full (RFC 4787 REQ-14)";
@@ -81,6 +83,7 @@ drop_reasons! {
     Ipv6Multicast => "ipv6_multicast", "multicast destination beyond the link is not forwarded";
     Unsolicited6 => "unsolicited_ipv6", "inbound IPv6 matches no outbound state (RFC 6092)";
     StateLimit6 => "state_limit_ipv6", "IPv6 filter state table full";
+    HostStateLimit6 => "host_state_limit_ipv6", "per-host IPv6 filter state limit reached (nat.max_sessions_per_host applies to each inside IPv6 address)";
     NdpMalformed => "ndp_malformed", "neighbor discovery message that fails RFC 4861 validity checks";
     NeighbourUnresolved => "neighbour_unresolved", "next hop did not answer ARP/NDP";
     NeighbourQueueFull => "neighbour_queue_full", "too many packets waiting for one next hop";

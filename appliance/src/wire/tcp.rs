@@ -15,6 +15,7 @@ pub const ACK: u8 = 0x10;
 const OPT_END: u8 = 0;
 const OPT_NOP: u8 = 1;
 const OPT_MSS: u8 = 2;
+const OPT_WSCALE: u8 = 3;
 
 /// A view of a TCP segment.
 #[derive(Debug)]
@@ -51,6 +52,20 @@ impl<T: AsRef<[u8]>> Packet<T> {
         be32(self.buf.as_ref(), 4)
     }
 
+    pub fn ack(&self) -> u32 {
+        be32(self.buf.as_ref(), 8)
+    }
+
+    /// The raw window field (RFC 7323: scaled on every segment but a SYN).
+    pub fn window(&self) -> u16 {
+        be16(self.buf.as_ref(), 14)
+    }
+
+    /// Bytes after the header: the payload of a segment cut at its IP end.
+    pub fn payload_len(&self) -> usize {
+        self.buf.as_ref().len() - self.header_len()
+    }
+
     pub fn header_len(&self) -> usize {
         usize::from(self.buf.as_ref()[12] >> 4) * 4
     }
@@ -66,6 +81,17 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Offset (from the TCP header start) of the MSS option's 16-bit value, if any.
     pub fn mss_offset(&self) -> Option<usize> {
+        self.option(OPT_MSS, 4)
+    }
+
+    /// The window scale option's shift count (RFC 7323 section 2.2), if present.
+    pub fn wscale(&self) -> Option<u8> {
+        self.option(OPT_WSCALE, 3).map(|at| self.buf.as_ref()[at])
+    }
+
+    /// Offset of the value of the first option of `kind` and total length `len`. The
+    /// walk stops at a malformed option, so the offset is always within the header.
+    fn option(&self, want: u8, want_len: usize) -> Option<usize> {
         let b = self.buf.as_ref();
         let end = self.header_len();
         let mut at = MIN_HEADER_LEN;
@@ -78,7 +104,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
                     if len < 2 || at + len > end {
                         return None;
                     }
-                    if kind == OPT_MSS && len == 4 {
+                    if kind == want && len == want_len {
                         return Some(at + 2);
                     }
                     at += len;
@@ -179,6 +205,7 @@ mod tests {
         let mut b = syn_with_options(&[1, 1, 4, 2, 2, 4, 0x05, 0xb4, 1, 1, 1, 1]);
         let mut p = Packet::new_checked(&mut b[..]).unwrap();
         assert_eq!(p.mss_offset(), Some(26));
+        assert_eq!(p.wscale(), None);
         assert!(p.clamp_mss(1400, Csum::Full));
         assert!(!p.clamp_mss(1450, Csum::Full));
         assert_eq!(u16::from_be_bytes([b[26], b[27]]), 1400);
@@ -195,6 +222,16 @@ mod tests {
         assert!(p.clamp_mss(1300, Csum::Partial));
         assert_eq!(u16::from_be_bytes([b[22], b[23]]), 1300);
         assert_eq!(u16::from_be_bytes([b[16], b[17]]), 0x1234);
+    }
+
+    #[test]
+    fn rfc7323_window_scale_option() {
+        // MSS 1460, NOP, window scale 7.
+        let b = syn_with_options(&[2, 4, 0x05, 0xb4, 1, 3, 3, 7]);
+        let p = Packet::new_checked(&b[..]).unwrap();
+        assert_eq!((p.wscale(), p.payload_len()), (Some(7), 0));
+        let b = syn_with_options(&[1, 3, 4, 7]); // wrong length
+        assert_eq!(Packet::new_checked(&b[..]).unwrap().wscale(), None);
     }
 
     #[test]

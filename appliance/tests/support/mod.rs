@@ -137,11 +137,31 @@ pub const ACK: u8 = 0x10;
 pub const FIN: u8 = 0x01;
 pub const RST: u8 = 0x04;
 
+/// A TCP segment (checksum left zero). An ACK acknowledges `seq + 1`: the fixed-seq
+/// helpers below give both ends the same ISN, so that is the peer's SYN, and the box's
+/// sequence tracking sees a consistent connection.
 pub fn tcp_segment(
     sport: u16,
     dport: u16,
     flags: u8,
     seq: u32,
+    options: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
+    let ack = if flags & ACK != 0 {
+        seq.wrapping_add(1)
+    } else {
+        0
+    };
+    tcp_segment_acked((sport, dport), flags, seq, ack, options, payload)
+}
+
+/// A TCP segment (checksum left zero) with every number chosen.
+pub fn tcp_segment_acked(
+    (sport, dport): (u16, u16),
+    flags: u8,
+    seq: u32,
+    ack: u32,
     options: &[u8],
     payload: &[u8],
 ) -> Vec<u8> {
@@ -153,6 +173,7 @@ pub fn tcp_segment(
         t.set_source(sport);
         t.set_destination(dport);
         t.set_sequence(seq);
+        t.set_acknowledgement(ack);
         t.set_data_offset((hl / 4) as u8);
         t.set_flags(flags);
         t.set_window(65535);
@@ -162,9 +183,28 @@ pub fn tcp_segment(
     b
 }
 
+/// The ISN of every segment `tcp4`/`tcp6` make, on both ends.
+pub const ISN: u32 = 1000;
+
 /// A TCP/IPv4 segment with a correct checksum.
 pub fn tcp4(src: SocketAddrV4, dst: SocketAddrV4, flags: u8, options: &[u8]) -> Vec<u8> {
-    let mut t = tcp_segment(src.port(), dst.port(), flags, 1000, options, b"");
+    let mut t = tcp_segment(src.port(), dst.port(), flags, ISN, options, b"");
+    let c = util::ipv4_checksum(&t, 8, &[], src.ip(), dst.ip(), IpNextHeaderProtocols::Tcp);
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    ipv4(*src.ip(), *dst.ip(), IpNextHeaderProtocols::Tcp, &t)
+}
+
+/// A TCP/IPv4 segment at `seq` carrying `payload`, acknowledging the peer's SYN of a
+/// connection `tcp4` opened (`ISN + 1`).
+pub fn tcp4_at(
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    flags: u8,
+    seq: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    let ports = (src.port(), dst.port());
+    let mut t = tcp_segment_acked(ports, flags, seq, ISN + 1, &[], payload);
     let c = util::ipv4_checksum(&t, 8, &[], src.ip(), dst.ip(), IpNextHeaderProtocols::Tcp);
     t[16..18].copy_from_slice(&c.to_be_bytes());
     ipv4(*src.ip(), *dst.ip(), IpNextHeaderProtocols::Tcp, &t)
@@ -224,7 +264,21 @@ pub fn udp6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16, payload: &[u8]
 }
 
 pub fn tcp6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16, flags: u8) -> Vec<u8> {
-    let mut t = tcp_segment(sport, dport, flags, 1000, &[], b"");
+    let mut t = tcp_segment(sport, dport, flags, ISN, &[], b"");
+    let c = util::ipv6_checksum(&t, 8, &[], &src, &dst, IpNextHeaderProtocols::Tcp);
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    ipv6(src, dst, IpNextHeaderProtocols::Tcp, &t)
+}
+
+/// `tcp4_at` for IPv6.
+pub fn tcp6_at(
+    (src, sport): (Ipv6Addr, u16),
+    (dst, dport): (Ipv6Addr, u16),
+    flags: u8,
+    seq: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut t = tcp_segment_acked((sport, dport), flags, seq, ISN + 1, &[], payload);
     let c = util::ipv6_checksum(&t, 8, &[], &src, &dst, IpNextHeaderProtocols::Tcp);
     t[16..18].copy_from_slice(&c.to_be_bytes());
     ipv6(src, dst, IpNextHeaderProtocols::Tcp, &t)

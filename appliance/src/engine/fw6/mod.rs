@@ -15,8 +15,14 @@
 //! - TCP uses the shared state machine and timeouts (`track`), UDP records are
 //!   refreshed only by outbound packets unless configured (REC-14 / RFC 4787 REQ-6).
 //!
-//! The table is bounded (`max_states`); when full, new outbound flows are dropped and
-//! counted, existing ones are never evicted.
+//! The table is bounded (`max_states`), and so is each inside address's share of it
+//! (`nat.max_sessions_per_host`, the per-host quota NAT44 applies to IPv4 sessions, RFC
+//! 6888 REQ-5 style), so one host cannot fill the table for the others. Over either
+//! bound new outbound flows are dropped and counted; existing ones are never evicted.
+//! Only outbound packets create state, so outsiders cannot use up a host's quota. A
+//! host is one /128: IPv6 hosts on one link share a /64. A state record is 64 bytes,
+//! 10 of them the TCP sequence windows (`track::Window`); the host index adds 8 bytes
+//! (rounded up to a power of two of slots) per unit of `max_states`.
 
 use super::index::{Hasher, Index};
 use super::list::Links;
@@ -39,7 +45,15 @@ pub struct Tuple6 {
     pub in_port: u16,
     pub remote: Ipv6Addr,
     pub rem_port: u16,
-    pub tcp_flags: u8,
+    /// What TCP tracking reads (zero for other protocols).
+    pub tcp: track::Segment,
+}
+
+/// An inside address with state.
+#[derive(Debug, Clone)]
+struct Host6 {
+    addr: [u8; 16],
+    states: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -53,9 +67,14 @@ struct State6 {
     class: u8,
     last: u32,
     lru: Links,
+    /// TCP sequence windows (unused for other protocols).
+    tcp: track::Window,
 }
 
 crate::timed_record!(State6);
+
+// The module doc counts on this size.
+const _: () = assert!(std::mem::size_of::<State6>() == 64);
 
 impl State6 {
     fn matches(&self, t: &Tuple6) -> bool {
@@ -85,10 +104,14 @@ pub struct StateInfo {
 pub struct Fw6 {
     inside: Vec<Ipv6Net>,
     max_states: u32,
+    max_states_per_host: u32,
     udp_inbound_refresh: bool,
     timeouts: Timeouts,
     states: Slab<State6>,
     index: Index,
+    hosts: Slab<Host6>,
+    /// Inside address to `hosts` entry.
+    host_index: Index,
     hasher: Hasher,
     lru: Lru,
 }
@@ -96,13 +119,19 @@ pub struct Fw6 {
 impl Fw6 {
     pub fn new(config: &Config) -> Fw6 {
         let max = config.ipv6.max_states as usize;
+        // Like NAT44's host table: grows past this only on a very large network.
+        let hosts = max.min(1 << 16);
         Fw6 {
             inside: config.ipv6_inside_prefixes(),
             max_states: config.ipv6.max_states,
+            max_states_per_host: config.nat.max_sessions_per_host,
             udp_inbound_refresh: config.nat.udp_inbound_refresh,
             timeouts: Timeouts::from_config(&config.timeouts),
             states: Slab::with_capacity(max),
             index: Index::with_capacity(max * 2),
+            hosts: Slab::with_capacity(hosts),
+            // Every state may have its own inside address.
+            host_index: Index::with_capacity(max),
             hasher: Hasher::default(),
             lru: Lru::default(),
         }
@@ -118,6 +147,7 @@ impl Fw6 {
     /// Applies the tunable settings of `config` in place, keeping every state.
     pub fn retune(&mut self, config: &Config) {
         self.max_states = config.ipv6.max_states;
+        self.max_states_per_host = config.nat.max_sessions_per_host;
         self.udp_inbound_refresh = config.nat.udp_inbound_refresh;
         self.timeouts = Timeouts::from_config(&config.timeouts);
     }
@@ -128,6 +158,7 @@ impl Fw6 {
         (
             &self.inside,
             self.max_states,
+            self.max_states_per_host,
             self.udp_inbound_refresh,
             &self.timeouts,
         )
@@ -152,7 +183,7 @@ impl Fw6 {
             Some(idx) => idx,
             None => self.create(t, now, stats)?,
         };
-        self.track(idx, Dir::Out, t.tcp_flags, now);
+        self.track(idx, Dir::Out, &t.tcp, now)?;
         stats.fw6_out.count(t.proto);
         Ok(())
     }
@@ -160,7 +191,7 @@ impl Fw6 {
     /// An inbound packet: passes only with matching state.
     pub fn inbound(&mut self, t: &Tuple6, now: u32, stats: &mut Stats) -> Result<(), DropReason> {
         let idx = self.find(t).ok_or(DropReason::Unsolicited6)?;
-        self.track(idx, Dir::In, t.tcp_flags, now);
+        self.track(idx, Dir::In, &t.tcp, now)?;
         stats.fw6_in.count(t.proto);
         Ok(())
     }
@@ -206,10 +237,7 @@ impl Fw6 {
             in_port: s.in_port,
             remote: Ipv6Addr::from(s.remote),
             rem_port: s.rem_port,
-            state: match s.proto {
-                proto::TCP => TcpState::from_u8(s.state).name(),
-                _ => "active",
-            },
+            state: track::state_name(s.proto, s.state),
             idle,
             expires: self.timeouts.get(Timed::class(s)).saturating_sub(idle),
         }
@@ -238,10 +266,11 @@ impl Fw6 {
         }
         let state = match t.proto {
             proto::TCP => {
-                TcpState::open(Dir::Out, t.tcp_flags).ok_or(DropReason::TcpNoSession)? as u8
+                TcpState::open(Dir::Out, t.tcp.flags).ok_or(DropReason::TcpNoSession)? as u8
             }
             _ => 0,
         };
+        let host = self.charge_host(t.inside.octets())?;
         let idx = self.states.insert(State6 {
             inside: t.inside.octets(),
             remote: t.remote.octets(),
@@ -249,13 +278,15 @@ impl Fw6 {
             rem_port: t.rem_port,
             proto: t.proto,
             state,
-            class: track::initial_class(t.proto, state) as u8,
+            class: track::class_of(t.proto, state) as u8,
             last: now,
             lru: Links::default(),
+            tcp: track::Window::open(Dir::Out, &t.tcp),
         }) as u32;
         let h = self.hash(t);
         if !self.index.insert(h, idx) {
             self.states.remove(idx as usize);
+            self.uncharge_host(host);
             return Err(DropReason::StateLimit6);
         }
         self.lru.insert(&mut self.states, idx);
@@ -272,44 +303,106 @@ impl Fw6 {
             in_port: s.in_port,
             remote: Ipv6Addr::from(s.remote),
             rem_port: s.rem_port,
-            tcp_flags: 0,
+            tcp: track::Segment::default(),
         };
         let h = self.hash(&t);
         self.index.remove(h, idx);
+        if let Some(host) = self.find_host(s.inside) {
+            self.uncharge_host(host);
+        }
         self.states.remove(idx as usize);
     }
 
-    fn track(&mut self, idx: u32, dir: Dir, tcp_flags: u8, now: u32) {
+    fn host_hash(&self, addr: [u8; 16]) -> u64 {
+        let a = u128::from_be_bytes(addr);
+        self.hasher.hash(&[(a >> 64) as u64, a as u64])
+    }
+
+    fn find_host(&self, addr: [u8; 16]) -> Option<u32> {
+        self.host_index.find(self.host_hash(addr), |i| {
+            self.hosts[i as usize].addr == addr
+        })
+    }
+
+    /// Charges one state to inside address `addr` (its record created if new), unless
+    /// it is at its quota; returns the record.
+    fn charge_host(&mut self, addr: [u8; 16]) -> Result<u32, DropReason> {
+        let host = match self.find_host(addr) {
+            Some(host) => host,
+            None => {
+                let host = self.hosts.insert(Host6 { addr, states: 0 }) as u32;
+                if !self.host_index.insert(self.host_hash(addr), host) {
+                    self.hosts.remove(host as usize);
+                    return Err(DropReason::StateLimit6);
+                }
+                host
+            }
+        };
+        let rec = &mut self.hosts[host as usize];
+        rec.states += 1;
+        if rec.states > self.max_states_per_host {
+            self.uncharge_host(host);
+            return Err(DropReason::HostStateLimit6);
+        }
+        Ok(host)
+    }
+
+    /// Gives back one state of `host`, forgetting the host with its last state.
+    fn uncharge_host(&mut self, host: u32) {
+        let rec = &mut self.hosts[host as usize];
+        rec.states = rec.states.saturating_sub(1);
+        if rec.states == 0 {
+            let addr = rec.addr;
+            self.host_index.remove(self.host_hash(addr), host);
+            self.hosts.remove(host as usize);
+        }
+    }
+
+    fn track(
+        &mut self,
+        idx: u32,
+        dir: Dir,
+        seg: &track::Segment,
+        now: u32,
+    ) -> Result<(), DropReason> {
         let s = &mut self.states[idx as usize];
-        let (state, refresh, class) =
-            track::step(s.proto, s.state, dir, tcp_flags, self.udp_inbound_refresh);
-        s.state = state;
-        self.lru.touch(&mut self.states, idx, class, refresh, now);
+        let effect = track::step(
+            s.proto,
+            &mut s.state,
+            &mut s.tcp,
+            dir,
+            seg,
+            self.udp_inbound_refresh,
+        )?;
+        self.lru
+            .touch(&mut self.states, idx, effect.class, effect.refresh, now);
+        Ok(())
     }
 }
 
-/// The ports of the upper-layer header at `l4` (a slice starting there): TCP/UDP ports,
-/// or the echo identifier for ICMPv6 echo, or zeros for other protocols.
-/// Returns (source port, destination port, TCP flags).
-pub fn ports(protocol: u8, l4: &[u8]) -> Result<(u16, u16, u8), WireError> {
+/// The ports of the upper-layer header at `l4` (a slice starting there and ending
+/// with the packet): TCP/UDP ports, or the echo identifier for ICMPv6 echo, or zeros
+/// for other protocols. Returns (source port, destination port, TCP segment).
+pub fn ports(protocol: u8, l4: &[u8]) -> Result<(u16, u16, track::Segment), WireError> {
+    let none = track::Segment::default();
     Ok(match protocol {
         proto::TCP => {
             let t = tcp::Packet::new_checked(l4)?;
-            (t.src_port(), t.dst_port(), t.flags())
+            (t.src_port(), t.dst_port(), track::Segment::parse(&t))
         }
         proto::UDP => {
             let u = udp::Packet::new_checked(l4)?;
-            (u.src_port(), u.dst_port(), 0)
+            (u.src_port(), u.dst_port(), none)
         }
         proto::ICMPV6 => {
             let i = icmpv6::Packet::new_checked(l4)?;
             if i.is_echo() {
-                (i.echo_id(), i.echo_id(), 0)
+                (i.echo_id(), i.echo_id(), none)
             } else {
-                (0, 0, 0)
+                (0, 0, none)
             }
         }
-        _ => (0, 0, 0),
+        _ => (0, 0, none),
     })
 }
 
@@ -318,10 +411,10 @@ pub fn tuple(
     protocol: u8,
     src: Ipv6Addr,
     dst: Ipv6Addr,
-    ports: (u16, u16, u8),
+    ports: (u16, u16, track::Segment),
     dir: Dir,
 ) -> Tuple6 {
-    let (sport, dport, tcp_flags) = ports;
+    let (sport, dport, tcp) = ports;
     let icmp = protocol == proto::ICMPV6;
     match dir {
         Dir::Out => Tuple6 {
@@ -330,7 +423,7 @@ pub fn tuple(
             in_port: sport,
             remote: dst,
             rem_port: if icmp { 0 } else { dport },
-            tcp_flags,
+            tcp,
         },
         Dir::In => Tuple6 {
             proto: protocol,
@@ -338,7 +431,7 @@ pub fn tuple(
             in_port: dport,
             remote: src,
             rem_port: if icmp { 0 } else { sport },
-            tcp_flags,
+            tcp,
         },
     }
 }
@@ -358,20 +451,21 @@ pub fn quoted_tuple(body: &[u8]) -> Result<Tuple6, WireError> {
     let p = ipv6::Packet::new_checked(&copy[..n])?;
     let upper = p.upper_layer()?;
     let l4 = &copy[upper.offset..n];
-    let ports = if upper.fragment.is_some_and(|f| f.is_non_first()) {
-        (0, 0, 0)
+    let (sport, dport) = if upper.fragment.is_some_and(|f| f.is_non_first()) {
+        (0, 0)
     } else if l4.len() >= 8 {
         // Only the first 8 bytes are guaranteed: read ports without the full header.
         match upper.protocol {
-            proto::TCP | proto::UDP => (crate::wire::be16(l4, 0), crate::wire::be16(l4, 2), 0),
+            proto::TCP | proto::UDP => (crate::wire::be16(l4, 0), crate::wire::be16(l4, 2)),
             proto::ICMPV6 if matches!(l4[0], icmpv6::ECHO_REQUEST | icmpv6::ECHO_REPLY) => {
                 let id = crate::wire::be16(l4, 4);
-                (id, id, 0)
+                (id, id)
             }
-            _ => (0, 0, 0),
+            _ => (0, 0),
         }
     } else {
         return Err(WireError::Truncated);
     };
+    let ports = (sport, dport, track::Segment::default());
     Ok(tuple(upper.protocol, p.src(), p.dst(), ports, Dir::Out))
 }

@@ -17,6 +17,16 @@
 //!   (REQ-4). A packet over a limit is dropped and counted; live sessions are never
 //!   evicted to make room (REQ-11). Freed ports are held for their last host for
 //!   `port_reuse_hold` seconds (REQ-8).
+//! - Sessions opened from outside (a new remote reaching a mapping through
+//!   endpoint-independent or address-dependent filtering) are charged to the mapping,
+//!   not to the inside host, until the inside answers (`track::OPENED_IN`): at most
+//!   `MAX_UNANSWERED_PER_MAPPING` per mapping (over it: `MappingInboundLimit`), each in
+//!   an incoming class that only the inside refreshes, so it ends `tcp_incoming_syn`
+//!   seconds after the outsider's first packet unless answered. Outsiders therefore
+//!   cannot use up an inside host's session quota (RFC 6888 REQ-5). The inside's
+//!   answer (a UDP packet out, or the completed TCP open) charges the session to the
+//!   host like one it opened, and is refused (`HostSessionLimit`) when the host is at
+//!   its quota.
 //! - ICMP echo identifiers are mapped like ports (RFC 5508 REQ-1). ICMP errors are
 //!   translated in both directions, outer and quoted headers and every checksum, and
 //!   dropped when the quoted packet matches no session (REQ-3, REQ-4, REQ-6).
@@ -28,11 +38,12 @@
 //! Data layout: sessions live in a `Slab`; one fixed `Index` holds four kinds of keys
 //! (outbound 5-tuple, inbound 5-tuple, mapping by inside endpoint, host by inside
 //! address); per-class LRU lists give O(1) expiry; a mapping is the chain of sessions
-//! sharing an external port, whose first member the port slot names. A session is 40
-//! bytes (48 as a slab entry); with the index's four slots per allowed session and the
-//! port-hold FIFO, `Engine::new` sets aside 89 bytes per unit of `nat.max_sessions`
-//! (measured by the `memory` benchmark), plus 768 KiB per pool address and protocol
-//! once used.
+//! sharing an external port, whose first member the port slot names. A session is 48
+//! bytes (56 as a slab entry), 10 of them the TCP sequence windows (`track::Window`);
+//! with the index's four slots per allowed session and the port-hold FIFO,
+//! `Engine::new` sets aside 97 bytes per unit of `nat.max_sessions` (89 measured by the
+//! `memory` benchmark before the windows were added), plus 768 KiB per pool address
+//! and protocol once used.
 //!
 //! The module works on IPv4 datagram bytes (`ip` starts at the IPv4 header) and never
 //! fragments, routes or builds packets: the engine does that around it.
@@ -65,6 +76,12 @@ const HANDLE_MASK: u32 = (1 << 30) - 1;
 /// At most this many sessions expire per `poll`, to bound its latency.
 const EXPIRE_BATCH: usize = 16_384;
 
+/// Sessions opened from outside that one mapping may hold before the inside answers.
+/// They live `tcp_incoming_syn` seconds (6 by default) unanswered, so this admits a
+/// sustained ten new remotes a second per mapping; an inside host answers within a
+/// round trip, so a legitimate server rarely has more than a few unanswered.
+pub const MAX_UNANSWERED_PER_MAPPING: u32 = 64;
+
 /// One translated flow between an inside endpoint and a remote endpoint.
 #[derive(Debug, Clone)]
 struct Session {
@@ -75,7 +92,7 @@ struct Session {
     ext_port: u16,
     pool: u8,
     proto: u8,
-    /// `TcpState as u8` for TCP, 0 otherwise.
+    /// See `track::step`.
     state: u8,
     class: u8,
     /// Last activity, whole seconds of engine time.
@@ -83,6 +100,8 @@ struct Session {
     lru: Links,
     /// Sessions sharing this session's mapping.
     sib: Links,
+    /// TCP sequence windows (unused for other protocols).
+    tcp: track::Window,
 }
 
 crate::timed_record!(Session);
@@ -91,6 +110,14 @@ impl Linked<1> for Session {
     fn links(&mut self) -> &mut Links {
         &mut self.sib
     }
+}
+
+/// Where `insert_session` puts a session.
+enum Join {
+    /// Into the mapping whose first session this is.
+    Mapping(u32),
+    /// As the first session of a new mapping on its external port, owned by `host`.
+    NewMapping { host: u32 },
 }
 
 #[derive(Debug, Clone)]
@@ -118,7 +145,7 @@ struct Flow {
     dst: u32,
     sport: u16,
     dport: u16,
-    tcp_flags: u8,
+    tcp: track::Segment,
 }
 
 /// Settings derived from the configuration.
@@ -362,7 +389,7 @@ impl Nat44 {
         let idx = match self.find_out(flow.proto, flow.src, flow.sport, flow.dst, rem_port) {
             Some(idx) => idx,
             None => {
-                if flow.proto == proto::TCP && TcpState::open(Dir::Out, flow.tcp_flags).is_none() {
+                if flow.proto == proto::TCP && TcpState::open(Dir::Out, flow.tcp.flags).is_none() {
                     return Err(DropReason::TcpNoSession);
                 }
                 let idx = self.create_outbound(&flow, rem_port, now)?;
@@ -370,7 +397,7 @@ impl Nat44 {
                 idx
             }
         };
-        self.track(idx, Dir::Out, flow.tcp_flags, now);
+        self.track(idx, Dir::Out, &flow.tcp, now)?;
         let s = &self.sessions[idx as usize];
         let ext = self.p.pool[usize::from(s.pool)].to_bits();
         rewrite::rewrite(ip, flow.l4, flow.proto, End::Src, (ext, s.ext_port), csum);
@@ -397,7 +424,7 @@ impl Nat44 {
                 idx
             }
         };
-        self.track(idx, Dir::In, flow.tcp_flags, now);
+        self.track(idx, Dir::In, &flow.tcp, now)?;
         let s = &self.sessions[idx as usize];
         rewrite::rewrite(
             ip,
@@ -504,10 +531,7 @@ impl Nat44 {
             inside: SocketAddrV4::new(Ipv4Addr::from_bits(s.in_addr), s.in_port),
             outside: SocketAddrV4::new(self.p.pool[usize::from(s.pool)], s.ext_port),
             remote: SocketAddrV4::new(Ipv4Addr::from_bits(s.rem_addr), s.rem_port),
-            state: match s.proto {
-                proto::TCP => TcpState::from_u8(s.state).name(),
-                _ => "active",
-            },
+            state: track::state_name(s.proto, s.state),
             class,
             idle,
             expires: self.p.timeouts.get(class).saturating_sub(idle),
@@ -648,7 +672,7 @@ impl Nat44 {
                 }
             }
         };
-        let state = TcpState::open(Dir::Out, flow.tcp_flags).map_or(0, |s| s as u8);
+        let state = TcpState::open(Dir::Out, flow.tcp.flags).map_or(0, |s| s as u8);
         let idx = self.insert_session(
             Session {
                 in_addr: flow.src,
@@ -659,13 +683,16 @@ impl Nat44 {
                 pool,
                 proto: flow.proto,
                 state,
-                class: track::initial_class(flow.proto, state) as u8,
+                class: track::class_of(flow.proto, state) as u8,
                 last: now,
                 lru: Links::default(),
                 sib: Links::default(),
+                tcp: track::Window::open(Dir::Out, &flow.tcp),
             },
-            head,
-            host,
+            match head {
+                Some(head) => Join::Mapping(head),
+                None => Join::NewMapping { host },
+            },
         );
         Ok(idx)
     }
@@ -684,17 +711,25 @@ impl Nat44 {
         if !admitted || flow.proto == proto::ICMP {
             return Err(DropReason::Filtered);
         }
-        let state = match flow.proto {
-            proto::TCP => {
-                TcpState::open(Dir::In, flow.tcp_flags).ok_or(DropReason::TcpNoSession)? as u8
-            }
-            _ => 0,
-        };
+        let state = track::OPENED_IN
+            | match flow.proto {
+                proto::TCP => {
+                    TcpState::open(Dir::In, flow.tcp.flags).ok_or(DropReason::TcpNoSession)? as u8
+                }
+                _ => 0,
+            };
+        if self.sessions.len() as u32 >= self.p.max_sessions {
+            return Err(DropReason::SessionLimit);
+        }
+        let table = self.port_table(pool, flow.proto);
+        if table.unanswered(flow.dport) >= MAX_UNANSWERED_PER_MAPPING {
+            return Err(DropReason::MappingInboundLimit);
+        }
+        table.count_unanswered(flow.dport, true);
         let (in_addr, in_port) = {
             let s = &self.sessions[head as usize];
             (s.in_addr, s.in_port)
         };
-        let host = self.reserve_session(in_addr)?;
         Ok(self.insert_session(
             Session {
                 in_addr,
@@ -705,13 +740,13 @@ impl Nat44 {
                 pool: pool as u8,
                 proto: flow.proto,
                 state,
-                class: track::initial_class(flow.proto, state) as u8,
+                class: track::class_of(flow.proto, state) as u8,
                 last: now,
                 lru: Links::default(),
                 sib: Links::default(),
+                tcp: track::Window::open(Dir::In, &flow.tcp),
             },
-            Some(head),
-            host,
+            Join::Mapping(head),
         ))
     }
 
@@ -727,7 +762,7 @@ impl Nat44 {
     }
 
     /// Checks the global and per-host session limits and returns the host record
-    /// (created if new) with one session reserved.
+    /// (created if new) with one session charged to it.
     fn reserve_session(&mut self, in_addr: u32) -> Result<u32, DropReason> {
         if self.sessions.len() as u32 >= self.p.max_sessions {
             return Err(DropReason::SessionLimit);
@@ -748,13 +783,21 @@ impl Nat44 {
                 h
             }
         };
+        if let Err(e) = self.charge_host(host) {
+            self.release_host_if_idle(host);
+            return Err(e);
+        }
+        Ok(host)
+    }
+
+    /// Charges one session to `host` if it is below its quota (RFC 6888 REQ-5).
+    fn charge_host(&mut self, host: u32) -> Result<(), DropReason> {
         let rec = &mut self.hosts[host as usize];
         if rec.sessions >= self.p.max_sessions_per_host {
-            self.release_host_if_idle(host);
             return Err(DropReason::HostSessionLimit);
         }
         rec.sessions += 1;
-        Ok(host)
+        Ok(())
     }
 
     fn release_host_if_idle(&mut self, host: u32) {
@@ -770,9 +813,8 @@ impl Nat44 {
         self.ports[pool][proto_slot(proto)].get_or_insert_with(Default::default)
     }
 
-    /// Stores a session and its keys. `head` is the first session of an existing
-    /// mapping to join; `None` claims the session's external port as a new mapping.
-    fn insert_session(&mut self, s: Session, head: Option<u32>, host: u32) -> u32 {
+    /// Stores a session and its keys, joining a mapping or starting one.
+    fn insert_session(&mut self, s: Session, join: Join) -> u32 {
         let (proto, in_addr, in_port, rem, rem_port, pool, ext_port) = (
             s.proto,
             s.in_addr,
@@ -788,9 +830,9 @@ impl Nat44 {
         // The index holds 4 slots per allowed session; these inserts cannot fail.
         self.index.insert(out_h, KIND_OUT << 30 | idx);
         self.index.insert(in_h, KIND_IN << 30 | idx);
-        match head {
-            Some(head) => list::chain_insert_after::<1, _>(&mut self.sessions, head, idx),
-            None => {
+        match join {
+            Join::Mapping(head) => list::chain_insert_after::<1, _>(&mut self.sessions, head, idx),
+            Join::NewMapping { host } => {
                 let now = self.sessions[idx as usize].last;
                 self.log_mapping(idx, true, now);
                 let map_h = self.map_hash(proto, in_addr, in_port);
@@ -814,6 +856,12 @@ impl Nat44 {
         let was_head = s.sib.is_first();
         let next = list::chain_unlink::<1, _>(&mut self.sessions, idx);
         let host = self.find_host(s.in_addr);
+        let unanswered = s.state & track::OPENED_IN != 0;
+        if unanswered {
+            if let Some(t) = self.ports[pool][proto_slot(s.proto)].as_mut() {
+                t.count_unanswered(s.ext_port, false);
+            }
+        }
         if was_head {
             let map_h = self.map_hash(s.proto, s.in_addr, s.in_port);
             let slot = proto_slot(s.proto);
@@ -854,26 +902,61 @@ impl Nat44 {
             }
         }
         if let Some(h) = host {
-            self.hosts[h as usize].sessions -= 1;
+            if !unanswered {
+                self.hosts[h as usize].sessions -= 1;
+            }
             self.release_host_if_idle(h);
         }
         self.sessions.remove(idx as usize);
     }
 
-    /// Advances TCP state and refreshes the idle timer as the packet allows.
+    /// Advances TCP state and refreshes the idle timer as the packet allows; refuses
+    /// an out-of-window RST (see `track`), and an answer to a session opened from
+    /// outside when the inside host is at its session quota.
     #[inline]
-    fn track(&mut self, idx: u32, dir: Dir, tcp_flags: u8, now: u32) {
+    fn track(
+        &mut self,
+        idx: u32,
+        dir: Dir,
+        seg: &track::Segment,
+        now: u32,
+    ) -> Result<(), DropReason> {
+        let s = &self.sessions[idx as usize];
+        // Stepped on copies: nothing changes unless the packet is let through.
+        let (mut state, mut window) = (s.state, s.tcp);
+        let effect = track::step(
+            s.proto,
+            &mut state,
+            &mut window,
+            dir,
+            seg,
+            self.p.udp_inbound_refresh,
+        )?;
+        if effect.answered {
+            let (in_addr, pool, proto, ext_port) = (s.in_addr, s.pool, s.proto, s.ext_port);
+            // A session's mapping holds a port of its host, so the host record exists.
+            let host = self
+                .find_host(in_addr)
+                .ok_or(DropReason::HostSessionLimit)?;
+            self.charge_host(host)?;
+            if let Some(t) = self.ports[usize::from(pool)][proto_slot(proto)].as_mut() {
+                t.count_unanswered(ext_port, false);
+            }
+        }
         let s = &mut self.sessions[idx as usize];
-        let (state, refresh, class) =
-            track::step(s.proto, s.state, dir, tcp_flags, self.p.udp_inbound_refresh);
-        s.state = state;
-        self.lru.touch(&mut self.sessions, idx, class, refresh, now);
+        (s.state, s.tcp) = (state, window);
+        let class = effect.class;
+        self.lru
+            .touch(&mut self.sessions, idx, class, effect.refresh, now);
+        Ok(())
     }
 }
 
 /// A slab entry is an enum of the record and a free-list link: the record plus a
 /// word-sized tag (measured by the `memory` benchmark with a counting allocator).
 const SLAB_ENTRY_SIZE: usize = std::mem::size_of::<Session>() + std::mem::size_of::<usize>();
+// The module doc and the `memory` benchmark count on this size.
+const _: () = assert!(std::mem::size_of::<Session>() == 48);
 
 /// ICMP queries have no remote port: the identifier names the inside endpoint only.
 #[inline]
@@ -902,7 +985,7 @@ fn parse_flow(ip: &[u8], dir: Dir) -> Result<Flow, DropReason> {
                 dst,
                 sport: t.src_port(),
                 dport: t.dst_port(),
-                tcp_flags: t.flags(),
+                tcp: track::Segment::parse(&t),
             })
         }
         proto::UDP => {
@@ -915,7 +998,7 @@ fn parse_flow(ip: &[u8], dir: Dir) -> Result<Flow, DropReason> {
                 dst,
                 sport: u.src_port(),
                 dport: u.dst_port(),
-                tcp_flags: 0,
+                tcp: track::Segment::default(),
             })
         }
         proto::ICMP => {
@@ -935,7 +1018,7 @@ fn parse_flow(ip: &[u8], dir: Dir) -> Result<Flow, DropReason> {
                 dst,
                 sport: id,
                 dport: id,
-                tcp_flags: 0,
+                tcp: track::Segment::default(),
             })
         }
         _ => Err(DropReason::UnsupportedProtocol),

@@ -22,7 +22,9 @@ struct Slot {
     head: u32,
     /// Inside host that owned it last (for holds).
     owner: u32,
-    /// When the hold started, in seconds (matches the hold FIFO entry).
+    /// While held: when the hold started, in seconds (matches the hold FIFO entry).
+    /// While owned: the mapping's sessions opened from outside and not answered yet
+    /// (the two uses never overlap, and a slot stays 12 bytes).
     freed: u32,
 }
 
@@ -157,6 +159,28 @@ impl PortTable {
         };
     }
 
+    /// Sessions opened from outside on the mapping that owns `port`, not answered yet.
+    pub fn unanswered(&self, port: u16) -> u32 {
+        let s = &self.slots[usize::from(port)];
+        if s.head < HELD {
+            s.freed
+        } else {
+            0
+        }
+    }
+
+    /// One more (`true`) or one fewer unanswered session on the mapping owning `port`.
+    pub fn count_unanswered(&mut self, port: u16, more: bool) {
+        let s = &mut self.slots[usize::from(port)];
+        if s.head < HELD {
+            s.freed = if more {
+                s.freed.saturating_add(1)
+            } else {
+                s.freed.saturating_sub(1)
+            };
+        }
+    }
+
     /// The mapping's first session changed.
     pub fn set_head(&mut self, port: u16, head: u32) {
         self.slots[usize::from(port)].head = head;
@@ -246,6 +270,26 @@ mod tests {
         assert_eq!(t.pick(r, 10, 0x0a0a0003), None);
         t.release(10, 100);
         assert_eq!(t.pick(r, 10, 0x0a0a0003), Some(10));
+        assert_eq!(t.in_use(), 0);
+    }
+
+    #[test]
+    fn unanswered_count_lives_with_the_mapping() {
+        let mut t = PortTable::default();
+        t.count_unanswered(10, true); // no mapping: nothing to count
+        assert_eq!(t.unanswered(10), 0);
+        t.claim(10, 7, 1);
+        t.count_unanswered(10, true);
+        t.count_unanswered(10, true);
+        t.set_head(10, 8);
+        assert_eq!(t.unanswered(10), 2);
+        t.count_unanswered(10, false);
+        t.count_unanswered(10, false);
+        t.count_unanswered(10, false);
+        assert_eq!(t.unanswered(10), 0);
+        t.hold(10, 100);
+        assert_eq!(t.unanswered(10), 0, "the hold's time is not a count");
+        t.release(10, 100);
         assert_eq!(t.in_use(), 0);
     }
 }
