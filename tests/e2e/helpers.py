@@ -23,8 +23,23 @@ unless stated otherwise. Output lines are meant for the test log.
                                   (opens an address/port-dependent filter).
   exhaust ECHO PORT EXTRA         one long-lived flow plus EXTRA more (one socket each);
                                   prints first_before/first_during/first_after, extra_ok
+  udp-mapped BIND PORT REMOTE RPORT SECONDS
+                                  as udp-listen, after sending one datagram to
+                                  REMOTE:RPORT (opens a NAT mapping)
   inject IFACE DSTMAC             sends malformed frames on IFACE (AF_PACKET)
+
+Attacks (forged frames on IFACE, AF_PACKET, to DSTMAC; see test_attacks.sh):
+  icmp6-short IFACE DSTMAC DST... 4-byte ICMPv6 echo requests from 2001:db8:ff::1
+  spoof-udp IFACE DSTMAC DST DPORT COUNT SRC...
+                                  COUNT datagrams from each forged SRC
+  offpath-rst IFACE DSTMAC PORT   RSTs far outside the window of the TCP connection
+                                  whose segments leave IFACE from PORT
+  drops-delta BEFORE AFTER PORT LEAST
+                                  drop reasons that grew between two `show stats
+                                  --json`; exit 0 iff they grew, cover both ports'
+                                  drops, and PORT's drops grew by >= LEAST
 """
+import json
 import os
 import random
 import socket
@@ -74,6 +89,19 @@ def udp_echo(bind, port, seconds):
 def udp_listen(bind, port, seconds, log=None):
     s = socket.socket(addr_family(bind), socket.SOCK_DGRAM)
     s.bind((bind, int(port)))
+    return receive_all(s, seconds, log)
+
+
+def udp_mapped(bind, port, remote, rport, seconds):
+    """As udp-listen, after one datagram to REMOTE:RPORT (opens a NAT mapping)."""
+    s = socket.socket(addr_family(bind), socket.SOCK_DGRAM)
+    s.bind((bind, int(port)))
+    s.sendto(b"open", (remote, int(rport)))
+    return receive_all(s, seconds)
+
+
+def receive_all(s, seconds, log=None):
+    """Receives on s for SECONDS: prints each datagram's source, then the count."""
     out = open(log, "a") if log else None
     n = 0
     end = time.time() + float(seconds)
@@ -203,20 +231,22 @@ def exhaust(echo, port, extra):
     return 0
 
 
+def csum(b):
+    """The Internet checksum (RFC 1071) of b."""
+    if len(b) % 2:
+        b += b"\0"
+    t = sum(struct.unpack(f"!{len(b) // 2}H", b))
+    while t >> 16:
+        t = (t & 0xFFFF) + (t >> 16)
+    return ~t & 0xFFFF
+
+
 def inject(iface, dstmac):
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     s.bind((iface, 0))
     mymac = s.getsockname()[4]
     dst = bytes.fromhex(dstmac.replace(":", ""))
     eth = dst + mymac
-
-    def csum(b):
-        if len(b) % 2:
-            b += b"\0"
-        t = sum(struct.unpack(f"!{len(b) // 2}H", b))
-        while t >> 16:
-            t = (t & 0xFFFF) + (t >> 16)
-        return ~t & 0xFFFF
 
     def ipv4(payload, ihl=5, total=None, bad_csum=False, proto=17):
         total = total if total is not None else 20 + len(payload)
@@ -268,18 +298,148 @@ def inject(iface, dstmac):
     return 0
 
 
+# Frame builders for the attack commands below (each returns bytes; checksums correct).
+def raw_port(iface):
+    """An AF_PACKET socket sending on iface, and the interface's MAC."""
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((iface, 0))
+    return s, s.getsockname()[4]
+
+
+def mac_bytes(text):
+    return bytes.fromhex(text.replace(":", ""))
+
+
+def ip4(src, dst, proto, payload, ident=0, frag=0):
+    """IPv4 header + payload; frag is the flags/fragment-offset field (MF = 0x2000)."""
+    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, frag, 64, proto, 0,
+                    socket.inet_aton(src), socket.inet_aton(dst))
+    return h[:10] + struct.pack("!H", csum(h)) + h[12:] + payload
+
+
+def l4_csum4(src, dst, proto, seg):
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, proto, len(seg))
+    return csum(pseudo + seg)
+
+
+def udp4(src, sport, dst, dport, data):
+    u = struct.pack("!HHHH", sport, dport, 8 + len(data), 0) + data
+    c = l4_csum4(src, dst, 17, u) or 0xFFFF
+    return u[:6] + struct.pack("!H", c) + u[8:]
+
+
+def tcp4(src, sport, dst, dport, seq, flags):
+    """A TCP segment without options or data (ack 0)."""
+    t = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, 0, 5 << 4, flags, 65535, 0, 0)
+    return t[:16] + struct.pack("!H", l4_csum4(src, dst, 6, t)) + t[18:]
+
+
+def icmp6(src, dst, msg, bad_csum=False):
+    """msg (type, code, two checksum bytes, rest) with its checksum filled in."""
+    pseudo = (socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst)
+              + struct.pack("!I3xB", len(msg), 58))
+    c = csum(pseudo + msg[:2] + b"\0\0" + msg[4:]) ^ (0x5555 if bad_csum else 0)
+    return msg[:2] + struct.pack("!H", c) + msg[4:]
+
+
+def ip6(src, dst, nh, payload, hlim=64):
+    return (struct.pack("!IHBB", 6 << 28, len(payload), nh, hlim)
+            + socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst) + payload)
+
+
+def icmp6_short(iface, dstmac, *dsts):
+    """ICMPv6 echo requests from the wan host whose body is only type, code and
+    checksum (4 of the 8 bytes of an echo header), checksum right and wrong."""
+    s, mymac = raw_port(iface)
+    src = "2001:db8:ff::1"
+    for dst in dsts:
+        for bad in (False, True):
+            body = icmp6(src, dst, b"\x80\x00\0\0", bad_csum=bad)
+            s.send(mac_bytes(dstmac) + mymac + b"\x86\xdd" + ip6(src, dst, 58, body))
+            print(f"sent a 4-byte ICMPv6 echo request to {dst} ({'wrong' if bad else 'right'} checksum)")
+    return 0
+
+
+def spoof_udp(iface, dstmac, dst, dport, count, *srcs):
+    """COUNT UDP datagrams from each of SRCS (port 9999) to DST:DPORT, forged on the wire."""
+    s, mymac = raw_port(iface)
+    eth = mac_bytes(dstmac) + mymac + b"\x08\x00"
+    for src in srcs:
+        for i in range(int(count)):
+            s.send(eth + ip4(src, dst, 17, udp4(src, 9999, dst, int(dport), f"spoofed {src} {i}".encode()), ident=i))
+        print(f"sent {count} datagrams from {src}:9999 to {dst}:{dport}")
+    return 0
+
+
+def offpath_rst(iface, dstmac, port):
+    """Waits (at most 5 s) for a TCP segment leaving IFACE from PORT, then sends RSTs as
+    from its source to its destination with sequence numbers a quarter, half and three
+    quarters of the sequence space away from its own: never inside the receiver's window."""
+    sniff = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+    sniff.bind((iface, 0))
+    sniff.settimeout(0.5)
+    end = time.time() + 5
+    while time.time() < end:
+        try:
+            data, addr = sniff.recvfrom(2048)
+        except socket.timeout:
+            continue
+        ip = data[14:]
+        if (addr[2] != socket.PACKET_OUTGOING or data[12:14] != b"\x08\x00" or ip[9] != 6
+                or len(ip) < 40):
+            continue
+        ihl = (ip[0] & 0x0F) * 4
+        sport, dport, seq = struct.unpack("!HHI", ip[ihl:ihl + 8])
+        if sport == int(port):
+            break
+    else:
+        print(f"no TCP segment from port {port} seen on {iface}")
+        return 1
+    src, dst = socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20])
+    s, mymac = raw_port(iface)
+    print(f"segment {src}:{sport} -> {dst}:{dport} seq {seq}")
+    for off in (1 << 30, 1 << 31, 3 << 30):
+        rst = tcp4(src, sport, dst, dport, seq + off, 0x04)
+        s.send(mac_bytes(dstmac) + mymac + b"\x08\x00" + ip4(src, dst, 6, rst))
+        print(f"sent RST seq {(seq + off) & 0xFFFFFFFF} (seq + {off})")
+    return 0
+
+
+def drops_delta(before, after, port, least):
+    """Compares two `show stats --json` outputs: prints every drop reason that grew and
+    the ports' drop counters; exit 0 iff the drop reasons grew (at least 1 in all), by
+    at least as much as both ports' drop counters together (every drop has a named
+    reason), and PORT's drops grew by at least LEAST."""
+    try:
+        b, a = (json.load(open(f)) for f in (before, after))
+    except ValueError as e:  # natbox did not answer `show stats --json`
+        print(f"no counters to compare: {e}")
+        return 1
+    grew = {k: v - b["drops"].get(k, 0) for k, v in a["drops"].items() if v != b["drops"].get(k, 0)}
+    total = sum(grew.values())
+    ports = {p: a["counters"][f"{p}_drops"] - b["counters"][f"{p}_drops"] for p in ("inside", "outside")}
+    print("drop reasons grew: " + (" ".join(f"{k}=+{v}" for k, v in sorted(grew.items())) or "none"))
+    print(f"sum +{total}; port drops: inside +{ports['inside']} outside +{ports['outside']}")
+    return 0 if total >= 1 and total >= ports["inside"] + ports["outside"] and ports[port] >= int(least) else 1
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     fn = {
         "udp-refused": udp_refused,
         "udp-echo": udp_echo,
         "udp-listen": udp_listen,
+        "udp-mapped": udp_mapped,
         "tcp-listen": tcp_listen,
         "udp-send": udp_send,
         "tcp-connect": tcp_connect,
         "hairpin": hairpin,
         "exhaust": exhaust,
         "inject": inject,
+        "icmp6-short": icmp6_short,
+        "spoof-udp": spoof_udp,
+        "offpath-rst": offpath_rst,
+        "drops-delta": drops_delta,
     }[cmd]
     sys.exit(fn(*args))
 
