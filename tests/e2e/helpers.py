@@ -34,6 +34,9 @@ Attacks (forged frames on IFACE, AF_PACKET, to DSTMAC; see test_attacks.sh):
                                   COUNT datagrams from each forged SRC
   offpath-rst IFACE DSTMAC PORT   RSTs far outside the window of the TCP connection
                                   whose segments leave IFACE from PORT
+  flood KIND IFACE DSTMAC SECONDS RATE
+                                  random frames: syn, udp, frag (to the pool address),
+                                  arp, ndp (random senders, from lan)
   drops-delta BEFORE AFTER PORT LEAST
                                   drop reasons that grew between two `show stats
                                   --json`; exit 0 iff they grew, cover both ports'
@@ -405,6 +408,82 @@ def offpath_rst(iface, dstmac, port):
     return 0
 
 
+def rand_mac(rng):
+    """A random locally administered unicast MAC."""
+    b = bytearray(rng.getrandbits(8) for _ in range(6))
+    b[0] = (b[0] & 0xFC) | 0x02
+    return bytes(b)
+
+
+def rand_ip4(rng):
+    return socket.inet_ntoa(struct.pack("!I", rng.getrandbits(32)))
+
+
+def lan_ip4(rng):
+    """A random lan address other than natbox's (.1) and the lan host's (.2)."""
+    return f"10.10.0.{rng.randint(3, 254)}"
+
+
+def flood_frame(kind, rng, mymac, dstmac):
+    """One random frame of a flood: syn, udp and frag from wan to the pool address,
+    arp and ndp from lan (random sender addresses and MACs)."""
+    pool = "198.51.100.10"
+    if kind in ("syn", "udp", "frag"):
+        src, sport, dport = rand_ip4(rng), rng.randint(1, 65535), rng.randint(1024, 29999)
+        eth = dstmac + mymac + b"\x08\x00"
+        if kind == "syn":
+            return eth + ip4(src, pool, 6, tcp4(src, sport, pool, dport, rng.getrandbits(32), 0x02))
+        if kind == "udp":
+            return eth + ip4(src, pool, 17, udp4(src, sport, pool, dport, b"flood" * 4))
+        ident = rng.getrandbits(16)
+        if rng.random() < 0.5:  # a first fragment whose rest never comes
+            return eth + ip4(src, pool, 17, udp4(src, sport, pool, dport, b"f" * 64)[:32], ident, 0x2000)
+        frag = rng.randint(1, 1000) | (0x2000 if rng.random() < 0.5 else 0)
+        return eth + ip4(src, pool, 17, bytes(32), ident, frag)
+    sender = rand_mac(rng)
+    if kind == "arp":
+        op = 1 if rng.random() < 0.75 else 2
+        target = "10.10.0.1" if rng.random() < 0.5 else lan_ip4(rng)
+        dst = b"\xff" * 6 if op == 1 else dstmac
+        arp = (struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + sender + socket.inet_aton(lan_ip4(rng))
+               + (dstmac if op == 2 else bytes(6)) + socket.inet_aton(target))
+        return dst + sender + b"\x08\x06" + arp
+    # ndp: a neighbour solicitation with a source link-layer address option, from a
+    # random address of the lan prefix (interface identifier above 0xffff: never ::1 or
+    # ::2), for natbox's address or another random one, to the target's solicited-node
+    # multicast address.
+    src = f"2001:db8:10::{rng.getrandbits(16) | 0x8000:x}:{rng.getrandbits(16):x}"
+    target = "2001:db8:10::1" if rng.random() < 0.5 else f"2001:db8:10::{rng.getrandbits(16) | 0x8000:x}:{rng.getrandbits(16):x}"
+    t = socket.inet_pton(socket.AF_INET6, target)
+    dst = "ff02::1:ff" + t[13:14].hex() + ":" + t[14:16].hex()
+    ns = icmp6(src, dst, b"\x87\x00\0\0" + bytes(4) + t + b"\x01\x01" + sender)
+    return b"\x33\x33" + socket.inet_pton(socket.AF_INET6, dst)[12:] + sender + b"\x86\xdd" + ip6(src, dst, 58, ns, 255)
+
+
+def flood(kind, iface, dstmac, seconds, rate):
+    """Sends random frames of KIND (see flood_frame) on IFACE at RATE frames/s for
+    SECONDS (a cycle of 16384 distinct frames, seeded: the same every run; more
+    distinct senders than natbox's neighbour cache has entries, 4096)."""
+    s, mymac = raw_port(iface)
+    rng = random.Random(f"natbox {kind} flood")
+    frames = [flood_frame(kind, rng, mymac, mac_bytes(dstmac)) for _ in range(16384)]
+    rate, seconds = int(rate), float(seconds)
+    sent = refused = 0
+    t0 = time.time()
+    while time.time() - t0 < seconds:
+        due = min(int((time.time() - t0) * rate), int(seconds * rate))
+        while sent + refused < due:
+            try:
+                s.send(frames[(sent + refused) % len(frames)])
+                sent += 1
+            except OSError:  # the veth's queue is full: the frame is lost, as on a wire
+                refused += 1
+        time.sleep(0.002)
+    took = time.time() - t0
+    print(f"sent {sent} {kind} frames in {took:.1f} s ({sent / took:.0f}/s; {refused} refused by the kernel)")
+    return 0
+
+
 def drops_delta(before, after, port, least):
     """Compares two `show stats --json` outputs: prints every drop reason that grew and
     the ports' drop counters; exit 0 iff the drop reasons grew (at least 1 in all), by
@@ -439,6 +518,7 @@ def main():
         "icmp6-short": icmp6_short,
         "spoof-udp": spoof_udp,
         "offpath-rst": offpath_rst,
+        "flood": flood,
         "drops-delta": drops_delta,
     }[cmd]
     sys.exit(fn(*args))
