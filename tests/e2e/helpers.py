@@ -39,8 +39,10 @@ Attacks (forged frames on IFACE, AF_PACKET, to DSTMAC; see test_attacks.sh):
                                   arp, ndp (random senders, from lan)
   drops-delta BEFORE AFTER PORT LEAST
                                   drop reasons that grew between two `show stats
-                                  --json`; exit 0 iff they grew, cover both ports'
-                                  drops, and PORT's drops grew by >= LEAST
+                                  --json` (and socket drops between the `show
+                                  interfaces --json` beside them); exit 0 iff they
+                                  grew, cover both ports' drops, and PORT's drops
+                                  grew by >= LEAST
 """
 import json
 import os
@@ -485,21 +487,31 @@ def flood(kind, iface, dstmac, seconds, rate):
 
 
 def drops_delta(before, after, port, least):
-    """Compares two `show stats --json` outputs: prints every drop reason that grew and
-    the ports' drop counters; exit 0 iff the drop reasons grew (at least 1 in all), by
-    at least as much as both ports' drop counters together (every drop has a named
-    reason), and PORT's drops grew by at least LEAST."""
+    """Compares the counters natbox showed before and after an attack: BEFORE and AFTER
+    are `show stats --json` outputs, each with its `show interfaces --json` beside it
+    (NAME-ports.json for NAME.json). Prints every drop reason that grew, the ports' drop
+    counters and the socket drops below the engine. Exit 0 iff the drop reasons grew
+    (at least 1 in all), by at least as much as both ports' drop counters together
+    (every drop has a named reason), and PORT's drops, its socket drops and the drops
+    tied to no port (parked frames given up) add up to at least LEAST."""
     try:
         b, a = (json.load(open(f)) for f in (before, after))
-    except ValueError as e:  # natbox did not answer `show stats --json`
+        bp, ap = ({i["port"]: i for i in json.load(open(f.replace(".json", "-ports.json")))}
+                  for f in (before, after))
+    except (OSError, ValueError) as e:  # natbox did not answer the admin shell
         print(f"no counters to compare: {e}")
         return 1
     grew = {k: v - b["drops"].get(k, 0) for k, v in a["drops"].items() if v != b["drops"].get(k, 0)}
     total = sum(grew.values())
     ports = {p: a["counters"][f"{p}_drops"] - b["counters"][f"{p}_drops"] for p in ("inside", "outside")}
+    sockets = {p: ap[p]["socket_drops"] - bp[p]["socket_drops"] for p in ("inside", "outside")}
+    portless = total - ports["inside"] - ports["outside"]
+    accounted = ports[port] + sockets[port] + portless
     print("drop reasons grew: " + (" ".join(f"{k}=+{v}" for k, v in sorted(grew.items())) or "none"))
-    print(f"sum +{total}; port drops: inside +{ports['inside']} outside +{ports['outside']}")
-    return 0 if total >= 1 and total >= ports["inside"] + ports["outside"] and ports[port] >= int(least) else 1
+    print(f"sum +{total}; port drops: inside +{ports['inside']} outside +{ports['outside']}; "
+          f"socket drops: inside +{sockets['inside']} outside +{sockets['outside']}; "
+          f"{port}: {accounted} accounted for (at least {least} expected)")
+    return 0 if total >= 1 and portless >= 0 and accounted >= int(least) else 1
 
 
 def main():
