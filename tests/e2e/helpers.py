@@ -422,13 +422,15 @@ def rand_ip4(rng):
 
 
 def lan_ip4(rng):
-    """A random lan address other than natbox's (.1) and the lan host's (.2)."""
-    return f"10.10.0.{rng.randint(3, 254)}"
+    """A random lan address other than natbox's (.1), the lan host's (.2) and the one
+    test_attacks.sh adds after the storm (.3)."""
+    return f"10.10.0.{rng.randint(4, 254)}"
 
 
 def flood_frame(kind, rng, mymac, dstmac):
     """One random frame of a flood: syn, udp and frag from wan to the pool address,
-    arp and ndp from lan (random sender addresses and MACs)."""
+    arp and ndp from lan (random sender MACs; random sender addresses, for arp half of
+    them on the lan prefix and half anywhere)."""
     pool = "198.51.100.10"
     if kind in ("syn", "udp", "frag"):
         src, sport, dport = rand_ip4(rng), rng.randint(1, 65535), rng.randint(1024, 29999)
@@ -447,7 +449,8 @@ def flood_frame(kind, rng, mymac, dstmac):
         op = 1 if rng.random() < 0.75 else 2
         target = "10.10.0.1" if rng.random() < 0.5 else lan_ip4(rng)
         dst = b"\xff" * 6 if op == 1 else dstmac
-        arp = (struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + sender + socket.inet_aton(lan_ip4(rng))
+        spa = lan_ip4(rng) if rng.random() < 0.5 else rand_ip4(rng)
+        arp = (struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + sender + socket.inet_aton(spa)
                + (dstmac if op == 2 else bytes(6)) + socket.inet_aton(target))
         return dst + sender + b"\x08\x06" + arp
     # ndp: a neighbour solicitation with a source link-layer address option, from a

@@ -167,13 +167,11 @@ attack_begin
 flood frag "$WAN" "$WAN0_MAC"
 attack_end "fragment flood (first fragments never completed, non-first without first)" outside "${SENT:-1}"
 # After a storm, a lan host natbox has not seen before (a second address of the lan
-# host's, which starts as a new host does: with an empty neighbour cache, so it asks
-# for natbox's MAC from its new address) is still served: the storm must not have
-# filled natbox's neighbour cache for good (RFC 6583 section 4: neighbour cache
-# exhaustion).
+# host's, outside the storm's sender addresses) is still served: natbox resolves it
+# when the wan host's answer comes back, so the storm must not have filled natbox's
+# neighbour cache for good (RFC 6583 section 4: neighbour cache exhaustion).
 new_host() {
     stats before
-    in_lan ip neigh flush dev eth0
     in_lan timeout 10 ping "-$1" -c 3 -i 0.2 -W 2 -I "$2" "$3"
     local rc=$?
     stats after
