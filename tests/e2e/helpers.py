@@ -23,8 +23,28 @@ unless stated otherwise. Output lines are meant for the test log.
                                   (opens an address/port-dependent filter).
   exhaust ECHO PORT EXTRA         one long-lived flow plus EXTRA more (one socket each);
                                   prints first_before/first_during/first_after, extra_ok
+  udp-mapped BIND PORT REMOTE RPORT SECONDS
+                                  as udp-listen, after sending one datagram to
+                                  REMOTE:RPORT (opens a NAT mapping)
   inject IFACE DSTMAC             sends malformed frames on IFACE (AF_PACKET)
+
+Attacks (forged frames on IFACE, AF_PACKET, to DSTMAC; see test_attacks.sh):
+  icmp6-short IFACE DSTMAC DST... 4-byte ICMPv6 echo requests from 2001:db8:ff::1
+  spoof-udp IFACE DSTMAC DST DPORT COUNT SRC...
+                                  COUNT datagrams from each forged SRC
+  offpath-rst IFACE DSTMAC PORT   RSTs far outside the window of the TCP connection
+                                  whose segments leave IFACE from PORT
+  flood KIND IFACE DSTMAC SECONDS RATE
+                                  random frames: syn, udp, frag (to the pool address),
+                                  arp, ndp (random senders, from lan)
+  drops-delta BEFORE AFTER PORT LEAST
+                                  drop reasons that grew between two `show stats
+                                  --json` (and socket drops between the `show
+                                  interfaces --json` beside them); exit 0 iff they
+                                  grew, cover both ports' drops, and PORT's drops
+                                  grew by >= LEAST
 """
+import json
 import os
 import random
 import socket
@@ -74,6 +94,19 @@ def udp_echo(bind, port, seconds):
 def udp_listen(bind, port, seconds, log=None):
     s = socket.socket(addr_family(bind), socket.SOCK_DGRAM)
     s.bind((bind, int(port)))
+    return receive_all(s, seconds, log)
+
+
+def udp_mapped(bind, port, remote, rport, seconds):
+    """As udp-listen, after one datagram to REMOTE:RPORT (opens a NAT mapping)."""
+    s = socket.socket(addr_family(bind), socket.SOCK_DGRAM)
+    s.bind((bind, int(port)))
+    s.sendto(b"open", (remote, int(rport)))
+    return receive_all(s, seconds)
+
+
+def receive_all(s, seconds, log=None):
+    """Receives on s for SECONDS: prints each datagram's source, then the count."""
     out = open(log, "a") if log else None
     n = 0
     end = time.time() + float(seconds)
@@ -203,20 +236,22 @@ def exhaust(echo, port, extra):
     return 0
 
 
+def csum(b):
+    """The Internet checksum (RFC 1071) of b."""
+    if len(b) % 2:
+        b += b"\0"
+    t = sum(struct.unpack(f"!{len(b) // 2}H", b))
+    while t >> 16:
+        t = (t & 0xFFFF) + (t >> 16)
+    return ~t & 0xFFFF
+
+
 def inject(iface, dstmac):
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     s.bind((iface, 0))
     mymac = s.getsockname()[4]
     dst = bytes.fromhex(dstmac.replace(":", ""))
     eth = dst + mymac
-
-    def csum(b):
-        if len(b) % 2:
-            b += b"\0"
-        t = sum(struct.unpack(f"!{len(b) // 2}H", b))
-        while t >> 16:
-            t = (t & 0xFFFF) + (t >> 16)
-        return ~t & 0xFFFF
 
     def ipv4(payload, ihl=5, total=None, bad_csum=False, proto=17):
         total = total if total is not None else 20 + len(payload)
@@ -268,18 +303,238 @@ def inject(iface, dstmac):
     return 0
 
 
+# Frame builders for the attack commands below (each returns bytes; checksums correct).
+def raw_port(iface):
+    """An AF_PACKET socket sending on iface, and the interface's MAC."""
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((iface, 0))
+    return s, s.getsockname()[4]
+
+
+def mac_bytes(text):
+    return bytes.fromhex(text.replace(":", ""))
+
+
+def ip4(src, dst, proto, payload, ident=0, frag=0):
+    """IPv4 header + payload; frag is the flags/fragment-offset field (MF = 0x2000)."""
+    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, frag, 64, proto, 0,
+                    socket.inet_aton(src), socket.inet_aton(dst))
+    return h[:10] + struct.pack("!H", csum(h)) + h[12:] + payload
+
+
+def l4_csum4(src, dst, proto, seg):
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, proto, len(seg))
+    return csum(pseudo + seg)
+
+
+def udp4(src, sport, dst, dport, data):
+    u = struct.pack("!HHHH", sport, dport, 8 + len(data), 0) + data
+    c = l4_csum4(src, dst, 17, u) or 0xFFFF
+    return u[:6] + struct.pack("!H", c) + u[8:]
+
+
+def tcp4(src, sport, dst, dport, seq, flags):
+    """A TCP segment without options or data (ack 0)."""
+    t = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, 0, 5 << 4, flags, 65535, 0, 0)
+    return t[:16] + struct.pack("!H", l4_csum4(src, dst, 6, t)) + t[18:]
+
+
+def icmp6(src, dst, msg, bad_csum=False):
+    """msg (type, code, two checksum bytes, rest) with its checksum filled in."""
+    pseudo = (socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst)
+              + struct.pack("!I3xB", len(msg), 58))
+    c = csum(pseudo + msg[:2] + b"\0\0" + msg[4:]) ^ (0x5555 if bad_csum else 0)
+    return msg[:2] + struct.pack("!H", c) + msg[4:]
+
+
+def ip6(src, dst, nh, payload, hlim=64):
+    return (struct.pack("!IHBB", 6 << 28, len(payload), nh, hlim)
+            + socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst) + payload)
+
+
+def icmp6_short(iface, dstmac, *dsts):
+    """ICMPv6 echo requests from the wan host whose body is only type, code and
+    checksum (4 of the 8 bytes of an echo header), checksum right and wrong."""
+    s, mymac = raw_port(iface)
+    src = "2001:db8:ff::1"
+    for dst in dsts:
+        for bad in (False, True):
+            body = icmp6(src, dst, b"\x80\x00\0\0", bad_csum=bad)
+            s.send(mac_bytes(dstmac) + mymac + b"\x86\xdd" + ip6(src, dst, 58, body))
+            print(f"sent a 4-byte ICMPv6 echo request to {dst} ({'wrong' if bad else 'right'} checksum)")
+    return 0
+
+
+def spoof_udp(iface, dstmac, dst, dport, count, *srcs):
+    """COUNT UDP datagrams from each of SRCS (port 9999) to DST:DPORT, forged on the wire."""
+    s, mymac = raw_port(iface)
+    eth = mac_bytes(dstmac) + mymac + b"\x08\x00"
+    for src in srcs:
+        for i in range(int(count)):
+            s.send(eth + ip4(src, dst, 17, udp4(src, 9999, dst, int(dport), f"spoofed {src} {i}".encode()), ident=i))
+        print(f"sent {count} datagrams from {src}:9999 to {dst}:{dport}")
+    return 0
+
+
+def offpath_rst(iface, dstmac, port):
+    """Waits (at most 5 s) for a TCP segment leaving IFACE from PORT, then sends RSTs as
+    from its source to its destination with sequence numbers a quarter, half and three
+    quarters of the sequence space away from its own: never inside the receiver's window."""
+    sniff = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+    sniff.bind((iface, 0))
+    sniff.settimeout(0.5)
+    end = time.time() + 5
+    while time.time() < end:
+        try:
+            data, addr = sniff.recvfrom(2048)
+        except socket.timeout:
+            continue
+        ip = data[14:]
+        if (addr[2] != socket.PACKET_OUTGOING or data[12:14] != b"\x08\x00" or ip[9] != 6
+                or len(ip) < 40):
+            continue
+        ihl = (ip[0] & 0x0F) * 4
+        sport, dport, seq = struct.unpack("!HHI", ip[ihl:ihl + 8])
+        if sport == int(port):
+            break
+    else:
+        print(f"no TCP segment from port {port} seen on {iface}")
+        return 1
+    src, dst = socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20])
+    s, mymac = raw_port(iface)
+    print(f"segment {src}:{sport} -> {dst}:{dport} seq {seq}")
+    for off in (1 << 30, 1 << 31, 3 << 30):
+        rst = tcp4(src, sport, dst, dport, seq + off, 0x04)
+        s.send(mac_bytes(dstmac) + mymac + b"\x08\x00" + ip4(src, dst, 6, rst))
+        print(f"sent RST seq {(seq + off) & 0xFFFFFFFF} (seq + {off})")
+    return 0
+
+
+def rand_mac(rng):
+    """A random locally administered unicast MAC."""
+    b = bytearray(rng.getrandbits(8) for _ in range(6))
+    b[0] = (b[0] & 0xFC) | 0x02
+    return bytes(b)
+
+
+def rand_ip4(rng):
+    return socket.inet_ntoa(struct.pack("!I", rng.getrandbits(32)))
+
+
+def lan_ip4(rng):
+    """A random lan address other than natbox's (.1), the lan host's (.2) and the one
+    test_attacks.sh adds after the storm (.3)."""
+    return f"10.10.0.{rng.randint(4, 254)}"
+
+
+def flood_frame(kind, rng, mymac, dstmac):
+    """One random frame of a flood: syn, udp and frag from wan to the pool address,
+    arp and ndp from lan (random sender MACs; random sender addresses, for arp half of
+    them on the lan prefix and half anywhere)."""
+    pool = "198.51.100.10"
+    if kind in ("syn", "udp", "frag"):
+        src, sport, dport = rand_ip4(rng), rng.randint(1, 65535), rng.randint(1024, 29999)
+        eth = dstmac + mymac + b"\x08\x00"
+        if kind == "syn":
+            return eth + ip4(src, pool, 6, tcp4(src, sport, pool, dport, rng.getrandbits(32), 0x02))
+        if kind == "udp":
+            return eth + ip4(src, pool, 17, udp4(src, sport, pool, dport, b"flood" * 4))
+        ident = rng.getrandbits(16)
+        if rng.random() < 0.5:  # a first fragment whose rest never comes
+            return eth + ip4(src, pool, 17, udp4(src, sport, pool, dport, b"f" * 64)[:32], ident, 0x2000)
+        frag = rng.randint(1, 1000) | (0x2000 if rng.random() < 0.5 else 0)
+        return eth + ip4(src, pool, 17, bytes(32), ident, frag)
+    sender = rand_mac(rng)
+    if kind == "arp":
+        op = 1 if rng.random() < 0.75 else 2
+        target = "10.10.0.1" if rng.random() < 0.5 else lan_ip4(rng)
+        dst = b"\xff" * 6 if op == 1 else dstmac
+        spa = lan_ip4(rng) if rng.random() < 0.5 else rand_ip4(rng)
+        arp = (struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + sender + socket.inet_aton(spa)
+               + (dstmac if op == 2 else bytes(6)) + socket.inet_aton(target))
+        return dst + sender + b"\x08\x06" + arp
+    # ndp: a neighbour solicitation with a source link-layer address option, from a
+    # random address of the lan prefix (interface identifier above 0xffff: never ::1 or
+    # ::2), for natbox's address or another random one, to the target's solicited-node
+    # multicast address.
+    src = f"2001:db8:10::{rng.getrandbits(16) | 0x8000:x}:{rng.getrandbits(16):x}"
+    target = "2001:db8:10::1" if rng.random() < 0.5 else f"2001:db8:10::{rng.getrandbits(16) | 0x8000:x}:{rng.getrandbits(16):x}"
+    t = socket.inet_pton(socket.AF_INET6, target)
+    dst = "ff02::1:ff" + t[13:14].hex() + ":" + t[14:16].hex()
+    ns = icmp6(src, dst, b"\x87\x00\0\0" + bytes(4) + t + b"\x01\x01" + sender)
+    return b"\x33\x33" + socket.inet_pton(socket.AF_INET6, dst)[12:] + sender + b"\x86\xdd" + ip6(src, dst, 58, ns, 255)
+
+
+def flood(kind, iface, dstmac, seconds, rate):
+    """Sends random frames of KIND (see flood_frame) on IFACE at RATE frames/s for
+    SECONDS (a cycle of 16384 distinct frames, seeded: the same every run; more
+    distinct senders than natbox's neighbour cache has entries, 4096)."""
+    s, mymac = raw_port(iface)
+    rng = random.Random(f"natbox {kind} flood")
+    frames = [flood_frame(kind, rng, mymac, mac_bytes(dstmac)) for _ in range(16384)]
+    rate, seconds = int(rate), float(seconds)
+    sent = refused = 0
+    t0 = time.time()
+    while time.time() - t0 < seconds:
+        due = min(int((time.time() - t0) * rate), int(seconds * rate))
+        while sent + refused < due:
+            try:
+                s.send(frames[(sent + refused) % len(frames)])
+                sent += 1
+            except OSError:  # the veth's queue is full: the frame is lost, as on a wire
+                refused += 1
+        time.sleep(0.002)
+    took = time.time() - t0
+    print(f"sent {sent} {kind} frames in {took:.1f} s ({sent / took:.0f}/s; {refused} refused by the kernel)")
+    return 0
+
+
+def drops_delta(before, after, port, least):
+    """Compares the counters natbox showed before and after an attack: BEFORE and AFTER
+    are `show stats --json` outputs, each with its `show interfaces --json` beside it
+    (NAME-ports.json for NAME.json). Prints every drop reason that grew, the ports' drop
+    counters and the socket drops below the engine. Exit 0 iff the drop reasons grew
+    (at least 1 in all), by at least as much as both ports' drop counters together
+    (every drop has a named reason), and PORT's drops, its socket drops and the drops
+    tied to no port (parked frames given up) add up to at least LEAST."""
+    try:
+        b, a = (json.load(open(f)) for f in (before, after))
+        bp, ap = ({i["port"]: i for i in json.load(open(f.replace(".json", "-ports.json")))}
+                  for f in (before, after))
+    except (OSError, ValueError) as e:  # natbox did not answer the admin shell
+        print(f"no counters to compare: {e}")
+        return 1
+    grew = {k: v - b["drops"].get(k, 0) for k, v in a["drops"].items() if v != b["drops"].get(k, 0)}
+    total = sum(grew.values())
+    ports = {p: a["counters"][f"{p}_drops"] - b["counters"][f"{p}_drops"] for p in ("inside", "outside")}
+    sockets = {p: ap[p]["socket_drops"] - bp[p]["socket_drops"] for p in ("inside", "outside")}
+    portless = total - ports["inside"] - ports["outside"]
+    accounted = ports[port] + sockets[port] + portless
+    print("drop reasons grew: " + (" ".join(f"{k}=+{v}" for k, v in sorted(grew.items())) or "none"))
+    print(f"sum +{total}; port drops: inside +{ports['inside']} outside +{ports['outside']}; "
+          f"socket drops: inside +{sockets['inside']} outside +{sockets['outside']}; "
+          f"{port}: {accounted} accounted for (at least {least} expected)")
+    return 0 if total >= 1 and portless >= 0 and accounted >= int(least) else 1
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     fn = {
         "udp-refused": udp_refused,
         "udp-echo": udp_echo,
         "udp-listen": udp_listen,
+        "udp-mapped": udp_mapped,
         "tcp-listen": tcp_listen,
         "udp-send": udp_send,
         "tcp-connect": tcp_connect,
         "hairpin": hairpin,
         "exhaust": exhaust,
         "inject": inject,
+        "icmp6-short": icmp6_short,
+        "spoof-udp": spoof_udp,
+        "offpath-rst": offpath_rst,
+        "flood": flood,
+        "drops-delta": drops_delta,
     }[cmd]
     sys.exit(fn(*args))
 
