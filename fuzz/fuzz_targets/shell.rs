@@ -17,8 +17,10 @@ use natbox::shell::{self, Facts, Reply, Session, Store};
 
 /// Keystrokes per console read.
 const CHUNK: usize = 16;
-/// `openssl passwd -6 -salt natboxsalt secret` (as in the shell's own tests).
-const HASH: &str = "$6$natboxsalt$0HThqMT32bYBWMr7y50qCVP1Y82/Xe.ykuCCfv4DoiyvSO8jnWCN05.QoRohXBxqOIkCHat8ZnUrgOxfDL4hE0";
+/// SHA-512-crypt of "secret" with the fewest rounds the format allows (1000), so a
+/// login costs the fuzzer little: Python's `crypt.crypt("secret",
+/// "$6$rounds=1000$natboxsalt$")`.
+const HASH: &str = "$6$rounds=1000$natboxsalt$1Ds7s64Jupay7QSJMYdvtcsvDAfAAoYmbAHCmqKzZTwiT1ExRpWDK.F.8F/j/KMgCXuYkmgaJYBv5jkWwTVtj.";
 
 /// Keeps nothing, but checks that what a commit saves reads back as itself.
 struct RoundTrip;
