@@ -776,6 +776,9 @@ fn record_panics() {
                 .or_else(|| info.payload().downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             let at = info.location().map(ToString::to_string).unwrap_or_default();
+            // The first line only: the values of a failed `assert_eq!` follow it, and
+            // failures are told apart by this text.
+            let message = message.lines().next().unwrap_or_default();
             PANIC.with(|p| *p.borrow_mut() = Some(format!("panicked at {at}: {message}")));
         } else {
             previous(info);
