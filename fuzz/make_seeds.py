@@ -6,8 +6,9 @@ box with options; IPv6 fragments), in its record format [control, len_hi, len_lo
 frame]; for the offloaded target, sessions with virtio-net headers (TCP GSO
 super-frames over IPv4 and IPv6, UDP GSO, partial-checksum UDP over IPv4 and IPv6) as
 [control, len_hi, len_lo, vnet header, frame]; for the shell target, keystroke
-sessions; for the config target, TOML files. Run from fuzz/."""
-import ipaddress, os, struct
+sessions; for the config target, TOML files; for the metadata_disk target, disk images
+written by `natbox-config build` (built with cargo). Run from fuzz/."""
+import ipaddress, os, shutil, struct, subprocess
 
 BOX_LAN = bytes([2, 0, 0, 0, 1, 1]); BOX_WAN = bytes([2, 0, 0, 0, 2, 1])
 HOST = bytes([2, 0, 0, 0, 1, 2]); GW = bytes([2, 0, 0, 0, 2, 2])
@@ -317,3 +318,16 @@ os.makedirs("seeds/config", exist_ok=True)
 for name, data in config_seeds.items():
     with open(f"seeds/config/{name}", "wb") as f:
         f.write(data)
+
+# The metadata_disk target: the smallest disk (3 blocks) with one generation in slot A,
+# and a copy with a second generation in slot B.
+os.makedirs("seeds/metadata_disk", exist_ok=True)
+def natbox_config(*args):
+    subprocess.run(["cargo", "run", "-q", "--manifest-path", "../Cargo.toml", "-p", "firmware-config",
+        "--bin", "natbox-config", "--", *args], check=True, stdout=subprocess.DEVNULL)
+for name in ["one_generation", "two_generations"]:
+    if os.path.exists(f"seeds/metadata_disk/{name}"):
+        os.remove(f"seeds/metadata_disk/{name}")
+natbox_config("build", "seeds/config/example", "-o", "seeds/metadata_disk/one_generation", "--size", "12288")
+shutil.copy("seeds/metadata_disk/one_generation", "seeds/metadata_disk/two_generations")
+natbox_config("build", "seeds/config/every_section", "-o", "seeds/metadata_disk/two_generations")
