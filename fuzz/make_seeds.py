@@ -69,7 +69,7 @@ def icmp6(src, dst, typ, code, body, hops=64):
     m = struct.pack("!BBH", typ, code, 0) + body
     return ipv6(src, dst, 58, m[:2] + struct.pack("!H", l6sum(src, dst, 58, m)) + m[4:], hops)
 
-def echo6(src, dst, ident, typ=128): return icmp6(src, dst, typ, 0, struct.pack("!HH", ident, 1) + b"ping6")
+def echo6(src, dst, ident, typ=128, data=b"ping6"): return icmp6(src, dst, typ, 0, struct.pack("!HH", ident, 1) + data)
 
 def icmp4_error(src, dst, typ, code, quoted, rest=0):
     m = struct.pack("!BBHI", typ, code, 0, rest) + quoted
@@ -133,7 +133,9 @@ seeds.update({
         + rec(1, wan6(udp6(REMOTE6, 1234, HOST6, 5555))),
     "icmp6_echo_to_box": setup6 + rec(0, lan6(echo6(HOST6, LAN6, 1))) + rec(1, wan6(echo6(REMOTE6, WAN6, 2)))
         + rec(1, wan6(echo6(REMOTE6, LAN6, 3))) + rec(0, lan6(echo6(HOST_LL, BOX_LAN_LL, 4)))
-        + rec(1, wan6(echo6(GW_LL, BOX_WAN_LL, 5))),
+        + rec(1, wan6(echo6(GW_LL, BOX_WAN_LL, 5)))
+        # Echo headers without data: the shortest valid requests.
+        + rec(0, lan6(echo6(HOST6, LAN6, 6, data=b""))) + rec(1, wan6(echo6(REMOTE6, WAN6, 7, data=b""))),
     "icmp6_echo_through": setup6 + rec(0, lan6(echo6(HOST6, REMOTE6, 9)))
         + rec(1, wan6(echo6(REMOTE6, HOST6, 9, 129))) + rec(1, wan6(echo6(REMOTE6, HOST6, 10))),
     "icmp6_errors": setup6 + rec(0, lan6(out_udp6))
