@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """Writes the seed corpora: for the engine target, short sessions of valid frames in the
-test topology (ARP, UDP/TCP/ICMP out and back, IPv6 neighbour discovery and UDP), in
-its record format [control, len_hi, len_lo, frame]; for the offloaded target, sessions
-with virtio-net headers (a TCP GSO super-frame out and back, a partial-checksum UDP
-datagram) as [control, len_hi, len_lo, vnet header, frame]. Run from fuzz/."""
-import os, struct
+test topology (ARP; UDP/TCP/ICMP out and back; ICMPv4 errors; IPv4 fragments; IPv6 UDP,
+TCP and echo out and back; ICMPv6 echo to the box and errors; NDP NS/NA/RS/RA to the
+box with options; IPv6 fragments), in its record format [control, len_hi, len_lo,
+frame]; for the offloaded target, sessions with virtio-net headers (TCP GSO
+super-frames over IPv4 and IPv6, UDP GSO, partial-checksum UDP over IPv4 and IPv6) as
+[control, len_hi, len_lo, vnet header, frame]; for the shell target, keystroke
+sessions; for the config target, TOML files; for the metadata_disk target, disk images
+written by `natbox-config build` (built with cargo). Run from fuzz/."""
+import ipaddress, os, shutil, struct, subprocess
 
 BOX_LAN = bytes([2, 0, 0, 0, 1, 1]); BOX_WAN = bytes([2, 0, 0, 0, 2, 1])
 HOST = bytes([2, 0, 0, 0, 1, 2]); GW = bytes([2, 0, 0, 0, 2, 2])
@@ -45,6 +49,53 @@ def eth(dst, src, et, payload): return dst + src + struct.pack("!H", et) + paylo
 def arp_req(mac, ip, target):
     return eth(b"\xff" * 6, mac, 0x0806, struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, mac, ip4(ip), b"\0" * 6, ip4(target)))
 
+def ip6(a): return ipaddress.IPv6Address(a).packed
+
+def ipv6(src, dst, nh, payload, hops=64):
+    return struct.pack("!IHBB16s16s", 6 << 28, len(payload), nh, hops, ip6(src), ip6(dst)) + payload
+
+def l6sum(src, dst, nh, seg):
+    return csum(ip6(src) + ip6(dst) + struct.pack("!IxxxB", len(seg), nh) + seg)
+
+def udp6(src, sp, dst, dp, data=b"hello"):
+    seg = struct.pack("!HHHH", sp, dp, 8 + len(data), 0) + data
+    return ipv6(src, dst, 17, seg[:6] + struct.pack("!H", l6sum(src, dst, 17, seg)) + seg[8:])
+
+def tcp6(src, sp, dst, dp, flags):
+    seg = struct.pack("!HHIIBBHHH", sp, dp, 1, 0, 5 << 4, flags, 65535, 0, 0)
+    return ipv6(src, dst, 6, seg[:16] + struct.pack("!H", l6sum(src, dst, 6, seg)) + seg[18:])
+
+def icmp6(src, dst, typ, code, body, hops=64):
+    m = struct.pack("!BBH", typ, code, 0) + body
+    return ipv6(src, dst, 58, m[:2] + struct.pack("!H", l6sum(src, dst, 58, m)) + m[4:], hops)
+
+def echo6(src, dst, ident, typ=128, data=b"ping6"): return icmp6(src, dst, typ, 0, struct.pack("!HH", ident, 1) + data)
+
+def icmp4_error(src, dst, typ, code, quoted, rest=0):
+    m = struct.pack("!BBHI", typ, code, 0, rest) + quoted
+    return ipv4(src, dst, 1, m[:2] + struct.pack("!H", csum(m)) + m[4:])
+
+def ll_opt(kind, mac): return bytes([kind, 1]) + mac
+
+def solicited_node(a):
+    t = ip6(a)
+    return str(ipaddress.IPv6Address(bytes.fromhex("ff02" + "00" * 9 + "01ff") + t[13:]))
+
+def nd(src, dst, typ, body): return icmp6(src, dst, typ, 0, body, hops=255)
+
+def ns(mac, src, target, dst=None):
+    return eth6(mac, dst or solicited_node(target), nd(src, dst or solicited_node(target), 135, b"\0" * 4 + ip6(target) + ll_opt(1, mac)))
+
+def eth6(mac, dst, ip, box=None):
+    """An IPv6 frame from `mac` to the box (or to the multicast MAC of `dst`)."""
+    if box is None and ipaddress.IPv6Address(dst).is_multicast:
+        box = b"\x33\x33" + ip6(dst)[12:]
+    return eth(box or (BOX_LAN if mac == HOST else BOX_WAN), mac, 0x86DD, ip)
+
+def frag6(src, dst, nh, ident, offset, more, data):
+    h = struct.pack("!BBHI", nh, 0, offset << 3 | more, ident)
+    return ipv6(src, dst, 44, h + data)
+
 def rec(port, frame, advance=0):
     return bytes([(advance << 1) | port]) + struct.pack("!H", len(frame)) + frame
 
@@ -64,6 +115,64 @@ seeds = {
     "ttl_and_unsolicited": setup + rec(0, lan(ipv4("10.10.0.2", "203.0.113.5", 17, struct.pack("!HHHH", 40000, 33434, 8, 0), ttl=1)))
         + rec(1, wan(udp("203.0.113.9", 1234, "198.51.100.10", 5555))),
 }
+# The box's addresses and link-locals (EUI-64 of its MACs), the hosts' own.
+LAN6, WAN6, HOST6, GW6, REMOTE6 = "2001:db8:10::1", "2001:db8:ff::10", "2001:db8:10::2", "2001:db8:ff::1", "2001:db8:77::5"
+BOX_LAN_LL, BOX_WAN_LL, HOST_LL, GW_LL = "fe80::ff:fe00:101", "fe80::ff:fe00:201", "fe80::ff:fe00:102", "fe80::ff:fe00:202"
+lan6 = lambda ip: eth(BOX_LAN, HOST, 0x86DD, ip)
+wan6 = lambda ip: eth(BOX_WAN, GW, 0x86DD, ip)
+setup6 = rec(0, ns(HOST, HOST6, LAN6)) + rec(1, ns(GW, GW6, WAN6))
+out_udp = udp("10.10.0.2", 40000, "203.0.113.5", 53)
+out_udp6 = udp6(HOST6, 40000, REMOTE6, 53)
+# RA: cur hop limit, flags, lifetime, reachable, retrans; prefix information, MTU, SLLA.
+ra_body = (struct.pack("!BBHII", 64, 0xc0, 1800, 30000, 1000)
+    + struct.pack("!BBBBIII16s", 3, 4, 64, 0xc0, 86400, 14400, 0, ip6("2001:db8:ff::"))
+    + struct.pack("!BBHI", 5, 1, 0, 1500) + ll_opt(1, GW))
+seeds.update({
+    "ipv6_udp_tcp_round_trip": setup6 + rec(0, lan6(out_udp6)) + rec(1, wan6(udp6(REMOTE6, 53, HOST6, 40000)))
+        + rec(0, lan6(tcp6(HOST6, 40001, REMOTE6, 80, 0x02))) + rec(1, wan6(tcp6(REMOTE6, 80, HOST6, 40001, 0x12)))
+        + rec(1, wan6(udp6(REMOTE6, 1234, HOST6, 5555))),
+    "icmp6_echo_to_box": setup6 + rec(0, lan6(echo6(HOST6, LAN6, 1))) + rec(1, wan6(echo6(REMOTE6, WAN6, 2)))
+        + rec(1, wan6(echo6(REMOTE6, LAN6, 3))) + rec(0, lan6(echo6(HOST_LL, BOX_LAN_LL, 4)))
+        + rec(1, wan6(echo6(GW_LL, BOX_WAN_LL, 5)))
+        # Echo headers without data: the shortest valid requests.
+        + rec(0, lan6(echo6(HOST6, LAN6, 6, data=b""))) + rec(1, wan6(echo6(REMOTE6, WAN6, 7, data=b""))),
+    "icmp6_echo_through": setup6 + rec(0, lan6(echo6(HOST6, REMOTE6, 9)))
+        + rec(1, wan6(echo6(REMOTE6, HOST6, 9, 129))) + rec(1, wan6(echo6(REMOTE6, HOST6, 10))),
+    "icmp6_errors": setup6 + rec(0, lan6(out_udp6))
+        + rec(1, wan6(icmp6(REMOTE6, HOST6, 2, 0, struct.pack("!I", 1280) + out_udp6)))
+        + rec(1, wan6(icmp6(REMOTE6, HOST6, 1, 4, b"\0" * 4 + out_udp6)))
+        + rec(1, wan6(icmp6(REMOTE6, HOST6, 3, 0, b"\0" * 4 + out_udp6)))
+        + rec(1, wan6(icmp6(REMOTE6, HOST6, 4, 1, struct.pack("!I", 6) + out_udp6)))
+        + rec(1, wan6(icmp6(REMOTE6, WAN6, 1, 4, b"\0" * 4 + udp6(WAN6, 40000, REMOTE6, 53))))
+        + rec(0, lan6(ipv6(HOST6, REMOTE6, 17, out_udp6[40:], hops=1))),
+    "ndp_to_box": rec(0, ns(HOST, HOST6, LAN6)) + rec(0, ns(HOST, HOST_LL, BOX_LAN_LL))
+        + rec(1, ns(GW, "::", WAN6))  # duplicate address detection
+        + rec(1, eth6(GW, WAN6, nd(GW6, WAN6, 136, struct.pack("!I", 0x60000000) + ip6(GW6) + ll_opt(2, GW)), BOX_WAN))
+        + rec(0, eth6(HOST, "ff02::2", nd(HOST_LL, "ff02::2", 133, b"\0" * 4 + ll_opt(1, HOST))))
+        + rec(1, eth6(GW, "ff02::1", nd(GW_LL, "ff02::1", 134, ra_body)))
+        + rec(1, eth6(GW, "ff02::1", nd(GW_LL, "ff02::1", 137, b"\0" * 4 + ip6(GW6) + ip6(REMOTE6))))
+        # The same, unicast to the box's link-local addresses.
+        + rec(0, eth6(HOST, BOX_LAN_LL, nd(HOST_LL, BOX_LAN_LL, 133, b"\0" * 4 + ll_opt(1, HOST))))
+        + rec(1, eth6(GW, BOX_WAN_LL, nd(GW_LL, BOX_WAN_LL, 134, ra_body)))
+        + rec(1, eth6(GW, BOX_WAN_LL, nd(GW_LL, BOX_WAN_LL, 137, b"\0" * 4 + ip6(GW6) + ip6(REMOTE6) + ll_opt(2, GW)))),
+    "ipv6_fragments": setup6
+        + rec(0, lan6(frag6(HOST6, REMOTE6, 17, 77, 0, 1, struct.pack("!HHHH", 5000, 53, 40, 0) + b"x" * 16)))
+        + rec(0, lan6(frag6(HOST6, REMOTE6, 17, 77, 3, 0, b"y" * 16)))
+        + rec(1, wan6(frag6(REMOTE6, HOST6, 17, 78, 3, 0, b"z" * 16)))
+        + rec(1, wan6(frag6(REMOTE6, HOST6, 17, 78, 0, 1, struct.pack("!HHHH", 53, 5000, 40, 0) + b"w" * 16)))
+        + rec(1, wan6(frag6(REMOTE6, WAN6, 58, 79, 0, 1, struct.pack("!BBHHH", 128, 0, 0, 1, 1) + b"v" * 8))),
+    "icmp4_errors_and_box": setup + rec(0, lan(out_udp))
+        + rec(1, wan(icmp4_error("203.0.113.5", "198.51.100.10", 3, 3, udp("198.51.100.10", 40000, "203.0.113.5", 53))))
+        + rec(1, wan(icmp4_error("203.0.113.9", "198.51.100.10", 3, 4, udp("198.51.100.10", 40000, "203.0.113.5", 53), 1400)))
+        + rec(1, wan(icmp4_error("203.0.113.9", "198.51.100.10", 11, 0, udp("198.51.100.10", 40000, "203.0.113.5", 53)[:28])))
+        + rec(1, wan(echo("203.0.113.5", "198.51.100.10", 3))) + rec(1, wan(echo("203.0.113.5", "10.10.0.1", 4)))
+        + rec(0, lan(udp("10.10.0.2", 5000, "10.10.0.1", 9))),
+    "ipv4_fragments_both_ways": setup + rec(0, lan(out_udp))
+        + rec(1, wan(ipv4("203.0.113.5", "198.51.100.10", 17, b"y" * 16, flags=3, ident=5)))
+        + rec(1, wan(ipv4("203.0.113.5", "198.51.100.10", 17, struct.pack("!HHHH", 53, 40000, 40, 0) + b"x" * 16, flags=0x2000, ident=5)))
+        + rec(0, lan(ipv4("10.10.0.2", "10.10.0.1", 1, struct.pack("!BBHHH", 8, 0, 0, 1, 1) + b"p" * 8, flags=0x2000, ident=6)))
+        + rec(0, lan(ipv4("10.10.0.2", "203.0.113.5", 17, b"overlap!" * 2, flags=0x2001, ident=9)), 3),
+})
 os.makedirs("seeds/engine", exist_ok=True)
 for name, data in seeds.items():
     with open(f"seeds/engine/{name}", "wb") as f:
@@ -84,7 +193,24 @@ def tcp_super(src, sp, dst, dp, payload):
     seg = struct.pack("!HHIIBBHHH", sp, dp, 1, 1, 5 << 4, 0x18, 65535, 0, 0) + payload
     return ipv4(src, dst, 6, partial(src, dst, 6, seg, 16))
 
+def partial6(src, dst, nh, seg, at):
+    pseudo = ~csum(ip6(src) + ip6(dst) + struct.pack("!IxxxB", len(seg), nh)) & 0xffff
+    return seg[:at] + struct.pack("!H", pseudo) + seg[at + 2:]
+
+def tcp6_super(src, sp, dst, dp, payload):
+    seg = struct.pack("!HHIIBBHHH", sp, dp, 1, 1, 5 << 4, 0x18, 65535, 0, 0) + payload
+    return ipv6(src, dst, 6, partial6(src, dst, 6, seg, 16))
+
+def udp6_partial(src, sp, dst, dp, payload):
+    seg = struct.pack("!HHHH", sp, dp, 8 + len(payload), 0) + payload
+    return ipv6(src, dst, 17, partial6(src, dst, 17, seg, 6))
+
+def udp_super(src, sp, dst, dp, payload):
+    seg = struct.pack("!HHHH", sp, dp, 8 + len(payload), 0) + payload
+    return ipv4(src, dst, 17, partial(src, dst, 17, seg, 6))
+
 osetup = orec(0, arp_req(HOST, "10.10.0.2", "10.10.0.1")) + orec(1, arp_req(GW, "198.51.100.1", "198.51.100.10"))
+osetup6 = orec(0, ns(HOST, HOST6, LAN6)) + orec(1, ns(GW, GW6, WAN6))
 gso_tcp = vnet(1, 1, 54, 1448, 34, 16)
 oseeds = {
     "gso_tcp_both_ways": osetup
@@ -95,8 +221,115 @@ oseeds = {
     "partial_udp": osetup + orec(0, lan(ipv4("10.10.0.2", "203.0.113.5", 17,
         partial("10.10.0.2", "203.0.113.5", 17, struct.pack("!HHHH", 40000, 53, 13, 0) + b"hello", 6))),
         vnet(1, 0, 0, 0, 34, 6)),
+    "gso_tcp6_both_ways": osetup6
+        + orec(0, lan6(tcp6(HOST6, 40001, REMOTE6, 80, 0x02)))
+        + orec(1, wan6(tcp6(REMOTE6, 80, HOST6, 40001, 0x12)))
+        + orec(0, lan6(tcp6_super(HOST6, 40001, REMOTE6, 80, b"a" * 4000)), vnet(1, 4, 74, 1428, 54, 16))
+        + orec(1, wan6(tcp6_super(REMOTE6, 80, HOST6, 40001, b"b" * 4000)), vnet(1, 4, 74, 1428, 54, 16)),
+    "gso_udp_l4": osetup + osetup6
+        + orec(0, lan(udp_super("10.10.0.2", 40000, "203.0.113.5", 443, b"q" * 3000)), vnet(1, 5, 42, 1200, 34, 6))
+        + orec(0, lan6(udp6_partial(HOST6, 40000, REMOTE6, 443, b"r" * 3000)), vnet(1, 5, 62, 1200, 54, 6)),
+    "partial_udp6": osetup6 + orec(0, lan6(udp6_partial(HOST6, 40000, REMOTE6, 53, b"hello")), vnet(1, 0, 0, 0, 54, 6))
+        + orec(1, wan6(udp6_partial(REMOTE6, 53, HOST6, 40000, b"hello")), vnet(1, 0, 0, 0, 54, 6)),
 }
 os.makedirs("seeds/offloaded", exist_ok=True)
 for name, data in oseeds.items():
     with open(f"seeds/offloaded/{name}", "wb") as f:
         f.write(data)
+
+# The shell target: a flags byte (bit 0: a console password is set), then keystrokes.
+# Time passes between chunks of 16 keys, so padding with ignored bytes lets a job run.
+wait = b"\x00" * 16 * 30
+shell_seeds = {
+    "show_commands": b"\x00" + b"help\rshow ?\rsh?\rshow sessions\rshow sessions proto udp limit 2 --json\r"
+        b"show stats --json\rshow interfaces\rshow nat pool\rshow neighbors\rshow routes\r"
+        b"show config\rshow metrics\rshow states6\rshow version\rshow uptime\r",
+    "configure_commit": b"\x00configure\rset timeouts.udp 600\rset nat.filtering address-dependent\r"
+        b"set nat.pool [\"198.51.100.10\", \"198.51.100.11\"]\rset ipv6.max_states 100\r"
+        b"delete timeouts.udp\rdiff\rcommit\r",
+    "configure_addressing": b"\x00configure\rset hostname edge-1\rset inside.ipv4 10.20.0.1/24\r"
+        b"set outside.routes [{prefix = \"192.0.2.0/24\", via = \"198.51.100.1\"}]\rset nat.port_min 20000\r"
+        b"diff\rcommit\rconfigure\rset icmp.rate_limit 5\rdiff\rabort\r",
+    "editor_keys": b"\x00sh\tses\t\rshow x\x7f\x08\x1b[D\x1b[C\x1b[3~\x01\x05\x15\x17\x0b"
+        b"\x1b[A\x1b[B\x10\x0e\x1b[1~\x1b[4~\x1bOH\x03\rterminal length 5\rshow stats\r \r\rq",
+    "ping_jobs": b"\x00ping 203.0.113.5 count 2\r" + wait + b"ping 2001:db8:77::5 count 3\r" + b"\x00" * 40
+        + b"\x03ping 10.10.0.2\r" + wait,
+    "login": b"\x01wrong\r" + wait + b"secret\rshow version\rexit\r",
+    "clear_and_log": b"\x00clear sessions proto tcp\rclear sessions\rclear stats\rlog level debug\r"
+        b"log level nonsense\rreboot\rpoweroff\rexit\r",
+}
+os.makedirs("seeds/shell", exist_ok=True)
+for name, data in shell_seeds.items():
+    with open(f"seeds/shell/{name}", "wb") as f:
+        f.write(data)
+
+# The config target: TOML files, from the example to one that sets every section.
+example = open("../natbox.toml", "rb").read()
+config_seeds = {
+    "example": example,
+    "every_section": example.replace(b'[log]\nlevel = "info"\n', b"").replace(b"[nat]\n", b"""[nat]
+pool = ["198.51.100.10", "198.51.100.11"]
+port_min = 1024
+port_max = 65535
+inside_prefixes = ["10.10.0.0/16"]
+max_sessions = 1000
+max_sessions_per_host = 100
+max_ports_per_host = 50
+icmp_on_limit = true
+port_reuse_hold = 120
+udp_inbound_refresh = true
+""") + b"""
+[ipv6]
+enabled = true
+inside_prefixes = ["2001:db8:10::/48"]
+max_states = 1000
+
+[timeouts]
+tcp_established = 7440
+tcp_transitory = 240
+tcp_incoming_syn = 6
+udp = 300
+icmp = 60
+fragment = 5
+
+[icmp]
+rate_limit = 100
+burst = 50
+
+[shell]
+password_hash = "$6$natboxsalt$0HThqMT32bYBWMr7y50qCVP1Y82/Xe.ykuCCfv4DoiyvSO8jnWCN05.QoRohXBxqOIkCHat8ZnUrgOxfDL4hE0"
+
+[metrics]
+listen = "10.10.0.1:9100"
+
+[[inside.routes]]
+prefix = "10.20.0.0/16"
+via = "10.10.0.254"
+
+[[inside.routes]]
+prefix = "2001:db8:20::/48"
+via = "2001:db8:10::fe"
+
+[log]
+level = "debug"
+syslog = "10.10.0.9:514"
+event_rate = 1000
+""",
+}
+os.makedirs("seeds/config", exist_ok=True)
+for name, data in config_seeds.items():
+    with open(f"seeds/config/{name}", "wb") as f:
+        f.write(data)
+
+# The metadata_disk target: the smallest disk (3 blocks) with one generation in slot A,
+# and a copy with a second generation in slot B.
+os.makedirs("seeds/metadata_disk", exist_ok=True)
+def natbox_config(*args):
+    subprocess.run(["cargo", "run", "-q", "--manifest-path", "../Cargo.toml", "-p", "firmware-config",
+        "--bin", "natbox-config", "--", *args], check=True, stdout=subprocess.DEVNULL)
+for name in ["one_generation", "two_generations"]:
+    if os.path.exists(f"seeds/metadata_disk/{name}"):
+        os.remove(f"seeds/metadata_disk/{name}")
+natbox_config("build", "seeds/config/example", "-o", "seeds/metadata_disk/one_generation", "--size", "12288")
+shutil.copy("seeds/metadata_disk/one_generation", "seeds/metadata_disk/two_generations")
+natbox_config("build", "seeds/config/every_section", "-o", "seeds/metadata_disk/two_generations")

@@ -19,13 +19,14 @@ cargo test --workspace
 # cargo-fuzz passes flags of a nightly compiler; this project builds with the stable
 # toolchain only, so RUSTC_BOOTSTRAP=1 unlocks them for the fuzz build. No sanitizer
 # (-s none): the fuzzed code is safe Rust, and without ASAN the engine target runs
-# ~20x more inputs in the same time (measured: 6000 vs 330 exec/s).
+# ~20x more inputs in the same time (measured: 6000 vs 330 exec/s). Debug assertions
+# and overflow checks are on (fuzz/Cargo.toml's release profile).
 echo "== fuzzing (${fuzz_seconds} s per target)"
 (
     cd fuzz
     export RUSTC_BOOTSTRAP=1
     cargo fuzz build -O -s none
-    for target in engine offloaded metadata_disk; do
+    for target in engine offloaded metadata_disk shell config; do
         corpus=$(mktemp -d)
         [ -d "seeds/$target" ] && cp "seeds/$target"/* "$corpus"/
         log=$(mktemp)

@@ -5,7 +5,10 @@
 //! (b) every checksum verifies after every rewrite, whatever the protocol;
 //! (c) no two inside endpoints ever share one external endpoint, under port contention
 //!     and expiry, and a freed port never goes to another host within the reuse hold;
-//! (d) arbitrary bytes never make the engine panic (a cheap version of the fuzz crate).
+//! (d) arbitrary bytes never make the engine panic (a cheap version of the fuzz crate);
+//! (e) every ICMPv4/ICMPv6 type, code and short body to every address of the box, from
+//!     either port, is answered with a well-formed reply or dropped for a counted
+//!     reason, never a panic (exhaustive, not sampled: see `icmp_cases`).
 
 mod support;
 use natbox::engine::{Frame, Port, Verdict};
@@ -14,7 +17,7 @@ use pnet_packet::ip::IpNextHeaderProtocols;
 use pnet_packet::util;
 use proptest::prelude::*;
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use support::*;
 
 const UDP: u8 = 17;
@@ -529,4 +532,332 @@ proptest! {
         let other = if port == Port::Inside { Port::Outside } else { Port::Inside };
         feed(&mut h, other, &frame, 2048);
     }
+}
+
+// ---- (e) every ICMP message to every address of the box ----
+
+/// A second pool address beside the outside port's own.
+const POOL2: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 11);
+/// ICMP body lengths (bytes after type, code and checksum) tried for every type, with
+/// code 0, at every address.
+const BODY_LENS: std::ops::RangeInclusive<usize> = 0..=64;
+/// The body length every (type, code) pair is tried at, at each port's own addresses:
+/// enough for a rest-of-header and a quoted IPv4/IPv6 + UDP header.
+const CODE_LEN: usize = 64;
+
+/// Who sends the ICMP messages: the port, the sender's MAC, the box's MAC there.
+struct Side {
+    port: Port,
+    mac: Mac,
+    box_mac: Mac,
+    /// The box's IPv4 and global IPv6 address on `port`.
+    addr4: IpAddr,
+    addr6: IpAddr,
+    src4: Ipv4Addr,
+    src6: Ipv6Addr,
+    /// The sender's link-local address (the source toward the box's link-local).
+    src6_ll: Ipv6Addr,
+}
+
+fn sides() -> [Side; 2] {
+    [
+        Side {
+            port: Port::Inside,
+            mac: HOST_MAC,
+            box_mac: BOX_LAN_MAC,
+            addr4: BOX_LAN.into(),
+            addr6: box_lan6().into(),
+            src4: HOST,
+            src6: host6(),
+            src6_ll: "fe80::2".parse().unwrap(),
+        },
+        Side {
+            port: Port::Outside,
+            mac: GW_MAC,
+            box_mac: BOX_WAN_MAC,
+            addr4: PUBLIC.into(),
+            addr6: box_wan6().into(),
+            src4: REMOTE,
+            src6: remote6(),
+            src6_ll: "fe80::1".parse().unwrap(),
+        },
+    ]
+}
+
+/// Every address of the box's own: the ports' IPv4 addresses, the pool's second
+/// address, and each port's IPv6 global and link-local address.
+fn box_addresses(h: &Harness) -> Vec<IpAddr> {
+    let mut all = vec![BOX_LAN.into(), PUBLIC.into(), POOL2.into()];
+    for port in [Port::Inside, Port::Outside] {
+        let info = h.engine.port_info(port);
+        all.push(
+            info.ipv6
+                .expect("the example config has IPv6")
+                .addr()
+                .into(),
+        );
+        all.push(info.link_local.into());
+    }
+    all
+}
+
+/// The example configuration with a two-address pool and an ICMP rate limit no loop
+/// here reaches, so every message gets to the code that answers it.
+fn icmp_config() -> firmware_config::Config {
+    let mut c = pool_config(&[PUBLIC, POOL2]);
+    c.icmp.rate_limit = 1_000_000;
+    c.icmp.burst = 10_000_000;
+    c
+}
+
+/// An ICMP body of `len` bytes: a 4-byte rest-of-header, then the start of a UDP
+/// datagram the box could have sent (what an error quotes), cut to fit.
+fn icmp_body(v6: bool, side: &Side, len: usize) -> Vec<u8> {
+    let quoted = if v6 {
+        udp6(side.src6, 53, box_wan6(), 40000, b"natbox")
+    } else {
+        udp4(sa(PUBLIC, 40000), sa(side.src4, 53), b"natbox")
+    };
+    let mut body = vec![0, 0, 0, 1];
+    body.extend_from_slice(&quoted);
+    body.resize(len, 0);
+    body
+}
+
+/// The frame `side` sends to `dst`: an ICMPv4 or ICMPv6 message of `ty`/`code` with a
+/// correct checksum (IPv6: hop limit 255, as Neighbor Discovery requires).
+fn icmp_frame(side: &Side, dst: IpAddr, ty: u8, code: u8, len: usize) -> Vec<u8> {
+    match dst {
+        IpAddr::V4(dst) => {
+            let mut m = vec![ty, code, 0, 0];
+            m.extend_from_slice(&icmp_body(false, side, len));
+            let c = util::checksum(&m, 1);
+            m[2..4].copy_from_slice(&c.to_be_bytes());
+            let ip = ipv4(side.src4, dst, IpNextHeaderProtocols::Icmp, &m);
+            eth(side.box_mac, side.mac, ETHERTYPE_IPV4, &ip)
+        }
+        IpAddr::V6(dst) => {
+            let src = if dst.is_unicast_link_local() {
+                side.src6_ll
+            } else {
+                side.src6
+            };
+            let body = icmp_body(true, side, len);
+            let (rest, body) = body.split_at(len.min(4));
+            let ip = if rest.len() == 4 {
+                let rest = rest.try_into().expect("4 bytes");
+                icmp6_hops(src, dst, ty, code, rest, body, 255)
+            } else {
+                // Shorter than a rest-of-header: build the message by hand.
+                let mut m = vec![ty, code, 0, 0];
+                m.extend_from_slice(rest);
+                let c = util::ipv6_checksum(&m, 1, &[], &src, &dst, IpNextHeaderProtocols::Icmpv6);
+                m[2..4].copy_from_slice(&c.to_be_bytes());
+                ipv6_hops(src, dst, IpNextHeaderProtocols::Icmpv6, &m, 255)
+            };
+            eth(side.box_mac, side.mac, ETHERTYPE_IPV6, &ip)
+        }
+    }
+}
+
+/// Every (type, code, body length) the loop tries at `dst`: every type at every body
+/// length with code 0; and, at the addresses of the sender's own port, every type with
+/// every other code at `CODE_LEN` (codes mean something only once the type has been
+/// recognised, which needs a full body; the loop stays within seconds in a debug build).
+fn icmp_cases(all_codes: bool) -> impl Iterator<Item = (u8, u8, usize)> {
+    let by_len = (0..=255u8).flat_map(|ty| BODY_LENS.map(move |len| (ty, 0, len)));
+    let by_code = (0..=255u8)
+        .flat_map(|ty| (1..=255u8).map(move |code| (ty, code, CODE_LEN)))
+        .filter(move |_| all_codes);
+    by_len.chain(by_code)
+}
+
+/// What one message did wrong: a panic (its location and message) or a broken rule.
+type Failure = String;
+
+/// Checks one verdict: a drop is counted under its reason, a reply goes back out the
+/// port it came in on, to the sender, and is a well-formed frame whose checksums verify.
+fn check_verdict(
+    side: &Side,
+    verdict: Verdict,
+    reply: &[u8],
+    drops_before: u64,
+    h: &Harness,
+) -> Result<(), Failure> {
+    match verdict {
+        Verdict::Drop(reason) => {
+            if h.drops(reason) != drops_before + 1 {
+                return Err(format!("drop {reason:?} not counted"));
+            }
+        }
+        Verdict::Reply(port) => {
+            if port != side.port {
+                return Err(format!("reply sent on {port:?}"));
+            }
+            well_formed(side, reply)?;
+        }
+        Verdict::Forward(_) | Verdict::Hold | Verdict::Consumed => {}
+    }
+    Ok(())
+}
+
+/// A reply frame: addressed from the box to the sender, an IP header whose lengths
+/// match the frame, and every checksum right (pnet's checksum code).
+fn well_formed(side: &Side, f: &[u8]) -> Result<(), Failure> {
+    if f.len() < 14 || f[0..6] != side.mac.0 || f[6..12] != side.box_mac.0 {
+        return Err(format!(
+            "reply Ethernet header wrong: {:02x?}",
+            &f[..f.len().min(14)]
+        ));
+    }
+    let ip = &f[14..];
+    let consistent = match u16::from_be_bytes([f[12], f[13]]) {
+        ETHERTYPE_IPV4 => {
+            ip.len() >= 20
+                && ip[0] >> 4 == 4
+                && usize::from(ip[0] & 0xf) * 4 >= 20
+                && usize::from(u16::from_be_bytes([ip[2], ip[3]])) == ip.len()
+        }
+        ETHERTYPE_IPV6 => {
+            ip.len() >= 40
+                && ip[0] >> 4 == 6
+                && usize::from(u16::from_be_bytes([ip[4], ip[5]])) + 40 == ip.len()
+        }
+        _ => false,
+    };
+    if !consistent {
+        return Err(format!(
+            "reply IP header does not match the frame: {ip:02x?}"
+        ));
+    }
+    // Panics (recorded as a failure by the caller) when a checksum is wrong.
+    assert_checksums(f);
+    Ok(())
+}
+
+/// Sends one message and checks the verdict; a panic comes back as a failure.
+fn try_icmp(h: &mut Harness, side: &Side, frame: Vec<u8>) -> Result<Verdict, Failure> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        PANIC.with(|p| p.borrow_mut().take());
+        let mut buf = frame;
+        let len = buf.len();
+        buf.resize(2048, 0);
+        let mut f = Frame { buf: &mut buf, len };
+        let drops_before = h.engine.stats().drops;
+        let verdict = h.engine.process(side.port, &mut f, h.now);
+        let n = f.len;
+        let before = match verdict {
+            Verdict::Drop(r) => drops_before[r as usize],
+            _ => 0,
+        };
+        check_verdict(side, verdict, &buf[..n.min(buf.len())], before, h).map(|()| verdict)
+    }))
+    .unwrap_or_else(|_| Err(PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default()))
+}
+
+thread_local! {
+    /// The location and message of the last panic on this thread, while
+    /// `every_icmp_type_code_and_length_to_every_box_address` runs.
+    static PANIC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+    static RECORDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Records this thread's panics in `PANIC` instead of printing them (thousands of
+/// cases may hit the same bug); other threads' panics print as before.
+fn record_panics() {
+    RECORDING.with(|r| r.set(true));
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if RECORDING.with(std::cell::Cell::get) {
+            let message = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let at = info.location().map(ToString::to_string).unwrap_or_default();
+            // The first line only: the values of a failed `assert_eq!` follow it, and
+            // failures are told apart by this text.
+            let message = message.lines().next().unwrap_or_default();
+            PANIC.with(|p| *p.borrow_mut() = Some(format!("panicked at {at}: {message}")));
+        } else {
+            previous(info);
+        }
+    }));
+}
+
+/// Whether `ty` is an echo request that `dst` answers when it comes from `side` (with
+/// at least the identifier and sequence number): every address does, except the
+/// inside IPv4 address from outside, a private address that is not translated inbound.
+fn answers_echo(side: &Side, dst: IpAddr, ty: u8) -> bool {
+    let echo = (ty == 8 && dst.is_ipv4()) || (ty == 128 && dst.is_ipv6());
+    echo && !(side.port == Port::Outside && dst == IpAddr::V4(BOX_LAN))
+}
+
+/// RFC 1812 4.3.2.7 / RFC 4443 2.4 and the hardening rule that no frame may stop the
+/// box: every ICMPv4 and ICMPv6 type at every body length from 0 to 64 bytes, sent from
+/// either port to each of the box's addresses (and every code of every type to the
+/// addresses of the port it arrives on; see `icmp_cases`), is answered with a well-formed reply,
+/// dropped for a counted reason, or handled, and never panics. All failures are
+/// collected (one example per distinct failure) so one run shows every bug.
+#[test]
+fn every_icmp_type_code_and_length_to_every_box_address() {
+    record_panics();
+    let fresh = || {
+        let mut h = Harness::new(icmp_config());
+        // A session, so quoted datagrams in errors from outside find a mapping.
+        h.from_lan(udp4(sa(HOST, 40000), sa(REMOTE, 53), b"q"));
+        h
+    };
+    let mut failures: Vec<(Failure, String, usize)> = Vec::new();
+    let (mut sent, mut replies) = (0usize, 0usize);
+    let addresses = box_addresses(&fresh());
+    for side in sides() {
+        for &dst in &addresses {
+            let mut h = fresh();
+            let own = [side.addr4, side.addr6].contains(&dst);
+            for (ty, code, len) in icmp_cases(own) {
+                sent += 1;
+                let frame = icmp_frame(&side, dst, ty, code, len);
+                let failure = match try_icmp(&mut h, &side, frame) {
+                    Ok(Verdict::Reply(_)) => {
+                        replies += 1;
+                        continue;
+                    }
+                    Ok(verdict) if answers_echo(&side, dst, ty) && len >= 4 => {
+                        format!("echo request not answered: {verdict:?}")
+                    }
+                    Ok(_) => continue,
+                    Err(failure) => failure,
+                };
+                let case = format!(
+                    "{:?} -> {dst}: type {ty} code {code} body {len} bytes",
+                    side.port
+                );
+                match failures.iter_mut().find(|f| f.0 == failure) {
+                    Some(f) => f.2 += 1,
+                    None => failures.push((failure, case, 1)),
+                }
+                // A panic may leave the engine half-way: go on with a fresh one.
+                h = fresh();
+            }
+            assert_eq!(
+                h.engine.stats().icmp_rate_limited,
+                0,
+                "the rate limit hid replies"
+            );
+        }
+    }
+    RECORDING.with(|r| r.set(false));
+    eprintln!("{sent} messages, {replies} replies");
+    let report: Vec<String> = failures
+        .iter()
+        .map(|(failure, case, n)| format!("{failure}\n    first: {case} ({n} cases)"))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {sent} messages failed:\n{}",
+        failures.iter().map(|f| f.2).sum::<usize>(),
+        report.join("\n")
+    );
 }

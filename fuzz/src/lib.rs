@@ -3,19 +3,21 @@
 //! where bit 0 of `control` picks the port and the rest advances the virtual clock in
 //! 100 ms steps before the frame, and the loop that feeds the records to the engine.
 
+use firmware_config::Config;
 use natbox::engine::{Engine, Frame, Port, PortSetup, Verdict};
 use natbox::wire::ethernet::Mac;
 
 /// An engine for the example configuration, with small tables.
 pub fn engine() -> Engine {
-    let mut config =
+    let config =
         firmware_config::from_toml(include_str!("../../natbox.toml")).expect("example config");
-    config.nat.max_sessions = 256;
-    config.nat.max_sessions_per_host = 64;
-    config.nat.max_ports_per_host = 32;
-    config.ipv6.max_states = 256;
+    engine_for(&config)
+}
+
+/// An engine for `config` with its tables made small (`small_tables`).
+pub fn engine_for(config: &Config) -> Engine {
     Engine::new(
-        &config,
+        &small_tables(config.clone()),
         PortSetup {
             mac: Mac([2, 0, 0, 0, 1, 1]),
         },
@@ -23,6 +25,17 @@ pub fn engine() -> Engine {
             mac: Mac([2, 0, 0, 0, 2, 1]),
         },
     )
+}
+
+/// `config` with table sizes of at most a few hundred entries, so that building an
+/// engine costs little per fuzz input.
+pub fn small_tables(mut config: Config) -> Config {
+    let nat = &mut config.nat;
+    nat.max_sessions = nat.max_sessions.min(256);
+    nat.max_sessions_per_host = nat.max_sessions_per_host.min(64);
+    nat.max_ports_per_host = nat.max_ports_per_host.min(32);
+    config.ipv6.max_states = config.ipv6.max_states.min(256);
+    config
 }
 
 /// One record: the port, the clock advance in ms, the head bytes and the frame.
