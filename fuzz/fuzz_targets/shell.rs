@@ -1,7 +1,7 @@
 //! Feeds arbitrary bytes to the console shell as keystrokes, the way `control` feeds
 //! it what the serial console read: line editor, login, pager, grammar, every command
 //! (`configure`/`set`/`delete`/`diff`/`commit` included) against a live engine, and
-//! `ping` jobs. The first byte picks whether a console password is set (bit 0); the
+//! `ping` jobs, and the rollback of an unconfirmed `commit confirmed`. The first byte picks whether a console password is set (bit 0); the
 //! rest is typed in chunks of `CHUNK` bytes with 100 ms of engine time between them,
 //! during which the box's ping jobs and timers run. Any panic is a bug; so is a
 //! committed configuration that does not read back from its own TOML (the box would
@@ -12,6 +12,7 @@ use firmware_config::Config;
 use libfuzzer_sys::fuzz_target;
 use natbox::engine::Engine;
 use natbox::services::ping::Pings;
+use natbox::shell::commit::{self, Rollback};
 use natbox::shell::terminal::{Backend, TerminalShell};
 use natbox::shell::{self, Facts, Reply, Session, Store};
 
@@ -38,6 +39,7 @@ impl Store for RoundTrip {
 struct Box {
     engine: Engine,
     pings: Pings,
+    rollback: Rollback,
     facts: Facts,
 }
 
@@ -48,6 +50,7 @@ impl Backend for Box {
             facts: &self.facts,
             store: Some(&mut RoundTrip),
             pings: Some(&mut self.pings),
+            rollback: Some(&mut self.rollback),
         };
         shell::execute(session, line, ctx)
     }
@@ -75,6 +78,7 @@ fuzz_target!(|data: &[u8]| {
     let mut b = Box {
         engine,
         pings: Pings::default(),
+        rollback: Rollback::default(),
         facts: Facts {
             devices: ["lan0".into(), "wan0".into()],
             links: ["up", "up"],
@@ -90,6 +94,9 @@ fuzz_target!(|data: &[u8]| {
         b.engine.poll(now);
         b.pings.poll(&mut b.engine, now);
         while b.engine.pop_transmit(&mut out).is_some() {}
+        if let Some(previous) = b.rollback.due(now) {
+            commit::roll_back(&previous, &mut b.engine, Some(&mut RoundTrip));
+        }
         let hash = b.engine.config().shell.password_hash.clone();
         terminal.feed(chunk, hash.as_deref(), now, &mut b);
     }
