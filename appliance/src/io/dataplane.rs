@@ -214,6 +214,40 @@ fn transmit(tx: &mut TxRing, counters: &mut IoCounters, bytes: &[u8]) {
     }
 }
 
+/// Sends `bytes` (a `virtio_net_hdr` and a frame) out of a port synchronously, after
+/// what its transmit ring holds (a flow's frames keep their order), on its receiving
+/// socket, which goes through the kernel's qdisc layer: a GSO super-frame the device
+/// cannot segment itself is segmented (and checksummed) there in software (module
+/// doc). A frame the kernel refuses is counted.
+fn send_whole(socket: &PacketSocket, tx: &mut TxRing, counters: &mut IoCounters, bytes: &[u8]) {
+    flush(tx, counters);
+    // SAFETY: bytes is readable for its length.
+    let sent = unsafe {
+        libc::send(
+            socket.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if sent < 0 {
+        counters.tx_errors += 1;
+    }
+}
+
+/// Sends a translated frame (`bytes`, its `virtio_net_hdr` first) out of a port: a GSO
+/// super-frame whole (`send_whole`), any other frame through the transmit ring.
+fn forward(socket: &PacketSocket, tx: &mut TxRing, counters: &mut IoCounters, bytes: &[u8]) {
+    let gso = bytes
+        .get(1)
+        .is_some_and(|t| t & !offload::GSO_ECN != offload::GSO_NONE);
+    if gso {
+        send_whole(socket, tx, counters, bytes);
+    } else {
+        transmit(tx, counters, bytes);
+    }
+}
+
 /// Prepares `link` and opens its sockets and rings; has the kernel drop its own
 /// copy of the port's frames (`ingress`; logged, not fatal, if that fails) and says
 /// whether it does.
@@ -481,7 +515,7 @@ impl Dataplane {
         } else {
             (outside, inside)
         };
-        let Some(Sockets { ring, tx, .. }) = io.open.as_mut() else {
+        let Some(Sockets { socket, ring, tx }) = io.open.as_mut() else {
             return;
         };
         if let Some(reason) = reason {
@@ -494,9 +528,9 @@ impl Dataplane {
             {
                 let bytes = &buf[..VNET_HDR_LEN + len];
                 if out == p {
-                    transmit(tx, &mut io.counters, bytes);
+                    forward(socket, tx, &mut io.counters, bytes);
                 } else if let Some(o) = other.open.as_mut() {
-                    transmit(&mut o.tx, &mut other.counters, bytes);
+                    forward(&o.socket, &mut o.tx, &mut other.counters, bytes);
                 } else {
                     other.counters.tx_errors += 1;
                 }
@@ -542,23 +576,14 @@ impl Dataplane {
             return;
         };
         let io = &mut self.ports[out];
-        let Some(o) = io.open.as_mut() else {
-            io.counters.tx_errors += 1;
-            return;
-        };
-        flush(&mut o.tx, &mut io.counters);
-        let fd = o.socket.as_raw_fd();
-        // SAFETY: the first VNET_HDR_LEN + len bytes of the large buffer are readable.
-        let sent = unsafe {
-            libc::send(
-                fd,
-                self.large.as_ptr().cast(),
-                VNET_HDR_LEN + len,
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if sent < 0 {
-            self.ports[out].counters.tx_errors += 1;
+        match io.open.as_mut() {
+            Some(o) => send_whole(
+                &o.socket,
+                &mut o.tx,
+                &mut io.counters,
+                &self.large[..VNET_HDR_LEN + len],
+            ),
+            None => io.counters.tx_errors += 1,
         }
     }
 
