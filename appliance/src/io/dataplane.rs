@@ -13,11 +13,16 @@
 //! transmit ring sits on a socket of its own that receives nothing and that nothing
 //! waits on, so freeing a sent frame wakes no one. A GSO super-frame, too large for a
 //! slot, waits whole on the receiving socket's queue (`TP_STATUS_COPY`): it is read
-//! with `recv` into one large buffer, translated there and sent synchronously, after
-//! the egress transmit ring was flushed (a flow's frames keep their order), on the
-//! egress port's receiving socket (the sending one sends only from its ring). Frames
-//! the engine makes itself go through the transmit ring too. Nothing allocates per
-//! packet. (`SendZc` is refused by AF_PACKET with EOPNOTSUPP.)
+//! with `recv` into one large buffer and translated there. A super-frame, from there
+//! or from a slot, is sent synchronously, after the egress transmit ring was flushed
+//! (a flow's frames keep their order), on the egress port's receiving socket (the
+//! sending one sends only from its ring), which goes through the kernel's qdisc layer:
+//! the transmit ring's `PACKET_QDISC_BYPASS` (`__dev_direct_xmit`) drops any skb that
+//! `validate_xmit_skb` replaced, and it replaces a super-frame the device cannot
+//! segment by its software-GSO segments, so on a port without TSO every super-frame
+//! failed (`ENOBUFS`). Frames the engine makes itself go through the transmit ring
+//! too. Nothing allocates per packet. (`SendZc` is refused by AF_PACKET with
+//! EOPNOTSUPP.)
 //!
 //! Offloads: the sockets carry `PACKET_VNET_HDR`, so a GSO super-frame (up to 64 KiB)
 //! arrives whole. `wire::offload::prepare` checks the header against the frame (a
@@ -26,10 +31,11 @@
 //! the frame leaves with; the engine translates with the checksum left partial and
 //! checks GSO segments, not the super-frame, against the MTU; header and frame leave
 //! together, so the kernel (`virtio_net_hdr_to_skb`) segments or passes the
-//! super-frame on, and no checksum is computed in user space. Replies go out with an
-//! all-zero header; so do the engine's own frames. GRO is on on the ports
-//! (`link::prepare`): the kernel merges wire segments into super-frames before natbox
-//! sees them.
+//! super-frame on, and no checksum is computed in user space: on an egress port
+//! without TSO or transmit checksum offload the kernel segments and checksums in
+//! software (`link.rs`). Replies go out with an all-zero header; so do the engine's
+//! own frames. GRO is turned on on a port whose other port has TSO (`link::offer_gro`):
+//! the kernel merges wire segments into super-frames before natbox sees them.
 //!
 //! Waiting: the ring runs with `DEFER_TASKRUN`, so poll wakeups are processed when the
 //! loop enters the kernel, never by interrupting it. An idle loop waits for the first
@@ -328,6 +334,9 @@ impl Dataplane {
         };
         let inside = open(Port::Inside, &config.inside)?;
         let outside = open(Port::Outside, &config.outside)?;
+        for (io, egress) in [(&inside, &outside), (&outside, &inside)] {
+            offer_gro(io, egress);
+        }
         let engine = Engine::new(
             config,
             PortSetup {
@@ -731,10 +740,34 @@ impl Dataplane {
                 io.link = l;
                 io.open = Some(open);
                 let port = io.port;
-                // A new link: the neighbours behind it may have new MACs.
+                // A new link: the neighbours behind it may have new MACs, and it may
+                // transmit differently.
                 self.engine.link_replaced(port);
+                let [inside, outside] = &self.ports;
+                offer_gro(inside, outside);
+                offer_gro(outside, inside);
             }
             Err(e) => log::debug!("{} port: not back yet: {e}", io.port.name()),
+        }
+    }
+}
+
+/// Turns GRO on at port `io` if `egress` has TSO (`link::offer_gro`) and says what it
+/// did.
+fn offer_gro(io: &PortIo, egress: &PortIo) {
+    let (name, dev, out) = (io.port.name(), &io.link.name, &egress.link.name);
+    match link::offer_gro(&io.link, &egress.link) {
+        Ok((_, true)) => log::info!("{name} port {dev}: GRO on ({out} has TSO)"),
+        Ok((tx, false)) if tx.tso => {
+            log::info!("{name} port {dev}: GRO left as it is (the driver does not switch it)")
+        }
+        Ok((tx, false)) => log::info!(
+            "{name} port {dev}: GRO left as it is: {out} has no TSO (transmit checksum \
+             offload {}); the kernel segments and checksums super-frames for it in software",
+            if tx.csum { "on" } else { "off" },
+        ),
+        Err(e) => {
+            log::warn!("{name} port {dev}: cannot read {out}'s offloads ({e}); GRO left as it is")
         }
     }
 }

@@ -2,11 +2,32 @@
 //!
 //! A port is named in the configuration by interface name or MAC address (cloud NIC
 //! names are not stable); `find` resolves either through sysfs. `prepare` makes the
-//! kernel a pure driver host on the port: link up, the configured MTU, kernel IPv6
-//! disabled (no autoconfiguration, no NDP answers: natbox speaks NDP itself), and GRO
-//! on: natbox reads `virtio_net_hdr`s and forwards GSO super-frames whole (fewer,
-//! larger frames: the kernel merges wire segments, the egress NIC or the kernel's GSO
-//! cuts them again, as in the kernel's own forwarding).
+//! kernel a pure driver host on the port: link up, the configured MTU, and kernel IPv6
+//! disabled (no autoconfiguration, no NDP answers: natbox speaks NDP itself).
+//!
+//! Offloads. natbox reads `virtio_net_hdr`s and forwards GSO super-frames whole; what
+//! a port can transmit itself decides only whether merging on the *other* port pays:
+//! - A super-frame always leaves through the kernel's qdisc layer (`dataplane.rs`),
+//!   whose `validate_xmit_skb` segments and checksums it in software when the egress
+//!   device cannot (no TSO for its type, too many segments for the driver, a driver's
+//!   `ndo_features_check`), exactly as for the kernel's own forwarding. natbox does not
+//!   predict that decision from feature bits: a wrong guess would drop every
+//!   super-frame. A partial checksum is completed by the kernel too, in place, on a
+//!   port without transmit checksum offload (`skb_csum_hwoffload_help`, on both the
+//!   qdisc and the bypass path), so natbox never completes one for the egress port.
+//! - GRO on a port (`offer_gro`) is turned on only when the other port has TSO: the
+//!   merged super-frames then stay whole to the egress NIC. Without TSO there, GRO would
+//!   merge wire segments only for the kernel to cut them again, so natbox leaves the
+//!   port's GRO setting as it found it (the operator's, or the driver's default).
+//!
+//! The port's transmit features are read with the legacy ethtool ioctls
+//! `ETHTOOL_GTXCSUM` and `ETHTOOL_GTSO` (`SIOCETHTOOL`): one ioctl each, a stable ABI
+//! and on every kernel. `ETHTOOL_GFEATURES` returns `NETIF_F_*` bits whose numbering is
+//! internal to the kernel (a reader must map names through the `ETH_SS_FEATURES` string
+//! set first), and the ethtool netlink interface needs a generic-netlink family lookup
+//! and attribute parsing: both much more code for the two answers natbox needs. The
+//! legacy answers are coarse (TSO means any of TSO, TSO6, TSO-ECN), which is enough for
+//! a performance choice that correctness does not depend on.
 
 use crate::wire::ethernet::Mac;
 use std::fs;
@@ -74,21 +95,57 @@ pub fn is_running(link: &Link) -> bool {
     same && read_trimmed(&dir.join("operstate")).is_ok_and(|s| s == "up" || s == "unknown")
 }
 
-/// Brings the link up with `mtu`, disables kernel IPv6 on it and turns GRO on.
+/// Brings the link up with `mtu` and disables kernel IPv6 on it.
 pub fn prepare(link: &Link, mtu: u16) -> io::Result<()> {
     let ctl = Ctl::open()?;
     ctl.set_mtu(&link.name, mtu)?;
     ctl.set_up(&link.name)?;
-    if let Err(e) = ctl.enable_gro(&link.name) {
-        // Not every driver has GRO to switch (loopback-like devices): not fatal.
-        log::debug!("{}: cannot turn GRO on: {e}", link.name);
-    }
     let ipv6 = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", link.name);
     if Path::new(&ipv6).exists() {
         fs::write(&ipv6, "1")?;
     }
     Ok(())
 }
+
+/// What a port can transmit itself (module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TxOffloads {
+    /// Transmit checksum offload, for some protocol (`ETHTOOL_GTXCSUM`).
+    pub csum: bool,
+    /// Some TCP segmentation offload (`ETHTOOL_GTSO`).
+    pub tso: bool,
+}
+
+/// Reads what `link` can transmit itself.
+fn tx_offloads(link: &Link) -> io::Result<TxOffloads> {
+    let ctl = Ctl::open()?;
+    Ok(TxOffloads {
+        csum: ctl.ethtool(&link.name, ETHTOOL_GTXCSUM, 0)? != 0,
+        tso: ctl.ethtool(&link.name, ETHTOOL_GTSO, 0)? != 0,
+    })
+}
+
+/// Turns GRO on at `link` if `egress` (the other port) has TSO (module doc); returns
+/// what `egress` can transmit and whether GRO was turned on.
+pub fn offer_gro(link: &Link, egress: &Link) -> io::Result<(TxOffloads, bool)> {
+    let offloads = tx_offloads(egress)?;
+    if !offloads.tso {
+        return Ok((offloads, false));
+    }
+    match Ctl::open()?.ethtool(&link.name, ETHTOOL_SGRO, 1) {
+        Ok(_) => Ok((offloads, true)),
+        Err(e) => {
+            // Not every driver has GRO to switch (loopback-like devices): not fatal.
+            log::debug!("{}: cannot turn GRO on: {e}", link.name);
+            Ok((offloads, false))
+        }
+    }
+}
+
+const SIOCETHTOOL: libc::c_ulong = 0x8946;
+const ETHTOOL_GTXCSUM: u32 = 0x16;
+const ETHTOOL_GTSO: u32 = 0x1e;
+const ETHTOOL_SGRO: u32 = 0x2c;
 
 /// An `AF_INET` datagram socket used only as a handle for interface ioctls.
 struct Ctl(std::os::fd::OwnedFd);
@@ -146,21 +203,18 @@ impl Ctl {
         self.ioctl(libc::SIOCSIFFLAGS, &mut req)
     }
 
-    /// ETHTOOL_SGRO through SIOCETHTOOL.
-    fn enable_gro(&self, name: &str) -> io::Result<()> {
+    /// A legacy ethtool command on `struct ethtool_value` through `SIOCETHTOOL`: sends
+    /// `data`, returns the `data` the kernel wrote back (a get command's answer).
+    fn ethtool(&self, name: &str, cmd: u32, data: u32) -> io::Result<u32> {
         #[repr(C)]
         struct EthtoolValue {
             cmd: u32,
             data: u32,
         }
-        const ETHTOOL_SGRO: u32 = 0x2c;
-        const SIOCETHTOOL: libc::c_ulong = 0x8946;
-        let mut value = EthtoolValue {
-            cmd: ETHTOOL_SGRO,
-            data: 1,
-        };
+        let mut value = EthtoolValue { cmd, data };
         let mut req = Self::ifreq(name)?;
         req.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();
-        self.ioctl(SIOCETHTOOL, &mut req)
+        self.ioctl(SIOCETHTOOL, &mut req)?;
+        Ok(value.data)
     }
 }
