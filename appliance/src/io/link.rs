@@ -218,3 +218,57 @@ impl Ctl {
         Ok(value.data)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::testnet::{index, output, private_netns, run};
+
+    /// A veth `name` (its peer `name`p) in the test's namespace, up.
+    fn veth(name: &str) -> Link {
+        let peer = format!("{name}p");
+        run(&[
+            "ip", "link", "add", name, "type", "veth", "peer", "name", &peer,
+        ]);
+        run(&["ip", "link", "set", name, "up"]);
+        Link {
+            name: name.to_string(),
+            index: index(name),
+            mac: Mac::default(),
+        }
+    }
+
+    fn gro(link: &Link) -> bool {
+        output(&["ethtool", "-k", &link.name]).contains("generic-receive-offload: on")
+    }
+
+    /// The gateway-offloads-off regression: natbox turned GRO on on a port whose
+    /// super-frames the other port, without TSO, could not take.
+    #[test]
+    fn gro_is_turned_on_only_towards_a_port_with_tso() {
+        private_netns();
+        let (lan, wan) = (veth("lan0"), veth("wan0"));
+        run(&["ethtool", "-K", "lan0", "gro", "off"]);
+        run(&[
+            "ethtool", "-K", "wan0", "tx", "off", "tso", "off", "gso", "off", "gro", "off",
+        ]);
+        assert_eq!(
+            tx_offloads(&wan).unwrap(),
+            TxOffloads {
+                csum: false,
+                tso: false
+            }
+        );
+        assert_eq!(
+            tx_offloads(&lan).unwrap(),
+            TxOffloads {
+                csum: true,
+                tso: true
+            }
+        );
+        let (_, on) = offer_gro(&lan, &wan).unwrap();
+        assert!(!on && !gro(&lan), "wan0 has no TSO: lan0's GRO stays off");
+        let (_, on) = offer_gro(&wan, &lan).unwrap();
+        assert!(on && gro(&wan), "lan0 has TSO: wan0's GRO is on");
+    }
+}

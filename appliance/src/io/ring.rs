@@ -359,29 +359,7 @@ impl TxRing {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Moves this test's thread into a network namespace of its own with `lo` up and
-    /// returns lo's index. Needs root (`CAP_SYS_ADMIN`, `CAP_NET_RAW`), as every run
-    /// of natbox's tests has.
-    fn private_loopback() -> u32 {
-        // SAFETY: unshare(2) with a flag; it affects only this thread.
-        let r = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-        assert_eq!(
-            r,
-            0,
-            "unshare(CLONE_NEWNET): {} (natbox's tests run as root)",
-            io::Error::last_os_error()
-        );
-        let up = std::process::Command::new("ip")
-            .args(["link", "set", "lo", "up"])
-            .status()
-            .expect("ip (iproute2)");
-        assert!(up.success(), "ip link set lo up");
-        // SAFETY: a NUL-terminated name.
-        let index = unsafe { libc::if_nametoindex(c"lo".as_ptr()) };
-        assert_ne!(index, 0);
-        index
-    }
+    use crate::io::testnet::private_netns;
 
     /// A `virtio_net_hdr` (no offloads) and a 60-byte frame numbered `n`, of a local
     /// experimental EtherType, for no one.
@@ -411,7 +389,7 @@ mod tests {
 
     #[test]
     fn transmit_ring_sends_requested_frames_whole_and_in_order() {
-        let lo = private_loopback();
+        let lo = private_netns();
         let listener = PacketSocket::open(lo).unwrap();
         let mut rx = RxRing::new(&listener, 1514).unwrap();
         let mut tx = TxRing::new(PacketSocket::open_sender(lo).unwrap(), 1514).unwrap();
@@ -433,7 +411,7 @@ mod tests {
 
     #[test]
     fn a_full_transmit_ring_refuses_frames_until_flushed() {
-        let lo = private_loopback();
+        let lo = private_netns();
         let mut tx = TxRing::new(PacketSocket::open_sender(lo).unwrap(), 1514).unwrap();
         let slots = tx.ring.slots;
         assert_eq!(usize::from(slots), TX_MEMORY / 2048);
