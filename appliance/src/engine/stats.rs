@@ -100,17 +100,21 @@ pub struct IoCounters {
     pub csum_completed: u64,
     /// GSO super-frames received.
     pub gso_frames: u64,
+    /// Times the port's sockets and rings were closed after a failure and reopened
+    /// (`io::dataplane`, "Faults").
+    pub restarts: u64,
 }
 
 impl IoCounters {
     /// The counters by name, for the shell and the metrics.
-    pub fn named(&self) -> [(&'static str, u64); 5] {
+    pub fn named(&self) -> [(&'static str, u64); 6] {
         [
             ("socket_drops", self.socket_drops),
             ("rx_errors", self.rx_errors),
             ("tx_errors", self.tx_errors),
             ("csum_completed", self.csum_completed),
             ("gso_frames", self.gso_frames),
+            ("restarts", self.restarts),
         ]
     }
 }

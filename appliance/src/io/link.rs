@@ -1,7 +1,8 @@
 //! Finding and preparing the data ports.
 //!
 //! A port is named in the configuration by interface name or MAC address (cloud NIC
-//! names are not stable); `find` resolves either through sysfs. `prepare` makes the
+//! names are not stable); `find` resolves either with `if_nameindex` and ioctls, which
+//! answer for natbox's network namespace (sysfs shows the one it was mounted in). `prepare` makes the
 //! kernel a pure driver host on the port: link up, the configured MTU, and kernel IPv6
 //! disabled (no autoconfiguration, no NDP answers: natbox speaks NDP itself).
 //!
@@ -30,11 +31,10 @@
 //! a performance choice that correctness does not depend on.
 
 use crate::wire::ethernet::Mac;
+use std::ffi::{CStr, CString};
 use std::fs;
 use std::io;
 use std::path::Path;
-
-const SYS_NET: &str = "/sys/class/net";
 
 /// A network interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,53 +46,75 @@ pub struct Link {
 
 /// Resolves a configured port (`eth0` or `52:54:00:12:34:56`) to an interface.
 pub fn find(spec: &str) -> io::Result<Link> {
-    if let Some(mac) = Mac::parse(spec) {
-        for entry in fs::read_dir(SYS_NET)? {
-            let name = entry?.file_name().to_string_lossy().into_owned();
-            if read_mac(&name).ok() == Some(mac) {
-                return by_name(&name);
-            }
-        }
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("no interface has MAC address {mac}"),
-        ));
+    let Some(mac) = Mac::parse(spec) else {
+        return by_name(spec);
+    };
+    let ctl = Ctl::open()?;
+    names()?
+        .into_iter()
+        .find(|name| ctl.mac(name).ok() == Some(mac))
+        .map_or_else(
+            || {
+                Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no interface has MAC address {mac}"),
+                ))
+            },
+            |name| by_name(&name),
+        )
+}
+
+/// The names of the interfaces in natbox's network namespace (`if_nameindex`, which
+/// asks the kernel through netlink: sysfs shows the namespace it was mounted in).
+fn names() -> io::Result<Vec<String>> {
+    // SAFETY: if_nameindex returns an array terminated by a zero entry, or null.
+    let list = unsafe { libc::if_nameindex() };
+    if list.is_null() {
+        return Err(io::Error::last_os_error());
     }
-    by_name(spec)
+    let mut out = Vec::new();
+    let mut at = list;
+    // SAFETY: every entry up to the terminating one is valid, with a NUL-terminated
+    // name; the array is freed once, after the last read.
+    unsafe {
+        while (*at).if_index != 0 && !(*at).if_name.is_null() {
+            out.push(CStr::from_ptr((*at).if_name).to_string_lossy().into_owned());
+            at = at.add(1);
+        }
+        libc::if_freenameindex(list);
+    }
+    Ok(out)
+}
+
+/// The index of interface `name`, if there is one.
+fn index_of(name: &str) -> Option<u32> {
+    let c = CString::new(name).ok()?;
+    // SAFETY: a NUL-terminated name.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (index != 0).then_some(index)
 }
 
 fn by_name(name: &str) -> io::Result<Link> {
-    let dir = Path::new(SYS_NET).join(name);
-    if !dir.exists() {
-        return Err(io::Error::new(
+    let index = index_of(name).ok_or_else(|| {
+        io::Error::new(
             io::ErrorKind::NotFound,
             format!("no interface named {name}"),
-        ));
-    }
-    let index = read_trimmed(&dir.join("ifindex"))?
-        .parse()
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad ifindex in sysfs"))?;
+        )
+    })?;
     Ok(Link {
         name: name.to_string(),
         index,
-        mac: read_mac(name)?,
+        mac: Ctl::open()?.mac(name)?,
     })
 }
 
-fn read_mac(name: &str) -> io::Result<Mac> {
-    let text = read_trimmed(&Path::new(SYS_NET).join(name).join("address"))?;
-    Mac::parse(&text).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad MAC in sysfs"))
-}
-
-fn read_trimmed(path: &Path) -> io::Result<String> {
-    Ok(fs::read_to_string(path)?.trim().to_string())
-}
-
-/// Whether the interface exists with the same index and has carrier.
+/// Whether the interface exists with the same index and is operationally up
+/// (`IFF_RUNNING`: operstate up or unknown).
 pub fn is_running(link: &Link) -> bool {
-    let dir = Path::new(SYS_NET).join(&link.name);
-    let same = read_trimmed(&dir.join("ifindex")).is_ok_and(|i| i == link.index.to_string());
-    same && read_trimmed(&dir.join("operstate")).is_ok_and(|s| s == "up" || s == "unknown")
+    index_of(&link.name) == Some(link.index)
+        && Ctl::open()
+            .and_then(|c| c.flags(&link.name))
+            .is_ok_and(|f| f & libc::IFF_RUNNING != 0)
 }
 
 /// Brings the link up with `mtu` and disables kernel IPv6 on it.
@@ -194,13 +216,30 @@ impl Ctl {
         self.ioctl(libc::SIOCSIFMTU, &mut req)
     }
 
-    fn set_up(&self, name: &str) -> io::Result<()> {
+    fn flags(&self, name: &str) -> io::Result<libc::c_int> {
         let mut req = Self::ifreq(name)?;
         self.ioctl(libc::SIOCGIFFLAGS, &mut req)?;
         // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
-        let flags = unsafe { req.ifr_ifru.ifru_flags };
-        req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+        Ok(libc::c_int::from(unsafe { req.ifr_ifru.ifru_flags }) & 0xffff)
+    }
+
+    fn set_up(&self, name: &str) -> io::Result<()> {
+        let flags = self.flags(name)?;
+        let mut req = Self::ifreq(name)?;
+        req.ifr_ifru.ifru_flags = (flags | libc::IFF_UP) as libc::c_short;
         self.ioctl(libc::SIOCSIFFLAGS, &mut req)
+    }
+
+    fn mac(&self, name: &str) -> io::Result<Mac> {
+        let mut req = Self::ifreq(name)?;
+        self.ioctl(libc::SIOCGIFHWADDR, &mut req)?;
+        // SAFETY: SIOCGIFHWADDR filled the hardware-address member of the union.
+        let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
+        let mut mac = [0u8; 6];
+        for (m, d) in mac.iter_mut().zip(data) {
+            *m = d as u8;
+        }
+        Ok(Mac(mac))
     }
 
     /// A legacy ethtool command on `struct ethtool_value` through `SIOCETHTOOL`: sends
