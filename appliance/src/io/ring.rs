@@ -324,6 +324,12 @@ impl TxRing {
         true
     }
 
+    /// The sending socket's descriptor (for the tests, which break it).
+    #[cfg(test)]
+    pub fn socket_fd(&self) -> std::os::fd::RawFd {
+        self.socket.as_raw_fd()
+    }
+
     /// Whether requested slots wait for a `flush` (for the tests; `flush` checks it
     /// itself).
     #[cfg(test)]
