@@ -55,9 +55,10 @@
 //!
 //! Faults: natbox is PID 1, so no I/O error ends the loop (and powers the VM off).
 //! - A port whose socket fails (its poll request fails or reports `POLLNVAL`, or a
-//!   send fails with `EBADF`, `ENOTSOCK` or `EFAULT`: the descriptor or its ring is
-//!   unusable, not one frame or the link) is closed, logged, and reopened by the next
-//!   link check, within a second; at most once a second, however often it fails.
+//!   transmit ring's flush fails with `EBADF`, `ENOTSOCK` or `EFAULT`: the descriptor
+//!   or its ring is unusable, not one frame or the link) is closed, logged, and
+//!   reopened by the next link check, within a second; so at most once a second,
+//!   however often it fails.
 //! - An io_uring failure (entering the kernel or queueing a request fails other than
 //!   by timeout or signal) restarts the dataplane: both ports are closed, and after a
 //!   delay a new io_uring ring is built and the ports reopened. The delay is 100 ms
@@ -65,8 +66,10 @@
 //!   minute after the last one starts again at 100 ms. Each failure is logged. The
 //!   engine, with its sessions, is kept throughout, and the timers (the engine's poll,
 //!   the admin shell) keep running while the ports are closed. Each port counts its
-//!   restarts (`IoCounters::restarts`). Every other error concerns one frame or the
-//!   link: it is counted and the frame dropped, never retried.
+//!   restarts (`IoCounters::restarts`).
+//! - Every other error concerns one frame or the link and is counted (`tx_errors`,
+//!   `rx_errors`); a frame is never sent again, except those a full kernel queue left
+//!   in a transmit ring, which go with the next flush.
 //!
 //! Measured with tests/bench/compare.sh (same machine, same day):
 //! - the transmit ring against an io_uring `Send` per frame from the receive slot,
