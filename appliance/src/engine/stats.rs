@@ -93,8 +93,9 @@ pub struct IoCounters {
     /// error).
     pub rx_errors: u64,
     /// Frames that found no way out (the egress port gone, its transmit ring full, a
-    /// synchronous send refused) and transmit-ring flushes the kernel refused (link
-    /// down; the frames wait in the ring).
+    /// synchronous send refused, a frame the kernel did not take from the transmit
+    /// ring for a second, `io::ring`) and transmit-ring flushes the kernel refused
+    /// (link down; the frames wait in the ring).
     pub tx_errors: u64,
     /// Partial checksums completed in software.
     pub csum_completed: u64,
