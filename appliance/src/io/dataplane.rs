@@ -553,7 +553,7 @@ impl Dataplane {
         {
             self.failures = 0;
         }
-        self.failures += 1;
+        self.failures = self.failures.saturating_add(1);
         self.last_failure = Some(Instant::now());
         let delay = restart_delay(self.failures);
         log::error!(
