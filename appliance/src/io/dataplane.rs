@@ -893,6 +893,9 @@ impl Dataplane {
         io.generation = io.generation.wrapping_add(1);
     }
 
+    /// Opens port `p` again (after its interface returned, or after a fault), with the
+    /// interface its configured name or MAC now finds; logged at debug level if that
+    /// fails (the link checks try again).
     fn reopen(&mut self, p: usize) {
         let max_frame = self.max_frame;
         let io = &mut self.ports[p];
@@ -910,12 +913,16 @@ impl Dataplane {
                         l.mac
                     );
                 }
+                let replaced = l.index != io.link.index;
                 io.link = l;
                 io.open = Some(open);
                 let port = io.port;
-                // A new link: the neighbours behind it may have new MACs, and it may
-                // transmit differently.
-                self.engine.link_replaced(port);
+                // A new link: the neighbours behind it may have new MACs. (The same
+                // link reopened after a fault keeps them.) Either may transmit
+                // differently now.
+                if replaced {
+                    self.engine.link_replaced(port);
+                }
                 let [inside, outside] = &self.ports;
                 offer_gro(inside, outside);
                 offer_gro(outside, inside);
