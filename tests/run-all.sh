@@ -43,6 +43,8 @@ echo "== end-to-end tests (network namespaces, real clients)"
 ./tests/e2e/run.sh
 echo "== end-to-end MTU tests with the hosts' TSO/GSO off (wire-sized frames only)"
 E2E_OFFLOADS=off ./tests/e2e/run.sh test_mtu
+echo "== end-to-end iperf and MTU tests with natbox's ports' offloads off (a NIC without TSO or checksum offload)"
+E2E_GW_OFFLOADS=off ./tests/e2e/run.sh test_iperf test_mtu
 echo "== QEMU boot tests (the real image)"
 ./tests/boot/test_boot.sh
 echo "all checks passed"

@@ -14,8 +14,8 @@ pub fn log_counters(dataplane: &Dataplane) {
         let c = s.ports[port as usize];
         let io = dataplane.io_counters(port);
         log::info!(
-            "counters {}: rx_packets={} rx_bytes={} tx_packets={} tx_bytes={} drops={} socket_drops={} rx_errors={} tx_errors={} csum_completed={} gso_frames={}",
-            port.name(), c.rx_packets, c.rx_bytes, c.tx_packets, c.tx_bytes, c.drops, io.socket_drops, io.rx_errors, io.tx_errors, io.csum_completed, io.gso_frames
+            "counters {}: rx_packets={} rx_bytes={} tx_packets={} tx_bytes={} drops={} socket_drops={} rx_errors={} tx_errors={} csum_completed={} gso_frames={} restarts={}",
+            port.name(), c.rx_packets, c.rx_bytes, c.tx_packets, c.tx_bytes, c.drops, io.socket_drops, io.rx_errors, io.tx_errors, io.csum_completed, io.gso_frames, io.restarts
         );
     }
     log::info!(

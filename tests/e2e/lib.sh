@@ -52,7 +52,22 @@ host_offloads() {
     done
 }
 
-# Creates the namespaces and links, with host offloads as E2E_OFFLOADS says.
+# Offloads on natbox's own ports, lan0 and wan0 in ns gw (E2E_GW_OFFLOADS): "on" keeps
+# veth's defaults; "off" turns transmit and receive checksum offload, TSO, GSO and GRO
+# off before natbox starts, as on a NIC without checksum offload: natbox must then
+# neither hand a port a super-frame nor a partial checksum it cannot send.
+E2E_GW_OFFLOADS=${E2E_GW_OFFLOADS:-on}
+
+# gw_offloads on|off: checksum offloads, TSO, GSO and GRO of natbox's ports.
+gw_offloads() {
+    local dev
+    for dev in lan0 wan0; do
+        in_gw ethtool -K "$dev" tx "$1" rx "$1" tso "$1" gso "$1" gro "$1" >/dev/null
+    done
+}
+
+# Creates the namespaces and links, with host offloads as E2E_OFFLOADS says and
+# natbox's ports' offloads as E2E_GW_OFFLOADS says.
 topology() {
     for ns in "$LAN" "$GW" "$WAN"; do ip netns add "$ns"; done
     ip link add eth0 netns "$LAN" type veth peer name lan0 netns "$GW"
@@ -71,6 +86,7 @@ topology() {
     # The wan side routes the lan's IPv6 prefix to natbox, as an upstream router would.
     ip -n "$WAN" -6 route add 2001:db8:10::/64 via 2001:db8:ff::10
     host_offloads "$E2E_OFFLOADS"
+    [ "$E2E_GW_OFFLOADS" = on ] || gw_offloads "$E2E_GW_OFFLOADS"
 }
 
 # Writes $WORK/natbox.toml from the example config, applying sed expressions given as

@@ -104,24 +104,29 @@ pub struct IoCounters {
     /// error).
     pub rx_errors: u64,
     /// Frames that found no way out (the egress port gone, its transmit ring full, a
-    /// synchronous send refused) and transmit-ring flushes the kernel refused (link
-    /// down; the frames wait in the ring).
+    /// synchronous send refused, a frame the kernel did not take from the transmit
+    /// ring for a second, `io::ring`) and transmit-ring flushes the kernel refused
+    /// (link down; the frames wait in the ring).
     pub tx_errors: u64,
     /// Partial checksums completed in software.
     pub csum_completed: u64,
     /// GSO super-frames received.
     pub gso_frames: u64,
+    /// Times the port's sockets and rings were closed after a failure and reopened
+    /// (`io::dataplane`, "Faults").
+    pub restarts: u64,
 }
 
 impl IoCounters {
     /// The counters by name, for the shell and the metrics.
-    pub fn named(&self) -> [(&'static str, u64); 5] {
+    pub fn named(&self) -> [(&'static str, u64); 6] {
         [
             ("socket_drops", self.socket_drops),
             ("rx_errors", self.rx_errors),
             ("tx_errors", self.tx_errors),
             ("csum_completed", self.csum_completed),
             ("gso_frames", self.gso_frames),
+            ("restarts", self.restarts),
         ]
     }
 }

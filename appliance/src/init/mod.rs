@@ -130,11 +130,8 @@ pub fn run(report: fn(&Dataplane)) -> ! {
         outside.mac,
         uptime_ms()
     ));
-    let result = dataplane.run(stop, &mut |engine, links| control.tick(Some(engine), links));
+    dataplane.run(stop, &mut |engine, links| control.tick(Some(engine), links));
     report(&dataplane);
-    if let Err(e) = result {
-        log::error!("dataplane failed: {e}");
-    }
     shut_down(control.requested);
 }
 

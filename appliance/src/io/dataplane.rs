@@ -13,11 +13,16 @@
 //! transmit ring sits on a socket of its own that receives nothing and that nothing
 //! waits on, so freeing a sent frame wakes no one. A GSO super-frame, too large for a
 //! slot, waits whole on the receiving socket's queue (`TP_STATUS_COPY`): it is read
-//! with `recv` into one large buffer, translated there and sent synchronously, after
-//! the egress transmit ring was flushed (a flow's frames keep their order), on the
-//! egress port's receiving socket (the sending one sends only from its ring). Frames
-//! the engine makes itself go through the transmit ring too. Nothing allocates per
-//! packet. (`SendZc` is refused by AF_PACKET with EOPNOTSUPP.)
+//! with `recv` into one large buffer and translated there. A super-frame, from there
+//! or from a slot, is sent synchronously, after the egress transmit ring was flushed
+//! (a flow's frames keep their order), on the egress port's receiving socket (the
+//! sending one sends only from its ring), which goes through the kernel's qdisc layer:
+//! the transmit ring's `PACKET_QDISC_BYPASS` (`__dev_direct_xmit`) drops any skb that
+//! `validate_xmit_skb` replaced, and it replaces a super-frame the device cannot
+//! segment by its software-GSO segments, so on a port without TSO every super-frame
+//! failed (`ENOBUFS`). Frames the engine makes itself go through the transmit ring
+//! too. Nothing allocates per packet. (`SendZc` is refused by AF_PACKET with
+//! EOPNOTSUPP.)
 //!
 //! Offloads: the sockets carry `PACKET_VNET_HDR`, so a GSO super-frame (up to 64 KiB)
 //! arrives whole. `wire::offload::prepare` checks the header against the frame (a
@@ -26,10 +31,11 @@
 //! the frame leaves with; the engine translates with the checksum left partial and
 //! checks GSO segments, not the super-frame, against the MTU; header and frame leave
 //! together, so the kernel (`virtio_net_hdr_to_skb`) segments or passes the
-//! super-frame on, and no checksum is computed in user space. Replies go out with an
-//! all-zero header; so do the engine's own frames. GRO is on on the ports
-//! (`link::prepare`): the kernel merges wire segments into super-frames before natbox
-//! sees them.
+//! super-frame on, and no checksum is computed in user space: on an egress port
+//! without TSO or transmit checksum offload the kernel segments and checksums in
+//! software (`link.rs`). Replies go out with an all-zero header; so do the engine's
+//! own frames. GRO is turned on on a port whose other port has TSO (`link::offer_gro`):
+//! the kernel merges wire segments into super-frames before natbox sees them.
 //!
 //! Waiting: the ring runs with `DEFER_TASKRUN`, so poll wakeups are processed when the
 //! loop enters the kernel, never by interrupting it. An idle loop waits for the first
@@ -46,6 +52,24 @@
 //! Timers: `Engine::poll` every 100 ms; link state every second. A port whose link
 //! goes down is logged and the other port keeps forwarding; a port whose interface
 //! disappears is closed and reopened (with its link set up again) when it returns.
+//!
+//! Faults: natbox is PID 1, so no I/O error ends the loop (and powers the VM off).
+//! - A port whose socket fails (its poll request fails or reports `POLLNVAL`, or a
+//!   transmit ring's flush fails with `EBADF`, `ENOTSOCK` or `EFAULT`: the descriptor
+//!   or its ring is unusable, not one frame or the link) is closed, logged, and
+//!   reopened by the next link check, within a second; so at most once a second,
+//!   however often it fails.
+//! - An io_uring failure (entering the kernel or queueing a request fails other than
+//!   by timeout or signal) restarts the dataplane: both ports are closed, and after a
+//!   delay a new io_uring ring is built and the ports reopened. The delay is 100 ms
+//!   and doubles with every failure in a row, up to 10 s; a failure more than a
+//!   minute after the last one starts again at 100 ms. Each failure is logged. The
+//!   engine, with its sessions, is kept throughout, and the timers (the engine's poll,
+//!   the admin shell) keep running while the ports are closed. Each port counts its
+//!   restarts (`IoCounters::restarts`).
+//! - Every other error concerns one frame or the link and is counted (`tx_errors`,
+//!   `rx_errors`); a frame is never sent again, except those a full kernel queue left
+//!   in a transmit ring, which go with the next flush.
 //!
 //! Measured with tests/bench/compare.sh (same machine, same day):
 //! - the transmit ring against an io_uring `Send` per frame from the receive slot,
@@ -88,6 +112,13 @@ const LINK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Ring slots processed per port before the loop submits the sends and looks at the
 /// other port.
 const DRAIN_BUDGET: usize = 256;
+
+/// The first delay before a restart after an io_uring failure, doubled for every
+/// failure in a row up to `RESTART_MAX_DELAY` (module doc).
+const RESTART_DELAY: Duration = Duration::from_millis(100);
+const RESTART_MAX_DELAY: Duration = Duration::from_secs(10);
+/// A failure this long after the previous one is not "in a row".
+const RESTART_CALM: Duration = Duration::from_secs(60);
 
 const KIND_POLL: u64 = 1;
 const KIND_CANCEL: u64 = 2;
@@ -146,6 +177,8 @@ struct PortIo {
     armed: bool,
     /// Tags the socket, so completions for a closed one are recognised.
     generation: u8,
+    /// Why the socket is unusable, if it is: it is closed after the batch (module doc).
+    broken: Option<String>,
     counters: IoCounters,
 }
 
@@ -170,6 +203,11 @@ pub struct Dataplane {
     tx_backlog: bool,
     /// The kernel's ingress drop on the ports, if nf_tables is there.
     ingress: Option<IngressDrop>,
+    /// After an io_uring failure: when to restart (module doc).
+    restart_at: Option<Instant>,
+    /// io_uring failures in a row, and when the last one was.
+    failures: u32,
+    last_failure: Option<Instant>,
 }
 
 impl std::fmt::Debug for Dataplane {
@@ -189,18 +227,60 @@ struct Sockets {
     tx: TxRing,
 }
 
-/// Has the kernel send what `tx` holds. True if it could not take everything because
-/// its queues are full (socket buffer, driver queue): the rest waits for the next
-/// flush, which should come soon. Any other failure (link down) is counted.
-fn flush(tx: &mut TxRing, counters: &mut IoCounters) -> bool {
+/// What a flush of a transmit ring came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flushed {
+    /// Everything requested was handed to the kernel, or a failure (link down) was
+    /// counted.
+    Done,
+    /// The kernel's queues were full (socket buffer, driver queue): the rest waits for
+    /// the next flush, which should come soon.
+    Backlog,
+    /// The socket is unusable (`broken_socket`); counted.
+    Broken,
+}
+
+/// Has the kernel send what `tx` holds.
+fn flush(tx: &mut TxRing, counters: &mut IoCounters) -> Flushed {
     match tx.flush() {
-        Ok(()) => false,
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOBUFS)) => true,
-        Err(_) => {
+        Ok(()) => Flushed::Done,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOBUFS)) => {
+            Flushed::Backlog
+        }
+        Err(e) => {
             counters.tx_errors += 1;
-            false
+            if broken_socket(&e) {
+                Flushed::Broken
+            } else {
+                Flushed::Done
+            }
         }
     }
+}
+
+/// Whether a socket call's error says the socket itself, or its mapped ring, is
+/// unusable, rather than one frame or the link (module doc).
+fn broken_socket(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EBADF | libc::ENOTSOCK | libc::EFAULT)
+    )
+}
+
+/// A new io_uring ring for the loop.
+fn new_ring() -> io::Result<IoUring> {
+    IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_taskrun_flag()
+        .build(RING_ENTRIES)
+}
+
+/// How long to wait before restarting after the `failures`-th io_uring failure in a
+/// row (module doc).
+fn restart_delay(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    (RESTART_DELAY * (1u32 << doublings)).min(RESTART_MAX_DELAY)
 }
 
 /// Copies `bytes` (a `virtio_net_hdr` and a frame) into `tx`, flushing it first if it
@@ -211,6 +291,40 @@ fn transmit(tx: &mut TxRing, counters: &mut IoCounters, bytes: &[u8]) {
         if !tx.request(bytes) {
             counters.tx_errors += 1;
         }
+    }
+}
+
+/// Sends `bytes` (a `virtio_net_hdr` and a frame) out of a port synchronously, after
+/// what its transmit ring holds (a flow's frames keep their order), on its receiving
+/// socket, which goes through the kernel's qdisc layer: a GSO super-frame the device
+/// cannot segment itself is segmented (and checksummed) there in software (module
+/// doc). A frame the kernel refuses is counted.
+fn send_whole(socket: &PacketSocket, tx: &mut TxRing, counters: &mut IoCounters, bytes: &[u8]) {
+    flush(tx, counters);
+    // SAFETY: bytes is readable for its length.
+    let sent = unsafe {
+        libc::send(
+            socket.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if sent < 0 {
+        counters.tx_errors += 1;
+    }
+}
+
+/// Sends a translated frame (`bytes`, its `virtio_net_hdr` first) out of a port: a GSO
+/// super-frame whole (`send_whole`), any other frame through the transmit ring.
+fn forward(socket: &PacketSocket, tx: &mut TxRing, counters: &mut IoCounters, bytes: &[u8]) {
+    let gso = bytes
+        .get(1)
+        .is_some_and(|t| t & !offload::GSO_ECN != offload::GSO_NONE);
+    if gso {
+        send_whole(socket, tx, counters, bytes);
+    } else {
+        transmit(tx, counters, bytes);
     }
 }
 
@@ -246,11 +360,7 @@ fn open_socket(
 impl Dataplane {
     /// Finds and prepares both ports and builds the engine for `config`.
     pub fn new(config: &firmware_config::Config) -> io::Result<Dataplane> {
-        let ring = IoUring::builder()
-            .setup_single_issuer()
-            .setup_defer_taskrun()
-            .setup_taskrun_flag()
-            .build(RING_ENTRIES)?;
+        let ring = new_ring()?;
         let max_mtu = usize::from(config.inside.mtu.max(config.outside.mtu));
         // Room for the frame, its headers, and ICMP errors built in place (1294 bytes).
         let max_frame = 14 + max_mtu.max(1294);
@@ -289,11 +399,15 @@ impl Dataplane {
                 state: LinkState::Up,
                 armed: false,
                 generation: 0,
+                broken: None,
                 counters: IoCounters::default(),
             })
         };
         let inside = open(Port::Inside, &config.inside)?;
         let outside = open(Port::Outside, &config.outside)?;
+        for (io, egress) in [(&inside, &outside), (&outside, &inside)] {
+            offer_gro(io, egress);
+        }
         let engine = Engine::new(
             config,
             PortSetup {
@@ -315,6 +429,9 @@ impl Dataplane {
             batch: 0,
             tx_backlog: false,
             ingress,
+            restart_at: None,
+            failures: 0,
+            last_failure: None,
         })
     }
 
@@ -348,48 +465,33 @@ impl Dataplane {
         }
     }
 
-    /// Runs until `stop` becomes true or `tick` returns false. `tick` runs every poll
-    /// interval (100 ms) between batches, with the engine to itself: the admin shell
-    /// runs there.
+    /// Runs until `stop` becomes true or `tick` returns false; I/O failures are
+    /// recovered from, never returned (module doc). `tick` runs every poll interval
+    /// (100 ms) between batches, with the engine to itself: the admin shell runs there.
     pub fn run(
         &mut self,
         stop: &AtomicBool,
         tick: &mut dyn FnMut(&mut Engine, &LinkSummary) -> bool,
-    ) -> io::Result<()> {
+    ) {
         let mut last_poll = Instant::now();
         let mut last_link = Instant::now();
-        let timeout = types::Timespec::from(POLL_INTERVAL);
-        let idle = types::SubmitArgs::new().timespec(&timeout);
-        let nap = types::Timespec::from(BUSY_NAP);
-        let busy = types::SubmitArgs::new().timespec(&nap);
         // SAFETY: prctl with integer arguments only. Naps are tens of microseconds;
         // the default 50 us timer slack would double them.
         unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000, 0, 0, 0) };
         while !stop.load(Ordering::Relaxed) {
-            self.arm_receivers()?;
-            // Frames left in a ring: look again at once. A flood, or frames the
-            // kernel had no room for yet: nap. Otherwise wait for the first completion
-            // (module doc).
-            let (want, args) = if self.rx_pending {
-                (0, &idle)
-            } else if self.batch >= BUSY_BATCH || self.tx_backlog {
-                (2 * RING_ENTRIES as usize, &busy)
-            } else {
-                (1, &idle)
-            };
-            match self.ring.submitter().submit_with_args(want, args) {
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ETIME | libc::EINTR | libc::EBUSY)
-                    ) => {}
-                Err(e) => return Err(e),
+            match self.restart_at {
+                None => {
+                    if let Err(e) = self.turn() {
+                        self.fail(&e);
+                    }
+                }
+                Some(at) if Instant::now() >= at => self.restart(),
+                // The ports are closed: only the timers run.
+                Some(at) => std::thread::sleep(
+                    at.saturating_duration_since(Instant::now())
+                        .min(POLL_INTERVAL),
+                ),
             }
-            self.reap();
-            self.drain_rings();
-            self.send_engine_frames();
-            self.flush_transmits();
             if last_poll.elapsed() >= POLL_INTERVAL {
                 last_poll = Instant::now();
                 let now = self.now_ms();
@@ -401,12 +503,116 @@ impl Dataplane {
                 self.send_engine_frames();
                 self.flush_transmits();
             }
-            if last_link.elapsed() >= LINK_CHECK_INTERVAL {
+            if last_link.elapsed() >= LINK_CHECK_INTERVAL && self.restart_at.is_none() {
                 last_link = Instant::now();
                 self.check_links();
             }
         }
+    }
+
+    /// One round of I/O: arms the polls, enters the kernel (to wait, nap or just
+    /// submit), handles the completions, processes the receive rings and sends. An
+    /// error is io_uring's own (module doc).
+    fn turn(&mut self) -> io::Result<()> {
+        self.arm_receivers()?;
+        // Frames left in a ring: look again at once. A flood, or frames the kernel had
+        // no room for yet: nap. Otherwise wait for the first completion (module doc).
+        let idle = types::Timespec::from(POLL_INTERVAL);
+        let nap = types::Timespec::from(BUSY_NAP);
+        let (want, timeout) = if self.rx_pending {
+            (0, &idle)
+        } else if self.batch >= BUSY_BATCH || self.tx_backlog {
+            (2 * RING_ENTRIES as usize, &nap)
+        } else {
+            (1, &idle)
+        };
+        let args = types::SubmitArgs::new().timespec(timeout);
+        match self.ring.submitter().submit_with_args(want, &args) {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                ) => {}
+            Err(e) => return Err(e),
+        }
+        self.reap();
+        self.drain_rings();
+        self.send_engine_frames();
+        self.flush_transmits();
+        self.close_broken();
         Ok(())
+    }
+
+    /// An io_uring failure: closes both ports and schedules the restart, later the
+    /// more failures came in a row (module doc).
+    fn fail(&mut self, e: &io::Error) {
+        if self
+            .last_failure
+            .is_some_and(|t| t.elapsed() > RESTART_CALM)
+        {
+            self.failures = 0;
+        }
+        self.failures = self.failures.saturating_add(1);
+        self.last_failure = Some(Instant::now());
+        let delay = restart_delay(self.failures);
+        log::error!(
+            "dataplane: io_uring failed ({e}); ports closed, restart in {} ms (failure {} \
+             in a row); sessions are kept",
+            delay.as_millis(),
+            self.failures
+        );
+        for p in 0..2 {
+            if self.ports[p].open.is_some() {
+                self.close(p);
+            }
+        }
+        self.restart_at = Some(Instant::now() + delay);
+    }
+
+    /// Builds a new io_uring ring and reopens both ports (a port that cannot be opened
+    /// yet is left to the link checks); a ring that cannot be built is a failure.
+    fn restart(&mut self) {
+        self.restart_at = None;
+        match new_ring() {
+            Ok(ring) => self.ring = ring,
+            Err(e) => return self.fail(&e),
+        }
+        for p in 0..2 {
+            self.reopen(p);
+            self.ports[p].counters.restarts += 1;
+        }
+        let open = |io: &PortIo| {
+            if io.open.is_some() {
+                "open"
+            } else {
+                "not open yet"
+            }
+        };
+        log::warn!(
+            "dataplane restarted: inside port {}, outside port {}",
+            open(&self.ports[0]),
+            open(&self.ports[1])
+        );
+    }
+
+    /// Closes every port whose socket failed (module doc); the link checks reopen it.
+    fn close_broken(&mut self) {
+        for p in 0..2 {
+            let io = &mut self.ports[p];
+            let Some(why) = io.broken.take() else {
+                continue;
+            };
+            if io.open.is_some() {
+                log::error!(
+                    "{} port {}: socket failed ({why}); reopening it",
+                    io.port.name(),
+                    io.link.name
+                );
+                io.counters.restarts += 1;
+                self.close(p);
+            }
+        }
     }
 
     /// Handles every completion posted so far.
@@ -434,8 +640,14 @@ impl Dataplane {
             io.armed = false;
         }
         let res = cqe.result();
-        if res < 0 && res != -libc::ECANCELED {
+        if tag.generation != io.generation || res == -libc::ECANCELED {
+            return;
+        }
+        if res < 0 {
             io.counters.rx_errors += 1;
+            io.broken = Some(format!("poll: {}", io::Error::from_raw_os_error(-res)));
+        } else if res & i32::from(libc::POLLNVAL) != 0 {
+            io.broken = Some("poll: POLLNVAL".into());
         }
     }
 
@@ -481,7 +693,7 @@ impl Dataplane {
         } else {
             (outside, inside)
         };
-        let Some(Sockets { ring, tx, .. }) = io.open.as_mut() else {
+        let Some(Sockets { socket, ring, tx }) = io.open.as_mut() else {
             return;
         };
         if let Some(reason) = reason {
@@ -494,9 +706,9 @@ impl Dataplane {
             {
                 let bytes = &buf[..VNET_HDR_LEN + len];
                 if out == p {
-                    transmit(tx, &mut io.counters, bytes);
+                    forward(socket, tx, &mut io.counters, bytes);
                 } else if let Some(o) = other.open.as_mut() {
-                    transmit(&mut o.tx, &mut other.counters, bytes);
+                    forward(&o.socket, &mut o.tx, &mut other.counters, bytes);
                 } else {
                     other.counters.tx_errors += 1;
                 }
@@ -542,23 +754,14 @@ impl Dataplane {
             return;
         };
         let io = &mut self.ports[out];
-        let Some(o) = io.open.as_mut() else {
-            io.counters.tx_errors += 1;
-            return;
-        };
-        flush(&mut o.tx, &mut io.counters);
-        let fd = o.socket.as_raw_fd();
-        // SAFETY: the first VNET_HDR_LEN + len bytes of the large buffer are readable.
-        let sent = unsafe {
-            libc::send(
-                fd,
-                self.large.as_ptr().cast(),
-                VNET_HDR_LEN + len,
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if sent < 0 {
-            self.ports[out].counters.tx_errors += 1;
+        match io.open.as_mut() {
+            Some(o) => send_whole(
+                &o.socket,
+                &mut o.tx,
+                &mut io.counters,
+                &self.large[..VNET_HDR_LEN + len],
+            ),
+            None => io.counters.tx_errors += 1,
         }
     }
 
@@ -584,7 +787,11 @@ impl Dataplane {
         self.tx_backlog = false;
         for io in &mut self.ports {
             if let Some(o) = io.open.as_mut() {
-                self.tx_backlog |= flush(&mut o.tx, &mut io.counters);
+                match flush(&mut o.tx, &mut io.counters) {
+                    Flushed::Done => {}
+                    Flushed::Backlog => self.tx_backlog = true,
+                    Flushed::Broken => io.broken = Some("send from the transmit ring".into()),
+                }
             }
         }
     }
@@ -686,6 +893,9 @@ impl Dataplane {
         io.generation = io.generation.wrapping_add(1);
     }
 
+    /// Opens port `p` again (after its interface returned, or after a fault), with the
+    /// interface its configured name or MAC now finds; logged at debug level if that
+    /// fails (the link checks try again).
     fn reopen(&mut self, p: usize) {
         let max_frame = self.max_frame;
         let io = &mut self.ports[p];
@@ -703,13 +913,41 @@ impl Dataplane {
                         l.mac
                     );
                 }
+                let replaced = l.index != io.link.index;
                 io.link = l;
                 io.open = Some(open);
                 let port = io.port;
-                // A new link: the neighbours behind it may have new MACs.
-                self.engine.link_replaced(port);
+                // A new link: the neighbours behind it may have new MACs. (The same
+                // link reopened after a fault keeps them.) Either may transmit
+                // differently now.
+                if replaced {
+                    self.engine.link_replaced(port);
+                }
+                let [inside, outside] = &self.ports;
+                offer_gro(inside, outside);
+                offer_gro(outside, inside);
             }
             Err(e) => log::debug!("{} port: not back yet: {e}", io.port.name()),
+        }
+    }
+}
+
+/// Turns GRO on at port `io` if `egress` has TSO (`link::offer_gro`) and says what it
+/// did.
+fn offer_gro(io: &PortIo, egress: &PortIo) {
+    let (name, dev, out) = (io.port.name(), &io.link.name, &egress.link.name);
+    match link::offer_gro(&io.link, &egress.link) {
+        Ok((_, true)) => log::info!("{name} port {dev}: GRO on ({out} has TSO)"),
+        Ok((tx, false)) if tx.tso => {
+            log::info!("{name} port {dev}: GRO left as it is (the driver does not switch it)")
+        }
+        Ok((tx, false)) => log::info!(
+            "{name} port {dev}: GRO left as it is: {out} has no TSO (transmit checksum \
+             offload {}); the kernel segments and checksums super-frames for it in software",
+            if tx.csum { "on" } else { "off" },
+        ),
+        Err(e) => {
+            log::warn!("{name} port {dev}: cannot read {out}'s offloads ({e}); GRO left as it is")
         }
     }
 }
@@ -782,4 +1020,126 @@ fn translate(
 
 fn annotate(port: Port, name: &str, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{} port {name}: {e}", port.name()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::testnet::{index, private_netns, run};
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn restart_delay_doubles_from_100ms_up_to_10s() {
+        let ms = |n| restart_delay(n).as_millis();
+        assert_eq!([ms(1), ms(2), ms(3), ms(4)], [100, 200, 400, 800]);
+        assert_eq!(ms(8), 10_000);
+        assert_eq!(ms(u32::MAX), 10_000);
+    }
+
+    /// Two veth pairs, lan0/lan0p and wan0/wan0p, in the test's own namespace; the
+    /// peers up, with no IPv6 of their own (no router solicitations to count).
+    fn ports() {
+        private_netns();
+        for port in ["lan0", "wan0"] {
+            let peer = format!("{port}p");
+            run(&[
+                "ip", "link", "add", port, "type", "veth", "peer", "name", &peer,
+            ]);
+            run(&[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{peer}.disable_ipv6=1"),
+            ]);
+            run(&["ip", "link", "set", &peer, "up"]);
+        }
+    }
+
+    /// An ARP request for the inside address, sent into lan0 from its peer.
+    fn arp_request_from_lan() {
+        let peer = PacketSocket::open_sender(index("lan0p")).unwrap();
+        let mut f = vec![0u8; VNET_HDR_LEN];
+        f.extend_from_slice(&[0xff; 6]);
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 2, 0x08, 0x06]);
+        f.extend_from_slice(&[0, 1, 0x08, 0, 6, 4, 0, 1]);
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 2, 10, 10, 0, 2]);
+        f.extend_from_slice(&[0, 0, 0, 0, 0, 0, 10, 10, 0, 1]);
+        // SAFETY: f is readable for its length.
+        let sent = unsafe { libc::send(peer.as_raw_fd(), f.as_ptr().cast(), f.len(), 0) };
+        assert_eq!(sent, f.len() as isize, "{}", io::Error::last_os_error());
+    }
+
+    /// Hardening 6: an io_uring failure (here its descriptor made to name /dev/null,
+    /// so entering it fails with EOPNOTSUPP) neither ends the loop nor loses the
+    /// engine: the dataplane restarts both ports on a new ring, and frames are received
+    /// again.
+    #[test]
+    fn an_io_uring_failure_restarts_the_dataplane_and_keeps_the_engine() {
+        ports();
+        let config = firmware_config::from_toml(include_str!("../../../natbox.toml")).unwrap();
+        let mut dp = Dataplane::new(&config).unwrap();
+        dp.engine.count_drop(Port::Inside, DropReason::VlanTagged);
+        let null = std::fs::File::open("/dev/null").unwrap();
+        // SAFETY: both descriptors are open; the ring's now names /dev/null (it is
+        // closed once, when the ring is dropped).
+        assert!(unsafe { libc::dup2(null.as_raw_fd(), dp.ring.as_raw_fd()) } >= 0);
+        let stop = AtomicBool::new(false);
+        let (mut ticks, mut after_restart) = (0, None);
+        dp.run(&stop, &mut |engine, links| {
+            ticks += 1;
+            let rx = engine.stats().ports[0].rx_packets;
+            match after_restart {
+                None if links.io.iter().all(|c| c.restarts == 1) => {
+                    after_restart = Some((ticks, rx));
+                    arp_request_from_lan();
+                }
+                Some((t, _)) if ticks > t + 5 => return false,
+                _ => {}
+            }
+            ticks < 50
+        });
+        let (_, rx) = after_restart.expect("restarted within 5 s");
+        assert!(
+            dp.ports.iter().all(|io| io.open.is_some()),
+            "ports reopened"
+        );
+        let stats = dp.engine.stats();
+        assert_eq!(
+            stats.drops[DropReason::VlanTagged as usize],
+            1,
+            "same engine"
+        );
+        assert!(rx >= 1 && stats.ports[0].rx_packets > rx, "receiving again");
+    }
+
+    /// Hardening 6: a port whose sending socket fails (here its descriptor made to
+    /// name /dev/null, so sending fails with ENOTSOCK) is closed and reopened within a
+    /// second, while the other port and the engine carry on.
+    #[test]
+    fn a_broken_port_socket_is_reopened() {
+        ports();
+        let config = firmware_config::from_toml(include_str!("../../../natbox.toml")).unwrap();
+        let mut dp = Dataplane::new(&config).unwrap();
+        let tx = dp.ports[0].open.as_ref().unwrap().tx.socket_fd();
+        let null = std::fs::File::open("/dev/null").unwrap();
+        // SAFETY: both descriptors are open; the socket's now names /dev/null (it is
+        // closed once, when the ring is dropped).
+        assert!(unsafe { libc::dup2(null.as_raw_fd(), tx) } >= 0);
+        let stop = AtomicBool::new(false);
+        let mut ticks = 0;
+        let mut summary = None;
+        dp.run(&stop, &mut |_, links| {
+            ticks += 1;
+            // The ARP reply is what fails to leave.
+            if ticks == 1 {
+                arp_request_from_lan();
+            }
+            summary = Some(links.clone());
+            ticks < 25
+        });
+        let links = summary.unwrap();
+        assert_eq!([links.io[0].restarts, links.io[1].restarts], [1, 0]);
+        assert!(links.io[0].tx_errors >= 1);
+        assert!(dp.ports.iter().all(|io| io.open.is_some()), "reopened");
+        assert_eq!(links.states, ["up", "up"]);
+    }
 }

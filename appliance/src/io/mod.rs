@@ -11,3 +11,5 @@ pub mod power_button;
 pub mod ring;
 pub mod signals;
 pub mod socket;
+#[cfg(test)]
+mod testnet;

@@ -32,6 +32,16 @@
 //! read yet. `PACKET_LOSS` is set, so a frame the kernel refuses is skipped, not left
 //! to block the ring (`TP_STATUS_WRONG_FORMAT`).
 //!
+//! A frame the device layer drops (`NET_XMIT_DROP`) is not skipped: `tpacket_snd`
+//! hands its slot back as still requested and stops there, so the same frame is tried
+//! at every flush, and the `ENOBUFS` looks like a full driver queue. A frame that has
+//! been first in line for `STALL_LIMIT` (1 s) without the kernel taking it is
+//! discarded: its length is set to 0, which the kernel's parser refuses, so
+//! `PACKET_LOSS` skips it at the next flush; `flush` reports it (`TimedOut`) for the
+//! caller to count. A driver queue that stays full for a second loses one frame a
+//! second this way; a frame the device can never take (the old GSO super-frame on a
+//! port without TSO) no longer blocks the ring for good.
+//!
 //! A frame does not leave from the receive slot it arrived in because the kernel sends
 //! only from its transmit ring; the copy from one to the other is the price of
 //! batching, and frees the receive slot at once.
@@ -41,6 +51,7 @@ use crate::wire::offload::{VnetHdr, VNET_HDR_LEN};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 /// `TPACKET_V2`.
 const TPACKET_V2: libc::c_int = 1;
@@ -67,6 +78,8 @@ const TX_DATA: usize = 32;
 const TP_STATUS_KERNEL: u32 = 0;
 const TP_STATUS_AVAILABLE: u32 = 0;
 const TP_STATUS_SEND_REQUEST: u32 = 1;
+/// How long a frame may stay first in line in a transmit ring (module doc).
+const STALL_LIMIT: Duration = Duration::from_secs(1);
 
 /// `struct tpacket_req`.
 #[repr(C)]
@@ -278,6 +291,10 @@ pub struct TxRing {
     head: u16,
     /// Slots were requested that the kernel has not taken yet.
     unsent: bool,
+    /// The first slot requested and not seen taken yet (meaningful while `unsent`).
+    oldest: u16,
+    /// Since when `oldest` has waited, across flushes that did not take it.
+    stalled_since: Option<Instant>,
 }
 
 impl TxRing {
@@ -291,6 +308,8 @@ impl TxRing {
             socket,
             head: 0,
             unsent: false,
+            oldest: 0,
+            stalled_since: None,
         })
     }
 
@@ -319,9 +338,18 @@ impl TxRing {
         self.ring
             .status(slot)
             .store(TP_STATUS_SEND_REQUEST, Ordering::Release);
+        if !self.unsent {
+            self.oldest = slot;
+        }
         self.head = (slot + 1) % self.ring.slots;
         self.unsent = true;
         true
+    }
+
+    /// The sending socket's descriptor (for the tests, which break it).
+    #[cfg(test)]
+    pub fn socket_fd(&self) -> std::os::fd::RawFd {
+        self.socket.as_raw_fd()
     }
 
     /// Whether requested slots wait for a `flush` (for the tests; `flush` checks it
@@ -333,7 +361,8 @@ impl TxRing {
 
     /// Has the kernel transmit every requested slot, in order: one `send` with no data.
     /// Slots it cannot take now (socket buffer full) stay requested and go with the
-    /// next flush.
+    /// next flush; a frame first in line for `STALL_LIMIT` is discarded and reported as
+    /// `TimedOut` (module doc).
     pub fn flush(&mut self) -> io::Result<()> {
         if !self.unsent {
             return Ok(());
@@ -352,36 +381,50 @@ impl TxRing {
         // them all.
         let last = (self.head + self.ring.slots - 1) % self.ring.slots;
         self.unsent = self.ring.status(last).load(Ordering::Acquire) == TP_STATUS_SEND_REQUEST;
+        if !self.unsent {
+            self.stalled_since = None;
+        } else if self.stalled() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "a frame the kernel did not take for a second was discarded",
+            ));
+        }
         failed.map_or(Ok(()), Err)
+    }
+
+    /// After a flush that left slots requested: moves `oldest` past the slots the
+    /// kernel took and, if it took none for `STALL_LIMIT`, discards the first in line
+    /// (module doc) and says so.
+    fn stalled(&mut self) -> bool {
+        let before = self.oldest;
+        // Bounded: the last requested slot is still requested, so the walk stops there.
+        while self.ring.status(self.oldest).load(Ordering::Acquire) != TP_STATUS_SEND_REQUEST
+            && self.oldest != self.head
+        {
+            self.oldest = (self.oldest + 1) % self.ring.slots;
+        }
+        let now = Instant::now();
+        let since = match self.stalled_since {
+            Some(t) if self.oldest == before => t,
+            _ => {
+                self.stalled_since = Some(now);
+                return false;
+            }
+        };
+        if now.duration_since(since) < STALL_LIMIT {
+            return false;
+        }
+        // The slot is requested and the kernel is not in a send: nothing reads it now.
+        self.ring.slot_mut(self.oldest)[H2_LEN..H2_LEN + 4].copy_from_slice(&0u32.to_ne_bytes());
+        self.stalled_since = None;
+        true
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Moves this test's thread into a network namespace of its own with `lo` up and
-    /// returns lo's index. Needs root (`CAP_SYS_ADMIN`, `CAP_NET_RAW`), as every run
-    /// of natbox's tests has.
-    fn private_loopback() -> u32 {
-        // SAFETY: unshare(2) with a flag; it affects only this thread.
-        let r = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-        assert_eq!(
-            r,
-            0,
-            "unshare(CLONE_NEWNET): {} (natbox's tests run as root)",
-            io::Error::last_os_error()
-        );
-        let up = std::process::Command::new("ip")
-            .args(["link", "set", "lo", "up"])
-            .status()
-            .expect("ip (iproute2)");
-        assert!(up.success(), "ip link set lo up");
-        // SAFETY: a NUL-terminated name.
-        let index = unsafe { libc::if_nametoindex(c"lo".as_ptr()) };
-        assert_ne!(index, 0);
-        index
-    }
+    use crate::io::testnet::{index, private_netns, run};
 
     /// A `virtio_net_hdr` (no offloads) and a 60-byte frame numbered `n`, of a local
     /// experimental EtherType, for no one.
@@ -411,7 +454,7 @@ mod tests {
 
     #[test]
     fn transmit_ring_sends_requested_frames_whole_and_in_order() {
-        let lo = private_loopback();
+        let lo = private_netns();
         let listener = PacketSocket::open(lo).unwrap();
         let mut rx = RxRing::new(&listener, 1514).unwrap();
         let mut tx = TxRing::new(PacketSocket::open_sender(lo).unwrap(), 1514).unwrap();
@@ -431,9 +474,77 @@ mod tests {
         assert_eq!(got, want);
     }
 
+    /// A TCP/IPv4 GSO super-frame (400 bytes of payload in segments of 100) with its
+    /// `virtio_net_hdr`.
+    fn gso_frame() -> Vec<u8> {
+        let h = VnetHdr {
+            flags: crate::wire::offload::F_NEEDS_CSUM,
+            gso_type: crate::wire::offload::GSO_TCPV4,
+            hdr_len: 54,
+            gso_size: 100,
+            csum_start: 34,
+            csum_offset: 16,
+        };
+        let mut b = [0u8; VNET_HDR_LEN];
+        h.write(&mut b);
+        let mut f = b.to_vec();
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00]);
+        f.extend_from_slice(&[0x45, 0, 0x01, 0xb8, 0, 1, 0x40, 0, 64, 6, 0, 0]);
+        f.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend_from_slice(&[
+            0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0xff, 0xff,
+        ]);
+        f.extend_from_slice(&[0; 4]);
+        f.extend(std::iter::repeat_n(0x5a, 400));
+        f
+    }
+
+    /// The silent endless retry: a frame the device layer drops at every flush (a GSO
+    /// super-frame on a veth without TSO, which `__dev_direct_xmit` refuses) used to
+    /// stay first in line for good, with every frame behind it; now it is discarded
+    /// after `STALL_LIMIT`, reported, and the frames behind it leave.
+    #[test]
+    fn a_frame_the_device_drops_is_discarded_after_a_second_not_retried_forever() {
+        private_netns();
+        for args in [
+            &[
+                "ip", "link", "add", "txa", "type", "veth", "peer", "name", "txb",
+            ][..],
+            &[
+                "ethtool", "-K", "txa", "tx", "off", "tso", "off", "gso", "off",
+            ],
+            &["ip", "link", "set", "txa", "up"],
+            &["ip", "link", "set", "txb", "up"],
+        ] {
+            run(args);
+        }
+        let listener = PacketSocket::open(index("txb")).unwrap();
+        let mut rx = RxRing::new(&listener, 1514).unwrap();
+        let mut tx = TxRing::new(PacketSocket::open_sender(index("txa")).unwrap(), 1514).unwrap();
+        assert!(tx.request(&gso_frame()));
+        assert!(tx.request(&frame(7)));
+        let start = Instant::now();
+        let mut discarded = None;
+        while discarded.is_none() && start.elapsed() < 3 * STALL_LIMIT {
+            if let Err(e) = tx.flush() {
+                if e.kind() == io::ErrorKind::TimedOut {
+                    discarded = Some(start.elapsed());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let after = discarded.expect("the refused frame is discarded");
+        assert!(after >= STALL_LIMIT, "not before a second: {after:?}");
+        assert!(tx.has_unsent(), "frame 7 still waits behind it");
+        tx.flush().unwrap();
+        let got = receive(&mut rx, 1);
+        assert!(got.contains(&frame(7)[VNET_HDR_LEN..].to_vec()), "{got:?}");
+        assert!(!tx.has_unsent());
+    }
+
     #[test]
     fn a_full_transmit_ring_refuses_frames_until_flushed() {
-        let lo = private_loopback();
+        let lo = private_netns();
         let mut tx = TxRing::new(PacketSocket::open_sender(lo).unwrap(), 1514).unwrap();
         let slots = tx.ring.slots;
         assert_eq!(usize::from(slots), TX_MEMORY / 2048);

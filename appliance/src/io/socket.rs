@@ -9,8 +9,13 @@
 //! - `PACKET_ADD_MEMBERSHIP`/`PACKET_MR_PROMISC`: the box answers for pool addresses
 //!   and routes for others, so it must see frames for any MAC it is sent;
 //! - `PACKET_IGNORE_OUTGOING`: our own transmissions are not looped back to us;
-//! - `PACKET_QDISC_BYPASS`: transmit straight to the driver, skipping the qdisc layer
-//!   (the box has no traffic shaping to do);
+//! - `PACKET_QDISC_BYPASS`, on the sending socket only: transmit straight to the
+//!   driver, skipping the qdisc layer (the box has no traffic shaping to do). The
+//!   receiving socket, which sends GSO super-frames, goes through the qdisc layer
+//!   (`dev_queue_xmit`) instead: the bypass (`__dev_direct_xmit`) drops every skb that
+//!   `validate_xmit_skb` had to change, and it changes a super-frame the device cannot
+//!   segment itself into a list of segments (software GSO), so `send` fails with
+//!   `ENOBUFS` on a port without TSO (`dataplane.rs`);
 //! - `PACKET_VNET_HDR`: every frame read or written carries a `struct virtio_net_hdr`
 //!   in front (packet(7), `wire::offload`), so GSO super-frames (TSO from a veth peer,
 //!   GRO, virtio guest offloads) arrive whole with their segment size and
@@ -45,7 +50,7 @@ fn check(r: libc::c_int) -> io::Result<libc::c_int> {
 
 impl PacketSocket {
     /// Opens the socket that receives the frames of `ifindex` (all of them,
-    /// promiscuously, none of natbox's own); it can send as well.
+    /// promiscuously, none of natbox's own); it sends too, through the qdisc layer.
     pub fn open(ifindex: u32) -> io::Result<PacketSocket> {
         let sock = PacketSocket::bound(ifindex, ETH_P_ALL)?;
         let mreq = libc::packet_mreq {
@@ -57,7 +62,6 @@ impl PacketSocket {
         sock.set(libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq)?;
         sock.set(libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &1i32)?;
         sock.set(libc::SOL_PACKET, libc::PACKET_VNET_HDR, &1i32)?;
-        sock.set(libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &1i32)?;
         sock.set_buffer(libc::SO_RCVBUFFORCE, libc::SO_RCVBUF)?;
         sock.set_buffer(libc::SO_SNDBUFFORCE, libc::SO_SNDBUF)?;
         Ok(sock)
