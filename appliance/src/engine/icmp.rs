@@ -56,7 +56,12 @@ impl RateLimit {
     pub fn allow(&mut self, now_ms: u64) -> bool {
         let elapsed = now_ms.saturating_sub(self.last_ms);
         self.last_ms = self.last_ms.max(now_ms);
-        self.milli_tokens = (self.milli_tokens + elapsed * self.rate).min(self.burst * 1000);
+        // Saturating: a rate near u32::MAX after weeks of silence must not overflow.
+        let refill = elapsed.saturating_mul(self.rate);
+        self.milli_tokens = self
+            .milli_tokens
+            .saturating_add(refill)
+            .min(self.burst * 1000);
         if self.milli_tokens >= 1000 {
             self.milli_tokens -= 1000;
             true
@@ -440,6 +445,14 @@ fn fill_icmp6_checksum(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limit_refill_never_overflows() {
+        let mut r = RateLimit::new(u32::MAX, u32::MAX);
+        assert!(r.allow(0));
+        assert!(r.allow(50 * 24 * 3600 * 1000));
+        assert!(r.allow(u64::MAX));
+    }
 
     #[test]
     fn rate_limit_bursts_then_refills() {

@@ -41,9 +41,9 @@
 //! sharing an external port, whose first member the port slot names. A session is 48
 //! bytes (56 as a slab entry), 10 of them the TCP sequence windows (`track::Window`);
 //! with the index's four slots per allowed session and the port-hold FIFO,
-//! `Engine::new` sets aside 97 bytes per unit of `nat.max_sessions` (89 measured by the
-//! `memory` benchmark before the windows were added), plus 768 KiB per pool address
-//! and protocol once used.
+//! `Engine::new` sets aside 97 bytes per unit of `nat.max_sessions` (measured by the
+//! `memory` benchmark; 89 before the windows were added), plus 768 KiB per pool
+//! address and protocol once used.
 //!
 //! The module works on IPv4 datagram bytes (`ip` starts at the IPv4 header) and never
 //! fragments, routes or builds packets: the engine does that around it.
