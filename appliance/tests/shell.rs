@@ -184,6 +184,21 @@ fn commit_confirmed_rolls_back_unless_confirmed() {
 }
 
 #[test]
+fn a_commit_that_changes_a_port_says_the_port_reopens() {
+    let mut h = with_traffic();
+    let mut s = Session::default();
+    run_in(&mut s, &mut h, "configure", None);
+    assert_eq!(run_in(&mut s, &mut h, "set outside.mtu 9000", None), "");
+    let out = run_in(&mut s, &mut h, "commit", None);
+    assert!(
+        out.contains("outside port reopens on wan0 with MTU 9000"),
+        "{out}"
+    );
+    assert!(!out.contains("inside port"), "{out}");
+    assert_eq!(h.engine.port_info(natbox::engine::Port::Outside).mtu, 9000);
+}
+
+#[test]
 fn configure_addressing_change_resets_sessions_and_abort_discards() {
     let mut h = with_traffic();
     let mut s = Session::default();

@@ -513,6 +513,20 @@ impl Engine {
     /// and must be resolved again. Packets waiting for them are dropped (counted as
     /// `neighbour_unresolved`).
     pub fn link_replaced(&mut self, port: Port) {
+        self.forget_neighbours(port);
+    }
+
+    /// The port now runs on an interface with MAC `mac` (the configuration named
+    /// another interface): the box answers for its addresses with the new MAC, and
+    /// its link-local address follows (RFC 4291 appendix A).
+    pub fn port_moved(&mut self, port: Port, mac: Mac) {
+        let p = &mut self.ports[port as usize];
+        p.mac = mac;
+        p.link_local = link_local(mac);
+        self.forget_neighbours(port);
+    }
+
+    fn forget_neighbours(&mut self, port: Port) {
         let mut parked = self.arp.forget_port(port);
         parked.extend(self.ndp.forget_port(port));
         for buf in parked {

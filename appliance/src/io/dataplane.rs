@@ -53,6 +53,14 @@
 //! goes down is logged and the other port keeps forwarding; a port whose interface
 //! disappears is closed and reopened (with its link set up again) when it returns.
 //!
+//! Configuration: a committed change of a port's interface or MTU takes effect at
+//! once: after the tick that applied it, the port is closed and reopened on the
+//! interface the configuration now names, its link set to the new MTU, and the engine
+//! answers with that interface's MAC (`Engine::port_moved`). A larger MTU than the
+//! rings were sized for rebuilds both ports' rings with larger slots. Should the new
+//! interface not exist, the port stays closed until it appears (or a `commit
+//! confirmed` rolls the change back), as after a link loss.
+//!
 //! Faults: natbox is PID 1, so no I/O error ends the loop (and powers the VM off).
 //! - A port whose socket fails (its poll request fails or reports `POLLNVAL`, or a
 //!   transmit ring's flush fails with `EBADF`, `ENOTSOCK` or `EFAULT`: the descriptor
@@ -361,9 +369,7 @@ impl Dataplane {
     /// Finds and prepares both ports and builds the engine for `config`.
     pub fn new(config: &firmware_config::Config) -> io::Result<Dataplane> {
         let ring = new_ring()?;
-        let max_mtu = usize::from(config.inside.mtu.max(config.outside.mtu));
-        // Room for the frame, its headers, and ICMP errors built in place (1294 bytes).
-        let max_frame = 14 + max_mtu.max(1294);
+        let max_frame = frame_room(config.inside.mtu.max(config.outside.mtu));
         let mut ingress = IngressDrop::new()
             .inspect_err(|e| {
                 log::warn!(
@@ -500,6 +506,7 @@ impl Dataplane {
                 if !tick(&mut self.engine, &links) {
                     break;
                 }
+                self.follow_config();
                 self.send_engine_frames();
                 self.flush_transmits();
             }
@@ -868,6 +875,39 @@ impl Dataplane {
         }
     }
 
+    /// Reopens the ports whose interface or MTU the running configuration changed
+    /// (module doc).
+    fn follow_config(&mut self) {
+        let config = self.engine.config();
+        let wanted = [&config.inside, &config.outside];
+        let changed = |io: &PortIo, w: &firmware_config::Port| io.spec != w.port || io.mtu != w.mtu;
+        if !changed(&self.ports[0], wanted[0]) && !changed(&self.ports[1], wanted[1]) {
+            return;
+        }
+        let max_frame = frame_room(wanted[0].mtu.max(wanted[1].mtu));
+        let grown = max_frame > self.max_frame;
+        self.max_frame = self.max_frame.max(max_frame);
+        let wanted = wanted.map(|w| (w.port.clone(), w.mtu));
+        for (p, (spec, mtu)) in wanted.into_iter().enumerate() {
+            let io = &mut self.ports[p];
+            if io.spec == spec && io.mtu == mtu && !grown {
+                continue;
+            }
+            log::info!(
+                "{} port: the configuration names {spec} with MTU {mtu} (was {} with MTU {}): reopening",
+                io.port.name(),
+                io.spec,
+                io.mtu
+            );
+            io.spec = spec;
+            io.mtu = mtu;
+            if io.open.is_some() {
+                self.close(p);
+            }
+            self.reopen(p);
+        }
+    }
+
     /// Stops receiving on port `p` and closes its sockets (frames still waiting in its
     /// transmit ring are lost).
     fn close(&mut self, p: usize) {
@@ -906,22 +946,21 @@ impl Dataplane {
         });
         match result {
             Ok((l, open)) => {
-                if l.mac != io.link.mac {
-                    log::warn!(
-                        "{} port: interface returned with a new MAC {}; restart natbox to use it",
-                        io.port.name(),
-                        l.mac
-                    );
-                }
+                let moved = (l.mac != io.link.mac).then_some(l.mac);
                 let replaced = l.index != io.link.index;
+                if moved.is_some() {
+                    log::info!("{} port: now {} with MAC {}", io.port.name(), l.name, l.mac);
+                }
                 io.link = l;
                 io.open = Some(open);
                 let port = io.port;
                 // A new link: the neighbours behind it may have new MACs. (The same
                 // link reopened after a fault keeps them.) Either may transmit
                 // differently now.
-                if replaced {
-                    self.engine.link_replaced(port);
+                match moved {
+                    Some(mac) => self.engine.port_moved(port, mac),
+                    None if replaced => self.engine.link_replaced(port),
+                    None => {}
                 }
                 let [inside, outside] = &self.ports;
                 offer_gro(inside, outside);
@@ -930,6 +969,12 @@ impl Dataplane {
             Err(e) => log::debug!("{} port: not back yet: {e}", io.port.name()),
         }
     }
+}
+
+/// The ring slot room for frames of a port of `mtu`: the frame and its Ethernet
+/// header, and at least the ICMP errors built in place (1294 bytes).
+fn frame_room(mtu: u16) -> usize {
+    14 + usize::from(mtu).max(1294)
 }
 
 /// Turns GRO on at port `io` if `egress` has TSO (`link::offer_gro`) and says what it
@@ -1109,6 +1154,44 @@ mod tests {
             "same engine"
         );
         assert!(rx >= 1 && stats.ports[0].rx_packets > rx, "receiving again");
+    }
+
+    /// Hardening 7: a commit that names another interface and a larger MTU for the
+    /// inside port takes effect: the port is reopened on the new interface, its link
+    /// and the engine use the new MTU and MAC, and the rings take the larger frames.
+    #[test]
+    fn a_committed_port_and_mtu_change_moves_the_port() {
+        ports();
+        run(&[
+            "ip", "link", "add", "lan1", "type", "veth", "peer", "name", "lan1p",
+        ]);
+        run(&["ip", "link", "set", "lan1p", "up"]);
+        let config = firmware_config::from_toml(include_str!("../../../natbox.toml")).unwrap();
+        let mut dp = Dataplane::new(&config).unwrap();
+        let mut moved = config.clone();
+        moved.inside.port = "lan1".into();
+        moved.inside.mtu = 9000;
+        let stop = AtomicBool::new(false);
+        let mut ticks = 0;
+        dp.run(&stop, &mut |engine, _| {
+            ticks += 1;
+            if ticks == 1 {
+                engine.reconfigure(&moved);
+            }
+            ticks < 3
+        });
+        let io = &dp.ports[0];
+        assert_eq!((io.link.name.as_str(), io.mtu), ("lan1", 9000));
+        let ring = &io.open.as_ref().expect("reopened").ring;
+        assert!(ring.slot_size() >= 14 + 9000, "{}", ring.slot_size());
+        let lan1 = link::find("lan1").unwrap();
+        let info = dp.engine.port_info(Port::Inside);
+        assert_eq!((info.mac, info.mtu), (lan1.mac, 9000));
+        let shown = crate::io::testnet::output(&["ip", "-o", "link", "show", "lan1"]);
+        assert!(shown.contains("mtu 9000"), "{shown}");
+        // The outside port is reopened with the larger slots too, on its interface.
+        assert_eq!(dp.ports[1].link.name, "wan0");
+        assert!(dp.ports[1].open.is_some());
     }
 
     /// Hardening 6: a port whose sending socket fails (here its descriptor made to

@@ -5,6 +5,9 @@
 //! then applies it: a configuration that cannot be saved is not applied, so what runs
 //! is always what the next boot runs.
 //!
+//! A change of a port's interface or MTU takes effect too: the dataplane reopens the
+//! port after the commit (`io::dataplane`), and the commit says so.
+//!
 //! `commit confirmed MINUTES` (as on Junos and VyOS) commits the same way and arms a
 //! rollback: unless `confirm` (or a plain `commit`, as on Junos) follows within that
 //! many minutes, the control tick puts the previous configuration back, saved first
@@ -135,13 +138,27 @@ fn install(
             .map_err(|e| format!("not saved, so not applied: {e}"))?,
         None => "not saved: no writable configuration source".into(),
     };
+    let reopened = ports_reopened(engine.config(), config);
     let applied = if engine.reconfigure(config) {
         "applied live, sessions kept"
     } else {
         "applied, addressing changed: sessions reset"
     };
-    log::info!("configuration committed: {applied}; {saved}");
-    Ok(format!("committed: {applied}; {saved}"))
+    log::info!("configuration committed: {applied}{reopened}; {saved}");
+    Ok(format!("committed: {applied}{reopened}; {saved}"))
+}
+
+/// What a change from `old` to `new` reopens: "; inside port reopens on lan1 with MTU
+/// 9000", or nothing.
+fn ports_reopened(old: &Config, new: &Config) -> String {
+    [
+        ("inside", &old.inside, &new.inside),
+        ("outside", &old.outside, &new.outside),
+    ]
+    .into_iter()
+    .filter(|(_, o, n)| o.port != n.port || o.mtu != n.mtu)
+    .map(|(name, _, n)| format!("; {name} port reopens on {} with MTU {}", n.port, n.mtu))
+    .collect()
 }
 
 #[cfg(test)]
