@@ -160,7 +160,9 @@ pub struct Effect {
 /// TCP, 0 otherwise, plus `OPENED_IN`) and `window`. UDP refreshes on outbound
 /// packets, and on inbound ones only if `udp_inbound_refresh` (RFC 4787 REQ-6); ICMP
 /// queries and other protocols refresh on outbound packets. A TCP RST outside the
-/// receiver's window is refused and changes nothing.
+/// receiver's window is refused and changes nothing; any other TCP segment outside it
+/// is let through (the endpoint decides) but neither moves the state nor restarts the
+/// idle timer, so an off-path sender who knows the 4-tuple cannot keep a session.
 pub fn step(
     protocol: u8,
     state: &mut u8,
@@ -174,16 +176,19 @@ pub fn step(
     let (new, refresh, answers) = match protocol {
         proto::TCP => {
             let old = TcpState::from_u8(*state & !OPENED_IN);
-            let new = if window.accept(old, dir, seg) {
-                old.next(dir, seg.flags)
-            } else if seg.flags & RST != 0 {
+            let accepted = window.accept(old, dir, seg);
+            if !accepted && seg.flags & RST != 0 {
                 return Err(DropReason::TcpRstOutOfWindow);
+            }
+            let new = if accepted {
+                old.next(dir, seg.flags)
             } else {
                 old
             };
             // Closing restarts the timer once; moving between closed states does not.
             let closes = new != old && !old.is_closed();
-            (new as u8, new.refreshes() || closes, new.answered())
+            let refresh = accepted && (new.refreshes() || closes);
+            (new as u8, refresh, accepted && new.answered())
         }
         proto::UDP => (0, dir == Dir::Out || udp_inbound_refresh, dir == Dir::Out),
         _ => (0, dir == Dir::Out, dir == Dir::Out),
@@ -632,6 +637,29 @@ mod tests {
             c.send(Dir::In, seg(RST, far.wrapping_add(1000), 0)),
             Err(DropReason::TcpRstOutOfWindow)
         );
+    }
+
+    #[test]
+    fn rfc5961_off_path_segments_do_not_keep_a_session_alive() {
+        let mut c = Conn::handshake(None, None);
+        let mut refreshes = |seq: u32| {
+            let data = Segment {
+                len: 100,
+                ..seg(ACK, seq, IN_ISN + 1)
+            };
+            step(
+                crate::wire::proto::TCP,
+                &mut c.state,
+                &mut c.window,
+                Dir::In,
+                &data,
+                false,
+            )
+            .unwrap()
+            .refresh
+        };
+        assert!(!refreshes(REM_ISN.wrapping_add(1 << 20)), "off path");
+        assert!(refreshes(REM_ISN.wrapping_add(1)), "in window");
     }
 
     #[test]
