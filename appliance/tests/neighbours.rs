@@ -293,7 +293,9 @@ fn full_neighbour_cache_evicts_least_recently_used() {
     }
     assert_eq!(h.engine.neighbours4(h.now).len(), max);
     assert_eq!(h.engine.stats().neighbours_evicted, 0);
-    // The gateway is in use; HOST and HOST2 are not.
+    // The gateway is in use; HOST and HOST2 are not. (Recency counts in milliseconds:
+    // the use comes one after the entries were made.)
+    h.now += 1;
     let out = h.from_lan(udp4(sa(HOST, 40000), sa(REMOTE, 53), b"out"));
     assert_eq!(out.verdict, Verdict::Forward(Port::Outside));
     for n in max - 3..max {

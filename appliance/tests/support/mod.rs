@@ -592,6 +592,30 @@ impl Harness {
         Harness::new(config())
     }
 
+    /// Every live neighbour answers as if the box had just asked (an ARP reply or a
+    /// solicited NA to the box): their entries are REACHABLE (RFC 4861 section 7.3),
+    /// as on a network after the first probe, rather than STALE as `new` leaves them.
+    pub fn confirm_neighbours(&mut self) {
+        for (port, mac, ip) in PEERS4 {
+            let (box_mac, box_ip) = match port {
+                Port::Inside => (BOX_LAN_MAC, BOX_LAN),
+                Port::Outside => (BOX_WAN_MAC, PUBLIC),
+            };
+            let out = self.frame(port, arp_reply(mac, ip, box_mac, box_ip));
+            assert_eq!(out.verdict, Verdict::Consumed, "ARP reply from {ip}");
+        }
+        if self.engine.config().ipv6.enabled {
+            for (port, mac, ip) in peers6() {
+                let (box_mac, box_ip) = match port {
+                    Port::Inside => (BOX_LAN_MAC, box_lan6()),
+                    Port::Outside => (BOX_WAN_MAC, box_wan6()),
+                };
+                let out = self.frame(port, neighbor_advert(mac, ip, box_mac, box_ip));
+                assert_eq!(out.verdict, Verdict::Consumed, "NA from {ip}");
+            }
+        }
+    }
+
     /// Sends a whole Ethernet frame in on `port`.
     pub fn frame(&mut self, port: Port, mut bytes: Vec<u8>) -> Out {
         let len = bytes.len();
