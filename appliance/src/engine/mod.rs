@@ -947,12 +947,8 @@ impl Engine {
     /// REC-6 applied to IPv4): an inside prefix, a pool address, a port address. Such a
     /// source on the outside is forged.
     fn inside_or_own4(&self, src: Ipv4Addr) -> bool {
-        self.nat.translates(src)
-            || self.nat.is_pool_addr(src)
-            || self
-                .ports
-                .iter()
-                .any(|p| p.ipv4.is_some_and(|n| n.addr() == src))
+        // `owns4` of the outside port includes the pool.
+        self.nat.translates(src) || Port::ALL.iter().any(|&p| self.owns4(p, src))
     }
 
     fn is_subnet_broadcast(&self, port: Port, dst: Ipv4Addr) -> bool {
