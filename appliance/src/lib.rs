@@ -9,7 +9,6 @@
 //! the dataplane's timer tick; `init` does what PID 1 must in the appliance image.
 
 pub mod control;
-pub mod engine;
 #[allow(unsafe_code)]
 pub mod init;
 #[allow(unsafe_code)]
@@ -18,4 +17,7 @@ pub mod logging;
 pub mod memory;
 pub mod services;
 pub mod shell;
-pub mod wire;
+
+/// The I/O-free core lives in its own crate (`core/`); re-exported so the layers above
+/// name it as before.
+pub use natbox_core::{engine, wire};

@@ -3,6 +3,7 @@
 //! the outside), `ping`'s echo replies beside NAT's, and the NAT mapping event log
 //! (RFC 6888 REQ-12).
 
+#[path = "../../core/tests/support/mod.rs"]
 mod support;
 use natbox::engine::local::Binding;
 use natbox::engine::stats::DropReason;

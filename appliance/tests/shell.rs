@@ -1,6 +1,7 @@
 //! The admin shell against a live engine: every command's output, prefixes, `--json`,
 //! filters, hostile input.
 
+#[path = "../../core/tests/support/mod.rs"]
 mod support;
 use natbox::engine::stats::DropReason;
 use natbox::shell::commit::{self, Rollback};

@@ -1,5 +1,6 @@
 //! The shortest end-to-end path through the engine: a UDP flow out and its reply in.
 
+#[path = "../../core/tests/support/mod.rs"]
 mod support;
 use natbox::engine::{Port, Verdict};
 use support::*;

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use natbox::wire::offload::{self, VnetHdr, VNET_HDR_LEN};
+use natbox_core::wire::offload::{self, VnetHdr, VNET_HDR_LEN};
 
 fuzz_target!(|data: &[u8]| {
     // Super-frames are up to 64 KiB, like the dataplane's receive buffers.

@@ -4,8 +4,8 @@
 //! 100 ms steps before the frame, and the loop that feeds the records to the engine.
 
 use firmware_config::Config;
-use natbox::engine::{Engine, Frame, Port, PortSetup, Verdict};
-use natbox::wire::ethernet::Mac;
+use natbox_core::engine::{Engine, Frame, Port, PortSetup, Verdict};
+use natbox_core::wire::ethernet::Mac;
 
 /// An engine for the example configuration, with small tables.
 pub fn engine() -> Engine {

@@ -7,8 +7,8 @@
 //! the verdict, the named drop counter, and that the live session was not touched.
 
 mod support;
-use natbox::engine::stats::DropReason;
-use natbox::engine::{Port, Verdict};
+use natbox_core::engine::stats::DropReason;
+use natbox_core::engine::{Port, Verdict};
 use pnet_packet::ip::IpNextHeaderProtocols;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use support::*;
@@ -58,7 +58,7 @@ fn icmpv6_echo_request_shorter_than_its_header_is_dropped_and_counted() {
 }
 
 fn icmpv6_header_len() -> usize {
-    natbox::wire::icmpv6::HEADER_LEN
+    natbox_core::wire::icmpv6::HEADER_LEN
 }
 
 /// Ethernet padding after an IPv6 packet with an empty ICMPv6 body is not the body.

@@ -7,10 +7,10 @@
 
 mod support;
 use firmware_config::Filtering;
-use natbox::engine::stats::DropReason;
-use natbox::engine::track::Class;
-use natbox::engine::{Port, Verdict};
-use natbox::wire::ethernet::Mac;
+use natbox_core::engine::stats::DropReason;
+use natbox_core::engine::track::Class;
+use natbox_core::engine::{Port, Verdict};
+use natbox_core::wire::ethernet::Mac;
 use pnet_packet::ip::IpNextHeaderProtocols;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use support::*;
@@ -73,7 +73,7 @@ fn now_s(h: &Harness) -> u32 {
     (h.now / 1000) as u32
 }
 
-fn sessions(h: &Harness) -> Vec<natbox::engine::nat44::SessionInfo> {
+fn sessions(h: &Harness) -> Vec<natbox_core::engine::nat44::SessionInfo> {
     h.engine.nat().sessions(now_s(h)).collect()
 }
 
@@ -82,7 +82,7 @@ fn find_session(
     proto: u8,
     inside: SocketAddrV4,
     remote: SocketAddrV4,
-) -> Option<natbox::engine::nat44::SessionInfo> {
+) -> Option<natbox_core::engine::nat44::SessionInfo> {
     sessions(h)
         .into_iter()
         .find(|s| s.proto == proto && s.inside == inside && s.remote == remote)
@@ -93,7 +93,7 @@ fn session(
     proto: u8,
     inside: SocketAddrV4,
     remote: SocketAddrV4,
-) -> natbox::engine::nat44::SessionInfo {
+) -> natbox_core::engine::nat44::SessionInfo {
     find_session(h, proto, inside, remote)
         .unwrap_or_else(|| panic!("no session {inside} <-> {remote}: {:?}", sessions(h)))
 }
@@ -579,7 +579,7 @@ fn rfc4787_req14_fragments_out_of_order() {
 #[test]
 fn rfc4787_req14_fragment_table_bounded_and_timeout_counted() {
     let mut h = Harness::default();
-    let per = natbox::engine::frag::PARKED_PER_DATAGRAM;
+    let per = natbox_core::engine::frag::PARKED_PER_DATAGRAM;
     let payload = [0u8; 8];
     let frag = |offset: u16| {
         ipv4_full(
@@ -601,7 +601,7 @@ fn rfc4787_req14_fragment_table_bounded_and_timeout_counted() {
         "per-datagram bound"
     );
     // The global bound, reached by several sources (each within its own share).
-    let max = natbox::engine::frag::MAX_PARKED;
+    let max = natbox_core::engine::frag::MAX_PARKED;
     let mut refused = 0;
     for ident in 0..max as u16 {
         let src = Ipv4Addr::new(10, 10, 0, 20 + (ident as usize / per) as u8);
@@ -1079,7 +1079,7 @@ fn rfc6888_req5_outsider_sessions_on_a_mapping_are_capped_and_not_charged_to_the
     c.nat.max_sessions_per_host = 10;
     let mut h = Harness::new(c);
     let ext = udp_out(&mut h, sa(HOST, 40000), sa(REMOTE, 53));
-    let cap = natbox::engine::nat44::MAX_UNANSWERED_PER_MAPPING;
+    let cap = natbox_core::engine::nat44::MAX_UNANSWERED_PER_MAPPING;
     for port in 1..=cap as u16 {
         let (v, _) = udp_in(&mut h, sa(REMOTE2, port), ext);
         assert_eq!(v, FWD_IN, "outsider port {port}");

@@ -11,7 +11,7 @@
 //!    shapes (one session per mapping; four remotes per mapping);
 //! 3. what the packet path allocated while creating those sessions.
 //!
-//! Run: `cargo bench -p appliance --bench memory`.
+//! Run: `cargo bench -p natbox-core --bench memory`.
 // A global allocator needs `unsafe`; it is confined to this benchmark binary.
 #![allow(unsafe_code)]
 
@@ -156,10 +156,11 @@ fn main() {
         let mut frames = frames;
         let now = h.now;
         for i in 0..N {
-            let v = frames.process_in_place(i, &mut h.engine, natbox::engine::Port::Inside, now);
+            let v =
+                frames.process_in_place(i, &mut h.engine, natbox_core::engine::Port::Inside, now);
             assert_eq!(
                 v,
-                natbox::engine::Verdict::Forward(natbox::engine::Port::Outside),
+                natbox_core::engine::Verdict::Forward(natbox_core::engine::Port::Outside),
                 "flow {i}"
             );
         }

@@ -11,8 +11,8 @@
 //!     reason, never a panic (exhaustive, not sampled: see `icmp_cases`).
 
 mod support;
-use natbox::engine::{Frame, Port, Verdict};
-use natbox::wire::ethernet::Mac;
+use natbox_core::engine::{Frame, Port, Verdict};
+use natbox_core::wire::ethernet::Mac;
 use pnet_packet::ip::IpNextHeaderProtocols;
 use pnet_packet::util;
 use proptest::prelude::*;
@@ -312,7 +312,7 @@ proptest! {
                                 .expect("a session for the forwarded datagram");
                             prop_assert_eq!(s.outside, ext);
                         }
-                        Verdict::Drop(natbox::engine::stats::DropReason::PortsExhausted) => {}
+                        Verdict::Drop(natbox_core::engine::stats::DropReason::PortsExhausted) => {}
                         v => prop_assert!(false, "unexpected verdict {:?}", v),
                     }
                 }

@@ -9,7 +9,7 @@
 //! (`Harness::confirm_neighbours`), as on a live network: forwarding to a next hop
 //! that answered its last probe is the case that matters.
 //!
-//! Run: `cargo bench -p appliance --bench engine`.
+//! Run: `cargo bench -p natbox-core --bench engine`.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -20,7 +20,7 @@ use common::*;
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use natbox::engine::{Engine, Port, Verdict};
+use natbox_core::engine::{Engine, Port, Verdict};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use support::*;

@@ -6,10 +6,10 @@
 
 mod support;
 
-use natbox::engine::stats::DropReason;
-use natbox::engine::{Frame, Port, Verdict};
-use natbox::wire::checksum::Csum;
-use natbox::wire::offload::Offload;
+use natbox_core::engine::stats::DropReason;
+use natbox_core::engine::{Frame, Port, Verdict};
+use natbox_core::wire::checksum::Csum;
+use natbox_core::wire::offload::Offload;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use support::*;
 
@@ -280,7 +280,7 @@ fn unresolved_next_hop_parks_only_wire_sized_frames() {
     assert_eq!(h.drops(DropReason::GsoNotBuffered), 1);
     let out = offloaded(&mut h, Port::Outside, inbound(&payload()[..1000]), PARTIAL);
     assert_eq!(out.verdict, Verdict::Hold);
-    let mac = natbox::wire::ethernet::Mac([2, 0, 0, 0, 1, 7]);
+    let mac = natbox_core::wire::ethernet::Mac([2, 0, 0, 0, 1, 7]);
     let out = h.frame(Port::Inside, arp_reply(mac, lonely, BOX_LAN_MAC, BOX_LAN));
     assert_eq!(out.verdict, Verdict::Consumed);
     let sent = h.transmitted();
@@ -299,7 +299,7 @@ fn unresolved_next_hop_parks_only_wire_sized_frames() {
 fn local_services_get_complete_checksums() {
     let mut h = Harness::default();
     h.engine
-        .bind_local(&[natbox::engine::local::Binding::TcpInside(
+        .bind_local(&[natbox_core::engine::local::Binding::TcpInside(
             (BOX_LAN, 9100).into(),
         )]);
     let syn = tcp4_partial((HOST, 40002), (BOX_LAN, 9100), SYN, &[], &[]);

@@ -6,9 +6,9 @@
 //! requests, its PMTUD errors and other senders' fragments.
 
 mod support;
-use natbox::engine::stats::DropReason;
-use natbox::engine::{Port, Verdict};
-use natbox::wire::ethernet::Mac;
+use natbox_core::engine::stats::DropReason;
+use natbox_core::engine::{Port, Verdict};
+use natbox_core::wire::ethernet::Mac;
 use pnet_packet::ip::IpNextHeaderProtocols;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use support::*;
@@ -284,7 +284,7 @@ fn full_neighbour_cache_evicts_least_recently_used() {
     let mut c = config();
     c.inside.ipv4 = Some("10.10.0.1/16".parse().unwrap());
     let mut h = Harness::new(c);
-    let max = natbox::engine::neigh::MAX_ENTRIES;
+    let max = natbox_core::engine::neigh::MAX_ENTRIES;
     // HOST, HOST2 and GW are known; fill the rest of the table with announcements.
     let host = |n: usize| Ipv4Addr::new(10, 10, 1 + (n / 250) as u8, 1 + (n % 250) as u8);
     let mac = |n: usize| Mac([0x02, 0, 0, 0x03, (n >> 8) as u8, n as u8]);
@@ -371,9 +371,9 @@ fn one_source_fragments_cannot_fill_the_fragment_table() {
     let out = h.from_lan(udp4(sa(HOST, 40000), sa(REMOTE2, 53), b"query"));
     let ext = endpoints4(out.ip()).0;
     // An outsider floods the public address with fragments whose first never comes.
-    let per_source = natbox::engine::frag::PARKED_PER_SOURCE;
+    let per_source = natbox_core::engine::frag::PARKED_PER_SOURCE;
     let mut held = 0;
-    for ident in 0..natbox::engine::frag::MAX_PARKED as u16 {
+    for ident in 0..natbox_core::engine::frag::MAX_PARKED as u16 {
         let f = ipv4_full(
             REMOTE,
             PUBLIC,

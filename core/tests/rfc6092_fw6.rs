@@ -4,9 +4,9 @@
 //! addresses.
 
 mod support;
-use natbox::engine::stats::DropReason;
-use natbox::engine::{Port, Verdict};
-use natbox::wire::ethernet::Mac;
+use natbox_core::engine::stats::DropReason;
+use natbox_core::engine::{Port, Verdict};
+use natbox_core::wire::ethernet::Mac;
 use pnet_packet::ip::{IpNextHeaderProtocol, IpNextHeaderProtocols};
 use std::net::Ipv6Addr;
 use support::*;

@@ -5,8 +5,8 @@
 //! 2001:db8:ff::/64, box at .1/::1 inside and .10/::10 outside).
 #![allow(dead_code)]
 
-use natbox::engine::{Engine, Frame, Port, PortSetup, Verdict};
-use natbox::wire::ethernet::Mac;
+use natbox_core::engine::{Engine, Frame, Port, PortSetup, Verdict};
+use natbox_core::wire::ethernet::Mac;
 use pnet_packet::ip::{IpNextHeaderProtocol, IpNextHeaderProtocols};
 use pnet_packet::util;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
@@ -721,7 +721,7 @@ impl Harness {
         false
     }
 
-    pub fn drops(&self, reason: natbox::engine::stats::DropReason) -> u64 {
+    pub fn drops(&self, reason: natbox_core::engine::stats::DropReason) -> u64 {
         self.engine.stats().drops_for(reason)
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::support::*;
 use firmware_config::Config;
-use natbox::engine::{Engine, Frame, Port, Verdict};
+use natbox_core::engine::{Engine, Frame, Port, Verdict};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// UDP payload of every benchmark datagram: 14 + 20 + 8 + 18 = 60-byte frames.
