@@ -1,18 +1,21 @@
 //! natbox: stateful IPv4 source NAT and IPv6 egress-only filtering, as a library.
 //!
-//! Layers, with arrows pointing one way: `control -> {shell, services, io} -> engine ->
-//! wire`. `wire` holds typed views over packet bytes; `engine` is the I/O-free core
-//! that turns a received frame and the current time into a verdict; `io` drives real
-//! NICs (AF_PACKET + io_uring); `services` are the box's own endpoints (metrics over
+//! Layers, with arrows pointing one way: `control -> {shell, services, dataplane, host}
+//! -> engine -> wire`. `wire` holds typed views over packet bytes; `engine` is the
+//! I/O-free core that turns a received frame and the current time into a verdict (both
+//! from `natbox-core`); `dataplane` drives real NICs (AF_PACKET + io_uring); `host` is
+//! the admin socket, the console, the power button and signals; `services` are the box's own endpoints (metrics over
 //! HTTP, `ping`, the NAT event log), which reach the network only through the engine;
 //! `shell` is the admin shell; `control` runs the shell front-ends and the services on
 //! the dataplane's timer tick; `init` does what PID 1 must in the appliance image.
 
 pub mod control;
 #[allow(unsafe_code)]
-pub mod init;
+pub mod dataplane;
 #[allow(unsafe_code)]
-pub mod io;
+pub mod host;
+#[allow(unsafe_code)]
+pub mod init;
 pub mod logging;
 pub mod memory;
 pub mod services;

@@ -67,7 +67,7 @@ fn run(
     admin: Option<&std::path::Path>,
 ) -> ExitCode {
     natbox::logging::init(&config.log.level);
-    let stop = match natbox::io::signals::stop_flag() {
+    let stop = match natbox::host::signals::stop_flag() {
         Ok(stop) => stop,
         Err(e) => {
             log::error!("cannot install signal handlers: {e}");
@@ -78,7 +78,7 @@ fn run(
         log::error!("{source}: {e}");
         return ExitCode::from(2);
     }
-    let mut dataplane = match natbox::io::dataplane::Dataplane::new(config) {
+    let mut dataplane = match natbox::dataplane::Dataplane::new(config) {
         Ok(d) => d,
         Err(e) => {
             log::error!("{e}; check the port names in the configuration and run as root");

@@ -2,10 +2,10 @@
 //! this is how tests and operators read them): one line per port, translations,
 //! sessions, and every drop reason that occurred.
 
+use natbox::dataplane::Dataplane;
 use natbox::engine::stats::DropReason;
 use natbox::engine::track::Class;
 use natbox::engine::Port;
-use natbox::io::dataplane::Dataplane;
 
 pub fn log_counters(dataplane: &Dataplane) {
     let engine = dataplane.engine();

@@ -17,14 +17,14 @@
 //!
 //! PID 1 must never exit (the kernel panics): every fatal condition is printed with
 //! what to do, and the box stays up, idle, until it is told to shut down. Its own
-//! lines go out through `io::console::say`, never `println!`, which panics (and so
+//! lines go out through `host::console::say`, never `println!`, which panics (and so
 //! aborts PID 1) on a write error.
 
 pub mod modules;
 
 use crate::control::Control;
-use crate::io::console::say;
-use crate::io::dataplane::{Dataplane, LinkSummary};
+use crate::dataplane::{Dataplane, LinkSummary};
+use crate::host::console::say;
 use crate::shell::Action;
 use firmware_config::disk;
 use nix::mount::{mount, MsFlags};
@@ -59,7 +59,7 @@ pub fn run(report: fn(&Dataplane)) -> ! {
     if let Err(e) = nix::sys::reboot::set_cad_enabled(false) {
         log::warn!("cannot take over Ctrl-Alt-Del: {e}");
     }
-    let stop = match crate::io::signals::stop_flag() {
+    let stop = match crate::host::signals::stop_flag() {
         Ok(stop) => stop,
         Err(e) => fatal(&format!("cannot install signal handlers: {e}")),
     };
@@ -79,7 +79,7 @@ pub fn run(report: fn(&Dataplane)) -> ! {
     for (name, e) in failed {
         log::warn!("module {name}: {e}");
     }
-    match crate::io::power_button::PowerButton::find() {
+    match crate::host::power_button::PowerButton::find() {
         Some(button) => control.watch_power_button(button),
         None => {
             log::warn!("no ACPI power button found: shut down from the shell or with Ctrl-Alt-Del")

@@ -6,7 +6,7 @@
 //! is always what the next boot runs.
 //!
 //! A change of a port's interface or MTU takes effect too: the dataplane reopens the
-//! port after the commit (`io::dataplane`), and the commit says so.
+//! port after the commit (`dataplane`), and the commit says so.
 //!
 //! `commit confirmed MINUTES` (as on Junos and VyOS) commits the same way and arms a
 //! rollback: unless `confirm` (or a plain `commit`, as on Junos) follows within that

@@ -94,14 +94,21 @@
 //! One thread runs everything. The design leaves room for one loop per queue
 //! (`PACKET_FANOUT` across several sockets per port, one engine shard each).
 
-use super::ingress::IngressDrop;
-use super::link::{self, Link};
-use super::ring::{RxFrame, RxRing, TxRing};
-use super::socket::PacketSocket;
+mod ingress;
+pub mod link;
+pub mod ring;
+pub mod socket;
+#[cfg(test)]
+pub(crate) mod testnet;
+
 use crate::engine::stats::{DropReason, IoCounters};
 use crate::engine::{Engine, Frame, Port, PortSetup, Verdict};
 use crate::wire::offload::{self, Offload, VNET_HDR_LEN};
+use ingress::IngressDrop;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use link::Link;
+use ring::{RxFrame, RxRing, TxRing};
+use socket::PacketSocket;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -1070,7 +1077,7 @@ fn annotate(port: Port, name: &str, e: io::Error) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::testnet::{index, private_netns, run};
+    use crate::dataplane::testnet::{index, private_netns, run};
     use std::os::fd::AsRawFd;
 
     #[test]
@@ -1187,7 +1194,7 @@ mod tests {
         let lan1 = link::find("lan1").unwrap();
         let info = dp.engine.port_info(Port::Inside);
         assert_eq!((info.mac, info.mtu), (lan1.mac, 9000));
-        let shown = crate::io::testnet::output(&["ip", "-o", "link", "show", "lan1"]);
+        let shown = crate::dataplane::testnet::output(&["ip", "-o", "link", "show", "lan1"]);
         assert!(shown.contains("mtu 9000"), "{shown}");
         // The outside port is reopened with the larger slots too, on its interface.
         assert_eq!(dp.ports[1].link.name, "wan0");

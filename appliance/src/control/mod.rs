@@ -12,11 +12,11 @@
 //! A TOML file rewritten by `commit` has mode 0600 (it holds the password hash): the
 //! new text is written to a file created 0600 beside it, synced, and renamed over it.
 
+use crate::dataplane::LinkSummary;
 use crate::engine::Engine;
-use crate::io::admin::{AdminSocket, Served};
-use crate::io::console::Terminal;
-use crate::io::dataplane::LinkSummary;
-use crate::io::power_button::PowerButton;
+use crate::host::admin::{AdminSocket, Served};
+use crate::host::console::Terminal;
+use crate::host::power_button::PowerButton;
 use crate::services::ping::Pings;
 use crate::services::Services;
 use crate::shell::commit::{self, Rollback};
@@ -343,7 +343,7 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         // A leftover of an interrupted commit, world-readable.
         std::fs::write(dir.join("natbox.toml.new"), "stale").unwrap();
-        let config = firmware_config::from_toml(include_str!("../../natbox.toml")).unwrap();
+        let config = firmware_config::from_toml(include_str!("../../../natbox.toml")).unwrap();
         let said = TomlStore(path.clone()).save(&config).unwrap();
         assert!(said.starts_with("saved to"), "{said}");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;

@@ -261,7 +261,7 @@ impl Ctl {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::testnet::{index, output, private_netns, run};
+    use crate::dataplane::testnet::{index, output, private_netns, run};
 
     /// A veth `name` (its peer `name`p) in the test's namespace, up.
     fn veth(name: &str) -> Link {

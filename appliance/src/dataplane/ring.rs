@@ -424,7 +424,7 @@ impl TxRing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::testnet::{index, private_netns, run};
+    use crate::dataplane::testnet::{index, private_netns, run};
 
     /// A `virtio_net_hdr` (no offloads) and a 60-byte frame numbered `n`, of a local
     /// experimental EtherType, for no one.
