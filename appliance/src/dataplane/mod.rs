@@ -94,6 +94,7 @@
 //! One thread runs everything. The design leaves room for one loop per queue
 //! (`PACKET_FANOUT` across several sockets per port, one engine shard each).
 
+pub mod handoff;
 mod ingress;
 pub mod link;
 pub mod ring;
