@@ -11,5 +11,6 @@ pub mod power_button;
 pub mod ring;
 pub mod signals;
 pub mod socket;
+pub mod steering;
 #[cfg(test)]
 mod testnet;

@@ -39,11 +39,8 @@ pub mod op {
     pub const LD_B_ABS: u16 = (libc::BPF_LD | libc::BPF_B | libc::BPF_ABS) as u16;
     pub const LD_H_IND: u16 = (libc::BPF_LD | libc::BPF_H | libc::BPF_IND) as u16;
     pub const LD_B_IND: u16 = (libc::BPF_LD | libc::BPF_B | libc::BPF_IND) as u16;
-    pub const LD_MEM: u16 = (libc::BPF_LD | libc::BPF_MEM) as u16;
     /// X = 4 * (P[k] & 0xf): an IPv4 header's length.
     pub const LDX_MSH: u16 = (libc::BPF_LDX | libc::BPF_B | libc::BPF_MSH) as u16;
-    pub const LDX_MEM: u16 = (libc::BPF_LDX | libc::BPF_MEM) as u16;
-    pub const ST: u16 = libc::BPF_ST as u16;
     pub const TAX: u16 = (libc::BPF_MISC | libc::BPF_TAX) as u16;
     pub const ALU_K: u16 = (libc::BPF_ALU | libc::BPF_K) as u16;
     pub const ALU_X: u16 = (libc::BPF_ALU | libc::BPF_X) as u16;
