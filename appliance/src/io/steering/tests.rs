@@ -110,6 +110,17 @@ impl Rig {
     }
 
     fn with(program: &[libc::sock_filter], workers: usize) -> Rig {
+        Rig::joined(workers, program, |sockets| {
+            join(1, sockets, program).expect("the kernel accepts the program")
+        })
+    }
+
+    /// The rig, its fanout group made by `attach`; `program` predicts the steering.
+    fn joined(
+        workers: usize,
+        program: &[libc::sock_filter],
+        attach: impl FnOnce(&[PacketSocket]),
+    ) -> Rig {
         private_netns();
         run(&[
             "ip", "link", "add", "sta", "type", "veth", "peer", "name", "stb",
@@ -119,7 +130,7 @@ impl Rig {
         let sockets: Vec<PacketSocket> = (0..workers)
             .map(|_| PacketSocket::open(index("sta")).unwrap())
             .collect();
-        join(1, &sockets, program).expect("the kernel accepts the program");
+        attach(&sockets);
         Rig {
             workers: sockets,
             sender: PacketSocket::open_sender(index("stb")).unwrap(),
@@ -437,5 +448,140 @@ proptest! {
                 prop_assert_eq!(interp::run(&p, IPV4, &frame) as usize, owner);
             }
         }
+    }
+}
+
+/// The CPU time this thread has used.
+fn thread_cpu() -> Duration {
+    // SAFETY: timespec is plain old data; zero is valid.
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: t is a writable timespec.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    assert_eq!(r, 0);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// Fanout modes compared by `measure_steering_cost`.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// Round robin: the cheapest demux there is, the baseline.
+    RoundRobin,
+    /// The kernel's flow hash (`skb_get_hash`: the flow dissector, on a veth).
+    Hash,
+    /// The steering program.
+    Cbpf,
+}
+
+/// One round's results.
+#[derive(Debug)]
+struct Round {
+    /// The sender thread's CPU time per frame: the send system call, the veth and the
+    /// receive path up to the sockets' queues (fanout demux included), all of which
+    /// run in the sender's context.
+    cpu_ns: f64,
+    /// Frames sent per second.
+    pps: f64,
+    /// Frames each socket got (received or dropped for a full queue).
+    per_socket: Vec<u64>,
+}
+
+/// Drains `sock` until `stop`; returns the frames it got (received or dropped).
+fn drain(sock: &PacketSocket, stop: &std::sync::atomic::AtomicBool) -> u64 {
+    let mut buf = [0u8; 2048];
+    let mut got = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+        // SAFETY: buf is a writable buffer of the length passed.
+        let n = unsafe {
+            libc::recv(
+                sock.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n > 0 {
+            got += 1;
+        } else {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+    got + sock.take_drops()
+}
+
+/// One round: `frames` frames (half UDP replies to pool ports over both slices, half
+/// UDP from 64 inside hosts) sent over the veth to 2 fanout sockets, each drained by a
+/// thread.
+fn round(mode: Mode, frames: usize) -> Round {
+    let program = steering(2).program().unwrap();
+    let rig = Rig::joined(2, &program, |sockets| {
+        let kind = match mode {
+            Mode::Cbpf => return join(1, sockets, &program).unwrap(),
+            Mode::Hash => libc::PACKET_FANOUT_HASH,
+            Mode::RoundRobin => libc::PACKET_FANOUT_LB,
+        };
+        for sock in sockets {
+            sock.set(libc::SOL_PACKET, libc::PACKET_FANOUT, &fanout_arg(1, kind))
+                .unwrap();
+        }
+    });
+    let mix: Vec<Vec<u8>> = (0..128u16)
+        .map(|i| {
+            if i % 2 == 0 {
+                ipv4(OUTSIDE, POOL[0], 17, 0, 5, &ports(17, 443, 1024 + i * 500))
+            } else {
+                let host = u8::try_from(i / 2).unwrap();
+                ipv4(inside(host), OUTSIDE, 17, 0, 5, &ports(17, 40000 + i, 443))
+            }
+        })
+        .collect();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let drains: Vec<_> = rig
+            .workers
+            .iter()
+            .map(|sock| scope.spawn(|| drain(sock, &stop)))
+            .collect();
+        let (wall, cpu) = (Instant::now(), thread_cpu());
+        for frame in mix.iter().cycle().take(frames) {
+            rig.send(IPV4, frame);
+        }
+        let (wall, cpu) = (wall.elapsed(), thread_cpu() - cpu);
+        std::thread::sleep(Duration::from_millis(200));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        Round {
+            cpu_ns: cpu.as_nanos() as f64 / frames as f64,
+            pps: frames as f64 / wall.as_secs_f64(),
+            per_socket: drains.into_iter().map(|d| d.join().unwrap()).collect(),
+        }
+    })
+}
+
+/// The numbers in the module doc: `cargo test -p appliance --lib
+/// io::steering::tests::measure_steering_cost -- --ignored --nocapture`. Modes
+/// alternate within each of `ROUNDS` rounds, so background load hits them alike.
+#[test]
+#[ignore = "a measurement, not a check: run by hand"]
+fn measure_steering_cost() {
+    const ROUNDS: usize = 9;
+    const FRAMES: usize = 200_000;
+    let modes = [Mode::RoundRobin, Mode::Hash, Mode::Cbpf];
+    let mut results: Vec<Vec<Round>> = modes.iter().map(|_| Vec::new()).collect();
+    for _ in 0..ROUNDS {
+        for (m, mode) in modes.iter().enumerate() {
+            results[m].push(round(*mode, FRAMES));
+        }
+    }
+    for (mode, rounds) in modes.iter().zip(&mut results) {
+        rounds.sort_by(|a, b| a.cpu_ns.total_cmp(&b.cpu_ns));
+        let median = &rounds[ROUNDS / 2];
+        let cpu: Vec<String> = rounds.iter().map(|r| format!("{:.0}", r.cpu_ns)).collect();
+        println!(
+            "{mode:?}: median {:.0} ns/frame of sender CPU ({}), {:.0} frames/s, per socket {:?}",
+            median.cpu_ns,
+            cpu.join(" "),
+            median.pps,
+            median.per_socket
+        );
     }
 }
