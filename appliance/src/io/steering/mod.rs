@@ -177,7 +177,10 @@ fn fanout_arg(group: u16, mode: libc::c_uint) -> libc::c_uint {
 /// `group` (unique among the namespace's groups), steered by `program`: socket `k`
 /// receives the frames for which the program returns `k`. The program is attached
 /// once every socket has joined, so indices are never taken modulo a partial group;
-/// the kernel checks it then (an invalid program is `EINVAL`).
+/// the kernel checks it then (an invalid program is `EINVAL`). The group ignores
+/// frames sent out of the interface (`PACKET_FANOUT_FLAG_IGNORE_OUTGOING`): the
+/// members' own `PACKET_IGNORE_OUTGOING` stops applying once they join, since the
+/// group receives through a hook of its own.
 pub fn join(group: u16, sockets: &[PacketSocket], program: &[libc::sock_filter]) -> io::Result<()> {
     let first = sockets
         .first()
@@ -188,7 +191,10 @@ pub fn join(group: u16, sockets: &[PacketSocket], program: &[libc::sock_filter])
         s.set(
             libc::SOL_PACKET,
             libc::PACKET_FANOUT,
-            &fanout_arg(group, libc::PACKET_FANOUT_CBPF),
+            &fanout_arg(
+                group,
+                libc::PACKET_FANOUT_CBPF | libc::PACKET_FANOUT_FLAG_IGNORE_OUTGOING,
+            ),
         )?;
     }
     // The kernel copies the program during the call; `program` outlives it.
