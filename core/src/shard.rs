@@ -7,11 +7,13 @@
 //! port's owner is therefore `min((port - min) / len, workers - 1)`, a subtraction, a
 //! division and a clamp, which is what lets a classic BPF fanout program find the
 //! owner of a reply's destination port in a few instructions
-//! (`appliance/src/io/steering`). A worker's port allocator hands out only ports of its
-//! own slice, so the owner of a mapping's public port is the worker that holds its
+//! (`appliance/src/io/steering`). A worker's port allocator must hand out only ports of
+//! its own slice, so the owner of a mapping's public port is the worker that holds its
 //! state. The split is per range: the RFC 4787 REQ-3 classes (ports below and above
 //! 1024) and the ICMP identifier range are each split on their own, so every worker
-//! has ports of every class.
+//! has ports of every class. Port preservation (RFC 4787 section 4.2.1, a MAY) then
+//! works only for inside ports that fall in the worker's own slice; the others are
+//! searched for within the slice, as the whole range is today.
 //!
 //! With more workers than ports (a tiny configured range), workers `count..` own
 //! nothing: `slice` returns `None` for them.

@@ -12,8 +12,8 @@
 //!    rule wins over the next, so a **hairpinned** frame (inside source, pool
 //!    destination) goes to its source's worker.
 //! 3. **IPv4 to a pool address**: the worker that owns the public port
-//!    (`natbox_core::shard::PortSplit`, the same split the per-worker port allocator
-//!    uses, so the owner is the worker holding the mapping): TCP/UDP destination port;
+//!    (`natbox_core::shard::PortSplit`, the split the per-worker port allocators must
+//!    use, so that the owner is the worker holding the mapping): TCP/UDP destination port;
 //!    ICMP echo reply identifier (translated like a port, over the identifier range);
 //!    ICMP errors (destination unreachable, time exceeded, parameter problem): the
 //!    *source* port or echo identifier of the embedded datagram, which is the one the
@@ -122,7 +122,8 @@ use std::net::Ipv4Addr;
 pub struct Steering {
     /// Workers (sockets in the group), at least 1.
     pub workers: u32,
-    /// Public addresses of the NAT44 pool.
+    /// Public addresses of the NAT44 pool (the outside port's address when the
+    /// configured pool is empty).
     pub pool: Vec<Ipv4Addr>,
     /// TCP/UDP public port ranges (disjoint: the RFC 4787 REQ-3 classes), each split.
     pub ports: Vec<PortSplit>,
