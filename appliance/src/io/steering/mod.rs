@@ -38,7 +38,8 @@
 //! same worker. The price: one host's traffic cannot use more than one core, and the
 //! balance depends on the number of active hosts (a site with two busy hosts behind the
 //! box uses at most two workers). A NAT's load is the sum of many hosts, so this is the
-//! usual trade (VPP's NAT44-ED hands sessions to threads the same way).
+//! usual trade (VPP's NAT44-EI picks an inside source's thread by a hash of its address
+//! too).
 //!
 //! # What the engine must do with the frames it did not expect
 //! - **Worker 0 gets non-first IPv4 fragments from outside** (they carry no port, and
@@ -49,9 +50,9 @@
 //!   owner is not known yet (the fragment table's parking, `engine/frag.rs`). The
 //!   alternative, `PACKET_FANOUT_FLAG_DEFRAG`, makes the kernel reassemble IPv4 before
 //!   the demux, so the program would see the port; but then the engine receives
-//!   datagrams larger than the MTU and must fragment them again, and the kernel's
-//!   reassembly queue is shared with every other user of the host, so it was not
-//!   chosen. Until the program is attached (`join` attaches it after the last socket
+//!   datagrams larger than the MTU and must fragment them again, and reassembly would
+//!   happen under the namespace's `ipfrag_*` limits instead of the engine's own
+//!   fragment bounds and counters, so it was not chosen. Until the program is attached (`join` attaches it after the last socket
 //!   joined) every frame goes to worker 0 as well.
 //! - **Hairpinning** (RFC 4787 section 6, RFC 7857 section 3): the frame reaches the
 //!   source's worker, which translates the source (its own mapping); the destination's
@@ -79,7 +80,8 @@
 //! | `PACKET_FANOUT_HASH`        | 1116 ns (1090-1157)    | 82 815 / 117 188   |
 //! | `PACKET_FANOUT_CBPF` (this) | 1090 ns (1062-1209)    | 100 020 / 99 985   |
 //!
-//! Two earlier runs of 5 rounds gave 1063/1140/1157 and 1068/1143/1117 ns. So the
+//! Two earlier runs of 5 rounds gave (LB/HASH/CBPF) 1063/1140/1157 and 1068/1143/1117
+//! ns. So the
 //! program costs no more than the kernel's flow hash; the difference between the modes
 //! is within the noise (about 30 ns) of a path of 1.1 us, so this method bounds the
 //! program's cost rather than measuring it. Frames per second (430 000 to 725 000 for
