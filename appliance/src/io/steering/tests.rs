@@ -614,3 +614,17 @@ fn measure_steering_cost() {
         );
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The kernel's checker accepts whatever the builder produces.
+    #[test]
+    fn kernel_accepts_every_generated_program(s in any_steering(), workers in 1usize..=4) {
+        let lo = private_netns();
+        let program = s.program().unwrap();
+        let sockets: Vec<PacketSocket> =
+            (0..workers).map(|_| PacketSocket::open(lo).unwrap()).collect();
+        prop_assert!(join(7, &sockets, &program).is_ok(), "{} instructions", program.len());
+    }
+}
