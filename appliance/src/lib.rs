@@ -23,4 +23,4 @@ pub mod shell;
 
 /// The I/O-free core lives in its own crate (`core/`); re-exported so the layers above
 /// name it as before.
-pub use natbox_core::{engine, wire};
+pub use natbox_core::{engine, shard, wire};

@@ -99,6 +99,7 @@ mod ingress;
 pub mod link;
 pub mod ring;
 pub mod socket;
+pub mod steering;
 #[cfg(test)]
 pub(crate) mod testnet;
 
