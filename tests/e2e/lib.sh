@@ -191,6 +191,22 @@ check() {
     fi
 }
 
+# log_counters GROUPS: natbox's "counters GROUP:" lines for GROUPS (an ERE alternation,
+# e.g. "nat|drops") as comments in the test log; nothing with E2E_BOX=kernel.
+log_counters() {
+    [ "$E2E_BOX" = kernel ] || grep -E "counters ($1):" "$WORK/natbox.log" | sed 's/^.*counters/# counters/'
+}
+
+# skip_without_natbox: ends a suite that tests natbox itself (its port pool, shell,
+# services) at once, passing, with E2E_BOX=kernel.
+skip_without_natbox() {
+    if [ "$E2E_BOX" = kernel ]; then
+        echo "skip - every check of this suite tests natbox itself (E2E_BOX=kernel)"
+        echo "0 passed, 0 failed"
+        exit 0
+    fi
+}
+
 # check_natbox "description" command...: a check of natbox itself (its counters, log,
 # shell or config), not of the traffic: as check, but skipped with E2E_BOX=kernel.
 check_natbox() {
