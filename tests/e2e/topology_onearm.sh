@@ -80,6 +80,12 @@ topology_onearm() {
     # every port sees every NDP multicast, as on a cloud subnet).
     ip -n "$RTR" link add br0 type bridge stp_state 0 mcast_snooping 0
     ip -n "$RTR" link set br0 addrgenmode none
+    # The segment is a switch: frames between its hosts must not see the router's
+    # netfilter hooks (br_netfilter, where loaded, would DNAT the box's own traffic).
+    if in_rtr test -d /proc/sys/net/bridge; then
+        in_rtr sysctl -qw net.bridge.bridge-nf-call-iptables=0 net.bridge.bridge-nf-call-ip6tables=0 \
+            net.bridge.bridge-nf-call-arptables=0
+    fi
     in_rtr sysctl -qw net.ipv6.conf.br0.accept_dad=0 net.ipv6.conf.wan0.accept_dad=0
     ip -n "$RTR" link set lan0 master br0
     ip -n "$RTR" link set box0 master br0
@@ -129,7 +135,7 @@ redirect_watch_start() {
         >"$WORK/redirects.log" 2>&1 &
     REDIRECT_WATCH=$!
     for _ in $(seq 50); do
-        grep -q "listening on" "$WORK/redirects.log" && return 0
+        grep -qs "listening on" "$WORK/redirects.log" && return 0
         sleep 0.1
     done
     echo "redirect watch: tcpdump did not start"; cat "$WORK/redirects.log"; return 1
@@ -152,7 +158,16 @@ redirect_watch_check() {
 # topology while natbox cannot run one-armed: forwarding on one interface, masquerade
 # of the inside prefix, a stateful IPv6 egress-only filter (RFC 6092's default: only
 # replies and related errors come in), and no redirects (send_redirects=0 for IPv4;
-# IPv6 has no such switch, so nftables drops outgoing ones).
+# IPv6 has no such switch, so nftables drops outgoing ones). Two more things make it
+# behave as natbox does, not as a stock Linux router:
+#  - new IPv4 connections from beyond the segment to the box itself are dropped before
+#    conntrack confirms them (natbox keeps no state for unsolicited packets): a
+#    rejected hole punch would otherwise leave an entry whose reply tuple is the
+#    mapping the peer's answer needs, and masquerade would give that answer another
+#    port;
+#  - no ICMP rate limit: the kernel still *tries* a redirect for every packet it
+#    forwards back out of seg0, and those attempts use up the per-destination tokens
+#    its errors (time exceeded for traceroute) need too.
 kernel_box_rules() {
     cat <<'NFT'
 table inet kbox {
@@ -165,6 +180,10 @@ table inet kbox {
     chain out {
         type filter hook output priority filter; policy accept;
         icmpv6 type nd-redirect drop
+    }
+    chain in {
+        type filter hook input priority filter; policy accept;
+        ct state new ip saddr != 10.10.0.0/24 drop
     }
 }
 table ip kbox_nat {
@@ -183,7 +202,7 @@ kernel_box_start() {
     ip -n "$GW" route replace default via 10.10.0.254
     ip -n "$GW" -6 route replace default via fe80::1 dev seg0
     in_gw sysctl -qw net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.default.send_redirects=0 \
-        net.ipv4.conf.seg0.send_redirects=0
+        net.ipv4.conf.seg0.send_redirects=0 net.ipv4.icmp_ratelimit=0 net.ipv6.icmp.ratelimit=0
     kernel_box_rules | in_gw nft -f -
     in_gw sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
     echo "# E2E_BOX=kernel: the box namespace forwards with the kernel (masquerade, egress-only IPv6)"
