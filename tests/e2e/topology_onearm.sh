@@ -40,9 +40,14 @@
 # public address the wan host sees (198.51.100.10, here the router's 1:1 address). What
 # differs is in lib.sh's topology variables (POOL4, WAN_HOP, ...).
 #
+# Traffic from the wan side straight to an inside address (test_unsolicited4 routes
+# 10.10.0.0/24 to 198.51.100.10) goes to the box, not on-link to the host, as a VPC
+# route table would send it to the NAT instance: so it is the box that must refuse it.
+#
 # The router does what a cloud router does and no more: it never sends ICMP redirects
-# (send_redirects=0) and TCP window tracking is liberal (a router does not drop a
-# segment for its window). A tcpdump on every port of the segment records any ICMP
+# (send_redirects=0), TCP window tracking is liberal (a router does not drop a segment
+# for its window), and frames between the segment's hosts are only switched (no
+# br_netfilter). A tcpdump on every port of the segment records any ICMP
 # redirect (type 5) or ICMPv6 redirect (type 137) for the whole suite: finish() fails
 # the suite if one was seen (a one-armed router must never tell inside hosts to go
 # around it).
