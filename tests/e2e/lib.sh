@@ -1,11 +1,20 @@
 # Shared set-up for the end-to-end tests: sourced, not run.
 #
-# Builds the DESIGN.md topology in three network namespaces this test owns (names carry
-# the test's PID, so tests never collide and never touch the host's interfaces):
+# Builds the test topology in network namespaces this test owns (names carry the test's
+# PID, so tests never collide and never touch the host's interfaces). E2E_TOPOLOGY
+# picks it:
+#
+# two-port (the default; DESIGN.md's), three namespaces:
 #
 #   ns lan: eth0 10.10.0.2/24 2001:db8:10::2/64 --veth-- [ns gw: lan0 | natbox | wan0] --veth-- ns wan: eth0 198.51.100.1/24 2001:db8:ff::1/64
 #
-# natbox runs in ns gw in host mode on lan0/wan0, which carry no kernel addresses.
+#   natbox runs in ns gw in host mode on lan0/wan0, which carry no kernel addresses.
+#
+# one-armed: natbox on a single port, seg0, on one segment with the inside host, behind
+# a "VPC router" that maps its private address 1:1 to 198.51.100.10; the picture and
+# the addresses are in topology_onearm.sh. E2E_BOX=kernel runs that topology with the
+# kernel in natbox's place (masquerade and an egress-only IPv6 filter), to prove it.
+#
 # Every address a test sends to belongs to one of these namespaces. Everything is torn
 # down on exit, whatever happens.
 set -euo pipefail
@@ -17,6 +26,36 @@ LAN="${PFX}lan"
 GW="${PFX}gw"
 WAN="${PFX}wan"
 WORK=$(mktemp -d)
+E2E_TOPOLOGY=${E2E_TOPOLOGY:-two-port}
+E2E_BOX=${E2E_BOX:-natbox}
+RTR=""
+# shellcheck source=topology_onearm.sh
+source "$E2E_ROOT/tests/e2e/topology_onearm.sh"
+# What the suites assert that differs between the topologies:
+#   BOX_PORTS  natbox's interfaces in ns gw;
+#   BOX_ROLES  the port groups of natbox's "counters ROLE:" lines;
+#   POOL4      natbox's pool address (what its logs and its own pings show);
+#   WAN_HOP    the traceroute hop at which the wan host answers (one-armed: the router
+#              is hop 2, answering from ROUTER4);
+#   FAR_ERR4/6 where ICMP errors about the wan link come from (too big, test_mtu):
+#              natbox itself in two-port (its outside MTU), the router in one-armed
+#              (the segment is one MTU; the router's wan link is the bottleneck).
+# The public address the wan host sees is 198.51.100.10 in both.
+case "$E2E_TOPOLOGY/$E2E_BOX" in
+two-port/natbox)
+    BOX_PORTS="lan0 wan0" BOX_ROLES="inside outside" POOL4=198.51.100.10 WAN_HOP=2
+    FAR_ERR4=10.10.0.1 FAR_ERR6=2001:db8:10::1 ROUTER4=""
+    ;;
+one-armed/natbox | one-armed/kernel)
+    BOX_PORTS="seg0" BOX_ROLES="outside" POOL4=10.10.0.1 WAN_HOP=3
+    FAR_ERR4=10.10.0.254 FAR_ERR6=2001:db8:ff::fe ROUTER4=10.10.0.254
+    RTR="${PFX}rtr"
+    ;;
+*)
+    echo "lib.sh: E2E_TOPOLOGY=$E2E_TOPOLOGY E2E_BOX=$E2E_BOX: not a topology (two-port; one-armed, with E2E_BOX natbox or kernel)"
+    exit 2
+    ;;
+esac
 NATBOX_PID=""
 PASSED=0
 FAILED=0
@@ -29,7 +68,7 @@ e2e_cleanup() {
     set +e
     [ -n "$NATBOX_PID" ] && kill -TERM "$NATBOX_PID" 2>/dev/null && wait "$NATBOX_PID" 2>/dev/null
     for pid in $(jobs -p); do kill "$pid" 2>/dev/null; done
-    for ns in "$LAN" "$GW" "$WAN"; do
+    for ns in "$LAN" "$GW" ${RTR:+"$RTR"} "$WAN"; do
         ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
         ip netns del "$ns" 2>/dev/null
     done
@@ -52,7 +91,7 @@ host_offloads() {
     done
 }
 
-# Offloads on natbox's own ports, lan0 and wan0 in ns gw (E2E_GW_OFFLOADS): "on" keeps
+# Offloads on natbox's own ports, BOX_PORTS in ns gw (E2E_GW_OFFLOADS): "on" keeps
 # veth's defaults; "off" turns transmit and receive checksum offload, TSO, GSO and GRO
 # off before natbox starts, as on a NIC without checksum offload: natbox must then
 # neither hand a port a super-frame nor a partial checksum it cannot send.
@@ -61,14 +100,18 @@ E2E_GW_OFFLOADS=${E2E_GW_OFFLOADS:-on}
 # gw_offloads on|off: checksum offloads, TSO, GSO and GRO of natbox's ports.
 gw_offloads() {
     local dev
-    for dev in lan0 wan0; do
+    for dev in $BOX_PORTS; do
         in_gw ethtool -K "$dev" tx "$1" rx "$1" tso "$1" gso "$1" gro "$1" >/dev/null
     done
 }
 
-# Creates the namespaces and links, with host offloads as E2E_OFFLOADS says and
-# natbox's ports' offloads as E2E_GW_OFFLOADS says.
+# Creates the namespaces and links of E2E_TOPOLOGY, with host offloads as E2E_OFFLOADS
+# says and natbox's ports' offloads as E2E_GW_OFFLOADS says.
 topology() {
+    if [ "$E2E_TOPOLOGY" = one-armed ]; then
+        topology_onearm
+        return
+    fi
     for ns in "$LAN" "$GW" "$WAN"; do ip netns add "$ns"; done
     ip link add eth0 netns "$LAN" type veth peer name lan0 netns "$GW"
     ip link add eth0 netns "$WAN" type veth peer name wan0 netns "$GW"
@@ -89,15 +132,25 @@ topology() {
     [ "$E2E_GW_OFFLOADS" = on ] || gw_offloads "$E2E_GW_OFFLOADS"
 }
 
-# Writes $WORK/natbox.toml from the example config, applying sed expressions given as
-# arguments (e.g. 's/^mss_clamp.*/mss_clamp = 0/').
+# Writes $WORK/natbox.toml from the topology's config (the example config, or the
+# one-armed one beside this file), applying sed expressions given as arguments (e.g.
+# 's/^mss_clamp.*/mss_clamp = 0/').
 write_config() {
-    cp "$E2E_ROOT/natbox.toml" "$WORK/natbox.toml"
+    if [ "$E2E_TOPOLOGY" = one-armed ]; then
+        cp "$E2E_ROOT/tests/e2e/natbox-one-armed.toml" "$WORK/natbox.toml"
+    else
+        cp "$E2E_ROOT/natbox.toml" "$WORK/natbox.toml"
+    fi
     for expr in "$@"; do sed -i "$expr" "$WORK/natbox.toml"; done
 }
 
-# Starts natbox in ns gw and waits (at most 10 s) until it forwards.
+# Starts natbox in ns gw and waits (at most 10 s) until it forwards. With E2E_BOX=kernel,
+# sets up the kernel's forwarding in ns gw instead.
 start_natbox() {
+    if [ "$E2E_BOX" = kernel ]; then
+        kernel_box_start
+        return
+    fi
     [ -f "$WORK/natbox.toml" ] || write_config
     # Not through in_gw: a backgrounded function is a subshell, and $! must be natbox
     # itself (ip netns exec execs it) so that stop_natbox's signal reaches it.
@@ -113,6 +166,10 @@ start_natbox() {
 
 # Stops natbox (SIGTERM) and waits for its counters.
 stop_natbox() {
+    if [ "$E2E_BOX" = kernel ]; then
+        kernel_box_stop
+        return
+    fi
     kill -TERM "$NATBOX_PID"
     wait "$NATBOX_PID" || true
     NATBOX_PID=""
@@ -132,6 +189,32 @@ check() {
     else
         FAILED=$((FAILED + 1)); echo "FAIL - $what"; sed 's/^/       /' "$WORK/check.out" | tail -n 20
     fi
+}
+
+# log_counters GROUPS: natbox's "counters GROUP:" lines for GROUPS (an ERE alternation,
+# e.g. "nat|drops") as comments in the test log; nothing with E2E_BOX=kernel.
+log_counters() {
+    [ "$E2E_BOX" = kernel ] || grep -E "counters ($1):" "$WORK/natbox.log" | sed 's/^.*counters/# counters/'
+}
+
+# skip_without_natbox: ends a suite that tests natbox itself (its port pool, shell,
+# services) at once, passing, with E2E_BOX=kernel.
+skip_without_natbox() {
+    if [ "$E2E_BOX" = kernel ]; then
+        echo "skip - every check of this suite tests natbox itself (E2E_BOX=kernel)"
+        echo "0 passed, 0 failed"
+        exit 0
+    fi
+}
+
+# check_natbox "description" command...: a check of natbox itself (its counters, log,
+# shell or config), not of the traffic: as check, but skipped with E2E_BOX=kernel.
+check_natbox() {
+    if [ "$E2E_BOX" = kernel ]; then
+        echo "skip - $1 (E2E_BOX=kernel)"
+        return 0
+    fi
+    check "$@"
 }
 
 # tcp_stream up|down FILE COPIES SECONDS: streams COPIES copies of FILE over TCP (wan's
@@ -159,6 +242,7 @@ tcp_stream() {
 
 # Prints the closing line and exits non-zero on any failure.
 finish() {
+    [ "$E2E_TOPOLOGY" != one-armed ] || redirect_watch_check
     if [ "$FAILED" -gt 0 ]; then
         echo "--- natbox log"; tail -n 30 "$WORK/natbox.log" 2>/dev/null || true
     fi

@@ -83,5 +83,5 @@ unsolicited_counted() {
     grep "counters drops:" "$WORK/natbox.log"
     [ "$(counter drops unsolicited_ipv6)" -ge 12 ]
 }
-check "counters: unsolicited_ipv6 drops >= 12 (TCP SYN + 10 UDP + ping)" unsolicited_counted
+check_natbox "counters: unsolicited_ipv6 drops >= 12 (TCP SYN + 10 UDP + ping)" unsolicited_counted
 finish

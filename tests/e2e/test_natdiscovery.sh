@@ -4,6 +4,11 @@
 # mapping must be endpoint-independent (RFC 4787 REQ-1), filtering what was
 # configured (REQ-8), hairpinning supported (REQ-9) — checked with natdiscovery -H
 # and directly with two UDP sockets and a UDP echo server in wan.
+#
+# One-armed, the VPC router hairpins: traffic to the public 198.51.100.10 comes back to
+# the box from 198.51.100.10 (as in a cloud VPC), so natbox sees an ordinary inbound
+# packet (filtered as configured) and counts no hairpin of its own. With E2E_BOX=kernel
+# only address-and-port-dependent filtering runs: conntrack filters on the 5-tuple.
 source "$(dirname "$0")/lib.sh"
 PY="python3 $E2E_ROOT/tests/e2e/helpers.py"
 echo "# test_natdiscovery: RFC 5780 discovery with coturn, hairpinning"
@@ -23,7 +28,9 @@ discover() {
     grep -E '^NAT |STUN receive timeout|hairpin' "$WORK/nd.out" || true
 }
 
-for filtering in endpoint-independent address-dependent address-and-port-dependent; do
+filterings="endpoint-independent address-dependent address-and-port-dependent"
+[ "$E2E_BOX" != kernel ] || filterings=address-and-port-dependent
+for filtering in $filterings; do
     echo "# nat.filtering = $filtering"
     write_config "s/^filtering = .*/filtering = \"$filtering\"/"
     grep -q "^filtering = \"$filtering\"" "$WORK/natbox.toml"
@@ -57,12 +64,14 @@ for filtering in endpoint-independent address-dependent address-and-port-depende
             in_lan timeout 15 $PY hairpin 198.51.100.1 5000 punch
     fi
     stop_natbox
-    grep -E "counters (nat|drops):" "$WORK/natbox.log" | sed 's/^.*counters/# counters/'
-    hairpinned() { [ "$(counter nat hairpinned)" -ge 1 ]; }
-    check "[$filtering] counters: hairpinned >= 1" hairpinned
+    log_counters "nat|drops"
+    if [ "$E2E_TOPOLOGY" = two-port ]; then
+        hairpinned() { [ "$(counter nat hairpinned)" -ge 1 ]; }
+        check_natbox "[$filtering] counters: hairpinned >= 1" hairpinned
+    fi
     if [ "$filtering" != endpoint-independent ]; then
         filtered() { [ "$(counter drops filtered)" -ge 1 ]; }
-        check "[$filtering] counters: filtered >= 1" filtered
+        check_natbox "[$filtering] counters: filtered >= 1" filtered
     fi
 done
 finish

@@ -7,6 +7,7 @@
 source "$(dirname "$0")/lib.sh"
 PY="python3 $E2E_ROOT/tests/e2e/helpers.py"
 echo "# test_ports: port pool exhaustion"
+skip_without_natbox
 topology
 write_config 's/^\[nat\]/&\nport_min = 61000\nport_max = 61003/'
 grep -q '^port_max = 61003' "$WORK/natbox.toml"
@@ -30,7 +31,7 @@ in_range() {
 }
 check "every external port handed out is in 61000-61003" in_range
 stop_natbox
-grep -E "counters (nat|drops):" "$WORK/natbox.log" | sed 's/^.*counters/# counters/'
+log_counters "nat|drops"
 exhausted() { [ "$(counter drops ports_exhausted)" -ge 3 ]; }
 check "counters: ports_exhausted >= 3" exhausted
 finish

@@ -35,9 +35,9 @@ check "lan's TCP listener accepted only lan's own connection" grep -qx "accepted
 check "lan's UDP listener received nothing" grep -qx "got 0 datagrams" "$WORK/udp-listen.out"
 
 stop_natbox
-grep "counters drops:" "$WORK/natbox.log" | sed 's/^.*counters/# counters/'
+log_counters drops
 no_mapping() { [ "$(counter drops no_mapping)" -ge 10 ]; }
-check "counters: no_mapping >= 10 (UDP/TCP to the pool address)" no_mapping
+check_natbox "counters: no_mapping >= 10 (UDP/TCP to the pool address)" no_mapping
 not_translated() { [ "$(counter drops inbound_not_translated)" -ge 13 ]; }
-check "counters: inbound_not_translated >= 13 (TCP/UDP/ping to 10.10.0.2)" not_translated
+check_natbox "counters: inbound_not_translated >= 13 (TCP/UDP/ping to 10.10.0.2)" not_translated
 finish
