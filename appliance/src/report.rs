@@ -2,8 +2,8 @@
 //! this is how tests and operators read them): one line per port, translations,
 //! sessions, and every drop reason that occurred.
 
+use natbox::engine::flow::track::Class;
 use natbox::engine::stats::DropReason;
-use natbox::engine::track::Class;
 use natbox::engine::Port;
 use natbox::io::dataplane::Dataplane;
 

@@ -7,8 +7,8 @@
 
 mod support;
 use firmware_config::Filtering;
+use natbox_core::engine::flow::track::Class;
 use natbox_core::engine::stats::DropReason;
-use natbox_core::engine::track::Class;
 use natbox_core::engine::{Port, Verdict};
 use natbox_core::wire::ethernet::Mac;
 use pnet_packet::ip::IpNextHeaderProtocols;

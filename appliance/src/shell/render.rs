@@ -3,9 +3,9 @@
 
 use super::grammar::Parsed;
 use super::{metrics, Action, Facts, Reply};
+use crate::engine::flow::track::Class;
 use crate::engine::nat44::SessionInfo;
 use crate::engine::stats::DropReason;
-use crate::engine::track::Class;
 use crate::engine::{Engine, Port};
 use serde_json::{json, Value};
 use std::net::Ipv4Addr;

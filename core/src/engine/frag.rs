@@ -16,8 +16,9 @@
 //! fragments cannot take the parking space of everyone else.
 
 use super::buffers::BufId;
+use super::port::Port;
 use super::stats::DropReason;
-use super::Port;
+use super::{Engine, Frame, Step, Verdict};
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 
@@ -199,6 +200,59 @@ impl Frags {
             );
         }
         Ok(self.entries.get_mut(&key).expect("present"))
+    }
+}
+
+impl Engine {
+    /// Parks a fragment that came before its first fragment.
+    pub(super) fn park_fragment(
+        &mut self,
+        frame: &Frame<'_>,
+        key: FragKey,
+        port: Port,
+        now: u64,
+    ) -> Result<Step, DropReason> {
+        let id = self
+            .buffers
+            .store(frame.bytes())
+            .ok_or(DropReason::BufferPoolFull)?;
+        match self.frags.park(key, id, port, now) {
+            Ok(()) => Ok(Step::Parked),
+            Err(reason) => {
+                self.buffers.free(id);
+                Err(reason)
+            }
+        }
+    }
+
+    /// Processes fragments parked before their first fragment, now that it came.
+    pub(super) fn run_reinjected(&mut self, now: u64) {
+        // Bounded: each parked fragment is processed once; new parkings cannot happen
+        // for a datagram whose first fragment was seen.
+        for _ in 0..self.reinject.len() {
+            let Some((port, id)) = self.reinject.pop_front() else {
+                break;
+            };
+            let (mut data, len) = self.buffers.take(id);
+            let mut frame = Frame {
+                buf: &mut data,
+                len,
+            };
+            let verdict = self.dispatch(port, &mut frame, now);
+            let len = frame.len;
+            self.account(port, verdict, len);
+            self.buffers.put(id, data, len);
+            match verdict {
+                Verdict::Forward(out) | Verdict::Reply(out) => {
+                    // `account` counted the send; the queue entry must not count again.
+                    let c = &mut self.stats.ports[out as usize];
+                    c.tx_packets -= 1;
+                    c.tx_bytes -= len as u64;
+                    self.tx.push_back((out, id));
+                }
+                _ => self.buffers.free(id),
+            }
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! connected prefixes of both ports, the configured static routes, and the default
 //! gateways. The table is a handful of entries, so a linear scan beats any trie.
 
-use super::Port;
+use super::port::Port;
 use firmware_config::Config;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

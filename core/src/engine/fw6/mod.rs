@@ -24,11 +24,11 @@
 //! 10 of them the TCP sequence windows (`track::Window`); the host index adds 8 bytes
 //! (rounded up to a power of two of slots) per unit of `max_states`.
 
-use super::index::{Hasher, Index};
-use super::list::Links;
-use super::lru::{Lru, Timed};
+use super::flow::index::{Hasher, Index};
+use super::flow::list::Links;
+use super::flow::lru::{Lru, Timed};
+use super::flow::track::{self, Class, Dir, TcpState, Timeouts};
 use super::stats::{DropReason, Stats};
-use super::track::{self, Class, Dir, TcpState, Timeouts};
 use crate::wire::{icmpv6, ipv6, proto, tcp, udp, WireError};
 use firmware_config::Config;
 use ipnet::Ipv6Net;

@@ -49,19 +49,18 @@
 //! fragments, routes or builds packets: the engine does that around it.
 
 pub mod events;
-pub mod ports;
 mod rewrite;
 
-use super::index::{Hasher, Index};
-use super::list::{self, Linked, Links, List};
-use super::lru::Lru;
+use super::flow::index::{Hasher, Index};
+use super::flow::list::{self, Linked, Links, List};
+use super::flow::lru::Lru;
+use super::flow::track::{self, Class, Dir, TcpState, Timeouts};
+use super::pool::{PortTable, Ranges};
 use super::stats::{DropReason, Stats};
-use super::track::{self, Class, Dir, TcpState, Timeouts};
 use crate::wire::checksum::Csum;
 use crate::wire::{icmpv4, ipv4, proto, tcp};
 use firmware_config::{Config, Filtering};
 use ipnet::Ipv4Net;
-use ports::{PortTable, Ranges};
 pub use rewrite::End;
 use slab::Slab;
 use std::collections::VecDeque;

@@ -49,9 +49,9 @@
 //! `resolve` and by every update.
 
 use super::buffers::BufId;
-use super::list::{Linked, Links, List};
+use super::flow::list::{Linked, Links, List};
+use super::port::Port;
 use super::stats::DropReason;
-use super::Port;
 use crate::wire::ethernet::Mac;
 use slab::Slab;
 use std::collections::HashMap;
