@@ -9,8 +9,9 @@
 //! Settings the engine never reads (hostname, shell, log, metrics) change in place
 //! trivially.
 
+use super::port::{self, PortConfig};
 use super::{icmp, Engine, PortSetup};
-use firmware_config::{Config, Port};
+use firmware_config::Config;
 use ipnet::{Ipv4Net, Ipv6Net};
 use std::net::Ipv4Addr;
 
@@ -19,8 +20,7 @@ use std::net::Ipv4Addr;
 /// whether IPv6 is forwarded at all.
 #[derive(Debug, PartialEq, Eq)]
 struct Addressing<'a> {
-    inside: &'a Port,
-    outside: &'a Port,
+    ports: Vec<PortConfig<'a>>,
     pool: &'a [Ipv4Addr],
     port_range: (u16, u16),
     nat_inside: &'a [Ipv4Net],
@@ -31,8 +31,7 @@ struct Addressing<'a> {
 impl<'a> Addressing<'a> {
     fn of(config: &'a Config) -> Addressing<'a> {
         Addressing {
-            inside: &config.inside,
-            outside: &config.outside,
+            ports: port::layout(config),
             pool: &config.nat.pool,
             port_range: (config.nat.port_min, config.nat.port_max),
             nat_inside: &config.nat.inside_prefixes,
@@ -56,16 +55,13 @@ impl Engine {
             self.retune(new);
             return true;
         }
-        let macs = (
-            PortSetup {
-                mac: self.ports[0].mac,
-            },
-            PortSetup {
-                mac: self.ports[1].mac,
-            },
-        );
+        let setups: Vec<PortSetup> = self
+            .ports
+            .iter()
+            .map(|p| PortSetup { mac: p.mac })
+            .collect();
         let stats = self.stats.clone();
-        *self = Engine::new(new, macs.0, macs.1);
+        *self = Engine::new(new, &setups);
         self.stats = stats;
         false
     }
@@ -173,9 +169,9 @@ mod reconfigure_tests {
             if changed == base {
                 continue;
             }
-            let mut engine = Engine::new(&base, setup, setup);
+            let mut engine = Engine::new(&base, &[setup; 2]);
             if engine.reconfigure(&changed) {
-                let fresh = Engine::new(&changed, setup, setup);
+                let fresh = Engine::new(&changed, &[setup; 2]);
                 assert_eq!(shaped(&engine), shaped(&fresh), "{path} changed in place");
                 in_place.insert(path);
             }
@@ -214,7 +210,7 @@ mod reconfigure_tests {
             if changed == base || Addressing::of(&changed) == Addressing::of(&base) {
                 continue;
             }
-            let mut engine = Engine::new(&base, setup, setup);
+            let mut engine = Engine::new(&base, &[setup; 2]);
             assert!(!engine.reconfigure(&changed), "{path} changed in place");
             rebuilt.insert(path);
         }

@@ -21,7 +21,7 @@
 //! `None` (nothing written) when it does not parse: the caller drops the frame with a
 //! reason. No builder panics on any input.
 
-use super::port::Port;
+use super::port::PortId;
 use super::stats::DropReason;
 use super::{Engine, Frame, Verdict};
 use crate::wire::ethernet::{self, ethertype, Mac};
@@ -470,7 +470,7 @@ impl Engine {
     /// error may or can be sent, the verdict is a plain drop.
     pub(super) fn reject4(
         &mut self,
-        port: Port,
+        port: PortId,
         frame: &mut Frame<'_>,
         reason: DropReason,
         kind: (u8, u8, u32),
@@ -498,13 +498,13 @@ impl Engine {
     /// As `reject4`, for ICMPv6 (from the port's global address, else its link-local).
     pub(super) fn reject6(
         &mut self,
-        port: Port,
+        port: PortId,
         frame: &mut Frame<'_>,
         reason: DropReason,
         kind: (u8, u8, u32),
         now: u64,
     ) -> Verdict {
-        let p = &self.ports[port as usize];
+        let p = &self.ports[port.index()];
         let src = p.ipv6.map_or(p.link_local, |n| n.addr());
         let ip = &frame.buf[ETH..frame.len];
         let allowed = may_error6(ip) && error6_fits(frame.buf.len(), ip.len());
@@ -524,7 +524,7 @@ impl Engine {
     /// its length, the port's MAC and the IPv4 identification counter).
     fn reject(
         &mut self,
-        port: Port,
+        port: PortId,
         frame: &mut Frame<'_>,
         reason: DropReason,
         (allowed, budget): (bool, Budget),
@@ -534,14 +534,14 @@ impl Engine {
         if !allowed || !self.icmp_budget_allows(budget, now) {
             return Verdict::Drop(reason);
         }
-        let mac = self.ports[port as usize].mac;
+        let mac = self.ports[port.index()].mac;
         let Some(len) = build(frame.buf, frame.len, mac, &mut self.ident) else {
             return Verdict::Drop(reason);
         };
         frame.len = len;
         // The offending packet is dropped even though a reply leaves.
         self.stats.drop(reason);
-        self.stats.ports[port as usize].drops += 1;
+        self.stats.ports[port.index()].drops += 1;
         Verdict::Reply(port)
     }
 }

@@ -6,7 +6,7 @@
 
 use super::flow::track::Dir;
 use super::frag::{FragAction, FragKey};
-use super::port::Port;
+use super::port::{PortId, PortState};
 use super::stats::DropReason;
 use super::{Engine, Frame, NextHop, Step, Verdict, ETH};
 use crate::wire::checksum::Csum;
@@ -14,7 +14,7 @@ use crate::wire::{icmpv4, ipv4, proto, tcp};
 use std::net::Ipv4Addr;
 
 impl Engine {
-    pub(super) fn ipv4_in(&mut self, port: Port, frame: &mut Frame<'_>, now: u64) -> Verdict {
+    pub(super) fn ipv4_in(&mut self, port: PortId, frame: &mut Frame<'_>, now: u64) -> Verdict {
         let (src, dst, total, ttl, df, fragment, protocol, ident, first_frag) = {
             let Ok(p) = ipv4::Packet::new_checked(&frame.buf[ETH..frame.len]) else {
                 return Verdict::Drop(DropReason::Ipv4Malformed);
@@ -38,7 +38,8 @@ impl Engine {
         if martian4(src) {
             return Verdict::Drop(DropReason::MartianSource);
         }
-        if port == Port::Outside && self.inside_or_own4(src) {
+        let from_inside = self.inside4(port, src);
+        if !from_inside && self.inside_or_own4(src) {
             return Verdict::Drop(DropReason::SpoofedFromOutside);
         }
         if dst.is_multicast() || dst.is_broadcast() || self.is_subnet_broadcast(port, dst) {
@@ -54,16 +55,20 @@ impl Engine {
         // Pool addresses are translated, except that echo requests to them are answered
         // by the box; the ports' own addresses are the box's.
         // (`owns4` without its pool test: `dst` is known not to be a pool address.)
-        let port_addr = |p: Port| self.ports[p as usize].ipv4.is_some_and(|n| n.addr() == dst);
+        // From the inside, every port's address is the box's; from the outside, only
+        // the arrival port's.
+        let port_addr = |p: &PortState| p.ipv4.is_some_and(|n| n.addr() == dst);
         let local = if pool_dst {
             echo_request || self.local.wants_echo_replies() && self.echo_reply_unclaimed(frame)
         } else {
-            port_addr(port) || (port == Port::Inside && port_addr(Port::Outside))
+            port_addr(&self.ports[port.index()])
+                || (from_inside && self.ports.iter().any(port_addr))
         };
         if local {
-            return self.local4(port, frame, echo_request, now);
+            return self.local4(port, from_inside, frame, echo_request, now);
         }
         let ctx = Pkt4 {
+            port,
             src,
             dst,
             total,
@@ -74,12 +79,14 @@ impl Engine {
             protocol,
             ident,
         };
-        match port {
-            Port::Inside if pool_dst => self.hairpin4(frame, &ctx, now),
-            Port::Inside => self.forward4_from_inside(frame, &ctx, now),
-            Port::Outside if pool_dst => self.inbound4(frame, &ctx, now),
-            Port::Outside => match self.routes.lookup4(dst) {
-                Some((Port::Inside, _)) => Verdict::Drop(DropReason::InboundNotTranslated),
+        match (from_inside, pool_dst) {
+            (true, true) => self.hairpin4(frame, &ctx, now),
+            (true, false) => self.forward4_from_inside(frame, &ctx, now),
+            (false, true) => self.inbound4(frame, &ctx, now),
+            (false, false) => match self.routes.lookup4(dst) {
+                Some((egress, _)) if self.inside4(egress, dst) => {
+                    Verdict::Drop(DropReason::InboundNotTranslated)
+                }
                 Some(_) => Verdict::Drop(DropReason::TransitDenied),
                 None => Verdict::Drop(DropReason::NoRoute),
             },
@@ -90,28 +97,28 @@ impl Engine {
     /// REC-6 applied to IPv4): an inside prefix, a pool address, a port address. Such a
     /// source on the outside is forged.
     fn inside_or_own4(&self, src: Ipv4Addr) -> bool {
-        // `owns4` of the outside port includes the pool.
-        self.nat.translates(src) || Port::ALL.iter().any(|&p| self.owns4(p, src))
+        // `owns4` of a port with the outside role includes the pool.
+        self.nat.translates(src) || self.port_ids().any(|p| self.owns4(p, src))
     }
 
-    fn is_subnet_broadcast(&self, port: Port, dst: Ipv4Addr) -> bool {
-        self.ports[port as usize].broadcast4 == Some(dst)
+    fn is_subnet_broadcast(&self, port: PortId, dst: Ipv4Addr) -> bool {
+        self.ports[port.index()].broadcast4 == Some(dst)
     }
 
-    /// TTL and MTU checks before any rewrite, so errors quote what the sender sent.
+    /// TTL and MTU checks before any rewrite, so errors quote what the sender sent;
+    /// `mtu` is the egress port's.
     fn check4(
         &mut self,
-        port: Port,
-        egress: Port,
+        mtu: usize,
         frame: &mut Frame<'_>,
         ctx: &Pkt4,
         now: u64,
     ) -> Option<Verdict> {
+        let port = ctx.port;
         if ctx.ttl <= 1 {
             let kind = (icmpv4::TIME_EXCEEDED, 0, 0);
             return Some(self.reject4(port, frame, DropReason::TtlExceeded, kind, now));
         }
-        let mtu = self.ports[egress as usize].mtu;
         if self.offload.network_len(ctx.total) > mtu {
             if !ctx.df {
                 return Some(Verdict::Drop(DropReason::TooBigNoDf));
@@ -130,24 +137,24 @@ impl Engine {
         let Some((egress, hop)) = self.routes.lookup4(ctx.dst) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
-        if let Some(v) = self.check4(Port::Inside, egress, frame, ctx, now) {
+        if let Some(v) = self.check4(self.ports[egress.index()].mtu, frame, ctx, now) {
             return v;
         }
-        if egress == Port::Outside {
+        if !self.inside4(egress, ctx.dst) {
             if !self.nat.translates(ctx.src) {
                 return Verdict::Drop(DropReason::SpoofedSource);
             }
             match self.translate4(frame, ctx, Dir::Out, now) {
                 Ok(Step::Go) => {}
                 Ok(Step::Parked) => return Verdict::Hold,
-                Err(reason) => return self.refuse4(frame, reason, now),
+                Err(reason) => return self.refuse4(frame, ctx.port, reason, now),
             }
         }
         self.finish4(frame, egress, hop, now)
     }
 
     fn inbound4(&mut self, frame: &mut Frame<'_>, ctx: &Pkt4, now: u64) -> Verdict {
-        if let Some(v) = self.check4(Port::Outside, Port::Inside, frame, ctx, now) {
+        if let Some(v) = self.check4(self.inside_mtu, frame, ctx, now) {
             return v;
         }
         match self.translate4(frame, ctx, Dir::In, now) {
@@ -162,7 +169,7 @@ impl Engine {
         if !self.nat.translates(ctx.src) {
             return Verdict::Drop(DropReason::SpoofedSource);
         }
-        if let Some(v) = self.check4(Port::Inside, Port::Inside, frame, ctx, now) {
+        if let Some(v) = self.check4(self.inside_mtu, frame, ctx, now) {
             return v;
         }
         if ctx.fragment {
@@ -181,7 +188,7 @@ impl Engine {
         } else {
             let csum = self.offload.csum;
             if let Err(reason) = self.nat.outbound(ip, csum, now_s, &mut self.stats) {
-                return self.refuse4(frame, reason, now);
+                return self.refuse4(frame, ctx.port, reason, now);
             }
             if let Err(reason) = self.nat.inbound(ip, csum, now_s, &mut self.stats) {
                 return Verdict::Drop(reason);
@@ -198,13 +205,22 @@ impl Engine {
         };
         let dst = p.dst();
         match self.routes.lookup4(dst) {
-            Some((Port::Inside, hop)) => self.finish4(frame, Port::Inside, hop, now),
+            Some((egress, hop)) if self.inside4(egress, dst) => {
+                self.finish4(frame, egress, hop, now)
+            }
             _ => Verdict::Drop(DropReason::NoRoute),
         }
     }
 
-    /// A NAT refusal; over a limit, optionally answered with ICMP type 3 code 13.
-    fn refuse4(&mut self, frame: &mut Frame<'_>, reason: DropReason, now: u64) -> Verdict {
+    /// A NAT refusal of a datagram from the inside that arrived on `port`; over a
+    /// limit, optionally answered with ICMP type 3 code 13.
+    fn refuse4(
+        &mut self,
+        frame: &mut Frame<'_>,
+        port: PortId,
+        reason: DropReason,
+        now: u64,
+    ) -> Verdict {
         let limit = matches!(
             reason,
             DropReason::SessionLimit
@@ -214,7 +230,7 @@ impl Engine {
         );
         if limit && self.config.nat.icmp_on_limit {
             let kind = (icmpv4::DEST_UNREACHABLE, icmpv4::CODE_ADMIN_PROHIBITED, 0);
-            return self.reject4(Port::Inside, frame, reason, kind, now);
+            return self.reject4(port, frame, reason, kind, now);
         }
         Verdict::Drop(reason)
     }
@@ -239,13 +255,7 @@ impl Engine {
                     self.stats.fragments_forwarded += 1;
                     Ok(Step::Go)
                 }
-                _ => {
-                    let port = match dir {
-                        Dir::Out => Port::Inside,
-                        Dir::In => Port::Outside,
-                    };
-                    self.park_fragment(frame, key(), port, now)
-                }
+                _ => self.park_fragment(frame, key(), ctx.port, now),
             };
         }
         let now_s = (now / 1000) as u32;
@@ -275,7 +285,13 @@ impl Engine {
     }
 
     /// MSS clamp, TTL decrement, next hop.
-    fn finish4(&mut self, frame: &mut Frame<'_>, egress: Port, hop: Ipv4Addr, now: u64) -> Verdict {
+    fn finish4(
+        &mut self,
+        frame: &mut Frame<'_>,
+        egress: PortId,
+        hop: Ipv4Addr,
+        now: u64,
+    ) -> Verdict {
         let clamp = self.config.nat.mss_clamp;
         let Ok(mut p) = ipv4::Packet::new_checked(&mut frame.buf[ETH..frame.len]) else {
             return Verdict::Drop(DropReason::Ipv4Malformed);
@@ -295,6 +311,8 @@ impl Engine {
 /// Facts about an IPv4 datagram gathered by one parse.
 #[derive(Debug, Clone, Copy)]
 struct Pkt4 {
+    /// The arrival port.
+    port: PortId,
     src: Ipv4Addr,
     dst: Ipv4Addr,
     total: usize,

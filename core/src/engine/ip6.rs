@@ -8,14 +8,14 @@ use super::flow::track::Dir;
 use super::frag::{FragAction, FragKey};
 use super::fw6;
 use super::ip4::clamp_syn;
-use super::port::Port;
+use super::port::PortId;
 use super::stats::DropReason;
 use super::{Engine, Frame, NextHop, Step, Verdict, ETH};
 use crate::wire::{icmpv6, ipv6, proto};
 use std::net::Ipv6Addr;
 
 impl Engine {
-    pub(super) fn ipv6_in(&mut self, port: Port, frame: &mut Frame<'_>, now: u64) -> Verdict {
+    pub(super) fn ipv6_in(&mut self, port: PortId, frame: &mut Frame<'_>, now: u64) -> Verdict {
         if !self.config.ipv6.enabled {
             return Verdict::Drop(DropReason::Ipv6Disabled);
         }
@@ -48,20 +48,19 @@ impl Engine {
         {
             return Verdict::Drop(DropReason::MartianSource);
         }
-        if port == Port::Outside && self.inside_or_own6(&src) {
+        let from_inside = self.inside6(port, &src);
+        if !from_inside && self.inside_or_own6(&src) {
             return Verdict::Drop(DropReason::SpoofedFromOutside);
         }
         if dst.is_multicast() {
             return Verdict::Drop(DropReason::Ipv6Multicast);
         }
-        if self.owns6(port, &dst)
-            || self.owns6(Port::Outside, &dst)
-            || self.owns6(Port::Inside, &dst)
-        {
+        // Any port's address is the box's, from either side.
+        if self.port_ids().any(|p| self.owns6(p, &dst)) {
             if l4_type == Some(icmpv6::ECHO_REQUEST) {
                 return self.echo6(port, frame, (&src, &dst), upper.offset, now);
             }
-            return self.deliver_local(port, frame, now);
+            return self.deliver_local(from_inside, frame, now);
         }
         // Link-local addresses never leave their link (RFC 4291 section 2.5.6).
         if src.is_unicast_link_local() || dst.is_unicast_link_local() {
@@ -73,19 +72,17 @@ impl Engine {
         let Some((egress, hop)) = self.routes.lookup6(&dst) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
-        let dir = match (port, egress) {
-            (Port::Inside, Port::Outside) => Dir::Out,
-            (Port::Outside, Port::Inside) => Dir::In,
-            (Port::Inside, Port::Inside) => {
-                return self.finish6(frame, port, egress, hop, hop_limit, total, now)
-            }
-            (Port::Outside, Port::Outside) => return Verdict::Drop(DropReason::TransitDenied),
+        let dir = match (from_inside, self.inside6(egress, &dst)) {
+            (true, false) => Dir::Out,
+            (false, true) => Dir::In,
+            (true, true) => return self.finish6(frame, port, egress, hop, hop_limit, total, now),
+            (false, false) => return Verdict::Drop(DropReason::TransitDenied),
         };
         // RFC 6092 REC-5 (outbound) and REC-6 (inbound).
         if self.fw6.is_inside(&src) != (dir == Dir::Out) {
             return Verdict::Drop(DropReason::SpoofedSource);
         }
-        if hop_limit <= 1 || self.offload.network_len(total) > self.ports[egress as usize].mtu {
+        if hop_limit <= 1 || self.offload.network_len(total) > self.ports[egress.index()].mtu {
             return self.finish6(frame, port, egress, hop, hop_limit, total, now);
         }
         match self.filter6(frame, &src, &dst, &upper, dir, port, now) {
@@ -103,7 +100,7 @@ impl Engine {
     fn inside_or_own6(&self, src: &Ipv6Addr) -> bool {
         self.fw6.is_inside(src)
             || src.is_unique_local()
-            || Port::ALL.iter().any(|&p| self.owns6(p, src))
+            || self.port_ids().any(|p| self.owns6(p, src))
     }
 
     /// Runs the egress-only filter for a routed IPv6 packet.
@@ -115,7 +112,7 @@ impl Engine {
         dst: &Ipv6Addr,
         upper: &ipv6::UpperLayer,
         dir: Dir,
-        port: Port,
+        port: PortId,
         now: u64,
     ) -> Result<Step, DropReason> {
         let now_s = (now / 1000) as u32;
@@ -163,8 +160,8 @@ impl Engine {
     fn finish6(
         &mut self,
         frame: &mut Frame<'_>,
-        port: Port,
-        egress: Port,
+        port: PortId,
+        egress: PortId,
         hop: Ipv6Addr,
         hop_limit: u8,
         total: usize,
@@ -174,7 +171,7 @@ impl Engine {
             let kind = (icmpv6::TIME_EXCEEDED, 0, 0);
             return self.reject6(port, frame, DropReason::TtlExceeded, kind, now);
         }
-        let mtu = self.ports[egress as usize].mtu;
+        let mtu = self.ports[egress.index()].mtu;
         if self.offload.network_len(total) > mtu {
             let kind = (icmpv6::PACKET_TOO_BIG, 0, mtu as u32);
             return self.reject6(port, frame, DropReason::TooBig, kind, now);

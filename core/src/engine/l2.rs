@@ -7,7 +7,7 @@
 use super::buffers::BufId;
 use super::icmp;
 use super::neigh::{self, Claim, Event, Resolve};
-use super::port::{link_local, Port};
+use super::port::{link_local, PortId};
 use super::stats::DropReason;
 use super::{Engine, Frame, NextHop, Verdict, ETH};
 use crate::wire::arp;
@@ -18,21 +18,21 @@ impl Engine {
     /// (it disappeared and came back), so the neighbours behind it may have new MACs
     /// and must be resolved again. Packets waiting for them are dropped (counted as
     /// `neighbour_unresolved`).
-    pub fn link_replaced(&mut self, port: Port) {
+    pub fn link_replaced(&mut self, port: PortId) {
         self.forget_neighbours(port);
     }
 
     /// The port now runs on an interface with MAC `mac` (the configuration named
     /// another interface): the box answers for its addresses with the new MAC, and
     /// its link-local address follows (RFC 4291 appendix A).
-    pub fn port_moved(&mut self, port: Port, mac: Mac) {
-        let p = &mut self.ports[port as usize];
+    pub fn port_moved(&mut self, port: PortId, mac: Mac) {
+        let p = &mut self.ports[port.index()];
         p.mac = mac;
         p.link_local = link_local(mac);
         self.forget_neighbours(port);
     }
 
-    fn forget_neighbours(&mut self, port: Port) {
+    fn forget_neighbours(&mut self, port: PortId) {
         let mut parked = self.arp.forget_port(port);
         parked.extend(self.ndp.forget_port(port));
         for buf in parked {
@@ -59,7 +59,7 @@ impl Engine {
     /// sender is never learnt: a reply or announcement to us from one is dropped as
     /// `neighbour_off_link`; a request from one for our address is still answered (the
     /// reply goes to the MAC that asked, and nothing is stored).
-    pub(super) fn arp_in(&mut self, port: Port, frame: &mut Frame<'_>, now: u64) -> Verdict {
+    pub(super) fn arp_in(&mut self, port: PortId, frame: &mut Frame<'_>, now: u64) -> Verdict {
         let Ok(a) = arp::Packet::new_checked(&frame.buf[ETH..frame.len]) else {
             return Verdict::Drop(DropReason::ArpMalformed);
         };
@@ -73,7 +73,7 @@ impl Engine {
         if claims && on_link {
             // Only a reply sent to our MAC answers a request of ours.
             let to_us = ethernet::Frame::new_checked(&frame.buf[..frame.len])
-                .is_ok_and(|e| e.dst() == self.ports[port as usize].mac);
+                .is_ok_and(|e| e.dst() == self.ports[port.index()].mac);
             let claim = Claim {
                 solicited: op == arp::OP_REPLY && to_us,
                 ..Claim::announcement(sender_mac, ours)
@@ -83,7 +83,7 @@ impl Engine {
         }
         match (op, ours) {
             (arp::OP_REQUEST, true) => {
-                let mac = self.ports[port as usize].mac;
+                let mac = self.ports[port.index()].mac;
                 match icmp::arp_reply(frame.buf, mac, target) {
                     Some(len) => {
                         frame.len = len;
@@ -102,7 +102,7 @@ impl Engine {
     /// evicted to make room for it.
     pub(super) fn learnt(
         &mut self,
-        port: Port,
+        port: PortId,
         mac: Mac,
         (released, evicted): (neigh::Queue, Option<neigh::Queue>),
     ) {
@@ -121,8 +121,8 @@ impl Engine {
     }
 
     /// Sends packets that waited for `mac`.
-    pub(super) fn release(&mut self, port: Port, mac: Mac, bufs: &[BufId]) {
-        let own = self.ports[port as usize].mac;
+    pub(super) fn release(&mut self, port: PortId, mac: Mac, bufs: &[BufId]) {
+        let own = self.ports[port.index()].mac;
         for &id in bufs {
             let b = self.buffers.buf_mut(id);
             ethernet::set_addresses(b, mac, own);
@@ -133,12 +133,12 @@ impl Engine {
     /// Queues an ARP request or Neighbor Solicitation for `hop` on `port`: broadcast
     /// (multicast), or unicast to `to` (a PROBE of a cached MAC). It may use the
     /// buffers kept in reserve, which parked packets cannot take.
-    fn solicit(&mut self, port: Port, hop: NextHop, to: Option<Mac>) {
+    fn solicit(&mut self, port: PortId, hop: NextHop, to: Option<Mac>) {
         let Some(id) = self.buffers.alloc_reserved() else {
             self.stats.drop(DropReason::NeighbourRequestNoBuffer);
             return;
         };
-        let p = &self.ports[port as usize];
+        let p = &self.ports[port.index()];
         let mac = p.mac;
         let len = match hop {
             NextHop::V4(target) => {
@@ -167,7 +167,7 @@ impl Engine {
     /// parks the frame until the next hop answers.
     pub(super) fn send(
         &mut self,
-        egress: Port,
+        egress: PortId,
         hop: NextHop,
         frame: &mut Frame<'_>,
         now: u64,
@@ -179,7 +179,7 @@ impl Engine {
         self.evicted(evicted);
         match resolved {
             Resolve::Known(mac) => {
-                let own = self.ports[egress as usize].mac;
+                let own = self.ports[egress.index()].mac;
                 ethernet::set_addresses(frame.buf, mac, own);
                 Verdict::Forward(egress)
             }
@@ -194,7 +194,7 @@ impl Engine {
     }
 
     /// Parks a frame until `hop` on `egress` resolves.
-    pub(super) fn park(&mut self, egress: Port, hop: NextHop, frame: &mut Frame<'_>) -> Verdict {
+    pub(super) fn park(&mut self, egress: PortId, hop: NextHop, frame: &mut Frame<'_>) -> Verdict {
         if let Err(reason) = self.settle_offload(frame) {
             return Verdict::Drop(reason);
         }

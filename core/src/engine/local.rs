@@ -19,7 +19,7 @@
 
 use super::buffers::{BufId, Buffers};
 use super::icmp;
-use super::port::Port;
+use super::port::PortId;
 use super::stats::DropReason;
 use super::{Engine, Frame, NextHop, Verdict, ETH};
 use crate::wire::checksum;
@@ -82,15 +82,15 @@ impl Local {
         self.echo_bound
     }
 
-    /// Whether the IP datagram `ip`, addressed to the box and arriving on `port`,
-    /// matches a binding.
-    pub fn wants(&self, port: Port, ip: &[u8]) -> bool {
+    /// Whether the IP datagram `ip`, addressed to the box and arriving from the inside
+    /// (`from_inside`, see `port::Roles::inside_for`) or the outside, matches a binding.
+    pub fn wants(&self, from_inside: bool, ip: &[u8]) -> bool {
         let Some((src, dst, protocol, l4)) = endpoints(ip) else {
             return false;
         };
         self.bindings.iter().any(|b| match *b {
             Binding::TcpInside(addr) => {
-                port == Port::Inside
+                from_inside
                     && protocol == proto::TCP
                     && addr.ip() == dst
                     && l4.len() >= 4
@@ -183,7 +183,7 @@ impl Engine {
             }
             std::net::IpAddr::V6(a) => {
                 let (port, _) = self.routes.lookup6(&a)?;
-                self.ports[port as usize].ipv6.map(|n| n.addr().into())
+                self.ports[port.index()].ipv6.map(|n| n.addr().into())
             }
         }
     }
@@ -205,7 +205,7 @@ impl Engine {
             }
             _ => return Err(DropReason::UnknownEthertype),
         };
-        if ip.len() > self.ports[egress as usize].mtu {
+        if ip.len() > self.ports[egress.index()].mtu {
             return Err(DropReason::TooBig);
         }
         let id = self.buffers.alloc().ok_or(DropReason::BufferPoolFull)?;
@@ -235,13 +235,14 @@ impl Engine {
 
     pub(super) fn local4(
         &mut self,
-        port: Port,
+        port: PortId,
+        from_inside: bool,
         frame: &mut Frame<'_>,
         echo_request: bool,
         now: u64,
     ) -> Verdict {
         if !echo_request {
-            return self.deliver_local(port, frame, now);
+            return self.deliver_local(from_inside, frame, now);
         }
         // RFC 1122 section 3.2.2: a message whose checksum fails is discarded.
         let verified = ipv4::Packet::new_checked(&frame.buf[ETH..frame.len])
@@ -259,7 +260,7 @@ impl Engine {
         if !self.icmp_allowed(now) {
             return Verdict::Consumed;
         }
-        let mac = self.ports[port as usize].mac;
+        let mac = self.ports[port.index()].mac;
         match icmp::echo_reply4(frame.buf, frame.len, mac) {
             Some(len) => {
                 frame.len = len;
@@ -270,8 +271,13 @@ impl Engine {
     }
 
     /// Hands a packet addressed to the box to the service bound to it, if any.
-    pub(super) fn deliver_local(&mut self, port: Port, frame: &mut Frame<'_>, now: u64) -> Verdict {
-        if !self.local.wants(port, &frame.buf[ETH..frame.len]) {
+    pub(super) fn deliver_local(
+        &mut self,
+        from_inside: bool,
+        frame: &mut Frame<'_>,
+        now: u64,
+    ) -> Verdict {
+        if !self.local.wants(from_inside, &frame.buf[ETH..frame.len]) {
             return Verdict::Drop(DropReason::LocalUnsupported);
         }
         if let Err(reason) = self.settle_offload(frame) {
@@ -289,7 +295,7 @@ impl Engine {
     /// that no NAT mapping claims (NAT always wins).
     pub(super) fn echo_reply_unclaimed(&self, frame: &Frame<'_>) -> bool {
         let ip = &frame.buf[ETH..frame.len];
-        self.local.wants(Port::Outside, ip) && !self.nat.claims_echo_reply(ip)
+        self.local.wants(false, ip) && !self.nat.claims_echo_reply(ip)
     }
 
     /// Answers an ICMPv6 echo request to the box (RFC 4443 section 4.2), after the
@@ -300,7 +306,7 @@ impl Engine {
     /// completes a partial checksum), so the frame is checked as it is.
     pub(super) fn echo6(
         &mut self,
-        port: Port,
+        port: PortId,
         frame: &mut Frame<'_>,
         (src, dst): (&Ipv6Addr, &Ipv6Addr),
         offset: usize,
@@ -319,7 +325,7 @@ impl Engine {
         if !self.icmp_allowed(now) {
             return Verdict::Consumed;
         }
-        let mac = self.ports[port as usize].mac;
+        let mac = self.ports[port.index()].mac;
         match icmp::echo_reply6(frame.buf, frame.len, mac, offset) {
             Some(len) => {
                 frame.len = len;
@@ -374,7 +380,7 @@ mod tests {
     #[test]
     fn nothing_bound_wants_nothing() {
         let l = Local::default();
-        assert!(!l.wants(Port::Inside, &tcp4(9100)));
+        assert!(!l.wants(true, &tcp4(9100)));
         assert!(!l.wants_echo_replies());
     }
 
@@ -382,9 +388,9 @@ mod tests {
     fn tcp_binding_matches_inside_only() {
         let mut l = Local::default();
         l.bind(&[Binding::TcpInside("10.10.0.1:9100".parse().unwrap())]);
-        assert!(l.wants(Port::Inside, &tcp4(9100)));
-        assert!(!l.wants(Port::Outside, &tcp4(9100)), "never from outside");
-        assert!(!l.wants(Port::Inside, &tcp4(22)));
+        assert!(l.wants(true, &tcp4(9100)));
+        assert!(!l.wants(false, &tcp4(9100)), "never from outside");
+        assert!(!l.wants(true, &tcp4(22)));
     }
 
     #[test]
@@ -393,13 +399,13 @@ mod tests {
         let from = "198.51.100.1".parse().unwrap();
         l.bind(&[Binding::EchoReply { from, ident: 77 }]);
         assert!(l.wants_echo_replies());
-        assert!(l.wants(Port::Outside, &echo_reply4(77)));
-        assert!(!l.wants(Port::Outside, &echo_reply4(78)));
+        assert!(l.wants(false, &echo_reply4(77)));
+        assert!(!l.wants(false, &echo_reply4(78)));
         l.bind(&[Binding::EchoReply {
             from: "198.51.100.2".parse().unwrap(),
             ident: 77,
         }]);
-        assert!(!l.wants(Port::Outside, &echo_reply4(77)));
+        assert!(!l.wants(false, &echo_reply4(77)));
     }
 
     #[test]

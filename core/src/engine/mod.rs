@@ -64,7 +64,7 @@ mod query;
 pub mod route;
 pub mod stats;
 
-pub use port::{Port, PortInfo, PortSetup};
+pub use port::{PortId, PortInfo, PortSetup, Roles};
 
 use buffers::{BufId, Buffers};
 use firmware_config::Config;
@@ -72,7 +72,7 @@ use frag::Frags;
 use fw6::Fw6;
 use nat44::Nat44;
 use neigh::{Cache, Event};
-use port::{link_local, PortState};
+use port::PortState;
 use route::Routes;
 use stats::{DropReason, Stats};
 use std::collections::VecDeque;
@@ -107,9 +107,9 @@ impl Frame<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Send the rewritten frame on this port.
-    Forward(Port),
+    Forward(PortId),
     /// Send the reply the engine wrote over the frame on this port.
-    Reply(Port),
+    Reply(PortId),
     /// The engine kept a copy until the next hop resolves; release the buffer.
     Hold,
     /// Handled, nothing to send.
@@ -136,7 +136,11 @@ enum NextHop {
 #[derive(Debug)]
 pub struct Engine {
     config: Config,
-    ports: [PortState; 2],
+    /// Indexed by `PortId`, in `port::layout` order.
+    ports: Vec<PortState>,
+    /// The smallest MTU of the ports with the inside role: what an inbound or
+    /// hairpinned datagram is checked against before translation names its port.
+    inside_mtu: usize,
     nat: Nat44,
     fw6: Fw6,
     routes: Routes,
@@ -144,8 +148,8 @@ pub struct Engine {
     ndp: Cache<Ipv6Addr>,
     frags: Frags,
     buffers: Buffers,
-    tx: VecDeque<(Port, BufId)>,
-    reinject: VecDeque<(Port, BufId)>,
+    tx: VecDeque<(PortId, BufId)>,
+    reinject: VecDeque<(PortId, BufId)>,
     icmp_limit: icmp::Budgets,
     local: local::Local,
     stats: Stats,
@@ -161,36 +165,40 @@ pub struct Engine {
 
 impl Engine {
     /// Builds an engine for a validated configuration and the ports' MAC addresses.
-    pub fn new(config: &Config, inside: PortSetup, outside: PortSetup) -> Engine {
-        let port = |p: &firmware_config::Port, s: PortSetup| PortState {
-            mac: s.mac,
-            ipv4: p.ipv4,
-            broadcast4: p
-                .ipv4
-                .filter(|n| n.prefix_len() < 31)
-                .map(|n| n.broadcast()),
-            ipv6: p.ipv6,
-            link_local: link_local(s.mac),
-            mtu: usize::from(p.mtu),
-        };
+    /// `setups` has one entry per port of `port::layout(config)`, in that order.
+    ///
+    /// # Panics
+    ///
+    /// If `setups` does not name every port (a bug of the caller's).
+    pub fn new(config: &Config, setups: &[PortSetup]) -> Engine {
+        let layout = port::layout(config);
+        assert_eq!(setups.len(), layout.len(), "one PortSetup per port");
+        let ports: Vec<PortState> = layout
+            .iter()
+            .zip(setups)
+            .map(|(c, &s)| PortState::new(c, s))
+            .collect();
+        let inside_mtu = ports
+            .iter()
+            .filter(|p| p.roles.inside)
+            .map(|p| p.mtu)
+            .min()
+            .unwrap_or(usize::MAX);
         Engine {
-            ports: [port(&config.inside, inside), port(&config.outside, outside)],
+            stats: Stats::new(ports.len()),
+            ports,
+            inside_mtu,
             nat: Nat44::new(config),
             fw6: Fw6::new(config),
             routes: Routes::from_config(config),
             arp: Cache::default(),
             ndp: Cache::default(),
             frags: Frags::new(config.timeouts.fragment),
-            buffers: Buffers::new(
-                POOL_BUFFERS,
-                ETH + usize::from(config.inside.mtu.max(config.outside.mtu)),
-                RESERVED_BUFFERS,
-            ),
+            buffers: Buffers::new(POOL_BUFFERS, ETH + port::max_mtu(config), RESERVED_BUFFERS),
             tx: VecDeque::with_capacity(POOL_BUFFERS),
             reinject: VecDeque::with_capacity(POOL_BUFFERS),
             icmp_limit: icmp::Budgets::new(config.icmp.rate_limit, config.icmp.burst),
             local: local::Local::default(),
-            stats: Stats::default(),
             ident: 0,
             scratch4: Vec::with_capacity(neigh::MAX_ENTRIES),
             scratch6: Vec::with_capacity(neigh::MAX_ENTRIES),
@@ -202,7 +210,7 @@ impl Engine {
     }
 
     /// Processes one received frame. See the module docs for the contract.
-    pub fn process(&mut self, port: Port, frame: &mut Frame<'_>, now_ms: u64) -> Verdict {
+    pub fn process(&mut self, port: PortId, frame: &mut Frame<'_>, now_ms: u64) -> Verdict {
         self.process_offloaded(port, frame, Offload::NONE, now_ms)
     }
 
@@ -210,13 +218,13 @@ impl Engine {
     /// module docs); `offload` comes from `wire::offload::prepare`.
     pub fn process_offloaded(
         &mut self,
-        port: Port,
+        port: PortId,
         frame: &mut Frame<'_>,
         offload: Offload,
         now_ms: u64,
     ) -> Verdict {
         frame.len = frame.len.min(frame.buf.len());
-        let counters = &mut self.stats.ports[port as usize];
+        let counters = &mut self.stats.ports[port.index()];
         counters.rx_packets += 1;
         counters.rx_bytes += frame.len as u64;
         self.offload = offload;
@@ -231,21 +239,21 @@ impl Engine {
 
     /// Counts a frame the I/O layer dropped before the engine saw it (e.g. a frame the
     /// NIC truncated or whose VLAN tag it stripped).
-    pub fn count_drop(&mut self, port: Port, reason: DropReason) {
-        let c = &mut self.stats.ports[port as usize];
+    pub fn count_drop(&mut self, port: PortId, reason: DropReason) {
+        let c = &mut self.stats.ports[port.index()];
         c.rx_packets += 1;
         c.drops += 1;
         self.stats.drop(reason);
     }
 
     /// Takes the next frame the engine made itself, copying it into `out`.
-    pub fn pop_transmit(&mut self, out: &mut [u8]) -> Option<(Port, usize)> {
+    pub fn pop_transmit(&mut self, out: &mut [u8]) -> Option<(PortId, usize)> {
         let (port, id) = self.tx.pop_front()?;
         let frame = self.buffers.frame(id);
         let n = frame.len().min(out.len());
         out[..n].copy_from_slice(&frame[..n]);
         self.buffers.free(id);
-        let c = &mut self.stats.ports[port as usize];
+        let c = &mut self.stats.ports[port.index()];
         c.tx_packets += 1;
         c.tx_bytes += n as u64;
         Some((port, n))
@@ -272,16 +280,16 @@ impl Engine {
         self.scratch_bufs = expired;
     }
 
-    fn account(&mut self, port: Port, verdict: Verdict, len: usize) {
+    fn account(&mut self, port: PortId, verdict: Verdict, len: usize) {
         match verdict {
             Verdict::Forward(out) | Verdict::Reply(out) => {
-                let c = &mut self.stats.ports[out as usize];
+                let c = &mut self.stats.ports[out.index()];
                 c.tx_packets += 1;
                 c.tx_bytes += len as u64;
             }
             Verdict::Drop(reason) => {
                 self.stats.drop(reason);
-                self.stats.ports[port as usize].drops += 1;
+                self.stats.ports[port.index()].drops += 1;
             }
             Verdict::Hold | Verdict::Consumed => {}
         }
@@ -292,11 +300,11 @@ impl Engine {
         self.stats.drop(reason);
     }
 
-    fn dispatch(&mut self, port: Port, frame: &mut Frame<'_>, now: u64) -> Verdict {
+    fn dispatch(&mut self, port: PortId, frame: &mut Frame<'_>, now: u64) -> Verdict {
         let Ok(eth) = ethernet::Frame::new_checked(frame.bytes()) else {
             return Verdict::Drop(DropReason::FrameTruncated);
         };
-        let p = &self.ports[port as usize];
+        let p = &self.ports[port.index()];
         // A GSO super-frame is longer than any MTU; its segments are checked on egress.
         if frame.len > ETH + p.mtu && self.offload.gso_segment.is_none() {
             return Verdict::Drop(DropReason::FrameTooLong);

@@ -4,7 +4,7 @@
 
 use super::icmp;
 use super::neigh::Claim;
-use super::port::Port;
+use super::port::PortId;
 use super::stats::DropReason;
 use super::{Engine, Frame, Verdict, ETH};
 use crate::wire::{ethernet, icmpv6, proto};
@@ -20,7 +20,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn ndp_in(
         &mut self,
-        port: Port,
+        port: PortId,
         frame: &mut Frame<'_>,
         src: &Ipv6Addr,
         dst: &Ipv6Addr,
@@ -63,7 +63,7 @@ impl Engine {
                 return Verdict::Drop(DropReason::FrameTruncated);
             };
             let peer_mac = eth.src();
-            let mac = self.ports[port as usize].mac;
+            let mac = self.ports[port.index()].mac;
             frame.len = icmp::neighbor_advert(frame.buf, mac, &target, peer_mac, src);
             return Verdict::Reply(port);
         }

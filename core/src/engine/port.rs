@@ -2,28 +2,94 @@
 //! I/O layer tells the engine about a port (`PortSetup`). Answers "is this address
 //! ours on this port", "which address does the box speak from here" and "is this
 //! address on-link here"; nothing else in the engine reads a port's addresses directly.
+//!
+//! A port is a `PortId` (an index into the engine's port table) with `Roles`: inside,
+//! outside, or both (one-armed mode). `layout` maps the configuration to ports, once.
+//! Direction is never read off the arrival port alone: `Roles::inside_for` (through
+//! `Engine::inside4`/`inside6`) decides whether an address on a port is on the inside,
+//! so a port with both roles works by its inside prefixes.
 
 use super::Engine;
 use crate::wire::ethernet::Mac;
+use firmware_config::Config;
 use ipnet::{Ipv4Net, Ipv6Net};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-/// A data port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Port {
-    Inside = 0,
-    Outside = 1,
+/// A data port: its index in the engine's port table (the order of `layout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortId(pub u8);
+
+impl PortId {
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
 }
 
-impl Port {
-    pub const ALL: [Port; 2] = [Port::Inside, Port::Outside];
+/// What a port faces. A port may have both roles (one-armed mode: one NIC carries the
+/// inside and the outside, and the inside prefixes tell the two apart, see
+/// `Roles::inside_for`); room for `sync`/`mgmt` later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Roles {
+    pub inside: bool,
+    pub outside: bool,
+}
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Port::Inside => "inside",
-            Port::Outside => "outside",
+impl Roles {
+    pub const INSIDE: Roles = Roles {
+        inside: true,
+        outside: false,
+    };
+    pub const OUTSIDE: Roles = Roles {
+        inside: false,
+        outside: true,
+    };
+
+    /// Whether an address seen on a port with these roles (the source of a packet that
+    /// arrived there, or the destination of one that leaves by it) is on the inside:
+    /// always on an inside-only port, never on an outside-only one, and on a port with
+    /// both roles when `in_inside_prefix` says so. The one place the engine decides
+    /// direction; `in_inside_prefix` runs only for a port with both roles.
+    pub fn inside_for(self, in_inside_prefix: impl FnOnce() -> bool) -> bool {
+        self.inside && (!self.outside || in_inside_prefix())
+    }
+
+    /// For display: `inside`, `outside` or `inside+outside`.
+    pub fn label(self) -> &'static str {
+        match (self.inside, self.outside) {
+            (true, true) => "inside+outside",
+            (true, false) => "inside",
+            (false, true) => "outside",
+            (false, false) => "none",
         }
     }
+}
+
+/// A port the configuration names: its settings and its roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortConfig<'a> {
+    pub id: PortId,
+    pub port: &'a firmware_config::Port,
+    pub roles: Roles,
+}
+
+/// The data ports of `config`, in port-id order, with their roles: `[inside]` is port
+/// 0 (inside), `[outside]` port 1 (outside). The only place that maps the
+/// configuration's sections to ports and roles: a one-armed configuration changes
+/// this function alone.
+pub fn layout(config: &Config) -> Vec<PortConfig<'_>> {
+    [
+        (&config.inside, Roles::INSIDE),
+        (&config.outside, Roles::OUTSIDE),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (port, roles))| PortConfig {
+        // At most a handful of ports: the configuration names two.
+        id: PortId(i as u8),
+        port,
+        roles,
+    })
+    .collect()
 }
 
 /// What the I/O layer knows about a port that the configuration does not.
@@ -34,6 +100,9 @@ pub struct PortSetup {
 
 #[derive(Debug, Clone)]
 pub(super) struct PortState {
+    /// The configuration's interface name (or MAC), for display.
+    pub(super) name: String,
+    pub(super) roles: Roles,
     pub(super) mac: Mac,
     pub(super) ipv4: Option<Ipv4Net>,
     /// The directed broadcast address of `ipv4` (none for /31 and /32).
@@ -46,12 +115,43 @@ pub(super) struct PortState {
 /// A port as the shell shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortInfo {
-    pub port: Port,
+    pub port: PortId,
+    /// The configuration's interface name (or MAC).
+    pub name: String,
+    pub roles: Roles,
     pub mac: Mac,
     pub ipv4: Option<Ipv4Net>,
     pub ipv6: Option<Ipv6Net>,
     pub link_local: Ipv6Addr,
     pub mtu: usize,
+}
+
+impl PortState {
+    pub(super) fn new(c: &PortConfig<'_>, setup: PortSetup) -> PortState {
+        let p = c.port;
+        PortState {
+            name: p.port.clone(),
+            roles: c.roles,
+            mac: setup.mac,
+            ipv4: p.ipv4,
+            broadcast4: p
+                .ipv4
+                .filter(|n| n.prefix_len() < 31)
+                .map(|n| n.broadcast()),
+            ipv6: p.ipv6,
+            link_local: link_local(setup.mac),
+            mtu: usize::from(p.mtu),
+        }
+    }
+}
+
+/// The largest MTU of the ports of `config`: what the engine's frame buffers hold.
+pub(super) fn max_mtu(config: &Config) -> usize {
+    layout(config)
+        .iter()
+        .map(|c| usize::from(c.port.mtu))
+        .max()
+        .unwrap_or(0)
 }
 
 /// The EUI-64 link-local address of a MAC (RFC 4291 appendix A).
@@ -80,16 +180,35 @@ pub(super) fn link_local(mac: Mac) -> Ipv6Addr {
 impl Engine {
     /// The box's IPv4 addresses on a port: the port address, plus the pool on the
     /// outside (the gateway must be able to reach every pool address).
-    pub(super) fn owns4(&self, port: Port, addr: Ipv4Addr) -> bool {
-        self.ports[port as usize]
-            .ipv4
-            .is_some_and(|n| n.addr() == addr)
-            || (port == Port::Outside && self.nat.is_pool_addr(addr))
+    pub(super) fn owns4(&self, port: PortId, addr: Ipv4Addr) -> bool {
+        let p = &self.ports[port.index()];
+        p.ipv4.is_some_and(|n| n.addr() == addr) || (p.roles.outside && self.nat.is_pool_addr(addr))
+    }
+
+    /// The port ids, in order.
+    pub(super) fn port_ids(&self) -> impl Iterator<Item = PortId> {
+        // `layout` names at most a handful of ports.
+        (0..self.ports.len() as u8).map(PortId)
+    }
+
+    /// Whether IPv4 `addr`, seen on `port`, is on the inside (see `Roles::inside_for`;
+    /// the NAT's inside prefixes decide on a port with both roles).
+    pub(super) fn inside4(&self, port: PortId, addr: Ipv4Addr) -> bool {
+        self.ports[port.index()]
+            .roles
+            .inside_for(|| self.nat.translates(addr))
+    }
+
+    /// As `inside4`, for IPv6 (the filter's inside prefixes decide).
+    pub(super) fn inside6(&self, port: PortId, addr: &Ipv6Addr) -> bool {
+        self.ports[port.index()]
+            .roles
+            .inside_for(|| self.fw6.is_inside(addr))
     }
 
     /// The address the box speaks from on a port.
-    pub(super) fn source4(&self, port: Port) -> Option<Ipv4Addr> {
-        self.ports[port as usize]
+    pub(super) fn source4(&self, port: PortId) -> Option<Ipv4Addr> {
+        self.ports[port.index()]
             .ipv4
             .map(|n| n.addr())
             .or_else(|| self.nat.pool().first().copied())
@@ -97,21 +216,22 @@ impl Engine {
 
     /// Whether `addr` is on-link on `port`: in the port's IPv4 prefix (a port without
     /// one has no IPv4 neighbours). Every route's next hop is (the configuration checks).
-    pub(super) fn on_link4(&self, port: Port, addr: Ipv4Addr) -> bool {
-        self.ports[port as usize]
+    pub(super) fn on_link4(&self, port: PortId, addr: Ipv4Addr) -> bool {
+        self.ports[port.index()]
             .ipv4
             .is_some_and(|n| n.contains(&addr))
     }
 
-    pub(super) fn owns6(&self, port: Port, addr: &Ipv6Addr) -> bool {
-        let p = &self.ports[port as usize];
+    /// The box's IPv6 addresses on a port: its link-local and its global address.
+    pub(super) fn owns6(&self, port: PortId, addr: &Ipv6Addr) -> bool {
+        let p = &self.ports[port.index()];
         p.link_local == *addr || p.ipv6.is_some_and(|n| n.addr() == *addr)
     }
 
     /// Whether `addr` is on-link on `port`: link-local, or in the port's IPv6 prefix.
-    pub(super) fn on_link6(&self, port: Port, addr: &Ipv6Addr) -> bool {
+    pub(super) fn on_link6(&self, port: PortId, addr: &Ipv6Addr) -> bool {
         addr.is_unicast_link_local()
-            || self.ports[port as usize]
+            || self.ports[port.index()]
                 .ipv6
                 .is_some_and(|n| n.contains(addr))
     }

@@ -4,7 +4,7 @@
 use super::fw6::Fw6;
 use super::nat44::Nat44;
 use super::neigh;
-use super::port::{Port, PortInfo};
+use super::port::{self, PortId, PortInfo};
 use super::route::Routes;
 use super::stats::Stats;
 use super::{Engine, ETH, POOL_BUFFERS};
@@ -17,7 +17,7 @@ impl Engine {
     pub fn table_bytes(config: &Config) -> usize {
         Nat44::table_bytes(config)
             + Fw6::table_bytes(config)
-            + POOL_BUFFERS * (ETH + usize::from(config.inside.mtu.max(config.outside.mtu)))
+            + POOL_BUFFERS * (ETH + port::max_mtu(config))
     }
 
     pub fn config(&self) -> &Config {
@@ -29,7 +29,7 @@ impl Engine {
     }
 
     pub fn clear_stats(&mut self) {
-        self.stats = Stats::default();
+        self.stats = Stats::new(self.ports.len());
         self.nat.events_mut().clear_counters();
     }
 
@@ -61,10 +61,18 @@ impl Engine {
         self.ndp.list(now_ms)
     }
 
-    pub fn port_info(&self, port: Port) -> PortInfo {
-        let p = &self.ports[port as usize];
+    /// The ports, in `PortId` order.
+    pub fn ports(&self) -> impl Iterator<Item = PortInfo> + '_ {
+        self.port_ids().map(|id| self.port_info(id))
+    }
+
+    /// One port as the shell shows it.
+    pub fn port_info(&self, port: PortId) -> PortInfo {
+        let p = &self.ports[port.index()];
         PortInfo {
             port,
+            name: p.name.clone(),
+            roles: p.roles,
             mac: p.mac,
             ipv4: p.ipv4,
             ipv6: p.ipv6,
