@@ -11,7 +11,7 @@ use super::ip4::clamp_syn;
 use super::port::PortId;
 use super::stats::DropReason;
 use super::{Engine, Frame, NextHop, Step, Verdict, ETH};
-use crate::wire::{icmpv6, ipv6, proto};
+use crate::wire::{icmpv6, ipv4, ipv6, proto};
 use std::net::Ipv6Addr;
 
 impl Engine {
@@ -183,10 +183,11 @@ impl Engine {
         if clamp != 0 {
             if let Ok(u) = p.upper_layer() {
                 if u.protocol == proto::TCP && u.fragment.is_none() {
-                    // IPv6 headers are 20 bytes longer than IPv4's.
+                    // The clamp is configured for IPv4; IPv6 headers are longer.
+                    let longer = (ipv6::HEADER_LEN - ipv4::MIN_HEADER_LEN) as u16;
                     let at = u.offset;
                     let l4 = &mut p.packet_mut()[at..];
-                    if clamp_syn(l4, clamp.saturating_sub(20), self.offload.csum) {
+                    if clamp_syn(l4, clamp.saturating_sub(longer), self.offload.csum) {
                         self.stats.mss_clamped += 1;
                     }
                 }

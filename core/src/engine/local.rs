@@ -10,8 +10,10 @@
 //! engine makes).
 //!
 //! Two kinds of binding:
-//! - TCP to one address and port, arriving on the **inside** port only: the metrics
-//!   responder is never reachable from the outside, whatever the address.
+//! - TCP to one address and port, arriving from the **inside** only (on a port with
+//!   the inside role; on a port with both roles, from a source in the inside
+//!   prefixes): the metrics responder is never reachable from the outside, whatever
+//!   the address.
 //! - Echo replies (ICMP type 0 / ICMPv6 type 129) with one identifier from one remote:
 //!   a running `ping`. An echo reply to a pool address is first offered to NAT; only
 //!   one NAT does not claim reaches a `ping` (`ping` picks an identifier no mapping
@@ -24,7 +26,7 @@ use super::stats::DropReason;
 use super::{Engine, Frame, NextHop, Verdict, ETH};
 use crate::wire::checksum;
 use crate::wire::ethernet::{self, ethertype};
-use crate::wire::set_be16;
+use crate::wire::{be16, set_be16, tcp};
 use crate::wire::{icmpv4, icmpv6, ipv4, ipv6, proto};
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -37,7 +39,7 @@ pub const QUEUE: usize = 64;
 /// Something a service wants to receive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Binding {
-    /// TCP segments to this address and port, arriving on the inside port.
+    /// TCP segments to this address and port, arriving from the inside.
     TcpInside(SocketAddr),
     /// Echo replies from `from` carrying identifier `ident`.
     EchoReply { from: IpAddr, ident: u16 },
@@ -93,13 +95,13 @@ impl Local {
                 from_inside
                     && protocol == proto::TCP
                     && addr.ip() == dst
-                    && l4.len() >= 4
-                    && u16::from_be_bytes([l4[2], l4[3]]) == addr.port()
+                    && l4.len() >= tcp::DST_PORT_OFFSET + 2
+                    && be16(l4, tcp::DST_PORT_OFFSET) == addr.port()
             }
             Binding::EchoReply { from, ident } => {
                 from == src
                     && l4.len() >= icmpv4::HEADER_LEN
-                    && u16::from_be_bytes([l4[4], l4[5]]) == ident
+                    && be16(l4, icmpv4::ECHO_ID_OFFSET) == ident
                     && match protocol {
                         proto::ICMP => l4[0] == icmpv4::ECHO_REPLY,
                         proto::ICMPV6 => l4[0] == icmpv6::ECHO_REPLY,

@@ -43,6 +43,11 @@ impl Roles {
         inside: false,
         outside: true,
     };
+    /// One-armed mode.
+    pub const BOTH: Roles = Roles {
+        inside: true,
+        outside: true,
+    };
 
     /// Whether an address seen on a port with these roles (the source of a packet that
     /// arrived there, or the destination of one that leaves by it) is on the inside:
@@ -234,5 +239,72 @@ impl Engine {
             || self.ports[port.index()]
                 .ipv6
                 .is_some_and(|n| n.contains(addr))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::PortSetup;
+
+    fn config() -> Config {
+        firmware_config::from_toml(include_str!("../../../natbox.toml")).unwrap()
+    }
+
+    /// Issue #16: `[inside]` is port 0 with the inside role, `[outside]` port 1 with
+    /// the outside role, and nothing else maps configuration sections to ports.
+    #[test]
+    fn layout_maps_inside_then_outside() {
+        let c = config();
+        let layout = layout(&c);
+        assert_eq!(layout.len(), 2);
+        assert_eq!((layout[0].id, layout[0].roles), (PortId(0), Roles::INSIDE));
+        assert_eq!((layout[1].id, layout[1].roles), (PortId(1), Roles::OUTSIDE));
+        assert_eq!(layout[0].port, &c.inside);
+        assert_eq!(layout[1].port, &c.outside);
+    }
+
+    /// A single-role port decides direction by its role alone, without looking at the
+    /// address (the packet path pays no prefix lookup for it); a port with both roles
+    /// decides by the inside prefixes.
+    #[test]
+    fn direction_is_by_role_and_by_prefix_only_on_a_port_with_both_roles() {
+        let never = || -> bool { panic!("a single-role port looked at the address") };
+        assert!(Roles::INSIDE.inside_for(never));
+        assert!(!Roles::OUTSIDE.inside_for(never));
+        assert!(Roles::BOTH.inside_for(|| true));
+        assert!(!Roles::BOTH.inside_for(|| false));
+        assert!(
+            !Roles::default().inside_for(|| true),
+            "no role faces nothing"
+        );
+    }
+
+    /// One-armed mode (a later configuration): on a port with both roles, a source in
+    /// the NAT's (IPv4) or the filter's (IPv6) inside prefixes is from the inside and
+    /// anything else from the outside; the pool is the box's on that port.
+    #[test]
+    fn a_port_with_both_roles_tells_sides_apart_by_the_inside_prefixes() {
+        let c = config();
+        let setup = PortSetup {
+            mac: Mac([2, 0, 0, 0, 0, 1]),
+        };
+        let mut engine = Engine::new(&c, &[setup; 2]);
+        let port = PortId(0);
+        engine.ports[port.index()].roles = Roles::BOTH;
+        let inside4 = c.nat_inside_prefixes()[0].addr();
+        let remote4 = Ipv4Addr::new(203, 0, 113, 9);
+        assert!(engine.inside4(port, inside4));
+        assert!(!engine.inside4(port, remote4));
+        let pool = c.nat_pool()[0];
+        assert!(
+            engine.owns4(port, pool),
+            "the pool answers on an outside-facing port"
+        );
+        let inside6 = c.ipv6_inside_prefixes()[0].addr();
+        assert!(engine.inside6(port, &inside6));
+        assert!(!engine.inside6(port, &"2001:db8:ffff::9".parse().unwrap()));
+        // The other port keeps its single role.
+        assert!(!engine.inside4(PortId(1), inside4));
     }
 }

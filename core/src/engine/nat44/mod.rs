@@ -7,7 +7,7 @@
 //!   uses it, whatever the remote.
 //! - Each inside host is paired with one pool address, chosen by a fixed hash of its
 //!   address (REQ-2), so the pairing holds across mappings and restarts.
-//! - Port preservation, range and parity: see `ports` (REQ-3, REQ-4).
+//! - Port preservation, range and parity: see `engine::pool` (REQ-3, REQ-4).
 //! - Filtering is configurable (REQ-8): endpoint-independent, address-dependent, or
 //!   address-and-port-dependent. An admitted inbound packet with a new remote opens a
 //!   session of its own on the existing mapping.
