@@ -3,11 +3,12 @@
 //! behaviour in place (everything else the engine reads: `Engine::retune` applies it).
 //!
 //! Contract: `Addressing` is the one list of rebuilding settings. Any other setting
-//! changes in place with every session kept, so a new tunable needs only a line in a
-//! `retune`; `in_place_reconfiguration_matches_a_fresh_engine` fails if an engine
-//! reconfigured in place differs from a fresh one built from the new configuration.
-//! Settings the engine never reads (hostname, shell, log, metrics) change in place
-//! trivially.
+//! changes in place with every session kept. A table's tunables are read from the
+//! configuration in one function (`nat44`'s and `fw6`'s `Tunables::of`), which both
+//! building and retuning use, so a new tunable is one line there;
+//! `in_place_reconfiguration_matches_a_fresh_engine` fails if an engine reconfigured
+//! in place differs from a fresh one built from the new configuration. Settings the
+//! engine never reads (hostname, shell, log, metrics) change in place trivially.
 
 use super::port::{self, PortConfig};
 use super::{icmp, Engine, PortSetup};
