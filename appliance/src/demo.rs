@@ -4,7 +4,7 @@
 //! the same engine on real interfaces.
 
 use natbox::engine::stats::DropReason;
-use natbox::engine::{Engine, Frame, Port, PortSetup, Verdict};
+use natbox::engine::{Engine, Frame, PortId, PortSetup, Verdict};
 use natbox::wire::checksum::{self, pseudo_v4};
 use natbox::wire::ethernet::{self, ethertype, Mac};
 use natbox::wire::{arp, ipv4, proto};
@@ -19,9 +19,19 @@ const GW: Mac = Mac([2, 0, 0, 0, 2, 2]);
 pub fn run(config: &firmware_config::Config) {
     let mut engine = Engine::new(
         config,
-        PortSetup { mac: BOX_LAN },
-        PortSetup { mac: BOX_WAN },
+        &[PortSetup { mac: BOX_LAN }, PortSetup { mac: BOX_WAN }],
     );
+    // The scenario's two-port topology: the port with the inside role and the one
+    // with the outside role.
+    let labels: Vec<&'static str> = engine.ports().map(|p| p.roles.label()).collect();
+    let role = |inside: bool| {
+        engine
+            .ports()
+            .find(|p| p.roles.inside == inside)
+            .map(|p| p.port)
+            .expect("the configuration names an inside and an outside port")
+    };
+    let (inside, outside) = (role(true), role(false));
     let mut now = 1_000u64;
     let inside_ip = config
         .inside
@@ -36,7 +46,7 @@ pub fn run(config: &firmware_config::Config) {
         .unwrap_or(Ipv4Addr::new(198, 51, 100, 1));
     let remote = Ipv4Addr::new(203, 0, 113, 5);
 
-    let mut step = |what: &str, port: Port, frame: Vec<u8>, now: u64| -> Vec<u8> {
+    let mut step = |what: &str, port: PortId, frame: Vec<u8>, now: u64| -> Vec<u8> {
         let mut buf = frame.clone();
         buf.resize(2048, 0);
         let mut f = Frame {
@@ -45,7 +55,7 @@ pub fn run(config: &firmware_config::Config) {
         };
         let verdict = engine.process(port, &mut f, now);
         let len = f.len;
-        println!("{what:<48} {}", describe(verdict, &buf[..len]));
+        println!("{what:<48} {}", describe(verdict, &buf[..len], &labels));
         buf.truncate(len);
         buf
     };
@@ -53,19 +63,19 @@ pub fn run(config: &firmware_config::Config) {
     println!("natbox engine demo: inside {host_ip} behind {public}, remote {remote}\n");
     step(
         "lan host asks ARP who-has the box",
-        Port::Inside,
+        inside,
         arp_request(HOST, host_ip, inside_ip),
         now,
     );
     step(
         "wan gateway asks ARP who-has the public address",
-        Port::Outside,
+        outside,
         arp_request(GW, gw_ip, public),
         now,
     );
     let out = step(
         "lan host sends DNS query (UDP 40000 -> 53)",
-        Port::Inside,
+        inside,
         eth(
             BOX_LAN,
             HOST,
@@ -80,13 +90,13 @@ pub fn run(config: &firmware_config::Config) {
     now += 20;
     step(
         "remote answers to the external endpoint",
-        Port::Outside,
+        outside,
         eth(BOX_WAN, GW, udp(SocketAddrV4::new(remote, 53), ext)),
         now,
     );
     step(
         "a stranger sends to the same external port",
-        Port::Outside,
+        outside,
         eth(
             BOX_WAN,
             GW,
@@ -96,7 +106,7 @@ pub fn run(config: &firmware_config::Config) {
     );
     step(
         "unsolicited packet to another public port",
-        Port::Outside,
+        outside,
         eth(
             BOX_WAN,
             GW,
@@ -131,7 +141,7 @@ pub fn run(config: &firmware_config::Config) {
     }
 }
 
-fn describe(verdict: Verdict, frame: &[u8]) -> String {
+fn describe(verdict: Verdict, frame: &[u8], labels: &[&str]) -> String {
     match verdict {
         Verdict::Forward(port) | Verdict::Reply(port) => {
             let kind = if matches!(verdict, Verdict::Reply(_)) {
@@ -142,9 +152,13 @@ fn describe(verdict: Verdict, frame: &[u8]) -> String {
             let e = ethernet::Frame::new_checked(frame).expect("engine output");
             if e.ethertype() == ethertype::IPV4 {
                 let (src, dst) = endpoints(e.payload());
-                format!("-> {kind} on {}: {src} -> {dst}", port.name())
+                format!("-> {kind} on {}: {src} -> {dst}", labels[port.index()])
             } else {
-                format!("-> {kind} on {} ({} bytes)", port.name(), frame.len())
+                format!(
+                    "-> {kind} on {} ({} bytes)",
+                    labels[port.index()],
+                    frame.len()
+                )
             }
         }
         Verdict::Drop(reason) => format!("-> dropped: {}", reason.name()),

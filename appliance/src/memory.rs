@@ -83,15 +83,10 @@ mod tests {
     #[test]
     fn the_estimate_covers_what_an_engine_really_allocates() {
         let config = example();
-        let engine = Engine::new(
-            &config,
-            crate::engine::PortSetup {
-                mac: Default::default(),
-            },
-            crate::engine::PortSetup {
-                mac: Default::default(),
-            },
-        );
+        let setup = crate::engine::PortSetup {
+            mac: Default::default(),
+        };
+        let engine = Engine::new(&config, &[setup; 2]);
         let held = engine.nat().memory();
         let estimate = crate::engine::nat44::Nat44::table_bytes(&config);
         // Port tables are not allocated until first use: the estimate holds them.

@@ -3,19 +3,18 @@
 //! sessions, and every drop reason that occurred.
 
 use natbox::dataplane::Dataplane;
+use natbox::engine::flow::track::Class;
 use natbox::engine::stats::DropReason;
-use natbox::engine::track::Class;
-use natbox::engine::Port;
 
 pub fn log_counters(dataplane: &Dataplane) {
     let engine = dataplane.engine();
     let s = engine.stats();
-    for port in Port::ALL {
-        let c = s.ports[port as usize];
-        let io = dataplane.io_counters(port);
+    for port in engine.ports() {
+        let c = s.ports[port.port.index()];
+        let io = dataplane.io_counters(port.port);
         log::info!(
             "counters {}: rx_packets={} rx_bytes={} tx_packets={} tx_bytes={} drops={} socket_drops={} rx_errors={} tx_errors={} csum_completed={} gso_frames={} restarts={}",
-            port.name(), c.rx_packets, c.rx_bytes, c.tx_packets, c.tx_bytes, c.drops, io.socket_drops, io.rx_errors, io.tx_errors, io.csum_completed, io.gso_frames, io.restarts
+            port.roles.label(), c.rx_packets, c.rx_bytes, c.tx_packets, c.tx_bytes, c.drops, io.socket_drops, io.rx_errors, io.tx_errors, io.csum_completed, io.gso_frames, io.restarts
         );
     }
     log::info!(

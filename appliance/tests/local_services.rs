@@ -106,7 +106,7 @@ fn originated_datagrams_leave_by_the_route_with_the_box_source() {
     h.engine.originate(&ip, h.now).expect("sent");
     let sent = h.transmitted();
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].0, natbox::engine::Port::Outside);
+    assert_eq!(sent[0].0, OUTSIDE);
     assert_eq!(&sent[0].1[14..], &ip[..]);
     assert_checksums(&sent[0].1);
 }

@@ -10,10 +10,10 @@ use support::*;
 
 fn facts(h: &Harness) -> Facts {
     Facts {
-        devices: ["lan0".into(), "wan0".into()],
-        links: ["up", "up"],
+        devices: vec!["lan0".into(), "wan0".into()],
+        links: vec!["up", "up"],
         now_ms: h.now,
-        io: Default::default(),
+        io: vec![Default::default(); 2],
     }
 }
 
@@ -196,7 +196,7 @@ fn a_commit_that_changes_a_port_says_the_port_reopens() {
         "{out}"
     );
     assert!(!out.contains("inside port"), "{out}");
-    assert_eq!(h.engine.port_info(natbox::engine::Port::Outside).mtu, 9000);
+    assert_eq!(h.engine.port_info(OUTSIDE).mtu, 9000);
 }
 
 #[test]

@@ -20,7 +20,7 @@ use common::*;
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use natbox_core::engine::{Engine, Port, Verdict};
+use natbox_core::engine::{Engine, PortId, Verdict};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use support::*;
@@ -42,19 +42,19 @@ fn check_clean(e: &Engine, what: &str) {
     }
 }
 
-fn expect(v: Verdict, want: Port, what: &str) {
+fn expect(v: Verdict, want: PortId, what: &str) {
     assert_eq!(v, Verdict::Forward(want), "{what}");
 }
 
 /// Sets up one flow and returns (outbound frame, inbound reply frame).
 fn udp_pair(h: &mut Harness, sport: u16) -> (Vec<u8>, Vec<u8>) {
     let out = lan_udp(sa(HOST, sport), sa(REMOTE, 53));
-    let o = h.frame(Port::Inside, out.clone());
-    expect(o.verdict, Port::Outside, "udp setup out");
+    let o = h.frame(INSIDE, out.clone());
+    expect(o.verdict, OUTSIDE, "udp setup out");
     let (ext, _) = endpoints4(o.ip());
     let back = wan_udp(sa(REMOTE, 53), ext);
-    let i = h.frame(Port::Outside, back.clone());
-    expect(i.verdict, Port::Inside, "udp setup in");
+    let i = h.frame(OUTSIDE, back.clone());
+    expect(i.verdict, INSIDE, "udp setup in");
     (out, back)
 }
 
@@ -77,10 +77,10 @@ fn udp_established(c: &mut Criterion) {
         })
     });
     g.bench_function("out_1_flow", |b| {
-        b.iter(|| black_box(run(&mut h.engine, Port::Inside, &mut work, &out, now)))
+        b.iter(|| black_box(run(&mut h.engine, INSIDE, &mut work, &out, now)))
     });
     g.bench_function("in_1_flow", |b| {
-        b.iter(|| black_box(run(&mut h.engine, Port::Outside, &mut work, &back, now)))
+        b.iter(|| black_box(run(&mut h.engine, OUTSIDE, &mut work, &back, now)))
     });
     let mut i = 0;
     g.bench_function("copy_only_1k_rr", |b| {
@@ -94,25 +94,13 @@ fn udp_established(c: &mut Criterion) {
     g.bench_function("out_1k_flows_rr", |b| {
         b.iter(|| {
             i = if i + 1 == outs.count { 0 } else { i + 1 };
-            black_box(run(
-                &mut h.engine,
-                Port::Inside,
-                &mut work,
-                outs.get(i),
-                now,
-            ))
+            black_box(run(&mut h.engine, INSIDE, &mut work, outs.get(i), now))
         })
     });
     g.bench_function("in_1k_flows_rr", |b| {
         b.iter(|| {
             i = if i + 1 == backs.count { 0 } else { i + 1 };
-            black_box(run(
-                &mut h.engine,
-                Port::Outside,
-                &mut work,
-                backs.get(i),
-                now,
-            ))
+            black_box(run(&mut h.engine, OUTSIDE, &mut work, backs.get(i), now))
         })
     });
     g.finish();
@@ -124,10 +112,10 @@ fn tcp_established(c: &mut Criterion) {
     h.confirm_neighbours();
     let now = h.now;
     let syn = h.from_lan(tcp4(sa(HOST, 40000), sa(REMOTE, 443), SYN, &[]));
-    expect(syn.verdict, Port::Outside, "SYN");
+    expect(syn.verdict, OUTSIDE, "SYN");
     let (ext, _) = endpoints4(syn.ip());
     let sa_ = h.from_wan(tcp4(sa(REMOTE, 443), ext, SYN | ACK, &[]));
-    expect(sa_.verdict, Port::Inside, "SYN-ACK");
+    expect(sa_.verdict, INSIDE, "SYN-ACK");
     let out = eth(
         BOX_LAN_MAC,
         HOST_MAC,
@@ -140,16 +128,8 @@ fn tcp_established(c: &mut Criterion) {
         ETHERTYPE_IPV4,
         &tcp4(sa(REMOTE, 443), ext, ACK, &[]),
     );
-    expect(
-        h.frame(Port::Inside, out.clone()).verdict,
-        Port::Outside,
-        "ACK out",
-    );
-    expect(
-        h.frame(Port::Outside, back.clone()).verdict,
-        Port::Inside,
-        "ACK in",
-    );
+    expect(h.frame(INSIDE, out.clone()).verdict, OUTSIDE, "ACK out");
+    expect(h.frame(OUTSIDE, back.clone()).verdict, INSIDE, "ACK in");
     let info: Vec<_> = h.engine.nat().sessions(0).collect();
     assert_eq!(info[0].state, "established", "{info:?}");
     let mut work = vec![0u8; 2048];
@@ -163,10 +143,10 @@ fn tcp_established(c: &mut Criterion) {
         })
     });
     g.bench_function("ack_out", |b| {
-        b.iter(|| black_box(run(&mut h.engine, Port::Inside, &mut work, &out, now)))
+        b.iter(|| black_box(run(&mut h.engine, INSIDE, &mut work, &out, now)))
     });
     g.bench_function("ack_in", |b| {
-        b.iter(|| black_box(run(&mut h.engine, Port::Outside, &mut work, &back, now)))
+        b.iter(|| black_box(run(&mut h.engine, OUTSIDE, &mut work, &back, now)))
     });
     g.finish();
     check_clean(&h.engine, "tcp_established");
@@ -232,7 +212,7 @@ fn session_creation(c: &mut Criterion) {
                     h.confirm_neighbours();
                     frames.data.copy_from_slice(&pristine.data);
                     for i in 0..CREATE_WARM {
-                        frames.process_in_place(i, &mut h.engine, Port::Inside, h.now);
+                        frames.process_in_place(i, &mut h.engine, INSIDE, h.now);
                     }
                     next = CREATE_WARM;
                     engines += 1;
@@ -241,7 +221,7 @@ fn session_creation(c: &mut Criterion) {
                 let now = h.now;
                 let t = Instant::now();
                 for i in next..next + n {
-                    black_box(frames.process_in_place(i, &mut h.engine, Port::Inside, now));
+                    black_box(frames.process_in_place(i, &mut h.engine, INSIDE, now));
                 }
                 spent += t.elapsed();
                 next += n;
@@ -288,13 +268,7 @@ fn lookup_scaling(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("udp_out", n), &n, |b, _| {
             b.iter(|| {
                 i = (i + 1) & (PICKS - 1);
-                black_box(run(
-                    &mut h.engine,
-                    Port::Inside,
-                    &mut work,
-                    picks.get(i),
-                    now,
-                ))
+                black_box(run(&mut h.engine, INSIDE, &mut work, picks.get(i), now))
             })
         });
         // A plain timing of two passes over the picks, for a printed ratio.
@@ -302,7 +276,7 @@ fn lookup_scaling(c: &mut Criterion) {
         for i in 0..2 * PICKS {
             black_box(run(
                 &mut h.engine,
-                Port::Inside,
+                INSIDE,
                 &mut work,
                 picks.get(i & (PICKS - 1)),
                 now,
@@ -336,16 +310,8 @@ fn ipv6_established(c: &mut Criterion) {
         ETHERTYPE_IPV6,
         &udp6(remote6(), 53, host6(), 40000, PAYLOAD),
     );
-    expect(
-        h.frame(Port::Inside, out.clone()).verdict,
-        Port::Outside,
-        "udp6 out",
-    );
-    expect(
-        h.frame(Port::Outside, back.clone()).verdict,
-        Port::Inside,
-        "udp6 in",
-    );
+    expect(h.frame(INSIDE, out.clone()).verdict, OUTSIDE, "udp6 out");
+    expect(h.frame(OUTSIDE, back.clone()).verdict, INSIDE, "udp6 in");
     let mut work = vec![0u8; 2048];
 
     let mut g = c.benchmark_group("ipv6_established");
@@ -357,10 +323,10 @@ fn ipv6_established(c: &mut Criterion) {
         })
     });
     g.bench_function("udp_out", |b| {
-        b.iter(|| black_box(run(&mut h.engine, Port::Inside, &mut work, &out, now)))
+        b.iter(|| black_box(run(&mut h.engine, INSIDE, &mut work, &out, now)))
     });
     g.bench_function("udp_in", |b| {
-        b.iter(|| black_box(run(&mut h.engine, Port::Outside, &mut work, &back, now)))
+        b.iter(|| black_box(run(&mut h.engine, OUTSIDE, &mut work, &back, now)))
     });
     g.finish();
     check_clean(&h.engine, "ipv6_established");

@@ -23,7 +23,7 @@ mod common;
 use common::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
-use support::Harness;
+use support::{Harness, INSIDE, OUTSIDE};
 
 struct Counting;
 
@@ -156,11 +156,10 @@ fn main() {
         let mut frames = frames;
         let now = h.now;
         for i in 0..N {
-            let v =
-                frames.process_in_place(i, &mut h.engine, natbox_core::engine::Port::Inside, now);
+            let v = frames.process_in_place(i, &mut h.engine, INSIDE, now);
             assert_eq!(
                 v,
-                natbox_core::engine::Verdict::Forward(natbox_core::engine::Port::Outside),
+                natbox_core::engine::Verdict::Forward(OUTSIDE),
                 "flow {i}"
             );
         }

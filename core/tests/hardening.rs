@@ -8,7 +8,7 @@
 
 mod support;
 use natbox_core::engine::stats::DropReason;
-use natbox_core::engine::{Port, Verdict};
+use natbox_core::engine::Verdict;
 use pnet_packet::ip::IpNextHeaderProtocols;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use support::*;
@@ -68,7 +68,7 @@ fn icmpv6_type_is_read_within_the_packet_not_from_padding() {
     let ip = raw_icmp6(remote6(), box_wan6(), Vec::new(), true);
     let mut frame = eth(BOX_WAN_MAC, GW_MAC, ETHERTYPE_IPV6, &ip);
     frame.extend_from_slice(&[128, 0, 0, 0, 0, 0, 0, 0]);
-    let out = h.frame(Port::Outside, frame);
+    let out = h.frame(OUTSIDE, frame);
     assert!(matches!(out.verdict, Verdict::Drop(_)), "{:?}", out.verdict);
 }
 
@@ -88,10 +88,10 @@ fn rfc4443_echo_request_with_a_wrong_checksum_gets_no_reply() {
 
     // The same requests with their checksums intact are answered.
     let out = h.from_wan6(echo6(remote6(), box_wan6(), 7, false));
-    assert_eq!(out.verdict, Verdict::Reply(Port::Outside));
+    assert_eq!(out.verdict, Verdict::Reply(OUTSIDE));
     assert_checksums(&out.frame);
     let out = h.from_wan(echo4(REMOTE, PUBLIC, 7, 1, false));
-    assert_eq!(out.verdict, Verdict::Reply(Port::Outside));
+    assert_eq!(out.verdict, Verdict::Reply(OUTSIDE));
     assert_checksums(&out.frame);
 }
 
@@ -102,12 +102,12 @@ fn rfc4443_echo_request_with_a_wrong_checksum_gets_no_reply() {
 fn bcp38_outside_frames_with_impossible_sources_never_reach_a_mapping() {
     let mut h = Harness::default();
     let out = h.from_lan(udp4(sa(HOST, 40000), sa(REMOTE, 53), b"out"));
-    assert_eq!(out.verdict, Verdict::Forward(Port::Outside));
+    assert_eq!(out.verdict, Verdict::Forward(OUTSIDE));
     let ext_port = u16::from_be_bytes([out.ip()[20], out.ip()[21]]);
     let ext = sa(PUBLIC, ext_port);
     // A remote the host never talked to is let in (endpoint-independent filtering).
     let out = h.from_wan(udp4(sa(REMOTE2, 9), ext, b"in"));
-    assert_eq!(out.verdict, Verdict::Forward(Port::Inside));
+    assert_eq!(out.verdict, Verdict::Forward(INSIDE));
 
     let spoofed = [
         Ipv4Addr::new(10, 10, 0, 7),     // an inside address
@@ -149,7 +149,7 @@ fn bcp38_outside_frames_with_impossible_sources_never_reach_a_mapping() {
 fn rfc6092_rec6_outside_frames_with_impossible_sources_are_dropped() {
     let mut h = Harness::default();
     let out = h.from_lan6(udp6(host6(), 40000, remote6(), 53, b"out"));
-    assert_eq!(out.verdict, Verdict::Forward(Port::Outside));
+    assert_eq!(out.verdict, Verdict::Forward(OUTSIDE));
     let spoofed: [Ipv6Addr; 4] = [
         "2001:db8:10::7".parse().unwrap(), // the inside prefix
         "fd00::1".parse().unwrap(),        // ULA (RFC 4193 section 4.1)

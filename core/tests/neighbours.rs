@@ -7,7 +7,7 @@
 
 mod support;
 use natbox_core::engine::stats::DropReason;
-use natbox_core::engine::{Port, Verdict};
+use natbox_core::engine::{PortId, Verdict};
 use natbox_core::wire::ethernet::Mac;
 use pnet_packet::ip::IpNextHeaderProtocols;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -33,9 +33,9 @@ fn rfc826_reply_for_own_and_pool_addresses() {
     let pool = [PUBLIC, Ipv4Addr::new(198, 51, 100, 11)];
     let mut h = Harness::new(pool_config(&pool));
     let asks = [
-        (Port::Inside, HOST_MAC, HOST, BOX_LAN, BOX_LAN_MAC),
-        (Port::Outside, GW_MAC, GW, PUBLIC, BOX_WAN_MAC),
-        (Port::Outside, GW_MAC, GW, pool[1], BOX_WAN_MAC),
+        (INSIDE, HOST_MAC, HOST, BOX_LAN, BOX_LAN_MAC),
+        (OUTSIDE, GW_MAC, GW, PUBLIC, BOX_WAN_MAC),
+        (OUTSIDE, GW_MAC, GW, pool[1], BOX_WAN_MAC),
     ];
     for (port, mac, ip, target, box_mac) in asks {
         let out = h.frame(port, arp_request(mac, ip, target));
@@ -49,10 +49,10 @@ fn rfc826_reply_for_own_and_pool_addresses() {
     // Not ours: the outside address on the inside link, the pool on the inside, a
     // neighbour's address.
     for (port, target) in [
-        (Port::Inside, PUBLIC),
-        (Port::Inside, pool[1]),
-        (Port::Inside, HOST2),
-        (Port::Outside, BOX_LAN),
+        (INSIDE, PUBLIC),
+        (INSIDE, pool[1]),
+        (INSIDE, HOST2),
+        (OUTSIDE, BOX_LAN),
     ] {
         let out = h.frame(port, arp_request(HOST_MAC, HOST, target));
         assert_eq!(out.verdict, Verdict::Drop(DropReason::NeighbourIgnored));
@@ -64,14 +64,14 @@ fn rfc826_reply_for_own_and_pool_addresses() {
 fn rfc826_unknown_next_hop_held_then_released_by_reply() {
     let mut h = Harness::default();
     let out = h.from_lan(udp4(sa(HOST7, 40000), sa(REMOTE, 53), b"out"));
-    assert_eq!(out.verdict, Verdict::Forward(Port::Outside));
+    assert_eq!(out.verdict, Verdict::Forward(OUTSIDE));
     let ext = endpoints4(out.ip()).0;
     let reply = udp4(sa(REMOTE, 53), ext, b"answer");
     assert_eq!(h.from_wan(reply).verdict, Verdict::Hold);
     let sent = h.transmitted();
     assert_eq!(sent.len(), 1, "one ARP request");
     let (port, req) = &sent[0];
-    assert_eq!(*port, Port::Inside);
+    assert_eq!(*port, INSIDE);
     assert_eq!(&req[0..6], &Mac::BROADCAST.0);
     assert_eq!(
         arp_fields(req),
@@ -83,11 +83,11 @@ fn rfc826_unknown_next_hop_held_then_released_by_reply() {
     assert!(h.transmitted().is_empty());
 
     let answer = arp_reply(HOST7_MAC, HOST7, BOX_LAN_MAC, BOX_LAN);
-    assert_eq!(h.frame(Port::Inside, answer).verdict, Verdict::Consumed);
+    assert_eq!(h.frame(INSIDE, answer).verdict, Verdict::Consumed);
     let sent = h.transmitted();
     assert_eq!(sent.len(), 2, "both parked packets released, in order");
     for ((port, f), payload) in sent.iter().zip([&b"answer"[..], b"second"]) {
-        assert_eq!(*port, Port::Inside);
+        assert_eq!(*port, INSIDE);
         assert_eq!(&f[0..6], &HOST7_MAC.0);
         assert_eq!(&f[6..12], &BOX_LAN_MAC.0);
         assert_checksums(f);
@@ -96,7 +96,7 @@ fn rfc826_unknown_next_hop_held_then_released_by_reply() {
     }
     // Known now: forwarded straight away.
     let third = h.from_wan(udp4(sa(REMOTE, 53), ext, b"third"));
-    assert_eq!(third.verdict, Verdict::Forward(Port::Inside));
+    assert_eq!(third.verdict, Verdict::Forward(INSIDE));
     assert_eq!(&third.frame[0..6], &HOST7_MAC.0);
 }
 
@@ -130,13 +130,13 @@ fn rfc826_unanswered_next_hop_drops_after_retries() {
 fn rfc826_foreign_arp_not_learnt() {
     let mut h = Harness::default();
     // A request between two other hosts, and a reply to someone else.
-    let out = h.frame(Port::Inside, arp_request(HOST7_MAC, HOST7, HOST2));
+    let out = h.frame(INSIDE, arp_request(HOST7_MAC, HOST7, HOST2));
     assert_eq!(out.verdict, Verdict::Drop(DropReason::NeighbourIgnored));
-    let out = h.frame(Port::Inside, arp_reply(HOST7_MAC, HOST7, HOST2_MAC, HOST2));
+    let out = h.frame(INSIDE, arp_reply(HOST7_MAC, HOST7, HOST2_MAC, HOST2));
     assert_eq!(out.verdict, Verdict::Drop(DropReason::NotForUs));
     let mut broadcast_reply = arp_reply(HOST7_MAC, HOST7, HOST2_MAC, HOST2);
     broadcast_reply[0..6].copy_from_slice(&Mac::BROADCAST.0);
-    let out = h.frame(Port::Inside, broadcast_reply);
+    let out = h.frame(INSIDE, broadcast_reply);
     assert_eq!(out.verdict, Verdict::Drop(DropReason::NeighbourIgnored));
     assert!(h.engine.neighbours4(h.now).iter().all(|n| n.addr != HOST7));
     // So traffic to HOST7 still needs resolving.
@@ -148,10 +148,10 @@ fn rfc826_foreign_arp_not_learnt() {
     );
     // An off-link sender asking for us is answered but not learnt.
     let out = h.frame(
-        Port::Inside,
+        INSIDE,
         arp_request(HOST7_MAC, Ipv4Addr::new(192, 0, 2, 9), BOX_LAN),
     );
-    assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+    assert_eq!(out.verdict, Verdict::Reply(INSIDE));
     assert!(h
         .engine
         .neighbours4(h.now)
@@ -162,7 +162,7 @@ fn rfc826_foreign_arp_not_learnt() {
 const ATTACKER_MAC: Mac = Mac([0x02, 0, 0, 0, 0x02, 0x66]);
 
 /// The port, state and MAC of the IPv4 neighbour `addr`, if the box has one.
-fn neighbour4(h: &Harness, addr: Ipv4Addr) -> Option<(Port, &'static str, Option<Mac>)> {
+fn neighbour4(h: &Harness, addr: Ipv4Addr) -> Option<(PortId, &'static str, Option<Mac>)> {
     h.engine
         .neighbours4(h.now)
         .into_iter()
@@ -171,7 +171,7 @@ fn neighbour4(h: &Harness, addr: Ipv4Addr) -> Option<(Port, &'static str, Option
 }
 
 /// The IPv6 neighbours the box has for `addr`: (port, MAC).
-fn neighbours6(h: &Harness, addr: Ipv6Addr) -> Vec<(Port, Option<Mac>)> {
+fn neighbours6(h: &Harness, addr: Ipv6Addr) -> Vec<(PortId, Option<Mac>)> {
     h.engine
         .neighbours6(h.now)
         .into_iter()
@@ -181,7 +181,7 @@ fn neighbours6(h: &Harness, addr: Ipv6Addr) -> Vec<(Port, Option<Mac>)> {
 }
 
 /// ARP requests in `sent`: (Ethernet destination, target).
-fn arp_requests(sent: &[(Port, Vec<u8>)]) -> Vec<(Mac, Ipv4Addr)> {
+fn arp_requests(sent: &[(PortId, Vec<u8>)]) -> Vec<(Mac, Ipv4Addr)> {
     sent.iter()
         .filter(|(_, f)| f[12..14] == ETHERTYPE_ARP.to_be_bytes() && arp_fields(f).0 == 1)
         .map(|(_, f)| (Mac(f[0..6].try_into().unwrap()), arp_fields(f).4))
@@ -193,17 +193,17 @@ fn rfc826_arp_reply_from_outside_claiming_inside_address_is_ignored_and_counted(
     let mut h = Harness::default();
     // An outsider answers "HOST is at my MAC", to the box.
     let forged = arp_reply(ATTACKER_MAC, HOST, BOX_WAN_MAC, PUBLIC);
-    let out = h.frame(Port::Outside, forged);
+    let out = h.frame(OUTSIDE, forged);
     assert_eq!(out.verdict, Verdict::Drop(DropReason::NeighbourOffLink));
     assert_eq!(h.drops(DropReason::NeighbourOffLink), 1);
     assert_eq!(
         neighbour4(&h, HOST).map(|n| (n.0, n.2)),
-        Some((Port::Inside, Some(HOST_MAC)))
+        Some((INSIDE, Some(HOST_MAC)))
     );
     // A gratuitous ARP for it on the outside link is not learnt either.
     let mut gratuitous = arp_request(ATTACKER_MAC, HOST, HOST);
     gratuitous[0..6].copy_from_slice(&Mac::BROADCAST.0);
-    h.frame(Port::Outside, gratuitous);
+    h.frame(OUTSIDE, gratuitous);
     assert!(h
         .engine
         .neighbours4(h.now)
@@ -213,7 +213,7 @@ fn rfc826_arp_reply_from_outside_claiming_inside_address_is_ignored_and_counted(
     let out = h.from_lan(udp4(sa(HOST, 40000), sa(REMOTE, 53), b"out"));
     let ext = endpoints4(out.ip()).0;
     let back = h.from_wan(udp4(sa(REMOTE, 53), ext, b"back"));
-    assert_eq!(back.verdict, Verdict::Forward(Port::Inside));
+    assert_eq!(back.verdict, Verdict::Forward(INSIDE));
     assert_eq!(&back.frame[0..6], &HOST_MAC.0);
 }
 
@@ -221,16 +221,16 @@ fn rfc826_arp_reply_from_outside_claiming_inside_address_is_ignored_and_counted(
 fn rfc4861_na_for_address_off_the_ports_prefix_is_ignored() {
     let mut h = Harness::default();
     let before = neighbours6(&h, host6());
-    assert_eq!(before, vec![(Port::Inside, Some(HOST_MAC))]);
+    assert_eq!(before, vec![(INSIDE, Some(HOST_MAC))]);
     // An advertisement for an inside address arriving on the outside port, and one for
     // the gateway's address arriving on the inside port.
     let forged = [
         (
-            Port::Outside,
+            OUTSIDE,
             neighbor_advert(ATTACKER_MAC, host6(), BOX_WAN_MAC, box_wan6()),
         ),
         (
-            Port::Inside,
+            INSIDE,
             neighbor_advert(ATTACKER_MAC, gw6(), BOX_LAN_MAC, box_lan6()),
         ),
     ];
@@ -240,12 +240,12 @@ fn rfc4861_na_for_address_off_the_ports_prefix_is_ignored() {
     }
     assert_eq!(h.drops(DropReason::NeighbourOffLink), 2);
     assert_eq!(neighbours6(&h, host6()), before);
-    assert_eq!(neighbours6(&h, gw6()), vec![(Port::Outside, Some(GW_MAC))]);
+    assert_eq!(neighbours6(&h, gw6()), vec![(OUTSIDE, Some(GW_MAC))]);
     // A link-local neighbour is on-link on either port.
     let ll: Ipv6Addr = "fe80::99".parse().unwrap();
-    let out = h.frame(Port::Inside, neighbor_solicit(HOST7_MAC, ll, box_lan6()));
-    assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
-    assert_eq!(neighbours6(&h, ll), vec![(Port::Inside, Some(HOST7_MAC))]);
+    let out = h.frame(INSIDE, neighbor_solicit(HOST7_MAC, ll, box_lan6()));
+    assert_eq!(out.verdict, Verdict::Reply(INSIDE));
+    assert_eq!(neighbours6(&h, ll), vec![(INSIDE, Some(HOST7_MAC))]);
 }
 
 #[test]
@@ -253,11 +253,11 @@ fn rfc4861_7_3_3_unconfirmed_entry_ages_to_stale_and_is_reprobed_on_use() {
     let mut h = Harness::default();
     // HOST7 announces itself (ARP request to the box) and then goes silent: its entry
     // is STALE (nobody confirmed it), used but verified.
-    let out = h.frame(Port::Inside, arp_request(HOST7_MAC, HOST7, BOX_LAN));
-    assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+    let out = h.frame(INSIDE, arp_request(HOST7_MAC, HOST7, BOX_LAN));
+    assert_eq!(out.verdict, Verdict::Reply(INSIDE));
     assert_eq!(neighbour4(&h, HOST7).unwrap().1, "stale");
     let out = h.from_lan(udp4(sa(HOST, 40000), sa(HOST7, 53), b"to host7"));
-    assert_eq!(out.verdict, Verdict::Forward(Port::Inside));
+    assert_eq!(out.verdict, Verdict::Forward(INSIDE));
     assert_eq!(&out.frame[0..6], &HOST7_MAC.0);
     assert_eq!(neighbour4(&h, HOST7).unwrap().1, "delay");
     // DELAY_FIRST_PROBE_TIME later: unicast probes to the cached MAC, then deletion.
@@ -289,7 +289,7 @@ fn full_neighbour_cache_evicts_least_recently_used() {
     let host = |n: usize| Ipv4Addr::new(10, 10, 1 + (n / 250) as u8, 1 + (n % 250) as u8);
     let mac = |n: usize| Mac([0x02, 0, 0, 0x03, (n >> 8) as u8, n as u8]);
     for n in 0..max - 3 {
-        h.frame(Port::Inside, arp_request(mac(n), host(n), BOX_LAN));
+        h.frame(INSIDE, arp_request(mac(n), host(n), BOX_LAN));
     }
     assert_eq!(h.engine.neighbours4(h.now).len(), max);
     assert_eq!(h.engine.stats().neighbours_evicted, 0);
@@ -297,10 +297,10 @@ fn full_neighbour_cache_evicts_least_recently_used() {
     // the use comes one after the entries were made.)
     h.now += 1;
     let out = h.from_lan(udp4(sa(HOST, 40000), sa(REMOTE, 53), b"out"));
-    assert_eq!(out.verdict, Verdict::Forward(Port::Outside));
+    assert_eq!(out.verdict, Verdict::Forward(OUTSIDE));
     for n in max - 3..max {
-        let out = h.frame(Port::Inside, arp_request(mac(n), host(n), BOX_LAN));
-        assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+        let out = h.frame(INSIDE, arp_request(mac(n), host(n), BOX_LAN));
+        assert_eq!(out.verdict, Verdict::Reply(INSIDE));
     }
     assert_eq!(h.engine.stats().neighbours_evicted, 3);
     assert_eq!(neighbour4(&h, HOST), None);
@@ -350,18 +350,18 @@ fn ping_flood_does_not_suppress_frag_needed() {
         let v6 = h.from_lan6(echo6(host6(), box_lan6(), seq, false)).verdict;
         answered += [v4, v6]
             .iter()
-            .filter(|&&v| v == Verdict::Reply(Port::Inside))
+            .filter(|&&v| v == Verdict::Reply(INSIDE))
             .count() as u32;
     }
     assert_eq!(answered, burst, "the ping flood used up the general budget");
     assert_eq!(h.engine.stats().icmp_rate_limited, u64::from(burst));
     let big4 = udp4(sa(HOST, 40000), sa(REMOTE, 53), &[0xab; 1300]);
     let out = h.from_lan(big4);
-    assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+    assert_eq!(out.verdict, Verdict::Reply(INSIDE));
     assert_eq!(out.ip()[20..22], [3, 4], "fragmentation needed");
     let big6 = udp6(host6(), 40000, remote6(), 53, &[0x5a; 1300]);
     let out = h.from_lan6(big6);
-    assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+    assert_eq!(out.verdict, Verdict::Reply(INSIDE));
     assert_eq!(out.ip()[40], 2, "packet too big");
 }
 
@@ -393,7 +393,7 @@ fn one_source_fragments_cannot_fill_the_fragment_table() {
     let payload: Vec<u8> = (0..40u8).collect();
     let (first, rest) = fragment4(&udp4(sa(REMOTE2, 53), ext, &payload), 0x7777, 24);
     assert_eq!(h.from_wan(rest).verdict, Verdict::Hold);
-    assert_eq!(h.from_wan(first).verdict, Verdict::Forward(Port::Inside));
+    assert_eq!(h.from_wan(first).verdict, Verdict::Forward(INSIDE));
     let sent = h.transmitted();
     assert_eq!(sent.len(), 1, "the parked fragment followed its first");
     assert_eq!(addrs4(&sent[0].1[14..]), (REMOTE2, HOST));
@@ -403,20 +403,17 @@ fn one_source_fragments_cannot_fill_the_fragment_table() {
 fn rfc4861_7_2_2_probe_is_a_unicast_solicitation_to_the_cached_address() {
     let mut h = Harness::default();
     let silent: Ipv6Addr = "2001:db8:10::7".parse().unwrap();
-    let out = h.frame(
-        Port::Inside,
-        neighbor_solicit(HOST7_MAC, silent, box_lan6()),
-    );
-    assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+    let out = h.frame(INSIDE, neighbor_solicit(HOST7_MAC, silent, box_lan6()));
+    assert_eq!(out.verdict, Verdict::Reply(INSIDE));
     // Used (a routed packet from another inside host): DELAY, then PROBE.
     let out = h.from_lan6(udp6(host6(), 53, silent, 40000, b"y"));
-    assert_eq!(out.verdict, Verdict::Forward(Port::Inside));
+    assert_eq!(out.verdict, Verdict::Forward(INSIDE));
     assert_eq!(&out.frame[0..6], &HOST7_MAC.0);
     h.advance_secs(5);
     let sent = h.transmitted();
     assert_eq!(sent.len(), 1, "{sent:?}");
     let (port, ns) = &sent[0];
-    assert_eq!(*port, Port::Inside);
+    assert_eq!(*port, INSIDE);
     assert_eq!(&ns[0..6], &HOST7_MAC.0, "unicast to the cached MAC");
     assert_eq!(ns[54], 135, "a Neighbor Solicitation");
     assert_eq!(

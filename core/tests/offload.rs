@@ -7,7 +7,7 @@
 mod support;
 
 use natbox_core::engine::stats::DropReason;
-use natbox_core::engine::{Frame, Port, Verdict};
+use natbox_core::engine::{Frame, PortId, Verdict};
 use natbox_core::wire::checksum::Csum;
 use natbox_core::wire::offload::Offload;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -86,7 +86,7 @@ const PARTIAL: Offload = Offload {
     gso_segment: None,
 };
 
-fn offloaded(h: &mut Harness, port: Port, mut bytes: Vec<u8>, off: Offload) -> Out {
+fn offloaded(h: &mut Harness, port: PortId, mut bytes: Vec<u8>, off: Offload) -> Out {
     let len = bytes.len();
     bytes.resize(len + 2048, 0);
     let mut frame = Frame {
@@ -113,7 +113,7 @@ fn wan4(ip: Vec<u8>) -> Vec<u8> {
 /// Opens a TCP connection HOST:40000 -> REMOTE:443; returns the external port.
 fn connect(h: &mut Harness) -> u16 {
     let out = h.from_lan(tcp4(sa(HOST, 40000), sa(REMOTE, 443), SYN, &[]));
-    assert_eq!(out.verdict, Verdict::Forward(Port::Outside));
+    assert_eq!(out.verdict, Verdict::Forward(OUTSIDE));
     endpoints4(out.ip()).0.port()
 }
 
@@ -126,8 +126,8 @@ fn gso_tcp4_outbound_keeps_a_partial_pseudo_header_sum() {
     let ext = connect(&mut h);
     let sent_before = h.engine.stats().ports[1].tx_packets;
     let f = tcp4_partial((HOST, 40000), (REMOTE, 443), ACK, &[], &payload());
-    let out = offloaded(&mut h, Port::Inside, lan4(f), gso(20 + 20 + 1448));
-    assert_eq!(out.verdict, Verdict::Forward(Port::Outside));
+    let out = offloaded(&mut h, INSIDE, lan4(f), gso(20 + 20 + 1448));
+    assert_eq!(out.verdict, Verdict::Forward(OUTSIDE));
     assert_eq!(out.frame.len(), 14 + 20 + 20 + PAYLOAD);
     assert_eq!(endpoints4(out.ip()), (sa(PUBLIC, ext), sa(REMOTE, 443)));
     let want = pseudo4(PUBLIC, REMOTE, 6, 20 + PAYLOAD);
@@ -144,16 +144,16 @@ fn gso_tcp4_inbound_and_partial_udp() {
     let mut h = Harness::default();
     let ext = connect(&mut h);
     let f = tcp4_partial((REMOTE, 443), (PUBLIC, ext), ACK, &[], &payload());
-    let mut out = offloaded(&mut h, Port::Outside, wan4(f), gso(20 + 20 + 1448));
-    assert_eq!(out.verdict, Verdict::Forward(Port::Inside));
+    let mut out = offloaded(&mut h, OUTSIDE, wan4(f), gso(20 + 20 + 1448));
+    assert_eq!(out.verdict, Verdict::Forward(INSIDE));
     assert_eq!(endpoints4(out.ip()), (sa(REMOTE, 443), sa(HOST, 40000)));
     complete(&mut out.frame, 34, 16);
     assert_checksums(&out.frame);
 
     // A UDP datagram with a partial checksum (no GSO): rewritten as a pseudo sum.
     let f = partial4(HOST, REMOTE, 17, udp_segment(5353, 53, b"query"), 6);
-    let mut out = offloaded(&mut h, Port::Inside, lan4(f), PARTIAL);
-    assert_eq!(out.verdict, Verdict::Forward(Port::Outside));
+    let mut out = offloaded(&mut h, INSIDE, lan4(f), PARTIAL);
+    assert_eq!(out.verdict, Verdict::Forward(OUTSIDE));
     assert_eq!(endpoints4(out.ip()).0.ip(), &PUBLIC);
     complete(&mut out.frame, 34, 6);
     assert_checksums(&out.frame);
@@ -170,8 +170,8 @@ fn gso_is_checked_against_the_mtu_by_segment() {
     let mut h = Harness::new(c);
     connect(&mut h);
     let f = tcp4_partial((HOST, 40000), (REMOTE, 443), ACK, &[], &payload());
-    let out = offloaded(&mut h, Port::Inside, lan4(f.clone()), gso(20 + 20 + 1448));
-    assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+    let out = offloaded(&mut h, INSIDE, lan4(f.clone()), gso(20 + 20 + 1448));
+    assert_eq!(out.verdict, Verdict::Reply(INSIDE));
     let icmp = &out.ip()[20..];
     assert_eq!(
         (icmp[0], icmp[1]),
@@ -184,18 +184,18 @@ fn gso_is_checked_against_the_mtu_by_segment() {
     );
     assert_eq!(h.drops(DropReason::TooBig), 1);
 
-    let out = offloaded(&mut h, Port::Inside, lan4(f.clone()), gso(20 + 20 + 1360));
-    assert_eq!(out.verdict, Verdict::Forward(Port::Outside));
+    let out = offloaded(&mut h, INSIDE, lan4(f.clone()), gso(20 + 20 + 1360));
+    assert_eq!(out.verdict, Verdict::Forward(OUTSIDE));
 
     let mut no_df = f;
     no_df[6] = 0;
     fix_ipv4_checksum(&mut no_df);
-    let out = offloaded(&mut h, Port::Inside, lan4(no_df), gso(20 + 20 + 1448));
+    let out = offloaded(&mut h, INSIDE, lan4(no_df), gso(20 + 20 + 1448));
     assert_eq!(out.verdict, Verdict::Drop(DropReason::TooBigNoDf));
 
     // Without GSO metadata the same 20 kB frame is longer than the inside MTU.
     let f = tcp4_partial((HOST, 40000), (REMOTE, 443), ACK, &[], &payload());
-    let out = offloaded(&mut h, Port::Inside, lan4(f), PARTIAL);
+    let out = offloaded(&mut h, INSIDE, lan4(f), PARTIAL);
     assert_eq!(out.verdict, Verdict::Drop(DropReason::FrameTooLong));
 }
 
@@ -208,7 +208,7 @@ fn gso_tcp6_forwarded_and_packet_too_big() {
     c.outside.mtu = 1400;
     let mut h = Harness::new(c);
     let syn = tcp6(host6(), 40000, remote6(), 443, SYN);
-    assert_eq!(h.from_lan6(syn).verdict, Verdict::Forward(Port::Outside));
+    assert_eq!(h.from_lan6(syn).verdict, Verdict::Forward(OUTSIDE));
     let mut t = tcp_segment(40000, 443, ACK, 5000, &[], &payload());
     let p = pseudo6(host6(), remote6(), 6, t.len());
     t[16..18].copy_from_slice(&p.to_be_bytes());
@@ -223,14 +223,14 @@ fn gso_tcp6_forwarded_and_packet_too_big() {
             &t,
         ),
     );
-    let mut out = offloaded(&mut h, Port::Inside, f.clone(), gso(40 + 20 + 1340));
-    assert_eq!(out.verdict, Verdict::Forward(Port::Outside));
+    let mut out = offloaded(&mut h, INSIDE, f.clone(), gso(40 + 20 + 1340));
+    assert_eq!(out.verdict, Verdict::Forward(OUTSIDE));
     assert_eq!(field(&out.frame, 54 + 16), p);
     complete(&mut out.frame, 54, 16);
     assert_checksums(&out.frame);
 
-    let out = offloaded(&mut h, Port::Inside, f, gso(40 + 20 + 1440));
-    assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+    let out = offloaded(&mut h, INSIDE, f, gso(40 + 20 + 1440));
+    assert_eq!(out.verdict, Verdict::Reply(INSIDE));
     let icmp = &out.ip()[40..];
     assert_eq!(icmp[0], 2, "packet too big");
     assert_eq!(
@@ -247,8 +247,8 @@ fn partial_syn_is_clamped_without_touching_the_sum() {
     c.nat.mss_clamp = 1300;
     let mut h = Harness::new(c);
     let f = tcp4_partial((HOST, 40001), (REMOTE, 443), SYN, &[2, 4, 0x05, 0xb4], &[]);
-    let mut out = offloaded(&mut h, Port::Inside, lan4(f), PARTIAL);
-    assert_eq!(out.verdict, Verdict::Forward(Port::Outside));
+    let mut out = offloaded(&mut h, INSIDE, lan4(f), PARTIAL);
+    assert_eq!(out.verdict, Verdict::Forward(OUTSIDE));
     assert_eq!(field(&out.frame, 34 + 22), 1300);
     assert_eq!(
         field(&out.frame, 34 + 16) % 0xffff,
@@ -267,26 +267,21 @@ fn unresolved_next_hop_parks_only_wire_sized_frames() {
     let mut h = Harness::default();
     let lonely = Ipv4Addr::new(10, 10, 0, 7);
     let out = h.from_lan(tcp4(sa(lonely, 40000), sa(REMOTE, 443), SYN, &[]));
-    assert_eq!(out.verdict, Verdict::Forward(Port::Outside));
+    assert_eq!(out.verdict, Verdict::Forward(OUTSIDE));
     let ext = endpoints4(out.ip()).0.port();
     let inbound = |data: &[u8]| wan4(tcp4_partial((REMOTE, 443), (PUBLIC, ext), ACK, &[], data));
-    let out = offloaded(
-        &mut h,
-        Port::Outside,
-        inbound(&payload()),
-        gso(20 + 20 + 1448),
-    );
+    let out = offloaded(&mut h, OUTSIDE, inbound(&payload()), gso(20 + 20 + 1448));
     assert_eq!(out.verdict, Verdict::Drop(DropReason::GsoNotBuffered));
     assert_eq!(h.drops(DropReason::GsoNotBuffered), 1);
-    let out = offloaded(&mut h, Port::Outside, inbound(&payload()[..1000]), PARTIAL);
+    let out = offloaded(&mut h, OUTSIDE, inbound(&payload()[..1000]), PARTIAL);
     assert_eq!(out.verdict, Verdict::Hold);
     let mac = natbox_core::wire::ethernet::Mac([2, 0, 0, 0, 1, 7]);
-    let out = h.frame(Port::Inside, arp_reply(mac, lonely, BOX_LAN_MAC, BOX_LAN));
+    let out = h.frame(INSIDE, arp_reply(mac, lonely, BOX_LAN_MAC, BOX_LAN));
     assert_eq!(out.verdict, Verdict::Consumed);
     let sent = h.transmitted();
     let released: Vec<_> = sent
         .iter()
-        .filter(|(p, f)| *p == Port::Inside && f.len() == 14 + 20 + 20 + 1000)
+        .filter(|(p, f)| *p == INSIDE && f.len() == 14 + 20 + 20 + 1000)
         .collect();
     assert_eq!(released.len(), 1, "{sent:?}");
     assert_eq!(endpoints4(&released[0].1[14..]).1, sa(lonely, 40000));
@@ -303,14 +298,14 @@ fn local_services_get_complete_checksums() {
             (BOX_LAN, 9100).into(),
         )]);
     let syn = tcp4_partial((HOST, 40002), (BOX_LAN, 9100), SYN, &[], &[]);
-    let out = offloaded(&mut h, Port::Inside, lan4(syn.clone()), PARTIAL);
+    let out = offloaded(&mut h, INSIDE, lan4(syn.clone()), PARTIAL);
     assert_eq!(out.verdict, Verdict::Consumed);
     let mut buf = vec![0u8; 2048];
     let d = h.engine.pop_local(&mut buf).expect("delivered");
     assert_eq!(d.len, 40);
     assert_checksums(&eth(BOX_LAN_MAC, HOST_MAC, ETHERTYPE_IPV4, &buf[..d.len]));
     let big = tcp4_partial((HOST, 40002), (BOX_LAN, 9100), ACK, &[], &payload());
-    let out = offloaded(&mut h, Port::Inside, lan4(big), gso(20 + 20 + 1448));
+    let out = offloaded(&mut h, INSIDE, lan4(big), gso(20 + 20 + 1448));
     assert_eq!(out.verdict, Verdict::Drop(DropReason::GsoNotBuffered));
     assert!(h.engine.pop_local(&mut buf).is_none());
 }

@@ -11,7 +11,7 @@
 //!     reason, never a panic (exhaustive, not sampled: see `icmp_cases`).
 
 mod support;
-use natbox_core::engine::{Frame, Port, Verdict};
+use natbox_core::engine::{Frame, PortId, Verdict};
 use natbox_core::wire::ethernet::Mac;
 use pnet_packet::ip::IpNextHeaderProtocols;
 use pnet_packet::util;
@@ -64,8 +64,8 @@ fn host_mac(host: Ipv4Addr) -> Mac {
 
 /// Makes `host` a known neighbour on the lan, as its first ARP request would.
 fn teach(h: &mut Harness, host: Ipv4Addr) {
-    let out = h.frame(Port::Inside, arp_request(host_mac(host), host, BOX_LAN));
-    assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+    let out = h.frame(INSIDE, arp_request(host_mac(host), host, BOX_LAN));
+    assert_eq!(out.verdict, Verdict::Reply(INSIDE));
 }
 
 fn inside_host() -> impl Strategy<Value = Ipv4Addr> {
@@ -107,7 +107,7 @@ proptest! {
         teach(&mut h, host);
         let original = datagram(proto, sa(host, sport), sa(remote, dport), SYN, &payload);
         let out = h.from_lan(original.clone());
-        prop_assert_eq!(out.verdict, Verdict::Forward(Port::Outside));
+        prop_assert_eq!(out.verdict, Verdict::Forward(OUTSIDE));
         assert_checksums(&out.frame);
         let (ext, to) = endpoints4(out.ip());
         prop_assert_eq!(*ext.ip(), PUBLIC);
@@ -115,7 +115,7 @@ proptest! {
         prop_assert_eq!(&out.ip()[original.len() - payload.len()..], &payload[..]);
 
         let back = h.from_wan(swap(out.ip()));
-        prop_assert_eq!(back.verdict, Verdict::Forward(Port::Inside));
+        prop_assert_eq!(back.verdict, Verdict::Forward(INSIDE));
         prop_assert_eq!(&back.frame[0..6], &host_mac(host).0);
         assert_checksums(&back.frame);
         prop_assert_eq!(endpoints4(back.ip()), (sa(remote, dport), sa(host, sport)));
@@ -177,7 +177,7 @@ proptest! {
             }
         };
         let out = h.from_lan(original);
-        prop_assert_eq!(out.verdict, Verdict::Forward(Port::Outside));
+        prop_assert_eq!(out.verdict, Verdict::Forward(OUTSIDE));
         assert_checksums(&out.frame);
         if kind == 1 {
             prop_assert_eq!(&out.ip()[26..28], &[0, 0], "a zero UDP checksum stays zero");
@@ -201,7 +201,7 @@ proptest! {
             swap(&sent)
         };
         let back = h.from_wan(reply);
-        prop_assert_eq!(back.verdict, Verdict::Forward(Port::Inside));
+        prop_assert_eq!(back.verdict, Verdict::Forward(INSIDE));
         assert_checksums(&back.frame);
         if kind == 1 {
             prop_assert_eq!(&back.ip()[26..28], &[0, 0]);
@@ -212,7 +212,7 @@ proptest! {
         let router = Ipv4Addr::new(192, 0, 2, 1);
         let quote = if cut { &sent[..28] } else { &sent[..] };
         let err = h.from_wan(icmp4_error(router, PUBLIC, error_type, quote));
-        prop_assert_eq!(err.verdict, Verdict::Forward(Port::Inside));
+        prop_assert_eq!(err.verdict, Verdict::Forward(INSIDE));
         assert_checksums(&err.frame);
         let q = &err.ip()[28..];
         prop_assert_eq!(&q[12..16], &HOST.octets());
@@ -227,7 +227,7 @@ proptest! {
         // send errors about echo replies... but they may; natbox translates either).
         let quote = if cut { &delivered[..28] } else { &delivered[..] };
         let err = h.from_lan(icmp4_error(HOST, remote, (3, 3), quote));
-        prop_assert_eq!(err.verdict, Verdict::Forward(Port::Outside));
+        prop_assert_eq!(err.verdict, Verdict::Forward(OUTSIDE));
         assert_checksums(&err.frame);
         if !cut {
             assert_quoted_checksums(&err.ip()[28..]);
@@ -238,7 +238,7 @@ proptest! {
             let ext = endpoints4(&sent).0;
             let hp = datagram(if kind == 2 { TCP } else { UDP }, sa(HOST2, 33333), ext, SYN, &payload);
             let out = h.from_lan(hp);
-            prop_assert_eq!(out.verdict, Verdict::Forward(Port::Inside));
+            prop_assert_eq!(out.verdict, Verdict::Forward(INSIDE));
             assert_checksums(&out.frame);
         }
     }
@@ -275,7 +275,7 @@ fn op() -> impl Strategy<Value = Op> {
 fn jump(h: &mut Harness, secs: u64) {
     h.now += secs * 1000;
     h.engine.poll(h.now);
-    h.frame(Port::Outside, arp_request(GW_MAC, GW, PUBLIC));
+    h.frame(OUTSIDE, arp_request(GW_MAC, GW, PUBLIC));
     for d in 2..6 {
         teach(h, Ipv4Addr::new(10, 10, 0, d));
     }
@@ -302,7 +302,7 @@ proptest! {
                     let src = sa(Ipv4Addr::new(10, 10, 0, 2 + host), port);
                     let out = h.from_lan(datagram(proto, src, sa(remotes[usize::from(remote)], 443), SYN, b"p"));
                     match out.verdict {
-                        Verdict::Forward(Port::Outside) => {
+                        Verdict::Forward(OUTSIDE) => {
                             assert_checksums(&out.frame);
                             let ext = endpoints4(out.ip()).0;
                             prop_assert!((40000..=40007).contains(&ext.port()), "{}", ext);
@@ -319,7 +319,7 @@ proptest! {
                 Op::In { remote, ext, proto } => {
                     let from = sa(remotes[usize::from(remote)], 443);
                     let out = h.from_wan(datagram(proto, from, sa(PUBLIC, ext), SYN, b"r"));
-                    if out.verdict == Verdict::Forward(Port::Inside) {
+                    if out.verdict == Verdict::Forward(INSIDE) {
                         assert_checksums(&out.frame);
                         let now = (h.now / 1000) as u32;
                         let to = endpoints4(out.ip()).1;
@@ -358,21 +358,11 @@ proptest! {
 }
 
 /// Valid frames of every kind the engine handles, to mutate.
-fn seeds() -> Vec<(Port, Vec<u8>)> {
-    let lan4 = |ip: Vec<u8>| {
-        (
-            Port::Inside,
-            eth(BOX_LAN_MAC, HOST_MAC, ETHERTYPE_IPV4, &ip),
-        )
-    };
-    let wan4 = |ip: Vec<u8>| (Port::Outside, eth(BOX_WAN_MAC, GW_MAC, ETHERTYPE_IPV4, &ip));
-    let lan6 = |ip: Vec<u8>| {
-        (
-            Port::Inside,
-            eth(BOX_LAN_MAC, HOST_MAC, ETHERTYPE_IPV6, &ip),
-        )
-    };
-    let wan6 = |ip: Vec<u8>| (Port::Outside, eth(BOX_WAN_MAC, GW_MAC, ETHERTYPE_IPV6, &ip));
+fn seeds() -> Vec<(PortId, Vec<u8>)> {
+    let lan4 = |ip: Vec<u8>| (INSIDE, eth(BOX_LAN_MAC, HOST_MAC, ETHERTYPE_IPV4, &ip));
+    let wan4 = |ip: Vec<u8>| (OUTSIDE, eth(BOX_WAN_MAC, GW_MAC, ETHERTYPE_IPV4, &ip));
+    let lan6 = |ip: Vec<u8>| (INSIDE, eth(BOX_LAN_MAC, HOST_MAC, ETHERTYPE_IPV6, &ip));
+    let wan6 = |ip: Vec<u8>| (OUTSIDE, eth(BOX_WAN_MAC, GW_MAC, ETHERTYPE_IPV6, &ip));
     let sent = udp4(sa(PUBLIC, 40000), sa(REMOTE, 53), b"q");
     vec![
         lan4(udp4(sa(HOST, 40000), sa(REMOTE, 53), b"query")),
@@ -394,33 +384,17 @@ fn seeds() -> Vec<(Port, Vec<u8>)> {
             [0, 0, 5, 0],
             &udp6(host6(), 40000, remote6(), 53, b"q"),
         )),
-        (
-            Port::Inside,
-            neighbor_solicit(HOST_MAC, host6(), box_lan6()),
-        ),
-        (Port::Inside, arp_request(HOST_MAC, HOST, BOX_LAN)),
-        (
-            Port::Inside,
-            arp_reply(HOST_MAC, HOST, BOX_LAN_MAC, BOX_LAN),
-        ),
+        (INSIDE, neighbor_solicit(HOST_MAC, host6(), box_lan6())),
+        (INSIDE, arp_request(HOST_MAC, HOST, BOX_LAN)),
+        (INSIDE, arp_reply(HOST_MAC, HOST, BOX_LAN_MAC, BOX_LAN)),
     ]
 }
 
 /// Frames the box answers with something at least as long: errors about short
 /// datagrams, a Duplicate Address Detection solicitation (no source link-layer option).
-fn reply_seeds() -> Vec<(Port, Vec<u8>)> {
-    let lan4 = |ip: Vec<u8>| {
-        (
-            Port::Inside,
-            eth(BOX_LAN_MAC, HOST_MAC, ETHERTYPE_IPV4, &ip),
-        )
-    };
-    let lan6 = |ip: Vec<u8>| {
-        (
-            Port::Inside,
-            eth(BOX_LAN_MAC, HOST_MAC, ETHERTYPE_IPV6, &ip),
-        )
-    };
+fn reply_seeds() -> Vec<(PortId, Vec<u8>)> {
+    let lan4 = |ip: Vec<u8>| (INSIDE, eth(BOX_LAN_MAC, HOST_MAC, ETHERTYPE_IPV4, &ip));
+    let lan6 = |ip: Vec<u8>| (INSIDE, eth(BOX_LAN_MAC, HOST_MAC, ETHERTYPE_IPV6, &ip));
     let gre = IpNextHeaderProtocols::Gre;
     let t = box_lan6().octets();
     let group = std::net::Ipv6Addr::from([
@@ -445,7 +419,7 @@ fn reply_seeds() -> Vec<(Port, Vec<u8>)> {
         lan4(big),
         lan6(ipv6_hops(host6(), remote6(), gre, &[], 1)),
         lan6(ipv6_hops(host6(), remote6(), gre, &[0; 900], 1)),
-        (Port::Inside, eth(dad_mac, HOST_MAC, ETHERTYPE_IPV6, &dad)),
+        (INSIDE, eth(dad_mac, HOST_MAC, ETHERTYPE_IPV6, &dad)),
     ]
 }
 
@@ -472,7 +446,7 @@ fn busy_harness() -> Harness {
 }
 
 /// Feeds one frame in a buffer of `room` bytes, then runs the timers and drains.
-fn feed(h: &mut Harness, port: Port, bytes: &[u8], room: usize) {
+fn feed(h: &mut Harness, port: PortId, bytes: &[u8], room: usize) {
     let mut buf = bytes.to_vec();
     let len = buf.len();
     buf.resize(room.max(len), 0);
@@ -503,7 +477,7 @@ proptest! {
                 let mac = if inside { BOX_LAN_MAC } else { BOX_WAN_MAC };
                 bytes[0..6].copy_from_slice(&mac.0);
             }
-            let port = if inside { Port::Inside } else { Port::Outside };
+            let port = if inside { INSIDE } else { OUTSIDE };
             feed(&mut h, port, &bytes, room);
         }
     }
@@ -529,7 +503,7 @@ proptest! {
         feed(&mut h, port, &frame, room);
         // The same frame again (state may have changed), then on the other port.
         feed(&mut h, port, &frame, room);
-        let other = if port == Port::Inside { Port::Outside } else { Port::Inside };
+        let other = if port == INSIDE { OUTSIDE } else { INSIDE };
         feed(&mut h, other, &frame, 2048);
     }
 }
@@ -547,7 +521,7 @@ const CODE_LEN: usize = 64;
 
 /// Who sends the ICMP messages: the port, the sender's MAC, the box's MAC there.
 struct Side {
-    port: Port,
+    port: PortId,
     mac: Mac,
     box_mac: Mac,
     /// The box's IPv4 and global IPv6 address on `port`.
@@ -562,7 +536,7 @@ struct Side {
 fn sides() -> [Side; 2] {
     [
         Side {
-            port: Port::Inside,
+            port: INSIDE,
             mac: HOST_MAC,
             box_mac: BOX_LAN_MAC,
             addr4: BOX_LAN.into(),
@@ -572,7 +546,7 @@ fn sides() -> [Side; 2] {
             src6_ll: "fe80::2".parse().unwrap(),
         },
         Side {
-            port: Port::Outside,
+            port: OUTSIDE,
             mac: GW_MAC,
             box_mac: BOX_WAN_MAC,
             addr4: PUBLIC.into(),
@@ -588,7 +562,7 @@ fn sides() -> [Side; 2] {
 /// address, and each port's IPv6 global and link-local address.
 fn box_addresses(h: &Harness) -> Vec<IpAddr> {
     let mut all = vec![BOX_LAN.into(), PUBLIC.into(), POOL2.into()];
-    for port in [Port::Inside, Port::Outside] {
+    for port in [INSIDE, OUTSIDE] {
         let info = h.engine.port_info(port);
         all.push(
             info.ipv6
@@ -791,7 +765,7 @@ fn record_panics() {
 /// inside IPv4 address from outside, a private address that is not translated inbound.
 fn answers_echo(side: &Side, dst: IpAddr, ty: u8) -> bool {
     let echo = (ty == 8 && dst.is_ipv4()) || (ty == 128 && dst.is_ipv6());
-    echo && !(side.port == Port::Outside && dst == IpAddr::V4(BOX_LAN))
+    echo && !(side.port == OUTSIDE && dst == IpAddr::V4(BOX_LAN))
 }
 
 /// RFC 1812 4.3.2.7 / RFC 4443 2.4 and the hardening rule that no frame may stop the

@@ -5,14 +5,14 @@
 
 mod support;
 use natbox_core::engine::stats::DropReason;
-use natbox_core::engine::{Port, Verdict};
+use natbox_core::engine::Verdict;
 use natbox_core::wire::ethernet::Mac;
 use pnet_packet::ip::{IpNextHeaderProtocol, IpNextHeaderProtocols};
 use std::net::Ipv6Addr;
 use support::*;
 
-const FWD_OUT: Verdict = Verdict::Forward(Port::Outside);
-const FWD_IN: Verdict = Verdict::Forward(Port::Inside);
+const FWD_OUT: Verdict = Verdict::Forward(OUTSIDE);
+const FWD_IN: Verdict = Verdict::Forward(INSIDE);
 
 fn addr(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
@@ -280,7 +280,7 @@ fn rfc4443_hop_limit_1_time_exceeded() {
     let mut p = udp6(host6(), 40000, remote6(), 53, b"traceroute");
     p[7] = 1;
     let out = h.from_lan6(p.clone());
-    assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+    assert_eq!(out.verdict, Verdict::Reply(INSIDE));
     assert_checksums(&out.frame);
     assert_eq!(&out.frame[0..6], &HOST_MAC.0);
     assert_eq!(addrs6(out.ip()), (box_lan6(), host6()));
@@ -297,7 +297,7 @@ fn rfc4443_packet_too_big_generated() {
     let mut h = Harness::new(c);
     let p = udp6(host6(), 40000, remote6(), 53, &[0x5a; 1300]);
     let out = h.from_lan6(p.clone());
-    assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+    assert_eq!(out.verdict, Verdict::Reply(INSIDE));
     assert_checksums(&out.frame);
     assert_eq!(addrs6(out.ip()), (box_lan6(), host6()));
     let (ty, code, mtu) = icmp6_type(out.ip());
@@ -314,12 +314,12 @@ fn rfc4443_packet_too_big_generated() {
 fn rfc4443_echo_to_box_answered() {
     let mut h = Harness::default();
     let out = h.from_lan6(echo6(host6(), box_lan6(), 5, false));
-    assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+    assert_eq!(out.verdict, Verdict::Reply(INSIDE));
     assert_checksums(&out.frame);
     assert_eq!(addrs6(out.ip()), (box_lan6(), host6()));
     assert_eq!(out.ip()[40], 129);
     let out = h.from_wan6(echo6(remote6(), box_wan6(), 6, false));
-    assert_eq!(out.verdict, Verdict::Reply(Port::Outside));
+    assert_eq!(out.verdict, Verdict::Reply(OUTSIDE));
     assert_checksums(&out.frame);
     assert_eq!(&out.frame[0..6], &GW_MAC.0);
     assert_eq!(addrs6(out.ip()), (box_wan6(), remote6()));
@@ -328,10 +328,10 @@ fn rfc4443_echo_to_box_answered() {
 #[test]
 fn rfc4861_ns_for_box_address_answered_with_na() {
     let mut h = Harness::default();
-    let ll = h.engine.port_info(Port::Inside).link_local;
+    let ll = h.engine.port_info(INSIDE).link_local;
     for target in [box_lan6(), ll] {
-        let out = h.frame(Port::Inside, neighbor_solicit(HOST2_MAC, host6(), target));
-        assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+        let out = h.frame(INSIDE, neighbor_solicit(HOST2_MAC, host6(), target));
+        assert_eq!(out.verdict, Verdict::Reply(INSIDE));
         assert_checksums(&out.frame);
         assert_eq!(&out.frame[0..6], &HOST2_MAC.0);
         assert_eq!(&out.frame[6..12], &BOX_LAN_MAC.0);
@@ -346,21 +346,18 @@ fn rfc4861_ns_for_box_address_answered_with_na() {
     }
     // Not ours, or invalid (hop limit below 255): no answer.
     let out = h.frame(
-        Port::Inside,
+        INSIDE,
         neighbor_solicit(HOST2_MAC, host6(), addr("2001:db8:10::77")),
     );
     assert_eq!(out.verdict, Verdict::Drop(DropReason::NeighbourIgnored));
     let mut forwarded = neighbor_solicit(HOST2_MAC, host6(), box_lan6());
     forwarded[14 + 7] = 64;
     assert_eq!(
-        h.frame(Port::Inside, forwarded).verdict,
+        h.frame(INSIDE, forwarded).verdict,
         Verdict::Drop(DropReason::NdpMalformed)
     );
     // The box's outside address is not answered on the inside link.
-    let out = h.frame(
-        Port::Inside,
-        neighbor_solicit(HOST2_MAC, host6(), box_wan6()),
-    );
+    let out = h.frame(INSIDE, neighbor_solicit(HOST2_MAC, host6(), box_wan6()));
     assert_eq!(out.verdict, Verdict::Drop(DropReason::NeighbourIgnored));
 }
 
@@ -376,7 +373,7 @@ fn rfc4861_unknown_next_hop_solicited_and_packet_released_on_na() {
     let sent = h.transmitted();
     assert_eq!(sent.len(), 1, "one Neighbor Solicitation");
     let (port, ns) = &sent[0];
-    assert_eq!(*port, Port::Inside);
+    assert_eq!(*port, INSIDE);
     assert_checksums(ns);
     assert_eq!(
         &ns[0..6],
@@ -394,11 +391,11 @@ fn rfc4861_unknown_next_hop_solicited_and_packet_released_on_na() {
     );
 
     let na = neighbor_advert(host3_mac, host3, BOX_LAN_MAC, box_lan6());
-    assert_eq!(h.frame(Port::Inside, na).verdict, Verdict::Consumed);
+    assert_eq!(h.frame(INSIDE, na).verdict, Verdict::Consumed);
     let sent = h.transmitted();
     assert_eq!(sent.len(), 1, "the parked packet is released");
     let (port, f) = &sent[0];
-    assert_eq!(*port, Port::Inside);
+    assert_eq!(*port, INSIDE);
     assert_eq!(&f[0..6], &host3_mac.0);
     assert_eq!(&f[6..12], &BOX_LAN_MAC.0);
     assert_checksums(f);
@@ -427,7 +424,7 @@ fn rfc6092_fragments_follow_first_fragment() {
     assert_eq!(h.from_lan6(first).verdict, FWD_OUT);
     let sent = h.transmitted();
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].0, Port::Outside);
+    assert_eq!(sent[0].0, OUTSIDE);
     let mut expected = rest;
     expected[7] -= 1;
     assert_eq!(&sent[0].1[14..], &expected[..]);

@@ -7,16 +7,16 @@
 
 mod support;
 use firmware_config::Filtering;
+use natbox_core::engine::flow::track::Class;
 use natbox_core::engine::stats::DropReason;
-use natbox_core::engine::track::Class;
-use natbox_core::engine::{Port, Verdict};
+use natbox_core::engine::Verdict;
 use natbox_core::wire::ethernet::Mac;
 use pnet_packet::ip::IpNextHeaderProtocols;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use support::*;
 
-const FWD_OUT: Verdict = Verdict::Forward(Port::Outside);
-const FWD_IN: Verdict = Verdict::Forward(Port::Inside);
+const FWD_OUT: Verdict = Verdict::Forward(OUTSIDE);
+const FWD_IN: Verdict = Verdict::Forward(INSIDE);
 
 /// Sends a UDP datagram from the lan; asserts it was translated and returns its
 /// external source endpoint.
@@ -174,7 +174,7 @@ fn rfc4787_req2_paired_pooling() {
         .unwrap();
     // (That host must answer ARP first: only HOST and HOST2 are known neighbours.)
     let mac = Mac([2, 0, 0, 0, 0x01, s.inside.ip().octets()[3]]);
-    h.frame(Port::Inside, arp_request(mac, *s.inside.ip(), BOX_LAN));
+    h.frame(INSIDE, arp_request(mac, *s.inside.ip(), BOX_LAN));
     let (v, ends) = udp_in(&mut h, s.remote, s.outside);
     assert_eq!(v, FWD_IN);
     assert_eq!(ends, Some((s.remote, s.inside)));
@@ -411,7 +411,7 @@ fn rfc5508_req7_echo_request_to_pool_answered_by_box() {
     let mut h = Harness::new(pool_config(&pool));
     for addr in pool {
         let out = h.from_lan(echo4(HOST, addr, 77, 1, false));
-        assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+        assert_eq!(out.verdict, Verdict::Reply(INSIDE));
         assert_checksums(&out.frame);
         assert_eq!(addrs4(out.ip()), (addr, HOST));
         assert_eq!(out.ip()[20], 0, "echo reply");
@@ -453,7 +453,7 @@ fn rfc4787_req13_fragmentation_needed_for_df_packets() {
     let payload = vec![0xab; 1300];
     let original = udp4(sa(HOST, 40000), sa(REMOTE, 53), &payload);
     let out = h.from_lan(original.clone());
-    assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+    assert_eq!(out.verdict, Verdict::Reply(INSIDE));
     assert_checksums(&out.frame);
     assert_eq!(&out.frame[0..6], &HOST_MAC.0);
     assert_eq!(addrs4(out.ip()), (BOX_LAN, HOST));
@@ -557,7 +557,7 @@ fn rfc4787_req14_fragments_out_of_order() {
     let sent = h.transmitted();
     assert_eq!(sent.len(), 1, "the parked fragment is released");
     let (port, frame) = &sent[0];
-    assert_eq!(*port, Port::Outside);
+    assert_eq!(*port, OUTSIDE);
     assert_eq!(&frame[0..6], &GW_MAC.0);
     assert_checksums(frame);
     assert_eq!(addrs4(&frame[14..]), (PUBLIC, REMOTE));
@@ -571,7 +571,7 @@ fn rfc4787_req14_fragments_out_of_order() {
     assert_eq!(a.verdict, FWD_IN);
     let sent = h.transmitted();
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].0, Port::Inside);
+    assert_eq!(sent[0].0, INSIDE);
     let whole = assert_reassembles(a.ip(), &sent[0].1[14..]);
     assert_eq!(endpoints4(&whole), (sa(REMOTE, 53), sa(HOST, 40000)));
 }
@@ -1243,7 +1243,7 @@ fn rfc6888_icmp_on_limit_sends_admin_prohibited() {
     udp_out(&mut h, sa(HOST, 40000), sa(REMOTE, 53));
     let refused = udp4(sa(HOST, 40001), sa(REMOTE, 53), b"refused");
     let out = h.from_lan(refused.clone());
-    assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+    assert_eq!(out.verdict, Verdict::Reply(INSIDE));
     assert_checksums(&out.frame);
     assert_eq!(&out.frame[0..6], &HOST_MAC.0);
     assert_eq!(addrs4(out.ip()), (BOX_LAN, HOST));
@@ -1271,7 +1271,7 @@ fn rfc1812_ttl_expiry_sends_time_exceeded() {
     dying[8] = 1;
     fix_ipv4_checksum(&mut dying);
     let out = h.from_lan(dying.clone());
-    assert_eq!(out.verdict, Verdict::Reply(Port::Inside));
+    assert_eq!(out.verdict, Verdict::Reply(INSIDE));
     assert_checksums(&out.frame);
     assert_eq!(addrs4(out.ip()), (BOX_LAN, HOST));
     let (t, code, _, quoted) = icmp_error_parts(out.ip());
@@ -1290,7 +1290,7 @@ fn rfc1812_ttl_expiry_sends_time_exceeded() {
     dying[8] = 1;
     fix_ipv4_checksum(&mut dying);
     let out = h.from_wan(dying);
-    assert_eq!(out.verdict, Verdict::Reply(Port::Outside));
+    assert_eq!(out.verdict, Verdict::Reply(OUTSIDE));
     assert_checksums(&out.frame);
     assert_eq!(&out.frame[0..6], &GW_MAC.0);
     assert_eq!(addrs4(out.ip()), (PUBLIC, REMOTE));
@@ -1309,24 +1309,21 @@ fn rfc1122_echo_to_box_addresses_answered() {
     let pool = [PUBLIC, Ipv4Addr::new(198, 51, 100, 11)];
     let mut h = Harness::new(pool_config(&pool));
     let cases = [
-        (Port::Inside, HOST, BOX_LAN),
-        (Port::Inside, HOST, PUBLIC),
-        (Port::Outside, REMOTE, PUBLIC),
-        (Port::Outside, REMOTE, pool[1]),
+        (INSIDE, HOST, BOX_LAN),
+        (INSIDE, HOST, PUBLIC),
+        (OUTSIDE, REMOTE, PUBLIC),
+        (OUTSIDE, REMOTE, pool[1]),
     ];
     for (port, src, dst) in cases {
         let request = echo4(src, dst, 0x1234, 9, false);
-        let out = match port {
-            Port::Inside => h.from_lan(request.clone()),
-            Port::Outside => h.from_wan(request.clone()),
+        let out = if port == INSIDE {
+            h.from_lan(request.clone())
+        } else {
+            h.from_wan(request.clone())
         };
         assert_eq!(out.verdict, Verdict::Reply(port), "{src} -> {dst}");
         assert_checksums(&out.frame);
-        let mac = if port == Port::Inside {
-            HOST_MAC
-        } else {
-            GW_MAC
-        };
+        let mac = if port == INSIDE { HOST_MAC } else { GW_MAC };
         assert_eq!(&out.frame[0..6], &mac.0);
         assert_eq!(addrs4(out.ip()), (dst, src));
         assert_eq!(out.ip()[20], 0, "echo reply");
@@ -1505,13 +1502,13 @@ fn malformed_frames_dropped_and_counted() {
     ];
     for (frame, reason) in cases {
         let before = h.drops(reason);
-        let out = h.frame(Port::Inside, frame);
+        let out = h.frame(INSIDE, frame);
         assert_eq!(out.verdict, Verdict::Drop(reason));
         assert_eq!(h.drops(reason), before + 1, "{reason:?} counted once");
     }
     assert_eq!(h.drops(DropReason::Ipv4Malformed), 4);
     assert_eq!(h.engine.nat().session_count(), 0);
-    assert_eq!(h.engine.stats().ports[Port::Inside as usize].drops, 14);
+    assert_eq!(h.engine.stats().ports[INSIDE.index()].drops, 14);
     // The engine is still fine.
     udp_out(&mut h, sa(HOST, 40000), sa(REMOTE, 53));
 }

@@ -80,10 +80,10 @@ fuzz_target!(|data: &[u8]| {
         pings: Pings::default(),
         rollback: Rollback::default(),
         facts: Facts {
-            devices: ["lan0".into(), "wan0".into()],
-            links: ["up", "up"],
+            devices: vec!["lan0".into(), "wan0".into()],
+            links: vec!["up", "up"],
             now_ms: now,
-            io: Default::default(),
+            io: vec![Default::default(); 2],
         },
     };
     let mut terminal = TerminalShell::new(&b.engine.config().hostname.clone());

@@ -4,7 +4,7 @@
 //! 100 ms steps before the frame, and the loop that feeds the records to the engine.
 
 use firmware_config::Config;
-use natbox_core::engine::{Engine, Frame, Port, PortSetup, Verdict};
+use natbox_core::engine::{Engine, Frame, PortId, PortSetup, Verdict};
 use natbox_core::wire::ethernet::Mac;
 
 /// An engine for the example configuration, with small tables.
@@ -18,12 +18,14 @@ pub fn engine() -> Engine {
 pub fn engine_for(config: &Config) -> Engine {
     Engine::new(
         &small_tables(config.clone()),
-        PortSetup {
-            mac: Mac([2, 0, 0, 0, 1, 1]),
-        },
-        PortSetup {
-            mac: Mac([2, 0, 0, 0, 2, 1]),
-        },
+        &[
+            PortSetup {
+                mac: Mac([2, 0, 0, 0, 1, 1]),
+            },
+            PortSetup {
+                mac: Mac([2, 0, 0, 0, 2, 1]),
+            },
+        ],
     )
 }
 
@@ -40,7 +42,7 @@ pub fn small_tables(mut config: Config) -> Config {
 
 /// One record: the port, the clock advance in ms, the head bytes and the frame.
 pub struct Record<'a, const HEAD: usize> {
-    pub port: Port,
+    pub port: PortId,
     pub advance_ms: u64,
     pub head: [u8; HEAD],
     pub frame: &'a [u8],
@@ -59,9 +61,9 @@ pub fn records<const HEAD: usize>(mut data: &[u8]) -> impl Iterator<Item = Recor
         data = &data[3 + HEAD + len..];
         Some(Record {
             port: if control & 1 == 0 {
-                Port::Inside
+                PortId(0)
             } else {
-                Port::Outside
+                PortId(1)
             },
             advance_ms: u64::from(control >> 1) * 100,
             head,

@@ -203,9 +203,9 @@ impl Control {
     pub fn tick(&mut self, mut engine: Option<&mut Engine>, links: &LinkSummary) -> bool {
         let facts = Facts {
             devices: links.devices.clone(),
-            links: links.states,
+            links: links.states.clone(),
             now_ms: links.now_ms,
-            io: links.io,
+            io: links.io.clone(),
         };
         if self.power_button.as_mut().is_some_and(PowerButton::pressed) {
             log::info!("power button pressed: shutting down");
@@ -278,10 +278,10 @@ mod tests {
 
     fn forwarding_off() -> LinkSummary {
         LinkSummary {
-            devices: ["-".into(), "-".into()],
-            states: ["off", "off"],
+            devices: Vec::new(),
+            states: Vec::new(),
             now_ms: 0,
-            io: Default::default(),
+            io: Vec::new(),
         }
     }
 

@@ -103,8 +103,9 @@ pub mod steering;
 #[cfg(test)]
 pub(crate) mod testnet;
 
+use crate::engine::port::{self, PortConfig};
 use crate::engine::stats::{DropReason, IoCounters};
-use crate::engine::{Engine, Frame, Port, PortSetup, Verdict};
+use crate::engine::{Engine, Frame, PortId, PortSetup, Verdict};
 use crate::wire::offload::{self, Offload, VNET_HDR_LEN};
 use ingress::IngressDrop;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
@@ -166,13 +167,14 @@ impl Tag {
 /// What the shell shows about the ports that only the I/O layer knows.
 #[derive(Debug, Clone)]
 pub struct LinkSummary {
-    pub devices: [String; 2],
+    /// By `PortId`.
+    pub devices: Vec<String>,
     /// "up", "down" or "gone".
-    pub states: [&'static str; 2],
+    pub states: Vec<&'static str>,
     /// Engine time, milliseconds since the dataplane started.
     pub now_ms: u64,
     /// The I/O layer's counters, per port.
-    pub io: [IoCounters; 2],
+    pub io: Vec<IoCounters>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,7 +186,9 @@ enum LinkState {
 
 #[derive(Debug)]
 struct PortIo {
-    port: Port,
+    port: PortId,
+    /// The port's role label (`inside`, `outside`), for logs and the ingress drop.
+    role: &'static str,
     spec: String,
     mtu: u16,
     link: Link,
@@ -203,7 +207,8 @@ struct PortIo {
 pub struct Dataplane {
     /// Polls (and their cancels) only: requests that point into no memory of ours.
     ring: IoUring,
-    ports: [PortIo; 2],
+    /// By `PortId`, in `port::layout` order.
+    ports: Vec<PortIo>,
     /// Where a GSO super-frame is read, translated and sent from, and where the engine
     /// writes the frames it makes.
     large: Box<[u8]>,
@@ -349,7 +354,7 @@ fn forward(socket: &PacketSocket, tx: &mut TxRing, counters: &mut IoCounters, by
 /// copy of the port's frames (`ingress`; logged, not fatal, if that fails) and says
 /// whether it does.
 fn open_socket(
-    port: Port,
+    role: &str,
     link: &Link,
     mtu: u16,
     max_frame: usize,
@@ -359,12 +364,11 @@ fn open_socket(
     let socket = PacketSocket::open(link.index)?;
     let ring = RxRing::new(&socket, max_frame)?;
     let tx = TxRing::new(PacketSocket::open_sender(link.index)?, max_frame)?;
-    let claimed = match ingress.map(|i| i.claim(port.name(), &link.name)) {
+    let claimed = match ingress.map(|i| i.claim(role, &link.name)) {
         Some(Ok(())) => true,
         Some(Err(e)) => {
             log::warn!(
-                "{} port {}: the kernel keeps processing its frames (nftables ingress drop: {e})",
-                port.name(),
+                "{role} port {}: the kernel keeps processing its frames (nftables ingress drop: {e})",
                 link.name
             );
             false
@@ -375,10 +379,11 @@ fn open_socket(
 }
 
 impl Dataplane {
-    /// Finds and prepares both ports and builds the engine for `config`.
+    /// Finds and prepares the ports and builds the engine for `config`.
     pub fn new(config: &firmware_config::Config) -> io::Result<Dataplane> {
         let ring = new_ring()?;
-        let max_frame = frame_room(config.inside.mtu.max(config.outside.mtu));
+        let layout = port::layout(config);
+        let max_frame = frame_room(max_mtu(&layout));
         let mut ingress = IngressDrop::new()
             .inspect_err(|e| {
                 log::warn!(
@@ -386,13 +391,13 @@ impl Dataplane {
                 )
             })
             .ok();
-        let mut open = |port: Port, p: &firmware_config::Port| -> io::Result<PortIo> {
-            let link = link::find(&p.port).map_err(|e| annotate(port, &p.port, e))?;
-            let (open, claimed) = open_socket(port, &link, p.mtu, max_frame, ingress.as_mut())
-                .map_err(|e| annotate(port, &link.name, e))?;
+        let mut open = |c: &PortConfig<'_>| -> io::Result<PortIo> {
+            let (p, role) = (c.port, c.roles.label());
+            let link = link::find(&p.port).map_err(|e| annotate(role, &p.port, e))?;
+            let (open, claimed) = open_socket(role, &link, p.mtu, max_frame, ingress.as_mut())
+                .map_err(|e| annotate(role, &link.name, e))?;
             log::info!(
-                "{} port: {} (index {}, MAC {}, MTU {}), receive ring of {} slots of {} bytes{}",
-                port.name(),
+                "{role} port: {} (index {}, MAC {}, MTU {}), receive ring of {} slots of {} bytes{}",
                 link.name,
                 link.index,
                 link.mac,
@@ -406,7 +411,8 @@ impl Dataplane {
                 }
             );
             Ok(PortIo {
-                port,
+                port: c.id,
+                role,
                 spec: p.port.clone(),
                 mtu: p.mtu,
                 link,
@@ -418,23 +424,19 @@ impl Dataplane {
                 counters: IoCounters::default(),
             })
         };
-        let inside = open(Port::Inside, &config.inside)?;
-        let outside = open(Port::Outside, &config.outside)?;
-        for (io, egress) in [(&inside, &outside), (&outside, &inside)] {
-            offer_gro(io, egress);
-        }
-        let engine = Engine::new(
-            config,
-            PortSetup {
-                mac: inside.link.mac,
-            },
-            PortSetup {
-                mac: outside.link.mac,
-            },
-        );
+        let ports = layout
+            .iter()
+            .map(&mut open)
+            .collect::<io::Result<Vec<_>>>()?;
+        offer_gro_between(&ports);
+        let setups: Vec<PortSetup> = ports
+            .iter()
+            .map(|io| PortSetup { mac: io.link.mac })
+            .collect();
+        let engine = Engine::new(config, &setups);
         Ok(Dataplane {
             ring,
-            ports: [inside, outside],
+            ports,
             large: vec![0u8; VNET_HDR_LEN + offload::MAX_GSO_FRAME].into_boxed_slice(),
             cqes: Vec::with_capacity(RING_ENTRIES as usize * 2),
             engine,
@@ -454,8 +456,8 @@ impl Dataplane {
         &self.engine
     }
 
-    pub fn io_counters(&self, port: Port) -> IoCounters {
-        self.ports[port as usize].counters
+    pub fn io_counters(&self, port: PortId) -> IoCounters {
+        self.ports[port.index()].counters
     }
 
     fn now_ms(&self) -> u64 {
@@ -470,13 +472,10 @@ impl Dataplane {
             LinkState::Gone => "gone",
         };
         LinkSummary {
-            devices: [
-                self.ports[0].link.name.clone(),
-                self.ports[1].link.name.clone(),
-            ],
-            states: [state(self.ports[0].state), state(self.ports[1].state)],
+            devices: self.ports.iter().map(|io| io.link.name.clone()).collect(),
+            states: self.ports.iter().map(|io| state(io.state)).collect(),
             now_ms: self.now_ms(),
-            io: [self.ports[0].counters, self.ports[1].counters],
+            io: self.ports.iter().map(|io| io.counters).collect(),
         }
     }
 
@@ -578,7 +577,7 @@ impl Dataplane {
             delay.as_millis(),
             self.failures
         );
-        for p in 0..2 {
+        for p in 0..self.ports.len() {
             if self.ports[p].open.is_some() {
                 self.close(p);
             }
@@ -594,7 +593,7 @@ impl Dataplane {
             Ok(ring) => self.ring = ring,
             Err(e) => return self.fail(&e),
         }
-        for p in 0..2 {
+        for p in 0..self.ports.len() {
             self.reopen(p);
             self.ports[p].counters.restarts += 1;
         }
@@ -605,16 +604,17 @@ impl Dataplane {
                 "not open yet"
             }
         };
-        log::warn!(
-            "dataplane restarted: inside port {}, outside port {}",
-            open(&self.ports[0]),
-            open(&self.ports[1])
-        );
+        let ports: Vec<String> = self
+            .ports
+            .iter()
+            .map(|io| format!("{} port {}", io.role, open(io)))
+            .collect();
+        log::warn!("dataplane restarted: {}", ports.join(", "));
     }
 
     /// Closes every port whose socket failed (module doc); the link checks reopen it.
     fn close_broken(&mut self) {
-        for p in 0..2 {
+        for p in 0..self.ports.len() {
             let io = &mut self.ports[p];
             let Some(why) = io.broken.take() else {
                 continue;
@@ -622,7 +622,7 @@ impl Dataplane {
             if io.open.is_some() {
                 log::error!(
                     "{} port {}: socket failed ({why}); reopening it",
-                    io.port.name(),
+                    io.role,
                     io.link.name
                 );
                 io.counters.restarts += 1;
@@ -673,7 +673,7 @@ impl Dataplane {
         let now = self.now_ms();
         self.rx_pending = false;
         self.batch = 0;
-        for p in 0..2 {
+        for p in 0..self.ports.len() {
             for _ in 0..DRAIN_BUDGET {
                 let Some(f) = self.ports[p].open.as_mut().and_then(|o| o.ring.take()) else {
                     break;
@@ -703,11 +703,9 @@ impl Dataplane {
     /// egress port's transmit ring, and its slot released.
     fn ring_frame(&mut self, p: usize, f: &RxFrame, now: u64) {
         let reason = unusable(f.vlan, f.truncated || f.at < VNET_HDR_LEN);
-        let [inside, outside] = &mut self.ports;
-        let (io, other) = if p == 0 {
-            (inside, outside)
-        } else {
-            (outside, inside)
+        let (before, rest) = self.ports.split_at_mut(p);
+        let Some((io, after)) = rest.split_first_mut() else {
+            return;
         };
         let Some(Sockets { socket, ring, tx }) = io.open.as_mut() else {
             return;
@@ -721,12 +719,19 @@ impl Dataplane {
                 translate(&mut self.engine, &mut io.counters, port, buf, f.len, now)
             {
                 let bytes = &buf[..VNET_HDR_LEN + len];
+                // The engine names only its ports: `out` is p, before it or after it.
+                let other = if out < p {
+                    before.get_mut(out)
+                } else {
+                    after.get_mut(out.wrapping_sub(p + 1))
+                };
                 if out == p {
                     forward(socket, tx, &mut io.counters, bytes);
-                } else if let Some(o) = other.open.as_mut() {
-                    forward(&o.socket, &mut o.tx, &mut other.counters, bytes);
-                } else {
-                    other.counters.tx_errors += 1;
+                } else if let Some(other) = other {
+                    match other.open.as_mut() {
+                        Some(o) => forward(&o.socket, &mut o.tx, &mut other.counters, bytes),
+                        None => other.counters.tx_errors += 1,
+                    }
                 }
             }
         }
@@ -786,7 +791,7 @@ impl Dataplane {
         // No offloads: an all-zero `virtio_net_hdr`.
         self.large[..VNET_HDR_LEN].fill(0);
         while let Some((port, len)) = self.engine.pop_transmit(&mut self.large[VNET_HDR_LEN..]) {
-            let io = &mut self.ports[port as usize];
+            let io = &mut self.ports[port.index()];
             match io.open.as_mut() {
                 Some(o) => transmit(
                     &mut o.tx,
@@ -813,7 +818,7 @@ impl Dataplane {
     }
 
     fn arm_receivers(&mut self) -> io::Result<()> {
-        for p in 0..2 {
+        for p in 0..self.ports.len() {
             let io = &self.ports[p];
             let Some(fd) = io.open.as_ref().map(|o| o.socket.as_raw_fd()) else {
                 continue;
@@ -853,7 +858,7 @@ impl Dataplane {
                 io.counters.socket_drops += o.socket.take_drops();
             }
         }
-        for p in 0..2 {
+        for p in 0..self.ports.len() {
             let found = link::find(&self.ports[p].spec);
             let same = matches!(&found, Ok(l) if l.index == self.ports[p].link.index);
             if !same && self.ports[p].open.is_some() {
@@ -869,7 +874,7 @@ impl Dataplane {
                 (Some(_), false) => LinkState::Down,
             };
             if state != io.state {
-                let (name, dev) = (io.port.name(), &io.link.name);
+                let (name, dev) = (io.role, &io.link.name);
                 match state {
                     LinkState::Up => log::info!("{name} port {dev}: link up, forwarding"),
                     LinkState::Down => {
@@ -888,15 +893,19 @@ impl Dataplane {
     /// (module doc).
     fn follow_config(&mut self) {
         let config = self.engine.config();
-        let wanted = [&config.inside, &config.outside];
-        let changed = |io: &PortIo, w: &firmware_config::Port| io.spec != w.port || io.mtu != w.mtu;
-        if !changed(&self.ports[0], wanted[0]) && !changed(&self.ports[1], wanted[1]) {
+        let layout = port::layout(config);
+        let changed =
+            |io: &PortIo, w: &PortConfig<'_>| io.spec != w.port.port || io.mtu != w.port.mtu;
+        if !self.ports.iter().zip(&layout).any(|(io, w)| changed(io, w)) {
             return;
         }
-        let max_frame = frame_room(wanted[0].mtu.max(wanted[1].mtu));
+        let max_frame = frame_room(max_mtu(&layout));
         let grown = max_frame > self.max_frame;
         self.max_frame = self.max_frame.max(max_frame);
-        let wanted = wanted.map(|w| (w.port.clone(), w.mtu));
+        let wanted: Vec<(String, u16)> = layout
+            .iter()
+            .map(|w| (w.port.port.clone(), w.port.mtu))
+            .collect();
         for (p, (spec, mtu)) in wanted.into_iter().enumerate() {
             let io = &mut self.ports[p];
             if io.spec == spec && io.mtu == mtu && !grown {
@@ -904,7 +913,7 @@ impl Dataplane {
             }
             log::info!(
                 "{} port: the configuration names {spec} with MTU {mtu} (was {} with MTU {}): reopening",
-                io.port.name(),
+                io.role,
                 io.spec,
                 io.mtu
             );
@@ -950,7 +959,7 @@ impl Dataplane {
         let io = &mut self.ports[p];
         let ingress = self.ingress.as_mut();
         let result = link::find(&io.spec).and_then(|l| {
-            let (open, _) = open_socket(io.port, &l, io.mtu, max_frame, ingress)?;
+            let (open, _) = open_socket(io.role, &l, io.mtu, max_frame, ingress)?;
             Ok((l, open))
         });
         match result {
@@ -958,7 +967,7 @@ impl Dataplane {
                 let moved = (l.mac != io.link.mac).then_some(l.mac);
                 let replaced = l.index != io.link.index;
                 if moved.is_some() {
-                    log::info!("{} port: now {} with MAC {}", io.port.name(), l.name, l.mac);
+                    log::info!("{} port: now {} with MAC {}", io.role, l.name, l.mac);
                 }
                 io.link = l;
                 io.open = Some(open);
@@ -971,11 +980,9 @@ impl Dataplane {
                     None if replaced => self.engine.link_replaced(port),
                     None => {}
                 }
-                let [inside, outside] = &self.ports;
-                offer_gro(inside, outside);
-                offer_gro(outside, inside);
+                offer_gro_between(&self.ports);
             }
-            Err(e) => log::debug!("{} port: not back yet: {e}", io.port.name()),
+            Err(e) => log::debug!("{} port: not back yet: {e}", io.role),
         }
     }
 }
@@ -988,8 +995,17 @@ fn frame_room(mtu: u16) -> usize {
 
 /// Turns GRO on at port `io` if `egress` has TSO (`link::offer_gro`) and says what it
 /// did.
+/// `offer_gro` for every port toward every other port.
+fn offer_gro_between(ports: &[PortIo]) {
+    for io in ports {
+        for egress in ports.iter().filter(|e| e.port != io.port) {
+            offer_gro(io, egress);
+        }
+    }
+}
+
 fn offer_gro(io: &PortIo, egress: &PortIo) {
-    let (name, dev, out) = (io.port.name(), &io.link.name, &egress.link.name);
+    let (name, dev, out) = (io.role, &io.link.name, &egress.link.name);
     match link::offer_gro(&io.link, &egress.link) {
         Ok((_, true)) => log::info!("{name} port {dev}: GRO on ({out} has TSO)"),
         Ok((tx, false)) if tx.tso => {
@@ -1035,7 +1051,7 @@ fn unusable(vlan: bool, truncated: bool) -> Option<DropReason> {
 fn translate(
     engine: &mut Engine,
     counters: &mut IoCounters,
-    port: Port,
+    port: PortId,
     buf: &mut [u8],
     len: usize,
     now: u64,
@@ -1063,17 +1079,22 @@ fn translate(
         len,
     };
     match engine.process_offloaded(port, &mut frame, offload, now) {
-        Verdict::Forward(out) => Some((out as usize, frame.len)),
+        Verdict::Forward(out) => Some((out.index(), frame.len)),
         Verdict::Reply(out) => {
             vnet.fill(0);
-            Some((out as usize, frame.len))
+            Some((out.index(), frame.len))
         }
         _ => None,
     }
 }
 
-fn annotate(port: Port, name: &str, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{} port {name}: {e}", port.name()))
+fn annotate(role: &str, name: &str, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{role} port {name}: {e}"))
+}
+
+/// The largest MTU of the ports: what the receive and transmit rings' slots hold.
+fn max_mtu(layout: &[PortConfig<'_>]) -> u16 {
+    layout.iter().map(|c| c.port.mtu).max().unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -1131,7 +1152,7 @@ mod tests {
         ports();
         let config = firmware_config::from_toml(include_str!("../../../natbox.toml")).unwrap();
         let mut dp = Dataplane::new(&config).unwrap();
-        dp.engine.count_drop(Port::Inside, DropReason::VlanTagged);
+        dp.engine.count_drop(PortId(0), DropReason::VlanTagged);
         let null = std::fs::File::open("/dev/null").unwrap();
         // SAFETY: both descriptors are open; the ring's now names /dev/null (it is
         // closed once, when the ring is dropped).
@@ -1194,7 +1215,7 @@ mod tests {
         let ring = &io.open.as_ref().expect("reopened").ring;
         assert!(ring.slot_size() >= 14 + 9000, "{}", ring.slot_size());
         let lan1 = link::find("lan1").unwrap();
-        let info = dp.engine.port_info(Port::Inside);
+        let info = dp.engine.port_info(PortId(0));
         assert_eq!((info.mac, info.mtu), (lan1.mac, 9000));
         let shown = crate::dataplane::testnet::output(&["ip", "-o", "link", "show", "lan1"]);
         assert!(shown.contains("mtu 9000"), "{shown}");

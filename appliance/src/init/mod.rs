@@ -116,18 +116,20 @@ pub fn run(report: fn(&Dataplane)) -> ! {
         }
     };
     log::set_max_level(config.log.level.parse().unwrap_or(log::LevelFilter::Info));
-    let inside = dataplane.engine().port_info(crate::engine::Port::Inside);
-    let outside = dataplane.engine().port_info(crate::engine::Port::Outside);
+    let ports: Vec<String> = dataplane
+        .engine()
+        .ports()
+        .map(|p| format!("{} {}", p.roles.label(), p.mac))
+        .collect();
     let console = if config.shell.password_hash.is_some() {
         "console password set"
     } else {
         "console open (no password set)"
     };
     say(&format!(
-        "natbox {}: inside {} outside {}, config {source}, forwarding {} ms after kernel start, {console}",
+        "natbox {}: {}, config {source}, forwarding {} ms after kernel start, {console}",
         env!("CARGO_PKG_VERSION"),
-        inside.mac,
-        outside.mac,
+        ports.join(" "),
         uptime_ms()
     ));
     dataplane.run(stop, &mut |engine, links| control.tick(Some(engine), links));
@@ -287,10 +289,10 @@ fn idle(stop: &AtomicBool, control: &mut Control) -> ! {
 /// What the shell shows of the ports while forwarding is off.
 fn links_off(since: Instant) -> LinkSummary {
     LinkSummary {
-        devices: ["-".into(), "-".into()],
-        states: ["off", "off"],
+        devices: Vec::new(),
+        states: Vec::new(),
         now_ms: since.elapsed().as_millis() as u64,
-        io: Default::default(),
+        io: Vec::new(),
     }
 }
 

@@ -6,7 +6,8 @@
 use super::render::counters;
 use super::Facts;
 use crate::engine::stats::DropReason;
-use crate::engine::{Engine, Port};
+use crate::engine::stats::IoCounters;
+use crate::engine::Engine;
 use std::fmt::Write;
 
 pub fn render(engine: &Engine, facts: &Facts) -> String {
@@ -29,16 +30,18 @@ pub fn render(engine: &Engine, facts: &Facts) -> String {
             engine.stats().drops_for(*reason)
         );
     }
-    let io = facts.io.map(|c| c.named());
-    for (i, (name, _)) in io[0].iter().enumerate() {
+    let io: Vec<_> = engine
+        .ports()
+        .map(|p| {
+            let counters = facts.io.get(p.port.index()).copied();
+            (p.roles.label(), counters.unwrap_or_default().named())
+        })
+        .collect();
+    for (i, (name, _)) in IoCounters::default().named().iter().enumerate() {
         let _ = writeln!(out, "# TYPE natbox_io_{name}_total counter");
-        for port in Port::ALL {
-            let value = io[port as usize][i].1;
-            let _ = writeln!(
-                out,
-                "natbox_io_{name}_total{{port=\"{}\"}} {value}",
-                port.name()
-            );
+        for (label, named) in &io {
+            let value = named[i].1;
+            let _ = writeln!(out, "natbox_io_{name}_total{{port=\"{label}\"}} {value}");
         }
     }
     let _ = writeln!(out, "# TYPE natbox_pool_ports_in_use gauge");

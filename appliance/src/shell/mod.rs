@@ -55,14 +55,14 @@ impl Reply {
 /// Facts the shell shows that the engine does not own.
 #[derive(Debug, Clone)]
 pub struct Facts {
-    /// Interface names of the inside and outside ports.
-    pub devices: [String; 2],
-    /// Link state of the ports ("up", "down", "gone").
-    pub links: [&'static str; 2],
+    /// Interface names of the ports, by `PortId` (none while forwarding is off).
+    pub devices: Vec<String>,
+    /// Link state of the ports ("up", "down", "gone"), by `PortId`.
+    pub links: Vec<&'static str>,
     /// Engine time now, in milliseconds since the dataplane started.
     pub now_ms: u64,
     /// The I/O layer's counters, per port (socket drops, GSO super-frames...).
-    pub io: [crate::engine::stats::IoCounters; 2],
+    pub io: Vec<crate::engine::stats::IoCounters>,
 }
 
 /// Where `commit` persists a configuration (the metadata disk, or the TOML file host

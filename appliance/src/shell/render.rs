@@ -3,10 +3,10 @@
 
 use super::grammar::Parsed;
 use super::{metrics, Action, Facts, Reply};
+use crate::engine::flow::track::Class;
 use crate::engine::nat44::SessionInfo;
 use crate::engine::stats::DropReason;
-use crate::engine::track::Class;
-use crate::engine::{Engine, Port};
+use crate::engine::{Engine, PortInfo};
 use serde_json::{json, Value};
 use std::net::Ipv4Addr;
 
@@ -137,21 +137,22 @@ fn duration(secs: u64) -> String {
 }
 
 fn interfaces(engine: &Engine, facts: &Facts, json: bool) -> Result<String, String> {
-    let rows: Vec<(Port, Value)> = Port::ALL
-        .iter()
-        .map(|&port| {
-            let i = engine.port_info(port);
-            let c = engine.stats().ports[port as usize];
+    let rows: Vec<(PortInfo, Value)> = engine
+        .ports()
+        .map(|i| {
+            let n = i.port.index();
+            let c = engine.stats().ports[n];
             let mut v = json!({
-                "port": port.name(), "device": facts.devices[port as usize], "link": facts.links[port as usize],
+                "port": i.roles.label(), "device": facts.devices.get(n).map_or("-", String::as_str),
+                "link": facts.links.get(n).copied().unwrap_or("off"),
                 "mac": i.mac.to_string(), "ipv4": i.ipv4.map(|n| n.to_string()), "ipv6": i.ipv6.map(|n| n.to_string()),
                 "mtu": i.mtu, "rx_packets": c.rx_packets, "rx_bytes": c.rx_bytes, "tx_packets": c.tx_packets,
                 "tx_bytes": c.tx_bytes, "drops": c.drops,
             });
-            for (name, value) in facts.io[port as usize].named() {
+            for (name, value) in facts.io.get(n).copied().unwrap_or_default().named() {
                 v[name] = json!(value);
             }
-            (port, v)
+            (i, v)
         })
         .collect();
     if json {
@@ -345,8 +346,8 @@ fn pool(engine: &Engine, json: bool) -> Result<String, String> {
 pub fn counters(engine: &Engine) -> Vec<(String, u64)> {
     let s = engine.stats();
     let mut out = Vec::new();
-    for port in Port::ALL {
-        let c = s.ports[port as usize];
+    for port in engine.ports() {
+        let c = s.ports[port.port.index()];
         for (k, v) in [
             ("rx_packets", c.rx_packets),
             ("rx_bytes", c.rx_bytes),
@@ -354,7 +355,7 @@ pub fn counters(engine: &Engine) -> Vec<(String, u64)> {
             ("tx_bytes", c.tx_bytes),
             ("drops", c.drops),
         ] {
-            out.push((format!("{}_{k}", port.name()), v));
+            out.push((format!("{}_{k}", port.roles.label()), v));
         }
     }
     for (dir, p) in [
@@ -438,10 +439,13 @@ fn stats(engine: &Engine, json: bool) -> Result<String, String> {
 }
 
 fn neighbors(engine: &Engine, facts: &Facts, json: bool) -> Result<String, String> {
-    fn row<A: std::fmt::Display>(n: crate::engine::neigh::NeighbourInfo<A>) -> Vec<String> {
+    fn row<A: std::fmt::Display>(
+        engine: &Engine,
+        n: crate::engine::neigh::NeighbourInfo<A>,
+    ) -> Vec<String> {
         vec![
             n.addr.to_string(),
-            n.port.name().into(),
+            engine.port_info(n.port).roles.label().into(),
             n.mac.map_or("incomplete".to_string(), |m| m.to_string()),
             n.state.into(),
             format!("{}s", n.age_ms / 1000),
@@ -451,8 +455,13 @@ fn neighbors(engine: &Engine, facts: &Facts, json: bool) -> Result<String, Strin
     let mut rows: Vec<Vec<String>> = engine
         .neighbours4(facts.now_ms)
         .into_iter()
-        .map(row)
-        .chain(engine.neighbours6(facts.now_ms).into_iter().map(row))
+        .map(|n| row(engine, n))
+        .chain(
+            engine
+                .neighbours6(facts.now_ms)
+                .into_iter()
+                .map(|n| row(engine, n)),
+        )
         .collect();
     rows.sort();
     if json {
@@ -475,7 +484,7 @@ fn routes(engine: &Engine, json: bool) -> Result<String, String> {
         .map(|r| {
             vec![
                 r.prefix.to_string(),
-                r.port.name().into(),
+                engine.port_info(r.port).roles.label().into(),
                 r.via.map_or("connected".into(), |v| v.to_string()),
             ]
         })

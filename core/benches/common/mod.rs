@@ -6,7 +6,7 @@
 
 use crate::support::*;
 use firmware_config::Config;
-use natbox_core::engine::{Engine, Frame, Port, Verdict};
+use natbox_core::engine::{Engine, Frame, PortId, Verdict};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// UDP payload of every benchmark datagram: 14 + 20 + 8 + 18 = 60-byte frames.
@@ -113,7 +113,13 @@ impl Frames {
 
     /// Processes frame `i` in place (a frame can be processed once this way).
     #[inline]
-    pub fn process_in_place(&mut self, i: usize, e: &mut Engine, port: Port, now: u64) -> Verdict {
+    pub fn process_in_place(
+        &mut self,
+        i: usize,
+        e: &mut Engine,
+        port: PortId,
+        now: u64,
+    ) -> Verdict {
         let mut f = Frame {
             buf: &mut self.data[i * STRIDE..(i + 1) * STRIDE],
             len: self.len,
@@ -125,7 +131,7 @@ impl Frames {
 /// Copies `pristine` into `work` and processes it: what every established-flow
 /// iteration does (the copy is measured on its own as well).
 #[inline(always)]
-pub fn run(e: &mut Engine, port: Port, work: &mut [u8], pristine: &[u8], now: u64) -> Verdict {
+pub fn run(e: &mut Engine, port: PortId, work: &mut [u8], pristine: &[u8], now: u64) -> Verdict {
     work[..pristine.len()].copy_from_slice(pristine);
     let mut f = Frame {
         buf: work,
@@ -143,8 +149,8 @@ pub fn fill(h: &mut Harness, n: usize, remotes: usize) {
     });
     let now = h.now;
     for i in 0..n {
-        let v = frames.process_in_place(i, &mut h.engine, Port::Inside, now);
-        assert_eq!(v, Verdict::Forward(Port::Outside), "fill: flow {i}");
+        let v = frames.process_in_place(i, &mut h.engine, INSIDE, now);
+        assert_eq!(v, Verdict::Forward(OUTSIDE), "fill: flow {i}");
     }
     assert_eq!(h.engine.nat().session_count(), n);
 }

@@ -16,8 +16,9 @@
 //! fragments cannot take the parking space of everyone else.
 
 use super::buffers::BufId;
+use super::port::PortId;
 use super::stats::DropReason;
-use super::Port;
+use super::{Engine, Frame, Step, Verdict};
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 
@@ -64,7 +65,7 @@ pub enum FragAction {
     Pass,
 }
 
-type Parked = heapless::Vec<(BufId, Port), PARKED_PER_DATAGRAM>;
+type Parked = heapless::Vec<(BufId, PortId), PARKED_PER_DATAGRAM>;
 
 #[derive(Debug)]
 struct Entry {
@@ -135,7 +136,7 @@ impl Frags {
         &mut self,
         key: FragKey,
         buf: BufId,
-        port: Port,
+        port: PortId,
         now: u64,
     ) -> Result<(), DropReason> {
         if self.parked >= MAX_PARKED {
@@ -202,9 +203,65 @@ impl Frags {
     }
 }
 
+impl Engine {
+    /// Parks a fragment that came before its first fragment.
+    pub(super) fn park_fragment(
+        &mut self,
+        frame: &Frame<'_>,
+        key: FragKey,
+        port: PortId,
+        now: u64,
+    ) -> Result<Step, DropReason> {
+        let id = self
+            .buffers
+            .store(frame.bytes())
+            .ok_or(DropReason::BufferPoolFull)?;
+        match self.frags.park(key, id, port, now) {
+            Ok(()) => Ok(Step::Parked),
+            Err(reason) => {
+                self.buffers.free(id);
+                Err(reason)
+            }
+        }
+    }
+
+    /// Processes fragments parked before their first fragment, now that it came.
+    pub(super) fn run_reinjected(&mut self, now: u64) {
+        // Bounded: each parked fragment is processed once; new parkings cannot happen
+        // for a datagram whose first fragment was seen.
+        for _ in 0..self.reinject.len() {
+            let Some((port, id)) = self.reinject.pop_front() else {
+                break;
+            };
+            let (mut data, len) = self.buffers.take(id);
+            let mut frame = Frame {
+                buf: &mut data,
+                len,
+            };
+            let verdict = self.dispatch(port, &mut frame, now);
+            let len = frame.len;
+            self.account(port, verdict, len);
+            self.buffers.put(id, data, len);
+            match verdict {
+                Verdict::Forward(out) | Verdict::Reply(out) => {
+                    // `account` counted the send; the queue entry must not count again.
+                    let c = &mut self.stats.ports[out.index()];
+                    c.tx_packets -= 1;
+                    c.tx_bytes -= len as u64;
+                    self.tx.push_back((out, id));
+                }
+                _ => self.buffers.free(id),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const INSIDE: PortId = PortId(0);
+    const OUTSIDE: PortId = PortId(1);
 
     fn key(id: u16) -> FragKey {
         FragKey::v4(
@@ -231,13 +288,13 @@ mod tests {
     #[test]
     fn out_of_order_fragments_are_released_by_first() {
         let mut f = Frags::new(5);
-        f.park(key(1), BufId(3), Port::Inside, 0).unwrap();
-        f.park(key(1), BufId(4), Port::Inside, 0).unwrap();
+        f.park(key(1), BufId(3), INSIDE, 0).unwrap();
+        f.park(key(1), BufId(4), INSIDE, 0).unwrap();
         assert_eq!(f.lookup(&key(1)), None);
         let released = f.first(key(1), ACTION, 1).unwrap();
         assert_eq!(
             released.as_slice(),
-            &[(BufId(3), Port::Inside), (BufId(4), Port::Inside)]
+            &[(BufId(3), INSIDE), (BufId(4), INSIDE)]
         );
     }
 
@@ -253,16 +310,16 @@ mod tests {
             )
         };
         for id in 0..PARKED_PER_SOURCE as u16 {
-            f.park(from(1, id), BufId(id), Port::Outside, 0).unwrap();
+            f.park(from(1, id), BufId(id), OUTSIDE, 0).unwrap();
         }
         assert_eq!(
-            f.park(from(1, 999), BufId(999), Port::Outside, 0),
+            f.park(from(1, 999), BufId(999), OUTSIDE, 0),
             Err(DropReason::FragmentSourceLimit)
         );
-        f.park(from(2, 0), BufId(500), Port::Outside, 0).unwrap();
+        f.park(from(2, 0), BufId(500), OUTSIDE, 0).unwrap();
         // Released fragments give the source its share back.
         assert_eq!(f.first(from(1, 0), ACTION, 1).unwrap().len(), 1);
-        f.park(from(1, 999), BufId(999), Port::Outside, 1).unwrap();
+        f.park(from(1, 999), BufId(999), OUTSIDE, 1).unwrap();
         let mut expired = Vec::new();
         f.poll(10_000, &mut expired);
         assert_eq!(expired.len(), PARKED_PER_SOURCE + 1);
@@ -273,10 +330,10 @@ mod tests {
     fn rfc4787_req14_bounded_and_expiring() {
         let mut f = Frags::new(5);
         for i in 0..PARKED_PER_DATAGRAM as u16 {
-            f.park(key(1), BufId(i), Port::Inside, 0).unwrap();
+            f.park(key(1), BufId(i), INSIDE, 0).unwrap();
         }
         assert_eq!(
-            f.park(key(1), BufId(99), Port::Inside, 0),
+            f.park(key(1), BufId(99), INSIDE, 0),
             Err(DropReason::FragmentTableFull)
         );
         let mut expired = Vec::new();

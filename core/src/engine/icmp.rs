@@ -21,6 +21,9 @@
 //! `None` (nothing written) when it does not parse: the caller drops the frame with a
 //! reason. No builder panics on any input.
 
+use super::port::PortId;
+use super::stats::DropReason;
+use super::{Engine, Frame, Verdict};
 use crate::wire::ethernet::{self, ethertype, Mac};
 use crate::wire::{arp, checksum, icmpv4, icmpv6, ipv4, ipv6, proto};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -440,6 +443,107 @@ fn fill_icmp6_checksum(
     let mut i = icmpv6::Packet::new_checked(buf.get_mut(at..at.checked_add(len)?)?).ok()?;
     i.fill_checksum(pseudo);
     Some(())
+}
+
+/// The engine's side: the general rate limit for what the box generates (RFC 1812
+/// 4.3.2.8, RFC 4443 2.4(f)), and errors answering a frame (one skeleton for both
+/// families: may an error be sent, is there room and budget, build it, count the drop).
+impl Engine {
+    /// Takes a token from the general rate limit for a message the box generates,
+    /// counting the message as sent or as suppressed.
+    pub(super) fn icmp_allowed(&mut self, now: u64) -> bool {
+        self.icmp_budget_allows(Budget::Other, now)
+    }
+
+    /// As `icmp_allowed`, from `budget` (PMTUD errors have their own: see `Budget`).
+    fn icmp_budget_allows(&mut self, budget: Budget, now: u64) -> bool {
+        if self.icmp_limit.allow(budget, now) {
+            self.stats.icmp_sent += 1;
+            true
+        } else {
+            self.stats.icmp_rate_limited += 1;
+            false
+        }
+    }
+
+    /// Answers `frame` with an ICMPv4 error (rate-limited) and counts `reason`; if no
+    /// error may or can be sent, the verdict is a plain drop.
+    pub(super) fn reject4(
+        &mut self,
+        port: PortId,
+        frame: &mut Frame<'_>,
+        reason: DropReason,
+        kind: (u8, u8, u32),
+        now: u64,
+    ) -> Verdict {
+        let Some(src) = self.source4(port) else {
+            return Verdict::Drop(reason);
+        };
+        let ip = &frame.buf[ETH..frame.len];
+        let allowed = may_error4(ip) && error4_fits(frame.buf.len(), ip.len());
+        let build = |buf: &mut [u8], len, mac, ident: &mut u16| {
+            *ident = ident.wrapping_add(1);
+            error4(buf, len, mac, src, kind, *ident)
+        };
+        self.reject(
+            port,
+            frame,
+            reason,
+            (allowed, Budget::of4(kind)),
+            now,
+            build,
+        )
+    }
+
+    /// As `reject4`, for ICMPv6 (from the port's global address, else its link-local).
+    pub(super) fn reject6(
+        &mut self,
+        port: PortId,
+        frame: &mut Frame<'_>,
+        reason: DropReason,
+        kind: (u8, u8, u32),
+        now: u64,
+    ) -> Verdict {
+        let p = &self.ports[port.index()];
+        let src = p.ipv6.map_or(p.link_local, |n| n.addr());
+        let ip = &frame.buf[ETH..frame.len];
+        let allowed = may_error6(ip) && error6_fits(frame.buf.len(), ip.len());
+        let build = |buf: &mut [u8], len, mac, _: &mut u16| error6(buf, len, mac, &src, kind);
+        self.reject(
+            port,
+            frame,
+            reason,
+            (allowed, Budget::of6(kind)),
+            now,
+            build,
+        )
+    }
+
+    /// The skeleton of `reject4`/`reject6`: `allowed` says whether the frame may be
+    /// answered and the error fits, `build` writes it over the frame (given the frame,
+    /// its length, the port's MAC and the IPv4 identification counter).
+    fn reject(
+        &mut self,
+        port: PortId,
+        frame: &mut Frame<'_>,
+        reason: DropReason,
+        (allowed, budget): (bool, Budget),
+        now: u64,
+        build: impl FnOnce(&mut [u8], usize, Mac, &mut u16) -> Option<usize>,
+    ) -> Verdict {
+        if !allowed || !self.icmp_budget_allows(budget, now) {
+            return Verdict::Drop(reason);
+        }
+        let mac = self.ports[port.index()].mac;
+        let Some(len) = build(frame.buf, frame.len, mac, &mut self.ident) else {
+            return Verdict::Drop(reason);
+        };
+        frame.len = len;
+        // The offending packet is dropped even though a reply leaves.
+        self.stats.drop(reason);
+        self.stats.ports[port.index()].drops += 1;
+        Verdict::Reply(port)
+    }
 }
 
 #[cfg(test)]

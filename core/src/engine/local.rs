@@ -10,18 +10,26 @@
 //! engine makes).
 //!
 //! Two kinds of binding:
-//! - TCP to one address and port, arriving on the **inside** port only: the metrics
-//!   responder is never reachable from the outside, whatever the address.
+//! - TCP to one address and port, arriving from the **inside** only (on a port with
+//!   the inside role; on a port with both roles, from a source in the inside
+//!   prefixes): the metrics responder is never reachable from the outside, whatever
+//!   the address.
 //! - Echo replies (ICMP type 0 / ICMPv6 type 129) with one identifier from one remote:
 //!   a running `ping`. An echo reply to a pool address is first offered to NAT; only
 //!   one NAT does not claim reaches a `ping` (`ping` picks an identifier no mapping
 //!   uses, so the two never compete).
 
 use super::buffers::{BufId, Buffers};
-use super::Port;
+use super::icmp;
+use super::port::PortId;
+use super::stats::DropReason;
+use super::{Engine, Frame, NextHop, Verdict, ETH};
+use crate::wire::checksum;
+use crate::wire::ethernet::{self, ethertype};
+use crate::wire::{be16, set_be16, tcp};
 use crate::wire::{icmpv4, icmpv6, ipv4, ipv6, proto};
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 /// At most this many bindings at once.
 pub const MAX_BINDINGS: usize = 8;
@@ -31,7 +39,7 @@ pub const QUEUE: usize = 64;
 /// Something a service wants to receive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Binding {
-    /// TCP segments to this address and port, arriving on the inside port.
+    /// TCP segments to this address and port, arriving from the inside.
     TcpInside(SocketAddr),
     /// Echo replies from `from` carrying identifier `ident`.
     EchoReply { from: IpAddr, ident: u16 },
@@ -76,24 +84,24 @@ impl Local {
         self.echo_bound
     }
 
-    /// Whether the IP datagram `ip`, addressed to the box and arriving on `port`,
-    /// matches a binding.
-    pub fn wants(&self, port: Port, ip: &[u8]) -> bool {
+    /// Whether the IP datagram `ip`, addressed to the box and arriving from the inside
+    /// (`from_inside`, see `port::Roles::inside_for`) or the outside, matches a binding.
+    pub fn wants(&self, from_inside: bool, ip: &[u8]) -> bool {
         let Some((src, dst, protocol, l4)) = endpoints(ip) else {
             return false;
         };
         self.bindings.iter().any(|b| match *b {
             Binding::TcpInside(addr) => {
-                port == Port::Inside
+                from_inside
                     && protocol == proto::TCP
                     && addr.ip() == dst
-                    && l4.len() >= 4
-                    && u16::from_be_bytes([l4[2], l4[3]]) == addr.port()
+                    && l4.len() >= tcp::DST_PORT_OFFSET + 2
+                    && be16(l4, tcp::DST_PORT_OFFSET) == addr.port()
             }
             Binding::EchoReply { from, ident } => {
                 from == src
                     && l4.len() >= icmpv4::HEADER_LEN
-                    && u16::from_be_bytes([l4[4], l4[5]]) == ident
+                    && be16(l4, icmpv4::ECHO_ID_OFFSET) == ident
                     && match protocol {
                         proto::ICMP => l4[0] == icmpv4::ECHO_REPLY,
                         proto::ICMPV6 => l4[0] == icmpv6::ECHO_REPLY,
@@ -152,6 +160,184 @@ fn endpoints(ip: &[u8]) -> Option<(IpAddr, IpAddr, u8, &[u8])> {
     }
 }
 
+impl Engine {
+    /// Replaces what the box's services receive.
+    pub fn bind_local(&mut self, bindings: &[Binding]) {
+        self.local.bind(bindings);
+    }
+
+    pub fn local_bindings(&self) -> &[Binding] {
+        self.local.bindings()
+    }
+
+    /// Takes the oldest datagram delivered to a service, copying it into `out`.
+    pub fn pop_local(&mut self, out: &mut [u8]) -> Option<Delivery> {
+        self.local.pop(&mut self.buffers, out)
+    }
+
+    /// The box's address toward `dst`: the address of the port its route leaves by
+    /// (for IPv4 on a port without one, the first pool address).
+    pub fn source_for(&self, dst: std::net::IpAddr) -> Option<std::net::IpAddr> {
+        match dst {
+            std::net::IpAddr::V4(a) => {
+                let (port, _) = self.routes.lookup4(a)?;
+                self.source4(port).map(Into::into)
+            }
+            std::net::IpAddr::V6(a) => {
+                let (port, _) = self.routes.lookup6(&a)?;
+                self.ports[port.index()].ipv6.map(|n| n.addr().into())
+            }
+        }
+    }
+
+    /// Sends an IP datagram the box's services made (`ip` starts at the IP header and
+    /// its source is one of the box's addresses): routed, its next hop resolved (the
+    /// datagram waits if needed), and queued for `pop_transmit`.
+    pub fn originate(&mut self, ip: &[u8], now_ms: u64) -> Result<(), DropReason> {
+        let (egress, hop, kind) = match ip.first().map(|b| b >> 4) {
+            Some(4) => {
+                let p = ipv4::Packet::new_checked(ip).map_err(|_| DropReason::Ipv4Malformed)?;
+                let (egress, hop) = self.routes.lookup4(p.dst()).ok_or(DropReason::NoRoute)?;
+                (egress, NextHop::V4(hop), ethertype::IPV4)
+            }
+            Some(6) => {
+                let p = ipv6::Packet::new_checked(ip).map_err(|_| DropReason::Ipv6Malformed)?;
+                let (egress, hop) = self.routes.lookup6(&p.dst()).ok_or(DropReason::NoRoute)?;
+                (egress, NextHop::V6(hop), ethertype::IPV6)
+            }
+            _ => return Err(DropReason::UnknownEthertype),
+        };
+        if ip.len() > self.ports[egress.index()].mtu {
+            return Err(DropReason::TooBig);
+        }
+        let id = self.buffers.alloc().ok_or(DropReason::BufferPoolFull)?;
+        let (mut data, _) = self.buffers.take(id);
+        let len = ETH + ip.len();
+        set_be16(&mut data, ethernet::field::ETHERTYPE, kind);
+        data[ETH..len].copy_from_slice(ip);
+        let mut frame = Frame {
+            buf: &mut data,
+            len,
+        };
+        let verdict = self.send(egress, hop, &mut frame, now_ms);
+        self.buffers.put(id, data, len);
+        match verdict {
+            Verdict::Forward(out) => self.tx.push_back((out, id)),
+            // `send` parked a copy, or refused.
+            _ => self.buffers.free(id),
+        }
+        match verdict {
+            Verdict::Drop(reason) => Err(reason),
+            _ => {
+                self.stats.local_sent += 1;
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn local4(
+        &mut self,
+        port: PortId,
+        from_inside: bool,
+        frame: &mut Frame<'_>,
+        echo_request: bool,
+        now: u64,
+    ) -> Verdict {
+        if !echo_request {
+            return self.deliver_local(from_inside, frame, now);
+        }
+        // RFC 1122 section 3.2.2: a message whose checksum fails is discarded.
+        let verified = ipv4::Packet::new_checked(&frame.buf[ETH..frame.len])
+            .ok()
+            .and_then(|p| {
+                icmpv4::Packet::new_checked(p.payload())
+                    .ok()
+                    .map(|i| i.verify_checksum())
+            });
+        match verified {
+            None => return Verdict::Drop(DropReason::IcmpMalformed),
+            Some(false) => return Verdict::Drop(DropReason::IcmpBadChecksum),
+            Some(true) => {}
+        }
+        if !self.icmp_allowed(now) {
+            return Verdict::Consumed;
+        }
+        let mac = self.ports[port.index()].mac;
+        match icmp::echo_reply4(frame.buf, frame.len, mac) {
+            Some(len) => {
+                frame.len = len;
+                Verdict::Reply(port)
+            }
+            None => Verdict::Drop(DropReason::IcmpMalformed),
+        }
+    }
+
+    /// Hands a packet addressed to the box to the service bound to it, if any.
+    pub(super) fn deliver_local(
+        &mut self,
+        from_inside: bool,
+        frame: &mut Frame<'_>,
+        now: u64,
+    ) -> Verdict {
+        if !self.local.wants(from_inside, &frame.buf[ETH..frame.len]) {
+            return Verdict::Drop(DropReason::LocalUnsupported);
+        }
+        if let Err(reason) = self.settle_offload(frame) {
+            return Verdict::Drop(reason);
+        }
+        let ip = &frame.buf[ETH..frame.len];
+        if !self.local.deliver(&mut self.buffers, ip, now) {
+            return Verdict::Drop(DropReason::LocalQueueFull);
+        }
+        self.stats.local_delivered += 1;
+        Verdict::Consumed
+    }
+
+    /// Whether an echo reply to a pool address is for a `ping` of the box's own: one
+    /// that no NAT mapping claims (NAT always wins).
+    pub(super) fn echo_reply_unclaimed(&self, frame: &Frame<'_>) -> bool {
+        let ip = &frame.buf[ETH..frame.len];
+        self.local.wants(false, ip) && !self.nat.claims_echo_reply(ip)
+    }
+
+    /// Answers an ICMPv6 echo request to the box (RFC 4443 section 4.2), after the
+    /// checks RFC 4443 section 2.3 asks of a receiver: a whole header and a checksum
+    /// that verifies.
+    ///
+    /// ICMPv6 is never offloaded (`wire::offload::prepare` drops GSO of it and
+    /// completes a partial checksum), so the frame is checked as it is.
+    pub(super) fn echo6(
+        &mut self,
+        port: PortId,
+        frame: &mut Frame<'_>,
+        (src, dst): (&Ipv6Addr, &Ipv6Addr),
+        offset: usize,
+        now: u64,
+    ) -> Verdict {
+        let Some(body) = frame.bytes().get(ETH + offset..) else {
+            return Verdict::Drop(DropReason::IcmpMalformed);
+        };
+        let Ok(msg) = icmpv6::Packet::new_checked(body) else {
+            return Verdict::Drop(DropReason::IcmpMalformed);
+        };
+        let pseudo = checksum::pseudo_v6(src, dst, proto::ICMPV6, body.len() as u32);
+        if !msg.verify_checksum(pseudo) {
+            return Verdict::Drop(DropReason::IcmpBadChecksum);
+        }
+        if !self.icmp_allowed(now) {
+            return Verdict::Consumed;
+        }
+        let mac = self.ports[port.index()].mac;
+        match icmp::echo_reply6(frame.buf, frame.len, mac, offset) {
+            Some(len) => {
+                frame.len = len;
+                Verdict::Reply(port)
+            }
+            None => Verdict::Drop(DropReason::IcmpMalformed),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,7 +382,7 @@ mod tests {
     #[test]
     fn nothing_bound_wants_nothing() {
         let l = Local::default();
-        assert!(!l.wants(Port::Inside, &tcp4(9100)));
+        assert!(!l.wants(true, &tcp4(9100)));
         assert!(!l.wants_echo_replies());
     }
 
@@ -204,9 +390,9 @@ mod tests {
     fn tcp_binding_matches_inside_only() {
         let mut l = Local::default();
         l.bind(&[Binding::TcpInside("10.10.0.1:9100".parse().unwrap())]);
-        assert!(l.wants(Port::Inside, &tcp4(9100)));
-        assert!(!l.wants(Port::Outside, &tcp4(9100)), "never from outside");
-        assert!(!l.wants(Port::Inside, &tcp4(22)));
+        assert!(l.wants(true, &tcp4(9100)));
+        assert!(!l.wants(false, &tcp4(9100)), "never from outside");
+        assert!(!l.wants(true, &tcp4(22)));
     }
 
     #[test]
@@ -215,13 +401,13 @@ mod tests {
         let from = "198.51.100.1".parse().unwrap();
         l.bind(&[Binding::EchoReply { from, ident: 77 }]);
         assert!(l.wants_echo_replies());
-        assert!(l.wants(Port::Outside, &echo_reply4(77)));
-        assert!(!l.wants(Port::Outside, &echo_reply4(78)));
+        assert!(l.wants(false, &echo_reply4(77)));
+        assert!(!l.wants(false, &echo_reply4(78)));
         l.bind(&[Binding::EchoReply {
             from: "198.51.100.2".parse().unwrap(),
             ident: 77,
         }]);
-        assert!(!l.wants(Port::Outside, &echo_reply4(77)));
+        assert!(!l.wants(false, &echo_reply4(77)));
     }
 
     #[test]

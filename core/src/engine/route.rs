@@ -1,8 +1,8 @@
 //! Which port a packet leaves by and its next hop: longest-prefix match over the
-//! connected prefixes of both ports, the configured static routes, and the default
+//! connected prefixes of the ports, the configured static routes, and the default
 //! gateways. The table is a handful of entries, so a linear scan beats any trie.
 
-use super::Port;
+use super::port::{self, PortId};
 use firmware_config::Config;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 #[derive(Debug, Clone)]
 struct Route<N, A> {
     net: N,
-    port: Port,
+    port: PortId,
     via: Option<A>,
 }
 
@@ -30,17 +30,15 @@ pub struct Routes {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteInfo {
     pub prefix: IpNet,
-    pub port: Port,
+    pub port: PortId,
     pub via: Option<IpAddr>,
 }
 
 impl Routes {
     pub fn from_config(config: &Config) -> Routes {
         let mut r = Routes::default();
-        for (port, p) in [
-            (Port::Inside, &config.inside),
-            (Port::Outside, &config.outside),
-        ] {
+        for c in port::layout(config) {
+            let (port, p) = (c.id, c.port);
             if let Some(net) = p.ipv4 {
                 r.v4.push(Route {
                     net: net.trunc(),
@@ -93,7 +91,7 @@ impl Routes {
 
     /// Egress port and next hop for an IPv4 destination: the first match, since the
     /// table is kept longest prefix first.
-    pub fn lookup4(&self, dst: Ipv4Addr) -> Option<(Port, Ipv4Addr)> {
+    pub fn lookup4(&self, dst: Ipv4Addr) -> Option<(PortId, Ipv4Addr)> {
         let bits = dst.to_bits();
         self.v4
             .iter()
@@ -102,7 +100,7 @@ impl Routes {
     }
 
     /// Egress port and next hop for an IPv6 destination (longest prefix first).
-    pub fn lookup6(&self, dst: &Ipv6Addr) -> Option<(Port, Ipv6Addr)> {
+    pub fn lookup6(&self, dst: &Ipv6Addr) -> Option<(PortId, Ipv6Addr)> {
         self.v6
             .iter()
             .find(|r| r.net.contains(dst))

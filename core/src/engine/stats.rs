@@ -165,8 +165,8 @@ impl ProtoCounters {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stats {
     pub drops: [u64; DropReason::COUNT],
-    /// Indexed by `Port as usize`.
-    pub ports: [PortCounters; 2],
+    /// Indexed by `PortId`.
+    pub ports: Vec<PortCounters>,
     pub nat_out: ProtoCounters,
     pub nat_in: ProtoCounters,
     pub fw6_out: ProtoCounters,
@@ -190,11 +190,12 @@ pub struct Stats {
     pub local_sent: u64,
 }
 
-impl Default for Stats {
-    fn default() -> Self {
+impl Stats {
+    /// Zeroed counters for `ports` ports.
+    pub fn new(ports: usize) -> Self {
         Stats {
             drops: [0; DropReason::COUNT],
-            ports: Default::default(),
+            ports: vec![PortCounters::default(); ports],
             nat_out: Default::default(),
             nat_in: Default::default(),
             fw6_out: Default::default(),
@@ -253,7 +254,7 @@ mod tests {
 
     #[test]
     fn counts_each_reason() {
-        let mut s = Stats::default();
+        let mut s = Stats::new(2);
         s.drop(DropReason::NoMapping);
         s.drop(DropReason::NoMapping);
         s.drop(DropReason::Filtered);

@@ -6,6 +6,14 @@ use super::{be16, set_be16, WireError};
 
 pub const HEADER_LEN: usize = 14;
 
+/// Where the header's fields are.
+pub mod field {
+    use core::ops::Range;
+    pub const DST: Range<usize> = 0..6;
+    pub const SRC: Range<usize> = 6..12;
+    pub const ETHERTYPE: usize = 12;
+}
+
 /// EtherType values natbox understands.
 pub mod ethertype {
     pub const IPV4: u16 = 0x0800;
@@ -69,15 +77,19 @@ impl<T: AsRef<[u8]>> Frame<T> {
     }
 
     pub fn dst(&self) -> Mac {
-        Mac(self.buf.as_ref()[0..6].try_into().expect("checked length"))
+        Mac(self.buf.as_ref()[field::DST]
+            .try_into()
+            .expect("checked length"))
     }
 
     pub fn src(&self) -> Mac {
-        Mac(self.buf.as_ref()[6..12].try_into().expect("checked length"))
+        Mac(self.buf.as_ref()[field::SRC]
+            .try_into()
+            .expect("checked length"))
     }
 
     pub fn ethertype(&self) -> u16 {
-        be16(self.buf.as_ref(), 12)
+        be16(self.buf.as_ref(), field::ETHERTYPE)
     }
 
     pub fn payload(&self) -> &[u8] {
@@ -87,15 +99,15 @@ impl<T: AsRef<[u8]>> Frame<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
     pub fn set_dst(&mut self, mac: Mac) {
-        self.buf.as_mut()[0..6].copy_from_slice(&mac.0);
+        self.buf.as_mut()[field::DST].copy_from_slice(&mac.0);
     }
 
     pub fn set_src(&mut self, mac: Mac) {
-        self.buf.as_mut()[6..12].copy_from_slice(&mac.0);
+        self.buf.as_mut()[field::SRC].copy_from_slice(&mac.0);
     }
 
     pub fn set_ethertype(&mut self, t: u16) {
-        set_be16(self.buf.as_mut(), 12, t);
+        set_be16(self.buf.as_mut(), field::ETHERTYPE, t);
     }
 
     pub fn payload_mut(&mut self) -> &mut [u8] {
@@ -103,11 +115,17 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
     }
 }
 
+/// Writes the destination and source MACs of the Ethernet header at the start of `buf`
+/// (which must hold `HEADER_LEN`).
+pub fn set_addresses(buf: &mut [u8], dst: Mac, src: Mac) {
+    buf[field::DST].copy_from_slice(&dst.0);
+    buf[field::SRC].copy_from_slice(&src.0);
+}
+
 /// Writes an Ethernet header at the start of `buf` (which must hold `HEADER_LEN`).
 pub fn write_header(buf: &mut [u8], dst: Mac, src: Mac, ethertype: u16) {
-    buf[0..6].copy_from_slice(&dst.0);
-    buf[6..12].copy_from_slice(&src.0);
-    set_be16(buf, 12, ethertype);
+    set_addresses(buf, dst, src);
+    set_be16(buf, field::ETHERTYPE, ethertype);
 }
 
 #[cfg(test)]

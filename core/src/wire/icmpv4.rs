@@ -5,6 +5,8 @@
 use super::{be16, set_be16, WireError};
 
 pub const HEADER_LEN: usize = 8;
+/// Where an echo message's identifier is (the same in ICMPv6, RFC 4443 section 4.1).
+pub const ECHO_ID_OFFSET: usize = 4;
 
 pub const ECHO_REPLY: u8 = 0;
 pub const DEST_UNREACHABLE: u8 = 3;
@@ -47,7 +49,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Echo identifier (the "port" of an ICMP query, RFC 5508 section 3.1).
     pub fn echo_id(&self) -> u16 {
-        be16(self.buf.as_ref(), 4)
+        be16(self.buf.as_ref(), ECHO_ID_OFFSET)
     }
 
     /// True for the error messages whose payload quotes an offending datagram.

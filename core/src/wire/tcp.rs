@@ -6,6 +6,8 @@ use super::{be16, be32, set_be16, WireError};
 pub const MIN_HEADER_LEN: usize = 20;
 /// Offset of the checksum field; an ICMP error quoting fewer bytes cannot fix it.
 pub const CHECKSUM_OFFSET: usize = 16;
+/// Where the destination port is.
+pub const DST_PORT_OFFSET: usize = 2;
 
 pub const FIN: u8 = 0x01;
 pub const SYN: u8 = 0x02;
@@ -45,7 +47,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     pub fn dst_port(&self) -> u16 {
-        be16(self.buf.as_ref(), 2)
+        be16(self.buf.as_ref(), DST_PORT_OFFSET)
     }
 
     pub fn seq(&self) -> u32 {

@@ -5,11 +5,15 @@
 //! 2001:db8:ff::/64, box at .1/::1 inside and .10/::10 outside).
 #![allow(dead_code)]
 
-use natbox_core::engine::{Engine, Frame, Port, PortSetup, Verdict};
+use natbox_core::engine::{Engine, Frame, PortId, PortSetup, Roles, Verdict};
 use natbox_core::wire::ethernet::Mac;
 use pnet_packet::ip::{IpNextHeaderProtocol, IpNextHeaderProtocols};
 use pnet_packet::util;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
+
+/// The two-port topology's ports (`engine::port::layout`: `[inside]` then `[outside]`).
+pub const INSIDE: PortId = PortId(0);
+pub const OUTSIDE: PortId = PortId(1);
 
 pub const BOX_LAN_MAC: Mac = Mac([0x02, 0, 0, 0, 0x01, 0x01]);
 pub const BOX_WAN_MAC: Mac = Mac([0x02, 0, 0, 0, 0x02, 0x01]);
@@ -504,18 +508,15 @@ pub fn assert_checksums(frame: &[u8]) {
 // ---- the harness ----
 
 /// The harness's live neighbours: port, MAC, IPv4 address (they answer ARP).
-const PEERS4: [(Port, Mac, Ipv4Addr); 3] = [
-    (Port::Inside, HOST_MAC, HOST),
-    (Port::Inside, HOST2_MAC, HOST2),
-    (Port::Outside, GW_MAC, GW),
+const PEERS4: [(PortId, Mac, Ipv4Addr); 3] = [
+    (INSIDE, HOST_MAC, HOST),
+    (INSIDE, HOST2_MAC, HOST2),
+    (OUTSIDE, GW_MAC, GW),
 ];
 
 /// The live IPv6 neighbours (they answer Neighbor Solicitations).
-fn peers6() -> [(Port, Mac, Ipv6Addr); 2] {
-    [
-        (Port::Inside, HOST_MAC, host6()),
-        (Port::Outside, GW_MAC, gw6()),
-    ]
+fn peers6() -> [(PortId, Mac, Ipv6Addr); 2] {
+    [(INSIDE, HOST_MAC, host6()), (OUTSIDE, GW_MAC, gw6())]
 }
 
 /// An engine in the test topology with a virtual clock. Neighbours (the lan hosts and
@@ -527,7 +528,7 @@ pub struct Harness {
     /// Milliseconds of virtual time.
     pub now: u64,
     /// Frames the engine sent on its own, not yet taken by `transmitted`.
-    sent: Vec<(Port, Vec<u8>)>,
+    sent: Vec<(PortId, Vec<u8>)>,
 }
 
 /// The result of sending one frame.
@@ -551,20 +552,20 @@ impl Harness {
     pub fn new(config: firmware_config::Config) -> Harness {
         let engine = Engine::new(
             &config,
-            PortSetup { mac: BOX_LAN_MAC },
-            PortSetup { mac: BOX_WAN_MAC },
+            &[
+                PortSetup { mac: BOX_LAN_MAC },
+                PortSetup { mac: BOX_WAN_MAC },
+            ],
         );
+        assert_eq!(engine.port_info(INSIDE).roles, Roles::INSIDE);
+        assert_eq!(engine.port_info(OUTSIDE).roles, Roles::OUTSIDE);
         let mut h = Harness {
             engine,
             now: 1_000_000,
             sent: Vec::new(),
         };
         for (port, mac, ip) in PEERS4 {
-            let target = if port == Port::Inside {
-                BOX_LAN
-            } else {
-                PUBLIC
-            };
+            let target = if port == INSIDE { BOX_LAN } else { PUBLIC };
             let out = h.frame(port, arp_request(mac, ip, target));
             assert!(
                 matches!(out.verdict, Verdict::Reply(_)),
@@ -574,8 +575,8 @@ impl Harness {
         }
         if h.engine.config().ipv6.enabled {
             for (port, mac, ip, target) in [
-                (Port::Inside, HOST_MAC, host6(), box_lan6()),
-                (Port::Outside, GW_MAC, gw6(), box_wan6()),
+                (INSIDE, HOST_MAC, host6(), box_lan6()),
+                (OUTSIDE, GW_MAC, gw6(), box_wan6()),
             ] {
                 let out = h.frame(port, neighbor_solicit(mac, ip, target));
                 assert!(
@@ -597,18 +598,20 @@ impl Harness {
     /// as on a network after the first probe, rather than STALE as `new` leaves them.
     pub fn confirm_neighbours(&mut self) {
         for (port, mac, ip) in PEERS4 {
-            let (box_mac, box_ip) = match port {
-                Port::Inside => (BOX_LAN_MAC, BOX_LAN),
-                Port::Outside => (BOX_WAN_MAC, PUBLIC),
+            let (box_mac, box_ip) = if port == INSIDE {
+                (BOX_LAN_MAC, BOX_LAN)
+            } else {
+                (BOX_WAN_MAC, PUBLIC)
             };
             let out = self.frame(port, arp_reply(mac, ip, box_mac, box_ip));
             assert_eq!(out.verdict, Verdict::Consumed, "ARP reply from {ip}");
         }
         if self.engine.config().ipv6.enabled {
             for (port, mac, ip) in peers6() {
-                let (box_mac, box_ip) = match port {
-                    Port::Inside => (BOX_LAN_MAC, box_lan6()),
-                    Port::Outside => (BOX_WAN_MAC, box_wan6()),
+                let (box_mac, box_ip) = if port == INSIDE {
+                    (BOX_LAN_MAC, box_lan6())
+                } else {
+                    (BOX_WAN_MAC, box_wan6())
                 };
                 let out = self.frame(port, neighbor_advert(mac, ip, box_mac, box_ip));
                 assert_eq!(out.verdict, Verdict::Consumed, "NA from {ip}");
@@ -617,7 +620,7 @@ impl Harness {
     }
 
     /// Sends a whole Ethernet frame in on `port`.
-    pub fn frame(&mut self, port: Port, mut bytes: Vec<u8>) -> Out {
+    pub fn frame(&mut self, port: PortId, mut bytes: Vec<u8>) -> Out {
         let len = bytes.len();
         bytes.resize(len.max(2048), 0);
         let mut frame = Frame {
@@ -640,23 +643,20 @@ impl Harness {
         } else {
             HOST_MAC
         };
-        self.frame(Port::Inside, eth(BOX_LAN_MAC, mac, ETHERTYPE_IPV4, &ip))
+        self.frame(INSIDE, eth(BOX_LAN_MAC, mac, ETHERTYPE_IPV4, &ip))
     }
 
     /// Sends an IPv4 datagram from the wan gateway into the outside port.
     pub fn from_wan(&mut self, ip: Vec<u8>) -> Out {
-        self.frame(Port::Outside, eth(BOX_WAN_MAC, GW_MAC, ETHERTYPE_IPV4, &ip))
+        self.frame(OUTSIDE, eth(BOX_WAN_MAC, GW_MAC, ETHERTYPE_IPV4, &ip))
     }
 
     pub fn from_lan6(&mut self, ip: Vec<u8>) -> Out {
-        self.frame(
-            Port::Inside,
-            eth(BOX_LAN_MAC, HOST_MAC, ETHERTYPE_IPV6, &ip),
-        )
+        self.frame(INSIDE, eth(BOX_LAN_MAC, HOST_MAC, ETHERTYPE_IPV6, &ip))
     }
 
     pub fn from_wan6(&mut self, ip: Vec<u8>) -> Out {
-        self.frame(Port::Outside, eth(BOX_WAN_MAC, GW_MAC, ETHERTYPE_IPV6, &ip))
+        self.frame(OUTSIDE, eth(BOX_WAN_MAC, GW_MAC, ETHERTYPE_IPV6, &ip))
     }
 
     /// Advances the virtual clock and runs the timers (in 100 ms steps, like the
@@ -674,13 +674,13 @@ impl Harness {
 
     /// Drains the frames the engine made on its own (including any probes the live
     /// neighbours answered only if they were sent outside `advance_secs`).
-    pub fn transmitted(&mut self) -> Vec<(Port, Vec<u8>)> {
+    pub fn transmitted(&mut self) -> Vec<(PortId, Vec<u8>)> {
         let mut out = std::mem::take(&mut self.sent);
         out.extend(self.pop_all());
         out
     }
 
-    fn pop_all(&mut self) -> Vec<(Port, Vec<u8>)> {
+    fn pop_all(&mut self) -> Vec<(PortId, Vec<u8>)> {
         let mut out = Vec::new();
         let mut buf = vec![0u8; 9100];
         while let Some((port, n)) = self.engine.pop_transmit(&mut buf) {
@@ -699,7 +699,7 @@ impl Harness {
         }
     }
 
-    fn answer_probe(&mut self, port: Port, f: &[u8]) -> bool {
+    fn answer_probe(&mut self, port: PortId, f: &[u8]) -> bool {
         let ethertype = u16::from_be_bytes([f[12], f[13]]);
         let box_mac = Mac(f[6..12].try_into().unwrap());
         if ethertype == ETHERTYPE_ARP && f[21] == 1 {

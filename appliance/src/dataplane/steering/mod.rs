@@ -114,7 +114,7 @@ pub use asm::AsmError;
 
 use super::socket::PacketSocket;
 use ipnet::{Ipv4Net, Ipv6Net};
-use natbox_core::engine::nat44::ports::{Range, Ranges};
+use natbox_core::engine::pool::{Range, Ranges};
 use natbox_core::shard::PortSplit;
 use std::io;
 use std::net::Ipv4Addr;

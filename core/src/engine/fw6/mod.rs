@@ -24,11 +24,11 @@
 //! 10 of them the TCP sequence windows (`track::Window`); the host index adds 8 bytes
 //! (rounded up to a power of two of slots) per unit of `max_states`.
 
-use super::index::{Hasher, Index};
-use super::list::Links;
-use super::lru::{Lru, Timed};
+use super::flow::index::{Hasher, Index};
+use super::flow::list::Links;
+use super::flow::lru::{Lru, Timed};
+use super::flow::track::{self, Class, Dir, TcpState, Timeouts};
 use super::stats::{DropReason, Stats};
-use super::track::{self, Class, Dir, TcpState, Timeouts};
 use crate::wire::{icmpv6, ipv6, proto, tcp, udp, WireError};
 use firmware_config::Config;
 use ipnet::Ipv6Net;
@@ -99,14 +99,31 @@ pub struct StateInfo {
     pub expires: u32,
 }
 
-/// The filter.
-#[derive(Debug)]
-pub struct Fw6 {
-    inside: Vec<Ipv6Net>,
+/// The settings `retune` changes in place, read from a configuration in one place.
+#[derive(Debug, Clone)]
+struct Tunables {
     max_states: u32,
     max_states_per_host: u32,
     udp_inbound_refresh: bool,
     timeouts: Timeouts,
+}
+
+impl Tunables {
+    fn of(config: &Config) -> Tunables {
+        Tunables {
+            max_states: config.ipv6.max_states,
+            max_states_per_host: config.nat.max_sessions_per_host,
+            udp_inbound_refresh: config.nat.udp_inbound_refresh,
+            timeouts: Timeouts::from_config(&config.timeouts),
+        }
+    }
+}
+
+/// The filter.
+#[derive(Debug)]
+pub struct Fw6 {
+    inside: Vec<Ipv6Net>,
+    t: Tunables,
     states: Slab<State6>,
     index: Index,
     hosts: Slab<Host6>,
@@ -123,10 +140,7 @@ impl Fw6 {
         let hosts = max.min(1 << 16);
         Fw6 {
             inside: config.ipv6_inside_prefixes(),
-            max_states: config.ipv6.max_states,
-            max_states_per_host: config.nat.max_sessions_per_host,
-            udp_inbound_refresh: config.nat.udp_inbound_refresh,
-            timeouts: Timeouts::from_config(&config.timeouts),
+            t: Tunables::of(config),
             states: Slab::with_capacity(max),
             index: Index::with_capacity(max * 2),
             hosts: Slab::with_capacity(hosts),
@@ -146,22 +160,13 @@ impl Fw6 {
 
     /// Applies the tunable settings of `config` in place, keeping every state.
     pub fn retune(&mut self, config: &Config) {
-        self.max_states = config.ipv6.max_states;
-        self.max_states_per_host = config.nat.max_sessions_per_host;
-        self.udp_inbound_refresh = config.nat.udp_inbound_refresh;
-        self.timeouts = Timeouts::from_config(&config.timeouts);
+        self.t = Tunables::of(config);
     }
 
     /// The settings in force, for tests that compare engines.
     #[cfg(test)]
     pub(crate) fn tunables(&self) -> impl std::fmt::Debug + '_ {
-        (
-            &self.inside,
-            self.max_states,
-            self.max_states_per_host,
-            self.udp_inbound_refresh,
-            &self.timeouts,
-        )
+        (&self.inside, &self.t)
     }
 
     /// Whether `addr` is an inside address (RFC 6092 REC-5/REC-6).
@@ -203,7 +208,7 @@ impl Fw6 {
 
     pub fn poll(&mut self, now: u32, stats: &mut Stats) {
         for _ in 0..EXPIRE_BATCH {
-            let Some(idx) = self.lru.next_expired(&self.states, &self.timeouts, now) else {
+            let Some(idx) = self.lru.next_expired(&self.states, &self.t.timeouts, now) else {
                 break;
             };
             self.remove(idx);
@@ -239,7 +244,7 @@ impl Fw6 {
             rem_port: s.rem_port,
             state: track::state_name(s.proto, s.state),
             idle,
-            expires: self.timeouts.get(Timed::class(s)).saturating_sub(idle),
+            expires: self.t.timeouts.get(Timed::class(s)).saturating_sub(idle),
         }
     }
 
@@ -261,7 +266,7 @@ impl Fw6 {
     }
 
     fn create(&mut self, t: &Tuple6, now: u32, stats: &mut Stats) -> Result<u32, DropReason> {
-        if self.states.len() as u32 >= self.max_states {
+        if self.states.len() as u32 >= self.t.max_states {
             return Err(DropReason::StateLimit6);
         }
         let state = match t.proto {
@@ -340,7 +345,7 @@ impl Fw6 {
         };
         let rec = &mut self.hosts[host as usize];
         rec.states += 1;
-        if rec.states > self.max_states_per_host {
+        if rec.states > self.t.max_states_per_host {
             self.uncharge_host(host);
             return Err(DropReason::HostStateLimit6);
         }
@@ -372,7 +377,7 @@ impl Fw6 {
             &mut s.tcp,
             dir,
             seg,
-            self.udp_inbound_refresh,
+            self.t.udp_inbound_refresh,
         )?;
         self.lru
             .touch(&mut self.states, idx, effect.class, effect.refresh, now);

@@ -7,7 +7,7 @@
 //!   uses it, whatever the remote.
 //! - Each inside host is paired with one pool address, chosen by a fixed hash of its
 //!   address (REQ-2), so the pairing holds across mappings and restarts.
-//! - Port preservation, range and parity: see `ports` (REQ-3, REQ-4).
+//! - Port preservation, range and parity: see `engine::pool` (REQ-3, REQ-4).
 //! - Filtering is configurable (REQ-8): endpoint-independent, address-dependent, or
 //!   address-and-port-dependent. An admitted inbound packet with a new remote opens a
 //!   session of its own on the existing mapping.
@@ -49,19 +49,18 @@
 //! fragments, routes or builds packets: the engine does that around it.
 
 pub mod events;
-pub mod ports;
 mod rewrite;
 
-use super::index::{Hasher, Index};
-use super::list::{self, Linked, Links, List};
-use super::lru::Lru;
+use super::flow::index::{Hasher, Index};
+use super::flow::list::{self, Linked, Links, List};
+use super::flow::lru::Lru;
+use super::flow::track::{self, Class, Dir, TcpState, Timeouts};
+use super::pool::{PortTable, Ranges};
 use super::stats::{DropReason, Stats};
-use super::track::{self, Class, Dir, TcpState, Timeouts};
 use crate::wire::checksum::Csum;
 use crate::wire::{icmpv4, ipv4, proto, tcp};
 use firmware_config::{Config, Filtering};
 use ipnet::Ipv4Net;
-use ports::{PortTable, Ranges};
 pub use rewrite::End;
 use slab::Slab;
 use std::collections::VecDeque;
@@ -156,14 +155,35 @@ struct Params {
     /// on every packet to or from the outside, and pools hold up to 64 addresses.
     pool_sorted: Vec<(u32, usize)>,
     inside: Vec<Ipv4Net>,
+    ranges: Ranges,
+    t: Tunables,
+}
+
+/// The settings `retune` changes in place, read from a configuration in one place.
+#[derive(Debug, Clone)]
+struct Tunables {
     filtering: Filtering,
     max_sessions: u32,
     max_sessions_per_host: u32,
     max_ports_per_host: u32,
     hold: u32,
     udp_inbound_refresh: bool,
-    ranges: Ranges,
     timeouts: Timeouts,
+}
+
+impl Tunables {
+    fn of(config: &Config) -> Tunables {
+        let n = &config.nat;
+        Tunables {
+            filtering: n.filtering,
+            max_sessions: n.max_sessions,
+            max_sessions_per_host: n.max_sessions_per_host,
+            max_ports_per_host: n.max_ports_per_host,
+            hold: n.port_reuse_hold,
+            udp_inbound_refresh: n.udp_inbound_refresh,
+            timeouts: Timeouts::from_config(&config.timeouts),
+        }
+    }
 }
 
 /// A session as the shell and tests see it.
@@ -234,14 +254,8 @@ impl Nat44 {
             pool,
             pool_sorted,
             inside: config.nat_inside_prefixes(),
-            filtering: n.filtering,
-            max_sessions: n.max_sessions,
-            max_sessions_per_host: n.max_sessions_per_host,
-            max_ports_per_host: n.max_ports_per_host,
-            hold: n.port_reuse_hold,
-            udp_inbound_refresh: n.udp_inbound_refresh,
             ranges: Ranges::from_config(n.port_min, n.port_max),
-            timeouts: Timeouts::from_config(&config.timeouts),
+            t: Tunables::of(config),
         };
         Nat44 {
             ports: (0..p.pool.len()).map(|_| [None, None, None]).collect(),
@@ -261,14 +275,7 @@ impl Nat44 {
     /// timeouts) in place; live sessions are kept, and a lowered limit only stops new
     /// sessions (RFC 6888 REQ-11: nothing is evicted).
     pub fn retune(&mut self, config: &Config) {
-        let n = &config.nat;
-        self.p.filtering = n.filtering;
-        self.p.max_sessions = n.max_sessions;
-        self.p.max_sessions_per_host = n.max_sessions_per_host;
-        self.p.max_ports_per_host = n.max_ports_per_host;
-        self.p.hold = n.port_reuse_hold;
-        self.p.udp_inbound_refresh = n.udp_inbound_refresh;
-        self.p.timeouts = Timeouts::from_config(&config.timeouts);
+        self.p.t = Tunables::of(config);
         self.events.configure(event_rate(config));
     }
 
@@ -487,14 +494,17 @@ impl Nat44 {
     /// Expires idle sessions and ends port holds. Call at least once a second.
     pub fn poll(&mut self, now: u32, stats: &mut Stats) {
         for _ in 0..EXPIRE_BATCH {
-            let Some(idx) = self.lru.next_expired(&self.sessions, &self.p.timeouts, now) else {
+            let Some(idx) = self
+                .lru
+                .next_expired(&self.sessions, &self.p.t.timeouts, now)
+            else {
                 break;
             };
             self.remove(idx, now);
             stats.sessions_expired += 1;
         }
         while let Some(h) = self.holds.front().copied() {
-            if h.freed.saturating_add(self.p.hold) > now {
+            if h.freed.saturating_add(self.p.t.hold) > now {
                 break;
             }
             self.holds.pop_front();
@@ -534,7 +544,7 @@ impl Nat44 {
             state: track::state_name(s.proto, s.state),
             class,
             idle,
-            expires: self.p.timeouts.get(class).saturating_sub(idle),
+            expires: self.p.t.timeouts.get(class).saturating_sub(idle),
         }
     }
 
@@ -652,7 +662,7 @@ impl Nat44 {
                 (s.pool, s.ext_port, Some(head))
             }
             None => {
-                if self.hosts[host as usize].ports >= self.p.max_ports_per_host {
+                if self.hosts[host as usize].ports >= self.p.t.max_ports_per_host {
                     self.release_host_if_idle(host);
                     return Err(DropReason::HostPortLimit);
                 }
@@ -703,7 +713,7 @@ impl Nat44 {
             .as_ref()
             .and_then(|t| t.owner(flow.dport))
             .ok_or(DropReason::NoMapping)?;
-        let admitted = match self.p.filtering {
+        let admitted = match self.p.t.filtering {
             Filtering::EndpointIndependent => true,
             Filtering::AddressDependent => self.mapping_has_remote(head, flow.src),
             Filtering::AddressAndPortDependent => false,
@@ -718,7 +728,7 @@ impl Nat44 {
                 }
                 _ => 0,
             };
-        if self.sessions.len() as u32 >= self.p.max_sessions {
+        if self.sessions.len() as u32 >= self.p.t.max_sessions {
             return Err(DropReason::SessionLimit);
         }
         let table = self.port_table(pool, flow.proto);
@@ -764,7 +774,7 @@ impl Nat44 {
     /// Checks the global and per-host session limits and returns the host record
     /// (created if new) with one session charged to it.
     fn reserve_session(&mut self, in_addr: u32) -> Result<u32, DropReason> {
-        if self.sessions.len() as u32 >= self.p.max_sessions {
+        if self.sessions.len() as u32 >= self.p.t.max_sessions {
             return Err(DropReason::SessionLimit);
         }
         let host = match self.find_host(in_addr) {
@@ -793,7 +803,7 @@ impl Nat44 {
     /// Charges one session to `host` if it is below its quota (RFC 6888 REQ-5).
     fn charge_host(&mut self, host: u32) -> Result<(), DropReason> {
         let rec = &mut self.hosts[host as usize];
-        if rec.sessions >= self.p.max_sessions_per_host {
+        if rec.sessions >= self.p.t.max_sessions_per_host {
             return Err(DropReason::HostSessionLimit);
         }
         rec.sessions += 1;
@@ -930,7 +940,7 @@ impl Nat44 {
             &mut window,
             dir,
             seg,
-            self.p.udp_inbound_refresh,
+            self.p.t.udp_inbound_refresh,
         )?;
         if effect.answered {
             let (in_addr, pool, proto, ext_port) = (s.in_addr, s.pool, s.proto, s.ext_port);

@@ -7,8 +7,8 @@
 //! such, a port rewrite leaves it alone (the final sum covers the new port), as Linux's
 //! `inet_proto_csum_replace4`/`_replace2` do for `CHECKSUM_PARTIAL`.
 
+use super::super::flow::track::Dir;
 use super::super::stats::DropReason;
-use super::super::track::Dir;
 use crate::wire::checksum::{update16, update32, update32_partial, update_addr_port, Csum};
 use crate::wire::{be16, be32, icmpv4, ipv4, proto, set_be16, set_be32};
 

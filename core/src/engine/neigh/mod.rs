@@ -49,9 +49,9 @@
 //! `resolve` and by every update.
 
 use super::buffers::BufId;
-use super::list::{Linked, Links, List};
+use super::flow::list::{Linked, Links, List};
+use super::port::PortId;
 use super::stats::DropReason;
-use super::Port;
 use crate::wire::ethernet::Mac;
 use slab::Slab;
 use std::collections::HashMap;
@@ -99,7 +99,7 @@ impl State {
 
 #[derive(Debug)]
 struct Entry<A> {
-    port: Port,
+    port: PortId,
     addr: A,
     /// `None` only while INCOMPLETE.
     mac: Option<Mac>,
@@ -158,7 +158,7 @@ impl Claim {
 pub enum Event<A> {
     /// Send a request for this address on this port: broadcast/multicast, or unicast
     /// to the cached MAC (RFC 4861 section 7.3.3 PROBE).
-    Probe(Port, A, Option<Mac>),
+    Probe(PortId, A, Option<Mac>),
     /// The neighbour never answered: these parked packets are dropped.
     Failed(BufId),
 }
@@ -167,7 +167,7 @@ pub enum Event<A> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NeighbourInfo<A> {
     pub addr: A,
-    pub port: Port,
+    pub port: PortId,
     pub mac: Option<Mac>,
     /// RFC 4861 state name.
     pub state: &'static str,
@@ -180,7 +180,7 @@ pub struct NeighbourInfo<A> {
 #[derive(Debug)]
 pub struct Cache<A> {
     entries: Slab<Entry<A>>,
-    index: HashMap<(Port, A), u32, ahash::RandomState>,
+    index: HashMap<(PortId, A), u32, ahash::RandomState>,
     /// Least recently used first.
     lru: List,
     /// Packets parked over all entries.
@@ -189,7 +189,7 @@ pub struct Cache<A> {
     /// Most packets of a NAT go to one next hop (the gateway), so this skips the hash
     /// lookup for them. Cleared whenever any entry changes and on every `poll`, so a
     /// busy neighbour still moves to the back of the LRU list at least every poll.
-    last: Option<(Port, A, Mac, u64)>,
+    last: Option<(PortId, A, Mac, u64)>,
     /// Entries `poll` deletes (kept to avoid allocating).
     doomed: Vec<u32>,
 }
@@ -211,7 +211,7 @@ impl<A: Copy + Eq + Hash> Cache<A> {
     /// Looks up `addr` on `port` for a packet about to be sent, creating an incomplete
     /// entry if there is none. The second value holds the packets of an entry evicted
     /// to make room (`Some`, possibly empty, when one was).
-    pub fn resolve(&mut self, port: Port, addr: A, now: u64) -> (Resolve, Option<Queue>) {
+    pub fn resolve(&mut self, port: PortId, addr: A, now: u64) -> (Resolve, Option<Queue>) {
         if let Some((p, a, mac, until)) = self.last {
             if a == addr && p == port && now < until {
                 return (Resolve::Known(mac), None);
@@ -248,7 +248,7 @@ impl<A: Copy + Eq + Hash> Cache<A> {
 
     /// Parks a packet on the incomplete entry for `addr` on `port`. On error the
     /// caller keeps (and frees) the buffer.
-    pub fn park(&mut self, port: Port, addr: A, buf: BufId) -> Result<(), DropReason> {
+    pub fn park(&mut self, port: PortId, addr: A, buf: BufId) -> Result<(), DropReason> {
         if self.parked >= MAX_PARKED {
             return Err(DropReason::NeighbourParkedLimit);
         }
@@ -268,7 +268,13 @@ impl<A: Copy + Eq + Hash> Cache<A> {
     /// Applies what a received message says about `addr` on `port` (see the module
     /// docs). Returns the packets that were waiting, to be sent now, and (as
     /// `resolve`) those of an entry evicted to make room.
-    pub fn learn(&mut self, port: Port, addr: A, claim: Claim, now: u64) -> (Queue, Option<Queue>) {
+    pub fn learn(
+        &mut self,
+        port: PortId,
+        addr: A,
+        claim: Claim,
+        now: u64,
+    ) -> (Queue, Option<Queue>) {
         self.last = None;
         let Some(&i) = self.index.get(&(port, addr)) else {
             return match claim.mac {
@@ -384,7 +390,7 @@ impl<A: Copy + Eq + Hash> Cache<A> {
 
     /// Forgets every entry on `port` (its link was replaced: the neighbours behind it
     /// may have new MACs), returning their parked packets.
-    pub fn forget_port(&mut self, port: Port) -> Vec<BufId> {
+    pub fn forget_port(&mut self, port: PortId) -> Vec<BufId> {
         let ids: Vec<u32> = self
             .entries
             .iter()
@@ -397,7 +403,7 @@ impl<A: Copy + Eq + Hash> Cache<A> {
     /// Adds an entry, evicting the least recently used one if the table is full.
     fn insert(
         &mut self,
-        port: Port,
+        port: PortId,
         addr: A,
         mac: Option<Mac>,
         state: State,
@@ -450,6 +456,9 @@ impl<A: Copy + Eq + Hash> Cache<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const INSIDE: PortId = PortId(0);
+    const OUTSIDE: PortId = PortId(1);
     use std::net::Ipv4Addr;
 
     const GW: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
@@ -490,17 +499,17 @@ mod tests {
     fn unknown_then_learnt_releases_queue() {
         let mut c = Cache::default();
         assert_eq!(
-            c.resolve(Port::Outside, GW, 0),
+            c.resolve(OUTSIDE, GW, 0),
             (Resolve::Unknown { probe: true }, None)
         );
         assert_eq!(
-            c.resolve(Port::Outside, GW, 10),
+            c.resolve(OUTSIDE, GW, 10),
             (Resolve::Unknown { probe: false }, None)
         );
-        c.park(Port::Outside, GW, buf(0)).unwrap();
-        let (released, _) = c.learn(Port::Outside, GW, answer(MAC), 20);
+        c.park(OUTSIDE, GW, buf(0)).unwrap();
+        let (released, _) = c.learn(OUTSIDE, GW, answer(MAC), 20);
         assert_eq!(released.as_slice(), &[buf(0)]);
-        assert_eq!(c.resolve(Port::Outside, GW, 30).0, Resolve::Known(MAC));
+        assert_eq!(c.resolve(OUTSIDE, GW, 30).0, Resolve::Known(MAC));
         assert_eq!(state(&c, GW), "reachable");
     }
 
@@ -508,36 +517,36 @@ mod tests {
     fn forget_port_drops_only_that_ports_entries() {
         let mut c = Cache::<Ipv4Addr>::default();
         let inside = Ipv4Addr::new(10, 10, 0, 2);
-        c.learn(Port::Outside, GW, Claim::announcement(MAC, true), 0);
-        c.learn(Port::Inside, inside, Claim::announcement(MAC, true), 0);
+        c.learn(OUTSIDE, GW, Claim::announcement(MAC, true), 0);
+        c.learn(INSIDE, inside, Claim::announcement(MAC, true), 0);
         let other = Ipv4Addr::new(198, 51, 100, 7);
-        c.resolve(Port::Outside, other, 0);
-        c.park(Port::Outside, other, buf(1)).unwrap();
-        assert_eq!(c.forget_port(Port::Outside), vec![buf(1)]);
+        c.resolve(OUTSIDE, other, 0);
+        c.park(OUTSIDE, other, buf(1)).unwrap();
+        assert_eq!(c.forget_port(OUTSIDE), vec![buf(1)]);
         assert_eq!(
-            c.resolve(Port::Outside, GW, 1).0,
+            c.resolve(OUTSIDE, GW, 1).0,
             Resolve::Unknown { probe: true }
         );
-        assert_eq!(c.resolve(Port::Inside, inside, 1).0, Resolve::Known(MAC));
+        assert_eq!(c.resolve(INSIDE, inside, 1).0, Resolve::Known(MAC));
     }
 
     #[test]
     fn queues_are_bounded_per_neighbour_and_in_all() {
         let mut c = Cache::default();
-        c.resolve(Port::Outside, GW, 0);
+        c.resolve(OUTSIDE, GW, 0);
         for i in 0..QUEUE_PER_NEIGHBOUR as u16 {
-            c.park(Port::Outside, GW, buf(i)).unwrap();
+            c.park(OUTSIDE, GW, buf(i)).unwrap();
         }
         assert_eq!(
-            c.park(Port::Outside, GW, buf(9)),
+            c.park(OUTSIDE, GW, buf(9)),
             Err(DropReason::NeighbourQueueFull)
         );
         let mut n = QUEUE_PER_NEIGHBOUR;
         'fill: for host in 0..=255u8 {
             let addr = Ipv4Addr::new(10, 0, 0, host);
-            c.resolve(Port::Inside, addr, 0);
+            c.resolve(INSIDE, addr, 0);
             for _ in 0..QUEUE_PER_NEIGHBOUR {
-                match c.park(Port::Inside, addr, buf(n as u16)) {
+                match c.park(INSIDE, addr, buf(n as u16)) {
                     Ok(()) => n += 1,
                     Err(reason) => {
                         assert_eq!(reason, DropReason::NeighbourParkedLimit);
@@ -552,8 +561,8 @@ mod tests {
     #[test]
     fn rfc4861_7_3_3_incomplete_fails_after_max_multicast_solicit() {
         let mut c = Cache::default();
-        c.resolve(Port::Outside, GW, 0);
-        c.park(Port::Outside, GW, buf(0)).unwrap();
+        c.resolve(OUTSIDE, GW, 0);
+        c.park(OUTSIDE, GW, buf(0)).unwrap();
         let mut ev = Vec::new();
         for t in 1..=3 {
             c.poll(t * RETRANS_MS, &mut ev);
@@ -567,17 +576,17 @@ mod tests {
     #[test]
     fn rfc4861_7_2_3_solicitation_creates_stale_only_if_addressed_to_us() {
         let mut c: Cache<Ipv4Addr> = Cache::default();
-        c.learn(Port::Inside, GW, Claim::announcement(MAC, false), 0);
+        c.learn(INSIDE, GW, Claim::announcement(MAC, false), 0);
         assert!(c.list(0).is_empty());
-        c.learn(Port::Inside, GW, Claim::announcement(MAC, true), 0);
+        c.learn(INSIDE, GW, Claim::announcement(MAC, true), 0);
         assert_eq!(state(&c, GW), "stale");
     }
 
     #[test]
     fn rfc4861_7_3_3_reachable_ages_to_stale_then_delay_probe_and_failure() {
         let mut c = Cache::default();
-        c.resolve(Port::Outside, GW, 0);
-        c.learn(Port::Outside, GW, answer(MAC), 0);
+        c.resolve(OUTSIDE, GW, 0);
+        c.learn(OUTSIDE, GW, answer(MAC), 0);
         let mut ev = Vec::new();
         c.poll(REACHABLE_MS - 1, &mut ev);
         assert_eq!(state(&c, GW), "reachable");
@@ -585,7 +594,7 @@ mod tests {
         assert_eq!(state(&c, GW), "stale");
         assert!(ev.is_empty(), "a stale entry nobody uses is not probed");
         let t = REACHABLE_MS + 10_000;
-        assert_eq!(c.resolve(Port::Outside, GW, t).0, Resolve::Known(MAC));
+        assert_eq!(c.resolve(OUTSIDE, GW, t).0, Resolve::Known(MAC));
         assert_eq!(state(&c, GW), "delay");
         c.poll(t + DELAY_FIRST_PROBE_MS - 1, &mut ev);
         assert!(ev.is_empty());
@@ -601,28 +610,28 @@ mod tests {
     #[test]
     fn rfc4861_7_3_3_answer_to_probe_makes_reachable() {
         let mut c = Cache::default();
-        c.learn(Port::Outside, GW, Claim::announcement(MAC, true), 0);
-        c.resolve(Port::Outside, GW, 0);
+        c.learn(OUTSIDE, GW, Claim::announcement(MAC, true), 0);
+        c.resolve(OUTSIDE, GW, 0);
         let mut ev = Vec::new();
         c.poll(DELAY_FIRST_PROBE_MS, &mut ev);
         assert_eq!(probes(&ev), vec![Some(MAC)]);
-        c.learn(Port::Outside, GW, answer(MAC), DELAY_FIRST_PROBE_MS + 5);
+        c.learn(OUTSIDE, GW, answer(MAC), DELAY_FIRST_PROBE_MS + 5);
         assert_eq!(state(&c, GW), "reachable");
     }
 
     #[test]
     fn rfc4861_7_2_5_advert_without_override_keeps_the_mac() {
         let mut c = Cache::default();
-        c.resolve(Port::Outside, GW, 0);
-        c.learn(Port::Outside, GW, answer(MAC), 0);
+        c.resolve(OUTSIDE, GW, 0);
+        c.learn(OUTSIDE, GW, answer(MAC), 0);
         let no_override = Claim {
             mac: Some(MAC2),
             solicited: true,
             overrides: false,
             create: false,
         };
-        c.learn(Port::Outside, GW, no_override, 1);
-        assert_eq!(c.resolve(Port::Outside, GW, 2).0, Resolve::Known(MAC));
+        c.learn(OUTSIDE, GW, no_override, 1);
+        assert_eq!(c.resolve(OUTSIDE, GW, 2).0, Resolve::Known(MAC));
         assert_eq!(
             state(&c, GW),
             "delay",
@@ -633,26 +642,26 @@ mod tests {
     #[test]
     fn rfc4861_7_2_5_unsolicited_override_leaves_entry_stale() {
         let mut c = Cache::default();
-        c.resolve(Port::Outside, GW, 0);
-        c.learn(Port::Outside, GW, answer(MAC), 0);
+        c.resolve(OUTSIDE, GW, 0);
+        c.learn(OUTSIDE, GW, answer(MAC), 0);
         let unsolicited = Claim {
             mac: Some(MAC2),
             solicited: false,
             overrides: true,
             create: false,
         };
-        c.learn(Port::Outside, GW, unsolicited, 1);
+        c.learn(OUTSIDE, GW, unsolicited, 1);
         assert_eq!(state(&c, GW), "stale");
-        assert_eq!(c.resolve(Port::Outside, GW, 2).0, Resolve::Known(MAC2));
+        assert_eq!(c.resolve(OUTSIDE, GW, 2).0, Resolve::Known(MAC2));
         // The same MAC again, unsolicited: no change of state.
-        c.learn(Port::Outside, GW, unsolicited, 3);
+        c.learn(OUTSIDE, GW, unsolicited, 3);
         assert_eq!(state(&c, GW), "delay");
     }
 
     #[test]
     fn rfc4861_7_2_5_advert_never_creates() {
         let mut c: Cache<Ipv4Addr> = Cache::default();
-        c.learn(Port::Outside, GW, answer(MAC), 0);
+        c.learn(OUTSIDE, GW, answer(MAC), 0);
         assert!(c.list(0).is_empty());
     }
 
@@ -661,12 +670,12 @@ mod tests {
         let mut c = Cache::default();
         let addr = |n: usize| Ipv4Addr::from(0x0a00_0000 + n as u32);
         for n in 0..MAX_ENTRIES {
-            assert_eq!(c.resolve(Port::Inside, addr(n), 0).1, None);
+            assert_eq!(c.resolve(INSIDE, addr(n), 0).1, None);
         }
-        c.park(Port::Inside, addr(0), buf(7)).unwrap();
+        c.park(INSIDE, addr(0), buf(7)).unwrap();
         // Entry 0 is used again: entry 1 is now the least recently used.
-        c.resolve(Port::Inside, addr(0), 1);
-        let (r, evicted) = c.resolve(Port::Inside, addr(MAX_ENTRIES), 2);
+        c.resolve(INSIDE, addr(0), 1);
+        let (r, evicted) = c.resolve(INSIDE, addr(MAX_ENTRIES), 2);
         assert_eq!(r, Resolve::Unknown { probe: true });
         assert_eq!(evicted, Some(Queue::new()));
         let listed = c.list(2);
@@ -674,11 +683,11 @@ mod tests {
         assert!(listed.iter().all(|n| n.addr != addr(1)));
         // Order now: 2, 0, new, 3.. ; using 3.. leaves 2 then 0 (with its packet) first.
         for n in 3..MAX_ENTRIES {
-            c.resolve(Port::Inside, addr(n), 4);
+            c.resolve(INSIDE, addr(n), 4);
         }
-        let (_, evicted) = c.resolve(Port::Inside, addr(MAX_ENTRIES + 1), 5);
+        let (_, evicted) = c.resolve(INSIDE, addr(MAX_ENTRIES + 1), 5);
         assert_eq!(evicted, Some(Queue::new()));
-        let (_, evicted) = c.resolve(Port::Inside, addr(MAX_ENTRIES + 2), 5);
+        let (_, evicted) = c.resolve(INSIDE, addr(MAX_ENTRIES + 2), 5);
         assert_eq!(evicted.unwrap().as_slice(), &[buf(7)]);
         assert_eq!(c.parked, 0);
     }
@@ -686,9 +695,9 @@ mod tests {
     #[test]
     fn link_local_address_on_both_ports_is_two_entries() {
         let mut c = Cache::default();
-        c.learn(Port::Inside, GW, Claim::announcement(MAC, true), 0);
-        c.learn(Port::Outside, GW, Claim::announcement(MAC2, true), 0);
-        assert_eq!(c.resolve(Port::Inside, GW, 1).0, Resolve::Known(MAC));
-        assert_eq!(c.resolve(Port::Outside, GW, 1).0, Resolve::Known(MAC2));
+        c.learn(INSIDE, GW, Claim::announcement(MAC, true), 0);
+        c.learn(OUTSIDE, GW, Claim::announcement(MAC2, true), 0);
+        assert_eq!(c.resolve(INSIDE, GW, 1).0, Resolve::Known(MAC));
+        assert_eq!(c.resolve(OUTSIDE, GW, 1).0, Resolve::Known(MAC2));
     }
 }

@@ -55,7 +55,7 @@
 //! - An outbound SYN on a closed session teaches the inside's new ISN and forgets the
 //!   remote side (reopen). Only the inside can reopen.
 
-use super::stats::DropReason;
+use super::super::stats::DropReason;
 use crate::wire::tcp::{self, ACK, FIN, RST, SYN};
 
 /// Which way a packet crosses the box.

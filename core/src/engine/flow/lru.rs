@@ -23,23 +23,23 @@ pub trait Timed: Linked<0> {
 #[macro_export]
 macro_rules! timed_record {
     ($record:ty) => {
-        impl $crate::engine::list::Linked<0> for $record {
-            fn links(&mut self) -> &mut $crate::engine::list::Links {
+        impl $crate::engine::flow::list::Linked<0> for $record {
+            fn links(&mut self) -> &mut $crate::engine::flow::list::Links {
                 &mut self.lru
             }
         }
 
-        impl $crate::engine::lru::Timed for $record {
+        impl $crate::engine::flow::lru::Timed for $record {
             fn last(&self) -> u32 {
                 self.last
             }
             fn set_last(&mut self, now: u32) {
                 self.last = now;
             }
-            fn class(&self) -> $crate::engine::track::Class {
-                $crate::engine::track::Class::ALL[usize::from(self.class)]
+            fn class(&self) -> $crate::engine::flow::track::Class {
+                $crate::engine::flow::track::Class::ALL[usize::from(self.class)]
             }
-            fn set_class(&mut self, class: $crate::engine::track::Class) {
+            fn set_class(&mut self, class: $crate::engine::flow::track::Class) {
                 self.class = class as u8;
             }
         }

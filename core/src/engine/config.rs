@@ -1,0 +1,225 @@
+//! The engine's side of a configuration change: which settings shape the tables and
+//! the forwarding topology (`Addressing`: a change rebuilds the engine) and which tune
+//! behaviour in place (everything else the engine reads: `Engine::retune` applies it).
+//!
+//! Contract: `Addressing` is the one list of rebuilding settings. Any other setting
+//! changes in place with every session kept. A table's tunables are read from the
+//! configuration in one function (`nat44`'s and `fw6`'s `Tunables::of`), which both
+//! building and retuning use, so a new tunable is one line there;
+//! `in_place_reconfiguration_matches_a_fresh_engine` fails if an engine reconfigured
+//! in place differs from a fresh one built from the new configuration. Settings the
+//! engine never reads (hostname, shell, log, metrics) change in place trivially.
+
+use super::port::{self, PortConfig};
+use super::{icmp, Engine, PortSetup};
+use firmware_config::Config;
+use ipnet::{Ipv4Net, Ipv6Net};
+use std::net::Ipv4Addr;
+
+/// The settings that shape the tables and the forwarding topology: ports (addresses,
+/// gateways, routes, MTU), the pool and its port range, the inside prefixes and
+/// whether IPv6 is forwarded at all.
+#[derive(Debug, PartialEq, Eq)]
+struct Addressing<'a> {
+    ports: Vec<PortConfig<'a>>,
+    pool: &'a [Ipv4Addr],
+    port_range: (u16, u16),
+    nat_inside: &'a [Ipv4Net],
+    ipv6_enabled: bool,
+    ipv6_inside: &'a [Ipv6Net],
+}
+
+impl<'a> Addressing<'a> {
+    fn of(config: &'a Config) -> Addressing<'a> {
+        Addressing {
+            ports: port::layout(config),
+            pool: &config.nat.pool,
+            port_range: (config.nat.port_min, config.nat.port_max),
+            nat_inside: &config.nat.inside_prefixes,
+            ipv6_enabled: config.ipv6.enabled,
+            ipv6_inside: &config.ipv6.inside_prefixes,
+        }
+    }
+}
+
+impl Engine {
+    /// Applies a new, validated configuration. Settings that only tune behaviour
+    /// (filtering, limits, timeouts, MSS clamp, ICMP rate, hold time) change in place
+    /// and every session survives; anything in `Addressing` (ports, addresses, pool,
+    /// port range, prefixes, routes) or tables grown beyond their allocation rebuild
+    /// the engine, and sessions start afresh. Returns whether the sessions were kept.
+    pub fn reconfigure(&mut self, new: &Config) -> bool {
+        if Addressing::of(&self.config) == Addressing::of(new)
+            && new.nat.max_sessions <= self.capacity.0
+            && new.ipv6.max_states <= self.capacity.1
+        {
+            self.retune(new);
+            return true;
+        }
+        let setups: Vec<PortSetup> = self
+            .ports
+            .iter()
+            .map(|p| PortSetup { mac: p.mac })
+            .collect();
+        let stats = self.stats.clone();
+        *self = Engine::new(new, &setups);
+        self.stats = stats;
+        false
+    }
+
+    /// Applies every setting outside `Addressing`. Those read per packet from the
+    /// configuration (MSS clamp, ICMP on limit) follow `self.config`.
+    fn retune(&mut self, new: &Config) {
+        self.nat.retune(new);
+        self.fw6.retune(new);
+        self.frags.set_timeout(new.timeouts.fragment);
+        self.icmp_limit = icmp::Budgets::new(new.icmp.rate_limit, new.icmp.burst);
+        self.config = new.clone();
+    }
+}
+
+#[cfg(test)]
+mod reconfigure_tests {
+    use super::*;
+    use crate::wire::ethernet::Mac;
+
+    /// Every scalar setting of `config` (a dotted path, and a different value for it
+    /// that may or may not be valid): booleans flipped, numbers moved, strings swapped
+    /// for one of a few candidates. Lists (addresses, prefixes) are left alone.
+    fn scalar_changes(config: &Config) -> Vec<(String, toml::Value)> {
+        fn walk(prefix: &str, value: &toml::Value, out: &mut Vec<(String, toml::Value)>) {
+            use toml::Value;
+            let mut push = |v: Value| out.push((prefix.to_string(), v));
+            match value {
+                Value::Table(t) => {
+                    for (k, v) in t {
+                        let path = if prefix.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{prefix}.{k}")
+                        };
+                        walk(&path, v, out);
+                    }
+                }
+                Value::Boolean(b) => push(Value::Boolean(!b)),
+                Value::Integer(i) => {
+                    for n in [i + 1, i - 1, i * 2, i / 2, 1] {
+                        if n != *i {
+                            push(Value::Integer(n));
+                        }
+                    }
+                }
+                Value::String(s) => {
+                    for c in [
+                        "address-dependent",
+                        "endpoint-independent",
+                        "debug",
+                        "other",
+                    ] {
+                        if c != s {
+                            push(Value::String(c.to_string()));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk("", &toml::Value::try_from(config).unwrap(), &mut out);
+        out
+    }
+
+    /// `config` with the setting at `path` set to `value`, if that is a valid
+    /// configuration.
+    fn with(config: &Config, path: &str, value: toml::Value) -> Option<Config> {
+        let mut doc = toml::Value::try_from(config).unwrap();
+        let mut at = &mut doc;
+        for key in path.split('.') {
+            at = at.get_mut(key)?;
+        }
+        *at = value;
+        firmware_config::from_toml(&toml::to_string(&doc).ok()?).ok()
+    }
+
+    /// The engine's state that a configuration shapes, without what differs between
+    /// any two engines (hash seeds) or only with the tables' capacity.
+    fn shaped(engine: &Engine) -> String {
+        format!(
+            "{:?} {:?} {:?} {:?}",
+            engine.nat.params(),
+            engine.fw6.tunables(),
+            engine.frags,
+            engine.icmp_limit
+        )
+    }
+
+    /// A setting `reconfigure` applies in place must leave the engine as a fresh one
+    /// built from the new configuration: a tunable outside `Addressing` that no
+    /// `retune` applies would otherwise be silently ignored until a restart.
+    #[test]
+    fn in_place_reconfiguration_matches_a_fresh_engine() {
+        let base = firmware_config::from_toml(include_str!("../../../natbox.toml")).unwrap();
+        let setup = PortSetup {
+            mac: Mac([2, 0, 0, 0, 0, 1]),
+        };
+        let mut in_place = std::collections::BTreeSet::new();
+        for (path, value) in scalar_changes(&base) {
+            let Some(changed) = with(&base, &path, value) else {
+                continue;
+            };
+            if changed == base {
+                continue;
+            }
+            let mut engine = Engine::new(&base, &[setup; 2]);
+            if engine.reconfigure(&changed) {
+                let fresh = Engine::new(&changed, &[setup; 2]);
+                assert_eq!(shaped(&engine), shaped(&fresh), "{path} changed in place");
+                in_place.insert(path);
+            }
+        }
+        // The guard guards something: the tunables of [nat], [ipv6], [timeouts] and
+        // [icmp] were among the settings changed in place.
+        for path in [
+            "nat.filtering",
+            "nat.max_sessions_per_host",
+            "nat.port_reuse_hold",
+            "ipv6.max_states",
+            "timeouts.udp",
+            "timeouts.fragment",
+            "icmp.rate_limit",
+        ] {
+            assert!(
+                in_place.contains(path),
+                "{path} not changed in place: {in_place:?}"
+            );
+        }
+    }
+
+    /// Every setting in `Addressing` rebuilds the engine: a change to a port, the port
+    /// range or IPv6 forwarding never keeps tables sized or routed for the old one.
+    #[test]
+    fn addressing_changes_rebuild_the_engine() {
+        let base = firmware_config::from_toml(include_str!("../../../natbox.toml")).unwrap();
+        let setup = PortSetup {
+            mac: Mac([2, 0, 0, 0, 0, 1]),
+        };
+        let mut rebuilt = std::collections::BTreeSet::new();
+        for (path, value) in scalar_changes(&base) {
+            let Some(changed) = with(&base, &path, value) else {
+                continue;
+            };
+            if changed == base || Addressing::of(&changed) == Addressing::of(&base) {
+                continue;
+            }
+            let mut engine = Engine::new(&base, &[setup; 2]);
+            assert!(!engine.reconfigure(&changed), "{path} changed in place");
+            rebuilt.insert(path);
+        }
+        for path in ["inside.mtu", "outside.mtu", "nat.port_min", "ipv6.enabled"] {
+            assert!(
+                rebuilt.contains(path),
+                "{path} did not rebuild: {rebuilt:?}"
+            );
+        }
+    }
+}

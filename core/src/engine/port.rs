@@ -1,0 +1,310 @@
+//! The data ports: their identity, the addresses the box holds on each, and what the
+//! I/O layer tells the engine about a port (`PortSetup`). Answers "is this address
+//! ours on this port", "which address does the box speak from here" and "is this
+//! address on-link here"; nothing else in the engine reads a port's addresses directly.
+//!
+//! A port is a `PortId` (an index into the engine's port table) with `Roles`: inside,
+//! outside, or both (one-armed mode). `layout` maps the configuration to ports, once.
+//! Direction is never read off the arrival port alone: `Roles::inside_for` (through
+//! `Engine::inside4`/`inside6`) decides whether an address on a port is on the inside,
+//! so a port with both roles works by its inside prefixes.
+
+use super::Engine;
+use crate::wire::ethernet::Mac;
+use firmware_config::Config;
+use ipnet::{Ipv4Net, Ipv6Net};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// A data port: its index in the engine's port table (the order of `layout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortId(pub u8);
+
+impl PortId {
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
+/// What a port faces. A port may have both roles (one-armed mode: one NIC carries the
+/// inside and the outside, and the inside prefixes tell the two apart, see
+/// `Roles::inside_for`); room for `sync`/`mgmt` later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Roles {
+    pub inside: bool,
+    pub outside: bool,
+}
+
+impl Roles {
+    pub const INSIDE: Roles = Roles {
+        inside: true,
+        outside: false,
+    };
+    pub const OUTSIDE: Roles = Roles {
+        inside: false,
+        outside: true,
+    };
+    /// One-armed mode.
+    pub const BOTH: Roles = Roles {
+        inside: true,
+        outside: true,
+    };
+
+    /// Whether an address seen on a port with these roles (the source of a packet that
+    /// arrived there, or the destination of one that leaves by it) is on the inside:
+    /// always on an inside-only port, never on an outside-only one, and on a port with
+    /// both roles when `in_inside_prefix` says so. The one place the engine decides
+    /// direction; `in_inside_prefix` runs only for a port with both roles.
+    pub fn inside_for(self, in_inside_prefix: impl FnOnce() -> bool) -> bool {
+        self.inside && (!self.outside || in_inside_prefix())
+    }
+
+    /// For display: `inside`, `outside` or `inside+outside`.
+    pub fn label(self) -> &'static str {
+        match (self.inside, self.outside) {
+            (true, true) => "inside+outside",
+            (true, false) => "inside",
+            (false, true) => "outside",
+            (false, false) => "none",
+        }
+    }
+}
+
+/// A port the configuration names: its settings and its roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortConfig<'a> {
+    pub id: PortId,
+    pub port: &'a firmware_config::Port,
+    pub roles: Roles,
+}
+
+/// The data ports of `config`, in port-id order, with their roles: `[inside]` is port
+/// 0 (inside), `[outside]` port 1 (outside). The only place that maps the
+/// configuration's sections to ports and roles: a one-armed configuration changes
+/// this function alone.
+pub fn layout(config: &Config) -> Vec<PortConfig<'_>> {
+    [
+        (&config.inside, Roles::INSIDE),
+        (&config.outside, Roles::OUTSIDE),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (port, roles))| PortConfig {
+        // At most a handful of ports: the configuration names two.
+        id: PortId(i as u8),
+        port,
+        roles,
+    })
+    .collect()
+}
+
+/// What the I/O layer knows about a port that the configuration does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortSetup {
+    pub mac: Mac,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct PortState {
+    /// The configuration's interface name (or MAC), for display.
+    pub(super) name: String,
+    pub(super) roles: Roles,
+    pub(super) mac: Mac,
+    pub(super) ipv4: Option<Ipv4Net>,
+    /// The directed broadcast address of `ipv4` (none for /31 and /32).
+    pub(super) broadcast4: Option<Ipv4Addr>,
+    pub(super) ipv6: Option<Ipv6Net>,
+    pub(super) link_local: Ipv6Addr,
+    pub(super) mtu: usize,
+}
+
+/// A port as the shell shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortInfo {
+    pub port: PortId,
+    /// The configuration's interface name (or MAC).
+    pub name: String,
+    pub roles: Roles,
+    pub mac: Mac,
+    pub ipv4: Option<Ipv4Net>,
+    pub ipv6: Option<Ipv6Net>,
+    pub link_local: Ipv6Addr,
+    pub mtu: usize,
+}
+
+impl PortState {
+    pub(super) fn new(c: &PortConfig<'_>, setup: PortSetup) -> PortState {
+        let p = c.port;
+        PortState {
+            name: p.port.clone(),
+            roles: c.roles,
+            mac: setup.mac,
+            ipv4: p.ipv4,
+            broadcast4: p
+                .ipv4
+                .filter(|n| n.prefix_len() < 31)
+                .map(|n| n.broadcast()),
+            ipv6: p.ipv6,
+            link_local: link_local(setup.mac),
+            mtu: usize::from(p.mtu),
+        }
+    }
+}
+
+/// The largest MTU of the ports of `config`: what the engine's frame buffers hold.
+pub(super) fn max_mtu(config: &Config) -> usize {
+    layout(config)
+        .iter()
+        .map(|c| usize::from(c.port.mtu))
+        .max()
+        .unwrap_or(0)
+}
+
+/// The EUI-64 link-local address of a MAC (RFC 4291 appendix A).
+pub(super) fn link_local(mac: Mac) -> Ipv6Addr {
+    let m = mac.0;
+    Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        m[0] ^ 2,
+        m[1],
+        m[2],
+        0xff,
+        0xfe,
+        m[3],
+        m[4],
+        m[5],
+    ])
+}
+
+impl Engine {
+    /// The box's IPv4 addresses on a port: the port address, plus the pool on the
+    /// outside (the gateway must be able to reach every pool address).
+    pub(super) fn owns4(&self, port: PortId, addr: Ipv4Addr) -> bool {
+        let p = &self.ports[port.index()];
+        p.ipv4.is_some_and(|n| n.addr() == addr) || (p.roles.outside && self.nat.is_pool_addr(addr))
+    }
+
+    /// The port ids, in order.
+    pub(super) fn port_ids(&self) -> impl Iterator<Item = PortId> {
+        // `layout` names at most a handful of ports.
+        (0..self.ports.len() as u8).map(PortId)
+    }
+
+    /// Whether IPv4 `addr`, seen on `port`, is on the inside (see `Roles::inside_for`;
+    /// the NAT's inside prefixes decide on a port with both roles).
+    pub(super) fn inside4(&self, port: PortId, addr: Ipv4Addr) -> bool {
+        self.ports[port.index()]
+            .roles
+            .inside_for(|| self.nat.translates(addr))
+    }
+
+    /// As `inside4`, for IPv6 (the filter's inside prefixes decide).
+    pub(super) fn inside6(&self, port: PortId, addr: &Ipv6Addr) -> bool {
+        self.ports[port.index()]
+            .roles
+            .inside_for(|| self.fw6.is_inside(addr))
+    }
+
+    /// The address the box speaks from on a port.
+    pub(super) fn source4(&self, port: PortId) -> Option<Ipv4Addr> {
+        self.ports[port.index()]
+            .ipv4
+            .map(|n| n.addr())
+            .or_else(|| self.nat.pool().first().copied())
+    }
+
+    /// Whether `addr` is on-link on `port`: in the port's IPv4 prefix (a port without
+    /// one has no IPv4 neighbours). Every route's next hop is (the configuration checks).
+    pub(super) fn on_link4(&self, port: PortId, addr: Ipv4Addr) -> bool {
+        self.ports[port.index()]
+            .ipv4
+            .is_some_and(|n| n.contains(&addr))
+    }
+
+    /// The box's IPv6 addresses on a port: its link-local and its global address.
+    pub(super) fn owns6(&self, port: PortId, addr: &Ipv6Addr) -> bool {
+        let p = &self.ports[port.index()];
+        p.link_local == *addr || p.ipv6.is_some_and(|n| n.addr() == *addr)
+    }
+
+    /// Whether `addr` is on-link on `port`: link-local, or in the port's IPv6 prefix.
+    pub(super) fn on_link6(&self, port: PortId, addr: &Ipv6Addr) -> bool {
+        addr.is_unicast_link_local()
+            || self.ports[port.index()]
+                .ipv6
+                .is_some_and(|n| n.contains(addr))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::PortSetup;
+
+    fn config() -> Config {
+        firmware_config::from_toml(include_str!("../../../natbox.toml")).unwrap()
+    }
+
+    /// Issue #16: `[inside]` is port 0 with the inside role, `[outside]` port 1 with
+    /// the outside role, and nothing else maps configuration sections to ports.
+    #[test]
+    fn layout_maps_inside_then_outside() {
+        let c = config();
+        let layout = layout(&c);
+        assert_eq!(layout.len(), 2);
+        assert_eq!((layout[0].id, layout[0].roles), (PortId(0), Roles::INSIDE));
+        assert_eq!((layout[1].id, layout[1].roles), (PortId(1), Roles::OUTSIDE));
+        assert_eq!(layout[0].port, &c.inside);
+        assert_eq!(layout[1].port, &c.outside);
+    }
+
+    /// A single-role port decides direction by its role alone, without looking at the
+    /// address (the packet path pays no prefix lookup for it); a port with both roles
+    /// decides by the inside prefixes.
+    #[test]
+    fn direction_is_by_role_and_by_prefix_only_on_a_port_with_both_roles() {
+        let never = || -> bool { panic!("a single-role port looked at the address") };
+        assert!(Roles::INSIDE.inside_for(never));
+        assert!(!Roles::OUTSIDE.inside_for(never));
+        assert!(Roles::BOTH.inside_for(|| true));
+        assert!(!Roles::BOTH.inside_for(|| false));
+        assert!(
+            !Roles::default().inside_for(|| true),
+            "no role faces nothing"
+        );
+    }
+
+    /// One-armed mode (a later configuration): on a port with both roles, a source in
+    /// the NAT's (IPv4) or the filter's (IPv6) inside prefixes is from the inside and
+    /// anything else from the outside; the pool is the box's on that port.
+    #[test]
+    fn a_port_with_both_roles_tells_sides_apart_by_the_inside_prefixes() {
+        let c = config();
+        let setup = PortSetup {
+            mac: Mac([2, 0, 0, 0, 0, 1]),
+        };
+        let mut engine = Engine::new(&c, &[setup; 2]);
+        let port = PortId(0);
+        engine.ports[port.index()].roles = Roles::BOTH;
+        let inside4 = c.nat_inside_prefixes()[0].addr();
+        let remote4 = Ipv4Addr::new(203, 0, 113, 9);
+        assert!(engine.inside4(port, inside4));
+        assert!(!engine.inside4(port, remote4));
+        let pool = c.nat_pool()[0];
+        assert!(
+            engine.owns4(port, pool),
+            "the pool answers on an outside-facing port"
+        );
+        let inside6 = c.ipv6_inside_prefixes()[0].addr();
+        assert!(engine.inside6(port, &inside6));
+        assert!(!engine.inside6(port, &"2001:db8:ffff::9".parse().unwrap()));
+        // The other port keeps its single role.
+        assert!(!engine.inside4(PortId(1), inside4));
+    }
+}

@@ -1,0 +1,83 @@
+//! Read-only views of the engine for the shell, metrics and tests, and the table
+//! sizing the box checks against its memory before it builds an engine.
+
+use super::fw6::Fw6;
+use super::nat44::Nat44;
+use super::neigh;
+use super::port::{self, PortId, PortInfo};
+use super::route::Routes;
+use super::stats::Stats;
+use super::{Engine, ETH, POOL_BUFFERS};
+use firmware_config::Config;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+impl Engine {
+    /// The most bytes an engine for `config` holds in its tables and buffers, for a
+    /// check against the memory the box has before it is built.
+    pub fn table_bytes(config: &Config) -> usize {
+        Nat44::table_bytes(config)
+            + Fw6::table_bytes(config)
+            + POOL_BUFFERS * (ETH + port::max_mtu(config))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn clear_stats(&mut self) {
+        self.stats = Stats::new(self.ports.len());
+        self.nat.events_mut().clear_counters();
+    }
+
+    pub fn nat(&self) -> &Nat44 {
+        &self.nat
+    }
+
+    pub fn nat_mut(&mut self) -> &mut Nat44 {
+        &mut self.nat
+    }
+
+    pub fn fw6(&self) -> &Fw6 {
+        &self.fw6
+    }
+
+    pub fn fw6_mut(&mut self) -> &mut Fw6 {
+        &mut self.fw6
+    }
+
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+
+    pub fn neighbours4(&self, now_ms: u64) -> Vec<neigh::NeighbourInfo<Ipv4Addr>> {
+        self.arp.list(now_ms)
+    }
+
+    pub fn neighbours6(&self, now_ms: u64) -> Vec<neigh::NeighbourInfo<Ipv6Addr>> {
+        self.ndp.list(now_ms)
+    }
+
+    /// The ports, in `PortId` order.
+    pub fn ports(&self) -> impl Iterator<Item = PortInfo> + '_ {
+        self.port_ids().map(|id| self.port_info(id))
+    }
+
+    /// One port as the shell shows it.
+    pub fn port_info(&self, port: PortId) -> PortInfo {
+        let p = &self.ports[port.index()];
+        PortInfo {
+            port,
+            name: p.name.clone(),
+            roles: p.roles,
+            mac: p.mac,
+            ipv4: p.ipv4,
+            ipv6: p.ipv6,
+            link_local: p.link_local,
+            mtu: p.mtu,
+        }
+    }
+}
