@@ -105,7 +105,7 @@ pub(crate) fn schema(
         }
         let field = join(path.as_deref(), name);
         let fix = match name {
-            "inside" | "outside" => format!("missing; add an [{name}] table with port and ipv4"),
+            "outside" => format!("missing; add an [{name}] table with port and ipv4"),
             _ => format!("missing; add `{name} = ...`"),
         };
         (Some(field), fix)

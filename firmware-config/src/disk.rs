@@ -44,7 +44,9 @@
 //!   checked-in image `tests/data/v1.img` holds the test to that. Version 2 appended
 //!   fields at the end of the encoding (`log.event_rate`, then `metrics`), so a
 //!   version-1 payload decodes as version 2 once the encoding of their defaults is
-//!   appended.
+//!   appended. Version 3 made `inside` optional (one-armed mode): a version-2 payload
+//!   decodes as version 3 once the `Some` tag is put in front of its `inside`, which
+//!   follows the host name; `tests/data/v2.img` holds the test to that.
 //! - The device may be shorter than the full layout as long as it holds what the slots
 //!   use; bytes past the end read as missing, never as zeros.
 
@@ -62,7 +64,7 @@ pub const SLOT_MAGIC: [u8; 8] = *b"NATBOXCF";
 /// The disk header layout this binary writes and the newest it reads.
 pub const LAYOUT_VERSION: u16 = 1;
 /// The slot format this binary writes and the newest it reads.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// Bytes before slot A; slots are multiples of this too.
 pub const BLOCK: u64 = 4096;
 /// Size of the images `natbox-config build` makes.
@@ -429,6 +431,9 @@ fn slot_header(payload: &[u8], generation: u64) -> [u8; HEADER_LEN] {
     h
 }
 
+/// Postcard's tag of an `Option` that holds a value.
+const POSTCARD_SOME: u8 = 1;
+
 /// Decodes a payload of format `version` (every version up to `FORMAT_VERSION`).
 fn decode(version: u16, payload: &[u8]) -> Result<Config, SlotProblem> {
     match version {
@@ -441,6 +446,12 @@ fn decode(version: u16, payload: &[u8]) -> Result<Config, SlotProblem> {
             decode(2, &[payload, &tail].concat())
         }
         2 => {
+            let (_hostname, inside) = postcard::take_from_bytes::<String>(payload)
+                .map_err(|e| SlotProblem::Decode(e.to_string()))?;
+            let hostname = &payload[..payload.len() - inside.len()];
+            decode(3, &[hostname, &[POSTCARD_SOME], inside].concat())
+        }
+        3 => {
             let (config, rest) = postcard::take_from_bytes::<Config>(payload)
                 .map_err(|e| SlotProblem::Decode(e.to_string()))?;
             if !rest.is_empty() {
@@ -821,17 +832,18 @@ mod tests {
     fn newer_format_is_refused_by_name() {
         let mut d = disk(MIN_DISK_SIZE);
         write(&mut d, &config()).expect("gen 1");
-        d.get_mut()[BLOCK as usize + 8] = 3;
+        let newer = FORMAT_VERSION + 1;
+        d.get_mut()[BLOCK as usize + 8..BLOCK as usize + 10].copy_from_slice(&newer.to_le_bytes());
         let err = read(&mut d).expect_err("newer");
         assert_eq!(
             err.to_string(),
-            "no valid config: slot A: format version 3 is newer than this binary supports \
-             (2); upgrade natbox; slot B: empty; write one with `natbox-config build`"
+            "no valid config: slot A: format version 4 is newer than this binary supports \
+             (3); upgrade natbox; slot B: empty; write one with `natbox-config build`"
         );
         let err = write(&mut d, &config()).expect_err("must not overwrite");
         assert_eq!(
             err.to_string(),
-            "slot A: format version 3 is newer than this binary supports (2); upgrade \
+            "slot A: format version 4 is newer than this binary supports (3); upgrade \
              natbox-config before writing"
         );
     }

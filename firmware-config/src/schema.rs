@@ -2,7 +2,12 @@
 //! and as the metadata disk carries it (postcard).
 //!
 //! Every field that can have a sensible default has one, so a minimal file names only the
-//! two ports and their addresses. Defaults follow the RFCs the engine implements:
+//! ports and their addresses.
+//!
+//! Two layouts: with `[inside]` and `[outside]` the box sits between two networks on two
+//! NICs; with `[outside]` alone it is **one-armed** (a cloud NAT instance with one NIC):
+//! the one port carries both the hosts being translated, which `nat.inside_prefixes`
+//! (and `ipv6.inside_prefixes`) name, and the way to the default gateway. Defaults follow the RFCs the engine implements:
 //! timeouts from RFC 4787 REQ-5 / RFC 5382 REQ-5 / RFC 5508 REQ-2 / RFC 6888 / RFC 7857,
 //! endpoint-independent filtering (RFC 4787 REQ-8 recommends EIF for application
 //! transparency), a 120 s port-reuse hold (RFC 6888 REQ-8).
@@ -20,8 +25,9 @@ pub struct Config {
     /// Shown in the shell prompt and the boot banner.
     #[serde(default = "default_hostname")]
     pub hostname: String,
-    /// The private side: the hosts being translated live here.
-    pub inside: Port,
+    /// The private side: the hosts being translated live here. Absent: one-armed, the
+    /// outside port carries them too (format version 3).
+    pub inside: Option<Port>,
     /// The public side: the pool addresses and the default gateways live here.
     pub outside: Port,
     #[serde(default)]
@@ -84,6 +90,7 @@ pub struct Nat {
     pub port_min: u16,
     pub port_max: u16,
     /// Which inside sources are translated; empty means the inside connected prefix.
+    /// Required one-armed: there it also decides which sources are inside at all.
     pub inside_prefixes: Vec<Ipv4Net>,
     pub filtering: Filtering,
     /// Global bound on translated sessions.
@@ -123,7 +130,7 @@ pub struct Ipv6Filter {
     /// Route IPv6 at all.
     pub enabled: bool,
     /// Inside prefixes allowed as sources of outbound traffic; empty means the inside
-    /// connected prefix.
+    /// connected prefix (and, one-armed, no IPv6 forwarding).
     pub inside_prefixes: Vec<Ipv6Net>,
     /// Global bound on IPv6 filter states.
     pub max_states: u32,
@@ -185,8 +192,9 @@ pub struct Log {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Metrics {
-    /// Address and TCP port on the inside port where `GET /metrics` is served (one of
-    /// the inside port's own addresses); none means not served.
+    /// Address and TCP port where `GET /metrics` is served: one of the inside port's own
+    /// addresses (one-armed: the port's, answered to inside sources only); none means
+    /// not served.
     pub listen: Option<std::net::SocketAddr>,
 }
 
@@ -260,6 +268,30 @@ impl Default for Log {
 }
 
 impl Config {
+    /// Whether the box runs with one port (`[outside]` without `[inside]`).
+    pub fn one_armed(&self) -> bool {
+        self.inside.is_none()
+    }
+
+    /// The configured ports with their section names, inside first.
+    pub fn ports(&self) -> impl Iterator<Item = (&'static str, &Port)> {
+        let inside = self.inside.as_ref().map(|p| ("inside", p));
+        inside.into_iter().chain([("outside", &self.outside)])
+    }
+
+    /// The port the hosts being translated live on: `inside`, or one-armed `outside`.
+    pub fn inside_port(&self) -> &Port {
+        self.inside.as_ref().unwrap_or(&self.outside)
+    }
+
+    /// The largest MTU of any port (the size of the engine's frame buffers).
+    pub fn max_mtu(&self) -> u16 {
+        self.ports()
+            .map(|(_, p)| p.mtu)
+            .max()
+            .unwrap_or(self.outside.mtu)
+    }
+
     /// The public addresses of the NAT pool, with the default applied.
     pub fn nat_pool(&self) -> Vec<Ipv4Addr> {
         if self.nat.pool.is_empty() {
@@ -272,7 +304,8 @@ impl Config {
     /// The IPv4 prefixes whose sources are translated, with the default applied.
     pub fn nat_inside_prefixes(&self) -> Vec<Ipv4Net> {
         if self.nat.inside_prefixes.is_empty() {
-            self.inside.ipv4.iter().map(|n| n.trunc()).collect()
+            let inside = self.inside.as_ref().and_then(|p| p.ipv4);
+            inside.iter().map(|n| n.trunc()).collect()
         } else {
             self.nat.inside_prefixes.clone()
         }
@@ -281,7 +314,8 @@ impl Config {
     /// The IPv6 prefixes allowed as outbound sources, with the default applied.
     pub fn ipv6_inside_prefixes(&self) -> Vec<Ipv6Net> {
         if self.ipv6.inside_prefixes.is_empty() {
-            self.inside.ipv6.iter().map(|n| n.trunc()).collect()
+            let inside = self.inside.as_ref().and_then(|p| p.ipv6);
+            inside.iter().map(|n| n.trunc()).collect()
         } else {
             self.ipv6.inside_prefixes.clone()
         }

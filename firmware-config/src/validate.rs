@@ -13,11 +13,17 @@
 //! - host name: RFC 1123 section 2.1;
 //! - MSS clamp: RFC 9293 section 3.7.1 (every IPv4 host accepts 536).
 //!
+//! One-armed (`[outside]` without `[inside]`): `nat.inside_prefixes` is required, since
+//! it alone says which sources are inside; the inside prefixes may contain the port's
+//! own network and the pool (a VPC's CIDR holds the box's private address, which the
+//! cloud maps 1:1 to a public one), so the rules that keep inside and outside apart
+//! apply to two-port configs only.
+//!
 //! A config that passes is safe for the engine to act on: no empty ranges, no zero
 //! limits, no gateway it cannot reach.
 
 use crate::schema::{Config, Port};
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// One broken rule: `field: problem (fix)`.
@@ -48,7 +54,7 @@ pub const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
 pub fn validate(config: &Config) -> Result<(), Vec<ValidationError>> {
     let mut errors = Errors(Vec::new());
     hostname(config, &mut errors);
-    for (name, port) in [("inside", &config.inside), ("outside", &config.outside)] {
+    for (name, port) in config.ports() {
         port_name(name, port, &mut errors);
         port_addresses(name, port, &mut errors);
         gateways(name, port, &mut errors);
@@ -174,7 +180,10 @@ fn port_key(p: &str) -> String {
 }
 
 fn ports_distinct(config: &Config, errors: &mut Errors) {
-    let (inside, outside) = (&config.inside.port, &config.outside.port);
+    let Some(inside) = config.inside.as_ref().map(|p| &p.port) else {
+        return;
+    };
+    let outside = &config.outside.port;
     if !inside.is_empty() && port_key(inside) == port_key(outside) {
         errors.fail(
             "outside.port",
@@ -329,13 +338,16 @@ fn gateways(name: &str, port: &Port, errors: &mut Errors) {
 }
 
 fn one_default_gateway(config: &Config, errors: &mut Errors) {
-    if config.inside.gateway4.is_some() && config.outside.gateway4.is_some() {
+    let Some(inside) = &config.inside else {
+        return;
+    };
+    if inside.gateway4.is_some() && config.outside.gateway4.is_some() {
         errors.fail(
             "inside.gateway4",
             "a default gateway is also set on outside; keep only one (normally outside.gateway4)",
         );
     }
-    if config.inside.gateway6.is_some() && config.outside.gateway6.is_some() {
+    if inside.gateway6.is_some() && config.outside.gateway6.is_some() {
         errors.fail(
             "inside.gateway6",
             "a default gateway is also set on outside; keep only one (normally outside.gateway6)",
@@ -419,11 +431,18 @@ fn required_addresses(config: &Config, errors: &mut Errors) {
             "missing: the NAT pool defaults to this address; set outside.ipv4 or nat.pool",
         );
     }
-    if config.inside.ipv4.is_none() && config.nat.inside_prefixes.is_empty() {
-        errors.fail(
-            "inside.ipv4",
-            "missing: set the box's inside address, e.g. \"10.10.0.1/24\"",
-        );
+    match &config.inside {
+        Some(inside) if inside.ipv4.is_none() && config.nat.inside_prefixes.is_empty() => errors
+            .fail(
+                "inside.ipv4",
+                "missing: set the box's inside address, e.g. \"10.10.0.1/24\"",
+            ),
+        None if config.nat.inside_prefixes.is_empty() => errors.fail(
+            "nat.inside_prefixes",
+            "missing: without [inside] the box is one-armed and translates only these \
+             sources; list them, e.g. the VPC's CIDR [\"10.0.0.0/16\"] (or add [inside])",
+        ),
+        _ => {}
     }
 }
 
@@ -471,7 +490,10 @@ fn pool(config: &Config, errors: &mut Errors) {
                 field,
                 format!("{addr} is listed twice (also nat.pool[{first}]); remove one"),
             );
-        } else if let Some(prefix) = inside.iter().find(|p| p.contains(&addr)) {
+        } else if let Some(prefix) = inside
+            .iter()
+            .find(|p| !config.one_armed() && p.contains(&addr))
+        {
             errors.fail(
                 field,
                 format!(
@@ -483,73 +505,73 @@ fn pool(config: &Config, errors: &mut Errors) {
     }
 }
 
-fn overlaps4(a: Ipv4Net, b: Ipv4Net) -> bool {
-    a.contains(&b.network()) || b.contains(&a.network())
+/// Checks one family's inside prefixes: no host bits, and (two-port) no overlap with
+/// the outside port's network. `configured` are the `field`'s own entries, `effective`
+/// the prefixes in force (the inside connected prefix when none are configured, named
+/// by `default_field`).
+fn inside_prefix_rules(
+    field: &str,
+    default_field: &str,
+    configured: &[IpNet],
+    effective: &[IpNet],
+    outside: Option<IpNet>,
+    config: &Config,
+    errors: &mut Errors,
+) {
+    for (i, p) in configured.iter().enumerate() {
+        if *p != p.trunc() {
+            errors.fail(
+                format!("{field}[{i}]"),
+                format!("{p} has host bits set; write \"{}\"", p.trunc()),
+            );
+        }
+    }
+    let Some(outside) = outside.filter(|_| !config.one_armed()) else {
+        return;
+    };
+    let outside = outside.trunc();
+    for (i, p) in effective.iter().enumerate() {
+        if p.contains(&outside) || outside.contains(p) {
+            let field = if configured.is_empty() {
+                default_field.to_string()
+            } else {
+                format!("{field}[{i}]")
+            };
+            errors.fail(
+                field,
+                format!(
+                    "{p} overlaps the outside prefix {outside}; inside and outside must \
+                     be different networks"
+                ),
+            );
+        }
+    }
 }
 
-fn overlaps6(a: Ipv6Net, b: Ipv6Net) -> bool {
-    a.contains(&b.network()) || b.contains(&a.network())
+/// Prefixes of either family as `IpNet`s, so one rule checks both.
+fn nets<T: Into<IpNet> + Copy>(prefixes: &[T]) -> Vec<IpNet> {
+    prefixes.iter().map(|&p| p.into()).collect()
 }
 
 fn inside_prefixes(config: &Config, errors: &mut Errors) {
-    for (i, p) in config.nat.inside_prefixes.iter().enumerate() {
-        if *p != p.trunc() {
-            errors.fail(
-                format!("nat.inside_prefixes[{i}]"),
-                format!("{p} has host bits set; write \"{}\"", p.trunc()),
-            );
-        }
-    }
-    for (i, p) in config.ipv6.inside_prefixes.iter().enumerate() {
-        if *p != p.trunc() {
-            errors.fail(
-                format!("ipv6.inside_prefixes[{i}]"),
-                format!("{p} has host bits set; write \"{}\"", p.trunc()),
-            );
-        }
-    }
-    if let Some(outside) = config.outside.ipv4 {
-        let outside = outside.trunc();
-        let fields: Vec<String> = if config.nat.inside_prefixes.is_empty() {
-            vec!["inside.ipv4".into()]
-        } else {
-            (0..config.nat.inside_prefixes.len())
-                .map(|i| format!("nat.inside_prefixes[{i}]"))
-                .collect()
-        };
-        for (field, p) in fields.into_iter().zip(config.nat_inside_prefixes()) {
-            if overlaps4(p, outside) {
-                errors.fail(
-                    field,
-                    format!(
-                        "{p} overlaps the outside prefix {outside}; inside and outside must \
-                         be different networks"
-                    ),
-                );
-            }
-        }
-    }
-    if let Some(outside) = config.outside.ipv6 {
-        let outside = outside.trunc();
-        let fields: Vec<String> = if config.ipv6.inside_prefixes.is_empty() {
-            vec!["inside.ipv6".into()]
-        } else {
-            (0..config.ipv6.inside_prefixes.len())
-                .map(|i| format!("ipv6.inside_prefixes[{i}]"))
-                .collect()
-        };
-        for (field, p) in fields.into_iter().zip(config.ipv6_inside_prefixes()) {
-            if overlaps6(p, outside) {
-                errors.fail(
-                    field,
-                    format!(
-                        "{p} overlaps the outside prefix {outside}; inside and outside must \
-                         be different networks"
-                    ),
-                );
-            }
-        }
-    }
+    inside_prefix_rules(
+        "nat.inside_prefixes",
+        "inside.ipv4",
+        &nets(&config.nat.inside_prefixes),
+        &nets(&config.nat_inside_prefixes()),
+        config.outside.ipv4.map(Into::into),
+        config,
+        errors,
+    );
+    inside_prefix_rules(
+        "ipv6.inside_prefixes",
+        "inside.ipv6",
+        &nets(&config.ipv6.inside_prefixes),
+        &nets(&config.ipv6_inside_prefixes()),
+        config.outside.ipv6.map(Into::into),
+        config,
+        errors,
+    );
 }
 
 fn limits(config: &Config, errors: &mut Errors) {
@@ -600,10 +622,8 @@ fn limits(config: &Config, errors: &mut Errors) {
 
 fn mss_clamp(config: &Config, errors: &mut Errors) {
     let mss = config.nat.mss_clamp;
-    let smaller_mtu = config.inside.mtu.min(config.outside.mtu);
-    if !MTU_RANGE.contains(&smaller_mtu)
-        || !MTU_RANGE.contains(&config.inside.mtu.max(config.outside.mtu))
-    {
+    let smaller_mtu = config.ports().map(|(_, p)| p.mtu).min().unwrap_or(0);
+    if !MTU_RANGE.contains(&smaller_mtu) || !MTU_RANGE.contains(&config.max_mtu()) {
         return; // an MTU out of range is reported by its own rule
     }
     let max = smaller_mtu - 40;
@@ -697,9 +717,10 @@ fn metrics(config: &Config, errors: &mut Errors) {
     let Some(listen) = config.metrics.listen else {
         return;
     };
+    let port = config.inside_port();
     let inside = [
-        config.inside.ipv4.map(|n| std::net::IpAddr::V4(n.addr())),
-        config.inside.ipv6.map(|n| std::net::IpAddr::V6(n.addr())),
+        port.ipv4.map(|n| std::net::IpAddr::V4(n.addr())),
+        port.ipv6.map(|n| std::net::IpAddr::V6(n.addr())),
     ];
     if !inside.contains(&Some(listen.ip())) {
         let own: Vec<String> = inside.iter().flatten().map(|a| a.to_string()).collect();
@@ -787,6 +808,11 @@ mod tests {
         crate::from_toml(include_str!("../tests/data/base.toml")).expect("base.toml is valid")
     }
 
+    /// The inside port of a two-port config.
+    fn inside(c: &mut Config) -> &mut Port {
+        c.inside.as_mut().expect("base.toml has [inside]")
+    }
+
     /// The broken rules of `base` after `change`, as `field: message` lines.
     fn broken(change: impl FnOnce(&mut Config)) -> Vec<String> {
         let mut c = base();
@@ -834,7 +860,7 @@ mod tests {
     #[test]
     fn port_missing() {
         assert_broken(
-            |c| c.inside.port = String::new(),
+            |c| inside(c).port = String::new(),
             "inside.port: missing: set the interface name (e.g. \"eth0\") or MAC address \
              (e.g. \"52:54:00:12:34:56\")",
         );
@@ -843,7 +869,7 @@ mod tests {
     #[test]
     fn port_bad_mac() {
         assert_broken(
-            |c| c.inside.port = "52:54:00:12:34".into(),
+            |c| inside(c).port = "52:54:00:12:34".into(),
             "inside.port: \"52:54:00:12:34\": not a MAC address; write six hex pairs \
              separated by ':', e.g. \"52:54:00:12:34:56\" (interface names cannot contain ':')",
         );
@@ -874,7 +900,7 @@ mod tests {
     #[test]
     fn port_name_too_long() {
         assert_broken(
-            |c| c.inside.port = "enp0s31f6-is-too-long".into(),
+            |c| inside(c).port = "enp0s31f6-is-too-long".into(),
             "inside.port: \"enp0s31f6-is-too-long\": interface names are at most 15 \
              characters (Linux IFNAMSIZ); use the name `ip link` shows, or the MAC address",
         );
@@ -883,11 +909,11 @@ mod tests {
     #[test]
     fn port_name_bad_chars() {
         assert_broken(
-            |c| c.inside.port = "eth 0".into(),
+            |c| inside(c).port = "eth 0".into(),
             "inside.port: \"eth 0\": not an interface name (no '/' or spaces); use the name \
              `ip link` shows, or the MAC address",
         );
-        assert_eq!(broken(|c| c.inside.port = "a/b".into()).len(), 1);
+        assert_eq!(broken(|c| inside(c).port = "a/b".into()).len(), 1);
     }
 
     #[test]
@@ -899,7 +925,7 @@ mod tests {
         );
         assert_broken(
             |c| {
-                c.inside.port = "52:54:00:00:00:01".into();
+                inside(c).port = "52:54:00:00:00:01".into();
                 c.outside.port = "52:54:00:00:00:01".to_uppercase();
             },
             "outside.port: \"52:54:00:00:00:01\" is also inside.port; inside and outside \
@@ -910,7 +936,7 @@ mod tests {
     #[test]
     fn port_ipv4_not_unicast() {
         assert_broken(
-            |c| c.inside.ipv4 = Some("224.0.0.1/24".parse().expect("net")),
+            |c| inside(c).ipv4 = Some("224.0.0.1/24".parse().expect("net")),
             "inside.ipv4: 224.0.0.1/24: 224.0.0.1 is a multicast address; give the box's \
              own unicast address",
         );
@@ -919,12 +945,12 @@ mod tests {
     #[test]
     fn port_ipv4_network_address() {
         assert_broken(
-            |c| c.inside.ipv4 = Some("10.10.0.0/24".parse().expect("net")),
+            |c| inside(c).ipv4 = Some("10.10.0.0/24".parse().expect("net")),
             "inside.ipv4: 10.10.0.0/24: 10.10.0.0 is the network address of 10.10.0.0/24; \
              give the box's own address, e.g. \"10.10.0.1/24\"",
         );
         assert_eq!(
-            broken(|c| c.inside.ipv4 = Some("10.10.0.255/24".parse().expect("net"))).len(),
+            broken(|c| inside(c).ipv4 = Some("10.10.0.255/24".parse().expect("net"))).len(),
             1
         );
     }
@@ -932,7 +958,7 @@ mod tests {
     #[test]
     fn port_ipv6_not_unicast() {
         assert_broken(
-            |c| c.inside.ipv6 = Some("ff02::1/64".parse().expect("net")),
+            |c| inside(c).ipv6 = Some("ff02::1/64".parse().expect("net")),
             "inside.ipv6: ff02::1/64: ff02::1 is a multicast address; give the box's own \
              unicast address",
         );
@@ -941,7 +967,7 @@ mod tests {
     #[test]
     fn port_ipv6_anycast() {
         assert_broken(
-            |c| c.inside.ipv6 = Some("2001:db8:10::/64".parse().expect("net")),
+            |c| inside(c).ipv6 = Some("2001:db8:10::/64".parse().expect("net")),
             "inside.ipv6: 2001:db8:10::/64: 2001:db8:10:: is the subnet-router anycast \
              address of 2001:db8:10::/64; give the box's own address, e.g. \
              \"2001:db8:10::1/64\"",
@@ -1032,12 +1058,12 @@ mod tests {
     #[test]
     fn one_gateway_per_family() {
         assert_broken(
-            |c| c.inside.gateway4 = Some("10.10.0.254".parse().expect("addr")),
+            |c| inside(c).gateway4 = Some("10.10.0.254".parse().expect("addr")),
             "inside.gateway4: a default gateway is also set on outside; keep only one \
              (normally outside.gateway4)",
         );
         assert_broken(
-            |c| c.inside.gateway6 = Some("fe80::1".parse().expect("addr")),
+            |c| inside(c).gateway6 = Some("fe80::1".parse().expect("addr")),
             "inside.gateway6: a default gateway is also set on outside; keep only one \
              (normally outside.gateway6)",
         );
@@ -1046,7 +1072,7 @@ mod tests {
     #[test]
     fn route_host_bits() {
         assert_broken(
-            |c| c.inside.routes = vec![route("10.20.0.5/16", "10.10.0.254")],
+            |c| inside(c).routes = vec![route("10.20.0.5/16", "10.10.0.254")],
             "inside.routes[0].prefix: 10.20.0.5/16 has host bits set; write \"10.20.0.0/16\"",
         );
     }
@@ -1054,7 +1080,7 @@ mod tests {
     #[test]
     fn route_mixed_families() {
         assert_broken(
-            |c| c.inside.routes = vec![route("10.20.0.0/16", "2001:db8:10::fe")],
+            |c| inside(c).routes = vec![route("10.20.0.0/16", "2001:db8:10::fe")],
             "inside.routes[0].via: 2001:db8:10::fe and prefix 10.20.0.0/16 are of different \
              IP versions; the next hop must be of the prefix's version",
         );
@@ -1064,7 +1090,7 @@ mod tests {
     fn route_via_off_link() {
         assert_broken(
             |c| {
-                c.inside.routes = vec![
+                inside(c).routes = vec![
                     route("10.20.0.0/16", "10.10.0.254"),
                     route("2001:db8:20::/48", "fe80::fe"),
                     route("10.30.0.0/16", "10.99.0.1"),
@@ -1079,8 +1105,8 @@ mod tests {
     fn route_via_unset_family() {
         assert_broken(
             |c| {
-                c.inside.ipv6 = None;
-                c.inside.routes = vec![route("2001:db8:20::/48", "2001:db8:10::fe")];
+                inside(c).ipv6 = None;
+                inside(c).routes = vec![route("2001:db8:20::/48", "2001:db8:10::fe")];
             },
             "inside.routes[0].via: 2001:db8:10::fe cannot be reached: inside.ipv6 is not \
              set; set it",
@@ -1090,7 +1116,7 @@ mod tests {
     #[test]
     fn route_via_own_address() {
         assert_broken(
-            |c| c.inside.routes = vec![route("10.20.0.0/16", "10.10.0.1")],
+            |c| inside(c).routes = vec![route("10.20.0.0/16", "10.10.0.1")],
             "inside.routes[0].via: 10.10.0.1 is the box's own address; use the router's \
              address",
         );
@@ -1103,7 +1129,7 @@ mod tests {
             "outside.mtu: 9216 is out of range; use 1280-9000",
         );
         assert_broken(
-            |c| c.inside.mtu = 576,
+            |c| inside(c).mtu = 576,
             "inside.mtu: 576 is out of range; use 1280-9000",
         );
     }
@@ -1123,7 +1149,7 @@ mod tests {
     #[test]
     fn inside_address_required() {
         assert_broken(
-            |c| c.inside.ipv4 = None,
+            |c| inside(c).ipv4 = None,
             "inside.ipv4: missing: set the box's inside address, e.g. \"10.10.0.1/24\"",
         );
     }
@@ -1234,7 +1260,7 @@ mod tests {
              198.51.100.0/24; inside and outside must be different networks",
         );
         assert_broken(
-            |c| c.inside.ipv6 = Some("2001:db8:ff::99/64".parse().expect("net")),
+            |c| inside(c).ipv6 = Some("2001:db8:ff::99/64".parse().expect("net")),
             "inside.ipv6: 2001:db8:ff::/64 overlaps the outside prefix 2001:db8:ff::/64; \
              inside and outside must be different networks",
         );
@@ -1243,7 +1269,7 @@ mod tests {
     #[test]
     fn inside_address_overlaps_outside() {
         let errors = broken(|c| {
-            c.inside.ipv4 = Some("198.51.100.20/24".parse().expect("net"));
+            inside(c).ipv4 = Some("198.51.100.20/24".parse().expect("net"));
             c.outside.port = "wan0".into();
         });
         assert!(errors.contains(
@@ -1383,17 +1409,78 @@ mod tests {
         );
     }
 
+    /// `base` one-armed: no `[inside]`, the outside port on a VPC subnet whose CIDR is
+    /// translated, the pool the port's own private address (the cloud maps it 1:1).
+    fn one_armed(c: &mut Config) {
+        c.inside = None;
+        c.outside.ipv4 = Some("10.0.1.5/24".parse().expect("net"));
+        c.outside.ipv6 = Some("2001:db8:1::5/64".parse().expect("net"));
+        c.outside.gateway4 = Some("10.0.1.1".parse().expect("addr"));
+        c.outside.gateway6 = Some("2001:db8:1::1".parse().expect("addr"));
+        c.nat.pool = vec!["10.0.1.5".parse().expect("addr")];
+        c.nat.inside_prefixes = vec!["10.0.0.0/16".parse().expect("net")];
+        c.ipv6.inside_prefixes = vec!["2001:db8::/48".parse().expect("net")];
+        c.metrics.listen = None;
+    }
+
+    #[test]
+    fn one_armed_translates_its_own_network_with_its_own_address_as_pool() {
+        assert_eq!(broken(one_armed), Vec::<String>::new());
+        // The same relations with two ports are refused: inside and outside overlap,
+        // and the pool is inside the translated prefix.
+        let two_port = broken(|c| {
+            let inside = c.inside.clone();
+            one_armed(c);
+            c.inside = inside;
+        });
+        assert!(
+            two_port.iter().any(|e| e.starts_with("nat.pool[0]")),
+            "{two_port:?}"
+        );
+        assert!(
+            two_port
+                .iter()
+                .any(|e| e.starts_with("nat.inside_prefixes[0]")),
+            "{two_port:?}"
+        );
+    }
+
+    #[test]
+    fn one_armed_requires_the_inside_prefixes() {
+        assert_broken(
+            |c| {
+                one_armed(c);
+                c.nat.inside_prefixes.clear();
+            },
+            "nat.inside_prefixes: missing: without [inside] the box is one-armed and \
+             translates only these sources; list them, e.g. the VPC's CIDR \
+             [\"10.0.0.0/16\"] (or add [inside])",
+        );
+    }
+
+    #[test]
+    fn one_armed_serves_metrics_on_its_one_port() {
+        let listen = Some("10.0.1.5:9100".parse().expect("socket address"));
+        assert_eq!(
+            broken(|c| {
+                one_armed(c);
+                c.metrics.listen = listen;
+            }),
+            Vec::<String>::new()
+        );
+    }
+
     #[test]
     fn metrics_only_on_an_inside_address() {
-        let inside = base().inside.ipv4.expect("inside ipv4").addr();
+        let inside6 = inside(&mut base()).ipv6.expect("inside ipv6").addr();
+        let inside = inside(&mut base()).ipv4.expect("inside ipv4").addr();
         let outside = base().outside.ipv4.expect("outside ipv4").addr();
         assert!(broken(|c| c.metrics.listen = Some((inside, 9100).into())).is_empty());
         assert_broken(
             |c| c.metrics.listen = Some((outside, 9100).into()),
             &format!(
                 "metrics.listen: {outside}:9100: metrics are served only on an address of \
-                 the inside port ({inside}, {}), never on the outside; e.g. \"{inside}:9100\"",
-                base().inside.ipv6.expect("inside ipv6").addr()
+                 the inside port ({inside}, {inside6}), never on the outside; e.g. \"{inside}:9100\""
             ),
         );
         assert_broken(

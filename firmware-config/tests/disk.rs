@@ -384,6 +384,20 @@ fn reads_the_checked_in_format_version_1_image() {
 }
 
 #[test]
+fn reads_the_checked_in_format_version_2_image() {
+    let image = include_bytes!("data/v2.img");
+    assert!(disk::is_metadata_disk(image));
+    // Both slots are format version 2, whose `inside` was not yet optional.
+    assert_eq!(image[SLOT_A + 8..SLOT_A + 10], [2, 0]);
+    assert_eq!(image[SLOT_B + 8..SLOT_B + 10], [2, 0]);
+    let expected = from_toml(include_str!("data/v2.toml")).expect("v2.toml is valid");
+    assert!(expected.inside.is_some());
+    let loaded = disk::read_bytes(image).expect("v2.img reads");
+    assert_eq!(loaded.warnings, Vec::<String>::new());
+    assert_loaded(Ok(loaded), &expected, 2, Slot::B);
+}
+
+#[test]
 fn writes_to_a_file() {
     let dir = std::env::temp_dir().join(format!("natbox-disk-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");

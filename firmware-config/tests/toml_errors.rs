@@ -199,12 +199,29 @@ fn missing_field() {
 
 #[test]
 fn missing_table() {
-    let start = EXAMPLE.find("[inside]").expect("inside");
-    let end = EXAMPLE.find("[outside]").expect("outside");
+    let start = EXAMPLE.find("[outside]").expect("outside");
+    let end = EXAMPLE.find("[nat]").expect("nat");
     assert_error(
         &EXAMPLE[start..end],
         "",
-        "natbox.toml: inside: missing; add an [inside] table with port and ipv4",
+        "natbox.toml: outside: missing; add an [outside] table with port and ipv4",
+    );
+}
+
+#[test]
+fn without_inside_the_box_is_one_armed_and_needs_the_inside_prefixes() {
+    let start = EXAMPLE.find("[inside]").expect("inside");
+    let end = EXAMPLE.find("[outside]").expect("outside");
+    let one_armed = EXAMPLE.replacen(&EXAMPLE[start..end], "", 1);
+    let l = 1 + one_armed.lines().position(|l| l == "[nat]").expect("[nat]");
+    assert_error(
+        &EXAMPLE[start..end],
+        "",
+        &format!(
+            "natbox.toml:{l}: nat.inside_prefixes: missing: without [inside] the box is \
+             one-armed and translates only these sources; list them, e.g. the VPC's CIDR \
+             [\"10.0.0.0/16\"] (or add [inside])"
+        ),
     );
 }
 
