@@ -34,7 +34,7 @@ pub fn run(config: &firmware_config::Config) {
     let (inside, outside) = (role(true), role(false));
     let mut now = 1_000u64;
     let inside_ip = config
-        .inside
+        .inside_port()
         .ipv4
         .map(|n| n.addr())
         .unwrap_or(Ipv4Addr::new(10, 10, 0, 1));

@@ -282,7 +282,7 @@ fn rfc4861_7_3_3_unconfirmed_entry_ages_to_stale_and_is_reprobed_on_use() {
 #[test]
 fn full_neighbour_cache_evicts_least_recently_used() {
     let mut c = config();
-    c.inside.ipv4 = Some("10.10.0.1/16".parse().unwrap());
+    c.inside.as_mut().unwrap().ipv4 = Some("10.10.0.1/16".parse().unwrap());
     let mut h = Harness::new(c);
     let max = natbox_core::engine::neigh::MAX_ENTRIES;
     // HOST, HOST2 and GW are known; fill the rest of the table with announcements.

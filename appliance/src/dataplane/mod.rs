@@ -1199,8 +1199,9 @@ mod tests {
         let config = firmware_config::from_toml(include_str!("../../../natbox.toml")).unwrap();
         let mut dp = Dataplane::new(&config).unwrap();
         let mut moved = config.clone();
-        moved.inside.port = "lan1".into();
-        moved.inside.mtu = 9000;
+        let inside = moved.inside.as_mut().expect("two-port example");
+        inside.port = "lan1".into();
+        inside.mtu = 9000;
         let stop = AtomicBool::new(false);
         let mut ticks = 0;
         dp.run(&stop, &mut |engine, _| {

@@ -78,7 +78,7 @@ impl Services {
         let listen = engine.config().metrics.listen;
         if self.metrics.as_ref().map(http::MetricsServer::listen) != listen {
             self.metrics = listen.map(|addr| {
-                let mtu = usize::from(engine.config().inside.mtu);
+                let mtu = usize::from(engine.config().inside_port().mtu);
                 log::info!("metrics served on http://{addr}/metrics");
                 http::MetricsServer::new(addr, mtu, now)
             });

@@ -6,7 +6,10 @@
 //! is always what the next boot runs.
 //!
 //! A change of a port's interface or MTU takes effect too: the dataplane reopens the
-//! port after the commit (`dataplane`), and the commit says so.
+//! port after the commit (`dataplane`), and the commit says so. Adding or removing
+//! `[inside]` (switching between one-armed and two ports) is refused: the set of ports
+//! is fixed from boot, so that change is written to the metadata disk with
+//! `natbox-config` and takes effect at the next boot.
 //!
 //! `commit confirmed MINUTES` (as on Junos and VyOS) commits the same way and arms a
 //! rollback: unless `confirm` (or a plain `commit`, as on Junos) follows within that
@@ -98,6 +101,18 @@ pub fn commit(
     })?;
     crate::memory::check(candidate)?;
     let previous = engine.config().clone();
+    if candidate.one_armed() != previous.one_armed() {
+        return Err(format!(
+            "[inside] {}: switching between one-armed and two ports happens at boot only; \
+             write the configuration to the metadata disk with `natbox-config build` and \
+             reboot",
+            if candidate.one_armed() {
+                "removed"
+            } else {
+                "added"
+            }
+        ));
+    }
     let unchanged = *candidate == previous;
     let outcome = if unchanged {
         "no changes".to_string()
@@ -151,14 +166,11 @@ fn install(
 /// What a change from `old` to `new` reopens: "; inside port reopens on lan1 with MTU
 /// 9000", or nothing.
 fn ports_reopened(old: &Config, new: &Config) -> String {
-    [
-        ("inside", &old.inside, &new.inside),
-        ("outside", &old.outside, &new.outside),
-    ]
-    .into_iter()
-    .filter(|(_, o, n)| o.port != n.port || o.mtu != n.mtu)
-    .map(|(name, _, n)| format!("; {name} port reopens on {} with MTU {}", n.port, n.mtu))
-    .collect()
+    old.ports()
+        .zip(new.ports())
+        .filter(|((_, o), (_, n))| o.port != n.port || o.mtu != n.mtu)
+        .map(|(_, (name, n))| format!("; {name} port reopens on {} with MTU {}", n.port, n.mtu))
+        .collect()
 }
 
 #[cfg(test)]
@@ -169,6 +181,28 @@ mod tests {
         let mut c = firmware_config::from_toml(include_str!("../../../natbox.toml")).unwrap();
         c.timeouts.udp = udp;
         c
+    }
+
+    #[test]
+    fn switching_between_one_armed_and_two_ports_is_refused_live() {
+        let running = config(300);
+        let mut engine = Engine::new(
+            &running,
+            &[natbox_core::engine::PortSetup {
+                mac: natbox_core::wire::ethernet::Mac([2, 0, 0, 0, 0, 1]),
+            }; 2],
+        );
+        let mut one_armed = running.clone();
+        one_armed.inside = None;
+        one_armed.nat.inside_prefixes = vec!["10.10.0.0/24".parse().unwrap()];
+        let refused = commit(&one_armed, &mut engine, None, None, None).unwrap_err();
+        assert!(
+            refused.starts_with(
+                "[inside] removed: switching between one-armed and two ports happens at boot only"
+            ),
+            "{refused}"
+        );
+        assert_eq!(engine.config(), &running);
     }
 
     #[test]

@@ -77,24 +77,25 @@ pub struct PortConfig<'a> {
     pub roles: Roles,
 }
 
-/// The data ports of `config`, in port-id order, with their roles: `[inside]` is port
-/// 0 (inside), `[outside]` port 1 (outside). The only place that maps the
-/// configuration's sections to ports and roles: a one-armed configuration changes
-/// this function alone.
+/// The data ports of `config`, in port-id order, with their roles: with `[inside]`,
+/// `[inside]` is port 0 (inside) and `[outside]` port 1 (outside); without it the box
+/// is one-armed and `[outside]` is port 0 with both roles. The only place that maps
+/// the configuration's sections to ports and roles.
 pub fn layout(config: &Config) -> Vec<PortConfig<'_>> {
-    [
-        (&config.inside, Roles::INSIDE),
-        (&config.outside, Roles::OUTSIDE),
-    ]
-    .into_iter()
-    .enumerate()
-    .map(|(i, (port, roles))| PortConfig {
-        // At most a handful of ports: the configuration names two.
-        id: PortId(i as u8),
-        port,
-        roles,
-    })
-    .collect()
+    let ports: Vec<(&firmware_config::Port, Roles)> = match &config.inside {
+        Some(inside) => vec![(inside, Roles::INSIDE), (&config.outside, Roles::OUTSIDE)],
+        None => vec![(&config.outside, Roles::BOTH)],
+    };
+    ports
+        .into_iter()
+        .enumerate()
+        .map(|(i, (port, roles))| PortConfig {
+            // At most two ports: the configuration names no more.
+            id: PortId(i as u8),
+            port,
+            roles,
+        })
+        .collect()
 }
 
 /// What the I/O layer knows about a port that the configuration does not.
@@ -260,8 +261,20 @@ mod tests {
         assert_eq!(layout.len(), 2);
         assert_eq!((layout[0].id, layout[0].roles), (PortId(0), Roles::INSIDE));
         assert_eq!((layout[1].id, layout[1].roles), (PortId(1), Roles::OUTSIDE));
-        assert_eq!(layout[0].port, &c.inside);
+        assert_eq!(Some(layout[0].port), c.inside.as_ref());
         assert_eq!(layout[1].port, &c.outside);
+    }
+
+    /// Issue #16: without `[inside]` the box is one-armed: `[outside]` is its only
+    /// port, with both roles.
+    #[test]
+    fn layout_of_a_one_armed_config_is_one_port_with_both_roles() {
+        let mut c = config();
+        c.inside = None;
+        let layout = layout(&c);
+        assert_eq!(layout.len(), 1);
+        assert_eq!((layout[0].id, layout[0].roles), (PortId(0), Roles::BOTH));
+        assert_eq!(layout[0].port, &c.outside);
     }
 
     /// A single-role port decides direction by its role alone, without looking at the
