@@ -12,6 +12,8 @@
 //! A TOML file rewritten by `commit` has mode 0600 (it holds the password hash): the
 //! new text is written to a file created 0600 beside it, synced, and renamed over it.
 
+pub mod shards;
+
 use crate::dataplane::LinkSummary;
 use crate::engine::Engine;
 use crate::host::admin::{AdminSocket, Served};

@@ -47,6 +47,7 @@
 
 pub mod buffers;
 mod config;
+pub mod control;
 pub mod flow;
 pub mod frag;
 pub mod fw6;
