@@ -7,10 +7,21 @@ VM_INSIDE_MAC=52:54:00:00:00:01
 VM_OUTSIDE_MAC=52:54:00:00:00:02
 VM_PID=""
 
-# Bridges tap-lan/tap-wan to lan0/wan0 inside ns gw.
+# The VM's vCPUs (VM_CPUS, default 2) and the queue pairs of each data NIC (VM_QUEUES,
+# default 2): every NIC is a multi-queue virtio-net (mq=on) on a multi_queue tap, so the
+# guest's virtio_net enables min(VM_QUEUES, VM_CPUS) receive queues and natbox can run
+# a worker per queue. VM_QUEUES=1 gives single-queue NICs on plain taps.
+VM_CPUS=${VM_CPUS:-2}
+VM_QUEUES=${VM_QUEUES:-2}
+
+# Bridges tap-lan/tap-wan to lan0/wan0 inside ns gw. The taps are multi_queue when
+# VM_QUEUES > 1 (QEMU then opens one file per queue; it cannot open a multi_queue tap
+# with one queue, nor a plain one with several).
 vm_wiring() {
+    local mq=()
+    [ "$VM_QUEUES" -gt 1 ] && mq=(multi_queue)
     for side in lan wan; do
-        in_gw ip tuntap add "tap-$side" mode tap
+        in_gw ip tuntap add "tap-$side" mode tap "${mq[@]}"
         in_gw ip link add "br-$side" type bridge
         in_gw ip link set "tap-$side" master "br-$side"
         in_gw ip link set "${side}0" master "br-$side"
@@ -149,16 +160,25 @@ vm_boot_args() {
 vm_boot() {
     local serial=$1 disk=${2:-$WORK/meta.img} virtio
     [ -n "$VM_ACCEL" ] || vm_accel_choose || return 1
-    local args=(-accel "$VM_ACCEL" -m 256 -nodefaults -no-reboot -display none)
+    local args=(-accel "$VM_ACCEL" -m 256 -smp "$VM_CPUS" -nodefaults -no-reboot -display none)
     vm_boot_args || return 1
     # romfile= drops the PCI NICs' iPXE option ROMs: the box never network-boots.
-    local rom=""
-    [ "$virtio" = pci ] && rom=",romfile="
+    # Multi-queue (VM_QUEUES > 1): the tap backend opens that many queues and the NIC
+    # offers them (mq=on); on PCI each queue pair gets its own MSI-X vectors, 2 per pair
+    # plus the control queue's and the configuration's (vectors=2N+2). virtio-mmio has
+    # one interrupt line and no vectors: its queues share it.
+    local nic="" netdev=""
+    [ "$virtio" = pci ] && nic=",romfile="
+    if [ "$VM_QUEUES" -gt 1 ]; then
+        netdev=",queues=$VM_QUEUES"
+        nic+=",mq=on"
+        [ "$virtio" = pci ] && nic+=",vectors=$((2 * VM_QUEUES + 2))"
+    fi
     args+=(
-        -netdev tap,id=lan,ifname=tap-lan,script=no,downscript=no
-        -device "virtio-net-$virtio,netdev=lan,mac=$VM_INSIDE_MAC$rom"
-        -netdev tap,id=wan,ifname=tap-wan,script=no,downscript=no
-        -device "virtio-net-$virtio,netdev=wan,mac=$VM_OUTSIDE_MAC$rom"
+        -netdev "tap,id=lan,ifname=tap-lan,script=no,downscript=no$netdev"
+        -device "virtio-net-$virtio,netdev=lan,mac=$VM_INSIDE_MAC$nic"
+        -netdev "tap,id=wan,ifname=tap-wan,script=no,downscript=no$netdev"
+        -device "virtio-net-$virtio,netdev=wan,mac=$VM_OUTSIDE_MAC$nic"
         -monitor "unix:$WORK/monitor.sock,server,nowait"
     )
     [ "$disk" = none ] || args+=(-drive "file=$disk,format=raw,if=none,id=meta" -device "virtio-blk-$virtio,drive=meta")
