@@ -419,7 +419,11 @@ mod tests {
             tx_count: 7,
             ..Channels::default()
         };
-        assert_eq!(ch(0, 0).rx_queues(), 1, "a driver that reports none has one");
+        assert_eq!(
+            ch(0, 0).rx_queues(),
+            1,
+            "a driver that reports none has one"
+        );
         assert_eq!(ch(0, 2).rx_queues(), 2, "virtio-net: combined channels");
         assert_eq!(ch(2, 0).rx_queues(), 2, "veth: rx channels");
         assert_eq!(ch(1, 4).rx_queues(), 5);
@@ -441,10 +445,10 @@ mod tests {
     #[test]
     fn rx_queues_reads_the_ports_enabled_channels() {
         private_netns();
-        run(&[
-            "ip", "link", "add", "mq0", "numtxqueues", "2", "numrxqueues", "2", "type", "veth",
-            "peer", "name", "mq0p",
-        ]);
+        let mq: Vec<&str> = "ip link add mq0 numtxqueues 2 numrxqueues 2 type veth peer name mq0p"
+            .split(' ')
+            .collect();
+        run(&mq);
         veth("sq0");
         assert_eq!(rx_queues("mq0"), 2);
         assert_eq!(rx_queues("sq0"), 1);
