@@ -3,8 +3,9 @@
 //! In order: mount /proc, /sys, /dev (devtmpfs) and /run; make /dev/console the
 //! standard streams; hand Ctrl-Alt-Del to us as SIGINT instead of an instant reboot;
 //! load the carried kernel modules (`modules`); wait for the NICs and log the online
-//! CPUs and each NIC's enabled receive queues (what the workers are sized by); find the metadata
-//! disk by its magic among all block devices (no device name is assumed); start the
+//! CPUs and each NIC's enabled receive queues (what the workers are sized by,
+//! `dataplane::link`); find the metadata disk by its magic among all block devices (no
+//! device name is assumed); start the
 //! dataplane (the configuration's tables checked against the memory first, then
 //! retried for `START_RETRY`, since NICs can be late; when the newest configuration
 //! cannot start, the disk's previous one, if valid, is started instead, and the log
