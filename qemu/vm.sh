@@ -7,10 +7,21 @@ VM_INSIDE_MAC=52:54:00:00:00:01
 VM_OUTSIDE_MAC=52:54:00:00:00:02
 VM_PID=""
 
-# Bridges tap-lan/tap-wan to lan0/wan0 inside ns gw.
+# The VM's vCPUs (VM_CPUS, default 2) and the queue pairs of each data NIC (VM_QUEUES,
+# default 2): every NIC is a multi-queue virtio-net (mq=on) on a multi_queue tap, so the
+# guest's virtio_net enables min(VM_QUEUES, VM_CPUS) receive queues and natbox can run
+# a worker per queue. VM_QUEUES=1 gives single-queue NICs on plain taps.
+VM_CPUS=${VM_CPUS:-2}
+VM_QUEUES=${VM_QUEUES:-2}
+
+# Bridges tap-lan/tap-wan to lan0/wan0 inside ns gw. The taps are multi_queue when
+# VM_QUEUES > 1 (QEMU then opens one file per queue; it cannot open a multi_queue tap
+# with one queue, nor a plain one with several).
 vm_wiring() {
+    local mq=()
+    if [ "$VM_QUEUES" -gt 1 ]; then mq=(multi_queue); fi
     for side in lan wan; do
-        in_gw ip tuntap add "tap-$side" mode tap
+        in_gw ip tuntap add "tap-$side" mode tap "${mq[@]}"
         in_gw ip link add "br-$side" type bridge
         in_gw ip link set "tap-$side" master "br-$side"
         in_gw ip link set "${side}0" master "br-$side"
@@ -142,6 +153,17 @@ vm_boot_args() {
     esac
 }
 
+# The vCPUs and the receive queues per data NIC the VM_BOOT way runs with: VM_CPUS and
+# VM_QUEUES, except on microvm, which runs with one vCPU and single-queue NICs. Under
+# TCG microvm needs -icount (vm_boot_args), which runs every vCPU on one host thread,
+# and there the kernel took 23 s to bring up a second CPU (its delay calibration
+# fails; with lpj= given it still took 23 s); with one CPU the guest's virtio_net
+# enables one queue anyway (min(queues, CPUs)), so the NIC does not offer more
+# (virtio-mmio, one interrupt line for all queues, would give them no CPU of their
+# own either). The backend still opens VM_QUEUES on the shared multi_queue tap.
+vm_cpus() { if [ "$VM_BOOT" = microvm ]; then echo 1; else echo "$VM_CPUS"; fi; }
+vm_queues() { if [ "$VM_BOOT" = microvm ]; then echo 1; else echo "$VM_QUEUES"; fi; }
+
 # Boots the appliance in ns gw (see VM_BOOT), with the accelerator vm_accel_choose
 # picks (once). $1: "console" for the serial console on this terminal, or a file to
 # log it to (then `vm_console` types on it). $2: a metadata disk image, or "none"; it
@@ -151,14 +173,23 @@ vm_boot() {
     [ -n "$VM_ACCEL" ] || vm_accel_choose || return 1
     local args=(-accel "$VM_ACCEL" -m 256 -nodefaults -no-reboot -display none)
     vm_boot_args || return 1
+    args+=(-smp "$(vm_cpus)")
     # romfile= drops the PCI NICs' iPXE option ROMs: the box never network-boots.
-    local rom=""
-    [ "$virtio" = pci ] && rom=",romfile="
+    # Multi-queue (VM_QUEUES > 1): the tap backend opens that many queues and the NIC
+    # offers them (mq=on); each queue pair gets its own MSI-X vectors, 2 per pair plus
+    # the control queue's and the configuration's (vectors=2N+2).
+    local nic="" netdev=""
+    [ "$virtio" = pci ] && nic=",romfile="
+    if [ "$VM_QUEUES" -gt 1 ]; then
+        # The tap is multi_queue for every boot, so the backend always opens VM_QUEUES.
+        netdev=",queues=$VM_QUEUES"
+        if [ "$(vm_queues)" -gt 1 ]; then nic+=",mq=on,vectors=$((2 * VM_QUEUES + 2))"; fi
+    fi
     args+=(
-        -netdev tap,id=lan,ifname=tap-lan,script=no,downscript=no
-        -device "virtio-net-$virtio,netdev=lan,mac=$VM_INSIDE_MAC$rom"
-        -netdev tap,id=wan,ifname=tap-wan,script=no,downscript=no
-        -device "virtio-net-$virtio,netdev=wan,mac=$VM_OUTSIDE_MAC$rom"
+        -netdev "tap,id=lan,ifname=tap-lan,script=no,downscript=no$netdev"
+        -device "virtio-net-$virtio,netdev=lan,mac=$VM_INSIDE_MAC$nic"
+        -netdev "tap,id=wan,ifname=tap-wan,script=no,downscript=no$netdev"
+        -device "virtio-net-$virtio,netdev=wan,mac=$VM_OUTSIDE_MAC$nic"
         -monitor "unix:$WORK/monitor.sock,server,nowait"
     )
     [ "$disk" = none ] || args+=(-drive "file=$disk,format=raw,if=none,id=meta" -device "virtio-blk-$virtio,drive=meta")

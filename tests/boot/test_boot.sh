@@ -12,7 +12,9 @@
 # metadata disk is reported while the box stays up. The same kernel and initramfs boot
 # on QEMU's microvm machine (virtio-mmio), the UEFI disk image (build/natbox.raw, a UKI
 # on a GPT/FAT ESP) boots with OVMF firmware, and the same disk boots on legacy BIOS
-# (syslinux); each translates traffic and powers off cleanly. Prints the boot times.
+# (syslinux); each translates traffic and powers off cleanly. Every boot runs with
+# VM_CPUS (2) vCPUs and multi-queue NICs (VM_QUEUES, 2; qemu/vm.sh), microvm with one
+# of each, and checks the box saw them. Prints the boot times.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 source "$root/tests/e2e/lib.sh"
@@ -59,7 +61,9 @@ boot_and_translate() {
     vm_boot "$console" "$disk"
     check "$name: banner on the serial console within $limit s" wait_for_line "$console" "forwarding .* ms after kernel start" "$limit"
     grep -o "forwarding [0-9]* ms after kernel start" "$console" |
-        sed "s/^/boot time ($name, $VM_ACCEL): /; s/\$/, banner $((SECONDS - started)) s after QEMU start/" || true
+        sed "s/^/boot time ($name, $VM_ACCEL, $(vm_cpus) CPUs): /; s/\$/, banner $((SECONDS - started)) s after QEMU start/" || true
+    check "$name: the box has $(vm_cpus) CPUs online and $(vm_queues) rx queues on each NIC" \
+        grep -Eaq "\] $(vm_cpus) CPUs online; rx queues: [a-z0-9]+ $(vm_queues), [a-z0-9]+ $(vm_queues)([^0-9]|\$)" "$console"
     in_wan timeout 30 tcpdump -i eth0 -n -l -c 3 icmp >"$WORK/tcpdump-$name.txt" 2>/dev/null &
     dump=$!
     sleep 1

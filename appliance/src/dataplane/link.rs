@@ -29,6 +29,28 @@
 //! and attribute parsing: both much more code for the two answers natbox needs. The
 //! legacy answers are coarse (TSO means any of TSO, TSO6, TSO-ECN), which is enough for
 //! a performance choice that correctness does not depend on.
+//!
+//! Parallelism. The workers (one engine shard per core) are sized from two answers:
+//! - `online_cpus`: the kernel's online CPU list, `/sys/devices/system/cpu/online` (a
+//!   cpulist such as `0-3,5`), or `std::thread::available_parallelism` where that file
+//!   cannot be read. It counts CPUs, not which ones: pinning a worker is the caller's.
+//! - `rx_queues`: the receive channels the port's driver has enabled, from the legacy
+//!   ethtool ioctl `ETHTOOL_GCHANNELS` (`rx_count + combined_count`: virtio-net and
+//!   most NICs report combined channels, veth reports rx ones), at least 1; 1 when the
+//!   driver has no channel operations (a single-queue tap, `lo`). Not a count of
+//!   `/sys/class/net/<if>/queues/rx-*`: sysfs shows the network namespace it was
+//!   mounted in, and natbox in host mode may run elsewhere (see `find`); the ioctl
+//!   answers for natbox's own namespace, as the other ioctls here do.
+//!
+//! `default_workers` = min(CPUs, the fewest rx queues of any port), at least 1, because
+//! on a NIC each worker owns a receive queue (AF_PACKET fanout by queue, one interrupt
+//! and its CPU per queue): more workers than queues would share queues' CPUs. The rule
+//! is only for such ports. A veth has 1 rx queue unless it was created with
+//! `numrxqueues`, and that count says nothing about parallelism: its frames are
+//! received on the sending CPU, and fanout spreads them across the workers' sockets
+//! by flow whatever the queue count. So host mode (ports that are veths, the e2e
+//! topology) passes no queue counts (`&[]`) and gets one worker per CPU; the appliance
+//! (virtio-net, hardware NICs) passes every port's `rx_queues`.
 
 use crate::wire::ethernet::Mac;
 use std::ffi::{CStr, CString};
@@ -164,7 +186,75 @@ pub fn offer_gro(link: &Link, egress: &Link) -> io::Result<(TxOffloads, bool)> {
     }
 }
 
+/// Where the kernel lists its online CPUs (a cpulist).
+const CPU_ONLINE: &str = "/sys/devices/system/cpu/online";
+
+/// How many CPUs are online (module doc): the kernel's list, else the parallelism the
+/// standard library sees, else 1.
+pub fn online_cpus() -> usize {
+    fs::read_to_string(CPU_ONLINE)
+        .ok()
+        .and_then(|list| cpu_list_len(&list))
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(1)
+}
+
+/// The number of CPUs in a kernel cpulist (`0-3,5`, a trailing newline allowed), or
+/// `None` if it is empty or not one. The kernel never lists a CPU twice.
+fn cpu_list_len(list: &str) -> Option<usize> {
+    let mut count = 0usize;
+    for range in list.trim().split(',') {
+        let (first, last) = range.split_once('-').unwrap_or((range, range));
+        let first: usize = first.parse().ok()?;
+        let last: usize = last.parse().ok()?;
+        count = count.checked_add(last.checked_sub(first)?.checked_add(1)?)?;
+    }
+    Some(count)
+}
+
+/// How many receive queues `name`'s driver has enabled (module doc): at least 1.
+pub fn rx_queues(name: &str) -> usize {
+    Ctl::open()
+        .and_then(|ctl| ctl.channels(name))
+        .map_or(1, |channels| channels.rx_queues())
+}
+
+/// The workers to run by default (module doc): one per CPU, but no more than the
+/// fewest receive queues among `queues_per_port` (empty for ports whose queue count
+/// does not bound parallelism, such as veths), and at least 1.
+pub fn default_workers(cpus: usize, queues_per_port: &[usize]) -> usize {
+    queues_per_port
+        .iter()
+        .copied()
+        .fold(cpus, usize::min)
+        .max(1)
+}
+
+/// `struct ethtool_channels` (`ETHTOOL_GCHANNELS`).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+struct Channels {
+    cmd: u32,
+    max_rx: u32,
+    max_tx: u32,
+    max_other: u32,
+    max_combined: u32,
+    rx_count: u32,
+    tx_count: u32,
+    other_count: u32,
+    combined_count: u32,
+}
+
+impl Channels {
+    /// The enabled channels that receive: rx-only plus combined, at least 1.
+    fn rx_queues(&self) -> usize {
+        let rx = u64::from(self.rx_count) + u64::from(self.combined_count);
+        usize::try_from(rx).unwrap_or(usize::MAX).max(1)
+    }
+}
+
 const SIOCETHTOOL: libc::c_ulong = 0x8946;
+const ETHTOOL_GCHANNELS: u32 = 0x3c;
 const ETHTOOL_GTXCSUM: u32 = 0x16;
 const ETHTOOL_GTSO: u32 = 0x1e;
 const ETHTOOL_SGRO: u32 = 0x2c;
@@ -251,10 +341,26 @@ impl Ctl {
             data: u32,
         }
         let mut value = EthtoolValue { cmd, data };
-        let mut req = Self::ifreq(name)?;
-        req.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();
-        self.ioctl(SIOCETHTOOL, &mut req)?;
+        self.ethtool_struct(name, &mut value)?;
         Ok(value.data)
+    }
+
+    /// The port's channel counts (`ETHTOOL_GCHANNELS`).
+    fn channels(&self, name: &str) -> io::Result<Channels> {
+        let mut channels = Channels {
+            cmd: ETHTOOL_GCHANNELS,
+            ..Channels::default()
+        };
+        self.ethtool_struct(name, &mut channels)?;
+        Ok(channels)
+    }
+
+    /// Passes `command`, a `#[repr(C)]` ethtool structure that starts with its `cmd`,
+    /// through `SIOCETHTOOL`; the kernel writes its answer into it.
+    fn ethtool_struct<T>(&self, name: &str, command: &mut T) -> io::Result<()> {
+        let mut req = Self::ifreq(name)?;
+        req.ifr_ifru.ifru_data = (command as *mut T).cast();
+        self.ioctl(SIOCETHTOOL, &mut req)
     }
 }
 
@@ -279,6 +385,75 @@ mod tests {
 
     fn gro(link: &Link) -> bool {
         output(&["ethtool", "-k", &link.name]).contains("generic-receive-offload: on")
+    }
+
+    #[test]
+    fn cpu_list_counts_ranges_and_single_cpus() {
+        assert_eq!(cpu_list_len("0\n"), Some(1));
+        assert_eq!(cpu_list_len("0-1\n"), Some(2));
+        assert_eq!(cpu_list_len("0-3,5"), Some(5));
+        assert_eq!(cpu_list_len("0,2,4-7,9\n"), Some(7));
+    }
+
+    #[test]
+    fn cpu_list_that_is_not_one_is_refused() {
+        for bad in ["", "\n", "a", "0-", "-3", "3-1", "0,,2", "0-1-2", "1 2"] {
+            assert_eq!(cpu_list_len(bad), None, "{bad:?}");
+        }
+    }
+
+    /// The same count libc gives for the online processors (glibc and musl read the
+    /// kernel's online list, or ask the scheduler).
+    #[test]
+    fn online_cpus_agrees_with_libc() {
+        // SAFETY: sysconf reads a system value.
+        let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+        assert_eq!(Ok(online_cpus()), usize::try_from(online));
+    }
+
+    #[test]
+    fn rx_queues_count_rx_and_combined_channels_at_least_one() {
+        let ch = |rx_count, combined_count| Channels {
+            rx_count,
+            combined_count,
+            tx_count: 7,
+            ..Channels::default()
+        };
+        assert_eq!(
+            ch(0, 0).rx_queues(),
+            1,
+            "a driver that reports none has one"
+        );
+        assert_eq!(ch(0, 2).rx_queues(), 2, "virtio-net: combined channels");
+        assert_eq!(ch(2, 0).rx_queues(), 2, "veth: rx channels");
+        assert_eq!(ch(1, 4).rx_queues(), 5);
+        assert_eq!(ch(u32::MAX, u32::MAX).rx_queues(), 2 * u32::MAX as usize);
+    }
+
+    #[test]
+    fn default_workers_is_cpus_capped_by_the_fewest_port_queues() {
+        assert_eq!(default_workers(4, &[]), 4, "veth ports: one per CPU");
+        assert_eq!(default_workers(2, &[2, 2]), 2);
+        assert_eq!(default_workers(4, &[2, 8]), 2, "the fewest queues bound it");
+        assert_eq!(default_workers(2, &[8, 8]), 2, "the CPUs bound it");
+        assert_eq!(default_workers(1, &[2]), 1);
+        assert_eq!(default_workers(0, &[0]), 1, "at least one");
+    }
+
+    /// A veth created with `numrxqueues 2` reports 2 rx channels; one created without
+    /// reports 1, as does a device with no channel operations (`lo`) and a missing one.
+    #[test]
+    fn rx_queues_reads_the_ports_enabled_channels() {
+        private_netns();
+        let mq: Vec<&str> = "ip link add mq0 numtxqueues 2 numrxqueues 2 type veth peer name mq0p"
+            .split(' ')
+            .collect();
+        run(&mq);
+        veth("sq0");
+        assert_eq!(rx_queues("mq0"), 2);
+        assert_eq!(rx_queues("sq0"), 1);
+        assert_eq!(rx_queues("lo"), 1);
+        assert_eq!(rx_queues("missing0"), 1);
     }
 
     /// The gateway-offloads-off regression: natbox turned GRO on on a port whose

@@ -2,8 +2,10 @@
 //!
 //! In order: mount /proc, /sys, /dev (devtmpfs) and /run; make /dev/console the
 //! standard streams; hand Ctrl-Alt-Del to us as SIGINT instead of an instant reboot;
-//! load the carried kernel modules (`modules`); wait for the NICs; find the metadata
-//! disk by its magic among all block devices (no device name is assumed); start the
+//! load the carried kernel modules (`modules`); wait for the NICs and log the online
+//! CPUs and each NIC's enabled receive queues (what the workers are sized by,
+//! `dataplane::link`); find the metadata disk by its magic among all block devices (no
+//! device name is assumed); start the
 //! dataplane (the configuration's tables checked against the memory first, then
 //! retried for `START_RETRY`, since NICs can be late; when the newest configuration
 //! cannot start, the disk's previous one, if valid, is started instead, and the log
@@ -23,7 +25,7 @@
 pub mod modules;
 
 use crate::control::Control;
-use crate::dataplane::{Dataplane, LinkSummary};
+use crate::dataplane::{link, Dataplane, LinkSummary};
 use crate::host::console::say;
 use crate::shell::Action;
 use firmware_config::disk;
@@ -86,6 +88,15 @@ pub fn run(report: fn(&Dataplane)) -> ! {
         }
     }
     wait_for_nics(2, Duration::from_secs(5));
+    let queues: Vec<String> = nics()
+        .iter()
+        .map(|nic| format!("{nic} {}", link::rx_queues(nic)))
+        .collect();
+    log::info!(
+        "{} CPUs online; rx queues: {}",
+        link::online_cpus(),
+        queues.join(", ")
+    );
     let Some((loaded, source, device)) = find_config() else {
         log::error!(
             "no metadata disk with a valid configuration was found: attach one built with `natbox-config build natbox.toml -o meta.img`; forwarding is off"
@@ -184,13 +195,24 @@ fn console() {
     }
 }
 
+/// The network interfaces other than `lo`, by name, sorted.
+fn nics() -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir("/sys/class/net")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name != "lo")
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
 fn wait_for_nics(count: usize, limit: Duration) {
     let start = Instant::now();
     while start.elapsed() < limit {
-        let n = fs::read_dir("/sys/class/net")
-            .map(|d| d.flatten().filter(|e| e.file_name() != "lo").count())
-            .unwrap_or(0);
-        if n >= count {
+        if nics().len() >= count {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
