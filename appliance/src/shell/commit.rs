@@ -154,13 +154,20 @@ fn install(
         None => "not saved: no writable configuration source".into(),
     };
     let reopened = ports_reopened(engine.config(), config);
-    let applied = if engine.reconfigure(config) {
-        "applied live, sessions kept"
-    } else {
-        "applied, addressing changed: sessions reset"
-    };
+    let applied = applied(engine.reconfigure(config));
     log::info!("configuration committed: {applied}{reopened}; {saved}");
     Ok(format!("committed: {applied}{reopened}; {saved}"))
+}
+
+/// What a configuration change did to the sessions, for the operator.
+fn applied(r: crate::engine::Reconfigured) -> String {
+    match (r.rebuilt, r.ended) {
+        (false, _) => "applied live, sessions kept".into(),
+        (true, 0) => "applied, tables rebuilt, sessions kept".into(),
+        (true, n) => format!(
+            "applied, tables rebuilt: {n} sessions ended (their mappings are no longer possible)"
+        ),
+    }
 }
 
 /// What a change from `old` to `new` reopens: "; inside port reopens on lan1 with MTU

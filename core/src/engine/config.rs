@@ -42,29 +42,49 @@ impl<'a> Addressing<'a> {
     }
 }
 
+/// What a configuration change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reconfigured {
+    /// The tables were rebuilt (an `Addressing` change, or tables grown).
+    pub rebuilt: bool,
+    /// Sessions and IPv6 states that ended because their mapping is no longer
+    /// possible (or over a lowered limit).
+    pub ended: usize,
+}
+
 impl Engine {
     /// Applies a new, validated configuration. Settings that only tune behaviour
-    /// (filtering, limits, timeouts, MSS clamp, ICMP rate, hold time) change in place
-    /// and every session survives; anything in `Addressing` (ports, addresses, pool,
-    /// port range, prefixes, routes) or tables grown beyond their allocation rebuild
-    /// the engine, and sessions start afresh. Returns whether the sessions were kept.
-    pub fn reconfigure(&mut self, new: &Config) -> bool {
+    /// (filtering, limits, timeouts, MSS clamp, ICMP rate, hold time) change in place;
+    /// anything in `Addressing` (ports, addresses, pool, port range, prefixes, routes)
+    /// or tables grown beyond their allocation rebuild the engine, which then adopts
+    /// every session and IPv6 state whose mapping is still possible
+    /// (`Nat44::adopt`, `Fw6::adopt`); neighbours are learnt afresh and parked frames
+    /// dropped.
+    pub fn reconfigure(&mut self, new: &Config) -> Reconfigured {
         if Addressing::of(&self.config) == Addressing::of(new)
             && new.nat.max_sessions <= self.capacity.0
             && new.ipv6.max_states <= self.capacity.1
         {
             self.retune(new);
-            return true;
+            return Reconfigured {
+                rebuilt: false,
+                ended: 0,
+            };
         }
         let setups: Vec<PortSetup> = self
             .ports
             .iter()
             .map(|p| PortSetup { mac: p.mac })
             .collect();
-        let stats = self.stats.clone();
-        *self = Engine::new(new, &setups);
-        self.stats = stats;
-        false
+        let old = std::mem::replace(self, Engine::new(new, &setups));
+        self.stats = old.stats;
+        self.clock = old.clock;
+        let now = (old.clock / 1000) as u32;
+        let ended = self.nat.adopt(old.nat, new, now) + self.fw6.adopt(old.fw6);
+        Reconfigured {
+            rebuilt: true,
+            ended,
+        }
     }
 
     /// Applies every setting outside `Addressing`. Those read per packet from the
@@ -171,7 +191,7 @@ mod reconfigure_tests {
                 continue;
             }
             let mut engine = Engine::new(&base, &[setup; 2]);
-            if engine.reconfigure(&changed) {
+            if !engine.reconfigure(&changed).rebuilt {
                 let fresh = Engine::new(&changed, &[setup; 2]);
                 assert_eq!(shaped(&engine), shaped(&fresh), "{path} changed in place");
                 in_place.insert(path);
@@ -212,7 +232,10 @@ mod reconfigure_tests {
                 continue;
             }
             let mut engine = Engine::new(&base, &[setup; 2]);
-            assert!(!engine.reconfigure(&changed), "{path} changed in place");
+            assert!(
+                engine.reconfigure(&changed).rebuilt,
+                "{path} changed in place"
+            );
             rebuilt.insert(path);
         }
         for path in ["inside.mtu", "outside.mtu", "nat.port_min", "ipv6.enabled"] {

@@ -8,7 +8,7 @@
 //! in the work they do (row limits), since a shard forwards nothing while it answers.
 
 use super::stats::Stats;
-use super::Engine;
+use super::{Engine, Reconfigured};
 use firmware_config::Config;
 
 /// A question or a change for one shard.
@@ -24,10 +24,8 @@ pub enum Request {
 #[derive(Debug)]
 pub enum Answer {
     Stats(Box<Stats>),
-    /// Whether the shard kept its sessions.
-    Reconfigured {
-        kept: bool,
-    },
+    /// What the change did to the shard's tables and sessions.
+    Reconfigured(Reconfigured),
 }
 
 impl Engine {
@@ -35,9 +33,7 @@ impl Engine {
     pub fn answer(&mut self, request: &Request, _now_ms: u64) -> Answer {
         match request {
             Request::Stats => Answer::Stats(Box::new(self.stats().clone())),
-            Request::Reconfigure(config) => Answer::Reconfigured {
-                kept: self.reconfigure(config),
-            },
+            Request::Reconfigure(config) => Answer::Reconfigured(self.reconfigure(config)),
         }
     }
 }

@@ -65,6 +65,7 @@ mod query;
 pub mod route;
 pub mod stats;
 
+pub use config::Reconfigured;
 pub use port::{PortId, PortInfo, PortSetup, Roles};
 
 use buffers::{BufId, Buffers};
@@ -162,6 +163,9 @@ pub struct Engine {
     capacity: (u32, u32),
     /// Offload state of the frame being processed (`process_offloaded`).
     offload: Offload,
+    /// Engine time of the last `poll`, in milliseconds: when a configuration change
+    /// (which takes no time argument) ends sessions.
+    clock: u64,
 }
 
 impl Engine {
@@ -206,6 +210,7 @@ impl Engine {
             scratch_bufs: Vec::with_capacity(POOL_BUFFERS),
             capacity: (config.nat.max_sessions, config.ipv6.max_states),
             offload: Offload::NONE,
+            clock: 0,
             config: config.clone(),
         }
     }
@@ -262,6 +267,7 @@ impl Engine {
 
     /// Runs the timers.
     pub fn poll(&mut self, now_ms: u64) {
+        self.clock = now_ms;
         let now_s = (now_ms / 1000) as u32;
         self.nat.poll(now_s, &mut self.stats);
         self.fw6.poll(now_s, &mut self.stats);

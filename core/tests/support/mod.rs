@@ -564,6 +564,14 @@ impl Harness {
             now: 1_000_000,
             sent: Vec::new(),
         };
+        h.teach_neighbours();
+        h
+    }
+
+    /// The neighbours announce themselves to the box (ARP and NDP requests for its
+    /// addresses), as after start-up or a rebuild of its tables.
+    pub fn teach_neighbours(&mut self) {
+        let h = self;
         for (port, mac, ip) in PEERS4 {
             let target = if port == INSIDE { BOX_LAN } else { PUBLIC };
             let out = h.frame(port, arp_request(mac, ip, target));
@@ -586,7 +594,6 @@ impl Harness {
                 );
             }
         }
-        h
     }
 
     pub fn default() -> Harness {

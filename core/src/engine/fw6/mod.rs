@@ -77,6 +77,18 @@ crate::timed_record!(State6);
 const _: () = assert!(std::mem::size_of::<State6>() == 64);
 
 impl State6 {
+    /// The state's tuple (no segment: for hashing).
+    fn tuple(&self) -> Tuple6 {
+        Tuple6 {
+            proto: self.proto,
+            inside: Ipv6Addr::from(self.inside),
+            in_port: self.in_port,
+            remote: Ipv6Addr::from(self.remote),
+            rem_port: self.rem_port,
+            tcp: track::Segment::default(),
+        }
+    }
+
     fn matches(&self, t: &Tuple6) -> bool {
         self.in_port == t.in_port
             && self.rem_port == t.rem_port
@@ -221,6 +233,38 @@ impl Fw6 {
     }
 
     /// Removes the states for which `pred` holds; returns how many.
+    /// Takes over the states of `old` (the filter of the previous configuration) whose
+    /// inside address is still inside, as far as the limits allow, in order of last
+    /// activity (issue #16: a configuration change keeps what it can). Returns how
+    /// many of `old`'s states ended.
+    pub fn adopt(&mut self, old: Fw6) -> usize {
+        let mut states: Vec<State6> = old.states.into_iter().map(|(_, s)| s).collect();
+        states.sort_by_key(|s| s.last);
+        let total = states.len();
+        let mut kept = 0;
+        for mut s in states {
+            if !self.is_inside(&Ipv6Addr::from(s.inside))
+                || self.states.len() as u32 >= self.t.max_states
+            {
+                continue;
+            }
+            let Ok(host) = self.charge_host(s.inside) else {
+                continue;
+            };
+            s.lru = Links::default();
+            let hash = self.hash(&s.tuple());
+            let idx = self.states.insert(s) as u32;
+            if !self.index.insert(hash, idx) {
+                self.states.remove(idx as usize);
+                self.uncharge_host(host);
+                continue;
+            }
+            self.lru.insert(&mut self.states, idx);
+            kept += 1;
+        }
+        total - kept
+    }
+
     pub fn clear(&mut self, now: u32, mut pred: impl FnMut(&StateInfo) -> bool) -> usize {
         let doomed: Vec<u32> = self
             .states
@@ -302,15 +346,7 @@ impl Fw6 {
     fn remove(&mut self, idx: u32) {
         self.lru.remove(&mut self.states, idx);
         let s = &self.states[idx as usize];
-        let t = Tuple6 {
-            proto: s.proto,
-            inside: Ipv6Addr::from(s.inside),
-            in_port: s.in_port,
-            remote: Ipv6Addr::from(s.remote),
-            rem_port: s.rem_port,
-            tcp: track::Segment::default(),
-        };
-        let h = self.hash(&t);
+        let h = self.hash(&s.tuple());
         self.index.remove(h, idx);
         if let Some(host) = self.find_host(s.inside) {
             self.uncharge_host(host);

@@ -48,6 +48,7 @@
 //! The module works on IPv4 datagram bytes (`ip` starts at the IPv4 header) and never
 //! fragments, routes or builds packets: the engine does that around it.
 
+mod adopt;
 pub mod events;
 mod rewrite;
 
@@ -124,6 +125,8 @@ struct Host {
     addr: u32,
     sessions: u32,
     ports: u32,
+    /// The pool address the host is paired with (REQ-2), fixed while the record lives.
+    pool: u8,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -666,7 +669,7 @@ impl Nat44 {
                     self.release_host_if_idle(host);
                     return Err(DropReason::HostPortLimit);
                 }
-                let pool = self.paired_pool(flow.src);
+                let pool = usize::from(self.hosts[host as usize].pool);
                 let ranges = if flow.proto == proto::ICMP {
                     Ranges::full()
                 } else {
@@ -784,6 +787,7 @@ impl Nat44 {
                     addr: in_addr,
                     sessions: 0,
                     ports: 0,
+                    pool: self.paired_pool(in_addr) as u8,
                 }) as u32;
                 let hash = self.host_hash(in_addr);
                 if !self.index.insert(hash, KIND_HOST << 30 | h) {
@@ -823,8 +827,17 @@ impl Nat44 {
         self.ports[pool][proto_slot(proto)].get_or_insert_with(Default::default)
     }
 
-    /// Stores a session and its keys, joining a mapping or starting one.
+    /// Stores a session and its keys, joining a mapping or starting one, and puts it
+    /// at the back of its idle list.
     fn insert_session(&mut self, s: Session, join: Join) -> u32 {
+        let idx = self.place(s, join, true);
+        self.lru.insert(&mut self.sessions, idx);
+        idx
+    }
+
+    /// Stores a session and its keys, joining a mapping or starting one (a mapping
+    /// event if `log`); the caller puts it on its idle list.
+    fn place(&mut self, s: Session, join: Join, log: bool) -> u32 {
         let (proto, in_addr, in_port, rem, rem_port, pool, ext_port) = (
             s.proto,
             s.in_addr,
@@ -843,15 +856,16 @@ impl Nat44 {
         match join {
             Join::Mapping(head) => list::chain_insert_after::<1, _>(&mut self.sessions, head, idx),
             Join::NewMapping { host } => {
-                let now = self.sessions[idx as usize].last;
-                self.log_mapping(idx, true, now);
+                if log {
+                    let now = self.sessions[idx as usize].last;
+                    self.log_mapping(idx, true, now);
+                }
                 let map_h = self.map_hash(proto, in_addr, in_port);
                 self.index.insert(map_h, KIND_MAP << 30 | idx);
                 self.port_table(pool, proto).claim(ext_port, idx, in_addr);
                 self.hosts[host as usize].ports += 1;
             }
         }
-        self.lru.insert(&mut self.sessions, idx);
         idx
     }
 
