@@ -60,9 +60,10 @@ impl Engine {
         let port_addr = |p: &PortState| p.ipv4.is_some_and(|n| n.addr() == dst);
         let local = if pool_dst {
             echo_request || self.local.wants_echo_replies() && self.echo_reply_unclaimed(frame)
+        } else if from_inside {
+            self.ports.iter().any(port_addr)
         } else {
             port_addr(&self.ports[port.index()])
-                || (from_inside && self.ports.iter().any(port_addr))
         };
         if local {
             return self.local4(port, from_inside, frame, echo_request, now);

@@ -74,7 +74,7 @@ use frag::Frags;
 use fw6::Fw6;
 use nat44::Nat44;
 use neigh::{Cache, Event};
-use port::PortState;
+use port::{PortState, Ports};
 use route::Routes;
 use stats::{DropReason, Stats};
 use std::collections::VecDeque;
@@ -139,7 +139,7 @@ enum NextHop {
 pub struct Engine {
     config: Config,
     /// Indexed by `PortId`, in `port::layout` order.
-    ports: Vec<PortState>,
+    ports: Ports,
     /// The smallest MTU of the ports with the inside role: what an inbound or
     /// hairpinned datagram is checked against before translation names its port.
     inside_mtu: usize,
@@ -178,7 +178,7 @@ impl Engine {
     pub fn new(config: &Config, setups: &[PortSetup]) -> Engine {
         let layout = port::layout(config);
         assert_eq!(setups.len(), layout.len(), "one PortSetup per port");
-        let ports: Vec<PortState> = layout
+        let ports: Ports = layout
             .iter()
             .zip(setups)
             .map(|(c, &s)| PortState::new(c, s))

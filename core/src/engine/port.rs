@@ -15,6 +15,13 @@ use firmware_config::Config;
 use ipnet::{Ipv4Net, Ipv6Net};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+/// The most ports an engine has. Port tables are kept inline (no pointer to chase on
+/// the packet path) and sized for this.
+pub const MAX_PORTS: usize = 8;
+
+/// The engine's port table, indexed by `PortId`.
+pub(super) type Ports = heapless::Vec<PortState, MAX_PORTS>;
+
 /// A data port: its index in the engine's port table (the order of `layout`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PortId(pub u8);
@@ -106,8 +113,6 @@ pub struct PortSetup {
 
 #[derive(Debug, Clone)]
 pub(super) struct PortState {
-    /// The configuration's interface name (or MAC), for display.
-    pub(super) name: String,
     pub(super) roles: Roles,
     pub(super) mac: Mac,
     pub(super) ipv4: Option<Ipv4Net>,
@@ -136,7 +141,6 @@ impl PortState {
     pub(super) fn new(c: &PortConfig<'_>, setup: PortSetup) -> PortState {
         let p = c.port;
         PortState {
-            name: p.port.clone(),
             roles: c.roles,
             mac: setup.mac,
             ipv4: p.ipv4,

@@ -71,7 +71,10 @@ impl Engine {
         let p = &self.ports[port.index()];
         PortInfo {
             port,
-            name: p.name.clone(),
+            // Cold: read from the configuration rather than kept on the packet path.
+            name: port::layout(&self.config)
+                .get(port.index())
+                .map_or_else(String::new, |c| c.port.port.clone()),
             roles: p.roles,
             mac: p.mac,
             ipv4: p.ipv4,

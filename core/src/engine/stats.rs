@@ -3,6 +3,8 @@
 //! exactly one reason. Counters are plain `u64`s on the engine (single writer); the
 //! shell reads a copy.
 
+use super::port::MAX_PORTS;
+
 macro_rules! drop_reasons {
     ($($variant:ident => $name:literal, $help:literal;)*) => {
         /// Why a frame was not forwarded. One counter per variant.
@@ -165,8 +167,8 @@ impl ProtoCounters {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stats {
     pub drops: [u64; DropReason::COUNT],
-    /// Indexed by `PortId`.
-    pub ports: Vec<PortCounters>,
+    /// Indexed by `PortId` (inline: counted on every packet).
+    pub ports: heapless::Vec<PortCounters, MAX_PORTS>,
     pub nat_out: ProtoCounters,
     pub nat_in: ProtoCounters,
     pub fw6_out: ProtoCounters,
@@ -195,7 +197,7 @@ impl Stats {
     pub fn new(ports: usize) -> Self {
         Stats {
             drops: [0; DropReason::COUNT],
-            ports: vec![PortCounters::default(); ports],
+            ports: (0..ports).map(|_| PortCounters::default()).collect(),
             nat_out: Default::default(),
             nat_in: Default::default(),
             fw6_out: Default::default(),
