@@ -245,7 +245,7 @@ impl Engine {
             match verdict {
                 Verdict::Forward(out) | Verdict::Reply(out) => {
                     // `account` counted the send; the queue entry must not count again.
-                    let c = &mut self.stats.ports[out.index()];
+                    let c = &mut self.stats.ports[out.slot()];
                     c.tx_packets -= 1;
                     c.tx_bytes -= len as u64;
                     self.tx.push_back((out, id));

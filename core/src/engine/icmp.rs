@@ -504,7 +504,7 @@ impl Engine {
         kind: (u8, u8, u32),
         now: u64,
     ) -> Verdict {
-        let p = &self.ports[port.index()];
+        let p = &self.ports[port];
         let src = p.ipv6.map_or(p.link_local, |n| n.addr());
         let ip = &frame.buf[ETH..frame.len];
         let allowed = may_error6(ip) && error6_fits(frame.buf.len(), ip.len());
@@ -534,14 +534,14 @@ impl Engine {
         if !allowed || !self.icmp_budget_allows(budget, now) {
             return Verdict::Drop(reason);
         }
-        let mac = self.ports[port.index()].mac;
+        let mac = self.ports[port].mac;
         let Some(len) = build(frame.buf, frame.len, mac, &mut self.ident) else {
             return Verdict::Drop(reason);
         };
         frame.len = len;
         // The offending packet is dropped even though a reply leaves.
         self.stats.drop(reason);
-        self.stats.ports[port.index()].drops += 1;
+        self.stats.ports[port.slot()].drops += 1;
         Verdict::Reply(port)
     }
 }

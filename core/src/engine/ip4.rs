@@ -63,7 +63,7 @@ impl Engine {
         } else if from_inside {
             self.ports.iter().any(port_addr)
         } else {
-            port_addr(&self.ports[port.index()])
+            port_addr(&self.ports[port])
         };
         if local {
             return self.local4(port, from_inside, frame, echo_request, now);
@@ -103,7 +103,7 @@ impl Engine {
     }
 
     fn is_subnet_broadcast(&self, port: PortId, dst: Ipv4Addr) -> bool {
-        self.ports[port.index()].broadcast4 == Some(dst)
+        self.ports[port].broadcast4 == Some(dst)
     }
 
     /// TTL and MTU checks before any rewrite, so errors quote what the sender sent;
@@ -138,7 +138,7 @@ impl Engine {
         let Some((egress, hop)) = self.routes.lookup4(ctx.dst) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
-        if let Some(v) = self.check4(self.ports[egress.index()].mtu, frame, ctx, now) {
+        if let Some(v) = self.check4(self.ports[egress].mtu, frame, ctx, now) {
             return v;
         }
         if !self.inside4(egress, ctx.dst) {

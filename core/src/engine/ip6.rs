@@ -82,7 +82,7 @@ impl Engine {
         if self.fw6.is_inside(&src) != (dir == Dir::Out) {
             return Verdict::Drop(DropReason::SpoofedSource);
         }
-        if hop_limit <= 1 || self.offload.network_len(total) > self.ports[egress.index()].mtu {
+        if hop_limit <= 1 || self.offload.network_len(total) > self.ports[egress].mtu {
             return self.finish6(frame, port, egress, hop, hop_limit, total, now);
         }
         match self.filter6(frame, &src, &dst, &upper, dir, port, now) {
@@ -171,7 +171,7 @@ impl Engine {
             let kind = (icmpv6::TIME_EXCEEDED, 0, 0);
             return self.reject6(port, frame, DropReason::TtlExceeded, kind, now);
         }
-        let mtu = self.ports[egress.index()].mtu;
+        let mtu = self.ports[egress].mtu;
         if self.offload.network_len(total) > mtu {
             let kind = (icmpv6::PACKET_TOO_BIG, 0, mtu as u32);
             return self.reject6(port, frame, DropReason::TooBig, kind, now);

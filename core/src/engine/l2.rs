@@ -26,7 +26,7 @@ impl Engine {
     /// another interface): the box answers for its addresses with the new MAC, and
     /// its link-local address follows (RFC 4291 appendix A).
     pub fn port_moved(&mut self, port: PortId, mac: Mac) {
-        let p = &mut self.ports[port.index()];
+        let p = &mut self.ports[port];
         p.mac = mac;
         p.link_local = link_local(mac);
         self.forget_neighbours(port);
@@ -73,7 +73,7 @@ impl Engine {
         if claims && on_link {
             // Only a reply sent to our MAC answers a request of ours.
             let to_us = ethernet::Frame::new_checked(&frame.buf[..frame.len])
-                .is_ok_and(|e| e.dst() == self.ports[port.index()].mac);
+                .is_ok_and(|e| e.dst() == self.ports[port].mac);
             let claim = Claim {
                 solicited: op == arp::OP_REPLY && to_us,
                 ..Claim::announcement(sender_mac, ours)
@@ -83,7 +83,7 @@ impl Engine {
         }
         match (op, ours) {
             (arp::OP_REQUEST, true) => {
-                let mac = self.ports[port.index()].mac;
+                let mac = self.ports[port].mac;
                 match icmp::arp_reply(frame.buf, mac, target) {
                     Some(len) => {
                         frame.len = len;
@@ -122,7 +122,7 @@ impl Engine {
 
     /// Sends packets that waited for `mac`.
     pub(super) fn release(&mut self, port: PortId, mac: Mac, bufs: &[BufId]) {
-        let own = self.ports[port.index()].mac;
+        let own = self.ports[port].mac;
         for &id in bufs {
             let b = self.buffers.buf_mut(id);
             ethernet::set_addresses(b, mac, own);
@@ -138,7 +138,7 @@ impl Engine {
             self.stats.drop(DropReason::NeighbourRequestNoBuffer);
             return;
         };
-        let p = &self.ports[port.index()];
+        let p = &self.ports[port];
         let mac = p.mac;
         let len = match hop {
             NextHop::V4(target) => {
@@ -179,7 +179,7 @@ impl Engine {
         self.evicted(evicted);
         match resolved {
             Resolve::Known(mac) => {
-                let own = self.ports[egress.index()].mac;
+                let own = self.ports[egress].mac;
                 ethernet::set_addresses(frame.buf, mac, own);
                 Verdict::Forward(egress)
             }

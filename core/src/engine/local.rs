@@ -185,7 +185,7 @@ impl Engine {
             }
             std::net::IpAddr::V6(a) => {
                 let (port, _) = self.routes.lookup6(&a)?;
-                self.ports[port.index()].ipv6.map(|n| n.addr().into())
+                self.ports[port].ipv6.map(|n| n.addr().into())
             }
         }
     }
@@ -207,7 +207,7 @@ impl Engine {
             }
             _ => return Err(DropReason::UnknownEthertype),
         };
-        if ip.len() > self.ports[egress.index()].mtu {
+        if ip.len() > self.ports[egress].mtu {
             return Err(DropReason::TooBig);
         }
         let id = self.buffers.alloc().ok_or(DropReason::BufferPoolFull)?;
@@ -262,7 +262,7 @@ impl Engine {
         if !self.icmp_allowed(now) {
             return Verdict::Consumed;
         }
-        let mac = self.ports[port.index()].mac;
+        let mac = self.ports[port].mac;
         match icmp::echo_reply4(frame.buf, frame.len, mac) {
             Some(len) => {
                 frame.len = len;
@@ -327,7 +327,7 @@ impl Engine {
         if !self.icmp_allowed(now) {
             return Verdict::Consumed;
         }
-        let mac = self.ports[port.index()].mac;
+        let mac = self.ports[port].mac;
         match icmp::echo_reply6(frame.buf, frame.len, mac, offset) {
             Some(len) => {
                 frame.len = len;

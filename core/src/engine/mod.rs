@@ -178,11 +178,12 @@ impl Engine {
     pub fn new(config: &Config, setups: &[PortSetup]) -> Engine {
         let layout = port::layout(config);
         assert_eq!(setups.len(), layout.len(), "one PortSetup per port");
-        let ports: Ports = layout
-            .iter()
-            .zip(setups)
-            .map(|(c, &s)| PortState::new(c, s))
-            .collect();
+        let ports = Ports::new(
+            layout
+                .iter()
+                .zip(setups)
+                .map(|(c, &s)| PortState::new(c, s)),
+        );
         let inside_mtu = ports
             .iter()
             .filter(|p| p.roles.inside)
@@ -190,7 +191,7 @@ impl Engine {
             .min()
             .unwrap_or(usize::MAX);
         Engine {
-            stats: Stats::new(ports.len()),
+            stats: Stats::default(),
             ports,
             inside_mtu,
             nat: Nat44::new(config),
@@ -230,7 +231,7 @@ impl Engine {
         now_ms: u64,
     ) -> Verdict {
         frame.len = frame.len.min(frame.buf.len());
-        let counters = &mut self.stats.ports[port.index()];
+        let counters = &mut self.stats.ports[port.slot()];
         counters.rx_packets += 1;
         counters.rx_bytes += frame.len as u64;
         self.offload = offload;
@@ -246,7 +247,7 @@ impl Engine {
     /// Counts a frame the I/O layer dropped before the engine saw it (e.g. a frame the
     /// NIC truncated or whose VLAN tag it stripped).
     pub fn count_drop(&mut self, port: PortId, reason: DropReason) {
-        let c = &mut self.stats.ports[port.index()];
+        let c = &mut self.stats.ports[port.slot()];
         c.rx_packets += 1;
         c.drops += 1;
         self.stats.drop(reason);
@@ -259,7 +260,7 @@ impl Engine {
         let n = frame.len().min(out.len());
         out[..n].copy_from_slice(&frame[..n]);
         self.buffers.free(id);
-        let c = &mut self.stats.ports[port.index()];
+        let c = &mut self.stats.ports[port.slot()];
         c.tx_packets += 1;
         c.tx_bytes += n as u64;
         Some((port, n))
@@ -290,13 +291,13 @@ impl Engine {
     fn account(&mut self, port: PortId, verdict: Verdict, len: usize) {
         match verdict {
             Verdict::Forward(out) | Verdict::Reply(out) => {
-                let c = &mut self.stats.ports[out.index()];
+                let c = &mut self.stats.ports[out.slot()];
                 c.tx_packets += 1;
                 c.tx_bytes += len as u64;
             }
             Verdict::Drop(reason) => {
                 self.stats.drop(reason);
-                self.stats.ports[port.index()].drops += 1;
+                self.stats.ports[port.slot()].drops += 1;
             }
             Verdict::Hold | Verdict::Consumed => {}
         }
@@ -311,7 +312,7 @@ impl Engine {
         let Ok(eth) = ethernet::Frame::new_checked(frame.bytes()) else {
             return Verdict::Drop(DropReason::FrameTruncated);
         };
-        let p = &self.ports[port.index()];
+        let p = &self.ports[port];
         // A GSO super-frame is longer than any MTU; its segments are checked on egress.
         if frame.len > ETH + p.mtu && self.offload.gso_segment.is_none() {
             return Verdict::Drop(DropReason::FrameTooLong);

@@ -63,7 +63,7 @@ impl Engine {
                 return Verdict::Drop(DropReason::FrameTruncated);
             };
             let peer_mac = eth.src();
-            let mac = self.ports[port.index()].mac;
+            let mac = self.ports[port].mac;
             frame.len = icmp::neighbor_advert(frame.buf, mac, &target, peer_mac, src);
             return Verdict::Reply(port);
         }

@@ -15,12 +15,53 @@ use firmware_config::Config;
 use ipnet::{Ipv4Net, Ipv6Net};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-/// The most ports an engine has. Port tables are kept inline (no pointer to chase on
-/// the packet path) and sized for this.
+/// The most ports an engine has. Port tables are kept inline and sized for this, so a
+/// `PortId` indexes them without a bounds check on the packet path.
 pub const MAX_PORTS: usize = 8;
 
-/// The engine's port table, indexed by `PortId`.
-pub(super) type Ports = heapless::Vec<PortState, MAX_PORTS>;
+/// The engine's port table: `MAX_PORTS` inline slots, of which the first `len` are
+/// the ports of `layout`. Indexed by `PortId` (see `PortId::slot`).
+#[derive(Debug, Clone)]
+pub(super) struct Ports {
+    slots: [PortState; MAX_PORTS],
+    len: u8,
+}
+
+impl Ports {
+    /// The table for `ports` (at most `MAX_PORTS`: `layout` names two).
+    pub(super) fn new(ports: impl IntoIterator<Item = PortState>) -> Ports {
+        let mut t = Ports {
+            slots: Default::default(),
+            len: 0,
+        };
+        for (slot, p) in t.slots.iter_mut().zip(ports) {
+            *slot = p;
+            t.len += 1;
+        }
+        t
+    }
+
+    pub(super) fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    pub(super) fn iter(&self) -> std::slice::Iter<'_, PortState> {
+        self.slots[..self.len()].iter()
+    }
+}
+
+impl std::ops::Index<PortId> for Ports {
+    type Output = PortState;
+    fn index(&self, id: PortId) -> &PortState {
+        &self.slots[id.slot()]
+    }
+}
+
+impl std::ops::IndexMut<PortId> for Ports {
+    fn index_mut(&mut self, id: PortId) -> &mut PortState {
+        &mut self.slots[id.slot()]
+    }
+}
 
 /// A data port: its index in the engine's port table (the order of `layout`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -29,6 +70,14 @@ pub struct PortId(pub u8);
 impl PortId {
     pub fn index(self) -> usize {
         usize::from(self.0)
+    }
+
+    /// The id's slot in the engine's inline tables: its index, taken modulo
+    /// `MAX_PORTS` so that no lookup needs a bounds check. Ids come from `layout`
+    /// (the I/O layer uses no other), so the modulo never changes one; an id beyond
+    /// the ports names an empty slot (no roles, no address) rather than panicking.
+    pub(super) fn slot(self) -> usize {
+        self.index() % MAX_PORTS
     }
 }
 
@@ -137,6 +186,21 @@ pub struct PortInfo {
     pub mtu: usize,
 }
 
+/// An empty slot of the port table: no roles, no address, MTU 0.
+impl Default for PortState {
+    fn default() -> Self {
+        PortState {
+            roles: Roles::default(),
+            mac: Mac::default(),
+            ipv4: None,
+            broadcast4: None,
+            ipv6: None,
+            link_local: Ipv6Addr::UNSPECIFIED,
+            mtu: 0,
+        }
+    }
+}
+
 impl PortState {
     pub(super) fn new(c: &PortConfig<'_>, setup: PortSetup) -> PortState {
         let p = c.port;
@@ -191,7 +255,7 @@ impl Engine {
     /// The box's IPv4 addresses on a port: the port address, plus the pool on the
     /// outside (the gateway must be able to reach every pool address).
     pub(super) fn owns4(&self, port: PortId, addr: Ipv4Addr) -> bool {
-        let p = &self.ports[port.index()];
+        let p = &self.ports[port];
         p.ipv4.is_some_and(|n| n.addr() == addr) || (p.roles.outside && self.nat.is_pool_addr(addr))
     }
 
@@ -204,21 +268,21 @@ impl Engine {
     /// Whether IPv4 `addr`, seen on `port`, is on the inside (see `Roles::inside_for`;
     /// the NAT's inside prefixes decide on a port with both roles).
     pub(super) fn inside4(&self, port: PortId, addr: Ipv4Addr) -> bool {
-        self.ports[port.index()]
+        self.ports[port]
             .roles
             .inside_for(|| self.nat.translates(addr))
     }
 
     /// As `inside4`, for IPv6 (the filter's inside prefixes decide).
     pub(super) fn inside6(&self, port: PortId, addr: &Ipv6Addr) -> bool {
-        self.ports[port.index()]
+        self.ports[port]
             .roles
             .inside_for(|| self.fw6.is_inside(addr))
     }
 
     /// The address the box speaks from on a port.
     pub(super) fn source4(&self, port: PortId) -> Option<Ipv4Addr> {
-        self.ports[port.index()]
+        self.ports[port]
             .ipv4
             .map(|n| n.addr())
             .or_else(|| self.nat.pool().first().copied())
@@ -227,23 +291,18 @@ impl Engine {
     /// Whether `addr` is on-link on `port`: in the port's IPv4 prefix (a port without
     /// one has no IPv4 neighbours). Every route's next hop is (the configuration checks).
     pub(super) fn on_link4(&self, port: PortId, addr: Ipv4Addr) -> bool {
-        self.ports[port.index()]
-            .ipv4
-            .is_some_and(|n| n.contains(&addr))
+        self.ports[port].ipv4.is_some_and(|n| n.contains(&addr))
     }
 
     /// The box's IPv6 addresses on a port: its link-local and its global address.
     pub(super) fn owns6(&self, port: PortId, addr: &Ipv6Addr) -> bool {
-        let p = &self.ports[port.index()];
+        let p = &self.ports[port];
         p.link_local == *addr || p.ipv6.is_some_and(|n| n.addr() == *addr)
     }
 
     /// Whether `addr` is on-link on `port`: link-local, or in the port's IPv6 prefix.
     pub(super) fn on_link6(&self, port: PortId, addr: &Ipv6Addr) -> bool {
-        addr.is_unicast_link_local()
-            || self.ports[port.index()]
-                .ipv6
-                .is_some_and(|n| n.contains(addr))
+        addr.is_unicast_link_local() || self.ports[port].ipv6.is_some_and(|n| n.contains(addr))
     }
 }
 
@@ -308,7 +367,7 @@ mod tests {
         };
         let mut engine = Engine::new(&c, &[setup; 2]);
         let port = PortId(0);
-        engine.ports[port.index()].roles = Roles::BOTH;
+        engine.ports[port].roles = Roles::BOTH;
         let inside4 = c.nat_inside_prefixes()[0].addr();
         let remote4 = Ipv4Addr::new(203, 0, 113, 9);
         assert!(engine.inside4(port, inside4));

@@ -29,7 +29,7 @@ impl Engine {
     }
 
     pub fn clear_stats(&mut self) {
-        self.stats = Stats::new(self.ports.len());
+        self.stats = Stats::default();
         self.nat.events_mut().clear_counters();
     }
 
@@ -68,7 +68,7 @@ impl Engine {
 
     /// One port as the shell shows it.
     pub fn port_info(&self, port: PortId) -> PortInfo {
-        let p = &self.ports[port.index()];
+        let p = &self.ports[port];
         PortInfo {
             port,
             // Cold: read from the configuration rather than kept on the packet path.

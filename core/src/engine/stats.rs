@@ -167,8 +167,9 @@ impl ProtoCounters {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stats {
     pub drops: [u64; DropReason::COUNT],
-    /// Indexed by `PortId` (inline: counted on every packet).
-    pub ports: heapless::Vec<PortCounters, MAX_PORTS>,
+    /// Indexed by `PortId` (`PortId::index`); slots beyond the engine's ports stay
+    /// zero.
+    pub ports: [PortCounters; MAX_PORTS],
     pub nat_out: ProtoCounters,
     pub nat_in: ProtoCounters,
     pub fw6_out: ProtoCounters,
@@ -192,12 +193,11 @@ pub struct Stats {
     pub local_sent: u64,
 }
 
-impl Stats {
-    /// Zeroed counters for `ports` ports.
-    pub fn new(ports: usize) -> Self {
+impl Default for Stats {
+    fn default() -> Self {
         Stats {
             drops: [0; DropReason::COUNT],
-            ports: (0..ports).map(|_| PortCounters::default()).collect(),
+            ports: Default::default(),
             nat_out: Default::default(),
             nat_in: Default::default(),
             fw6_out: Default::default(),
@@ -256,7 +256,7 @@ mod tests {
 
     #[test]
     fn counts_each_reason() {
-        let mut s = Stats::new(2);
+        let mut s = Stats::default();
         s.drop(DropReason::NoMapping);
         s.drop(DropReason::NoMapping);
         s.drop(DropReason::Filtered);
