@@ -3,60 +3,29 @@
 //! section 4), for IPv4 and IPv6, with correct checksums. Control-plane code: these
 //! allocate, and run a few times a second at most.
 
-use crate::wire::checksum::{self, Sum};
+use crate::wire::checksum;
+use crate::wire::emit::IpRepr;
 use crate::wire::{icmpv4, icmpv6, ipv4, ipv6, proto, udp};
 use std::net::IpAddr;
 
 /// Hop limit of datagrams the box originates.
 const TTL: u8 = 64;
 
-/// An IP header for `payload_len` bytes of `protocol` from `src` to `dst`, followed
-/// by `payload`, with the transport checksum at `checksum_at` (offset in `payload`)
-/// filled in over the right pseudo-header. `None` when the families differ.
-fn datagram(
-    src: IpAddr,
-    dst: IpAddr,
-    protocol: u8,
-    mut payload: Vec<u8>,
-    checksum_at: usize,
-) -> Option<Vec<u8>> {
-    let len = payload.len();
-    let (mut ip, pseudo) = match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let mut h = vec![0u8; ipv4::MIN_HEADER_LEN];
-            ipv4::write_header(
-                &mut h,
-                &ipv4::Header {
-                    src: s,
-                    dst: d,
-                    protocol,
-                    ttl: TTL,
-                    ident: 0,
-                    payload_len: len,
-                },
-            );
-            // ICMPv4's checksum covers the message only (RFC 792).
-            let pseudo = if protocol == proto::ICMP {
-                Sum::default()
-            } else {
-                checksum::pseudo_v4(s, d, protocol, len as u16)
-            };
-            (h, pseudo)
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            let mut h = vec![0u8; ipv6::HEADER_LEN];
-            ipv6::write_header(&mut h, &s, &d, protocol, TTL, len);
-            (h, checksum::pseudo_v6(&s, &d, protocol, len as u32))
-        }
-        _ => return None,
+/// `l4` (a transport message) behind an IP header from `src` to `dst`, its checksum
+/// filled in (`wire::emit`). `None` when the families differ.
+fn datagram(src: IpAddr, dst: IpAddr, protocol: u8, l4: &[u8]) -> Option<Vec<u8>> {
+    let ip = IpRepr {
+        src,
+        dst,
+        protocol,
+        hop_limit: TTL,
+        ident: 0,
     };
-    let mut sum = pseudo.add_bytes(&payload).finish();
-    if protocol == proto::UDP && sum == 0 {
-        sum = 0xffff; // RFC 768: zero means "no checksum"
-    }
-    payload[checksum_at..checksum_at + 2].copy_from_slice(&sum.to_be_bytes());
-    ip.extend_from_slice(&payload);
-    Some(ip)
+    let mut packet = vec![0u8; ip.header_len()];
+    packet.extend_from_slice(l4);
+    let len = ip.emit(&mut packet, l4.len())?;
+    packet.truncate(len);
+    Some(packet)
 }
 
 /// A UDP datagram carrying `data`.
@@ -67,7 +36,7 @@ pub fn udp(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, data: &[u8]) -> Opt
     l4.extend_from_slice(&((udp::HEADER_LEN + data.len()) as u16).to_be_bytes());
     l4.extend_from_slice(&[0, 0]);
     l4.extend_from_slice(data);
-    datagram(src, dst, proto::UDP, l4, udp::CHECKSUM_OFFSET)
+    datagram(src, dst, proto::UDP, &l4)
 }
 
 /// An echo request with identifier `ident`, sequence number `seq` and `data`.
@@ -90,7 +59,7 @@ pub fn echo_request(
         u32::from(ident) << 16 | u32::from(seq),
     );
     l4.extend_from_slice(data);
-    datagram(src, dst, protocol, l4, 2)
+    datagram(src, dst, protocol, &l4)
 }
 
 /// An echo reply, as a `ping` sees it.

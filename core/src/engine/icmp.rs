@@ -24,6 +24,7 @@
 use super::port::PortId;
 use super::stats::DropReason;
 use super::{Engine, Frame, Verdict};
+use crate::wire::emit::IpRepr;
 use crate::wire::ethernet::{self, ethertype, Mac};
 use crate::wire::{arp, checksum, icmpv4, icmpv6, ipv4, ipv6, proto};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -170,22 +171,16 @@ pub fn error4(
     buf.copy_within(ETH..ETH + quoted_len, icmp_at + icmpv4::HEADER_LEN);
     ethernet::write_header(buf, peer, mac, ethertype::IPV4);
     let icmp_len = icmpv4::HEADER_LEN + quoted_len;
-    ipv4::write_header(
-        &mut buf[ETH..],
-        &ipv4::Header {
-            src: addr,
-            dst: orig_src,
-            protocol: proto::ICMP,
-            ttl: TTL,
-            ident,
-            payload_len: icmp_len,
-        },
-    );
     let (t, code, rest) = kind;
     icmpv4::write_header(&mut buf[icmp_at..], t, code, rest);
-    let c = checksum::checksum(&buf[icmp_at..icmp_at + icmp_len]);
-    buf[icmp_at + 2..icmp_at + 4].copy_from_slice(&c.to_be_bytes());
-    Some(icmp_at + icmp_len)
+    let ip = IpRepr {
+        src: addr.into(),
+        dst: orig_src.into(),
+        protocol: proto::ICMP,
+        hop_limit: TTL,
+        ident,
+    };
+    Some(ETH + ip.emit(&mut buf[ETH..], icmp_len)?)
 }
 
 /// How many bytes of the offending packet an error of at most `max` bytes (IP header
@@ -311,18 +306,20 @@ pub fn error6(
     buf.copy_within(ETH..ETH + quoted_len, icmp_at + icmpv6::HEADER_LEN);
     ethernet::write_header(buf, peer, mac, ethertype::IPV6);
     let icmp_len = icmpv6::HEADER_LEN + quoted_len;
-    ipv6::write_header(
-        &mut buf[ETH..],
-        addr,
-        &orig_src,
-        proto::ICMPV6,
-        TTL,
-        icmp_len,
-    );
     let (t, code, rest) = kind;
     icmpv6::write_header(&mut buf[icmp_at..], t, code, rest);
-    fill_icmp6_checksum(buf, icmp_at, icmp_len, addr, &orig_src)?;
-    Some(icmp_at + icmp_len)
+    Some(ETH + icmp6(addr, &orig_src, TTL).emit(&mut buf[ETH..], icmp_len)?)
+}
+
+/// The IPv6 header of an ICMPv6 message the box sends.
+fn icmp6(src: &Ipv6Addr, dst: &Ipv6Addr, hop_limit: u8) -> IpRepr {
+    IpRepr {
+        src: (*src).into(),
+        dst: (*dst).into(),
+        protocol: proto::ICMPV6,
+        hop_limit,
+        ident: 0,
+    }
 }
 
 /// Turns an ICMPv6 echo request frame (its ICMPv6 message at `upper_offset` in the
@@ -341,11 +338,8 @@ pub fn echo_reply6(buf: &mut [u8], len: usize, mac: Mac, upper_offset: usize) ->
     // Any extension headers of the request are dropped from the reply.
     buf.copy_within(icmp_at..icmp_at + icmp_len, ETH + ipv6::HEADER_LEN);
     ethernet::write_header(buf, peer, mac, ethertype::IPV6);
-    ipv6::write_header(&mut buf[ETH..], &dst, &src, proto::ICMPV6, TTL, icmp_len);
-    let icmp_at = ETH + ipv6::HEADER_LEN;
-    buf[icmp_at] = icmpv6::ECHO_REPLY;
-    fill_icmp6_checksum(buf, icmp_at, icmp_len, &dst, &src)?;
-    Some(icmp_at + icmp_len)
+    buf[ETH + ipv6::HEADER_LEN] = icmpv6::ECHO_REPLY;
+    Some(ETH + icmp6(&dst, &src, TTL).emit(&mut buf[ETH..], icmp_len)?)
 }
 
 /// Writes a Neighbor Advertisement for `target` (ours) answering a solicitation from
@@ -420,29 +414,13 @@ fn nd_message(
 ) -> usize {
     const ND_BODY: usize = ND_FRAME_LEN - ETH - ipv6::HEADER_LEN;
     ethernet::write_header(buf, dst_mac, mac, ethertype::IPV6);
-    // RFC 4861 7.1: hop limit 255 proves the message was not forwarded.
-    ipv6::write_header(&mut buf[ETH..], src, dst, proto::ICMPV6, 255, ND_BODY);
     let icmp_at = ETH + ipv6::HEADER_LEN;
     let (t, flags, target, opt) = body;
     icmpv6::write_nd(&mut buf[icmp_at..], t, flags, target, opt, mac);
-    // ND_BODY is longer than an ICMPv6 header, so the checksum is always filled.
-    let _ = fill_icmp6_checksum(buf, icmp_at, ND_BODY, src, dst);
+    // RFC 4861 7.1: hop limit 255 proves the message was not forwarded. The caller's
+    // buffer holds a whole ND frame (ND_FRAME_LEN), so the header always fits.
+    let _ = icmp6(src, dst, 255).emit(&mut buf[ETH..], ND_BODY);
     icmp_at + ND_BODY
-}
-
-/// Fills the checksum of the ICMPv6 message of `len` bytes at `at`; `None` if that is
-/// shorter than an ICMPv6 header or past the buffer.
-fn fill_icmp6_checksum(
-    buf: &mut [u8],
-    at: usize,
-    len: usize,
-    src: &Ipv6Addr,
-    dst: &Ipv6Addr,
-) -> Option<()> {
-    let pseudo = checksum::pseudo_v6(src, dst, proto::ICMPV6, len as u32);
-    let mut i = icmpv6::Packet::new_checked(buf.get_mut(at..at.checked_add(len)?)?).ok()?;
-    i.fill_checksum(pseudo);
-    Some(())
 }
 
 /// The engine's side: the general rate limit for what the box generates (RFC 1812

@@ -130,23 +130,16 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 /// Writes an NS or NA body (header, flags, target, one link-layer option) into
 /// `buf[..32]`. Checksum left 0.
 pub fn write_nd(buf: &mut [u8], msg_type: u8, flags: u8, target: &Ipv6Addr, opt: u8, mac: Mac) {
-    buf[0] = msg_type;
-    buf[1] = 0;
-    set_be16(buf, 2, 0);
-    buf[4..8].copy_from_slice(&[flags, 0, 0, 0]);
+    write_header(buf, msg_type, 0, u32::from(flags) << 24);
     buf[8..24].copy_from_slice(&target.octets());
     buf[24] = opt;
     buf[25] = 1;
     buf[26..32].copy_from_slice(&mac.0);
 }
 
-/// Writes an 8-byte ICMPv6 header with the given rest-of-header word (checksum 0).
-pub fn write_header(buf: &mut [u8], msg_type: u8, code: u8, rest: u32) {
-    buf[0] = msg_type;
-    buf[1] = code;
-    set_be16(buf, 2, 0);
-    buf[4..8].copy_from_slice(&rest.to_be_bytes());
-}
+/// Writes an 8-byte ICMPv6 header with the given rest-of-header word (checksum 0):
+/// ICMPv6's header has ICMPv4's layout (RFC 4443 section 2.1, RFC 792).
+pub use super::icmpv4::write_header;
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@
 
 pub mod arp;
 pub mod checksum;
+pub mod emit;
 pub mod ethernet;
 pub mod icmpv4;
 pub mod icmpv6;
