@@ -2,11 +2,9 @@
 //! (destination unreachable incl. fragmentation needed (RFC 1191), time exceeded,
 //! parameter problem).
 
-use super::{be16, set_be16, WireError};
+use super::checksum::Sum;
 
-pub const HEADER_LEN: usize = 8;
-/// Where an echo message's identifier is (the same in ICMPv6, RFC 4443 section 4.1).
-pub const ECHO_ID_OFFSET: usize = 4;
+pub use super::icmp::{ECHO_ID_OFFSET, HEADER_LEN};
 
 pub const ECHO_REPLY: u8 = 0;
 pub const DEST_UNREACHABLE: u8 = 3;
@@ -21,38 +19,12 @@ pub const CODE_PORT_UNREACHABLE: u8 = 3;
 pub const CODE_FRAG_NEEDED: u8 = 4;
 pub const CODE_ADMIN_PROHIBITED: u8 = 13;
 
-/// A view of an ICMPv4 message.
-#[derive(Debug)]
-pub struct Packet<T> {
-    buf: T,
+super::icmp::family_view! {
+    /// A view of an ICMPv4 message: the shared header (`icmp::Message`, through
+    /// `Deref`) and ICMPv4's own classification and checksum.
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    pub fn new_checked(buf: T) -> Result<Self, WireError> {
-        if buf.as_ref().len() < HEADER_LEN {
-            return Err(WireError::Truncated);
-        }
-        Ok(Packet { buf })
-    }
-
-    pub fn msg_type(&self) -> u8 {
-        self.buf.as_ref()[0]
-    }
-
-    pub fn code(&self) -> u8 {
-        self.buf.as_ref()[1]
-    }
-
-    pub fn checksum(&self) -> u16 {
-        be16(self.buf.as_ref(), 2)
-    }
-
-    /// Echo identifier (the "port" of an ICMP query, RFC 5508 section 3.1).
-    pub fn echo_id(&self) -> u16 {
-        be16(self.buf.as_ref(), ECHO_ID_OFFSET)
-    }
-
-    /// True for the error messages whose payload quotes an offending datagram.
     pub fn is_error(&self) -> bool {
         matches!(
             self.msg_type(),
@@ -60,57 +32,28 @@ impl<T: AsRef<[u8]>> Packet<T> {
         )
     }
 
-    /// True for echo request/reply, the queries natbox maps (RFC 5508 section 3.1).
     pub fn is_echo(&self) -> bool {
         matches!(self.msg_type(), ECHO_REQUEST | ECHO_REPLY)
     }
 
-    /// The bytes after the 8-byte header (the quoted datagram of an error).
-    pub fn payload(&self) -> &[u8] {
-        &self.buf.as_ref()[HEADER_LEN..]
-    }
-
+    /// The checksum covers the message alone (RFC 792).
     pub fn verify_checksum(&self) -> bool {
-        super::checksum::checksum(self.buf.as_ref()) == 0
+        self.checksum_ok(Sum::default())
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    pub fn set_msg_type(&mut self, t: u8) {
-        self.buf.as_mut()[0] = t;
-    }
-
-    pub fn set_checksum(&mut self, c: u16) {
-        set_be16(self.buf.as_mut(), 2, c);
-    }
-
-    pub fn set_echo_id(&mut self, id: u16) {
-        set_be16(self.buf.as_mut(), 4, id);
-    }
-
-    pub fn payload_mut(&mut self) -> &mut [u8] {
-        &mut self.buf.as_mut()[HEADER_LEN..]
-    }
-
-    /// Recomputes the checksum over the whole message.
     pub fn fill_checksum(&mut self) {
-        self.set_checksum(0);
-        let c = super::checksum::checksum(self.buf.as_ref());
-        self.set_checksum(c);
+        self.fill(Sum::default());
     }
 }
 
-/// Writes an 8-byte ICMP header with the given rest-of-header word (checksum left 0).
-pub fn write_header(buf: &mut [u8], msg_type: u8, code: u8, rest: u32) {
-    buf[0] = msg_type;
-    buf[1] = code;
-    set_be16(buf, 2, 0);
-    buf[4..8].copy_from_slice(&rest.to_be_bytes());
-}
+pub use super::icmp::write_header;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::{be16, WireError};
 
     /// An echo request as sent by `ping` (id 0x1234, seq 1, 8 payload bytes).
     const ECHO: [u8; 16] = [

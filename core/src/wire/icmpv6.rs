@@ -2,10 +2,9 @@
 //! sections 4.3, 4.4 and 4.6.1: NS, NA, link-layer address options).
 
 use super::ethernet::Mac;
-use super::{be16, set_be16, WireError};
 use std::net::Ipv6Addr;
 
-pub const HEADER_LEN: usize = 8;
+pub use super::icmp::HEADER_LEN;
 
 pub const DEST_UNREACHABLE: u8 = 1;
 pub const PACKET_TOO_BIG: u8 = 2;
@@ -34,32 +33,13 @@ pub const OPT_TARGET_LL: u8 = 2;
 /// Length of an NS/NA body before options: header + reserved/flags + target.
 pub const ND_LEN: usize = 24;
 
-/// A view of an ICMPv6 message.
-#[derive(Debug)]
-pub struct Packet<T> {
-    buf: T,
+super::icmp::family_view! {
+    /// A view of an ICMPv6 message: the shared header (`icmp::Message`, through
+    /// `Deref`), ICMPv6's own classification and checksum, and the Neighbor Discovery
+    /// fields.
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    pub fn new_checked(buf: T) -> Result<Self, WireError> {
-        if buf.as_ref().len() < HEADER_LEN {
-            return Err(WireError::Truncated);
-        }
-        Ok(Packet { buf })
-    }
-
-    pub fn msg_type(&self) -> u8 {
-        self.buf.as_ref()[0]
-    }
-
-    pub fn code(&self) -> u8 {
-        self.buf.as_ref()[1]
-    }
-
-    pub fn echo_id(&self) -> u16 {
-        be16(self.buf.as_ref(), 4)
-    }
-
     /// Error messages have types 0-127 (RFC 4443 section 2.1).
     pub fn is_error(&self) -> bool {
         self.msg_type() < 128
@@ -69,32 +49,29 @@ impl<T: AsRef<[u8]>> Packet<T> {
         matches!(self.msg_type(), ECHO_REQUEST | ECHO_REPLY)
     }
 
-    pub fn payload(&self) -> &[u8] {
-        &self.buf.as_ref()[HEADER_LEN..]
-    }
-
-    /// Verifies the checksum given the pseudo-header sum of the enclosing IPv6 packet.
+    /// Verifies the checksum given the pseudo-header sum of the enclosing IPv6 packet
+    /// (RFC 4443 section 2.3).
     pub fn verify_checksum(&self, pseudo: super::checksum::Sum) -> bool {
-        pseudo.add_bytes(self.buf.as_ref()).finish() == 0
+        self.checksum_ok(pseudo)
     }
 
     /// The target address of an NS or NA, if the message is long enough.
     pub fn nd_target(&self) -> Option<Ipv6Addr> {
-        let b = self.buf.as_ref();
+        let b = self.bytes();
         let t: [u8; 16] = b.get(8..24)?.try_into().ok()?;
         Some(Ipv6Addr::from(t))
     }
 
     /// The NA flags byte.
     pub fn na_flags(&self) -> u8 {
-        self.buf.as_ref()[4]
+        self.bytes()[4]
     }
 
     /// The link-layer address carried in option `kind` of an NS/NA, if present and
     /// well-formed. Malformed option chains yield `None` (RFC 4861 section 4.6: a
     /// zero-length option means the packet must be discarded).
     pub fn nd_link_addr(&self, kind: u8) -> Option<Mac> {
-        let b = self.buf.as_ref();
+        let b = self.bytes();
         let mut at = ND_LEN;
         while at + 2 <= b.len() {
             let len = usize::from(b[at + 1]) * 8;
@@ -111,19 +88,9 @@ impl<T: AsRef<[u8]>> Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    pub fn set_msg_type(&mut self, t: u8) {
-        self.buf.as_mut()[0] = t;
-    }
-
-    pub fn set_checksum(&mut self, c: u16) {
-        set_be16(self.buf.as_mut(), 2, c);
-    }
-
     /// Recomputes the checksum given the enclosing packet's pseudo-header sum.
     pub fn fill_checksum(&mut self, pseudo: super::checksum::Sum) {
-        self.set_checksum(0);
-        let c = pseudo.add_bytes(self.buf.as_ref()).finish();
-        self.set_checksum(c);
+        self.fill(pseudo);
     }
 }
 
@@ -137,14 +104,13 @@ pub fn write_nd(buf: &mut [u8], msg_type: u8, flags: u8, target: &Ipv6Addr, opt:
     buf[26..32].copy_from_slice(&mac.0);
 }
 
-/// Writes an 8-byte ICMPv6 header with the given rest-of-header word (checksum 0):
-/// ICMPv6's header has ICMPv4's layout (RFC 4443 section 2.1, RFC 792).
-pub use super::icmpv4::write_header;
+pub use super::icmp::write_header;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::wire::checksum::pseudo_v6;
+    use crate::wire::WireError;
 
     #[test]
     fn nd_round_trip_and_checksum() {

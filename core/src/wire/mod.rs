@@ -9,6 +9,7 @@ pub mod arp;
 pub mod checksum;
 pub mod emit;
 pub mod ethernet;
+pub mod icmp;
 pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipv4;
