@@ -3,6 +3,7 @@
 
 #[path = "../../core/tests/support/mod.rs"]
 mod support;
+use natbox::control::shards::Inline;
 use natbox::engine::stats::DropReason;
 use natbox::shell::commit::{self, Rollback};
 use natbox::shell::{execute, Action, Context, Facts, Session, Store};
@@ -33,8 +34,12 @@ fn run_with(
     rollback: Option<&mut Rollback>,
 ) -> String {
     let f = facts(h);
+    let now_ms = h.now;
     let ctx = Context {
-        engine: Some(&mut h.engine),
+        shards: Some(&mut Inline {
+            engine: &mut h.engine,
+            now_ms,
+        }),
         facts: &f,
         store: store.map(|s| &mut *s as &mut dyn Store),
         pings: None,
@@ -156,7 +161,11 @@ fn commit_confirmed_rolls_back_unless_confirmed() {
     // Nothing happens before the deadline; at it, the old config is saved and applied.
     assert!(rollback.due(h.now + 119_999).is_none());
     let previous = rollback.due(h.now + 120_000).expect("due at the deadline");
-    let said = commit::roll_back(&previous, &mut h.engine, Some(&mut saved));
+    let mut one = Inline {
+        engine: &mut h.engine,
+        now_ms: h.now,
+    };
+    let said = commit::roll_back(&previous, &mut one, Some(&mut saved));
     assert!(said.contains("rolled back"), "{said}");
     assert_eq!(*h.engine.config(), original);
     assert_eq!(saved.0.last(), Some(&original), "the rollback is saved too");
@@ -358,7 +367,7 @@ fn actions_and_no_engine() {
     let f = facts(&h);
     let off = |line: &str| {
         let ctx = Context {
-            engine: None,
+            shards: None,
             facts: &f,
             store: None,
             pings: None,
