@@ -399,3 +399,24 @@ fn show_sessions_limit_above_the_cap_is_refused_naming_the_cap() {
     assert!(run(&mut h, "show log limit 99999999999999999999").contains("expected a number"));
     assert!(run(&mut h, "show sessions limit 1000").contains("shown of"));
 }
+
+#[test]
+fn switching_between_one_armed_and_two_ports_is_refused_live() {
+    let mut h = Harness::default();
+    let running = h.engine.config().clone();
+    let mut one_armed = running.clone();
+    one_armed.inside = None;
+    one_armed.nat.inside_prefixes = vec!["10.10.0.0/24".parse().unwrap()];
+    let mut one = Inline {
+        engine: &mut h.engine,
+        now_ms: 0,
+    };
+    let refused = commit::commit(&one_armed, &mut one, None, None, None).unwrap_err();
+    assert!(
+        refused.starts_with(
+            "[inside] removed: switching between one-armed and two ports happens at boot only"
+        ),
+        "{refused}"
+    );
+    assert_eq!(h.engine.config(), &running);
+}

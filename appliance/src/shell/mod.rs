@@ -61,7 +61,7 @@ pub struct Facts {
     pub devices: Vec<String>,
     /// Link state of the ports ("up", "down", "gone"), by `PortId`.
     pub links: Vec<&'static str>,
-    /// Engine time now, in milliseconds since the dataplane started.
+    /// The engines' time now, in milliseconds since the dataplane started.
     pub now_ms: u64,
     /// The I/O layer's counters, per port (socket drops, GSO super-frames...).
     pub io: Vec<crate::engine::stats::IoCounters>,
