@@ -157,3 +157,37 @@ fn commit_applies_to_every_shard() {
     }
     assert_eq!(shards.0[1].engine.nat().session_count(), 2);
 }
+
+/// The services drain the NAT events of every shard and send each once, through one
+/// shard; what they receive is bound on every shard.
+#[test]
+fn services_drain_every_shards_events_and_send_through_one_shard() {
+    let mut c = config();
+    c.log.syslog = Some("10.10.0.2:514".parse().unwrap());
+    c.metrics.listen = Some("10.10.0.1:9100".parse().unwrap());
+    let (mut a, mut b) = (Harness::new(c.clone()), Harness::new(c.clone()));
+    a.from_lan(udp4(sa(HOST, 40000), sa(REMOTE, 53), b"q"));
+    b.from_lan(udp4(sa(HOST2, 40001), sa(REMOTE, 53), b"q"));
+    let mut shards = Engines(vec![a, b]);
+    let now = shards.0[0].now;
+    let mut services = natbox::services::Services::default();
+    services.tick(&mut shards, &c, now, &mut |_| String::new());
+    let sent = shards.0[0].transmitted();
+    let text: Vec<String> = sent
+        .iter()
+        .map(|(_, f)| String::from_utf8_lossy(&f[14 + 28..]).into_owned())
+        .collect();
+    assert_eq!(text.len(), 2, "{text:?}");
+    assert!(text[0].contains("inside=\"10.10.0.2:40000\""), "{text:?}");
+    assert!(text[1].contains("inside=\"10.10.0.3:40001\""), "{text:?}");
+    assert!(shards.0[1].transmitted().is_empty(), "sent once");
+    for h in &mut shards.0 {
+        assert!(h.engine.nat_mut().events_mut().pop().is_none(), "drained");
+        assert_eq!(
+            h.engine.local_bindings(),
+            &[natbox::engine::local::Binding::TcpInside(
+                "10.10.0.1:9100".parse().unwrap()
+            )]
+        );
+    }
+}
