@@ -191,3 +191,29 @@ fn services_drain_every_shards_events_and_send_through_one_shard() {
         );
     }
 }
+
+/// A box `ping` takes an echo identifier no NAT mapping uses on its source address,
+/// on any shard (RFC 792: the reply must reach the job, not an inside host).
+#[test]
+fn ping_skips_echo_identifiers_a_mapping_uses_on_another_shard() {
+    let (a, mut b) = (Harness::default(), Harness::default());
+    b.from_lan(echo4(HOST2, REMOTE2, 1, 1, false));
+    let mut shards = Engines(vec![a, b]);
+    assert!(
+        shards.0[1].engine.nat().echo_ident_taken(PUBLIC, 1),
+        "the mapping keeps identifier 1 on the pool address"
+    );
+    let mut pings = natbox::services::ping::Pings::default();
+    let now = shards.0[0].now;
+    pings
+        .start(&mut shards, REMOTE.into(), 1, now)
+        .expect("started");
+    let bound: Vec<_> = pings.bindings().collect();
+    assert_eq!(
+        bound,
+        vec![natbox::engine::local::Binding::EchoReply {
+            from: REMOTE.into(),
+            ident: 2
+        }]
+    );
+}

@@ -125,14 +125,14 @@ pub trait Snapshots: Shards {
             .flatten()
     }
 
-    /// Whether any shard's NAT mapping on `addr` uses echo identifier `ident`.
-    fn echo_ident_taken(&mut self, addr: Ipv4Addr, ident: u16) -> bool {
-        answers!(
-            self,
-            Request::EchoIdentTaken { addr, ident },
-            EchoIdentTaken
-        )
-        .any(|t| t)
+    /// Which of the `count` echo identifiers from `first` on (wrapping) some shard's
+    /// NAT mapping on `addr` uses, sorted.
+    fn echo_idents_taken(&mut self, addr: Ipv4Addr, first: u16, count: u16) -> Vec<u16> {
+        let request = Request::EchoIdentsTaken { addr, first, count };
+        let mut taken: Vec<u16> = answers!(self, request, EchoIdentsTaken).flatten().collect();
+        taken.sort_unstable();
+        taken.dedup();
+        taken
     }
 
     /// Takes queued NAT events, at most `max` from each shard.

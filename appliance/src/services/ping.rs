@@ -23,6 +23,9 @@ pub const MAX_COUNT: u16 = 100;
 const INTERVAL_MS: u64 = 1000;
 /// How long to wait for the last reply.
 const LAST_WAIT_MS: u64 = 2000;
+/// Echo identifiers asked of the shards per request while looking for a free one: a
+/// pool address full of ICMP mappings costs 64 requests, not 65536.
+const IDENT_WINDOW: u16 = 1024;
 /// Bytes after the ICMP header, as Linux's ping sends by default.
 const DATA_LEN: usize = 56;
 
@@ -99,17 +102,24 @@ impl Pings {
         ))
     }
 
-    /// An identifier no NAT mapping on `src` uses and no other job has.
+    /// An identifier no NAT mapping on `src` uses and no other job has: the next one
+    /// after the last handed out, asked of the shards `IDENT_WINDOW` at a time.
     fn free_ident(&mut self, shards: &mut dyn Shards, src: IpAddr) -> u16 {
-        for _ in 0..=u16::MAX {
-            self.next_ident = self.next_ident.wrapping_add(1).max(1);
-            let ident = self.next_ident;
-            let nat_uses = match src {
-                IpAddr::V4(a) => shards.echo_ident_taken(a, ident),
-                IpAddr::V6(_) => false,
+        for _ in 0..=u16::MAX / IDENT_WINDOW {
+            let first = self.next_ident.wrapping_add(1);
+            let taken = match src {
+                IpAddr::V4(a) => shards.echo_idents_taken(a, first, IDENT_WINDOW),
+                IpAddr::V6(_) => Vec::new(),
             };
-            if !nat_uses && self.jobs.iter().all(|j| j.ident != ident) {
-                return ident;
+            for i in 0..IDENT_WINDOW {
+                let ident = first.wrapping_add(i);
+                self.next_ident = ident;
+                if ident != 0
+                    && taken.binary_search(&ident).is_err()
+                    && self.jobs.iter().all(|j| j.ident != ident)
+                {
+                    return ident;
+                }
             }
         }
         self.next_ident

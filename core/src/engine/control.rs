@@ -59,10 +59,12 @@ pub enum Request {
     Config,
     /// The box's address toward a destination (`Engine::source_for`).
     SourceFor(IpAddr),
-    /// Whether a NAT mapping on the pool address uses this ICMP echo identifier.
-    EchoIdentTaken {
+    /// Which of the `count` ICMP echo identifiers from `first` on (wrapping) a NAT
+    /// mapping on pool address `addr` uses.
+    EchoIdentsTaken {
         addr: Ipv4Addr,
-        ident: u16,
+        first: u16,
+        count: u16,
     },
     /// Takes up to `max` queued NAT events (`nat44::events`).
     Events {
@@ -111,8 +113,8 @@ pub enum Answer {
     Config(Box<Config>),
     /// The same on every shard: the first stands.
     SourceFor(Option<IpAddr>),
-    /// Taken if any shard uses it.
-    EchoIdentTaken(bool),
+    /// Taken if any shard uses it: the union.
+    EchoIdentsTaken(Vec<u16>),
     /// Concatenated in shard order (each shard's in the order they were queued).
     Events(Vec<MappingEvent>),
     /// `Delivered::merge`.
@@ -348,9 +350,12 @@ impl Engine {
             Request::Routes => Answer::Routes(self.routes().list()),
             Request::Config => Answer::Config(Box::new(self.config().clone())),
             Request::SourceFor(dst) => Answer::SourceFor(self.source_for(*dst)),
-            Request::EchoIdentTaken { addr, ident } => {
-                Answer::EchoIdentTaken(self.nat().echo_ident_taken(*addr, *ident))
-            }
+            Request::EchoIdentsTaken { addr, first, count } => Answer::EchoIdentsTaken(
+                (0..*count)
+                    .map(|i| first.wrapping_add(i))
+                    .filter(|ident| self.nat().echo_ident_taken(*addr, *ident))
+                    .collect(),
+            ),
             Request::Events { max } => Answer::Events(
                 (0..*max)
                     .map_while(|_| self.nat_mut().events_mut().pop())
