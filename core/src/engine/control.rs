@@ -23,7 +23,7 @@ use super::nat44::SessionInfo;
 use super::neigh::NeighbourInfo;
 use super::route::RouteInfo;
 use super::stats::{DropReason, Stats};
-use super::{port, Engine, PortInfo};
+use super::{port, Engine, PortInfo, ETH};
 use crate::engine::flow::track::Class;
 use firmware_config::Config;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
@@ -362,7 +362,8 @@ impl Engine {
                     .collect(),
             ),
             Request::Deliveries { max } => {
-                let mut buf = vec![0; port::max_mtu(self.config())];
+                // What an engine buffer holds: no delivered datagram is longer.
+                let mut buf = vec![0; ETH + port::max_mtu(self.config())];
                 Answer::Deliveries(
                     (0..*max)
                         .map_while(|_| {

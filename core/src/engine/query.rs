@@ -1,5 +1,6 @@
-//! Read-only views of the engine for the shell, metrics and tests, and the table
-//! sizing the box checks against its memory before it builds an engine.
+//! Read-only views of the engine for the control plane's requests (`control`, which
+//! the shell, metrics and services reach through) and tests, and the table sizing the
+//! box checks against its memory before it builds an engine.
 
 use super::control::{Counters, PoolUsage};
 use super::flow::track::Class;
