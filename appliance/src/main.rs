@@ -111,7 +111,13 @@ fn run(
         config.hostname,
         config.nat_pool()
     );
-    dataplane.run(stop, &mut |engine, links| control.tick(Some(engine), links));
+    dataplane.run(stop, &mut |engine, links| {
+        let now_ms = links.now_ms;
+        control.tick(
+            Some(&mut natbox::control::shards::Inline { engine, now_ms }),
+            links,
+        )
+    });
     report::log_counters(&dataplane);
     log::info!("stopped");
     ExitCode::SUCCESS

@@ -3,6 +3,7 @@
 
 #[path = "../../core/tests/support/mod.rs"]
 mod support;
+use natbox::control::shards::Inline;
 use natbox::engine::stats::DropReason;
 use natbox::shell::commit::{self, Rollback};
 use natbox::shell::{execute, Action, Context, Facts, Session, Store};
@@ -33,8 +34,12 @@ fn run_with(
     rollback: Option<&mut Rollback>,
 ) -> String {
     let f = facts(h);
+    let now_ms = h.now;
     let ctx = Context {
-        engine: Some(&mut h.engine),
+        shards: Some(&mut Inline {
+            engine: &mut h.engine,
+            now_ms,
+        }),
         facts: &f,
         store: store.map(|s| &mut *s as &mut dyn Store),
         pings: None,
@@ -156,7 +161,11 @@ fn commit_confirmed_rolls_back_unless_confirmed() {
     // Nothing happens before the deadline; at it, the old config is saved and applied.
     assert!(rollback.due(h.now + 119_999).is_none());
     let previous = rollback.due(h.now + 120_000).expect("due at the deadline");
-    let said = commit::roll_back(&previous, &mut h.engine, Some(&mut saved));
+    let mut one = Inline {
+        engine: &mut h.engine,
+        now_ms: h.now,
+    };
+    let said = commit::roll_back(&previous, &mut one, Some(&mut saved));
     assert!(said.contains("rolled back"), "{said}");
     assert_eq!(*h.engine.config(), original);
     assert_eq!(saved.0.last(), Some(&original), "the rollback is saved too");
@@ -361,7 +370,7 @@ fn actions_and_no_engine() {
     let f = facts(&h);
     let off = |line: &str| {
         let ctx = Context {
-            engine: None,
+            shards: None,
             facts: &f,
             store: None,
             pings: None,
@@ -392,4 +401,25 @@ fn show_sessions_limit_above_the_cap_is_refused_naming_the_cap() {
     assert!(run(&mut h, "show states6 limit 1001").starts_with("error: limit 1001: at most 1000"));
     assert!(run(&mut h, "show log limit 99999999999999999999").contains("expected a number"));
     assert!(run(&mut h, "show sessions limit 1000").contains("shown of"));
+}
+
+#[test]
+fn switching_between_one_armed_and_two_ports_is_refused_live() {
+    let mut h = Harness::default();
+    let running = h.engine.config().clone();
+    let mut one_armed = running.clone();
+    one_armed.inside = None;
+    one_armed.nat.inside_prefixes = vec!["10.10.0.0/24".parse().unwrap()];
+    let mut one = Inline {
+        engine: &mut h.engine,
+        now_ms: 0,
+    };
+    let refused = commit::commit(&one_armed, &mut one, None, None, None).unwrap_err();
+    assert!(
+        refused.starts_with(
+            "[inside] removed: switching between one-armed and two ports happens at boot only"
+        ),
+        "{refused}"
+    );
+    assert_eq!(h.engine.config(), &running);
 }

@@ -10,6 +10,7 @@
 
 use firmware_config::Config;
 use libfuzzer_sys::fuzz_target;
+use natbox::control::shards::Inline;
 use natbox::engine::Engine;
 use natbox::services::ping::Pings;
 use natbox::shell::commit::{self, Rollback};
@@ -46,7 +47,10 @@ struct Box {
 impl Backend for Box {
     fn execute(&mut self, session: &mut Session, line: &str) -> Reply {
         let ctx = shell::Context {
-            engine: Some(&mut self.engine),
+            shards: Some(&mut Inline {
+                engine: &mut self.engine,
+                now_ms: self.facts.now_ms,
+            }),
             facts: &self.facts,
             store: Some(&mut RoundTrip),
             pings: Some(&mut self.pings),
@@ -92,11 +96,15 @@ fuzz_target!(|data: &[u8]| {
         b.facts.now_ms += 100;
         let now = b.facts.now_ms;
         b.engine.poll(now);
-        b.pings.poll(&mut b.engine, now);
-        while b.engine.pop_transmit(&mut out).is_some() {}
+        let mut one = Inline {
+            engine: &mut b.engine,
+            now_ms: now,
+        };
+        b.pings.poll(&mut one, now);
         if let Some(previous) = b.rollback.due(now) {
-            commit::roll_back(&previous, &mut b.engine, Some(&mut RoundTrip));
+            commit::roll_back(&previous, &mut one, Some(&mut RoundTrip));
         }
+        while b.engine.pop_transmit(&mut out).is_some() {}
         let hash = b.engine.config().shell.password_hash.clone();
         terminal.feed(chunk, hash.as_deref(), now, &mut b);
     }

@@ -11,11 +11,14 @@
 //!
 //! A TOML file rewritten by `commit` has mode 0600 (it holds the password hash): the
 //! new text is written to a file created 0600 beside it, synced, and renamed over it.
+//!
+//! The tick never holds an engine: it reaches the engine shards through `Shards`
+//! (`shards`), so the shell, the metrics and the services see and reach every shard
+//! the same way, one or many.
 
 pub mod shards;
 
 use crate::dataplane::LinkSummary;
-use crate::engine::Engine;
 use crate::host::admin::{AdminSocket, Served};
 use crate::host::console::Terminal;
 use crate::host::power_button::PowerButton;
@@ -25,6 +28,7 @@ use crate::shell::commit::{self, Rollback};
 use crate::shell::terminal::{Backend, TerminalShell};
 use crate::shell::{self, Action, Context, Facts, Reply, Session, Store};
 use firmware_config::Config;
+use shards::{Shards, Snapshots};
 use std::path::{Path, PathBuf};
 
 /// Saves to a metadata disk (device or image): the A/B write of `firmware_config::disk`,
@@ -119,7 +123,7 @@ impl std::fmt::Debug for Control {
 
 /// What shell commands run against during one tick.
 struct Backing<'a> {
-    engine: Option<&'a mut Engine>,
+    shards: Option<&'a mut dyn Shards>,
     facts: &'a Facts,
     store: Option<&'a mut Box<dyn Store>>,
     pings: &'a mut Pings,
@@ -130,7 +134,10 @@ struct Backing<'a> {
 impl Backend for Backing<'_> {
     fn execute(&mut self, session: &mut Session, line: &str) -> Reply {
         let ctx = Context {
-            engine: self.engine.as_deref_mut(),
+            shards: match self.shards.as_mut() {
+                Some(s) => Some(&mut **s),
+                None => None,
+            },
             facts: self.facts,
             store: self
                 .store
@@ -201,8 +208,8 @@ impl Control {
     }
 
     /// Serves every pending command line, then runs the box's services; false once
-    /// a reboot or power-off is asked. `engine` is `None` while forwarding is off.
-    pub fn tick(&mut self, mut engine: Option<&mut Engine>, links: &LinkSummary) -> bool {
+    /// a reboot or power-off is asked. `shards` is `None` while forwarding is off.
+    pub fn tick(&mut self, mut shards: Option<&mut dyn Shards>, links: &LinkSummary) -> bool {
         let facts = Facts {
             devices: links.devices.clone(),
             links: links.states.clone(),
@@ -213,15 +220,18 @@ impl Control {
             log::info!("power button pressed: shutting down");
             self.requested = Some(Action::Poweroff);
         }
-        if let Some(e) = engine.as_deref() {
-            let running = &e.config().shell.password_hash;
-            if *running != self.password_hash {
-                self.password_hash.clone_from(running);
+        let running = shards.as_mut().and_then(|s| s.config());
+        if let Some(config) = &running {
+            if config.shell.password_hash != self.password_hash {
+                self.password_hash.clone_from(&config.shell.password_hash);
             }
         }
         let password_hash = self.password_hash.as_deref();
         let mut backing = Backing {
-            engine: engine.as_deref_mut(),
+            shards: match shards.as_mut() {
+                Some(s) => Some(&mut **s),
+                None => None,
+            },
             facts: &facts,
             store: self.store.as_mut(),
             pings: &mut self.services.pings,
@@ -255,14 +265,17 @@ impl Control {
                 .write(&screen.replace("\r\n", "\n").replace('\n', "\r\n"));
             c.terminal.catch_interrupt(c.shell.wants_interrupt());
         }
-        if let Some(engine) = engine {
+        if let Some(shards) = shards {
             if let Some(previous) = self.rollback.due(facts.now_ms) {
                 let store = self.store.as_deref_mut().map(|s| s as &mut dyn Store);
-                log::warn!("{}", commit::roll_back(&previous, engine, store));
+                log::warn!("{}", commit::roll_back(&previous, shards, store));
             }
-            self.services.tick(engine, facts.now_ms, &mut |e| {
-                shell::metrics::render(e, &facts)
-            });
+            // After the commands: the services follow what they committed.
+            if let Some(config) = shards.config() {
+                self.services.tick(shards, &config, facts.now_ms, &mut |s| {
+                    shell::metrics::render(s, &facts)
+                });
+            }
         }
         self.requested.is_none()
     }

@@ -4,9 +4,26 @@
 //!
 //! `Inline` is one shard the caller owns (tests, tools, and the dataplane's own tick);
 //! the workers' handle implements the same trait across threads.
+//!
+//! `Snapshots` is what the shell, the metrics and the services read and change the box
+//! through, as one box: a read asks every shard and merges the answers with the merge
+//! function of its `Answer` variant; a change is broadcast. The box's own datagrams
+//! (`Request::Originate`) and the count of NAT events lost on the way out go to ONE
+//! shard, `ORIGIN_SHARD`, through `ask_one`. An answer of another variant than the
+//! request's would be a bug of the shard's; it is left out of the merge.
 
-use crate::engine::control::{Answer, Request};
-use crate::engine::Engine;
+use crate::engine::control::{
+    Answer, Counters, Delivered, Neighbours, PoolUsage, Request, Rows, SessionFilter,
+};
+use crate::engine::fw6::StateInfo;
+use crate::engine::local::Binding;
+use crate::engine::nat44::events::MappingEvent;
+use crate::engine::nat44::SessionInfo;
+use crate::engine::route::RouteInfo;
+use crate::engine::stats::DropReason;
+use crate::engine::{Engine, PortInfo, Reconfigured};
+use firmware_config::Config;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Every engine shard of the box, as the control plane reaches them.
 pub trait Shards {
@@ -14,7 +31,12 @@ pub trait Shards {
     fn count(&self) -> usize;
     /// Runs `request` on every shard and returns their answers, in shard order.
     fn ask(&mut self, request: &Request) -> Vec<Answer>;
+    /// Runs `request` on shard `shard` alone (`Request::Originate`, `EventsLost`).
+    fn ask_one(&mut self, shard: usize, request: &Request) -> Answer;
 }
+
+/// The shard that sends the box's own datagrams.
+pub const ORIGIN_SHARD: usize = 0;
 
 /// One engine, answered in place, at engine time `now_ms`.
 #[derive(Debug)]
@@ -31,4 +53,137 @@ impl Shards for Inline<'_> {
     fn ask(&mut self, request: &Request) -> Vec<Answer> {
         vec![self.engine.answer(request, self.now_ms)]
     }
+
+    fn ask_one(&mut self, _shard: usize, request: &Request) -> Answer {
+        self.engine.answer(request, self.now_ms)
+    }
 }
+
+/// The answers of variant `$variant`, in shard order.
+macro_rules! answers {
+    ($shards:expr, $request:expr, $variant:ident) => {
+        $shards.ask(&$request).into_iter().filter_map(|a| match a {
+            Answer::$variant(x) => Some(x),
+            _ => None,
+        })
+    };
+}
+
+/// The box's state and changes, merged over every shard (module doc).
+pub trait Snapshots: Shards {
+    /// The running configuration.
+    fn config(&mut self) -> Option<Config> {
+        answers!(self, Request::Config, Config).next().map(|c| *c)
+    }
+
+    fn ports(&mut self) -> Vec<PortInfo> {
+        answers!(self, Request::Ports, Ports)
+            .next()
+            .unwrap_or_default()
+    }
+
+    fn routes(&mut self) -> Vec<RouteInfo> {
+        answers!(self, Request::Routes, Routes)
+            .next()
+            .unwrap_or_default()
+    }
+
+    /// The counters and gauges, summed; `None` if no shard answered.
+    fn counters(&mut self) -> Option<Counters> {
+        answers!(self, Request::Counters, Counters)
+            .reduce(|mut all, c| {
+                all.add(&c);
+                all
+            })
+            .map(|all| *all)
+    }
+
+    fn sessions(&mut self, filter: &SessionFilter, limit: usize) -> Rows<SessionInfo> {
+        let request = Request::Sessions {
+            filter: filter.clone(),
+            limit,
+        };
+        Rows::merge(answers!(self, request, Sessions), limit)
+    }
+
+    fn states6(&mut self, limit: usize) -> Rows<StateInfo> {
+        Rows::merge(answers!(self, Request::States6 { limit }, States6), limit)
+    }
+
+    fn pool(&mut self, top: usize) -> PoolUsage {
+        PoolUsage::merge(answers!(self, Request::Pool { top }, Pool), top)
+    }
+
+    fn neighbours(&mut self) -> Neighbours {
+        Neighbours::merge(answers!(self, Request::Neighbours, Neighbours))
+    }
+
+    /// The box's address toward `dst`.
+    fn source_for(&mut self, dst: IpAddr) -> Option<IpAddr> {
+        answers!(self, Request::SourceFor(dst), SourceFor)
+            .next()
+            .flatten()
+    }
+
+    /// Which of the `count` echo identifiers from `first` on (wrapping) some shard's
+    /// NAT mapping on `addr` uses, sorted.
+    fn echo_idents_taken(&mut self, addr: Ipv4Addr, first: u16, count: u16) -> Vec<u16> {
+        let request = Request::EchoIdentsTaken { addr, first, count };
+        let mut taken: Vec<u16> = answers!(self, request, EchoIdentsTaken).flatten().collect();
+        taken.sort_unstable();
+        taken.dedup();
+        taken
+    }
+
+    /// Takes queued NAT events, at most `max` from each shard.
+    fn events(&mut self, max: usize) -> Vec<MappingEvent> {
+        answers!(self, Request::Events { max }, Events)
+            .flatten()
+            .collect()
+    }
+
+    /// Takes datagrams delivered to the services, at most `max` from each shard.
+    fn deliveries(&mut self, max: usize) -> Vec<Delivered> {
+        Delivered::merge(answers!(self, Request::Deliveries { max }, Deliveries))
+    }
+
+    /// Applies `config` on every shard; what it did, summed over the shards.
+    fn reconfigure(&mut self, config: &Config) -> Reconfigured {
+        answers!(
+            self,
+            Request::Reconfigure(Box::new(config.clone())),
+            Reconfigured
+        )
+        .fold(Reconfigured::default(), Reconfigured::merge)
+    }
+
+    /// Removes the matching sessions from every shard; how many.
+    fn clear_sessions(&mut self, filter: &SessionFilter) -> usize {
+        answers!(self, Request::ClearSessions(filter.clone()), Cleared).sum()
+    }
+
+    fn clear_stats(&mut self) {
+        self.ask(&Request::ClearStats);
+    }
+
+    fn bind_local(&mut self, bindings: &[Binding]) {
+        self.ask(&Request::BindLocal(bindings.to_vec()));
+    }
+
+    /// Sends a datagram of the box's own, through `ORIGIN_SHARD`.
+    fn originate(&mut self, ip: Vec<u8>) -> Result<(), DropReason> {
+        match self.ask_one(ORIGIN_SHARD, &Request::Originate(ip)) {
+            Answer::Originated(result) => result,
+            _ => Err(DropReason::NoRoute),
+        }
+    }
+
+    /// Counts `n` NAT events taken but not sent (on `ORIGIN_SHARD`).
+    fn events_lost(&mut self, n: u64) {
+        if n > 0 {
+            self.ask_one(ORIGIN_SHARD, &Request::EventsLost(n));
+        }
+    }
+}
+
+impl<S: Shards + ?Sized> Snapshots for S {}

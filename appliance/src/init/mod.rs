@@ -24,6 +24,7 @@
 
 pub mod modules;
 
+use crate::control::shards::Inline;
 use crate::control::Control;
 use crate::dataplane::{link, Dataplane, LinkSummary};
 use crate::host::console::say;
@@ -143,7 +144,10 @@ pub fn run(report: fn(&Dataplane)) -> ! {
         ports.join(" "),
         uptime_ms()
     ));
-    dataplane.run(stop, &mut |engine, links| control.tick(Some(engine), links));
+    dataplane.run(stop, &mut |engine, links| {
+        let now_ms = links.now_ms;
+        control.tick(Some(&mut Inline { engine, now_ms }), links)
+    });
     report(&dataplane);
     shut_down(control.requested);
 }

@@ -2,9 +2,9 @@
 //! TCP port of the inside port, for a Prometheus scraper in the private network.
 //!
 //! TCP is smoltcp's (RFC 9293, with retransmission, windows and timers done right),
-//! fed the datagrams the engine delivers for the bound address and port and sending
-//! through `Engine::originate`; the box's kernel owns no address on the data ports,
-//! so there is no kernel socket to use. Deliberately small: at most `CONNECTIONS`
+//! fed the datagrams the engine shards deliver for the bound address and port and
+//! sending through `Request::Originate`; the box's kernel owns no address on the data
+//! ports, so there is no kernel socket to use. Deliberately small: at most `CONNECTIONS`
 //! connections at once, one request per connection (`Connection: close`), requests
 //! up to `MAX_REQUEST` bytes, and only `GET /metrics` (404 for other paths, 405 for
 //! other methods, 400 for anything unparsable). The response body is rendered only

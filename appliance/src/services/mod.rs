@@ -3,82 +3,71 @@
 //! a remote syslog collector (`syslog`).
 //!
 //! They run on the control tick, between dataplane batches, and reach the network
-//! only through the engine: they bind what they receive (`engine::local`), drain the
-//! datagrams delivered to them and the NAT events, and send with
-//! `Engine::originate`, from the box's own address toward each destination's route.
-//! Work per tick is bounded (`EVENTS_PER_TICK`, the responder's connection limit and
-//! each connection's lifetime, the ping job limit).
+//! only through the engine shards (`control::shards::Snapshots`): they bind what they
+//! receive on every shard (`engine::local`, `Request::BindLocal`), drain the datagrams
+//! delivered to them and the NAT events from every shard, and send through one shard
+//! (`Request::Originate`), from the box's own address toward each destination's
+//! route. Work per tick is bounded (`EVENTS_PER_TICK`, the deliveries a shard queues,
+//! the responder's connection limit and each connection's lifetime, the ping job
+//! limit).
 
 pub mod http;
 pub mod packet;
 pub mod ping;
 pub mod syslog;
 
-use crate::engine::local::Binding;
-use crate::engine::Engine;
+use crate::control::shards::{Shards, Snapshots};
+use crate::engine::local::{self, Binding};
+use firmware_config::Config;
 use std::time::SystemTime;
 
 /// NAT events sent per tick at most (the tick is 100 ms): the rest wait in the
 /// engine's bounded queue. Also bounds how many engine buffers the log can hold.
 pub const EVENTS_PER_TICK: usize = 200;
-/// Largest datagram delivered to a service.
-const MAX_DATAGRAM: usize = 9216;
-
 /// The services of one box.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Services {
     metrics: Option<http::MetricsServer>,
     pub pings: ping::Pings,
-    scratch: Vec<u8>,
-}
-
-impl Default for Services {
-    fn default() -> Self {
-        Services {
-            metrics: None,
-            pings: ping::Pings::default(),
-            scratch: vec![0; MAX_DATAGRAM],
-        }
-    }
+    /// What the shards were last asked to deliver to the services.
+    bound: Vec<Binding>,
 }
 
 impl Services {
-    /// One round of every service. `render_metrics` produces the metrics text.
+    /// One round of every service, as the running `config` says. `render_metrics`
+    /// produces the metrics text.
     pub fn tick(
         &mut self,
-        engine: &mut Engine,
+        shards: &mut dyn Shards,
+        config: &Config,
         now: u64,
-        render_metrics: &mut dyn FnMut(&Engine) -> String,
+        render_metrics: &mut dyn FnMut(&mut dyn Shards) -> String,
     ) {
-        self.follow_config(engine, now);
-        while let Some(d) = engine.pop_local(&mut self.scratch) {
-            let ip = &self.scratch[..d.len];
-            if !self.pings.receive(ip, d.arrived_ms) {
+        self.follow_config(shards, config, now);
+        for d in shards.deliveries(local::QUEUE) {
+            if !self.pings.receive(&d.ip, d.arrived_ms) {
                 if let Some(m) = self.metrics.as_mut() {
-                    m.receive(ip);
+                    m.receive(&d.ip);
                 }
             }
         }
-        self.pings.poll(engine, now);
+        self.pings.poll(shards, now);
         if let Some(m) = self.metrics.as_mut() {
-            let out = {
-                let e: &Engine = engine;
-                m.poll(now, &mut || render_metrics(e))
-            };
-            for ip in out {
-                let _ = engine.originate(&ip, now);
+            for ip in m.poll(now, &mut || render_metrics(shards)) {
+                let _ = shards.originate(ip);
             }
         }
-        send_events(engine, now);
+        send_events(shards, config);
     }
 
     /// Starts, moves or stops the metrics responder as the configuration says, and
-    /// keeps the engine's bindings in step with the services.
-    fn follow_config(&mut self, engine: &mut Engine, now: u64) {
-        let listen = engine.config().metrics.listen;
+    /// keeps the shards' bindings in step with the services (a change is sent to
+    /// every shard; the shards keep their bindings across reconfigurations).
+    fn follow_config(&mut self, shards: &mut dyn Shards, config: &Config, now: u64) {
+        let listen = config.metrics.listen;
         if self.metrics.as_ref().map(http::MetricsServer::listen) != listen {
             self.metrics = listen.map(|addr| {
-                let mtu = usize::from(engine.config().inside_port().mtu);
+                let mtu = usize::from(config.inside_port().mtu);
                 log::info!("metrics served on http://{addr}/metrics");
                 http::MetricsServer::new(addr, mtu, now)
             });
@@ -88,27 +77,27 @@ impl Services {
             .into_iter()
             .chain(self.pings.bindings())
             .collect();
-        if engine.local_bindings() != wanted.as_slice() {
-            engine.bind_local(&wanted);
+        if self.bound != wanted {
+            shards.bind_local(&wanted);
+            self.bound = wanted;
         }
     }
 }
 
-/// Sends queued NAT events to the collector, if one is configured.
-fn send_events(engine: &mut Engine, now: u64) {
-    let Some(collector) = engine.config().log.syslog else {
+/// Sends queued NAT events to the collector, if one is configured: at most
+/// `EVENTS_PER_TICK` over all the shards.
+fn send_events(shards: &mut dyn Shards, config: &Config) {
+    let Some(collector) = config.log.syslog else {
         return;
     };
-    let Some(src) = engine.source_for(collector.ip()) else {
+    let Some(src) = shards.source_for(collector.ip()) else {
         return;
     };
-    let hostname = engine.config().hostname.clone();
     let at = SystemTime::now();
-    for _ in 0..EVENTS_PER_TICK {
-        let Some(event) = engine.nat_mut().events_mut().pop() else {
-            break;
-        };
-        let message = syslog::format(&event, at, &hostname);
+    let per_shard = EVENTS_PER_TICK / shards.count().max(1);
+    let mut lost = 0;
+    for event in shards.events(per_shard) {
+        let message = syslog::format(&event, at, &config.hostname);
         let sent = packet::udp(
             src,
             collector.ip(),
@@ -116,9 +105,10 @@ fn send_events(engine: &mut Engine, now: u64) {
             collector.port(),
             message.as_bytes(),
         )
-        .is_some_and(|ip| engine.originate(&ip, now).is_ok());
+        .is_some_and(|ip| shards.originate(ip).is_ok());
         if !sent {
-            engine.nat_mut().events_mut().dropped += 1;
+            lost += 1;
         }
     }
+    shards.events_lost(lost);
 }

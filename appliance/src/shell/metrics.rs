@@ -2,17 +2,25 @@
 //! `natbox_<name>`, drops as `natbox_drops_total{reason="..."}`, ports in use per pool
 //! address as `natbox_pool_ports_in_use{address,proto}`, the I/O layer's counters as
 //! `natbox_io_<name>_total{port="..."}` (socket drops, GSO super-frames...).
+//!
+//! The box's values, whatever its number of shards: counters and gauges summed over
+//! the shards, ports in use summed per address (`control::shards::Snapshots`).
 
 use super::render::counters;
 use super::Facts;
+use crate::control::shards::{Shards, Snapshots};
 use crate::engine::stats::DropReason;
 use crate::engine::stats::IoCounters;
-use crate::engine::Engine;
 use std::fmt::Write;
 
-pub fn render(engine: &Engine, facts: &Facts) -> String {
+/// The exposition, or nothing if no shard answered.
+pub fn render(shards: &mut dyn Shards, facts: &Facts) -> String {
     let mut out = String::new();
-    for (name, value) in counters(engine) {
+    let Some(all) = shards.counters() else {
+        return out;
+    };
+    let ports = shards.ports();
+    for (name, value) in counters(&ports, &all) {
         let gauge = name == "sessions"
             || name == "ipv6_states"
             || name.starts_with("sessions_")
@@ -27,11 +35,11 @@ pub fn render(engine: &Engine, facts: &Facts) -> String {
             out,
             "natbox_drops_total{{reason=\"{}\"}} {}",
             reason.name(),
-            engine.stats().drops_for(*reason)
+            all.stats.drops_for(*reason)
         );
     }
-    let io: Vec<_> = engine
-        .ports()
+    let io: Vec<_> = ports
+        .iter()
         .map(|p| {
             let counters = facts.io.get(p.port.index()).copied();
             (p.roles.label(), counters.unwrap_or_default().named())
@@ -45,11 +53,8 @@ pub fn render(engine: &Engine, facts: &Facts) -> String {
         }
     }
     let _ = writeln!(out, "# TYPE natbox_pool_ports_in_use gauge");
-    for (i, addr) in engine.nat().pool().iter().enumerate() {
-        for (proto, n) in ["tcp", "udp", "icmp"]
-            .iter()
-            .zip(engine.nat().ports_in_use(i))
-        {
+    for (addr, in_use) in shards.pool(0).addresses {
+        for (proto, n) in ["tcp", "udp", "icmp"].iter().zip(in_use) {
             let _ = writeln!(
                 out,
                 "natbox_pool_ports_in_use{{address=\"{addr}\",proto=\"{proto}\"}} {n}"

@@ -1,10 +1,12 @@
 //! The admin shell: one command line in, text (or `--json`) out.
 //!
 //! Transport-free: the console and the admin socket feed it lines and print what it
-//! returns. It reads engine state only through the engine's query methods, and every
-//! command works on the engine for one call, between two dataplane batches, so the
-//! shell never holds the dataplane up for longer than one command (`show sessions`
-//! stops at its limit; `clear sessions` walks the table once). `limit` is at most
+//! returns. It never holds an engine: it reaches the box through `Shards`
+//! (`control::shards`), reading snapshots merged over every shard and broadcasting
+//! changes, so it works unchanged with any number of engine shards. Each request runs
+//! on a shard between two of its batches, so the shell never holds the dataplane up for
+//! longer than one request (`show sessions` stops at its limit in every shard; `clear
+//! sessions` walks each table once). `limit` is at most
 //! 1000 rows (a larger one is refused, pointing at the filters), so every command's
 //! output is bounded while it is produced, not cut afterwards; the front-ends bound
 //! how many commands run per tick.
@@ -20,7 +22,7 @@ pub mod metrics;
 mod render;
 pub mod terminal;
 
-use crate::engine::Engine;
+use crate::control::shards::{Shards, Snapshots};
 use crate::services::ping::Pings;
 
 /// Longest accepted command line, in bytes.
@@ -59,7 +61,7 @@ pub struct Facts {
     pub devices: Vec<String>,
     /// Link state of the ports ("up", "down", "gone"), by `PortId`.
     pub links: Vec<&'static str>,
-    /// Engine time now, in milliseconds since the dataplane started.
+    /// The engines' time now, in milliseconds since the dataplane started.
     pub now_ms: u64,
     /// The I/O layer's counters, per port (socket drops, GSO super-frames...).
     pub io: Vec<crate::engine::stats::IoCounters>,
@@ -128,10 +130,10 @@ pub fn interrupt(session: &mut Session, pings: &mut Pings) -> String {
         .map_or_else(String::new, |id| pings.cancel(id))
 }
 
-/// The engine (`None` while forwarding is off: only commands that need no engine
-/// work), the facts the I/O layer knows, and where commits are saved.
+/// The engine shards (`None` while forwarding is off: only commands that need no
+/// engine work), the facts the I/O layer knows, and where commits are saved.
 pub struct Context<'a> {
-    pub engine: Option<&'a mut Engine>,
+    pub shards: Option<&'a mut dyn Shards>,
     pub facts: &'a Facts,
     pub store: Option<&'a mut dyn Store>,
     /// Where `ping` runs (`None`: `ping` is not available).
@@ -147,6 +149,9 @@ impl std::fmt::Debug for Context<'_> {
             .finish_non_exhaustive()
     }
 }
+
+/// No shard answered a read (a shard that stopped).
+pub(crate) const NO_ANSWER: &str = "no answer from the dataplane";
 
 /// Runs one command line.
 pub fn execute(session: &mut Session, line: &str, ctx: Context<'_>) -> Reply {
@@ -194,7 +199,7 @@ pub fn execute(session: &mut Session, line: &str, ctx: Context<'_>) -> Reply {
         Ok(parsed) if grammar::is_configuration(parsed.command) => Reply::text(
             configuration(session, &parsed, line, ctx).unwrap_or_else(|e| format!("error: {e}")),
         ),
-        Ok(parsed) => render::run(&parsed, ctx.engine, ctx.facts),
+        Ok(parsed) => render::run(&parsed, ctx.shards, ctx.facts),
         Err(e) => Reply::text(format!("error: {e}")),
     }
 }
@@ -211,9 +216,9 @@ fn ping(session: &mut Session, p: &grammar::Parsed, ctx: Context<'_>) -> Result<
             .parse()
             .map_err(|_| format!("`{n}`: count takes a number"))?,
     };
-    let engine = ctx.engine.ok_or("forwarding is off")?;
+    let shards = ctx.shards.ok_or("forwarding is off")?;
     let pings = ctx.pings.ok_or("ping is not available here")?;
-    let (id, first) = pings.start(engine, dst, count, ctx.facts.now_ms)?;
+    let (id, first) = pings.start(shards, dst, count, ctx.facts.now_ms)?;
     session.job = Some(id);
     Ok(first)
 }
@@ -230,10 +235,10 @@ fn configuration(
             return Err("already in configuration mode".into());
         }
         let running = ctx
-            .engine
-            .as_deref()
-            .map(|e| e.config().clone())
-            .ok_or("forwarding is off: no running configuration to edit")?;
+            .shards
+            .ok_or("forwarding is off: no running configuration to edit")?
+            .config()
+            .ok_or(NO_ANSWER)?;
         session.candidate = Some(running);
         return Ok(
             "configuration mode: `set PATH VALUE`, `delete PATH`, `diff`, `commit`, `abort`".into(),
@@ -267,10 +272,10 @@ fn configuration(
         }
         ["diff"] => {
             let running = ctx
-                .engine
-                .as_deref()
-                .map(|e| e.config().clone())
-                .ok_or("forwarding is off")?;
+                .shards
+                .ok_or("forwarding is off")?
+                .config()
+                .ok_or(NO_ANSWER)?;
             Ok(configure::diff(&running, candidate))
         }
         ["abort"] => {
@@ -278,13 +283,13 @@ fn configuration(
             Ok("candidate discarded".into())
         }
         ["commit"] => {
-            let engine = ctx.engine.ok_or("forwarding is off")?;
+            let shards = ctx.shards.ok_or("forwarding is off")?;
             let confirmed = p
                 .get("confirmed")
                 .map(commit::confirm_minutes)
                 .transpose()?
                 .map(|minutes| (minutes, ctx.facts.now_ms));
-            let outcome = commit::commit(candidate, engine, ctx.store, ctx.rollback, confirmed)?;
+            let outcome = commit::commit(candidate, shards, ctx.store, ctx.rollback, confirmed)?;
             session.candidate = None;
             Ok(outcome)
         }

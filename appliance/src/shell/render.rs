@@ -1,12 +1,16 @@
-//! The commands themselves: each reads the engine through its query methods and renders
-//! an aligned table, or JSON with `--json`.
+//! The commands themselves: each reads the box through `Snapshots` (every shard asked,
+//! the answers merged, `control::shards`) and renders an aligned table, or JSON with
+//! `--json`; `clear` commands reach every shard. Filters are parsed here into plain
+//! data (`SessionFilter`) that the shards apply.
 
 use super::grammar::Parsed;
-use super::{metrics, Action, Facts, Reply};
+use super::{metrics, Action, Facts, Reply, NO_ANSWER};
+use crate::control::shards::{Shards, Snapshots};
+use crate::engine::control::{Counters, Endpoint, SessionFilter};
 use crate::engine::flow::track::Class;
-use crate::engine::nat44::SessionInfo;
+use crate::engine::neigh::NeighbourInfo;
 use crate::engine::stats::DropReason;
-use crate::engine::{Engine, PortInfo};
+use crate::engine::PortInfo;
 use serde_json::{json, Value};
 use std::net::Ipv4Addr;
 
@@ -15,10 +19,12 @@ const DEFAULT_LIMIT: usize = 50;
 /// The largest `limit`: a command runs between two dataplane batches, so its output
 /// is bounded while it is produced (about 100 bytes a row), not cut afterwards.
 const MAX_LIMIT: usize = 1000;
+/// Inside hosts `show nat pool` lists.
+const TOP_HOSTS: usize = 10;
 
-pub fn run(p: &Parsed, engine: Option<&mut Engine>, facts: &Facts) -> Reply {
+pub fn run(p: &Parsed, shards: Option<&mut dyn Shards>, facts: &Facts) -> Reply {
     let json = p.flag("--json");
-    let out = match (p.command, engine) {
+    let out = match (p.command, shards) {
         (["show", "log"], _) => limit(p, 100).map(|n| crate::logging::recent(n).join("\n")),
         (["show", "version"], _) => Ok(version(facts, json)),
         (["show", "uptime"], _) => Ok(format!("up {}", duration(facts.now_ms / 1000))),
@@ -28,7 +34,7 @@ pub fn run(p: &Parsed, engine: Option<&mut Engine>, facts: &Facts) -> Reply {
         (["reboot"], _) => return action(Action::Reboot, "rebooting"),
         (["poweroff"], _) => return action(Action::Poweroff, "powering off"),
         (_, None) => Err("forwarding is off (no valid configuration): see `show log`".into()),
-        (command, Some(engine)) => with_engine(p, command, engine, facts, json),
+        (command, Some(shards)) => with_shards(p, command, shards, facts, json),
     };
     Reply::text(match out {
         Ok(text) => text,
@@ -36,30 +42,33 @@ pub fn run(p: &Parsed, engine: Option<&mut Engine>, facts: &Facts) -> Reply {
     })
 }
 
-fn with_engine(
+fn with_shards(
     p: &Parsed,
     command: &[&str],
-    engine: &mut Engine,
+    shards: &mut dyn Shards,
     facts: &Facts,
     json: bool,
 ) -> Result<String, String> {
     match command {
-        ["show", "interfaces"] => interfaces(engine, facts, json),
-        ["show", "sessions"] => sessions(p, engine, facts, json),
-        ["show", "states6"] => states6(p, engine, facts, json),
-        ["show", "nat", "pool"] => pool(engine, json),
-        ["show", "stats"] => stats(engine, json),
-        ["show", "neighbors"] => neighbors(engine, facts, json),
-        ["show", "routes"] => routes(engine, json),
-        ["show", "config"] => Ok(if json {
-            serde_json::to_string_pretty(engine.config()).unwrap_or_default()
-        } else {
-            firmware_config::to_toml(engine.config())
-        }),
-        ["show", "metrics"] => Ok(metrics::render(engine, facts)),
-        ["clear", "sessions"] => clear_sessions(p, engine, facts),
+        ["show", "interfaces"] => interfaces(shards, facts, json),
+        ["show", "sessions"] => sessions(p, shards, json),
+        ["show", "states6"] => states6(p, shards, json),
+        ["show", "nat", "pool"] => pool(shards, json),
+        ["show", "stats"] => stats(shards, json),
+        ["show", "neighbors"] => neighbors(shards, json),
+        ["show", "routes"] => routes(shards, json),
+        ["show", "config"] => {
+            let config = shards.config().ok_or(NO_ANSWER)?;
+            Ok(if json {
+                serde_json::to_string_pretty(&config).unwrap_or_default()
+            } else {
+                firmware_config::to_toml(&config)
+            })
+        }
+        ["show", "metrics"] => Ok(metrics::render(shards, facts)),
+        ["clear", "sessions"] => clear_sessions(p, shards),
         ["clear", "stats"] => {
-            engine.clear_stats();
+            shards.clear_stats();
             Ok("counters cleared".into())
         }
         other => Err(format!("no handler for {}", other.join(" "))),
@@ -136,12 +145,14 @@ fn duration(secs: u64) -> String {
     }
 }
 
-fn interfaces(engine: &Engine, facts: &Facts, json: bool) -> Result<String, String> {
-    let rows: Vec<(PortInfo, Value)> = engine
+fn interfaces(shards: &mut dyn Shards, facts: &Facts, json: bool) -> Result<String, String> {
+    let counters = shards.counters().ok_or(NO_ANSWER)?;
+    let rows: Vec<(PortInfo, Value)> = shards
         .ports()
+        .into_iter()
         .map(|i| {
             let n = i.port.index();
-            let c = engine.stats().ports[n];
+            let c = counters.stats.ports.get(n).copied().unwrap_or_default();
             let mut v = json!({
                 "port": i.roles.label(), "device": facts.devices.get(n).map_or("-", String::as_str),
                 "link": facts.links.get(n).copied().unwrap_or("off"),
@@ -189,47 +200,41 @@ fn interfaces(engine: &Engine, facts: &Facts, json: bool) -> Result<String, Stri
 }
 
 /// A session filter from `proto`, `inside`, `outside`, `remote` (address or address:port).
-fn session_filter(p: &Parsed) -> Result<impl Fn(&SessionInfo) -> bool, String> {
-    let proto = p.get("proto").map(str::to_string);
-    if let Some(pr) = &proto {
-        if !["tcp", "udp", "icmp"].contains(&pr.as_str()) {
-            return Err(format!("proto `{pr}`: expected tcp, udp or icmp"));
-        }
-    }
-    let addr = |key: &str| -> Result<Option<(Ipv4Addr, Option<u16>)>, String> {
+fn session_filter(p: &Parsed) -> Result<SessionFilter, String> {
+    let proto = match p.get("proto") {
+        None => None,
+        Some("tcp") => Some(6),
+        Some("udp") => Some(17),
+        Some("icmp") => Some(1),
+        Some(pr) => return Err(format!("proto `{pr}`: expected tcp, udp or icmp")),
+    };
+    let addr = |key: &str| -> Result<Option<Endpoint>, String> {
         let Some(text) = p.get(key) else {
             return Ok(None);
         };
         if let Ok(sa) = text.parse::<std::net::SocketAddrV4>() {
-            return Ok(Some((*sa.ip(), Some(sa.port()))));
+            return Ok(Some(Endpoint {
+                addr: *sa.ip(),
+                port: Some(sa.port()),
+            }));
         }
         text.parse::<Ipv4Addr>()
-            .map(|a| Some((a, None)))
+            .map(|addr| Some(Endpoint { addr, port: None }))
             .map_err(|_| format!("{key} `{text}`: expected an IPv4 address or address:port"))
     };
-    let (inside, outside, remote) = (addr("inside")?, addr("outside")?, addr("remote")?);
-    let matches = |want: &Option<(Ipv4Addr, Option<u16>)>, got: &std::net::SocketAddrV4| {
-        want.is_none_or(|(a, port)| *got.ip() == a && port.is_none_or(|p| p == got.port()))
-    };
-    Ok(move |s: &SessionInfo| {
-        proto.as_deref().is_none_or(|p| p == proto_name(s.proto))
-            && matches(&inside, &s.inside)
-            && matches(&outside, &s.outside)
-            && matches(&remote, &s.remote)
+    Ok(SessionFilter {
+        proto,
+        inside: addr("inside")?,
+        outside: addr("outside")?,
+        remote: addr("remote")?,
     })
 }
 
-fn sessions(p: &Parsed, engine: &Engine, facts: &Facts, json: bool) -> Result<String, String> {
-    let keep = session_filter(p)?;
+fn sessions(p: &Parsed, shards: &mut dyn Shards, json: bool) -> Result<String, String> {
+    let filter = session_filter(p)?;
     let n = limit(p, DEFAULT_LIMIT)?;
-    let now = (facts.now_ms / 1000) as u32;
-    let total = engine.nat().session_count();
-    let shown: Vec<SessionInfo> = engine
-        .nat()
-        .sessions(now)
-        .filter(|s| keep(s))
-        .take(n)
-        .collect();
+    let found = shards.sessions(&filter, n);
+    let (shown, total) = (found.rows, found.total);
     if json {
         let list: Vec<Value> = shown
             .iter()
@@ -264,10 +269,10 @@ fn sessions(p: &Parsed, engine: &Engine, facts: &Facts, json: bool) -> Result<St
     Ok(out)
 }
 
-fn states6(p: &Parsed, engine: &Engine, facts: &Facts, json: bool) -> Result<String, String> {
+fn states6(p: &Parsed, shards: &mut dyn Shards, json: bool) -> Result<String, String> {
     let n = limit(p, DEFAULT_LIMIT)?;
-    let now = (facts.now_ms / 1000) as u32;
-    let shown: Vec<_> = engine.fw6().states(now).take(n).collect();
+    let found = shards.states6(n);
+    let (shown, total) = (found.rows, found.total);
     if json {
         let list: Vec<Value> = shown
             .iter()
@@ -276,9 +281,7 @@ fn states6(p: &Parsed, engine: &Engine, facts: &Facts, json: bool) -> Result<Str
                        "remote": format!("[{}]:{}", s.remote, s.rem_port), "state": s.state, "idle": s.idle, "expires": s.expires})
             })
             .collect();
-        return Ok(pretty(
-            json!({"total": engine.fw6().state_count(), "states": list}),
-        ));
+        return Ok(pretty(json!({"total": total, "states": list})));
     }
     let rows: Vec<Vec<String>> = shown
         .iter()
@@ -297,23 +300,13 @@ fn states6(p: &Parsed, engine: &Engine, facts: &Facts, json: bool) -> Result<Str
         &["proto", "inside", "remote", "state", "idle", "expires"],
         &rows,
     );
-    out.push_str(&format!(
-        "\n{} shown of {} states",
-        shown.len(),
-        engine.fw6().state_count()
-    ));
+    out.push_str(&format!("\n{} shown of {total} states", shown.len()));
     Ok(out)
 }
 
-fn pool(engine: &Engine, json: bool) -> Result<String, String> {
-    let nat = engine.nat();
-    let per_addr: Vec<(Ipv4Addr, [u32; 3])> = nat
-        .pool()
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (*a, nat.ports_in_use(i)))
-        .collect();
-    let top = nat.top_hosts(10);
+fn pool(shards: &mut dyn Shards, json: bool) -> Result<String, String> {
+    let usage = shards.pool(TOP_HOSTS);
+    let (per_addr, top) = (usage.addresses, usage.top_hosts);
     if json {
         return Ok(pretty(json!({
             "addresses": per_addr.iter().map(|(a, p)| json!({"address": a.to_string(), "tcp": p[0], "udp": p[1], "icmp": p[2]})).collect::<Vec<_>>(),
@@ -343,11 +336,11 @@ fn pool(engine: &Engine, json: bool) -> Result<String, String> {
 }
 
 /// Every counter as (name, value), in a stable order.
-pub fn counters(engine: &Engine) -> Vec<(String, u64)> {
-    let s = engine.stats();
+pub fn counters(ports: &[PortInfo], counters: &Counters) -> Vec<(String, u64)> {
+    let s = &counters.stats;
     let mut out = Vec::new();
-    for port in engine.ports() {
-        let c = s.ports[port.port.index()];
+    for port in ports {
+        let c = s.ports.get(port.port.index()).copied().unwrap_or_default();
         for (k, v) in [
             ("rx_packets", c.rx_packets),
             ("rx_bytes", c.rx_bytes),
@@ -389,25 +382,23 @@ pub fn counters(engine: &Engine) -> Vec<(String, u64)> {
         ("neighbours_evicted", s.neighbours_evicted),
         ("local_delivered", s.local_delivered),
         ("local_sent", s.local_sent),
-        ("nat_events_logged", engine.nat().events().logged),
-        ("nat_events_dropped", engine.nat().events().dropped),
+        ("nat_events_logged", counters.events_logged),
+        ("nat_events_dropped", counters.events_dropped),
     ] {
         out.push((k.to_string(), v));
     }
-    out.push(("sessions".into(), engine.nat().session_count() as u64));
-    for class in Class::ALL {
-        out.push((
-            format!("sessions_{}", class.name()),
-            u64::from(engine.nat().class_count(class)),
-        ));
+    out.push(("sessions".into(), counters.sessions));
+    for (class, n) in Class::ALL.iter().zip(counters.session_classes) {
+        out.push((format!("sessions_{}", class.name()), n));
     }
-    out.push(("ipv6_states".into(), engine.fw6().state_count() as u64));
+    out.push(("ipv6_states".into(), counters.states6));
     out
 }
 
-fn stats(engine: &Engine, json: bool) -> Result<String, String> {
-    let counters = counters(engine);
-    let s = engine.stats();
+fn stats(shards: &mut dyn Shards, json: bool) -> Result<String, String> {
+    let all = shards.counters().ok_or(NO_ANSWER)?;
+    let counters = counters(&shards.ports(), &all);
+    let s = &all.stats;
     if json {
         let drops: serde_json::Map<String, Value> = DropReason::ALL
             .iter()
@@ -438,30 +429,29 @@ fn stats(engine: &Engine, json: bool) -> Result<String, String> {
     ))
 }
 
-fn neighbors(engine: &Engine, facts: &Facts, json: bool) -> Result<String, String> {
-    fn row<A: std::fmt::Display>(
-        engine: &Engine,
-        n: crate::engine::neigh::NeighbourInfo<A>,
-    ) -> Vec<String> {
+/// The role label of port `port` ("-" for a port the shards do not list).
+fn port_label(ports: &[PortInfo], port: crate::engine::PortId) -> &'static str {
+    ports
+        .iter()
+        .find(|p| p.port == port)
+        .map_or("-", |p| p.roles.label())
+}
+
+fn neighbors(shards: &mut dyn Shards, json: bool) -> Result<String, String> {
+    fn row<A: std::fmt::Display>(ports: &[PortInfo], n: NeighbourInfo<A>) -> Vec<String> {
         vec![
             n.addr.to_string(),
-            engine.port_info(n.port).roles.label().into(),
+            port_label(ports, n.port).into(),
             n.mac.map_or("incomplete".to_string(), |m| m.to_string()),
             n.state.into(),
             format!("{}s", n.age_ms / 1000),
             n.queued.to_string(),
         ]
     }
-    let mut rows: Vec<Vec<String>> = engine
-        .neighbours4(facts.now_ms)
-        .into_iter()
-        .map(|n| row(engine, n))
-        .chain(
-            engine
-                .neighbours6(facts.now_ms)
-                .into_iter()
-                .map(|n| row(engine, n)),
-        )
+    let ports = shards.ports();
+    let all = shards.neighbours();
+    let mut rows: Vec<Vec<String>> = (all.v4.into_iter().map(|n| row(&ports, n)))
+        .chain(all.v6.into_iter().map(|n| row(&ports, n)))
         .collect();
     rows.sort();
     if json {
@@ -477,14 +467,15 @@ fn neighbors(engine: &Engine, facts: &Facts, json: bool) -> Result<String, Strin
     ))
 }
 
-fn routes(engine: &Engine, json: bool) -> Result<String, String> {
-    let list = engine.routes().list();
+fn routes(shards: &mut dyn Shards, json: bool) -> Result<String, String> {
+    let ports = shards.ports();
+    let list = shards.routes();
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|r| {
             vec![
                 r.prefix.to_string(),
-                engine.port_info(r.port).roles.label().into(),
+                port_label(&ports, r.port).into(),
                 r.via.map_or("connected".into(), |v| v.to_string()),
             ]
         })
@@ -507,10 +498,8 @@ fn version(facts: &Facts, json: bool) -> String {
     format!("natbox {v}, up {}", duration(facts.now_ms / 1000))
 }
 
-fn clear_sessions(p: &Parsed, engine: &mut Engine, facts: &Facts) -> Result<String, String> {
-    let keep = session_filter(p)?;
-    let now = (facts.now_ms / 1000) as u32;
-    let n = engine.nat_mut().clear(now, |s| keep(s));
+fn clear_sessions(p: &Parsed, shards: &mut dyn Shards) -> Result<String, String> {
+    let n = shards.clear_sessions(&session_filter(p)?);
     Ok(format!("{n} sessions cleared"))
 }
 

@@ -29,7 +29,7 @@ const MORE: &str = "--More-- (Space: page, Enter: line, q: quit)";
 const CTRL_C: u8 = 0x03;
 const CTRL_U: u8 = 0x15;
 
-/// What a terminal's commands run against (the engine, the store, the pings).
+/// What a terminal's commands run against (the engine shards, the store, the pings).
 pub trait Backend {
     fn execute(&mut self, session: &mut Session, line: &str) -> Reply;
     /// Output of the session's job since the last call (see `shell::resume`).

@@ -43,13 +43,23 @@ impl<'a> Addressing<'a> {
 }
 
 /// What a configuration change did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Reconfigured {
     /// The tables were rebuilt (an `Addressing` change, or tables grown).
     pub rebuilt: bool,
     /// Sessions and IPv6 states that ended because their mapping is no longer
     /// possible (or over a lowered limit).
     pub ended: usize,
+}
+
+impl Reconfigured {
+    /// Two shards' outcomes as the box's: rebuilt if either was, the ends added up.
+    pub fn merge(self, other: Reconfigured) -> Reconfigured {
+        Reconfigured {
+            rebuilt: self.rebuilt || other.rebuilt,
+            ended: self.ended + other.ended,
+        }
+    }
 }
 
 impl Engine {

@@ -1,6 +1,9 @@
-//! Read-only views of the engine for the shell, metrics and tests, and the table
-//! sizing the box checks against its memory before it builds an engine.
+//! Read-only views of the engine for the control plane's requests (`control`, which
+//! the shell, metrics and services reach through) and tests, and the table sizing the
+//! box checks against its memory before it builds an engine.
 
+use super::control::{Counters, PoolUsage};
+use super::flow::track::Class;
 use super::fw6::Fw6;
 use super::nat44::Nat44;
 use super::neigh;
@@ -31,6 +34,28 @@ impl Engine {
     pub fn clear_stats(&mut self) {
         self.stats = Stats::default();
         self.nat.events_mut().clear_counters();
+    }
+
+    /// The counters and the gauges of the tables (`control::Counters`).
+    pub fn counters(&self) -> Counters {
+        Counters {
+            stats: self.stats.clone(),
+            sessions: self.nat.session_count() as u64,
+            session_classes: Class::ALL.map(|c| u64::from(self.nat.class_count(c))),
+            states6: self.fw6.state_count() as u64,
+            events_logged: self.nat.events().logged,
+            events_dropped: self.nat.events().dropped,
+        }
+    }
+
+    /// Ports in use per pool address and the `top` inside hosts by sessions.
+    pub fn pool_usage(&self, top: usize) -> PoolUsage {
+        PoolUsage {
+            addresses: (self.nat.pool().iter().enumerate())
+                .map(|(i, a)| (*a, self.nat.ports_in_use(i)))
+                .collect(),
+            top_hosts: self.nat.top_hosts(top),
+        }
     }
 
     pub fn nat(&self) -> &Nat44 {

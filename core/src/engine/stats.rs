@@ -152,7 +152,24 @@ pub struct ProtoCounters {
     pub other: u64,
 }
 
+impl PortCounters {
+    pub fn add(&mut self, other: &PortCounters) {
+        self.rx_packets += other.rx_packets;
+        self.rx_bytes += other.rx_bytes;
+        self.tx_packets += other.tx_packets;
+        self.tx_bytes += other.tx_bytes;
+        self.drops += other.drops;
+    }
+}
+
 impl ProtoCounters {
+    pub fn add(&mut self, other: &ProtoCounters) {
+        self.tcp += other.tcp;
+        self.udp += other.udp;
+        self.icmp += other.icmp;
+        self.other += other.other;
+    }
+
     pub fn count(&mut self, proto: u8) {
         match proto {
             crate::wire::proto::TCP => self.tcp += 1,
@@ -233,6 +250,47 @@ impl Stats {
     pub fn total_drops(&self) -> u64 {
         self.drops.iter().sum()
     }
+
+    /// Adds `other`'s counters to these (the box's counters are the sum of its
+    /// shards'): every counter sums, the per-port ones port by port.
+    pub fn add(&mut self, other: &Stats) {
+        for (mine, theirs) in self.drops.iter_mut().zip(&other.drops) {
+            *mine += theirs;
+        }
+        for (mine, theirs) in self.ports.iter_mut().zip(&other.ports) {
+            mine.add(theirs);
+        }
+        for (mine, theirs) in [
+            (&mut self.nat_out, &other.nat_out),
+            (&mut self.nat_in, &other.nat_in),
+            (&mut self.fw6_out, &other.fw6_out),
+            (&mut self.fw6_in, &other.fw6_in),
+        ] {
+            mine.add(theirs);
+        }
+        for (mine, theirs) in [
+            (&mut self.sessions_created, other.sessions_created),
+            (&mut self.sessions_expired, other.sessions_expired),
+            (&mut self.states6_created, other.states6_created),
+            (&mut self.states6_expired, other.states6_expired),
+            (&mut self.hairpinned, other.hairpinned),
+            (
+                &mut self.icmp_errors_translated,
+                other.icmp_errors_translated,
+            ),
+            (&mut self.fragments_forwarded, other.fragments_forwarded),
+            (&mut self.mss_clamped, other.mss_clamped),
+            (&mut self.icmp_sent, other.icmp_sent),
+            (&mut self.icmp_rate_limited, other.icmp_rate_limited),
+            (&mut self.arp_requests, other.arp_requests),
+            (&mut self.ndp_solicits, other.ndp_solicits),
+            (&mut self.neighbours_evicted, other.neighbours_evicted),
+            (&mut self.local_delivered, other.local_delivered),
+            (&mut self.local_sent, other.local_sent),
+        ] {
+            *mine += theirs;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -262,5 +320,26 @@ mod tests {
         s.drop(DropReason::Filtered);
         assert_eq!(s.drops_for(DropReason::NoMapping), 2);
         assert_eq!(s.total_drops(), 3);
+    }
+
+    #[test]
+    fn shard_counters_add_up_port_by_port() {
+        let (mut a, mut b) = (Stats::default(), Stats::default());
+        a.drop(DropReason::NoMapping);
+        a.ports[0].rx_packets = 3;
+        a.nat_out.udp = 1;
+        a.sessions_created = 4;
+        b.drop(DropReason::NoMapping);
+        b.drop(DropReason::Filtered);
+        b.ports[0].rx_packets = 5;
+        b.ports[1].tx_bytes = 7;
+        b.nat_out.udp = 2;
+        b.local_sent = 1;
+        a.add(&b);
+        assert_eq!(a.drops_for(DropReason::NoMapping), 2);
+        assert_eq!(a.drops_for(DropReason::Filtered), 1);
+        assert_eq!((a.ports[0].rx_packets, a.ports[1].tx_bytes), (8, 7));
+        assert_eq!(a.nat_out.udp, 3);
+        assert_eq!((a.sessions_created, a.local_sent), (4, 1));
     }
 }
