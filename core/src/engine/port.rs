@@ -198,18 +198,22 @@ impl Engine {
     }
 
     /// Whether IPv4 `addr`, seen on `port`, is on the inside (see `Roles::inside_for`;
-    /// the NAT's inside prefixes decide on a port with both roles).
+    /// the NAT's inside prefixes decide on a port with both roles). The box's own
+    /// addresses on such a port (its address, the pool) are never an inside host's,
+    /// though one-armed they lie in the inside prefix: a packet from one of them is
+    /// from the outside, and so `spoofed_from_outside` (BCP 38).
     pub(super) fn inside4(&self, port: PortId, addr: Ipv4Addr) -> bool {
         self.ports[port.index()]
             .roles
-            .inside_for(|| self.nat.translates(addr))
+            .inside_for(|| self.nat.translates(addr) && !self.owns4(port, addr))
     }
 
-    /// As `inside4`, for IPv6 (the filter's inside prefixes decide).
+    /// As `inside4`, for IPv6 (the filter's inside prefixes decide, the port's own
+    /// addresses excepted).
     pub(super) fn inside6(&self, port: PortId, addr: &Ipv6Addr) -> bool {
         self.ports[port.index()]
             .roles
-            .inside_for(|| self.fw6.is_inside(addr))
+            .inside_for(|| self.fw6.is_inside(addr) && !self.owns6(port, addr))
     }
 
     /// The address the box speaks from on a port.
