@@ -355,7 +355,7 @@ pub fn counters(engine: &Engine) -> Vec<(String, u64)> {
             ("tx_bytes", c.tx_bytes),
             ("drops", c.drops),
         ] {
-            out.push((format!("{}_{k}", port.roles.label()), v));
+            out.push((format!("{}_{k}", port.roles.key()), v));
         }
     }
     for (dir, p) in [

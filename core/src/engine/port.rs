@@ -67,6 +67,15 @@ impl Roles {
             (false, false) => "none",
         }
     }
+
+    /// `label` as a counter-name prefix (letters and `_` only, as Prometheus metric
+    /// names want): `inside`, `outside` or `inside_outside`.
+    pub fn key(self) -> &'static str {
+        match (self.inside, self.outside) {
+            (true, true) => "inside_outside",
+            _ => self.label(),
+        }
+    }
 }
 
 /// A port the configuration names: its settings and its roles.
@@ -295,6 +304,18 @@ mod tests {
             !Roles::default().inside_for(|| true),
             "no role faces nothing"
         );
+    }
+
+    /// A port with both roles is shown as `inside+outside` and keys its counters as
+    /// `inside_outside` (a valid Prometheus metric name); single roles are the same
+    /// in both.
+    #[test]
+    fn role_label_and_counter_key() {
+        assert_eq!(Roles::BOTH.label(), "inside+outside");
+        assert_eq!(Roles::BOTH.key(), "inside_outside");
+        for r in [Roles::INSIDE, Roles::OUTSIDE] {
+            assert_eq!(r.key(), r.label());
+        }
     }
 
     /// One-armed mode (a later configuration): on a port with both roles, a source in
