@@ -995,10 +995,12 @@ fn frame_room(mtu: u16) -> usize {
 
 /// Turns GRO on at port `io` if `egress` has TSO (`link::offer_gro`) and says what it
 /// did.
-/// `offer_gro` for every port toward every other port.
+/// `offer_gro` for every port toward every other port; a lone port (one-armed: both
+/// roles, its frames leave by it) toward itself.
 fn offer_gro_between(ports: &[PortIo]) {
+    let lone = ports.len() == 1;
     for io in ports {
-        for egress in ports.iter().filter(|e| e.port != io.port) {
+        for egress in ports.iter().filter(|e| lone || e.port != io.port) {
             offer_gro(io, egress);
         }
     }
