@@ -34,7 +34,8 @@
 //! super-frame on, and no checksum is computed in user space: on an egress port
 //! without TSO or transmit checksum offload the kernel segments and checksums in
 //! software (`link.rs`). Replies go out with an all-zero header; so do the engine's
-//! own frames. GRO is turned on on a port whose other port has TSO (`link::offer_gro`):
+//! own frames. GRO is turned on on a port whose other port (one-armed: itself) has TSO
+//! (`link::offer_gro`):
 //! the kernel merges wire segments into super-frames before natbox sees them.
 //!
 //! Waiting: the ring runs with `DEFER_TASKRUN`, so poll wakeups are processed when the
