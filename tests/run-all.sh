@@ -41,6 +41,8 @@ echo "== fuzzing (${fuzz_seconds} s per target)"
 )
 echo "== end-to-end tests (network namespaces, real clients)"
 ./tests/e2e/run.sh
+echo "== end-to-end tests in the one-armed topology (one port with both roles, behind a VPC router)"
+E2E_TOPOLOGY=one-armed ./tests/e2e/run.sh
 echo "== end-to-end MTU tests with the hosts' TSO/GSO off (wire-sized frames only)"
 E2E_OFFLOADS=off ./tests/e2e/run.sh test_mtu
 echo "== end-to-end iperf and MTU tests with natbox's ports' offloads off (a NIC without TSO or checksum offload)"

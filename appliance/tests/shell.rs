@@ -423,3 +423,39 @@ fn switching_between_one_armed_and_two_ports_is_refused_live() {
     );
     assert_eq!(h.engine.config(), &running);
 }
+
+/// Issue #16: a one-armed box renders its one port (both roles) as valid Prometheus
+/// metric names (`natbox_inside_outside_rx_packets`), and its I/O counters under the
+/// display label.
+#[test]
+fn one_armed_port_renders_valid_metric_names() {
+    let toml = "[outside]\nport = \"seg0\"\nipv4 = \"10.10.0.1/24\"\n\
+                gateway4 = \"10.10.0.254\"\n[nat]\npool = [\"10.10.0.1\"]\n\
+                inside_prefixes = [\"10.10.0.0/25\"]\n";
+    let config = firmware_config::from_toml(toml).unwrap();
+    let mac = natbox::wire::ethernet::Mac([2, 0, 0, 0, 0, 1]);
+    let mut engine = natbox::engine::Engine::new(&config, &[natbox::engine::PortSetup { mac }]);
+    let facts = Facts {
+        devices: vec!["seg0".into()],
+        links: vec!["up"],
+        now_ms: 0,
+        io: vec![natbox::engine::stats::IoCounters::default()],
+    };
+    let mut shards = Inline {
+        engine: &mut engine,
+        now_ms: 0,
+    };
+    let out = natbox::shell::metrics::render(&mut shards, &facts);
+    assert!(
+        out.contains("\nnatbox_inside_outside_rx_packets 0\n"),
+        "{out}"
+    );
+    assert!(out.contains("natbox_io_socket_drops_total{port=\"inside+outside\"} 0"));
+    for line in out.lines().filter(|l| !l.starts_with('#')) {
+        let name = line.split(['{', ' ']).next().unwrap_or_default();
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "not a metric name: {line}"
+        );
+    }
+}

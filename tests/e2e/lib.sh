@@ -33,7 +33,9 @@ RTR=""
 source "$E2E_ROOT/tests/e2e/topology_onearm.sh"
 # What the suites assert that differs between the topologies:
 #   BOX_PORTS  natbox's interfaces in ns gw;
-#   BOX_ROLES  the port groups of natbox's "counters ROLE:" lines;
+#   BOX_ROLES  the port groups of natbox's "counters ROLE:" lines (the role labels:
+#              one-armed, the one port has both, "inside+outside"); INSIDE_ROLE the
+#              label of the port the lan hosts are on (metrics' port="..." label);
 #   POOL4      natbox's pool address (what its logs and its own pings show);
 #   WAN_HOP    the traceroute hop at which the wan host answers (one-armed: the router
 #              is hop 2, answering from ROUTER4);
@@ -43,11 +45,11 @@ source "$E2E_ROOT/tests/e2e/topology_onearm.sh"
 # The public address the wan host sees is 198.51.100.10 in both.
 case "$E2E_TOPOLOGY/$E2E_BOX" in
 two-port/natbox)
-    BOX_PORTS="lan0 wan0" BOX_ROLES="inside outside" POOL4=198.51.100.10 WAN_HOP=2
+    BOX_PORTS="lan0 wan0" BOX_ROLES="inside outside" INSIDE_ROLE=inside POOL4=198.51.100.10 WAN_HOP=2
     FAR_ERR4=10.10.0.1 FAR_ERR6=2001:db8:10::1 ROUTER4=""
     ;;
 one-armed/natbox | one-armed/kernel)
-    BOX_PORTS="seg0" BOX_ROLES="outside" POOL4=10.10.0.1 WAN_HOP=3
+    BOX_PORTS="seg0" BOX_ROLES="inside+outside" INSIDE_ROLE="inside+outside" POOL4=10.10.0.1 WAN_HOP=3
     FAR_ERR4=10.10.0.254 FAR_ERR6=2001:db8:ff::fe ROUTER4=10.10.0.254
     RTR="${PFX}rtr"
     ;;
@@ -192,9 +194,10 @@ check() {
 }
 
 # log_counters GROUPS: natbox's "counters GROUP:" lines for GROUPS (an ERE alternation,
-# e.g. "nat|drops") as comments in the test log; nothing with E2E_BOX=kernel.
+# e.g. "nat|drops"; a "+" in a group name is literal) as comments in the test log;
+# nothing with E2E_BOX=kernel.
 log_counters() {
-    [ "$E2E_BOX" = kernel ] || grep -E "counters ($1):" "$WORK/natbox.log" | sed 's/^.*counters/# counters/'
+    [ "$E2E_BOX" = kernel ] || grep -E "counters (${1//+/\\+}):" "$WORK/natbox.log" | sed 's/^.*counters/# counters/'
 }
 
 # skip_without_natbox: ends a suite that tests natbox itself (its port pool, shell,

@@ -110,4 +110,15 @@ if [ "$E2E_OFFLOADS" = on ]; then
     }
     check_natbox "counters: natbox forwarded GSO super-frames on every port ($BOX_ROLES: gso_frames > 0)" gso_seen
 fi
+if [ "$E2E_GW_OFFLOADS" = on ]; then
+    # veth has TSO: GRO is turned on on every port toward the port its frames leave by
+    # (one-armed: the port itself).
+    gro_on() {
+        local dev
+        for dev in $BOX_PORTS; do
+            grep -E "port $dev: GRO on \([a-z0-9]+ has TSO\)" "$WORK/natbox.log" || return 1
+        done
+    }
+    check_natbox "GRO turned on on every port ($BOX_PORTS)" gro_on
+fi
 finish

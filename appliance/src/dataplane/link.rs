@@ -16,8 +16,9 @@
 //!   super-frame. A partial checksum is completed by the kernel too, in place, on a
 //!   port without transmit checksum offload (`skb_csum_hwoffload_help`, on both the
 //!   qdisc and the bypass path), so natbox never completes one for the egress port.
-//! - GRO on a port (`offer_gro`) is turned on only when the other port has TSO: the
-//!   merged super-frames then stay whole to the egress NIC. Without TSO there, GRO would
+//! - GRO on a port (`offer_gro`) is turned on only when the other port has TSO (a lone
+//!   one-armed port: when it has TSO itself): the merged super-frames then stay whole
+//!   to the egress NIC. Without TSO there, GRO would
 //!   merge wire segments only for the kernel to cut them again, so natbox leaves the
 //!   port's GRO setting as it found it (the operator's, or the driver's default).
 //!

@@ -34,7 +34,8 @@
 //! super-frame on, and no checksum is computed in user space: on an egress port
 //! without TSO or transmit checksum offload the kernel segments and checksums in
 //! software (`link.rs`). Replies go out with an all-zero header; so do the engine's
-//! own frames. GRO is turned on on a port whose other port has TSO (`link::offer_gro`):
+//! own frames. GRO is turned on on a port whose other port (one-armed: itself) has TSO
+//! (`link::offer_gro`):
 //! the kernel merges wire segments into super-frames before natbox sees them.
 //!
 //! Waiting: the ring runs with `DEFER_TASKRUN`, so poll wakeups are processed when the
@@ -995,10 +996,12 @@ fn frame_room(mtu: u16) -> usize {
 
 /// Turns GRO on at port `io` if `egress` has TSO (`link::offer_gro`) and says what it
 /// did.
-/// `offer_gro` for every port toward every other port.
+/// `offer_gro` for every port toward every other port; a lone port (one-armed: both
+/// roles, its frames leave by it) toward itself.
 fn offer_gro_between(ports: &[PortIo]) {
+    let lone = ports.len() == 1;
     for io in ports {
-        for egress in ports.iter().filter(|e| e.port != io.port) {
+        for egress in ports.iter().filter(|e| lone || e.port != io.port) {
             offer_gro(io, egress);
         }
     }

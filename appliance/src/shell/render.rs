@@ -348,7 +348,7 @@ pub fn counters(ports: &[PortInfo], counters: &Counters) -> Vec<(String, u64)> {
             ("tx_bytes", c.tx_bytes),
             ("drops", c.drops),
         ] {
-            out.push((format!("{}_{k}", port.roles.label()), v));
+            out.push((format!("{}_{k}", port.roles.key()), v));
         }
     }
     for (dir, p) in [

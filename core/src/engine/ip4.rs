@@ -53,13 +53,19 @@ impl Engine {
         };
         let pool_dst = self.nat.is_pool_addr(dst);
         // Pool addresses are translated, except that echo requests to them are answered
-        // by the box; the ports' own addresses are the box's.
+        // by the box, and (one-armed, where the pool is the port's own address) a
+        // service bound to a port address takes what the inside sends it before
+        // hairpinning would. The ports' own addresses are the box's.
         // (`owns4` without its pool test: `dst` is known not to be a pool address.)
         // From the inside, every port's address is the box's; from the outside, only
         // the arrival port's.
         let port_addr = |p: &PortState| p.ipv4.is_some_and(|n| n.addr() == dst);
         let local = if pool_dst {
-            echo_request || self.local.wants_echo_replies() && self.echo_reply_unclaimed(frame)
+            echo_request
+                || self.local.wants_echo_replies() && self.echo_reply_unclaimed(frame)
+                || from_inside
+                    && self.ports.iter().any(port_addr)
+                    && self.local.wants(true, &frame.buf[ETH..frame.len])
         } else if from_inside {
             self.ports.iter().any(port_addr)
         } else {

@@ -13,7 +13,9 @@
 //! - TCP to one address and port, arriving from the **inside** only (on a port with
 //!   the inside role; on a port with both roles, from a source in the inside
 //!   prefixes): the metrics responder is never reachable from the outside, whatever
-//!   the address.
+//!   the address. One-armed, the bound address is usually the pool address too: what
+//!   the inside sends to the bound port goes to the service, not to a hairpin (the
+//!   service wins; `ip4` checks the binding before hairpinning).
 //! - Echo replies (ICMP type 0 / ICMPv6 type 129) with one identifier from one remote:
 //!   a running `ping`. An echo reply to a pool address is first offered to NAT; only
 //!   one NAT does not claim reaches a `ping` (`ping` picks an identifier no mapping

@@ -123,6 +123,15 @@ impl Roles {
             (false, false) => "none",
         }
     }
+
+    /// `label` as a counter-name prefix (letters and `_` only, as Prometheus metric
+    /// names want): `inside`, `outside` or `inside_outside`.
+    pub fn key(self) -> &'static str {
+        match (self.inside, self.outside) {
+            (true, true) => "inside_outside",
+            _ => self.label(),
+        }
+    }
 }
 
 /// A port the configuration names: its settings and its roles.
@@ -266,18 +275,22 @@ impl Engine {
     }
 
     /// Whether IPv4 `addr`, seen on `port`, is on the inside (see `Roles::inside_for`;
-    /// the NAT's inside prefixes decide on a port with both roles).
+    /// the NAT's inside prefixes decide on a port with both roles). The box's own
+    /// addresses on such a port (its address, the pool) are never an inside host's,
+    /// though one-armed they lie in the inside prefix: a packet from one of them is
+    /// from the outside, and so `spoofed_from_outside` (BCP 38).
     pub(super) fn inside4(&self, port: PortId, addr: Ipv4Addr) -> bool {
         self.ports[port]
             .roles
-            .inside_for(|| self.nat.translates(addr))
+            .inside_for(|| self.nat.translates(addr) && !self.owns4(port, addr))
     }
 
-    /// As `inside4`, for IPv6 (the filter's inside prefixes decide).
+    /// As `inside4`, for IPv6 (the filter's inside prefixes decide, the port's own
+    /// addresses excepted).
     pub(super) fn inside6(&self, port: PortId, addr: &Ipv6Addr) -> bool {
         self.ports[port]
             .roles
-            .inside_for(|| self.fw6.is_inside(addr))
+            .inside_for(|| self.fw6.is_inside(addr) && !self.owns6(port, addr))
     }
 
     /// The address the box speaks from on a port.
@@ -354,6 +367,18 @@ mod tests {
             !Roles::default().inside_for(|| true),
             "no role faces nothing"
         );
+    }
+
+    /// A port with both roles is shown as `inside+outside` and keys its counters as
+    /// `inside_outside` (a valid Prometheus metric name); single roles are the same
+    /// in both.
+    #[test]
+    fn role_label_and_counter_key() {
+        assert_eq!(Roles::BOTH.label(), "inside+outside");
+        assert_eq!(Roles::BOTH.key(), "inside_outside");
+        for r in [Roles::INSIDE, Roles::OUTSIDE] {
+            assert_eq!(r.key(), r.label());
+        }
     }
 
     /// One-armed mode (a later configuration): on a port with both roles, a source in

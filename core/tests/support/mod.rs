@@ -227,7 +227,19 @@ pub fn echo4(src: Ipv4Addr, dst: Ipv4Addr, id: u16, seq: u16, reply: bool) -> Ve
 
 /// An ICMPv4 error of `kind` (type, code) quoting `offending` (an IPv4 datagram).
 pub fn icmp4_error(src: Ipv4Addr, dst: Ipv4Addr, kind: (u8, u8), offending: &[u8]) -> Vec<u8> {
-    let mut m = vec![kind.0, kind.1, 0, 0, 0, 0, 0, 0];
+    icmp4_error_rest(src, dst, kind, [0; 4], offending)
+}
+
+/// `icmp4_error` with its rest-of-header (e.g. the next-hop MTU of RFC 1191).
+pub fn icmp4_error_rest(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    kind: (u8, u8),
+    rest: [u8; 4],
+    offending: &[u8],
+) -> Vec<u8> {
+    let mut m = vec![kind.0, kind.1, 0, 0];
+    m.extend_from_slice(&rest);
     m.extend_from_slice(offending);
     let c = util::checksum(&m, 1);
     m[2..4].copy_from_slice(&c.to_be_bytes());
@@ -507,16 +519,66 @@ pub fn assert_checksums(frame: &[u8]) {
 
 // ---- the harness ----
 
-/// The harness's live neighbours: port, MAC, IPv4 address (they answer ARP).
+/// The two-port harness's live neighbours: port, MAC, IPv4 address (they answer ARP).
 const PEERS4: [(PortId, Mac, Ipv4Addr); 3] = [
     (INSIDE, HOST_MAC, HOST),
     (INSIDE, HOST2_MAC, HOST2),
     (OUTSIDE, GW_MAC, GW),
 ];
 
-/// The live IPv6 neighbours (they answer Neighbor Solicitations).
-fn peers6() -> [(PortId, Mac, Ipv6Addr); 2] {
-    [(INSIDE, HOST_MAC, host6()), (OUTSIDE, GW_MAC, gw6())]
+/// The two-port harness's live IPv6 neighbours (they answer Neighbor Solicitations).
+fn peers6() -> Vec<(PortId, Mac, Ipv6Addr)> {
+    vec![(INSIDE, HOST_MAC, host6()), (OUTSIDE, GW_MAC, gw6())]
+}
+
+// ---- the one-armed topology (issue #16) ----
+
+/// The one-armed box's only port: `[outside]` with both roles.
+pub const ARM: PortId = PortId(0);
+/// The one-armed segment's default gateway (a "VPC router"): outside the inside
+/// prefix 10.10.0.0/25, so its own packets are outside traffic.
+pub const ARM_GW: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 254);
+/// A host on the segment outside the inside prefix (neither translated nor the box's).
+pub const ARM_STRANGER: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 200);
+
+/// The one-armed gateway's IPv6 address: link-local only, as a cloud router's.
+pub fn arm_gw6() -> Ipv6Addr {
+    "fe80::1".parse().unwrap()
+}
+
+/// A one-armed configuration (tests/e2e/natbox-one-armed.toml): one port at
+/// 10.10.0.1/24 and 2001:db8:10::1/64, gateways 10.10.0.254 and fe80::1 on the same
+/// segment, the pool = the port's own address, inside prefixes 10.10.0.0/25 and
+/// 2001:db8:10::/64.
+pub fn one_armed_config() -> firmware_config::Config {
+    let toml = r#"
+hostname = "natbox"
+[outside]
+port = "seg0"
+ipv4 = "10.10.0.1/24"
+ipv6 = "2001:db8:10::1/64"
+gateway4 = "10.10.0.254"
+gateway6 = "fe80::1"
+[nat]
+pool = ["10.10.0.1"]
+inside_prefixes = ["10.10.0.0/25"]
+filtering = "endpoint-independent"
+mss_clamp = 1460
+[ipv6]
+inside_prefixes = ["2001:db8:10::/64"]
+"#;
+    firmware_config::from_toml(toml).expect("one-armed config is valid")
+}
+
+/// The one-armed harness's live neighbours, all on the one port.
+const ARM_PEERS4: [(PortId, Mac, Ipv4Addr); 3] = [
+    (ARM, HOST_MAC, HOST),
+    (ARM, HOST2_MAC, HOST2),
+    (ARM, GW_MAC, ARM_GW),
+];
+
+fn arm_peers6() -> Vec<(PortId, Mac, Ipv6Addr)> {
+    vec![(ARM, HOST_MAC, host6()), (ARM, GW_MAC, arm_gw6())]
 }
 
 /// An engine in the test topology with a virtual clock. Neighbours (the lan hosts and
@@ -529,6 +591,9 @@ pub struct Harness {
     pub now: u64,
     /// Frames the engine sent on its own, not yet taken by `transmitted`.
     sent: Vec<(PortId, Vec<u8>)>,
+    /// The live neighbours (port, MAC, address): they answer ARP / NDP.
+    peers4: Vec<(PortId, Mac, Ipv4Addr)>,
+    peers6: Vec<(PortId, Mac, Ipv6Addr)>,
 }
 
 /// The result of sending one frame.
@@ -550,19 +615,44 @@ impl Out {
 #[allow(clippy::wrong_self_convention)]
 impl Harness {
     pub fn new(config: firmware_config::Config) -> Harness {
-        let engine = Engine::new(
-            &config,
-            &[
-                PortSetup { mac: BOX_LAN_MAC },
-                PortSetup { mac: BOX_WAN_MAC },
-            ],
-        );
-        assert_eq!(engine.port_info(INSIDE).roles, Roles::INSIDE);
-        assert_eq!(engine.port_info(OUTSIDE).roles, Roles::OUTSIDE);
+        let setups = [
+            PortSetup { mac: BOX_LAN_MAC },
+            PortSetup { mac: BOX_WAN_MAC },
+        ];
+        let h = Harness::with_peers(config, &setups, PEERS4.to_vec(), peers6());
+        assert_eq!(h.engine.port_info(INSIDE).roles, Roles::INSIDE);
+        assert_eq!(h.engine.port_info(OUTSIDE).roles, Roles::OUTSIDE);
+        h
+    }
+
+    pub fn default() -> Harness {
+        Harness::new(config())
+    }
+
+    /// An engine in the one-armed topology (`one_armed_config` or a variant of it):
+    /// one port `ARM` with both roles (MAC `BOX_LAN_MAC`), the lan hosts and the
+    /// gateway `ARM_GW` / `arm_gw6()` (MAC `GW_MAC`) on it.
+    pub fn one_armed(config: firmware_config::Config) -> Harness {
+        let setups = [PortSetup { mac: BOX_LAN_MAC }];
+        let h = Harness::with_peers(config, &setups, ARM_PEERS4.to_vec(), arm_peers6());
+        assert_eq!(h.engine.port_info(ARM).roles, Roles::BOTH);
+        h
+    }
+
+    /// Builds the engine and teaches it the neighbours: each asks for the box's
+    /// address on its port, as real hosts do.
+    fn with_peers(
+        config: firmware_config::Config,
+        setups: &[PortSetup],
+        peers4: Vec<(PortId, Mac, Ipv4Addr)>,
+        peers6: Vec<(PortId, Mac, Ipv6Addr)>,
+    ) -> Harness {
         let mut h = Harness {
-            engine,
+            engine: Engine::new(&config, setups),
             now: 1_000_000,
             sent: Vec::new(),
+            peers4,
+            peers6,
         };
         h.teach_neighbours();
         h
@@ -572,8 +662,8 @@ impl Harness {
     /// addresses), as after start-up or a rebuild of its tables.
     pub fn teach_neighbours(&mut self) {
         let h = self;
-        for (port, mac, ip) in PEERS4 {
-            let target = if port == INSIDE { BOX_LAN } else { PUBLIC };
+        for (port, mac, ip) in h.peers4.clone() {
+            let (_, target) = h.box4(port);
             let out = h.frame(port, arp_request(mac, ip, target));
             assert!(
                 matches!(out.verdict, Verdict::Reply(_)),
@@ -582,10 +672,8 @@ impl Harness {
             );
         }
         if h.engine.config().ipv6.enabled {
-            for (port, mac, ip, target) in [
-                (INSIDE, HOST_MAC, host6(), box_lan6()),
-                (OUTSIDE, GW_MAC, gw6(), box_wan6()),
-            ] {
+            for (port, mac, ip) in h.peers6.clone() {
+                let (_, target) = h.box6(port);
                 let out = h.frame(port, neighbor_solicit(mac, ip, target));
                 assert!(
                     matches!(out.verdict, Verdict::Reply(_)),
@@ -596,30 +684,30 @@ impl Harness {
         }
     }
 
-    pub fn default() -> Harness {
-        Harness::new(config())
+    /// The box's MAC and IPv4 address on `port`.
+    fn box4(&self, port: PortId) -> (Mac, Ipv4Addr) {
+        let p = self.engine.port_info(port);
+        (p.mac, p.ipv4.expect("harness ports have IPv4").addr())
+    }
+
+    /// The box's MAC and global IPv6 address on `port`.
+    fn box6(&self, port: PortId) -> (Mac, Ipv6Addr) {
+        let p = self.engine.port_info(port);
+        (p.mac, p.ipv6.expect("harness ports have IPv6").addr())
     }
 
     /// Every live neighbour answers as if the box had just asked (an ARP reply or a
     /// solicited NA to the box): their entries are REACHABLE (RFC 4861 section 7.3),
     /// as on a network after the first probe, rather than STALE as `new` leaves them.
     pub fn confirm_neighbours(&mut self) {
-        for (port, mac, ip) in PEERS4 {
-            let (box_mac, box_ip) = if port == INSIDE {
-                (BOX_LAN_MAC, BOX_LAN)
-            } else {
-                (BOX_WAN_MAC, PUBLIC)
-            };
+        for (port, mac, ip) in self.peers4.clone() {
+            let (box_mac, box_ip) = self.box4(port);
             let out = self.frame(port, arp_reply(mac, ip, box_mac, box_ip));
             assert_eq!(out.verdict, Verdict::Consumed, "ARP reply from {ip}");
         }
         if self.engine.config().ipv6.enabled {
-            for (port, mac, ip) in peers6() {
-                let (box_mac, box_ip) = if port == INSIDE {
-                    (BOX_LAN_MAC, box_lan6())
-                } else {
-                    (BOX_WAN_MAC, box_wan6())
-                };
+            for (port, mac, ip) in self.peers6.clone() {
+                let (box_mac, box_ip) = self.box6(port);
                 let out = self.frame(port, neighbor_advert(mac, ip, box_mac, box_ip));
                 assert_eq!(out.verdict, Verdict::Consumed, "NA from {ip}");
             }
@@ -712,7 +800,8 @@ impl Harness {
         if ethertype == ETHERTYPE_ARP && f[21] == 1 {
             let sender = Ipv4Addr::new(f[28], f[29], f[30], f[31]);
             let target = Ipv4Addr::new(f[38], f[39], f[40], f[41]);
-            if let Some(&(_, mac, ip)) = PEERS4.iter().find(|p| p.0 == port && p.2 == target) {
+            let peer = self.peers4.iter().find(|p| p.0 == port && p.2 == target);
+            if let Some(&(_, mac, ip)) = peer {
                 self.frame(port, arp_reply(mac, ip, box_mac, sender));
                 return true;
             }
@@ -720,7 +809,8 @@ impl Harness {
         if ethertype == ETHERTYPE_IPV6 && f[20] == 58 && f[54] == 135 {
             let src = Ipv6Addr::from(<[u8; 16]>::try_from(&f[22..38]).unwrap());
             let target = Ipv6Addr::from(<[u8; 16]>::try_from(&f[62..78]).unwrap());
-            if let Some(&(_, mac, ip)) = peers6().iter().find(|p| p.0 == port && p.2 == target) {
+            let peer = self.peers6.iter().find(|p| p.0 == port && p.2 == target);
+            if let Some(&(_, mac, ip)) = peer {
                 self.frame(port, neighbor_advert(mac, ip, box_mac, src));
                 return true;
             }
