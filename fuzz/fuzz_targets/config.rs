@@ -2,7 +2,8 @@
 //! parser, the schema and `validate`), as the host CLI and the box read a file. What
 //! it accepts must pass `validate`, read back unchanged from its own `to_toml` (the
 //! crate's contract), and be safe for the engine: building an engine on it and
-//! reconfiguring a running engine to it must not panic. Any panic is a bug.
+//! reconfiguring a running engine of the same layout (two ports or one-armed; the
+//! shell refuses a live switch between them) to it must not panic. Any panic is a bug.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -20,5 +21,10 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(back, config);
     let small = natbox_fuzz::small_tables(config);
     natbox_fuzz::engine_for(&small);
-    natbox_fuzz::engine().reconfigure(&small);
+    let layout = if small.one_armed() {
+        natbox_fuzz::Layout::OneArmed
+    } else {
+        natbox_fuzz::Layout::TwoPort
+    };
+    natbox_fuzz::engine_with(layout).reconfigure(&small);
 });

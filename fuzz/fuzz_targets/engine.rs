@@ -6,7 +6,10 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    natbox_fuzz::run::<0>(data, 9100, |engine, r, f, now| {
-        Some(engine.process(r.port, f, now))
-    });
+    natbox_fuzz::run::<0>(
+        natbox_fuzz::Layout::TwoPort,
+        data,
+        9100,
+        |engine, r, f, now| Some(engine.process(r.port, f, now)),
+    );
 });

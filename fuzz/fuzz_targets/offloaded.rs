@@ -11,9 +11,14 @@ use natbox_core::wire::offload::{self, VnetHdr, VNET_HDR_LEN};
 
 fuzz_target!(|data: &[u8]| {
     // Super-frames are up to 64 KiB, like the dataplane's receive buffers.
-    natbox_fuzz::run::<VNET_HDR_LEN>(data, 65_600, |engine, r, f, now| {
-        let mut h = VnetHdr::read(&r.head);
-        let o = offload::prepare(&mut f.buf[..f.len], &mut h).ok()?;
-        Some(engine.process_offloaded(r.port, f, o, now))
-    });
+    natbox_fuzz::run::<VNET_HDR_LEN>(
+        natbox_fuzz::Layout::TwoPort,
+        data,
+        65_600,
+        |engine, r, f, now| {
+            let mut h = VnetHdr::read(&r.head);
+            let o = offload::prepare(&mut f.buf[..f.len], &mut h).ok()?;
+            Some(engine.process_offloaded(r.port, f, o, now))
+        },
+    );
 });

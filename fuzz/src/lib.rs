@@ -1,32 +1,44 @@
-//! What the engine's fuzz targets share: a small engine on the example configuration,
-//! their record format `[control, len_hi, len_lo, head (HEAD bytes), frame...]`,
-//! where bit 0 of `control` picks the port and the rest advances the virtual clock in
-//! 100 ms steps before the frame, and the loop that feeds the records to the engine.
+//! What the engine's fuzz targets share: a small engine on the example configuration
+//! (two ports) or on the one-armed e2e configuration (one port with both roles), their
+//! record format `[control, len_hi, len_lo, head (HEAD bytes), frame...]`, where bit 0
+//! of `control` picks the port (one-armed: always the one) and the rest advances the
+//! virtual clock in 100 ms steps before the frame, and the loop that feeds the records
+//! to the engine.
 
 use firmware_config::Config;
 use natbox_core::engine::{Engine, Frame, PortId, PortSetup, Verdict};
 use natbox_core::wire::ethernet::Mac;
 
-/// An engine for the example configuration, with small tables.
-pub fn engine() -> Engine {
-    let config =
-        firmware_config::from_toml(include_str!("../../natbox.toml")).expect("example config");
-    engine_for(&config)
+/// Which configuration a target's engine runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// The example configuration: `[inside]` and `[outside]`.
+    TwoPort,
+    /// The one-armed e2e configuration: `[outside]` alone.
+    OneArmed,
 }
 
-/// An engine for `config` with its tables made small (`small_tables`).
+/// An engine for the example configuration, with small tables.
+pub fn engine() -> Engine {
+    engine_with(Layout::TwoPort)
+}
+
+/// An engine for `layout`'s configuration, with small tables.
+pub fn engine_with(layout: Layout) -> Engine {
+    let toml = match layout {
+        Layout::TwoPort => include_str!("../../natbox.toml"),
+        Layout::OneArmed => include_str!("../../tests/e2e/natbox-one-armed.toml"),
+    };
+    engine_for(&firmware_config::from_toml(toml).expect("checked-in config"))
+}
+
+/// An engine for `config` (two ports, or one-armed) with its tables made small
+/// (`small_tables`).
 pub fn engine_for(config: &Config) -> Engine {
-    Engine::new(
-        &small_tables(config.clone()),
-        &[
-            PortSetup {
-                mac: Mac([2, 0, 0, 0, 1, 1]),
-            },
-            PortSetup {
-                mac: Mac([2, 0, 0, 0, 2, 1]),
-            },
-        ],
-    )
+    let macs = [Mac([2, 0, 0, 0, 1, 1]), Mac([2, 0, 0, 0, 2, 1])];
+    let ports = config.ports().count();
+    let setups: Vec<PortSetup> = macs[..ports].iter().map(|&mac| PortSetup { mac }).collect();
+    Engine::new(&small_tables(config.clone()), &setups)
 }
 
 /// `config` with table sizes of at most a few hundred entries, so that building an
@@ -72,21 +84,25 @@ pub fn records<const HEAD: usize>(mut data: &[u8]) -> impl Iterator<Item = Recor
     })
 }
 
-/// Feeds the records of `data` to a fresh `engine()`: advances the clock (polling the
+/// Feeds the records of `data` to a fresh engine for `layout`: advances the clock (polling the
 /// engine), copies each frame into a buffer of `buf_len` bytes, hands it to `process`
 /// (the verdict, or `None` when the target refused the frame before the engine),
 /// checks that a frame forwarded or answered still fits its buffer, and drains the
 /// frames the engine made itself.
 pub fn run<const HEAD: usize>(
+    layout: Layout,
     data: &[u8],
     buf_len: usize,
     mut process: impl FnMut(&mut Engine, &Record<'_, HEAD>, &mut Frame<'_>, u64) -> Option<Verdict>,
 ) {
-    let mut engine = engine();
+    let mut engine = engine_with(layout);
     let mut now = 1_000_000u64;
     let mut buf = vec![0u8; buf_len];
     let mut out = vec![0u8; 9100];
-    for r in records::<HEAD>(data) {
+    for mut r in records::<HEAD>(data) {
+        if layout == Layout::OneArmed {
+            r.port = PortId(0);
+        }
         if r.advance_ms > 0 {
             now += r.advance_ms;
             engine.poll(now);
