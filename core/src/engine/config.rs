@@ -62,7 +62,7 @@ impl Engine {
             .map(|p| PortSetup { mac: p.mac })
             .collect();
         let stats = self.stats.clone();
-        *self = Engine::new(new, &setups);
+        *self = Engine::new_shard(new, &setups, self.shard);
         self.stats = stats;
         false
     }

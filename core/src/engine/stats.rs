@@ -188,6 +188,10 @@ pub struct Stats {
     /// Packets handed to the box's own services, and datagrams they sent.
     pub local_delivered: u64,
     pub local_sent: u64,
+    /// Frames handed to another engine shard (`Verdict::Handoff`, `pop_handoff`), and
+    /// frames another shard handed to this one.
+    pub handed_off: u64,
+    pub handed_in: u64,
 }
 
 impl Stats {
@@ -215,6 +219,8 @@ impl Stats {
             neighbours_evicted: 0,
             local_delivered: 0,
             local_sent: 0,
+            handed_off: 0,
+            handed_in: 0,
         }
     }
 }

@@ -346,9 +346,11 @@ fn ipv6_both_directions_of_a_host_meet_on_one_worker() {
 }
 
 /// What no stateless program can place goes to worker 0, which hands it off: ARP, NDP
-/// (even from an inside host's global address), and non-first fragments from outside.
+/// (even from an inside host's global address), and fragments from outside: the
+/// non-first ones carry no port, so the first goes with them and worker 0 hands the
+/// datagram to its owner (the engine's "Shards").
 #[test]
-fn arp_ndp_and_non_first_fragments_from_outside_go_to_worker_zero() {
+fn arp_ndp_and_fragments_from_outside_go_to_worker_zero() {
     let s = steering(2);
     let rig = Rig::new(2);
     let arp = [
@@ -367,9 +369,11 @@ fn arp_ndp_and_non_first_fragments_from_outside_go_to_worker_zero() {
     let first = ipv4(OUTSIDE, POOL[0], 17, 0x2000, 5, &ports(17, 53, port));
     assert_eq!(
         rig.worker_of(IPV4, &first),
-        1,
-        "a first fragment has the port"
+        0,
+        "a first fragment goes with the others"
     );
+    let whole = ipv4(OUTSIDE, POOL[0], 17, 0x4000, 5, &ports(17, 53, port));
+    assert_eq!(rig.worker_of(IPV4, &whole), 1, "DF is no fragment");
     let later = ipv4(OUTSIDE, POOL[0], 17, 0x2000 | 185, 5, &ports(17, 53, port));
     assert_eq!(
         rig.worker_of(IPV4, &later),
