@@ -550,12 +550,18 @@ impl Out {
 #[allow(clippy::wrong_self_convention)]
 impl Harness {
     pub fn new(config: firmware_config::Config) -> Harness {
-        let engine = Engine::new(
+        Harness::new_shard(config, natbox_core::shard::Shard::ONLY)
+    }
+
+    /// `new` for engine shard `shard` (`Engine::new_shard`).
+    pub fn new_shard(config: firmware_config::Config, shard: natbox_core::shard::Shard) -> Harness {
+        let engine = Engine::new_shard(
             &config,
             &[
                 PortSetup { mac: BOX_LAN_MAC },
                 PortSetup { mac: BOX_WAN_MAC },
             ],
+            shard,
         );
         assert_eq!(engine.port_info(INSIDE).roles, Roles::INSIDE);
         assert_eq!(engine.port_info(OUTSIDE).roles, Roles::OUTSIDE);
