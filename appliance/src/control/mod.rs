@@ -13,6 +13,7 @@
 //! new text is written to a file created 0600 beside it, synced, and renamed over it.
 
 pub mod shards;
+pub mod workers;
 
 use crate::dataplane::LinkSummary;
 use crate::engine::Engine;
