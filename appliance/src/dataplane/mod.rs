@@ -91,8 +91,13 @@
 //! - against the `TPACKET_V3` ring before that: no block timeout (V3 hands over whole
 //!   blocks, which added about 1 ms to every round trip at low rates), and offloads.
 //!
-//! One thread runs everything. The design leaves room for one loop per queue
-//! (`PACKET_FANOUT` across several sockets per port, one engine shard each).
+//! One thread runs everything, with one engine (shard 0 of 1). The pieces for one loop
+//! per core are built: engine shards that own disjoint port slices and hand each
+//! other what they cannot finish ("Shards" in `natbox_core::engine`), the steering
+//! program that gives each frame to its shard's socket in a port's fanout group
+//! (`steering`), the lanes hand-offs travel on (`handoff`, with the arrival port), and
+//! the control plane's handle on shards owned by other threads
+//! (`control::workers`). See docs/architecture.md, "Engine shards".
 
 pub mod handoff;
 mod ingress;
