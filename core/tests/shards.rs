@@ -196,6 +196,43 @@ fn arp_learnt_on_shard_0_reaches_every_shard() {
     assert_eq!(rig.shards[1].stats().arp_requests, 0);
 }
 
+/// The same for NDP: a solicitation shard 0 answered teaches shard 1 the neighbour, so
+/// an IPv6 host's traffic on shard 1 goes out and comes back without waiting.
+#[test]
+fn ndp_learnt_on_shard_0_reaches_every_shard() {
+    let mut rig = Rig::new(2);
+    rig.handoffs();
+    for (port, mac, ip, target) in [
+        (INSIDE, HOST_MAC, host6(), box_lan6()),
+        (OUTSIDE, GW_MAC, gw6(), box_wan6()),
+    ] {
+        let d = rig.deliver(0, port, neighbor_solicit(mac, ip, target), false);
+        assert_eq!(d.verdict, Verdict::Reply(port));
+    }
+    let shared = rig.handoffs();
+    assert_eq!(shared.len(), 2);
+    assert!(shared
+        .iter()
+        .all(|d| (d.shard, d.verdict) == (1, Verdict::Consumed)));
+    let out = udp6(host6(), 5000, remote6(), 53, b"q");
+    let d = rig.deliver(
+        1,
+        INSIDE,
+        eth(BOX_LAN_MAC, HOST_MAC, ETHERTYPE_IPV6, &out),
+        false,
+    );
+    assert_eq!(d.verdict, Verdict::Forward(OUTSIDE));
+    let back = udp6(remote6(), 53, host6(), 5000, b"a");
+    let d = rig.deliver(
+        1,
+        OUTSIDE,
+        eth(BOX_WAN_MAC, GW_MAC, ETHERTYPE_IPV6, &back),
+        false,
+    );
+    assert_eq!(d.verdict, Verdict::Forward(INSIDE));
+    assert_eq!(rig.shards[1].stats().ndp_solicits, 0);
+}
+
 /// Each shard allocates from its own slices of the port classes, so the shards' public
 /// ports are disjoint and the owner of each (`PortSplit`) is the shard that made it.
 #[test]
