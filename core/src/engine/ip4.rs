@@ -161,7 +161,17 @@ impl Engine {
         match self.translate4(frame, ctx, Dir::In, now) {
             Ok(Step::Go) => self.route_inside4(frame, now),
             Ok(Step::Parked) => Verdict::Hold,
-            Ok(Step::Handoff(shard)) => Verdict::Handoff(shard),
+            Ok(Step::Handoff(shard)) => self.hand_off(frame, shard),
+            Err(reason) => Verdict::Drop(reason),
+        }
+    }
+
+    /// Hands `frame` to shard `shard`: a handed frame carries no offload metadata, so a
+    /// partial checksum is completed first and a GSO super-frame refused
+    /// (`settle_offload`).
+    fn hand_off(&mut self, frame: &mut Frame<'_>, shard: usize) -> Verdict {
+        match self.settle_offload(frame) {
+            Ok(()) => Verdict::Handoff(shard),
             Err(reason) => Verdict::Drop(reason),
         }
     }
@@ -223,7 +233,7 @@ impl Engine {
                 return Verdict::Drop(reason);
             }
             if let Some(owner) = self.other_owner4(frame) {
-                return Verdict::Handoff(owner);
+                return self.hand_off(frame, owner);
             }
             let ip = &mut frame.buf[ETH..frame.len];
             if let Err(reason) = self.nat.icmp_error(ip, Dir::In) {
@@ -236,7 +246,7 @@ impl Engine {
                 return self.refuse4(frame, ctx.port, reason, now);
             }
             if let Some(owner) = self.other_owner4(frame) {
-                return Verdict::Handoff(owner);
+                return self.hand_off(frame, owner);
             }
             let ip = &mut frame.buf[ETH..frame.len];
             if let Err(reason) = self.nat.inbound(ip, csum, now_s, &mut self.stats) {

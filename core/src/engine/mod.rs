@@ -58,7 +58,9 @@
 //!   sends every IPv4 fragment from outside to shard 0, which hands the datagram to
 //!   its owner (the first fragment names it, the others follow through the fragment
 //!   table, `frag`); a frame steered before the program was attached lands on shard
-//!   0 too and is handed on the same way.
+//!   0 too and is handed on the same way. A handed frame carries no offload metadata:
+//!   its partial checksum is completed first, and a GSO super-frame is dropped
+//!   (`gso_not_buffered`) rather than handed.
 //! - Frames a shard hands off on its own (parked fragments released towards their
 //!   owner, and shard 0's copies of every ARP and Neighbor Solicitation/Advertisement
 //!   it receives, for the other shards to learn the neighbour from: the steering sends
