@@ -8,7 +8,9 @@ mod support;
 use natbox_core::engine::stats::DropReason;
 use natbox_core::engine::{Engine, Frame, PortId, PortSetup, Verdict};
 use natbox_core::shard::{host_worker, PublicSplit, Shard};
+use natbox_core::wire::checksum::Csum;
 use natbox_core::wire::ethernet::Mac;
+use natbox_core::wire::offload::Offload;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use support::*;
 
@@ -301,6 +303,65 @@ fn rfc4787_req9_hairpin_across_shards_completes_through_a_handoff() {
     let d = rig.lan(b_mac, udp4(sa(b, 6000), a_public, b"ho"));
     assert_eq!((d.shard, d.verdict), (0, Verdict::Forward(INSIDE)));
     assert_eq!(endpoints4(d.ip()), (b_public, sa(a, 7000)));
+}
+
+/// A hairpinned frame with its UDP checksum left partial (CHECKSUM_PARTIAL, as a veth
+/// hands over locally sent datagrams) is handed with the checksum completed, since a
+/// handed frame carries no offload metadata; a GSO super-frame is not handed at all.
+#[test]
+fn hairpin_handoff_completes_a_partial_checksum_and_refuses_gso() {
+    let mut rig = Rig::new(2);
+    rig.handoffs();
+    let (a, a_mac) = host_on(0);
+    let (b, b_mac) = host_on(1);
+    let (b_public, _) = rig.open((b, b_mac), 6000);
+    let mut l4 = udp_segment(7000, b_public.port(), b"partial");
+    let words = [a.octets(), b_public.ip().octets()]
+        .iter()
+        .flat_map(|o| {
+            [
+                u16::from_be_bytes([o[0], o[1]]),
+                u16::from_be_bytes([o[2], o[3]]),
+            ]
+        })
+        .map(u32::from)
+        .sum::<u32>()
+        + 17
+        + l4.len() as u32;
+    let folded = ((words & 0xffff) + (words >> 16)) as u16;
+    l4[6..8].copy_from_slice(&folded.to_be_bytes());
+    let ip = ipv4(
+        a,
+        *b_public.ip(),
+        pnet_packet::ip::IpNextHeaderProtocols::Udp,
+        &l4,
+    );
+    for (gso, want) in [
+        (None, Verdict::Handoff(1)),
+        (Some(100), Verdict::Drop(DropReason::GsoNotBuffered)),
+    ] {
+        let mut bytes = eth(BOX_LAN_MAC, a_mac, ETHERTYPE_IPV4, &ip);
+        let len = bytes.len();
+        bytes.resize(2048, 0);
+        let mut frame = Frame {
+            buf: &mut bytes,
+            len,
+        };
+        let offload = Offload {
+            csum: Csum::Partial,
+            gso_segment: gso,
+        };
+        let v = rig.shards[0].process_offloaded(INSIDE, &mut frame, offload, rig.now);
+        assert_eq!(v, want);
+        let n = frame.len;
+        bytes.truncate(n);
+        if v == Verdict::Handoff(1) {
+            let d = rig.deliver(1, INSIDE, bytes, true);
+            assert_eq!(d.verdict, Verdict::Forward(INSIDE));
+            assert_eq!(endpoints4(d.ip()).1, sa(b, 6000));
+            assert_checksums(&d.frame);
+        }
+    }
 }
 
 /// RFC 5508 REQ-7 across shards: an ICMP error from the hairpin's target about the
