@@ -110,6 +110,19 @@ fn by_name(name: &str) -> io::Result<Link> {
 
 /// Whether the interface exists with the same index and is operationally up
 /// (`IFF_RUNNING`: operstate up or unknown).
+/// The receive queues of interface `name` (`/sys/class/net/NAME/queues/rx-*`; 1 if
+/// that cannot be read).
+pub fn rx_queues(name: &str) -> usize {
+    fs::read_dir(Path::new("/sys/class/net").join(name).join("queues"))
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                .count()
+        })
+        .unwrap_or(1)
+        .max(1)
+}
+
 pub fn is_running(link: &Link) -> bool {
     index_of(&link.name) == Some(link.index)
         && Ctl::open()

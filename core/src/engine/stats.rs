@@ -226,6 +226,78 @@ impl Stats {
 }
 
 impl Stats {
+    /// Adds `other`'s counters to these: the shards' counters merged (every counter
+    /// is a sum). The destructuring makes a new counter a compile error here.
+    pub fn merge(&mut self, other: &Stats) {
+        let Stats {
+            drops,
+            ports,
+            nat_out,
+            nat_in,
+            fw6_out,
+            fw6_in,
+            sessions_created,
+            sessions_expired,
+            states6_created,
+            states6_expired,
+            hairpinned,
+            icmp_errors_translated,
+            fragments_forwarded,
+            mss_clamped,
+            icmp_sent,
+            icmp_rate_limited,
+            arp_requests,
+            ndp_solicits,
+            neighbours_evicted,
+            local_delivered,
+            local_sent,
+            handed_off,
+            handed_in,
+        } = other;
+        for (a, b) in self.drops.iter_mut().zip(drops) {
+            *a += b;
+        }
+        for (a, b) in self.ports.iter_mut().zip(ports) {
+            a.rx_packets += b.rx_packets;
+            a.rx_bytes += b.rx_bytes;
+            a.tx_packets += b.tx_packets;
+            a.tx_bytes += b.tx_bytes;
+            a.drops += b.drops;
+        }
+        for (a, b) in [
+            (&mut self.nat_out, nat_out),
+            (&mut self.nat_in, nat_in),
+            (&mut self.fw6_out, fw6_out),
+            (&mut self.fw6_in, fw6_in),
+        ] {
+            a.tcp += b.tcp;
+            a.udp += b.udp;
+            a.icmp += b.icmp;
+            a.other += b.other;
+        }
+        for (a, b) in [
+            (&mut self.sessions_created, sessions_created),
+            (&mut self.sessions_expired, sessions_expired),
+            (&mut self.states6_created, states6_created),
+            (&mut self.states6_expired, states6_expired),
+            (&mut self.hairpinned, hairpinned),
+            (&mut self.icmp_errors_translated, icmp_errors_translated),
+            (&mut self.fragments_forwarded, fragments_forwarded),
+            (&mut self.mss_clamped, mss_clamped),
+            (&mut self.icmp_sent, icmp_sent),
+            (&mut self.icmp_rate_limited, icmp_rate_limited),
+            (&mut self.arp_requests, arp_requests),
+            (&mut self.ndp_solicits, ndp_solicits),
+            (&mut self.neighbours_evicted, neighbours_evicted),
+            (&mut self.local_delivered, local_delivered),
+            (&mut self.local_sent, local_sent),
+            (&mut self.handed_off, handed_off),
+            (&mut self.handed_in, handed_in),
+        ] {
+            *a += b;
+        }
+    }
+
     pub fn drop(&mut self, reason: DropReason) {
         self.drops[reason as usize] += 1;
     }
@@ -256,6 +328,23 @@ mod tests {
             DropReason::ALL[DropReason::BufferPoolFull as usize],
             DropReason::BufferPoolFull
         );
+    }
+
+    #[test]
+    fn merged_counters_are_sums() {
+        let mut a = Stats::new(2);
+        a.drop(DropReason::NoMapping);
+        a.ports[1].rx_packets = 3;
+        a.hairpinned = 1;
+        let mut b = Stats::new(2);
+        b.drop(DropReason::NoMapping);
+        b.ports[1].rx_packets = 4;
+        b.nat_in.udp = 5;
+        b.handed_in = 2;
+        a.merge(&b);
+        assert_eq!(a.drops_for(DropReason::NoMapping), 2);
+        assert_eq!(a.ports[1].rx_packets, 7);
+        assert_eq!((a.hairpinned, a.nat_in.udp, a.handed_in), (1, 5, 2));
     }
 
     #[test]

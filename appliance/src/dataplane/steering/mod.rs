@@ -182,7 +182,11 @@ fn fanout_arg(group: u16, mode: libc::c_uint) -> libc::c_uint {
 /// frames sent out of the interface (`PACKET_FANOUT_FLAG_IGNORE_OUTGOING`): the
 /// members' own `PACKET_IGNORE_OUTGOING` stops applying once they join, since the
 /// group receives through a hook of its own.
-pub fn join(group: u16, sockets: &[PacketSocket], program: &[libc::sock_filter]) -> io::Result<()> {
+pub fn join(
+    group: u16,
+    sockets: &[&PacketSocket],
+    program: &[libc::sock_filter],
+) -> io::Result<()> {
     let first = sockets
         .first()
         .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;

@@ -112,7 +112,8 @@ impl Rig {
 
     fn with(program: &[libc::sock_filter], workers: usize) -> Rig {
         Rig::joined(workers, program, |sockets| {
-            join(1, sockets, program).expect("the kernel accepts the program")
+            let refs: Vec<&PacketSocket> = sockets.iter().collect();
+            join(1, &refs, program).expect("the kernel accepts the program")
         })
     }
 
@@ -549,7 +550,10 @@ fn round(mode: Mode, frames: usize) -> Round {
     let program = steering(2).program().unwrap();
     let rig = Rig::joined(2, &program, |sockets| {
         let kind = match mode {
-            Mode::Cbpf => return join(1, sockets, &program).unwrap(),
+            Mode::Cbpf => {
+                let refs: Vec<&PacketSocket> = sockets.iter().collect();
+                return join(1, &refs, &program).unwrap();
+            }
             Mode::Hash => libc::PACKET_FANOUT_HASH,
             Mode::RoundRobin => libc::PACKET_FANOUT_LB,
         };
@@ -629,6 +633,7 @@ proptest! {
         let program = s.program().unwrap();
         let sockets: Vec<PacketSocket> =
             (0..workers).map(|_| PacketSocket::open(lo).unwrap()).collect();
-        prop_assert!(join(7, &sockets, &program).is_ok(), "{} instructions", program.len());
+        let refs: Vec<&PacketSocket> = sockets.iter().collect();
+        prop_assert!(join(7, &refs, &program).is_ok(), "{} instructions", program.len());
     }
 }
