@@ -91,13 +91,13 @@
 //! - against the `TPACKET_V3` ring before that: no block timeout (V3 hands over whole
 //!   blocks, which added about 1 ms to every round trip at low rates), and offloads.
 //!
-//! One thread runs everything, with one engine (shard 0 of 1). The pieces for one loop
-//! per core are built: engine shards that own disjoint port slices and hand each
-//! other what they cannot finish ("Shards" in `natbox_core::engine`), the steering
-//! program that gives each frame to its shard's socket in a port's fanout group
-//! (`steering`), the lanes hand-offs travel on (`handoff`, with the arrival port), and
-//! the control plane's handle on shards owned by other threads
-//! (`control::workers`). See docs/architecture.md, "Engine shards".
+//! Workers (`threads`): `[dataplane] workers = N` runs N such loops, one per thread,
+//! each with its own engine shard ("Shards" in `natbox_core::engine`), its own receive
+//! socket per port in the port's fanout group (steered by the `steering` program), its
+//! own transmit rings, io_uring and buffers; frames a shard cannot finish go to another
+//! on `handoff`'s lanes (with their arrival port), and an eventfd in the target's
+//! io_uring wakes it. With one worker (the default) the loop is the one described
+//! above, on the calling thread. See docs/architecture.md, "Engine shards".
 
 pub mod handoff;
 mod ingress;
@@ -241,6 +241,9 @@ pub struct Dataplane {
     restart_at: Option<Instant>,
     /// With several workers: the lanes, wake-ups and mailbox (`threads`).
     peers: Option<Peers>,
+    /// The one worker that sets the ports' kernel state (the ingress drop, GRO) and
+    /// says so: worker 0.
+    leader: bool,
     /// io_uring failures in a row, and when the last one was.
     failures: u32,
     last_failure: Option<Instant>,
@@ -398,8 +401,9 @@ impl Dataplane {
         Dataplane::open(config, Shard::ONLY, true)
     }
 
-    /// `new` for worker `shard` of several (`threads`); only one worker has the kernel
-    /// drop its copy of the ports' frames (`claim_ingress`).
+    /// `new` for worker `shard` of several (`threads`); only one worker, the leader,
+    /// has the kernel drop its copy of the ports' frames and offers GRO
+    /// (`claim_ingress`).
     fn open(
         config: &firmware_config::Config,
         shard: Shard,
@@ -456,7 +460,9 @@ impl Dataplane {
             .iter()
             .map(&mut open)
             .collect::<io::Result<Vec<_>>>()?;
-        offer_gro_between(&ports);
+        if claim_ingress {
+            offer_gro_between(&ports);
+        }
         let setups: Vec<PortSetup> = ports
             .iter()
             .map(|io| PortSetup { mac: io.link.mac })
@@ -478,6 +484,7 @@ impl Dataplane {
             failures: 0,
             last_failure: None,
             peers: None,
+            leader: claim_ingress,
         })
     }
 
@@ -1122,7 +1129,9 @@ impl Dataplane {
                     None if replaced => self.engine.link_replaced(port),
                     None => {}
                 }
-                offer_gro_between(&self.ports);
+                if self.leader {
+                    offer_gro_between(&self.ports);
+                }
             }
             Err(e) => log::debug!("{} port: not back yet: {e}", io.role),
         }
