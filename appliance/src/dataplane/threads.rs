@@ -11,7 +11,9 @@
 //!   (scoped: `run` returns once every worker stopped). What the control plane
 //!   changes reaches every shard: after a tick that changed worker 0's configuration,
 //!   the new configuration is sent to the others (`control::workers::Workers`,
-//!   served between batches). Until the control plane asks every shard through
+//!   served between batches); worker 0 waits for their answers, at most about 100 ms
+//!   (an idle worker wakes at least that often; `control::workers::TIMEOUT` bounds
+//!   it), so a commit pauses worker 0's forwarding that long. Until the control plane asks every shard through
 //!   `control::Shards` (in progress elsewhere), what the shell *shows* (sessions,
 //!   counters) is worker 0's; the counters logged at exit are every worker's, merged
 //!   (`report`), with one line per worker (`log_workers`).
