@@ -78,7 +78,7 @@ fn run(
         log::error!("{source}: {e}");
         return ExitCode::from(2);
     }
-    let mut dataplane = match natbox::dataplane::Dataplane::new(config) {
+    let mut dataplane = match natbox::dataplane::Threads::new(config) {
         Ok(d) => d,
         Err(e) => {
             log::error!("{e}; check the port names in the configuration and run as root");

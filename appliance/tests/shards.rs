@@ -24,9 +24,9 @@ impl Shards for Engines {
             .collect()
     }
 
-    fn ask_one(&mut self, shard: usize, request: &Request) -> Answer {
-        let h = &mut self.0[shard];
-        h.engine.answer(request, h.now)
+    fn ask_one(&mut self, shard: usize, request: &Request) -> Option<Answer> {
+        let h = self.0.get_mut(shard)?;
+        Some(h.engine.answer(request, h.now))
     }
 }
 

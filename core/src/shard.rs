@@ -17,8 +17,96 @@
 //!
 //! With more workers than ports (a tiny configured range), workers `count..` own
 //! nothing: `slice` returns `None` for them.
+//!
+//! `Shard` names one engine of several; `PublicSplit` is the whole public port space
+//! cut as above (what the steering program and the engine's hand-off both ask "who
+//! owns this port?"); `host_worker` is the steering program's hash of an inside host's
+//! address, for in-process shards (tests, benchmarks) that steer as the kernel does.
 
+use crate::engine::pool::{Range, Ranges};
 use std::ops::RangeInclusive;
+
+/// Which engine shard of how many: shard `index` allocates public ports only from its
+/// slices of every range (`PortSplit::slice(index)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    index: usize,
+    count: usize,
+}
+
+impl Shard {
+    /// The one shard of a box with one worker.
+    pub const ONLY: Shard = Shard { index: 0, count: 1 };
+
+    /// Shard `index` of `count` (`None` unless `index < count`).
+    pub fn new(index: usize, count: usize) -> Option<Shard> {
+        (index < count).then_some(Shard { index, count })
+    }
+
+    pub fn index(self) -> usize {
+        self.index
+    }
+
+    pub fn count(self) -> usize {
+        self.count
+    }
+
+    /// This shard's part of a box-wide table budget: `total / count`, rounded up, at
+    /// least 1. The shards together hold at most `total + count - 1` entries.
+    pub fn share(self, total: u32) -> u32 {
+        let count = u32::try_from(self.count).unwrap_or(u32::MAX);
+        total.div_ceil(count).max(1)
+    }
+}
+
+/// The NAT's public port space split among shards: each RFC 4787 REQ-3 class of the
+/// configured port range, and the ICMP identifier range, split on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicSplit {
+    /// TCP/UDP port classes (disjoint), each split.
+    pub ports: Vec<PortSplit>,
+    /// The ICMP identifier range (every identifier), split.
+    pub icmp_ids: PortSplit,
+}
+
+impl PublicSplit {
+    /// The split of the port range `port_min..=port_max` among `workers`; `None` for
+    /// no workers or an empty range.
+    pub fn new(workers: usize, (port_min, port_max): (u16, u16)) -> Option<PublicSplit> {
+        let split = |r: Range| PortSplit::new(r.min, r.max, workers);
+        let classes = Ranges::from_config(port_min, port_max);
+        let mut ports = vec![split(classes.high)?];
+        if let Some(low) = classes.low.filter(|&low| low != classes.high) {
+            ports.push(split(low)?);
+        }
+        Some(PublicSplit {
+            ports,
+            icmp_ids: split(Ranges::full().high)?,
+        })
+    }
+
+    /// The owner of public TCP/UDP port `port` (a port outside the range: worker 0, as
+    /// the steering program does).
+    pub fn port_owner(&self, port: u16) -> usize {
+        self.ports.iter().find_map(|s| s.owner(port)).unwrap_or(0)
+    }
+
+    /// The owner of ICMP identifier `id`.
+    pub fn ident_owner(&self, id: u16) -> usize {
+        self.icmp_ids.owner(id).unwrap_or(0)
+    }
+}
+
+/// Multiplier of the host hash (2^32 / golden ratio, odd).
+const GOLDEN: u32 = 0x9e37_79b1;
+
+/// The worker the steering program sends an inside host's frames to (its address as a
+/// big-endian `u32`; for IPv6, the xor of the address's four words): `h = addr *
+/// GOLDEN`, `(h ^ (h >> 16)) % workers`.
+pub fn host_worker(addr: u32, workers: u32) -> usize {
+    let h = addr.wrapping_mul(GOLDEN);
+    ((h ^ (h >> 16)) % workers.max(1)) as usize
+}
 
 /// One port range cut into per-worker slices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +201,30 @@ mod tests {
         assert_eq!(s.slice(3), None);
         assert_eq!(PortSplit::new(5, 4, 1), None);
         assert_eq!(PortSplit::new(5, 5, 0), None);
+    }
+
+    #[test]
+    fn public_split_owns_each_class_and_the_identifiers_separately() {
+        let s = PublicSplit::new(2, (1, 65535)).unwrap();
+        assert_eq!(s.ports.len(), 2);
+        assert_eq!(s.port_owner(1), 0);
+        assert_eq!(s.port_owner(1023), 1);
+        assert_eq!(s.port_owner(1024), 0);
+        assert_eq!(s.port_owner(65535), 1);
+        assert_eq!(s.ident_owner(0), 0);
+        assert_eq!(s.ident_owner(40000), 1);
+        let narrow = PublicSplit::new(2, (40000, 40003)).unwrap();
+        assert_eq!(narrow.port_owner(39999), 0, "outside the range: worker 0");
+        assert_eq!(narrow.port_owner(40002), 1);
+    }
+
+    #[test]
+    fn shares_cover_the_budget() {
+        let two = |k| Shard::new(k, 2).unwrap();
+        assert_eq!(two(0).share(7) + two(1).share(7), 8);
+        assert_eq!(Shard::ONLY.share(7), 7);
+        assert_eq!(Shard::new(0, 4).unwrap().share(1), 1);
+        assert_eq!(Shard::new(2, 2), None);
     }
 
     proptest! {

@@ -670,6 +670,7 @@ fn check_verdict(
             }
             well_formed(side, reply)?;
         }
+        Verdict::Handoff(shard) => return Err(format!("one engine handed off to {shard}")),
         Verdict::Forward(_) | Verdict::Hold | Verdict::Consumed => {}
     }
     Ok(())

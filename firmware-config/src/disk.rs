@@ -46,7 +46,9 @@
 //!   version-1 payload decodes as version 2 once the encoding of their defaults is
 //!   appended. Version 3 made `inside` optional (one-armed mode): a version-2 payload
 //!   decodes as version 3 once the `Some` tag is put in front of its `inside`, which
-//!   follows the host name; `tests/data/v2.img` holds the test to that.
+//!   follows the host name; `tests/data/v2.img` holds the test to that. Version 4
+//!   appended `dataplane` (the worker count): a version-3 payload decodes once the
+//!   encoding of its default is appended.
 //! - The device may be shorter than the full layout as long as it holds what the slots
 //!   use; bytes past the end read as missing, never as zeros.
 
@@ -64,7 +66,7 @@ pub const SLOT_MAGIC: [u8; 8] = *b"NATBOXCF";
 /// The disk header layout this binary writes and the newest it reads.
 pub const LAYOUT_VERSION: u16 = 1;
 /// The slot format this binary writes and the newest it reads.
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 /// Bytes before slot A; slots are multiples of this too.
 pub const BLOCK: u64 = 4096;
 /// Size of the images `natbox-config build` makes.
@@ -452,6 +454,11 @@ fn decode(version: u16, payload: &[u8]) -> Result<Config, SlotProblem> {
             decode(3, &[hostname, &[POSTCARD_SOME], inside].concat())
         }
         3 => {
+            let added = crate::schema::DataplaneSettings::default();
+            let tail = postcard::to_allocvec(&added).expect("defaults encode");
+            decode(4, &[payload, &tail].concat())
+        }
+        4 => {
             let (config, rest) = postcard::take_from_bytes::<Config>(payload)
                 .map_err(|e| SlotProblem::Decode(e.to_string()))?;
             if !rest.is_empty() {
@@ -730,6 +737,19 @@ mod tests {
         d
     }
 
+    /// A version-3 payload (no `dataplane` section) reads as version 4 with the
+    /// default worker count.
+    #[test]
+    fn version_3_payload_decodes_with_the_default_workers() {
+        let c = config();
+        assert_eq!(c.dataplane, crate::schema::DataplaneSettings::default());
+        let v4 = postcard::to_allocvec(&c).expect("encodes");
+        let tail = postcard::to_allocvec(&c.dataplane).expect("encodes");
+        let v3 = &v4[..v4.len() - tail.len()];
+        assert_eq!(decode(3, v3).expect("a version-3 payload"), c);
+        assert!(decode(4, v3).is_err(), "not a version-4 payload");
+    }
+
     #[test]
     fn layout_of_default_disk() {
         let l = Layout::for_disk_size(DEFAULT_DISK_SIZE).expect("layout");
@@ -837,13 +857,13 @@ mod tests {
         let err = read(&mut d).expect_err("newer");
         assert_eq!(
             err.to_string(),
-            "no valid config: slot A: format version 4 is newer than this binary supports \
-             (3); upgrade natbox; slot B: empty; write one with `natbox-config build`"
+            "no valid config: slot A: format version 5 is newer than this binary supports \
+             (4); upgrade natbox; slot B: empty; write one with `natbox-config build`"
         );
         let err = write(&mut d, &config()).expect_err("must not overwrite");
         assert_eq!(
             err.to_string(),
-            "slot A: format version 4 is newer than this binary supports (3); upgrade \
+            "slot A: format version 5 is newer than this binary supports (4); upgrade \
              natbox-config before writing"
         );
     }

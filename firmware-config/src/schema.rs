@@ -45,6 +45,9 @@ pub struct Config {
     /// Fields added in format version 2 stay last (see `disk::decode`).
     #[serde(default)]
     pub metrics: Metrics,
+    /// Added in format version 4, last (see `disk::decode`).
+    #[serde(default)]
+    pub dataplane: DataplaneSettings,
 }
 
 /// One data port.
@@ -196,6 +199,22 @@ pub struct Metrics {
     /// addresses (one-armed: the port's, answered to inside sources only); none means
     /// not served.
     pub listen: Option<std::net::SocketAddr>,
+}
+
+/// The dataplane's threads (format version 4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataplaneSettings {
+    /// Worker threads, each with an engine shard (0 to 64): 0 means one per online
+    /// CPU, at most the data ports' receive queues. Default 1 (one thread, as before
+    /// workers existed). A change takes effect at the next start.
+    pub workers: u16,
+}
+
+impl Default for DataplaneSettings {
+    fn default() -> Self {
+        DataplaneSettings { workers: 1 }
+    }
 }
 
 fn default_hostname() -> String {

@@ -73,6 +73,7 @@ pub fn validate(config: &Config) -> Result<(), Vec<ValidationError>> {
     log(config, &mut errors);
     shell(config, &mut errors);
     metrics(config, &mut errors);
+    workers(config, &mut errors);
     if errors.0.is_empty() {
         Ok(())
     } else {
@@ -709,6 +710,20 @@ fn event_rate(config: &Config, errors: &mut Errors) {
         errors.fail(
             "log.event_rate",
             format!("{rate}: use 1 to {MAX_EVENT_RATE} events per second"),
+        );
+    }
+}
+
+/// Most worker threads (`dataplane.workers`): the steering's and the hand-off lanes'
+/// bound.
+pub const MAX_WORKERS: u16 = 64;
+
+fn workers(config: &Config, errors: &mut Errors) {
+    let n = config.dataplane.workers;
+    if n > MAX_WORKERS {
+        errors.fail(
+            "dataplane.workers",
+            format!("{n}: use 1 to {MAX_WORKERS} threads, or 0 for one per CPU"),
         );
     }
 }

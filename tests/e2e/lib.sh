@@ -144,6 +144,10 @@ write_config() {
         cp "$E2E_ROOT/natbox.toml" "$WORK/natbox.toml"
     fi
     for expr in "$@"; do sed -i "$expr" "$WORK/natbox.toml"; done
+    # E2E_WORKERS=N runs natbox with N worker threads ([dataplane] workers).
+    if [ -n "${E2E_WORKERS:-}" ]; then
+        printf '\n[dataplane]\nworkers = %s\n' "$E2E_WORKERS" >>"$WORK/natbox.toml"
+    fi
 }
 
 # Starts natbox in ns gw and waits (at most 10 s) until it forwards. With E2E_BOX=kernel,
@@ -175,6 +179,17 @@ stop_natbox() {
     kill -TERM "$NATBOX_PID"
     wait "$NATBOX_PID" || true
     NATBOX_PID=""
+    # Every run's "worker K: rx_packets=N" lines, for finish (E2E_WORKERS).
+    grep -oE "worker [0-9]+: rx_packets=[0-9]+" "$WORK/natbox.log" >>"$WORK/workers.rx" || true
+}
+
+# With E2E_WORKERS=N: "worker K: F frames" for each worker, F the frames it received
+# over the suite's runs of natbox.
+worker_frames() {
+    local k
+    for k in $(seq 0 $((E2E_WORKERS - 1))); do
+        echo "worker $k: $(awk -F'rx_packets=' -v w="worker $k:" '$1 == w " " { s += $2 } END { print s + 0 }' "$WORK/workers.rx") frames"
+    done
 }
 
 # The value of counter NAME from the "counters GROUP:" log line natbox printed at exit.
@@ -246,6 +261,11 @@ tcp_stream() {
 # Prints the closing line and exits non-zero on any failure.
 finish() {
     [ "$E2E_TOPOLOGY" != one-armed ] || redirect_watch_check
+    if [ "${E2E_WORKERS:-1}" -gt 1 ] && [ "$E2E_BOX" = natbox ] && [ -s "$WORK/workers.rx" ]; then
+        # run.sh adds these up over the suites and checks every worker received some
+        # (a suite may have one inside host, whose frames all go to one worker).
+        worker_frames | sed 's/^/# /'
+    fi
     if [ "$FAILED" -gt 0 ]; then
         echo "--- natbox log"; tail -n 30 "$WORK/natbox.log" 2>/dev/null || true
     fi

@@ -9,7 +9,8 @@
 # topologies (ONE_ARMED below; the others test the two-port layout itself: its two
 # ports' offloads, console, shell, link loss, attacks on each port). E2E_BOX=kernel
 # (one-armed only) puts the kernel in natbox's place, so no build; the suites that test
-# natbox itself then skip.
+# natbox itself then skip. E2E_WORKERS=N runs natbox with N worker threads and checks
+# that every worker received frames over the run.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -31,6 +32,7 @@ else
     tests=("$HERE"/test_*.sh)
 fi
 passed=0 failed=0 broken=()
+declare -A worker_frames=()
 start=$SECONDS
 for t in "${tests[@]}"; do
     name=$(basename "$t" .sh)
@@ -40,6 +42,10 @@ for t in "${tests[@]}"; do
     timeout 240 bash "$t" 2>&1 | tee "$out"
     rc=${PIPESTATUS[0]}
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
+    # E2E_WORKERS=N: the frames each worker received in this suite (lib.sh's finish).
+    while read -r k n; do
+        worker_frames[$k]=$(( ${worker_frames[$k]:-0} + n ))
+    done < <(sed -nE 's/^# worker ([0-9]+): ([0-9]+) frames$/\1 \2/p' "$out")
     rm -f "$out"
     if [ -n "$line" ]; then
         p=${line%% passed*}; f=${line#*, }; f=${f%% failed}
@@ -53,6 +59,17 @@ for t in "${tests[@]}"; do
     [ "$rc" -ne 0 ] && broken+=("$name")
     echo "# $name: $((SECONDS - t0)) s"
 done
+if [ "${E2E_WORKERS:-1}" -gt 1 ] && [ "${E2E_BOX:-natbox}" = natbox ]; then
+    # Every worker carried traffic over the run (E2E_WORKERS, lib.sh's write_config).
+    for k in $(seq 0 $((E2E_WORKERS - 1))); do
+        n=${worker_frames[$k]:-0}
+        if [ "$n" -gt 0 ]; then
+            echo "ok   - worker $k received $n frames"; passed=$((passed + 1))
+        else
+            echo "FAIL - worker $k received no frames in any suite"; failed=$((failed + 1))
+        fi
+    done
+fi
 echo "# e2e total time $((SECONDS - start)) s${broken:+; failing: ${broken[*]}}"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -17,6 +17,7 @@
 //! the same way, one or many.
 
 pub mod shards;
+pub mod workers;
 
 use crate::dataplane::LinkSummary;
 use crate::host::admin::{AdminSocket, Served};

@@ -31,8 +31,9 @@ pub trait Shards {
     fn count(&self) -> usize;
     /// Runs `request` on every shard and returns their answers, in shard order.
     fn ask(&mut self, request: &Request) -> Vec<Answer>;
-    /// Runs `request` on shard `shard` alone (`Request::Originate`, `EventsLost`).
-    fn ask_one(&mut self, shard: usize, request: &Request) -> Answer;
+    /// Runs `request` on shard `shard` alone (`Request::Originate`, `EventsLost`);
+    /// `None` if the shard did not answer (a worker that is stuck or gone).
+    fn ask_one(&mut self, shard: usize, request: &Request) -> Option<Answer>;
 }
 
 /// The shard that sends the box's own datagrams.
@@ -54,8 +55,8 @@ impl Shards for Inline<'_> {
         vec![self.engine.answer(request, self.now_ms)]
     }
 
-    fn ask_one(&mut self, _shard: usize, request: &Request) -> Answer {
-        self.engine.answer(request, self.now_ms)
+    fn ask_one(&mut self, _shard: usize, request: &Request) -> Option<Answer> {
+        Some(self.engine.answer(request, self.now_ms))
     }
 }
 
@@ -173,7 +174,7 @@ pub trait Snapshots: Shards {
     /// Sends a datagram of the box's own, through `ORIGIN_SHARD`.
     fn originate(&mut self, ip: Vec<u8>) -> Result<(), DropReason> {
         match self.ask_one(ORIGIN_SHARD, &Request::Originate(ip)) {
-            Answer::Originated(result) => result,
+            Some(Answer::Originated(result)) => result,
             _ => Err(DropReason::NoRoute),
         }
     }

@@ -6,6 +6,8 @@
 //! - Every worker has one bounded inbox (`std::sync::mpsc::sync_channel`, lock-free
 //!   on the sending side) that every other worker sends to, and one bounded channel
 //!   on which its own buffers come back once the receiver is done with them.
+//! - A frame travels with the index of the port it arrived on (the receiving shard
+//!   processes it as received there: `Engine::process_handed`).
 //! - A frame is copied into a buffer of the sender's and travels by move; nothing
 //!   allocates on the packet path once a worker owns `MAX_IN_FLIGHT` buffers (they
 //!   are allocated on first use, so a box that never hands off never pays for them).
@@ -41,6 +43,8 @@ pub struct HandoffCounters {
 #[derive(Debug)]
 struct Handed {
     from: usize,
+    /// The port the frame arrived on.
+    port: usize,
     len: usize,
     buf: Vec<u8>,
 }
@@ -94,8 +98,9 @@ impl Handoff {
         self.me
     }
 
-    /// Hands a copy of `frame` to worker `to`; false (and counted) if it could not.
-    pub fn send(&mut self, to: usize, frame: &[u8]) -> bool {
+    /// Hands a copy of `frame`, which arrived on port `port`, to worker `to`; false (and
+    /// counted) if it could not.
+    pub fn send(&mut self, to: usize, port: usize, frame: &[u8]) -> bool {
         if to == self.me || to >= self.outboxes.len() || frame.len() > self.frame_room {
             self.counters.dropped += 1;
             return false;
@@ -107,6 +112,7 @@ impl Handoff {
         buf[..frame.len()].copy_from_slice(frame);
         let handed = Handed {
             from: self.me,
+            port,
             len: frame.len(),
             buf,
         };
@@ -125,15 +131,20 @@ impl Handoff {
     }
 
     /// Runs `each` on at most `budget` frames handed to this worker, in the order they
-    /// were sent by each sender; `each` gets the whole buffer and the frame's length
-    /// (it may write a reply over the frame). Returns how many it ran.
-    pub fn receive(&mut self, budget: usize, mut each: impl FnMut(&mut [u8], usize)) -> usize {
+    /// were sent by each sender; `each` gets the frame's arrival port, the whole buffer
+    /// and the frame's length (it may write a reply over the frame). Returns how many
+    /// it ran.
+    pub fn receive(
+        &mut self,
+        budget: usize,
+        mut each: impl FnMut(usize, &mut [u8], usize),
+    ) -> usize {
         let mut done = 0;
         while done < budget {
             let Ok(mut h) = self.inbox.try_recv() else {
                 break;
             };
-            each(&mut h.buf, h.len);
+            each(h.port, &mut h.buf, h.len);
             self.counters.received += 1;
             done += 1;
             // Holds as many as its owner can have in flight, so this cannot be full;
@@ -173,15 +184,19 @@ mod tests {
     #[test]
     fn a_frame_reaches_the_worker_it_was_handed_to_and_its_buffer_comes_back() {
         let mut lanes = lanes(3, 64);
-        assert!(lanes[0].send(2, b"to two"));
+        assert!(lanes[0].send(2, 0, b"to two"));
         assert_eq!(lanes[0].take_touched(), 0b100);
         assert_eq!(lanes[0].take_touched(), 0);
         let mut got = Vec::new();
-        assert_eq!(lanes[1].receive(8, |b, n| got.push(b[..n].to_vec())), 0);
-        assert_eq!(lanes[2].receive(8, |b, n| got.push(b[..n].to_vec())), 1);
+        assert_eq!(lanes[1].receive(8, |_, b, n| got.push(b[..n].to_vec())), 0);
+        assert_eq!(lanes[2].receive(8, |_, b, n| got.push(b[..n].to_vec())), 1);
         assert_eq!(got, vec![b"to two".to_vec()]);
+        let mut ports = Vec::new();
+        assert!(lanes[1].send(0, 3, b"from port 3"));
+        lanes[0].receive(8, |port, _, _| ports.push(port));
+        assert_eq!(ports, [3]);
         // The same buffer serves the next send: nothing new is allocated.
-        assert!(lanes[0].send(1, b"again"));
+        assert!(lanes[0].send(1, 0, b"again"));
         assert_eq!(lanes[0].owned, 1);
         assert_eq!(lanes[0].counters.sent, 2);
         assert_eq!(lanes[2].counters.received, 1);
@@ -191,22 +206,22 @@ mod tests {
     fn a_full_inbox_drops_and_counts_without_blocking() {
         let mut lanes = lanes(2, 16);
         for i in 0..MAX_IN_FLIGHT {
-            assert!(lanes[0].send(1, &[i as u8]), "send {i}");
+            assert!(lanes[0].send(1, 0, &[i as u8]), "send {i}");
         }
-        assert!(!lanes[0].send(1, b"x"));
+        assert!(!lanes[0].send(1, 0, b"x"));
         assert_eq!(lanes[0].counters.dropped, 1);
         // Once the receiver drained, the buffers are back and sending works again.
-        assert_eq!(lanes[1].receive(usize::MAX, |_, _| {}), MAX_IN_FLIGHT);
-        assert!(lanes[0].send(1, b"y"));
+        assert_eq!(lanes[1].receive(usize::MAX, |_, _, _| {}), MAX_IN_FLIGHT);
+        assert!(lanes[0].send(1, 0, b"y"));
         assert_eq!(lanes[0].owned, MAX_IN_FLIGHT);
     }
 
     #[test]
     fn frames_to_itself_too_large_or_to_no_worker_are_refused() {
         let mut lanes = lanes(2, 4);
-        assert!(!lanes[0].send(0, b"me"));
-        assert!(!lanes[0].send(5, b"who"));
-        assert!(!lanes[0].send(1, b"too large"));
+        assert!(!lanes[0].send(0, 0, b"me"));
+        assert!(!lanes[0].send(5, 0, b"who"));
+        assert!(!lanes[0].send(1, 0, b"too large"));
         assert_eq!(lanes[0].counters.dropped, 3);
         assert_eq!(lanes[0].owned, 0);
     }
@@ -215,11 +230,11 @@ mod tests {
     fn receive_keeps_each_senders_order_and_its_budget() {
         let mut lanes = lanes(2, 8);
         for i in 0..10u8 {
-            assert!(lanes[1].send(0, &[i]));
+            assert!(lanes[1].send(0, 0, &[i]));
         }
         let mut seen = Vec::new();
-        assert_eq!(lanes[0].receive(4, |b, _| seen.push(b[0])), 4);
-        assert_eq!(lanes[0].receive(100, |b, _| seen.push(b[0])), 6);
+        assert_eq!(lanes[0].receive(4, |_, b, _| seen.push(b[0])), 4);
+        assert_eq!(lanes[0].receive(100, |_, b, _| seen.push(b[0])), 6);
         assert_eq!(seen, (0..10).collect::<Vec<u8>>());
     }
 
@@ -233,9 +248,9 @@ mod tests {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
             while echoed < 1000 && std::time::Instant::now() < deadline {
                 let mut frames = Vec::new();
-                b.receive(64, |buf, n| frames.push(buf[..n].to_vec()));
+                b.receive(64, |_, buf, n| frames.push(buf[..n].to_vec()));
                 for f in frames {
-                    while !b.send(0, &f) && std::time::Instant::now() < deadline {
+                    while !b.send(0, 0, &f) && std::time::Instant::now() < deadline {
                         std::thread::yield_now();
                     }
                     echoed += 1;
@@ -246,10 +261,10 @@ mod tests {
         let (mut sent, mut back) = (0u32, 0u32);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while back < 1000 && std::time::Instant::now() < deadline {
-            if sent < 1000 && a.send(1, &sent.to_be_bytes()) {
+            if sent < 1000 && a.send(1, 0, &sent.to_be_bytes()) {
                 sent += 1;
             }
-            a.receive(64, |buf, n| {
+            a.receive(64, |_, buf, n| {
                 assert_eq!(buf[..n], back.to_be_bytes());
                 back += 1;
             });

@@ -92,8 +92,13 @@
 //! - against the `TPACKET_V3` ring before that: no block timeout (V3 hands over whole
 //!   blocks, which added about 1 ms to every round trip at low rates), and offloads.
 //!
-//! One thread runs everything. The design leaves room for one loop per queue
-//! (`PACKET_FANOUT` across several sockets per port, one engine shard each).
+//! Workers (`threads`): `[dataplane] workers = N` runs N such loops, one per thread,
+//! each with its own engine shard ("Shards" in `natbox_core::engine`), its own receive
+//! socket per port in the port's fanout group (steered by the `steering` program), its
+//! own transmit rings, io_uring and buffers; frames a shard cannot finish go to another
+//! on `handoff`'s lanes (with their arrival port), and an eventfd in the target's
+//! io_uring wakes it. With one worker (the default) the loop is the one described
+//! above, on the calling thread. See docs/architecture.md, "Engine shards".
 
 pub mod handoff;
 mod ingress;
@@ -103,10 +108,14 @@ pub mod socket;
 pub mod steering;
 #[cfg(test)]
 pub(crate) mod testnet;
+mod threads;
+
+pub use threads::Threads;
 
 use crate::engine::port::{self, PortConfig};
 use crate::engine::stats::{DropReason, IoCounters};
 use crate::engine::{Engine, Frame, PortId, PortSetup, Verdict};
+use crate::shard::Shard;
 use crate::wire::offload::{self, Offload, VNET_HDR_LEN};
 use ingress::IngressDrop;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
@@ -117,6 +126,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use threads::Peers;
 
 /// io_uring carries only each port's multishot poll and, when a socket is reopened, its
 /// cancel: a few entries at a time.
@@ -141,6 +151,8 @@ const RESTART_CALM: Duration = Duration::from_secs(60);
 
 const KIND_POLL: u64 = 1;
 const KIND_CANCEL: u64 = 2;
+/// This worker's eventfd: another worker handed it frames (`threads`).
+const KIND_WAKE: u64 = 3;
 
 /// What a completion is for: the kind of request, the port it concerns and the
 /// generation of that port's socket (a poll of a closed socket is stale).
@@ -228,6 +240,11 @@ pub struct Dataplane {
     ingress: Option<IngressDrop>,
     /// After an io_uring failure: when to restart (module doc).
     restart_at: Option<Instant>,
+    /// With several workers: the lanes, wake-ups and mailbox (`threads`).
+    peers: Option<Peers>,
+    /// The one worker that sets the ports' kernel state (the ingress drop, GRO) and
+    /// says so: worker 0.
+    leader: bool,
     /// io_uring failures in a row, and when the last one was.
     failures: u32,
     last_failure: Option<Instant>,
@@ -382,16 +399,31 @@ fn open_socket(
 impl Dataplane {
     /// Finds and prepares the ports and builds the engine for `config`.
     pub fn new(config: &firmware_config::Config) -> io::Result<Dataplane> {
+        Dataplane::open(config, Shard::ONLY, true)
+    }
+
+    /// `new` for worker `shard` of several (`threads`); only one worker, the leader,
+    /// has the kernel drop its copy of the ports' frames and offers GRO
+    /// (`claim_ingress`).
+    fn open(
+        config: &firmware_config::Config,
+        shard: Shard,
+        claim_ingress: bool,
+    ) -> io::Result<Dataplane> {
         let ring = new_ring()?;
         let layout = port::layout(config);
         let max_frame = frame_room(max_mtu(&layout));
-        let mut ingress = IngressDrop::new()
-            .inspect_err(|e| {
-                log::warn!(
-                    "nftables unavailable ({e}): the kernel keeps processing the data ports' frames"
-                )
+        let mut ingress = claim_ingress
+            .then(|| {
+                IngressDrop::new()
+                    .inspect_err(|e| {
+                        log::warn!(
+                            "nftables unavailable ({e}): the kernel keeps processing the data ports' frames"
+                        )
+                    })
+                    .ok()
             })
-            .ok();
+            .flatten();
         let mut open = |c: &PortConfig<'_>| -> io::Result<PortIo> {
             let (p, role) = (c.port, c.roles.label());
             let link = link::find(&p.port).map_err(|e| annotate(role, &p.port, e))?;
@@ -429,12 +461,14 @@ impl Dataplane {
             .iter()
             .map(&mut open)
             .collect::<io::Result<Vec<_>>>()?;
-        offer_gro_between(&ports);
+        if claim_ingress {
+            offer_gro_between(&ports);
+        }
         let setups: Vec<PortSetup> = ports
             .iter()
             .map(|io| PortSetup { mac: io.link.mac })
             .collect();
-        let engine = Engine::new(config, &setups);
+        let engine = Engine::new_shard(config, &setups, shard);
         Ok(Dataplane {
             ring,
             ports,
@@ -450,7 +484,17 @@ impl Dataplane {
             restart_at: None,
             failures: 0,
             last_failure: None,
+            peers: None,
+            leader: claim_ingress,
         })
+    }
+
+    /// Builds the io_uring ring again, on the calling thread: a worker's first step on
+    /// its own thread (`threads`), since the ring is single-issuer. Nothing is armed
+    /// yet.
+    fn new_ring_here(&mut self) -> io::Result<()> {
+        self.ring = new_ring()?;
+        Ok(())
     }
 
     pub fn engine(&self) -> &Engine {
@@ -488,12 +532,25 @@ impl Dataplane {
         stop: &AtomicBool,
         tick: &mut dyn FnMut(&mut Engine, &LinkSummary) -> bool,
     ) {
+        self.run_while(&|| !stop.load(Ordering::Relaxed), tick);
+    }
+
+    /// `run` while `go` says so.
+    fn run_while(
+        &mut self,
+        go: &dyn Fn() -> bool,
+        tick: &mut dyn FnMut(&mut Engine, &LinkSummary) -> bool,
+    ) {
         let mut last_poll = Instant::now();
         let mut last_link = Instant::now();
         // SAFETY: prctl with integer arguments only. Naps are tens of microseconds;
         // the default 50 us timer slack would double them.
         unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000, 0, 0, 0) };
-        while !stop.load(Ordering::Relaxed) {
+        while go() {
+            if let Some(mailbox) = self.peers.as_ref().and_then(|p| p.mailbox.as_ref()) {
+                let now = self.start.elapsed().as_millis() as u64;
+                mailbox.serve(&mut self.engine, now);
+            }
             match self.restart_at {
                 None => {
                     if let Err(e) = self.turn() {
@@ -553,9 +610,13 @@ impl Dataplane {
             Err(e) => return Err(e),
         }
         self.reap();
+        self.receive_handed();
         self.drain_rings();
         self.send_engine_frames();
         self.flush_transmits();
+        if let Some(peers) = self.peers.as_mut() {
+            peers.wake_touched();
+        }
         self.close_broken();
         Ok(())
     }
@@ -590,6 +651,9 @@ impl Dataplane {
     /// yet is left to the link checks); a ring that cannot be built is a failure.
     fn restart(&mut self) {
         self.restart_at = None;
+        if let Some(peers) = self.peers.as_mut() {
+            peers.wake_armed = false;
+        }
         match new_ring() {
             Ok(ring) => self.ring = ring,
             Err(e) => return self.fail(&e),
@@ -646,6 +710,11 @@ impl Dataplane {
         let tag = Tag::decode(cqe.user_data());
         if tag.kind == KIND_POLL {
             self.on_poll(tag, cqe);
+        } else if tag.kind == KIND_WAKE {
+            if let Some(peers) = self.peers.as_mut() {
+                peers.drain_waker();
+                peers.wake_armed &= cqueue::more(cqe.flags());
+            }
         }
     }
 
@@ -716,24 +785,32 @@ impl Dataplane {
         } else {
             let buf = &mut ring.slot_mut(f.slot)[f.at - VNET_HDR_LEN..];
             let port = io.port;
-            if let Some((out, len)) =
-                translate(&mut self.engine, &mut io.counters, port, buf, f.len, now)
-            {
-                let bytes = &buf[..VNET_HDR_LEN + len];
-                // The engine names only its ports: `out` is p, before it or after it.
-                let other = if out < p {
-                    before.get_mut(out)
-                } else {
-                    after.get_mut(out.wrapping_sub(p + 1))
-                };
-                if out == p {
-                    forward(socket, tx, &mut io.counters, bytes);
-                } else if let Some(other) = other {
-                    match other.open.as_mut() {
-                        Some(o) => forward(&o.socket, &mut o.tx, &mut other.counters, bytes),
-                        None => other.counters.tx_errors += 1,
+            match translate(&mut self.engine, &mut io.counters, port, buf, f.len, now) {
+                Some(Out::Shard(k, len)) => {
+                    if let Some(peers) = self.peers.as_mut() {
+                        peers
+                            .handoff
+                            .send(k, port.index(), &buf[VNET_HDR_LEN..VNET_HDR_LEN + len]);
                     }
                 }
+                Some(Out::Port(out, len)) => {
+                    let bytes = &buf[..VNET_HDR_LEN + len];
+                    // The engine names only its ports: `out` is p, before it or after it.
+                    let other = if out < p {
+                        before.get_mut(out)
+                    } else {
+                        after.get_mut(out.wrapping_sub(p + 1))
+                    };
+                    if out == p {
+                        forward(socket, tx, &mut io.counters, bytes);
+                    } else if let Some(other) = other {
+                        match other.open.as_mut() {
+                            Some(o) => forward(&o.socket, &mut o.tx, &mut other.counters, bytes),
+                            None => other.counters.tx_errors += 1,
+                        }
+                    }
+                }
+                None => {}
             }
         }
         ring.release(f.slot);
@@ -771,9 +848,17 @@ impl Dataplane {
             return;
         }
         let port = io.port;
-        let Some((out, len)) = translate(&mut self.engine, &mut io.counters, port, buf, len, now)
-        else {
-            return;
+        let (out, len) = match translate(&mut self.engine, &mut io.counters, port, buf, len, now) {
+            Some(Out::Port(out, len)) => (out, len),
+            Some(Out::Shard(k, len)) => {
+                if let Some(peers) = self.peers.as_mut() {
+                    peers
+                        .handoff
+                        .send(k, port.index(), &buf[VNET_HDR_LEN..VNET_HDR_LEN + len]);
+                }
+                return;
+            }
+            None => return,
         };
         let io = &mut self.ports[out];
         match io.open.as_mut() {
@@ -787,8 +872,49 @@ impl Dataplane {
         }
     }
 
-    /// Queues the frames the engine made (ARP/NDP requests, released packets).
+    /// Processes the frames other workers handed to this one (`threads`), at most
+    /// `DRAIN_BUDGET`, and queues what they become.
+    fn receive_handed(&mut self) {
+        let now = self.now_ms();
+        let Some(peers) = self.peers.as_mut() else {
+            return;
+        };
+        let (engine, ports, large) = (&mut self.engine, &mut self.ports, &mut self.large);
+        peers.handoff.receive(DRAIN_BUDGET, |port, buf, len| {
+            let Ok(port) = u8::try_from(port) else {
+                return;
+            };
+            let mut frame = Frame { buf, len };
+            let out = match engine.process_handed(PortId(port), &mut frame, now) {
+                Verdict::Forward(out) | Verdict::Reply(out) => out,
+                // A handed frame is finished here: a second hand-off does not happen
+                // (the owner holds the mapping), anything else was counted.
+                _ => return,
+            };
+            let n = frame.len;
+            let Some(bytes) = large.get_mut(..VNET_HDR_LEN + n) else {
+                return;
+            };
+            bytes[..VNET_HDR_LEN].fill(0);
+            bytes[VNET_HDR_LEN..].copy_from_slice(&frame.buf[..n]);
+            let Some(io) = ports.get_mut(out.index()) else {
+                return;
+            };
+            match io.open.as_mut() {
+                Some(o) => transmit(&mut o.tx, &mut io.counters, bytes),
+                None => io.counters.tx_errors += 1,
+            }
+        });
+    }
+
+    /// Queues the frames the engine made (ARP/NDP requests, released packets) and hands
+    /// other workers those it queued for them.
     fn send_engine_frames(&mut self) {
+        if let Some(peers) = self.peers.as_mut() {
+            while let Some((k, port, len)) = self.engine.pop_handoff(&mut self.large) {
+                peers.handoff.send(k, port.index(), &self.large[..len]);
+            }
+        }
         // No offloads: an all-zero `virtio_net_hdr`.
         self.large[..VNET_HDR_LEN].fill(0);
         while let Some((port, len)) = self.engine.pop_transmit(&mut self.large[VNET_HDR_LEN..]) {
@@ -819,6 +945,24 @@ impl Dataplane {
     }
 
     fn arm_receivers(&mut self) -> io::Result<()> {
+        if let Some(peers) = self.peers.as_ref().filter(|p| !p.wake_armed) {
+            let fd = peers.waker().as_raw_fd();
+            let sqe = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
+                .multi(true)
+                .build()
+                .user_data(
+                    Tag {
+                        kind: KIND_WAKE,
+                        port: 0,
+                        generation: 0,
+                    }
+                    .encode(),
+                );
+            self.push(sqe)?;
+            if let Some(peers) = self.peers.as_mut() {
+                peers.wake_armed = true;
+            }
+        }
         for p in 0..self.ports.len() {
             let io = &self.ports[p];
             let Some(fd) = io.open.as_ref().map(|o| o.socket.as_raw_fd()) else {
@@ -963,6 +1107,11 @@ impl Dataplane {
             let (open, _) = open_socket(io.role, &l, io.mtu, max_frame, ingress)?;
             Ok((l, open))
         });
+        // Several workers: the new socket joins the port's fanout group.
+        let result = result.and_then(|(l, open)| match &self.peers {
+            Some(peers) => peers.join(p, &open.socket).map(|()| (l, open)),
+            None => Ok((l, open)),
+        });
         match result {
             Ok((l, open)) => {
                 let moved = (l.mac != io.link.mac).then_some(l.mac);
@@ -981,7 +1130,9 @@ impl Dataplane {
                     None if replaced => self.engine.link_replaced(port),
                     None => {}
                 }
-                offer_gro_between(&self.ports);
+                if self.leader {
+                    offer_gro_between(&self.ports);
+                }
             }
             Err(e) => log::debug!("{} port: not back yet: {e}", io.role),
         }
@@ -1049,8 +1200,8 @@ fn unusable(vlan: bool, truncated: bool) -> Option<DropReason> {
 /// Runs a received frame through the engine. `buf` holds the frame's `virtio_net_hdr`
 /// and then the frame (`len` bytes) with room behind it. The header is checked against
 /// the frame (`offload::prepare`) and rewritten into the one the frame leaves with (all
-/// zero for a reply the engine wrote over the frame). Returns the port to send out of
-/// and the frame's new length, or `None` if nothing is sent.
+/// zero for a reply the engine wrote over the frame). Returns where the frame goes and
+/// its new length, or `None` if nothing is sent.
 fn translate(
     engine: &mut Engine,
     counters: &mut IoCounters,
@@ -1058,7 +1209,7 @@ fn translate(
     buf: &mut [u8],
     len: usize,
     now: u64,
-) -> Option<(usize, usize)> {
+) -> Option<Out> {
     let (vnet, frame_buf) = buf.split_at_mut_checked(VNET_HDR_LEN)?;
     let vnet: &mut [u8; VNET_HDR_LEN] = vnet.try_into().ok()?;
     let mut h = offload::VnetHdr::read(vnet);
@@ -1082,13 +1233,23 @@ fn translate(
         len,
     };
     match engine.process_offloaded(port, &mut frame, offload, now) {
-        Verdict::Forward(out) => Some((out.index(), frame.len)),
+        Verdict::Forward(out) => Some(Out::Port(out.index(), frame.len)),
         Verdict::Reply(out) => {
             vnet.fill(0);
-            Some((out.index(), frame.len))
+            Some(Out::Port(out.index(), frame.len))
         }
+        Verdict::Handoff(shard) => Some(Out::Shard(shard, frame.len)),
         _ => None,
     }
+}
+
+/// Where a translated frame goes, with its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Out {
+    /// Out of this port (by index).
+    Port(usize, usize),
+    /// To this worker (`threads`); the frame follows the `virtio_net_hdr`.
+    Shard(usize, usize),
 }
 
 fn annotate(role: &str, name: &str, e: io::Error) -> io::Error {

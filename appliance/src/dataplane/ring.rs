@@ -105,6 +105,11 @@ struct Mapping {
     slots: u16,
 }
 
+// SAFETY: `map` is a mapping this value owns alone (unmapped on drop); its slots are
+// shared only with the kernel, through the status words, whichever thread holds the
+// value. Moving it to another thread (a worker's, `threads`) moves that ownership.
+unsafe impl Send for Mapping {}
+
 impl Mapping {
     /// Switches `socket` to TPACKET_V2, sets up the ring `which` (`PACKET_RX_RING` or
     /// `PACKET_TX_RING`) in about `memory` bytes of slots for frames of up to

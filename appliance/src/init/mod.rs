@@ -26,7 +26,7 @@ pub mod modules;
 
 use crate::control::shards::Inline;
 use crate::control::Control;
-use crate::dataplane::{link, Dataplane, LinkSummary};
+use crate::dataplane::{link, LinkSummary, Threads};
 use crate::host::console::say;
 use crate::shell::Action;
 use firmware_config::disk;
@@ -55,7 +55,7 @@ pub fn is_pid1() -> bool {
 }
 
 /// Runs the appliance as PID 1. `report` logs the dataplane counters at shutdown.
-pub fn run(report: fn(&Dataplane)) -> ! {
+pub fn run(report: fn(&Threads)) -> ! {
     mount_basics();
     console();
     crate::logging::init("info");
@@ -129,6 +129,7 @@ pub fn run(report: fn(&Dataplane)) -> ! {
     };
     log::set_max_level(config.log.level.parse().unwrap_or(log::LevelFilter::Info));
     let ports: Vec<String> = dataplane
+        .first()
         .engine()
         .ports()
         .map(|p| format!("{} {}", p.roles.label(), p.mac))
@@ -226,7 +227,7 @@ fn wait_for_nics(count: usize, limit: Duration) {
 
 /// Starts the dataplane for `config` (validated, and its tables checked against the
 /// memory), retrying for `START_RETRY`; the shell stays served meanwhile.
-fn start(config: &firmware_config::Config, control: &mut Control) -> Result<Dataplane, String> {
+fn start(config: &firmware_config::Config, control: &mut Control) -> Result<Threads, String> {
     firmware_config::validate(config).map_err(|e| {
         let errors: Vec<String> = e.iter().map(ToString::to_string).collect();
         errors.join("; ")
@@ -234,7 +235,7 @@ fn start(config: &firmware_config::Config, control: &mut Control) -> Result<Data
     crate::memory::check(config)?;
     let begin = Instant::now();
     loop {
-        match Dataplane::new(config) {
+        match Threads::new(config) {
             Ok(d) => return Ok(d),
             Err(e) if begin.elapsed() >= START_RETRY => {
                 return Err(format!(

@@ -86,7 +86,7 @@ impl Engine {
             .iter()
             .map(|p| PortSetup { mac: p.mac })
             .collect();
-        let old = std::mem::replace(self, Engine::new(new, &setups));
+        let old = std::mem::replace(self, Engine::new_shard(new, &setups, self.shard));
         self.stats = old.stats;
         self.clock = old.clock;
         let now = (old.clock / 1000) as u32;

@@ -91,7 +91,7 @@ pub enum Request {
 /// several shards merge.
 #[derive(Debug)]
 pub enum Answer {
-    /// Sum (`Stats::add`).
+    /// Sum (`Stats::merge`).
     Stats(Box<Stats>),
     /// What the change did to the shard's tables and sessions: the box rebuilt if any
     /// shard did, and the sessions ended add up (`Reconfigured::merge`).
@@ -201,7 +201,7 @@ pub struct Counters {
 impl Counters {
     /// Every counter and gauge sums (each shard holds its own sessions and states).
     pub fn add(&mut self, other: &Counters) {
-        self.stats.add(&other.stats);
+        self.stats.merge(&other.stats);
         self.sessions += other.sessions;
         for (mine, theirs) in self.session_classes.iter_mut().zip(other.session_classes) {
             *mine += theirs;

@@ -14,6 +14,13 @@
 //! datagrams already being forwarded; and since one source may park only a quarter of
 //! the fragments (`fragment_source_limit`), one sender's flood of out-of-order
 //! fragments cannot take the parking space of everyone else.
+//!
+//! With several shards, every IPv4 fragment from outside reaches shard 0 (the
+//! steering program sends it there), which hands the datagram's fragments to the shard
+//! that owns its public port: the first fragment names the owner, and its entry here
+//! records `Handoff(owner)` so the others follow it, parked until it comes like any
+//! fragment. The owner sees the first fragment before the others (one FIFO hand-off
+//! lane from shard 0), so its own table always has the translation they need.
 
 use super::buffers::BufId;
 use super::port::PortId;
@@ -63,6 +70,9 @@ pub enum FragAction {
     Rewrite4 { src: Ipv4Addr, dst: Ipv4Addr },
     /// Forward unchanged (the IPv6 filter admitted the first fragment).
     Pass,
+    /// Hand to this engine shard, which translated the first fragment (see the
+    /// engine's "Shards" doc).
+    Handoff(usize),
 }
 
 type Parked = heapless::Vec<(BufId, PortId), PARKED_PER_DATAGRAM>;
@@ -249,6 +259,10 @@ impl Engine {
                     c.tx_packets -= 1;
                     c.tx_bytes -= len as u64;
                     self.tx.push_back((out, id));
+                }
+                Verdict::Handoff(shard) => {
+                    // `account` counted the hand-off.
+                    self.handoff.push_back((shard, port, id));
                 }
                 _ => self.buffers.free(id),
             }

@@ -154,6 +154,7 @@ impl Engine {
             match self.translate4(frame, ctx, Dir::Out, now) {
                 Ok(Step::Go) => {}
                 Ok(Step::Parked) => return Verdict::Hold,
+                Ok(Step::Handoff(shard)) => return Verdict::Handoff(shard),
                 Err(reason) => return self.refuse4(frame, ctx.port, reason, now),
             }
         }
@@ -167,8 +168,54 @@ impl Engine {
         match self.translate4(frame, ctx, Dir::In, now) {
             Ok(Step::Go) => self.route_inside4(frame, now),
             Ok(Step::Parked) => Verdict::Hold,
+            Ok(Step::Handoff(shard)) => self.hand_off(frame, shard),
             Err(reason) => Verdict::Drop(reason),
         }
+    }
+
+    /// Hands `frame` to shard `shard`: a handed frame carries no offload metadata, so a
+    /// partial checksum is completed first and a GSO super-frame refused
+    /// (`settle_offload`).
+    fn hand_off(&mut self, frame: &mut Frame<'_>, shard: usize) -> Verdict {
+        match self.settle_offload(frame) {
+            Ok(()) => Verdict::Handoff(shard),
+            Err(reason) => Verdict::Drop(reason),
+        }
+    }
+
+    /// The shard other than this one that owns the mapping of the inbound datagram
+    /// in `frame` (`nat44::Nat44::owner_in`), if any.
+    fn other_owner4(&self, frame: &Frame<'_>) -> Option<usize> {
+        if !self.nat.sharded() {
+            return None;
+        }
+        let owner = self.nat.owner_in(&frame.buf[ETH..frame.len])?;
+        (owner != self.nat.shard().index()).then_some(owner)
+    }
+
+    /// The inbound half of a datagram hairpinned by another shard, which translated
+    /// its source (`hairpin4`) and found that this shard owns its destination.
+    pub(super) fn hairpin4_handed(&mut self, frame: &mut Frame<'_>, now: u64) -> Verdict {
+        let now_s = (now / 1000) as u32;
+        let ip = &mut frame.buf[ETH..frame.len];
+        let error = ipv4::Packet::new_checked(&*ip).is_ok_and(|p| {
+            p.protocol() == proto::ICMP
+                && icmpv4::Packet::new_checked(p.payload()).is_ok_and(|i| i.is_error())
+        });
+        let translated = if error {
+            self.nat.icmp_error(ip, Dir::In)
+        } else {
+            let csum = self.offload.csum;
+            self.nat.inbound(ip, csum, now_s, &mut self.stats)
+        };
+        if let Err(reason) = translated {
+            return Verdict::Drop(reason);
+        }
+        if error {
+            self.stats.icmp_errors_translated += 1;
+        }
+        self.stats.hairpinned += 1;
+        self.route_inside4(frame, now)
     }
 
     /// RFC 4787 REQ-9 / RFC 5508 REQ-7: translate out, then back in.
@@ -185,10 +232,18 @@ impl Engine {
         }
         let now_s = (now / 1000) as u32;
         let ip = &mut frame.buf[ETH..frame.len];
+        // The outbound half is this shard's (its host's mapping); the inbound half
+        // belongs to the owner of the destination's mapping, maybe another shard.
         if is_icmp_error4(ctx, ip) {
             // An error about a hairpinned packet: its quote is translated the same way.
-            let translated = self.nat.icmp_error(ip, Dir::Out);
-            if let Err(reason) = translated.and_then(|()| self.nat.icmp_error(ip, Dir::In)) {
+            if let Err(reason) = self.nat.icmp_error(ip, Dir::Out) {
+                return Verdict::Drop(reason);
+            }
+            if let Some(owner) = self.other_owner4(frame) {
+                return self.hand_off(frame, owner);
+            }
+            let ip = &mut frame.buf[ETH..frame.len];
+            if let Err(reason) = self.nat.icmp_error(ip, Dir::In) {
                 return Verdict::Drop(reason);
             }
             self.stats.icmp_errors_translated += 1;
@@ -197,6 +252,10 @@ impl Engine {
             if let Err(reason) = self.nat.outbound(ip, csum, now_s, &mut self.stats) {
                 return self.refuse4(frame, ctx.port, reason, now);
             }
+            if let Some(owner) = self.other_owner4(frame) {
+                return self.hand_off(frame, owner);
+            }
+            let ip = &mut frame.buf[ETH..frame.len];
             if let Err(reason) = self.nat.inbound(ip, csum, now_s, &mut self.stats) {
                 return Verdict::Drop(reason);
             }
@@ -262,8 +321,20 @@ impl Engine {
                     self.stats.fragments_forwarded += 1;
                     Ok(Step::Go)
                 }
+                Some(FragAction::Handoff(shard)) => Ok(Step::Handoff(shard)),
                 _ => self.park_fragment(frame, key(), ctx.port, now),
             };
+        }
+        if dir == Dir::In {
+            if let Some(owner) = self.other_owner4(frame) {
+                // Another shard's mapping (a fragment: its others follow it there).
+                if ctx.fragment {
+                    for (id, port) in self.frags.first(key(), FragAction::Handoff(owner), now)? {
+                        self.reinject.push_back((port, id));
+                    }
+                }
+                return Ok(Step::Handoff(owner));
+            }
         }
         let now_s = (now / 1000) as u32;
         let ip = &mut frame.buf[ETH..frame.len];

@@ -88,6 +88,7 @@ impl Engine {
         match self.filter6(frame, &src, &dst, &upper, dir, port, now) {
             Ok(Step::Go) => {}
             Ok(Step::Parked) => return Verdict::Hold,
+            Ok(Step::Handoff(shard)) => return Verdict::Handoff(shard),
             Err(reason) => return Verdict::Drop(reason),
         }
         self.finish6(frame, port, egress, hop, hop_limit, total, now)

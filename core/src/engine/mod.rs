@@ -40,6 +40,40 @@
 //! uses ULA must list it in no inside prefix and accept that ULA sources are refused.
 
 //!
+//! # Shards
+//! With several workers, each runs an engine shard (`Engine::new_shard`) that shares
+//! nothing with the others: it allocates public ports from its own slices
+//! (`engine::pool::Slices`, `shard::PortSplit`), holds its share of the session and
+//! state budgets (`Shard::share`: `max_sessions / N` each, so the box's memory and its
+//! global limit stay those of the configuration), and has its own neighbour caches,
+//! fragment table, buffers and counters. The steering program
+//! (`appliance/src/dataplane/steering`) puts each frame on the shard that holds its
+//! state; what it cannot place, a shard finishes by handing the frame to another:
+//! - `Verdict::Handoff(k)`: shard `k` must finish this frame. The caller passes
+//!   `frame.buf[..frame.len]` and its arrival port to shard `k`'s `process_handed`.
+//!   Given for a **hairpinned** datagram (RFC 4787 REQ-9) whose source this shard
+//!   translated but whose destination mapping shard `k` owns (the frame goes with its
+//!   source translated; `k` runs the inbound half), and for an **inbound** datagram
+//!   whose public port shard `k` owns (`nat44::Nat44::owner_in`): the steering program
+//!   sends every IPv4 fragment from outside to shard 0, which hands the datagram to
+//!   its owner (the first fragment names it, the others follow through the fragment
+//!   table, `frag`); a frame steered before the program was attached lands on shard
+//!   0 too and is handed on the same way. A handed frame carries no offload metadata:
+//!   its partial checksum is completed first, and a GSO super-frame is dropped
+//!   (`gso_not_buffered`) rather than handed.
+//! - Frames a shard hands off on its own (parked fragments released towards their
+//!   owner, and shard 0's copies of every ARP and Neighbor Solicitation/Advertisement
+//!   it receives, for the other shards to learn the neighbour from: the steering sends
+//!   those to shard 0 only, while every shard resolves next hops) wait in a queue the
+//!   caller drains with `pop_handoff`, like `pop_transmit`.
+//! - `process_handed` learns from a copied ARP or NDP frame without answering it (shard
+//!   0 answered), runs the inbound half of a hairpinned datagram (its source is a pool
+//!   address, which `process` refuses from inside as spoofed), and processes anything
+//!   else like `process`. Per-port receive counters count a frame once, on the shard
+//!   that received it; `handed_off` and `handed_in` count the hand-offs.
+//!
+//! With `Shard::ONLY` (one worker, `Engine::new`), nothing is ever handed off.
+//!
 //! Layout: this module orders the pipeline (`process` → `dispatch` by ethertype →
 //! `l2` for ARP, `ip4`, `ip6` (and `ndp` for Neighbor Discovery) → `local` for what is
 //! the box's; `poll` runs the timers). Each stage is an `impl Engine` block in its own
@@ -68,6 +102,7 @@ pub mod stats;
 pub use config::Reconfigured;
 pub use port::{PortId, PortInfo, PortSetup, Roles};
 
+use crate::shard::Shard;
 use buffers::{BufId, Buffers};
 use firmware_config::Config;
 use frag::Frags;
@@ -118,6 +153,9 @@ pub enum Verdict {
     Consumed,
     /// Dropped for this (counted) reason.
     Drop(DropReason),
+    /// Another shard must finish this frame: pass it, with its arrival port, to that
+    /// shard's `process_handed` (see "Shards" in the module doc).
+    Handoff(usize),
 }
 
 /// Whether a datagram goes on after translation or filtering, or was parked.
@@ -126,6 +164,8 @@ enum Step {
     Go,
     /// A fragment parked until its first fragment arrives.
     Parked,
+    /// Another shard owns the datagram's mapping.
+    Handoff(usize),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -151,6 +191,8 @@ pub struct Engine {
     frags: Frags,
     buffers: Buffers,
     tx: VecDeque<(PortId, BufId)>,
+    /// Frames for other shards: (shard, arrival port, buffer).
+    handoff: VecDeque<(usize, PortId, BufId)>,
     reinject: VecDeque<(PortId, BufId)>,
     icmp_limit: icmp::Budgets,
     local: local::Local,
@@ -166,6 +208,7 @@ pub struct Engine {
     /// Engine time of the last `poll`, in milliseconds: when a configuration change
     /// (which takes no time argument) ends sessions.
     clock: u64,
+    shard: Shard,
 }
 
 impl Engine {
@@ -176,6 +219,15 @@ impl Engine {
     ///
     /// If `setups` does not name every port (a bug of the caller's).
     pub fn new(config: &Config, setups: &[PortSetup]) -> Engine {
+        Engine::new_shard(config, setups, Shard::ONLY)
+    }
+
+    /// `new` for shard `shard` of several (see "Shards" in the module doc).
+    ///
+    /// # Panics
+    ///
+    /// As `new`.
+    pub fn new_shard(config: &Config, setups: &[PortSetup], shard: Shard) -> Engine {
         let layout = port::layout(config);
         assert_eq!(setups.len(), layout.len(), "one PortSetup per port");
         let ports = Ports::new(
@@ -194,14 +246,15 @@ impl Engine {
             stats: Stats::default(),
             ports,
             inside_mtu,
-            nat: Nat44::new(config),
-            fw6: Fw6::new(config),
+            nat: Nat44::new(config, shard),
+            fw6: Fw6::new(config, shard),
             routes: Routes::from_config(config),
             arp: Cache::default(),
             ndp: Cache::default(),
             frags: Frags::new(config.timeouts.fragment),
             buffers: Buffers::new(POOL_BUFFERS, ETH + port::max_mtu(config), RESERVED_BUFFERS),
             tx: VecDeque::with_capacity(POOL_BUFFERS),
+            handoff: VecDeque::with_capacity(POOL_BUFFERS),
             reinject: VecDeque::with_capacity(POOL_BUFFERS),
             icmp_limit: icmp::Budgets::new(config.icmp.rate_limit, config.icmp.burst),
             local: local::Local::default(),
@@ -213,7 +266,13 @@ impl Engine {
             offload: Offload::NONE,
             clock: 0,
             config: config.clone(),
+            shard,
         }
+    }
+
+    /// Which shard this engine is.
+    pub fn shard(&self) -> Shard {
+        self.shard
     }
 
     /// Processes one received frame. See the module docs for the contract.
@@ -234,6 +293,9 @@ impl Engine {
         let counters = &mut self.stats.ports[port.slot()];
         counters.rx_packets += 1;
         counters.rx_bytes += frame.len as u64;
+        if self.shard.count() > 1 && self.shard.index() == 0 && is_neighbour_frame(frame.bytes()) {
+            self.share_neighbour_frame(port, frame);
+        }
         self.offload = offload;
         let verdict = self.dispatch(port, frame, now_ms);
         self.offload = Offload::NONE;
@@ -242,6 +304,62 @@ impl Engine {
             self.run_reinjected(now_ms);
         }
         verdict
+    }
+
+    /// Processes a frame another shard handed to this one (`Verdict::Handoff` or
+    /// `pop_handoff`); see "Shards" in the module doc. `port` is the port it arrived on.
+    pub fn process_handed(&mut self, port: PortId, frame: &mut Frame<'_>, now_ms: u64) -> Verdict {
+        frame.len = frame.len.min(frame.buf.len());
+        self.stats.handed_in += 1;
+        let verdict = if is_neighbour_frame(frame.bytes()) {
+            // Shard 0 answered it and counted what it dropped; learn only.
+            let _ = self.dispatch(port, frame, now_ms);
+            Verdict::Consumed
+        } else if self.hairpinned_half(frame) {
+            self.hairpin4_handed(frame, now_ms)
+        } else {
+            self.dispatch(port, frame, now_ms)
+        };
+        self.account(port, verdict, frame.len);
+        if !self.reinject.is_empty() {
+            self.run_reinjected(now_ms);
+        }
+        verdict
+    }
+
+    /// Whether a handed frame is the inbound half of a hairpinned IPv4 datagram: from
+    /// a pool address (translated by the shard that handed it) to a pool address.
+    fn hairpinned_half(&self, frame: &Frame<'_>) -> bool {
+        frame.len >= ETH
+            && ethernet::Frame::new_checked(frame.bytes())
+                .is_ok_and(|e| e.ethertype() == ethertype::IPV4)
+            && crate::wire::ipv4::Packet::new_checked(&frame.buf[ETH..frame.len])
+                .is_ok_and(|p| self.nat.is_pool_addr(p.src()) && self.nat.is_pool_addr(p.dst()))
+    }
+
+    /// Queues a copy of a received ARP or NDP frame for every other shard.
+    fn share_neighbour_frame(&mut self, port: PortId, frame: &Frame<'_>) {
+        for k in 1..self.shard.count() {
+            match self.buffers.store(frame.bytes()) {
+                Some(id) => {
+                    self.handoff.push_back((k, port, id));
+                    self.stats.handed_off += 1;
+                }
+                None => self.stats.drop(DropReason::BufferPoolFull),
+            }
+        }
+    }
+
+    /// Takes the next frame this shard hands to another on its own, copying it into
+    /// `out`: (the shard, the frame's arrival port, its length). The caller passes it
+    /// to that shard's `process_handed`.
+    pub fn pop_handoff(&mut self, out: &mut [u8]) -> Option<(usize, PortId, usize)> {
+        let (shard, port, id) = self.handoff.pop_front()?;
+        let frame = self.buffers.frame(id);
+        let n = frame.len().min(out.len());
+        out[..n].copy_from_slice(&frame[..n]);
+        self.buffers.free(id);
+        Some((shard, port, n))
     }
 
     /// Counts a frame the I/O layer dropped before the engine saw it (e.g. a frame the
@@ -299,6 +417,7 @@ impl Engine {
                 self.stats.drop(reason);
                 self.stats.ports[port.slot()].drops += 1;
             }
+            Verdict::Handoff(_) => self.stats.handed_off += 1,
             Verdict::Hold | Verdict::Consumed => {}
         }
     }
@@ -342,5 +461,24 @@ impl Engine {
             self.offload.csum = Csum::Full;
         }
         Ok(())
+    }
+}
+
+/// Whether `frame` is ARP, or an IPv6 Neighbor Solicitation or Advertisement (ICMPv6
+/// right after the IPv6 header, as RFC 4861 sends them): what shard 0 shares with the
+/// others.
+fn is_neighbour_frame(frame: &[u8]) -> bool {
+    const NEXT_HEADER: usize = ETH + 6;
+    const ICMP_TYPE: usize = ETH + 40;
+    match frame.get(12..14) {
+        Some([0x08, 0x06]) => true,
+        Some([0x86, 0xdd]) => {
+            frame.get(NEXT_HEADER) == Some(&crate::wire::proto::ICMPV6)
+                && frame.get(ICMP_TYPE).is_some_and(|&t| {
+                    t == crate::wire::icmpv6::NEIGHBOR_SOLICIT
+                        || t == crate::wire::icmpv6::NEIGHBOR_ADVERT
+                })
+        }
+        _ => false,
     }
 }

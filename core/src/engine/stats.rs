@@ -42,7 +42,7 @@ drop_reasons! {
     NotForUs => "not_for_us", "unicast frame addressed to another MAC";
     VlanTagged => "vlan_tagged", "802.1Q tagged frame; VLANs are not supported";
     GsoUnsupported => "gso_unsupported", "GSO super-frame or partial checksum natbox cannot translate (not TCP/UDP over unfragmented IPv4/IPv6, or inconsistent virtio_net_hdr)";
-    GsoNotBuffered => "gso_not_buffered", "GSO super-frame that would have to wait in a buffer (next hop not resolved yet, or for a service of the box's): only wire-sized frames are buffered";
+    GsoNotBuffered => "gso_not_buffered", "GSO super-frame that would have to wait in a buffer (next hop not resolved yet, or for a service of the box's) or be handed to another worker: only wire-sized frames are buffered or handed";
     UnknownEthertype => "unknown_ethertype", "EtherType other than IPv4, IPv6 or ARP";
     ArpMalformed => "arp_malformed", "ARP packet not Ethernet/IPv4 or truncated";
     NeighbourIgnored => "neighbour_ignored", "ARP or NDP about an address that is not ours";
@@ -208,6 +208,10 @@ pub struct Stats {
     /// Packets handed to the box's own services, and datagrams they sent.
     pub local_delivered: u64,
     pub local_sent: u64,
+    /// Frames handed to another engine shard (`Verdict::Handoff`, `pop_handoff`), and
+    /// frames another shard handed to this one.
+    pub handed_off: u64,
+    pub handed_in: u64,
 }
 
 impl Default for Stats {
@@ -234,11 +238,78 @@ impl Default for Stats {
             neighbours_evicted: 0,
             local_delivered: 0,
             local_sent: 0,
+            handed_off: 0,
+            handed_in: 0,
         }
     }
 }
 
 impl Stats {
+    /// Adds `other`'s counters to these: the shards' counters merged (every counter
+    /// is a sum). The destructuring makes a new counter a compile error here.
+    pub fn merge(&mut self, other: &Stats) {
+        let Stats {
+            drops,
+            ports,
+            nat_out,
+            nat_in,
+            fw6_out,
+            fw6_in,
+            sessions_created,
+            sessions_expired,
+            states6_created,
+            states6_expired,
+            hairpinned,
+            icmp_errors_translated,
+            fragments_forwarded,
+            mss_clamped,
+            icmp_sent,
+            icmp_rate_limited,
+            arp_requests,
+            ndp_solicits,
+            neighbours_evicted,
+            local_delivered,
+            local_sent,
+            handed_off,
+            handed_in,
+        } = other;
+        for (a, b) in self.drops.iter_mut().zip(drops) {
+            *a += b;
+        }
+        for (a, b) in self.ports.iter_mut().zip(ports) {
+            a.add(b);
+        }
+        for (a, b) in [
+            (&mut self.nat_out, nat_out),
+            (&mut self.nat_in, nat_in),
+            (&mut self.fw6_out, fw6_out),
+            (&mut self.fw6_in, fw6_in),
+        ] {
+            a.add(b);
+        }
+        for (a, b) in [
+            (&mut self.sessions_created, sessions_created),
+            (&mut self.sessions_expired, sessions_expired),
+            (&mut self.states6_created, states6_created),
+            (&mut self.states6_expired, states6_expired),
+            (&mut self.hairpinned, hairpinned),
+            (&mut self.icmp_errors_translated, icmp_errors_translated),
+            (&mut self.fragments_forwarded, fragments_forwarded),
+            (&mut self.mss_clamped, mss_clamped),
+            (&mut self.icmp_sent, icmp_sent),
+            (&mut self.icmp_rate_limited, icmp_rate_limited),
+            (&mut self.arp_requests, arp_requests),
+            (&mut self.ndp_solicits, ndp_solicits),
+            (&mut self.neighbours_evicted, neighbours_evicted),
+            (&mut self.local_delivered, local_delivered),
+            (&mut self.local_sent, local_sent),
+            (&mut self.handed_off, handed_off),
+            (&mut self.handed_in, handed_in),
+        ] {
+            *a += b;
+        }
+    }
+
     pub fn drop(&mut self, reason: DropReason) {
         self.drops[reason as usize] += 1;
     }
@@ -249,47 +320,6 @@ impl Stats {
 
     pub fn total_drops(&self) -> u64 {
         self.drops.iter().sum()
-    }
-
-    /// Adds `other`'s counters to these (the box's counters are the sum of its
-    /// shards'): every counter sums, the per-port ones port by port.
-    pub fn add(&mut self, other: &Stats) {
-        for (mine, theirs) in self.drops.iter_mut().zip(&other.drops) {
-            *mine += theirs;
-        }
-        for (mine, theirs) in self.ports.iter_mut().zip(&other.ports) {
-            mine.add(theirs);
-        }
-        for (mine, theirs) in [
-            (&mut self.nat_out, &other.nat_out),
-            (&mut self.nat_in, &other.nat_in),
-            (&mut self.fw6_out, &other.fw6_out),
-            (&mut self.fw6_in, &other.fw6_in),
-        ] {
-            mine.add(theirs);
-        }
-        for (mine, theirs) in [
-            (&mut self.sessions_created, other.sessions_created),
-            (&mut self.sessions_expired, other.sessions_expired),
-            (&mut self.states6_created, other.states6_created),
-            (&mut self.states6_expired, other.states6_expired),
-            (&mut self.hairpinned, other.hairpinned),
-            (
-                &mut self.icmp_errors_translated,
-                other.icmp_errors_translated,
-            ),
-            (&mut self.fragments_forwarded, other.fragments_forwarded),
-            (&mut self.mss_clamped, other.mss_clamped),
-            (&mut self.icmp_sent, other.icmp_sent),
-            (&mut self.icmp_rate_limited, other.icmp_rate_limited),
-            (&mut self.arp_requests, other.arp_requests),
-            (&mut self.ndp_solicits, other.ndp_solicits),
-            (&mut self.neighbours_evicted, other.neighbours_evicted),
-            (&mut self.local_delivered, other.local_delivered),
-            (&mut self.local_sent, other.local_sent),
-        ] {
-            *mine += theirs;
-        }
     }
 }
 
@@ -310,6 +340,23 @@ mod tests {
             DropReason::ALL[DropReason::BufferPoolFull as usize],
             DropReason::BufferPoolFull
         );
+    }
+
+    #[test]
+    fn merged_counters_are_sums() {
+        let mut a = Stats::default();
+        a.drop(DropReason::NoMapping);
+        a.ports[1].rx_packets = 3;
+        a.hairpinned = 1;
+        let mut b = Stats::default();
+        b.drop(DropReason::NoMapping);
+        b.ports[1].rx_packets = 4;
+        b.nat_in.udp = 5;
+        b.handed_in = 2;
+        a.merge(&b);
+        assert_eq!(a.drops_for(DropReason::NoMapping), 2);
+        assert_eq!(a.ports[1].rx_packets, 7);
+        assert_eq!((a.hairpinned, a.nat_in.udp, a.handed_in), (1, 5, 2));
     }
 
     #[test]
@@ -335,7 +382,7 @@ mod tests {
         b.ports[1].tx_bytes = 7;
         b.nat_out.udp = 2;
         b.local_sent = 1;
-        a.add(&b);
+        a.merge(&b);
         assert_eq!(a.drops_for(DropReason::NoMapping), 2);
         assert_eq!(a.drops_for(DropReason::Filtered), 1);
         assert_eq!((a.ports[0].rx_packets, a.ports[1].tx_bytes), (8, 7));

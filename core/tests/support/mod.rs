@@ -615,11 +615,16 @@ impl Out {
 #[allow(clippy::wrong_self_convention)]
 impl Harness {
     pub fn new(config: firmware_config::Config) -> Harness {
+        Harness::new_shard(config, natbox_core::shard::Shard::ONLY)
+    }
+
+    /// `new` for engine shard `shard` (`Engine::new_shard`).
+    pub fn new_shard(config: firmware_config::Config, shard: natbox_core::shard::Shard) -> Harness {
         let setups = [
             PortSetup { mac: BOX_LAN_MAC },
             PortSetup { mac: BOX_WAN_MAC },
         ];
-        let h = Harness::with_peers(config, &setups, PEERS4.to_vec(), peers6());
+        let h = Harness::with_peers(config, &setups, shard, PEERS4.to_vec(), peers6());
         assert_eq!(h.engine.port_info(INSIDE).roles, Roles::INSIDE);
         assert_eq!(h.engine.port_info(OUTSIDE).roles, Roles::OUTSIDE);
         h
@@ -634,21 +639,23 @@ impl Harness {
     /// gateway `ARM_GW` / `arm_gw6()` (MAC `GW_MAC`) on it.
     pub fn one_armed(config: firmware_config::Config) -> Harness {
         let setups = [PortSetup { mac: BOX_LAN_MAC }];
-        let h = Harness::with_peers(config, &setups, ARM_PEERS4.to_vec(), arm_peers6());
+        let only = natbox_core::shard::Shard::ONLY;
+        let h = Harness::with_peers(config, &setups, only, ARM_PEERS4.to_vec(), arm_peers6());
         assert_eq!(h.engine.port_info(ARM).roles, Roles::BOTH);
         h
     }
 
-    /// Builds the engine and teaches it the neighbours: each asks for the box's
-    /// address on its port, as real hosts do.
+    /// Builds the engine (shard `shard`) and teaches it the neighbours: each asks for
+    /// the box's address on its port, as real hosts do.
     fn with_peers(
         config: firmware_config::Config,
         setups: &[PortSetup],
+        shard: natbox_core::shard::Shard,
         peers4: Vec<(PortId, Mac, Ipv4Addr)>,
         peers6: Vec<(PortId, Mac, Ipv6Addr)>,
     ) -> Harness {
         let mut h = Harness {
-            engine: Engine::new(&config, setups),
+            engine: Engine::new_shard(&config, setups, shard),
             now: 1_000_000,
             sent: Vec::new(),
             peers4,

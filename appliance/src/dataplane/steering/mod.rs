@@ -18,7 +18,7 @@
 //!    ICMP errors (destination unreachable, time exceeded, parameter problem): the
 //!    *source* port or echo identifier of the embedded datagram, which is the one the
 //!    box sent (its IHL is read, options and all). A port outside every split range,
-//!    another ICMP type and a non-first fragment: worker 0.
+//!    another ICMP type and any fragment (first or not): worker 0.
 //! 4. **IPv6 from inside** (source in `inside6`): a hash of the source address;
 //!    **IPv6 to inside** (destination in `inside6`): the same hash of the destination,
 //!    so both directions of a host's traffic meet on one worker (the IPv6 filter is
@@ -42,18 +42,22 @@
 //! too).
 //!
 //! # What the engine must do with the frames it did not expect
-//! - **Worker 0 gets non-first IPv4 fragments from outside** (they carry no port, and
-//!   a BPF program has no state to remember the first fragment's owner), plus ARP, NDP
-//!   and traffic for the box itself. It must hand each fragment to the owner of its
-//!   datagram: the owner records (source, destination, protocol, id) when it sees a
-//!   first fragment, in a table worker 0 can read, and worker 0 parks fragments whose
-//!   owner is not known yet (the fragment table's parking, `engine/frag.rs`). The
+//! - **Worker 0 gets every IPv4 fragment from outside** (the non-first ones carry no
+//!   port, and a BPF program has no state to remember the first fragment's owner, so
+//!   the first goes with them), plus ARP, NDP and traffic for the box itself. Worker 0
+//!   hands each datagram to the owner of its public port: the first fragment names
+//!   it, and worker 0's fragment table records the owner so the others follow, parked
+//!   until the first comes (`natbox_core::engine::frag`); one FIFO lane from worker 0
+//!   means the owner sees the first before the others. It also copies every ARP and
+//!   NS/NA it receives to the other workers, which resolve next hops of their own. The
 //!   alternative, `PACKET_FANOUT_FLAG_DEFRAG`, makes the kernel reassemble IPv4 before
 //!   the demux, so the program would see the port; but then the engine receives
 //!   datagrams larger than the MTU and must fragment them again, and reassembly would
 //!   happen under the namespace's `ipfrag_*` limits instead of the engine's own
-//!   fragment bounds and counters, so it was not chosen. Until the program is attached (`join` attaches it after the last socket
-//!   joined) every frame goes to worker 0 as well.
+//!   fragment bounds and counters, so it was not chosen. Until the program is
+//!   attached (`join` attaches it after the last socket joined) every frame goes to
+//!   worker 0 as well, and the engine hands inbound frames to their owners the same
+//!   way.
 //! - **Hairpinning** (RFC 4787 section 6, RFC 7857 section 3): the frame reaches the
 //!   source's worker, which translates the source (its own mapping); the destination's
 //!   mapping belongs to the owner of the destination port, so the source's worker must
@@ -114,8 +118,7 @@ pub use asm::AsmError;
 
 use super::socket::PacketSocket;
 use ipnet::{Ipv4Net, Ipv6Net};
-use natbox_core::engine::pool::{Range, Ranges};
-use natbox_core::shard::PortSplit;
+use natbox_core::shard::{PortSplit, PublicSplit};
 use std::io;
 use std::net::Ipv4Addr;
 
@@ -148,17 +151,12 @@ impl Steering {
         inside4: Vec<Ipv4Net>,
         inside6: Vec<Ipv6Net>,
     ) -> Option<Steering> {
-        let split = |r: Range| PortSplit::new(r.min, r.max, workers);
-        let classes = Ranges::from_config(port_min, port_max);
-        let mut ports = vec![split(classes.high)?];
-        if let Some(low) = classes.low.filter(|&low| low != classes.high) {
-            ports.push(split(low)?);
-        }
+        let split = PublicSplit::new(workers, (port_min, port_max))?;
         Some(Steering {
             workers: u32::try_from(workers).ok()?,
             pool,
-            ports,
-            icmp_ids: split(Ranges::full().high)?,
+            ports: split.ports,
+            icmp_ids: split.icmp_ids,
             inside4,
             inside6,
         })
@@ -184,7 +182,11 @@ fn fanout_arg(group: u16, mode: libc::c_uint) -> libc::c_uint {
 /// frames sent out of the interface (`PACKET_FANOUT_FLAG_IGNORE_OUTGOING`): the
 /// members' own `PACKET_IGNORE_OUTGOING` stops applying once they join, since the
 /// group receives through a hook of its own.
-pub fn join(group: u16, sockets: &[PacketSocket], program: &[libc::sock_filter]) -> io::Result<()> {
+pub fn join(
+    group: u16,
+    sockets: &[&PacketSocket],
+    program: &[libc::sock_filter],
+) -> io::Result<()> {
     let first = sockets
         .first()
         .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;

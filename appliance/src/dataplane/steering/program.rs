@@ -19,8 +19,9 @@ const TCP: u32 = 6;
 const UDP: u32 = 17;
 const ICMP: u32 = 1;
 const ICMPV6: u32 = 58;
-/// IPv4 fragment offset bits of the flags/offset field: non-zero in non-first fragments.
-const FRAGMENT_OFFSET: u32 = 0x1fff;
+/// The "more fragments" flag and the fragment offset bits of the IPv4 flags/offset
+/// field: non-zero in every fragment (a first fragment has MF set, offset 0).
+const FRAGMENT: u32 = 0x3fff;
 /// ICMP echo reply, destination unreachable, time exceeded, parameter problem.
 const ECHO_REPLY: u32 = 0;
 const ERRORS: [u32; 3] = [3, 11, 12];
@@ -139,7 +140,7 @@ fn to_public_port(a: &mut Asm, s: &Steering) {
     let [l4, icmp, echo, error, embedded_l4, embedded_icmp, ports, ids] =
         [(); 8].map(|()| a.label());
     a.op(op::LD_H_ABS, 6);
-    a.jump(op::JSET, FRAGMENT_OFFSET, To::Next, To::Skip(1));
+    a.jump(op::JSET, FRAGMENT, To::Next, To::Skip(1));
     a.ret(0);
     a.op(op::LD_B_ABS, 9);
     a.jump(op::JEQ, TCP, To::At(l4), To::Next);

@@ -112,7 +112,8 @@ impl Rig {
 
     fn with(program: &[libc::sock_filter], workers: usize) -> Rig {
         Rig::joined(workers, program, |sockets| {
-            join(1, sockets, program).expect("the kernel accepts the program")
+            let refs: Vec<&PacketSocket> = sockets.iter().collect();
+            join(1, &refs, program).expect("the kernel accepts the program")
         })
     }
 
@@ -346,9 +347,11 @@ fn ipv6_both_directions_of_a_host_meet_on_one_worker() {
 }
 
 /// What no stateless program can place goes to worker 0, which hands it off: ARP, NDP
-/// (even from an inside host's global address), and non-first fragments from outside.
+/// (even from an inside host's global address), and fragments from outside: the
+/// non-first ones carry no port, so the first goes with them and worker 0 hands the
+/// datagram to its owner (the engine's "Shards").
 #[test]
-fn arp_ndp_and_non_first_fragments_from_outside_go_to_worker_zero() {
+fn arp_ndp_and_fragments_from_outside_go_to_worker_zero() {
     let s = steering(2);
     let rig = Rig::new(2);
     let arp = [
@@ -367,9 +370,11 @@ fn arp_ndp_and_non_first_fragments_from_outside_go_to_worker_zero() {
     let first = ipv4(OUTSIDE, POOL[0], 17, 0x2000, 5, &ports(17, 53, port));
     assert_eq!(
         rig.worker_of(IPV4, &first),
-        1,
-        "a first fragment has the port"
+        0,
+        "a first fragment goes with the others"
     );
+    let whole = ipv4(OUTSIDE, POOL[0], 17, 0x4000, 5, &ports(17, 53, port));
+    assert_eq!(rig.worker_of(IPV4, &whole), 1, "DF is no fragment");
     let later = ipv4(OUTSIDE, POOL[0], 17, 0x2000 | 185, 5, &ports(17, 53, port));
     assert_eq!(
         rig.worker_of(IPV4, &later),
@@ -545,7 +550,10 @@ fn round(mode: Mode, frames: usize) -> Round {
     let program = steering(2).program().unwrap();
     let rig = Rig::joined(2, &program, |sockets| {
         let kind = match mode {
-            Mode::Cbpf => return join(1, sockets, &program).unwrap(),
+            Mode::Cbpf => {
+                let refs: Vec<&PacketSocket> = sockets.iter().collect();
+                return join(1, &refs, &program).unwrap();
+            }
             Mode::Hash => libc::PACKET_FANOUT_HASH,
             Mode::RoundRobin => libc::PACKET_FANOUT_LB,
         };
@@ -625,6 +633,7 @@ proptest! {
         let program = s.program().unwrap();
         let sockets: Vec<PacketSocket> =
             (0..workers).map(|_| PacketSocket::open(lo).unwrap()).collect();
-        prop_assert!(join(7, &sockets, &program).is_ok(), "{} instructions", program.len());
+        let refs: Vec<&PacketSocket> = sockets.iter().collect();
+        prop_assert!(join(7, &refs, &program).is_ok(), "{} instructions", program.len());
     }
 }

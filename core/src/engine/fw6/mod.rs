@@ -29,6 +29,7 @@ use super::flow::list::Links;
 use super::flow::lru::{Lru, Timed};
 use super::flow::track::{self, Class, Dir, TcpState, Timeouts};
 use super::stats::{DropReason, Stats};
+use crate::shard::Shard;
 use crate::wire::{icmpv6, ipv6, proto, tcp, udp, WireError};
 use firmware_config::Config;
 use ipnet::Ipv6Net;
@@ -121,9 +122,10 @@ struct Tunables {
 }
 
 impl Tunables {
-    fn of(config: &Config) -> Tunables {
+    /// The tunables of shard `shard`: its share of the global state limit.
+    fn of(config: &Config, shard: Shard) -> Tunables {
         Tunables {
-            max_states: config.ipv6.max_states,
+            max_states: shard.share(config.ipv6.max_states),
             max_states_per_host: config.nat.max_sessions_per_host,
             udp_inbound_refresh: config.nat.udp_inbound_refresh,
             timeouts: Timeouts::from_config(&config.timeouts),
@@ -143,16 +145,19 @@ pub struct Fw6 {
     host_index: Index,
     hasher: Hasher,
     lru: Lru,
+    shard: Shard,
 }
 
 impl Fw6 {
-    pub fn new(config: &Config) -> Fw6 {
-        let max = config.ipv6.max_states as usize;
+    /// The filter of engine shard `shard`, holding its share of `ipv6.max_states`.
+    pub fn new(config: &Config, shard: Shard) -> Fw6 {
+        let max = shard.share(config.ipv6.max_states) as usize;
         // Like NAT44's host table: grows past this only on a very large network.
         let hosts = max.min(1 << 16);
         Fw6 {
             inside: config.ipv6_inside_prefixes(),
-            t: Tunables::of(config),
+            t: Tunables::of(config, shard),
+            shard,
             states: Slab::with_capacity(max),
             index: Index::with_capacity(max * 2),
             hosts: Slab::with_capacity(hosts),
@@ -172,7 +177,7 @@ impl Fw6 {
 
     /// Applies the tunable settings of `config` in place, keeping every state.
     pub fn retune(&mut self, config: &Config) {
-        self.t = Tunables::of(config);
+        self.t = Tunables::of(config, self.shard);
     }
 
     /// The settings in force, for tests that compare engines.

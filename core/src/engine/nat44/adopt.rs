@@ -3,7 +3,8 @@
 //!
 //! A mapping is still possible when its public address is still in the pool, its
 //! inside host is still translated, and its external port still lies in the range its
-//! inside port maps into (RFC 4787 REQ-3; ICMP identifiers always do). Such a mapping
+//! inside port maps into (RFC 4787 REQ-3), as far as this shard allocates it (its
+//! slice of that range, `pool::Slices`; ICMP identifiers: its slice of them). Such a mapping
 //! moves whole, with its public address and port, TCP state, sequence windows and idle
 //! time, so a reply finds it exactly as before. A mapping that is no longer possible
 //! ends with all its sessions, and its end is a mapping event (RFC 6888 REQ-12) like
@@ -76,10 +77,14 @@ impl Nat44 {
         let Some(pool) = self.pool_index(address.to_bits()) else {
             return 0;
         };
-        let in_range = h.proto == proto::ICMP || {
-            let r = self.p.ranges.for_port(h.in_port);
-            (r.min..=r.max).contains(&h.ext_port)
+        // The port must lie in what this shard allocates from for its class (RFC 4787
+        // REQ-3): the shard's slice, which is the whole class for a box of one.
+        let slice = if h.proto == proto::ICMP {
+            self.p.slices.ids()
+        } else {
+            self.p.slices.for_port(h.in_port)
         };
+        let in_range = slice.is_some_and(|r| (r.min..=r.max).contains(&h.ext_port));
         if !in_range || !self.translates(Ipv4Addr::from_bits(h.in_addr)) {
             return 0;
         }

@@ -56,8 +56,9 @@ use super::flow::index::{Hasher, Index};
 use super::flow::list::{self, Linked, Links, List};
 use super::flow::lru::Lru;
 use super::flow::track::{self, Class, Dir, TcpState, Timeouts};
-use super::pool::{PortTable, Ranges};
+use super::pool::{PortTable, Ranges, Slices};
 use super::stats::{DropReason, Stats};
+use crate::shard::{PublicSplit, Shard};
 use crate::wire::checksum::Csum;
 use crate::wire::{icmpv4, ipv4, proto, tcp};
 use firmware_config::{Config, Filtering};
@@ -158,7 +159,12 @@ struct Params {
     /// on every packet to or from the outside, and pools hold up to 64 addresses.
     pool_sorted: Vec<(u32, usize)>,
     inside: Vec<Ipv4Net>,
-    ranges: Ranges,
+    /// The ports and identifiers this shard allocates from (`pool::Slices`).
+    slices: Slices,
+    /// Who owns which public port, for `owner_in` (`None` only for an empty port
+    /// range, which validation refuses).
+    split: Option<PublicSplit>,
+    shard: Shard,
     t: Tunables,
 }
 
@@ -175,11 +181,12 @@ struct Tunables {
 }
 
 impl Tunables {
-    fn of(config: &Config) -> Tunables {
+    /// The tunables of shard `shard`: its share of the global session limit.
+    fn of(config: &Config, shard: Shard) -> Tunables {
         let n = &config.nat;
         Tunables {
             filtering: n.filtering,
-            max_sessions: n.max_sessions,
+            max_sessions: shard.share(n.max_sessions),
             max_sessions_per_host: n.max_sessions_per_host,
             max_ports_per_host: n.max_ports_per_host,
             hold: n.port_reuse_hold,
@@ -240,9 +247,13 @@ fn proto_slot(proto: u8) -> usize {
 }
 
 impl Nat44 {
-    pub fn new(config: &Config) -> Nat44 {
+    /// The NAT of engine shard `shard` (`Shard::ONLY` for a box with one worker): its
+    /// tables hold its share of `nat.max_sessions` (`Shard::share`), and it allocates
+    /// ports from its slices only (`pool::Slices`).
+    pub fn new(config: &Config, shard: Shard) -> Nat44 {
         let n = &config.nat;
-        let max = n.max_sessions as usize;
+        let max = shard.share(n.max_sessions) as usize;
+        let classes = Ranges::from_config(n.port_min, n.port_max);
         // `table_bytes` counts what these take: keep the two in step.
         let pool = config.nat_pool();
         let mut pool_sorted: Vec<(u32, usize)> = pool
@@ -257,8 +268,10 @@ impl Nat44 {
             pool,
             pool_sorted,
             inside: config.nat_inside_prefixes(),
-            ranges: Ranges::from_config(n.port_min, n.port_max),
-            t: Tunables::of(config),
+            slices: Slices::new(classes, shard),
+            split: PublicSplit::new(shard.count(), (n.port_min, n.port_max)),
+            shard,
+            t: Tunables::of(config, shard),
         };
         Nat44 {
             ports: (0..p.pool.len()).map(|_| [None, None, None]).collect(),
@@ -278,7 +291,7 @@ impl Nat44 {
     /// timeouts) in place; live sessions are kept, and a lowered limit only stops new
     /// sessions (RFC 6888 REQ-11: nothing is evicted).
     pub fn retune(&mut self, config: &Config) {
-        self.p.t = Tunables::of(config);
+        self.p.t = Tunables::of(config, self.p.shard);
         self.events.configure(event_rate(config));
     }
 
@@ -462,6 +475,40 @@ impl Nat44 {
     pub fn claims_echo_reply(&self, ip: &[u8]) -> bool {
         parse_flow(ip, Dir::In)
             .is_ok_and(|f| self.echo_ident_taken(Ipv4Addr::from_bits(f.dst), f.dport))
+    }
+
+    /// The shard that owns the mapping an inbound datagram `ip` (to a pool address)
+    /// would use: the owner of its public port or identifier, which is its destination
+    /// port (echo reply identifier), or for an ICMP error the quoted datagram's source
+    /// port (identifier), as the steering program computes it. `None` when the datagram
+    /// has neither (it is dropped alike on any shard).
+    pub fn owner_in(&self, ip: &[u8]) -> Option<usize> {
+        let p = ipv4::Packet::new_checked(ip).ok()?;
+        let error = p.protocol() == proto::ICMP
+            && icmpv4::Packet::new_checked(p.payload()).is_ok_and(|i| i.is_error());
+        let (protocol, port) = if error {
+            let q = rewrite::quoted(ip).ok()?;
+            (q.proto, q.sport)
+        } else {
+            let f = parse_flow(ip, Dir::In).ok()?;
+            (f.proto, f.dport)
+        };
+        let split = self.p.split.as_ref()?;
+        Some(if protocol == proto::ICMP {
+            split.ident_owner(port)
+        } else {
+            split.port_owner(port)
+        })
+    }
+
+    /// Whether this NAT is one shard of several.
+    pub fn sharded(&self) -> bool {
+        self.p.shard.count() > 1
+    }
+
+    /// This NAT's shard.
+    pub fn shard(&self) -> Shard {
+        self.p.shard
     }
 
     /// Translates an ICMP error about a packet this NAT translated. `dir` is the
@@ -670,13 +717,13 @@ impl Nat44 {
                     return Err(DropReason::HostPortLimit);
                 }
                 let pool = usize::from(self.hosts[host as usize].pool);
-                let ranges = if flow.proto == proto::ICMP {
-                    Ranges::full()
+                let range = if flow.proto == proto::ICMP {
+                    self.p.slices.ids()
                 } else {
-                    self.p.ranges
+                    self.p.slices.for_port(flow.sport)
                 };
                 let table = self.port_table(pool, flow.proto);
-                match table.pick(ranges.for_port(flow.sport), flow.sport, flow.src) {
+                match range.and_then(|range| table.pick(range, flow.sport, flow.src)) {
                     Some(port) => (pool as u8, port, None),
                     None => {
                         self.release_host_if_idle(host);

@@ -10,6 +10,21 @@
 //! inside port and keeping its parity, then fall back to the other parity. The range is
 //! chosen by the inside port: 0-1023 and 1024-65535 map into the matching part of the
 //! configured range. Port overloading never happens: a slot has one owner.
+//!
+//! With several engine shards (workers), a shard allocates only from its `Slices`: its
+//! slice (`shard::PortSplit`) of each class and of the ICMP identifiers, so the owner
+//! of a public port, which the steering program computes from the port alone, is the
+//! shard that holds the mapping. The consequences for RFC 4787: REQ-3 still holds
+//! (every shard has ports of both classes, as long as a class has at least as many
+//! ports as there are shards; a shard without a slice of a class refuses mappings of
+//! that class as `ports_exhausted`); port preservation (section 4.2.1, a MAY) happens
+//! only for inside ports in the shard's own slice, so with N shards about 1/N of the
+//! inside ports are preserved; parity (REQ-4, a RECOMMENDED) is kept within the slice
+//! as within the whole range. A host's ports all come from one shard's slice, since
+//! its frames are steered to one shard (by a hash of its address), so a single host
+//! can hold at most a 1/N share of each pool address's ports.
+
+use crate::shard::{PortSplit, Shard};
 
 /// Slot value for a port nobody owns.
 const FREE: u32 = u32::MAX;
@@ -83,6 +98,51 @@ impl Ranges {
             Some(low) if port < 1024 => low,
             _ => self.high,
         }
+    }
+}
+
+/// The ranges one engine shard allocates from: its slice of each port class and of
+/// the ICMP identifiers (see the module doc). For `Shard::ONLY`, the classes whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slices {
+    /// Whether the configured range has a class below 1024.
+    has_low: bool,
+    low: Option<Range>,
+    high: Option<Range>,
+    ids: Option<Range>,
+}
+
+impl Slices {
+    /// Shard `shard`'s slices of `classes` and of the identifiers.
+    pub fn new(classes: Ranges, shard: Shard) -> Slices {
+        let cut = |r: Range| {
+            let slice = PortSplit::new(r.min, r.max, shard.count())?.slice(shard.index())?;
+            Some(Range {
+                min: *slice.start(),
+                max: *slice.end(),
+            })
+        };
+        Slices {
+            has_low: classes.low.is_some(),
+            low: classes.low.and_then(cut),
+            high: cut(classes.high),
+            ids: cut(Ranges::full().high),
+        }
+    }
+
+    /// The slice a new mapping for inside port `port` takes its port from (its class's,
+    /// as `Ranges::for_port`); `None` if this shard owns none of that class.
+    pub fn for_port(&self, port: u16) -> Option<Range> {
+        if self.has_low && port < 1024 {
+            self.low
+        } else {
+            self.high
+        }
+    }
+
+    /// The slice of ICMP identifiers.
+    pub fn ids(&self) -> Option<Range> {
+        self.ids
     }
 }
 
@@ -232,6 +292,50 @@ mod tests {
         );
         let only_low = Ranges::from_config(100, 200);
         assert_eq!(only_low.for_port(50000), Range { min: 100, max: 200 });
+    }
+
+    #[test]
+    fn shards_allocate_from_disjoint_slices_of_each_class() {
+        let classes = Ranges::from_config(1, 65535);
+        let only = Slices::new(classes, Shard::ONLY);
+        assert_eq!(only.for_port(80), Some(Range { min: 1, max: 1023 }));
+        assert_eq!(only.for_port(40000), Some(HIGH));
+        assert_eq!(only.ids(), Some(Range { min: 0, max: 65535 }));
+        let [a, b] = [0, 1].map(|k| Slices::new(classes, Shard::new(k, 2).unwrap()));
+        assert_eq!(a.for_port(80), Some(Range { min: 1, max: 511 }));
+        assert_eq!(
+            b.for_port(80),
+            Some(Range {
+                min: 512,
+                max: 1023
+            })
+        );
+        assert_eq!(
+            a.for_port(5000),
+            Some(Range {
+                min: 1024,
+                max: 33279
+            })
+        );
+        assert_eq!(
+            b.for_port(5000),
+            Some(Range {
+                min: 33280,
+                max: 65535
+            })
+        );
+        assert_eq!(
+            b.ids(),
+            Some(Range {
+                min: 32768,
+                max: 65535
+            })
+        );
+        // A class with fewer ports than shards leaves the last shards without one.
+        let tiny = Ranges::from_config(1023, 1024);
+        let third = Slices::new(tiny, Shard::new(1, 2).unwrap());
+        assert_eq!(third.for_port(5), None);
+        assert_eq!(third.for_port(5000), None);
     }
 
     #[test]
