@@ -111,13 +111,7 @@ fn run(
         config.hostname,
         config.nat_pool()
     );
-    dataplane.run(stop, &mut |engine, links| {
-        let now_ms = links.now_ms;
-        control.tick(
-            Some(&mut natbox::control::shards::Inline { engine, now_ms }),
-            links,
-        )
-    });
+    dataplane.run(stop, &mut |shards, links| control.tick(Some(shards), links));
     report::log_counters(&dataplane);
     log::info!("stopped");
     ExitCode::SUCCESS

@@ -7,16 +7,17 @@
 //! - A worker calls `Mailbox::serve` once per loop iteration, between two batches of
 //!   its packets, and answers everything waiting (`Engine::answer`; requests are
 //!   bounded in work, see `natbox_core::engine::control`).
-//! - Waking: none. A worker waits in the kernel at most `POLL_INTERVAL` (100 ms) when
-//!   idle, so a request is answered within about 100 ms without an eventfd in every
-//!   worker's io_uring; a busy worker answers within one batch. The shell runs a few
-//!   requests per command, so a command on an idle box takes at most a few hundred
-//!   milliseconds. `TIMEOUT` is ten times that bound.
+//! - Waking: posting a request wakes the worker (`Workers::wake`: the dataplane writes
+//!   the worker's eventfd, which its io_uring polls), so an idle worker answers at
+//!   once rather than at its next 100 ms timer; a busy worker answers within one
+//!   batch. The control tick runs on worker 0 (`Fleet`), which forwards nothing while
+//!   it waits, so this bounds that pause to a batch of the slowest worker.
+//!   `TIMEOUT` is the bound for a worker that is stuck.
 //! - A worker that does not answer in time (stuck, or gone) is left out: `ask` returns
 //!   the answers that came, in shard order, and logs the others. Its late answer is
 //!   dropped (the reply channel is gone by then), never mistaken for a later one's.
 
-use super::shards::Shards;
+use super::shards::{Inline, Shards};
 use crate::engine::control::{Answer, Request};
 use crate::engine::Engine;
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -55,23 +56,67 @@ impl Mailbox {
     }
 }
 
+/// Wakes worker k (its mailbox has a request).
+pub type Wake = Box<dyn Fn(usize) + Send>;
+
 /// The control thread's end: every worker's mailbox.
-#[derive(Debug)]
 pub struct Workers {
     outboxes: Vec<Sender<Asked>>,
     timeout: Duration,
+    wake: Wake,
+}
+
+impl std::fmt::Debug for Workers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workers")
+            .field("count", &self.outboxes.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A `Workers` handle for `count` shards and their mailboxes (element k for shard k),
-/// waiting at most `timeout` for the answers to one request.
-pub fn mailboxes(count: usize, timeout: Duration) -> (Workers, Vec<Mailbox>) {
+/// waiting at most `timeout` for the answers to one request; `wake(k)` wakes the
+/// worker that serves mailbox k.
+pub fn mailboxes(count: usize, timeout: Duration, wake: Wake) -> (Workers, Vec<Mailbox>) {
     let (outboxes, boxes) = (0..count)
         .map(|shard| {
             let (tx, inbox) = channel();
             (tx, Mailbox { shard, inbox })
         })
         .unzip();
-    (Workers { outboxes, timeout }, boxes)
+    let workers = Workers {
+        outboxes,
+        timeout,
+        wake,
+    };
+    (workers, boxes)
+}
+
+/// Every shard as worker 0's control tick reaches them: its own engine in place
+/// (shard 0), the other workers' through their mailboxes (shards 1..).
+#[derive(Debug)]
+pub struct Fleet<'a> {
+    pub first: Inline<'a>,
+    pub others: &'a mut Workers,
+}
+
+impl Shards for Fleet<'_> {
+    fn count(&self) -> usize {
+        1 + self.others.count()
+    }
+
+    fn ask(&mut self, request: &Request) -> Vec<Answer> {
+        let mut answers = self.first.ask(request);
+        answers.extend(self.others.ask(request));
+        answers
+    }
+
+    fn ask_one(&mut self, shard: usize, request: &Request) -> Option<Answer> {
+        match shard.checked_sub(1) {
+            None => self.first.ask_one(0, request),
+            Some(other) => self.others.ask_one(other, request),
+        }
+    }
 }
 
 impl Shards for Workers {
@@ -95,12 +140,15 @@ impl Workers {
         let (reply, answers) = channel();
         let mut expected = 0;
         let outboxes = self.outboxes.get(shards.clone()).unwrap_or_default();
-        for outbox in outboxes {
+        for (k, outbox) in shards.clone().zip(outboxes) {
             let asked = Asked {
                 request: request.clone(),
                 reply: reply.clone(),
             };
-            expected += usize::from(outbox.send(asked).is_ok());
+            if outbox.send(asked).is_ok() {
+                expected += 1;
+                (self.wake)(k);
+            }
         }
         drop(reply);
         let deadline = Instant::now() + self.timeout;
@@ -163,7 +211,7 @@ mod tests {
 
     #[test]
     fn every_worker_answers_in_shard_order_and_a_change_reaches_each() {
-        let (mut workers, boxes) = mailboxes(2, TIMEOUT);
+        let (mut workers, boxes) = mailboxes(2, TIMEOUT, Box::new(|_| {}));
         let stop = AtomicBool::new(false);
         std::thread::scope(|s| {
             let threads: Vec<_> = boxes
@@ -191,7 +239,7 @@ mod tests {
 
     #[test]
     fn a_worker_that_does_not_answer_is_left_out_after_the_timeout() {
-        let (mut workers, mut boxes) = mailboxes(2, Duration::from_millis(50));
+        let (mut workers, mut boxes) = mailboxes(2, Duration::from_millis(50), Box::new(|_| {}));
         let silent = boxes.pop().expect("mailbox 1");
         let stop = AtomicBool::new(false);
         std::thread::scope(|s| {

@@ -6,17 +6,14 @@
 //! Contract:
 //! - With one worker nothing changes: one `Dataplane`, `Engine::new`, no fanout group,
 //!   no lanes, on the calling thread.
-//! - With N > 1: worker 0 runs on the calling thread and runs the control tick with
-//!   its own engine, as one worker does; the others run on threads of their own
-//!   (scoped: `run` returns once every worker stopped). What the control plane
-//!   changes reaches every shard: after a tick that changed worker 0's configuration,
-//!   the new configuration is sent to the others (`control::workers::Workers`,
-//!   served between batches); worker 0 waits for their answers, at most about 100 ms
-//!   (an idle worker wakes at least that often; `control::workers::TIMEOUT` bounds
-//!   it), so a commit pauses worker 0's forwarding that long. Until the control plane asks every shard through
-//!   `control::Shards` (in progress elsewhere), what the shell *shows* (sessions,
-//!   counters) is worker 0's; the counters logged at exit are every worker's, merged
-//!   (`report`), with one line per worker (`log_workers`).
+//! - With N > 1: worker 0 runs on the calling thread and runs the control tick; the
+//!   others run on threads of their own (scoped: `run` returns once every worker
+//!   stopped). The tick reaches every shard (`control::workers::Fleet`: worker 0's
+//!   own engine in place, the others' through their mailboxes, each request waking
+//!   its worker), so the shell, the metrics and the services see and change the box
+//!   as one; worker 0 forwards nothing while it waits for the answers. The counters
+//!   logged at exit are every worker's, merged (`report`), with one line per worker
+//!   (`log_workers`).
 //! - Hand-offs (`Verdict::Handoff`, `Engine::pop_handoff`) travel on `handoff`'s
 //!   lanes; after each batch a worker wakes those it handed frames to by writing
 //!   their eventfd, which each worker's io_uring polls (an idle worker waits in the
@@ -31,11 +28,9 @@ use super::handoff::{self, Handoff};
 use super::link;
 use super::steering::{self, Steering};
 use super::{Dataplane, LinkSummary};
-use crate::control::shards::Shards;
-use crate::control::workers::{self as mailboxes, Mailbox, Workers};
-use crate::engine::control::Request;
+use crate::control::shards::{Inline, Shards};
+use crate::control::workers::{self as mailboxes, Fleet, Mailbox, Workers};
 use crate::engine::port;
-use crate::engine::Engine;
 use crate::shard::Shard;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -68,10 +63,7 @@ impl Peers {
         let touched = self.handoff.take_touched();
         for (k, fd) in self.wakers.iter().enumerate() {
             if touched & (1 << k) != 0 {
-                let one = 1u64.to_ne_bytes();
-                // SAFETY: writes 8 bytes from a live buffer to an eventfd we own.
-                // A full counter (never, at 2^64 - 2 wakes) only loses a wake-up.
-                unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+                write_eventfd(fd);
             }
         }
     }
@@ -150,7 +142,14 @@ impl Threads {
             .collect::<io::Result<Vec<_>>>()?
             .into();
         let lanes = handoff::lanes(n, workers[0].max_frame);
-        let (others, boxes) = mailboxes::mailboxes(n - 1, mailboxes::TIMEOUT);
+        // Mailbox k belongs to worker k + 1 (worker 0 answers in place).
+        let wake_fds = wakers.clone();
+        let wake = Box::new(move |k: usize| {
+            if let Some(fd) = wake_fds.get(k + 1) {
+                write_eventfd(fd);
+            }
+        });
+        let (others, boxes) = mailboxes::mailboxes(n - 1, mailboxes::TIMEOUT, wake);
         let mut boxes = boxes.into_iter();
         for (k, (w, lane)) in workers.iter_mut().zip(lanes).enumerate() {
             w.peers = Some(Peers {
@@ -179,18 +178,21 @@ impl Threads {
         &self.workers[0]
     }
 
-    /// Runs every worker until `stop` becomes true or `tick` (worker 0's, with its
-    /// engine) returns false (module doc).
+    /// Runs every worker until `stop` becomes true or `tick` (the control tick, run by
+    /// worker 0 with every shard in reach) returns false (module doc).
     pub fn run(
         &mut self,
         stop: &AtomicBool,
-        tick: &mut dyn FnMut(&mut Engine, &LinkSummary) -> bool,
+        tick: &mut dyn FnMut(&mut dyn Shards, &LinkSummary) -> bool,
     ) {
         let Some((first, rest)) = self.workers.split_first_mut() else {
             return;
         };
         let Some(others) = self.others.as_mut() else {
-            return first.run(stop, tick);
+            return first.run(stop, &mut |engine, links| {
+                let now_ms = links.now_ms;
+                tick(&mut Inline { engine, now_ms }, links)
+            });
         };
         let done = AtomicBool::new(false);
         std::thread::scope(|s| {
@@ -212,13 +214,15 @@ impl Threads {
                 }
             }
             first.run(stop, &mut |engine, links| {
-                let before = engine.config().clone();
-                let go = tick(engine, links);
-                if *engine.config() != before {
-                    let config = Box::new(engine.config().clone());
-                    others.ask(&Request::Reconfigure(config));
-                }
-                go
+                let now_ms = links.now_ms;
+                let first = Inline { engine, now_ms };
+                tick(
+                    &mut Fleet {
+                        first,
+                        others: &mut *others,
+                    },
+                    links,
+                )
             });
             done.store(true, Ordering::Relaxed);
         });
@@ -262,6 +266,14 @@ fn worker_count(config: &firmware_config::Config) -> usize {
         link::default_workers(link::online_cpus(), &queues)
     };
     n.clamp(1, handoff::MAX_WORKERS)
+}
+
+/// Wakes whoever polls eventfd `fd`.
+fn write_eventfd(fd: &OwnedFd) {
+    let one = 1u64.to_ne_bytes();
+    // SAFETY: writes 8 bytes from a live buffer to an eventfd we own. A full counter
+    // (never, at 2^64 - 2 wakes) only loses a wake-up.
+    unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
 }
 
 /// A non-blocking eventfd.

@@ -24,7 +24,6 @@
 
 pub mod modules;
 
-use crate::control::shards::Inline;
 use crate::control::Control;
 use crate::dataplane::{link, LinkSummary, Threads};
 use crate::host::console::say;
@@ -145,10 +144,7 @@ pub fn run(report: fn(&Threads)) -> ! {
         ports.join(" "),
         uptime_ms()
     ));
-    dataplane.run(stop, &mut |engine, links| {
-        let now_ms = links.now_ms;
-        control.tick(Some(&mut Inline { engine, now_ms }), links)
-    });
+    dataplane.run(stop, &mut |shards, links| control.tick(Some(shards), links));
     report(&dataplane);
     shut_down(control.requested);
 }
