@@ -43,6 +43,11 @@ source "$E2E_ROOT/tests/e2e/topology_onearm.sh"
 #              natbox itself in two-port (its outside MTU), the router in one-armed
 #              (the segment is one MTU; the router's wan link is the bottleneck).
 # The public address the wan host sees is 198.51.100.10 in both.
+# The external port of an inside source port P: P itself (port preservation) with one
+# worker; with several, each worker allocates from its own slice of the range, so only
+# about 1/N of inside ports keep their number (core/src/engine/pool): any port then
+# (a pattern for grep, basic or extended).
+ext_port() { if [ "${E2E_WORKERS:-1}" -gt 1 ]; then echo '[0-9][0-9]*'; else echo "$1"; fi; }
 case "$E2E_TOPOLOGY/$E2E_BOX" in
 two-port/natbox)
     BOX_PORTS="lan0 wan0" BOX_ROLES="inside outside" INSIDE_ROLE=inside POOL4=198.51.100.10 WAN_HOP=2

@@ -28,7 +28,7 @@ got_event() { for _ in $(seq 50); do grep -q "$1" "$WORK/syslog.txt" && return 0
 export -f got_event
 export WORK
 check "syslog: an RFC 5424 create event from the box's inside address" bash -c \
-    "got_event 'event=\"create\" proto=\"udp\" inside=\"10.10.0.2:40000\" outside=\"$POOL4:40000\"' &&
+    "got_event 'event=\"create\" proto=\"udp\" inside=\"10.10.0.2:40000\" outside=\"$POOL4:$(ext_port 40000)\"' &&
      grep -E '^10\.10\.0\.1:514 <134>1 [0-9T:.-]+Z natbox natbox - NAT44 \[nat@32473 ' $WORK/syslog.txt"
 check "syslog: no remote address in any event (RFC 6888 REQ-12)" bash -c \
     "! grep -q '198\.51\.100\.1[^0-9]' $WORK/syslog.txt"

@@ -13,7 +13,7 @@ in_lan timeout 10 ping -c 2 -W 2 198.51.100.1 >/dev/null
 in_lan timeout 5 python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("10.10.0.2", 40000)); s.sendto(b"x", ("198.51.100.1", 9))'
 
 check "show sessions lists the UDP flow with its external endpoint" bash -c \
-    "$(declare -f shell); SOCK=$SOCK; shell 'show sessions proto udp' | grep -E '10\.10\.0\.2:40000 +198\.51\.100\.10:40000 +198\.51\.100\.1:9'"
+    "$(declare -f shell); SOCK=$SOCK; shell 'show sessions proto udp' | grep -E '10\.10\.0\.2:40000 +198\.51\.100\.10:$(ext_port 40000) +198\.51\.100\.1:9'"
 check "prefixes: 'sh int' shows both ports with their devices" bash -c \
     "$(declare -f shell); SOCK=$SOCK; out=\$(shell 'sh int'); grep -q lan0 <<<\"\$out\" && grep -q wan0 <<<\"\$out\""
 check "show stats --json is JSON with the translated packet counts" bash -c \
