@@ -116,7 +116,7 @@ use std::collections::VecDeque;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::wire::checksum::Csum;
-use crate::wire::ethernet::{self, ethertype};
+use crate::wire::ethernet::{self, ethertype, Mac};
 use crate::wire::offload::{self, Offload};
 
 const ETH: usize = ethernet::HEADER_LEN;
@@ -213,28 +213,24 @@ pub struct Engine {
 
 impl Engine {
     /// Builds an engine for a validated configuration and the ports' MAC addresses.
-    /// `setups` has one entry per port of `port::layout(config)`, in that order.
-    ///
-    /// # Panics
-    ///
-    /// If `setups` does not name every port (a bug of the caller's).
+    /// `setups` has one entry per port of `port::layout(config)`, in that order; a
+    /// port it does not name (a caller's bug, never a panic in PID 1) gets the zero
+    /// MAC until `port_moved` gives it its own.
     pub fn new(config: &Config, setups: &[PortSetup]) -> Engine {
         Engine::new_shard(config, setups, Shard::ONLY)
     }
 
     /// `new` for shard `shard` of several (see "Shards" in the module doc).
-    ///
-    /// # Panics
-    ///
-    /// As `new`.
     pub fn new_shard(config: &Config, setups: &[PortSetup], shard: Shard) -> Engine {
         let layout = port::layout(config);
-        assert_eq!(setups.len(), layout.len(), "one PortSetup per port");
+        let unnamed = PortSetup {
+            mac: Mac::default(),
+        };
         let ports = Ports::new(
             layout
                 .iter()
-                .zip(setups)
-                .map(|(c, &s)| PortState::new(c, s)),
+                .enumerate()
+                .map(|(i, c)| PortState::new(c, setups.get(i).copied().unwrap_or(unnamed))),
         );
         let inside_mtu = ports
             .iter()

@@ -353,6 +353,16 @@ mod tests {
         assert_eq!(layout[0].port, &c.outside);
     }
 
+    /// A caller's bug must not panic PID 1: a port `setups` does not name gets the
+    /// zero MAC (until `port_moved`), and the others keep theirs.
+    #[test]
+    fn a_port_without_a_setup_gets_the_zero_mac_not_a_panic() {
+        let mac = Mac([2, 0, 0, 0, 0, 1]);
+        let engine = Engine::new(&config(), &[PortSetup { mac }]);
+        assert_eq!(engine.port_info(PortId(0)).mac, mac);
+        assert_eq!(engine.port_info(PortId(1)).mac, Mac::default());
+    }
+
     /// A single-role port decides direction by its role alone, without looking at the
     /// address (the packet path pays no prefix lookup for it); a port with both roles
     /// decides by the inside prefixes.
