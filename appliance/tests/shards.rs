@@ -217,3 +217,26 @@ fn ping_skips_echo_identifiers_a_mapping_uses_on_another_shard() {
         }]
     );
 }
+
+/// Issue #16: `show workers` has one row per worker (shard), with its own sessions, so
+/// an operator sees that every worker carries traffic.
+#[test]
+fn show_workers_has_a_row_per_shard_with_its_own_sessions() {
+    let mut shards = two_shards();
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&mut shards, "show workers --json")).unwrap();
+    let rows = json.as_array().expect("rows");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (rows[0]["worker"].as_u64(), rows[0]["sessions"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(
+        (rows[1]["worker"].as_u64(), rows[1]["sessions"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert!(rows.iter().all(|r| r["rx_packets"].as_u64() > Some(0)));
+    let table = run(&mut shards, "show workers");
+    assert!(table.starts_with("worker"), "{table}");
+    assert_eq!(table.lines().count(), 3, "{table}");
+}

@@ -99,6 +99,13 @@ pub trait Snapshots: Shards {
             .map(|all| *all)
     }
 
+    /// Each shard's own counters, in shard order (not merged: `show workers`).
+    fn shard_counters(&mut self) -> Vec<Counters> {
+        answers!(self, Request::Counters, Counters)
+            .map(|c| *c)
+            .collect()
+    }
+
     fn sessions(&mut self, filter: &SessionFilter, limit: usize) -> Rows<SessionInfo> {
         let request = Request::Sessions {
             filter: filter.clone(),

@@ -42,6 +42,11 @@ pub const COMMANDS: &[Command] = &[
         help: "ports: link, MAC, addresses, packets, bytes, drops",
     },
     Command {
+        path: &["show", "workers"],
+        args: &[JSON],
+        help: "per worker (engine shard): packets received and sent, sessions, hand-offs",
+    },
+    Command {
         path: &["show", "sessions"],
         args: FILTERS,
         help: "NAT sessions (filters: proto, inside, outside, remote; limit N, default 50, at most 1000)",

@@ -51,6 +51,7 @@ fn with_shards(
 ) -> Result<String, String> {
     match command {
         ["show", "interfaces"] => interfaces(shards, facts, json),
+        ["show", "workers"] => workers(shards, json),
         ["show", "sessions"] => sessions(p, shards, json),
         ["show", "states6"] => states6(p, shards, json),
         ["show", "nat", "pool"] => pool(shards, json),
@@ -143,6 +144,46 @@ fn duration(secs: u64) -> String {
     } else {
         format!("{m}m {s}s")
     }
+}
+
+/// One row per worker (engine shard): what it received and sent on every port, its
+/// sessions and IPv6 states, and the frames it handed to and took from the others.
+fn workers(shards: &mut dyn Shards, json: bool) -> Result<String, String> {
+    let rows: Vec<Value> = shards
+        .shard_counters()
+        .iter()
+        .enumerate()
+        .map(|(k, c)| {
+            let s = &c.stats;
+            json!({
+                "worker": k,
+                "rx_packets": s.ports.iter().map(|p| p.rx_packets).sum::<u64>(),
+                "tx_packets": s.ports.iter().map(|p| p.tx_packets).sum::<u64>(),
+                "sessions": c.sessions, "states6": c.states6,
+                "handed_off": s.handed_off, "handed_in": s.handed_in,
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return Err(NO_ANSWER.into());
+    }
+    if json {
+        return Ok(pretty(Value::Array(rows)));
+    }
+    let cols = [
+        "worker",
+        "rx_packets",
+        "tx_packets",
+        "sessions",
+        "states6",
+        "handed_off",
+        "handed_in",
+    ];
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|v| cols.iter().map(|c| v[c].to_string()).collect())
+        .collect();
+    Ok(table(&cols, &body))
 }
 
 fn interfaces(shards: &mut dyn Shards, facts: &Facts, json: bool) -> Result<String, String> {
