@@ -509,18 +509,24 @@ impl Dataplane {
         self.start.elapsed().as_millis() as u64
     }
 
-    /// Device names and link states of the ports, for the shell.
+    /// Device names, link states and I/O counters of the ports, for the shell; with
+    /// several workers the counters are the box's (every worker's, as last published
+    /// at its timer, `threads::Peers::io_counters`).
     pub fn links(&self) -> LinkSummary {
         let state = |s: LinkState| match s {
             LinkState::Up => "up",
             LinkState::Down => "down",
             LinkState::Gone => "gone",
         };
+        let ours: Vec<IoCounters> = self.ports.iter().map(|io| io.counters).collect();
         LinkSummary {
             devices: self.ports.iter().map(|io| io.link.name.clone()).collect(),
             states: self.ports.iter().map(|io| state(io.state)).collect(),
             now_ms: self.now_ms(),
-            io: self.ports.iter().map(|io| io.counters).collect(),
+            io: match &self.peers {
+                Some(peers) => peers.io_counters(ours),
+                None => ours,
+            },
         }
     }
 

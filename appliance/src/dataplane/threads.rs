@@ -31,11 +31,12 @@ use super::{Dataplane, LinkSummary};
 use crate::control::shards::{Inline, Shards};
 use crate::control::workers::{self as mailboxes, Fleet, Mailbox, Workers};
 use crate::engine::port;
+use crate::engine::stats::IoCounters;
 use crate::shard::Shard;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// What a worker of several shares with the others.
 #[derive(Debug)]
@@ -50,12 +51,33 @@ pub(super) struct Peers {
     pub program: Arc<[libc::sock_filter]>,
     /// Whether this worker's eventfd poll is armed.
     pub wake_armed: bool,
+    /// Every worker's I/O counters per port, as each last published them (at its
+    /// 100 ms timer: one lock a tick, never on the packet path), so worker 0's tick
+    /// shows the box's.
+    pub io: Arc<[Mutex<Vec<IoCounters>>]>,
 }
 
 impl Peers {
     /// This worker's eventfd.
     pub fn waker(&self) -> &OwnedFd {
         &self.wakers[self.handoff.worker()]
+    }
+
+    /// Publishes this worker's I/O counters (`ours`, by port) and returns every
+    /// worker's, summed port by port.
+    pub fn io_counters(&self, ours: Vec<IoCounters>) -> Vec<IoCounters> {
+        if let Some(mine) = self.io.get(self.handoff.worker()) {
+            *mine.lock().unwrap_or_else(PoisonError::into_inner) = ours;
+        }
+        let mut all: Vec<IoCounters> = Vec::new();
+        for worker in self.io.iter() {
+            let theirs = worker.lock().unwrap_or_else(PoisonError::into_inner);
+            all.resize(all.len().max(theirs.len()), IoCounters::default());
+            for (sum, c) in all.iter_mut().zip(theirs.iter()) {
+                sum.add(c);
+            }
+        }
+        all
     }
 
     /// Wakes the workers this one handed frames to since the last call.
@@ -142,6 +164,7 @@ impl Threads {
             .collect::<io::Result<Vec<_>>>()?
             .into();
         let lanes = handoff::lanes(n, workers[0].max_frame);
+        let io: Arc<[Mutex<Vec<IoCounters>>]> = (0..n).map(|_| Mutex::new(Vec::new())).collect();
         // Mailbox k belongs to worker k + 1 (worker 0 answers in place).
         let wake_fds = wakers.clone();
         let wake = Box::new(move |k: usize| {
@@ -159,6 +182,7 @@ impl Threads {
                 group,
                 program: program.clone(),
                 wake_armed: false,
+                io: io.clone(),
             });
         }
         log::info!("dataplane: {n} workers, each port's frames steered by a fanout program");
@@ -285,4 +309,43 @@ fn eventfd() -> io::Result<OwnedFd> {
     }
     // SAFETY: fd is a fresh descriptor nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peers(lane: Handoff, io: &Arc<[Mutex<Vec<IoCounters>>]>) -> Peers {
+        Peers {
+            handoff: lane,
+            wakers: Arc::from(Vec::new()),
+            mailbox: None,
+            group: 0,
+            program: Arc::from(Vec::new()),
+            wake_armed: false,
+            io: io.clone(),
+        }
+    }
+
+    /// Issue #16: the shell's I/O counters are the box's, every worker's summed port by
+    /// port (a socket drop on worker 1 shows on worker 0's tick).
+    #[test]
+    fn io_counters_are_every_workers_summed_port_by_port() {
+        let io: Arc<[Mutex<Vec<IoCounters>>]> = (0..2).map(|_| Mutex::new(Vec::new())).collect();
+        let mut lanes = handoff::lanes(2, 64).into_iter();
+        let (zero, one) = (
+            peers(lanes.next().expect("lane 0"), &io),
+            peers(lanes.next().expect("lane 1"), &io),
+        );
+        let drops = |n| IoCounters {
+            socket_drops: n,
+            ..Default::default()
+        };
+        one.io_counters(vec![drops(5), drops(7)]);
+        let all = zero.io_counters(vec![drops(1), drops(0)]);
+        assert_eq!(all, vec![drops(6), drops(7)]);
+        // Publishing again replaces a worker's share, it does not add to it.
+        let all = zero.io_counters(vec![drops(2), drops(0)]);
+        assert_eq!(all, vec![drops(7), drops(7)]);
+    }
 }

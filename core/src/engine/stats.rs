@@ -120,6 +120,24 @@ pub struct IoCounters {
 }
 
 impl IoCounters {
+    /// Adds `other`'s counters (another worker's sockets on the same port).
+    pub fn add(&mut self, other: &IoCounters) {
+        let IoCounters {
+            socket_drops,
+            rx_errors,
+            tx_errors,
+            csum_completed,
+            gso_frames,
+            restarts,
+        } = other;
+        self.socket_drops += socket_drops;
+        self.rx_errors += rx_errors;
+        self.tx_errors += tx_errors;
+        self.csum_completed += csum_completed;
+        self.gso_frames += gso_frames;
+        self.restarts += restarts;
+    }
+
     /// The counters by name, for the shell and the metrics.
     pub fn named(&self) -> [(&'static str, u64); 6] {
         [
