@@ -131,8 +131,9 @@ rm -rf "$rebuilt"
 topology
 vm_wiring
 
-# 1. A good metadata disk: banner, translated traffic, the shell, clean shutdown.
-vm_metadata_disk
+# 1. A good metadata disk: banner, translated traffic, the shell, clean shutdown. With
+# `workers = 0` (one per CPU, at most the NICs' queues): 2 workers in the 2-vCPU VMs.
+E2E_WORKERS=0 vm_metadata_disk
 boot_and_translate kernel
 check "kernel: ping -6 from lan to wan through the VM" in_lan ping -6 -c 2 -W 5 -w 30 2001:db8:ff::1
 check "kernel: 8 MiB over TCP lan -> wan through the VM arrive intact (socat, cmp)" tcp_bulk up
@@ -145,6 +146,16 @@ vm_console "show sessions"
 check "serial console shell: show sessions lists the ping" wait_for_line "$console" "icmp .*10\.10\.0\.2:.*198\.51\.100\.10:.*198\.51\.100\.1:0" 30
 vm_console "sh int"
 check "serial console shell: prefixes, show interfaces with rx/tx counters" wait_for_line "$console" "^outside .*52:54:00:00:00:02" 30
+# Issue #16: 10.10.0.2 and 10.10.0.3 hash to different workers (core/src/shard.rs,
+# host_worker), so each worker forwards one host's ping.
+in_lan ip addr add 10.10.0.3/24 dev eth0
+check "kernel: ping from a second inside host (10.10.0.3) through the VM" \
+    in_lan ping -I 10.10.0.3 -c 2 -W 5 -w 30 198.51.100.1
+vm_console "show workers"
+for k in 0 1; do
+    check "kernel: show workers: worker $k received and sent frames (2 vCPUs, 2 queues)" \
+        wait_for_line "$console" "^$k  *[1-9][0-9]*  *[1-9][0-9]* " 30
+done
 check "Ctrl-Alt-Del: QEMU exits within 60 s" vm_shutdown 60
 check "clean-shutdown line on the console" grep -q "natbox: clean shutdown, powering off" "$console"
 
