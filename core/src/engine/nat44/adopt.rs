@@ -17,7 +17,7 @@
 //! adding an address does not split a live host across two. Port holds (RFC 6888
 //! REQ-8) are not carried over: the freed ports they kept are free in the new tables.
 
-use super::{Host, Join, Nat44, Session};
+use super::{Join, Nat44, Session};
 use crate::engine::flow::list::{Links, List};
 use crate::engine::flow::track;
 use crate::wire::proto;
@@ -127,23 +127,7 @@ impl Nat44 {
     /// The host record of `in_addr`, created with pool address `pool` if it has none
     /// yet; `None` if a new host would exceed the per-host port quota.
     fn adopt_host(&mut self, in_addr: u32, pool: u8) -> Option<u32> {
-        let host = match self.find_host(in_addr) {
-            Some(h) => h,
-            None => {
-                let h = self.hosts.insert(Host {
-                    addr: in_addr,
-                    sessions: 0,
-                    ports: 0,
-                    pool,
-                }) as u32;
-                let hash = self.host_hash(in_addr);
-                if !self.index.insert(hash, super::KIND_HOST << 30 | h) {
-                    self.hosts.remove(h as usize);
-                    return None;
-                }
-                h
-            }
-        };
+        let host = self.host_or_new(in_addr, pool)?;
         let rec = &self.hosts[host as usize];
         (rec.pool == pool && rec.ports < self.p.t.max_ports_per_host).then_some(host)
     }

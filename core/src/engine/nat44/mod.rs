@@ -827,28 +827,35 @@ impl Nat44 {
         if self.sessions.len() as u32 >= self.p.t.max_sessions {
             return Err(DropReason::SessionLimit);
         }
-        let host = match self.find_host(in_addr) {
-            Some(h) => h,
-            None => {
-                let h = self.hosts.insert(Host {
-                    addr: in_addr,
-                    sessions: 0,
-                    ports: 0,
-                    pool: self.paired_pool(in_addr) as u8,
-                }) as u32;
-                let hash = self.host_hash(in_addr);
-                if !self.index.insert(hash, KIND_HOST << 30 | h) {
-                    self.hosts.remove(h as usize);
-                    return Err(DropReason::SessionLimit);
-                }
-                h
-            }
-        };
+        let pool = self.paired_pool(in_addr) as u8;
+        let host = self
+            .host_or_new(in_addr, pool)
+            .ok_or(DropReason::SessionLimit)?;
         if let Err(e) = self.charge_host(host) {
             self.release_host_if_idle(host);
             return Err(e);
         }
         Ok(host)
+    }
+
+    /// The host record of `in_addr`, created (paired with pool address `pool`) if it
+    /// has none; `None` if the index has no room for a new one.
+    fn host_or_new(&mut self, in_addr: u32, pool: u8) -> Option<u32> {
+        if let Some(h) = self.find_host(in_addr) {
+            return Some(h);
+        }
+        let h = self.hosts.insert(Host {
+            addr: in_addr,
+            sessions: 0,
+            ports: 0,
+            pool,
+        }) as u32;
+        let hash = self.host_hash(in_addr);
+        if !self.index.insert(hash, KIND_HOST << 30 | h) {
+            self.hosts.remove(h as usize);
+            return None;
+        }
+        Some(h)
     }
 
     /// Charges one session to `host` if it is below its quota (RFC 6888 REQ-5).
