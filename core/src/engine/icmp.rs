@@ -26,7 +26,7 @@ use super::stats::DropReason;
 use super::{Engine, Frame, Verdict};
 use crate::wire::emit::IpRepr;
 use crate::wire::ethernet::{self, ethertype, Mac};
-use crate::wire::{arp, checksum, icmpv4, icmpv6, ipv4, ipv6, proto};
+use crate::wire::{arp, checksum, icmp, icmpv4, icmpv6, ipv4, ipv6, proto};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 const ETH: usize = ethernet::HEADER_LEN;
@@ -167,12 +167,6 @@ pub fn error4(
         let room = quote_room(buf.len(), MAX_ERROR4, ipv4::MIN_HEADER_LEN)?;
         (p.src(), p.total_len().min(room), peer_mac(buf)?)
     };
-    let icmp_at = ETH + ipv4::MIN_HEADER_LEN;
-    buf.copy_within(ETH..ETH + quoted_len, icmp_at + icmpv4::HEADER_LEN);
-    ethernet::write_header(buf, peer, mac, ethertype::IPV4);
-    let icmp_len = icmpv4::HEADER_LEN + quoted_len;
-    let (t, code, rest) = kind;
-    icmpv4::write_header(&mut buf[icmp_at..], t, code, rest);
     let ip = IpRepr {
         src: addr.into(),
         dst: orig_src.into(),
@@ -180,7 +174,7 @@ pub fn error4(
         hop_limit: TTL,
         ident,
     };
-    Some(ETH + ip.emit(&mut buf[ETH..], icmp_len)?)
+    wrap_error(buf, mac, peer, ip, quoted_len, kind)
 }
 
 /// How many bytes of the offending packet an error of at most `max` bytes (IP header
@@ -302,13 +296,40 @@ pub fn error6(
         let room = quote_room(buf.len(), MAX_ERROR6, ipv6::HEADER_LEN)?;
         (p.src(), p.total_len().min(room), peer_mac(buf)?)
     };
-    let icmp_at = ETH + ipv6::HEADER_LEN;
-    buf.copy_within(ETH..ETH + quoted_len, icmp_at + icmpv6::HEADER_LEN);
-    ethernet::write_header(buf, peer, mac, ethertype::IPV6);
-    let icmp_len = icmpv6::HEADER_LEN + quoted_len;
+    wrap_error(
+        buf,
+        mac,
+        peer,
+        icmp6(addr, &orig_src, TTL),
+        quoted_len,
+        kind,
+    )
+}
+
+/// The part of an error both families share: moves the first `quoted_len` bytes of
+/// the offending packet behind the IP header of `ip` and the ICMP header, writes that
+/// header (`kind`: type, code, rest), the IP header with the checksum
+/// (`IpRepr::emit`) and the Ethernet header to `peer`. Returns the frame's length. The
+/// caller sized `quoted_len` with `quote_room`, so everything fits.
+fn wrap_error(
+    buf: &mut [u8],
+    mac: Mac,
+    peer: Mac,
+    ip: IpRepr,
+    quoted_len: usize,
+    kind: (u8, u8, u32),
+) -> Option<usize> {
+    let icmp_at = ETH + ip.header_len();
+    buf.copy_within(ETH..ETH + quoted_len, icmp_at + icmp::HEADER_LEN);
+    let ethertype = if ip.src.is_ipv4() {
+        ethertype::IPV4
+    } else {
+        ethertype::IPV6
+    };
+    ethernet::write_header(buf, peer, mac, ethertype);
     let (t, code, rest) = kind;
-    icmpv6::write_header(&mut buf[icmp_at..], t, code, rest);
-    Some(ETH + icmp6(addr, &orig_src, TTL).emit(&mut buf[ETH..], icmp_len)?)
+    icmp::write_header(&mut buf[icmp_at..], t, code, rest);
+    Some(ETH + ip.emit(&mut buf[ETH..], icmp::HEADER_LEN + quoted_len)?)
 }
 
 /// The IPv6 header of an ICMPv6 message the box sends.
