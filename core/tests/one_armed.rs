@@ -89,21 +89,6 @@ fn udp_in(
     }
 }
 
-/// The ICMP type, code, rest-of-header and quote of an ICMPv4 error datagram.
-fn icmp_error_parts(ip: &[u8]) -> (u8, u8, [u8; 4], &[u8]) {
-    let hl = usize::from(ip[0] & 0xf) * 4;
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    let icmp = &ip[hl..total];
-    (icmp[0], icmp[1], icmp[4..8].try_into().unwrap(), &icmp[8..])
-}
-
-fn after_one_hop(datagram: &[u8]) -> Vec<u8> {
-    let mut d = datagram.to_vec();
-    d[8] -= 1;
-    fix_ipv4_checksum(&mut d);
-    d
-}
-
 /// RFC 4787 REQ-1 (EIM) on one port: the lan host's datagram leaves by the port it
 /// came in on, to the gateway's MAC, from the pool address (the box's own); the reply
 /// comes back the same way to the host's MAC; a second remote sees the same mapping.

@@ -98,23 +98,6 @@ fn session(
         .unwrap_or_else(|| panic!("no session {inside} <-> {remote}: {:?}", sessions(h)))
 }
 
-/// The ICMP header (type, code, rest-of-header) and the quoted datagram of an ICMPv4
-/// error datagram.
-fn icmp_error_parts(ip: &[u8]) -> (u8, u8, [u8; 4], &[u8]) {
-    let hl = usize::from(ip[0] & 0xf) * 4;
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    let icmp = &ip[hl..total];
-    (icmp[0], icmp[1], icmp[4..8].try_into().unwrap(), &icmp[8..])
-}
-
-/// `datagram` as it looks after one hop: TTL decremented, header checksum redone.
-fn after_one_hop(datagram: &[u8]) -> Vec<u8> {
-    let mut d = datagram.to_vec();
-    d[8] -= 1;
-    fix_ipv4_checksum(&mut d);
-    d
-}
-
 // ---- RFC 4787: UDP ----
 
 #[test]

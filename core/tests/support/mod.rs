@@ -446,6 +446,23 @@ pub fn fix_ipv4_checksum(ip: &mut [u8]) {
     ip[10..12].copy_from_slice(&c.to_be_bytes());
 }
 
+/// The ICMP header (type, code, rest-of-header) and the quoted datagram of an ICMPv4
+/// error datagram.
+pub fn icmp_error_parts(ip: &[u8]) -> (u8, u8, [u8; 4], &[u8]) {
+    let hl = usize::from(ip[0] & 0xf) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let icmp = &ip[hl..total];
+    (icmp[0], icmp[1], icmp[4..8].try_into().unwrap(), &icmp[8..])
+}
+
+/// `datagram` as it looks after one hop: TTL decremented, header checksum redone.
+pub fn after_one_hop(datagram: &[u8]) -> Vec<u8> {
+    let mut d = datagram.to_vec();
+    d[8] -= 1;
+    fix_ipv4_checksum(&mut d);
+    d
+}
+
 /// The example configuration with `pool` as the NAT pool.
 pub fn pool_config(pool: &[Ipv4Addr]) -> firmware_config::Config {
     let mut c = config();
