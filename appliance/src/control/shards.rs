@@ -9,7 +9,9 @@
 //! through, as one box: a read asks every shard and merges the answers with the merge
 //! function of its `Answer` variant; a change is broadcast. The box's own datagrams
 //! (`Request::Originate`) and the count of NAT events lost on the way out go to ONE
-//! shard, `ORIGIN_SHARD`, through `ask_one`. An answer of another variant than the
+//! shard, `ORIGIN_SHARD`, through `ask_one`, and so do reads of what every shard
+//! derives from the same configuration (the configuration, ports, routes, source
+//! addresses). An answer of another variant than the
 //! request's would be a bug of the shard's; it is left out of the merge.
 
 use crate::engine::control::{
@@ -70,23 +72,32 @@ macro_rules! answers {
     };
 }
 
+/// The answer of variant `$variant` from `ORIGIN_SHARD` alone: for what every shard
+/// derives from the same configuration (the configuration, ports, routes, source
+/// addresses), which asking every shard would only compute again, each a round trip
+/// to another worker.
+macro_rules! answer_of_one {
+    ($shards:expr, $request:expr, $variant:ident) => {
+        match $shards.ask_one(ORIGIN_SHARD, &$request) {
+            Some(Answer::$variant(x)) => Some(x),
+            _ => None,
+        }
+    };
+}
+
 /// The box's state and changes, merged over every shard (module doc).
 pub trait Snapshots: Shards {
     /// The running configuration.
     fn config(&mut self) -> Option<Config> {
-        answers!(self, Request::Config, Config).next().map(|c| *c)
+        answer_of_one!(self, Request::Config, Config).map(|c| *c)
     }
 
     fn ports(&mut self) -> Vec<PortInfo> {
-        answers!(self, Request::Ports, Ports)
-            .next()
-            .unwrap_or_default()
+        answer_of_one!(self, Request::Ports, Ports).unwrap_or_default()
     }
 
     fn routes(&mut self) -> Vec<RouteInfo> {
-        answers!(self, Request::Routes, Routes)
-            .next()
-            .unwrap_or_default()
+        answer_of_one!(self, Request::Routes, Routes).unwrap_or_default()
     }
 
     /// The counters and gauges, summed; `None` if no shard answered.
@@ -128,9 +139,7 @@ pub trait Snapshots: Shards {
 
     /// The box's address toward `dst`.
     fn source_for(&mut self, dst: IpAddr) -> Option<IpAddr> {
-        answers!(self, Request::SourceFor(dst), SourceFor)
-            .next()
-            .flatten()
+        answer_of_one!(self, Request::SourceFor(dst), SourceFor).flatten()
     }
 
     /// Which of the `count` echo identifiers from `first` on (wrapping) some shard's

@@ -13,8 +13,8 @@
 //! go to ONE shard, the one the caller sends them to: `Originate` (a datagram of the
 //! box's own is sent once, not once per shard) and `EventsLost`. What every shard
 //! derives from the same configuration (ports, routes, the configuration itself, the
-//! source address toward a destination) is the same on every shard: the first answer
-//! stands for all.
+//! source address toward a destination) is the same on every shard, so it is asked of
+//! one.
 
 use super::fw6::StateInfo;
 use super::local::Binding;
@@ -98,7 +98,7 @@ pub enum Answer {
     Reconfigured(Reconfigured),
     /// Sum (`Counters::add`).
     Counters(Box<Counters>),
-    /// The same on every shard: the first stands.
+    /// The same on every shard: asked of one (`ORIGIN_SHARD` in the appliance).
     Ports(Vec<PortInfo>),
     /// `Rows::merge`.
     Sessions(Rows<SessionInfo>),
@@ -108,11 +108,11 @@ pub enum Answer {
     Pool(PoolUsage),
     /// `Neighbours::merge`.
     Neighbours(Neighbours),
-    /// The same on every shard: the first stands.
+    /// The same on every shard: asked of one (`ORIGIN_SHARD` in the appliance).
     Routes(Vec<RouteInfo>),
-    /// The same on every shard: the first stands.
+    /// The same on every shard: asked of one (`ORIGIN_SHARD` in the appliance).
     Config(Box<Config>),
-    /// The same on every shard: the first stands.
+    /// The same on every shard: asked of one (`ORIGIN_SHARD` in the appliance).
     SourceFor(Option<IpAddr>),
     /// Taken if any shard uses it: the union.
     EchoIdentsTaken(Vec<u16>),
