@@ -427,13 +427,17 @@ def lan_ip4(rng):
     return f"10.10.0.{rng.randint(4, 254)}"
 
 
-def flood_frame(kind, rng, mymac, dstmac):
-    """One random frame of a flood: syn, udp and frag from wan to the pool address,
-    arp and ndp from lan (random sender MACs; random sender addresses, for arp half of
-    them on the lan prefix and half anywhere)."""
+def flood_frame(kind, rng, mymac, dstmac, avoid):
+    """One random frame of a flood: syn, udp and frag from wan to the pool address (to
+    a destination port not in AVOID: the public ports of live mappings, which a frame
+    from anywhere may reach under endpoint-independent filtering), arp and ndp from lan
+    (random sender MACs; random sender addresses, for arp half of them on the lan
+    prefix and half anywhere)."""
     pool = "198.51.100.10"
     if kind in ("syn", "udp", "frag"):
         src, sport, dport = rand_ip4(rng), rng.randint(1, 65535), rng.randint(1024, 29999)
+        while dport in avoid:
+            dport = rng.randint(1024, 29999)
         eth = dstmac + mymac + b"\x08\x00"
         if kind == "syn":
             return eth + ip4(src, pool, 6, tcp4(src, sport, pool, dport, rng.getrandbits(32), 0x02))
@@ -465,13 +469,15 @@ def flood_frame(kind, rng, mymac, dstmac):
     return b"\x33\x33" + socket.inet_pton(socket.AF_INET6, dst)[12:] + sender + b"\x86\xdd" + ip6(src, dst, 58, ns, 255)
 
 
-def flood(kind, iface, dstmac, seconds, rate):
+def flood(kind, iface, dstmac, seconds, rate, avoid=""):
     """Sends random frames of KIND (see flood_frame) on IFACE at RATE frames/s for
     SECONDS (a cycle of 16384 distinct frames, seeded: the same every run; more
-    distinct senders than natbox's neighbour cache has entries, 4096)."""
+    distinct senders than natbox's neighbour cache has entries, 4096). AVOID: the
+    comma-separated destination ports the frames must not use."""
     s, mymac = raw_port(iface)
     rng = random.Random(f"natbox {kind} flood")
-    frames = [flood_frame(kind, rng, mymac, mac_bytes(dstmac)) for _ in range(16384)]
+    ports = {int(p) for p in avoid.split(",") if p}
+    frames = [flood_frame(kind, rng, mymac, mac_bytes(dstmac), ports) for _ in range(16384)]
     rate, seconds = int(rate), float(seconds)
     sent = refused = 0
     t0 = time.time()

@@ -11,9 +11,10 @@
 //! - A frame is copied into a buffer of the sender's and travels by move; nothing
 //!   allocates on the packet path once a worker owns `MAX_IN_FLIGHT` buffers (they
 //!   are allocated on first use, so a box that never hands off never pays for them).
-//! - Nothing blocks: a full inbox, or a sender with all its buffers in flight, drops
-//!   the frame and counts it (`HandoffCounters::dropped`). Returns never fail: a
-//!   return channel holds as many buffers as its owner can have in flight.
+//! - Nothing blocks: a full inbox, or a sender with all its buffers in flight, refuses
+//!   the frame (`send` returns false; the caller counts it as the engine's drop
+//!   reason `handoff_full`). Returns never fail: a return channel holds as many
+//!   buffers as its owner can have in flight.
 //! - `take_touched` says which workers were sent frames since it was last asked, so
 //!   the sender can wake them (an idle worker waits in the kernel).
 //!
@@ -28,16 +29,6 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 pub const MAX_IN_FLIGHT: usize = 256;
 /// Most workers (the touched set is a 64-bit mask).
 pub const MAX_WORKERS: usize = 64;
-
-/// What a worker's lanes have carried.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct HandoffCounters {
-    pub sent: u64,
-    pub received: u64,
-    /// Frames not handed off: the target's inbox was full or every buffer of the
-    /// sender's was in flight.
-    pub dropped: u64,
-}
 
 /// A frame in flight: whose buffer it is and how much of it is the frame.
 #[derive(Debug)]
@@ -62,7 +53,6 @@ pub struct Handoff {
     /// This worker's buffers, spare or in flight.
     owned: usize,
     touched: u64,
-    pub counters: HandoffCounters,
 }
 
 /// The lanes between `workers` workers (at most `MAX_WORKERS`), with buffers of
@@ -87,7 +77,6 @@ pub fn lanes(workers: usize, frame_room: usize) -> Vec<Handoff> {
             spare: Vec::new(),
             owned: 0,
             touched: 0,
-            counters: HandoffCounters::default(),
         })
         .collect()
 }
@@ -98,15 +87,14 @@ impl Handoff {
         self.me
     }
 
-    /// Hands a copy of `frame`, which arrived on port `port`, to worker `to`; false (and
-    /// counted) if it could not.
+    /// Hands a copy of `frame`, which arrived on port `port`, to worker `to`; false if
+    /// it could not (the caller counts the drop).
+    #[must_use]
     pub fn send(&mut self, to: usize, port: usize, frame: &[u8]) -> bool {
         if to == self.me || to >= self.outboxes.len() || frame.len() > self.frame_room {
-            self.counters.dropped += 1;
             return false;
         }
         let Some(mut buf) = self.buffer() else {
-            self.counters.dropped += 1;
             return false;
         };
         buf[..frame.len()].copy_from_slice(frame);
@@ -118,13 +106,11 @@ impl Handoff {
         };
         match self.outboxes[to].try_send(handed) {
             Ok(()) => {
-                self.counters.sent += 1;
                 self.touched |= 1 << to;
                 true
             }
             Err(TrySendError::Full(h) | TrySendError::Disconnected(h)) => {
                 self.spare.push(h.buf);
-                self.counters.dropped += 1;
                 false
             }
         }
@@ -145,7 +131,6 @@ impl Handoff {
                 break;
             };
             each(h.port, &mut h.buf, h.len);
-            self.counters.received += 1;
             done += 1;
             // Holds as many as its owner can have in flight, so this cannot be full;
             // should the owner be gone, the buffer is simply freed.
@@ -198,18 +183,15 @@ mod tests {
         // The same buffer serves the next send: nothing new is allocated.
         assert!(lanes[0].send(1, 0, b"again"));
         assert_eq!(lanes[0].owned, 1);
-        assert_eq!(lanes[0].counters.sent, 2);
-        assert_eq!(lanes[2].counters.received, 1);
     }
 
     #[test]
-    fn a_full_inbox_drops_and_counts_without_blocking() {
+    fn a_full_inbox_refuses_without_blocking() {
         let mut lanes = lanes(2, 16);
         for i in 0..MAX_IN_FLIGHT {
             assert!(lanes[0].send(1, 0, &[i as u8]), "send {i}");
         }
         assert!(!lanes[0].send(1, 0, b"x"));
-        assert_eq!(lanes[0].counters.dropped, 1);
         // Once the receiver drained, the buffers are back and sending works again.
         assert_eq!(lanes[1].receive(usize::MAX, |_, _, _| {}), MAX_IN_FLIGHT);
         assert!(lanes[0].send(1, 0, b"y"));
@@ -222,7 +204,6 @@ mod tests {
         assert!(!lanes[0].send(0, 0, b"me"));
         assert!(!lanes[0].send(5, 0, b"who"));
         assert!(!lanes[0].send(1, 0, b"too large"));
-        assert_eq!(lanes[0].counters.dropped, 3);
         assert_eq!(lanes[0].owned, 0);
     }
 

@@ -323,6 +323,14 @@ fn restart_delay(failures: u32) -> Duration {
     (RESTART_DELAY * (1u32 << doublings)).min(RESTART_MAX_DELAY)
 }
 
+/// Hands `frame`, received on `port`, to worker `to` (`Verdict::Handoff`); a frame the
+/// lanes refuse is counted as the engine's `handoff_full` drop on that port.
+fn hand_off(engine: &mut Engine, peers: Option<&mut Peers>, to: usize, port: PortId, frame: &[u8]) {
+    if !peers.is_some_and(|p| p.handoff.send(to, port.index(), frame)) {
+        engine.count_drop(port, DropReason::HandoffFull);
+    }
+}
+
 /// Copies `bytes` (a `virtio_net_hdr` and a frame) into `tx`, flushing it first if it
 /// is full; a frame that finds no room is counted.
 fn transmit(tx: &mut TxRing, counters: &mut IoCounters, bytes: &[u8]) {
@@ -793,11 +801,13 @@ impl Dataplane {
             let port = io.port;
             match translate(&mut self.engine, &mut io.counters, port, buf, f.len, now) {
                 Some(Out::Shard(k, len)) => {
-                    if let Some(peers) = self.peers.as_mut() {
-                        peers
-                            .handoff
-                            .send(k, port.index(), &buf[VNET_HDR_LEN..VNET_HDR_LEN + len]);
-                    }
+                    hand_off(
+                        &mut self.engine,
+                        self.peers.as_mut(),
+                        k,
+                        port,
+                        &buf[VNET_HDR_LEN..VNET_HDR_LEN + len],
+                    );
                 }
                 Some(Out::Port(out, len)) => {
                     let bytes = &buf[..VNET_HDR_LEN + len];
@@ -857,11 +867,8 @@ impl Dataplane {
         let (out, len) = match translate(&mut self.engine, &mut io.counters, port, buf, len, now) {
             Some(Out::Port(out, len)) => (out, len),
             Some(Out::Shard(k, len)) => {
-                if let Some(peers) = self.peers.as_mut() {
-                    peers
-                        .handoff
-                        .send(k, port.index(), &buf[VNET_HDR_LEN..VNET_HDR_LEN + len]);
-                }
+                let frame = &buf[VNET_HDR_LEN..VNET_HDR_LEN + len];
+                hand_off(&mut self.engine, self.peers.as_mut(), k, port, frame);
                 return;
             }
             None => return,
@@ -916,9 +923,10 @@ impl Dataplane {
     /// Queues the frames the engine made (ARP/NDP requests, released packets) and hands
     /// other workers those it queued for them.
     fn send_engine_frames(&mut self) {
-        if let Some(peers) = self.peers.as_mut() {
+        if self.peers.is_some() {
             while let Some((k, port, len)) = self.engine.pop_handoff(&mut self.large) {
-                peers.handoff.send(k, port.index(), &self.large[..len]);
+                let frame = &self.large[..len];
+                hand_off(&mut self.engine, self.peers.as_mut(), k, port, frame);
             }
         }
         // No offloads: an all-zero `virtio_net_hdr`.

@@ -31,7 +31,7 @@ use super::{Dataplane, LinkSummary};
 use crate::control::shards::{Inline, Shards};
 use crate::control::workers::{self as mailboxes, Fleet, Mailbox, Workers};
 use crate::engine::port;
-use crate::engine::stats::IoCounters;
+use crate::engine::stats::{DropReason, IoCounters};
 use crate::shard::Shard;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -261,16 +261,11 @@ impl Threads {
         for (k, w) in self.workers.iter().enumerate() {
             let s = w.engine().stats();
             let rx: u64 = s.ports.iter().map(|p| p.rx_packets).sum();
-            let lanes = w
-                .peers
-                .as_ref()
-                .map(|p| p.handoff.counters)
-                .unwrap_or_default();
             log::info!(
-                "worker {k}: rx_packets={rx} handed_off={} handed_in={} lane_dropped={}",
+                "worker {k}: rx_packets={rx} handed_off={} handed_in={} handoff_full={}",
                 s.handed_off,
                 s.handed_in,
-                lanes.dropped
+                s.drops[DropReason::HandoffFull as usize]
             );
         }
     }

@@ -43,6 +43,7 @@ drop_reasons! {
     VlanTagged => "vlan_tagged", "802.1Q tagged frame; VLANs are not supported";
     GsoUnsupported => "gso_unsupported", "GSO super-frame or partial checksum natbox cannot translate (not TCP/UDP over unfragmented IPv4/IPv6, or inconsistent virtio_net_hdr)";
     GsoNotBuffered => "gso_not_buffered", "GSO super-frame that would have to wait in a buffer (next hop not resolved yet, or for a service of the box's) or be handed to another worker: only wire-sized frames are buffered or handed";
+    HandoffFull => "handoff_full", "frame another worker must finish (a reply to its port, a hairpinned datagram, a fragment) not handed to it: that worker's inbox was full or all of this worker's hand-off buffers were in flight";
     UnknownEthertype => "unknown_ethertype", "EtherType other than IPv4, IPv6 or ARP";
     ArpMalformed => "arp_malformed", "ARP packet not Ethernet/IPv4 or truncated";
     NeighbourIgnored => "neighbour_ignored", "ARP or NDP about an address that is not ours";
