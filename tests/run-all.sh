@@ -44,11 +44,7 @@ echo "== end-to-end tests (network namespaces, real clients)"
 echo "== end-to-end tests in the one-armed topology (one port with both roles, behind a VPC router)"
 E2E_TOPOLOGY=one-armed ./tests/e2e/run.sh
 echo "== end-to-end tests with two worker threads (engine shards, cBPF steering, hand-offs)"
-# test_robust is left out: with several workers a data port whose interface disappears
-# and returns does not forward again (issue #16, open).
-E2E_WORKERS=2 ./tests/e2e/run.sh test_attacks test_console test_gw_offloads test_ipv4 \
-    test_ipv6 test_iperf test_mtu test_natdiscovery test_ports test_services test_shell \
-    test_unsolicited4
+E2E_WORKERS=2 ./tests/e2e/run.sh
 echo "== end-to-end MTU tests with the hosts' TSO/GSO off (wire-sized frames only)"
 E2E_OFFLOADS=off ./tests/e2e/run.sh test_mtu
 echo "== end-to-end iperf and MTU tests with natbox's ports' offloads off (a NIC without TSO or checksum offload)"

@@ -211,6 +211,9 @@ struct PortIo {
     armed: bool,
     /// Tags the socket, so completions for a closed one are recognised.
     generation: u8,
+    /// Several workers: the generation of the port's fanout group the socket is (or
+    /// was last) a member of (`threads::Peers::rejoin`).
+    fanout: u64,
     /// Why the socket is unusable, if it is: it is closed after the batch (module doc).
     broken: Option<String>,
     counters: IoCounters,
@@ -461,6 +464,7 @@ impl Dataplane {
                 state: LinkState::Up,
                 armed: false,
                 generation: 0,
+                fanout: 1,
                 broken: None,
                 counters: IoCounters::default(),
             })
@@ -587,6 +591,7 @@ impl Dataplane {
                     break;
                 }
                 self.follow_config();
+                self.follow_group();
                 self.send_engine_frames();
                 self.flush_transmits();
             }
@@ -1048,6 +1053,37 @@ impl Dataplane {
         }
     }
 
+    /// Several workers: leaves a port's fanout group that another formed anew or asked
+    /// to be formed anew, and joins the new one in this worker's turn (`threads`,
+    /// "Regrouping"). Worker 0 forms a new group when its own socket reopens, at the
+    /// link checks.
+    fn follow_group(&mut self) {
+        let Some(peers) = &self.peers else {
+            return;
+        };
+        let leave: Vec<usize> = (0..self.ports.len())
+            .filter(|&p| {
+                let io = &self.ports[p];
+                io.open.is_some() && peers.must_leave(p, io.fanout)
+            })
+            .collect();
+        let rejoin = self.peers.as_ref().is_some_and(|p| p.handoff.worker() > 0);
+        for p in leave {
+            log::debug!("{} port: rejoining its fanout group", self.ports[p].role);
+            self.close(p);
+            if !rejoin {
+                self.reopen(p);
+            }
+        }
+        if rejoin {
+            for p in 0..self.ports.len() {
+                if self.ports[p].open.is_none() {
+                    self.reopen(p);
+                }
+            }
+        }
+    }
+
     /// Reopens the ports whose interface or MTU the running configuration changed
     /// (module doc).
     fn follow_config(&mut self) {
@@ -1118,16 +1154,23 @@ impl Dataplane {
         let io = &mut self.ports[p];
         let ingress = self.ingress.as_mut();
         let result = link::find(&io.spec).and_then(|l| {
-            let (open, _) = open_socket(io.role, &l, io.mtu, max_frame, ingress)?;
-            Ok((l, open))
-        });
-        // Several workers: the new socket joins the port's fanout group.
-        let result = result.and_then(|(l, open)| match &self.peers {
-            Some(peers) => peers.join(p, &open.socket).map(|()| (l, open)),
-            None => Ok((l, open)),
+            let open = || open_socket(io.role, &l, io.mtu, max_frame, ingress).map(|(o, _)| o);
+            // Several workers: the new socket joins the port's fanout group in turn.
+            let open = match &self.peers {
+                Some(peers) => match peers.rejoin(p, io.fanout, open, |o| &o.socket)? {
+                    Some((open, fanout)) => {
+                        io.fanout = fanout;
+                        open
+                    }
+                    None => return Ok(None),
+                },
+                None => open()?,
+            };
+            Ok(Some((l, open)))
         });
         match result {
-            Ok((l, open)) => {
+            Ok(None) => {}
+            Ok(Some((l, open))) => {
                 let moved = (l.mac != io.link.mac).then_some(l.mac);
                 let replaced = l.index != io.link.index;
                 if moved.is_some() {

@@ -140,6 +140,23 @@ impl PacketSocket {
         }
     }
 
+    /// The integer socket option `level`/`name`.
+    pub(super) fn get_int(&self, level: libc::c_int, name: libc::c_int) -> io::Result<u32> {
+        let mut value: libc::c_uint = 0;
+        let mut len = std::mem::size_of::<libc::c_uint>() as libc::socklen_t;
+        // SAFETY: value and len describe a writable c_uint.
+        check(unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                level,
+                name,
+                (&mut value as *mut libc::c_uint).cast(),
+                &mut len,
+            )
+        })?;
+        Ok(value)
+    }
+
     /// Sets the socket option `level`/`name` to `value` (also the rings' set-up,
     /// `ring.rs`).
     pub(super) fn set<T>(

@@ -18,14 +18,27 @@
 //!   lanes; after each batch a worker wakes those it handed frames to by writing
 //!   their eventfd, which each worker's io_uring polls (an idle worker waits in the
 //!   kernel up to 100 ms otherwise).
-//! - A port's socket reopened (link loss, fault, configuration change) joins the
-//!   port's fanout group again with the same program.
+//! - Regrouping: the kernel gives a fanout group's members the indices they joined
+//!   in (and moves the last into the hole one leaves), and the program's answer is
+//!   such an index, so worker k's socket must be member k. A socket reopened alone
+//!   (after its interface returned, a fault, a configuration change, an io_uring
+//!   restart) cannot rejoin its old group at its old index, so every reopening makes
+//!   a new group, in order (`Peers::rejoin`, `FanoutGroup`): worker 0 forms it
+//!   (under an id the kernel picks unique) as soon as its own socket reopens; every
+//!   other worker leaves the older group when it sees the new one (each checks at its
+//!   100 ms timer) and joins once the workers before it have; the last one attaches
+//!   the program. A worker whose socket closed while the group stayed (its own fault
+//!   or io_uring restart) marks the group wanted, and worker 0 regroups. Until the
+//!   program is attached, every frame goes to worker 0, which hands what others own
+//!   to them, as at start. While an old group still receives (the interface did not
+//!   go away), a frame can reach a member of each for up to one timer period.
 //! - `workers = 0`: one per online CPU, at most the smallest receive-queue count of
 //!   the data ports (a queue is served by one CPU's softirq; more workers than queues
 //!   only spread the copies), at most `handoff::MAX_WORKERS`.
 
 use super::handoff::{self, Handoff};
 use super::link;
+use super::socket::PacketSocket;
 use super::steering::{self, Steering};
 use super::{Dataplane, LinkSummary};
 use crate::control::shards::{Inline, Shards};
@@ -46,9 +59,12 @@ pub(super) struct Peers {
     pub wakers: Arc<[OwnedFd]>,
     /// Requests from worker 0's control tick (`None` on worker 0).
     pub mailbox: Option<Mailbox>,
-    /// The ports' fanout groups are `group + port index`, steered by `program`.
-    pub group: u16,
+    /// Every port's fanout group, by port (module doc, "Regrouping").
+    pub groups: Arc<[Mutex<FanoutGroup>]>,
+    /// The steering program every group runs.
     pub program: Arc<[libc::sock_filter]>,
+    /// How many workers there are.
+    pub workers: usize,
     /// Whether this worker's eventfd poll is armed.
     pub wake_armed: bool,
     /// Every worker's I/O counters per port, as each last published them (at its
@@ -97,14 +113,85 @@ impl Peers {
         unsafe { libc::read(self.waker().as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
     }
 
-    /// Joins `socket`, a receiving socket of port `p`, to the port's fanout group.
-    pub fn join(&self, p: usize, socket: &super::socket::PacketSocket) -> io::Result<()> {
-        steering::join(self.group_of(p), &[socket], &self.program)
+    /// Whether this worker's socket of port `p`, a member of the port's group
+    /// generation `generation`, must leave it: for worker 0, another worker asked for
+    /// a new group; for the others, worker 0 formed a newer one.
+    pub fn must_leave(&self, p: usize, generation: u64) -> bool {
+        self.groups.get(p).is_some_and(|g| {
+            let g = g.lock().unwrap_or_else(PoisonError::into_inner);
+            if self.handoff.worker() == 0 {
+                g.wanted
+            } else {
+                g.generation > generation
+            }
+        })
     }
 
-    fn group_of(&self, p: usize) -> u16 {
-        self.group.wrapping_add(p as u16)
+    /// Opens a receiving socket of port `p` with `open` and makes it a member of the
+    /// port's fanout group, in this worker's turn (module doc): worker 0 forms a new
+    /// group; worker k joins the newest once k workers have, if it is newer than
+    /// `generation`, the one its last socket was a member of. Returns what `open` made
+    /// and the group's generation, or `None` if it is not this worker's turn (then a
+    /// worker that left the current group asks worker 0 for a new one).
+    pub fn rejoin<T>(
+        &self,
+        p: usize,
+        generation: u64,
+        open: impl FnOnce() -> io::Result<T>,
+        socket: impl Fn(&T) -> &PacketSocket,
+    ) -> io::Result<Option<(T, u64)>> {
+        let me = self.handoff.worker();
+        let group = self
+            .groups
+            .get(p)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let mut g = group.lock().unwrap_or_else(PoisonError::into_inner);
+        if me != 0 && !(g.generation > generation && g.joined == me) {
+            if g.generation == generation {
+                g.wanted = true;
+            }
+            return Ok(None);
+        }
+        let opened = open()?;
+        let joined = if me == 0 {
+            steering::found(socket(&opened)).map(|id| {
+                *g = FanoutGroup {
+                    generation: g.generation + 1,
+                    id,
+                    joined: 1,
+                    wanted: false,
+                };
+            })
+        } else {
+            steering::join(g.id, socket(&opened)).map(|()| g.joined += 1)
+        };
+        let attached = joined.and_then(|()| {
+            if g.joined == self.workers {
+                steering::attach(socket(&opened), &self.program)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = attached {
+            // The group may be short of this member for good: start again.
+            g.wanted = true;
+            return Err(e);
+        }
+        Ok(Some((opened, g.generation)))
     }
+}
+
+/// A port's fanout group as the workers share it (module doc, "Regrouping").
+#[derive(Debug, Default)]
+pub(super) struct FanoutGroup {
+    /// Counts the groups formed for the port; 1 is the one formed at start.
+    generation: u64,
+    /// The kernel's id of the group.
+    id: u16,
+    /// Workers that joined it so far, in order (worker k is member k).
+    joined: usize,
+    /// A worker left it: worker 0 must form a new one.
+    wanted: bool,
 }
 
 /// The dataplane's workers.
@@ -150,15 +237,22 @@ impl Threads {
             .program()
             .map_err(|e| io::Error::other(format!("steering program: {e:?}")))?
             .into();
-        // Unique among the namespace's groups: natbox is the only user of its ports.
-        let group = (std::process::id() as u16) & 0xff00;
-        for p in 0..workers[0].ports.len() {
-            let sockets: Vec<&super::socket::PacketSocket> = workers
-                .iter()
-                .filter_map(|w| w.ports[p].open.as_ref().map(|o| &o.socket))
-                .collect();
-            steering::join(group.wrapping_add(p as u16), &sockets, &program)?;
-        }
+        let groups: Arc<[Mutex<FanoutGroup>]> = (0..workers[0].ports.len())
+            .map(|p| {
+                let sockets: Vec<&PacketSocket> = workers
+                    .iter()
+                    .filter_map(|w| w.ports[p].open.as_ref().map(|o| &o.socket))
+                    .collect();
+                let id = steering::form(&sockets, &program)?;
+                Ok(Mutex::new(FanoutGroup {
+                    generation: 1,
+                    id,
+                    joined: n,
+                    wanted: false,
+                }))
+            })
+            .collect::<io::Result<Vec<_>>>()?
+            .into();
         let wakers: Arc<[OwnedFd]> = (0..n)
             .map(|_| eventfd())
             .collect::<io::Result<Vec<_>>>()?
@@ -179,8 +273,9 @@ impl Threads {
                 handoff: lane,
                 wakers: wakers.clone(),
                 mailbox: if k == 0 { None } else { boxes.next() },
-                group,
+                groups: groups.clone(),
                 program: program.clone(),
+                workers: n,
                 wake_armed: false,
                 io: io.clone(),
             });
@@ -315,11 +410,113 @@ mod tests {
             handoff: lane,
             wakers: Arc::from(Vec::new()),
             mailbox: None,
-            group: 0,
+            groups: Arc::from(vec![Mutex::new(FanoutGroup::default())]),
             program: Arc::from(Vec::new()),
+            workers: 2,
             wake_armed: false,
             io: io.clone(),
         }
+    }
+
+    /// The worker whose socket receives a frame sent from `sender` within a second.
+    fn receiver(sender: &PacketSocket, workers: &[Option<&PacketSocket>]) -> Option<usize> {
+        let mut frame = vec![0u8; 10]; // virtio_net_hdr
+        frame.extend_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x88, 0xb5]);
+        frame.extend_from_slice(b"regroup test frame");
+        // SAFETY: frame is a live buffer of the length passed.
+        let n = unsafe { libc::send(sender.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        assert_eq!(usize::try_from(n).ok(), Some(frame.len()));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        let mut buf = [0u8; 256];
+        while std::time::Instant::now() < deadline {
+            for (k, s) in workers.iter().enumerate() {
+                let Some(s) = s else { continue };
+                // SAFETY: buf is a writable buffer of the length passed.
+                let n = unsafe {
+                    libc::recv(
+                        s.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        libc::MSG_DONTWAIT,
+                    )
+                };
+                if usize::try_from(n).is_ok_and(|n| buf[..n].ends_with(b"regroup test frame")) {
+                    return Some(k);
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        None
+    }
+
+    /// Issue #16: the kernel numbers a fanout group's members in the order they joined,
+    /// so a worker's socket reopened alone would become another worker's member. After
+    /// a worker's socket closes, the group is formed anew (worker 0 first, then each in
+    /// turn) and worker 1's new socket again gets the frames the program gives worker 1.
+    #[test]
+    fn a_reopened_socket_gets_its_workers_frames_again() {
+        use crate::dataplane::testnet::{index, private_netns, run};
+        private_netns();
+        run(&[
+            "ip", "link", "add", "rga", "type", "veth", "peer", "name", "rgb",
+        ]);
+        run(&["ip", "link", "set", "rga", "up"]);
+        run(&["ip", "link", "set", "rgb", "up"]);
+        let sender = PacketSocket::open_sender(index("rgb")).expect("sender");
+        let open = || PacketSocket::open(index("rga"));
+        let io: Arc<[Mutex<Vec<IoCounters>>]> = (0..2).map(|_| Mutex::new(Vec::new())).collect();
+        let mut lanes = handoff::lanes(2, 64).into_iter();
+        let mut zero = peers(lanes.next().expect("lane 0"), &io);
+        let mut one = peers(lanes.next().expect("lane 1"), &io);
+        // Every frame to worker 1: `ret #1`.
+        let to_one: Arc<[libc::sock_filter]> = Arc::from(vec![libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: 1,
+        }]);
+        one.groups = zero.groups.clone();
+        (zero.program, one.program) = (to_one.clone(), to_one);
+        fn id(s: &PacketSocket) -> &PacketSocket {
+            s
+        }
+
+        // Worker 1 cannot join before worker 0 formed the group.
+        assert!(one.rejoin(0, 0, open, id).expect("rejoin").is_none());
+        let (s0, g0) = zero
+            .rejoin(0, 0, open, id)
+            .expect("form")
+            .expect("worker 0's turn");
+        let (s1, g1) = one
+            .rejoin(0, 0, open, id)
+            .expect("join")
+            .expect("worker 1's turn");
+        assert_eq!((g0, g1), (1, 1));
+        assert_eq!(receiver(&sender, &[Some(&s0), Some(&s1)]), Some(1));
+
+        // Worker 1's socket fails and closes: not its turn in the same group; it asks
+        // worker 0 for a new one.
+        drop(s1);
+        assert!(one.rejoin(0, 1, open, id).expect("rejoin").is_none());
+        assert!(zero.must_leave(0, 1));
+        drop(s0);
+        let (s0, g0) = zero
+            .rejoin(0, 1, open, id)
+            .expect("form")
+            .expect("worker 0's turn");
+        assert_eq!(g0, 2);
+        assert!(!zero.must_leave(0, 2));
+        // Until every worker joined, no program: every frame to worker 0.
+        assert_eq!(receiver(&sender, &[Some(&s0), None]), Some(0));
+        let (s1, g1) = one
+            .rejoin(0, 1, open, id)
+            .expect("join")
+            .expect("worker 1's turn");
+        assert_eq!(g1, 2);
+        assert_eq!(receiver(&sender, &[Some(&s0), Some(&s1)]), Some(1));
+        // A newer group makes worker 1 leave the older one.
+        assert!(one.must_leave(0, 1));
+        assert!(!one.must_leave(0, 2));
     }
 
     /// Issue #16: the shell's I/O counters are the box's, every worker's summed port by

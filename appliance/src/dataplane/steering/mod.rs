@@ -174,38 +174,57 @@ fn fanout_arg(group: u16, mode: libc::c_uint) -> libc::c_uint {
     libc::c_uint::from(group) | (mode << 16)
 }
 
-/// Makes `sockets` (all bound to one interface, with the same protocol) fanout group
-/// `group` (unique among the namespace's groups), steered by `program`: socket `k`
-/// receives the frames for which the program returns `k`. The program is attached
-/// once every socket has joined, so indices are never taken modulo a partial group;
-/// the kernel checks it then (an invalid program is `EINVAL`). The group ignores
-/// frames sent out of the interface (`PACKET_FANOUT_FLAG_IGNORE_OUTGOING`): the
-/// members' own `PACKET_IGNORE_OUTGOING` stops applying once they join, since the
-/// group receives through a hook of its own.
-pub fn join(
-    group: u16,
-    sockets: &[&PacketSocket],
-    program: &[libc::sock_filter],
-) -> io::Result<()> {
-    let first = sockets
-        .first()
+/// Forms a new fanout group of `sockets` (all bound to one interface, with the same
+/// protocol), steered by `program`: socket `k` receives the frames for which the
+/// program returns `k`. Returns the group's id, which the kernel picks unique in the
+/// namespace (`found`). The sockets join in their order (the kernel indexes a group's
+/// members by the order they joined) and the program is attached once every socket
+/// has joined, so indices are never taken modulo a partial group.
+pub fn form(sockets: &[&PacketSocket], program: &[libc::sock_filter]) -> io::Result<u16> {
+    let (first, rest) = sockets
+        .split_first()
         .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let id = found(first)?;
+    for s in rest {
+        join(id, s)?;
+    }
+    attach(first, program)?;
+    Ok(id)
+}
+
+/// Starts a fanout group with `socket` as its member 0, under an id the kernel picks
+/// unused in the namespace (`PACKET_FANOUT_FLAG_UNIQUEID`), and returns that id. Until
+/// a program is attached every frame goes to member 0. The group ignores frames sent
+/// out of the interface (`PACKET_FANOUT_FLAG_IGNORE_OUTGOING`): the members' own
+/// `PACKET_IGNORE_OUTGOING` stops applying once they join, since the group receives
+/// through a hook of its own.
+pub fn found(socket: &PacketSocket) -> io::Result<u16> {
+    socket.set(
+        libc::SOL_PACKET,
+        libc::PACKET_FANOUT,
+        &fanout_arg(0, MODE | libc::PACKET_FANOUT_FLAG_UNIQUEID),
+    )?;
+    // getsockopt(PACKET_FANOUT) answers the id in the low 16 bits.
+    Ok((socket.get_int(libc::SOL_PACKET, libc::PACKET_FANOUT)? & 0xffff) as u16)
+}
+
+/// Adds `socket` to group `id` as its next member.
+pub fn join(id: u16, socket: &PacketSocket) -> io::Result<()> {
+    socket.set(libc::SOL_PACKET, libc::PACKET_FANOUT, &fanout_arg(id, MODE))
+}
+
+/// Attaches `program` to the group `socket` is a member of; the kernel checks it (an
+/// invalid program is `EINVAL`).
+pub fn attach(socket: &PacketSocket, program: &[libc::sock_filter]) -> io::Result<()> {
     let len =
         u16::try_from(program.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    for s in sockets {
-        s.set(
-            libc::SOL_PACKET,
-            libc::PACKET_FANOUT,
-            &fanout_arg(
-                group,
-                libc::PACKET_FANOUT_CBPF | libc::PACKET_FANOUT_FLAG_IGNORE_OUTGOING,
-            ),
-        )?;
-    }
     // The kernel copies the program during the call; `program` outlives it.
     let prog = libc::sock_fprog {
         len,
         filter: program.as_ptr().cast_mut(),
     };
-    first.set(libc::SOL_PACKET, libc::PACKET_FANOUT_DATA, &prog)
+    socket.set(libc::SOL_PACKET, libc::PACKET_FANOUT_DATA, &prog)
 }
+
+/// The group's mode: steered by a classic BPF program, blind to outgoing frames.
+const MODE: libc::c_uint = libc::PACKET_FANOUT_CBPF | libc::PACKET_FANOUT_FLAG_IGNORE_OUTGOING;

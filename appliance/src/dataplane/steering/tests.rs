@@ -113,7 +113,7 @@ impl Rig {
     fn with(program: &[libc::sock_filter], workers: usize) -> Rig {
         Rig::joined(workers, program, |sockets| {
             let refs: Vec<&PacketSocket> = sockets.iter().collect();
-            join(1, &refs, program).expect("the kernel accepts the program")
+            form(&refs, program).expect("the kernel accepts the program");
         })
     }
 
@@ -552,7 +552,8 @@ fn round(mode: Mode, frames: usize) -> Round {
         let kind = match mode {
             Mode::Cbpf => {
                 let refs: Vec<&PacketSocket> = sockets.iter().collect();
-                return join(1, &refs, &program).unwrap();
+                form(&refs, &program).unwrap();
+                return;
             }
             Mode::Hash => libc::PACKET_FANOUT_HASH,
             Mode::RoundRobin => libc::PACKET_FANOUT_LB,
@@ -634,6 +635,6 @@ proptest! {
         let sockets: Vec<PacketSocket> =
             (0..workers).map(|_| PacketSocket::open(lo).unwrap()).collect();
         let refs: Vec<&PacketSocket> = sockets.iter().collect();
-        prop_assert!(join(7, &refs, &program).is_ok(), "{} instructions", program.len());
+        prop_assert!(form(&refs, &program).is_ok(), "{} instructions", program.len());
     }
 }
