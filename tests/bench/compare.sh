@@ -8,7 +8,9 @@
 #   ROUNDS=2 tests/bench/compare.sh
 #   VARIANTS="natbox old-tpacket" OLD_NATBOX_BIN=/tmp/natbox-old tests/bench/compare.sh
 #
-# natbox is measured once per variant in VARIANTS (default: natbox, this build), then
+# natbox is measured once per variant in VARIANTS (default: "natbox workers2": this
+# build with one worker, pinned to the last CPU, and with `[dataplane] workers = 2`,
+# its two threads free to run on every CPU), then
 # the kernel, all interleaved, ROUNDS times (default 1); the table shows each one's mean
 # over its rounds, the per-round values are printed as they are measured. A/B against
 # an older build: a variant named old-X runs the binary OLD_NATBOX_BIN with NATBOX_RX=X
@@ -24,7 +26,10 @@
 #
 #   pps      trafgen in ns lan sends 64-byte frames (14 Ethernet + 20 IPv4 + 8 UDP + 22
 #            payload, no FCS) 10.10.0.2 -> 198.51.100.1:9 at max rate for DURATION s,
-#            (i) one flow, (ii) 10 000 flows (source ports 10000..19999 in turn).
+#            (i) one flow, (ii) 10 000 flows (source ports 10000..19999 in turn),
+#            (iii) 10 048 flows from 64 hosts (10.10.0.2..65, 157 source ports each;
+#            natbox's workers steer by the inside host, so one host's flows all go to
+#            one worker and only several hosts can spread over workers).
 #            "Delivered" = packets that reached ns wan: the receive counter of wan's eth0
 #            (an nftables netdev ingress rule there drops them, so wan sends no ICMP
 #            back). Counters and clocks are read together, in microseconds, by one
@@ -80,11 +85,11 @@ DURATION=${DURATION:-10}
 # modes, so that other work on the machine disturbs it less.
 NICE=${NICE:--10}
 PROFILE=${PROFILE:-0}
-VARIANTS=${VARIANTS:-natbox}
+VARIANTS=${VARIANTS:-natbox workers2}
 ROUNDS=${ROUNDS:-1}
 read -r -a VARIANT_LIST <<<"$VARIANTS"
 # Hard bound on the whole script (seconds).
-MAX_RUNTIME=${MAX_RUNTIME:-$(((DURATION * 18 + 70) * ${#VARIANT_LIST[@]} * ROUNDS + DURATION * 14 + 260))}
+MAX_RUNTIME=${MAX_RUNTIME:-$(((DURATION * 20 + 80) * ${#VARIANT_LIST[@]} * ROUNDS + DURATION * 16 + 260))}
 
 # shellcheck source=../e2e/lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../e2e/lib.sh"
@@ -207,21 +212,21 @@ table netdev sink {
 EOF
 }
 
-# trafgen config for N flows (1 or 10000).
+# trafgen config for FLOWS: 1, 10000 (one host) or hosts (64 hosts, 157 flows each;
+# trafgen sends its packets in turn).
 trafgen_conf() {
-    local flows=$1 sp
-    local da sa
+    local flows=$1 da sa h
     da=$(in_gw cat /sys/class/net/lan0/address)
     sa=$(in_lan cat /sys/class/net/eth0/address)
-    if [ "$flows" -eq 1 ]; then sp=40000; else sp="dinc(10000, $((10000 + flows - 1)))"; fi
-    cat >"$WORK/tg$flows.cfg" <<EOF
-{
-  eth(da=$da, sa=$sa, type=0x0800),
-  ipv4(saddr=10.10.0.2, daddr=198.51.100.1, ttl=64),
-  udp(sp=$sp, dp=9),
-  fill(0x41, 22)
-}
-EOF
+    packet() { # SOURCE SPORT
+        printf '{\n  eth(da=%s, sa=%s, type=0x0800),\n  ipv4(saddr=%s, daddr=198.51.100.1, ttl=64),\n  udp(sp=%s, dp=9),\n  fill(0x41, 22)\n}\n' \
+            "$da" "$sa" "$1" "$2"
+    }
+    case $flows in
+    1) packet 10.10.0.2 40000 ;;
+    hosts) for h in $(seq 2 65); do packet "10.10.0.$h" "dinc(10000, 10156)"; done ;;
+    *) packet 10.10.0.2 "dinc(10000, $((10000 + flows - 1)))" ;;
+    esac >"$WORK/tg$flows.cfg"
 }
 
 calc() { python3 -c "print($1)"; }
@@ -310,6 +315,7 @@ measure() { # MODE [PID]
     offloads off
     pps_run "$mode" 1 "$pid"
     pps_run "$mode" 10000 "$pid"
+    pps_run "$mode" hosts "$pid"
     tcp_run "$mode" off "$pid"
     offloads on
     tcp_run "$mode" on "$pid"
@@ -403,14 +409,22 @@ if [ "$variant" = kernel ]; then
     kernel_off
     continue
 fi
-echo "== natbox variant $variant, round $round (host mode, pinned to CPU $GW_CPU)"
-if [[ "$variant" == old-* ]]; then
-    NATBOX_BIN=${OLD_NATBOX_BIN:?old-* variants need OLD_NATBOX_BIN} NATBOX_RX=${variant#old-} start_natbox
-else
+if [ "$variant" = workers2 ]; then
+    echo "== natbox variant $variant, round $round (host mode, 2 workers, on every CPU)"
+    cp "$WORK/natbox.toml" "$WORK/natbox-one-worker.toml"
+    printf '\n[dataplane]\nworkers = 2\n' >>"$WORK/natbox.toml"
     start_natbox
+    mv "$WORK/natbox-one-worker.toml" "$WORK/natbox.toml"
+else
+    echo "== natbox variant $variant, round $round (host mode, pinned to CPU $GW_CPU)"
+    if [[ "$variant" == old-* ]]; then
+        NATBOX_BIN=${OLD_NATBOX_BIN:?old-* variants need OLD_NATBOX_BIN} NATBOX_RX=${variant#old-} start_natbox
+    else
+        start_natbox
+    fi
+    taskset -a -p -c "$GW_CPU" "$NATBOX_PID" >/dev/null
 fi
-grep -o "receive ring.*\|receive path: .*" "$WORK/natbox.log" | sed 's/^/  /'
-taskset -a -p -c "$GW_CPU" "$NATBOX_PID" >/dev/null
+grep -o "receive ring.*\|receive path: .*\|dataplane: .* workers.*" "$WORK/natbox.log" | sed 's/^/  /' 
 renice -n "$NICE" -p "$NATBOX_PID" >/dev/null
 measure "$variant.$round" "$NATBOX_PID"
 
@@ -450,13 +464,13 @@ fi
 
 stop_natbox
 echo "  natbox counters at exit:"
-grep "counters" "$WORK/natbox.log" | sed 's/^.*counters/    counters/'
+grep -E "counters|worker [0-9]+: rx" "$WORK/natbox.log" | sed -E 's/^.*(counters|worker)/    \1/'
 done
 done
 
-METRICS="pps1 pps10000 offered1 offered10000 tgbusy1 tgbusy10000 gwbusy1 gwbusy10000 tcpoff tcpon tcpgro tcpall cpu1 cpu10000 pcpu1 pcpu10000 cpugboff cpugbon cpugbgro cpugball pcpugboff pcpugbon pcpugbgro pcpugball rtt"
+METRICS="pps1 pps10000 ppshosts offered1 offered10000 offeredhosts tgbusy1 tgbusy10000 tgbusyhosts gwbusy1 gwbusy10000 gwbusyhosts cpuhosts pcpuhosts tcpoff tcpon tcpgro tcpall cpu1 cpu10000 pcpu1 pcpu10000 cpugboff cpugbon cpugbgro cpugball pcpugboff pcpugbon pcpugbgro pcpugball rtt"
 for v in "${VARIANT_LIST[@]}" kernel; do
-    for round in $(seq "$ROUNDS"); do gw_cpu "$v.$round" 1; gw_cpu "$v.$round" 10000; done
+    for round in $(seq "$ROUNDS"); do gw_cpu "$v.$round" 1; gw_cpu "$v.$round" 10000; gw_cpu "$v.$round" hosts; done
     for m in $METRICS; do # mean over the rounds that have a number
         vals="" other=""
         for round in $(seq "$ROUNDS"); do
@@ -492,20 +506,26 @@ echo "== results (DURATION=${DURATION}s, ROUNDS=$ROUNDS, 64-byte UDP; trafgen on
 printf '%-42s' metric; printf ' %14s' "${VARIANT_LIST[@]}" kernel; for v in "${VARIANT_LIST[@]}"; do printf ' %14s' "$v/kernel"; done; echo
 row "pps delivered, 1 flow" pps1
 row "pps delivered, 10k flows" pps10000
+row "pps delivered, 10k flows from 64 hosts" ppshosts
 row "  (offered by trafgen, 1 flow)" offered1
 row "  (offered by trafgen, 10k flows)" offered10000
+row "  (offered by trafgen, 64 hosts)" offeredhosts
 row "  (generator's CPU $TG_CPU busy %, 1 flow)" tgbusy1 noratio
 row "  (generator's CPU $TG_CPU busy %, 10k flows)" tgbusy10000 noratio
+row "  (generator's CPU $TG_CPU busy %, 64 hosts)" tgbusyhosts noratio
 row "  (gateway's CPU $GW_CPU busy %, 1 flow)" gwbusy1 noratio
 row "  (gateway's CPU $GW_CPU busy %, 10k flows)" gwbusy10000 noratio
+row "  (gateway's CPU $GW_CPU busy %, 64 hosts)" gwbusyhosts noratio
 row "TCP Gbps, offloads off" tcpoff
 row "TCP Gbps, csum offload on (TSO/GSO off)" tcpon
 row "TCP Gbps, hosts TSO off, gw GRO/GSO on" tcpgro
 row "TCP Gbps, offloads all on (TSO/GSO/GRO)" tcpall
 row "gw CPU s per Mpkt, 1 flow" cpu1
 row "gw CPU s per Mpkt, 10k flows" cpu10000
+row "gw CPU s per Mpkt, 64 hosts" cpuhosts
 row "natbox process CPU s per Mpkt, 1 flow" pcpu1
 row "natbox process CPU s per Mpkt, 10k flows" pcpu10000
+row "natbox process CPU s per Mpkt, 64 hosts" pcpuhosts
 row "TCP CPU s per GB, offloads off" cpugboff
 row "TCP CPU s per GB, csum on" cpugbon
 row "TCP CPU s per GB, gw GRO on" cpugbgro

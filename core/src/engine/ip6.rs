@@ -143,10 +143,7 @@ impl Engine {
         } else {
             let ports = fw6::ports(upper.protocol, l4).map_err(|_| DropReason::L4Truncated)?;
             let t = fw6::tuple(upper.protocol, *src, *dst, ports, dir);
-            match dir {
-                Dir::Out => self.fw6.outbound(&t, now_s, &mut self.stats)?,
-                Dir::In => self.fw6.inbound(&t, now_s, &mut self.stats)?,
-            }
+            self.fw6.pass(&t, dir, now_s, &mut self.stats)?;
         }
         if let Some(key) = key {
             for (id, port) in self.frags.first(key, FragAction::Pass, now)? {

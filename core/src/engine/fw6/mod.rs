@@ -199,22 +199,25 @@ impl Fw6 {
         self.lru.count(class)
     }
 
-    /// An outbound packet: creates or refreshes its state.
-    pub fn outbound(&mut self, t: &Tuple6, now: u32, stats: &mut Stats) -> Result<(), DropReason> {
-        let idx = match self.find(t) {
-            Some(idx) => idx,
-            None => self.create(t, now, stats)?,
+    /// A packet travelling `dir`: going out, it creates or refreshes its state; coming
+    /// in, it passes only with matching state (RFC 6092 REC-11).
+    pub fn pass(
+        &mut self,
+        t: &Tuple6,
+        dir: Dir,
+        now: u32,
+        stats: &mut Stats,
+    ) -> Result<(), DropReason> {
+        let idx = match (self.find(t), dir) {
+            (Some(idx), _) => idx,
+            (None, Dir::Out) => self.create(t, now, stats)?,
+            (None, Dir::In) => return Err(DropReason::Unsolicited6),
         };
-        self.track(idx, Dir::Out, &t.tcp, now)?;
-        stats.fw6_out.count(t.proto);
-        Ok(())
-    }
-
-    /// An inbound packet: passes only with matching state.
-    pub fn inbound(&mut self, t: &Tuple6, now: u32, stats: &mut Stats) -> Result<(), DropReason> {
-        let idx = self.find(t).ok_or(DropReason::Unsolicited6)?;
-        self.track(idx, Dir::In, &t.tcp, now)?;
-        stats.fw6_in.count(t.proto);
+        self.track(idx, dir, &t.tcp, now)?;
+        match dir {
+            Dir::Out => stats.fw6_out.count(t.proto),
+            Dir::In => stats.fw6_in.count(t.proto),
+        }
         Ok(())
     }
 
@@ -237,7 +240,6 @@ impl Fw6 {
         self.states.iter().map(move |(_, s)| self.info(s, now))
     }
 
-    /// Removes the states for which `pred` holds; returns how many.
     /// Takes over the states of `old` (the filter of the previous configuration) whose
     /// inside address is still inside, as far as the limits allow, in order of last
     /// activity (issue #16: a configuration change keeps what it can). Returns how

@@ -399,7 +399,13 @@ impl Nat44 {
     }
 
     /// Translates an outbound datagram's source in place; `csum` says what its TCP/UDP
-    /// checksum field holds.
+    /// checksum field holds. `outbound` and `inbound` share every step (parse, track,
+    /// rewrite) and differ in the lookup, the rule that may open a session, and the
+    /// end rewritten. Issue #16 asked for one `translate(dir)`; written so (four ways: a
+    /// run-time direction, a const-generic body, each with and without forced
+    /// inlining) it cost 5-10% per packet in the criterion engine bench (`out_1_flow`
+    /// 60-63 ns against 65-70 ns, interleaved runs of both binaries), so the two
+    /// entry points stay.
     pub fn outbound(
         &mut self,
         ip: &mut [u8],
