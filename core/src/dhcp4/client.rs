@@ -291,7 +291,7 @@ impl Client {
             Phase::Requesting { x, .. } | Phase::Rebooting(x)
                 if now >= x.next && x.sends >= REQUEST_TRIES =>
             {
-                io.init(now, None)
+                init_at(now)
             }
             Phase::Requesting { mut x, server } if now >= x.next => {
                 io.send(&mut x, now);
