@@ -285,7 +285,7 @@ impl Client {
             Phase::Init { until, previous } if now >= until => io.init(now, previous),
             Phase::Selecting(mut x) if now >= x.next => {
                 io.send(&mut x, now);
-                x.next = now + io.backoff(x.sends);
+                x.next = now.saturating_add(io.backoff(x.sends));
                 Phase::Selecting(x)
             }
             Phase::Requesting { x, .. } | Phase::Rebooting(x)
@@ -295,12 +295,12 @@ impl Client {
             }
             Phase::Requesting { mut x, server } if now >= x.next => {
                 io.send(&mut x, now);
-                x.next = now + io.backoff(x.sends);
+                x.next = now.saturating_add(io.backoff(x.sends));
                 Phase::Requesting { x, server }
             }
             Phase::Rebooting(mut x) if now >= x.next => {
                 io.send(&mut x, now);
-                x.next = now + io.backoff(x.sends);
+                x.next = now.saturating_add(io.backoff(x.sends));
                 Phase::Rebooting(x)
             }
             Phase::Bound(held) | Phase::Renewing(held, _) | Phase::Rebinding(held, _)
@@ -322,12 +322,12 @@ impl Client {
             }
             Phase::Renewing(held, mut x) if now >= x.next => {
                 io.send(&mut x, now);
-                x.next = now + half_left(now, held.t2());
+                x.next = now.saturating_add(half_left(now, held.t2()));
                 Phase::Renewing(held, x)
             }
             Phase::Rebinding(held, mut x) if now >= x.next => {
                 io.send(&mut x, now);
-                x.next = now + half_left(now, held.expiry());
+                x.next = now.saturating_add(half_left(now, held.expiry()));
                 Phase::Rebinding(held, x)
             }
             phase => phase,
@@ -413,7 +413,7 @@ impl Client {
         };
         self.phase = if conflict {
             self.io.decline(&lease, now);
-            init_at(now + DECLINE_WAIT_MS)
+            init_at(now.saturating_add(DECLINE_WAIT_MS))
         } else {
             self.io.events.push_back(Event::Bound(lease.clone()));
             Phase::Bound(Held { lease, start })
@@ -537,7 +537,7 @@ impl Io {
         };
         let mut x = self.exchange(msg, now, Destination::Broadcast, None);
         self.send(&mut x, now);
-        x.next = now + self.backoff(x.sends);
+        x.next = now.saturating_add(self.backoff(x.sends));
         match previous {
             Some(_) => Phase::Rebooting(x),
             None => Phase::Selecting(x),
@@ -562,7 +562,7 @@ impl Io {
         };
         let mut x = self.exchange(msg, discover.began, Destination::Broadcast, None);
         self.send(&mut x, now);
-        x.next = now + self.backoff(x.sends);
+        x.next = now.saturating_add(self.backoff(x.sends));
         Phase::Requesting {
             x,
             server: offer.server,
@@ -593,7 +593,7 @@ impl Io {
             Destination::Unicast(_) => held.t2(),
             Destination::Broadcast => held.expiry(),
         };
-        x.next = now + half_left(now, until);
+        x.next = now.saturating_add(half_left(now, until));
         x
     }
 
