@@ -437,15 +437,56 @@ fn rfc2131_4_4_5_rebind_ack_with_a_new_address_is_address_changed() {
     let rebind = one(&mut c);
     let ack = answer(&rebind, MessageType::Ack, OTHER_ADDR, &sane());
     assert_eq!(c.handle_reply(3_151 * S, &ack), Ok(()));
+    // RFC 5227 2.1: the new address is probed first; the old one stays in force.
+    assert_eq!(
+        events(&mut c),
+        [Event::Probe {
+            address: OTHER_ADDR
+        }]
+    );
+    assert_eq!(c.state(), State::Probing);
+    assert_eq!(c.snapshot(3_151 * S).lease, Some(old.clone()));
+    assert!(c.probe_result(3_152 * S, false));
     let [Event::AddressChanged { old: o, new }] = &events(&mut c)[..] else {
         panic!("expected AddressChanged")
     };
     assert_eq!(o, &old);
     assert_eq!(new.address.addr(), OTHER_ADDR);
+    assert_eq!(c.state(), State::Bound);
     assert_eq!(
-        c.snapshot(3_151 * S).lease.unwrap().address.addr(),
+        c.snapshot(3_152 * S).lease.unwrap().address.addr(),
         OTHER_ADDR
     );
+    // The new lease runs from the REBINDING request (3150 s).
+    assert_eq!(c.poll_timeout(), Some(3_150 * S + 1_800 * S));
+}
+
+#[test]
+fn rfc5227_2_1_a_renewal_address_in_use_is_declined_and_the_old_lease_lost() {
+    let (mut c, old) = bound(22);
+    c.handle_timeout(1_800 * S);
+    let renew = one(&mut c);
+    c.handle_reply(
+        1_801 * S,
+        &answer(&renew, MessageType::Ack, OTHER_ADDR, &sane()),
+    )
+    .unwrap();
+    assert_eq!(
+        events(&mut c),
+        [Event::Probe {
+            address: OTHER_ADDR
+        }]
+    );
+    assert!(c.probe_result(1_802 * S, true));
+    assert_eq!(events(&mut c), [Event::Lost { old }]);
+    let decline = one(&mut c);
+    assert_eq!(kind(&decline), MessageType::Decline);
+    assert_eq!(
+        opt(&decline, OptionCode::RequestedIpAddress),
+        Some(DhcpOption::RequestedIpAddress(OTHER_ADDR))
+    );
+    assert_eq!(c.state(), State::Init);
+    assert_eq!(c.poll_timeout(), Some(1_802 * S + DECLINE_WAIT_MS));
 }
 
 #[test]
@@ -824,7 +865,7 @@ proptest! {
                         let allowed: &[State] = match state {
                             State::Selecting => &[State::Requesting],
                             State::Requesting | State::Rebooting => &[State::Probing, State::Init],
-                            State::Renewing | State::Rebinding => &[State::Bound, State::Init],
+                            State::Renewing | State::Rebinding => &[State::Bound, State::Probing, State::Init],
                             _ => &[],
                         };
                         prop_assert!(allowed.contains(&c.state()), "{:?} -> {:?}", state, c.state());

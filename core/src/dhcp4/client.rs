@@ -7,18 +7,25 @@
 //!   REQUEST for the previous address → REBOOTING). The random 1–10 s wait RFC 2131
 //!   §4.4.1 suggests before the first DISCOVER is not taken: it desynchronizes many
 //!   hosts powered on together, and the box is one host that should route soon.
-//! - SELECTING: the first valid OFFER wins (no collection window); the REQUEST carries
-//!   the offered address (50) and the server identifier (54), same xid → REQUESTING.
+//! - SELECTING: the first valid OFFER wins (no collection window; an OFFER is held to
+//!   the rules of an ACK, `lease`, so the client never asks for a lease it would
+//!   refuse); the REQUEST carries the offered address (50) and the server identifier
+//!   (54), same xid → REQUESTING.
 //! - REQUESTING / REBOOTING: ACK → PROBING; NAK → INIT; no answer after
 //!   [`REQUEST_TRIES`] transmissions → INIT (RFC 2131 §4.4.1). A NAK in REQUESTING
 //!   whose server identifier is not the server asked is ignored (another server's).
-//! - PROBING: the client emits [`Event::Probe`]; the driver ARP-probes the address
-//!   (RFC 5227 §2.1.1) and answers with [`Client::probe_result`]. No conflict → BOUND
-//!   with [`Event::Bound`]; a conflict → DECLINE (broadcast) and INIT for 10 s.
+//! - PROBING: every address new to us is probed before use (RFC 5227 §2.1: "MUST test
+//!   ... whether received from manual configuration, DHCP, or some other means"): the
+//!   client emits [`Event::Probe`], the driver ARP-probes the address (RFC 5227 §2.1.1)
+//!   and answers with [`Client::probe_result`]. No conflict → BOUND with
+//!   [`Event::Bound`] (or [`Event::AddressChanged`] after a renewal); a conflict →
+//!   DECLINE (broadcast; [`Event::Lost`] for the lease a renewal was replacing) and
+//!   INIT for 10 s. PROBING has no deadline of its own: the driver must answer.
 //! - BOUND: at T1 → RENEWING: REQUEST unicast to the server with `ciaddr` set, from our
 //!   address. At T2 → REBINDING: the same, broadcast. At expiry → [`Event::Lost`] and
-//!   INIT. An ACK in RENEWING/REBINDING → BOUND with [`Event::Renewed`] (same address:
-//!   nothing changes for sessions) or [`Event::AddressChanged`]; a NAK → `Lost` and INIT.
+//!   INIT. An ACK in RENEWING/REBINDING for the same address → BOUND with
+//!   [`Event::Renewed`] (nothing changes for sessions); for another address → PROBING
+//!   it, the old lease still in force; a NAK → `Lost` and INIT.
 //!   The lease runs from the first transmission of the REQUEST that earned it (RFC 2131
 //!   §4.4.1), so the box's view of expiry is never later than the server's.
 //! - [`Client::release`] sends a RELEASE (unicast to the server) if an address is held
@@ -87,9 +94,11 @@ pub enum Event {
     Bound(Lease),
     /// The lease was extended with the same address; options may have changed.
     Renewed(Lease),
-    /// A renewal or rebinding gave another address: `old`'s address is gone.
+    /// A renewal or rebinding gave another address, probed free: `old`'s address is
+    /// gone, `new`'s is in force.
     AddressChanged { old: Lease, new: Lease },
-    /// The lease expired or was NAKed: remove its address and routes.
+    /// The lease expired or was NAKed (or a renewal's new address was in use): remove
+    /// its address and routes.
     Lost { old: Lease },
 }
 
@@ -114,7 +123,8 @@ pub struct Snapshot {
     pub state: State,
     /// The server in play: the one offering, or the one whose lease we hold.
     pub server: Option<Ipv4Addr>,
-    /// The lease in force (BOUND, RENEWING, REBINDING).
+    /// The lease in force (BOUND, RENEWING, REBINDING, and PROBING a renewal's new
+    /// address).
     pub lease: Option<Lease>,
     /// Milliseconds left until expiry, T1 and T2 (0 once passed; `None` without a
     /// lease or for an infinite one).
@@ -149,6 +159,14 @@ struct Held {
 }
 
 impl Held {
+    /// `lease`, earned by the exchange `x`: it runs from `x`'s first transmission.
+    fn new(lease: Lease, x: &Exchange) -> Held {
+        Held {
+            lease,
+            start: x.first_sent,
+        }
+    }
+
     fn at(&self, offset: impl Fn(&super::lease::LeaseTimes) -> u64) -> Option<u64> {
         self.lease
             .times
@@ -181,9 +199,11 @@ enum Phase {
         server: Ipv4Addr,
     },
     Rebooting(Exchange),
+    /// `candidate` waits for the probe; `current` is the lease still in force when a
+    /// renewal moved us to a new address.
     Probing {
-        lease: Lease,
-        start: u64,
+        candidate: Held,
+        current: Option<Held>,
     },
     Bound(Held),
     Renewing(Held, Exchange),
@@ -366,16 +386,20 @@ impl Client {
                 Err(e) => (Phase::Selecting(x), Err(e)),
             },
             (Phase::Requesting { x, server }, MessageType::Ack) => match io.lease(&reply) {
-                Ok(lease) => (io.probe(lease, x.first_sent), Ok(())),
+                Ok(lease) => (io.probe(Held::new(lease, &x), None), Ok(())),
                 Err(e) => (Phase::Requesting { x, server }, Err(e)),
             },
             (Phase::Rebooting(x), MessageType::Ack) => match io.lease(&reply) {
-                Ok(lease) => (io.probe(lease, x.first_sent), Ok(())),
+                Ok(lease) => (io.probe(Held::new(lease, &x), None), Ok(())),
                 Err(e) => (Phase::Rebooting(x), Err(e)),
             },
             (Phase::Renewing(held, x) | Phase::Rebinding(held, x), MessageType::Ack) => {
                 match io.lease(&reply) {
-                    Ok(lease) => (io.renewed(held, lease, x.first_sent), Ok(())),
+                    Ok(lease) if lease.address.addr() == held.address() => {
+                        io.events.push_back(Event::Renewed(lease.clone()));
+                        (Phase::Bound(Held::new(lease, &x)), Ok(()))
+                    }
+                    Ok(lease) => (io.probe(Held::new(lease, &x), Some(held)), Ok(())),
                     Err(e) => (renewal_phase(held, x), Err(e)),
                 }
             }
@@ -407,16 +431,29 @@ impl Client {
     /// The driver's answer to [`Event::Probe`]: whether another host answered for the
     /// address. Returns false (and does nothing) when no probe is pending.
     pub fn probe_result(&mut self, now: u64, conflict: bool) -> bool {
-        let Phase::Probing { lease, start } = std::mem::replace(&mut self.phase, Phase::Released)
-        else {
-            return false;
+        let (candidate, current) = match std::mem::replace(&mut self.phase, Phase::Released) {
+            Phase::Probing { candidate, current } => (candidate, current),
+            phase => {
+                self.phase = phase;
+                return false;
+            }
         };
         self.phase = if conflict {
-            self.io.decline(&lease, now);
+            self.io.decline(&candidate.lease, now);
+            if let Some(old) = current {
+                self.io.events.push_back(Event::Lost { old: old.lease });
+            }
             init_at(now.saturating_add(DECLINE_WAIT_MS))
         } else {
-            self.io.events.push_back(Event::Bound(lease.clone()));
-            Phase::Bound(Held { lease, start })
+            let new = candidate.lease.clone();
+            self.io.events.push_back(match current {
+                None => Event::Bound(new),
+                Some(old) => Event::AddressChanged {
+                    old: old.lease,
+                    new,
+                },
+            });
+            Phase::Bound(candidate)
         };
         true
     }
@@ -426,7 +463,13 @@ impl Client {
     /// follows: the caller, which asked, removes the address.
     pub fn release(&mut self, now: u64) -> bool {
         let held = match std::mem::replace(&mut self.phase, Phase::Released) {
-            Phase::Bound(held) | Phase::Renewing(held, _) | Phase::Rebinding(held, _) => held,
+            Phase::Bound(held)
+            | Phase::Renewing(held, _)
+            | Phase::Rebinding(held, _)
+            | Phase::Probing {
+                current: Some(held),
+                ..
+            } => held,
             _ => return false,
         };
         let msg = Outgoing {
@@ -451,11 +494,12 @@ impl Client {
     pub fn snapshot(&self, now: u64) -> Snapshot {
         let held = match &self.phase {
             Phase::Bound(h) | Phase::Renewing(h, _) | Phase::Rebinding(h, _) => Some(h),
+            Phase::Probing { current, .. } => current.as_ref(),
             _ => None,
         };
         let server = match &self.phase {
             Phase::Requesting { server, .. } => Some(*server),
-            Phase::Probing { lease, .. } => Some(lease.server),
+            Phase::Probing { candidate, .. } => Some(candidate.lease.server),
             _ => held.map(|h| h.lease.server),
         };
         let left = |at: Option<u64>| at.map(|at| at.saturating_sub(now));
@@ -569,12 +613,12 @@ impl Io {
         }
     }
 
-    /// An ACK for a new address: probe it first (→ PROBING).
-    fn probe(&mut self, lease: Lease, start: u64) -> Phase {
+    /// An ACK for an address new to us: probe it before use (RFC 5227 §2.1, → PROBING).
+    fn probe(&mut self, candidate: Held, current: Option<Held>) -> Phase {
         self.events.push_back(Event::Probe {
-            address: lease.address.addr(),
+            address: candidate.address(),
         });
-        Phase::Probing { lease, start }
+        Phase::Probing { candidate, current }
     }
 
     /// Starts RENEWING (`to` the server) or REBINDING (broadcast) for `held`.
@@ -595,20 +639,6 @@ impl Io {
         };
         x.next = now.saturating_add(half_left(now, until));
         x
-    }
-
-    /// An ACK in RENEWING or REBINDING (→ BOUND).
-    fn renewed(&mut self, held: Held, lease: Lease, start: u64) -> Phase {
-        self.events
-            .push_back(if lease.address.addr() == held.address() {
-                Event::Renewed(lease.clone())
-            } else {
-                Event::AddressChanged {
-                    old: held.lease,
-                    new: lease.clone(),
-                }
-            });
-        Phase::Bound(Held { lease, start })
     }
 
     /// The probe found `lease`'s address in use: DECLINE it (RFC 2131 §4.4.1).
