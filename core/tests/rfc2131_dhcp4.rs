@@ -826,7 +826,7 @@ fn in_every_state(seed: u64) -> Vec<(Client, Option<Transmit>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// Arbitrary bytes, and valid replies with arbitrary bytes overwritten, in every
     /// state: no panic; a refused message leaves the state as it was and is counted

@@ -136,7 +136,7 @@ impl Reply {
 
 /// An option whose value does not have the length RFC 2132 gives it; carries the code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BadLength(pub u8);
+pub(super) struct BadLength(pub u8);
 
 /// A reply's options by code, each the concatenation of all its instances (RFC 3396),
 /// with typed readers that check the value's length.

@@ -7,6 +7,21 @@
 //! asked, and applies the leases it reports. See `client` for the state machine and the
 //! API, `lease` for what a reply must hold to be used, `message` for the wire format.
 //!
+//! What the driver owes the client:
+//! - receive every UDP datagram to port 68 on the port, whatever its destination IP:
+//!   the broadcast flag is left clear (see `message`), so a server may unicast the
+//!   OFFER/ACK to the offered address and our MAC before that address is configured;
+//! - send [`Transmit`]s as UDP 68 → 67: `Broadcast` to 255.255.255.255 and the Ethernet
+//!   broadcast address, `Unicast(server)` routed like any packet of the box (the server
+//!   may sit behind a relay, off-link); the IP source is `from`, or 0.0.0.0;
+//! - on [`Event::Probe`], probe the address as RFC 5227 §2.1.1 says (ARP requests with
+//!   sender IP 0.0.0.0) and answer [`Client::probe_result`];
+//! - apply [`Event::Bound`], [`Event::Renewed`] and [`Event::AddressChanged`] (address,
+//!   routes, MTU) and undo [`Event::Lost`];
+//! - call [`Client::handle_timeout`] once [`Client::poll_timeout`] has passed, and pass
+//!   a seed that differs between boots (two boxes with one seed would pick the same
+//!   xids; their MACs still keep the replies apart).
+//!
 //! Every received byte is untrusted: decoding never panics, and a reply that is not
 //! for us or does not make sense is counted under a named reason (`counters`).
 //!
