@@ -9,11 +9,11 @@
 //! Replies are read through dhcproto's borrowed view (`v4::borrowed::Message`: header
 //! fields, magic cookie, option framing with RFC 3396 concatenation of adjacent
 //! instances); non-adjacent instances of one option are concatenated here, as RFC 3396
-//! §7 asks. Option *values* are not decoded with dhcproto's typed decoder: it accepts
-//! wrong lengths (a 1-byte MTU stops the decoding of every later option, a 3-byte
-//! lease time reads past its option into the next one's bytes in `read_u32`, an
-//! option 121 prefix length above 32 silently truncates the route list), so each value
-//! is checked against the length RFC 2132 gives it ([`Options`]). dhcproto's own
+//! §7 asks. Option *values* are not decoded with dhcproto's typed decoder: it does not
+//! check lengths (a 6-byte lease time is read from its first 4 bytes, a 1-byte MTU
+//! silently ends the decoding of every later option, an option 121 prefix length above
+//! 32 silently truncates the route list), so each value is checked against the length
+//! RFC 2132 gives it ([`Options`]). dhcproto's own
 //! `chaddr()` accessors index by the received `hlen` and panic on an `hlen` above 16
 //! (owned) or past the buffer (borrowed): the hardware address is read here after
 //! checking `htype` and `hlen`. Options carried in `sname`/`file` (option overload, 52)
@@ -27,6 +27,8 @@ use std::net::Ipv4Addr;
 
 /// Length of the fixed BOOTP header up to and including the magic cookie.
 const HEADER_LEN: usize = 240;
+/// The size of a BOOTP message (RFC 951): requests are padded up to it.
+const BOOTP_MIN_LEN: usize = 300;
 /// Offset and length of `chaddr` in the header.
 const CHADDR: std::ops::Range<usize> = 28..34;
 
@@ -94,8 +96,15 @@ impl Outgoing {
         if matches!(self.kind, MessageType::Discover | MessageType::Request) {
             opts.insert(DhcpOption::ParameterRequestList(REQUESTED.to_vec()));
         }
-        msg.to_vec()
-            .expect("a request of fixed options encodes into a Vec")
+        let mut bytes = msg
+            .to_vec()
+            .expect("a request of fixed options encodes into a Vec");
+        // Pad options after End up to the BOOTP size (RFC 951's 64-octet vendor
+        // field), as ISC dhclient does: older relays and servers drop shorter requests.
+        if bytes.len() < BOOTP_MIN_LEN {
+            bytes.resize(BOOTP_MIN_LEN, 0);
+        }
+        bytes
     }
 }
 
@@ -213,6 +222,7 @@ mod tests {
     #[test]
     fn rfc2131_table5_discover_fields_and_options() {
         let bytes = discover().encode(MAC);
+        assert_eq!(bytes.len(), BOOTP_MIN_LEN, "padded to the BOOTP size");
         let msg = dhcproto::v4::Message::from_bytes(&bytes).unwrap();
         assert_eq!(msg.opcode(), dhcproto::v4::Opcode::BootRequest);
         assert_eq!((msg.xid(), msg.secs(), msg.hlen()), (0x1234_5678, 3, 6));
