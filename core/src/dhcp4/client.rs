@@ -304,8 +304,7 @@ impl Client {
         self.phase = match std::mem::replace(&mut self.phase, Phase::Released) {
             Phase::Init { until, previous } if now >= until => io.init(now, previous),
             Phase::Selecting(mut x) if now >= x.next => {
-                io.send(&mut x, now);
-                x.next = now.saturating_add(io.backoff(x.sends));
+                io.transmit(&mut x, now);
                 Phase::Selecting(x)
             }
             Phase::Requesting { x, .. } | Phase::Rebooting(x)
@@ -314,13 +313,11 @@ impl Client {
                 init_at(now)
             }
             Phase::Requesting { mut x, server } if now >= x.next => {
-                io.send(&mut x, now);
-                x.next = now.saturating_add(io.backoff(x.sends));
+                io.transmit(&mut x, now);
                 Phase::Requesting { x, server }
             }
             Phase::Rebooting(mut x) if now >= x.next => {
-                io.send(&mut x, now);
-                x.next = now.saturating_add(io.backoff(x.sends));
+                io.transmit(&mut x, now);
                 Phase::Rebooting(x)
             }
             Phase::Bound(held) | Phase::Renewing(held, _) | Phase::Rebinding(held, _)
@@ -341,13 +338,11 @@ impl Client {
                 Phase::Renewing(held, x)
             }
             Phase::Renewing(held, mut x) if now >= x.next => {
-                io.send(&mut x, now);
-                x.next = now.saturating_add(half_left(now, held.t2()));
+                io.transmit_renewal(&mut x, now, held.t2());
                 Phase::Renewing(held, x)
             }
             Phase::Rebinding(held, mut x) if now >= x.next => {
-                io.send(&mut x, now);
-                x.next = now.saturating_add(half_left(now, held.expiry()));
+                io.transmit_renewal(&mut x, now, held.expiry());
                 Phase::Rebinding(held, x)
             }
             phase => phase,
@@ -557,6 +552,20 @@ impl Io {
         self.counters.sent += 1;
     }
 
+    /// Sends `x` (first or again) and sets its next retransmission by the RFC 2131
+    /// §4.1 backoff.
+    fn transmit(&mut self, x: &mut Exchange, now: u64) {
+        self.send(x, now);
+        x.next = now.saturating_add(self.backoff(x.sends));
+    }
+
+    /// Sends a renewal `x` (first or again) and sets its next retransmission by RFC
+    /// 2131 §4.4.5: half the time left `until` T2 or expiry.
+    fn transmit_renewal(&mut self, x: &mut Exchange, now: u64, until: Option<u64>) {
+        self.send(x, now);
+        x.next = now.saturating_add(half_left(now, until));
+    }
+
     /// The wait after the `sends`-th transmission: 4 s, 8 s, ... up to 64 s, ±1 s.
     fn backoff(&mut self, sends: u32) -> u64 {
         let doublings = sends.saturating_sub(1).min(4);
@@ -580,8 +589,7 @@ impl Io {
             server: None,
         };
         let mut x = self.exchange(msg, now, Destination::Broadcast, None);
-        self.send(&mut x, now);
-        x.next = now.saturating_add(self.backoff(x.sends));
+        self.transmit(&mut x, now);
         match previous {
             Some(_) => Phase::Rebooting(x),
             None => Phase::Selecting(x),
@@ -605,8 +613,7 @@ impl Io {
             ..discover.msg
         };
         let mut x = self.exchange(msg, discover.began, Destination::Broadcast, None);
-        self.send(&mut x, now);
-        x.next = now.saturating_add(self.backoff(x.sends));
+        self.transmit(&mut x, now);
         Phase::Requesting {
             x,
             server: offer.server,
@@ -632,12 +639,11 @@ impl Io {
             server: None,
         };
         let mut x = self.exchange(msg, now, to, Some(held.address()));
-        self.send(&mut x, now);
         let until = match to {
             Destination::Unicast(_) => held.t2(),
             Destination::Broadcast => held.expiry(),
         };
-        x.next = now.saturating_add(half_left(now, until));
+        self.transmit_renewal(&mut x, now, until);
         x
     }
 
