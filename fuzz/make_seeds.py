@@ -7,7 +7,9 @@ frame]; for the offloaded target, sessions with virtio-net headers (TCP GSO
 super-frames over IPv4 and IPv6, UDP GSO, partial-checksum UDP over IPv4 and IPv6) as
 [control, len_hi, len_lo, vnet header, frame]; for the shell target, keystroke
 sessions; for the config target, TOML files; for the metadata_disk target, disk images
-written by `natbox-config build` (built with cargo). Run from fuzz/."""
+written by `natbox-config build` (built with cargo); for the dhcp4_client target,
+DHCP sessions (DORA, renewal, rebinding, expiry, NAKs, a probe conflict, option 121,
+nonsense offers, INIT-REBOOT, release) as [op, payload] records. Run from fuzz/."""
 import ipaddress, os, shutil, struct, subprocess
 
 BOX_LAN = bytes([2, 0, 0, 0, 1, 1]); BOX_WAN = bytes([2, 0, 0, 0, 2, 1])
@@ -333,3 +335,47 @@ for name in ["one_generation", "two_generations"]:
 natbox_config("build", "seeds/config/example", "-o", "seeds/metadata_disk/one_generation", "--size", "12288")
 shutil.copy("seeds/metadata_disk/one_generation", "seeds/metadata_disk/two_generations")
 natbox_config("build", "seeds/config/every_section", "-o", "seeds/metadata_disk/two_generations")
+
+# The dhcp4_client target: a start byte (0: INIT), then records [control, len_hi, len_lo,
+# op, payload] (op 0 reply, +4 stamps the client's xid and chaddr; 1 timeout; 2 probe
+# answer, +4 conflict; 3 release). Replies from a server at 192.0.2.1 for 192.0.2.10/24.
+DHCP_SERVER = "192.0.2.1"
+def dhcp_opt(code, value): return bytes([code, len(value)]) + value
+def dhcp_u32(code, n): return dhcp_opt(code, struct.pack("!I", n))
+def dhcp_reply(kind, yiaddr="192.0.2.10", extra=b"", lease=3600, mask="255.255.255.0"):
+    header = struct.pack("!BBBBIHH4s4s4s4s16s64s128s4s", 2, 1, 6, 0, 0, 0, 0, b"\0" * 4,
+        ip4(yiaddr), ip4(DHCP_SERVER), b"\0" * 4, b"\0" * 16, b"", b"", bytes([99, 130, 83, 99]))
+    opts = dhcp_opt(53, bytes([kind])) + dhcp_opt(54, ip4(DHCP_SERVER))
+    if kind != 6:  # a NAK carries no lease
+        opts += dhcp_opt(1, ip4(mask)) + dhcp_opt(3, ip4(DHCP_SERVER)) + dhcp_u32(51, lease)
+        opts += dhcp_opt(6, ip4("192.0.2.53")) + extra
+    return header + opts + b"\xff"
+OFFER, ACK, NAK = 2, 5, 6
+def drec(op, payload=b"", advance=0): return struct.pack("!BHB", advance << 1, len(payload), op) + payload
+def dreply(msg, advance=0): return drec(4, msg, advance)
+TIMEOUT, PROBE_OK, PROBE_CONFLICT, RELEASE = drec(1), drec(2), drec(6), drec(3)
+dora = [TIMEOUT, dreply(dhcp_reply(OFFER)), dreply(dhcp_reply(ACK)), PROBE_OK]
+routes = dhcp_opt(121, bytes([0, 192, 0, 2, 254, 25, 198, 51, 100, 128, 192, 0, 2, 2]))
+dhcp4_seeds = {
+    # DORA, renewal at T1, rebinding at T2 with a new address, then expiry.
+    # (T1, five retransmissions and T2 are 7 timeouts; 14 more pass expiry.)
+    "dora_renew_rebind_expire": dora + [TIMEOUT, dreply(dhcp_reply(ACK))] + [TIMEOUT] * 7
+        + [dreply(dhcp_reply(ACK, yiaddr="192.0.2.20"))] + [TIMEOUT] * 14,
+    "probe_conflict_decline": [TIMEOUT, dreply(dhcp_reply(OFFER)), dreply(dhcp_reply(ACK)),
+        PROBE_CONFLICT, TIMEOUT, dreply(dhcp_reply(OFFER))],
+    "nak_requesting_and_renewing": [TIMEOUT, dreply(dhcp_reply(OFFER)), dreply(dhcp_reply(NAK)),
+        TIMEOUT] + dora + [TIMEOUT, dreply(dhcp_reply(NAK))],
+    "classless_routes_mtu_timers": [TIMEOUT, dreply(dhcp_reply(OFFER)), dreply(dhcp_reply(ACK,
+        extra=routes + dhcp_opt(26, struct.pack("!H", 1400)) + dhcp_u32(58, 100) + dhcp_u32(59, 200),
+        lease=300)), PROBE_OK] + [TIMEOUT] * 6,
+    "nonsense_offers": [TIMEOUT, dreply(dhcp_reply(OFFER, mask="0.0.0.0")),
+        dreply(dhcp_reply(OFFER, lease=0)), dreply(dhcp_reply(OFFER, extra=dhcp_opt(3, ip4("198.51.100.1")))),
+        dreply(dhcp_reply(OFFER))],
+    "release": dora + [RELEASE],
+}
+os.makedirs("seeds/dhcp4_client", exist_ok=True)
+for name, records_ in dhcp4_seeds.items():
+    with open(f"seeds/dhcp4_client/{name}", "wb") as f:
+        f.write(b"\0" + b"".join(records_))
+with open("seeds/dhcp4_client/init_reboot", "wb") as f:
+    f.write(b"\x01" + b"".join([TIMEOUT, dreply(dhcp_reply(ACK)), PROBE_OK, TIMEOUT]))
