@@ -620,6 +620,36 @@ fn rfc3442_option_121_wins_over_option_3_and_decodes_default_and_slash_25() {
     );
 }
 
+/// RFC 3442 on Google Compute Engine: a /32 address, and option 121 makes the gateway
+/// on-link (a host route to it via 0.0.0.0) before the default route via it.
+#[test]
+fn rfc3442_a_slash_32_lease_with_an_on_link_route_to_its_gateway_is_taken() {
+    let gateway = Ipv4Addr::new(10, 128, 0, 1);
+    let routes = vec![
+        ("10.128.0.1/32".parse().unwrap(), Ipv4Addr::UNSPECIFIED),
+        ("0.0.0.0/0".parse().unwrap(), gateway),
+    ];
+    let mut c = Client::new(MAC, 18, 0);
+    let lease = bound_with(
+        &mut c,
+        0,
+        &sane_with(&[
+            DhcpOption::SubnetMask(Ipv4Addr::BROADCAST),
+            DhcpOption::ClasslessStaticRoute(routes),
+        ]),
+    );
+    assert_eq!(lease.address, ipnet::Ipv4Net::new(ADDR, 32).unwrap());
+    assert_eq!(lease.gateway(), Some(gateway));
+    // Without the on-link route the gateway is unreachable.
+    assert_offer_refused(
+        &sane_with(&[
+            DhcpOption::SubnetMask(Ipv4Addr::BROADCAST),
+            DhcpOption::ClasslessStaticRoute(vec![("0.0.0.0/0".parse().unwrap(), gateway)]),
+        ]),
+        LeaseError::GatewayOutsideSubnet(gateway),
+    );
+}
+
 /// Offers `opts` to a selecting client: it must be refused for `why`, and the client
 /// must keep selecting and take the next sane offer.
 fn assert_offer_refused(opts: &DhcpOptions, why: LeaseError) {
@@ -663,9 +693,10 @@ fn nonsense_offers_are_refused_with_named_reasons_and_selecting_goes_on() {
         &sane_with(&[DhcpOption::SubnetMask(Ipv4Addr::UNSPECIFIED)]),
         LeaseError::BadPrefix(0),
     );
+    // A /32 with only option 3: the router cannot be reached.
     assert_offer_refused(
         &sane_with(&[DhcpOption::SubnetMask(Ipv4Addr::BROADCAST)]),
-        LeaseError::BadPrefix(32),
+        LeaseError::GatewayOutsideSubnet(SERVER),
     );
     assert_offer_refused(
         &sane_with(&[DhcpOption::SubnetMask(Ipv4Addr::new(255, 0, 255, 0))]),

@@ -3,17 +3,21 @@
 //! [`Lease::from_reply`] reads, with the lengths RFC 2132 gives them:
 //! - the address (`yiaddr`) and its prefix from the subnet mask (option 1, RFC 2132
 //!   §3.3; required: the box routes, it needs its on-link prefix). The mask must be
-//!   contiguous and the prefix between /1 and /31; the address must be a unicast host
+//!   contiguous and the prefix between /1 and /32; the address must be a unicast host
 //!   address: not 0.0.0.0, 255.255.255.255, 0.0.0.0/8, loopback, multicast or class E,
-//!   and not its subnet's network or broadcast address (a /31 has neither, RFC 3021).
+//!   and not its subnet's network or broadcast address (a /31 has neither, RFC 3021;
+//!   nor has a /32). A /32 is what Google Compute Engine hands out, with option 121
+//!   making the gateway on-link (a host route to it via 0.0.0.0, then the default
+//!   route via it).
 //! - routes: the classless static routes (option 121, RFC 3442) when present, and then
 //!   the router option is ignored (RFC 3442 "DHCP Client Behavior": the client MUST
 //!   ignore option 3 when it receives option 121); otherwise a default route via the
 //!   first router of option 3 (RFC 2132 §3.5; later routers are not used). Option 121
 //!   is decoded strictly: a prefix length above 32, a truncated route, bits set past
 //!   the prefix length in the destination, or an empty option refuse the lease. A
-//!   route's gateway is 0.0.0.0 (on-link, as Linux and Windows clients read it) or a
-//!   host address of the subnet other than ours; so must every router of option 3 be.
+//!   route's gateway is 0.0.0.0 (on-link, as Linux and Windows clients read it), a
+//!   host address of the subnet other than ours, or an address an on-link route of
+//!   option 121 covers; every router of option 3 must be a host of the subnet.
 //! - the interface MTU (option 26, RFC 2132 §5.1): 68 to 65535, else the lease is
 //!   refused (a server sending a smaller one is misconfigured, and using it would
 //!   break the link).
@@ -107,7 +111,7 @@ impl fmt::Display for LeaseError {
             BadOptionLength(code) => write!(f, "option {code} has a wrong length"),
             MissingSubnetMask => write!(f, "no subnet mask (option 1)"),
             NonContiguousMask(m) => write!(f, "subnet mask {m} is not contiguous"),
-            BadPrefix(p) => write!(f, "prefix /{p} is not usable (need /1 to /31)"),
+            BadPrefix(p) => write!(f, "prefix /{p} is not usable (need /1 to /32)"),
             BadAddress(a) => write!(f, "{a} is not a unicast host address of its subnet"),
             MissingServerId => write!(f, "no server identifier (option 54)"),
             BadServerId(a) => write!(f, "server identifier {a} is not a unicast address"),
@@ -179,7 +183,7 @@ impl Lease {
             }
         };
         for gateway in gateways {
-            check_gateway(address, gateway)?;
+            check_gateway(address, gateway, &routes)?;
         }
         let mtu = opts.u16(OptionCode::InterfaceMtu)?;
         if let Some(m) = mtu.filter(|&m| m < MIN_MTU) {
@@ -216,7 +220,7 @@ fn subnet(addr: Ipv4Addr, mask: Ipv4Addr) -> Result<Ipv4Net, LeaseError> {
         return Err(LeaseError::NonContiguousMask(mask));
     }
     let prefix = m.leading_ones() as u8;
-    if prefix == 0 || prefix == 32 {
+    if prefix == 0 {
         return Err(LeaseError::BadPrefix(prefix));
     }
     let net = Ipv4Net::new(addr, prefix).map_err(|_| LeaseError::BadPrefix(prefix))?;
@@ -226,14 +230,17 @@ fn subnet(addr: Ipv4Addr, mask: Ipv4Addr) -> Result<Ipv4Net, LeaseError> {
     Ok(net)
 }
 
-/// Not the network or broadcast address of `net` (a /31 has neither, RFC 3021).
+/// Not the network or broadcast address of `net` (a /31 or a /32 has neither, RFC
+/// 3021).
 fn is_host(net: Ipv4Net, a: Ipv4Addr) -> bool {
-    net.prefix_len() == 31 || (a != net.network() && a != net.broadcast())
+    net.prefix_len() >= 31 || (a != net.network() && a != net.broadcast())
 }
 
-/// A gateway is on-link (0.0.0.0), or a host of our subnet other than us.
-fn check_gateway(address: Ipv4Net, gateway: Ipv4Addr) -> Result<(), LeaseError> {
-    if gateway.is_unspecified() {
+/// A gateway is 0.0.0.0 (the route is on-link), an address an on-link route covers,
+/// or a host of our subnet other than us.
+fn check_gateway(address: Ipv4Net, gateway: Ipv4Addr, routes: &[Route]) -> Result<(), LeaseError> {
+    let on_link = |r: &Route| r.gateway.is_unspecified() && r.dest.contains(&gateway);
+    if gateway.is_unspecified() || (gateway != address.addr() && routes.iter().any(on_link)) {
         return Ok(());
     }
     if !address.contains(&gateway) {
@@ -414,7 +421,7 @@ mod tests {
         );
         assert_eq!(
             subnet(a, Ipv4Addr::BROADCAST),
-            Err(LeaseError::BadPrefix(32))
+            Ok("10.0.0.5/32".parse().unwrap())
         );
         let bcast = Ipv4Addr::new(10, 0, 0, 255);
         assert_eq!(
