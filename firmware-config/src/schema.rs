@@ -205,15 +205,15 @@ pub struct Metrics {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataplaneSettings {
-    /// Worker threads, each with an engine shard (0 to 64): 0 means one per online
-    /// CPU, at most the data ports' receive queues. Default 1 (one thread, as before
-    /// workers existed). A change takes effect at the next start.
+    /// Worker threads, each with an engine shard (0 to 64): 0, the default, means one
+    /// per online CPU, at most the data ports' receive queues (so a NIC with one
+    /// queue, like a veth, gets one thread). A change takes effect at the next start.
     pub workers: u16,
 }
 
 impl Default for DataplaneSettings {
     fn default() -> Self {
-        DataplaneSettings { workers: 1 }
+        DataplaneSettings { workers: 0 }
     }
 }
 
