@@ -202,19 +202,13 @@ pub struct Metrics {
 }
 
 /// The dataplane's threads (format version 4).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataplaneSettings {
     /// Worker threads, each with an engine shard (0 to 64): 0, the default, means one
     /// per online CPU, at most the data ports' receive queues (so a NIC with one
     /// queue, like a veth, gets one thread). A change takes effect at the next start.
     pub workers: u16,
-}
-
-impl Default for DataplaneSettings {
-    fn default() -> Self {
-        DataplaneSettings { workers: 0 }
-    }
 }
 
 fn default_hostname() -> String {
