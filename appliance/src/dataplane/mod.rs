@@ -1088,6 +1088,10 @@ impl Dataplane {
     /// (module doc).
     fn follow_config(&mut self) {
         let config = self.engine.config();
+        if let Some(peers) = self.peers.as_ref().filter(|_| self.leader) {
+            let sockets = self.ports.iter().filter_map(|io| io.open.as_ref());
+            peers.follow_steering(config, sockets.map(|o| &o.socket));
+        }
         let layout = port::layout(config);
         let changed =
             |io: &PortIo, w: &PortConfig<'_>| io.spec != w.port.port || io.mtu != w.port.mtu;

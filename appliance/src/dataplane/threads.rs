@@ -32,6 +32,10 @@
 //!   program is attached, every frame goes to worker 0, which hands what others own
 //!   to them, as at start. While an old group still receives (the interface did not
 //!   go away), a frame can reach a member of each for up to one timer period.
+//! - A configuration change of the pool, the port range or the inside prefixes makes
+//!   worker 0 build the steering program anew and attach it to every port's group
+//!   (`Peers::follow_steering`, at its tick); frames the old program misplaced in
+//!   between reach their shard through a hand-off.
 //! - `workers = 0`: one per online CPU, at most the smallest receive-queue count of
 //!   the data ports (a queue is served by one CPU's softirq; more workers than queues
 //!   only spread the copies), at most `handoff::MAX_WORKERS`.
@@ -62,7 +66,7 @@ pub(super) struct Peers {
     /// Every port's fanout group, by port (module doc, "Regrouping").
     pub groups: Arc<[Mutex<FanoutGroup>]>,
     /// The steering program every group runs.
-    pub program: Arc<[libc::sock_filter]>,
+    pub program: Arc<Mutex<Program>>,
     /// How many workers there are.
     pub workers: usize,
     /// Whether this worker's eventfd poll is armed.
@@ -167,7 +171,13 @@ impl Peers {
         };
         let attached = joined.and_then(|()| {
             if g.joined == self.workers {
-                steering::attach(socket(&opened), &self.program)
+                let code = self
+                    .program
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .code
+                    .clone();
+                steering::attach(socket(&opened), &code)
             } else {
                 Ok(())
             }
@@ -178,6 +188,59 @@ impl Peers {
             return Err(e);
         }
         Ok(Some((opened, g.generation)))
+    }
+}
+
+/// The steering program the groups run, and what it was built from.
+#[derive(Debug)]
+pub(super) struct Program {
+    from: Steering,
+    code: Arc<[libc::sock_filter]>,
+}
+
+impl Program {
+    fn build(from: Steering) -> io::Result<Program> {
+        let code = from
+            .program()
+            .map_err(|e| io::Error::other(format!("steering program: {e:?}")))?
+            .into();
+        Ok(Program { from, code })
+    }
+}
+
+impl Peers {
+    /// Worker 0, after a configuration change: when the pool, the port range or the
+    /// inside prefixes changed, builds the program anew and attaches it to every
+    /// port's group through `sockets` (worker 0's, one per open port), so replies go
+    /// straight to their owners again instead of through a hand-off. A program that
+    /// cannot be built leaves the old one (frames still reach their shards through
+    /// hand-offs) and says so.
+    pub fn follow_steering<'a>(
+        &self,
+        config: &firmware_config::Config,
+        sockets: impl Iterator<Item = &'a PacketSocket>,
+    ) {
+        let Some(wanted) = Steering::of(self.workers, config) else {
+            return;
+        };
+        let mut program = self.program.lock().unwrap_or_else(PoisonError::into_inner);
+        if program.from == wanted {
+            return;
+        }
+        match Program::build(wanted) {
+            Ok(new) => {
+                *program = new;
+                for s in sockets {
+                    if let Err(e) = steering::attach(s, &program.code) {
+                        log::warn!("steering: the new program was refused ({e}); hand-offs place the frames");
+                    }
+                }
+                log::info!("steering: program rebuilt for the new configuration");
+            }
+            Err(e) => {
+                log::warn!("steering: {e}; the old program stays, hand-offs place the frames")
+            }
+        }
     }
 }
 
@@ -225,25 +288,17 @@ impl Threads {
                 Dataplane::open(config, shard, k == 0)
             })
             .collect::<io::Result<Vec<_>>>()?;
-        let steering = Steering::new(
-            n,
-            config.nat_pool(),
-            (config.nat.port_min, config.nat.port_max),
-            config.nat_inside_prefixes(),
-            config.ipv6_inside_prefixes(),
-        )
-        .ok_or_else(|| io::Error::other("no steering for an empty port range"))?;
-        let program: Arc<[libc::sock_filter]> = steering
-            .program()
-            .map_err(|e| io::Error::other(format!("steering program: {e:?}")))?
-            .into();
+        let steering = Steering::of(n, config)
+            .ok_or_else(|| io::Error::other("no steering for an empty port range"))?;
+        let program = Program::build(steering)?;
+        let code = program.code.clone();
         let groups: Arc<[Mutex<FanoutGroup>]> = (0..workers[0].ports.len())
             .map(|p| {
                 let sockets: Vec<&PacketSocket> = workers
                     .iter()
                     .filter_map(|w| w.ports[p].open.as_ref().map(|o| &o.socket))
                     .collect();
-                let id = steering::form(&sockets, &program)?;
+                let id = steering::form(&sockets, &code)?;
                 Ok(Mutex::new(FanoutGroup {
                     generation: 1,
                     id,
@@ -258,6 +313,7 @@ impl Threads {
             .collect::<io::Result<Vec<_>>>()?
             .into();
         let lanes = handoff::lanes(n, workers[0].max_frame);
+        let program = Arc::new(Mutex::new(program));
         let io: Arc<[Mutex<Vec<IoCounters>>]> = (0..n).map(|_| Mutex::new(Vec::new())).collect();
         // Mailbox k belongs to worker k + 1 (worker 0 answers in place).
         let wake_fds = wakers.clone();
@@ -411,11 +467,47 @@ mod tests {
             wakers: Arc::from(Vec::new()),
             mailbox: None,
             groups: Arc::from(vec![Mutex::new(FanoutGroup::default())]),
-            program: Arc::from(Vec::new()),
+            program: Arc::new(Mutex::new(program(&config(), Vec::new()))),
             workers: 2,
             wake_armed: false,
             io: io.clone(),
         }
+    }
+
+    fn config() -> firmware_config::Config {
+        toml::from_str(
+            "[inside]\nport = \"lan0\"\nipv4 = \"10.0.0.1/24\"\n\
+             [outside]\nport = \"wan0\"\nipv4 = \"198.51.100.10/24\"\n",
+        )
+        .expect("a valid configuration")
+    }
+
+    /// A program built for `config` with 2 workers, its code replaced by `code`.
+    fn program(config: &firmware_config::Config, code: Vec<libc::sock_filter>) -> Program {
+        let from = Steering::of(2, config).expect("a port range");
+        Program {
+            from,
+            code: Arc::from(code),
+        }
+    }
+
+    /// Issue #16: a configuration change that moves the pool rebuilds the steering
+    /// program (replies to the new address go straight to their owners); one that
+    /// does not leaves it as it is.
+    #[test]
+    fn a_new_pool_rebuilds_the_steering_program_and_nothing_else_does() {
+        let io: Arc<[Mutex<Vec<IoCounters>>]> = (0..2).map(|_| Mutex::new(Vec::new())).collect();
+        let zero = peers(handoff::lanes(2, 64).remove(0), &io);
+        let code = |p: &Peers| p.program.lock().expect("lock").code.len();
+        let mut changed = config();
+        changed.hostname = "renamed".into();
+        zero.follow_steering(&changed, std::iter::empty());
+        assert_eq!(code(&zero), 0, "same steering inputs: the program stays");
+        changed.nat.pool = vec!["198.51.100.20".parse().expect("address")];
+        zero.follow_steering(&changed, std::iter::empty());
+        assert!(code(&zero) > 0, "a new pool: the program is built anew");
+        let from = Steering::of(2, &changed).expect("a port range");
+        assert_eq!(zero.program.lock().expect("lock").from, from);
     }
 
     /// The worker whose socket receives a frame sent from `sender` within a second.
@@ -466,7 +558,7 @@ mod tests {
         let open = || PacketSocket::open(index("rga"));
         let io: Arc<[Mutex<Vec<IoCounters>>]> = (0..2).map(|_| Mutex::new(Vec::new())).collect();
         let mut lanes = handoff::lanes(2, 64).into_iter();
-        let mut zero = peers(lanes.next().expect("lane 0"), &io);
+        let zero = peers(lanes.next().expect("lane 0"), &io);
         let mut one = peers(lanes.next().expect("lane 1"), &io);
         // Every frame to worker 1: `ret #1`.
         let to_one: Arc<[libc::sock_filter]> = Arc::from(vec![libc::sock_filter {
@@ -476,7 +568,8 @@ mod tests {
             k: 1,
         }]);
         one.groups = zero.groups.clone();
-        (zero.program, one.program) = (to_one.clone(), to_one);
+        *zero.program.lock().expect("lock") = program(&config(), to_one.to_vec());
+        one.program = zero.program.clone();
         fn id(s: &PacketSocket) -> &PacketSocket {
             s
         }

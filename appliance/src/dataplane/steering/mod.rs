@@ -162,6 +162,18 @@ impl Steering {
         })
     }
 
+    /// The steering for `workers` workers under `config`: its pool, port range and
+    /// inside prefixes (`None` for an empty port range).
+    pub fn of(workers: usize, config: &firmware_config::Config) -> Option<Steering> {
+        Steering::new(
+            workers,
+            config.nat_pool(),
+            (config.nat.port_min, config.nat.port_max),
+            config.nat_inside_prefixes(),
+            config.ipv6_inside_prefixes(),
+        )
+    }
+
     /// The classic BPF program (`Err` if it would exceed the kernel's 4096
     /// instructions: about 2000 pool address runs or inside prefixes).
     pub fn program(&self) -> Result<Vec<libc::sock_filter>, AsmError> {
