@@ -266,6 +266,10 @@ tcp_stream() {
 # Prints the closing line and exits non-zero on any failure.
 finish() {
     [ "$E2E_TOPOLOGY" != one-armed ] || redirect_watch_check
+    # A natbox still running stops here, so its exit lines (counters, workers) count.
+    if [ -n "$NATBOX_PID" ] && [ "$E2E_BOX" = natbox ]; then
+        stop_natbox
+    fi
     if [ "${E2E_WORKERS:-1}" -gt 1 ] && [ "$E2E_BOX" = natbox ] && [ -s "$WORK/workers.rx" ]; then
         # run.sh adds these up over the suites and checks every worker received some
         # (a suite may have one inside host, whose frames all go to one worker).
