@@ -74,7 +74,7 @@ fn run(
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = natbox::memory::check(config) {
+    if let Err(e) = natbox::memory::check(config, natbox::dataplane::worker_count(config)) {
         log::error!("{source}: {e}");
         return ExitCode::from(2);
     }

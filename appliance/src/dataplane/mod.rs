@@ -110,7 +110,7 @@ pub mod steering;
 pub(crate) mod testnet;
 mod threads;
 
-pub use threads::Threads;
+pub use threads::{worker_count, Threads};
 
 use crate::engine::port::{self, PortConfig};
 use crate::engine::stats::{DropReason, IoCounters};
@@ -324,6 +324,19 @@ fn new_ring() -> io::Result<IoUring> {
 fn restart_delay(failures: u32) -> Duration {
     let doublings = failures.saturating_sub(1).min(16);
     (RESTART_DELAY * (1u32 << doublings)).min(RESTART_MAX_DELAY)
+}
+
+/// The most bytes the I/O of `workers` workers for `config` holds beside the engine:
+/// each worker's rings of each port, its large buffer and, with several workers, its
+/// hand-off buffers.
+pub fn io_bytes(config: &firmware_config::Config, workers: usize) -> usize {
+    let layout = port::layout(config);
+    let handoff = if workers > 1 {
+        handoff::MAX_IN_FLIGHT * frame_room(max_mtu(&layout))
+    } else {
+        0
+    };
+    workers * (layout.len() * ring::PORT_MEMORY + VNET_HDR_LEN + offload::MAX_GSO_FRAME + handoff)
 }
 
 /// Hands `frame`, received on `port`, to worker `to` (`Verdict::Handoff`); a frame the

@@ -59,6 +59,8 @@ const TPACKET_V2: libc::c_int = 1;
 const RX_MEMORY: usize = 8 << 20;
 /// Memory for one port's transmit ring.
 const TX_MEMORY: usize = 4 << 20;
+/// Memory one worker's rings of one port take.
+pub const PORT_MEMORY: usize = RX_MEMORY + TX_MEMORY;
 /// Bytes per ring block (each holds whole slots).
 const BLOCK_SIZE: usize = 1 << 16;
 

@@ -422,20 +422,26 @@ impl Threads {
     }
 }
 
-/// The number of workers `config` asks for (module doc).
-fn worker_count(config: &firmware_config::Config) -> usize {
+/// The number of workers `config` asks for (module doc); with `workers = 0`, also no
+/// more than the memory holds (`memory::workers_that_fit`), said in the log.
+pub fn worker_count(config: &firmware_config::Config) -> usize {
     let asked = usize::from(config.dataplane.workers);
-    let n = if asked > 0 {
-        asked
-    } else {
-        let queues: Vec<usize> = port::layout(config)
-            .iter()
-            .filter_map(|c| link::find(&c.port.port).ok())
-            .map(|l| link::rx_queues(&l.name))
-            .collect();
-        link::default_workers(link::online_cpus(), &queues)
-    };
-    n.clamp(1, handoff::MAX_WORKERS)
+    if asked > 0 {
+        return asked.clamp(1, handoff::MAX_WORKERS);
+    }
+    let queues: Vec<usize> = port::layout(config)
+        .iter()
+        .filter_map(|c| link::find(&c.port.port).ok())
+        .map(|l| link::rx_queues(&l.name))
+        .collect();
+    let n = link::default_workers(link::online_cpus(), &queues).clamp(1, handoff::MAX_WORKERS);
+    let fit = crate::memory::workers_that_fit(config, n);
+    if fit < n {
+        log::warn!(
+            "dataplane: {fit} workers, not {n}: the memory holds the tables and rings of {fit}"
+        );
+    }
+    fit
 }
 
 /// Wakes whoever polls eventfd `fd`.

@@ -228,7 +228,7 @@ fn start(config: &firmware_config::Config, control: &mut Control) -> Result<Thre
         let errors: Vec<String> = e.iter().map(ToString::to_string).collect();
         errors.join("; ")
     })?;
-    crate::memory::check(config)?;
+    crate::memory::check(config, crate::dataplane::worker_count(config))?;
     let begin = Instant::now();
     loop {
         match Threads::new(config) {

@@ -102,7 +102,7 @@ pub fn commit(
             .collect::<Vec<_>>()
             .join("; ")
     })?;
-    crate::memory::check(candidate)?;
+    crate::memory::check(candidate, shards.count())?;
     let previous = shards
         .config()
         .ok_or("no answer from the dataplane: nothing applied")?;

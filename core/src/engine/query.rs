@@ -11,16 +11,24 @@ use super::port::{self, PortId, PortInfo};
 use super::route::Routes;
 use super::stats::Stats;
 use super::{Engine, ETH, POOL_BUFFERS};
+use crate::shard::Shard;
 use firmware_config::Config;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 impl Engine {
-    /// The most bytes an engine for `config` holds in its tables and buffers, for a
-    /// check against the memory the box has before it is built.
-    pub fn table_bytes(config: &Config) -> usize {
-        Nat44::table_bytes(config)
-            + Fw6::table_bytes(config)
-            + POOL_BUFFERS * (ETH + port::max_mtu(config))
+    /// The most bytes the `shards` engine shards for `config` hold in their tables
+    /// and buffers together, for a check against the memory the box has before they
+    /// are built. Each shard has its share of the session and state budgets, but a
+    /// full set of port tables and buffers.
+    pub fn table_bytes(config: &Config, shards: usize) -> usize {
+        (0..shards.max(1))
+            .filter_map(|k| Shard::new(k, shards.max(1)))
+            .map(|shard| {
+                Nat44::table_bytes(config, shard)
+                    + Fw6::table_bytes(config, shard)
+                    + POOL_BUFFERS * (ETH + port::max_mtu(config))
+            })
+            .sum()
     }
 
     pub fn config(&self) -> &Config {

@@ -168,9 +168,10 @@ impl Fw6 {
         }
     }
 
-    /// Bytes the tables of `config` take (`new` sets them all aside).
-    pub fn table_bytes(config: &Config) -> usize {
-        let max = config.ipv6.max_states as usize;
+    /// Bytes the tables of shard `shard` under `config` take (`new` sets them all
+    /// aside).
+    pub fn table_bytes(config: &Config, shard: Shard) -> usize {
+        let max = shard.share(config.ipv6.max_states) as usize;
         max * (std::mem::size_of::<State6>() + std::mem::size_of::<usize>())
             + Index::memory_for(max * 2)
     }

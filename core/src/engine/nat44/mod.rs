@@ -369,10 +369,11 @@ impl Nat44 {
         hosts
     }
 
-    /// The most bytes the tables of `config` can hold: what `new` sets aside, plus a
-    /// port table for every pool address and protocol.
-    pub fn table_bytes(config: &Config) -> usize {
-        let max = config.nat.max_sessions as usize;
+    /// The most bytes the tables of shard `shard` under `config` can hold: what `new`
+    /// sets aside for its share of the sessions, plus a port table for every pool
+    /// address and protocol.
+    pub fn table_bytes(config: &Config, shard: Shard) -> usize {
+        let max = shard.share(config.nat.max_sessions) as usize;
         max * SLAB_ENTRY_SIZE
             + Index::memory_for(max * 4)
             + max.min(1 << 16) * std::mem::size_of::<Host>()
