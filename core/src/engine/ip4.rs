@@ -42,6 +42,13 @@ impl Engine {
         if !from_inside && self.inside_or_own4(src) {
             return Verdict::Drop(DropReason::SpoofedFromOutside);
         }
+        // A DHCP client's server messages, whatever their destination (`local`).
+        if protocol == proto::UDP
+            && !fragment
+            && self.local.wants_dhcp4(port, &frame.buf[ETH..frame.len])
+        {
+            return self.deliver(frame, now);
+        }
         if dst.is_multicast() || dst.is_broadcast() || self.is_subnet_broadcast(port, dst) {
             return Verdict::Drop(DropReason::BroadcastOrMulticast);
         }

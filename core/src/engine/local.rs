@@ -16,6 +16,13 @@
 //!   the address. One-armed, the bound address is usually the pool address too: what
 //!   the inside sends to the bound port goes to the service, not to a hairpin (the
 //!   service wins; `ip4` checks the binding before hairpinning).
+//! - DHCPv4 server messages (UDP from port 67 to port 68, unfragmented) arriving on
+//!   one port, whatever their destination address: a DHCP client before it has an
+//!   address gets its OFFER and ACK broadcast, or unicast to the address offered
+//!   (RFC 2131 section 4.1), which is not the box's yet. They are taken before any
+//!   other check of the destination (broadcasts are otherwise dropped). What the
+//!   client sends before it has an address goes out as a limited broadcast on its
+//!   port (`Engine::broadcast4`), with no route and no next hop to resolve.
 //! - Echo replies (ICMP type 0 / ICMPv6 type 129) with one identifier from one remote:
 //!   a running `ping`. An echo reply to a pool address is first offered to NAT; only
 //!   one NAT does not claim reaches a `ping` (`ping` picks an identifier no mapping
@@ -28,7 +35,7 @@ use super::stats::DropReason;
 use super::{Engine, Frame, NextHop, Verdict, ETH};
 use crate::wire::checksum;
 use crate::wire::ethernet::{self, ethertype};
-use crate::wire::{be16, set_be16, tcp};
+use crate::wire::{be16, set_be16, tcp, udp};
 use crate::wire::{icmpv4, icmpv6, ipv4, ipv6, proto};
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -45,7 +52,13 @@ pub enum Binding {
     TcpInside(SocketAddr),
     /// Echo replies from `from` carrying identifier `ident`.
     EchoReply { from: IpAddr, ident: u16 },
+    /// DHCPv4 server messages (UDP 67 to 68) arriving on this port, to any address.
+    Dhcp4Client(PortId),
 }
+
+/// The DHCPv4 ports (RFC 2131 section 4.1).
+pub const DHCP4_SERVER_PORT: u16 = 67;
+pub const DHCP4_CLIENT_PORT: u16 = 68;
 
 /// A packet for a service: the IP datagram and when it arrived (engine time, ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +73,8 @@ pub struct Local {
     bindings: heapless::Vec<Binding, MAX_BINDINGS>,
     /// Some binding is an `EchoReply` (checked per inbound packet to a pool address).
     echo_bound: bool,
+    /// Ports with a `Dhcp4Client` binding, by bit (checked per inbound UDP datagram).
+    dhcp4_ports: u64,
     queue: VecDeque<(BufId, u64)>,
 }
 
@@ -74,6 +89,14 @@ impl Local {
             .bindings
             .iter()
             .any(|b| matches!(b, Binding::EchoReply { .. }));
+        self.dhcp4_ports = self
+            .bindings
+            .iter()
+            .filter_map(|b| match b {
+                Binding::Dhcp4Client(p) => 1u64.checked_shl(u32::from(p.0)),
+                _ => None,
+            })
+            .fold(0, |all, bit| all | bit);
     }
 
     pub fn bindings(&self) -> &[Binding] {
@@ -84,6 +107,19 @@ impl Local {
     #[inline]
     pub fn wants_echo_replies(&self) -> bool {
         self.echo_bound
+    }
+
+    /// Whether the IPv4 datagram `ip`, arriving on `port`, is a DHCPv4 server message
+    /// a client bound there waits for (any destination address).
+    #[inline]
+    pub fn wants_dhcp4(&self, port: PortId, ip: &[u8]) -> bool {
+        if self.dhcp4_ports & 1u64.checked_shl(u32::from(port.0)).unwrap_or(0) == 0 {
+            return false;
+        }
+        matches!(endpoints(ip), Some((_, _, proto::UDP, l4))
+            if l4.len() >= udp::HEADER_LEN
+                && be16(l4, udp::SRC_PORT_OFFSET) == DHCP4_SERVER_PORT
+                && be16(l4, udp::DST_PORT_OFFSET) == DHCP4_CLIENT_PORT)
     }
 
     /// Whether the IP datagram `ip`, addressed to the box and arriving from the inside
@@ -110,6 +146,8 @@ impl Local {
                         _ => false,
                     }
             }
+            // Taken before the destination checks (`Engine::ipv4_in`), not here.
+            Binding::Dhcp4Client(_) => false,
         })
     }
 
@@ -192,6 +230,22 @@ impl Engine {
         }
     }
 
+    /// Sends an IPv4 datagram a service made to the limited broadcast address out of
+    /// `port`, to the Ethernet broadcast address, with no route or next hop (a DHCP
+    /// client without an address or a server yet, RFC 2131 section 4.1). A datagram to
+    /// any other address is refused (`NoRoute`: `originate` routes it).
+    pub fn broadcast4(&mut self, port: PortId, ip: &[u8], now_ms: u64) -> Result<(), DropReason> {
+        let p = ipv4::Packet::new_checked(ip).map_err(|_| DropReason::Ipv4Malformed)?;
+        if !p.dst().is_broadcast() || port.index() >= self.ports.len() {
+            return Err(DropReason::NoRoute);
+        }
+        self.queue_local(port, ip, ethertype::IPV4, now_ms, |engine, frame, _| {
+            let own = engine.ports[port].mac;
+            ethernet::set_addresses(frame.buf, ethernet::Mac::BROADCAST, own);
+            Verdict::Forward(port)
+        })
+    }
+
     /// Sends an IP datagram the box's services made (`ip` starts at the IP header and
     /// its source is one of the box's addresses): routed, its next hop resolved (the
     /// datagram waits if needed), and queued for `pop_transmit`.
@@ -209,6 +263,22 @@ impl Engine {
             }
             _ => return Err(DropReason::UnknownEthertype),
         };
+        self.queue_local(egress, ip, kind, now_ms, |engine, frame, now| {
+            engine.send(egress, hop, frame, now)
+        })
+    }
+
+    /// Frames the datagram `ip` (EtherType `kind`) of a service in a buffer, lets
+    /// `finish` address it (the verdict: forward, parked, refused), and queues it for
+    /// `pop_transmit` when it is to be forwarded.
+    fn queue_local(
+        &mut self,
+        egress: PortId,
+        ip: &[u8],
+        kind: u16,
+        now_ms: u64,
+        finish: impl FnOnce(&mut Engine, &mut Frame<'_>, u64) -> Verdict,
+    ) -> Result<(), DropReason> {
         if ip.len() > self.ports[egress].mtu {
             return Err(DropReason::TooBig);
         }
@@ -221,7 +291,7 @@ impl Engine {
             buf: &mut data,
             len,
         };
-        let verdict = self.send(egress, hop, &mut frame, now_ms);
+        let verdict = finish(self, &mut frame, now_ms);
         self.buffers.put(id, data, len);
         match verdict {
             Verdict::Forward(out) => self.tx.push_back((out, id)),
@@ -284,6 +354,11 @@ impl Engine {
         if !self.local.wants(from_inside, &frame.buf[ETH..frame.len]) {
             return Verdict::Drop(DropReason::LocalUnsupported);
         }
+        self.deliver(frame, now)
+    }
+
+    /// Queues the datagram in `frame` for the services.
+    pub(super) fn deliver(&mut self, frame: &mut Frame<'_>, now: u64) -> Verdict {
         if let Err(reason) = self.settle_offload(frame) {
             return Verdict::Drop(reason);
         }

@@ -6,6 +6,8 @@
 use super::{be16, set_be16, WireError};
 
 pub const HEADER_LEN: usize = 8;
+pub const SRC_PORT_OFFSET: usize = 0;
+pub const DST_PORT_OFFSET: usize = 2;
 pub const CHECKSUM_OFFSET: usize = 6;
 
 /// A view of a UDP datagram.
@@ -23,11 +25,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     pub fn src_port(&self) -> u16 {
-        be16(self.buf.as_ref(), 0)
+        be16(self.buf.as_ref(), SRC_PORT_OFFSET)
     }
 
     pub fn dst_port(&self) -> u16 {
-        be16(self.buf.as_ref(), 2)
+        be16(self.buf.as_ref(), DST_PORT_OFFSET)
     }
 
     pub fn len(&self) -> u16 {

@@ -1,0 +1,94 @@
+//! The engine's side of a DHCPv4 client (RFC 2131 section 4.1): server messages reach
+//! the client bound on a port whatever their destination address, and what the client
+//! broadcasts leaves that port to the Ethernet broadcast address.
+
+mod support;
+use natbox_core::engine::local::Binding;
+use natbox_core::engine::stats::DropReason;
+use natbox_core::engine::Verdict;
+use natbox_core::wire::ethernet::Mac;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use support::*;
+
+const SERVER: Ipv4Addr = GW;
+const OFFERED: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 77);
+
+fn from_server(to: Ipv4Addr, dport: u16) -> Vec<u8> {
+    udp4(
+        SocketAddrV4::new(SERVER, 67),
+        SocketAddrV4::new(to, dport),
+        b"dhcp reply",
+    )
+}
+
+fn bound() -> Harness {
+    let mut h = Harness::default();
+    h.engine.bind_local(&[Binding::Dhcp4Client(OUTSIDE)]);
+    h
+}
+
+/// RFC 2131 section 4.1: an OFFER broadcast to 255.255.255.255, and one unicast to the
+/// address offered (not the box's yet), both reach the client bound on the port.
+#[test]
+fn rfc2131_4_1_offers_broadcast_or_unicast_to_the_offered_address_reach_the_client() {
+    let mut h = bound();
+    let mut buf = [0u8; 2048];
+    for to in [Ipv4Addr::BROADCAST, OFFERED] {
+        let out = h.from_wan(from_server(to, 68));
+        assert_eq!(out.verdict, Verdict::Consumed, "to {to}");
+        let d = h.engine.pop_local(&mut buf).expect("queued for the client");
+        assert_eq!(&buf[d.len - 10..d.len], b"dhcp reply");
+    }
+    assert_eq!(h.engine.stats().local_delivered, 2);
+}
+
+/// Only server-to-client messages on the bound port: not on another port, not to
+/// another UDP port; and with no binding a broadcast is dropped as before.
+#[test]
+fn only_server_messages_on_the_bound_port_are_taken() {
+    let mut h = bound();
+    let out = h.from_wan(from_server(Ipv4Addr::BROADCAST, 69));
+    assert_eq!(out.verdict, Verdict::Drop(DropReason::BroadcastOrMulticast));
+    let lan_server = udp4(
+        SocketAddrV4::new(HOST, 67),
+        SocketAddrV4::new(Ipv4Addr::BROADCAST, 68),
+        b"x",
+    );
+    let out = h.from_lan(lan_server);
+    assert_eq!(out.verdict, Verdict::Drop(DropReason::BroadcastOrMulticast));
+    let mut unbound = Harness::default();
+    let out = unbound.from_wan(from_server(Ipv4Addr::BROADCAST, 68));
+    assert_eq!(out.verdict, Verdict::Drop(DropReason::BroadcastOrMulticast));
+    let mut buf = [0u8; 2048];
+    assert!(h.engine.pop_local(&mut buf).is_none());
+}
+
+/// A DISCOVER (0.0.0.0 to 255.255.255.255) leaves the port to the Ethernet broadcast
+/// address with the port's MAC; a datagram to any other address is not broadcast.
+#[test]
+fn rfc2131_4_1_a_discover_leaves_the_port_as_an_ethernet_broadcast() {
+    let mut h = bound();
+    let discover = udp4(
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+        SocketAddrV4::new(Ipv4Addr::BROADCAST, 67),
+        b"discover",
+    );
+    let now = h.now;
+    assert_eq!(h.engine.broadcast4(OUTSIDE, &discover, now), Ok(()));
+    let sent = h.transmitted();
+    assert_eq!(sent.len(), 1);
+    let (port, frame) = &sent[0];
+    assert_eq!(*port, OUTSIDE);
+    assert_eq!(frame[0..6], Mac::BROADCAST.0);
+    assert_eq!(frame[6..12], BOX_WAN_MAC.0);
+    assert_eq!(&frame[14..], &discover[..]);
+    let unicast = udp4(
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+        SocketAddrV4::new(SERVER, 67),
+        b"request",
+    );
+    assert_eq!(
+        h.engine.broadcast4(OUTSIDE, &unicast, now),
+        Err(DropReason::NoRoute)
+    );
+}
