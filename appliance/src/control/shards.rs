@@ -23,7 +23,7 @@ use crate::engine::nat44::events::MappingEvent;
 use crate::engine::nat44::SessionInfo;
 use crate::engine::route::RouteInfo;
 use crate::engine::stats::DropReason;
-use crate::engine::{Engine, PortId, PortInfo, Reconfigured};
+use crate::engine::{Engine, PortInfo, Reconfigured};
 use firmware_config::Config;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -190,15 +190,6 @@ pub trait Snapshots: Shards {
     /// Sends a datagram of the box's own, through `ORIGIN_SHARD`.
     fn originate(&mut self, ip: Vec<u8>) -> Result<(), DropReason> {
         match self.ask_one(ORIGIN_SHARD, &Request::Originate(ip)) {
-            Some(Answer::Originated(result)) => result,
-            _ => Err(DropReason::NoRoute),
-        }
-    }
-
-    /// Sends an IPv4 datagram of the box's own to the limited broadcast address out of
-    /// `port`, through `ORIGIN_SHARD`.
-    fn broadcast4(&mut self, port: PortId, ip: Vec<u8>) -> Result<(), DropReason> {
-        match self.ask_one(ORIGIN_SHARD, &Request::Broadcast4 { port, ip }) {
             Some(Answer::Originated(result)) => result,
             _ => Err(DropReason::NoRoute),
         }

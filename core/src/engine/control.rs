@@ -21,7 +21,6 @@ use super::local::Binding;
 use super::nat44::events::MappingEvent;
 use super::nat44::SessionInfo;
 use super::neigh::NeighbourInfo;
-use super::port::PortId;
 use super::route::RouteInfo;
 use super::stats::{DropReason, Stats};
 use super::{port, Engine, PortInfo, Reconfigured, ETH};
@@ -82,12 +81,6 @@ pub enum Request {
     /// Sends a datagram of the box's own (`Engine::originate`). To ONE shard: the one
     /// it is sent to answers, so the datagram leaves once.
     Originate(Vec<u8>),
-    /// Sends an IPv4 datagram of the box's own to the limited broadcast address out of
-    /// a port (`Engine::broadcast4`). To ONE shard, as `Originate`.
-    Broadcast4 {
-        port: PortId,
-        ip: Vec<u8>,
-    },
     /// Replaces what the box's services receive (`Engine::bind_local`). Broadcast.
     BindLocal(Vec<Binding>),
     /// Counts NAT events the services took but could not send. To ONE shard.
@@ -390,9 +383,6 @@ impl Engine {
                 Answer::Done
             }
             Request::Originate(ip) => Answer::Originated(self.originate(ip, now_ms)),
-            Request::Broadcast4 { port, ip } => {
-                Answer::Originated(self.broadcast4(*port, ip, now_ms))
-            }
             Request::BindLocal(bindings) => {
                 self.bind_local(bindings);
                 Answer::Done
