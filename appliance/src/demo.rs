@@ -35,7 +35,7 @@ pub fn run(config: &firmware_config::Config) {
     let mut now = 1_000u64;
     let inside_ip = config
         .inside_port()
-        .ipv4
+        .ipv4_net()
         .map(|n| n.addr())
         .unwrap_or(Ipv4Addr::new(10, 10, 0, 1));
     let host_ip = inside_ip.to_bits().wrapping_add(1).into();

@@ -5,7 +5,7 @@
 mod support;
 use natbox_core::engine::local::Binding;
 use natbox_core::engine::stats::DropReason;
-use natbox_core::engine::Verdict;
+use natbox_core::engine::{Engine, Frame, PortSetup, Verdict};
 use natbox_core::wire::ethernet::Mac;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use support::*;
@@ -91,4 +91,35 @@ fn rfc2131_4_1_a_discover_leaves_the_port_as_an_ethernet_broadcast() {
         h.engine.broadcast4(OUTSIDE, &unicast, now),
         Err(DropReason::NoRoute)
     );
+}
+
+/// Before the first lease an outside port of `ipv4 = "dhcp"` has no address, so the
+/// pool that defaults to it is empty: inside traffic is refused, counted under its own
+/// reason, and nothing panics.
+#[test]
+fn without_a_lease_the_empty_pool_refuses_translation_by_name() {
+    let mut config = config();
+    config.outside.ipv4 = Some("dhcp".parse().expect("the word dhcp"));
+    config.nat.pool.clear();
+    let setups = [
+        PortSetup { mac: BOX_LAN_MAC },
+        PortSetup { mac: BOX_WAN_MAC },
+    ];
+    let mut engine = Engine::new(&config, &setups);
+    let ip = udp4(
+        SocketAddrV4::new(HOST, 40000),
+        SocketAddrV4::new(REMOTE, 53),
+        b"query",
+    );
+    let mut bytes = eth(BOX_LAN_MAC, HOST_MAC, 0x0800, &ip);
+    bytes.resize(2048, 0);
+    let len = 14 + ip.len();
+    let mut frame = Frame {
+        buf: &mut bytes,
+        len,
+    };
+    let verdict = engine.process(INSIDE, &mut frame, 1000);
+    assert_eq!(verdict, Verdict::Drop(DropReason::NoPoolAddress));
+    assert_eq!(engine.stats().drops_for(DropReason::NoPoolAddress), 1);
+    assert_eq!(engine.nat().session_count(), 0);
 }

@@ -206,6 +206,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// What kind of value a field holds, by its path with list indices removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
+    /// A port's `ipv4`: an address/length or "dhcp".
+    Ipv4Setting,
     Ipv4Net,
     Ipv6Net,
     IpNet,
@@ -227,7 +229,8 @@ fn kind_of(path: &str) -> Option<Kind> {
         }
     }
     Some(match bare.as_str() {
-        "inside.ipv4" | "outside.ipv4" | "nat.inside_prefixes" => Kind::Ipv4Net,
+        "inside.ipv4" | "outside.ipv4" => Kind::Ipv4Setting,
+        "nat.inside_prefixes" => Kind::Ipv4Net,
         "inside.ipv6" | "outside.ipv6" | "ipv6.inside_prefixes" => Kind::Ipv6Net,
         "inside.gateway4" | "outside.gateway4" | "nat.pool" => Kind::Ipv4Addr,
         "inside.gateway6" | "outside.gateway6" => Kind::Ipv6Addr,
@@ -256,6 +259,9 @@ fn explain_value(path: Option<&str>, raw: Option<&str>, message: &str) -> String
 
 fn example(kind: Kind) -> &'static str {
     match kind {
+        Kind::Ipv4Setting => {
+            "address/length, e.g. \"10.10.0.1/24\", or \"dhcp\" to learn it from a DHCP server"
+        }
         Kind::Ipv4Net => "address/length, e.g. \"10.10.0.1/24\"",
         Kind::Ipv6Net => "address/length, e.g. \"2001:db8:10::1/64\"",
         Kind::IpNet => "prefix/length, e.g. \"10.20.0.0/16\" or \"2001:db8:20::/48\"",
@@ -283,6 +289,11 @@ fn explain_address(kind: Kind, value: &str) -> String {
         }
     };
     match kind {
+        // A word, not an address (a misspelt "dhcp"): both forms.
+        Kind::Ipv4Setting if !value.contains(['.', '/']) => {
+            format!("neither an address nor \"dhcp\"; write {}", example(kind))
+        }
+        Kind::Ipv4Setting => explain_address(Kind::Ipv4Net, value),
         Kind::Ipv4Net | Kind::Ipv6Net => {
             let (six, max) = if kind == Kind::Ipv6Net {
                 (true, 128)

@@ -48,7 +48,9 @@
 //!   decodes as version 3 once the `Some` tag is put in front of its `inside`, which
 //!   follows the host name; `tests/data/v2.img` holds the test to that. Version 4
 //!   appended `dataplane` (the worker count): a version-3 payload decodes once the
-//!   encoding of its default is appended.
+//!   encoding of its default is appended. Version 5 lets a port's `ipv4` be `"dhcp"`,
+//!   written as the address 0.0.0.0/0 (`schema::Ipv4Setting`), so a version-4
+//!   payload decodes unchanged; the version says that an older binary cannot read it.
 //! - The device may be shorter than the full layout as long as it holds what the slots
 //!   use; bytes past the end read as missing, never as zeros.
 
@@ -66,7 +68,7 @@ pub const SLOT_MAGIC: [u8; 8] = *b"NATBOXCF";
 /// The disk header layout this binary writes and the newest it reads.
 pub const LAYOUT_VERSION: u16 = 1;
 /// The slot format this binary writes and the newest it reads.
-pub const FORMAT_VERSION: u16 = 4;
+pub const FORMAT_VERSION: u16 = 5;
 /// Bytes before slot A; slots are multiples of this too.
 pub const BLOCK: u64 = 4096;
 /// Size of the images `natbox-config build` makes.
@@ -458,7 +460,7 @@ fn decode(version: u16, payload: &[u8]) -> Result<Config, SlotProblem> {
             let tail = postcard::to_allocvec(&added).expect("defaults encode");
             decode(4, &[payload, &tail].concat())
         }
-        4 => {
+        4 | 5 => {
             let (config, rest) = postcard::take_from_bytes::<Config>(payload)
                 .map_err(|e| SlotProblem::Decode(e.to_string()))?;
             if !rest.is_empty() {
@@ -857,14 +859,19 @@ mod tests {
         let err = read(&mut d).expect_err("newer");
         assert_eq!(
             err.to_string(),
-            "no valid config: slot A: format version 5 is newer than this binary supports \
-             (4); upgrade natbox; slot B: empty; write one with `natbox-config build`"
+            format!(
+                "no valid config: slot A: format version {newer} is newer than this binary \
+                 supports ({FORMAT_VERSION}); upgrade natbox; slot B: empty; write one with \
+                 `natbox-config build`"
+            )
         );
         let err = write(&mut d, &config()).expect_err("must not overwrite");
         assert_eq!(
             err.to_string(),
-            "slot A: format version 5 is newer than this binary supports (4); upgrade \
-             natbox-config before writing"
+            format!(
+                "slot A: format version {newer} is newer than this binary supports \
+                 ({FORMAT_VERSION}); upgrade natbox-config before writing"
+            )
         );
     }
 

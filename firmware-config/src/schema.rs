@@ -57,8 +57,9 @@ pub struct Port {
     /// Interface name (`eth0`) or MAC address (`52:54:00:12:34:56`); cloud NIC names are
     /// not stable, MAC addresses are.
     pub port: String,
-    /// The box's IPv4 address on this port, with the connected prefix.
-    pub ipv4: Option<Ipv4Net>,
+    /// The box's IPv4 address on this port, with the connected prefix, or `"dhcp"`:
+    /// learned from a DHCPv4 server on the port's link (format version 5).
+    pub ipv4: Option<Ipv4Setting>,
     /// The box's IPv6 address on this port, with the connected prefix.
     pub ipv6: Option<Ipv6Net>,
     /// Default IPv4 gateway reached through this port (normally only on `outside`).
@@ -70,6 +71,87 @@ pub struct Port {
     pub routes: Vec<Route>,
     #[serde(default = "default_mtu")]
     pub mtu: u16,
+}
+
+/// How a port gets its IPv4 address.
+///
+/// In TOML, a string: `"10.0.0.1/24"` or `"dhcp"`. On the metadata disk (postcard) an
+/// `Ipv4Net`, with `Dhcp` written as 0.0.0.0/0, an address validation refuses for a
+/// static one, so a disk of format 4 reads unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ipv4Setting {
+    /// This address, with the connected prefix.
+    Static(Ipv4Net),
+    /// From a DHCPv4 server on the port's link (RFC 2131).
+    Dhcp,
+}
+
+impl Ipv4Setting {
+    /// The word that stands for `Dhcp` in TOML.
+    pub const DHCP: &'static str = "dhcp";
+    /// How `Dhcp` is written on the metadata disk.
+    const DHCP_ON_DISK: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::UNSPECIFIED, 0);
+
+    /// The static address, if it is one.
+    pub fn net(self) -> Option<Ipv4Net> {
+        match self {
+            Ipv4Setting::Static(net) => Some(net),
+            Ipv4Setting::Dhcp => None,
+        }
+    }
+
+    fn on_disk(self) -> Ipv4Net {
+        self.net().unwrap_or(Self::DHCP_ON_DISK)
+    }
+}
+
+impl std::fmt::Display for Ipv4Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ipv4Setting::Static(net) => write!(f, "{net}"),
+            Ipv4Setting::Dhcp => f.write_str(Self::DHCP),
+        }
+    }
+}
+
+impl std::str::FromStr for Ipv4Setting {
+    type Err = ipnet::AddrParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == Self::DHCP {
+            return Ok(Ipv4Setting::Dhcp);
+        }
+        s.parse().map(Ipv4Setting::Static)
+    }
+}
+
+impl Serialize for Ipv4Setting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            self.on_disk().serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Ipv4Setting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            text.parse().map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is neither an address with its prefix (\"10.0.0.1/24\") nor \"dhcp\""
+                ))
+            })
+        } else {
+            let net = Ipv4Net::deserialize(d)?;
+            Ok(if net == Self::DHCP_ON_DISK {
+                Ipv4Setting::Dhcp
+            } else {
+                Ipv4Setting::Static(net)
+            })
+        }
+    }
 }
 
 /// A static route: `prefix` is reached through next hop `via` on the port's link.
@@ -280,6 +362,18 @@ impl Default for Log {
     }
 }
 
+impl Port {
+    /// The port's static IPv4 address and prefix (none with `"dhcp"` or none set).
+    pub fn ipv4_net(&self) -> Option<Ipv4Net> {
+        self.ipv4.and_then(Ipv4Setting::net)
+    }
+
+    /// Whether the port learns its IPv4 address by DHCP.
+    pub fn ipv4_dhcp(&self) -> bool {
+        self.ipv4 == Some(Ipv4Setting::Dhcp)
+    }
+}
+
 impl Config {
     /// Whether the box runs with one port (`[outside]` without `[inside]`).
     pub fn one_armed(&self) -> bool {
@@ -308,7 +402,7 @@ impl Config {
     /// The public addresses of the NAT pool, with the default applied.
     pub fn nat_pool(&self) -> Vec<Ipv4Addr> {
         if self.nat.pool.is_empty() {
-            self.outside.ipv4.iter().map(|n| n.addr()).collect()
+            self.outside.ipv4_net().iter().map(|n| n.addr()).collect()
         } else {
             self.nat.pool.clone()
         }
@@ -317,7 +411,7 @@ impl Config {
     /// The IPv4 prefixes whose sources are translated, with the default applied.
     pub fn nat_inside_prefixes(&self) -> Vec<Ipv4Net> {
         if self.nat.inside_prefixes.is_empty() {
-            let inside = self.inside.as_ref().and_then(|p| p.ipv4);
+            let inside = self.inside.as_ref().and_then(Port::ipv4_net);
             inside.iter().map(|n| n.trunc()).collect()
         } else {
             self.nat.inside_prefixes.clone()

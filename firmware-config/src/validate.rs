@@ -22,7 +22,7 @@
 //! A config that passes is safe for the engine to act on: no empty ranges, no zero
 //! limits, no gateway it cannot reach.
 
-use crate::schema::{Config, Port};
+use crate::schema::{Config, Ipv4Setting, Port};
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -228,7 +228,7 @@ fn is_link_local6(a: Ipv6Addr) -> bool {
 }
 
 fn port_addresses(name: &str, port: &Port, errors: &mut Errors) {
-    if let Some(net) = port.ipv4 {
+    if let Some(net) = port.ipv4_net() {
         let field = format!("{name}.ipv4");
         let addr = net.addr();
         if let Some(what) = not_unicast4(addr) {
@@ -280,16 +280,18 @@ fn port_addresses(name: &str, port: &Port, errors: &mut Errors) {
 fn gateways(name: &str, port: &Port, errors: &mut Errors) {
     if let Some(gw) = port.gateway4 {
         let field = format!("{name}.gateway4");
-        match port.ipv4 {
+        match port.ipv4.map(Ipv4Setting::net) {
             _ if not_unicast4(gw).is_some() => errors.fail(
                 field,
                 format!("{gw} cannot be a router's address; use the router's unicast address"),
             ),
+            // By DHCP: the lease's prefix is not known yet; this router wins over its.
+            Some(None) => {}
             None => errors.fail(
                 field,
                 format!("{gw} cannot be reached: {name}.ipv4 is not set; set {name}.ipv4"),
             ),
-            Some(net) if !net.contains(&gw) => errors.fail(
+            Some(Some(net)) if !net.contains(&gw) => errors.fail(
                 field,
                 format!(
                     "{gw} is not in {name}.ipv4's prefix {}; use the router's address in {} \
@@ -298,11 +300,11 @@ fn gateways(name: &str, port: &Port, errors: &mut Errors) {
                     net.trunc()
                 ),
             ),
-            Some(net) if net.addr() == gw => errors.fail(
+            Some(Some(net)) if net.addr() == gw => errors.fail(
                 field,
                 format!("{gw} is the box's own address; use the router's address"),
             ),
-            Some(_) => {}
+            Some(Some(_)) => {}
         }
     }
     if let Some(gw) = port.gateway6 {
@@ -370,10 +372,14 @@ fn routes(name: &str, port: &Port, errors: &mut Errors) {
             );
         }
         let (connected, own) = match (route.prefix, route.via) {
-            (IpNet::V4(_), IpAddr::V4(via)) => (
-                port.ipv4.map(|n| n.contains(&via)),
-                port.ipv4.is_some_and(|n| n.addr() == via),
-            ),
+            // By DHCP the link's prefix is not known yet: the router is taken as on it.
+            (IpNet::V4(_), IpAddr::V4(via)) => match port.ipv4 {
+                Some(Ipv4Setting::Dhcp) => (Some(true), false),
+                _ => (
+                    port.ipv4_net().map(|n| n.contains(&via)),
+                    port.ipv4_net().is_some_and(|n| n.addr() == via),
+                ),
+            },
             (IpNet::V6(_), IpAddr::V6(via)) => (
                 if is_link_local6(via) {
                     Some(true)
@@ -438,6 +444,11 @@ fn required_addresses(config: &Config, errors: &mut Errors) {
                 "inside.ipv4",
                 "missing: set the box's inside address, e.g. \"10.10.0.1/24\"",
             ),
+        Some(inside) if inside.ipv4_dhcp() && config.nat.inside_prefixes.is_empty() => errors.fail(
+            "nat.inside_prefixes",
+            "missing: inside.ipv4 is \"dhcp\", so the translated sources cannot default to \
+                 its prefix; list them, e.g. [\"10.10.0.0/24\"]",
+        ),
         None if config.nat.inside_prefixes.is_empty() => errors.fail(
             "nat.inside_prefixes",
             "missing: without [inside] the box is one-armed and translates only these \
@@ -560,7 +571,7 @@ fn inside_prefixes(config: &Config, errors: &mut Errors) {
         "inside.ipv4",
         &nets(&config.nat.inside_prefixes),
         &nets(&config.nat_inside_prefixes()),
-        config.outside.ipv4.map(Into::into),
+        config.outside.ipv4_net().map(Into::into),
         config,
         errors,
     );
@@ -734,7 +745,7 @@ fn metrics(config: &Config, errors: &mut Errors) {
     };
     let port = config.inside_port();
     let inside = [
-        port.ipv4.map(|n| std::net::IpAddr::V4(n.addr())),
+        port.ipv4_net().map(|n| std::net::IpAddr::V4(n.addr())),
         port.ipv6.map(|n| std::net::IpAddr::V6(n.addr())),
     ];
     if !inside.contains(&Some(listen.ip())) {
@@ -1488,8 +1499,8 @@ mod tests {
     #[test]
     fn metrics_only_on_an_inside_address() {
         let inside6 = inside(&mut base()).ipv6.expect("inside ipv6").addr();
-        let inside = inside(&mut base()).ipv4.expect("inside ipv4").addr();
-        let outside = base().outside.ipv4.expect("outside ipv4").addr();
+        let inside = inside(&mut base()).ipv4_net().expect("inside ipv4").addr();
+        let outside = base().outside.ipv4_net().expect("outside ipv4").addr();
         assert!(broken(|c| c.metrics.listen = Some((inside, 9100).into())).is_empty());
         assert_broken(
             |c| c.metrics.listen = Some((outside, 9100).into()),

@@ -58,6 +58,42 @@ fn round_trip_toml_disk_toml() {
     );
 }
 
+/// Format version 5: `ipv4 = "dhcp"` survives TOML, the disk and TOML again, and a
+/// static address next to it keeps its encoding of version 4.
+#[test]
+fn a_dhcp_port_round_trips_toml_disk_toml() {
+    let mut config = config("dhcp");
+    config.outside.ipv4 = Some("dhcp".parse().expect("the word dhcp"));
+    config.outside.gateway4 = None;
+    config.nat.pool.clear();
+    let text = to_toml(&config);
+    assert!(text.contains("ipv4 = \"dhcp\""), "{text}");
+    assert_eq!(from_toml(&text).expect("valid"), config);
+    let mut d = formatted(SMALL);
+    disk::write(&mut d, &config).expect("write");
+    let loaded = disk::read(&mut d).expect("read");
+    assert_eq!(loaded.config, config);
+    assert!(loaded.config.outside.ipv4_dhcp());
+    assert!(loaded.config.inside_port().ipv4_net().is_some());
+}
+
+/// A value that is neither an address nor "dhcp" is refused with both forms named.
+#[test]
+fn ipv4_is_an_address_or_dhcp() {
+    let text =
+        include_str!("data/base.toml").replace("ipv4 = \"198.51.100.10/24\"", "ipv4 = \"dchp\"");
+    assert_ne!(
+        text,
+        include_str!("data/base.toml"),
+        "base.toml has the outside address"
+    );
+    let e = from_toml(&text).expect_err("a typo is refused").to_string();
+    assert!(
+        e.contains("neither an address nor \"dhcp\"") && e.contains("10.10.0.1/24"),
+        "{e}"
+    );
+}
+
 #[test]
 fn every_flipped_byte_of_a_slot_falls_back_to_the_other() {
     let (image, old, new) = two_generations();

@@ -216,9 +216,9 @@ impl PortState {
         PortState {
             roles: c.roles,
             mac: setup.mac,
-            ipv4: p.ipv4,
+            ipv4: p.ipv4_net(),
             broadcast4: p
-                .ipv4
+                .ipv4_net()
                 .filter(|n| n.prefix_len() < 31)
                 .map(|n| n.broadcast()),
             ipv6: p.ipv6,

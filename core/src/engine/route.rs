@@ -39,7 +39,7 @@ impl Routes {
         let mut r = Routes::default();
         for c in port::layout(config) {
             let (port, p) = (c.id, c.port);
-            if let Some(net) = p.ipv4 {
+            if let Some(net) = p.ipv4_net() {
                 r.v4.push(Route {
                     net: net.trunc(),
                     port,

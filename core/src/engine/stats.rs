@@ -75,6 +75,7 @@ drop_reasons! {
     HostSessionLimit => "host_session_limit", "per-host session limit reached (RFC 6888 REQ-5)";
     HostPortLimit => "host_port_limit", "per-host port limit reached (RFC 6888 REQ-4)";
     MappingInboundLimit => "mapping_inbound_limit", "too many sessions opened from outside on one mapping and not answered by the inside yet (they are charged to the mapping, not to the host)";
+    NoPoolAddress => "no_pool_address", "no public address to translate to yet: the pool defaults to the outside port's address, which comes by DHCP, and no lease is held";
     PortsExhausted => "ports_exhausted", "no free external port on the host's paired address";
     IcmpErrorNoMatch => "icmp_error_no_match", "ICMP error whose quoted packet matches no mapping or state (RFC 5508 REQ-4, RFC 6092 REC-10)";
     FragmentTableFull => "fragment_table_full", "fragment table or fragment buffers full (RFC 4787 REQ-14)";

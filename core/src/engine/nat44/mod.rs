@@ -706,9 +706,10 @@ impl Nat44 {
     // ---- session life cycle ----
 
     /// The pool address paired with an inside host (REQ-2): a fixed multiplicative
-    /// hash, so the pairing needs no state and survives restarts.
-    fn paired_pool(&self, in_addr: u32) -> usize {
-        (in_addr.wrapping_mul(0x9e37_79b1) >> 16) as usize % self.p.pool.len()
+    /// hash, so the pairing needs no state and survives restarts. `None` while the
+    /// pool is empty (its address comes by DHCP and no lease is held yet).
+    fn paired_pool(&self, in_addr: u32) -> Option<usize> {
+        ((in_addr.wrapping_mul(0x9e37_79b1) >> 16) as usize).checked_rem(self.p.pool.len())
     }
 
     fn create_outbound(&mut self, flow: &Flow, rem_port: u16, now: u32) -> Result<u32, DropReason> {
@@ -834,7 +835,7 @@ impl Nat44 {
         if self.sessions.len() as u32 >= self.p.t.max_sessions {
             return Err(DropReason::SessionLimit);
         }
-        let pool = self.paired_pool(in_addr) as u8;
+        let pool = self.paired_pool(in_addr).ok_or(DropReason::NoPoolAddress)? as u8;
         let host = self
             .host_or_new(in_addr, pool)
             .ok_or(DropReason::SessionLimit)?;
