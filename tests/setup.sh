@@ -27,7 +27,7 @@ requirements=(
     tracepath:iputils-tracepath
     traceroute:traceroute tcpdump:tcpdump iperf3:iperf3 ethtool:ethtool socat:socat
     curl:curl turnserver:coturn turnutils_natdiscovery:coturn trafgen:netsniff-ng
-    nft:nftables openssl:openssl strace:strace perf:linux-perf
+    nft:nftables openssl:openssl strace:strace perf:linux-perf dnsmasq:dnsmasq-base
     # boot tests (tests/boot/test_boot.sh, qemu/vm.sh): QEMU, OVMF (uefi), SeaBIOS (bios).
     qemu-system-x86_64:qemu-system-x86
     /usr/share/OVMF/OVMF_CODE.fd:ovmf /usr/share/OVMF/OVMF_VARS.fd:ovmf

@@ -49,6 +49,7 @@ fn run(shards: &mut Engines, line: &str) -> String {
         links: vec!["up", "up"],
         now_ms: shards.0[0].now,
         io: vec![Default::default(); 2],
+        dhcp4: Vec::new(),
     };
     let ctx = Context {
         shards: Some(shards),
@@ -132,12 +133,7 @@ fn clear_sessions_reaches_every_shard() {
 fn commit_applies_to_every_shard() {
     let mut shards = two_shards();
     let mut s = Session::default();
-    let f = Facts {
-        devices: Vec::new(),
-        links: Vec::new(),
-        now_ms: 0,
-        io: Vec::new(),
-    };
+    let f = Facts::default();
     let mut line = |shards: &mut Engines, line: &str| {
         let ctx = Context {
             shards: Some(shards),

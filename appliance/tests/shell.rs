@@ -15,6 +15,7 @@ fn facts(h: &Harness) -> Facts {
         links: vec!["up", "up"],
         now_ms: h.now,
         io: vec![Default::default(); 2],
+        dhcp4: Vec::new(),
     }
 }
 
@@ -34,13 +35,24 @@ fn run_with(
     rollback: Option<&mut Rollback>,
 ) -> String {
     let f = facts(h);
+    run_facts(session, h, &f, line, store, rollback)
+}
+
+fn run_facts(
+    session: &mut Session,
+    h: &mut Harness,
+    f: &Facts,
+    line: &str,
+    store: Option<&mut dyn Store>,
+    rollback: Option<&mut Rollback>,
+) -> String {
     let now_ms = h.now;
     let ctx = Context {
         shards: Some(&mut Inline {
             engine: &mut h.engine,
             now_ms,
         }),
-        facts: &f,
+        facts: f,
         store: store.map(|s| &mut *s as &mut dyn Store),
         pings: None,
         rollback,
@@ -440,6 +452,7 @@ fn one_armed_port_renders_valid_metric_names() {
         links: vec!["up"],
         now_ms: 0,
         io: vec![natbox::engine::stats::IoCounters::default()],
+        dhcp4: Vec::new(),
     };
     let mut shards = Inline {
         engine: &mut engine,
@@ -458,4 +471,24 @@ fn one_armed_port_renders_valid_metric_names() {
             "not a metric name: {line}"
         );
     }
+}
+
+/// Issue #17: `show dhcp` lists each DHCP client (here one that has not heard a
+/// server yet) and says so when no port takes its address by DHCP.
+#[test]
+fn show_dhcp_lists_the_clients_state() {
+    let mut h = Harness::default();
+    let mut f = facts(&h);
+    let show = |h: &mut Harness, f: &Facts, line: &str| {
+        run_facts(&mut Session::default(), h, f, line, None, None)
+    };
+    assert!(show(&mut h, &f, "show dhcp").contains("no port takes its address by DHCP"));
+    let client = natbox_core::dhcp4::Client::new([2, 0, 0, 0, 2, 1], 7, 0);
+    f.dhcp4 = vec![("outside", client.snapshot(0))];
+    let text = show(&mut h, &f, "show dhcp");
+    assert!(text.contains("outside") && text.contains("init"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&show(&mut h, &f, "show dhcp --json")).expect("JSON");
+    assert_eq!(json[0]["state"], "init");
+    assert_eq!(json[0]["address"], serde_json::Value::Null);
 }

@@ -3,6 +3,7 @@
 //! broadcasts leaves that port to the Ethernet broadcast address.
 
 mod support;
+use natbox_core::engine::lease::Lease4;
 use natbox_core::engine::local::Binding;
 use natbox_core::engine::stats::DropReason;
 use natbox_core::engine::{Engine, Frame, PortSetup, Verdict};
@@ -93,11 +94,8 @@ fn rfc2131_4_1_a_discover_leaves_the_port_as_an_ethernet_broadcast() {
     );
 }
 
-/// Before the first lease an outside port of `ipv4 = "dhcp"` has no address, so the
-/// pool that defaults to it is empty: inside traffic is refused, counted under its own
-/// reason, and nothing panics.
-#[test]
-fn without_a_lease_the_empty_pool_refuses_translation_by_name() {
+/// An engine whose outside port's `ipv4` is "dhcp" (the pool defaults to it).
+fn dhcp_engine() -> Engine {
     let mut config = config();
     config.outside.ipv4 = Some("dhcp".parse().expect("the word dhcp"));
     config.nat.pool.clear();
@@ -105,21 +103,93 @@ fn without_a_lease_the_empty_pool_refuses_translation_by_name() {
         PortSetup { mac: BOX_LAN_MAC },
         PortSetup { mac: BOX_WAN_MAC },
     ];
-    let mut engine = Engine::new(&config, &setups);
+    Engine::new(&config, &setups)
+}
+
+/// A datagram from the lan host to the remote through `engine`, and its verdict.
+fn query(engine: &mut Engine, sport: u16, now: u64) -> Verdict {
     let ip = udp4(
-        SocketAddrV4::new(HOST, 40000),
+        SocketAddrV4::new(HOST, sport),
         SocketAddrV4::new(REMOTE, 53),
         b"query",
     );
     let mut bytes = eth(BOX_LAN_MAC, HOST_MAC, 0x0800, &ip);
+    let len = bytes.len();
     bytes.resize(2048, 0);
-    let len = 14 + ip.len();
     let mut frame = Frame {
         buf: &mut bytes,
         len,
     };
-    let verdict = engine.process(INSIDE, &mut frame, 1000);
-    assert_eq!(verdict, Verdict::Drop(DropReason::NoPoolAddress));
+    engine.process(INSIDE, &mut frame, now)
+}
+
+fn lease(address: &str) -> Lease4 {
+    Lease4 {
+        address: address.parse().expect("net"),
+        gateway: Some(GW),
+        routes: Vec::new(),
+    }
+}
+
+/// The public address of every NAT session.
+fn outside_addresses(engine: &Engine) -> Vec<Ipv4Addr> {
+    engine.nat().sessions(0).map(|s| *s.outside.ip()).collect()
+}
+
+/// Before the first lease an outside port of `ipv4 = "dhcp"` has no address, so the
+/// pool that defaults to it is empty: inside traffic is refused, counted under its own
+/// reason, and nothing panics.
+#[test]
+fn without_a_lease_the_empty_pool_refuses_translation_by_name() {
+    let mut engine = dhcp_engine();
+    assert_eq!(
+        query(&mut engine, 40000, 1000),
+        Verdict::Drop(DropReason::NoPoolAddress)
+    );
     assert_eq!(engine.stats().drops_for(DropReason::NoPoolAddress), 1);
     assert_eq!(engine.nat().session_count(), 0);
+}
+
+/// Issue #17: the lease's address becomes the NAT address; a renewal that keeps it
+/// changes nothing (the session stays); a new address ends the sessions on the old
+/// one, and new ones use the new address. The configuration as written keeps "dhcp".
+#[test]
+fn rfc2131_a_lease_is_the_nat_address_a_renewal_keeps_sessions_a_new_address_ends_them() {
+    let mut engine = dhcp_engine();
+    let first = lease("198.51.100.77/24");
+    assert!(engine.set_lease4(OUTSIDE, Some(first.clone())).rebuilt);
+    assert!(!matches!(query(&mut engine, 40000, 1000), Verdict::Drop(_)));
+    assert_eq!(
+        outside_addresses(&engine),
+        [Ipv4Addr::new(198, 51, 100, 77)]
+    );
+    assert!(engine.config().outside.ipv4_dhcp(), "as written");
+    assert_eq!(
+        engine.effective_config().outside.ipv4_net(),
+        Some(first.address)
+    );
+
+    let renewed = engine.set_lease4(OUTSIDE, Some(first));
+    assert_eq!((renewed.rebuilt, renewed.ended), (false, 0));
+    assert_eq!(
+        engine.nat().session_count(),
+        1,
+        "the renewal kept the session"
+    );
+
+    let moved = engine.set_lease4(OUTSIDE, Some(lease("198.51.100.88/24")));
+    assert!(moved.rebuilt);
+    assert_eq!(moved.ended, 1, "the session on the old address ended");
+    assert!(!matches!(query(&mut engine, 40001, 2000), Verdict::Drop(_)));
+    assert_eq!(
+        outside_addresses(&engine),
+        [Ipv4Addr::new(198, 51, 100, 88)]
+    );
+
+    engine.set_lease4(OUTSIDE, None);
+    assert_eq!(
+        query(&mut engine, 40002, 3000),
+        Verdict::Drop(DropReason::NoPoolAddress),
+        "the lease lost: no address to translate to"
+    );
 }

@@ -138,3 +138,19 @@ fn issue16_ipv6_states_survive_a_rebuild_and_leave_with_their_prefix() {
     assert_eq!(reconfigure(&mut h, &moved), (true, 1));
     assert_eq!(h.engine.fw6().state_count(), 0);
 }
+
+/// A rebuild keeps what the box's services bound (the metrics responder, a running
+/// ping, a DHCP client): they are not part of the configuration, and they would
+/// otherwise stop receiving until their bindings changed.
+#[test]
+fn issue17_a_rebuild_keeps_the_services_bindings() {
+    use natbox_core::engine::local::Binding;
+    let mut h = Harness::default();
+    let bindings = [
+        Binding::TcpInside(std::net::SocketAddrV4::new(BOX_LAN, 9100).into()),
+        Binding::Dhcp4Client(OUTSIDE),
+    ];
+    h.engine.bind_local(&bindings);
+    assert_eq!(reconfigure(&mut h, &pool_config(&[NEW_POOL])), (true, 0));
+    assert_eq!(h.engine.local_bindings(), &bindings[..]);
+}

@@ -216,6 +216,7 @@ impl Control {
             links: links.states.clone(),
             now_ms: links.now_ms,
             io: links.io.clone(),
+            dhcp4: self.services.dhcp4.snapshots(links.now_ms),
         };
         if self.power_button.as_mut().is_some_and(PowerButton::pressed) {
             log::info!("power button pressed: shutting down");

@@ -18,12 +18,13 @@ use crate::engine::control::{
     Answer, Counters, Delivered, Neighbours, PoolUsage, Request, Rows, SessionFilter,
 };
 use crate::engine::fw6::StateInfo;
+use crate::engine::lease::Lease4;
 use crate::engine::local::Binding;
 use crate::engine::nat44::events::MappingEvent;
 use crate::engine::nat44::SessionInfo;
 use crate::engine::route::RouteInfo;
 use crate::engine::stats::DropReason;
-use crate::engine::{Engine, PortInfo, Reconfigured};
+use crate::engine::{Engine, PortId, PortInfo, Reconfigured};
 use firmware_config::Config;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -172,6 +173,28 @@ pub trait Snapshots: Shards {
             Reconfigured
         )
         .fold(Reconfigured::default(), Reconfigured::merge)
+    }
+
+    /// Sets or clears port `port`'s DHCP lease on every shard.
+    fn set_lease4(&mut self, port: PortId, lease: Option<Lease4>) -> Reconfigured {
+        answers!(
+            self,
+            Request::SetLease4 {
+                port,
+                lease: lease.clone()
+            },
+            Reconfigured
+        )
+        .fold(Reconfigured::default(), Reconfigured::merge)
+    }
+
+    /// Sends an IPv4 datagram of the box's own to the limited broadcast address out of
+    /// `port`, through `ORIGIN_SHARD`.
+    fn broadcast4(&mut self, port: PortId, ip: Vec<u8>) -> Result<(), DropReason> {
+        match self.ask_one(ORIGIN_SHARD, &Request::Broadcast4 { port, ip }) {
+            Some(Answer::Originated(result)) => result,
+            _ => Err(DropReason::NoRoute),
+        }
     }
 
     /// Removes the matching sessions from every shard; how many.

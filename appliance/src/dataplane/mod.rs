@@ -1100,7 +1100,7 @@ impl Dataplane {
     /// Reopens the ports whose interface or MTU the running configuration changed
     /// (module doc).
     fn follow_config(&mut self) {
-        let config = self.engine.config();
+        let config = self.engine.effective_config();
         if let Some(peers) = self.peers.as_ref().filter(|_| self.leader) {
             let sockets = self.ports.iter().filter_map(|io| io.open.as_ref());
             peers.follow_steering(config, sockets.map(|o| &o.socket));

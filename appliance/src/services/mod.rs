@@ -1,6 +1,7 @@
 //! The box's own services on the data ports, beside forwarding: the Prometheus
-//! metrics responder (`http`), `ping` from the box (`ping`) and the NAT event log to
-//! a remote syslog collector (`syslog`).
+//! metrics responder (`http`), `ping` from the box (`ping`), the NAT event log to
+//! a remote syslog collector (`syslog`) and the DHCPv4 clients of the ports whose
+//! address comes by DHCP (`dhcp4`).
 //!
 //! They run on the control tick, between dataplane batches, and reach the network
 //! only through the engine shards (`control::shards::Snapshots`): they bind what they
@@ -11,6 +12,7 @@
 //! the responder's connection limit and each connection's lifetime, the ping job
 //! limit).
 
+pub mod dhcp4;
 pub mod http;
 pub mod packet;
 pub mod ping;
@@ -29,6 +31,7 @@ pub const EVENTS_PER_TICK: usize = 200;
 pub struct Services {
     metrics: Option<http::MetricsServer>,
     pub pings: ping::Pings,
+    pub dhcp4: dhcp4::Dhcp4,
     /// What the shards were last asked to deliver to the services.
     bound: Vec<Binding>,
 }
@@ -45,12 +48,13 @@ impl Services {
     ) {
         self.follow_config(shards, config, now);
         for d in shards.deliveries(local::QUEUE) {
-            if !self.pings.receive(&d.ip, d.arrived_ms) {
+            if !self.dhcp4.receive(&d.ip, now) && !self.pings.receive(&d.ip, d.arrived_ms) {
                 if let Some(m) = self.metrics.as_mut() {
                     m.receive(&d.ip);
                 }
             }
         }
+        self.dhcp4.poll(shards, now);
         self.pings.poll(shards, now);
         if let Some(m) = self.metrics.as_mut() {
             for ip in m.poll(now, &mut || render_metrics(shards)) {
@@ -72,10 +76,16 @@ impl Services {
                 http::MetricsServer::new(addr, mtu, now)
             });
         }
+        if !self.dhcp4.in_step(config) {
+            let ports = shards.ports();
+            let mac_of = |id| ports.iter().find(|p| p.port == id).map(|p| p.mac.0);
+            self.dhcp4.follow(config, mac_of, now);
+        }
         let wanted: Vec<Binding> = listen
             .map(Binding::TcpInside)
             .into_iter()
             .chain(self.pings.bindings())
+            .chain(self.dhcp4.bindings())
             .collect();
         if self.bound != wanted {
             shards.bind_local(&wanted);

@@ -42,6 +42,11 @@ pub const COMMANDS: &[Command] = &[
         help: "ports: link, MAC, addresses, packets, bytes, drops",
     },
     Command {
+        path: &["show", "dhcp"],
+        args: &[JSON],
+        help: "DHCPv4 clients: state, server, address, lease and T1/T2 left, options in force",
+    },
+    Command {
         path: &["show", "workers"],
         args: &[JSON],
         help: "per worker (engine shard): packets received and sent, sessions, hand-offs",

@@ -1,7 +1,11 @@
 //! Counters in the Prometheus text exposition format (version 0.0.4): every counter as
 //! `natbox_<name>`, drops as `natbox_drops_total{reason="..."}`, ports in use per pool
 //! address as `natbox_pool_ports_in_use{address,proto}`, the I/O layer's counters as
-//! `natbox_io_<name>_total{port="..."}` (socket drops, GSO super-frames...).
+//! `natbox_io_<name>_total{port="..."}` (socket drops, GSO super-frames...), and per
+//! DHCPv4 client whether it holds a lease (`natbox_dhcp4_bound{port}`, 1 in BOUND,
+//! RENEWING and REBINDING), the seconds its lease has left
+//! (`natbox_dhcp4_lease_seconds_left{port}`, absent without a finite lease) and the
+//! messages it sent and received.
 //!
 //! The box's values, whatever its number of shards: counters and gauges summed over
 //! the shards, ports in use summed per address (`control::shards::Snapshots`).
@@ -61,5 +65,39 @@ pub fn render(shards: &mut dyn Shards, facts: &Facts) -> String {
             );
         }
     }
+    dhcp4(&mut out, facts);
     out
+}
+
+/// The DHCPv4 clients' gauges and counters (module doc).
+fn dhcp4(out: &mut String, facts: &Facts) {
+    if facts.dhcp4.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "# TYPE natbox_dhcp4_bound gauge");
+    for (port, s) in &facts.dhcp4 {
+        let bound = u8::from(s.lease.is_some());
+        let _ = writeln!(out, "natbox_dhcp4_bound{{port=\"{port}\"}} {bound}");
+    }
+    let _ = writeln!(out, "# TYPE natbox_dhcp4_lease_seconds_left gauge");
+    for (port, s) in &facts.dhcp4 {
+        if let Some(ms) = s.lease_left_ms {
+            let _ = writeln!(
+                out,
+                "natbox_dhcp4_lease_seconds_left{{port=\"{port}\"}} {}",
+                ms / 1000
+            );
+        }
+    }
+    let counts = |s: &natbox_core::dhcp4::Snapshot| [s.counters.sent, s.counters.received];
+    for (i, name) in ["sent", "received"].iter().enumerate() {
+        let _ = writeln!(out, "# TYPE natbox_dhcp4_messages_{name}_total counter");
+        for (port, s) in &facts.dhcp4 {
+            let n = counts(s)[i];
+            let _ = writeln!(
+                out,
+                "natbox_dhcp4_messages_{name}_total{{port=\"{port}\"}} {n}"
+            );
+        }
+    }
 }

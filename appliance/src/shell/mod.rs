@@ -55,7 +55,7 @@ impl Reply {
 }
 
 /// Facts the shell shows that the engine does not own.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Facts {
     /// Interface names of the ports, by `PortId` (none while forwarding is off).
     pub devices: Vec<String>,
@@ -65,6 +65,8 @@ pub struct Facts {
     pub now_ms: u64,
     /// The I/O layer's counters, per port (socket drops, GSO super-frames...).
     pub io: Vec<crate::engine::stats::IoCounters>,
+    /// The DHCPv4 clients, by port role (`services::dhcp4`).
+    pub dhcp4: Vec<(&'static str, natbox_core::dhcp4::Snapshot)>,
 }
 
 /// Where `commit` persists a configuration (the metadata disk, or the TOML file host

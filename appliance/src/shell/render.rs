@@ -52,6 +52,7 @@ fn with_shards(
     match command {
         ["show", "interfaces"] => interfaces(shards, facts, json),
         ["show", "workers"] => workers(shards, json),
+        ["show", "dhcp"] => Ok(dhcp(facts, json)),
         ["show", "sessions"] => sessions(p, shards, json),
         ["show", "states6"] => states6(p, shards, json),
         ["show", "nat", "pool"] => pool(shards, json),
@@ -144,6 +145,75 @@ fn duration(secs: u64) -> String {
     } else {
         format!("{m}m {s}s")
     }
+}
+
+/// One row per DHCPv4 client: its state, the server, the lease and its times, the
+/// options in force and the messages counted.
+fn dhcp(facts: &Facts, json: bool) -> String {
+    let secs = |ms: Option<u64>| ms.map(|ms| ms / 1000);
+    let rows: Vec<Value> = facts
+        .dhcp4
+        .iter()
+        .map(|(port, s)| {
+            let lease = s.lease.as_ref();
+            let ignored: serde_json::Map<String, Value> = natbox_core::dhcp4::Ignored::ALL
+                .iter()
+                .map(|&r| (r.name().to_string(), json!(s.counters.ignored(r))))
+                .collect();
+            json!({
+                "port": port, "state": s.state.name(),
+                "server": s.server.map(|a| a.to_string()),
+                "address": lease.map(|l| l.address.to_string()),
+                "router": lease.and_then(|l| l.gateway()).map(|a| a.to_string()),
+                "routes": lease.map(|l| l.routes.iter().map(|r| format!("{} via {}", r.dest, r.gateway)).collect::<Vec<_>>()),
+                "mtu": lease.and_then(|l| l.mtu),
+                "dns": lease.map(|l| l.dns.iter().map(ToString::to_string).collect::<Vec<_>>()),
+                "lease_left_s": secs(s.lease_left_ms), "t1_left_s": secs(s.t1_left_ms),
+                "t2_left_s": secs(s.t2_left_ms),
+                "sent": s.counters.sent, "received": s.counters.received,
+                "naks": s.counters.naks, "declines": s.counters.declines, "ignored": ignored,
+                "last_refusal": s.last_refusal.as_ref().map(ToString::to_string),
+            })
+        })
+        .collect();
+    if json {
+        return pretty(Value::Array(rows));
+    }
+    if rows.is_empty() {
+        return "no port takes its address by DHCP".into();
+    }
+    let text = |v: &Value| match v {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let left = |v: &Value| v.as_u64().map_or_else(|| "-".to_string(), duration);
+    let cols = [
+        "port",
+        "state",
+        "address",
+        "server",
+        "router",
+        "lease left",
+        "T1 left",
+        "T2 left",
+    ];
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|v| {
+            vec![
+                text(&v["port"]),
+                text(&v["state"]),
+                text(&v["address"]),
+                text(&v["server"]),
+                text(&v["router"]),
+                left(&v["lease_left_s"]),
+                left(&v["t1_left_s"]),
+                left(&v["t2_left_s"]),
+            ]
+        })
+        .collect();
+    table(&cols, &body)
 }
 
 /// One row per worker (engine shard): what it received and sent on every port, its

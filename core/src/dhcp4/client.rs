@@ -117,6 +117,24 @@ pub enum State {
     Released,
 }
 
+impl State {
+    /// The state's name in RFC 2131's Figure 5, lower case.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Init => "init",
+            State::InitReboot => "init-reboot",
+            State::Selecting => "selecting",
+            State::Requesting => "requesting",
+            State::Rebooting => "rebooting",
+            State::Probing => "probing",
+            State::Bound => "bound",
+            State::Renewing => "renewing",
+            State::Rebinding => "rebinding",
+            State::Released => "released",
+        }
+    }
+}
+
 /// What the shell shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {

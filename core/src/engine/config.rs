@@ -10,7 +10,8 @@
 //! in place differs from a fresh one built from the new configuration. Settings the
 //! engine never reads (hostname, shell, log, metrics) change in place trivially.
 
-use super::port::{self, PortConfig};
+use super::lease::{self, Lease4};
+use super::port::{self, PortConfig, PortId};
 use super::{icmp, Engine, PortSetup};
 use firmware_config::Config;
 use ipnet::{Ipv4Net, Ipv6Net};
@@ -71,11 +72,32 @@ impl Engine {
     /// (`Nat44::adopt`, `Fw6::adopt`); neighbours are learnt afresh and parked frames
     /// dropped.
     pub fn reconfigure(&mut self, new: &Config) -> Reconfigured {
-        if Addressing::of(&self.config) == Addressing::of(new)
+        let leases = self.leases.clone();
+        self.reshape(new, leases)
+    }
+
+    /// Sets (or, `None`, clears) the DHCP lease of port `port` (`lease`): the tables
+    /// follow the effective configuration as after `reconfigure`.
+    pub fn set_lease4(&mut self, port: PortId, lease: Option<Lease4>) -> Reconfigured {
+        let mut leases = self.leases.clone();
+        if leases.len() <= port.index() {
+            leases.resize(port.index() + 1, None);
+        }
+        leases[port.index()] = lease;
+        let configured = self.config.clone();
+        self.reshape(&configured, leases)
+    }
+
+    /// Applies `configured` with `leases` laid over it (`lease::effective`).
+    fn reshape(&mut self, configured: &Config, leases: Vec<Option<Lease4>>) -> Reconfigured {
+        let new = lease::effective(configured, &leases);
+        if Addressing::of(&self.effective) == Addressing::of(&new)
             && new.nat.max_sessions <= self.capacity.0
             && new.ipv6.max_states <= self.capacity.1
         {
-            self.retune(new);
+            self.retune(&new);
+            self.config = configured.clone();
+            self.leases = leases;
             return Reconfigured {
                 rebuilt: false,
                 ended: 0,
@@ -86,11 +108,16 @@ impl Engine {
             .iter()
             .map(|p| PortSetup { mac: p.mac })
             .collect();
-        let old = std::mem::replace(self, Engine::new_shard(new, &setups, self.shard));
+        let old = std::mem::replace(self, Engine::new_shard(&new, &setups, self.shard));
+        // What the services receive is theirs, not the configuration's (what they had
+        // queued lived in the old buffers and is gone).
+        self.bind_local(old.local_bindings());
         self.stats = old.stats;
         self.clock = old.clock;
+        self.config = configured.clone();
+        self.leases = leases;
         let now = (old.clock / 1000) as u32;
-        let ended = self.nat.adopt(old.nat, new, now) + self.fw6.adopt(old.fw6);
+        let ended = self.nat.adopt(old.nat, &new, now) + self.fw6.adopt(old.fw6);
         Reconfigured {
             rebuilt: true,
             ended,
@@ -105,6 +132,7 @@ impl Engine {
         self.frags.set_timeout(new.timeouts.fragment);
         self.icmp_limit = icmp::Budgets::new(new.icmp.rate_limit, new.icmp.burst);
         self.config = new.clone();
+        self.effective = new.clone();
     }
 }
 

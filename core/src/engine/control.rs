@@ -17,10 +17,12 @@
 //! one.
 
 use super::fw6::StateInfo;
+use super::lease::Lease4;
 use super::local::Binding;
 use super::nat44::events::MappingEvent;
 use super::nat44::SessionInfo;
 use super::neigh::NeighbourInfo;
+use super::port::PortId;
 use super::route::RouteInfo;
 use super::stats::{DropReason, Stats};
 use super::{port, Engine, PortInfo, Reconfigured, ETH};
@@ -35,6 +37,11 @@ pub enum Request {
     Stats,
     /// Apply a validated configuration (`Engine::reconfigure`). Broadcast.
     Reconfigure(Box<Config>),
+    /// Sets or clears a port's DHCP lease (`Engine::set_lease4`). Broadcast.
+    SetLease4 {
+        port: PortId,
+        lease: Option<Lease4>,
+    },
     /// The counters and the table gauges (`Counters`).
     Counters,
     /// The ports, as the shell shows them.
@@ -81,6 +88,12 @@ pub enum Request {
     /// Sends a datagram of the box's own (`Engine::originate`). To ONE shard: the one
     /// it is sent to answers, so the datagram leaves once.
     Originate(Vec<u8>),
+    /// Sends an IPv4 datagram of the box's own to the limited broadcast address out of
+    /// a port (`Engine::broadcast4`). To ONE shard, as `Originate`.
+    Broadcast4 {
+        port: PortId,
+        ip: Vec<u8>,
+    },
     /// Replaces what the box's services receive (`Engine::bind_local`). Broadcast.
     BindLocal(Vec<Binding>),
     /// Counts NAT events the services took but could not send. To ONE shard.
@@ -326,6 +339,9 @@ impl Engine {
         match request {
             Request::Stats => Answer::Stats(Box::new(self.stats().clone())),
             Request::Reconfigure(config) => Answer::Reconfigured(self.reconfigure(config)),
+            Request::SetLease4 { port, lease } => {
+                Answer::Reconfigured(self.set_lease4(*port, lease.clone()))
+            }
             Request::Counters => Answer::Counters(Box::new(self.counters())),
             Request::Ports => Answer::Ports(self.ports().collect()),
             Request::Sessions { filter, limit } => Answer::Sessions(Rows {
@@ -383,6 +399,9 @@ impl Engine {
                 Answer::Done
             }
             Request::Originate(ip) => Answer::Originated(self.originate(ip, now_ms)),
+            Request::Broadcast4 { port, ip } => {
+                Answer::Originated(self.broadcast4(*port, ip, now_ms))
+            }
             Request::BindLocal(bindings) => {
                 self.bind_local(bindings);
                 Answer::Done

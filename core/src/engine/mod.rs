@@ -89,6 +89,7 @@ pub mod icmp;
 mod ip4;
 mod ip6;
 mod l2;
+pub mod lease;
 pub mod local;
 pub mod nat44;
 mod ndp;
@@ -177,7 +178,12 @@ enum NextHop {
 /// The engine.
 #[derive(Debug)]
 pub struct Engine {
+    /// The configuration as written (`lease`).
     config: Config,
+    /// What the tables are built from: `config` with the ports' leases (`lease`).
+    effective: Config,
+    /// DHCP leases by `PortId` index.
+    leases: Vec<Option<lease::Lease4>>,
     /// Indexed by `PortId`, in `port::layout` order.
     ports: Ports,
     /// The smallest MTU of the ports with the inside role: what an inbound or
@@ -262,6 +268,8 @@ impl Engine {
             offload: Offload::NONE,
             clock: 0,
             config: config.clone(),
+            effective: config.clone(),
+            leases: Vec::new(),
             shard,
         }
     }

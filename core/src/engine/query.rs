@@ -31,8 +31,20 @@ impl Engine {
             .sum()
     }
 
+    /// The configuration as written (a DHCP port's `ipv4` is `"dhcp"`).
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The configuration the tables follow: `config` with the ports' DHCP leases
+    /// (`lease`).
+    pub fn effective_config(&self) -> &Config {
+        &self.effective
+    }
+
+    /// The DHCP lease of port `port`, if it has one.
+    pub fn lease4(&self, port: PortId) -> Option<&super::lease::Lease4> {
+        self.leases.get(port.index())?.as_ref()
     }
 
     pub fn stats(&self) -> &Stats {

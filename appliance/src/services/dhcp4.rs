@@ -1,0 +1,242 @@
+//! DHCPv4 clients of the ports whose `ipv4` is `"dhcp"` (RFC 2131; the state machine
+//! is `natbox_core::dhcp4`, this module only carries its messages and applies what it
+//! learns).
+//!
+//! Contract:
+//! - One client per DHCP port, made when the configuration asks for it (with the
+//!   port's MAC and a seed from the clock and the MAC, so two boxes, or two boots, pick
+//!   different transaction ids) and dropped when it no longer does.
+//! - Server messages reach the clients through the engine's `Dhcp4Client` binding of
+//!   each DHCP port (whatever their destination address); every client sees every
+//!   one and keeps those with its own MAC and transaction id.
+//! - What a client sends leaves as UDP 68 → 67: a broadcast out of its port
+//!   (`Shards::broadcast4`, source 0.0.0.0 before it holds an address), or unicast to
+//!   the server (RENEWING), routed like any datagram of the box's.
+//! - A lease bound, renewed to another address or lost is applied to every shard
+//!   (`Shards::set_lease4`): the port's address, its router as the default gateway
+//!   unless the configuration names one, its classless routes, and with them the NAT
+//!   address (`engine::lease`). A renewal that keeps the address changes nothing.
+//!   Each change is logged.
+//! - Not yet: the RFC 5227 probe of an offered address (the client's probe request is
+//!   answered "no conflict" at once, and the log says the address was not probed), and
+//!   the lease's MTU (option 26).
+
+use crate::control::shards::{Shards, Snapshots};
+use crate::engine::lease::Lease4;
+use crate::engine::local::{Binding, DHCP4_CLIENT_PORT, DHCP4_SERVER_PORT};
+use crate::engine::port::{self, PortId};
+use crate::services::packet;
+use crate::wire::{ipv4, proto, udp};
+use firmware_config::Config;
+use natbox_core::dhcp4::{Client, Destination, Event, Lease, Snapshot};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// One DHCP port's client.
+#[derive(Debug)]
+struct PortClient {
+    port: PortId,
+    /// The port's role label, for the log and the shell.
+    role: &'static str,
+    client: Client,
+}
+
+/// The DHCPv4 clients of the box.
+#[derive(Debug, Default)]
+pub struct Dhcp4 {
+    clients: Vec<PortClient>,
+}
+
+impl Dhcp4 {
+    /// Whether the clients are those `config` asks for, one per DHCP port.
+    pub fn in_step(&self, config: &Config) -> bool {
+        let wanted = dhcp_ports(config);
+        wanted.len() == self.clients.len()
+            && wanted
+                .iter()
+                .all(|&(p, _)| self.clients.iter().any(|c| c.port == p))
+    }
+
+    /// Keeps one client for each port of `config` whose `ipv4` is `"dhcp"`; `mac_of`
+    /// gives a port's MAC.
+    pub fn follow(
+        &mut self,
+        config: &Config,
+        mac_of: impl Fn(PortId) -> Option<[u8; 6]>,
+        now: u64,
+    ) {
+        let wanted = dhcp_ports(config);
+        self.clients
+            .retain(|c| wanted.iter().any(|&(p, _)| p == c.port));
+        for (port, role) in wanted {
+            if self.clients.iter().any(|c| c.port == port) {
+                continue;
+            }
+            let Some(mac) = mac_of(port) else {
+                continue;
+            };
+            log::info!("{role} port: asking for an IPv4 address by DHCP");
+            self.clients.push(PortClient {
+                port,
+                role,
+                client: Client::new(mac, seed(mac), now),
+            });
+        }
+    }
+
+    /// What the shards must deliver to the clients.
+    pub fn bindings(&self) -> impl Iterator<Item = Binding> + '_ {
+        self.clients.iter().map(|c| Binding::Dhcp4Client(c.port))
+    }
+
+    /// Offers a delivered datagram to the clients; true if it was a DHCP server
+    /// message (taken, whether a client wanted it or not).
+    pub fn receive(&mut self, ip: &[u8], now: u64) -> bool {
+        let Some(payload) = server_message(ip) else {
+            return false;
+        };
+        for c in &mut self.clients {
+            // A reply for another client (its MAC, its xid) is counted there.
+            let _ = c.client.handle_reply(now, payload);
+        }
+        true
+    }
+
+    /// Runs the clients' timers, applies what they learnt and sends what they ask.
+    pub fn poll(&mut self, shards: &mut dyn Shards, now: u64) {
+        for c in &mut self.clients {
+            if c.client.poll_timeout().is_some_and(|at| at <= now) {
+                c.client.handle_timeout(now);
+            }
+            while let Some(event) = c.client.poll_event() {
+                apply(c, event, shards, now);
+            }
+            while let Some(t) = c.client.poll_transmit() {
+                let src = IpAddr::V4(t.from.unwrap_or(Ipv4Addr::UNSPECIFIED));
+                let (dst, broadcast) = match t.to {
+                    Destination::Broadcast => (Ipv4Addr::BROADCAST, true),
+                    Destination::Unicast(server) => (server, false),
+                };
+                let Some(ip) = packet::udp(
+                    src,
+                    IpAddr::V4(dst),
+                    DHCP4_CLIENT_PORT,
+                    DHCP4_SERVER_PORT,
+                    &t.payload,
+                ) else {
+                    continue;
+                };
+                let sent = if broadcast {
+                    shards.broadcast4(c.port, ip)
+                } else {
+                    shards.originate(ip)
+                };
+                if let Err(reason) = sent {
+                    log::debug!("{} port: DHCP message not sent ({})", c.role, reason.name());
+                }
+            }
+        }
+    }
+
+    /// Each client's state, by port role, for the shell.
+    pub fn snapshots(&self, now: u64) -> Vec<(&'static str, Snapshot)> {
+        self.clients
+            .iter()
+            .map(|c| (c.role, c.client.snapshot(now)))
+            .collect()
+    }
+}
+
+/// The ports of `config` whose `ipv4` is `"dhcp"`, with their role labels.
+fn dhcp_ports(config: &Config) -> Vec<(PortId, &'static str)> {
+    port::layout(config)
+        .iter()
+        .filter(|c| c.port.ipv4_dhcp())
+        .map(|c| (c.id, c.roles.label()))
+        .collect()
+}
+
+/// Applies one of a client's events to the shards and logs it.
+fn apply(c: &mut PortClient, event: Event, shards: &mut dyn Shards, now: u64) {
+    let role = c.role;
+    match event {
+        Event::Probe { address } => {
+            log::info!("{role} port: {address} offered by DHCP, taken without an ARP probe");
+            c.client.probe_result(now, false);
+        }
+        Event::Bound(lease) => {
+            shards.set_lease4(c.port, Some(lease4(&lease)));
+            log::info!("{role} port: DHCP lease {}", describe(&lease));
+        }
+        Event::Renewed(lease) => {
+            log::debug!("{role} port: DHCP lease renewed: {}", describe(&lease));
+        }
+        Event::AddressChanged { old, new } => {
+            let done = shards.set_lease4(c.port, Some(lease4(&new)));
+            log::warn!(
+                "{role} port: DHCP moved the address from {} to {} ({} sessions on the old one ended)",
+                old.address,
+                describe(&new),
+                done.ended
+            );
+        }
+        Event::Lost { old } => {
+            let done = shards.set_lease4(c.port, None);
+            log::warn!(
+                "{role} port: DHCP lease of {} lost ({} sessions ended); asking again",
+                old.address,
+                done.ended
+            );
+        }
+    }
+}
+
+/// What the engine takes of a lease.
+fn lease4(lease: &Lease) -> Lease4 {
+    Lease4 {
+        address: lease.address,
+        gateway: lease.gateway(),
+        routes: lease
+            .routes
+            .iter()
+            .filter(|r| r.dest.prefix_len() > 0)
+            .map(|r| (r.dest, r.gateway))
+            .collect(),
+    }
+}
+
+fn describe(lease: &Lease) -> String {
+    let router = lease
+        .gateway()
+        .map_or_else(|| "no router".to_string(), |g| format!("router {g}"));
+    let time = lease.times.map_or_else(
+        || "infinite".to_string(),
+        |t| format!("{} s", t.lease_ms / 1000),
+    );
+    format!(
+        "{} from {}, {router}, lease {time}",
+        lease.address, lease.server
+    )
+}
+
+/// The DHCP message in `ip`, if it is a UDP datagram from port 67 to port 68.
+fn server_message(ip: &[u8]) -> Option<&[u8]> {
+    let p = ipv4::Packet::new_checked(ip).ok()?;
+    if p.protocol() != proto::UDP || p.is_fragment() {
+        return None;
+    }
+    let l4 = ip.get(p.header_len()..p.total_len())?;
+    let u = udp::Packet::new_checked(l4).ok()?;
+    (u.src_port() == DHCP4_SERVER_PORT && u.dst_port() == DHCP4_CLIENT_PORT)
+        .then(|| l4.get(udp::HEADER_LEN..))
+        .flatten()
+}
+
+/// A seed that differs between boxes (the MAC) and boots (the clock).
+fn seed(mac: [u8; 6]) -> u64 {
+    let clock = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mac = mac.iter().fold(0u64, |s, &b| s << 8 | u64::from(b));
+    clock ^ mac.rotate_left(17)
+}
