@@ -56,7 +56,7 @@ disk() {
     image disk --efi "$efi" --out "$raw" --bios-mbr /usr/lib/syslinux/mbr/gptmbr.bin "$@"
 }
 image uki --stub "$stub" --kernel "$out/vmlinuz" --initrd "$out/initramfs.img" \
-    --cmdline "console=ttyS0 quiet panic=-1" --out "$out/natbox.efi"
+    --cmdline "console=ttyS0,115200 quiet panic=-1" --out "$out/natbox.efi"
 disk "$out/natbox.efi" "$out/natbox.raw"
 qemu-img convert -f raw -O qcow2 "$out/natbox.raw" "$out/natbox.qcow2"
 # GCP wants a disk.raw of a whole number of GiB in a gzipped (old GNU, sparse) tar.

@@ -19,12 +19,16 @@
 //! ESP_START --install`, which writes through mtools, rootless) on it, with the FAT
 //! epoch as `SOURCE_DATE_EPOCH` so the files it adds are reproducible.
 //!
-//! Modules carried: virtio (PCI and MMIO transports, net, blk) for QEMU and KVM
-//! clouds, ena (AWS Nitro), gve (GCP gVNIC), vmxnet3 (VMware), qemu_fw_cfg, and the
+//! Modules carried: virtio (PCI and MMIO transports, net, blk, scsi) for QEMU and KVM
+//! clouds (GCE's disks are virtio-scsi), sd_mod with scsi_mod for SCSI disks, ena (AWS
+//! Nitro), gve (GCP gVNIC), vmxnet3 (VMware; QEMU emulates it), qemu_fw_cfg, and the
 //! ACPI power button with evdev (a hypervisor's shutdown request), nf_tables (the
-//! dataplane has the kernel drop its copy of the data ports' frames); NVMe is
-//! built into Debian's cloud kernel. AF_PACKET makes the dataplane driver-agnostic, so
-//! any NIC the kernel drives works.
+//! dataplane has the kernel drop its copy of the data ports' frames). NVMe (EC2
+//! Nitro's disks) is built into Debian's cloud kernel (`CONFIG_BLK_DEV_NVME=y`), and
+//! its kernel has no e1000/e1000e driver at all (`# CONFIG_E1000E is not set`), so
+//! neither is carried. At boot natbox loads only the modules the devices present
+//! need, by modalias (`appliance/src/init/modules.rs`). AF_PACKET makes the
+//! dataplane driver-agnostic, so any NIC the kernel drives works.
 
 mod cpio;
 mod disk;
@@ -45,6 +49,10 @@ const MODULES: &[&str] = &[
     "net_failover",
     "failover",
     "virtio_blk",
+    "virtio_scsi",
+    "scsi_mod",
+    "scsi_common",
+    "sd_mod",
     "ena",
     "gve",
     "vmxnet3",
