@@ -171,12 +171,10 @@ vm_queues() { if [ "$VM_BOOT" = microvm ]; then echo 1; else echo "$VM_QUEUES"; 
 # multi_queue tap and offers the guest what its model offers.
 VM_NIC_INSIDE=${VM_NIC_INSIDE:-virtio}
 VM_NIC_OUTSIDE=${VM_NIC_OUTSIDE:-virtio}
-# The metadata disk's controller (VM_META_BUS): "virtio" (virtio-blk, default) or
-# "nvme" (an NVMe drive, as EC2 Nitro attaches every volume). VM_SCSI_DISK, if set,
-# names an image attached as a disk on a virtio-scsi controller (as GCE attaches its
-# disks).
+# The metadata disk's controller (VM_META_BUS): "virtio" (virtio-blk, default), "nvme"
+# (an NVMe drive, as EC2 Nitro attaches every volume) or "scsi" (a disk on a
+# virtio-scsi controller, as GCE attaches its disks).
 VM_META_BUS=${VM_META_BUS:-virtio}
-VM_SCSI_DISK=${VM_SCSI_DISK:-}
 
 # Appends to the caller's `args` the data NIC $1 (lan or wan) with MAC $2 and model $3
 # (see VM_NIC_INSIDE); $4 is the virtio options (transport suffix, ROM, queues).
@@ -220,18 +218,12 @@ vm_boot() {
         case "$VM_META_BUS" in
         virtio) args+=(-device "virtio-blk-$virtio,drive=meta") ;;
         nvme) args+=(-device "nvme,drive=meta,serial=natbox1") ;;
+        scsi) args+=(-device "virtio-scsi-$virtio,id=scsi" -device "scsi-hd,drive=meta,bus=scsi.0") ;;
         *)
-            echo "VM_META_BUS=$VM_META_BUS: expected virtio or nvme" >&2
+            echo "VM_META_BUS=$VM_META_BUS: expected virtio, nvme or scsi" >&2
             return 1
             ;;
         esac
-    fi
-    if [ -n "$VM_SCSI_DISK" ]; then
-        args+=(
-            -device "virtio-scsi-$virtio,id=scsi"
-            -drive "file=$VM_SCSI_DISK,format=raw,if=none,id=scsidisk"
-            -device "scsi-hd,drive=scsidisk,bus=scsi.0"
-        )
     fi
     if [ "$serial" = console ]; then
         ip netns exec "$GW" qemu-system-x86_64 "${args[@]}" -serial mon:stdio
