@@ -6,8 +6,9 @@
 # GPT disk whose EFI system partition holds it as EFI/BOOT/BOOTX64.EFI (UEFI boot) and
 # which also boots on legacy BIOS (syslinux: gptmbr.bin, then ldlinux on the ESP);
 # natbox.qcow2, the same disk as qcow2; natbox-gcp.tar.gz, GCP's image format
-# (disk.raw, 1 GiB, sparse). All are reproducible: same inputs, same bytes. Rootless
-# apart from the apt-get download.
+# (disk.raw, 1 GiB, sparse). The kernel command line puts the console on ttyS0 at
+# 115200 baud, what the EC2 and GCE serial consoles use. All are reproducible: same
+# inputs, same bytes. Rootless apart from the apt-get download.
 #
 # The kernel: the package the linux-image-cloud-amd64 metapackage depends on today,
 # unless KERNEL_PACKAGE names one (e.g. KERNEL_PACKAGE=linux-image-6.1.0-56-cloud-amd64).
