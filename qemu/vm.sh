@@ -103,7 +103,7 @@ vm_accel_choose() {
 # is never written.
 VM_BOOT=${VM_BOOT:-kernel}
 VM_DISK_IMAGE=${VM_DISK_IMAGE:-$E2E_ROOT/build/natbox.raw}
-VM_CMDLINE="console=ttyS0,115200 quiet panic=-1"
+VM_CMDLINE="console=ttyS0,115200 scsi_mod.scan=sync quiet panic=-1"
 OVMF_CODE=/usr/share/OVMF/OVMF_CODE.fd
 OVMF_VARS=/usr/share/OVMF/OVMF_VARS.fd
 

@@ -284,7 +284,9 @@ name=cloud-scsi
 VM_META_BUS=scsi boot_and_translate "$name"
 check "$name: virtio_scsi loaded for the virtio-scsi controller" \
     grep -q "module virtio_scsi for virtio virtio[0-9]* (virtio:d00000008v" "$console"
-check "$name: sd_mod loaded for the SCSI disk (found by a rescan after the host scan)" \
+check "$name: scsi_mod got its parameter from the kernel command line (scan=sync)" \
+    grep -q "module scsi_mod needed by virtio_scsi with scan=sync" "$console"
+check "$name: sd_mod loaded for the SCSI disk (found by a rescan after virtio_scsi, scanned with scsi_mod.scan=sync)" \
     grep -q "module sd_mod for scsi [0-9:]* (scsi:t-0x00" "$console"
 check "$name: the configuration came from the SCSI disk" grep -q "config /dev/sda generation" "$console"
 grep -ao "modules loaded: .*" "$console" | tr -d '\r' | sed "s/^/$name: /" || true

@@ -79,7 +79,8 @@ pub fn run(report: fn(&Threads)) -> ! {
         }
     };
     let started = Instant::now();
-    let loading = modules::load_for_devices(Path::new(MODULE_DIR), Path::new("/sys"));
+    let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let loading = modules::load_for_devices(Path::new(MODULE_DIR), Path::new("/sys"), &cmdline);
     log::info!(
         "modules loaded: {} ({} failed; {} scans of the devices, {} ms)",
         loading.loaded.join(" "),

@@ -11,10 +11,15 @@
 //!
 //! Loading a bus driver makes new devices appear (virtio_pci binds the PCI functions
 //! and registers virtio devices, which then need virtio_net or virtio_blk; the ACPI
-//! button registers an input device, which needs evdev; virtio_scsi's host scan,
-//! asynchronous in Debian's kernel, registers SCSI disks, which need sd_mod), so the
-//! scan is repeated: at most [`MAX_PASSES`] passes, [`PASS_WAIT`] apart, ending once
-//! no new module has been needed for [`SETTLE`] since the last load. The waits add
+//! button registers an input device, which needs evdev; virtio_scsi's host scan
+//! registers SCSI disks, which need sd_mod), so the scan is repeated: at most
+//! [`MAX_PASSES`] passes, [`PASS_WAIT`] apart, ending once no new module has been
+//! needed for [`SETTLE`] since the last load. Asynchronous probes are what `SETTLE`
+//! is for; the SCSI host scan, asynchronous in Debian's kernel, is made synchronous
+//! by the image's command line (`scsi_mod.scan=sync`), so no disk depends on it.
+//!
+//! Each module gets the parameters the kernel command line gives it, as modprobe
+//! does: the `module.param=value` words ([`cmdline_params`]). The waits add
 //! up to at most `(MAX_PASSES - 1) * PASS_WAIT` (550 ms), no busy loop (a normal boot
 //! takes 5 or 6 scans); the NICs and the metadata disk are then waited for as before
 //! (`init`: polls of 20 and 50 ms, bounded at 5 and 2 s).
@@ -322,14 +327,36 @@ pub struct Report {
     pub passes: usize,
 }
 
-/// Loads the modules in `dir` that the devices under the sysfs mount `sys` need (see
-/// the module doc), logging each.
-pub fn load_for_devices(dir: &Path, sys: &Path) -> Report {
-    load_with(dir, sys, finit_module)
+/// The parameters kernel command line `cmdline` gives module `name`, as modprobe
+/// passes them: every `name.param=value` (or `name.flag`) word, without the `name.`
+/// prefix, separated by spaces; dashes in the module name read as underscores. Values
+/// quoted to hold spaces are not supported (no module natbox carries needs one).
+pub fn cmdline_params(cmdline: &str, name: &str) -> String {
+    let params: Vec<&str> = cmdline
+        .split_whitespace()
+        .filter_map(|word| {
+            let (module, param) = word.split_once('.')?;
+            let named = module.replace('-', "_") == name && !module.contains('=');
+            (named && !param.is_empty()).then_some(param)
+        })
+        .collect();
+    params.join(" ")
 }
 
-/// [`load_for_devices`] with `load` loading one module file.
-fn load_with(dir: &Path, sys: &Path, mut load: impl FnMut(&Path) -> io::Result<()>) -> Report {
+/// Loads the modules in `dir` that the devices under the sysfs mount `sys` need (see
+/// the module doc), each with the parameters kernel command line `cmdline` gives it,
+/// logging each.
+pub fn load_for_devices(dir: &Path, sys: &Path, cmdline: &str) -> Report {
+    load_with(dir, sys, cmdline, finit_module)
+}
+
+/// [`load_for_devices`] with `load` loading one module file with its parameters.
+fn load_with(
+    dir: &Path,
+    sys: &Path,
+    cmdline: &str,
+    mut load: impl FnMut(&Path, &str) -> io::Result<()>,
+) -> Report {
     let carried = carried(dir);
     let mut done = BTreeSet::new();
     let mut report = Report::default();
@@ -351,7 +378,13 @@ fn load_with(dir: &Path, sys: &Path, mut load: impl FnMut(&Path) -> io::Result<(
             let Some(module) = carried.get(&name) else {
                 continue;
             };
-            match load(&module.path) {
+            let params = cmdline_params(cmdline, &name);
+            let reason = if params.is_empty() {
+                reason.to_string()
+            } else {
+                format!("{reason} with {params}")
+            };
+            match load(&module.path, &params) {
                 Ok(()) => {
                     log::info!("module {name} {reason}");
                     report.loaded.push(name);
@@ -374,10 +407,11 @@ fn load_with(dir: &Path, sys: &Path, mut load: impl FnMut(&Path) -> io::Result<(
     report
 }
 
-fn finit_module(path: &Path) -> io::Result<()> {
+fn finit_module(path: &Path, params: &str) -> io::Result<()> {
     let file = fs::File::open(path)?;
-    let params = c"";
-    // SAFETY: finit_module(2) with a valid open fd and a NUL-terminated empty string.
+    let params = std::ffi::CString::new(params)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in module parameters"))?;
+    // SAFETY: finit_module(2) with a valid open fd and a NUL-terminated string.
     let r = unsafe { libc::syscall(libc::SYS_finit_module, file.as_raw_fd(), params.as_ptr(), 0) };
     if r < 0 {
         Err(io::Error::last_os_error())
@@ -748,7 +782,7 @@ mod tests {
             "pci:v00001AF4d00001041sv00001AF4sd00001100bc02sc00i00",
         );
         let mut order = Vec::new();
-        let report = load_with(&dir, &sys, |path| {
+        let report = load_with(&dir, &sys, "", |path, _| {
             let name = module_name(path);
             // Loading the PCI transport registers the virtio device behind it.
             if name == "virtio_pci" {
@@ -772,6 +806,48 @@ mod tests {
     }
 
     #[test]
+    fn module_parameters_come_from_the_kernel_command_line_as_modprobe_reads_them() {
+        let cmdline = "console=ttyS0,115200 scsi_mod.scan=sync quiet scsi-mod.max_luns=1 \
+                       virtio_net.napi_tx=1 sd_mod. .x=1 scsi_mod panic=-1 a=scsi_mod.b";
+        assert_eq!(cmdline_params(cmdline, "scsi_mod"), "scan=sync max_luns=1");
+        assert_eq!(cmdline_params(cmdline, "virtio_net"), "napi_tx=1");
+        assert_eq!(cmdline_params(cmdline, "sd_mod"), "");
+        assert_eq!(cmdline_params(cmdline, "ena"), "");
+        assert_eq!(cmdline_params("", "scsi_mod"), "");
+    }
+
+    #[test]
+    fn command_line_parameters_reach_the_loader() {
+        let scratch = Scratch::new("params");
+        let (dir, sys) = (scratch.0.join("modules"), scratch.0.join("sys"));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("scsi_mod.ko"), elf_with_modinfo(b"depends=\0")).unwrap();
+        fs::write(
+            dir.join("virtio_scsi.ko"),
+            elf_with_modinfo(b"alias=virtio:d00000008v*\0depends=scsi_mod\0"),
+        )
+        .unwrap();
+        add_device(
+            &sys,
+            "bus/virtio/devices/virtio1",
+            "virtio:d00000008v00001AF4",
+        );
+        let mut calls = Vec::new();
+        let report = load_with(&dir, &sys, "quiet scsi_mod.scan=sync", |path, params| {
+            calls.push((module_name(path), params.to_string()));
+            Ok(())
+        });
+        assert_eq!(
+            calls,
+            [
+                ("scsi_mod".to_string(), "scan=sync".to_string()),
+                ("virtio_scsi".to_string(), String::new())
+            ]
+        );
+        assert_eq!(report.loaded, ["scsi_mod", "virtio_scsi"]);
+    }
+
+    #[test]
     fn a_failed_module_is_reported_and_not_retried() {
         let scratch = Scratch::new("failed");
         let (dir, sys) = (scratch.0.join("modules"), scratch.0.join("sys"));
@@ -787,7 +863,7 @@ mod tests {
             "pci:v000015ADd000007B0sv000015ADsd000007B0bc02sc00i01",
         );
         let mut tries = 0;
-        let report = load_with(&dir, &sys, |_| {
+        let report = load_with(&dir, &sys, "", |_, _| {
             tries += 1;
             Err(io::Error::from_raw_os_error(libc::ENOEXEC))
         });
