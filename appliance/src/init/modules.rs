@@ -14,15 +14,15 @@
 //! button registers an input device, which needs evdev; virtio_scsi's host scan
 //! registers SCSI disks, which need sd_mod), so the scan is repeated: at most
 //! [`MAX_PASSES`] passes, [`PASS_WAIT`] apart, ending once no new module has been
-//! needed for [`SETTLE`] since the last load. Asynchronous probes are what `SETTLE`
-//! is for; the SCSI host scan, asynchronous in Debian's kernel, is made synchronous
-//! by the image's command line (`scsi_mod.scan=sync`), so no disk depends on it.
+//! needed for [`SETTLE`] since the last load. The waits add up to at most
+//! `(MAX_PASSES - 1) * PASS_WAIT` (550 ms), no busy loop (a boot in QEMU takes 5 or 6
+//! scans); the NICs and the metadata disk are then waited for as before (`init`: polls
+//! of 20 and 50 ms, bounded at 5 and 2 s). Asynchronous probes are what `SETTLE` is
+//! for; the SCSI host scan, asynchronous in Debian's kernel, is made synchronous by
+//! the image's command line (`scsi_mod.scan=sync`), so no disk depends on it.
 //!
 //! Each module gets the parameters the kernel command line gives it, as modprobe
-//! does: the `module.param=value` words ([`cmdline_params`]). The waits add
-//! up to at most `(MAX_PASSES - 1) * PASS_WAIT` (550 ms), no busy loop (a normal boot
-//! takes 5 or 6 scans); the NICs and the metadata disk are then waited for as before
-//! (`init`: polls of 20 and 50 ms, bounded at 5 and 2 s).
+//! does: the `module.param=value` words ([`cmdline_params`]).
 //!
 //! Each module loaded is logged with the device it was loaded for (or the module that
 //! needed it); the carried modules no device needed are logged at debug level.
