@@ -6,8 +6,11 @@
 # GPT disk whose EFI system partition holds it as EFI/BOOT/BOOTX64.EFI (UEFI boot) and
 # which also boots on legacy BIOS (syslinux: gptmbr.bin, then ldlinux on the ESP);
 # natbox.qcow2, the same disk as qcow2; natbox-gcp.tar.gz, GCP's image format
-# (disk.raw, 1 GiB, sparse). All are reproducible: same inputs, same bytes. Rootless
-# apart from the apt-get download.
+# (disk.raw, 1 GiB, sparse). The kernel command line puts the console on ttyS0 at
+# 115200 baud, what the EC2 and GCE serial consoles use, and has SCSI hosts scanned
+# synchronously (natbox passes `module.param` words to the modules it loads, as
+# modprobe does), so a SCSI disk is there when virtio_scsi has loaded. All are
+# reproducible: same inputs, same bytes. Rootless apart from the apt-get download.
 #
 # The kernel: the package the linux-image-cloud-amd64 metapackage depends on today,
 # unless KERNEL_PACKAGE names one (e.g. KERNEL_PACKAGE=linux-image-6.1.0-56-cloud-amd64).
@@ -56,7 +59,7 @@ disk() {
     image disk --efi "$efi" --out "$raw" --bios-mbr /usr/lib/syslinux/mbr/gptmbr.bin "$@"
 }
 image uki --stub "$stub" --kernel "$out/vmlinuz" --initrd "$out/initramfs.img" \
-    --cmdline "console=ttyS0 quiet panic=-1" --out "$out/natbox.efi"
+    --cmdline "console=ttyS0,115200 scsi_mod.scan=sync quiet panic=-1" --out "$out/natbox.efi"
 disk "$out/natbox.efi" "$out/natbox.raw"
 qemu-img convert -f raw -O qcow2 "$out/natbox.raw" "$out/natbox.qcow2"
 # GCP wants a disk.raw of a whole number of GiB in a gzipped (old GNU, sparse) tar.

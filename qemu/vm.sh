@@ -103,7 +103,7 @@ vm_accel_choose() {
 # is never written.
 VM_BOOT=${VM_BOOT:-kernel}
 VM_DISK_IMAGE=${VM_DISK_IMAGE:-$E2E_ROOT/build/natbox.raw}
-VM_CMDLINE="console=ttyS0 quiet panic=-1"
+VM_CMDLINE="console=ttyS0,115200 scsi_mod.scan=sync quiet panic=-1"
 OVMF_CODE=/usr/share/OVMF/OVMF_CODE.fd
 OVMF_VARS=/usr/share/OVMF/OVMF_VARS.fd
 
@@ -164,6 +164,29 @@ vm_boot_args() {
 vm_cpus() { if [ "$VM_BOOT" = microvm ]; then echo 1; else echo "$VM_CPUS"; fi; }
 vm_queues() { if [ "$VM_BOOT" = microvm ]; then echo 1; else echo "$VM_QUEUES"; fi; }
 
+# The data NICs' QEMU models: VM_NIC_INSIDE and VM_NIC_OUTSIDE are "virtio" (default,
+# virtio-net on the VM_BOOT way's transport) or a non-virtio NIC QEMU emulates on PCI,
+# e.g. "vmxnet3" (VMware's, which Debian's cloud kernel drives; it has no e1000e). An
+# emulated NIC gets no virtio options; it takes frames from every queue of the
+# multi_queue tap and offers the guest what its model offers.
+VM_NIC_INSIDE=${VM_NIC_INSIDE:-virtio}
+VM_NIC_OUTSIDE=${VM_NIC_OUTSIDE:-virtio}
+# The metadata disk's controller (VM_META_BUS): "virtio" (virtio-blk, default), "nvme"
+# (an NVMe drive, as EC2 Nitro attaches every volume) or "scsi" (a disk on a
+# virtio-scsi controller, as GCE attaches its disks).
+VM_META_BUS=${VM_META_BUS:-virtio}
+
+# Appends to the caller's `args` the data NIC $1 (lan or wan) with MAC $2 and model $3
+# (see VM_NIC_INSIDE); $4 is the virtio options (transport suffix, ROM, queues).
+vm_nic_args() {
+    local id=$1 mac=$2 model=$3 virtio_options=$4
+    if [ "$model" = virtio ]; then
+        args+=(-device "virtio-net-$virtio,netdev=$id,mac=$mac$virtio_options")
+    else
+        args+=(-device "$model,netdev=$id,mac=$mac,romfile=")
+    fi
+}
+
 # Boots the appliance in ns gw (see VM_BOOT), with the accelerator vm_accel_choose
 # picks (once). $1: "console" for the serial console on this terminal, or a file to
 # log it to (then `vm_console` types on it). $2: a metadata disk image, or "none"; it
@@ -185,14 +208,23 @@ vm_boot() {
         netdev=",queues=$VM_QUEUES"
         if [ "$(vm_queues)" -gt 1 ]; then nic+=",mq=on,vectors=$((2 * VM_QUEUES + 2))"; fi
     fi
-    args+=(
-        -netdev "tap,id=lan,ifname=tap-lan,script=no,downscript=no$netdev"
-        -device "virtio-net-$virtio,netdev=lan,mac=$VM_INSIDE_MAC$nic"
-        -netdev "tap,id=wan,ifname=tap-wan,script=no,downscript=no$netdev"
-        -device "virtio-net-$virtio,netdev=wan,mac=$VM_OUTSIDE_MAC$nic"
-        -monitor "unix:$WORK/monitor.sock,server,nowait"
-    )
-    [ "$disk" = none ] || args+=(-drive "file=$disk,format=raw,if=none,id=meta" -device "virtio-blk-$virtio,drive=meta")
+    args+=(-netdev "tap,id=lan,ifname=tap-lan,script=no,downscript=no$netdev")
+    vm_nic_args lan "$VM_INSIDE_MAC" "$VM_NIC_INSIDE" "$nic"
+    args+=(-netdev "tap,id=wan,ifname=tap-wan,script=no,downscript=no$netdev")
+    vm_nic_args wan "$VM_OUTSIDE_MAC" "$VM_NIC_OUTSIDE" "$nic"
+    args+=(-monitor "unix:$WORK/monitor.sock,server,nowait")
+    if [ "$disk" != none ]; then
+        args+=(-drive "file=$disk,format=raw,if=none,id=meta")
+        case "$VM_META_BUS" in
+        virtio) args+=(-device "virtio-blk-$virtio,drive=meta") ;;
+        nvme) args+=(-device "nvme,drive=meta,serial=natbox1") ;;
+        scsi) args+=(-device "virtio-scsi-$virtio,id=scsi" -device "scsi-hd,drive=meta,bus=scsi.0") ;;
+        *)
+            echo "VM_META_BUS=$VM_META_BUS: expected virtio, nvme or scsi" >&2
+            return 1
+            ;;
+        esac
+    fi
     if [ "$serial" = console ]; then
         ip netns exec "$GW" qemu-system-x86_64 "${args[@]}" -serial mon:stdio
     else

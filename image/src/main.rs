@@ -19,18 +19,23 @@
 //! ESP_START --install`, which writes through mtools, rootless) on it, with the FAT
 //! epoch as `SOURCE_DATE_EPOCH` so the files it adds are reproducible.
 //!
-//! Modules carried: virtio (PCI and MMIO transports, net, blk) for QEMU and KVM
-//! clouds, ena (AWS Nitro), gve (GCP gVNIC), vmxnet3 (VMware), qemu_fw_cfg, and the
+//! Modules carried: virtio (PCI and MMIO transports, net, blk, scsi) for QEMU and KVM
+//! clouds (GCE's disks are virtio-scsi), sd_mod with scsi_mod for SCSI disks, ena (AWS
+//! Nitro), gve (GCP gVNIC), vmxnet3 (VMware; QEMU emulates it), qemu_fw_cfg, and the
 //! ACPI power button with evdev (a hypervisor's shutdown request), nf_tables (the
-//! dataplane has the kernel drop its copy of the data ports' frames); NVMe is
-//! built into Debian's cloud kernel. AF_PACKET makes the dataplane driver-agnostic, so
-//! any NIC the kernel drives works.
+//! dataplane has the kernel drop its copy of the data ports' frames). NVMe (EC2
+//! Nitro's disks) is built into Debian's cloud kernel (`CONFIG_BLK_DEV_NVME=y`), and
+//! its kernel has no e1000/e1000e driver at all (`# CONFIG_E1000E is not set`), so
+//! neither is carried; the build checks the first is built in (`BUILT_IN`, against
+//! the kernel tree's `modules.builtin`). At boot natbox loads only the modules the devices present
+//! need, by modalias (`appliance/src/init/modules.rs`). AF_PACKET makes the
+//! dataplane driver-agnostic, so any NIC the kernel drives works.
 
 mod cpio;
 mod disk;
 
 use cpio::Entry;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -45,6 +50,10 @@ const MODULES: &[&str] = &[
     "net_failover",
     "failover",
     "virtio_blk",
+    "virtio_scsi",
+    "scsi_mod",
+    "scsi_common",
+    "sd_mod",
     "ena",
     "gve",
     "vmxnet3",
@@ -55,6 +64,12 @@ const MODULES: &[&str] = &[
     "nfnetlink",
     "nf_tables",
 ];
+
+/// Modules the image needs that Debian's cloud kernel builds in (listed in the
+/// tree's `modules.builtin`), so they are not carried: the build fails if a kernel
+/// ships one of them as a module instead, which the image would then lack (NVMe: EC2
+/// Nitro's disks).
+const BUILT_IN: &[&str] = &["nvme", "nvme_core"];
 
 const USAGE: &str = "usage: natbox-image initramfs --binary APPLIANCE --kernel-tree DIR --out FILE
        natbox-image uki --stub STUB --kernel VMLINUZ --initrd IMG --cmdline LINE --out FILE
@@ -222,6 +237,19 @@ fn build(binary: &Path, tree: &Path, out: &Path) -> Result<(), String> {
             missing.join(", ")
         ));
     }
+    let built_in = built_in(tree);
+    let not_built_in: Vec<&str> = BUILT_IN
+        .iter()
+        .copied()
+        .filter(|m| !built_in.contains(*m))
+        .collect();
+    if !not_built_in.is_empty() {
+        return Err(format!(
+            "not built into the kernel under {} (add them to MODULES): {}",
+            tree.display(),
+            not_built_in.join(", ")
+        ));
+    }
     let mut entries = vec![
         Entry::File {
             path: "init".into(),
@@ -290,6 +318,22 @@ fn compress(archive: &[u8]) -> Result<Vec<u8>, String> {
     zstd.compress(archive).map_err(|e| format!("zstd: {e}"))
 }
 
+/// The names of the modules built into the kernel: the `modules.builtin` lists
+/// (`kernel/drivers/nvme/host/nvme-core.ko` per line) of each kernel version under
+/// `tree`, dashes as underscores.
+fn built_in(tree: &Path) -> BTreeSet<String> {
+    let versions = std::fs::read_dir(tree).into_iter().flatten().flatten();
+    versions
+        .filter_map(|v| std::fs::read_to_string(v.path().join("modules.builtin")).ok())
+        .flat_map(|list| {
+            list.lines()
+                .filter_map(|line| line.rsplit('/').next()?.strip_suffix(".ko"))
+                .map(|name| name.replace('-', "_"))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// Maps module names to their `.ko` files under `dir`.
 fn find_modules(dir: &Path, found: &mut BTreeMap<String, PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -339,6 +383,24 @@ mod tests {
             out.push((state >> 40) as u8);
         }
         out
+    }
+
+    #[test]
+    fn built_in_modules_are_read_from_modules_builtin() {
+        let tree =
+            std::env::temp_dir().join(format!("natbox-image-builtin-{}", std::process::id()));
+        let version = tree.join("6.1.0-57-cloud-amd64");
+        std::fs::create_dir_all(&version).unwrap();
+        std::fs::write(
+            version.join("modules.builtin"),
+            "kernel/drivers/nvme/host/nvme-core.ko\nkernel/drivers/nvme/host/nvme.ko\nkernel/fs/ext4/ext4.ko\n",
+        )
+        .unwrap();
+        let found = built_in(&tree);
+        std::fs::remove_dir_all(&tree).unwrap();
+        assert!(BUILT_IN.iter().all(|m| found.contains(*m)), "{found:?}");
+        assert!(found.contains("ext4") && !found.contains("virtio_net"));
+        assert!(built_in(Path::new("/nonexistent")).is_empty());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! In order: mount /proc, /sys, /dev (devtmpfs) and /run; make /dev/console the
 //! standard streams; hand Ctrl-Alt-Del to us as SIGINT instead of an instant reboot;
-//! load the carried kernel modules (`modules`); wait for the NICs and log the online
+//! load the carried kernel modules the devices present need, by their modalias
+//! (`modules`, rescanning as bus drivers add devices); wait for the NICs and log the online
 //! CPUs and each NIC's enabled receive queues (what the workers are sized by,
 //! `dataplane::link`); find the metadata disk by its magic among all block devices (no
 //! device name is assumed); start the
@@ -22,6 +23,7 @@
 //! lines go out through `host::console::say`, never `println!`, which panics (and so
 //! aborts PID 1) on a write error.
 
+pub mod modalias;
 pub mod modules;
 
 use crate::control::Control;
@@ -76,11 +78,16 @@ pub fn run(report: fn(&Threads)) -> ! {
             Control::default()
         }
     };
-    let (loaded, failed) = modules::load_all(Path::new(MODULE_DIR));
-    log::info!("modules loaded: {}", loaded.join(" "));
-    for (name, e) in failed {
-        log::warn!("module {name}: {e}");
-    }
+    let started = Instant::now();
+    let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let loading = modules::load_for_devices(Path::new(MODULE_DIR), Path::new("/sys"), &cmdline);
+    log::info!(
+        "modules loaded: {} ({} failed; {} scans of the devices, {} ms)",
+        loading.loaded.join(" "),
+        loading.failed.len(),
+        loading.passes,
+        started.elapsed().as_millis()
+    );
     match crate::host::power_button::PowerButton::find() {
         Some(button) => control.watch_power_button(button),
         None => {
