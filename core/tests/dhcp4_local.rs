@@ -193,3 +193,46 @@ fn rfc2131_a_lease_is_the_nat_address_a_renewal_keeps_sessions_a_new_address_end
         "the lease lost: no address to translate to"
     );
 }
+
+/// RFC 5227 section 2.1.1: a probe goes out with sender IP 0.0.0.0 for the address;
+/// an ARP from a host that has it, or another host's probe for it, is a conflict;
+/// silence is not.
+#[test]
+fn rfc5227_2_1_1_a_probe_is_answered_by_a_conflict_or_by_silence() {
+    let mut h = bound();
+    assert!(!h.engine.probe4(OUTSIDE, Some(OFFERED)));
+    let sent = h.transmitted();
+    assert_eq!(sent.len(), 1);
+    let (port, frame) = &sent[0];
+    assert_eq!(*port, OUTSIDE);
+    assert_eq!(frame[0..6], Mac::BROADCAST.0);
+    assert_eq!(frame[14 + 14..14 + 18], [0, 0, 0, 0], "sender IP 0.0.0.0");
+    assert_eq!(
+        frame[14 + 24..14 + 28],
+        OFFERED.octets(),
+        "target: the address"
+    );
+    assert!(!h.engine.probe4(OUTSIDE, None), "nobody answered");
+
+    const OTHER_MAC: Mac = Mac([2, 0, 0, 0, 9, 9]);
+    h.engine.probe4(OUTSIDE, Some(OFFERED));
+    h.frame(
+        OUTSIDE,
+        arp_reply(OTHER_MAC, OFFERED, BOX_WAN_MAC, Ipv4Addr::UNSPECIFIED),
+    );
+    assert!(h.engine.probe4(OUTSIDE, None), "a host has the address");
+
+    h.engine.probe4(OUTSIDE, Some(OFFERED));
+    h.frame(
+        OUTSIDE,
+        arp_request(OTHER_MAC, Ipv4Addr::UNSPECIFIED, OFFERED),
+    );
+    assert!(h.engine.probe4(OUTSIDE, None), "another host probes for it");
+
+    h.engine.probe4(OUTSIDE, Some(OFFERED));
+    h.frame(OUTSIDE, arp_request(GW_MAC, GW, PUBLIC));
+    assert!(
+        !h.engine.probe4(OUTSIDE, None),
+        "ARP about other addresses is no conflict"
+    );
+}

@@ -6,6 +6,7 @@
 //! to the engine.
 
 use firmware_config::Config;
+use natbox_core::engine::local::Binding;
 use natbox_core::engine::{Engine, Frame, PortId, PortSetup, Verdict};
 use natbox_core::wire::ethernet::Mac;
 
@@ -29,7 +30,14 @@ pub fn engine_with(layout: Layout) -> Engine {
         Layout::TwoPort => include_str!("../../natbox.toml"),
         Layout::OneArmed => include_str!("../../tests/e2e/natbox-one-armed.toml"),
     };
-    engine_for(&firmware_config::from_toml(toml).expect("checked-in config"))
+    let config = firmware_config::from_toml(toml).expect("checked-in config");
+    let mut engine = engine_for(&config);
+    // The services' side too: a DHCP client bound on the outside port and an address
+    // probe under way, so that their paths see every frame.
+    let outside = PortId(u8::try_from(config.ports().count() - 1).expect("a port or two"));
+    engine.bind_local(&[Binding::Dhcp4Client(outside)]);
+    engine.probe4(outside, Some(std::net::Ipv4Addr::new(198, 51, 100, 77)));
+    engine
 }
 
 /// An engine for `config` (two ports, or one-armed) with its tables made small

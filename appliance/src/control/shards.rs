@@ -188,6 +188,15 @@ pub trait Snapshots: Shards {
         .fold(Reconfigured::default(), Reconfigured::merge)
     }
 
+    /// Sends an ARP probe for `addr` out of `port` (or, `None`, stops watching) on
+    /// `ORIGIN_SHARD`, which every ARP frame reaches; whether a conflict was seen.
+    fn probe4(&mut self, port: PortId, addr: Option<Ipv4Addr>) -> bool {
+        matches!(
+            self.ask_one(ORIGIN_SHARD, &Request::Probe4 { port, addr }),
+            Some(Answer::Probed(true))
+        )
+    }
+
     /// Sends an IPv4 datagram of the box's own to the limited broadcast address out of
     /// `port`, through `ORIGIN_SHARD`.
     fn broadcast4(&mut self, port: PortId, ip: Vec<u8>) -> Result<(), DropReason> {

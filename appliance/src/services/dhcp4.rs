@@ -17,9 +17,14 @@
 //!   unless the configuration names one, its classless routes, and with them the NAT
 //!   address (`engine::lease`). A renewal that keeps the address changes nothing.
 //!   Each change is logged.
-//! - Not yet: the RFC 5227 probe of an offered address (the client's probe request is
-//!   answered "no conflict" at once, and the log says the address was not probed), and
-//!   the lease's MTU (option 26).
+//! - An offered address is probed before it is used (RFC 5227 section 2.1.1, through
+//!   `Shards::probe4`): `PROBES` ARP probes `PROBE_INTERVAL_MS` apart, and the verdict
+//!   `DECIDE_AFTER_MS` after the first. RFC 5227's own timing (three probes 1-2 s
+//!   apart, then 2 s) would keep the box without an address 4-8 s at every boot;
+//!   a DHCP server has normally checked the address itself (RFC 2131 section 4.4.1
+//!   asks the client only to check, not how), so natbox takes 2 s. A conflict
+//!   declines the address (the client sends DHCPDECLINE and starts again).
+//! - Not yet: the lease's MTU (option 26).
 
 use crate::control::shards::{Shards, Snapshots};
 use crate::engine::lease::Lease4;
@@ -32,6 +37,20 @@ use natbox_core::dhcp4::{Client, Destination, Event, Lease, Snapshot};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// ARP probes of an offered address, their spacing and when the verdict comes
+/// (module doc).
+const PROBES: u32 = 2;
+const PROBE_INTERVAL_MS: u64 = 1000;
+const DECIDE_AFTER_MS: u64 = 2000;
+
+/// A probe of an offered address under way.
+#[derive(Debug, Clone, Copy)]
+struct Probing {
+    addr: Ipv4Addr,
+    started_ms: u64,
+    sent: u32,
+}
+
 /// One DHCP port's client.
 #[derive(Debug)]
 struct PortClient {
@@ -39,6 +58,7 @@ struct PortClient {
     /// The port's role label, for the log and the shell.
     role: &'static str,
     client: Client,
+    probing: Option<Probing>,
 }
 
 /// The DHCPv4 clients of the box.
@@ -80,6 +100,7 @@ impl Dhcp4 {
                 port,
                 role,
                 client: Client::new(mac, seed(mac), now),
+                probing: None,
             });
         }
     }
@@ -108,6 +129,7 @@ impl Dhcp4 {
             if c.client.poll_timeout().is_some_and(|at| at <= now) {
                 c.client.handle_timeout(now);
             }
+            probe(c, shards, now);
             while let Some(event) = c.client.poll_event() {
                 apply(c, event, shards, now);
             }
@@ -161,8 +183,12 @@ fn apply(c: &mut PortClient, event: Event, shards: &mut dyn Shards, now: u64) {
     let role = c.role;
     match event {
         Event::Probe { address } => {
-            log::info!("{role} port: {address} offered by DHCP, taken without an ARP probe");
-            c.client.probe_result(now, false);
+            shards.probe4(c.port, Some(address));
+            c.probing = Some(Probing {
+                addr: address,
+                started_ms: now,
+                sent: 1,
+            });
         }
         Event::Bound(lease) => {
             shards.set_lease4(c.port, Some(lease4(&lease)));
@@ -188,6 +214,30 @@ fn apply(c: &mut PortClient, event: Event, shards: &mut dyn Shards, now: u64) {
                 done.ended
             );
         }
+    }
+}
+
+/// Sends a client's next ARP probe when due, and gives it the verdict once the wait
+/// is over (module doc).
+fn probe(c: &mut PortClient, shards: &mut dyn Shards, now: u64) {
+    let Some(p) = c.probing.as_mut() else {
+        return;
+    };
+    let elapsed = now.saturating_sub(p.started_ms);
+    if elapsed >= DECIDE_AFTER_MS {
+        let conflict = shards.probe4(c.port, None);
+        let addr = p.addr;
+        c.probing = None;
+        if conflict {
+            log::warn!(
+                "{} port: {addr} offered by DHCP is in use on the link (RFC 5227): declined",
+                c.role
+            );
+        }
+        c.client.probe_result(now, conflict);
+    } else if p.sent < PROBES && elapsed >= u64::from(p.sent) * PROBE_INTERVAL_MS {
+        p.sent += 1;
+        shards.probe4(c.port, Some(p.addr));
     }
 }
 

@@ -88,6 +88,12 @@ pub enum Request {
     /// Sends a datagram of the box's own (`Engine::originate`). To ONE shard: the one
     /// it is sent to answers, so the datagram leaves once.
     Originate(Vec<u8>),
+    /// Sends an ARP probe for an address out of a port and watches for a conflict, or
+    /// (`None`) stops watching (`Engine::probe4`). To ONE shard: the one ARP reaches.
+    Probe4 {
+        port: PortId,
+        addr: Option<Ipv4Addr>,
+    },
     /// Sends an IPv4 datagram of the box's own to the limited broadcast address out of
     /// a port (`Engine::broadcast4`). To ONE shard, as `Originate`.
     Broadcast4 {
@@ -137,6 +143,8 @@ pub enum Answer {
     Cleared(usize),
     /// Answered by one shard only.
     Originated(Result<(), DropReason>),
+    /// Whether the probe saw a conflict (ONE shard).
+    Probed(bool),
     /// `ClearStats`, `BindLocal`, `EventsLost` done: nothing to merge.
     Done,
 }
@@ -399,6 +407,7 @@ impl Engine {
                 Answer::Done
             }
             Request::Originate(ip) => Answer::Originated(self.originate(ip, now_ms)),
+            Request::Probe4 { port, addr } => Answer::Probed(self.probe4(*port, *addr)),
             Request::Broadcast4 { port, ip } => {
                 Answer::Originated(self.broadcast4(*port, ip, now_ms))
             }

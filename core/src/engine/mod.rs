@@ -184,6 +184,8 @@ pub struct Engine {
     effective: Config,
     /// DHCP leases by `PortId` index.
     leases: Vec<Option<lease::Lease4>>,
+    /// Address conflict probes under way, at most one a port (`l2`).
+    probes4: Vec<l2::Probe4>,
     /// Indexed by `PortId`, in `port::layout` order.
     ports: Ports,
     /// The smallest MTU of the ports with the inside role: what an inbound or
@@ -270,6 +272,7 @@ impl Engine {
             config: config.clone(),
             effective: config.clone(),
             leases: Vec::new(),
+            probes4: Vec::new(),
             shard,
         }
     }
