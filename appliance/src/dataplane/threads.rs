@@ -518,33 +518,13 @@ mod tests {
 
     /// The worker whose socket receives a frame sent from `sender` within a second.
     fn receiver(sender: &PacketSocket, workers: &[Option<&PacketSocket>]) -> Option<usize> {
-        let mut frame = vec![0u8; 10]; // virtio_net_hdr
-        frame.extend_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x88, 0xb5]);
-        frame.extend_from_slice(b"regroup test frame");
-        // SAFETY: frame is a live buffer of the length passed.
-        let n = unsafe { libc::send(sender.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-        assert_eq!(usize::try_from(n).ok(), Some(frame.len()));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-        let mut buf = [0u8; 256];
-        while std::time::Instant::now() < deadline {
-            for (k, s) in workers.iter().enumerate() {
-                let Some(s) = s else { continue };
-                // SAFETY: buf is a writable buffer of the length passed.
-                let n = unsafe {
-                    libc::recv(
-                        s.as_raw_fd(),
-                        buf.as_mut_ptr().cast(),
-                        buf.len(),
-                        libc::MSG_DONTWAIT,
-                    )
-                };
-                if usize::try_from(n).is_ok_and(|n| buf[..n].ends_with(b"regroup test frame")) {
-                    return Some(k);
-                }
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        None
+        use crate::dataplane::testnet::{receiver_of, send_from};
+        send_from(sender, 0x88b5, b"regroup test frame");
+        receiver_of(
+            workers,
+            b"regroup test frame",
+            std::time::Duration::from_secs(1),
+        )
     }
 
     /// Issue #16: the kernel numbers a fanout group's members in the order they joined,

@@ -4,12 +4,11 @@
 
 use super::interp;
 use super::*;
-use crate::dataplane::testnet::{index, private_netns, run};
+use crate::dataplane::testnet::{index, private_netns, receiver_of, run, send_from};
 use proptest::prelude::*;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-const VNET_HDR_LEN: usize = 10;
 const IPV4: u16 = 0x0800;
 const IPV6: u16 = 0x86dd;
 const ARP: u16 = 0x0806;
@@ -158,44 +157,9 @@ impl Rig {
 
     /// The worker whose socket receives the network-layer frame `l3` within `wait`.
     fn receiver_of(&self, l3: &[u8], wait: Duration) -> Option<usize> {
-        let start = Instant::now();
-        let mut buf = [0u8; 2048];
-        while start.elapsed() < wait {
-            for (k, s) in self.workers.iter().enumerate() {
-                // SAFETY: buf is a writable buffer of the length passed.
-                let n = unsafe {
-                    libc::recv(
-                        s.as_raw_fd(),
-                        buf.as_mut_ptr().cast(),
-                        buf.len(),
-                        libc::MSG_DONTWAIT,
-                    )
-                };
-                let Ok(n) = usize::try_from(n) else { continue };
-                if buf.get(VNET_HDR_LEN + 14..n) == Some(l3) {
-                    return Some(k);
-                }
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        None
+        let sockets: Vec<Option<&PacketSocket>> = self.workers.iter().map(Some).collect();
+        receiver_of(&sockets, l3, wait)
     }
-}
-
-/// Sends an Ethernet frame of `ethertype` carrying `l3` out of `sock`.
-fn send_from(sock: &PacketSocket, ethertype: u16, l3: &[u8]) {
-    let mut f = vec![0u8; VNET_HDR_LEN];
-    f.extend_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(l3);
-    // SAFETY: f is a live buffer of the length passed.
-    let n = unsafe { libc::send(sock.as_raw_fd(), f.as_ptr().cast(), f.len(), 0) };
-    assert_eq!(
-        usize::try_from(n).ok(),
-        Some(f.len()),
-        "{}",
-        io::Error::last_os_error()
-    );
 }
 
 /// Frames sent out of the port come back to no worker. A member socket's
