@@ -15,6 +15,7 @@ fn facts(h: &Harness) -> Facts {
         links: vec!["up", "up"],
         now_ms: h.now,
         io: vec![Default::default(); 2],
+        source: Some("file natbox.toml".into()),
     }
 }
 
@@ -329,6 +330,22 @@ fn other_show_commands() {
         config.contains("[inside]") && config.contains("lan0"),
         "{config}"
     );
+    // The source and the digest of the configuration in force head it, as a comment
+    // that keeps the text TOML.
+    let running = h.engine.config().clone();
+    let digest = firmware_config::digest(&running);
+    assert!(
+        config.starts_with(&format!(
+            "# source: file natbox.toml, sha256 {}\n",
+            &digest[..16]
+        )),
+        "{config}"
+    );
+    assert_eq!(firmware_config::from_toml(&config).unwrap(), running);
+    let json: serde_json::Value = serde_json::from_str(&run(&mut h, "show config --json")).unwrap();
+    assert_eq!(json["source"], "file natbox.toml");
+    assert_eq!(json["sha256"], digest.as_str());
+    assert_eq!(json["config"]["inside"]["port"], "lan0");
     assert!(run(&mut h, "show version").starts_with("natbox "));
     assert!(run(&mut h, "show uptime").starts_with("up "));
     let metrics = run(&mut h, "show metrics");
@@ -440,6 +457,7 @@ fn one_armed_port_renders_valid_metric_names() {
         links: vec!["up"],
         now_ms: 0,
         io: vec![natbox::engine::stats::IoCounters::default()],
+        source: None,
     };
     let mut shards = Inline {
         engine: &mut engine,

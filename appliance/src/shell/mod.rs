@@ -65,6 +65,9 @@ pub struct Facts {
     pub now_ms: u64,
     /// The I/O layer's counters, per port (socket drops, GSO super-frames...).
     pub io: Vec<crate::engine::stats::IoCounters>,
+    /// Where the configuration came from at boot, if known (`show config` names it
+    /// with the digest of the configuration in force).
+    pub source: Option<String>,
 }
 
 /// Where `commit` persists a configuration (the metadata disk, or the TOML file host

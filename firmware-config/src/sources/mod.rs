@@ -14,10 +14,12 @@
 //!   leaves `hostname` out, the metadata's host name fills it (`local-hostname` or
 //!   `hostname` on NoCloud, `hostname` on a config drive), or its first label when the
 //!   whole name is not a valid host name.
-//! - `Err(message)`: a cloud volume whose configuration cannot be used: unreadable,
+//! - `Err(refused)`: a cloud volume whose configuration cannot be used: unreadable,
 //!   no user-data, user-data that is not natbox's TOML (a `#cloud-config`, a script,
 //!   MIME multipart: the message says what natbox expects) or that breaks a rule.
-//!   The caller boots no half-configured box from it: forwarding stays off.
+//!   The caller boots no half-configured box from it: forwarding stays off. A file
+//!   system too broken to read its label is refused with no kind: it may be no cloud
+//!   volume at all.
 //!
 //! The metadata (`meta-data`, `meta_data.json`) never refuses a volume: only its
 //! instance id and host name are taken, and a broken one is a warning.
@@ -116,6 +118,20 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
+/// Why a volume gives no configuration: `kind` is `None` when its file system could
+/// not be read far enough to know its label (so it may not be a cloud volume at all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub kind: Option<Kind>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// The files a kind of volume holds, read within the bounds.
 struct Files {
     user_data: Vec<u8>,
@@ -126,18 +142,28 @@ struct Files {
 }
 
 /// Reads a cloud volume's configuration from `device` (see the module doc).
-pub fn read<D: Read + Seek>(device: D) -> Result<Option<Loaded>, String> {
-    let Some(mut volume) = volume::open(device)? else {
+pub fn read<D: Read + Seek>(device: D) -> Result<Option<Loaded>, Refused> {
+    let opened = volume::open(device).map_err(|message| Refused {
+        kind: None,
+        message,
+    })?;
+    let Some(mut volume) = opened else {
         return Ok(None);
     };
     let Some(kind) = Kind::by_label(&volume.label()) else {
         return Ok(None);
     };
-    let files = match kind {
-        Kind::NoCloud => nocloud::files(&mut volume)?,
-        Kind::ConfigDrive => configdrive::files(&mut volume)?,
+    let refused = |message| Refused {
+        kind: Some(kind),
+        message,
     };
-    let (config, hostname_given) = userdata::decode(&files.user_data, &files.user_data_name)?;
+    let files = match kind {
+        Kind::NoCloud => nocloud::files(&mut volume),
+        Kind::ConfigDrive => configdrive::files(&mut volume),
+    }
+    .map_err(refused)?;
+    let (config, hostname_given) =
+        userdata::decode(&files.user_data, &files.user_data_name).map_err(refused)?;
     let mut warnings = files.warnings;
     let config = match (&files.meta.hostname, hostname_given) {
         (Some(name), false) => with_hostname(config, name, &mut warnings),

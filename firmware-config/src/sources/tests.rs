@@ -111,7 +111,7 @@ fn iso(dir: &Path, label: &str, names: &[&str], files: &[(&str, &[u8])]) -> Path
 }
 
 fn read_image(img: &Path) -> Result<Option<Loaded>, String> {
-    read(File::open(img).unwrap())
+    read(File::open(img).unwrap()).map_err(|r| r.message)
 }
 
 fn nocloud_files<'a>(user_data: &'a [u8]) -> [(&'a str, &'a [u8]); 2] {
