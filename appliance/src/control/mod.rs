@@ -56,7 +56,8 @@ impl Store for Unsaved {
     fn save(&mut self, _: &Config) -> Result<String, String> {
         Ok(format!(
             "not saved: the configuration came from {}, which natbox cannot write back, so \
-             this change is lost at reboot (attach a natbox metadata disk to keep commits)",
+             this change is lost at reboot (attach a blank metadata disk, `natbox-config \
+             blank`, to keep commits)",
             self.0
         ))
     }
@@ -384,8 +385,8 @@ mod tests {
         assert_eq!(
             said,
             "not saved: the configuration came from nocloud (/dev/vdb, label cidata), which \
-             natbox cannot write back, so this change is lost at reboot (attach a natbox \
-             metadata disk to keep commits)"
+             natbox cannot write back, so this change is lost at reboot (attach a blank \
+             metadata disk, `natbox-config blank`, to keep commits)"
         );
     }
 
