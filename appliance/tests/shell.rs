@@ -357,6 +357,12 @@ fn other_show_commands() {
         metrics.contains("natbox_pool_ports_in_use{address=\"198.51.100.10\",proto=\"udp\"} 1"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains(&format!(
+            "natbox_config_info{{source=\"file natbox.toml\",sha256=\"{digest}\"}} 1"
+        )),
+        "{metrics}"
+    );
     assert!(run(&mut h, "show states6").contains("0 shown of 0 states"));
 }
 

@@ -116,7 +116,7 @@ pub fn run(report: fn(&Threads)) -> ! {
         Err(e) => {
             log::error!("configuration from {source} cannot start: {e}");
             let Some((generation, previous)) = found.previous else {
-                log::error!("no previous configuration on the disk; forwarding is off");
+                log::error!("no previous configuration to fall back to; forwarding is off");
                 idle(stop, &mut control);
             };
             log::warn!("starting the previous configuration, generation {generation}, instead");

@@ -5,7 +5,7 @@
 //!
 //! Every block device (whole disks: `/sys/block`, not partitions; loop, ram and zram
 //! devices skipped) is looked at in each pass; a pass that finds a source decides by
-//! the order above among all it saw, so a devices that appears later than the first
+//! the order above among all it saw, so a device that appears later than the first
 //! source found is not waited for. Passes repeat for [`SCAN_FOR`] while nothing is
 //! found (block devices appear shortly after their driver loads).
 //!

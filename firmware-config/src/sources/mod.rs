@@ -22,7 +22,8 @@
 //!   volume at all.
 //!
 //! The metadata (`meta-data`, `meta_data.json`) never refuses a volume: only its
-//! instance id and host name are taken, and a broken one is a warning.
+//! instance id and host name are taken, each only when it is printable ASCII of at
+//! most 255 characters, and a broken file is a warning.
 //!
 //! # Bounds
 //!
@@ -101,11 +102,31 @@ impl Kind {
     }
 }
 
-/// What the metadata says, where it says it.
+/// What the metadata says, where it says it. Each value is at most [`MAX_META_VALUE`]
+/// printable ASCII characters (it reaches the console, the log and the metrics); any
+/// other value is left out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Meta {
     pub instance_id: Option<String>,
     pub hostname: Option<String>,
+}
+
+/// Longest metadata value taken.
+pub const MAX_META_VALUE: usize = 255;
+
+impl Meta {
+    /// The metadata with only the values that are printable and short enough.
+    fn printable(self) -> Meta {
+        let keep = |v: Option<String>| {
+            v.filter(|v| {
+                v.len() <= MAX_META_VALUE && v.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+            })
+        };
+        Meta {
+            instance_id: keep(self.instance_id),
+            hostname: keep(self.hostname),
+        }
+    }
 }
 
 /// A configuration read from a cloud volume.
@@ -165,14 +186,15 @@ pub fn read<D: Read + Seek>(device: D) -> Result<Option<Loaded>, Refused> {
     let (config, hostname_given) =
         userdata::decode(&files.user_data, &files.user_data_name).map_err(refused)?;
     let mut warnings = files.warnings;
-    let config = match (&files.meta.hostname, hostname_given) {
+    let meta = files.meta.printable();
+    let config = match (&meta.hostname, hostname_given) {
         (Some(name), false) => with_hostname(config, name, &mut warnings),
         _ => config,
     };
     Ok(Some(Loaded {
         config,
         kind,
-        meta: files.meta,
+        meta,
         warnings,
     }))
 }

@@ -382,3 +382,22 @@ fn device_reads_are_bounded() {
     assert!(err.to_string().contains("16 MiB"), "{err}");
     assert_eq!(sink.len() as u64, MAX_DEVICE_READ);
 }
+
+#[test]
+fn metadata_values_that_are_not_printable_ascii_are_left_out() {
+    let s = Scratch::new("printable");
+    let img = vfat(
+        &s.0,
+        "cidata",
+        &[
+            ("user-data", NATBOX_TOML.as_bytes()),
+            (
+                "meta-data",
+                b"instance-id: i-\x1b[2Jx\nlocal-hostname: ok-name\n",
+            ),
+        ],
+    );
+    let meta = read_image(&img).unwrap().unwrap().meta;
+    assert_eq!(meta.instance_id, None);
+    assert_eq!(meta.hostname.as_deref(), Some("ok-name"));
+}
