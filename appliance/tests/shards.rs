@@ -49,6 +49,7 @@ fn run(shards: &mut Engines, line: &str) -> String {
         links: vec!["up", "up"],
         now_ms: shards.0[0].now,
         io: vec![Default::default(); 2],
+        source: None,
     };
     let ctx = Context {
         shards: Some(shards),
@@ -137,6 +138,7 @@ fn commit_applies_to_every_shard() {
         links: Vec::new(),
         now_ms: 0,
         io: Vec::new(),
+        source: None,
     };
     let mut line = |shards: &mut Engines, line: &str| {
         let ctx = Context {

@@ -42,7 +42,8 @@ pub struct Found {
     pub disk: Option<PathBuf>,
 }
 
-/// What one block device holds.
+/// What one block device holds (a few per boot, so their size does not matter).
+#[allow(clippy::large_enum_variant)]
 enum Seen {
     Disk(Result<disk::Loaded, disk::DiskError>),
     Cloud(Result<sources::Loaded, sources::Refused>),

@@ -114,7 +114,7 @@ fn read_image(img: &Path) -> Result<Option<Loaded>, String> {
     read(File::open(img).unwrap()).map_err(|r| r.message)
 }
 
-fn nocloud_files<'a>(user_data: &'a [u8]) -> [(&'a str, &'a [u8]); 2] {
+fn nocloud_files(user_data: &[u8]) -> [(&str, &[u8]); 2] {
     [
         ("user-data", user_data),
         ("meta-data", META_DATA.as_bytes()),
