@@ -2,14 +2,13 @@
 //! interface: its label, and a file by path read up to a size cap.
 //!
 //! Every byte comes through [`Bounded`], which fails a read once
-//! [`MAX_DEVICE_READ`](super::MAX_DEVICE_READ) bytes were read in all and refuses every
-//! write, so no file system structure, however broken, makes the box read more or
-//! write anything.
+//! [`MAX_DEVICE_READ`](super::MAX_DEVICE_READ) bytes were read in all, so no file
+//! system structure, however broken, makes the box read more; nothing here writes.
 
 use super::{fat, iso, MAX_DEVICE_READ};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 
-/// A read-only device with a budget of bytes.
+/// A device with a budget of bytes to read.
 #[derive(Debug)]
 pub(super) struct Bounded<D> {
     device: D,
@@ -48,20 +47,6 @@ impl<D: Read> Read for Bounded<D> {
 impl<D: Seek> Seek for Bounded<D> {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
         self.device.seek(pos)
-    }
-}
-
-/// The FAT reader asks for a writable device; it gets one that refuses.
-impl<D> Write for Bounded<D> {
-    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-        Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "cloud volumes are read-only",
-        ))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
