@@ -41,14 +41,14 @@
 //! the few structures a NoCloud or config-drive volume uses, every number checked and
 //! every read bounded as above, and fuzzed (`fuzz/fuzz_targets/cloud_volume.rs`).
 //! - FAT: `fatfs` 0.3.6, the FAT crate on crates.io, was used first; the cloud_volume
-//!   fuzz target found it panicking within seconds on a damaged directory entry
+//!   fuzz target found it panicking in its first 30 s run on a damaged directory entry
 //!   (`attempt to subtract with overflow` in `FileSystem::sector_from_cluster` for a
-//!   first cluster of 0 or 1; in a release build the number wraps instead), and its
-//!   newer code has been unreleased for years. A panic in PID 1 is a kernel panic.
+//!   first cluster of 0 or 1; in a release build the number wraps instead), and
+//!   crates.io has no release after 0.3.6. A panic in PID 1 is a kernel panic.
 //! - ISO 9660: `cdfs` 0.2 reads Rock Ridge but depends on `fuser` (libfuse), `clap` and
 //!   a logger for its command-line tool, unconditionally, which a static PID 1 cannot
-//!   carry; `iso9660` 0.1 reads neither Joliet nor Rock Ridge names and is unmaintained
-//!   since 2023; `hadris-iso` is only a 3.0 release candidate.
+//!   carry; `iso9660` 0.1 (which `cdfs` continues) reads neither Joliet nor Rock Ridge
+//!   names; `hadris-iso` is only a 3.0 release candidate.
 
 mod configdrive;
 mod fat;
