@@ -56,10 +56,7 @@ pub fn find() -> Option<Found> {
     let mut blank = None;
     while start.elapsed() < SCAN_FOR {
         let seen = scan();
-        blank = seen.iter().find_map(|(path, s)| match s {
-            Seen::Disk(Err(e)) if e.is_blank() => Some(path.clone()),
-            _ => None,
-        });
+        blank = blank_disk(&seen);
         if let Some(decided) = decide(seen, blank.clone()) {
             return decided;
         }
@@ -73,6 +70,14 @@ pub fn find() -> Option<Found> {
         );
     }
     None
+}
+
+/// The first blank metadata disk among `seen`.
+fn blank_disk(seen: &[(PathBuf, Seen)]) -> Option<PathBuf> {
+    seen.iter().find_map(|(path, s)| match s {
+        Seen::Disk(Err(e)) if e.is_blank() => Some(path.clone()),
+        _ => None,
+    })
 }
 
 /// Every block device that holds a metadata disk or a cloud volume, by name. A file
@@ -181,4 +186,113 @@ fn decide(seen: Vec<(PathBuf, Seen)>, blank: Option<PathBuf>) -> Option<Option<F
             None
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use firmware_config::disk::{DiskError, Slot, SlotProblem};
+    use firmware_config::sources::{Kind, Meta, Refused};
+
+    fn config(hostname: &str) -> Config {
+        let mut c = firmware_config::from_toml(include_str!("../../../natbox.toml")).unwrap();
+        c.hostname = hostname.into();
+        c
+    }
+
+    fn disk_ok(path: &str) -> (PathBuf, Seen) {
+        let loaded = disk::Loaded {
+            config: config("from-disk"),
+            generation: 3,
+            slot: Slot::A,
+            warnings: Vec::new(),
+            previous: None,
+        };
+        (path.into(), Seen::Disk(Ok(loaded)))
+    }
+
+    fn disk_blank(path: &str) -> (PathBuf, Seen) {
+        let blank = DiskError::NoValidConfig {
+            a: SlotProblem::Empty,
+            b: SlotProblem::Empty,
+        };
+        (path.into(), Seen::Disk(Err(blank)))
+    }
+
+    fn cloud_ok(path: &str, kind: Kind) -> (PathBuf, Seen) {
+        let loaded = sources::Loaded {
+            config: config(kind.name()),
+            kind,
+            meta: Meta {
+                instance_id: Some("iid-1".into()),
+                hostname: None,
+            },
+            warnings: Vec::new(),
+        };
+        (path.into(), Seen::Cloud(Ok(loaded)))
+    }
+
+    fn cloud_refused(path: &str, kind: Kind) -> (PathBuf, Seen) {
+        let refused = Refused {
+            kind: Some(kind),
+            message: "cidata:user-data is a #cloud-config document".into(),
+        };
+        (path.into(), Seen::Cloud(Err(refused)))
+    }
+
+    fn winner(seen: Vec<(PathBuf, Seen)>) -> Option<Option<Found>> {
+        let blank = blank_disk(&seen);
+        decide(seen, blank)
+    }
+
+    #[test]
+    fn the_metadata_disk_wins_over_cloud_volumes_whatever_the_device_order() {
+        let found = winner(vec![
+            cloud_ok("/dev/vda", Kind::NoCloud),
+            disk_ok("/dev/vdb"),
+        ])
+        .flatten()
+        .unwrap();
+        assert_eq!(found.config.hostname, "from-disk");
+        assert_eq!(found.source, "/dev/vdb generation 3 slot A");
+        assert_eq!(found.disk, Some(PathBuf::from("/dev/vdb")));
+    }
+
+    #[test]
+    fn nocloud_wins_over_a_config_drive_and_names_itself() {
+        let found = winner(vec![
+            cloud_ok("/dev/vda", Kind::ConfigDrive),
+            cloud_ok("/dev/vdb", Kind::NoCloud),
+        ])
+        .flatten()
+        .unwrap();
+        assert_eq!(found.config.hostname, "nocloud");
+        assert_eq!(
+            found.source,
+            "nocloud (/dev/vdb, label cidata), instance-id iid-1"
+        );
+        assert_eq!(found.disk, None, "nothing to save commits to");
+    }
+
+    #[test]
+    fn a_refused_source_still_wins_over_a_lower_one() {
+        let decided = winner(vec![
+            cloud_ok("/dev/vda", Kind::ConfigDrive),
+            cloud_refused("/dev/vdb", Kind::NoCloud),
+        ]);
+        assert!(matches!(decided, Some(None)), "forwarding stays off");
+    }
+
+    #[test]
+    fn a_blank_metadata_disk_is_no_source_but_takes_the_commits() {
+        assert!(winner(vec![disk_blank("/dev/vda")]).is_none(), "look again");
+        let found = winner(vec![
+            disk_blank("/dev/vda"),
+            cloud_ok("/dev/vdb", Kind::NoCloud),
+        ])
+        .flatten()
+        .unwrap();
+        assert_eq!(found.config.hostname, "nocloud");
+        assert_eq!(found.disk, Some(PathBuf::from("/dev/vda")));
+    }
 }
