@@ -9,8 +9,11 @@ super-frames over IPv4 and IPv6, UDP GSO, partial-checksum UDP over IPv4 and IPv
 sessions; for the config target, TOML files; for the metadata_disk target, disk images
 written by `natbox-config build` (built with cargo); for the dhcp4_client target,
 DHCP sessions (DORA, renewal, rebinding, expiry, NAKs, a probe conflict, option 121,
-nonsense offers, INIT-REBOOT, release) as [op, payload] records. Run from fuzz/."""
-import ipaddress, os, shutil, struct, subprocess
+nonsense offers, INIT-REBOOT, release) as [op, payload] records; for the user_data
+target, user-data (natbox TOML plain and gzip, a #cloud-config, a script) and metadata
+texts; for the cloud_volume target, small cidata and config-2 volumes, vfat (mkfs.vfat,
+mtools) and ISO 9660 (xorriso). Run from fuzz/."""
+import gzip, ipaddress, os, shutil, struct, subprocess, tempfile
 
 BOX_LAN = bytes([2, 0, 0, 0, 1, 1]); BOX_WAN = bytes([2, 0, 0, 0, 2, 1])
 HOST = bytes([2, 0, 0, 0, 1, 2]); GW = bytes([2, 0, 0, 0, 2, 2])
@@ -379,3 +382,42 @@ for name, records_ in dhcp4_seeds.items():
         f.write(b"\0" + b"".join(records_))
 with open("seeds/dhcp4_client/init_reboot", "wb") as f:
     f.write(b"\x01" + b"".join([TIMEOUT, dreply(dhcp_reply(ACK)), PROBE_OK, TIMEOUT]))
+
+# The user_data target: what a cidata or config-2 volume holds.
+user_data_seeds = {
+    "toml": example,
+    "toml_gzip": gzip.compress(example, mtime=0),
+    "cloud_config": b"#cloud-config\npackages: [nginx]\n",
+    "script": b"#!/bin/sh\niptables -t nat -A POSTROUTING -j MASQUERADE\n",
+    "meta_data": b"instance-id: iid-1\nlocal-hostname: nat-1.example\npublic-keys:\n  - ssh-rsa AAA\n",
+    "meta_data_json": b'{"uuid": "83679162-1378-4288-a2d4-70e13ec132aa", "hostname": "nat-1", "meta": {}}',
+}
+os.makedirs("seeds/user_data", exist_ok=True)
+for name, data in user_data_seeds.items():
+    with open(f"seeds/user_data/{name}", "wb") as f:
+        f.write(data)
+
+# The cloud_volume target: a 64 KiB vfat cidata volume, an ISO 9660 one (Joliet and
+# Rock Ridge, unpadded) and a vfat config drive.
+os.makedirs("seeds/cloud_volume", exist_ok=True)
+with tempfile.TemporaryDirectory() as tmp:
+    meta = b"instance-id: iid-1\nlocal-hostname: nat-1\n"
+    vfat = "seeds/cloud_volume/nocloud_vfat"
+    for path in [vfat, "seeds/cloud_volume/configdrive_vfat"]:
+        if os.path.exists(path):
+            os.remove(path)
+    for name, data in [("user-data", example), ("meta-data", meta)]:
+        with open(f"{tmp}/{name}", "wb") as f:
+            f.write(data)
+    subprocess.run(["mkfs.vfat", "-C", "-n", "cidata", vfat, "64"], check=True, capture_output=True)
+    subprocess.run(["mcopy", "-i", vfat, f"{tmp}/user-data", f"{tmp}/meta-data", "::"], check=True)
+    subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-V", "cidata", "-J", "-R", "-no-pad",
+        "-o", "seeds/cloud_volume/nocloud_iso", f"{tmp}/user-data", f"{tmp}/meta-data"],
+        check=True, capture_output=True)
+    drive = "seeds/cloud_volume/configdrive_vfat"
+    subprocess.run(["mkfs.vfat", "-C", "-n", "config-2", drive, "64"], check=True, capture_output=True)
+    subprocess.run(["mmd", "-i", drive, "::openstack", "::openstack/latest"], check=True)
+    with open(f"{tmp}/meta_data.json", "wb") as f:
+        f.write(user_data_seeds["meta_data_json"])
+    subprocess.run(["mcopy", "-i", drive, f"{tmp}/user-data", "::openstack/latest/user_data"], check=True)
+    subprocess.run(["mcopy", "-i", drive, f"{tmp}/meta_data.json", "::openstack/latest/meta_data.json"], check=True)

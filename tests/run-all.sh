@@ -26,7 +26,7 @@ echo "== fuzzing (${fuzz_seconds} s per target)"
     cd fuzz
     export RUSTC_BOOTSTRAP=1
     cargo fuzz build -O -s none
-    for target in engine engine_one_armed offloaded metadata_disk shell config dhcp4_client; do
+    for target in engine engine_one_armed offloaded metadata_disk shell config dhcp4_client user_data cloud_volume; do
         corpus=$(mktemp -d)
         [ -d "seeds/$target" ] && cp "seeds/$target"/* "$corpus"/
         log=$(mktemp)
@@ -51,4 +51,6 @@ echo "== end-to-end iperf and MTU tests with natbox's ports' offloads off (a NIC
 E2E_GW_OFFLOADS=off ./tests/e2e/run.sh test_iperf test_mtu
 echo "== QEMU boot tests (the real image)"
 ./tests/boot/test_boot.sh
+echo "== QEMU boot tests of the cloud configuration sources (NoCloud cidata volume)"
+./tests/boot/test_sources.sh
 echo "all checks passed"

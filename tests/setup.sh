@@ -30,6 +30,9 @@ requirements=(
     nft:nftables openssl:openssl strace:strace perf:linux-perf dnsmasq:dnsmasq-base
     # boot tests (tests/boot/test_boot.sh, qemu/vm.sh): QEMU, OVMF (uefi), SeaBIOS (bios).
     qemu-system-x86_64:qemu-system-x86
+    # cloud configuration sources (firmware-config's sources tests, the NoCloud boot
+    # test): vfat images without root (mkfs.vfat, mcopy), iso9660 images (xorriso).
+    mkfs.vfat:dosfstools mcopy:mtools xorriso:xorriso
     /usr/share/OVMF/OVMF_CODE.fd:ovmf /usr/share/OVMF/OVMF_VARS.fd:ovmf
     /usr/share/seabios/bios-256k.bin:seabios
 )

@@ -101,6 +101,10 @@ fn run(
     // `commit` in the shell saves where the configuration came from.
     let is_disk = std::fs::read(source).is_ok_and(|b| firmware_config::disk::is_metadata_disk(&b));
     let path = std::path::PathBuf::from(source);
+    control.set_source(format!(
+        "{} {source}",
+        if is_disk { "metadata disk" } else { "file" }
+    ));
     control.set_store(if is_disk {
         Box::new(natbox::control::DiskStore(path))
     } else {

@@ -16,6 +16,7 @@ fn facts(h: &Harness) -> Facts {
         now_ms: h.now,
         io: vec![Default::default(); 2],
         dhcp4: Vec::new(),
+        source: Some("file natbox.toml".into()),
     }
 }
 
@@ -341,6 +342,22 @@ fn other_show_commands() {
         config.contains("[inside]") && config.contains("lan0"),
         "{config}"
     );
+    // The source and the digest of the configuration in force head it, as a comment
+    // that keeps the text TOML.
+    let running = h.engine.config().clone();
+    let digest = firmware_config::digest(&running);
+    assert!(
+        config.starts_with(&format!(
+            "# source: file natbox.toml, sha256 {}\n",
+            &digest[..16]
+        )),
+        "{config}"
+    );
+    assert_eq!(firmware_config::from_toml(&config).unwrap(), running);
+    let json: serde_json::Value = serde_json::from_str(&run(&mut h, "show config --json")).unwrap();
+    assert_eq!(json["source"], "file natbox.toml");
+    assert_eq!(json["sha256"], digest.as_str());
+    assert_eq!(json["config"]["inside"]["port"], "lan0");
     assert!(run(&mut h, "show version").starts_with("natbox "));
     assert!(run(&mut h, "show uptime").starts_with("up "));
     let metrics = run(&mut h, "show metrics");
@@ -350,6 +367,12 @@ fn other_show_commands() {
     );
     assert!(
         metrics.contains("natbox_pool_ports_in_use{address=\"198.51.100.10\",proto=\"udp\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "natbox_config_info{{source=\"file natbox.toml\",sha256=\"{digest}\"}} 1"
+        )),
         "{metrics}"
     );
     assert!(run(&mut h, "show states6").contains("0 shown of 0 states"));
@@ -453,6 +476,7 @@ fn one_armed_port_renders_valid_metric_names() {
         now_ms: 0,
         io: vec![natbox::engine::stats::IoCounters::default()],
         dhcp4: Vec::new(),
+        source: None,
     };
     let mut shards = Inline {
         engine: &mut engine,

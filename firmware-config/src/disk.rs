@@ -262,6 +262,20 @@ impl fmt::Display for DiskError {
     }
 }
 
+impl DiskError {
+    /// A formatted disk with neither slot ever written: it holds no configuration (so
+    /// a cloud source is looked for), and `commit` can save to it.
+    pub fn is_blank(&self) -> bool {
+        matches!(
+            self,
+            DiskError::NoValidConfig {
+                a: SlotProblem::Empty,
+                b: SlotProblem::Empty
+            }
+        )
+    }
+}
+
 impl std::error::Error for DiskError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {

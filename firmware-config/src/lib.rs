@@ -9,11 +9,16 @@
 //! comes back as a [`Diagnostic`] that names the file, the line (when the problem has a
 //! place in the text), the field and the fix. [`to_toml`] renders any `Config` as text
 //! that [`from_toml`] reads back to an equal `Config`.
+//!
+//! Besides the metadata disk, the box reads its configuration from a cloud's own
+//! volumes (`sources`: cloud-init NoCloud, OpenStack config drive); [`digest`] names
+//! the configuration in force whichever source it came from.
 
 mod diagnostic;
 pub mod disk;
 mod locate;
 pub mod schema;
+pub mod sources;
 pub mod validate;
 
 pub use diagnostic::Diagnostic;
@@ -77,6 +82,16 @@ pub fn from_toml_named(source: &str, text: &str) -> Result<Config, ConfigError> 
         )
     })?;
     Ok(config)
+}
+
+/// The SHA-256 of a configuration's TOML rendering ([`to_toml`]), in hex: equal
+/// configurations have equal digests, whichever source or encoding they came from.
+pub fn digest(config: &Config) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(to_toml(config).as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Renders a configuration as TOML.

@@ -383,3 +383,37 @@ fn usage_errors() {
     assert_eq!(code, 0);
     assert!(stdout.starts_with("usage:"));
 }
+
+/// A blank image holds no configuration (`is_blank`: the box looks for a cloud source
+/// and saves its commits there), and a `build` onto it writes generation 1.
+#[test]
+fn blank_makes_an_image_with_no_configuration_that_build_fills() {
+    let dir = Scratch::new("blank");
+    let img = dir.path("blank.img");
+    let (code, out, err) = run(
+        &dir.0,
+        &["blank", "-o", img.to_str().unwrap(), "--size", "12288"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("blank metadata disk of 12288 bytes"), "{out}");
+    let read = firmware_config::disk::read_path(&img).unwrap_err();
+    assert!(read.is_blank(), "{read}");
+    let (code, _, err) = run(&dir.0, &["blank", "-o", img.to_str().unwrap()]);
+    assert_eq!(code, 2, "an existing image is not overwritten");
+    assert!(err.contains("cannot create"), "{err}");
+    let config = dir.file("natbox.toml", include_str!("../../natbox.toml"));
+    let (code, _, err) = run(
+        &dir.0,
+        &[
+            "build",
+            config.to_str().unwrap(),
+            "-o",
+            img.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        firmware_config::disk::read_path(&img).unwrap().generation,
+        1
+    );
+}

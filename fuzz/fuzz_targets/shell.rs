@@ -88,6 +88,7 @@ fuzz_target!(|data: &[u8]| {
             links: vec!["up", "up"],
             now_ms: now,
             io: vec![Default::default(); 2],
+            source: Some("fuzz".into()),
         },
     };
     let mut terminal = TerminalShell::new(&b.engine.config().hostname.clone());

@@ -45,6 +45,24 @@ impl Store for DiskStore {
     }
 }
 
+/// Where a configuration from a read-only source (a cloud volume's user-data) is
+/// "saved": nowhere. `commit` still applies live (the one place a commit is applied
+/// unsaved) and says plainly that the change does not survive a reboot; a blank
+/// metadata disk, when the box has one, is a `DiskStore` instead (`init::source`).
+#[derive(Debug)]
+pub struct Unsaved(pub String);
+
+impl Store for Unsaved {
+    fn save(&mut self, _: &Config) -> Result<String, String> {
+        Ok(format!(
+            "not saved: the configuration came from {}, which natbox cannot write back, so \
+             this change is lost at reboot (attach a blank metadata disk, `natbox-config \
+             blank`, to keep commits)",
+            self.0
+        ))
+    }
+}
+
 /// Saves to a TOML file: written beside it, synced, then renamed over it (atomic).
 #[derive(Debug)]
 pub struct TomlStore(pub PathBuf);
@@ -110,6 +128,8 @@ pub struct Control {
     /// The console password: the running configuration's, or while forwarding is off
     /// the one of the configuration found at boot.
     password_hash: Option<String>,
+    /// Where the configuration came from at boot (`show config` names it).
+    source: Option<String>,
     /// `reboot` or `poweroff` from a shell (or the power button), once asked.
     pub requested: Option<Action>,
 }
@@ -203,6 +223,12 @@ impl Control {
         self.password_hash = hash;
     }
 
+    /// Where the configuration came from ("nocloud (/dev/vdb, label cidata)", a file,
+    /// a metadata disk and its generation), for `show config`.
+    pub fn set_source(&mut self, source: String) {
+        self.source = Some(source);
+    }
+
     /// Where `commit` saves configurations from now on.
     pub fn set_store(&mut self, store: Box<dyn Store>) {
         self.store = Some(store);
@@ -217,6 +243,7 @@ impl Control {
             now_ms: links.now_ms,
             io: links.io.clone(),
             dhcp4: self.services.dhcp4.snapshots(links.now_ms),
+            source: self.source.clone(),
         };
         if self.power_button.as_mut().is_some_and(PowerButton::pressed) {
             log::info!("power button pressed: shutting down");
@@ -346,6 +373,22 @@ mod tests {
         assert!(control.tick(None, &forwarding_off()), "poweroff ran");
         assert!(screen(&mut master).contains("login incorrect"));
         assert_eq!(control.requested, None);
+    }
+
+    /// A configuration from a cloud volume cannot be written back: the commit applies
+    /// and says, in so many words, that it is lost at reboot.
+    #[test]
+    fn commit_from_a_read_only_source_says_it_does_not_survive_a_reboot() {
+        let config = firmware_config::from_toml(include_str!("../../../natbox.toml")).unwrap();
+        let said = Unsaved("nocloud (/dev/vdb, label cidata)".into())
+            .save(&config)
+            .unwrap();
+        assert_eq!(
+            said,
+            "not saved: the configuration came from nocloud (/dev/vdb, label cidata), which \
+             natbox cannot write back, so this change is lost at reboot (attach a blank \
+             metadata disk, `natbox-config blank`, to keep commits)"
+        );
     }
 
     /// The TOML file holds the console password hash: `commit` must not leave it

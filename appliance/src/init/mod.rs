@@ -5,8 +5,9 @@
 //! load the carried kernel modules the devices present need, by their modalias
 //! (`modules`, rescanning as bus drivers add devices); wait for the NICs and log the online
 //! CPUs and each NIC's enabled receive queues (what the workers are sized by,
-//! `dataplane::link`); find the metadata disk by its magic among all block devices (no
-//! device name is assumed); start the
+//! `dataplane::link`); find the configuration among all block devices (no device name
+//! is assumed): natbox's metadata disk by its magic, else a cloud-init NoCloud or
+//! OpenStack config-drive volume by its label (`source`); start the
 //! dataplane (the configuration's tables checked against the memory first, then
 //! retried for `START_RETRY`, since NICs can be late; when the newest configuration
 //! cannot start, the disk's previous one, if valid, is started instead, and the log
@@ -25,15 +26,14 @@
 
 pub mod modalias;
 pub mod modules;
+mod source;
 
 use crate::control::Control;
 use crate::dataplane::{link, LinkSummary, Threads};
 use crate::host::console::say;
 use crate::shell::Action;
-use firmware_config::disk;
 use nix::mount::{mount, MsFlags};
 use std::fs;
-use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -104,21 +104,26 @@ pub fn run(report: fn(&Threads)) -> ! {
         link::online_cpus(),
         queues.join(", ")
     );
-    let Some((loaded, source, device)) = find_config() else {
+    let Some(found) = source::find() else {
         log::error!(
-            "no metadata disk with a valid configuration was found: attach one built with `natbox-config build natbox.toml -o meta.img`; forwarding is off"
+            "no valid configuration was found: attach a metadata disk built with `natbox-config build natbox.toml -o meta.img`, or a cidata (NoCloud) or config-2 (config drive) volume whose user-data is natbox's TOML; forwarding is off"
         );
         idle(stop, &mut control);
     };
+    let source = found.source;
     // Asked for on the console even if forwarding stays off below.
-    control.set_password_hash(loaded.config.shell.password_hash.clone());
-    control.set_store(Box::new(crate::control::DiskStore(device.into())));
-    let (config, mut dataplane) = match start(&loaded.config, &mut control) {
-        Ok(d) => (loaded.config, d),
+    control.set_password_hash(found.config.shell.password_hash.clone());
+    control.set_source(source.clone());
+    control.set_store(match found.disk {
+        Some(device) => Box::new(crate::control::DiskStore(device)),
+        None => Box::new(crate::control::Unsaved(source.clone())),
+    });
+    let (config, mut dataplane) = match start(&found.config, &mut control) {
+        Ok(d) => (found.config, d),
         Err(e) => {
             log::error!("configuration from {source} cannot start: {e}");
-            let Some((generation, previous)) = loaded.previous else {
-                log::error!("no previous configuration on the disk; forwarding is off");
+            let Some((generation, previous)) = found.previous else {
+                log::error!("no previous configuration to fall back to; forwarding is off");
                 idle(stop, &mut control);
             };
             log::warn!("starting the previous configuration, generation {generation}, instead");
@@ -252,47 +257,6 @@ fn start(config: &firmware_config::Config, control: &mut Control) -> Result<Thre
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-}
-
-/// Scans every block device for the metadata-disk magic; returns what it holds, a
-/// description of where it came from, and the device.
-fn find_config() -> Option<(disk::Loaded, String, String)> {
-    // Block devices appear shortly after their driver loads.
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(2) {
-        for entry in fs::read_dir("/sys/block").into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if ["loop", "ram", "zram"].iter().any(|p| name.starts_with(p)) {
-                continue;
-            }
-            let path = format!("/dev/{name}");
-            let Ok(mut file) = fs::File::open(&path) else {
-                continue;
-            };
-            let mut head = [0u8; 64];
-            if file.read_exact(&mut head).is_err() || !disk::is_metadata_disk(&head) {
-                continue;
-            }
-            return match disk::read_path(Path::new(&path)) {
-                Ok(loaded) => {
-                    for w in &loaded.warnings {
-                        log::warn!("metadata disk {path}: {w}");
-                    }
-                    let source = format!(
-                        "{path} generation {} slot {:?}",
-                        loaded.generation, loaded.slot
-                    );
-                    Some((loaded, source, path))
-                }
-                Err(e) => {
-                    log::error!("metadata disk {path}: {e}");
-                    None
-                }
-            };
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
 }
 
 /// Milliseconds since the kernel started (from /proc/uptime).

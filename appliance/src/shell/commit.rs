@@ -3,7 +3,10 @@
 //! `commit` validates the candidate and checks that its tables fit the box's memory
 //! (`crate::memory`), saves it where the running configuration came from, and only
 //! then applies it: a configuration that cannot be saved is not applied, so what runs
-//! is always what the next boot runs.
+//! is always what the next boot runs. The one exception is a box configured from a
+//! cloud volume's user-data with no blank metadata disk to save to
+//! (`control::Unsaved`, `init::source`): user-data cannot be written back, so the
+//! commit applies live and says it is lost at reboot.
 //!
 //! A change of a port's interface or MTU takes effect too: the dataplane reopens the
 //! port after the commit (`dataplane`), and the commit says so. Adding or removing

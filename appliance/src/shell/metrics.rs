@@ -1,11 +1,12 @@
 //! Counters in the Prometheus text exposition format (version 0.0.4): every counter as
 //! `natbox_<name>`, drops as `natbox_drops_total{reason="..."}`, ports in use per pool
 //! address as `natbox_pool_ports_in_use{address,proto}`, the I/O layer's counters as
-//! `natbox_io_<name>_total{port="..."}` (socket drops, GSO super-frames...), and per
-//! DHCPv4 client whether it holds a lease (`natbox_dhcp4_bound{port}`, 1 in BOUND,
-//! RENEWING and REBINDING), the seconds its lease has left
-//! (`natbox_dhcp4_lease_seconds_left{port}`, absent without a finite lease) and the
-//! messages it sent and received.
+//! `natbox_io_<name>_total{port="..."}` (socket drops, GSO super-frames...), where
+//! the configuration came from with the SHA-256 of the one in force as
+//! `natbox_config_info{source="...",sha256="..."} 1`, and per DHCPv4 client whether
+//! it holds a lease (`natbox_dhcp4_bound{port}`, 1 in BOUND, RENEWING and REBINDING),
+//! the seconds its lease has left (`natbox_dhcp4_lease_seconds_left{port}`, absent
+//! without a finite lease) and the messages it sent and received.
 //!
 //! The box's values, whatever its number of shards: counters and gauges summed over
 //! the shards, ports in use summed per address (`control::shards::Snapshots`).
@@ -65,6 +66,15 @@ pub fn render(shards: &mut dyn Shards, facts: &Facts) -> String {
             );
         }
     }
+    if let Some(config) = shards.config() {
+        let source = facts.source.as_deref().unwrap_or("unknown");
+        let _ = writeln!(
+            out,
+            "# TYPE natbox_config_info gauge\nnatbox_config_info{{source=\"{}\",sha256=\"{}\"}} 1",
+            label_value(source),
+            firmware_config::digest(&config)
+        );
+    }
     dhcp4(&mut out, facts);
     out
 }
@@ -99,5 +109,20 @@ fn dhcp4(out: &mut String, facts: &Facts) {
                 "natbox_dhcp4_messages_{name}_total{{port=\"{port}\"}} {n}"
             );
         }
+    }
+}
+
+/// A label value escaped as the exposition format asks: backslash, quote, line feed.
+fn label_value(raw: &str) -> String {
+    raw.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn label_values_escape_backslash_quote_and_line_feed() {
+        assert_eq!(super::label_value("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
     }
 }

@@ -67,6 +67,9 @@ pub struct Facts {
     pub io: Vec<crate::engine::stats::IoCounters>,
     /// The DHCPv4 clients, by port role (`services::dhcp4`).
     pub dhcp4: Vec<(&'static str, natbox_core::dhcp4::Snapshot)>,
+    /// Where the configuration came from at boot, if known (`show config` names it
+    /// with the digest of the configuration in force).
+    pub source: Option<String>,
 }
 
 /// Where `commit` persists a configuration (the metadata disk, or the TOML file host

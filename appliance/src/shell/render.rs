@@ -59,14 +59,7 @@ fn with_shards(
         ["show", "stats"] => stats(shards, json),
         ["show", "neighbors"] => neighbors(shards, json),
         ["show", "routes"] => routes(shards, json),
-        ["show", "config"] => {
-            let config = shards.config().ok_or(NO_ANSWER)?;
-            Ok(if json {
-                serde_json::to_string_pretty(&config).unwrap_or_default()
-            } else {
-                firmware_config::to_toml(&config)
-            })
-        }
+        ["show", "config"] => show_config(shards, facts, json),
         ["show", "metrics"] => Ok(metrics::render(shards, facts)),
         ["clear", "sessions"] => clear_sessions(p, shards),
         ["clear", "stats"] => {
@@ -75,6 +68,24 @@ fn with_shards(
         }
         other => Err(format!("no handler for {}", other.join(" "))),
     }
+}
+
+/// The configuration in force, as TOML under a comment line that names where the boot
+/// configuration came from and the SHA-256 of the one in force (its first 16 hex
+/// digits; `--json` gives all 64 beside `source` and `config`).
+fn show_config(shards: &mut dyn Shards, facts: &Facts, json: bool) -> Result<String, String> {
+    let config = shards.config().ok_or(NO_ANSWER)?;
+    let digest = firmware_config::digest(&config);
+    let source = facts.source.as_deref().unwrap_or("unknown");
+    Ok(if json {
+        pretty(json!({ "source": source, "sha256": digest, "config": config }))
+    } else {
+        format!(
+            "# source: {source}, sha256 {}\n{}",
+            digest.get(..16).unwrap_or(&digest),
+            firmware_config::to_toml(&config)
+        )
+    })
 }
 
 fn action(action: Action, text: &str) -> Reply {

@@ -4,6 +4,7 @@
 //! natbox-config build natbox.toml -o meta.img [--size BYTES] [--format]
 //! natbox-config show meta.img
 //! natbox-config check natbox.toml
+//! natbox-config blank -o meta.img [--size BYTES]
 //! ```
 //!
 //! `build` validates the config and writes it to the image: a new image (1 MiB unless
@@ -14,6 +15,9 @@
 //! start over); it destroys what the target held.
 //! `show` prints the current config as TOML after a comment naming generation and slot.
 //! `check` only validates.
+//! `blank` makes a new image laid out with no configuration in it: a box configured
+//! from a cloud volume (cloud-init NoCloud, config drive) that has one attached saves
+//! its commits there, and the disk wins from the next boot on.
 //!
 //! Exit status: 0 done, 1 invalid input (config, image contents, command line), 2 I/O
 //! error. Every error is one line on stderr naming the file, and for configs the line,
@@ -34,6 +38,9 @@ const USAGE: &str = "usage:
                                  target and starts at generation 1
   natbox-config show IMAGE       print the image's config as TOML
   natbox-config check CONFIG.toml  validate only
+  natbox-config blank -o IMAGE [--size BYTES]
+                                 a new image with no configuration: where a box
+                                 configured from a cloud volume saves its commits
 
 exit status: 0 ok, 1 invalid input, 2 I/O error";
 
@@ -84,31 +91,25 @@ fn run(args: &[String]) -> Result<(), Failure> {
     let (command, rest) = args.split_first().ok_or_else(|| usage("no command"))?;
     match command.as_str() {
         "build" => {
-            let mut config = None;
-            let mut image = None;
-            let mut size = None;
-            let mut fresh = false;
-            let mut it = rest.iter();
-            while let Some(arg) = it.next() {
-                match arg.as_str() {
-                    "-o" | "--output" => {
-                        image = Some(it.next().ok_or_else(|| usage("-o needs a path"))?)
-                    }
-                    "--size" => {
-                        let value = it.next().ok_or_else(|| usage("--size needs a number"))?;
-                        size = Some(value.parse::<u64>().map_err(|_| {
-                            usage(&format!("--size {value}: not a number of bytes"))
-                        })?);
-                    }
-                    "--format" => fresh = true,
-                    a if a.starts_with('-') => return Err(usage(&format!("unknown option {a}"))),
-                    _ if config.is_none() => config = Some(arg),
-                    a => return Err(usage(&format!("unexpected argument {a}"))),
-                }
+            let options = options(rest, &usage)?;
+            let config = options
+                .config
+                .ok_or_else(|| usage("build needs a config file"))?;
+            let image = options.image.ok_or_else(|| usage("build needs -o IMAGE"))?;
+            build(
+                Path::new(config),
+                &PathBuf::from(image),
+                options.size,
+                options.fresh,
+            )
+        }
+        "blank" => {
+            let options = options(rest, &usage)?;
+            if options.config.is_some() || options.fresh {
+                return Err(usage("blank takes -o IMAGE and --size only"));
             }
-            let config = config.ok_or_else(|| usage("build needs a config file"))?;
-            let image = image.ok_or_else(|| usage("build needs -o IMAGE"))?;
-            build(Path::new(config), &PathBuf::from(image), size, fresh)
+            let image = options.image.ok_or_else(|| usage("blank needs -o IMAGE"))?;
+            blank(Path::new(image), options.size)
         }
         "show" => match rest {
             [image] => show(Path::new(image)),
@@ -128,6 +129,68 @@ fn run(args: &[String]) -> Result<(), Failure> {
         }
         other => Err(usage(&format!("unknown command {other}"))),
     }
+}
+
+/// The options of `build` and `blank`.
+struct Options<'a> {
+    config: Option<&'a String>,
+    image: Option<&'a String>,
+    size: Option<u64>,
+    fresh: bool,
+}
+
+fn options<'a>(
+    rest: &'a [String],
+    usage: &dyn Fn(&str) -> Failure,
+) -> Result<Options<'a>, Failure> {
+    let mut o = Options {
+        config: None,
+        image: None,
+        size: None,
+        fresh: false,
+    };
+    let mut it = rest.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "-o" | "--output" => o.image = Some(it.next().ok_or_else(|| usage("-o needs a path"))?),
+            "--size" => {
+                let value = it.next().ok_or_else(|| usage("--size needs a number"))?;
+                o.size = Some(
+                    value
+                        .parse::<u64>()
+                        .map_err(|_| usage(&format!("--size {value}: not a number of bytes")))?,
+                );
+            }
+            "--format" => o.fresh = true,
+            a if a.starts_with('-') => return Err(usage(&format!("unknown option {a}"))),
+            _ if o.config.is_none() => o.config = Some(arg),
+            a => return Err(usage(&format!("unexpected argument {a}"))),
+        }
+    }
+    Ok(o)
+}
+
+/// Writes a new image laid out with no configuration.
+fn blank(image: &Path, size: Option<u64>) -> Result<(), Failure> {
+    let size = size.unwrap_or(disk::DEFAULT_DISK_SIZE);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(image)
+        .map_err(|e| Failure {
+            code: 2,
+            lines: vec![format!("{}: cannot create: {e}", image.display())],
+        })?;
+    if let Err(e) = disk::format(&mut file, size) {
+        let _ = std::fs::remove_file(image);
+        return Err(Failure::disk(image, e));
+    }
+    println!(
+        "{}: blank metadata disk of {size} bytes: a box configured from a cloud volume saves its commits here",
+        image.display()
+    );
+    Ok(())
 }
 
 /// Reads and validates a TOML config file.
