@@ -89,6 +89,7 @@ fuzz_target!(|data: &[u8]| {
             now_ms: now,
             io: vec![Default::default(); 2],
             source: Some("fuzz".into()),
+            ..Facts::default()
         },
     };
     let mut terminal = TerminalShell::new(&b.engine.config().hostname.clone());

@@ -20,9 +20,14 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let meta = parse_meta_data(&text);
     let json = parse_meta_data_json(&text);
-    for value in [meta.instance_id, meta.hostname, json.instance_id, json.hostname]
-        .into_iter()
-        .flatten()
+    for value in [
+        meta.instance_id,
+        meta.hostname,
+        json.instance_id,
+        json.hostname,
+    ]
+    .into_iter()
+    .flatten()
     {
         assert!(!value.is_empty());
     }
