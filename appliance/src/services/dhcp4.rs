@@ -31,7 +31,6 @@ use crate::engine::lease::Lease4;
 use crate::engine::local::{Binding, DHCP4_CLIENT_PORT, DHCP4_SERVER_PORT};
 use crate::engine::port::{self, PortId};
 use crate::services::packet;
-use crate::wire::{ipv4, proto, udp};
 use firmware_config::Config;
 use natbox_core::dhcp4::{Client, Destination, Event, Lease, Snapshot};
 use std::net::{IpAddr, Ipv4Addr};
@@ -113,7 +112,7 @@ impl Dhcp4 {
     /// Offers a delivered datagram to the clients; true if it was a DHCP server
     /// message (taken, whether a client wanted it or not).
     pub fn receive(&mut self, ip: &[u8], now: u64) -> bool {
-        let Some(payload) = server_message(ip) else {
+        let Some(payload) = packet::udp4_payload(ip, DHCP4_SERVER_PORT, DHCP4_CLIENT_PORT) else {
             return false;
         };
         for c in &mut self.clients {
@@ -267,19 +266,6 @@ fn describe(lease: &Lease) -> String {
         "{} from {}, {router}, lease {time}",
         lease.address, lease.server
     )
-}
-
-/// The DHCP message in `ip`, if it is a UDP datagram from port 67 to port 68.
-fn server_message(ip: &[u8]) -> Option<&[u8]> {
-    let p = ipv4::Packet::new_checked(ip).ok()?;
-    if p.protocol() != proto::UDP || p.is_fragment() {
-        return None;
-    }
-    let l4 = ip.get(p.header_len()..p.total_len())?;
-    let u = udp::Packet::new_checked(l4).ok()?;
-    (u.src_port() == DHCP4_SERVER_PORT && u.dst_port() == DHCP4_CLIENT_PORT)
-        .then(|| l4.get(udp::HEADER_LEN..))
-        .flatten()
 }
 
 /// A seed that differs between boxes (the MAC) and boots (the clock).

@@ -1,7 +1,7 @@
 //! IP datagrams the box's services send and receive on their own behalf: UDP
-//! datagrams (the NAT event log, RFC 768) and ICMP / ICMPv6 echo (RFC 792, RFC 4443
-//! section 4), for IPv4 and IPv6, with correct checksums. Control-plane code: these
-//! allocate, and run a few times a second at most.
+//! datagrams (the NAT event log and the DHCP client, RFC 768) and ICMP / ICMPv6 echo
+//! (RFC 792, RFC 4443 section 4), for IPv4 and IPv6, with correct checksums.
+//! Control-plane code: these allocate, and run a few times a second at most.
 
 use crate::wire::checksum;
 use crate::wire::emit::IpRepr;
@@ -37,6 +37,20 @@ pub fn udp(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, data: &[u8]) -> Opt
     l4.extend_from_slice(&[0, 0]);
     l4.extend_from_slice(data);
     datagram(src, dst, proto::UDP, &l4)
+}
+
+/// The payload of `ip` if it is an unfragmented UDP-over-IPv4 datagram from port
+/// `sport` to port `dport`.
+pub fn udp4_payload(ip: &[u8], sport: u16, dport: u16) -> Option<&[u8]> {
+    let p = ipv4::Packet::new_checked(ip).ok()?;
+    if p.protocol() != proto::UDP || p.is_fragment() {
+        return None;
+    }
+    let l4 = ip.get(p.header_len()..p.total_len())?;
+    let u = udp::Packet::new_checked(l4).ok()?;
+    (u.src_port() == sport && u.dst_port() == dport)
+        .then(|| l4.get(udp::HEADER_LEN..))
+        .flatten()
 }
 
 /// An echo request with identifier `ident`, sequence number `seq` and `data`.
