@@ -17,9 +17,6 @@ source "$root/tests/e2e/lib.sh"
 source "$root/qemu/vm.sh"
 source "$root/tests/boot/lib.sh"
 
-cleanup_vm() { [ -n "$VM_PID" ] && kill "$VM_PID" 2>/dev/null; e2e_cleanup; }
-trap cleanup_vm EXIT
-
 # Writes NoCloud volume $1 (1 MiB vfat, label cidata) with user-data $2 and a meta-data.
 cidata() {
     rm -f "$1"

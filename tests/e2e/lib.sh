@@ -263,6 +263,20 @@ tcp_stream() {
     wait "$listener"
 }
 
+# dhcp_server IFACE LOG [DNSMASQ_OPTION...]: dnsmasq in ns wan serving IFACE's link
+# with 198.51.100.50-59 for 2 minutes, 198.51.100.1 as the router, plus the options
+# given; logs to LOG (with --log-dhcp) and sets DHCP_SERVER to its PID.
+dhcp_server() {
+    local iface=$1 log=$2
+    shift 2
+    # Not through in_wan: $! must be dnsmasq itself (ip netns exec execs it).
+    ip netns exec "$WAN" dnsmasq --no-daemon --conf-file=/dev/null --port=0 --interface="$iface" \
+        --bind-interfaces --dhcp-range=198.51.100.50,198.51.100.59,255.255.255.0,2m \
+        --dhcp-option=option:router,198.51.100.1 --dhcp-leasefile="$log.leases" --pid-file= \
+        --log-dhcp "$@" >"$log" 2>&1 &
+    DHCP_SERVER=$!
+}
+
 # Prints the closing line and exits non-zero on any failure.
 finish() {
     [ "$E2E_TOPOLOGY" != one-armed ] || redirect_watch_check

@@ -12,14 +12,7 @@ source "$(dirname "$0")/lib.sh"
 echo "# test_dhcp: DHCPv4 client on the outside port"
 topology
 command -v dnsmasq >/dev/null || { echo "FAIL - dnsmasq missing (tests/setup.sh installs it)"; FAILED=$((FAILED + 1)); finish; }
-# Not through in_wan: $! must be dnsmasq itself (ip netns exec execs it).
-ip netns exec "$WAN" dnsmasq --no-daemon --conf-file=/dev/null --port=0 --interface=eth0 --bind-interfaces \
-    --dhcp-range=198.51.100.50,198.51.100.59,255.255.255.0,2m \
-    --dhcp-option=option:router,198.51.100.1 \
-    --dhcp-option=option:T1,12 --dhcp-option=option:T2,20 \
-    --dhcp-leasefile="$WORK/leases" --pid-file= --log-dhcp \
-    >"$WORK/dnsmasq.log" 2>&1 &
-DNSMASQ=$!
+dhcp_server eth0 "$WORK/dnsmasq.log" --dhcp-option=option:T1,12 --dhcp-option=option:T2,20
 write_config 's|^ipv4 = "198.51.100.10/24"|ipv4 = "dhcp"|' '/^gateway4 = /d'
 SOCK="$WORK/admin.sock"
 NATBOX_ARGS="--admin $SOCK"
@@ -58,7 +51,7 @@ check "no address change was logged (the renewal kept the address)" kept
 
 # --- An offered address in use on the link.
 stop_natbox
-kill "$DNSMASQ" 2>/dev/null; wait "$DNSMASQ" 2>/dev/null
+kill "$DHCP_SERVER" 2>/dev/null; wait "$DHCP_SERVER" 2>/dev/null
 SQ="${PFX}sq"
 trap 'ip netns pids "$SQ" 2>/dev/null | xargs -r kill 2>/dev/null; ip netns del "$SQ" 2>/dev/null; e2e_cleanup' EXIT
 ip netns add "$SQ"
@@ -80,11 +73,7 @@ table inet squatter {
 }
 NFT
 WAN0_MAC=$(ip -n "$GW" -o link show wan0 | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
-ip netns exec "$WAN" dnsmasq --no-daemon --conf-file=/dev/null --port=0 --interface=br0 --bind-interfaces \
-    --dhcp-range=198.51.100.50,198.51.100.59,255.255.255.0,2m \
-    --dhcp-host="$WAN0_MAC,198.51.100.50" --dhcp-option=option:router,198.51.100.1 \
-    --dhcp-leasefile="$WORK/leases2" --pid-file= --log-dhcp \
-    >"$WORK/dnsmasq2.log" 2>&1 &
+dhcp_server br0 "$WORK/dnsmasq2.log" --dhcp-host="$WAN0_MAC,198.51.100.50"
 start_natbox
 declined() {
     for _ in $(seq 100); do
