@@ -1,10 +1,8 @@
 //! The metrics responder: `GET /metrics` over HTTP/1.1 (RFC 9112) on one address and
 //! TCP port of the inside port, for a Prometheus scraper in the private network.
 //!
-//! TCP is smoltcp's (RFC 9293, with retransmission, windows and timers done right),
-//! fed the datagrams the engine shards deliver for the bound address and port and
-//! sending through `Request::Originate`; the box's kernel owns no address on the data
-//! ports, so there is no kernel socket to use. Deliberately small: at most `CONNECTIONS`
+//! TCP is smoltcp's over the engine (`tcp`), fed the datagrams the engine shards
+//! deliver for the bound address and port. Deliberately small: at most `CONNECTIONS`
 //! connections at once, one request per connection (`Connection: close`), requests
 //! up to `MAX_REQUEST` bytes, and only `GET /metrics` (404 for other paths, 405 for
 //! other methods, 400 for anything unparsable). The response body is rendered only
@@ -13,20 +11,14 @@
 //! after it opened however it trickles, so a slowloris client (a byte every few
 //! seconds) cannot hold the few connections and lock the scraper out.
 //!
-//! smoltcp's generator (initial sequence numbers, RFC 6528 §3) is seeded from
-//! `/dev/urandom` for each responder: with its default seed of 0 every boot would
-//! pick the same sequence numbers, and an off-path host could predict them.
-//!
 //! Runs on the control tick (every 100 ms), so a scrape takes a few ticks; plenty
 //! for a scrape interval of seconds.
 
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use super::tcp::{interface, Queues};
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
-use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 /// Connections served at once; more wait in their SYN retransmissions.
 pub const CONNECTIONS: usize = 4;
@@ -36,53 +28,6 @@ const TX_BUFFER: usize = 64 * 1024;
 const IDLE: Duration = Duration::from_secs(10);
 /// A connection's whole life, from its SYN, in ms: a scrape needs a few ticks.
 pub const LIFETIME_MS: u64 = 10_000;
-
-/// Datagrams in (from the engine) and out (to the engine), as smoltcp's device.
-#[derive(Debug, Default)]
-struct Queues {
-    rx: VecDeque<Vec<u8>>,
-    tx: Vec<Vec<u8>>,
-    mtu: usize,
-}
-
-struct Rx(Vec<u8>);
-struct Tx<'a>(&'a mut Vec<Vec<u8>>);
-
-impl phy::RxToken for Rx {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-impl phy::TxToken for Tx<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut buf = vec![0u8; len];
-        let r = f(&mut buf);
-        self.0.push(buf);
-        r
-    }
-}
-
-impl Device for Queues {
-    type RxToken<'a> = Rx;
-    type TxToken<'a> = Tx<'a>;
-
-    fn receive(&mut self, _: Instant) -> Option<(Rx, Tx<'_>)> {
-        let packet = self.rx.pop_front()?;
-        Some((Rx(packet), Tx(&mut self.tx)))
-    }
-
-    fn transmit(&mut self, _: Instant) -> Option<Tx<'_>> {
-        Some(Tx(&mut self.tx))
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ip;
-        caps.max_transmission_unit = self.mtu;
-        caps
-    }
-}
 
 /// One connection's progress.
 #[derive(Debug, Default)]
@@ -114,28 +59,8 @@ impl std::fmt::Debug for MetricsServer {
 impl MetricsServer {
     /// A responder on `listen`, for a port of `mtu` bytes; `now` in ms.
     pub fn new(listen: SocketAddr, mtu: usize, now: u64) -> MetricsServer {
-        let mut dev = Queues {
-            mtu,
-            ..Default::default()
-        };
-        let at = Instant::from_millis(now as i64);
-        let mut config = Config::new(HardwareAddress::Ip);
-        config.random_seed = random_seed();
-        let mut iface = Interface::new(config, &mut dev, at);
-        let addr = IpAddress::from(listen.ip());
-        iface.update_ip_addrs(|addrs| {
-            let host = match listen.ip() {
-                IpAddr::V4(_) => 32,
-                IpAddr::V6(_) => 128,
-            };
-            let _ = addrs.push(IpCidr::new(addr, host));
-        });
-        // Every client is reached "through" the engine: the device routes for us.
-        let routes = iface.routes_mut();
-        let _ = match addr {
-            IpAddress::Ipv4(a) => routes.add_default_ipv4_route(a).map(|_| ()),
-            IpAddress::Ipv6(a) => routes.add_default_ipv6_route(a).map(|_| ()),
-        };
+        let mut dev = Queues::new(mtu);
+        let iface = interface(listen.ip(), &mut dev, now, "the metrics responder");
         let mut sockets = SocketSet::new(Vec::new());
         let conns = (0..CONNECTIONS)
             .map(|_| {
@@ -162,9 +87,7 @@ impl MetricsServer {
 
     /// Takes a datagram the engine delivered for the listen address.
     pub fn receive(&mut self, ip: &[u8]) {
-        if self.dev.rx.len() < 4 * CONNECTIONS * 8 {
-            self.dev.rx.push_back(ip.to_vec());
-        }
+        self.dev.push(ip, 4 * CONNECTIONS * 8);
     }
 
     /// Runs TCP and the exchanges; `body` renders the metrics when a request needs
@@ -188,22 +111,6 @@ impl MetricsServer {
             }
         }
         std::mem::take(&mut self.dev.tx)
-    }
-}
-
-/// A seed for smoltcp's generator from the kernel's (`/dev/urandom` never blocks,
-/// also early in boot); the clock if that cannot be read.
-fn random_seed() -> u64 {
-    use std::io::Read;
-    let mut seed = [0u8; 8];
-    match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut seed)) {
-        Ok(()) => u64::from_le_bytes(seed),
-        Err(e) => {
-            log::warn!("/dev/urandom: {e}; the metrics responder seeds TCP from the clock");
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64)
-        }
     }
 }
 
@@ -334,20 +241,8 @@ mod tests {
 
     impl Client {
         fn connect(now: u64) -> Client {
-            let mut dev = Queues {
-                mtu: 1500,
-                ..Default::default()
-            };
-            let mut iface = Interface::new(
-                Config::new(HardwareAddress::Ip),
-                &mut dev,
-                Instant::from_millis(now as i64),
-            );
-            let addr = smoltcp::wire::Ipv4Address::new(10, 10, 0, 2);
-            iface.update_ip_addrs(|a| {
-                let _ = a.push(IpCidr::new(IpAddress::Ipv4(addr), 32));
-            });
-            let _ = iface.routes_mut().add_default_ipv4_route(addr);
+            let mut dev = Queues::new(1500);
+            let mut iface = interface("10.10.0.2".parse().unwrap(), &mut dev, now, "the client");
             let mut sockets = SocketSet::new(Vec::new());
             let mut socket = tcp::Socket::new(
                 tcp::SocketBuffer::new(vec![0; 4096]),
@@ -357,7 +252,7 @@ mod tests {
             socket
                 .connect(
                     iface.context(),
-                    (IpAddress::from(server.ip()), server.port()),
+                    (smoltcp::wire::IpAddress::from(server.ip()), server.port()),
                     40000,
                 )
                 .unwrap();

@@ -13,10 +13,12 @@
 //! limit).
 
 pub mod dhcp4;
+pub mod fetch;
 pub mod http;
 pub mod packet;
 pub mod ping;
 pub mod syslog;
+pub mod tcp;
 
 use crate::control::shards::{Shards, Snapshots};
 use crate::engine::local::{self, Binding};

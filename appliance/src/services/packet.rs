@@ -1,12 +1,13 @@
 //! IP datagrams the box's services send and receive on their own behalf: UDP
-//! datagrams (the NAT event log and the DHCP client, RFC 768) and ICMP / ICMPv6 echo
+//! datagrams (the NAT event log and the DHCP client, RFC 768), the endpoints of TCP
+//! segments (the metadata fetch's, sorted from the responder's) and ICMP / ICMPv6 echo
 //! (RFC 792, RFC 4443 section 4), for IPv4 and IPv6, with correct checksums.
 //! Control-plane code: these allocate, and run a few times a second at most.
 
 use crate::wire::checksum;
 use crate::wire::emit::IpRepr;
-use crate::wire::{icmpv4, icmpv6, ipv4, ipv6, proto, udp};
-use std::net::IpAddr;
+use crate::wire::{icmpv4, icmpv6, ipv4, ipv6, proto, tcp, udp};
+use std::net::{IpAddr, SocketAddr};
 
 /// Hop limit of datagrams the box originates.
 const TTL: u8 = 64;
@@ -51,6 +52,20 @@ pub fn udp4_payload(ip: &[u8], sport: u16, dport: u16) -> Option<&[u8]> {
     (u.src_port() == sport && u.dst_port() == dport)
         .then(|| l4.get(udp::HEADER_LEN..))
         .flatten()
+}
+
+/// Source and destination of `ip` if it is an unfragmented TCP-over-IPv4 segment.
+pub fn tcp4_endpoints(ip: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
+    let p = ipv4::Packet::new_checked(ip).ok()?;
+    if p.protocol() != proto::TCP || p.is_fragment() {
+        return None;
+    }
+    let l4 = ip.get(p.header_len()..p.total_len())?;
+    let port = |at: usize| Some(u16::from_be_bytes([*l4.get(at)?, *l4.get(at + 1)?]));
+    Some((
+        SocketAddr::new(p.src().into(), port(tcp::SRC_PORT_OFFSET)?),
+        SocketAddr::new(p.dst().into(), port(tcp::DST_PORT_OFFSET)?),
+    ))
 }
 
 /// An echo request with identifier `ident`, sequence number `seq` and `data`.

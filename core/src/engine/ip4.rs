@@ -69,7 +69,7 @@ impl Engine {
         let port_addr = |p: &PortState| p.ipv4.is_some_and(|n| n.addr() == dst);
         let local = if pool_dst {
             echo_request
-                || self.local.wants_echo_replies() && self.echo_reply_unclaimed(frame)
+                || self.local.wants_from_outside() && self.bound_from_outside(frame, protocol)
                 || from_inside
                     && self.ports.iter().any(port_addr)
                     && self.local.wants(true, &frame.buf[ETH..frame.len])

@@ -23,6 +23,11 @@
 //!   other check of the destination (broadcasts are otherwise dropped). What the
 //!   client sends before it has an address goes out as a limited broadcast on its
 //!   port (`Engine::broadcast4`), with no route and no next hop to resolve.
+//! - TCP from one remote address and port to one of the box's addresses and ports,
+//!   arriving on any port: a connection the box opened itself (the boot-time fetch of
+//!   the cloud's metadata, `services::metadata`). Like an echo reply it is taken before
+//!   NAT, so its local port must be one no mapping holds: the box opens it only before
+//!   forwarding starts, when there are none.
 //! - Echo replies (ICMP type 0 / ICMPv6 type 129) with one identifier from one remote:
 //!   a running `ping`. An echo reply to a pool address is first offered to NAT; only
 //!   one NAT does not claim reaches a `ping` (`ping` picks an identifier no mapping
@@ -50,6 +55,9 @@ pub const QUEUE: usize = 64;
 pub enum Binding {
     /// TCP segments to this address and port, arriving from the inside.
     TcpInside(SocketAddr),
+    /// TCP segments from `peer` to `local`, arriving on any port: a connection the
+    /// box opened.
+    TcpPeer { local: SocketAddr, peer: SocketAddr },
     /// Echo replies from `from` carrying identifier `ident`.
     EchoReply { from: IpAddr, ident: u16 },
     /// DHCPv4 server messages (UDP 67 to 68) arriving on this port, to any address.
@@ -71,8 +79,9 @@ pub struct Delivery {
 #[derive(Debug, Default)]
 pub struct Local {
     bindings: heapless::Vec<Binding, MAX_BINDINGS>,
-    /// Some binding is an `EchoReply` (checked per inbound packet to a pool address).
-    echo_bound: bool,
+    /// Some binding is an `EchoReply` or a `TcpPeer`: one that can match a packet to
+    /// a pool address from outside (checked per inbound packet to a pool address).
+    outside_bound: bool,
     /// Ports with a `Dhcp4Client` binding, by bit (checked per inbound UDP datagram).
     dhcp4_ports: u64,
     queue: VecDeque<(BufId, u64)>,
@@ -85,10 +94,10 @@ impl Local {
         for b in bindings.iter().take(MAX_BINDINGS) {
             let _ = self.bindings.push(*b);
         }
-        self.echo_bound = self
+        self.outside_bound = self
             .bindings
             .iter()
-            .any(|b| matches!(b, Binding::EchoReply { .. }));
+            .any(|b| matches!(b, Binding::EchoReply { .. } | Binding::TcpPeer { .. }));
         self.dhcp4_ports = self
             .bindings
             .iter()
@@ -103,10 +112,11 @@ impl Local {
         &self.bindings
     }
 
-    /// Whether any `ping` is running (the only binding that can match a pool address).
+    /// Whether a `ping` runs or the box has a connection open: the only bindings that
+    /// can match a packet to a pool address from outside.
     #[inline]
-    pub fn wants_echo_replies(&self) -> bool {
-        self.echo_bound
+    pub fn wants_from_outside(&self) -> bool {
+        self.outside_bound
     }
 
     /// Whether the IPv4 datagram `ip`, arriving on `port`, is a DHCPv4 server message
@@ -135,6 +145,14 @@ impl Local {
                     && addr.ip() == dst
                     && l4.len() >= tcp::DST_PORT_OFFSET + 2
                     && be16(l4, tcp::DST_PORT_OFFSET) == addr.port()
+            }
+            Binding::TcpPeer { local, peer } => {
+                protocol == proto::TCP
+                    && local.ip() == dst
+                    && peer.ip() == src
+                    && l4.len() >= tcp::DST_PORT_OFFSET + 2
+                    && be16(l4, tcp::SRC_PORT_OFFSET) == peer.port()
+                    && be16(l4, tcp::DST_PORT_OFFSET) == local.port()
             }
             Binding::EchoReply { from, ident } => {
                 from == src
@@ -370,11 +388,12 @@ impl Engine {
         Verdict::Consumed
     }
 
-    /// Whether an echo reply to a pool address is for a `ping` of the box's own: one
-    /// that no NAT mapping claims (NAT always wins).
-    pub(super) fn echo_reply_unclaimed(&self, frame: &Frame<'_>) -> bool {
+    /// Whether an IPv4 datagram from outside to a pool address is for a service of the
+    /// box's own: a reply to its `ping` that no NAT mapping claims (NAT wins), or a
+    /// segment of a connection the box opened (`Binding::TcpPeer`, taken before NAT).
+    pub(super) fn bound_from_outside(&self, frame: &Frame<'_>, protocol: u8) -> bool {
         let ip = &frame.buf[ETH..frame.len];
-        self.local.wants(false, ip) && !self.nat.claims_echo_reply(ip)
+        self.local.wants(false, ip) && (protocol == proto::TCP || !self.nat.claims_echo_reply(ip))
     }
 
     /// Answers an ICMPv6 echo request to the box (RFC 4443 section 4.2), after the
@@ -460,7 +479,7 @@ mod tests {
     fn nothing_bound_wants_nothing() {
         let l = Local::default();
         assert!(!l.wants(true, &tcp4(9100)));
-        assert!(!l.wants_echo_replies());
+        assert!(!l.wants_from_outside());
     }
 
     #[test]
@@ -473,11 +492,28 @@ mod tests {
     }
 
     #[test]
+    fn tcp_peer_binding_matches_both_endpoints_from_any_side() {
+        let mut l = Local::default();
+        let mut from_server = tcp4(40000);
+        from_server[20..22].copy_from_slice(&80u16.to_be_bytes());
+        l.bind(&[Binding::TcpPeer {
+            local: "10.10.0.1:40000".parse().unwrap(),
+            peer: "10.10.0.2:80".parse().unwrap(),
+        }]);
+        assert!(l.wants_from_outside());
+        assert!(l.wants(false, &from_server) && l.wants(true, &from_server));
+        let mut other_port = from_server.clone();
+        other_port[20..22].copy_from_slice(&81u16.to_be_bytes());
+        assert!(!l.wants(false, &other_port), "another remote port");
+        assert!(!l.wants(false, &tcp4(40001)), "another local port");
+    }
+
+    #[test]
     fn echo_binding_matches_identifier_and_remote() {
         let mut l = Local::default();
         let from = "198.51.100.1".parse().unwrap();
         l.bind(&[Binding::EchoReply { from, ident: 77 }]);
-        assert!(l.wants_echo_replies());
+        assert!(l.wants_from_outside());
         assert!(l.wants(false, &echo_reply4(77)));
         assert!(!l.wants(false, &echo_reply4(78)));
         l.bind(&[Binding::EchoReply {

@@ -6,6 +6,8 @@ use super::{be16, be32, set_be16, WireError};
 pub const MIN_HEADER_LEN: usize = 20;
 /// Offset of the checksum field; an ICMP error quoting fewer bytes cannot fix it.
 pub const CHECKSUM_OFFSET: usize = 16;
+/// Where the source port is.
+pub const SRC_PORT_OFFSET: usize = 0;
 /// Where the destination port is.
 pub const DST_PORT_OFFSET: usize = 2;
 
