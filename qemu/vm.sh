@@ -100,9 +100,11 @@ vm_accel_choose() {
 # disk image build/natbox.raw (VM_DISK_IMAGE overrides it) with OVMF firmware, its UKI
 # on the EFI system partition; "bios" boots the same disk with QEMU's default BIOS
 # (SeaBIOS), through syslinux. The boot disk is opened snapshot=on, so the image file
-# is never written.
+# is never written; VM_DISK_FORMAT (raw by default) is its format, e.g. qcow2 for
+# build/natbox.qcow2.
 VM_BOOT=${VM_BOOT:-kernel}
 VM_DISK_IMAGE=${VM_DISK_IMAGE:-$E2E_ROOT/build/natbox.raw}
+VM_DISK_FORMAT=${VM_DISK_FORMAT:-raw}
 VM_CMDLINE="console=ttyS0,115200 scsi_mod.scan=sync quiet panic=-1"
 OVMF_CODE=/usr/share/OVMF/OVMF_CODE.fd
 OVMF_VARS=/usr/share/OVMF/OVMF_VARS.fd
@@ -136,13 +138,13 @@ vm_boot_args() {
         args+=(
             -drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE"
             -drive "if=pflash,format=raw,unit=1,file=$WORK/ovmf-vars.fd"
-            -drive "file=$VM_DISK_IMAGE,format=raw,if=none,id=boot,snapshot=on"
+            -drive "file=$VM_DISK_IMAGE,format=$VM_DISK_FORMAT,if=none,id=boot,snapshot=on"
             -device "virtio-blk-pci,drive=boot,bootindex=0"
         )
         ;;
     bios)
         args+=(
-            -drive "file=$VM_DISK_IMAGE,format=raw,if=none,id=boot,snapshot=on"
+            -drive "file=$VM_DISK_IMAGE,format=$VM_DISK_FORMAT,if=none,id=boot,snapshot=on"
             -device "virtio-blk-pci,drive=boot,bootindex=0"
         )
         ;;
