@@ -101,13 +101,29 @@ vm_accel_choose() {
 # on the EFI system partition; "bios" boots the same disk with QEMU's default BIOS
 # (SeaBIOS), through syslinux. The boot disk is opened snapshot=on, so the image file
 # is never written; VM_DISK_FORMAT (raw by default) is its format, e.g. qcow2 for
-# build/natbox.qcow2.
+# build/natbox.qcow2, and VM_DISK_BUS its controller: "virtio" (virtio-blk, default)
+# or "nvme" (as EC2 Nitro attaches the root volume).
 VM_BOOT=${VM_BOOT:-kernel}
 VM_DISK_IMAGE=${VM_DISK_IMAGE:-$E2E_ROOT/build/natbox.raw}
 VM_DISK_FORMAT=${VM_DISK_FORMAT:-raw}
+VM_DISK_BUS=${VM_DISK_BUS:-virtio}
 VM_CMDLINE="console=ttyS0,115200 scsi_mod.scan=sync quiet panic=-1"
 OVMF_CODE=/usr/share/OVMF/OVMF_CODE.fd
 OVMF_VARS=/usr/share/OVMF/OVMF_VARS.fd
+
+# Appends to the caller's array `args` the boot disk (VM_DISK_IMAGE, VM_DISK_FORMAT)
+# on VM_DISK_BUS, the firmware's first boot device.
+vm_boot_disk_args() {
+    args+=(-drive "file=$VM_DISK_IMAGE,format=$VM_DISK_FORMAT,if=none,id=boot,snapshot=on")
+    case "$VM_DISK_BUS" in
+    virtio) args+=(-device "virtio-blk-pci,drive=boot,bootindex=0") ;;
+    nvme) args+=(-device "nvme,drive=boot,serial=natboxboot,bootindex=0") ;;
+    *)
+        echo "VM_DISK_BUS=$VM_DISK_BUS: expected virtio or nvme" >&2
+        return 1
+        ;;
+    esac
+}
 
 # Appends to the caller's array `args` the QEMU options that boot the image the
 # VM_BOOT way, and sets the caller's `virtio` to the virtio transport's device suffix
@@ -138,15 +154,11 @@ vm_boot_args() {
         args+=(
             -drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE"
             -drive "if=pflash,format=raw,unit=1,file=$WORK/ovmf-vars.fd"
-            -drive "file=$VM_DISK_IMAGE,format=$VM_DISK_FORMAT,if=none,id=boot,snapshot=on"
-            -device "virtio-blk-pci,drive=boot,bootindex=0"
         )
+        vm_boot_disk_args || return 1
         ;;
     bios)
-        args+=(
-            -drive "file=$VM_DISK_IMAGE,format=$VM_DISK_FORMAT,if=none,id=boot,snapshot=on"
-            -device "virtio-blk-pci,drive=boot,bootindex=0"
-        )
+        vm_boot_disk_args || return 1
         ;;
     *)
         echo "VM_BOOT=$VM_BOOT: expected kernel, microvm, uefi or bios" >&2

@@ -2,6 +2,10 @@
 # Boot tests of what image/build.sh writes besides build/natbox.raw, booted as the
 # clouds that take each one boot it, and of the ISO 9660 cloud volumes. In QEMU on the
 # boot tests' topology; each boot must forward lan -> wan translated.
+# 0. build/natbox.raw as EC2 makes a volume of its imported snapshot: grown to a
+#    whole number of GiB (EBS volumes are sized in GiB, 1 at least; the backup GPT
+#    is then no longer at the disk's end), on NVMe (Nitro), booted with UEFI
+#    (register-image --boot-mode uefi). The configuration from a natbox metadata disk.
 # 1. build/natbox.qcow2 (OpenStack's disk format) as a qcow2 drive (-drive
 #    format=qcow2), on legacy BIOS (SeaBIOS, syslinux): how OpenStack boots an image
 #    without hw_firmware_type=uefi. The configuration from a natbox metadata disk.
@@ -92,6 +96,14 @@ vm_wiring
 vm_accel_choose 2>"$WORK/accel.txt"
 sed 's/^/chosen /' "$WORK/accel.txt"
 vm_metadata_disk # $WORK/meta.img and $WORK/natbox.toml, with the VM's MACs
+
+# 0. The raw disk as an EBS volume: 1 GiB, on NVMe, UEFI.
+name=ec2
+cp --sparse=always "$root/build/natbox.raw" "$WORK/ec2.raw"
+truncate -s 1G "$WORK/ec2.raw"
+VM_BOOT=uefi VM_DISK_IMAGE=$WORK/ec2.raw VM_DISK_BUS=nvme boot_and_translate "$name" "" 180
+check "$name: ACPI power button, QEMU exits within 60 s" vm_shutdown 60 powerdown
+rm -f "$WORK/ec2.raw"
 
 # 1. The qcow2 on legacy BIOS.
 name=qcow2
