@@ -186,8 +186,10 @@ vm_queues() { if [ "$VM_BOOT" = microvm ]; then echo 1; else echo "$VM_QUEUES"; 
 VM_NIC_INSIDE=${VM_NIC_INSIDE:-virtio}
 VM_NIC_OUTSIDE=${VM_NIC_OUTSIDE:-virtio}
 # The metadata disk's controller (VM_META_BUS): "virtio" (virtio-blk, default), "nvme"
-# (an NVMe drive, as EC2 Nitro attaches every volume) or "scsi" (a disk on a
-# virtio-scsi controller, as GCE attaches its disks).
+# (an NVMe drive, as EC2 Nitro attaches every volume), "scsi" (a disk on a
+# virtio-scsi controller, as GCE attaches its disks) or "scsi-cd" (a CD-ROM on a
+# virtio-scsi controller, as OpenStack attaches an ISO 9660 config drive to an image
+# with hw_cdrom_bus=scsi and hw_scsi_model=virtio-scsi).
 VM_META_BUS=${VM_META_BUS:-virtio}
 
 # Appends to the caller's `args` the data NIC $1 (lan or wan) with MAC $2 and model $3
@@ -233,8 +235,9 @@ vm_boot() {
         virtio) args+=(-device "virtio-blk-$virtio,drive=meta") ;;
         nvme) args+=(-device "nvme,drive=meta,serial=natbox1") ;;
         scsi) args+=(-device "virtio-scsi-$virtio,id=scsi" -device "scsi-hd,drive=meta,bus=scsi.0") ;;
+        scsi-cd) args+=(-device "virtio-scsi-$virtio,id=scsi" -device "scsi-cd,drive=meta,bus=scsi.0") ;;
         *)
-            echo "VM_META_BUS=$VM_META_BUS: expected virtio, nvme or scsi" >&2
+            echo "VM_META_BUS=$VM_META_BUS: expected virtio, nvme, scsi or scsi-cd" >&2
             return 1
             ;;
         esac

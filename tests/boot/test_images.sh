@@ -16,12 +16,14 @@
 #    as GCE boots an image created with the UEFI_COMPATIBLE guest OS feature.
 # 3. A cloud-init NoCloud volume as ISO 9660, label cidata, made without root the way
 #    cloud-init documents (`-V cidata -J -r`, here by xorriso's mkisofs emulation), with
-#    no natbox metadata disk: the box configures itself from its user-data.
+#    no natbox metadata disk, attached as a virtio disk: the box configures itself from
+#    its user-data.
 # 4. An OpenStack config drive as ISO 9660 (nova's default config_drive_format),
-#    label config-2, made with the options nova passes to genisoimage: the same.
-# The ISO volumes are attached as virtio disks, as the other sources are here: nova
-# attaches an ISO 9660 config drive as a CD-ROM, which the image cannot read yet (no
-# CD-ROM driver carried; docs/deploy.md, OpenStack).
+#    label config-2, made with the options nova passes to genisoimage, attached as nova
+#    attaches it: a CD-ROM, here on virtio-scsi (the image properties
+#    hw_cdrom_bus=scsi hw_scsi_model=virtio-scsi, docs/deploy.md; nova's default IDE
+#    or SATA CD-ROM is not read, image/README.md). sr_mod is loaded for it by its
+#    modalias and the box configures itself from /dev/sr0.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 source "$root/tests/e2e/lib.sh"
@@ -136,12 +138,14 @@ vm_console "show config"
 check "$name: the meta-data's local-hostname fills the hostname" wait_for_line "$console" '^hostname = "nat-iso"' 30
 check "$name: ACPI power button, QEMU exits within 60 s" vm_shutdown 60 powerdown
 
-# 4. An OpenStack config drive on ISO 9660, no metadata disk.
-name=config2-iso
+# 4. An OpenStack config drive on ISO 9660, on a virtio-scsi CD-ROM, no metadata disk.
+name=config2-cdrom
 config2_iso "$WORK/config2.iso" "$WORK/natbox.toml"
-boot_and_translate "$name" "$WORK/config2.iso"
-check "$name: the log names the configdrive source, its uuid and the digest" \
-    grep -Eq "configuration from configdrive \(/dev/vda, label config-2\), instance-id 83679162-1378-4288-a2d4-70e13ec132aa, sha256 [0-9a-f]{64}" "$console"
+VM_META_BUS=scsi-cd boot_and_translate "$name" "$WORK/config2.iso"
+check "$name: sr_mod loaded for the SCSI CD-ROM's modalias" \
+    grep -q "module sr_mod for scsi [0-9:]* (scsi:t-0x05" "$console"
+check "$name: the log names the configdrive source on /dev/sr0, its uuid and the digest" \
+    grep -Eq "configuration from configdrive \(/dev/sr0, label config-2\), instance-id 83679162-1378-4288-a2d4-70e13ec132aa, sha256 [0-9a-f]{64}" "$console"
 vm_console "terminal length 0"
 vm_console "show config"
 check "$name: meta_data.json's hostname fills the hostname" wait_for_line "$console" '^hostname = "nat-os"' 30
