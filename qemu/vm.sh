@@ -100,12 +100,30 @@ vm_accel_choose() {
 # disk image build/natbox.raw (VM_DISK_IMAGE overrides it) with OVMF firmware, its UKI
 # on the EFI system partition; "bios" boots the same disk with QEMU's default BIOS
 # (SeaBIOS), through syslinux. The boot disk is opened snapshot=on, so the image file
-# is never written.
+# is never written; VM_DISK_FORMAT (raw by default) is its format, e.g. qcow2 for
+# build/natbox.qcow2, and VM_DISK_BUS its controller: "virtio" (virtio-blk, default)
+# or "nvme" (as EC2 Nitro attaches the root volume).
 VM_BOOT=${VM_BOOT:-kernel}
 VM_DISK_IMAGE=${VM_DISK_IMAGE:-$E2E_ROOT/build/natbox.raw}
+VM_DISK_FORMAT=${VM_DISK_FORMAT:-raw}
+VM_DISK_BUS=${VM_DISK_BUS:-virtio}
 VM_CMDLINE="console=ttyS0,115200 scsi_mod.scan=sync quiet panic=-1"
 OVMF_CODE=/usr/share/OVMF/OVMF_CODE.fd
 OVMF_VARS=/usr/share/OVMF/OVMF_VARS.fd
+
+# Appends to the caller's array `args` the boot disk (VM_DISK_IMAGE, VM_DISK_FORMAT)
+# on VM_DISK_BUS, the firmware's first boot device.
+vm_boot_disk_args() {
+    args+=(-drive "file=$VM_DISK_IMAGE,format=$VM_DISK_FORMAT,if=none,id=boot,snapshot=on")
+    case "$VM_DISK_BUS" in
+    virtio) args+=(-device "virtio-blk-pci,drive=boot,bootindex=0") ;;
+    nvme) args+=(-device "nvme,drive=boot,serial=natboxboot,bootindex=0") ;;
+    *)
+        echo "VM_DISK_BUS=$VM_DISK_BUS: expected virtio or nvme" >&2
+        return 1
+        ;;
+    esac
+}
 
 # Appends to the caller's array `args` the QEMU options that boot the image the
 # VM_BOOT way, and sets the caller's `virtio` to the virtio transport's device suffix
@@ -136,15 +154,11 @@ vm_boot_args() {
         args+=(
             -drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE"
             -drive "if=pflash,format=raw,unit=1,file=$WORK/ovmf-vars.fd"
-            -drive "file=$VM_DISK_IMAGE,format=raw,if=none,id=boot,snapshot=on"
-            -device "virtio-blk-pci,drive=boot,bootindex=0"
         )
+        vm_boot_disk_args || return 1
         ;;
     bios)
-        args+=(
-            -drive "file=$VM_DISK_IMAGE,format=raw,if=none,id=boot,snapshot=on"
-            -device "virtio-blk-pci,drive=boot,bootindex=0"
-        )
+        vm_boot_disk_args || return 1
         ;;
     *)
         echo "VM_BOOT=$VM_BOOT: expected kernel, microvm, uefi or bios" >&2
@@ -172,8 +186,10 @@ vm_queues() { if [ "$VM_BOOT" = microvm ]; then echo 1; else echo "$VM_QUEUES"; 
 VM_NIC_INSIDE=${VM_NIC_INSIDE:-virtio}
 VM_NIC_OUTSIDE=${VM_NIC_OUTSIDE:-virtio}
 # The metadata disk's controller (VM_META_BUS): "virtio" (virtio-blk, default), "nvme"
-# (an NVMe drive, as EC2 Nitro attaches every volume) or "scsi" (a disk on a
-# virtio-scsi controller, as GCE attaches its disks).
+# (an NVMe drive, as EC2 Nitro attaches every volume), "scsi" (a disk on a
+# virtio-scsi controller, as GCE attaches its disks) or "scsi-cd" (a CD-ROM on a
+# virtio-scsi controller, as OpenStack attaches an ISO 9660 config drive to an image
+# with hw_cdrom_bus=scsi and hw_scsi_model=virtio-scsi).
 VM_META_BUS=${VM_META_BUS:-virtio}
 
 # Appends to the caller's `args` the data NIC $1 (lan or wan) with MAC $2 and model $3
@@ -219,8 +235,9 @@ vm_boot() {
         virtio) args+=(-device "virtio-blk-$virtio,drive=meta") ;;
         nvme) args+=(-device "nvme,drive=meta,serial=natbox1") ;;
         scsi) args+=(-device "virtio-scsi-$virtio,id=scsi" -device "scsi-hd,drive=meta,bus=scsi.0") ;;
+        scsi-cd) args+=(-device "virtio-scsi-$virtio,id=scsi" -device "scsi-cd,drive=meta,bus=scsi.0") ;;
         *)
-            echo "VM_META_BUS=$VM_META_BUS: expected virtio, nvme or scsi" >&2
+            echo "VM_META_BUS=$VM_META_BUS: expected virtio, nvme, scsi or scsi-cd" >&2
             return 1
             ;;
         esac

@@ -53,4 +53,6 @@ echo "== QEMU boot tests (the real image)"
 ./tests/boot/test_boot.sh
 echo "== QEMU boot tests of the cloud configuration sources (NoCloud cidata volume)"
 ./tests/boot/test_sources.sh
+echo "== QEMU boot tests of the other image formats (qcow2 on BIOS, the GCP tarball on UEFI) and the ISO 9660 cloud volumes"
+./tests/boot/test_images.sh
 echo "all checks passed"

@@ -31,7 +31,9 @@ requirements=(
     # boot tests (tests/boot/test_boot.sh, qemu/vm.sh): QEMU, OVMF (uefi), SeaBIOS (bios).
     qemu-system-x86_64:qemu-system-x86
     # cloud configuration sources (firmware-config's sources tests, the NoCloud boot
-    # test): vfat images without root (mkfs.vfat, mcopy), iso9660 images (xorriso).
+    # test, tests/boot/test_images.sh): vfat images without root (mkfs.vfat, mcopy),
+    # iso9660 images (xorriso); test_images.sh also reads the GCP tarball (tar, gzip:
+    # Essential packages, always there) and the qcow2 (qemu-img, above).
     mkfs.vfat:dosfstools mcopy:mtools xorriso:xorriso
     /usr/share/OVMF/OVMF_CODE.fd:ovmf /usr/share/OVMF/OVMF_VARS.fd:ovmf
     /usr/share/seabios/bios-256k.bin:seabios
