@@ -327,7 +327,8 @@ fn value(body: &[u8]) -> Option<String> {
 }
 
 /// The entries of a newline-separated list that parse as `T`, at most [`MAX_LIST`];
-/// what is left out is named in `warnings`.
+/// what is left out is named in a warning (one for the entries that do not parse,
+/// one for those over the bound).
 fn list<T: std::str::FromStr>(body: &[u8], what: &str, warnings: &mut Vec<String>) -> Vec<T> {
     let Some(text) = body_text(body) else {
         warnings.push(format!(
@@ -336,20 +337,28 @@ fn list<T: std::str::FromStr>(body: &[u8], what: &str, warnings: &mut Vec<String
         return Vec::new();
     };
     let mut out = Vec::new();
+    let (mut bad, mut first_bad, mut over) = (0, None, false);
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         match line.parse() {
-            Ok(_) if out.len() >= MAX_LIST => {
-                warnings.push(format!(
-                    "{what}: more than {MAX_LIST} entries; the rest are not used"
-                ));
-                break;
-            }
+            Ok(_) if out.len() >= MAX_LIST => over = true,
             Ok(v) => out.push(v),
-            Err(_) => warnings.push(format!(
-                "{what}: {:?} is not what natbox expects there; left out",
-                printable(line)
-            )),
+            Err(_) => {
+                bad += 1;
+                first_bad.get_or_insert(line);
+            }
         }
+    }
+    if let Some(line) = first_bad {
+        warnings.push(format!(
+            "{what}: {bad} entries are not what natbox expects there (the first: {:?}); \
+             left out",
+            printable(line)
+        ));
+    }
+    if over {
+        warnings.push(format!(
+            "{what}: more than {MAX_LIST} entries; the rest are not used"
+        ));
     }
     out
 }

@@ -665,3 +665,20 @@ fn requests_are_bounded_whatever_the_server_says() {
     assert!(matches!(outcome, Outcome::Refused(_)));
     assert_eq!(requests.len(), TRIES);
 }
+
+#[test]
+fn long_lists_give_bounded_values_and_warnings() {
+    let mut lines: Vec<String> = (0..1000).map(|i| format!("bad-{i}")).collect();
+    lines.extend((0..200).map(|i| format!("10.0.{}.{}", i / 250, i % 250 + 1)));
+    let mut eni = eni0();
+    eni.ipv4s = Box::leak(lines.join("\n").into_boxed_str());
+    let l = loaded(ec2(&Ec2::new(None, vec![eni])).0);
+    assert_eq!(l.config.nat.pool.len(), MAX_LIST);
+    let about: Vec<&String> = l
+        .warnings
+        .iter()
+        .filter(|w| w.contains("local-ipv4s"))
+        .collect();
+    assert_eq!(about.len(), 2, "{about:?}");
+    assert!(about[0].contains("1000 entries") && about[0].contains("bad-0"));
+}
