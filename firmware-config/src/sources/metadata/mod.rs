@@ -71,7 +71,7 @@
 //!
 //! # Bounds
 //!
-//! At most [`MAX_REQUESTS`] requests per cloud (EC2 needs 11 and one per interface),
+//! At most [`MAX_REQUESTS`] requests per cloud (EC2 needs 9 and one per interface, GCE 4),
 //! [`TRIES`] per request; at most [`MAX_INTERFACES`] interfaces and [`MAX_LIST`]
 //! entries per list (addresses, CIDR blocks) are taken, the rest named in a warning;
 //! responses bounded by `http` (head 8 KiB, body [`MAX_RESPONSE`]); user-data at most
