@@ -12,7 +12,10 @@ DHCP sessions (DORA, renewal, rebinding, expiry, NAKs, a probe conflict, option 
 nonsense offers, INIT-REBOOT, release) as [op, payload] records; for the user_data
 target, user-data (natbox TOML plain and gzip, a #cloud-config, a script) and metadata
 texts; for the cloud_volume target, small cidata and config-2 volumes, vfat (mkfs.vfat,
-mtools) and ISO 9660 (xorriso). Run from fuzz/."""
+mtools) and ISO 9660 (xorriso); for the metadata_http target, sessions with an EC2
+(IMDSv2) or GCE metadata server (one-NIC, two-NIC, secondary addresses, gzip and
+#cloud-config user-data, IMDSv1-only, a header-injecting token, retries, chunked and
+partial responses, a server without Metadata-Flavor). Run from fuzz/."""
 import gzip, ipaddress, os, shutil, struct, subprocess, tempfile
 
 BOX_LAN = bytes([2, 0, 0, 0, 1, 1]); BOX_WAN = bytes([2, 0, 0, 0, 2, 1])
@@ -421,3 +424,58 @@ with tempfile.TemporaryDirectory() as tmp:
         f.write(user_data_seeds["meta_data_json"])
     subprocess.run(["mcopy", "-i", drive, f"{tmp}/user-data", "::openstack/latest/user_data"], check=True)
     subprocess.run(["mcopy", "-i", drive, f"{tmp}/meta_data.json", "::openstack/latest/meta_data.json"], check=True)
+
+# The metadata_http target: sessions with a scripted EC2 (IMDSv2) or GCE metadata
+# server, one record per request: [control, len_hi, len_lo, op, payload] with op 0 the
+# response's bytes, 1 a body wrapped by the target (status index in bits 2-4, bit 5
+# Metadata-Flavor: Google), 2 no answer, 3 the response's bytes in two reads.
+def http_response(status, body, headers=(), chunked=False):
+    head = f"HTTP/1.1 {status} X\r\n" + "".join(f"{n}: {v}\r\n" for n, v in headers)
+    if chunked:
+        data = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 7]), body[i:i + 7]) for i in range(0, len(body), 7))
+        return (head + "Transfer-Encoding: chunked\r\n\r\n").encode() + data + b"0\r\n\r\n"
+    return (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+def mrec(op, payload): return struct.pack("!BHB", 0, len(payload), op) + payload
+def raw(status, body, **kw): return mrec(0, http_response(status, body, **kw))
+def wrapped(status, body, google=False):
+    return mrec(1 | [200, 404, 403, 405, 500, 401].index(status) << 2 | (0x20 if google else 0), body)
+
+MAC0, MAC1 = b"0e:49:61:0f:c3:11", b"0e:49:61:0f:c3:22"
+ec2_user = b'[nat]\nfiltering = "address-dependent"\n'
+def ec2_session(user_data, macs=(MAC0,), ipv4s=b"10.0.1.23", chunked=False):
+    recs = [raw(200, b"AQAEAFt0kjb8R3mXoBXVNnYq3lYJ5yQ1Qq0bJxO2Jm6w9kGz8mQ==",
+                headers=[("X-aws-ec2-metadata-token-ttl-seconds", "21600")])]
+    recs.append(raw(200, user_data, chunked=chunked) if user_data is not None else raw(404, b"Not Found"))
+    recs += [raw(200, b"i-0abc1234def567890"), raw(200, b"ip-10-0-1-23.ec2.internal"), raw(200, macs[0]),
+             raw(200, b"\n".join(m + b"/" for m in macs), chunked=chunked)]
+    recs += [raw(200, str(i).encode()) for i in range(len(macs))]
+    recs += [raw(200, ipv4s), raw(200, b"10.0.1.0/24"), raw(200, b"10.0.0.0/16\n100.64.0.0/16")]
+    return recs
+
+gce_nics = (b'[{"gateway":"10.128.0.1","ip":"10.128.0.2","mac":"42:01:0a:80:00:02","mtu":1460,'
+            b'"subnetmask":"255.255.240.0"},{"ip":"10.20.0.2","mac":"42:01:0a:14:00:02","mtu":1460,'
+            b'"subnetmask":"255.255.255.0"}]')
+google = [("Metadata-Flavor", "Google")]
+metadata_seeds = {
+    "ec2_one_nic": [0] + ec2_session(ec2_user),
+    "ec2_two_nics_no_user_data_chunked": [0] + ec2_session(None, macs=(MAC0, MAC1), chunked=True),
+    "ec2_secondary_ips_gzip": [0] + ec2_session(gzip.compress(ec2_user, mtime=0), ipv4s=b"10.0.1.23\n10.0.1.24\n10.0.1.25"),
+    "ec2_cloud_config": [0] + ec2_session(b"#cloud-config\npackages: [nginx]\n"),
+    "ec2_imdsv1_only": [0, raw(405, b"Method Not Allowed")],
+    "ec2_bad_token": [0, raw(200, b"abc\r\nX-Evil: 1")],
+    "ec2_retries_then_partial": [0, raw(200, b"token"), raw(503, b""), mrec(2, b""),
+        mrec(3 | 40 << 2, http_response(200, ec2_user))] + ec2_session(ec2_user)[2:],
+    "ec2_wrapped": [0, wrapped(200, b"token"), wrapped(200, ec2_user), wrapped(200, b"i-1"),
+        wrapped(404, b""), wrapped(200, MAC0), wrapped(200, MAC0 + b"/"), wrapped(200, b"0"),
+        wrapped(200, b"10.0.1.23"), wrapped(200, b"10.0.1.0/24"), wrapped(200, b"10.0.0.0/16")],
+    "gce_two_nics": [1, raw(200, b'[log]\nlevel = "debug"\n', headers=google), raw(200, b"4520031799277581759", headers=google),
+        raw(200, b"nat-1.us-central1-a.c.proj.internal", headers=google), raw(200, gce_nics, headers=google, chunked=True)],
+    "gce_no_user_data_wrapped": [1, wrapped(404, b"", True), wrapped(200, b"1", True), wrapped(200, b"nat-1", True),
+        wrapped(200, gce_nics, True)],
+    "gce_no_flavor": [1, raw(200, b"user-data")],
+}
+os.makedirs("seeds/metadata_http", exist_ok=True)
+for name, (mode, *recs) in metadata_seeds.items():
+    with open(f"seeds/metadata_http/{name}", "wb") as f:
+        f.write(bytes([mode]) + b"".join(recs))

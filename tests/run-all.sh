@@ -15,6 +15,8 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+echo "== the e2e metadata server checks itself (IMDSv2, IMDSv1-only, GCE, hang, huge on loopback)"
+python3 tests/e2e/metadata_server.py --self-check
 
 # cargo-fuzz passes flags of a nightly compiler; this project builds with the stable
 # toolchain only, so RUSTC_BOOTSTRAP=1 unlocks them for the fuzz build. No sanitizer
@@ -26,7 +28,7 @@ echo "== fuzzing (${fuzz_seconds} s per target)"
     cd fuzz
     export RUSTC_BOOTSTRAP=1
     cargo fuzz build -O -s none
-    for target in engine engine_one_armed offloaded metadata_disk shell config dhcp4_client user_data cloud_volume; do
+    for target in engine engine_one_armed offloaded metadata_disk shell config dhcp4_client user_data cloud_volume metadata_http; do
         corpus=$(mktemp -d)
         [ -d "seeds/$target" ] && cp "seeds/$target"/* "$corpus"/
         log=$(mktemp)

@@ -16,6 +16,7 @@
 
 mod diagnostic;
 pub mod disk;
+mod layered;
 mod locate;
 pub mod schema;
 pub mod sources;

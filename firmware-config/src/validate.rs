@@ -112,12 +112,13 @@ fn hostname(config: &Config, errors: &mut Errors) {
 }
 
 /// A MAC address written as six hex pairs separated by ':'.
-fn parse_mac(s: &str) -> Option<[u8; 6]> {
+pub(crate) fn parse_mac(s: &str) -> Option<[u8; 6]> {
     let mut mac = [0u8; 6];
     let mut parts = s.split(':');
     for byte in &mut mac {
         let part = parts.next()?;
-        if part.len() != 2 {
+        // from_str_radix would take a sign ("+f").
+        if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         *byte = u8::from_str_radix(part, 16).ok()?;

@@ -162,14 +162,7 @@ fn decide(seen: Vec<(PathBuf, Seen)>, blank: Option<PathBuf>) -> Option<Option<F
             for w in &loaded.warnings {
                 log::warn!("{dev}: {w}");
             }
-            let mut source = format!(
-                "{} ({dev}, label {})",
-                loaded.kind.name(),
-                loaded.kind.label()
-            );
-            if let Some(id) = &loaded.meta.instance_id {
-                source.push_str(&format!(", instance-id {id}"));
-            }
+            let source = loaded.source(Some(&dev.to_string()));
             log::info!(
                 "configuration from {source}, sha256 {}",
                 firmware_config::digest(&loaded.config)

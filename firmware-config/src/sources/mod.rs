@@ -53,6 +53,7 @@
 mod configdrive;
 mod fat;
 mod iso;
+pub mod metadata;
 mod nocloud;
 pub mod userdata;
 mod volume;
@@ -72,36 +73,48 @@ pub const MAX_DIR_ENTRIES: usize = 256;
 /// Bytes read from one device, in all.
 pub const MAX_DEVICE_READ: u64 = 16 << 20;
 
-/// Which kind of cloud volume.
+/// Which kind of cloud source: a volume, or a metadata server (`metadata`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// cloud-init NoCloud, label `cidata`.
     NoCloud,
     /// OpenStack config drive, label `config-2`.
     ConfigDrive,
+    /// EC2 instance metadata, IMDSv2, at 169.254.169.254.
+    Ec2,
+    /// The GCE metadata server (`metadata.google.internal`, 169.254.169.254).
+    Gce,
 }
 
 impl Kind {
-    /// Short name, for the log and `show config`: `nocloud`, `configdrive`.
+    /// Short name, for the log and `show config`: `nocloud`, `configdrive`, `ec2`, `gce`.
     pub fn name(self) -> &'static str {
         match self {
             Kind::NoCloud => "nocloud",
             Kind::ConfigDrive => "configdrive",
+            Kind::Ec2 => "ec2",
+            Kind::Gce => "gce",
         }
     }
 
-    /// The volume label that marks it.
-    pub fn label(self) -> &'static str {
+    /// Where it is read from: `label cidata`, `label config-2` (a volume's label),
+    /// `imdsv2 169.254.169.254`, `metadata.google.internal`.
+    pub fn origin(self) -> &'static str {
         match self {
-            Kind::NoCloud => "cidata",
-            Kind::ConfigDrive => "config-2",
+            Kind::NoCloud => "label cidata",
+            Kind::ConfigDrive => "label config-2",
+            Kind::Ec2 => "imdsv2 169.254.169.254",
+            Kind::Gce => "metadata.google.internal",
         }
     }
 
+    /// The kind of volume labelled `label`.
     fn by_label(label: &str) -> Option<Kind> {
-        [Kind::NoCloud, Kind::ConfigDrive]
-            .into_iter()
-            .find(|k| label.trim().eq_ignore_ascii_case(k.label()))
+        [Kind::NoCloud, Kind::ConfigDrive].into_iter().find(|k| {
+            k.origin()
+                .strip_prefix("label ")
+                .is_some_and(|l| label.trim().eq_ignore_ascii_case(l))
+        })
     }
 }
 
@@ -132,7 +145,7 @@ impl Meta {
     }
 }
 
-/// A configuration read from a cloud volume.
+/// A configuration read from a cloud volume or metadata server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loaded {
     pub config: Config,
@@ -140,6 +153,22 @@ pub struct Loaded {
     pub meta: Meta,
     /// Worth logging; the configuration is good (a broken or missing metadata file).
     pub warnings: Vec<String>,
+}
+
+impl Loaded {
+    /// How the log, the banner and `show config` name the source: `nocloud (/dev/vdb,
+    /// label cidata), instance-id iid-1` for a volume on `device`, `ec2 (imdsv2
+    /// 169.254.169.254), instance-id i-0abc` for a metadata server (no device).
+    pub fn source(&self, device: Option<&str>) -> String {
+        let mut source = match device {
+            Some(device) => format!("{} ({device}, {})", self.kind.name(), self.kind.origin()),
+            None => format!("{} ({})", self.kind.name(), self.kind.origin()),
+        };
+        if let Some(id) = &self.meta.instance_id {
+            source.push_str(&format!(", instance-id {id}"));
+        }
+        source
+    }
 }
 
 /// Why a volume gives no configuration: `kind` is `None` when its file system could
@@ -184,6 +213,8 @@ pub fn read<D: Read + Seek>(device: D) -> Result<Option<Loaded>, Refused> {
     let files = match kind {
         Kind::NoCloud => nocloud::files(&mut volume),
         Kind::ConfigDrive => configdrive::files(&mut volume),
+        // `by_label` gives volume kinds only.
+        Kind::Ec2 | Kind::Gce => return Ok(None),
     }
     .map_err(refused)?;
     let (config, hostname_given) =
@@ -203,7 +234,7 @@ pub fn read<D: Read + Seek>(device: D) -> Result<Option<Loaded>, Refused> {
 }
 
 /// `config` with the metadata's host name, or its first label, whichever is valid.
-fn with_hostname(config: Config, name: &str, warnings: &mut Vec<String>) -> Config {
+pub(crate) fn with_hostname(config: Config, name: &str, warnings: &mut Vec<String>) -> Config {
     let first_label = name.split('.').next().unwrap_or_default();
     for candidate in [name, first_label] {
         let mut named = config.clone();

@@ -20,6 +20,17 @@ const EXPECTED: &str = "natbox reads its own TOML configuration (see natbox.toml
 /// The configuration in `raw` (named `name` in messages), and whether it sets
 /// `hostname` itself.
 pub fn decode(raw: &[u8], name: &str) -> Result<(Config, bool), String> {
+    let text = text(raw, name)?;
+    let config = crate::from_toml_named(name, &text).map_err(|e| e.to_string())?;
+    let hostname_given = text
+        .parse::<toml::Table>()
+        .is_ok_and(|t| t.contains_key("hostname"));
+    Ok((config, hostname_given))
+}
+
+/// The text of `raw` (named `name` in messages), gunzipped, when it may be natbox's
+/// TOML: refused when it is another format (see the module doc), not UTF-8, or empty.
+pub fn text(raw: &[u8], name: &str) -> Result<String, String> {
     let gunzipped;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         gunzipped = gunzip(raw).map_err(|e| format!("{name}: {e}"))?;
@@ -30,13 +41,7 @@ pub fn decode(raw: &[u8], name: &str) -> Result<(Config, bool), String> {
     if let Some(what) = foreign(bytes) {
         return Err(format!("{name} is {what}; {EXPECTED}"));
     }
-    let text =
-        std::str::from_utf8(bytes).map_err(|_| format!("{name} is not UTF-8 text; {EXPECTED}"))?;
-    let config = crate::from_toml_named(name, text).map_err(|e| e.to_string())?;
-    let hostname_given = text
-        .parse::<toml::Table>()
-        .is_ok_and(|t| t.contains_key("hostname"));
-    Ok((config, hostname_given))
+    String::from_utf8(bytes.to_vec()).map_err(|_| format!("{name} is not UTF-8 text; {EXPECTED}"))
 }
 
 /// Gunzips `raw`, refusing more than `MAX_USER_DATA` bytes out.
