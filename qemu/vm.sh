@@ -185,6 +185,9 @@ vm_queues() { if [ "$VM_BOOT" = microvm ]; then echo 1; else echo "$VM_QUEUES"; 
 # multi_queue tap and offers the guest what its model offers.
 VM_NIC_INSIDE=${VM_NIC_INSIDE:-virtio}
 VM_NIC_OUTSIDE=${VM_NIC_OUTSIDE:-virtio}
+# VM_OUTSIDE_FIRST=1 puts the wan-side NIC first on the bus (the guest's eth0), as a
+# cloud's primary interface is the public one; the default puts the lan-side NIC first.
+VM_OUTSIDE_FIRST=${VM_OUTSIDE_FIRST:-0}
 # The metadata disk's controller (VM_META_BUS): "virtio" (virtio-blk, default), "nvme"
 # (an NVMe drive, as EC2 Nitro attaches every volume), "scsi" (a disk on a
 # virtio-scsi controller, as GCE attaches its disks) or "scsi-cd" (a CD-ROM on a
@@ -224,10 +227,16 @@ vm_boot() {
         netdev=",queues=$VM_QUEUES"
         if [ "$(vm_queues)" -gt 1 ]; then nic+=",mq=on,vectors=$((2 * VM_QUEUES + 2))"; fi
     fi
-    args+=(-netdev "tap,id=lan,ifname=tap-lan,script=no,downscript=no$netdev")
-    vm_nic_args lan "$VM_INSIDE_MAC" "$VM_NIC_INSIDE" "$nic"
-    args+=(-netdev "tap,id=wan,ifname=tap-wan,script=no,downscript=no$netdev")
-    vm_nic_args wan "$VM_OUTSIDE_MAC" "$VM_NIC_OUTSIDE" "$nic"
+    local side sides=(lan wan)
+    [ "$VM_OUTSIDE_FIRST" = 0 ] || sides=(wan lan)
+    for side in "${sides[@]}"; do
+        args+=(-netdev "tap,id=$side,ifname=tap-$side,script=no,downscript=no$netdev")
+        if [ "$side" = lan ]; then
+            vm_nic_args lan "$VM_INSIDE_MAC" "$VM_NIC_INSIDE" "$nic"
+        else
+            vm_nic_args wan "$VM_OUTSIDE_MAC" "$VM_NIC_OUTSIDE" "$nic"
+        fi
+    done
     args+=(-monitor "unix:$WORK/monitor.sock,server,nowait")
     if [ "$disk" != none ]; then
         args+=(-drive "file=$disk,format=raw,if=none,id=meta")

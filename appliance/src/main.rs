@@ -6,6 +6,10 @@
 //!   metadata-disk image), until SIGINT/SIGTERM or `poweroff` from the shell; then
 //!   prints its counters and exits 0. The shell listens on SOCKET, and on standard
 //!   input when that is a terminal.
+//! - `appliance run --metadata PORT [--admin SOCKET]`: host mode with the
+//!   configuration from the cloud's metadata server, asked through PORT by DHCP
+//!   first (`natbox::init::metadata`, what the image does with no configuration
+//!   volume); `commit` then applies live only.
 //! - `appliance check CONFIG.toml`: validates a configuration (exit 0 ok, 1 invalid,
 //!   2 unreadable).
 //! - `appliance demo [CONFIG.toml]`: runs the engine through a scripted scenario.
@@ -15,7 +19,7 @@ mod report;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: appliance run --config PATH [--admin SOCKET] | appliance check CONFIG.toml | appliance demo [CONFIG.toml]";
+const USAGE: &str = "usage: appliance run --config PATH [--admin SOCKET] | appliance run --metadata PORT [--admin SOCKET] | appliance check CONFIG.toml | appliance demo [CONFIG.toml]";
 
 fn main() -> ExitCode {
     if natbox::init::is_pid1() {
@@ -33,6 +37,11 @@ fn main() -> ExitCode {
             Ok(config) => run(&config, path, Some(std::path::Path::new(admin))),
             Err(code) => code,
         },
+        ["run", "--metadata", port] => run_from_metadata(port, None),
+        ["run", "--metadata", port, "--admin", admin]
+        | ["run", "--admin", admin, "--metadata", port] => {
+            run_from_metadata(port, Some(std::path::Path::new(admin)))
+        }
         ["check", path] => match load(path) {
             Ok(_) => {
                 println!("{path}: ok");
@@ -60,43 +69,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// Host mode.
+/// Host mode, from a configuration file or metadata-disk image.
 fn run(
     config: &firmware_config::Config,
     source: &str,
     admin: Option<&std::path::Path>,
 ) -> ExitCode {
     natbox::logging::init(&config.log.level);
-    let stop = match natbox::host::signals::stop_flag() {
-        Ok(stop) => stop,
-        Err(e) => {
-            log::error!("cannot install signal handlers: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Err(e) = natbox::memory::check(config, natbox::dataplane::worker_count(config)) {
-        log::error!("{source}: {e}");
+    let Some((stop, mut control)) = open_control(admin, &config.hostname) else {
         return ExitCode::from(2);
-    }
-    let mut dataplane = match natbox::dataplane::Threads::new(config) {
-        Ok(d) => d,
-        Err(e) => {
-            log::error!("{e}; check the port names in the configuration and run as root");
-            return ExitCode::from(2);
-        }
-    };
-    let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
-    let console = if tty {
-        natbox::control::ConsoleMode::Host
-    } else {
-        natbox::control::ConsoleMode::Off
-    };
-    let mut control = match natbox::control::Control::open(admin, console, &config.hostname) {
-        Ok(c) => c,
-        Err(e) => {
-            log::error!("admin shell: {e}");
-            return ExitCode::from(2);
-        }
     };
     // `commit` in the shell saves where the configuration came from.
     let is_disk = std::fs::read(source).is_ok_and(|b| firmware_config::disk::is_metadata_disk(&b));
@@ -110,6 +91,79 @@ fn run(
     } else {
         Box::new(natbox::control::TomlStore(path))
     });
+    forward(config, source, stop, control)
+}
+
+/// Host mode, from the cloud's metadata server asked through `port`.
+fn run_from_metadata(port: &str, admin: Option<&std::path::Path>) -> ExitCode {
+    natbox::logging::init("info");
+    let Some((stop, mut control)) = open_control(admin, "natbox") else {
+        return ExitCode::from(2);
+    };
+    let Some(found) = natbox::init::metadata::search(port, stop, &mut control) else {
+        // As the image does: up without forwarding, the shell served, until stopped.
+        let begin = std::time::Instant::now();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed)
+            && control.tick(None, &natbox::init::links_off(begin))
+        {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        return ExitCode::from(1);
+    };
+    log::set_max_level(
+        found
+            .config
+            .log
+            .level
+            .parse()
+            .unwrap_or(log::LevelFilter::Info),
+    );
+    control.set_source(found.source.clone());
+    control.set_store(Box::new(natbox::control::Unsaved(found.source.clone())));
+    forward(&found.config, &found.source, stop, control)
+}
+
+/// The stop flag (SIGINT, SIGTERM) and the shell front-ends.
+fn open_control(
+    admin: Option<&std::path::Path>,
+    hostname: &str,
+) -> Option<(
+    &'static std::sync::atomic::AtomicBool,
+    natbox::control::Control,
+)> {
+    let stop = natbox::host::signals::stop_flag()
+        .inspect_err(|e| log::error!("cannot install signal handlers: {e}"))
+        .ok()?;
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let console = if tty {
+        natbox::control::ConsoleMode::Host
+    } else {
+        natbox::control::ConsoleMode::Off
+    };
+    let control = natbox::control::Control::open(admin, console, hostname)
+        .inspect_err(|e| log::error!("admin shell: {e}"))
+        .ok()?;
+    Some((stop, control))
+}
+
+/// Runs the dataplane for `config` until told to stop.
+fn forward(
+    config: &firmware_config::Config,
+    source: &str,
+    stop: &std::sync::atomic::AtomicBool,
+    mut control: natbox::control::Control,
+) -> ExitCode {
+    if let Err(e) = natbox::memory::check(config, natbox::dataplane::worker_count(config)) {
+        log::error!("{source}: {e}");
+        return ExitCode::from(2);
+    }
+    let mut dataplane = match natbox::dataplane::Threads::new(config) {
+        Ok(d) => d,
+        Err(e) => {
+            log::error!("{e}; check the port names in the configuration and run as root");
+            return ExitCode::from(2);
+        }
+    };
     log::info!(
         "{} forwarding (pool {:?})",
         config.hostname,

@@ -265,14 +265,15 @@ tcp_stream() {
 
 # dhcp_server IFACE LOG [DNSMASQ_OPTION...]: dnsmasq in ns wan serving IFACE's link
 # with 198.51.100.50-59 for 2 minutes, 198.51.100.1 as the router, plus the options
-# given; logs to LOG (with --log-dhcp) and sets DHCP_SERVER to its PID.
+# given; logs to LOG (with --log-dhcp) and sets DHCP_SERVER to its PID. DHCP_NS,
+# DHCP_RANGE and DHCP_ROUTER replace the namespace, range and router.
 dhcp_server() {
     local iface=$1 log=$2
     shift 2
     # Not through in_wan: $! must be dnsmasq itself (ip netns exec execs it).
-    ip netns exec "$WAN" dnsmasq --no-daemon --conf-file=/dev/null --port=0 --interface="$iface" \
-        --bind-interfaces --dhcp-range=198.51.100.50,198.51.100.59,255.255.255.0,2m \
-        --dhcp-option=option:router,198.51.100.1 --dhcp-leasefile="$log.leases" --pid-file= \
+    ip netns exec "${DHCP_NS:-$WAN}" dnsmasq --no-daemon --conf-file=/dev/null --port=0 --interface="$iface" \
+        --bind-interfaces --dhcp-range="${DHCP_RANGE:-198.51.100.50,198.51.100.59,255.255.255.0,2m}" \
+        --dhcp-option=option:router,"${DHCP_ROUTER:-198.51.100.1}" --dhcp-leasefile="$log.leases" --pid-file= \
         --log-dhcp "$@" >"$log" 2>&1 &
     DHCP_SERVER=$!
 }

@@ -229,6 +229,21 @@ impl Control {
         self.source = Some(source);
     }
 
+    /// Starts the search for the configuration in the cloud's metadata
+    /// (`services::metadata`), over ports of `mtu` bytes.
+    pub fn search_metadata(&mut self, mtu: usize) {
+        self.services.metadata = Some(crate::services::metadata::Metadata::new(mtu));
+    }
+
+    /// The search's outcome, once there is one; that ends the search, and with it the
+    /// services of the search dataplane (its DHCP client, its shards' bindings): the
+    /// dataplane that follows starts its own.
+    pub fn metadata_outcome(&mut self) -> Option<firmware_config::sources::metadata::Outcome> {
+        let outcome = self.services.metadata.as_mut()?.take_outcome()?;
+        self.services = Services::default();
+        Some(outcome)
+    }
+
     /// Where `commit` saves configurations from now on.
     pub fn set_store(&mut self, store: Box<dyn Store>) {
         self.store = Some(store);

@@ -7,7 +7,8 @@
 //! CPUs and each NIC's enabled receive queues (what the workers are sized by,
 //! `dataplane::link`); find the configuration among all block devices (no device name
 //! is assumed): natbox's metadata disk by its magic, else a cloud-init NoCloud or
-//! OpenStack config-drive volume by its label (`source`); start the
+//! OpenStack config-drive volume by its label (`source`), else the cloud's metadata
+//! server, EC2 IMDSv2 or GCE, asked through the first NIC (`metadata`); start the
 //! dataplane (the configuration's tables checked against the memory first, then
 //! retried for `START_RETRY`, since NICs can be late; when the newest configuration
 //! cannot start, the disk's previous one, if valid, is started instead, and the log
@@ -24,6 +25,7 @@
 //! lines go out through `host::console::say`, never `println!`, which panics (and so
 //! aborts PID 1) on a write error.
 
+pub mod metadata;
 pub mod modalias;
 pub mod modules;
 mod source;
@@ -34,7 +36,7 @@ use crate::host::console::say;
 use crate::shell::Action;
 use nix::mount::{mount, MsFlags};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -94,7 +96,7 @@ pub fn run(report: fn(&Threads)) -> ! {
             log::warn!("no ACPI power button found: shut down from the shell or with Ctrl-Alt-Del")
         }
     }
-    wait_for_nics(2, Duration::from_secs(5));
+    wait_for_nics();
     let queues: Vec<String> = nics()
         .iter()
         .map(|nic| format!("{nic} {}", link::rx_queues(nic)))
@@ -104,11 +106,10 @@ pub fn run(report: fn(&Threads)) -> ! {
         link::online_cpus(),
         queues.join(", ")
     );
-    let Some(found) = source::find() else {
-        log::error!(
-            "no valid configuration was found: attach a metadata disk built with `natbox-config build natbox.toml -o meta.img`, or a cidata (NoCloud) or config-2 (config drive) volume whose user-data is natbox's TOML; forwarding is off"
-        );
-        idle(stop, &mut control);
+    let found = match source::find() {
+        source::Finding::Found(found) => found,
+        source::Finding::Unusable => idle(stop, &mut control),
+        source::Finding::Nothing { blank } => from_metadata(blank, stop, &mut control),
     };
     let source = found.source;
     // Asked for on the console even if forwarding stays off below.
@@ -159,6 +160,33 @@ pub fn run(report: fn(&Threads)) -> ! {
     dataplane.run(stop, &mut |shards, links| control.tick(Some(shards), links));
     report(&dataplane);
     shut_down(control.requested);
+}
+
+/// The configuration from the cloud's metadata server, asked through the first NIC
+/// (`metadata`); stays up without forwarding when there is none to be had.
+fn from_metadata(
+    blank: Option<PathBuf>,
+    stop: &AtomicBool,
+    control: &mut Control,
+) -> source::Found {
+    let Some(port) = nics().into_iter().next() else {
+        log::error!(
+            "no configuration volume and no network interface to ask the cloud's metadata \
+             server through: attach a metadata disk built with `natbox-config build \
+             natbox.toml -o meta.img`, or a cidata (NoCloud) or config-2 (config drive) \
+             volume whose user-data is natbox's TOML; forwarding is off"
+        );
+        idle(stop, control);
+    };
+    match metadata::search(&port, stop, control) {
+        Some(cloud) => source::Found {
+            config: cloud.config,
+            previous: None,
+            source: cloud.source,
+            disk: blank,
+        },
+        None => idle(stop, control),
+    }
 }
 
 fn mount_basics() {
@@ -222,15 +250,29 @@ fn nics() -> Vec<String> {
     names
 }
 
-fn wait_for_nics(count: usize, limit: Duration) {
+/// Waits (at most 5 s) for a first NIC, then until no new one has appeared for
+/// 300 ms (at most 2 s more): a one-NIC cloud instance does not wait for a second,
+/// and the NICs of one driver come within milliseconds of each other. A NIC later
+/// still is waited for by `start` (the ports the configuration names).
+fn wait_for_nics() {
     let start = Instant::now();
-    while start.elapsed() < limit {
-        if nics().len() >= count {
+    while nics().is_empty() {
+        if start.elapsed() >= Duration::from_secs(5) {
+            log::warn!("no network interface after 5 s");
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    log::warn!("fewer than {count} network interfaces after {limit:?}");
+    let settled = Instant::now();
+    let (mut count, mut since) = (nics().len(), Instant::now());
+    while since.elapsed() < Duration::from_millis(300) && settled.elapsed() < Duration::from_secs(2)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = nics().len();
+        if now != count {
+            (count, since) = (now, Instant::now());
+        }
+    }
 }
 
 /// Starts the dataplane for `config` (validated, and its tables checked against the
@@ -281,7 +323,7 @@ fn idle(stop: &AtomicBool, control: &mut Control) -> ! {
 }
 
 /// What the shell shows of the ports while forwarding is off.
-fn links_off(since: Instant) -> LinkSummary {
+pub fn links_off(since: Instant) -> LinkSummary {
     LinkSummary {
         devices: Vec::new(),
         states: Vec::new(),

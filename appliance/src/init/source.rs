@@ -1,7 +1,8 @@
 //! Where the configuration comes from at boot, in this order, the first found winning:
 //! 1. natbox's own metadata disk (`firmware_config::disk`), found by its magic;
 //! 2. a cloud-init NoCloud volume, label `cidata` (`firmware_config::sources`);
-//! 3. an OpenStack config drive, label `config-2`.
+//! 3. an OpenStack config drive, label `config-2`;
+//! 4. with none of these, the cloud's metadata server (`init::metadata`).
 //!
 //! Every block device (whole disks: `/sys/block`, not partitions; loop, ram and zram
 //! devices skipped) is looked at in each pass; a pass that finds a source decides by
@@ -49,27 +50,42 @@ enum Seen {
     Cloud(Result<sources::Loaded, sources::Refused>),
 }
 
-/// Finds the configuration (see the module doc); `None` after logging why, when there
-/// is none or the one found cannot be used.
-pub fn find() -> Option<Found> {
+/// What the volumes hold (one per boot, so its size does not matter).
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Finding {
+    Found(Found),
+    /// A source was found but cannot be used (logged): no lower one is tried.
+    Unusable,
+    /// No source; `blank` is a metadata disk with no configuration written yet, which
+    /// `commit` can save to.
+    Nothing {
+        blank: Option<PathBuf>,
+    },
+}
+
+/// Finds the configuration among the volumes (see the module doc).
+pub fn find() -> Finding {
     let start = Instant::now();
     let mut blank = None;
     while start.elapsed() < SCAN_FOR {
         let seen = scan();
         blank = blank_disk(&seen);
-        if let Some(decided) = decide(seen, blank.clone()) {
-            return decided;
+        match decide(seen, blank.clone()) {
+            Some(Some(found)) => return Finding::Found(found),
+            Some(None) => return Finding::Unusable,
+            None => {}
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    if let Some(path) = blank {
-        log::error!(
+    if let Some(path) = &blank {
+        log::info!(
             "metadata disk {}: blank (no configuration written), and no cidata or config-2 \
              volume either",
             path.display()
         );
     }
-    None
+    Finding::Nothing { blank }
 }
 
 /// The first blank metadata disk among `seen`.

@@ -1,7 +1,8 @@
 //! The box's own services on the data ports, beside forwarding: the Prometheus
 //! metrics responder (`http`), `ping` from the box (`ping`), the NAT event log to
-//! a remote syslog collector (`syslog`) and the DHCPv4 clients of the ports whose
-//! address comes by DHCP (`dhcp4`).
+//! a remote syslog collector (`syslog`), the DHCPv4 clients of the ports whose
+//! address comes by DHCP (`dhcp4`), and at boot the search for the configuration in
+//! the cloud's metadata (`metadata`, over `fetch` and `tcp`).
 //!
 //! They run on the control tick, between dataplane batches, and reach the network
 //! only through the engine shards (`control::shards::Snapshots`): they bind what they
@@ -15,6 +16,7 @@
 pub mod dhcp4;
 pub mod fetch;
 pub mod http;
+pub mod metadata;
 pub mod packet;
 pub mod ping;
 pub mod syslog;
@@ -34,6 +36,8 @@ pub struct Services {
     metrics: Option<http::MetricsServer>,
     pub pings: ping::Pings,
     pub dhcp4: dhcp4::Dhcp4,
+    /// The boot-time search for the configuration in the cloud's metadata, while it runs.
+    pub metadata: Option<metadata::Metadata>,
     /// What the shards were last asked to deliver to the services.
     bound: Vec<Binding>,
 }
@@ -50,25 +54,35 @@ impl Services {
     ) {
         self.follow_config(shards, config, now);
         for d in shards.deliveries(local::QUEUE) {
-            if !self.dhcp4.receive(&d.ip, now) && !self.pings.receive(&d.ip, d.arrived_ms) {
+            let metadata = self.metadata.as_mut();
+            if !self.dhcp4.receive(&d.ip, now)
+                && !self.pings.receive(&d.ip, d.arrived_ms)
+                && !metadata.is_some_and(|m| m.receive(&d.ip))
+            {
                 if let Some(m) = self.metrics.as_mut() {
                     m.receive(&d.ip);
                 }
             }
         }
         self.dhcp4.poll(shards, now);
+        if let Some(m) = self.metadata.as_mut() {
+            m.poll(shards, now);
+        }
         self.pings.poll(shards, now);
         if let Some(m) = self.metrics.as_mut() {
             for ip in m.poll(now, &mut || render_metrics(shards)) {
                 let _ = shards.originate(ip);
             }
         }
+        // Again after the services ran: a connection the metadata search opened this
+        // tick is bound before its SYN's answer can arrive (requests reach a shard in
+        // order, before it receives again), not a tick later.
+        self.bind(shards, config);
         send_events(shards, config);
     }
 
-    /// Starts, moves or stops the metrics responder as the configuration says, and
-    /// keeps the shards' bindings in step with the services (a change is sent to
-    /// every shard; the shards keep their bindings across reconfigurations).
+    /// Starts, moves or stops the metrics responder and the DHCP clients as the
+    /// configuration says, and binds what they receive.
     fn follow_config(&mut self, shards: &mut dyn Shards, config: &Config, now: u64) {
         let listen = config.metrics.listen;
         if self.metrics.as_ref().map(http::MetricsServer::listen) != listen {
@@ -83,11 +97,20 @@ impl Services {
             let mac_of = |id| ports.iter().find(|p| p.port == id).map(|p| p.mac.0);
             self.dhcp4.follow(config, mac_of, now);
         }
-        let wanted: Vec<Binding> = listen
+        self.bind(shards, config);
+    }
+
+    /// Keeps the shards' bindings in step with the services (a change is sent to every
+    /// shard; the shards keep their bindings across reconfigurations).
+    fn bind(&mut self, shards: &mut dyn Shards, config: &Config) {
+        let wanted: Vec<Binding> = config
+            .metrics
+            .listen
             .map(Binding::TcpInside)
             .into_iter()
             .chain(self.pings.bindings())
             .chain(self.dhcp4.bindings())
+            .chain(self.metadata.as_ref().and_then(metadata::Metadata::binding))
             .collect();
         if self.bound != wanted {
             shards.bind_local(&wanted);

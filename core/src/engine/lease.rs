@@ -3,9 +3,11 @@
 //! Contract: the engine keeps the configuration as written (`Engine::config`: what the
 //! shell shows and edits, with `ipv4 = "dhcp"`) and builds every table from the
 //! *effective* configuration (`Engine::effective_config`), where each DHCP port with
-//! a lease holds the lease's address and prefix, the lease's router as its default
-//! gateway unless the configuration names one, and the lease's classless routes (RFC
-//! 3442) other than the default. A DHCP port without a lease has no IPv4 address;
+//! a lease holds the lease's address and prefix, the lease's classless routes (RFC
+//! 3442) other than the default, and on the outside port the lease's router as its
+//! default gateway unless the configuration names one. An inside port's lease gives
+//! no default route (a cloud's second NIC is leased its subnet's router too, and the
+//! box's default route leaves by the outside). A DHCP port without a lease has no IPv4 address;
 //! the NAT pool that defaults to the outside address is then empty, and translation
 //! is refused as `no_pool_address`. Setting or clearing a lease is a reconfiguration
 //! like any other (`config::Engine::reconfigure`): a renewal that keeps the address
@@ -34,13 +36,14 @@ pub(super) fn effective(config: &Config, leases: &[Option<Lease4>]) -> Config {
     let ports = out
         .inside
         .iter_mut()
-        .chain(std::iter::once(&mut out.outside));
-    for (port, lease) in ports.zip(leases.iter()) {
+        .map(|p| (p, false))
+        .chain(std::iter::once((&mut out.outside, true)));
+    for ((port, outside), lease) in ports.zip(leases.iter()) {
         let Some(lease) = lease.as_ref().filter(|_| port.ipv4_dhcp()) else {
             continue;
         };
         port.ipv4 = Some(Ipv4Setting::Static(lease.address));
-        if port.gateway4.is_none() {
+        if outside && port.gateway4.is_none() {
             port.gateway4 = lease.gateway;
         }
         port.routes
@@ -96,5 +99,21 @@ mod tests {
         let e = effective(&c, &[Some(lease()), Some(lease())]);
         assert_eq!(e.outside.gateway4, Some(Ipv4Addr::new(198, 51, 100, 254)));
         assert_eq!(e.inside, c.inside, "inside is static: its lease is ignored");
+    }
+
+    #[test]
+    fn an_inside_lease_gives_its_address_and_routes_but_no_default_route() {
+        let mut c = dhcp_outside();
+        if let Some(inside) = c.inside.as_mut() {
+            inside.ipv4 = Some(Ipv4Setting::Dhcp);
+        }
+        let e = effective(&c, &[Some(lease()), None]);
+        let inside = e.inside.expect("inside");
+        assert_eq!(inside.ipv4_net(), Some(lease().address));
+        assert_eq!(
+            inside.gateway4, None,
+            "the default route leaves by the outside"
+        );
+        assert_eq!(inside.routes.len(), 1);
     }
 }
