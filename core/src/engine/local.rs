@@ -370,6 +370,23 @@ impl Engine {
         Verdict::Consumed
     }
 
+    /// Queues a DHCPv4 server message for the client bound on its port, if it is a
+    /// whole UDP datagram whose checksum verifies (RFC 768; RFC 1122 section 4.1.3.4:
+    /// a datagram with a bad checksum is discarded); counted as `udp_bad_checksum`
+    /// otherwise. A partial checksum (offloaded) is completed first, so it verifies.
+    pub(super) fn deliver_dhcp4(&mut self, frame: &mut Frame<'_>, now: u64) -> Verdict {
+        if let Err(reason) = self.settle_offload(frame) {
+            return Verdict::Drop(reason);
+        }
+        let whole = ipv4::Packet::new_checked(&frame.buf[ETH..frame.len]).is_ok_and(|p| {
+            udp::Packet::new_checked(p.payload()).is_ok_and(|u| u.verify4(p.src(), p.dst()))
+        });
+        if !whole {
+            return Verdict::Drop(DropReason::UdpBadChecksum);
+        }
+        self.deliver(frame, now)
+    }
+
     /// Whether an echo reply to a pool address is for a `ping` of the box's own: one
     /// that no NAT mapping claims (NAT always wins).
     pub(super) fn echo_reply_unclaimed(&self, frame: &Frame<'_>) -> bool {
