@@ -5,7 +5,8 @@
 //!   an ordinary root process on the interfaces the configuration names (TOML file or
 //!   metadata-disk image), until SIGINT/SIGTERM or `poweroff` from the shell; then
 //!   prints its counters and exits 0. The shell listens on SOCKET, and on standard
-//!   input when that is a terminal.
+//!   input when that is a terminal. Ports that do not exist yet are waited for, the
+//!   shell served meanwhile (`natbox::dataplane::start`), as in the appliance.
 //! - `appliance check CONFIG.toml`: validates a configuration (exit 0 ok, 1 invalid,
 //!   2 unreadable).
 //! - `appliance demo [CONFIG.toml]`: runs the engine through a scripted scenario.
@@ -78,13 +79,6 @@ fn run(
         log::error!("{source}: {e}");
         return ExitCode::from(2);
     }
-    let mut dataplane = match natbox::dataplane::Threads::new(config) {
-        Ok(d) => d,
-        Err(e) => {
-            log::error!("{e}; check the port names in the configuration and run as root");
-            return ExitCode::from(2);
-        }
-    };
     let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
     let console = if tty {
         natbox::control::ConsoleMode::Host
@@ -110,6 +104,19 @@ fn run(
     } else {
         Box::new(natbox::control::TomlStore(path))
     });
+    control.set_password_hash(config.shell.password_hash.clone());
+    let tick = &mut |links: &natbox::dataplane::LinkSummary| control.tick(None, links);
+    let mut dataplane = match natbox::dataplane::start::retrying(config, None, stop, tick) {
+        Ok(d) => d,
+        Err(natbox::dataplane::start::NotStarted::Stopped) => {
+            log::info!("stopped before the ports were there");
+            return ExitCode::SUCCESS;
+        }
+        Err(natbox::dataplane::start::NotStarted::Failed(e)) => {
+            log::error!("{e}; check the port names in the configuration and run as root");
+            return ExitCode::from(2);
+        }
+    };
     log::info!(
         "{} forwarding (pool {:?})",
         config.hostname,
