@@ -20,7 +20,9 @@
 //!   one port, whatever their destination address: a DHCP client before it has an
 //!   address gets its OFFER and ACK broadcast, or unicast to the address offered
 //!   (RFC 2131 section 4.1), which is not the box's yet. They are taken before any
-//!   other check of the destination (broadcasts are otherwise dropped). What the
+//!   other check of the destination (broadcasts are otherwise dropped), and only
+//!   whole with a UDP checksum that verifies (RFC 768, RFC 1122 section 4.1.3.4;
+//!   `udp_bad_checksum` otherwise). What the
 //!   client sends before it has an address goes out as a limited broadcast on its
 //!   port (`Engine::broadcast4`), with no route and no next hop to resolve.
 //! - Echo replies (ICMP type 0 / ICMPv6 type 129) with one identifier from one remote:
