@@ -9,6 +9,7 @@
 //! `shell` is the admin shell; `control` runs the shell front-ends and the services on
 //! the dataplane's timer tick; `init` does what PID 1 must in the appliance image.
 
+pub mod backoff;
 pub mod control;
 #[allow(unsafe_code)]
 pub mod dataplane;

@@ -5,7 +5,8 @@
 //!   an ordinary root process on the interfaces the configuration names (TOML file or
 //!   metadata-disk image), until SIGINT/SIGTERM or `poweroff` from the shell; then
 //!   prints its counters and exits 0. The shell listens on SOCKET, and on standard
-//!   input when that is a terminal.
+//!   input when that is a terminal. Ports that do not exist yet are waited for, the
+//!   shell served meanwhile (`natbox::dataplane::start`), as in the appliance.
 //! - `appliance run --metadata PORT [--admin SOCKET]`: host mode with the
 //!   configuration from the cloud's metadata server, asked through PORT by DHCP
 //!   first (`natbox::init::metadata`, what the image does with no configuration
@@ -157,9 +158,15 @@ fn forward(
         log::error!("{source}: {e}");
         return ExitCode::from(2);
     }
-    let mut dataplane = match natbox::dataplane::Threads::new(config) {
+    control.set_password_hash(config.shell.password_hash.clone());
+    let tick = &mut |links: &natbox::dataplane::LinkSummary| control.tick(None, links);
+    let mut dataplane = match natbox::dataplane::start::retrying(config, None, stop, tick) {
         Ok(d) => d,
-        Err(e) => {
+        Err(natbox::dataplane::start::NotStarted::Stopped) => {
+            log::info!("stopped before the ports were there");
+            return ExitCode::SUCCESS;
+        }
+        Err(natbox::dataplane::start::NotStarted::Failed(e)) => {
             log::error!("{e}; check the port names in the configuration and run as root");
             return ExitCode::from(2);
         }

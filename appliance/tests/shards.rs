@@ -45,6 +45,7 @@ fn two_shards() -> Engines {
 
 fn run(shards: &mut Engines, line: &str) -> String {
     let f = Facts {
+        roles: vec!["inside", "outside"],
         devices: vec!["lan0".into(), "wan0".into()],
         links: vec!["up", "up"],
         now_ms: shards.0[0].now,

@@ -11,6 +11,7 @@ use support::*;
 
 fn facts(h: &Harness) -> Facts {
     Facts {
+        roles: vec!["inside", "outside"],
         devices: vec!["lan0".into(), "wan0".into()],
         links: vec!["up", "up"],
         now_ms: h.now,
@@ -471,6 +472,7 @@ fn one_armed_port_renders_valid_metric_names() {
     let mac = natbox::wire::ethernet::Mac([2, 0, 0, 0, 0, 1]);
     let mut engine = natbox::engine::Engine::new(&config, &[natbox::engine::PortSetup { mac }]);
     let facts = Facts {
+        roles: vec!["inside+outside"],
         devices: vec!["seg0".into()],
         links: vec!["up"],
         now_ms: 0,
@@ -515,4 +517,107 @@ fn show_dhcp_lists_the_clients_state() {
         serde_json::from_str(&show(&mut h, &f, "show dhcp --json")).expect("JSON");
     assert_eq!(json[0]["state"], "init");
     assert_eq!(json[0]["address"], serde_json::Value::Null);
+}
+
+/// Issue #17: a DHCP port nobody answers says so in `show interfaces` (state, and how
+/// long without an answer) and in the metrics (`natbox_dhcp4_seconds_without_lease`,
+/// `natbox_dhcp4_bound` 0); a static port shows no DHCP state, and every port's link
+/// is a gauge (`natbox_port_up`).
+#[test]
+fn a_dhcp_port_without_an_answer_says_so_in_show_interfaces_and_the_metrics() {
+    let mut h = Harness::default();
+    let mut f = facts(&h);
+    f.links = vec!["up", "down"];
+    let mut client = natbox_core::dhcp4::Client::new([2, 0, 0, 0, 2, 1], 7, 0);
+    client.handle_timeout(0);
+    f.dhcp4 = vec![("outside", client.snapshot(45_000))];
+    let text = run_facts(
+        &mut Session::default(),
+        &mut h,
+        &f,
+        "show interfaces",
+        None,
+        None,
+    );
+    let line = |role: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{role} ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        line("outside").contains("selecting, no answer for 0m 45s"),
+        "{text}"
+    );
+    assert!(!line("inside").contains("selecting"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&run_facts(
+        &mut Session::default(),
+        &mut h,
+        &f,
+        "show interfaces --json",
+        None,
+        None,
+    ))
+    .expect("JSON");
+    assert_eq!(json[1]["dhcp"], "selecting, no answer for 0m 45s");
+    assert_eq!(json[0]["dhcp"], serde_json::Value::Null);
+    let metrics = run_facts(
+        &mut Session::default(),
+        &mut h,
+        &f,
+        "show metrics",
+        None,
+        None,
+    );
+    for want in [
+        "natbox_dhcp4_bound{port=\"outside\"} 0",
+        "natbox_dhcp4_seconds_without_lease{port=\"outside\"} 45",
+        "natbox_port_up{port=\"inside\"} 1",
+        "natbox_port_up{port=\"outside\"} 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == want),
+            "{want} not in {metrics}"
+        );
+    }
+}
+
+/// Issue #17: while forwarding is off because a port is missing, `show interfaces`
+/// names the configured ports and which one is missing, and `show metrics` has the
+/// ports' gauges (the rest needs the dataplane).
+#[test]
+fn while_a_port_is_missing_show_interfaces_and_metrics_say_which() {
+    let f = Facts {
+        roles: vec!["inside", "outside"],
+        devices: vec!["lan0".into(), "wan9".into()],
+        links: vec!["waiting", "missing"],
+        ..Facts::default()
+    };
+    let run_off = |line: &str| {
+        let ctx = Context {
+            shards: None,
+            facts: &f,
+            store: None,
+            pings: None,
+            rollback: None,
+        };
+        execute(&mut Session::default(), line, ctx).text
+    };
+    let text = run_off("show interfaces");
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().eq(["outside", "wan9", "missing"])),
+        "{text}"
+    );
+    assert!(text.contains("forwarding is off"), "{text}");
+    let metrics = run_off("show metrics");
+    assert!(
+        metrics.contains("natbox_port_up{port=\"outside\"} 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("natbox_port_up{port=\"inside\"} 0\n"),
+        "{metrics}"
+    );
+    assert!(run_off("show sessions").contains("forwarding is off"));
 }

@@ -429,6 +429,117 @@ fn rfc2131_4_4_5_renewal_ack_with_the_same_address_is_renewed_not_changed() {
     assert_eq!(c.poll_timeout(), Some(1_800 * S + 1_800 * S));
 }
 
+/// RFC 2131 section 4.4.5 with a server that ignores unicast: the renewal at T1 goes
+/// unanswered, the client rebinds by broadcast at T2 and any server's ACK extends the
+/// lease; the next renewal is answered. Each is counted, and the address never
+/// changes (nothing for the driver to apply but `Renewed`).
+#[test]
+fn rfc2131_4_4_5_an_unanswered_renewal_rebinds_at_t2_and_both_are_counted() {
+    let (mut c, _) = bound(11);
+    c.handle_timeout(1_800 * S);
+    assert_eq!(one(&mut c).to, Destination::Unicast(SERVER));
+    // RENEWING retransmits after half the time left to T2; nothing comes back.
+    c.handle_timeout(c.poll_timeout().unwrap());
+    assert_eq!(one(&mut c).to, Destination::Unicast(SERVER));
+    c.handle_timeout(3_150 * S);
+    assert_eq!(c.state(), State::Rebinding);
+    let rebind = one(&mut c);
+    assert_eq!(
+        (rebind.to, rebind.from),
+        (Destination::Broadcast, Some(ADDR))
+    );
+    let ack = answer(&rebind, MessageType::Ack, ADDR, &sane());
+    assert_eq!(c.handle_reply(3_151 * S, &ack), Ok(()));
+    assert!(matches!(&events(&mut c)[..], [Event::Renewed(_)]));
+    assert_eq!(c.state(), State::Bound);
+    let counted = |c: &Client| {
+        let n = c.snapshot(0).counters;
+        (n.renewals, n.rebinds)
+    };
+    assert_eq!(counted(&c), (0, 1));
+    c.handle_timeout(3_150 * S + 1_800 * S);
+    let renew = one(&mut c);
+    assert_eq!(renew.to, Destination::Unicast(SERVER));
+    c.handle_reply(
+        3_150 * S + 1_801 * S,
+        &answer(&renew, MessageType::Ack, ADDR, &sane()),
+    )
+    .unwrap();
+    assert_eq!(counted(&c), (1, 1));
+    assert_eq!(
+        c.snapshot(0).unbound_ms,
+        None,
+        "a lease was in force throughout"
+    );
+}
+
+/// RFC 2131 section 4.1: a client nobody answers keeps asking forever, DISCOVERs at
+/// most 65 s apart, and says how long it has been without a lease and that no server
+/// answered; an OFFER is an answer; a lease ends the wait, and losing it (a NAK while
+/// renewing) starts a new one.
+#[test]
+fn rfc2131_4_1_without_an_answer_the_client_keeps_asking_and_says_for_how_long() {
+    let (mut c, first) = selecting(12, 5 * S);
+    let mut last = 5 * S;
+    for _ in 0..30 {
+        let at = c.poll_timeout().unwrap();
+        assert!(at - last <= 65 * S, "{} ms between DISCOVERs", at - last);
+        c.handle_timeout(at);
+        assert_eq!(kind(&one(&mut c)), MessageType::Discover);
+        last = at;
+    }
+    assert!(last > 20 * 60 * S, "still asking after 20 minutes");
+    let snap = c.snapshot(last);
+    assert_eq!(
+        (snap.unbound_ms, snap.answered),
+        (Some(last - 5 * S), false)
+    );
+    assert_eq!(snap.state, State::Selecting);
+
+    // A refused OFFER is an answer too: the server is there, its offer is not usable.
+    let bad = answer(
+        &first,
+        MessageType::Offer,
+        ADDR,
+        &sane_with(&[DhcpOption::AddressLeaseTime(0)]),
+    );
+    assert_eq!(c.handle_reply(last, &bad), Err(Ignored::BadLease));
+    assert!(c.snapshot(last).answered);
+    let request = requesting(&mut c, &first, last, &sane());
+    c.handle_reply(last, &answer(&request, MessageType::Ack, ADDR, &sane()))
+        .unwrap();
+    assert_eq!(
+        c.snapshot(last).unbound_ms,
+        Some(last - 5 * S),
+        "probing: no lease yet"
+    );
+    assert!(c.probe_result(last + 2 * S, false));
+    assert_eq!(c.snapshot(last + 2 * S).unbound_ms, None);
+
+    let t1 = last + 1_800 * S;
+    c.handle_timeout(t1);
+    let renew = one(&mut c);
+    c.handle_reply(t1 + S, &nak(&renew)).unwrap();
+    let snap = c.snapshot(t1 + 10 * S);
+    assert_eq!((snap.unbound_ms, snap.answered), (Some(9 * S), false));
+}
+
+/// RFC 2132 section 2: a reply with our hardware address whose options run past its
+/// end is refused whole and counted, and the client goes on selecting; it is not read
+/// as a reply without its later options (dhcproto's iterator stops there silently).
+#[test]
+fn rfc2132_2_a_reply_with_truncated_options_is_refused_and_counted() {
+    let (mut c, discover) = selecting(13, 0);
+    let mut offer = answer(&discover, MessageType::Offer, ADDR, &sane());
+    let end = offer.iter().rposition(|&b| b == 255).unwrap();
+    offer.truncate(end);
+    offer.extend_from_slice(&[121, 9, 0, 10, 0]);
+    assert_eq!(c.handle_reply(S, &offer), Err(Ignored::TruncatedOptions));
+    assert_eq!(c.snapshot(S).counters.ignored(Ignored::TruncatedOptions), 1);
+    assert_eq!(c.state(), State::Selecting);
+    requesting(&mut c, &discover, 2 * S, &sane());
+}
+
 #[test]
 fn rfc2131_4_4_5_rebind_ack_with_a_new_address_is_address_changed() {
     let (mut c, old) = bound(10);
@@ -687,24 +798,39 @@ fn rfc3442_malformed_option_121_is_refused() {
     );
 }
 
+/// RFC 2132 section 3.3 (subnet mask): a mask of /0, or one whose bits are not
+/// contiguous, names no usable subnet: the offer is refused by name and the client
+/// keeps selecting.
 #[test]
-fn nonsense_offers_are_refused_with_named_reasons_and_selecting_goes_on() {
+fn rfc2132_3_3_a_slash_0_or_non_contiguous_mask_is_refused() {
     assert_offer_refused(
         &sane_with(&[DhcpOption::SubnetMask(Ipv4Addr::UNSPECIFIED)]),
         LeaseError::BadPrefix(0),
-    );
-    // A /32 with only option 3: the router cannot be reached.
-    assert_offer_refused(
-        &sane_with(&[DhcpOption::SubnetMask(Ipv4Addr::BROADCAST)]),
-        LeaseError::GatewayOutsideSubnet(SERVER),
     );
     assert_offer_refused(
         &sane_with(&[DhcpOption::SubnetMask(Ipv4Addr::new(255, 0, 255, 0))]),
         LeaseError::NonContiguousMask(Ipv4Addr::new(255, 0, 255, 0)),
     );
+}
+
+/// RFC 2132 section 9.2 (lease time): a lease of 0 seconds cannot be used.
+#[test]
+fn rfc2132_9_2_a_lease_time_of_0_is_refused() {
     assert_offer_refused(
         &sane_with(&[DhcpOption::AddressLeaseTime(0)]),
         LeaseError::ZeroLeaseTime,
+    );
+}
+
+/// RFC 2132 section 3.5 (router): a router outside the subnet (and not reached by an
+/// on-link route of option 121, RFC 3442) or that is not a host of it is refused;
+/// so is an offer without the options RFC 2131 Table 3 requires.
+#[test]
+fn rfc2132_3_5_a_router_outside_the_subnet_is_refused() {
+    // A /32 with only option 3: the router cannot be reached.
+    assert_offer_refused(
+        &sane_with(&[DhcpOption::SubnetMask(Ipv4Addr::BROADCAST)]),
+        LeaseError::GatewayOutsideSubnet(SERVER),
     );
     let outside = Ipv4Addr::new(198, 51, 100, 1);
     assert_offer_refused(

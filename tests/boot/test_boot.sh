@@ -14,7 +14,10 @@
 # on a GPT/FAT ESP) boots with OVMF firmware, and the same disk boots on legacy BIOS
 # (syslinux); each translates traffic and powers off cleanly. Cloud hardware: the
 # metadata disk on NVMe with a vmxnet3 outside NIC, then on virtio-scsi, the modules
-# loaded by the devices' modalias. Every boot runs with
+# loaded by the devices' modalias. DHCP on the outside port: no server at first (the
+# console and the shell say so), then dnsmasq's lease, translated to. A metadata disk
+# naming a port that is not there: the box stays up, says so at every try (backing
+# off), shows the port as missing, and shuts down cleanly. Every boot runs with
 # VM_CPUS (2) vCPUs and multi-queue NICs (VM_QUEUES, 2; qemu/vm.sh), microvm with one
 # of each, and checks the box saw them. Prints the boot times.
 set -euo pipefail
@@ -268,16 +271,44 @@ grep -ao "modules loaded: .*" "$console" | tr -d '\r' | sed "s/^/$name: /" || tr
 check "$name: ACPI power button, QEMU exits within 60 s" vm_shutdown 60 powerdown
 
 # 9. DHCP on the outside port (issue #17): the metadata disk says outside
-# `ipv4 = "dhcp"`, with no gateway and no pool, and dnsmasq serves ns wan's link: the
-# box comes up, ARP-probes the offered address, takes the lease and translates to it.
+# `ipv4 = "dhcp"`, with no gateway and no pool. No server answers at first: the console
+# says so after 30 s and the shell shows it. Then dnsmasq serves ns wan's link: the box,
+# still asking, ARP-probes the offered address, takes the lease and translates to it.
 name=dhcp
-dhcp_server eth0 "$WORK/dnsmasq.log"
 vm_metadata_disk 's|^ipv4 = "198.51.100.10/24"|ipv4 = "dhcp"|' '/^gateway4 = /d'
 boot_banner "$name"
-check "$name: the outside port takes a DHCP lease from dnsmasq within 30 s" \
-    wait_for_line "$console" "outside port: DHCP lease 198\.51\.100\.5[0-9]/24 from 198\.51\.100\.1, router 198\.51\.100\.1" 30
+check "$name: with no DHCP server, the console says so after 30 s and that the box keeps asking" \
+    wait_for_line "$console" "outside port: no DHCP answer for 3[0-9] s; still asking" 60
+vm_console "show interfaces"
+check "$name: show interfaces on the console: the outside client is selecting, no answer" \
+    wait_for_line "$console" "^outside .*selecting, no answer for" 30
+dhcp_server eth0 "$WORK/dnsmasq.log"
+check "$name: the outside port takes a DHCP lease from dnsmasq within 70 s (its next DISCOVER)" \
+    wait_for_line "$console" "outside port: DHCP lease 198\.51\.100\.5[0-9]/24 from 198\.51\.100\.1, router 198\.51\.100\.1" 70
 leased=$(grep -ao "DHCP lease 198\.51\.100\.5[0-9]" "$console" | head -n 1 | grep -o "198[0-9.]*")
 translates "$name" "${leased:-none}"
 check "$name: ACPI power button, QEMU exits within 60 s" vm_shutdown 60 powerdown
 kill "$DHCP_SERVER" 2>/dev/null
+
+# 10. A port that is not there (issue #17): the metadata disk names the outside port by
+# a MAC no NIC has. The box stays up and says so on the console at every try (backing
+# off to 30 s), its shell shows the port as missing and the metrics gauge it down, and
+# the power button still shuts it down.
+name=missing-port
+vm_metadata_disk "s/^port = \"$VM_OUTSIDE_MAC\"/port = \"52:54:00:00:00:09\"/"
+console=$WORK/console-$name.log
+vm_boot "$console" "$WORK/meta.img"
+check "$name: the console names the missing port and says the box tries again" \
+    wait_for_line "$console" "outside port 52:54:00:00:00:09: no interface has MAC address 52:54:00:00:00:09: the dataplane is not running; trying again in" 120
+vm_console "show interfaces"
+check "$name: show interfaces on the console: outside 52:54:00:00:00:09 missing" \
+    wait_for_line "$console" "^outside  *52:54:00:00:00:09  *missing" 30
+vm_console "show metrics"
+check "$name: show metrics on the console: natbox_port_up{port=\"outside\"} 0" \
+    wait_for_line "$console" 'natbox_port_up{port="outside"} 0' 30
+sleep 15
+tries=$(grep -ac "the dataplane is not running; trying again" "$console" || true)
+echo "# $name: failed tries logged in about 20 s: $tries"
+check "$name: the tries back off (2 to 8 in about 20 s, not one per tick)" test "$tries" -ge 2 -a "$tries" -le 8
+check "$name: ACPI power button, QEMU exits within 60 s" vm_shutdown 60 powerdown
 finish

@@ -253,6 +253,7 @@ impl Control {
     /// a reboot or power-off is asked. `shards` is `None` while forwarding is off.
     pub fn tick(&mut self, mut shards: Option<&mut dyn Shards>, links: &LinkSummary) -> bool {
         let facts = Facts {
+            roles: links.roles.clone(),
             devices: links.devices.clone(),
             links: links.states.clone(),
             now_ms: links.now_ms,
@@ -337,6 +338,7 @@ mod tests {
 
     fn forwarding_off() -> LinkSummary {
         LinkSummary {
+            roles: Vec::new(),
             devices: Vec::new(),
             states: Vec::new(),
             now_ms: 0,

@@ -54,8 +54,10 @@
 //! goes down is logged and the other port keeps forwarding; a port whose interface
 //! disappears is closed and reopened (with its link set up again) when it returns.
 //!
-//! Configuration: a committed change of a port's interface or MTU takes effect at
-//! once: after the tick that applied it, the port is closed and reopened on the
+//! Configuration: a committed change of a port's interface or MTU (or a DHCP lease's
+//! MTU, `engine::lease`: the dataplane follows the engine's effective configuration)
+//! takes effect at once: after the tick that applied it, the port is closed and
+//! reopened on the
 //! interface the configuration now names, its link set to the new MTU, and the engine
 //! answers with that interface's MAC (`Engine::port_moved`). A larger MTU than the
 //! rings were sized for rebuilds both ports' rings with larger slots. Should the new
@@ -99,12 +101,16 @@
 //! on `handoff`'s lanes (with their arrival port), and an eventfd in the target's
 //! io_uring wakes it. With one worker (the default) the loop is the one described
 //! above, on the calling thread. See docs/architecture.md, "Engine shards".
+//!
+//! Starting (`start`): a configuration whose ports are not there yet is tried again
+//! with a backoff, the shell served meanwhile, until they appear.
 
 pub mod handoff;
 mod ingress;
 pub mod link;
 pub mod ring;
 pub mod socket;
+pub mod start;
 pub mod steering;
 #[cfg(test)]
 pub(crate) mod testnet;
@@ -180,9 +186,12 @@ impl Tag {
 /// What the shell shows about the ports that only the I/O layer knows.
 #[derive(Debug, Clone)]
 pub struct LinkSummary {
+    /// The ports' role labels, by `PortId`.
+    pub roles: Vec<&'static str>,
     /// By `PortId`.
     pub devices: Vec<String>,
-    /// "up", "down" or "gone".
+    /// "up", "down" or "gone"; before the dataplane runs, "missing" or "waiting"
+    /// (`start`).
     pub states: Vec<&'static str>,
     /// Engine time, milliseconds since the dataplane started.
     pub now_ms: u64,
@@ -545,6 +554,7 @@ impl Dataplane {
         };
         let ours: Vec<IoCounters> = self.ports.iter().map(|io| io.counters).collect();
         LinkSummary {
+            roles: self.ports.iter().map(|io| io.role).collect(),
             devices: self.ports.iter().map(|io| io.link.name.clone()).collect(),
             states: self.ports.iter().map(|io| state(io.state)).collect(),
             now_ms: self.now_ms(),
@@ -1124,7 +1134,7 @@ impl Dataplane {
                 continue;
             }
             log::info!(
-                "{} port: the configuration names {spec} with MTU {mtu} (was {} with MTU {}): reopening",
+                "{} port: {spec} with MTU {mtu} (was {} with MTU {}): reopening",
                 io.role,
                 io.spec,
                 io.mtu
@@ -1461,6 +1471,51 @@ mod tests {
         // The outside port is reopened with the larger slots too, on its interface.
         assert_eq!(dp.ports[1].link.name, "wan0");
         assert!(dp.ports[1].open.is_some());
+    }
+
+    /// Issue #17: a DHCP lease's MTU (AWS's 9001, bounded to 9000) is applied as a
+    /// committed one is: the outside port is reopened with it on its link, with ring
+    /// slots that hold it; losing the lease gives the port its configured MTU back.
+    #[test]
+    fn a_lease_mtu_reopens_the_port_with_it() {
+        ports();
+        let mut config = firmware_config::from_toml(include_str!("../../../natbox.toml")).unwrap();
+        config.outside.ipv4 = Some("dhcp".parse().unwrap());
+        config.outside.gateway4 = None;
+        config.nat.pool.clear();
+        let mut dp = Dataplane::new(&config).unwrap();
+        let lease = crate::engine::lease::Lease4 {
+            address: "198.51.100.77/24".parse().unwrap(),
+            gateway: Some("198.51.100.1".parse().unwrap()),
+            routes: Vec::new(),
+            mtu: Some(9001),
+        };
+        let stop = AtomicBool::new(false);
+        let mut ticks = 0;
+        dp.run(&stop, &mut |engine, _| {
+            ticks += 1;
+            if ticks == 1 {
+                engine.set_lease4(PortId(1), Some(lease.clone()));
+            }
+            ticks < 3
+        });
+        let io = &dp.ports[1];
+        assert_eq!(io.mtu, 9000);
+        let ring = &io.open.as_ref().expect("reopened").ring;
+        assert!(ring.slot_size() >= 14 + 9000, "{}", ring.slot_size());
+        let shown = crate::dataplane::testnet::output(&["ip", "-o", "link", "show", "wan0"]);
+        assert!(shown.contains("mtu 9000"), "{shown}");
+        ticks = 0;
+        dp.run(&stop, &mut |engine, _| {
+            ticks += 1;
+            if ticks == 1 {
+                engine.set_lease4(PortId(1), None);
+            }
+            ticks < 3
+        });
+        assert_eq!(dp.ports[1].mtu, 1500);
+        let shown = crate::dataplane::testnet::output(&["ip", "-o", "link", "show", "wan0"]);
+        assert!(shown.contains("mtu 1500"), "{shown}");
     }
 
     /// Hardening 6: a port whose sending socket fails (here its descriptor made to

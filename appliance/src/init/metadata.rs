@@ -24,17 +24,12 @@
 //! The console and the admin shell are served all along (the control tick runs on the
 //! search dataplane); the search never ends by itself while no cloud answers (see
 //! `services::metadata` for its backoff), and a port that does not exist yet is
-//! retried with a backoff up to [`MAX_START_WAIT`].
+//! waited for as any configuration's (`dataplane::start`).
 
 use crate::control::Control;
-use crate::dataplane::Threads;
 use firmware_config::sources::metadata::Outcome;
 use firmware_config::Config;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
-
-/// The longest pause between two tries to open the search port.
-pub const MAX_START_WAIT: Duration = Duration::from_secs(30);
+use std::sync::atomic::AtomicBool;
 
 /// A configuration the metadata gave.
 #[derive(Debug)]
@@ -48,7 +43,8 @@ pub struct FromCloud {
 /// configuration; `None` when one refused it (logged) or the box is told to stop.
 pub fn search(port: &str, stop: &AtomicBool, control: &mut Control) -> Option<FromCloud> {
     let config = search_config(port)?;
-    let mut dataplane = open(&config, stop, control)?;
+    let tick = &mut |links: &crate::dataplane::LinkSummary| control.tick(None, links);
+    let mut dataplane = crate::dataplane::start::retrying(&config, None, stop, tick).ok()?;
     log::info!("no configuration volume: asking the cloud's metadata server through {port}");
     control.search_metadata(usize::from(config.outside.mtu));
     let mut outcome = None;
@@ -95,29 +91,4 @@ fn search_config(port: &str) -> Option<Config> {
         .try_into()
         .inspect_err(|e| log::error!("metadata: port {port:?}: {e}"))
         .ok()
-}
-
-/// Opens the search dataplane, retrying while the port is missing (the shell served
-/// meanwhile); `None` once told to stop.
-fn open(config: &Config, stop: &AtomicBool, control: &mut Control) -> Option<Threads> {
-    let begin = Instant::now();
-    let mut wait = Duration::from_secs(1);
-    loop {
-        match Threads::new(config) {
-            Ok(d) => return Some(d),
-            Err(e) => log::warn!(
-                "metadata: cannot open port {}: {e}; trying again in {} s",
-                config.outside.port,
-                wait.as_secs()
-            ),
-        }
-        let until = Instant::now() + wait;
-        while Instant::now() < until {
-            if stop.load(Ordering::Relaxed) || !control.tick(None, &super::links_off(begin)) {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        wait = (wait * 2).min(MAX_START_WAIT);
-    }
 }

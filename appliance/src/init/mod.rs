@@ -10,9 +10,11 @@
 //! OpenStack config-drive volume by its label (`source`), else the cloud's metadata
 //! server, EC2 IMDSv2 or GCE, asked through the first NIC (`metadata`); start the
 //! dataplane (the configuration's tables checked against the memory first, then
-//! retried for `START_RETRY`, since NICs can be late; when the newest configuration
-//! cannot start, the disk's previous one, if valid, is started instead, and the log
-//! says so) and print one banner line (version, ports, config generation, time from
+//! retried while its ports are missing, since NICs can be late, with a backoff up to
+//! 30 s and each failure logged, `dataplane::start`: for `START_RETRY` when the disk
+//! has a previous configuration to fall back to, and without end for the last
+//! configuration left; when the newest configuration cannot start, the disk's previous
+//! one, if valid, is started instead, and the log says so) and print one banner line (version, ports, config generation, time from
 //! kernel start to forwarding, whether the console asks for a password). The admin shell runs on the serial console (and on
 //! /run/natbox.sock) from early boot, also when there is no valid configuration. On
 //! `poweroff`/`reboot` from the shell, the ACPI power button, or SIGINT/SIGTERM
@@ -31,6 +33,7 @@ pub mod modules;
 mod source;
 
 use crate::control::Control;
+use crate::dataplane::start::NotStarted;
 use crate::dataplane::{link, LinkSummary, Threads};
 use crate::host::console::say;
 use crate::shell::Action;
@@ -49,7 +52,8 @@ const ADMIN_SOCKET: &str = "/run/natbox.sock";
 /// Where the image keeps its kernel modules.
 const MODULE_DIR: &str = "/lib/modules";
 
-/// How long a configuration's dataplane is retried before the previous one is tried.
+/// How long a configuration's dataplane is retried before the previous one is tried
+/// (the last configuration left is retried without end).
 const START_RETRY: Duration = Duration::from_secs(10);
 
 /// Whether this process is PID 1.
@@ -119,7 +123,8 @@ pub fn run(report: fn(&Threads)) -> ! {
         Some(device) => Box::new(crate::control::DiskStore(device)),
         None => Box::new(crate::control::Unsaved(source.clone())),
     });
-    let (config, mut dataplane) = match start(&found.config, &mut control) {
+    let patience = found.previous.is_some().then_some(START_RETRY);
+    let (config, mut dataplane) = match start(&found.config, &mut control, stop, patience) {
         Ok(d) => (found.config, d),
         Err(e) => {
             log::error!("configuration from {source} cannot start: {e}");
@@ -128,7 +133,7 @@ pub fn run(report: fn(&Threads)) -> ! {
                 idle(stop, &mut control);
             };
             log::warn!("starting the previous configuration, generation {generation}, instead");
-            match start(&previous, &mut control) {
+            match start(&previous, &mut control, stop, None) {
                 Ok(d) => (previous, d),
                 Err(e) => {
                     log::error!(
@@ -276,28 +281,27 @@ fn wait_for_nics() {
 }
 
 /// Starts the dataplane for `config` (validated, and its tables checked against the
-/// memory), retrying for `START_RETRY`; the shell stays served meanwhile.
-fn start(config: &firmware_config::Config, control: &mut Control) -> Result<Threads, String> {
+/// memory), trying again while its ports are missing for `patience`, or without end
+/// (`dataplane::start`); the shell stays served meanwhile, and a shutdown asked
+/// meanwhile happens at once.
+fn start(
+    config: &firmware_config::Config,
+    control: &mut Control,
+    stop: &AtomicBool,
+    patience: Option<Duration>,
+) -> Result<Threads, String> {
     firmware_config::validate(config).map_err(|e| {
         let errors: Vec<String> = e.iter().map(ToString::to_string).collect();
         errors.join("; ")
     })?;
     crate::memory::check(config, crate::dataplane::worker_count(config))?;
-    let begin = Instant::now();
-    loop {
-        match Threads::new(config) {
-            Ok(d) => return Ok(d),
-            Err(e) if begin.elapsed() >= START_RETRY => {
-                return Err(format!(
-                    "{e}: check the ports named in the configuration (interface name or MAC)"
-                ))
-            }
-            Err(e) => log::debug!("dataplane not started yet: {e}"),
-        }
-        for _ in 0..5 {
-            control.tick(None, &links_off(begin));
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    let tick = &mut |links: &LinkSummary| control.tick(None, links);
+    match crate::dataplane::start::retrying(config, patience, stop, tick) {
+        Ok(d) => Ok(d),
+        Err(NotStarted::Stopped) => idle(stop, control),
+        Err(NotStarted::Failed(e)) => Err(format!(
+            "{e}: check the ports named in the configuration (interface name or MAC)"
+        )),
     }
 }
 
@@ -325,6 +329,7 @@ fn idle(stop: &AtomicBool, control: &mut Control) -> ! {
 /// What the shell shows of the ports while forwarding is off.
 pub fn links_off(since: Instant) -> LinkSummary {
     LinkSummary {
+        roles: Vec::new(),
         devices: Vec::new(),
         states: Vec::new(),
         now_ms: since.elapsed().as_millis() as u64,

@@ -12,11 +12,24 @@
 //! - What a client sends leaves as UDP 68 → 67: a broadcast out of its port
 //!   (`Shards::broadcast4`, source 0.0.0.0 before it holds an address), or unicast to
 //!   the server (RENEWING), routed like any datagram of the box's.
-//! - A lease bound, renewed to another address or lost is applied to every shard
-//!   (`Shards::set_lease4`): the port's address, its router as the default gateway
-//!   unless the configuration names one, its classless routes, and with them the NAT
-//!   address (`engine::lease`). A renewal that keeps the address changes nothing.
-//!   Each change is logged.
+//! - A lease bound, renewed or lost is applied to every shard (`Shards::set_lease4`):
+//!   the port's address, its router as the default gateway unless the configuration
+//!   names one, its classless routes (those via 0.0.0.0 on-link), its MTU (option 26,
+//!   bounded as `engine::lease::lease_mtu` says; a bounded value is logged), and with
+//!   them the NAT address (`engine::lease`). A renewal that keeps the address and the
+//!   options changes nothing; one that changes an option (the MTU, a route) applies it
+//!   and keeps the sessions. Each change is logged.
+//! - What the box says while a port has no lease (the client keeps asking forever, RFC
+//!   2131 section 4.1's backoff capped at 64 s): a warning `NO_LEASE_FIRST_MS` (30 s)
+//!   after the lease was lost or the client started, repeated at doubling intervals up
+//!   to `NO_LEASE_CAP_MS` (5 min) while it lasts: "no DHCP answer" if no server
+//!   answered, else why no lease came (the last refusal). `show interfaces` and the
+//!   metrics show the same (`shell`).
+//! - A reply for this client (its MAC) that is refused, by lease validation (a prefix
+//!   of /0, a lease time of 0, a router outside the subnet...) or for options that run
+//!   past its end, is counted by the client and logged with the reason and the
+//!   server's address, at most once per `REFUSAL_LOG_MS` (10 s) doubling up to a
+//!   minute, with the number of refusals not logged in between.
 //! - An offered address is probed before it is used (RFC 5227 section 2.1.1, through
 //!   `Shards::probe4`): `PROBES` ARP probes `PROBE_INTERVAL_MS` apart, and the verdict
 //!   `DECIDE_AFTER_MS` after the first. RFC 5227's own timing (three probes 1-2 s
@@ -24,15 +37,16 @@
 //!   a DHCP server has normally checked the address itself (RFC 2131 section 4.4.1
 //!   asks the client only to check, not how), so natbox takes 2 s. A conflict
 //!   declines the address (the client sends DHCPDECLINE and starts again).
-//! - Not yet: the lease's MTU (option 26).
 
+use crate::backoff::Backoff;
 use crate::control::shards::{Shards, Snapshots};
-use crate::engine::lease::Lease4;
+use crate::engine::lease::{lease_mtu, Lease4};
 use crate::engine::local::{Binding, DHCP4_CLIENT_PORT, DHCP4_SERVER_PORT};
 use crate::engine::port::{self, PortId};
 use crate::services::packet;
+use crate::wire::ipv4;
 use firmware_config::Config;
-use natbox_core::dhcp4::{Client, Destination, Event, Lease, Snapshot};
+use natbox_core::dhcp4::{Client, Destination, Event, Ignored, Lease, Snapshot};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -41,6 +55,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const PROBES: u32 = 2;
 const PROBE_INTERVAL_MS: u64 = 1000;
 const DECIDE_AFTER_MS: u64 = 2000;
+/// When a port without a lease is first reported, and the most between two reports.
+pub const NO_LEASE_FIRST_MS: u64 = 30_000;
+const NO_LEASE_CAP_MS: u64 = 300_000;
+/// The least, then the most, between two logged refusals of a client.
+const REFUSAL_LOG_MS: u64 = 10_000;
+const REFUSAL_LOG_CAP_MS: u64 = 60_000;
 
 /// A probe of an offered address under way.
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +78,10 @@ struct PortClient {
     role: &'static str,
     client: Client,
     probing: Option<Probing>,
+    /// When the lack of a lease is next reported (`None` while one is in force).
+    no_lease: Option<Backoff>,
+    /// When a refused reply may be logged again.
+    refusals: Backoff,
 }
 
 /// The DHCPv4 clients of the box.
@@ -100,6 +124,8 @@ impl Dhcp4 {
                 role,
                 client: Client::new(mac, seed(mac), now),
                 probing: None,
+                no_lease: None,
+                refusals: Backoff::new(now, REFUSAL_LOG_MS, REFUSAL_LOG_CAP_MS),
             });
         }
     }
@@ -115,9 +141,28 @@ impl Dhcp4 {
         let Some(payload) = packet::udp4_payload(ip, DHCP4_SERVER_PORT, DHCP4_CLIENT_PORT) else {
             return false;
         };
+        let from = ipv4::Packet::new_checked(ip).map_or(Ipv4Addr::UNSPECIFIED, |p| p.src());
         for c in &mut self.clients {
             // A reply for another client (its MAC, its xid) is counted there.
-            let _ = c.client.handle_reply(now, payload);
+            let why = match c.client.handle_reply(now, payload) {
+                Err(Ignored::BadLease) => {
+                    c.client.snapshot(now).last_refusal.map(|e| e.to_string())
+                }
+                Err(Ignored::TruncatedOptions) => {
+                    Some(Ignored::TruncatedOptions.help().to_string())
+                }
+                _ => None,
+            };
+            if let Some(why) = why.filter(|_| c.refusals.due(now)) {
+                let more = match c.refusals.take_held_back() {
+                    0 => String::new(),
+                    n => format!(" ({n} more refused since the last line)"),
+                };
+                log::warn!(
+                    "{} port: DHCP reply from {from} refused: {why}{more}",
+                    c.role
+                );
+            }
         }
         true
     }
@@ -132,6 +177,7 @@ impl Dhcp4 {
             while let Some(event) = c.client.poll_event() {
                 apply(c, event, shards, now);
             }
+            report_no_lease(c, now);
             while let Some(t) = c.client.poll_transmit() {
                 let src = IpAddr::V4(t.from.unwrap_or(Ipv4Addr::UNSPECIFIED));
                 let (dst, broadcast) = match t.to {
@@ -192,11 +238,22 @@ fn apply(c: &mut PortClient, event: Event, shards: &mut dyn Shards, now: u64) {
         Event::Bound(lease) => {
             shards.set_lease4(c.port, Some(lease4(&lease)));
             log::info!("{role} port: DHCP lease {}", describe(&lease));
+            log_mtu(c, &lease, shards);
         }
         Event::Renewed(lease) => {
-            log::debug!("{role} port: DHCP lease renewed: {}", describe(&lease));
+            let done = shards.set_lease4(c.port, Some(lease4(&lease)));
+            if done.rebuilt {
+                log::info!(
+                    "{role} port: DHCP renewal changed the options: {}",
+                    describe(&lease)
+                );
+                log_mtu(c, &lease, shards);
+            } else {
+                log::debug!("{role} port: DHCP lease renewed: {}", describe(&lease));
+            }
         }
         Event::AddressChanged { old, new } => {
+            log_mtu(c, &new, shards);
             let done = shards.set_lease4(c.port, Some(lease4(&new)));
             log::warn!(
                 "{role} port: DHCP moved the address from {} to {} ({} sessions on the old one ended)",
@@ -213,6 +270,61 @@ fn apply(c: &mut PortClient, event: Event, shards: &mut dyn Shards, now: u64) {
                 done.ended
             );
         }
+    }
+}
+
+/// Logs that port `c` has been without a lease for a while, at the backoff of the
+/// module doc; forgets the schedule once a lease is in force.
+fn report_no_lease(c: &mut PortClient, now: u64) {
+    let s = c.client.snapshot(now);
+    let Some(unbound_ms) = s.unbound_ms else {
+        c.no_lease = None;
+        return;
+    };
+    let since = now.saturating_sub(unbound_ms);
+    let schedule = c.no_lease.get_or_insert_with(|| {
+        Backoff::new(
+            since.saturating_add(NO_LEASE_FIRST_MS),
+            NO_LEASE_FIRST_MS,
+            NO_LEASE_CAP_MS,
+        )
+    });
+    if schedule.due(now) {
+        log::warn!(
+            "{} port: {} for {} s; still asking ({} DHCP messages sent)",
+            c.role,
+            no_lease_why(&s),
+            unbound_ms / 1000,
+            s.counters.sent
+        );
+    }
+}
+
+/// Why a client without a lease has none, in a few words.
+pub fn no_lease_why(s: &Snapshot) -> String {
+    match (s.answered, s.last_refusal) {
+        (false, _) => "no DHCP answer".into(),
+        (true, Some(e)) => format!("no usable DHCP lease (last refused: {e})"),
+        (true, None) => "no DHCP lease yet".into(),
+    }
+}
+
+/// Logs the MTU `lease` gives port `c` when it is not the one offered (bounded,
+/// `engine::lease::lease_mtu`).
+fn log_mtu(c: &PortClient, lease: &Lease, shards: &mut dyn Shards) {
+    let (Some(offered), Some(config)) = (lease.mtu, shards.config()) else {
+        return;
+    };
+    let layout = port::layout(&config);
+    let Some(p) = layout.iter().find(|p| p.id == c.port) else {
+        return;
+    };
+    let used = lease_mtu(p.port, offered);
+    if used != offered {
+        log::warn!(
+            "{} port: DHCP offers MTU {offered}; natbox uses {used} (576 to 9000, 1280 and up with IPv6 on the port)",
+            c.role
+        );
     }
 }
 
@@ -251,6 +363,7 @@ fn lease4(lease: &Lease) -> Lease4 {
             .filter(|r| r.dest.prefix_len() > 0)
             .map(|r| (r.dest, r.gateway))
             .collect(),
+        mtu: lease.mtu,
     }
 }
 
@@ -262,8 +375,9 @@ fn describe(lease: &Lease) -> String {
         || "infinite".to_string(),
         |t| format!("{} s", t.lease_ms / 1000),
     );
+    let mtu = lease.mtu.map_or_else(String::new, |m| format!(", MTU {m}"));
     format!(
-        "{} from {}, {router}, lease {time}",
+        "{} from {}, {router}, lease {time}{mtu}",
         lease.address, lease.server
     )
 }
@@ -275,4 +389,25 @@ fn seed(mac: [u8; 6]) -> u64 {
         .map_or(0, |d| d.as_nanos() as u64);
     let mac = mac.iter().fold(0u64, |s, &b| s << 8 | u64::from(b));
     clock ^ mac.rotate_left(17)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use natbox_core::dhcp4::LeaseError;
+
+    /// What the console says of a port without a lease: silence, refusals, or neither.
+    #[test]
+    fn no_lease_says_whether_a_server_answered_and_why_nothing_came() {
+        let client = Client::new([2, 0, 0, 0, 2, 1], 1, 0);
+        let mut s = client.snapshot(31_000);
+        assert_eq!(no_lease_why(&s), "no DHCP answer");
+        s.answered = true;
+        assert_eq!(no_lease_why(&s), "no DHCP lease yet");
+        s.last_refusal = Some(LeaseError::ZeroLeaseTime);
+        assert_eq!(
+            no_lease_why(&s),
+            "no usable DHCP lease (last refused: lease time 0)"
+        );
+    }
 }

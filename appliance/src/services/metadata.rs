@@ -23,6 +23,7 @@
 //! outcome, and the box stays up with forwarding off.
 
 use super::fetch::Exchange;
+use crate::backoff::Backoff;
 use crate::control::shards::{Shards, Snapshots};
 use crate::engine::local::Binding;
 use firmware_config::sources::metadata::{
@@ -50,7 +51,8 @@ pub struct Metadata {
     /// Why each cloud asked this round is not this one.
     absent: Vec<String>,
     rounds: u32,
-    next_round_ms: u64,
+    /// When the next round may start.
+    retry: Backoff,
     /// Logged once: the port has no address yet.
     said_waiting: bool,
     outcome: Option<Outcome>,
@@ -64,7 +66,7 @@ impl Metadata {
             asking: None,
             absent: Vec::new(),
             rounds: 0,
-            next_round_ms: 0,
+            retry: Backoff::new(0, FIRST_RETRY_MS, MAX_RETRY_MS),
             said_waiting: false,
             outcome: None,
         }
@@ -96,7 +98,7 @@ impl Metadata {
 
     /// Runs the search one step (`now` in ms).
     pub fn poll(&mut self, shards: &mut dyn Shards, now: u64) {
-        if self.outcome.is_some() || now < self.next_round_ms {
+        if self.outcome.is_some() || self.retry.wait(now) > 0 {
             return;
         }
         let server = IpAddr::V4(METADATA_ADDR);
@@ -170,9 +172,8 @@ impl Metadata {
 
     /// No cloud answered this round: says why, and waits before the next.
     fn round_failed(&mut self, now: u64) {
-        let wait = FIRST_RETRY_MS
-            .saturating_mul(1 << self.rounds.min(10))
-            .min(MAX_RETRY_MS);
+        self.retry.due(now);
+        let wait = self.retry.wait(now);
         self.rounds = self.rounds.saturating_add(1);
         log::warn!(
             "metadata: no configuration from the metadata server at {METADATA_ADDR} ({}); \
@@ -183,6 +184,5 @@ impl Metadata {
             self.rounds
         );
         self.absent.clear();
-        self.next_round_ms = now.saturating_add(wait);
     }
 }

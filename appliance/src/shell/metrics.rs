@@ -6,7 +6,12 @@
 //! `natbox_config_info{source="...",sha256="..."} 1`, and per DHCPv4 client whether
 //! it holds a lease (`natbox_dhcp4_bound{port}`, 1 in BOUND, RENEWING and REBINDING),
 //! the seconds its lease has left (`natbox_dhcp4_lease_seconds_left{port}`, absent
-//! without a finite lease) and the messages it sent and received.
+//! without a finite lease), the seconds it has been without a lease
+//! (`natbox_dhcp4_seconds_without_lease{port}`, 0 while it holds one), the messages
+//! it sent and received and the renewals and rebinds that extended its lease; per
+//! port whether its link is up (`natbox_port_up{port}`: 0 for a link down, gone, or
+//! while forwarding is off a port whose interface is missing, when `show metrics`
+//! gives this gauge alone, `render_off`).
 //!
 //! The box's values, whatever its number of shards: counters and gauges summed over
 //! the shards, ports in use summed per address (`control::shards::Snapshots`).
@@ -75,8 +80,28 @@ pub fn render(shards: &mut dyn Shards, facts: &Facts) -> String {
             firmware_config::digest(&config)
         );
     }
+    ports_up(&mut out, facts);
     dhcp4(&mut out, facts);
     out
+}
+
+/// What there is to expose while forwarding is off: the ports' gauges.
+pub fn render_off(facts: &Facts) -> String {
+    let mut out = String::new();
+    ports_up(&mut out, facts);
+    out
+}
+
+/// `natbox_port_up{port}` (module doc).
+fn ports_up(out: &mut String, facts: &Facts) {
+    if facts.roles.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "# TYPE natbox_port_up gauge");
+    for (n, role) in facts.roles.iter().enumerate() {
+        let up = u8::from(facts.links.get(n) == Some(&"up"));
+        let _ = writeln!(out, "natbox_port_up{{port=\"{role}\"}} {up}");
+    }
 }
 
 /// The DHCPv4 clients' gauges and counters (module doc).
@@ -99,15 +124,24 @@ fn dhcp4(out: &mut String, facts: &Facts) {
             );
         }
     }
-    let counts = |s: &natbox_core::dhcp4::Snapshot| [s.counters.sent, s.counters.received];
-    for (i, name) in ["sent", "received"].iter().enumerate() {
-        let _ = writeln!(out, "# TYPE natbox_dhcp4_messages_{name}_total counter");
+    let _ = writeln!(out, "# TYPE natbox_dhcp4_seconds_without_lease gauge");
+    for (port, s) in &facts.dhcp4 {
+        let secs = s.unbound_ms.unwrap_or(0) / 1000;
+        let _ = writeln!(
+            out,
+            "natbox_dhcp4_seconds_without_lease{{port=\"{port}\"}} {secs}"
+        );
+    }
+    let counts = |s: &natbox_core::dhcp4::Snapshot| {
+        let c = &s.counters;
+        [c.sent, c.received, c.renewals, c.rebinds]
+    };
+    let names = ["messages_sent", "messages_received", "renewals", "rebinds"];
+    for (i, name) in names.iter().enumerate() {
+        let _ = writeln!(out, "# TYPE natbox_dhcp4_{name}_total counter");
         for (port, s) in &facts.dhcp4 {
             let n = counts(s)[i];
-            let _ = writeln!(
-                out,
-                "natbox_dhcp4_messages_{name}_total{{port=\"{port}\"}} {n}"
-            );
+            let _ = writeln!(out, "natbox_dhcp4_{name}_total{{port=\"{port}\"}} {n}");
         }
     }
 }

@@ -57,9 +57,14 @@ impl Reply {
 /// Facts the shell shows that the engine does not own.
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
-    /// Interface names of the ports, by `PortId` (none while forwarding is off).
+    /// The ports' role labels, by `PortId` (while forwarding is off, those of the
+    /// configuration being started, if any).
+    pub roles: Vec<&'static str>,
+    /// Interface names of the ports, by `PortId` (while forwarding is off, the names
+    /// the configuration gives).
     pub devices: Vec<String>,
-    /// Link state of the ports ("up", "down", "gone"), by `PortId`.
+    /// Link state of the ports ("up", "down", "gone"; while forwarding is off,
+    /// "missing" or "waiting"), by `PortId`.
     pub links: Vec<&'static str>,
     /// The engines' time now, in milliseconds since the dataplane started.
     pub now_ms: u64,

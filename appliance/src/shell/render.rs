@@ -33,6 +33,8 @@ pub fn run(p: &Parsed, shards: Option<&mut dyn Shards>, facts: &Facts) -> Reply 
         (["exit"], _) => return action(Action::Exit, "bye"),
         (["reboot"], _) => return action(Action::Reboot, "rebooting"),
         (["poweroff"], _) => return action(Action::Poweroff, "powering off"),
+        (["show", "interfaces"], None) => Ok(interfaces_off(facts, json)),
+        (["show", "metrics"], None) => Ok(metrics::render_off(facts)),
         (_, None) => Err("forwarding is off (no valid configuration): see `show log`".into()),
         (command, Some(shards)) => with_shards(p, command, shards, facts, json),
     };
@@ -158,6 +160,22 @@ fn duration(secs: u64) -> String {
     }
 }
 
+/// What `show interfaces` says of the DHCP client of the port with role label `role`
+/// (`None` for a static port): its state, and while it holds no lease for how long
+/// and whether a server answered meanwhile ("selecting, no answer for 0m 45s").
+fn dhcp_status(facts: &Facts, role: &str) -> Option<String> {
+    let (_, s) = facts.dhcp4.iter().find(|(r, _)| *r == role)?;
+    Some(match s.unbound_ms {
+        None => s.state.name().to_string(),
+        Some(ms) => format!(
+            "{}, {} for {}",
+            s.state.name(),
+            if s.answered { "no lease" } else { "no answer" },
+            duration(ms / 1000)
+        ),
+    })
+}
+
 /// One row per DHCPv4 client: its state, the server, the lease and its times, the
 /// options in force and the messages counted.
 fn dhcp(facts: &Facts, json: bool) -> String {
@@ -183,6 +201,8 @@ fn dhcp(facts: &Facts, json: bool) -> String {
                 "t2_left_s": secs(s.t2_left_ms),
                 "sent": s.counters.sent, "received": s.counters.received,
                 "naks": s.counters.naks, "declines": s.counters.declines, "ignored": ignored,
+                "renewals": s.counters.renewals, "rebinds": s.counters.rebinds,
+                "without_lease_s": secs(s.unbound_ms), "answered": s.answered,
                 "last_refusal": s.last_refusal.as_ref().map(ToString::to_string),
             })
         })
@@ -208,6 +228,9 @@ fn dhcp(facts: &Facts, json: bool) -> String {
         "lease left",
         "T1 left",
         "T2 left",
+        "mtu",
+        "renewals",
+        "rebinds",
     ];
     let body: Vec<Vec<String>> = rows
         .iter()
@@ -221,6 +244,9 @@ fn dhcp(facts: &Facts, json: bool) -> String {
                 left(&v["lease_left_s"]),
                 left(&v["t1_left_s"]),
                 left(&v["t2_left_s"]),
+                text(&v["mtu"]),
+                text(&v["renewals"]),
+                text(&v["rebinds"]),
             ]
         })
         .collect();
@@ -279,7 +305,7 @@ fn interfaces(shards: &mut dyn Shards, facts: &Facts, json: bool) -> Result<Stri
                 "port": i.roles.label(), "device": facts.devices.get(n).map_or("-", String::as_str),
                 "link": facts.links.get(n).copied().unwrap_or("off"),
                 "mac": i.mac.to_string(), "ipv4": i.ipv4.map(|n| n.to_string()), "ipv6": i.ipv6.map(|n| n.to_string()),
-                "mtu": i.mtu, "rx_packets": c.rx_packets, "rx_bytes": c.rx_bytes, "tx_packets": c.tx_packets,
+                "mtu": i.mtu, "dhcp": dhcp_status(facts, i.roles.label()), "rx_packets": c.rx_packets, "rx_bytes": c.rx_bytes, "tx_packets": c.tx_packets,
                 "tx_bytes": c.tx_bytes, "drops": c.drops,
             });
             for (name, value) in facts.io.get(n).copied().unwrap_or_default().named() {
@@ -306,6 +332,7 @@ fn interfaces(shards: &mut dyn Shards, facts: &Facts, json: bool) -> Result<Stri
         "ipv4",
         "ipv6",
         "mtu",
+        "dhcp",
         "rx_packets",
         "rx_bytes",
         "tx_packets",
@@ -319,6 +346,38 @@ fn interfaces(shards: &mut dyn Shards, facts: &Facts, json: bool) -> Result<Stri
         .map(|(_, v)| cols.iter().map(|c| s(&v[c])).collect())
         .collect();
     Ok(table(&cols, &body))
+}
+
+/// The configured ports while forwarding is off: the interface each names and whether
+/// it is there (`missing`, or `waiting` for another port; `dataplane::start`).
+fn interfaces_off(facts: &Facts, json: bool) -> String {
+    let rows: Vec<Vec<String>> = facts
+        .roles
+        .iter()
+        .enumerate()
+        .map(|(n, role)| {
+            vec![
+                role.to_string(),
+                facts.devices.get(n).map_or("-", String::as_str).to_string(),
+                facts.links.get(n).copied().unwrap_or("off").to_string(),
+            ]
+        })
+        .collect();
+    if json {
+        let list: Vec<Value> = rows
+            .iter()
+            .map(|r| json!({"port": r[0], "device": r[1], "link": r[2]}))
+            .collect();
+        return pretty(Value::Array(list));
+    }
+    if rows.is_empty() {
+        return "forwarding is off (no valid configuration): see `show log`".into();
+    }
+    format!(
+        "{}
+forwarding is off until every port is there (tried again up to every 30 s): see `show log`",
+        table(&["port", "device", "link"], &rows)
+    )
 }
 
 /// A session filter from `proto`, `inside`, `outside`, `remote` (address or address:port).

@@ -41,6 +41,12 @@
 //! counted under an [`Ignored`] reason, and an OFFER or ACK that fails lease validation
 //! is counted as `BadLease` with the reason kept in [`Snapshot::last_refusal`].
 //!
+//! Without a lease (from the start, and from each loss until the next BOUND) the
+//! client keeps asking forever, at the backoff above (DISCOVERs at most 64 s apart),
+//! and says how long it has been without one and whether any server answered it
+//! meanwhile ([`Snapshot::unbound_ms`], [`Snapshot::answered`]): what the box shows
+//! as "no answer" (`services::dhcp4`, `show interfaces`).
+//!
 //! The API is poll-based: the caller feeds replies ([`Client::handle_reply`]), timer
 //! expiries ([`Client::handle_timeout`] at [`Client::poll_timeout`]) and probe results,
 //! and drains [`Client::poll_transmit`] and [`Client::poll_event`] after each call.
@@ -152,6 +158,12 @@ pub struct Snapshot {
     pub counters: Counters,
     /// Why the last refused OFFER or ACK was refused.
     pub last_refusal: Option<LeaseError>,
+    /// How long the client has been without a lease (since it started or lost the
+    /// last one); `None` while a lease is in force.
+    pub unbound_ms: Option<u64>,
+    /// Whether a server answered (a reply with our xid and hardware address: an OFFER,
+    /// ACK or NAK, taken or refused) since then.
+    pub answered: bool,
 }
 
 /// One request and its retransmissions.
@@ -238,6 +250,10 @@ struct Io {
     events: VecDeque<Event>,
     counters: Counters,
     last_refusal: Option<LeaseError>,
+    /// Since when no lease is in force (`None` while one is), and whether a server
+    /// answered since.
+    unbound_since: Option<u64>,
+    answered: bool,
 }
 
 /// A DHCPv4 client for one interface.
@@ -268,6 +284,8 @@ impl Client {
                 events: VecDeque::new(),
                 counters: Counters::default(),
                 last_refusal: None,
+                unbound_since: Some(now),
+                answered: false,
             },
             phase: Phase::Init {
                 until: now,
@@ -341,7 +359,7 @@ impl Client {
             Phase::Bound(held) | Phase::Renewing(held, _) | Phase::Rebinding(held, _)
                 if held.expiry().is_some_and(|e| now >= e) =>
             {
-                io.events.push_back(Event::Lost { old: held.lease });
+                io.lost(held.lease, now);
                 init_at(now)
             }
             Phase::Bound(held) | Phase::Renewing(held, _)
@@ -392,6 +410,7 @@ impl Client {
             return Err(Ignored::WrongXid);
         }
         let io = &mut self.io;
+        io.answered = true;
         let phase = std::mem::replace(&mut self.phase, Phase::Released);
         let (phase, result) = match (phase, reply.kind) {
             (Phase::Selecting(x), MessageType::Offer) => match io.lease(&reply) {
@@ -407,7 +426,14 @@ impl Client {
                 Err(e) => (Phase::Rebooting(x), Err(e)),
             },
             (Phase::Renewing(held, x) | Phase::Rebinding(held, x), MessageType::Ack) => {
-                match io.lease(&reply) {
+                let lease = io.lease(&reply);
+                if lease.is_ok() {
+                    match x.to {
+                        Destination::Unicast(_) => io.counters.renewals += 1,
+                        Destination::Broadcast => io.counters.rebinds += 1,
+                    }
+                }
+                match lease {
                     Ok(lease) if lease.address.addr() == held.address() => {
                         io.events.push_back(Event::Renewed(lease.clone()));
                         (Phase::Bound(Held::new(lease, &x)), Ok(()))
@@ -432,7 +458,7 @@ impl Client {
             }
             (Phase::Renewing(held, _) | Phase::Rebinding(held, _), MessageType::Nak) => {
                 io.counters.naks += 1;
-                io.events.push_back(Event::Lost { old: held.lease });
+                io.lost(held.lease, now);
                 (init_at(now), Ok(()))
             }
             (phase, _) => (phase, Err(Ignored::Unexpected)),
@@ -454,11 +480,12 @@ impl Client {
         self.phase = if conflict {
             self.io.decline(&candidate.lease, now);
             if let Some(old) = current {
-                self.io.events.push_back(Event::Lost { old: old.lease });
+                self.io.lost(old.lease, now);
             }
             init_at(now.saturating_add(DECLINE_WAIT_MS))
         } else {
             let new = candidate.lease.clone();
+            self.io.unbound_since = None;
             self.io.events.push_back(match current {
                 None => Event::Bound(new),
                 Some(old) => Event::AddressChanged {
@@ -485,6 +512,7 @@ impl Client {
             } => held,
             _ => return false,
         };
+        self.io.unbound_since = Some(now);
         let msg = Outgoing {
             kind: MessageType::Release,
             xid: self.io.rng.xid(),
@@ -525,6 +553,8 @@ impl Client {
             t2_left_ms: held.and_then(|h| left(h.t2())),
             counters: self.io.counters.clone(),
             last_refusal: self.io.last_refusal,
+            unbound_ms: self.io.unbound_since.map(|s| now.saturating_sub(s)),
+            answered: self.io.answered,
         }
     }
 }
@@ -612,6 +642,14 @@ impl Io {
             Some(_) => Phase::Rebooting(x),
             None => Phase::Selecting(x),
         }
+    }
+
+    /// `old` is no longer in force: the driver removes it, and the wait for the next
+    /// lease starts (`Snapshot::unbound_ms`).
+    fn lost(&mut self, old: Lease, now: u64) {
+        self.events.push_back(Event::Lost { old });
+        self.unbound_since = Some(now);
+        self.answered = false;
     }
 
     /// The lease `reply` gives, or `BadLease` with the reason kept.

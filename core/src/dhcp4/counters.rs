@@ -35,6 +35,7 @@ ignored_reasons! {
     Malformed => "malformed", "shorter than a BOOTP header (240 bytes), or without a one-byte DHCP message type (option 53)";
     NotReply => "not_reply", "op is not BOOTREPLY (another client's request)";
     WrongChaddr => "wrong_chaddr", "hardware type, length or address is not this client's (a reply to another client)";
+    TruncatedOptions => "truncated_options", "an option's length runs past the end of the message (RFC 2132 section 2): a broken reply, refused whole";
     WrongXid => "wrong_xid", "transaction id is not the one in progress (a late or foreign reply)";
     Unexpected => "unexpected", "message type the current state does not wait for (an OFFER once requesting, anything while bound)";
     BadLease => "bad_lease", "OFFER or ACK refused by lease validation (the reason is in last_refusal)";
@@ -50,6 +51,10 @@ pub struct Counters {
     pub ignored: [u64; Ignored::COUNT],
     pub naks: u64,
     pub declines: u64,
+    /// ACKs that extended the lease in RENEWING (from the server, unicast) and in
+    /// REBINDING (from any server, broadcast), RFC 2131 section 4.4.5.
+    pub renewals: u64,
+    pub rebinds: u64,
 }
 
 impl Counters {

@@ -13,7 +13,11 @@
 //! check lengths (a 6-byte lease time is read from its first 4 bytes, a 1-byte MTU
 //! silently ends the decoding of every later option, an option 121 prefix length above
 //! 32 silently truncates the route list), so each value is checked against the length
-//! RFC 2132 gives it ([`Options`]). dhcproto's own
+//! RFC 2132 gives it ([`Options`]). Its option iterator also stops silently at an
+//! option whose length runs past the end of the message (and drops the option before
+//! it if that was another instance of the same code), so a truncated reply would be
+//! read as one without its later options: the framing is walked once here first
+//! ([`truncated`]) and such a reply refused (`truncated_options`). dhcproto's own
 //! `chaddr()` accessors index by the received `hlen` and panic on an `hlen` above 16
 //! (owned) or past the buffer (borrowed): the hardware address is read here after
 //! checking `htype` and `hlen`. Options carried in `sname`/`file` (option overload, 52)
@@ -129,6 +133,9 @@ impl Reply {
         if !ours {
             return Err(Ignored::WrongChaddr);
         }
+        if payload.get(HEADER_LEN..).is_some_and(truncated) {
+            return Err(Ignored::TruncatedOptions);
+        }
         let options = Options::collect(msg.opts());
         let kind = match options.get(OptionCode::MessageType) {
             Some(&[kind]) => MessageType::from(kind),
@@ -140,6 +147,23 @@ impl Reply {
             yiaddr: msg.yiaddr(),
             options,
         })
+    }
+}
+
+/// Whether the options field `opts` (after the magic cookie) has an option whose
+/// length runs past its end (RFC 2132 section 2: code, length, that many bytes; pad
+/// and end are one byte). Bytes after the end option are padding, not read.
+fn truncated(mut opts: &[u8]) -> bool {
+    loop {
+        match opts {
+            [] | [255, ..] => return false,
+            [0, rest @ ..] => opts = rest,
+            [_, len, rest @ ..] => match rest.get(usize::from(*len)..) {
+                Some(next) => opts = next,
+                None => return true,
+            },
+            [_] => return true,
+        }
     }
 }
 
@@ -271,6 +295,30 @@ mod tests {
         bytes[0] = 2;
         bytes[2] = 255;
         assert_eq!(Reply::parse(&bytes, MAC).unwrap_err(), Ignored::WrongChaddr);
+    }
+
+    /// RFC 2132 section 2: an option whose length runs past the message is a broken
+    /// reply, not one without that option; a missing end option is not.
+    #[test]
+    fn rfc2132_2_an_option_running_past_the_message_is_truncated() {
+        assert!(!truncated(&[]));
+        assert!(!truncated(&[53, 1, 2, 0, 0, 255, 7, 9]));
+        assert!(
+            !truncated(&[53, 1, 2]),
+            "no end option: the message ends there"
+        );
+        assert!(truncated(&[53, 1, 2, 3, 4, 10, 0]));
+        assert!(truncated(&[53, 1, 2, 3]), "a code without its length");
+        assert!(truncated(&[53, 1]));
+        let mut bytes = discover().encode(MAC);
+        bytes[0] = 2;
+        let end = bytes.iter().rposition(|&b| b == 255).unwrap();
+        bytes.truncate(end);
+        bytes.extend_from_slice(&[3, 8, 10, 0, 0, 1]);
+        assert_eq!(
+            Reply::parse(&bytes, MAC).unwrap_err(),
+            Ignored::TruncatedOptions
+        );
     }
 
     #[test]

@@ -47,7 +47,7 @@ impl Engine {
             && !fragment
             && self.local.wants_dhcp4(port, &frame.buf[ETH..frame.len])
         {
-            return self.deliver(frame, now);
+            return self.deliver_dhcp4(frame, now);
         }
         if dst.is_multicast() || dst.is_broadcast() || self.is_subnet_broadcast(port, dst) {
             return Verdict::Drop(DropReason::BroadcastOrMulticast);

@@ -12,9 +12,28 @@
 //! is refused as `no_pool_address`. Setting or clearing a lease is a reconfiguration
 //! like any other (`config::Engine::reconfigure`): a renewal that keeps the address
 //! changes nothing, and a new address ends, as mapping events, the sessions on the old
-//! one. The lease's MTU is not applied yet: the port keeps its configured MTU.
+//! one.
+//!
+//! On-link routes: a lease's route via 0.0.0.0 (RFC 3442; how Google Compute Engine
+//! gives a /32 address its gateway) stays in the effective configuration as written;
+//! `route` sends to its destination directly and `port::on_link_routes4` makes its
+//! prefix on-link for ARP, so the gateway outside the /32 is resolved and learnt.
+//!
+//! MTU (option 26, RFC 2132 section 5.1; AWS hands 9001, GCP 1460): the lease's MTU
+//! replaces the port's configured one while the lease is held ([`lease_mtu`]), bounded
+//! below by 576 (RFC 791 and RFC 1122 section 3.3.3: every IPv4 host takes 576-byte
+//! datagrams; an option below it names a link natbox does not run on), or 1280 on a
+//! port with an IPv6 address (RFC 8200 section 5), and above by the largest port MTU
+//! natbox supports (`firmware_config::validate::MTU_RANGE`, 9000: AWS's 9001 is used
+//! as 9000). A clamped value is logged by the caller (`services::dhcp4`). The
+//! dataplane follows the effective MTU as it follows a committed one: it reopens the
+//! port with the new MTU on its link, and rebuilds the rings with larger slots when the
+//! new MTU is larger than they hold (their memory is fixed per port, so a larger MTU
+//! costs no memory there; the engine's frame buffers grow with it, 512 of them per
+//! shard). Losing the lease gives the port its configured MTU back.
 
-use firmware_config::{Config, Ipv4Setting, Route};
+use firmware_config::validate::MTU_RANGE;
+use firmware_config::{Config, Ipv4Setting, Port, Route};
 use ipnet::{IpNet, Ipv4Net};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -25,8 +44,24 @@ pub struct Lease4 {
     pub address: Ipv4Net,
     /// The default router, if the lease names one.
     pub gateway: Option<Ipv4Addr>,
-    /// Other routes: prefix and next hop (RFC 3442).
+    /// Other routes: prefix and next hop (RFC 3442), 0.0.0.0 for on-link.
     pub routes: Vec<(Ipv4Net, Ipv4Addr)>,
+    /// The interface MTU the lease gives (option 26), as given: [`lease_mtu`] bounds it.
+    pub mtu: Option<u16>,
+}
+
+/// The smallest MTU a lease may set on a port without IPv6, and with it.
+pub const MIN_LEASE_MTU: u16 = 576;
+pub const MIN_LEASE_MTU6: u16 = 1280;
+
+/// The MTU port `port` takes from a lease offering `offered` (module doc).
+pub fn lease_mtu(port: &Port, offered: u16) -> u16 {
+    let floor = if port.ipv6.is_some() {
+        MIN_LEASE_MTU6
+    } else {
+        MIN_LEASE_MTU
+    };
+    offered.clamp(floor, *MTU_RANGE.end())
 }
 
 /// `config` with the leases of its DHCP ports (by `PortId` index, in `port::layout`
@@ -45,6 +80,9 @@ pub(super) fn effective(config: &Config, leases: &[Option<Lease4>]) -> Config {
         port.ipv4 = Some(Ipv4Setting::Static(lease.address));
         if outside && port.gateway4.is_none() {
             port.gateway4 = lease.gateway;
+        }
+        if let Some(offered) = lease.mtu {
+            port.mtu = lease_mtu(port, offered);
         }
         port.routes
             .extend(lease.routes.iter().map(|&(prefix, via)| Route {
@@ -77,6 +115,7 @@ mod tests {
                 "192.0.2.0/24".parse().expect("net"),
                 Ipv4Addr::new(198, 51, 100, 2),
             )],
+            mtu: None,
         }
     }
 
@@ -115,5 +154,32 @@ mod tests {
             "the default route leaves by the outside"
         );
         assert_eq!(inside.routes.len(), 1);
+    }
+
+    /// RFC 2132 section 5.1: the lease's MTU is the port's while it is held, within
+    /// 576 (1280 with IPv6 on the port) and 9000; without option 26 the port keeps
+    /// its configured MTU.
+    #[test]
+    fn rfc2132_5_1_the_lease_mtu_is_the_port_mtu_within_bounds() {
+        let c = dhcp_outside();
+        let mtu = |offered: Option<u16>, c: &Config| {
+            let lease = Lease4 {
+                mtu: offered,
+                ..lease()
+            };
+            effective(c, &[None, Some(lease)]).outside.mtu
+        };
+        assert_eq!(mtu(None, &c), 1500);
+        assert_eq!(mtu(Some(1460), &c), 1460, "GCP");
+        assert_eq!(
+            mtu(Some(9001), &c),
+            9000,
+            "AWS, clamped to the most natbox runs"
+        );
+        assert_eq!(mtu(Some(68), &c), 576);
+        let mut with6 = c.clone();
+        with6.outside.ipv6 = Some("2001:db8:ff::10/64".parse().expect("net"));
+        assert_eq!(mtu(Some(576), &with6), 1280, "IPv6 needs 1280 (RFC 8200 5)");
+        assert_eq!(mtu(Some(1460), &with6), 1460);
     }
 }

@@ -20,7 +20,9 @@
 //!   one port, whatever their destination address: a DHCP client before it has an
 //!   address gets its OFFER and ACK broadcast, or unicast to the address offered
 //!   (RFC 2131 section 4.1), which is not the box's yet. They are taken before any
-//!   other check of the destination (broadcasts are otherwise dropped). What the
+//!   other check of the destination (broadcasts are otherwise dropped), and only
+//!   whole with a UDP checksum that verifies (RFC 768, RFC 1122 section 4.1.3.4;
+//!   `udp_bad_checksum` otherwise). What the
 //!   client sends before it has an address goes out as a limited broadcast on its
 //!   port (`Engine::broadcast4`), with no route and no next hop to resolve.
 //! - TCP from one remote address and port to one of the box's addresses and ports,
@@ -386,6 +388,23 @@ impl Engine {
         }
         self.stats.local_delivered += 1;
         Verdict::Consumed
+    }
+
+    /// Queues a DHCPv4 server message for the client bound on its port, if it is a
+    /// whole UDP datagram whose checksum verifies (RFC 768; RFC 1122 section 4.1.3.4:
+    /// a datagram with a bad checksum is discarded); counted as `udp_bad_checksum`
+    /// otherwise. A partial checksum (offloaded) is completed first, so it verifies.
+    pub(super) fn deliver_dhcp4(&mut self, frame: &mut Frame<'_>, now: u64) -> Verdict {
+        if let Err(reason) = self.settle_offload(frame) {
+            return Verdict::Drop(reason);
+        }
+        let whole = ipv4::Packet::new_checked(&frame.buf[ETH..frame.len]).is_ok_and(|p| {
+            udp::Packet::new_checked(p.payload()).is_ok_and(|u| u.verify4(p.src(), p.dst()))
+        });
+        if !whole {
+            return Verdict::Drop(DropReason::UdpBadChecksum);
+        }
+        self.deliver(frame, now)
     }
 
     /// Whether an IPv4 datagram from outside to a pool address is for a service of the

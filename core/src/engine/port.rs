@@ -176,6 +176,9 @@ pub(super) struct PortState {
     pub(super) ipv4: Option<Ipv4Net>,
     /// The directed broadcast address of `ipv4` (none for /31 and /32).
     pub(super) broadcast4: Option<Ipv4Addr>,
+    /// Prefixes on-link beyond `ipv4`'s: those of the routes via 0.0.0.0
+    /// (`on_link_routes4`).
+    pub(super) on_link4: Vec<Ipv4Net>,
     pub(super) ipv6: Option<Ipv6Net>,
     pub(super) link_local: Ipv6Addr,
     pub(super) mtu: usize,
@@ -203,6 +206,7 @@ impl Default for PortState {
             mac: Mac::default(),
             ipv4: None,
             broadcast4: None,
+            on_link4: Vec::new(),
             ipv6: None,
             link_local: Ipv6Addr::UNSPECIFIED,
             mtu: 0,
@@ -221,11 +225,29 @@ impl PortState {
                 .ipv4_net()
                 .filter(|n| n.prefix_len() < 31)
                 .map(|n| n.broadcast()),
+            on_link4: on_link_routes4(p),
             ipv6: p.ipv6,
             link_local: link_local(setup.mac),
             mtu: usize::from(p.mtu),
         }
     }
+}
+
+/// The IPv4 prefixes a port reaches on-link through a router of 0.0.0.0: its routes
+/// via 0.0.0.0, and 0.0.0.0/0 if its gateway is 0.0.0.0. Only a DHCP lease names such
+/// routes (RFC 3442 "DHCP Client Behavior": a router of 0.0.0.0 means the destination
+/// is on the link, as Google Compute Engine's /32 leases reach their gateway); `route`
+/// sends to their destinations directly, and `Engine::on_link4` counts them.
+pub(super) fn on_link_routes4(p: &firmware_config::Port) -> Vec<Ipv4Net> {
+    let routes = p.routes.iter().filter_map(|r| match (r.prefix, r.via) {
+        (ipnet::IpNet::V4(net), std::net::IpAddr::V4(via)) if via.is_unspecified() => Some(net),
+        _ => None,
+    });
+    let default = p
+        .gateway4
+        .filter(Ipv4Addr::is_unspecified)
+        .map(|_| Ipv4Net::default());
+    routes.chain(default).collect()
 }
 
 /// The largest MTU of the ports of `config`: what the engine's frame buffers hold.
@@ -301,10 +323,14 @@ impl Engine {
             .or_else(|| self.nat.pool().first().copied())
     }
 
-    /// Whether `addr` is on-link on `port`: in the port's IPv4 prefix (a port without
-    /// one has no IPv4 neighbours). Every route's next hop is (the configuration checks).
+    /// Whether `addr` is on-link on `port`: in the port's IPv4 prefix, or in a prefix
+    /// a lease's route makes on-link (`on_link_routes4`); a port without an IPv4
+    /// address has no IPv4 neighbours. Every route's next hop is on-link (the
+    /// configuration checks a static one, `dhcp4::Lease` a lease's).
     pub(super) fn on_link4(&self, port: PortId, addr: Ipv4Addr) -> bool {
-        self.ports[port].ipv4.is_some_and(|n| n.contains(&addr))
+        let p = &self.ports[port];
+        p.ipv4
+            .is_some_and(|n| n.contains(&addr) || p.on_link4.iter().any(|r| r.contains(&addr)))
     }
 
     /// The box's IPv6 addresses on a port: its link-local and its global address.

@@ -1,6 +1,9 @@
 //! Which port a packet leaves by and its next hop: longest-prefix match over the
 //! connected prefixes of the ports, the configured static routes, and the default
 //! gateways. The table is a handful of entries, so a linear scan beats any trie.
+//!
+//! An IPv4 route or gateway via 0.0.0.0 (a DHCP lease's, RFC 3442: the destination
+//! is on-link) is connected: its next hop is the destination itself.
 
 use super::port::{self, PortId};
 use firmware_config::Config;
@@ -17,6 +20,11 @@ struct Route<N, A> {
 /// The netmask of a prefix length (0..=32).
 fn mask4(len: u8) -> u32 {
     u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
+}
+
+/// A route's IPv4 next hop: `None` (connected) for 0.0.0.0 (module doc).
+fn hop4(via: Ipv4Addr) -> Option<Ipv4Addr> {
+    (!via.is_unspecified()).then_some(via)
 }
 
 /// The routing table.
@@ -57,7 +65,7 @@ impl Routes {
                 r.v4.push(Route {
                     net: Ipv4Net::default(),
                     port,
-                    via: Some(gw),
+                    via: hop4(gw),
                 });
             }
             if let Some(gw) = p.gateway6 {
@@ -72,7 +80,7 @@ impl Routes {
                     (IpNet::V4(net), IpAddr::V4(via)) => r.v4.push(Route {
                         net,
                         port,
-                        via: Some(via),
+                        via: hop4(via),
                     }),
                     (IpNet::V6(net), IpAddr::V6(via)) => r.v6.push(Route {
                         net,

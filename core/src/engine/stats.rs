@@ -61,6 +61,7 @@ drop_reasons! {
     TooBig => "too_big", "packet larger than the egress MTU with DF set (ICMP sent)";
     TooBigNoDf => "too_big_no_df", "packet larger than the egress MTU without DF; natbox does not fragment";
     LocalUnsupported => "local_unsupported", "packet to a box address that is not an echo request and no service of the box's is bound to";
+    UdpBadChecksum => "udp_bad_checksum", "UDP datagram for a service of the box's (a DHCP server message) whose checksum is not zero and does not verify, or whose length field does not fit the IP datagram (RFC 768, RFC 1122 section 4.1.3.4)";
     LocalQueueFull => "local_queue_full", "packet for a service of the box's (metrics, ping) while its queue was full";
     UnsupportedProtocol => "unsupported_protocol", "IPv4 protocol other than TCP, UDP or ICMP cannot be translated";
     IcmpMalformed => "icmp_malformed", "ICMP or ICMPv6 message to the box shorter than its 8-byte header (RFC 792, RFC 4443 section 2.1)";
