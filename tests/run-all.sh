@@ -57,4 +57,6 @@ echo "== QEMU boot tests of the cloud configuration sources (NoCloud cidata volu
 ./tests/boot/test_sources.sh
 echo "== QEMU boot tests of the other image formats (qcow2 on BIOS, the GCP tarball on UEFI) and the ISO 9660 cloud volumes"
 ./tests/boot/test_images.sh
+echo "== QEMU boot test of the configuration from a cloud's metadata server (EC2 IMDSv2, no volume)"
+./tests/boot/test_metadata.sh
 echo "all checks passed"

@@ -44,7 +44,7 @@ check "$name: the log names the source, ec2 and its instance id" \
 check "$name: the banner names the source" grep -aq "config ec2" "$console"
 vm_console "terminal length 0"
 vm_console "show config"
-check "$name: show config has the metadata's host name" wait_for_line "$console" '^hostname = "nat-meta"' 30
+check "$name: show config has the metadata's host name" wait_for_line "$console" '^hostname = "nat-meta.ec2.internal"' 30
 check "$name: IMDSv2 only: the token first, no request refused for want of one" \
     bash -c "head -n 1 '$WORK/md.log' | grep -q '^PUT /latest/api/token 200' && ! grep -q ' 401' '$WORK/md.log'"
 grep -a "metadata\|configuration from" "$console" | tr -d '\r' | sed "s/^/$name: /" || true

@@ -132,6 +132,14 @@ check "a #cloud-config user-data is refused naming what natbox reads" logs_withi
 check "the box stays up (refused, not crashed)" kill -0 "$NATBOX_PID"
 stop_natbox
 
+# --- A user-data of 10 MB: the exchange stops reading at its bound, the source is refused.
+metadata huge
+start_from_metadata
+check "a 10 MB user-data is refused by its size, in bounded time" logs_within 300 "longer than [0-9]+ bytes"
+grep -E "ERROR.*metadata" "$WORK/natbox.log" | sed 's/^/# /' | head -n 2
+check "the box stays up (refused, not crashed)" kill -0 "$NATBOX_PID"
+stop_natbox
+
 # --- A server that accepts and never answers: bounded waits, retried, shell up.
 metadata hang
 start_from_metadata
