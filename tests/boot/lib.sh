@@ -35,6 +35,17 @@ boot_and_translate() {
     translates "$1"
 }
 
+# What a boot test does first: builds the image and natbox-config, the topology and
+# its wiring to QEMU's taps, and picks the accelerator (VM_ACCEL), printing the choice.
+boot_setup() {
+    "$E2E_ROOT/image/build.sh" >/dev/null
+    cargo build --release -q -p firmware-config --bin natbox-config
+    topology
+    vm_wiring
+    vm_accel_choose 2>"$WORK/accel.txt"
+    sed 's/^/chosen /' "$WORK/accel.txt"
+}
+
 cleanup_vm() { [ -n "$VM_PID" ] && kill "$VM_PID" 2>/dev/null; e2e_cleanup; }
 trap cleanup_vm EXIT
 

@@ -91,12 +91,7 @@ config2_iso() {
         -publisher "natbox boot test" -quiet -J -r -V config-2 "$dir" 2>"$WORK/xorriso.log"
 }
 
-"$root/image/build.sh" >/dev/null
-cargo build --release -q -p firmware-config --bin natbox-config
-topology
-vm_wiring
-vm_accel_choose 2>"$WORK/accel.txt"
-sed 's/^/chosen /' "$WORK/accel.txt"
+boot_setup
 vm_metadata_disk # $WORK/meta.img and $WORK/natbox.toml, with the VM's MACs
 
 # 0. The raw disk as an EBS volume: 1 GiB, on NVMe, UEFI.

@@ -14,11 +14,7 @@ source "$root/tests/e2e/lib.sh"
 source "$root/qemu/vm.sh"
 source "$root/tests/boot/lib.sh"
 
-"$root/image/build.sh" >/dev/null
-topology
-vm_wiring
-vm_accel_choose 2>"$WORK/accel.txt"
-sed 's/^/chosen /' "$WORK/accel.txt"
+boot_setup
 
 ip -n "$WAN" addr add 169.254.169.254/32 dev lo
 dhcp_server eth0 "$WORK/dnsmasq.log" --dhcp-host="$VM_OUTSIDE_MAC,198.51.100.50"

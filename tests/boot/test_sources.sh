@@ -26,12 +26,7 @@ cidata() {
     mcopy -i "$1" "$WORK/meta-data" ::meta-data
 }
 
-"$root/image/build.sh" >/dev/null
-cargo build --release -q -p firmware-config --bin natbox-config
-topology
-vm_wiring
-vm_accel_choose 2>"$WORK/accel.txt"
-sed 's/^/chosen /' "$WORK/accel.txt"
+boot_setup
 
 # 1. natbox's TOML as user-data, its hostname left to the meta-data.
 vm_metadata_disk '/^hostname = /d' # $WORK/natbox.toml with the VM's MACs

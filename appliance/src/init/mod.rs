@@ -112,7 +112,13 @@ pub fn run(report: fn(&Threads)) -> ! {
     );
     let found = match source::find() {
         source::Finding::Found(found) => found,
-        source::Finding::Unusable => idle(stop, &mut control),
+        source::Finding::Unusable => {
+            log::error!(
+                "the configuration found cannot be used (see above), and no other source is \
+                 tried; forwarding is off"
+            );
+            idle(stop, &mut control)
+        }
         source::Finding::Nothing { blank } => from_metadata(blank, stop, &mut control),
     };
     let source = found.source;
