@@ -221,7 +221,7 @@ impl PortState {
                 .ipv4_net()
                 .filter(|n| n.prefix_len() < 31)
                 .map(|n| n.broadcast()),
-            ipv6: p.ipv6,
+            ipv6: p.ipv6_net(),
             link_local: link_local(setup.mac),
             mtu: usize::from(p.mtu),
         }

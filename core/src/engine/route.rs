@@ -46,7 +46,7 @@ impl Routes {
                     via: None,
                 });
             }
-            if let Some(net) = p.ipv6 {
+            if let Some(net) = p.ipv6_net() {
                 r.v6.push(Route {
                     net: net.trunc(),
                     port,
