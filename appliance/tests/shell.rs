@@ -16,6 +16,7 @@ fn facts(h: &Harness) -> Facts {
         now_ms: h.now,
         io: vec![Default::default(); 2],
         dhcp4: Vec::new(),
+        ipv6: Vec::new(),
         source: Some("file natbox.toml".into()),
     }
 }
@@ -476,6 +477,7 @@ fn one_armed_port_renders_valid_metric_names() {
         now_ms: 0,
         io: vec![natbox::engine::stats::IoCounters::default()],
         dhcp4: Vec::new(),
+        ipv6: Vec::new(),
         source: None,
     };
     let mut shards = Inline {

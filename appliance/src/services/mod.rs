@@ -1,7 +1,8 @@
 //! The box's own services on the data ports, beside forwarding: the Prometheus
 //! metrics responder (`http`), `ping` from the box (`ping`), the NAT event log to
-//! a remote syslog collector (`syslog`) and the DHCPv4 clients of the ports whose
-//! address comes by DHCP (`dhcp4`).
+//! a remote syslog collector (`syslog`), the DHCPv4 clients of the ports whose
+//! address comes by DHCP (`dhcp4`) and the outside port's IPv6 autoconfiguration
+//! (`ipv6`: its router from Router Advertisements, its address by SLAAC).
 //!
 //! They run on the control tick, between dataplane batches, and reach the network
 //! only through the engine shards (`control::shards::Snapshots`): they bind what they
@@ -14,6 +15,7 @@
 
 pub mod dhcp4;
 pub mod http;
+pub mod ipv6;
 pub mod packet;
 pub mod ping;
 pub mod syslog;
@@ -32,6 +34,7 @@ pub struct Services {
     metrics: Option<http::MetricsServer>,
     pub pings: ping::Pings,
     pub dhcp4: dhcp4::Dhcp4,
+    pub ipv6: ipv6::Ipv6Auto,
     /// What the shards were last asked to deliver to the services.
     bound: Vec<Binding>,
 }
@@ -48,13 +51,17 @@ impl Services {
     ) {
         self.follow_config(shards, config, now);
         for d in shards.deliveries(local::QUEUE) {
-            if !self.dhcp4.receive(&d.ip, now) && !self.pings.receive(&d.ip, d.arrived_ms) {
+            if !self.dhcp4.receive(&d.ip, now)
+                && !self.ipv6.receive(&d.ip, now)
+                && !self.pings.receive(&d.ip, d.arrived_ms)
+            {
                 if let Some(m) = self.metrics.as_mut() {
                     m.receive(&d.ip);
                 }
             }
         }
         self.dhcp4.poll(shards, now);
+        self.ipv6.poll(shards, now);
         self.pings.poll(shards, now);
         if let Some(m) = self.metrics.as_mut() {
             for ip in m.poll(now, &mut || render_metrics(shards)) {
@@ -76,16 +83,18 @@ impl Services {
                 http::MetricsServer::new(addr, mtu, now)
             });
         }
-        if !self.dhcp4.in_step(config) {
+        if !self.dhcp4.in_step(config) || !self.ipv6.in_step(config) {
             let ports = shards.ports();
             let mac_of = |id| ports.iter().find(|p| p.port == id).map(|p| p.mac.0);
             self.dhcp4.follow(config, mac_of, now);
+            self.ipv6.follow(shards, config, mac_of, now);
         }
         let wanted: Vec<Binding> = listen
             .map(Binding::TcpInside)
             .into_iter()
             .chain(self.pings.bindings())
             .chain(self.dhcp4.bindings())
+            .chain(self.ipv6.bindings())
             .collect();
         if self.bound != wanted {
             shards.bind_local(&wanted);

@@ -6,7 +6,8 @@
 //! `natbox_config_info{source="...",sha256="..."} 1`, and per DHCPv4 client whether
 //! it holds a lease (`natbox_dhcp4_bound{port}`, 1 in BOUND, RENEWING and REBINDING),
 //! the seconds its lease has left (`natbox_dhcp4_lease_seconds_left{port}`, absent
-//! without a finite lease) and the messages it sent and received.
+//! without a finite lease) and the messages it sent and received, and per port that
+//! learns its IPv6 on its link the `natbox_ipv6_*` series of `shell::ipv6`.
 //!
 //! The box's values, whatever its number of shards: counters and gauges summed over
 //! the shards, ports in use summed per address (`control::shards::Snapshots`).
@@ -76,6 +77,7 @@ pub fn render(shards: &mut dyn Shards, facts: &Facts) -> String {
         );
     }
     dhcp4(&mut out, facts);
+    super::ipv6::metrics(&mut out, facts);
     out
 }
 
