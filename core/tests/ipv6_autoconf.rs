@@ -592,3 +592,30 @@ fn rfc8415_7_2_server_messages_to_the_link_local_address_reach_the_bound_client(
         Verdict::Drop(DropReason::LocalUnsupported)
     );
 }
+
+/// The service asks for a DAD solicitation and then puts the router of the same
+/// advertisement in force, which rebuilds the tables: the queued solicitation still
+/// leaves (a rebuild drops parked frames, not frames ready to go), and the watch goes
+/// on, so the answer is still a conflict.
+#[test]
+fn rfc4862_5_4_2_a_dad_solicitation_queued_before_a_rebuild_still_leaves() {
+    let mut h = harness(learning("slaac"));
+    let tentative: Ipv6Addr = "2001:db8:ff::99".parse().unwrap();
+    h.engine.probe6(OUTSIDE, Some(tentative));
+    let lease = Lease6 {
+        address: None,
+        router: Some(router()),
+    };
+    assert!(h.engine.set_lease6(OUTSIDE, Some(lease)).rebuilt);
+    let sent = h.transmitted();
+    assert_eq!(sent.len(), 1, "the solicitation");
+    assert_eq!(sent[0].1[54], 135);
+    let na = neighbor_advert(
+        GW_MAC,
+        tentative,
+        Mac::ipv6_multicast(&all_nodes()),
+        all_nodes(),
+    );
+    h.frame(OUTSIDE, na);
+    assert!(h.engine.probe6(OUTSIDE, None));
+}

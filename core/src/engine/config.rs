@@ -13,7 +13,8 @@
 use super::lease::{self, Lease4};
 use super::lease6::{self, Lease6};
 use super::port::{self, PortConfig, PortId};
-use super::{icmp, Engine, PortSetup};
+use super::stats::DropReason;
+use super::{icmp, Engine, PortSetup, ETH};
 use firmware_config::Config;
 use ipnet::{Ipv4Net, Ipv6Net};
 use std::net::Ipv4Addr;
@@ -129,6 +130,19 @@ impl Engine {
         // between the change and its verdict).
         self.probes4 = old.probes4.clone();
         self.probes6 = old.probes6.clone();
+        // Frames queued to leave (the box's own solicitations and probes, a service's
+        // datagrams) still leave; only parked ones wait on neighbours learnt afresh.
+        let room = ETH + port::max_mtu(&new);
+        for &(port, id) in &old.tx {
+            let frame = old.buffers.frame(id);
+            let copy = (frame.len() <= room)
+                .then(|| self.buffers.store(frame))
+                .flatten();
+            match copy {
+                Some(copy) => self.tx.push_back((port, copy)),
+                None => self.stats.drop(DropReason::BufferPoolFull),
+            }
+        }
         let now = (old.clock / 1000) as u32;
         let ended = self.nat.adopt(old.nat, &new, now) + self.fw6.adopt(old.fw6);
         Reconfigured {
