@@ -9,7 +9,9 @@ super-frames over IPv4 and IPv6, UDP GSO, partial-checksum UDP over IPv4 and IPv
 sessions; for the config target, TOML files; for the metadata_disk target, disk images
 written by `natbox-config build` (built with cargo); for the dhcp4_client target,
 DHCP sessions (DORA, renewal, rebinding, expiry, NAKs, a probe conflict, option 121,
-nonsense offers, INIT-REBOOT, release) as [op, payload] records; for the user_data
+nonsense offers, INIT-REBOOT, release) as [op, payload] records; for the ipv6_autoconf
+target, Router Advertisement sessions (router and SLAAC, DAD conflict, refused and
+invalid prefixes and adverts) as [op, payload] records; for the user_data
 target, user-data (natbox TOML plain and gzip, a #cloud-config, a script) and metadata
 texts; for the cloud_volume target, small cidata and config-2 volumes, vfat (mkfs.vfat,
 mtools) and ISO 9660 (xorriso). Run from fuzz/."""
@@ -382,6 +384,37 @@ for name, records_ in dhcp4_seeds.items():
         f.write(b"\0" + b"".join(records_))
 with open("seeds/dhcp4_client/init_reboot", "wb") as f:
     f.write(b"\x01" + b"".join([TIMEOUT, dreply(dhcp_reply(ACK)), PROBE_OK, TIMEOUT]))
+
+# The ipv6_autoconf target: a mode byte (bit 0 router, bit 1 SLAAC), then records
+# [control, len_hi, len_lo, op, payload] (op 0 a raw IPv6 datagram; 1 an RA body after
+# type and code, wrapped from fe80::2:2 with hop limit 255 and its checksum; 2 timeout;
+# 3 DAD verdict, +4 conflict).
+def pio(prefix, length, valid, preferred, flags=0xc0):
+    return struct.pack("!BBBBIII16s", 3, 4, length, flags, valid, preferred, 0, ip6(prefix))
+def ra(lifetime, *opts): return struct.pack("!BBHII", 64, 0x80, lifetime, 0, 0) + b"".join(opts) + ll_opt(1, GW)
+def arec(op, payload=b"", advance=0): return struct.pack("!BHB", advance << 1, len(payload), op) + payload
+A_TIMEOUT, DAD_OK, DAD_CONFLICT = arec(2), arec(3), arec(7)
+slash64 = pio("2001:db8:ff::", 64, 86400, 14400)
+autoconf_seeds = {
+    # Solicitations, an RA with a /64: DAD passes, then lifetime 0 and expiry.
+    "router_and_slaac": b"\x03" + b"".join([A_TIMEOUT, arec(1, ra(1800, slash64)), A_TIMEOUT, DAD_OK,
+        arec(1, ra(0, pio("2001:db8:ff::", 64, 60, 0))), A_TIMEOUT, A_TIMEOUT, A_TIMEOUT]),
+    "dad_conflict": b"\x02" + b"".join([arec(1, ra(0, slash64)), A_TIMEOUT, DAD_CONFLICT, arec(1, ra(0, slash64))]),
+    # A /48, preferred over valid, a link-local prefix, no A flag, an MTU option and an
+    # unknown one, infinite lifetimes.
+    "refused_prefixes": b"\x03" + b"".join([arec(1, ra(600, pio("2001:db8::", 48, 600, 300),
+        pio("2001:db8:1::", 64, 300, 600), pio("fe80::", 64, 600, 300), pio("2001:db8:2::", 64, 600, 300, 0x80),
+        struct.pack("!BBHI", 5, 1, 0, 1500), b"\x99\x01" + b"\0" * 6)),
+        arec(1, ra(65535, pio("2001:db8:ff::", 64, 0xffffffff, 0xffffffff))), A_TIMEOUT, DAD_OK]),
+    # An RA whose option has length 0, one not from a link-local, one forwarded.
+    "invalid_adverts": b"\x01" + b"".join([arec(1, ra(1800) + b"\x01\x00" + b"\0" * 6),
+        arec(0, icmp6(GW6, "ff02::1", 134, 0, ra(1800), hops=255)),
+        arec(0, icmp6(GW_LL, "ff02::1", 134, 0, ra(1800), hops=64))]),
+}
+os.makedirs("seeds/ipv6_autoconf", exist_ok=True)
+for name, data in autoconf_seeds.items():
+    with open(f"seeds/ipv6_autoconf/{name}", "wb") as f:
+        f.write(data)
 
 # The user_data target: what a cidata or config-2 volume holds.
 user_data_seeds = {
