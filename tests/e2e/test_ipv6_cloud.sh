@@ -84,7 +84,9 @@ as_written() { ! shell 'show config' | grep -q gateway6; }
 check "show config keeps no gateway6, as written" as_written
 check "ping -6 lan -> wan through the learned router" in_lan timeout 10 ping -6 -c 3 -i 0.2 -W 2 2001:db8:ff::1
 check "curl -6 from lan through the learned router" curl6
-gauged() { shell 'show metrics' | grep -qx 'natbox_ipv6_router_learned{port="outside"} 1'; }
+# The metrics, whole (a grep that stops early would cut socat's output short).
+metric() { shell 'show metrics' >"$WORK/metrics.out"; grep -qx "$1" "$WORK/metrics.out"; }
+gauged() { metric 'natbox_ipv6_router_learned{port="outside"} 1'; }
 check "metrics: natbox_ipv6_router_learned{port=\"outside\"} 1" gauged
 stop_natbox
 stop_ipv6_server
@@ -139,5 +141,42 @@ not_used() { ! shell 'show interfaces' | grep -q "$SLAAC_ADDR"; }
 check "the duplicate is not outside's address (show interfaces)" not_used
 stop_natbox
 ip -n "$WAN" -6 addr del "$SLAAC_ADDR/64" dev eth0
+stop_ipv6_server
+
+# ---- 3. DHCPv6: dnsmasq's shortest lease (2 minutes: T1 at 60 s, T2 at 105 s); its
+# RAs carry the M flag and 2001:db8:ff::/64 as on-link only (no A flag).
+ipv6_server "$WORK/dhcp6.log" "2001:db8:ff::100,2001:db8:ff::1ff,64,2m"
+write_config '/^gateway6 = /d' 's|^ipv6 = "2001:db8:ff::10/64"|ipv6 = "dhcp"|'
+start_natbox
+check "RFC 8415 18.2: natbox leases an address from 2001:db8:ff::100-1ff within 15 s" \
+    logged "outside port: DHCPv6 lease 2001:db8:ff::1[0-9a-f]{2} from server"
+LEASED=$(grep -oE 'outside port: DHCPv6 lease 2001:db8:ff::1[0-9a-f]{2}' "$WORK/natbox.log" | grep -oE '2001:[0-9a-f:]+' | head -n 1)
+echo "# leased ${LEASED:-nothing}"
+exchange() {
+    grep -oE "DHCP(SOLICIT|ADVERTISE|REQUEST|REPLY)\(eth0\)" "$WORK/dhcp6.log" | tr '\n' ' ' >"$WORK/exchange"
+    grep -q "^DHCPSOLICIT(eth0) DHCPADVERTISE(eth0) DHCPREQUEST(eth0) DHCPREPLY(eth0)" "$WORK/exchange"
+}
+check "dnsmasq saw Solicit, Advertise, Request, Reply, in that order" exchange
+with_prefix() { logged "outside port: IPv6 address ${LEASED:-none}/64 \(DHCPv6\)"; }
+check "the leased address takes the /64 of the RA's on-link prefix" with_prefix
+bound6() { shell 'show ipv6' | tee "$WORK/ipv6.out" | grep -E "^outside .* dhcp +${LEASED:-none}/64 +bound "; }
+check "show ipv6: outside bound to ${LEASED:-none}/64 by DHCPv6" bound6
+sed 's/^/# /' "$WORK/ipv6.out"
+check "wan pings the leased address" in_wan timeout 10 ping -6 -c 2 -i 0.2 -W 2 "${LEASED:-none}"
+ip -n "$WAN" -6 route replace 2001:db8:10::/64 via "${LEASED:-none}"
+check "curl -6 from lan with a DHCPv6 outside address" curl6
+# A flow across the renewal at T1 (60 s after the Request): 75 s of pings.
+in_lan timeout 90 ping -6 -c 150 -i 0.5 -W 2 2001:db8:ff::1 >"$WORK/ping6.log" 2>&1
+check "ping -6 lan -> wan: none lost across the DHCPv6 renewal" grep -q ' 0% packet loss' "$WORK/ping6.log"
+tail -n 2 "$WORK/ping6.log" | sed 's/^/# /'
+renewed() { grep -q "DHCPRENEW(eth0)" "$WORK/dhcp6.log"; }
+check "RFC 8415 18.2.4: natbox renewed at T1 (dnsmasq logged DHCPRENEW)" renewed
+kept() { ! grep -qE 'DHCPv6 (moved|lease of .* lost)' "$WORK/natbox.log"; }
+check "the renewal kept the address (no change logged)" kept
+gauged6() { metric 'natbox_dhcp6_bound{port="outside"} 1'; }
+check "metrics: natbox_dhcp6_bound{port=\"outside\"} 1" gauged6
+check "egress-only with a DHCPv6 address: unsolicited ping -6 from wan to lan fails" ping_unsolicited
+grep -E "DHCP[A-Z]+\(eth0\)" "$WORK/dhcp6.log" | sed 's/^/# dnsmasq: /' | head -n 12
+stop_natbox
 stop_ipv6_server
 finish

@@ -1,7 +1,8 @@
 //! IPv6 on the outside port's link: the default router from Router Advertisements
 //! (RFC 4861) when no `gateway6` is configured, and the address when `ipv6` is
-//! `"slaac"` (RFC 4862). The state machine is `natbox_core::autoconf`; this module
-//! carries its messages and applies what it learns.
+//! `"slaac"` (RFC 4862) or `"dhcp"` (RFC 8415, `dhcp6`). The state machines are
+//! `natbox_core::autoconf` and `natbox_core::dhcp6`; this module carries their
+//! messages and applies what they learn.
 //!
 //! Contract:
 //! - One `Autoconf` per port with the outside role whose IPv6 is learned on the link
@@ -19,8 +20,16 @@
 //!   (`Shards::probe6`).
 //! - Its router and address are put in force on every shard as the port's `Lease6`
 //!   (`Shards::set_lease6`, `engine::lease6`) whenever they change, and logged; an
-//!   advertisement that only refreshes lifetimes changes nothing.
+//!   advertisement or a renewal that only refreshes lifetimes changes nothing.
+//! - A DHCPv6 address comes as a /128 (RFC 8415 section 21.6); it takes the prefix
+//!   length of the longest on-link prefix (L flag) of the port's Router Advertisements
+//!   that holds it, so the rest of that prefix is reached directly, and stays a /128,
+//!   everything through the router, while no advertisement names one (RFC 5942
+//!   section 4). An on-link prefix learned after the lease widens it then (the tables
+//!   are rebuilt, states kept). The M flag is shown, not waited for: `"dhcp"` asks at
+//!   once.
 
+use super::dhcp6::Dhcp6Port;
 use crate::control::shards::{Shards, Snapshots};
 use crate::engine::lease6::Lease6;
 use crate::engine::local::Binding;
@@ -35,6 +44,8 @@ struct Wanted {
     port: PortId,
     role: &'static str,
     mode: Mode,
+    /// The address by DHCPv6 (`ipv6 = "dhcp"`).
+    dhcp: bool,
 }
 
 /// One port's autoconfiguration and what was last put in force.
@@ -42,7 +53,22 @@ struct Wanted {
 struct PortAuto {
     wanted: Wanted,
     auto: Autoconf,
+    dhcp6: Option<Dhcp6Port>,
     applied: Option<Lease6>,
+}
+
+impl PortAuto {
+    /// What the port holds now (module doc).
+    fn lease(&self) -> Lease6 {
+        let leased = self.dhcp6.as_ref().and_then(Dhcp6Port::address);
+        Lease6 {
+            address: match leased {
+                Some(a) => Some(self.auto.on_link_prefix(a)),
+                None => self.auto.address(),
+            },
+            router: self.auto.router(),
+        }
+    }
 }
 
 /// What the shell shows of one port.
@@ -51,6 +77,8 @@ pub struct View {
     /// `"slaac"`, `"dhcp"` or `"static"`: how the address is had.
     pub address_from: &'static str,
     pub auto: autoconf::Snapshot,
+    /// The DHCPv6 client, with `"dhcp"`.
+    pub dhcp6: Option<natbox_core::dhcp6::Snapshot>,
     /// What the engine holds for the port.
     pub lease: Option<Lease6>,
 }
@@ -89,17 +117,20 @@ impl Ipv6Auto {
                 continue;
             };
             log::info!(
-                "{} port: learning its IPv6 {} from Router Advertisements",
+                "{} port: learning its IPv6 {}",
                 w.role,
-                match (w.mode.router, w.mode.slaac) {
-                    (true, true) => "router and address",
-                    (true, false) => "router",
-                    _ => "address",
+                match (w.mode.router, w.mode.slaac, w.dhcp) {
+                    (true, true, _) => "router and address from Router Advertisements",
+                    (true, false, true) => "router from Router Advertisements, address by DHCPv6",
+                    (true, false, false) => "router from Router Advertisements",
+                    (false, true, _) => "address from Router Advertisements",
+                    (false, false, _) => "address by DHCPv6",
                 }
             );
             kept.push(PortAuto {
                 wanted: w,
                 auto: Autoconf::new(Mac(mac), w.mode, super::dhcp4::seed(mac), now),
+                dhcp6: w.dhcp.then(|| Dhcp6Port::new(mac, now)),
                 applied: None,
             });
         }
@@ -114,16 +145,20 @@ impl Ipv6Auto {
 
     /// What the shards must deliver.
     pub fn bindings(&self) -> impl Iterator<Item = Binding> + '_ {
-        self.ports
-            .iter()
-            .map(|p| Binding::RouterAdverts(p.wanted.port))
+        self.ports.iter().flat_map(|p| {
+            let port = p.wanted.port;
+            let dhcp = p.dhcp6.as_ref().map(|_| Binding::Dhcp6Client(port));
+            std::iter::once(Binding::RouterAdverts(port)).chain(dhcp)
+        })
     }
 
-    /// Offers a delivered datagram; true if it was a Router Advertisement.
+    /// Offers a delivered datagram; true if it was a Router Advertisement or a DHCPv6
+    /// server message.
     pub fn receive(&mut self, ip: &[u8], now: u64) -> bool {
         let mut taken = false;
         for p in &mut self.ports {
-            taken |= p.auto.receive(now, ip);
+            let dhcp = p.dhcp6.as_mut().is_some_and(|d| d.receive(ip, now));
+            taken |= dhcp || p.auto.receive(now, ip);
         }
         taken
     }
@@ -138,12 +173,13 @@ impl Ipv6Auto {
             while let Some(action) = p.auto.poll_action() {
                 act(p, action, shards);
             }
-            let lease = Lease6 {
-                address: p.auto.address(),
-                router: p.auto.router(),
-            };
+            if let Some(d) = p.dhcp6.as_mut() {
+                d.poll(p.wanted.port, p.wanted.role, shards, now);
+            }
+            let lease = p.lease();
             if p.applied != Some(lease) {
-                log_change(p.wanted.role, p.applied, lease);
+                let how = if p.wanted.dhcp { "DHCPv6" } else { "SLAAC" };
+                log_change(p.wanted.role, how, p.applied, lease);
                 shards.set_lease6(p.wanted.port, Some(lease));
                 p.applied = Some(lease);
             }
@@ -156,12 +192,13 @@ impl Ipv6Auto {
             .iter()
             .map(|p| {
                 let view = View {
-                    address_from: if p.wanted.mode.slaac {
-                        Ipv6Setting::SLAAC
-                    } else {
-                        "static"
+                    address_from: match (p.wanted.mode.slaac, p.wanted.dhcp) {
+                        (true, _) => Ipv6Setting::SLAAC,
+                        (false, true) => Ipv6Setting::DHCP,
+                        _ => "static",
                     },
                     auto: p.auto.snapshot(now),
+                    dhcp6: p.dhcp6.as_ref().map(|d| d.snapshot(now)),
                     lease: p.applied,
                 };
                 (p.wanted.role, view)
@@ -198,7 +235,7 @@ fn act(p: &mut PortAuto, action: Action, shards: &mut dyn Shards) {
     }
 }
 
-fn log_change(role: &str, old: Option<Lease6>, new: Lease6) {
+fn log_change(role: &str, how: &str, old: Option<Lease6>, new: Lease6) {
     let old = old.unwrap_or_default();
     if old.router != new.router {
         match new.router {
@@ -212,9 +249,9 @@ fn log_change(role: &str, old: Option<Lease6>, new: Lease6) {
     }
     if old.address != new.address {
         match new.address {
-            Some(a) => log::info!("{role} port: IPv6 address {a} (SLAAC)"),
+            Some(a) => log::info!("{role} port: IPv6 address {a} ({how})"),
             None => log::warn!(
-                "{role} port: IPv6 address {} gone (valid lifetime ended)",
+                "{role} port: IPv6 address {} gone (valid lifetime ended, or lost)",
                 old.address.map_or_else(String::new, |a| a.to_string())
             ),
         }
@@ -236,7 +273,8 @@ fn wanted(config: &Config) -> Vec<Wanted> {
                 router: c.port.gateway6.is_none(),
                 slaac: c.port.ipv6 == Some(Ipv6Setting::Slaac),
             },
+            dhcp: c.port.ipv6 == Some(Ipv6Setting::Dhcp),
         })
-        .filter(|w| w.mode.router || w.mode.slaac)
+        .filter(|w| w.mode.router || w.mode.slaac || w.dhcp)
         .collect()
 }

@@ -1,8 +1,9 @@
 //! The box's own services on the data ports, beside forwarding: the Prometheus
 //! metrics responder (`http`), `ping` from the box (`ping`), the NAT event log to
 //! a remote syslog collector (`syslog`), the DHCPv4 clients of the ports whose
-//! address comes by DHCP (`dhcp4`) and the outside port's IPv6 autoconfiguration
-//! (`ipv6`: its router from Router Advertisements, its address by SLAAC).
+//! address comes by DHCP (`dhcp4`) and the outside port's IPv6 on its link (`ipv6`:
+//! its router from Router Advertisements, its address by SLAAC or by DHCPv6,
+//! `dhcp6`).
 //!
 //! They run on the control tick, between dataplane batches, and reach the network
 //! only through the engine shards (`control::shards::Snapshots`): they bind what they
@@ -14,6 +15,7 @@
 //! limit).
 
 pub mod dhcp4;
+pub mod dhcp6;
 pub mod http;
 pub mod ipv6;
 pub mod packet;

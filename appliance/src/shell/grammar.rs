@@ -49,7 +49,7 @@ pub const COMMANDS: &[Command] = &[
     Command {
         path: &["show", "ipv6"],
         args: &[JSON],
-        help: "IPv6 learned on the outside link: router and address from Router Advertisements, lifetimes left",
+        help: "IPv6 learned on the outside link: router from Router Advertisements, address by SLAAC or DHCPv6, lifetimes left",
     },
     Command {
         path: &["show", "workers"],

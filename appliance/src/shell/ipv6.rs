@@ -1,17 +1,21 @@
-//! `show ipv6` and the `natbox_ipv6_*` metrics: what the ports that learn their IPv6
-//! on their link hold (`services::ipv6`): the default router and its lifetime left,
-//! the address, where it came from, its state (RFC 4862: tentative, preferred,
-//! deprecated, duplicate) and lifetimes left, and the Router Advertisements counted.
+//! `show ipv6` and the `natbox_ipv6_*` and `natbox_dhcp6_*` metrics: what the ports
+//! that learn their IPv6 on their link hold (`services::ipv6`): the default router and
+//! its lifetime left, the address, where it came from, its state (SLAAC, RFC 4862:
+//! tentative, preferred, deprecated, duplicate; DHCPv6: the client's state) and
+//! lifetimes left, the DHCPv6 server and T1/T2 left, and the messages counted.
 //!
 //! Metrics, per port label: `natbox_ipv6_router_learned` (1 while a default router is
 //! held), `natbox_ipv6_router_seconds_left` (absent without a router or for an
 //! infinite lifetime), `natbox_ipv6_address_learned` (1 while a learned address is in
 //! use), `natbox_ipv6_address_valid_seconds_left`, and the counters
 //! `natbox_ipv6_router_adverts_received_total`,
-//! `natbox_ipv6_router_adverts_ignored_total`, `natbox_ipv6_router_solicits_sent_total`.
+//! `natbox_ipv6_router_adverts_ignored_total`, `natbox_ipv6_router_solicits_sent_total`;
+//! with `ipv6 = "dhcp"`, `natbox_dhcp6_bound` (1 while a lease is held) and
+//! `natbox_dhcp6_messages_sent_total` / `_received_total`.
 
 use super::render::{duration, pretty, table};
 use super::Facts;
+use crate::services::dhcp6::hex;
 use crate::services::ipv6::View;
 use natbox_core::autoconf::Ignored;
 use serde_json::{json, Value};
@@ -25,6 +29,35 @@ fn row(port: &str, v: &View) -> Value {
         .iter()
         .map(|&r| (r.name().to_string(), json!(a.counters.ignored(r))))
         .collect();
+    let dhcp6 = v.dhcp6.as_ref().map(|d| {
+        let ignored: serde_json::Map<String, Value> = natbox_core::dhcp6::Ignored::ALL
+            .iter()
+            .map(|&r| (r.name().to_string(), json!(d.counters.ignored(r))))
+            .collect();
+        json!({
+            "state": d.state.name(),
+            "address": d.lease.as_ref().map(|l| l.address.to_string()),
+            "server": d.lease.as_ref().map(|l| hex(&l.server_id)),
+            "dns": d.lease.as_ref().map(|l| l.dns.iter().map(ToString::to_string).collect::<Vec<_>>()),
+            "valid_left_s": secs(d.valid_left_ms), "preferred_left_s": secs(d.preferred_left_ms),
+            "t1_left_s": secs(d.t1_left_ms), "t2_left_s": secs(d.t2_left_ms),
+            "sent": d.counters.sent, "received": d.counters.received,
+            "declines": d.counters.declines, "ignored": ignored,
+            "last_refusal": d.last_refusal.map(|r| r.to_string()),
+        })
+    });
+    let (state, valid, preferred) = match &v.dhcp6 {
+        Some(d) => (
+            Some(d.state.name()),
+            secs(d.valid_left_ms),
+            secs(d.preferred_left_ms),
+        ),
+        None => (
+            a.address_state(),
+            secs(a.valid_left_ms),
+            secs(a.preferred_left_ms),
+        ),
+    };
     json!({
         "port": port,
         "router_from_ra": a.mode.router,
@@ -35,9 +68,10 @@ fn row(port: &str, v: &View) -> Value {
         })).collect::<Vec<_>>(),
         "address": v.lease.and_then(|l| l.address).map(|n| n.to_string()),
         "autoconf_address": a.address.map(|s| s.net.to_string()),
-        "address_state": a.address_state(),
-        "valid_left_s": secs(a.valid_left_ms),
-        "preferred_left_s": secs(a.preferred_left_ms),
+        "address_state": state,
+        "valid_left_s": valid,
+        "preferred_left_s": preferred,
+        "dhcp6": dhcp6,
         "managed_flag": a.managed,
         "router_adverts_received": a.counters.received,
         "router_adverts_ignored": ignored,
@@ -135,7 +169,11 @@ pub fn metrics(out: &mut String, facts: &Facts) {
             ))
         }),
         ("address_valid_seconds_left", |v| {
-            v.auto.valid_left_ms.map(|ms| ms / 1000)
+            let left = v
+                .dhcp6
+                .as_ref()
+                .map_or(v.auto.valid_left_ms, |d| d.valid_left_ms);
+            left.map(|ms| ms / 1000)
         }),
     ];
     for (name, value) in gauges {
@@ -159,6 +197,29 @@ pub fn metrics(out: &mut String, facts: &Facts) {
         let _ = writeln!(out, "# TYPE natbox_ipv6_{name} counter");
         for (port, v) in &facts.ipv6 {
             let _ = writeln!(out, "natbox_ipv6_{name}{{port=\"{port}\"}} {}", value(v));
+        }
+    }
+    let dhcp6: Vec<_> = facts
+        .ipv6
+        .iter()
+        .filter_map(|(port, v)| Some((port, v.dhcp6.as_ref()?)))
+        .collect();
+    if dhcp6.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "# TYPE natbox_dhcp6_bound gauge");
+    for (port, d) in &dhcp6 {
+        let bound = u8::from(d.lease.is_some());
+        let _ = writeln!(out, "natbox_dhcp6_bound{{port=\"{port}\"}} {bound}");
+    }
+    for (name, pick) in [("sent", 0), ("received", 1)] {
+        let _ = writeln!(out, "# TYPE natbox_dhcp6_messages_{name}_total counter");
+        for (port, d) in &dhcp6 {
+            let n = [d.counters.sent, d.counters.received][pick];
+            let _ = writeln!(
+                out,
+                "natbox_dhcp6_messages_{name}_total{{port=\"{port}\"}} {n}"
+            );
         }
     }
 }
