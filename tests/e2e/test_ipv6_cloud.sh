@@ -3,8 +3,9 @@
 # sends Router Advertisements for 2001:db8:ff::/64 (router lifetime 1800 s) and
 # answers Router Solicitations.
 #  1. The default router from Router Advertisements (RFC 4861): outside has its static
-#     2001:db8:ff::10/64 and no gateway6; natbox learns the router (wan's link-local
-#     address), and ping -6 and curl -6 from lan reach wan through it.
+#     2001:db8:ff::10/64 and no gateway6. Before any router is on the link natbox sends
+#     three Router Solicitations and stops; once dnsmasq runs, natbox learns the router
+#     (wan's link-local address), and ping -6 and curl -6 from lan reach wan through it.
 #  2. ipv6 = "slaac" (RFC 4862): natbox forms 2001:db8:ff:0:<EUI-64 of wan0's MAC>
 #     after a Duplicate Address Detection solicitation from ::, answers for it, routes
 #     lan's traffic, and the egress-only filter still drops unsolicited inbound
@@ -42,15 +43,19 @@ stop_ipv6_server() { kill "$IPV6_SERVER" 2>/dev/null; wait "$IPV6_SERVER" 2>/dev
 logged() { for _ in $(seq 100); do grep -qE "$1" "$WORK/natbox.log" && return 0; sleep 0.1; done; return 1; }
 
 WAN0_MAC=$(ip -n "$GW" -o link show wan0 | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
-# The modified EUI-64 address of wan0 in 2001:db8:ff::/64 (RFC 4291 appendix A), as
-# `ip` prints it.
-SLAAC_ADDR=$(python3 -c "
+# The modified EUI-64 address of wan0 in PREFIX/64 (RFC 4291 appendix A), as `ip`
+# prints it.
+eui64() {
+    python3 -c "
 import ipaddress, sys
 m = bytes.fromhex(sys.argv[1].replace(':', ''))
 iid = bytes([m[0] ^ 2]) + m[1:3] + b'\xff\xfe' + m[3:]
-print(ipaddress.IPv6Address(ipaddress.IPv6Address('2001:db8:ff::').packed[:8] + iid))
-" "$WAN0_MAC")
-echo "# natbox wan0 $WAN0_MAC, expected SLAAC address $SLAAC_ADDR"
+print(ipaddress.IPv6Address(ipaddress.IPv6Address(sys.argv[2]).packed[:8] + iid))
+" "$WAN0_MAC" "$1"
+}
+SLAAC_ADDR=$(eui64 2001:db8:ff::)
+NATBOX_LL=$(eui64 fe80::)
+echo "# natbox wan0 $WAN0_MAC ($NATBOX_LL), expected SLAAC address $SLAAC_ADDR"
 
 mkdir -p "$WORK/www"
 echo "natbox-e2e-$$-ipv6-cloud" >"$WORK/www/index.html"
@@ -62,10 +67,21 @@ curl6() {
     [ "$got" = "natbox-e2e-$$-ipv6-cloud" ]
 }
 
-# ---- 1. The default router from Router Advertisements.
-ipv6_server "$WORK/ra.log" "2001:db8:ff::,ra-only,64,10m"
+# ---- 1. The default router from Router Advertisements. natbox starts with no
+# router on the link: its solicitations go unanswered, and stop after three.
 write_config '/^gateway6 = /d'
+ip netns exec "$WAN" timeout 30 tcpdump -Z root --immediate-mode -n -U -i eth0 -w "$WORK/rs.pcap" 'icmp6 and ip6[40] == 133' >/dev/null 2>&1 &
+RS_DUMP=$!
+sleep 1
 start_natbox
+sleep 11
+kill "$RS_DUMP" 2>/dev/null; wait "$RS_DUMP" 2>/dev/null || true
+solicitations() {
+    in_wan tcpdump -n -r "$WORK/rs.pcap" 2>/dev/null | tee "$WORK/rs.txt"
+    [ "$(grep -cE "IP6 $NATBOX_LL > ff02::2: ICMP6, router solicitation" "$WORK/rs.txt")" -eq 3 ]
+}
+check "RFC 4861 6.3.7: natbox sent exactly 3 Router Solicitations to ff02::2 (MAX_RTR_SOLICITATIONS) from $NATBOX_LL" solicitations
+ipv6_server "$WORK/ra.log" "2001:db8:ff::,ra-only,64,10m"
 # wan's link-local address (the router's), once the link is up (natbox's side too).
 wan_ll() { ip -n "$WAN" -6 -o addr show dev eth0 scope link | awk '{ print $4 }' | cut -d/ -f1; }
 for _ in $(seq 50); do [ -n "$(wan_ll)" ] && break; sleep 0.1; done
@@ -73,8 +89,6 @@ WAN_LL=$(wan_ll)
 echo "# wan router $WAN_LL"
 check "RFC 4861 6.3.4: natbox learns the default router $WAN_LL from an RA within 10 s" \
     logged "outside port: default IPv6 router $WAN_LL \(Router Advertisement\)"
-solicited() { grep -q "RTR-SOLICIT(eth0)" "$WORK/ra.log"; }
-check "RFC 4861 6.3.7: natbox sent a Router Solicitation (dnsmasq logged RTR-SOLICIT)" solicited
 routed() { shell 'show routes' | tee "$WORK/routes.out" | grep -E "^::/0 +outside +$WAN_LL$"; }
 check "show routes: ::/0 via $WAN_LL on outside" routed
 shown() { shell 'show ipv6' | tee "$WORK/ipv6.out" | grep -E "^outside +$WAN_LL +(29|30)m"; }
