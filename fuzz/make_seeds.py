@@ -9,7 +9,11 @@ super-frames over IPv4 and IPv6, UDP GSO, partial-checksum UDP over IPv4 and IPv
 sessions; for the config target, TOML files; for the metadata_disk target, disk images
 written by `natbox-config build` (built with cargo); for the dhcp4_client target,
 DHCP sessions (DORA, renewal, rebinding, expiry, NAKs, a probe conflict, option 121,
-nonsense offers, INIT-REBOOT, release) as [op, payload] records; for the user_data
+nonsense offers, INIT-REBOOT, release) as [op, payload] records; for the ipv6_autoconf
+target, Router Advertisement sessions (router and SLAAC, DAD conflict, refused and
+invalid prefixes and adverts) as [op, payload] records; for the dhcp6_client target,
+DHCPv6 sessions (bound, renewal, rebinding, expiry, a Decline, NoBinding, refusals, a
+moved address) as [op, payload] records; for the user_data
 target, user-data (natbox TOML plain and gzip, a #cloud-config, a script) and metadata
 texts; for the cloud_volume target, small cidata and config-2 volumes, vfat (mkfs.vfat,
 mtools) and ISO 9660 (xorriso); for the metadata_http target, sessions with an EC2
@@ -385,6 +389,68 @@ for name, records_ in dhcp4_seeds.items():
         f.write(b"\0" + b"".join(records_))
 with open("seeds/dhcp4_client/init_reboot", "wb") as f:
     f.write(b"\x01" + b"".join([TIMEOUT, dreply(dhcp_reply(ACK)), PROBE_OK, TIMEOUT]))
+
+# The ipv6_autoconf target: a mode byte (bit 0 router, bit 1 SLAAC), then records
+# [control, len_hi, len_lo, op, payload] (op 0 a raw IPv6 datagram; 1 an RA body after
+# type and code, wrapped from fe80::2:2 with hop limit 255 and its checksum; 2 timeout;
+# 3 DAD verdict, +4 conflict).
+def pio(prefix, length, valid, preferred, flags=0xc0):
+    return struct.pack("!BBBBIII16s", 3, 4, length, flags, valid, preferred, 0, ip6(prefix))
+def ra(lifetime, *opts): return struct.pack("!BBHII", 64, 0x80, lifetime, 0, 0) + b"".join(opts) + ll_opt(1, GW)
+def arec(op, payload=b"", advance=0): return struct.pack("!BHB", advance << 1, len(payload), op) + payload
+A_TIMEOUT, DAD_OK, DAD_CONFLICT = arec(2), arec(3), arec(7)
+slash64 = pio("2001:db8:ff::", 64, 86400, 14400)
+autoconf_seeds = {
+    # Solicitations, an RA with a /64: DAD passes, then lifetime 0 and expiry.
+    "router_and_slaac": b"\x03" + b"".join([A_TIMEOUT, arec(1, ra(1800, slash64)), A_TIMEOUT, DAD_OK,
+        arec(1, ra(0, pio("2001:db8:ff::", 64, 60, 0))), A_TIMEOUT, A_TIMEOUT, A_TIMEOUT]),
+    "dad_conflict": b"\x02" + b"".join([arec(1, ra(0, slash64)), A_TIMEOUT, DAD_CONFLICT, arec(1, ra(0, slash64))]),
+    # A /48, preferred over valid, a link-local prefix, no A flag, an MTU option and an
+    # unknown one, infinite lifetimes.
+    "refused_prefixes": b"\x03" + b"".join([arec(1, ra(600, pio("2001:db8::", 48, 600, 300),
+        pio("2001:db8:1::", 64, 300, 600), pio("fe80::", 64, 600, 300), pio("2001:db8:2::", 64, 600, 300, 0x80),
+        struct.pack("!BBHI", 5, 1, 0, 1500), b"\x99\x01" + b"\0" * 6)),
+        arec(1, ra(65535, pio("2001:db8:ff::", 64, 0xffffffff, 0xffffffff))), A_TIMEOUT, DAD_OK]),
+    # An RA whose option has length 0, one not from a link-local, one forwarded.
+    "invalid_adverts": b"\x01" + b"".join([arec(1, ra(1800) + b"\x01\x00" + b"\0" * 6),
+        arec(0, icmp6(GW6, "ff02::1", 134, 0, ra(1800), hops=255)),
+        arec(0, icmp6(GW_LL, "ff02::1", 134, 0, ra(1800), hops=64))]),
+}
+
+# The dhcp6_client target: records [control, len_hi, len_lo, op, payload] (op 0 a
+# server message, +4 stamps the client's last xid; 1 timeout; 2 address check, +4
+# conflict). The client's DUID-LL and IAID come from its MAC 02:00:00:00:02:01.
+C_DUID = bytes([0, 3, 0, 1]) + BOX_WAN
+S_DUID = bytes([0, 3, 0, 1]) + GW
+def o6(code, value): return struct.pack("!HH", code, len(value)) + value
+def ia_na(t1, t2, *inner, iaid=0x201): return o6(3, struct.pack("!III", iaid, t1, t2) + b"".join(inner))
+def ia_addr(a, preferred, valid, *inner): return o6(5, ip6(a) + struct.pack("!II", preferred, valid) + b"".join(inner))
+def status6(code): return o6(13, struct.pack("!H", code) + b"msg")
+def server6(kind, *opts): return bytes([kind, 0, 0, 0]) + o6(1, C_DUID) + o6(2, S_DUID) + b"".join(opts)
+lease6 = ia_na(150, 240, ia_addr("2001:db8:ff::100", 300, 600))
+ADV = server6(2, o6(7, b"\xff"), lease6, o6(23, ip6("2001:db8::53")))
+REP = server6(7, lease6)
+def r6(msg): return arec(4, msg)
+D_TIMEOUT, CHECK_OK, CHECK_CONFLICT = arec(1), arec(2), arec(6)
+bound6 = [D_TIMEOUT, r6(ADV), r6(REP), CHECK_OK]
+dhcp6_seeds = {
+    # Solicit, Advertise, Request, Reply, the check, Renew at T1, Rebind at T2, expiry.
+    "bound_renew_rebind_expire": bound6 + [D_TIMEOUT, r6(REP), D_TIMEOUT] + [D_TIMEOUT] * 12,
+    "decline": [D_TIMEOUT, r6(ADV), r6(REP), CHECK_CONFLICT, D_TIMEOUT, D_TIMEOUT],
+    "no_binding_then_request": bound6 + [D_TIMEOUT, r6(server6(7, ia_na(0, 0, status6(3)))), r6(REP)],
+    "refusals": [D_TIMEOUT, r6(server6(2, ia_na(0, 0, status6(2)))), r6(server6(2, ia_na(300, 100,
+        ia_addr("2001:db8:ff::100", 300, 600)))), r6(server6(2, ia_na(0, 0, ia_addr("fe80::1", 300, 600)))),
+        r6(server6(2, status6(1), lease6)), r6(server6(10)), r6(server6(2, o6(13, b""))), D_TIMEOUT],
+    "moved_address": bound6 + [D_TIMEOUT, r6(server6(7, ia_na(150, 240, ia_addr("2001:db8:ff::101", 300, 600)))), CHECK_OK],
+}
+os.makedirs("seeds/dhcp6_client", exist_ok=True)
+for name, records_ in dhcp6_seeds.items():
+    with open(f"seeds/dhcp6_client/{name}", "wb") as f:
+        f.write(b"".join(records_))
+os.makedirs("seeds/ipv6_autoconf", exist_ok=True)
+for name, data in autoconf_seeds.items():
+    with open(f"seeds/ipv6_autoconf/{name}", "wb") as f:
+        f.write(data)
 
 # The user_data target: what a cidata or config-2 volume holds.
 user_data_seeds = {

@@ -28,7 +28,7 @@ echo "== fuzzing (${fuzz_seconds} s per target)"
     cd fuzz
     export RUSTC_BOOTSTRAP=1
     cargo fuzz build -O -s none
-    for target in engine engine_one_armed offloaded metadata_disk shell config dhcp4_client user_data cloud_volume metadata_http; do
+    for target in engine engine_one_armed offloaded metadata_disk shell config dhcp4_client dhcp6_client ipv6_autoconf user_data cloud_volume metadata_http; do
         corpus=$(mktemp -d)
         [ -d "seeds/$target" ] && cp "seeds/$target"/* "$corpus"/
         log=$(mktemp)

@@ -51,6 +51,7 @@ fn run(shards: &mut Engines, line: &str) -> String {
         now_ms: shards.0[0].now,
         io: vec![Default::default(); 2],
         dhcp4: Vec::new(),
+        ipv6: Vec::new(),
         source: None,
     };
     let ctx = Context {

@@ -17,6 +17,7 @@ fn facts(h: &Harness) -> Facts {
         now_ms: h.now,
         io: vec![Default::default(); 2],
         dhcp4: Vec::new(),
+        ipv6: Vec::new(),
         source: Some("file natbox.toml".into()),
     }
 }
@@ -478,6 +479,7 @@ fn one_armed_port_renders_valid_metric_names() {
         now_ms: 0,
         io: vec![natbox::engine::stats::IoCounters::default()],
         dhcp4: Vec::new(),
+        ipv6: Vec::new(),
         source: None,
     };
     let mut shards = Inline {
@@ -620,4 +622,93 @@ fn while_a_port_is_missing_show_interfaces_and_metrics_say_which() {
         "{metrics}"
     );
     assert!(run_off("show sessions").contains("forwarding is off"));
+}
+
+/// Issue #17: `show ipv6` shows the router and the SLAAC address learned from a Router
+/// Advertisement, with their state and lifetimes, the DHCPv6 client of a `"dhcp"`
+/// port, and the metrics carry them.
+#[test]
+fn show_ipv6_shows_the_learned_router_address_and_dhcp6_client() {
+    use natbox::engine::lease6::Lease6;
+    use natbox::services::ipv6::View;
+    use natbox_core::autoconf::{Action, Autoconf, Mode};
+    let mut h = Harness::default();
+    let mut f = facts(&h);
+    let show = |h: &mut Harness, f: &Facts, line: &str| {
+        run_facts(&mut Session::default(), h, f, line, None, None)
+    };
+    assert!(show(&mut h, &f, "show ipv6").contains("no port learns IPv6"));
+    let mode = Mode {
+        router: true,
+        slaac: true,
+    };
+    let mut auto = Autoconf::new(BOX_WAN_MAC, mode, 1, 0);
+    let mut body = vec![0u8; 8];
+    body.extend_from_slice(&[
+        3, 4, 64, 0xc0, 0, 1, 0x51, 0x80, 0, 0, 0x38, 0x40, 0, 0, 0, 0,
+    ]);
+    body.extend_from_slice(
+        &"2001:db8:ff::"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets(),
+    );
+    let router: std::net::Ipv6Addr = "fe80::2:2".parse().unwrap();
+    let ra = icmp6_hops(
+        router,
+        "ff02::1".parse().unwrap(),
+        134,
+        0,
+        [64, 0, 7, 8],
+        &body,
+        255,
+    );
+    assert!(auto.receive(0, &ra));
+    while auto.poll_action().is_some() {}
+    auto.handle_timeout(1000);
+    assert!(matches!(auto.poll_action(), Some(Action::DadVerdict(_))));
+    auto.dad_result(false);
+    let lease = Lease6 {
+        address: auto.address(),
+        router: auto.router(),
+    };
+    let view = |address_from, dhcp6| View {
+        address_from,
+        auto: auto.snapshot(1000),
+        dhcp6,
+        lease: Some(lease),
+    };
+    f.ipv6 = vec![("outside", view("slaac", None))];
+    let text = show(&mut h, &f, "show ipv6");
+    for want in [
+        "fe80::2:2",
+        "2001:db8:ff::ff:fe00:201/64",
+        "preferred",
+        "29m 59s",
+    ] {
+        assert!(text.contains(want), "{want} in {text}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&show(&mut h, &f, "show ipv6 --json")).expect("JSON");
+    assert_eq!(json[0]["router"], "fe80::2:2");
+    assert_eq!(json[0]["address_state"], "preferred");
+    assert_eq!(json[0]["router_adverts_received"], 1);
+    let metrics = show(&mut h, &f, "show metrics");
+    for want in [
+        "natbox_ipv6_router_learned{port=\"outside\"} 1",
+        "natbox_ipv6_address_learned{port=\"outside\"} 1",
+        "natbox_ipv6_router_seconds_left{port=\"outside\"} 1799",
+    ] {
+        assert!(metrics.lines().any(|l| l == want), "{want}");
+    }
+    let client = natbox_core::dhcp6::Client::new(BOX_WAN_MAC.0, 7, 0);
+    f.ipv6 = vec![("outside", view("dhcp", Some(client.snapshot(0))))];
+    let json: serde_json::Value =
+        serde_json::from_str(&show(&mut h, &f, "show ipv6 --json")).expect("JSON");
+    assert_eq!(json[0]["dhcp6"]["state"], "init");
+    assert_eq!(json[0]["address_state"], "init");
+    let metrics = show(&mut h, &f, "show metrics");
+    assert!(metrics
+        .lines()
+        .any(|l| l == "natbox_dhcp6_bound{port=\"outside\"} 0"));
 }

@@ -208,6 +208,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
 enum Kind {
     /// A port's `ipv4`: an address/length or "dhcp".
     Ipv4Setting,
+    /// A port's `ipv6`: an address/length, "slaac" or "dhcp".
+    Ipv6Setting,
     Ipv4Net,
     Ipv6Net,
     IpNet,
@@ -231,7 +233,8 @@ fn kind_of(path: &str) -> Option<Kind> {
     Some(match bare.as_str() {
         "inside.ipv4" | "outside.ipv4" => Kind::Ipv4Setting,
         "nat.inside_prefixes" => Kind::Ipv4Net,
-        "inside.ipv6" | "outside.ipv6" | "ipv6.inside_prefixes" => Kind::Ipv6Net,
+        "inside.ipv6" | "outside.ipv6" => Kind::Ipv6Setting,
+        "ipv6.inside_prefixes" => Kind::Ipv6Net,
         "inside.gateway4" | "outside.gateway4" | "nat.pool" => Kind::Ipv4Addr,
         "inside.gateway6" | "outside.gateway6" => Kind::Ipv6Addr,
         "inside.routes.prefix" | "outside.routes.prefix" => Kind::IpNet,
@@ -261,6 +264,10 @@ fn example(kind: Kind) -> &'static str {
     match kind {
         Kind::Ipv4Setting => {
             "address/length, e.g. \"10.10.0.1/24\", or \"dhcp\" to learn it from a DHCP server"
+        }
+        Kind::Ipv6Setting => {
+            "address/length, e.g. \"2001:db8:10::1/64\", or \"slaac\" or \"dhcp\" to learn it \
+             on the outside port's link"
         }
         Kind::Ipv4Net => "address/length, e.g. \"10.10.0.1/24\"",
         Kind::Ipv6Net => "address/length, e.g. \"2001:db8:10::1/64\"",
@@ -294,6 +301,14 @@ fn explain_address(kind: Kind, value: &str) -> String {
             format!("neither an address nor \"dhcp\"; write {}", example(kind))
         }
         Kind::Ipv4Setting => explain_address(Kind::Ipv4Net, value),
+        // A word, not an address (a misspelt "slaac" or "dhcp"): every form.
+        Kind::Ipv6Setting if !value.contains([':', '/']) => {
+            format!(
+                "neither an address nor \"slaac\" nor \"dhcp\"; write {}",
+                example(kind)
+            )
+        }
+        Kind::Ipv6Setting => explain_address(Kind::Ipv6Net, value),
         Kind::Ipv4Net | Kind::Ipv6Net => {
             let (six, max) = if kind == Kind::Ipv6Net {
                 (true, 128)

@@ -51,6 +51,10 @@
 //!   encoding of its default is appended. Version 5 lets a port's `ipv4` be `"dhcp"`,
 //!   written as the address 0.0.0.0/0 (`schema::Ipv4Setting`), so a version-4
 //!   payload decodes unchanged; the version says that an older binary cannot read it.
+//!   Version 6 lets a port's `ipv6` be `"slaac"` or `"dhcp"`, written as ::/0 and ::/1
+//!   (`schema::Ipv6Setting`), so a version-5 payload decodes unchanged too, and a
+//!   version-5 binary refuses a version-6 disk by its version rather than by the
+//!   unspecified address it would find there.
 //! - The device may be shorter than the full layout as long as it holds what the slots
 //!   use; bytes past the end read as missing, never as zeros.
 
@@ -68,7 +72,7 @@ pub const SLOT_MAGIC: [u8; 8] = *b"NATBOXCF";
 /// The disk header layout this binary writes and the newest it reads.
 pub const LAYOUT_VERSION: u16 = 1;
 /// The slot format this binary writes and the newest it reads.
-pub const FORMAT_VERSION: u16 = 5;
+pub const FORMAT_VERSION: u16 = 6;
 /// Bytes before slot A; slots are multiples of this too.
 pub const BLOCK: u64 = 4096;
 /// Size of the images `natbox-config build` makes.
@@ -474,7 +478,7 @@ fn decode(version: u16, payload: &[u8]) -> Result<Config, SlotProblem> {
             let tail = postcard::to_allocvec(&added).expect("defaults encode");
             decode(4, &[payload, &tail].concat())
         }
-        4 | 5 => {
+        4..=6 => {
             let (config, rest) = postcard::take_from_bytes::<Config>(payload)
                 .map_err(|e| SlotProblem::Decode(e.to_string()))?;
             if !rest.is_empty() {
@@ -764,6 +768,29 @@ mod tests {
         let v3 = &v4[..v4.len() - tail.len()];
         assert_eq!(decode(3, v3).expect("a version-3 payload"), c);
         assert!(decode(4, v3).is_err(), "not a version-4 payload");
+    }
+
+    /// Format 6 changed `ipv6`'s type, not a static address's encoding: a version-5
+    /// payload (written with `ipv6` an `Ipv6Net`) decodes unchanged, and `"slaac"` and
+    /// `"dhcp"` are the two unspecified-address prefixes no valid format-5 disk holds.
+    #[test]
+    fn version_5_payload_decodes_unchanged_and_learned_ipv6_is_two_unspecified_prefixes() {
+        use crate::schema::Ipv6Setting;
+        let c = config();
+        let net = c.outside.ipv6_net().expect("base.toml has an outside ipv6");
+        assert_eq!(
+            postcard::to_allocvec(&Ipv6Setting::Static(net)).expect("encodes"),
+            postcard::to_allocvec(&net).expect("encodes"),
+            "a static address is written as format 5 wrote its Ipv6Net"
+        );
+        let v5 = postcard::to_allocvec(&c).expect("encodes");
+        assert_eq!(decode(5, &v5).expect("a version-5 payload"), c);
+        for (setting, on_disk) in [(Ipv6Setting::Slaac, "::/0"), (Ipv6Setting::Dhcp, "::/1")] {
+            let on_disk: ipnet::Ipv6Net = on_disk.parse().expect("net");
+            let bytes = postcard::to_allocvec(&setting).expect("encodes");
+            assert_eq!(bytes, postcard::to_allocvec(&on_disk).expect("encodes"));
+            assert_eq!(postcard::from_bytes::<Ipv6Setting>(&bytes), Ok(setting));
+        }
     }
 
     #[test]

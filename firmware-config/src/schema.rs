@@ -60,11 +60,14 @@ pub struct Port {
     /// The box's IPv4 address on this port, with the connected prefix, or `"dhcp"`:
     /// learned from a DHCPv4 server on the port's link (format version 5).
     pub ipv4: Option<Ipv4Setting>,
-    /// The box's IPv6 address on this port, with the connected prefix.
-    pub ipv6: Option<Ipv6Net>,
+    /// The box's IPv6 address on this port, with the connected prefix, or `"slaac"`
+    /// (formed from a Router Advertisement's prefix, RFC 4862) or `"dhcp"` (leased by
+    /// a DHCPv6 server, RFC 8415): learned on the port's link (format version 6).
+    pub ipv6: Option<Ipv6Setting>,
     /// Default IPv4 gateway reached through this port (normally only on `outside`).
     pub gateway4: Option<Ipv4Addr>,
     /// Default IPv6 gateway reached through this port (normally only on `outside`).
+    /// Not given on the outside port: learned from Router Advertisements (RFC 4861).
     pub gateway6: Option<Ipv6Addr>,
     /// Prefixes behind a router on this port's link (normally only on `inside`).
     #[serde(default)]
@@ -149,6 +152,98 @@ impl<'de> Deserialize<'de> for Ipv4Setting {
                 Ipv4Setting::Dhcp
             } else {
                 Ipv4Setting::Static(net)
+            })
+        }
+    }
+}
+
+/// How a port gets its IPv6 address.
+///
+/// In TOML, a string: `"2001:db8::1/64"`, `"slaac"` or `"dhcp"`. On the metadata disk
+/// (postcard) an `Ipv6Net`, with `Slaac` written as ::/0 and `Dhcp` as ::/1, addresses
+/// validation refuses for a static one (the unspecified address), so a disk of format
+/// 5 reads unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ipv6Setting {
+    /// This address, with the connected prefix.
+    Static(Ipv6Net),
+    /// Formed from the prefix of a Router Advertisement on the port's link (RFC 4862).
+    Slaac,
+    /// Leased by a DHCPv6 server on the port's link (RFC 8415, IA_NA).
+    Dhcp,
+}
+
+impl Ipv6Setting {
+    /// The words that stand for `Slaac` and `Dhcp` in TOML.
+    pub const SLAAC: &'static str = "slaac";
+    pub const DHCP: &'static str = "dhcp";
+    /// How `Slaac` and `Dhcp` are written on the metadata disk.
+    const SLAAC_ON_DISK: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::UNSPECIFIED, 0);
+    const DHCP_ON_DISK: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::UNSPECIFIED, 1);
+
+    /// The static address, if it is one.
+    pub fn net(self) -> Option<Ipv6Net> {
+        match self {
+            Ipv6Setting::Static(net) => Some(net),
+            Ipv6Setting::Slaac | Ipv6Setting::Dhcp => None,
+        }
+    }
+
+    fn on_disk(self) -> Ipv6Net {
+        match self {
+            Ipv6Setting::Static(net) => net,
+            Ipv6Setting::Slaac => Self::SLAAC_ON_DISK,
+            Ipv6Setting::Dhcp => Self::DHCP_ON_DISK,
+        }
+    }
+}
+
+impl std::fmt::Display for Ipv6Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ipv6Setting::Static(net) => write!(f, "{net}"),
+            Ipv6Setting::Slaac => f.write_str(Self::SLAAC),
+            Ipv6Setting::Dhcp => f.write_str(Self::DHCP),
+        }
+    }
+}
+
+impl std::str::FromStr for Ipv6Setting {
+    type Err = ipnet::AddrParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            Self::SLAAC => Ok(Ipv6Setting::Slaac),
+            Self::DHCP => Ok(Ipv6Setting::Dhcp),
+            _ => s.parse().map(Ipv6Setting::Static),
+        }
+    }
+}
+
+impl Serialize for Ipv6Setting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            self.on_disk().serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Ipv6Setting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            text.parse().map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is neither an address with its prefix (\"2001:db8::1/64\") nor \"slaac\" nor \"dhcp\""
+                ))
+            })
+        } else {
+            let net = Ipv6Net::deserialize(d)?;
+            Ok(match net {
+                n if n == Self::SLAAC_ON_DISK => Ipv6Setting::Slaac,
+                n if n == Self::DHCP_ON_DISK => Ipv6Setting::Dhcp,
+                n => Ipv6Setting::Static(n),
             })
         }
     }
@@ -372,6 +467,17 @@ impl Port {
     pub fn ipv4_dhcp(&self) -> bool {
         self.ipv4 == Some(Ipv4Setting::Dhcp)
     }
+
+    /// The port's static IPv6 address and prefix (none with `"slaac"`, `"dhcp"` or
+    /// none set).
+    pub fn ipv6_net(&self) -> Option<Ipv6Net> {
+        self.ipv6.and_then(Ipv6Setting::net)
+    }
+
+    /// Whether the port learns its IPv6 address on its link (`"slaac"` or `"dhcp"`).
+    pub fn ipv6_learned(&self) -> bool {
+        matches!(self.ipv6, Some(Ipv6Setting::Slaac | Ipv6Setting::Dhcp))
+    }
 }
 
 impl Config {
@@ -421,7 +527,7 @@ impl Config {
     /// The IPv6 prefixes allowed as outbound sources, with the default applied.
     pub fn ipv6_inside_prefixes(&self) -> Vec<Ipv6Net> {
         if self.ipv6.inside_prefixes.is_empty() {
-            let inside = self.inside.as_ref().and_then(|p| p.ipv6);
+            let inside = self.inside.as_ref().and_then(Port::ipv6_net);
             inside.iter().map(|n| n.trunc()).collect()
         } else {
             self.ipv6.inside_prefixes.clone()

@@ -22,7 +22,7 @@
 //! A config that passes is safe for the engine to act on: no empty ranges, no zero
 //! limits, no gateway it cannot reach.
 
-use crate::schema::{Config, Ipv4Setting, Port};
+use crate::schema::{Config, Ipv4Setting, Ipv6Setting, Port};
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -63,6 +63,7 @@ pub fn validate(config: &Config) -> Result<(), Vec<ValidationError>> {
     }
     ports_distinct(config, &mut errors);
     one_default_gateway(config, &mut errors);
+    learned_ipv6_outside_only(config, &mut errors);
     required_addresses(config, &mut errors);
     port_range(config, &mut errors);
     pool(config, &mut errors);
@@ -255,7 +256,7 @@ fn port_addresses(name: &str, port: &Port, errors: &mut Errors) {
             );
         }
     }
-    if let Some(net) = port.ipv6 {
+    if let Some(net) = port.ipv6_net() {
         let field = format!("{name}.ipv6");
         let addr = net.addr();
         if let Some(what) = not_unicast6(addr) {
@@ -310,12 +311,14 @@ fn gateways(name: &str, port: &Port, errors: &mut Errors) {
     }
     if let Some(gw) = port.gateway6 {
         let field = format!("{name}.gateway6");
-        match port.ipv6 {
+        match port.ipv6.map(Ipv6Setting::net) {
             _ if not_unicast6(gw).is_some() => errors.fail(
                 field,
                 format!("{gw} cannot be a router's address; use the router's unicast address"),
             ),
             _ if is_link_local6(gw) => {}
+            // Learned on the link: the prefix is not known yet; this router wins.
+            Some(None) => {}
             None => errors.fail(
                 field,
                 format!(
@@ -323,7 +326,7 @@ fn gateways(name: &str, port: &Port, errors: &mut Errors) {
                      the router's link-local address (fe80::/10)"
                 ),
             ),
-            Some(net) if !net.contains(&gw) => errors.fail(
+            Some(Some(net)) if !net.contains(&gw) => errors.fail(
                 field,
                 format!(
                     "{gw} is not in {name}.ipv6's prefix {} nor link-local; use the router's \
@@ -332,11 +335,11 @@ fn gateways(name: &str, port: &Port, errors: &mut Errors) {
                     net.trunc()
                 ),
             ),
-            Some(net) if net.addr() == gw => errors.fail(
+            Some(Some(net)) if net.addr() == gw => errors.fail(
                 field,
                 format!("{gw} is the box's own address; use the router's address"),
             ),
-            Some(_) => {}
+            Some(Some(_)) => {}
         }
     }
 }
@@ -381,14 +384,14 @@ fn routes(name: &str, port: &Port, errors: &mut Errors) {
                     port.ipv4_net().is_some_and(|n| n.addr() == via),
                 ),
             },
-            (IpNet::V6(_), IpAddr::V6(via)) => (
-                if is_link_local6(via) {
-                    Some(true)
-                } else {
-                    port.ipv6.map(|n| n.contains(&via))
-                },
-                port.ipv6.is_some_and(|n| n.addr() == via),
-            ),
+            (IpNet::V6(_), IpAddr::V6(via)) => match port.ipv6 {
+                _ if is_link_local6(via) => (Some(true), false),
+                Some(Ipv6Setting::Slaac | Ipv6Setting::Dhcp) => (Some(true), false),
+                _ => (
+                    port.ipv6_net().map(|n| n.contains(&via)),
+                    port.ipv6_net().is_some_and(|n| n.addr() == via),
+                ),
+            },
             (prefix, via) => {
                 errors.fail(
                     field("via"),
@@ -420,6 +423,25 @@ fn routes(name: &str, port: &Port, errors: &mut Errors) {
             ),
             Some(true) => {}
         }
+    }
+}
+
+/// An inside port's IPv6 address is never learned: natbox is the inside's router, and
+/// takes Router Advertisements (and DHCPv6) on ports with the outside role only, so a
+/// host on the inside cannot hand the box its address or its default route.
+fn learned_ipv6_outside_only(config: &Config, errors: &mut Errors) {
+    let Some(inside) = &config.inside else {
+        return;
+    };
+    if let Some(how @ (Ipv6Setting::Slaac | Ipv6Setting::Dhcp)) = inside.ipv6 {
+        errors.fail(
+            "inside.ipv6",
+            format!(
+                "\"{how}\": the box learns IPv6 addresses on the outside port only (it is the \
+                 inside's router); give the inside port a static address, e.g. \
+                 \"2001:db8:10::1/64\""
+            ),
+        );
     }
 }
 
@@ -581,7 +603,7 @@ fn inside_prefixes(config: &Config, errors: &mut Errors) {
         "inside.ipv6",
         &nets(&config.ipv6.inside_prefixes),
         &nets(&config.ipv6_inside_prefixes()),
-        config.outside.ipv6.map(Into::into),
+        config.outside.ipv6_net().map(Into::into),
         config,
         errors,
     );
@@ -747,7 +769,7 @@ fn metrics(config: &Config, errors: &mut Errors) {
     let port = config.inside_port();
     let inside = [
         port.ipv4_net().map(|n| std::net::IpAddr::V4(n.addr())),
-        port.ipv6.map(|n| std::net::IpAddr::V6(n.addr())),
+        port.ipv6_net().map(|n| std::net::IpAddr::V6(n.addr())),
     ];
     if !inside.contains(&Some(listen.ip())) {
         let own: Vec<String> = inside.iter().flatten().map(|a| a.to_string()).collect();
@@ -1079,6 +1101,37 @@ mod tests {
             |c| c.outside.gateway6 = Some("ff02::2".parse().expect("addr")),
             "outside.gateway6: ff02::2 cannot be a router's address; use the router's \
              unicast address",
+        );
+    }
+
+    /// `"slaac"` and `"dhcp"` on the outside port: no gateway6 needed (Router
+    /// Advertisements give it), and a global one given is taken as on the link.
+    #[test]
+    fn learned_ipv6_on_the_outside_is_valid_with_or_without_gateway6() {
+        for how in ["slaac", "dhcp"] {
+            assert_eq!(
+                broken(|c| {
+                    c.outside.ipv6 = Some(how.parse().expect("a word"));
+                    c.outside.gateway6 = None;
+                }),
+                Vec::<String>::new(),
+                "{how}"
+            );
+            assert_eq!(
+                broken(|c| c.outside.ipv6 = Some(how.parse().expect("a word"))),
+                Vec::<String>::new(),
+                "{how} with gateway6"
+            );
+        }
+    }
+
+    #[test]
+    fn learned_ipv6_on_the_inside_is_refused() {
+        assert_broken(
+            |c| inside(c).ipv6 = Some("slaac".parse().expect("a word")),
+            "inside.ipv6: \"slaac\": the box learns IPv6 addresses on the outside port only \
+             (it is the inside's router); give the inside port a static address, e.g. \
+             \"2001:db8:10::1/64\"",
         );
     }
 
@@ -1499,7 +1552,7 @@ mod tests {
 
     #[test]
     fn metrics_only_on_an_inside_address() {
-        let inside6 = inside(&mut base()).ipv6.expect("inside ipv6").addr();
+        let inside6 = inside(&mut base()).ipv6_net().expect("inside ipv6").addr();
         let inside = inside(&mut base()).ipv4_net().expect("inside ipv4").addr();
         let outside = base().outside.ipv4_net().expect("outside ipv4").addr();
         assert!(broken(|c| c.metrics.listen = Some((inside, 9100).into())).is_empty());

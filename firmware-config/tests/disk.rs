@@ -94,6 +94,40 @@ fn ipv4_is_an_address_or_dhcp() {
     );
 }
 
+/// Format version 6: `ipv6 = "slaac"` and `ipv6 = "dhcp"` on the outside port, with no
+/// gateway6, survive TOML, the disk and TOML again.
+#[test]
+fn learned_ipv6_round_trips_toml_disk_toml() {
+    for how in ["slaac", "dhcp"] {
+        let mut config = config(how);
+        config.outside.ipv6 = Some(how.parse().expect("the word"));
+        config.outside.gateway6 = None;
+        let text = to_toml(&config);
+        assert!(text.contains(&format!("ipv6 = \"{how}\"")), "{text}");
+        assert_eq!(from_toml(&text).expect("valid"), config);
+        let mut d = formatted(SMALL);
+        disk::write(&mut d, &config).expect("write");
+        let loaded = disk::read(&mut d).expect("read");
+        assert_eq!(loaded.config, config);
+        assert!(loaded.config.outside.ipv6_learned());
+        assert!(loaded.config.inside_port().ipv6_net().is_some());
+    }
+}
+
+/// A value that is no address nor a word natbox knows is refused with every form named.
+#[test]
+fn ipv6_is_an_address_or_slaac_or_dhcp() {
+    let base = include_str!("data/base.toml");
+    let text = base.replace("ipv6 = \"2001:db8:ff::10/64\"", "ipv6 = \"slacc\"");
+    assert_ne!(text, base, "base.toml has the outside IPv6 address");
+    let e = from_toml(&text).expect_err("a typo is refused").to_string();
+    assert!(
+        e.contains("neither an address nor \"slaac\" nor \"dhcp\"")
+            && e.contains("2001:db8:10::1/64"),
+        "{e}"
+    );
+}
+
 #[test]
 fn every_flipped_byte_of_a_slot_falls_back_to_the_other() {
     let (image, old, new) = two_generations();

@@ -32,11 +32,17 @@ pub fn engine_with(layout: Layout) -> Engine {
     };
     let config = firmware_config::from_toml(toml).expect("checked-in config");
     let mut engine = engine_for(&config);
-    // The services' side too: a DHCP client bound on the outside port and an address
-    // probe under way, so that their paths see every frame.
+    // The services' side too: DHCPv4 and DHCPv6 clients and IPv6 autoconfiguration
+    // bound on the outside port, an ARP probe and a DAD probe under way, so that their
+    // paths see every frame.
     let outside = PortId(u8::try_from(config.ports().count() - 1).expect("a port or two"));
-    engine.bind_local(&[Binding::Dhcp4Client(outside)]);
+    engine.bind_local(&[
+        Binding::Dhcp4Client(outside),
+        Binding::RouterAdverts(outside),
+        Binding::Dhcp6Client(outside),
+    ]);
     engine.probe4(outside, Some(std::net::Ipv4Addr::new(198, 51, 100, 77)));
+    engine.probe6(outside, Some("2001:db8:ff::ff:fe00:201".parse().expect("addr")));
     engine
 }
 

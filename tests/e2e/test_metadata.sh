@@ -135,7 +135,7 @@ stop_natbox
 # --- A user-data of 10 MB: the exchange stops reading at its bound, the source is refused.
 metadata huge
 start_from_metadata
-check "a 10 MB user-data is refused by its size, in bounded time" logs_within 300 "longer than [0-9]+ bytes"
+check "a 10 MB user-data is refused by its size, in bounded time" logs_within 300 "(larger|longer) than [0-9]+ (KiB|bytes)"
 grep -E "ERROR.*metadata" "$WORK/natbox.log" | sed 's/^/# /' | head -n 2
 check "the box stays up (refused, not crashed)" kill -0 "$NATBOX_PID"
 stop_natbox

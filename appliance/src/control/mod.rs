@@ -259,6 +259,7 @@ impl Control {
             now_ms: links.now_ms,
             io: links.io.clone(),
             dhcp4: self.services.dhcp4.snapshots(links.now_ms),
+            ipv6: self.services.ipv6.views(links.now_ms),
             source: self.source.clone(),
         };
         if self.power_button.as_mut().is_some_and(PowerButton::pressed) {

@@ -19,6 +19,7 @@ use crate::engine::control::{
 };
 use crate::engine::fw6::StateInfo;
 use crate::engine::lease::Lease4;
+use crate::engine::lease6::Lease6;
 use crate::engine::local::Binding;
 use crate::engine::nat44::events::MappingEvent;
 use crate::engine::nat44::SessionInfo;
@@ -26,7 +27,7 @@ use crate::engine::route::RouteInfo;
 use crate::engine::stats::DropReason;
 use crate::engine::{Engine, PortId, PortInfo, Reconfigured};
 use firmware_config::Config;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Every engine shard of the box, as the control plane reaches them.
 pub trait Shards {
@@ -186,6 +187,39 @@ pub trait Snapshots: Shards {
             Reconfigured
         )
         .fold(Reconfigured::default(), Reconfigured::merge)
+    }
+
+    /// Sets or clears what port `port` learned on its link, on every shard.
+    fn set_lease6(&mut self, port: PortId, lease: Option<Lease6>) -> Reconfigured {
+        answers!(self, Request::SetLease6 { port, lease }, Reconfigured)
+            .fold(Reconfigured::default(), Reconfigured::merge)
+    }
+
+    /// Sends a Router Solicitation out of `port`, through `ORIGIN_SHARD`.
+    fn solicit_routers(&mut self, port: PortId) -> Result<(), DropReason> {
+        match self.ask_one(ORIGIN_SHARD, &Request::SolicitRouters(port)) {
+            Some(Answer::Originated(result)) => result,
+            _ => Err(DropReason::NoRoute),
+        }
+    }
+
+    /// Sends a Duplicate Address Detection solicitation for `addr` out of `port` (or,
+    /// `None`, stops watching) on `ORIGIN_SHARD`, which every Neighbor Discovery
+    /// frame reaches; whether a conflict was seen.
+    fn probe6(&mut self, port: PortId, addr: Option<Ipv6Addr>) -> bool {
+        matches!(
+            self.ask_one(ORIGIN_SHARD, &Request::Probe6 { port, addr }),
+            Some(Answer::Probed(true))
+        )
+    }
+
+    /// Sends an IPv6 datagram of the box's own to a link-scope multicast group out of
+    /// `port`, through `ORIGIN_SHARD`.
+    fn multicast6(&mut self, port: PortId, ip: Vec<u8>) -> Result<(), DropReason> {
+        match self.ask_one(ORIGIN_SHARD, &Request::Multicast6 { port, ip }) {
+            Some(Answer::Originated(result)) => result,
+            _ => Err(DropReason::NoRoute),
+        }
     }
 
     /// Sends an ARP probe for `addr` out of `port` (or, `None`, stops watching) on

@@ -383,7 +383,7 @@ fn describe(lease: &Lease) -> String {
 }
 
 /// A seed that differs between boxes (the MAC) and boots (the clock).
-fn seed(mac: [u8; 6]) -> u64 {
+pub(super) fn seed(mac: [u8; 6]) -> u64 {
     let clock = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);

@@ -1,8 +1,10 @@
 //! The box's own services on the data ports, beside forwarding: the Prometheus
 //! metrics responder (`http`), `ping` from the box (`ping`), the NAT event log to
 //! a remote syslog collector (`syslog`), the DHCPv4 clients of the ports whose
-//! address comes by DHCP (`dhcp4`), and at boot the search for the configuration in
-//! the cloud's metadata (`metadata`, over `fetch` and `tcp`).
+//! address comes by DHCP (`dhcp4`), the outside port's IPv6 on its link (`ipv6`:
+//! its router from Router Advertisements, its address by SLAAC or by DHCPv6,
+//! `dhcp6`), and at boot the search for the configuration in the cloud's metadata
+//! (`metadata`, over `fetch` and `tcp`).
 //!
 //! They run on the control tick, between dataplane batches, and reach the network
 //! only through the engine shards (`control::shards::Snapshots`): they bind what they
@@ -14,8 +16,10 @@
 //! limit).
 
 pub mod dhcp4;
+pub mod dhcp6;
 pub mod fetch;
 pub mod http;
+pub mod ipv6;
 pub mod metadata;
 pub mod packet;
 pub mod ping;
@@ -36,6 +40,7 @@ pub struct Services {
     metrics: Option<http::MetricsServer>,
     pub pings: ping::Pings,
     pub dhcp4: dhcp4::Dhcp4,
+    pub ipv6: ipv6::Ipv6Auto,
     /// The boot-time search for the configuration in the cloud's metadata, while it runs.
     pub metadata: Option<metadata::Metadata>,
     /// What the shards were last asked to deliver to the services.
@@ -56,6 +61,7 @@ impl Services {
         for d in shards.deliveries(local::QUEUE) {
             let metadata = self.metadata.as_mut();
             if !self.dhcp4.receive(&d.ip, now)
+                && !self.ipv6.receive(&d.ip, now)
                 && !self.pings.receive(&d.ip, d.arrived_ms)
                 && !metadata.is_some_and(|m| m.receive(&d.ip))
             {
@@ -65,6 +71,7 @@ impl Services {
             }
         }
         self.dhcp4.poll(shards, now);
+        self.ipv6.poll(shards, now);
         if let Some(m) = self.metadata.as_mut() {
             m.poll(shards, now);
         }
@@ -92,10 +99,11 @@ impl Services {
                 http::MetricsServer::new(addr, mtu, now)
             });
         }
-        if !self.dhcp4.in_step(config) {
+        if !self.dhcp4.in_step(config) || !self.ipv6.in_step(config) {
             let ports = shards.ports();
             let mac_of = |id| ports.iter().find(|p| p.port == id).map(|p| p.mac.0);
             self.dhcp4.follow(config, mac_of, now);
+            self.ipv6.follow(shards, config, mac_of, now);
         }
         self.bind(shards, config);
     }
@@ -111,6 +119,7 @@ impl Services {
             .chain(self.pings.bindings())
             .chain(self.dhcp4.bindings())
             .chain(self.metadata.as_ref().and_then(metadata::Metadata::binding))
+            .chain(self.ipv6.bindings())
             .collect();
         if self.bound != wanted {
             shards.bind_local(&wanted);

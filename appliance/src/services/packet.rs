@@ -1,6 +1,7 @@
 //! IP datagrams the box's services send and receive on their own behalf: UDP
-//! datagrams (the NAT event log and the DHCP client, RFC 768), the endpoints of TCP
-//! segments (the metadata fetch's, sorted from the responder's) and ICMP / ICMPv6 echo
+//! datagrams (the NAT event log and the DHCPv4 and DHCPv6 clients, RFC 768), the
+//! endpoints of TCP segments (the metadata fetch's, sorted from the responder's) and
+//! ICMP / ICMPv6 echo
 //! (RFC 792, RFC 4443 section 4), for IPv4 and IPv6, with correct checksums.
 //! Control-plane code: these allocate, and run a few times a second at most.
 
@@ -66,6 +67,21 @@ pub fn tcp4_endpoints(ip: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
         SocketAddr::new(p.src().into(), port(tcp::SRC_PORT_OFFSET)?),
         SocketAddr::new(p.dst().into(), port(tcp::DST_PORT_OFFSET)?),
     ))
+}
+
+/// The payload of `ip` if it is an unfragmented UDP-over-IPv6 datagram from port
+/// `sport` to port `dport` (after any extension headers).
+pub fn udp6_payload(ip: &[u8], sport: u16, dport: u16) -> Option<&[u8]> {
+    let p = ipv6::Packet::new_checked(ip).ok()?;
+    let upper = p.upper_layer().ok()?;
+    if upper.protocol != proto::UDP || upper.fragment.is_some() {
+        return None;
+    }
+    let l4 = ip.get(upper.offset..p.total_len())?;
+    let u = udp::Packet::new_checked(l4).ok()?;
+    (u.src_port() == sport && u.dst_port() == dport)
+        .then(|| l4.get(udp::HEADER_LEN..))
+        .flatten()
 }
 
 /// An echo request with identifier `ident`, sequence number `seq` and `data`.

@@ -47,6 +47,11 @@ pub const COMMANDS: &[Command] = &[
         help: "DHCPv4 clients: state, server, address, lease and T1/T2 left, options in force",
     },
     Command {
+        path: &["show", "ipv6"],
+        args: &[JSON],
+        help: "IPv6 learned on the outside link: router from Router Advertisements, address by SLAAC or DHCPv6, lifetimes left",
+    },
+    Command {
         path: &["show", "workers"],
         args: &[JSON],
         help: "per worker (engine shard): packets received and sent, sessions, hand-offs",

@@ -11,7 +11,8 @@
 //! it sent and received and the renewals and rebinds that extended its lease; per
 //! port whether its link is up (`natbox_port_up{port}`: 0 for a link down, gone, or
 //! while forwarding is off a port whose interface is missing, when `show metrics`
-//! gives this gauge alone, `render_off`).
+//! gives this gauge alone, `render_off`); and per port that learns its IPv6 on its
+//! link the `natbox_ipv6_*` series of `shell::ipv6`.
 //!
 //! The box's values, whatever its number of shards: counters and gauges summed over
 //! the shards, ports in use summed per address (`control::shards::Snapshots`).
@@ -82,6 +83,7 @@ pub fn render(shards: &mut dyn Shards, facts: &Facts) -> String {
     }
     ports_up(&mut out, facts);
     dhcp4(&mut out, facts);
+    super::ipv6::metrics(&mut out, facts);
     out
 }
 

@@ -18,6 +18,7 @@ pub mod commit;
 pub mod configure;
 pub mod editor;
 pub mod grammar;
+mod ipv6;
 pub mod metrics;
 mod render;
 pub mod terminal;
@@ -72,6 +73,8 @@ pub struct Facts {
     pub io: Vec<crate::engine::stats::IoCounters>,
     /// The DHCPv4 clients, by port role (`services::dhcp4`).
     pub dhcp4: Vec<(&'static str, natbox_core::dhcp4::Snapshot)>,
+    /// The IPv6 autoconfiguration of the ports, by port role (`services::ipv6`).
+    pub ipv6: Vec<(&'static str, crate::services::ipv6::View)>,
     /// Where the configuration came from at boot, if known (`show config` names it
     /// with the digest of the configuration in force).
     pub source: Option<String>,

@@ -55,6 +55,7 @@ fn with_shards(
         ["show", "interfaces"] => interfaces(shards, facts, json),
         ["show", "workers"] => workers(shards, json),
         ["show", "dhcp"] => Ok(dhcp(facts, json)),
+        ["show", "ipv6"] => Ok(super::ipv6::show(facts, json)),
         ["show", "sessions"] => sessions(p, shards, json),
         ["show", "states6"] => states6(p, shards, json),
         ["show", "nat", "pool"] => pool(shards, json),
@@ -98,7 +99,7 @@ fn action(action: Action, text: &str) -> Reply {
 }
 
 /// Left-aligned columns, two spaces apart.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -123,7 +124,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out.join("\n")
 }
 
-fn pretty(v: Value) -> String {
+pub(super) fn pretty(v: Value) -> String {
     serde_json::to_string_pretty(&v).unwrap_or_default()
 }
 
@@ -149,7 +150,7 @@ fn proto_name(proto: u8) -> &'static str {
     }
 }
 
-fn duration(secs: u64) -> String {
+pub(super) fn duration(secs: u64) -> String {
     let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
     if d > 0 {
         format!("{d}d {h}h {m}m {s}s")

@@ -45,7 +45,7 @@ mod client;
 mod counters;
 mod lease;
 mod message;
-mod rng;
+pub(crate) mod rng;
 
 pub use client::{
     Client, Destination, Event, Snapshot, State, Transmit, DECLINE_WAIT_MS, REQUEST_TRIES,

@@ -1,4 +1,5 @@
-//! The client's only source of chance: SplitMix64 over the seed the caller passes, so a
+//! The clients' only source of chance (the DHCPv4 client's, and `autoconf`'s and
+//! `dhcp6`'s): SplitMix64 over the seed the caller passes, so a
 //! run is reproducible from its seed (tests, fuzzing) and the core reads no OS
 //! randomness. It picks transaction ids and the ±1 s retransmission jitter (RFC 2131
 //! §4.1); neither needs to be unpredictable to an attacker on the link, who sees every
@@ -7,14 +8,14 @@
 /// SplitMix64 (Steele, Lea, Flood 2014): every seed, 0 included, gives a full-period
 /// sequence.
 #[derive(Debug, Clone)]
-pub(super) struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub(super) fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Rng(seed)
     }
 
-    pub(super) fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -23,12 +24,12 @@ impl Rng {
     }
 
     /// A transaction id: the high half of the next output.
-    pub(super) fn xid(&mut self) -> u32 {
+    pub(crate) fn xid(&mut self) -> u32 {
         (self.next_u64() >> 32) as u32
     }
 
     /// A uniform value in `0..=max` (modulo bias below 2^-40 for the small ranges used).
-    pub(super) fn up_to(&mut self, max: u64) -> u64 {
+    pub(crate) fn up_to(&mut self, max: u64) -> u64 {
         self.next_u64() % (max + 1)
     }
 }

@@ -11,8 +11,10 @@
 //! engine never reads (hostname, shell, log, metrics) change in place trivially.
 
 use super::lease::{self, Lease4};
+use super::lease6::{self, Lease6};
 use super::port::{self, PortConfig, PortId};
-use super::{icmp, Engine, PortSetup};
+use super::stats::DropReason;
+use super::{icmp, Engine, PortSetup, ETH};
 use firmware_config::Config;
 use ipnet::{Ipv4Net, Ipv6Net};
 use std::net::Ipv4Addr;
@@ -72,8 +74,8 @@ impl Engine {
     /// (`Nat44::adopt`, `Fw6::adopt`); neighbours are learnt afresh and parked frames
     /// dropped.
     pub fn reconfigure(&mut self, new: &Config) -> Reconfigured {
-        let leases = self.leases.clone();
-        self.reshape(new, leases)
+        let (leases, leases6) = (self.leases.clone(), self.leases6.clone());
+        self.reshape(new, leases, leases6)
     }
 
     /// Sets (or, `None`, clears) the DHCP lease of port `port` (`lease`): the tables
@@ -84,13 +86,19 @@ impl Engine {
             leases.resize(port.index() + 1, None);
         }
         leases[port.index()] = lease;
-        let configured = self.config.clone();
-        self.reshape(&configured, leases)
+        let (configured, leases6) = (self.config.clone(), self.leases6.clone());
+        self.reshape(&configured, leases, leases6)
     }
 
-    /// Applies `configured` with `leases` laid over it (`lease::effective`).
-    fn reshape(&mut self, configured: &Config, leases: Vec<Option<Lease4>>) -> Reconfigured {
-        let new = lease::effective(configured, &leases);
+    /// Applies `configured` with `leases` and `leases6` laid over it
+    /// (`lease::effective`, `lease6::effective`).
+    pub(super) fn reshape(
+        &mut self,
+        configured: &Config,
+        leases: Vec<Option<Lease4>>,
+        leases6: Vec<Option<Lease6>>,
+    ) -> Reconfigured {
+        let new = lease6::effective(&lease::effective(configured, &leases), &leases6);
         if Addressing::of(&self.effective) == Addressing::of(&new)
             && new.nat.max_sessions <= self.capacity.0
             && new.ipv6.max_states <= self.capacity.1
@@ -98,6 +106,7 @@ impl Engine {
             self.retune(&new);
             self.config = configured.clone();
             self.leases = leases;
+            self.leases6 = leases6;
             return Reconfigured {
                 rebuilt: false,
                 ended: 0,
@@ -116,6 +125,24 @@ impl Engine {
         self.clock = old.clock;
         self.config = configured.clone();
         self.leases = leases;
+        self.leases6 = leases6;
+        // An address conflict watch under way goes on (a probe's answer may come
+        // between the change and its verdict).
+        self.probes4 = old.probes4.clone();
+        self.probes6 = old.probes6.clone();
+        // Frames queued to leave (the box's own solicitations and probes, a service's
+        // datagrams) still leave; only parked ones wait on neighbours learnt afresh.
+        let room = ETH + port::max_mtu(&new);
+        for &(port, id) in &old.tx {
+            let frame = old.buffers.frame(id);
+            let copy = (frame.len() <= room)
+                .then(|| self.buffers.store(frame))
+                .flatten();
+            match copy {
+                Some(copy) => self.tx.push_back((port, copy)),
+                None => self.stats.drop(DropReason::BufferPoolFull),
+            }
+        }
         let now = (old.clock / 1000) as u32;
         let ended = self.nat.adopt(old.nat, &new, now) + self.fw6.adopt(old.fw6);
         Reconfigured {

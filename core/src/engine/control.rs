@@ -18,6 +18,7 @@
 
 use super::fw6::StateInfo;
 use super::lease::Lease4;
+use super::lease6::Lease6;
 use super::local::Binding;
 use super::nat44::events::MappingEvent;
 use super::nat44::SessionInfo;
@@ -41,6 +42,12 @@ pub enum Request {
     SetLease4 {
         port: PortId,
         lease: Option<Lease4>,
+    },
+    /// Sets or clears what a port learned on its link (`Engine::set_lease6`).
+    /// Broadcast.
+    SetLease6 {
+        port: PortId,
+        lease: Option<Lease6>,
     },
     /// The counters and the table gauges (`Counters`).
     Counters,
@@ -97,6 +104,22 @@ pub enum Request {
     /// Sends an IPv4 datagram of the box's own to the limited broadcast address out of
     /// a port (`Engine::broadcast4`). To ONE shard, as `Originate`.
     Broadcast4 {
+        port: PortId,
+        ip: Vec<u8>,
+    },
+    /// Sends a Router Solicitation out of a port (`Engine::solicit_routers`). To ONE
+    /// shard, as `Originate`.
+    SolicitRouters(PortId),
+    /// Sends a Duplicate Address Detection solicitation for an address out of a port
+    /// and watches for a conflict, or (`None`) stops watching (`Engine::probe6`). To
+    /// ONE shard: the one Neighbor Discovery reaches.
+    Probe6 {
+        port: PortId,
+        addr: Option<Ipv6Addr>,
+    },
+    /// Sends an IPv6 datagram of the box's own to a link-scope multicast group out of
+    /// a port (`Engine::multicast6`). To ONE shard, as `Originate`.
+    Multicast6 {
         port: PortId,
         ip: Vec<u8>,
     },
@@ -350,6 +373,9 @@ impl Engine {
             Request::SetLease4 { port, lease } => {
                 Answer::Reconfigured(self.set_lease4(*port, lease.clone()))
             }
+            Request::SetLease6 { port, lease } => {
+                Answer::Reconfigured(self.set_lease6(*port, *lease))
+            }
             Request::Counters => Answer::Counters(Box::new(self.counters())),
             Request::Ports => Answer::Ports(self.ports().collect()),
             Request::Sessions { filter, limit } => Answer::Sessions(Rows {
@@ -410,6 +436,11 @@ impl Engine {
             Request::Probe4 { port, addr } => Answer::Probed(self.probe4(*port, *addr)),
             Request::Broadcast4 { port, ip } => {
                 Answer::Originated(self.broadcast4(*port, ip, now_ms))
+            }
+            Request::SolicitRouters(port) => Answer::Originated(self.solicit_routers(*port)),
+            Request::Probe6 { port, addr } => Answer::Probed(self.probe6(*port, *addr)),
+            Request::Multicast6 { port, ip } => {
+                Answer::Originated(self.multicast6(*port, ip, now_ms))
             }
             Request::BindLocal(bindings) => {
                 self.bind_local(bindings);

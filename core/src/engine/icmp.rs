@@ -404,10 +404,7 @@ pub fn neighbor_solicit(
     target: &Ipv6Addr,
     to: Option<Mac>,
 ) -> usize {
-    let t = target.octets();
-    let group = Ipv6Addr::from([
-        0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, t[13], t[14], t[15],
-    ]);
+    let group = ipv6::solicited_node(target);
     let (dst_mac, dst) = match to {
         Some(m) => (m, *target),
         None => (Mac::ipv6_multicast(&group), group),

@@ -2,7 +2,8 @@
 //! checks (REC-3, and REC-6/BCP 38 from the outside), what is the box's, link-local
 //! scope (RFC 4291 section 2.5.6), RH0 (RFC 5095), hop limit and Packet Too Big (IPv6
 //! routers never fragment), fragments kept together, MSS clamping and the next hop.
-//! Neighbor Discovery is `ndp`'s.
+//! Neighbor Discovery is `ndp`'s; Router Advertisements, and DHCPv6 server messages to
+//! a port bound for them, are `autoconf`'s and `local`'s.
 
 use super::flow::track::Dir;
 use super::frag::{FragAction, FragKey};
@@ -40,6 +41,9 @@ impl Engine {
         if nd {
             return self.ndp_in(port, frame, &src, &dst, hop_limit, upper.offset, now);
         }
+        if l4_type == Some(icmpv6::ROUTER_ADVERT) {
+            return self.ra_in(port, frame, &src, &dst, hop_limit, upper.offset, now);
+        }
         // RFC 6092 REC-3: addresses that must not appear as a source anywhere.
         if src.is_multicast()
             || src.is_unspecified()
@@ -54,6 +58,9 @@ impl Engine {
         }
         if dst.is_multicast() {
             return Verdict::Drop(DropReason::Ipv6Multicast);
+        }
+        if self.local.wants_dhcp6(port, &frame.buf[ETH..frame.len]) && self.owns6(port, &dst) {
+            return self.deliver(frame, now);
         }
         // Any port's address is the box's, from either side.
         if self.port_ids().any(|p| self.owns6(p, &dst)) {

@@ -6,9 +6,9 @@
 //!
 //! Address conflict probes (RFC 5227 section 2.1.1), for a DHCP client checking an
 //! offered address: `probe4` sends an ARP probe (sender IP 0.0.0.0, target the
-//! address) and watches the port's ARP until told to stop; any ARP whose sender IP is
-//! the address, or another host's probe for it, is a conflict. The timing (how many
-//! probes, how long to wait) is the caller's.
+//! address) and watches the port's ARP until told to stop (`probes`); any ARP whose
+//! sender IP is the address, or another host's probe for it, is a conflict. The
+//! timing (how many probes, how long to wait) is the caller's.
 
 use super::buffers::BufId;
 use super::icmp;
@@ -19,14 +19,6 @@ use super::{Engine, Frame, NextHop, Verdict, ETH};
 use crate::wire::arp;
 use crate::wire::ethernet::{self, Mac};
 use std::net::Ipv4Addr;
-
-/// An address conflict probe under way (`Engine::probe4`).
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Probe4 {
-    port: PortId,
-    addr: Ipv4Addr,
-    conflict: bool,
-}
 
 impl Engine {
     /// Forgets the ARP and NDP entries learnt on `port`: its interface was replaced
@@ -81,10 +73,10 @@ impl Engine {
         let (op, sender_ip, sender_mac, target) =
             (a.operation(), a.sender_ip(), a.sender_mac(), a.target_ip());
         if sender_mac != self.ports[port].mac {
-            for p in self.probes4.iter_mut().filter(|p| p.port == port) {
-                let probing_too = sender_ip.is_unspecified() && target == p.addr;
-                p.conflict |= sender_ip == p.addr || probing_too;
-            }
+            self.probes4.seen(port, |addr| {
+                let probing_too = sender_ip.is_unspecified() && target == addr;
+                sender_ip == addr || probing_too
+            });
         }
         let ours = self.owns4(port, target);
         let claims = !sender_ip.is_unspecified()
@@ -123,29 +115,10 @@ impl Engine {
     /// 0.0.0.0) and watches the port's ARP for a conflict; `None` stops watching.
     /// Returns whether a conflict was seen since the watch of this address began.
     pub fn probe4(&mut self, port: PortId, addr: Option<Ipv4Addr>) -> bool {
-        let at = self.probes4.iter().position(|p| p.port == port);
         let Some(addr) = addr else {
-            return at.is_some_and(|i| self.probes4.swap_remove(i).conflict);
+            return self.probes4.stop(port);
         };
-        let conflict = match at {
-            Some(i) if self.probes4[i].addr == addr => self.probes4[i].conflict,
-            Some(i) => {
-                self.probes4[i] = Probe4 {
-                    port,
-                    addr,
-                    conflict: false,
-                };
-                false
-            }
-            None => {
-                self.probes4.push(Probe4 {
-                    port,
-                    addr,
-                    conflict: false,
-                });
-                false
-            }
-        };
+        let conflict = self.probes4.watch(port, addr);
         if let Some(id) = self.buffers.alloc_reserved() {
             let mac = self.ports[port].mac;
             let len = icmp::arp_request(

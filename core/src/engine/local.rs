@@ -30,6 +30,13 @@
 //!   the cloud's metadata, `services::metadata`). Like an echo reply it is taken before
 //!   NAT, so its local port must be one no mapping holds: the box opens it only before
 //!   forwarding starts, when there are none.
+//! - Router Advertisements arriving on one port (RFC 4861, valid by section 6.1.2:
+//!   `autoconf`), for the port's IPv6 autoconfiguration; without the binding they are
+//!   dropped as `router_advert_ignored`.
+//! - DHCPv6 server messages (UDP from port 547 to port 546, RFC 8415 section 7.2)
+//!   arriving on one port for one of its addresses (the server answers the client's
+//!   link-local address). What the client sends goes to All_DHCP_Relay_Agents_and_
+//!   Servers (ff02::1:2) out of its port (`Engine::multicast6`), with no route.
 //! - Echo replies (ICMP type 0 / ICMPv6 type 129) with one identifier from one remote:
 //!   a running `ping`. An echo reply to a pool address is first offered to NAT; only
 //!   one NAT does not claim reaches a `ping` (`ping` picks an identifier no mapping
@@ -48,7 +55,7 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 /// At most this many bindings at once.
-pub const MAX_BINDINGS: usize = 8;
+pub const MAX_BINDINGS: usize = 16;
 /// Packets waiting for the services; more are dropped (`local_queue_full`).
 pub const QUEUE: usize = 64;
 
@@ -64,11 +71,19 @@ pub enum Binding {
     EchoReply { from: IpAddr, ident: u16 },
     /// DHCPv4 server messages (UDP 67 to 68) arriving on this port, to any address.
     Dhcp4Client(PortId),
+    /// Router Advertisements arriving on this port.
+    RouterAdverts(PortId),
+    /// DHCPv6 server messages (UDP 547 to 546) arriving on this port for one of its
+    /// addresses.
+    Dhcp6Client(PortId),
 }
 
 /// The DHCPv4 ports (RFC 2131 section 4.1).
 pub const DHCP4_SERVER_PORT: u16 = 67;
 pub const DHCP4_CLIENT_PORT: u16 = 68;
+/// The DHCPv6 ports (RFC 8415 section 7.2).
+pub const DHCP6_CLIENT_PORT: u16 = 546;
+pub const DHCP6_SERVER_PORT: u16 = 547;
 
 /// A packet for a service: the IP datagram and when it arrived (engine time, ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +101,10 @@ pub struct Local {
     outside_bound: bool,
     /// Ports with a `Dhcp4Client` binding, by bit (checked per inbound UDP datagram).
     dhcp4_ports: u64,
+    /// Ports with a `RouterAdverts` binding, by bit.
+    ra_ports: u64,
+    /// Ports with a `Dhcp6Client` binding, by bit.
+    dhcp6_ports: u64,
     queue: VecDeque<(BufId, u64)>,
 }
 
@@ -100,14 +119,49 @@ impl Local {
             .bindings
             .iter()
             .any(|b| matches!(b, Binding::EchoReply { .. } | Binding::TcpPeer { .. }));
-        self.dhcp4_ports = self
-            .bindings
+        self.dhcp4_ports = self.port_bits(|b| match b {
+            Binding::Dhcp4Client(p) => Some(*p),
+            _ => None,
+        });
+        self.ra_ports = self.port_bits(|b| match b {
+            Binding::RouterAdverts(p) => Some(*p),
+            _ => None,
+        });
+        self.dhcp6_ports = self.port_bits(|b| match b {
+            Binding::Dhcp6Client(p) => Some(*p),
+            _ => None,
+        });
+    }
+
+    /// The ports `port_of` finds in the bindings, one bit each.
+    fn port_bits(&self, port_of: impl Fn(&Binding) -> Option<PortId>) -> u64 {
+        self.bindings
             .iter()
-            .filter_map(|b| match b {
-                Binding::Dhcp4Client(p) => 1u64.checked_shl(u32::from(p.0)),
-                _ => None,
-            })
-            .fold(0, |all, bit| all | bit);
+            .filter_map(port_of)
+            .filter_map(|p| 1u64.checked_shl(u32::from(p.0)))
+            .fold(0, |all, bit| all | bit)
+    }
+
+    /// Whether `bits` holds `port`.
+    fn has(bits: u64, port: PortId) -> bool {
+        bits & 1u64.checked_shl(u32::from(port.0)).unwrap_or(0) != 0
+    }
+
+    /// Whether a service takes the Router Advertisements of `port`.
+    #[inline]
+    pub fn wants_router_adverts(&self, port: PortId) -> bool {
+        Self::has(self.ra_ports, port)
+    }
+
+    /// Whether the IPv6 datagram `ip`, arriving on `port` for one of its addresses, is
+    /// a DHCPv6 server message a client bound there waits for.
+    #[inline]
+    pub fn wants_dhcp6(&self, port: PortId, ip: &[u8]) -> bool {
+        Self::has(self.dhcp6_ports, port)
+            && matches!(endpoints(ip), Some((_, _, proto::UDP, l4))
+                if l4.len() >= udp::HEADER_LEN
+                    && be16(l4, udp::SRC_PORT_OFFSET) == DHCP6_SERVER_PORT
+                    && be16(l4, udp::DST_PORT_OFFSET) == DHCP6_CLIENT_PORT)
     }
 
     pub fn bindings(&self) -> &[Binding] {
@@ -125,7 +179,7 @@ impl Local {
     /// a client bound there waits for (any destination address).
     #[inline]
     pub fn wants_dhcp4(&self, port: PortId, ip: &[u8]) -> bool {
-        if self.dhcp4_ports & 1u64.checked_shl(u32::from(port.0)).unwrap_or(0) == 0 {
+        if !Self::has(self.dhcp4_ports, port) {
             return false;
         }
         matches!(endpoints(ip), Some((_, _, proto::UDP, l4))
@@ -166,8 +220,9 @@ impl Local {
                         _ => false,
                     }
             }
-            // Taken before the destination checks (`Engine::ipv4_in`), not here.
-            Binding::Dhcp4Client(_) => false,
+            // Taken before the destination checks (`Engine::ipv4_in`, `ipv6_in`), not
+            // here.
+            Binding::Dhcp4Client(_) | Binding::RouterAdverts(_) | Binding::Dhcp6Client(_) => false,
         })
     }
 
@@ -291,7 +346,7 @@ impl Engine {
     /// Frames the datagram `ip` (EtherType `kind`) of a service in a buffer, lets
     /// `finish` address it (the verdict: forward, parked, refused), and queues it for
     /// `pop_transmit` when it is to be forwarded.
-    fn queue_local(
+    pub(super) fn queue_local(
         &mut self,
         egress: PortId,
         ip: &[u8],

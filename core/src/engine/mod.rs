@@ -79,6 +79,7 @@
 //! the box's; `poll` runs the timers). Each stage is an `impl Engine` block in its own
 //! module; see ARCHITECTURE.md.
 
+mod autoconf;
 pub mod buffers;
 mod config;
 pub mod control;
@@ -90,12 +91,14 @@ mod ip4;
 mod ip6;
 mod l2;
 pub mod lease;
+pub mod lease6;
 pub mod local;
 pub mod nat44;
 mod ndp;
 pub mod neigh;
 pub mod pool;
 pub mod port;
+mod probes;
 mod query;
 pub mod route;
 pub mod stats;
@@ -184,8 +187,12 @@ pub struct Engine {
     effective: Config,
     /// DHCP leases by `PortId` index.
     leases: Vec<Option<lease::Lease4>>,
-    /// Address conflict probes under way, at most one a port (`l2`).
-    probes4: Vec<l2::Probe4>,
+    /// What IPv6 ports learned on their links, by `PortId` index (`lease6`).
+    leases6: Vec<Option<lease6::Lease6>>,
+    /// Address conflict probes under way, at most one a port: ARP (`l2`) and
+    /// Duplicate Address Detection (`autoconf`).
+    probes4: probes::Probes<Ipv4Addr>,
+    probes6: probes::Probes<Ipv6Addr>,
     /// Indexed by `PortId`, in `port::layout` order.
     ports: Ports,
     /// The smallest MTU of the ports with the inside role: what an inbound or
@@ -272,7 +279,9 @@ impl Engine {
             config: config.clone(),
             effective: config.clone(),
             leases: Vec::new(),
-            probes4: Vec::new(),
+            leases6: Vec::new(),
+            probes4: probes::Probes::default(),
+            probes6: probes::Probes::default(),
             shard,
         }
     }

@@ -43,6 +43,9 @@ impl Engine {
         {
             return Verdict::Drop(DropReason::NdpMalformed);
         }
+        if let Ok(eth) = ethernet::Frame::new_checked(frame.bytes()) {
+            self.dad_watch(port, msg.msg_type(), src, &target, eth.src());
+        }
         if msg.msg_type() == icmpv6::NEIGHBOR_SOLICIT {
             if !self.owns6(port, &target) {
                 return Verdict::Drop(DropReason::NeighbourIgnored);

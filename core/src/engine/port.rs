@@ -226,7 +226,7 @@ impl PortState {
                 .filter(|n| n.prefix_len() < 31)
                 .map(|n| n.broadcast()),
             on_link4: on_link_routes4(p),
-            ipv6: p.ipv6,
+            ipv6: p.ipv6_net(),
             link_local: link_local(setup.mac),
             mtu: usize::from(p.mtu),
         }
@@ -261,25 +261,10 @@ pub(super) fn max_mtu(config: &Config) -> usize {
 
 /// The EUI-64 link-local address of a MAC (RFC 4291 appendix A).
 pub(super) fn link_local(mac: Mac) -> Ipv6Addr {
-    let m = mac.0;
-    Ipv6Addr::from([
-        0xfe,
-        0x80,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        m[0] ^ 2,
-        m[1],
-        m[2],
-        0xff,
-        0xfe,
-        m[3],
-        m[4],
-        m[5],
-    ])
+    let mut a = [0u8; 16];
+    a[..2].copy_from_slice(&[0xfe, 0x80]);
+    a[8..].copy_from_slice(&mac.eui64_interface_id());
+    Ipv6Addr::from(a)
 }
 
 impl Engine {

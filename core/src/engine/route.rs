@@ -54,7 +54,7 @@ impl Routes {
                     via: None,
                 });
             }
-            if let Some(net) = p.ipv6 {
+            if let Some(net) = p.ipv6_net() {
                 r.v6.push(Route {
                     net: net.trunc(),
                     port,

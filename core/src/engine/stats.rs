@@ -90,6 +90,7 @@ drop_reasons! {
     StateLimit6 => "state_limit_ipv6", "IPv6 filter state table full";
     HostStateLimit6 => "host_state_limit_ipv6", "per-host IPv6 filter state limit reached (nat.max_sessions_per_host applies to each inside IPv6 address)";
     NdpMalformed => "ndp_malformed", "neighbor discovery message that fails RFC 4861 validity checks";
+    RouterAdvertIgnored => "router_advert_ignored", "Router Advertisement on a port that learns nothing from them (the inside, or an outside port with gateway6 and a static ipv6 configured)";
     NeighbourUnresolved => "neighbour_unresolved", "next hop did not answer ARP/NDP";
     NeighbourQueueFull => "neighbour_queue_full", "too many packets waiting for one next hop";
     NeighbourParkedLimit => "neighbour_parked_limit", "packets waiting for next hops already hold their share of the buffer pool";

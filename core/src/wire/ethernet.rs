@@ -40,6 +40,14 @@ impl Mac {
         Mac([0x33, 0x33, o[12], o[13], o[14], o[15]])
     }
 
+    /// The modified EUI-64 interface identifier of this MAC (RFC 4291 appendix A: the
+    /// universal/local bit flipped, ff:fe in the middle), for the link-local address
+    /// and stateless autoconfiguration (RFC 4862 section 5.3).
+    pub fn eui64_interface_id(&self) -> [u8; 8] {
+        let m = self.0;
+        [m[0] ^ 2, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]]
+    }
+
     /// Parses `aa:bb:cc:dd:ee:ff` (also `-` separated).
     pub fn parse(s: &str) -> Option<Mac> {
         let mut out = [0u8; 6];

@@ -178,6 +178,15 @@ fn addr(b: &[u8]) -> Ipv6Addr {
     Ipv6Addr::from(<[u8; 16]>::try_from(b).expect("16 bytes"))
 }
 
+/// The solicited-node multicast group of `addr` (RFC 4291 section 2.7.1):
+/// ff02::1:ffXX:XXXX with its low 24 bits.
+pub fn solicited_node(addr: &Ipv6Addr) -> Ipv6Addr {
+    let t = addr.octets();
+    Ipv6Addr::from([
+        0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, t[13], t[14], t[15],
+    ])
+}
+
 /// Writes a 40-byte header into `buf[..40]`.
 pub fn write_header(
     buf: &mut [u8],

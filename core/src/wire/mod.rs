@@ -15,6 +15,7 @@ pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 pub mod offload;
+pub mod ra;
 pub mod tcp;
 pub mod udp;
 
