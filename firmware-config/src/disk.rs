@@ -51,6 +51,8 @@
 //!   encoding of its default is appended. Version 5 lets a port's `ipv4` be `"dhcp"`,
 //!   written as the address 0.0.0.0/0 (`schema::Ipv4Setting`), so a version-4
 //!   payload decodes unchanged; the version says that an older binary cannot read it.
+//!   Version 6 appended `policy` (the egress policy): a version-4 or -5 payload
+//!   decodes once the encoding of its default (allow, no rules) is appended.
 //! - The device may be shorter than the full layout as long as it holds what the slots
 //!   use; bytes past the end read as missing, never as zeros.
 
@@ -68,7 +70,7 @@ pub const SLOT_MAGIC: [u8; 8] = *b"NATBOXCF";
 /// The disk header layout this binary writes and the newest it reads.
 pub const LAYOUT_VERSION: u16 = 1;
 /// The slot format this binary writes and the newest it reads.
-pub const FORMAT_VERSION: u16 = 5;
+pub const FORMAT_VERSION: u16 = 6;
 /// Bytes before slot A; slots are multiples of this too.
 pub const BLOCK: u64 = 4096;
 /// Size of the images `natbox-config build` makes.
@@ -475,6 +477,11 @@ fn decode(version: u16, payload: &[u8]) -> Result<Config, SlotProblem> {
             decode(4, &[payload, &tail].concat())
         }
         4 | 5 => {
+            let added = crate::policy::Policy::default();
+            let tail = postcard::to_allocvec(&added).expect("defaults encode");
+            decode(6, &[payload, &tail].concat())
+        }
+        6 => {
             let (config, rest) = postcard::take_from_bytes::<Config>(payload)
                 .map_err(|e| SlotProblem::Decode(e.to_string()))?;
             if !rest.is_empty() {
@@ -759,11 +766,40 @@ mod tests {
     fn version_3_payload_decodes_with_the_default_workers() {
         let c = config();
         assert_eq!(c.dataplane, crate::schema::DataplaneSettings::default());
-        let v4 = postcard::to_allocvec(&c).expect("encodes");
+        let full = postcard::to_allocvec(&c).expect("encodes");
         let tail = postcard::to_allocvec(&c.dataplane).expect("encodes");
-        let v3 = &v4[..v4.len() - tail.len()];
+        let v6_tail = postcard::to_allocvec(&c.policy).expect("encodes");
+        let v3 = &full[..full.len() - tail.len() - v6_tail.len()];
         assert_eq!(decode(3, v3).expect("a version-3 payload"), c);
         assert!(decode(4, v3).is_err(), "not a version-4 payload");
+    }
+
+    /// A version-5 payload (no `policy` section) reads as version 6 with the default
+    /// policy (allow, no rules); a version-6 payload with rules reads back equal.
+    #[test]
+    fn version_5_payload_decodes_with_the_default_policy() {
+        let c = config();
+        assert_eq!(c.policy, crate::policy::Policy::default());
+        let v6 = postcard::to_allocvec(&c).expect("encodes");
+        let tail = postcard::to_allocvec(&c.policy).expect("encodes");
+        let v5 = &v6[..v6.len() - tail.len()];
+        assert_eq!(decode(5, v5).expect("a version-5 payload"), c);
+        assert_eq!(decode(4, v5).expect("a version-4 payload"), c);
+        assert!(decode(6, v5).is_err(), "not a version-6 payload");
+        let mut with_rules = c.clone();
+        with_rules.policy = crate::from_toml(
+            "[outside]\nport = \"wan0\"\nipv4 = \"198.51.100.10/24\"\n\
+             [inside]\nport = \"lan0\"\nipv4 = \"10.10.0.1/24\"\n\
+             [policy]\ndefault = \"deny\"\n\
+             [[policy.rule]]\naction = \"allow\"\ndestination = \"203.0.113.0/24\"\n\
+             protocol = \"tcp\"\nport = \"8000-8080\"\n\
+             [[policy.rule]]\naction = \"reject\"\nsource = \"10.10.0.66\"\ncomment = \"x\"\n",
+        )
+        .expect("valid")
+        .policy;
+        let mut d = disk(MIN_DISK_SIZE);
+        write(&mut d, &with_rules).expect("write");
+        assert_eq!(read(&mut d).expect("read").config, with_rules);
     }
 
     #[test]

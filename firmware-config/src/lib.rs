@@ -17,6 +17,7 @@
 mod diagnostic;
 pub mod disk;
 mod locate;
+pub mod policy;
 pub mod schema;
 pub mod sources;
 pub mod validate;
