@@ -70,8 +70,6 @@ impl Sets {
 #[derive(Debug)]
 pub(super) struct Builder {
     sets: Sets,
-    /// Words per dense vector.
-    words: usize,
     /// A set's sparse form (aggregate, then words) to its number.
     seen: HashMap<Vec<u64>, u32>,
     scratch: Vec<u64>,
@@ -80,25 +78,18 @@ pub(super) struct Builder {
 impl Builder {
     /// For sets of the numbers below `n`.
     pub(super) fn new(n: usize) -> Builder {
-        let words = n.div_ceil(64);
         Builder {
             sets: Sets {
-                aggs: words.div_ceil(64),
+                aggs: n.div_ceil(64).div_ceil(64),
                 ..Sets::default()
             },
-            words,
             seen: HashMap::new(),
             scratch: Vec::new(),
         }
     }
 
-    /// Words of the dense vectors `intern` takes.
-    pub(super) fn words(&self) -> usize {
-        self.words
-    }
-
-    /// The number of the set whose dense vector is `dense` (`words()` words), stored
-    /// now if it is new.
+    /// The number of the set whose dense vector is `dense` (⌈n/64⌉ words), stored now
+    /// if it is new.
     pub(super) fn intern(&mut self, dense: &[u64]) -> u32 {
         let s = &mut self.sets;
         self.scratch.clear();
