@@ -6,7 +6,9 @@
 //! `natbox_config_info{source="...",sha256="..."} 1`, and per DHCPv4 client whether
 //! it holds a lease (`natbox_dhcp4_bound{port}`, 1 in BOUND, RENEWING and REBINDING),
 //! the seconds its lease has left (`natbox_dhcp4_lease_seconds_left{port}`, absent
-//! without a finite lease) and the messages it sent and received.
+//! without a finite lease) and the messages it sent and received, and while an
+//! egress policy is set the new sessions each rule decided
+//! (`natbox_policy_hits_total{rule="N"}`, `{rule="default"}`).
 //!
 //! The box's values, whatever its number of shards: counters and gauges summed over
 //! the shards, ports in use summed per address (`control::shards::Snapshots`).
@@ -76,7 +78,32 @@ pub fn render(shards: &mut dyn Shards, facts: &Facts) -> String {
         );
     }
     dhcp4(&mut out, facts);
+    policy(&mut out, shards);
     out
+}
+
+/// `natbox_policy_hits_total{rule="N"}` per rule of the egress policy and
+/// `{rule="default"}`, while a policy is set (a rule, or a default other than allow).
+fn policy(out: &mut String, shards: &mut dyn Shards) {
+    let active = shards
+        .config()
+        .is_some_and(|c| c.policy != firmware_config::policy::Policy::default());
+    if !active {
+        return;
+    }
+    let hits = shards.policy_hits();
+    let _ = writeln!(
+        out,
+        "# HELP natbox_policy_hits_total New sessions decided, by egress policy rule.\n# TYPE natbox_policy_hits_total counter"
+    );
+    for (i, n) in hits.rules.iter().enumerate() {
+        let _ = writeln!(out, "natbox_policy_hits_total{{rule=\"{i}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "natbox_policy_hits_total{{rule=\"default\"}} {}",
+        hits.default
+    );
 }
 
 /// The DHCPv4 clients' gauges and counters (module doc).

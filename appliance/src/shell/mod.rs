@@ -19,6 +19,7 @@ pub mod configure;
 pub mod editor;
 pub mod grammar;
 pub mod metrics;
+mod policy;
 mod render;
 pub mod terminal;
 

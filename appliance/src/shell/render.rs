@@ -55,6 +55,7 @@ fn with_shards(
         ["show", "dhcp"] => Ok(dhcp(facts, json)),
         ["show", "sessions"] => sessions(p, shards, json),
         ["show", "states6"] => states6(p, shards, json),
+        ["show", "policy"] => super::policy::show(p, shards, json),
         ["show", "nat", "pool"] => pool(shards, json),
         ["show", "stats"] => stats(shards, json),
         ["show", "neighbors"] => neighbors(shards, json),
@@ -96,7 +97,7 @@ fn action(action: Action, text: &str) -> Reply {
 }
 
 /// Left-aligned columns, two spaces apart.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -121,11 +122,11 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out.join("\n")
 }
 
-fn pretty(v: Value) -> String {
+pub(super) fn pretty(v: Value) -> String {
     serde_json::to_string_pretty(&v).unwrap_or_default()
 }
 
-fn limit(p: &Parsed, default: usize) -> Result<usize, String> {
+pub(super) fn limit(p: &Parsed, default: usize) -> Result<usize, String> {
     let Some(n) = p.get("limit") else {
         return Ok(default);
     };
