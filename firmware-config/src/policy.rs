@@ -27,8 +27,8 @@
 //! neither both families.
 //!
 //! The policy decides when a session (IPv4) or filter state (IPv6) would be created;
-//! established traffic is not looked at again. The engine compiles the rules into a
-//! lookup whose cost does not grow with their number (`natbox_core::engine::policy`).
+//! established traffic is not looked at again. The engine compiles the rules rather
+//! than walking them (`natbox_core::engine::policy`).
 //!
 //! Validation ([`check`]) refuses a rule that can never match, naming the field and
 //! the fix: addresses of two families, ICMP with IPv6 addresses (or ICMPv6 with

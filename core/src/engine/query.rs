@@ -20,7 +20,7 @@ impl Engine {
     /// The most bytes the `shards` engine shards for `config` hold in their tables
     /// and buffers together, for a check against the memory the box has before they
     /// are built. Each shard has its share of the session and state budgets, but a
-    /// full set of port tables and buffers.
+    /// full set of port tables and buffers, and its own compiled egress policy.
     pub fn table_bytes(config: &Config, shards: usize) -> usize {
         (0..shards.max(1))
             .filter_map(|k| Shard::new(k, shards.max(1)))

@@ -13,20 +13,21 @@
 //!   IPv6 type 1 code 1, `icmp::reject4`/`reject6`, under the ICMP rate limit). With
 //!   no rule and the default `allow` the policy is off: nothing is looked up or
 //!   counted.
-//! - The cost of a decision does not grow with the number of rules (up to
-//!   `firmware_config::policy::MAX_RULES`): each family's rules are compiled into a
-//!   bit-vector classifier (`classify`, Lakshman and Stiliadis 1998) whose sets are
+//! - Rules are compiled, not walked (up to `firmware_config::policy::MAX_RULES`):
+//!   each family's rules into a bit-vector classifier (`classify`, Lakshman and
+//!   Stiliadis 1998) split by the dimensions rules are wildcards in, whose sets are
 //!   aggregated bit vectors (`sets`, Baboescu and Varghese 2001): three binary
-//!   searches and an intersection that stops at the first common word. The `policy`
-//!   criterion benchmark measures it at 10, 1 000 and 10 000 rules against no policy.
-//!   Memory: each dimension has at most 2n + 1 intervals and each distinct set of
-//!   rules is stored once, sparse; `memory` says how much a compiled policy holds and
+//!   searches and at most eight probes, each intersection stopping at the first
+//!   common word. The `policy` criterion benchmark measures a lookup and a new session
+//!   through the engine at 10, 1 000 and 10 000 rules against no policy. Memory: each
+//!   dimension has at most 2n + 1 intervals and each distinct set of rules is stored
+//!   once, sparse; `memory` says how much a compiled policy holds and
 //!   `Engine::table_bytes` counts it per shard.
 //! - A new policy (`Engine::reconfigure`) is compiled on every shard, and the
-//!   sessions and states it now denies (or rejects) end (`Nat44::enforce`,
-//!   `Fw6::enforce`; a mapping whose last session ends is a mapping event, as at
-//!   expiry); `Reconfigured::denied` says how many. Hit counters of rules that stayed
-//!   the same at the same place are kept.
+//!   sessions and states it now denies (or rejects) end (`Nat44::clear`, `Fw6::clear`
+//!   with the policy's decision; a mapping whose last session ends is a mapping event,
+//!   as at expiry); `Reconfigured::denied` says how many. Hit counters of rules that
+//!   stayed the same at the same place are kept.
 //!
 //! Crates weighed: LPM tables (`prefix-trie`, `ip_network_table`, `treebitmap`) give the
 //! longest matching prefix of one field, where first-match over five fields needs
