@@ -255,7 +255,10 @@ wait = b"\x00" * 16 * 30
 shell_seeds = {
     "show_commands": b"\x00" + b"help\rshow ?\rsh?\rshow sessions\rshow sessions proto udp limit 2 --json\r"
         b"show stats --json\rshow interfaces\rshow nat pool\rshow neighbors\rshow routes\r"
-        b"show config\rshow metrics\rshow states6\rshow version\rshow uptime\r",
+        b"show config\rshow metrics\rshow states6\rshow version\rshow uptime\rshow policy --json\r",
+    "configure_policy": b"\x00configure\rset policy.default reject\r"
+        b"set policy.rule [{action = \"allow\", destination = \"203.0.113.0/24\"}, {action = \"deny\", protocol = \"tcp\", port = \"1-1023\"}]\r"
+        b"diff\rcommit\rshow policy\rshow policy limit 1\r",
     "configure_commit": b"\x00configure\rset timeouts.udp 600\rset nat.filtering address-dependent\r"
         b"set nat.pool [\"198.51.100.10\", \"198.51.100.11\"]\rset ipv6.max_states 100\r"
         b"delete timeouts.udp\rdiff\rcommit\r",
@@ -328,6 +331,29 @@ syslog = "10.10.0.9:514"
 event_rate = 1000
 """,
 }
+config_seeds["policy"] = example + b"""
+[policy]
+default = "deny"
+
+[[policy.rule]]
+action = "allow"
+source = "10.10.0.0/24"
+destination = "203.0.113.0/24"
+protocol = "tcp"
+port = "443"
+comment = "web"
+
+[[policy.rule]]
+action = "reject"
+destination = "2001:db8:77::/48"
+protocol = "icmpv6"
+icmp_type = 128
+
+[[policy.rule]]
+action = "allow"
+protocol = "udp"
+port = "1000-2000"
+"""
 os.makedirs("seeds/config", exist_ok=True)
 for name, data in config_seeds.items():
     with open(f"seeds/config/{name}", "wb") as f:

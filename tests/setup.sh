@@ -28,6 +28,7 @@ requirements=(
     traceroute:traceroute tcpdump:tcpdump iperf3:iperf3 ethtool:ethtool socat:socat
     curl:curl turnserver:coturn turnutils_natdiscovery:coturn trafgen:netsniff-ng
     nft:nftables openssl:openssl strace:strace perf:linux-perf dnsmasq:dnsmasq-base
+    nc:netcat-openbsd
     # boot tests (tests/boot/test_boot.sh, qemu/vm.sh): QEMU, OVMF (uefi), SeaBIOS (bios).
     qemu-system-x86_64:qemu-system-x86
     # cloud configuration sources (firmware-config's sources tests, the NoCloud boot

@@ -712,3 +712,83 @@ fn show_ipv6_shows_the_learned_router_address_and_dhcp6_client() {
         .lines()
         .any(|l| l == "natbox_dhcp6_bound{port=\"outside\"} 0"));
 }
+
+/// Issue #18: a policy committed live ends the sessions it refuses, `show policy`
+/// counts each rule's new sessions (also as JSON and in the metrics), and the rule's
+/// reject answers the next connection with a RST.
+#[test]
+fn issue18_commit_a_policy_then_show_policy_counts_its_hits() {
+    let mut h = with_traffic();
+    let mut s = Session::default();
+    assert!(run(&mut h, "show policy").contains("default allow: 0 hits\n0 shown of 0 rules"));
+    run_in(&mut s, &mut h, "configure", None);
+    let set = run_in(
+        &mut s,
+        &mut h,
+        r#"set policy.rule [{action = "reject", protocol = "tcp", port = 80, comment = "no plain http"}, {action = "allow", destination = "203.0.113.0/24"}]"#,
+        None,
+    );
+    assert_eq!(set, "");
+    assert_eq!(run_in(&mut s, &mut h, "set policy.default deny", None), "");
+    let bad = run_in(
+        &mut s,
+        &mut h,
+        "set policy.rule [{action = \"deny\", protocol = \"icmp\", port = 1}]",
+        None,
+    );
+    assert!(bad.contains("only TCP and UDP have ports"), "{bad}");
+    let commit = run_in(&mut s, &mut h, "commit", None);
+    assert!(
+        commit.contains(
+            "applied live: 1 sessions the new egress policy refuses ended, the others kept"
+        ),
+        "{commit}"
+    );
+    assert_eq!(
+        h.engine.nat().session_count(),
+        2,
+        "the TCP session to port 80 ended"
+    );
+    let syn = h.from_lan(tcp4(sa(HOST, 40002), sa(REMOTE, 80), SYN, &[]));
+    assert_eq!(syn.verdict, natbox::engine::Verdict::Reply(INSIDE));
+    let ok = h.from_lan(udp4(sa(HOST, 40003), sa(REMOTE, 53), b"q"));
+    assert_eq!(ok.verdict, natbox::engine::Verdict::Forward(OUTSIDE));
+    let denied = h.from_lan(udp4(
+        sa(HOST, 40003),
+        sa("192.0.2.1".parse().unwrap(), 53),
+        b"q",
+    ));
+    assert_eq!(
+        denied.verdict,
+        natbox::engine::Verdict::Drop(DropReason::PolicyDeny)
+    );
+    let shown = run(&mut h, "show policy");
+    assert!(
+        shown.contains("0     reject  tcp any -> any port 80     1     no plain http"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("1     allow   any any -> 203.0.113.0/24  1"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("default deny: 1 hits\n2 shown of 2 rules"),
+        "{shown}"
+    );
+    assert!(run(&mut h, "show policy limit 1").contains("1 shown of 2 rules"));
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&mut h, "show policy --json")).expect("JSON");
+    assert_eq!(json["rules"][0]["hits"], 1);
+    assert_eq!(json["rules"][0]["port"], "80");
+    assert_eq!(json["default"]["action"], "deny");
+    assert_eq!(json["total"], 2);
+    let metrics = run(&mut h, "show metrics");
+    assert!(
+        metrics.contains("natbox_policy_hits_total{rule=\"0\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("natbox_policy_hits_total{rule=\"default\"} 1\n"));
+    assert!(metrics.contains("natbox_drops_total{reason=\"policy_reject\"} 1\n"));
+    run(&mut h, "clear stats");
+    assert!(run(&mut h, "show policy").contains("default deny: 0 hits"));
+}

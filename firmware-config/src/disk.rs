@@ -55,6 +55,8 @@
 //!   (`schema::Ipv6Setting`), so a version-5 payload decodes unchanged too, and a
 //!   version-5 binary refuses a version-6 disk by its version rather than by the
 //!   unspecified address it would find there.
+//!   Version 7 appended `policy` (the egress policy): a version-4, -5 or -6 payload
+//!   decodes once the encoding of its default (allow, no rules) is appended.
 //! - The device may be shorter than the full layout as long as it holds what the slots
 //!   use; bytes past the end read as missing, never as zeros.
 
@@ -72,7 +74,7 @@ pub const SLOT_MAGIC: [u8; 8] = *b"NATBOXCF";
 /// The disk header layout this binary writes and the newest it reads.
 pub const LAYOUT_VERSION: u16 = 1;
 /// The slot format this binary writes and the newest it reads.
-pub const FORMAT_VERSION: u16 = 6;
+pub const FORMAT_VERSION: u16 = 7;
 /// Bytes before slot A; slots are multiples of this too.
 pub const BLOCK: u64 = 4096;
 /// Size of the images `natbox-config build` makes.
@@ -479,6 +481,11 @@ fn decode(version: u16, payload: &[u8]) -> Result<Config, SlotProblem> {
             decode(4, &[payload, &tail].concat())
         }
         4..=6 => {
+            let added = crate::policy::Policy::default();
+            let tail = postcard::to_allocvec(&added).expect("defaults encode");
+            decode(7, &[payload, &tail].concat())
+        }
+        7 => {
             let (config, rest) = postcard::take_from_bytes::<Config>(payload)
                 .map_err(|e| SlotProblem::Decode(e.to_string()))?;
             if !rest.is_empty() {
@@ -763,9 +770,10 @@ mod tests {
     fn version_3_payload_decodes_with_the_default_workers() {
         let c = config();
         assert_eq!(c.dataplane, crate::schema::DataplaneSettings::default());
-        let v4 = postcard::to_allocvec(&c).expect("encodes");
+        let full = postcard::to_allocvec(&c).expect("encodes");
         let tail = postcard::to_allocvec(&c.dataplane).expect("encodes");
-        let v3 = &v4[..v4.len() - tail.len()];
+        let v6_tail = postcard::to_allocvec(&c.policy).expect("encodes");
+        let v3 = &full[..full.len() - tail.len() - v6_tail.len()];
         assert_eq!(decode(3, v3).expect("a version-3 payload"), c);
         assert!(decode(4, v3).is_err(), "not a version-4 payload");
     }
@@ -783,14 +791,45 @@ mod tests {
             postcard::to_allocvec(&net).expect("encodes"),
             "a static address is written as format 5 wrote its Ipv6Net"
         );
-        let v5 = postcard::to_allocvec(&c).expect("encodes");
-        assert_eq!(decode(5, &v5).expect("a version-5 payload"), c);
+        let v7 = postcard::to_allocvec(&c).expect("encodes");
+        let tail = postcard::to_allocvec(&c.policy).expect("encodes");
+        let v5 = &v7[..v7.len() - tail.len()];
+        assert_eq!(decode(5, v5).expect("a version-5 payload"), c);
         for (setting, on_disk) in [(Ipv6Setting::Slaac, "::/0"), (Ipv6Setting::Dhcp, "::/1")] {
             let on_disk: ipnet::Ipv6Net = on_disk.parse().expect("net");
             let bytes = postcard::to_allocvec(&setting).expect("encodes");
             assert_eq!(bytes, postcard::to_allocvec(&on_disk).expect("encodes"));
             assert_eq!(postcard::from_bytes::<Ipv6Setting>(&bytes), Ok(setting));
         }
+    }
+
+    /// A version-4, -5 or -6 payload (no `policy` section) reads as version 7 with the
+    /// default policy (allow, no rules); a version-7 payload with rules reads back equal.
+    #[test]
+    fn version_6_payload_decodes_with_the_default_policy() {
+        let c = config();
+        assert_eq!(c.policy, crate::policy::Policy::default());
+        let v7 = postcard::to_allocvec(&c).expect("encodes");
+        let tail = postcard::to_allocvec(&c.policy).expect("encodes");
+        let v6 = &v7[..v7.len() - tail.len()];
+        assert_eq!(decode(6, v6).expect("a version-6 payload"), c);
+        assert_eq!(decode(5, v6).expect("a version-5 payload"), c);
+        assert_eq!(decode(4, v6).expect("a version-4 payload"), c);
+        assert!(decode(7, v6).is_err(), "not a version-7 payload");
+        let mut with_rules = c.clone();
+        with_rules.policy = crate::from_toml(
+            "[outside]\nport = \"wan0\"\nipv4 = \"198.51.100.10/24\"\n\
+             [inside]\nport = \"lan0\"\nipv4 = \"10.10.0.1/24\"\n\
+             [policy]\ndefault = \"deny\"\n\
+             [[policy.rule]]\naction = \"allow\"\ndestination = \"203.0.113.0/24\"\n\
+             protocol = \"tcp\"\nport = \"8000-8080\"\n\
+             [[policy.rule]]\naction = \"reject\"\nsource = \"10.10.0.66\"\ncomment = \"x\"\n",
+        )
+        .expect("valid")
+        .policy;
+        let mut d = disk(MIN_DISK_SIZE);
+        write(&mut d, &with_rules).expect("write");
+        assert_eq!(read(&mut d).expect("read").config, with_rules);
     }
 
     #[test]

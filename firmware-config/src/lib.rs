@@ -18,6 +18,7 @@ mod diagnostic;
 pub mod disk;
 mod layered;
 mod locate;
+pub mod policy;
 pub mod schema;
 pub mod sources;
 pub mod validate;

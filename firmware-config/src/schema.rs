@@ -48,6 +48,10 @@ pub struct Config {
     /// Added in format version 4, last (see `disk::decode`).
     #[serde(default)]
     pub dataplane: DataplaneSettings,
+    /// The egress policy (`crate::policy`). Added in format version 6, last (see
+    /// `disk::decode`).
+    #[serde(default)]
+    pub policy: crate::policy::Policy,
 }
 
 /// One data port.

@@ -13,6 +13,9 @@
 //! - host name: RFC 1123 section 2.1;
 //! - MSS clamp: RFC 9293 section 3.7.1 (every IPv4 host accepts 536).
 //!
+//! The egress policy's rules are checked by `policy::check` (rules that can never
+//! match, at most `policy::MAX_RULES`).
+//!
 //! One-armed (`[outside]` without `[inside]`): `nat.inside_prefixes` is required, since
 //! it alone says which sources are inside; the inside prefixes may contain the port's
 //! own network and the pool (a VPC's CIDR holds the box's private address, which the
@@ -75,6 +78,11 @@ pub fn validate(config: &Config) -> Result<(), Vec<ValidationError>> {
     shell(config, &mut errors);
     metrics(config, &mut errors);
     workers(config, &mut errors);
+    errors.0.extend(crate::policy::check(
+        &config.policy,
+        &nets(&config.nat_inside_prefixes()),
+        &nets(&config.ipv6_inside_prefixes()),
+    ));
     if errors.0.is_empty() {
         Ok(())
     } else {

@@ -39,7 +39,11 @@ fn every_example_configuration_passes_natbox_config_check() {
         .iter()
         .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
-    for expected in ["one-armed-dhcp.toml", "two-nic-dhcp.toml"] {
+    for expected in [
+        "one-armed-dhcp.toml",
+        "two-nic-dhcp.toml",
+        "egress-policy.toml",
+    ] {
         assert!(names.iter().any(|n| n == expected), "examples/{expected}");
     }
     files.push(repo().join("natbox.toml"));

@@ -19,6 +19,30 @@ pub enum Layout {
     OneArmed,
 }
 
+/// The egress policy the engine targets run with: rejects (a TCP RST, ICMP
+/// administratively prohibited) and denials that fuzzed frames can reach, while the
+/// seeds' flows (to 203.0.113.5 and 2001:db8:77::5) stay allowed.
+const POLICY: &str = r#"
+[policy]
+[[policy.rule]]
+action = "reject"
+protocol = "tcp"
+port = "20-25"
+[[policy.rule]]
+action = "reject"
+protocol = "udp"
+port = 9
+[[policy.rule]]
+action = "reject"
+destination = "192.0.2.0/24"
+[[policy.rule]]
+action = "reject"
+destination = "2001:db8:dead::/48"
+[[policy.rule]]
+action = "deny"
+destination = "198.18.0.0/15"
+"#;
+
 /// An engine for the example configuration, with small tables.
 pub fn engine() -> Engine {
     engine_with(Layout::TwoPort)
@@ -30,7 +54,8 @@ pub fn engine_with(layout: Layout) -> Engine {
         Layout::TwoPort => include_str!("../../natbox.toml"),
         Layout::OneArmed => include_str!("../../tests/e2e/natbox-one-armed.toml"),
     };
-    let config = firmware_config::from_toml(toml).expect("checked-in config");
+    let config =
+        firmware_config::from_toml(&format!("{toml}\n{POLICY}")).expect("checked-in config");
     let mut engine = engine_for(&config);
     // The services' side too: DHCPv4 and DHCPv6 clients and IPv6 autoconfiguration
     // bound on the outside port, an ARP probe and a DAD probe under way, so that their

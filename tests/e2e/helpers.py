@@ -6,6 +6,10 @@ unless stated otherwise. Output lines are meant for the test log.
 
   udp-refused HOST PORT           connected UDP socket: exit 0 iff send+recv raises
                                   ECONNREFUSED (ICMP port unreachable came back)
+  udp-prohibited HOST PORT        connected UDP socket: exit 0 iff send+recv raises the
+                                  error of ICMP administratively prohibited
+                                  (EHOSTUNREACH for IPv4 type 3 code 13, EACCES for
+                                  IPv6 type 1 code 1, as Linux maps them)
   udp-echo BIND PORT SECONDS      UDP server answering every datagram with the
                                   source it saw ("ip port")
   udp-listen BIND PORT SECONDS [FILE]
@@ -72,6 +76,27 @@ def udp_refused(host, port):
             return 0
         except socket.timeout:
             continue
+    print("no ICMP error came back (timeout)")
+    return 1
+
+
+def udp_prohibited(host, port):
+    import errno
+    want = errno.EACCES if ":" in host else errno.EHOSTUNREACH
+    s = socket.socket(addr_family(host), socket.SOCK_DGRAM)
+    s.settimeout(3)
+    s.connect((host, int(port)))
+    for _ in range(3):
+        try:
+            s.send(b"hello?")
+            s.recv(1500)
+            print("unexpected reply")
+            return 1
+        except socket.timeout:
+            continue
+        except OSError as e:
+            print(f"error: {e}")
+            return 0 if e.errno == want else 1
     print("no ICMP error came back (timeout)")
     return 1
 
@@ -527,6 +552,7 @@ def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     fn = {
         "udp-refused": udp_refused,
+        "udp-prohibited": udp_prohibited,
         "udp-echo": udp_echo,
         "udp-listen": udp_listen,
         "udp-mapped": udp_mapped,

@@ -23,6 +23,7 @@ use crate::engine::lease6::Lease6;
 use crate::engine::local::Binding;
 use crate::engine::nat44::events::MappingEvent;
 use crate::engine::nat44::SessionInfo;
+use crate::engine::policy::Hits;
 use crate::engine::route::RouteInfo;
 use crate::engine::stats::DropReason;
 use crate::engine::{Engine, PortId, PortInfo, Reconfigured};
@@ -133,6 +134,11 @@ pub trait Snapshots: Shards {
 
     fn pool(&mut self, top: usize) -> PoolUsage {
         PoolUsage::merge(answers!(self, Request::Pool { top }, Pool), top)
+    }
+
+    /// The egress policy's hit counters, summed rule by rule.
+    fn policy_hits(&mut self) -> Hits {
+        Hits::merge(answers!(self, Request::Policy, Policy))
     }
 
     fn neighbours(&mut self) -> Neighbours {

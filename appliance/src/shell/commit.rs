@@ -178,12 +178,18 @@ fn install(
 
 /// What a configuration change did to the sessions, for the operator.
 fn applied(r: crate::engine::Reconfigured) -> String {
-    match (r.rebuilt, r.ended) {
-        (false, _) => "applied live, sessions kept".into(),
-        (true, 0) => "applied, tables rebuilt, sessions kept".into(),
-        (true, n) => format!(
-            "applied, tables rebuilt: {n} sessions ended (their mappings are no longer possible)"
-        ),
+    let refused = format!("{} sessions the new egress policy refuses ended", r.denied);
+    match (r.rebuilt, r.ended, r.denied) {
+        (false, _, 0) => "applied live, sessions kept".into(),
+        (false, _, _) => format!("applied live: {refused}, the others kept"),
+        (true, 0, 0) => "applied, tables rebuilt, sessions kept".into(),
+        (true, 0, _) => format!("applied, tables rebuilt: {refused}, the others kept"),
+        (true, n, d) => {
+            format!(
+            "applied, tables rebuilt: {n} sessions ended (their mappings are no longer possible){}",
+            if d > 0 { format!(", {refused}") } else { String::new() }
+        )
+        }
     }
 }
 

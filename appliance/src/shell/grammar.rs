@@ -67,6 +67,11 @@ pub const COMMANDS: &[Command] = &[
         help: "IPv6 filter states",
     },
     Command {
+        path: &["show", "policy"],
+        args: &[Arg::Keyed("limit", "N"), JSON],
+        help: "the egress policy: each rule and the new sessions it decided, the default (limit N, default 50, at most 1000)",
+    },
+    Command {
         path: &["show", "nat", "pool"],
         args: &[JSON],
         help: "ports in use per public address, top inside hosts",

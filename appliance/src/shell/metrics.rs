@@ -12,7 +12,9 @@
 //! port whether its link is up (`natbox_port_up{port}`: 0 for a link down, gone, or
 //! while forwarding is off a port whose interface is missing, when `show metrics`
 //! gives this gauge alone, `render_off`); and per port that learns its IPv6 on its
-//! link the `natbox_ipv6_*` series of `shell::ipv6`.
+//! link the `natbox_ipv6_*` series of `shell::ipv6`; and while an egress policy is
+//! set the new sessions each rule decided (`natbox_policy_hits_total{rule="N"}`,
+//! `{rule="default"}`).
 //!
 //! The box's values, whatever its number of shards: counters and gauges summed over
 //! the shards, ports in use summed per address (`control::shards::Snapshots`).
@@ -84,6 +86,7 @@ pub fn render(shards: &mut dyn Shards, facts: &Facts) -> String {
     ports_up(&mut out, facts);
     dhcp4(&mut out, facts);
     super::ipv6::metrics(&mut out, facts);
+    policy(&mut out, shards);
     out
 }
 
@@ -104,6 +107,30 @@ fn ports_up(out: &mut String, facts: &Facts) {
         let up = u8::from(facts.links.get(n) == Some(&"up"));
         let _ = writeln!(out, "natbox_port_up{{port=\"{role}\"}} {up}");
     }
+}
+
+/// `natbox_policy_hits_total{rule="N"}` per rule of the egress policy and
+/// `{rule="default"}`, while a policy is set (a rule, or a default other than allow).
+fn policy(out: &mut String, shards: &mut dyn Shards) {
+    let active = shards
+        .config()
+        .is_some_and(|c| c.policy != firmware_config::policy::Policy::default());
+    if !active {
+        return;
+    }
+    let hits = shards.policy_hits();
+    let _ = writeln!(
+        out,
+        "# HELP natbox_policy_hits_total New sessions decided, by egress policy rule.\n# TYPE natbox_policy_hits_total counter"
+    );
+    for (i, n) in hits.rules.iter().enumerate() {
+        let _ = writeln!(out, "natbox_policy_hits_total{{rule=\"{i}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "natbox_policy_hits_total{{rule=\"default\"}} {}",
+        hits.default
+    );
 }
 
 /// The DHCPv4 clients' gauges and counters (module doc).

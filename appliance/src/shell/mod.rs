@@ -20,6 +20,7 @@ pub mod editor;
 pub mod grammar;
 mod ipv6;
 pub mod metrics;
+mod policy;
 mod render;
 pub mod terminal;
 

@@ -58,6 +58,7 @@ fn with_shards(
         ["show", "ipv6"] => Ok(super::ipv6::show(facts, json)),
         ["show", "sessions"] => sessions(p, shards, json),
         ["show", "states6"] => states6(p, shards, json),
+        ["show", "policy"] => super::policy::show(p, shards, json),
         ["show", "nat", "pool"] => pool(shards, json),
         ["show", "stats"] => stats(shards, json),
         ["show", "neighbors"] => neighbors(shards, json),
@@ -128,7 +129,7 @@ pub(super) fn pretty(v: Value) -> String {
     serde_json::to_string_pretty(&v).unwrap_or_default()
 }
 
-fn limit(p: &Parsed, default: usize) -> Result<usize, String> {
+pub(super) fn limit(p: &Parsed, default: usize) -> Result<usize, String> {
     let Some(n) = p.get("limit") else {
         return Ok(default);
     };

@@ -8,16 +8,18 @@
 //! building and retuning use, so a new tunable is one line there;
 //! `in_place_reconfiguration_matches_a_fresh_engine` fails if an engine reconfigured
 //! in place differs from a fresh one built from the new configuration. Settings the
-//! engine never reads (hostname, shell, log, metrics) change in place trivially.
+//! engine never reads (hostname, shell, log, metrics) change in place trivially. The
+//! egress policy changes in place either way (`repolicy`).
 
 use super::lease::{self, Lease4};
 use super::lease6::{self, Lease6};
 use super::port::{self, PortConfig, PortId};
 use super::stats::DropReason;
-use super::{icmp, Engine, PortSetup, ETH};
+use super::{icmp, policy, Engine, PortSetup, ETH};
+use firmware_config::policy::Action;
 use firmware_config::Config;
 use ipnet::{Ipv4Net, Ipv6Net};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// The settings that shape the tables and the forwarding topology: ports (addresses,
 /// gateways, routes, MTU), the pool and its port range, the inside prefixes and
@@ -53,6 +55,9 @@ pub struct Reconfigured {
     /// Sessions and IPv6 states that ended because their mapping is no longer
     /// possible (or over a lowered limit).
     pub ended: usize,
+    /// Sessions and IPv6 states that ended because a new egress policy refuses them
+    /// (`policy`).
+    pub denied: usize,
 }
 
 impl Reconfigured {
@@ -61,6 +66,7 @@ impl Reconfigured {
         Reconfigured {
             rebuilt: self.rebuilt || other.rebuilt,
             ended: self.ended + other.ended,
+            denied: self.denied + other.denied,
         }
     }
 }
@@ -72,7 +78,8 @@ impl Engine {
     /// or tables grown beyond their allocation rebuild the engine, which then adopts
     /// every session and IPv6 state whose mapping is still possible
     /// (`Nat44::adopt`, `Fw6::adopt`); neighbours are learnt afresh and parked frames
-    /// dropped.
+    /// dropped. A changed egress policy is compiled and ends the sessions and states it
+    /// refuses (`Reconfigured::denied`), whichever way the rest changed.
     pub fn reconfigure(&mut self, new: &Config) -> Reconfigured {
         let (leases, leases6) = (self.leases.clone(), self.leases6.clone());
         self.reshape(new, leases, leases6)
@@ -91,8 +98,66 @@ impl Engine {
     }
 
     /// Applies `configured` with `leases` and `leases6` laid over it
-    /// (`lease::effective`, `lease6::effective`).
+    /// (`lease::effective`, `lease6::effective`), then a changed egress policy to the
+    /// sessions and states that remain (`repolicy`).
     pub(super) fn reshape(
+        &mut self,
+        configured: &Config,
+        leases: Vec<Option<Lease4>>,
+        leases6: Vec<Option<Lease6>>,
+    ) -> Reconfigured {
+        let previous = std::mem::take(&mut self.policy);
+        let mut done = self.rebuild_or_retune(configured, leases, leases6);
+        done.denied = self.repolicy(previous, &configured.policy);
+        done
+    }
+
+    /// Puts `written` in force: `previous` itself if it is the same, else `written`
+    /// compiled (a rebuilt engine compiled it already) with `previous`'s hit counters
+    /// (`Policy::carry_hits`), ending the sessions and IPv6 states it refuses; returns
+    /// how many ended.
+    fn repolicy(
+        &mut self,
+        previous: policy::Policy,
+        written: &firmware_config::policy::Policy,
+    ) -> usize {
+        if previous.written() == written {
+            self.policy = previous;
+            return 0;
+        }
+        if self.policy.written() != written {
+            self.policy = policy::Policy::new(written);
+        }
+        self.policy.carry_hits(&previous);
+        if !self.policy.refuses_anything() {
+            return 0;
+        }
+        let now = (self.clock / 1000) as u32;
+        let p = &self.policy;
+        let refused = |proto, inside: IpAddr, remote: IpAddr, port| {
+            let key = policy::session_key(proto, port);
+            let action = match (inside, remote) {
+                (IpAddr::V4(i), IpAddr::V4(r)) => p.decide4(i, r, key),
+                (IpAddr::V6(i), IpAddr::V6(r)) => p.decide6(&i, &r, key),
+                _ => Action::Allow,
+            };
+            action != Action::Allow
+        };
+        self.nat.clear(now, |s| {
+            refused(
+                s.proto,
+                (*s.inside.ip()).into(),
+                (*s.remote.ip()).into(),
+                s.remote.port(),
+            )
+        }) + self.fw6.clear(now, |s| {
+            refused(s.proto, s.inside.into(), s.remote.into(), s.rem_port)
+        })
+    }
+
+    /// `reshape` but the policy: retunes in place, or rebuilds the tables (compiling
+    /// the new policy) and adopts what they can keep.
+    fn rebuild_or_retune(
         &mut self,
         configured: &Config,
         leases: Vec<Option<Lease4>>,
@@ -107,10 +172,7 @@ impl Engine {
             self.config = configured.clone();
             self.leases = leases;
             self.leases6 = leases6;
-            return Reconfigured {
-                rebuilt: false,
-                ended: 0,
-            };
+            return Reconfigured::default();
         }
         let setups: Vec<PortSetup> = self
             .ports
@@ -148,6 +210,7 @@ impl Engine {
         Reconfigured {
             rebuilt: true,
             ended,
+            denied: 0,
         }
     }
 
@@ -230,11 +293,12 @@ mod reconfigure_tests {
     /// any two engines (hash seeds) or only with the tables' capacity.
     fn shaped(engine: &Engine) -> String {
         format!(
-            "{:?} {:?} {:?} {:?}",
+            "{:?} {:?} {:?} {:?} {:?}",
             engine.nat.params(),
             engine.fw6.tunables(),
             engine.frags,
-            engine.icmp_limit
+            engine.icmp_limit,
+            engine.policy.written()
         )
     }
 

@@ -23,6 +23,7 @@ use super::local::Binding;
 use super::nat44::events::MappingEvent;
 use super::nat44::SessionInfo;
 use super::neigh::NeighbourInfo;
+use super::policy::Hits;
 use super::port::PortId;
 use super::route::RouteInfo;
 use super::stats::{DropReason, Stats};
@@ -127,6 +128,8 @@ pub enum Request {
     BindLocal(Vec<Binding>),
     /// Counts NAT events the services took but could not send. To ONE shard.
     EventsLost(u64),
+    /// The egress policy's hit counters (`policy::Hits`).
+    Policy,
 }
 
 /// A shard's answer to a `Request`, variant for variant. Each says how the answers of
@@ -168,6 +171,8 @@ pub enum Answer {
     Originated(Result<(), DropReason>),
     /// Whether the probe saw a conflict (ONE shard).
     Probed(bool),
+    /// `Hits::merge`: sums rule by rule.
+    Policy(Hits),
     /// `ClearStats`, `BindLocal`, `EventsLost` done: nothing to merge.
     Done,
 }
@@ -450,6 +455,7 @@ impl Engine {
                 self.nat_mut().events_mut().dropped += n;
                 Answer::Done
             }
+            Request::Policy => Answer::Policy(self.policy().hits()),
         }
     }
 }

@@ -518,7 +518,7 @@ impl Engine {
     /// The skeleton of `reject4`/`reject6`: `allowed` says whether the frame may be
     /// answered and the error fits, `build` writes it over the frame (given the frame,
     /// its length, the port's MAC and the IPv4 identification counter).
-    fn reject(
+    pub(super) fn reject(
         &mut self,
         port: PortId,
         frame: &mut Frame<'_>,

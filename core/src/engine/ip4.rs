@@ -2,7 +2,8 @@
 //! spoofing from the outside, BCP 38), what is the box's, then translation outbound,
 //! inbound and hairpinned (`nat44`, RFC 4787/5382/5508), TTL and MTU checks with their
 //! ICMP errors, fragments kept together (RFC 4787 REQ-14), MSS clamping and the next
-//! hop.
+//! hop. The egress policy (`policy`) is asked inside `nat44` when a datagram would
+//! open a session; its refusals are answered here (`refuse4`).
 
 use super::flow::track::Dir;
 use super::frag::{FragAction, FragKey};
@@ -213,7 +214,8 @@ impl Engine {
             self.nat.icmp_error(ip, Dir::In)
         } else {
             let csum = self.offload.csum;
-            self.nat.inbound(ip, csum, now_s, &mut self.stats)
+            self.nat
+                .inbound(ip, csum, now_s, &mut self.stats, &mut self.policy)
         };
         if let Err(reason) = translated {
             return Verdict::Drop(reason);
@@ -256,14 +258,20 @@ impl Engine {
             self.stats.icmp_errors_translated += 1;
         } else {
             let csum = self.offload.csum;
-            if let Err(reason) = self.nat.outbound(ip, csum, now_s, &mut self.stats) {
+            if let Err(reason) =
+                self.nat
+                    .outbound(ip, csum, now_s, &mut self.stats, &mut self.policy)
+            {
                 return self.refuse4(frame, ctx.port, reason, now);
             }
             if let Some(owner) = self.other_owner4(frame) {
                 return self.hand_off(frame, owner);
             }
             let ip = &mut frame.buf[ETH..frame.len];
-            if let Err(reason) = self.nat.inbound(ip, csum, now_s, &mut self.stats) {
+            if let Err(reason) =
+                self.nat
+                    .inbound(ip, csum, now_s, &mut self.stats, &mut self.policy)
+            {
                 return Verdict::Drop(reason);
             }
         }
@@ -286,7 +294,8 @@ impl Engine {
     }
 
     /// A NAT refusal of a datagram from the inside that arrived on `port`; over a
-    /// limit, optionally answered with ICMP type 3 code 13.
+    /// limit, optionally answered with ICMP type 3 code 13; rejected by the egress
+    /// policy, answered with a TCP RST (TCP) or ICMP type 3 code 13.
     fn refuse4(
         &mut self,
         frame: &mut Frame<'_>,
@@ -294,6 +303,16 @@ impl Engine {
         reason: DropReason,
         now: u64,
     ) -> Verdict {
+        let admin_prohibited = (icmpv4::DEST_UNREACHABLE, icmpv4::CODE_ADMIN_PROHIBITED, 0);
+        if reason == DropReason::PolicyReject {
+            let tcp = ipv4::Packet::new_checked(&frame.buf[ETH..frame.len])
+                .is_ok_and(|p| p.protocol() == proto::TCP);
+            return if tcp {
+                self.reset_tcp(port, frame, reason, now)
+            } else {
+                self.reject4(port, frame, reason, admin_prohibited, now)
+            };
+        }
         let limit = matches!(
             reason,
             DropReason::SessionLimit
@@ -302,8 +321,7 @@ impl Engine {
                 | DropReason::PortsExhausted
         );
         if limit && self.config.nat.icmp_on_limit {
-            let kind = (icmpv4::DEST_UNREACHABLE, icmpv4::CODE_ADMIN_PROHIBITED, 0);
-            return self.reject4(port, frame, reason, kind, now);
+            return self.reject4(port, frame, reason, admin_prohibited, now);
         }
         Verdict::Drop(reason)
     }
@@ -351,8 +369,13 @@ impl Engine {
         } else {
             let csum = self.offload.csum;
             match dir {
-                Dir::Out => self.nat.outbound(ip, csum, now_s, &mut self.stats)?,
-                Dir::In => self.nat.inbound(ip, csum, now_s, &mut self.stats)?,
+                Dir::Out => {
+                    self.nat
+                        .outbound(ip, csum, now_s, &mut self.stats, &mut self.policy)?
+                }
+                Dir::In => self
+                    .nat
+                    .inbound(ip, csum, now_s, &mut self.stats, &mut self.policy)?,
             }
         }
         if ctx.fragment {

@@ -4,11 +4,14 @@
 //! routers never fragment), fragments kept together, MSS clamping and the next hop.
 //! Neighbor Discovery is `ndp`'s; Router Advertisements, and DHCPv6 server messages to
 //! a port bound for them, are `autoconf`'s and `local`'s.
+//! The egress policy (`policy`) is asked when an outbound packet would create a
+//! filter state; a `reject` is answered here.
 
 use super::flow::track::Dir;
 use super::frag::{FragAction, FragKey};
 use super::fw6;
 use super::ip4::clamp_syn;
+use super::policy;
 use super::port::PortId;
 use super::stats::DropReason;
 use super::{Engine, Frame, NextHop, Step, Verdict, ETH};
@@ -96,6 +99,13 @@ impl Engine {
             Ok(Step::Go) => {}
             Ok(Step::Parked) => return Verdict::Hold,
             Ok(Step::Handoff(shard)) => return Verdict::Handoff(shard),
+            Err(DropReason::PolicyReject) if upper.protocol == proto::TCP => {
+                return self.reset_tcp(port, frame, DropReason::PolicyReject, now)
+            }
+            Err(DropReason::PolicyReject) => {
+                let kind = (icmpv6::DEST_UNREACHABLE, icmpv6::CODE_ADMIN_PROHIBITED, 0);
+                return self.reject6(port, frame, DropReason::PolicyReject, kind, now);
+            }
             Err(reason) => return Verdict::Drop(reason),
         }
         self.finish6(frame, port, egress, hop, hop_limit, total, now)
@@ -150,7 +160,14 @@ impl Engine {
         } else {
             let ports = fw6::ports(upper.protocol, l4).map_err(|_| DropReason::L4Truncated)?;
             let t = fw6::tuple(upper.protocol, *src, *dst, ports, dir);
-            self.fw6.pass(&t, dir, now_s, &mut self.stats)?;
+            // The policy's transport key: the destination port, or the ICMPv6 type.
+            let value = match upper.protocol {
+                proto::ICMPV6 => l4.first().copied().map_or(0, u16::from),
+                _ => t.rem_port,
+            };
+            let key = policy::l4_key(upper.protocol, value);
+            let admit = (&mut self.policy, key);
+            self.fw6.pass(&t, dir, now_s, &mut self.stats, admit)?;
         }
         if let Some(key) = key {
             for (id, port) in self.frags.first(key, FragAction::Pass, now)? {

@@ -96,6 +96,7 @@ pub mod local;
 pub mod nat44;
 mod ndp;
 pub mod neigh;
+pub mod policy;
 pub mod pool;
 pub mod port;
 mod probes;
@@ -200,6 +201,8 @@ pub struct Engine {
     inside_mtu: usize,
     nat: Nat44,
     fw6: Fw6,
+    /// The egress policy, asked when a session or state would be created.
+    policy: policy::Policy,
     routes: Routes,
     arp: Cache<Ipv4Addr>,
     ndp: Cache<Ipv6Addr>,
@@ -259,6 +262,7 @@ impl Engine {
             inside_mtu,
             nat: Nat44::new(config, shard),
             fw6: Fw6::new(config, shard),
+            policy: policy::Policy::new(&config.policy),
             routes: Routes::from_config(config),
             arp: Cache::default(),
             ndp: Cache::default(),

@@ -7,6 +7,7 @@ use super::flow::track::Class;
 use super::fw6::Fw6;
 use super::nat44::Nat44;
 use super::neigh;
+use super::policy::Policy;
 use super::port::{self, PortId, PortInfo};
 use super::route::Routes;
 use super::stats::Stats;
@@ -19,7 +20,7 @@ impl Engine {
     /// The most bytes the `shards` engine shards for `config` hold in their tables
     /// and buffers together, for a check against the memory the box has before they
     /// are built. Each shard has its share of the session and state budgets, but a
-    /// full set of port tables and buffers.
+    /// full set of port tables and buffers, and its own compiled egress policy.
     pub fn table_bytes(config: &Config, shards: usize) -> usize {
         (0..shards.max(1))
             .filter_map(|k| Shard::new(k, shards.max(1)))
@@ -28,7 +29,8 @@ impl Engine {
                     + Fw6::table_bytes(config, shard)
                     + POOL_BUFFERS * (ETH + port::max_mtu(config))
             })
-            .sum()
+            .sum::<usize>()
+            + shards.max(1) * policy_bytes(config)
     }
 
     /// The configuration as written (a DHCP port's `ipv4` is `"dhcp"`).
@@ -54,6 +56,12 @@ impl Engine {
     pub fn clear_stats(&mut self) {
         self.stats = Stats::default();
         self.nat.events_mut().clear_counters();
+        self.policy.clear_hits();
+    }
+
+    /// The egress policy in force, with its hit counters.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// The counters and the gauges of the tables (`control::Counters`).
@@ -128,4 +136,14 @@ impl Engine {
             mtu: p.mtu,
         }
     }
+}
+
+/// Bytes one shard's compiled egress policy holds: compiled to be measured (a
+/// policy without rules is a few hundred bytes; 10 000 rules a few MiB at most, see
+/// `policy`).
+fn policy_bytes(config: &Config) -> usize {
+    if config.policy.rule.is_empty() {
+        return 0;
+    }
+    Policy::new(&config.policy).memory()
 }

@@ -78,6 +78,8 @@ drop_reasons! {
     MappingInboundLimit => "mapping_inbound_limit", "too many sessions opened from outside on one mapping and not answered by the inside yet (they are charged to the mapping, not to the host)";
     NoPoolAddress => "no_pool_address", "no public address to translate to yet: the pool defaults to the outside port's address, which comes by DHCP, and no lease is held";
     PortsExhausted => "ports_exhausted", "no free external port on the host's paired address";
+    PolicyDeny => "policy_deny", "new session refused by the egress policy, silently (a rule with action deny, or the default; `show policy` counts the rule)";
+    PolicyReject => "policy_reject", "new session refused by the egress policy and answered with a TCP RST or ICMP administratively prohibited (a rule with action reject, or the default; `show policy` counts the rule)";
     IcmpErrorNoMatch => "icmp_error_no_match", "ICMP error whose quoted packet matches no mapping or state (RFC 5508 REQ-4, RFC 6092 REC-10)";
     FragmentTableFull => "fragment_table_full", "fragment table or fragment buffers full (RFC 4787 REQ-14)";
     FragmentSourceLimit => "fragment_source_limit", "fragment that would exceed its source's share of the parked fragments";

@@ -28,6 +28,7 @@ use super::flow::index::{Hasher, Index};
 use super::flow::list::Links;
 use super::flow::lru::{Lru, Timed};
 use super::flow::track::{self, Class, Dir, TcpState, Timeouts};
+use super::policy::Policy;
 use super::stats::{DropReason, Stats};
 use crate::shard::Shard;
 use crate::wire::{icmpv6, ipv6, proto, tcp, udp, WireError};
@@ -201,17 +202,20 @@ impl Fw6 {
     }
 
     /// A packet travelling `dir`: going out, it creates or refreshes its state; coming
-    /// in, it passes only with matching state (RFC 6092 REC-11).
+    /// in, it passes only with matching state (RFC 6092 REC-11). A packet that would
+    /// create a state is first put to the egress `policy` with its transport key `l4`
+    /// (`policy::l4_key`).
     pub fn pass(
         &mut self,
         t: &Tuple6,
         dir: Dir,
         now: u32,
         stats: &mut Stats,
+        (policy, l4): (&mut Policy, u32),
     ) -> Result<(), DropReason> {
         let idx = match (self.find(t), dir) {
             (Some(idx), _) => idx,
-            (None, Dir::Out) => self.create(t, now, stats)?,
+            (None, Dir::Out) => self.create(t, now, stats, (policy, l4))?,
             (None, Dir::In) => return Err(DropReason::Unsolicited6),
         };
         self.track(idx, dir, &t.tcp, now)?;
@@ -317,7 +321,13 @@ impl Fw6 {
             .find(self.hash(t), |i| self.states[i as usize].matches(t))
     }
 
-    fn create(&mut self, t: &Tuple6, now: u32, stats: &mut Stats) -> Result<u32, DropReason> {
+    fn create(
+        &mut self,
+        t: &Tuple6,
+        now: u32,
+        stats: &mut Stats,
+        (policy, l4): (&mut Policy, u32),
+    ) -> Result<u32, DropReason> {
         if self.states.len() as u32 >= self.t.max_states {
             return Err(DropReason::StateLimit6);
         }
@@ -327,6 +337,7 @@ impl Fw6 {
             }
             _ => 0,
         };
+        policy.admit6(&t.inside, &t.remote, l4)?;
         let host = self.charge_host(t.inside.octets())?;
         let idx = self.states.insert(State6 {
             inside: t.inside.octets(),

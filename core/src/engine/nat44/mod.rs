@@ -56,6 +56,7 @@ use super::flow::index::{Hasher, Index};
 use super::flow::list::{self, Linked, Links, List};
 use super::flow::lru::Lru;
 use super::flow::track::{self, Class, Dir, TcpState, Timeouts};
+use super::policy::{self, Policy};
 use super::pool::{PortTable, Ranges, Slices};
 use super::stats::{DropReason, Stats};
 use crate::shard::{PublicSplit, Shard};
@@ -407,12 +408,16 @@ impl Nat44 {
     /// inlining) it cost 5-10% per packet in the criterion engine bench (`out_1_flow`
     /// 60-63 ns against 65-70 ns, interleaved runs of both binaries), so the two
     /// entry points stay.
+    ///
+    /// A datagram that would open a session is first put to the egress `policy`
+    /// (`engine::policy`), by its inside source and destination before translation.
     pub fn outbound(
         &mut self,
         ip: &mut [u8],
         csum: Csum,
         now: u32,
         stats: &mut Stats,
+        policy: &mut Policy,
     ) -> Result<(), DropReason> {
         let flow = parse_flow(ip, Dir::Out)?;
         let rem_port = remote_port(flow.proto, flow.dport);
@@ -422,6 +427,11 @@ impl Nat44 {
                 if flow.proto == proto::TCP && TcpState::open(Dir::Out, flow.tcp.flags).is_none() {
                     return Err(DropReason::TcpNoSession);
                 }
+                policy.admit4(
+                    Ipv4Addr::from_bits(flow.src),
+                    Ipv4Addr::from_bits(flow.dst),
+                    policy::session_key(flow.proto, rem_port),
+                )?;
                 let idx = self.create_outbound(&flow, rem_port, now)?;
                 stats.sessions_created += 1;
                 idx
@@ -436,12 +446,16 @@ impl Nat44 {
     }
 
     /// Translates an inbound datagram's destination in place (`csum` as for `outbound`).
+    /// A session an outsider opens on a mapping is put to the egress `policy` as the
+    /// inside host's traffic to that remote endpoint would be; refused, it is dropped
+    /// silently (`PolicyDeny`: the box answers the inside only).
     pub fn inbound(
         &mut self,
         ip: &mut [u8],
         csum: Csum,
         now: u32,
         stats: &mut Stats,
+        policy: &mut Policy,
     ) -> Result<(), DropReason> {
         let flow = parse_flow(ip, Dir::In)?;
         let pool = self.pool_index(flow.dst).ok_or(DropReason::NoMapping)?;
@@ -449,7 +463,7 @@ impl Nat44 {
         let idx = match self.find_in(flow.proto, pool, flow.dport, flow.src, rem_port) {
             Some(idx) => idx,
             None => {
-                let idx = self.admit_inbound(&flow, pool, now)?;
+                let idx = self.admit_inbound(&flow, pool, now, policy)?;
                 stats.sessions_created += 1;
                 idx
             }
@@ -766,7 +780,13 @@ impl Nat44 {
     }
 
     /// Filtering (REQ-8) for an inbound packet with no session of its own.
-    fn admit_inbound(&mut self, flow: &Flow, pool: usize, now: u32) -> Result<u32, DropReason> {
+    fn admit_inbound(
+        &mut self,
+        flow: &Flow,
+        pool: usize,
+        now: u32,
+        policy: &mut Policy,
+    ) -> Result<u32, DropReason> {
         let head = self.ports[pool][proto_slot(flow.proto)]
             .as_ref()
             .and_then(|t| t.owner(flow.dport))
@@ -786,6 +806,17 @@ impl Nat44 {
                 }
                 _ => 0,
             };
+        let (in_addr, in_port) = {
+            let s = &self.sessions[head as usize];
+            (s.in_addr, s.in_port)
+        };
+        policy
+            .admit4(
+                Ipv4Addr::from_bits(in_addr),
+                Ipv4Addr::from_bits(flow.src),
+                policy::session_key(flow.proto, flow.sport),
+            )
+            .map_err(|_| DropReason::PolicyDeny)?;
         if self.sessions.len() as u32 >= self.p.t.max_sessions {
             return Err(DropReason::SessionLimit);
         }
@@ -794,10 +825,6 @@ impl Nat44 {
             return Err(DropReason::MappingInboundLimit);
         }
         table.count_unanswered(flow.dport, true);
-        let (in_addr, in_port) = {
-            let s = &self.sessions[head as usize];
-            (s.in_addr, s.in_port)
-        };
         Ok(self.insert_session(
             Session {
                 in_addr,
