@@ -69,14 +69,14 @@ acks() { grep -c "DHCPACK(eth0) ${ADDR:-none}" "$WORK/dnsmasq.log"; }
 extended() { [ "$(acks)" -ge 3 ]; }
 check "dnsmasq acked ${ADDR:-none} three times or more (bound, rebound, renewed)" extended
 echo "# dnsmasq DHCPACKs for ${ADDR:-none}: $(acks)"
-counted() { shell 'show metrics' | grep -qx 'natbox_dhcp4_rebinds_total{port="outside"} 1'; }
+counted() { shell 'show metrics' | grep -x 'natbox_dhcp4_rebinds_total{port="outside"} 1' >/dev/null; }
 check "metrics: natbox_dhcp4_rebinds_total{port=\"outside\"} 1" counted
 through() { shell 'show sessions proto icmp' | grep -q "${ADDR:-none}:"; }
 check "the ping's session is translated to the leased address (show sessions)" through
 shown() { shell 'show dhcp' | tee "$WORK/dhcp.out" | grep -E "^outside +(bound|renewing) +${ADDR:-none}/24 +198\.51\.100\.1 +198\.51\.100\.1 "; }
 check "show dhcp: outside bound to the lease, server and router 198.51.100.1" shown
 sed "s/^/# /" "$WORK/dhcp.out"; grep -E "DHCP(DISCOVER|OFFER|REQUEST|ACK|NAK)" "$WORK/dnsmasq.log" | sed "s/^/# dnsmasq: /"
-gauged() { shell 'show metrics' | grep -qx 'natbox_dhcp4_bound{port="outside"} 1'; }
+gauged() { shell 'show metrics' | grep -x 'natbox_dhcp4_bound{port="outside"} 1' >/dev/null; }
 check "metrics: natbox_dhcp4_bound{port=\"outside\"} 1" gauged
 kept() { ! grep -q 'DHCP moved the address' "$WORK/natbox.log"; }
 check "no address change was logged (the rebinding and the renewal kept the address)" kept
