@@ -70,14 +70,17 @@ ip netns exec "$LAN" timeout 60 tcpdump -Z root --immediate-mode -n -U -v -i eth
 TCPDUMP=$!
 sleep 1.5
 
+# fetch LOCAL_PORT CURL_ARGS...: the v4 and v6 fetches use their own local ports (a
+# dual-stack bind of the v4 fetch's port fails while its socket is in TIME_WAIT).
 fetch() {
-    local got
-    got=$(in_lan timeout 10 curl "$@" -sS --max-time 5 --local-port 45678)
+    local got port=$1
+    shift
+    got=$(in_lan timeout 10 curl "$@" -sS --max-time 5 --local-port "$port")
     echo "got: $got"
     [ "$got" = "natbox-e2e-$$-policy" ]
 }
-check "allowed: curl http://198.51.100.1:8080/ (rule 0)" fetch http://198.51.100.1:8080/index.html
-check "allowed: curl -6 http://[2001:db8:ff::1]:8080/ (rule 1)" fetch -6 "http://[2001:db8:ff::1]:8080/index.html"
+check "allowed: curl http://198.51.100.1:8080/ (rule 0)" fetch 45678 http://198.51.100.1:8080/index.html
+check "allowed: curl -6 http://[2001:db8:ff::1]:8080/ (rule 1)" fetch 45679 -6 "http://[2001:db8:ff::1]:8080/index.html"
 check "allowed: ping 198.51.100.1 (rule 4)" in_lan timeout 10 ping -c 3 -i 0.2 -W 2 198.51.100.1
 check "allowed: ping -6 2001:db8:ff::1 (rule 5)" in_lan timeout 10 ping -6 -c 3 -i 0.2 -W 2 2001:db8:ff::1
 
