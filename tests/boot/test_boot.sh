@@ -8,8 +8,9 @@
 # traffic, is written to the metadata disk and survives a reboot; with a console
 # password, metrics and a syslog collector configured, the console asks for the
 # password, curl scrapes the metrics and the collector gets NAT events through the VM,
-# and ^C on the console stops a ping from the box; a missing or corrupt
-# metadata disk is reported while the box stays up. The same kernel and initramfs boot
+# and ^C on the console stops a ping from the box; with no volume the box asks the
+# metadata server and keeps asking, and a corrupt metadata disk is reported, while the
+# box stays up. The same kernel and initramfs boot
 # on QEMU's microvm machine (virtio-mmio), the UEFI disk image (build/natbox.raw, a UKI
 # on a GPT/FAT ESP) boots with OVMF firmware, and the same disk boots on legacy BIOS
 # (syslinux); each translates traffic and powers off cleanly. Cloud hardware: the
@@ -192,14 +193,19 @@ check "services: ACPI power button, QEMU exits within 60 s" vm_shutdown 60 power
 kill "$collector" 2>/dev/null || true
 vm_metadata_disk # the example configuration again
 
-# 3. No metadata disk: the box says so, the shell works, `poweroff` shuts it down.
+# 3. No configuration volume: the box asks the cloud's metadata server through its
+# first NIC (no DHCP server answers on that link here, so it keeps asking), the shell
+# works, `poweroff` shuts it down.
 console=$WORK/console-nodisk.log
 vm_boot "$console" none
-check "missing configuration is reported" wait_for_line "$console" "no valid configuration was found" 120
+check "no volume: the box asks the metadata server through its first NIC" \
+    wait_for_line "$console" "no configuration volume: asking the cloud's metadata server through eth0" 120
+check "no volume: it waits for a DHCP address to ask from" \
+    wait_for_line "$console" "metadata: waiting for an address .DHCP." 30
 vm_console "show version"
 check "shell answers without a configuration" wait_for_line "$console" "^natbox [0-9.]*, up" 30
-vm_console "show sessions"
-check "engine commands say forwarding is off" wait_for_line "$console" "forwarding is off" 30
+vm_console "show dhcp"
+check "show dhcp: the search's DHCP client is still asking (selecting)" wait_for_line "$console" " selecting " 30
 vm_console "poweroff"
 check "poweroff from the shell: QEMU exits within 60 s" vm_wait_exit 60
 check "clean-shutdown line (no disk)" grep -q "clean shutdown" "$console"
