@@ -261,10 +261,11 @@ fn nics() -> Vec<String> {
     names
 }
 
-/// Waits (at most 5 s) for a first NIC, then until no new one has appeared for
-/// 300 ms (at most 2 s more): a one-NIC cloud instance does not wait for a second,
-/// and the NICs of one driver come within milliseconds of each other. A NIC later
-/// still is waited for by `start` (the ports the configuration names).
+/// Waits (at most 5 s) for a first NIC, then, while there is only one, until no new
+/// one has appeared for 300 ms (at most 2 s more): a one-NIC cloud instance does not
+/// wait for a second, a two-NIC box goes on as soon as it has both (as before), and
+/// the NICs of one driver come within milliseconds of each other. A NIC later still
+/// is waited for by `start` (the ports the configuration names).
 fn wait_for_nics() {
     let start = Instant::now();
     while nics().is_empty() {
@@ -276,7 +277,9 @@ fn wait_for_nics() {
     }
     let settled = Instant::now();
     let (mut count, mut since) = (nics().len(), Instant::now());
-    while since.elapsed() < Duration::from_millis(300) && settled.elapsed() < Duration::from_secs(2)
+    while count < 2
+        && since.elapsed() < Duration::from_millis(300)
+        && settled.elapsed() < Duration::from_secs(2)
     {
         std::thread::sleep(Duration::from_millis(20));
         let now = nics().len();

@@ -21,6 +21,7 @@
 //!   group (DHCPv6's All_DHCP_Relay_Agents_and_Servers), sent out of a port to the
 //!   group's Ethernet address (RFC 2464 section 7), with no route or next hop.
 
+use super::ndp::ND_HOP_LIMIT;
 use super::neigh::Claim;
 use super::port::PortId;
 use super::stats::DropReason;
@@ -37,8 +38,6 @@ const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
 /// A Neighbor Solicitation without options: header, reserved, target.
 const NS_LEN: usize = icmpv6::ND_LEN;
-/// RFC 4861 section 6.1.2: hop limit 255 proves the message was not forwarded.
-const ND_HOP_LIMIT: u8 = 255;
 
 impl Engine {
     /// A Router Advertisement (module doc).

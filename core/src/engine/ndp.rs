@@ -10,6 +10,10 @@ use super::{Engine, Frame, Verdict, ETH};
 use crate::wire::{ethernet, icmpv6, proto};
 use std::net::Ipv6Addr;
 
+/// RFC 4861 sections 6.1.2 and 7.1.1: a Neighbor Discovery message with hop limit 255
+/// was not forwarded; the box sends its Router Solicitations with it too.
+pub(super) const ND_HOP_LIMIT: u8 = 255;
+
 impl Engine {
     /// Neighbor Solicitations for our addresses get an advertisement; advertisements
     /// update the cache (see `neigh`). RFC 4861 section 7.1 validity: hop limit 255,
@@ -36,7 +40,7 @@ impl Engine {
         let Some(target) = msg.nd_target() else {
             return Verdict::Drop(DropReason::NdpMalformed);
         };
-        if hop_limit != 255
+        if hop_limit != ND_HOP_LIMIT
             || msg.code() != 0
             || !msg.verify_checksum(pseudo)
             || target.is_multicast()
