@@ -23,7 +23,7 @@ requirements=(
     /usr/lib/systemd/boot/efi/linuxx64.efi.stub:systemd-boot-efi
     /usr/lib/syslinux/mbr/gptmbr.bin:syslinux-common
     # e2e tests (tests/e2e/*.sh) and the benchmark (tests/bench/compare.sh).
-    python3:python3 ip:iproute2 bridge:iproute2 sysctl:procps ping:iputils-ping
+    python3:python3 ip:iproute2 bridge:iproute2 ss:iproute2 sysctl:procps ping:iputils-ping
     tracepath:iputils-tracepath
     traceroute:traceroute tcpdump:tcpdump iperf3:iperf3 ethtool:ethtool socat:socat
     curl:curl turnserver:coturn turnutils_natdiscovery:coturn trafgen:netsniff-ng
