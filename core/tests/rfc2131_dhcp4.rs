@@ -694,6 +694,46 @@ fn rfc2131_3_2_init_reboot_asks_for_the_previous_address() {
     assert_eq!(c.state(), State::Init);
 }
 
+#[test]
+fn rfc5227_2_1_an_address_already_in_use_is_resumed_unprobed_and_a_new_one_probed() {
+    let mut c = Client::resuming(MAC, 15, 0, ADDR);
+    c.handle_timeout(0);
+    assert_eq!(c.state(), State::Rebooting);
+    let req = one(&mut c);
+    assert_eq!(
+        opt(&req, OptionCode::RequestedIpAddress),
+        Some(DhcpOption::RequestedIpAddress(ADDR))
+    );
+    c.handle_reply(S, &answer(&req, MessageType::Ack, ADDR, &sane()))
+        .unwrap();
+    let got = events(&mut c);
+    assert!(
+        matches!(got.as_slice(), [Event::Bound(lease)] if lease.address.addr() == ADDR),
+        "{got:?}"
+    );
+    assert_eq!(c.state(), State::Bound);
+
+    // The server gives another address: that one is new to the interface.
+    let mut c = Client::resuming(MAC, 15, 0, ADDR);
+    c.handle_timeout(0);
+    let req = one(&mut c);
+    c.handle_reply(S, &answer(&req, MessageType::Ack, OTHER_ADDR, &sane()))
+        .unwrap();
+    assert_eq!(
+        events(&mut c),
+        [Event::Probe {
+            address: OTHER_ADDR
+        }]
+    );
+
+    // A NAK: back to INIT, which asks afresh (DISCOVER) and probes what it gets.
+    let mut c = Client::resuming(MAC, 15, 0, ADDR);
+    c.handle_timeout(0);
+    let req = one(&mut c);
+    c.handle_reply(S, &nak(&req)).unwrap();
+    assert_eq!(c.state(), State::Init);
+}
+
 // ---- RFC 3442 and RFC 2132 ----
 
 #[test]

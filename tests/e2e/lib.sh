@@ -69,6 +69,14 @@ FAILED=0
 
 in_lan() { ip netns exec "$LAN" "$@"; }
 in_wan() { ip netns exec "$WAN" "$@"; }
+# listening NS PORT: waits up to 10 s for a TCP listener on PORT in namespace NS.
+listening() {
+    for _ in $(seq 100); do
+        [ -n "$(ip netns exec "$1" ss -ltnH "sport = :$2")" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
 in_gw() { ip netns exec "$GW" "$@"; }
 
 e2e_cleanup() {

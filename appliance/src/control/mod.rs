@@ -237,10 +237,13 @@ impl Control {
 
     /// The search's outcome, once there is one; that ends the search, and with it the
     /// services of the search dataplane (its DHCP client, its shards' bindings): the
-    /// dataplane that follows starts its own.
+    /// dataplane that follows starts its own, whose DHCP client first asks to keep the
+    /// address the search's held (`Dhcp4::handed_over`).
     pub fn metadata_outcome(&mut self) -> Option<firmware_config::sources::metadata::Outcome> {
         let outcome = self.services.metadata.as_mut()?.take_outcome()?;
+        let dhcp4 = crate::services::dhcp4::Dhcp4::handed_over(&self.services.dhcp4);
         self.services = Services::default();
+        self.services.dhcp4 = dhcp4;
         Some(outcome)
     }
 

@@ -11,8 +11,10 @@
 //! gateway); `services::metadata` asks the clouds in turn over smoltcp TCP
 //! (`services::fetch`). With an outcome the search dataplane is stopped and closed,
 //! and the box starts its real one from the configuration found, exactly as from a
-//! volume: DHCP asks again there (a second DORA of a few hundred milliseconds, which
-//! the server answers with the same address).
+//! volume. The search's lease is handed over: the real dataplane's DHCP client asks
+//! to keep the address (INIT-REBOOT, one round trip) and, given it, binds without
+//! probing it again (`Dhcp4::handed_over`, `Client::resuming`); the port routes
+//! within a round trip of "forwarding", not after a DORA and a 2 s probe.
 //!
 //! Weighed: the kernel's stack, briefly (an address and a route by netlink, a
 //! `TcpStream`, then both removed), would need its own DHCP exchange over a raw

@@ -88,9 +88,28 @@ struct PortClient {
 #[derive(Debug, Default)]
 pub struct Dhcp4 {
     clients: Vec<PortClient>,
+    /// Addresses the box's previous dataplane held, by interface MAC, waiting for the
+    /// client of the port that has that MAC (`handed_over`).
+    in_use: Vec<([u8; 6], Ipv4Addr)>,
 }
 
 impl Dhcp4 {
+    /// Clients for a new dataplane that take over the leases `previous` holds (the
+    /// metadata search's, `init::metadata`): each port whose MAC held an address
+    /// starts by asking to keep it (`Client::resuming`), so it routes again within a
+    /// round trip instead of a DISCOVER, the server's own check and our probe.
+    pub fn handed_over(previous: &Dhcp4) -> Dhcp4 {
+        let in_use = previous
+            .clients
+            .iter()
+            .filter_map(|c| Some((c.client.mac(), c.client.address()?)))
+            .collect();
+        Dhcp4 {
+            clients: Vec::new(),
+            in_use,
+        }
+    }
+
     /// Whether the clients are those `config` asks for, one per DHCP port.
     pub fn in_step(&self, config: &Config) -> bool {
         let wanted = dhcp_ports(config);
@@ -118,11 +137,21 @@ impl Dhcp4 {
             let Some(mac) = mac_of(port) else {
                 continue;
             };
-            log::info!("{role} port: asking for an IPv4 address by DHCP");
+            let client = match self.in_use.iter().position(|&(m, _)| m == mac) {
+                Some(i) => {
+                    let (_, addr) = self.in_use.swap_remove(i);
+                    log::info!("{role} port: asking by DHCP to keep {addr}, in use until now");
+                    Client::resuming(mac, seed(mac), now, addr)
+                }
+                None => {
+                    log::info!("{role} port: asking for an IPv4 address by DHCP");
+                    Client::new(mac, seed(mac), now)
+                }
+            };
             self.clients.push(PortClient {
                 port,
                 role,
-                client: Client::new(mac, seed(mac), now),
+                client,
                 probing: None,
                 no_lease: None,
                 refusals: Backoff::new(now, REFUSAL_LOG_MS, REFUSAL_LOG_CAP_MS),

@@ -14,6 +14,11 @@
 //! - REQUESTING / REBOOTING: ACK → PROBING; NAK → INIT; no answer after
 //!   [`REQUEST_TRIES`] transmissions → INIT (RFC 2131 §4.4.1). A NAK in REQUESTING
 //!   whose server identifier is not the server asked is ignored (another server's).
+//! - A resuming client ([`Client::resuming`]) is INIT-REBOOT for the address its
+//!   interface already uses (another client's lease, handed over when the box replaced
+//!   its dataplane): an ACK for that address binds at once, since RFC 5227 §2.1's
+//!   probe comes "before beginning to use" an address; an ACK for another address is
+//!   probed as usual, and a NAK or silence falls back to INIT and DISCOVER.
 //! - PROBING: every address new to us is probed before use (RFC 5227 §2.1: "MUST test
 //!   ... whether received from manual configuration, DHCP, or some other means"): the
 //!   client emits [`Event::Probe`], the driver ARP-probes the address (RFC 5227 §2.1.1)
@@ -254,6 +259,8 @@ struct Io {
     /// answered since.
     unbound_since: Option<u64>,
     answered: bool,
+    /// The address a resuming client's interface already uses (`Client::resuming`).
+    in_use: Option<Ipv4Addr>,
 }
 
 /// A DHCPv4 client for one interface.
@@ -275,6 +282,18 @@ impl Client {
         Client::starting(mac, seed, now_ms, Some(previous))
     }
 
+    /// A client taking over `in_use`, the address another client of the same interface
+    /// held until now (the box's dataplane was replaced, not the host): INIT-REBOOT as
+    /// [`Client::rebooting`], but an ACK for `in_use` binds at once, unprobed. RFC 5227
+    /// §2.1 asks for the probe "before beginning to use" an address; this interface is
+    /// already using it, and a conflict is still found by the next client that starts
+    /// afresh (module doc).
+    pub fn resuming(mac: [u8; 6], seed: u64, now_ms: u64, in_use: Ipv4Addr) -> Client {
+        let mut client = Client::starting(mac, seed, now_ms, Some(in_use));
+        client.io.in_use = Some(in_use);
+        client
+    }
+
     fn starting(mac: [u8; 6], seed: u64, now: u64, previous: Option<Ipv4Addr>) -> Client {
         Client {
             io: Io {
@@ -286,11 +305,31 @@ impl Client {
                 last_refusal: None,
                 unbound_since: Some(now),
                 answered: false,
+                in_use: None,
             },
             phase: Phase::Init {
                 until: now,
                 previous,
             },
+        }
+    }
+
+    /// The interface's MAC.
+    pub fn mac(&self) -> [u8; 6] {
+        self.io.mac
+    }
+
+    /// The address in force, if any (BOUND, RENEWING, REBINDING, or the lease a
+    /// renewal's probe would replace).
+    pub fn address(&self) -> Option<Ipv4Addr> {
+        self.held().map(Held::address)
+    }
+
+    fn held(&self) -> Option<&Held> {
+        match &self.phase {
+            Phase::Bound(h) | Phase::Renewing(h, _) | Phase::Rebinding(h, _) => Some(h),
+            Phase::Probing { current, .. } => current.as_ref(),
+            _ => None,
         }
     }
 
@@ -422,6 +461,9 @@ impl Client {
                 Err(e) => (Phase::Requesting { x, server }, Err(e)),
             },
             (Phase::Rebooting(x), MessageType::Ack) => match io.lease(&reply) {
+                Ok(lease) if io.in_use.take() == Some(lease.address.addr()) => {
+                    (io.bind(Held::new(lease, &x), None), Ok(()))
+                }
                 Ok(lease) => (io.probe(Held::new(lease, &x), None), Ok(())),
                 Err(e) => (Phase::Rebooting(x), Err(e)),
             },
@@ -484,16 +526,7 @@ impl Client {
             }
             init_at(now.saturating_add(DECLINE_WAIT_MS))
         } else {
-            let new = candidate.lease.clone();
-            self.io.unbound_since = None;
-            self.io.events.push_back(match current {
-                None => Event::Bound(new),
-                Some(old) => Event::AddressChanged {
-                    old: old.lease,
-                    new,
-                },
-            });
-            Phase::Bound(candidate)
+            self.io.bind(candidate, current)
         };
         true
     }
@@ -533,11 +566,7 @@ impl Client {
 
     /// What the shell shows, at `now`.
     pub fn snapshot(&self, now: u64) -> Snapshot {
-        let held = match &self.phase {
-            Phase::Bound(h) | Phase::Renewing(h, _) | Phase::Rebinding(h, _) => Some(h),
-            Phase::Probing { current, .. } => current.as_ref(),
-            _ => None,
-        };
+        let held = self.held();
         let server = match &self.phase {
             Phase::Requesting { server, .. } => Some(*server),
             Phase::Probing { candidate, .. } => Some(candidate.lease.server),
@@ -677,6 +706,20 @@ impl Io {
     }
 
     /// An ACK for an address new to us: probe it before use (RFC 5227 §2.1, → PROBING).
+    /// `candidate` is in force (in place of `current`, after a renewal): BOUND.
+    fn bind(&mut self, candidate: Held, current: Option<Held>) -> Phase {
+        let new = candidate.lease.clone();
+        self.unbound_since = None;
+        self.events.push_back(match current {
+            None => Event::Bound(new),
+            Some(old) => Event::AddressChanged {
+                old: old.lease,
+                new,
+            },
+        });
+        Phase::Bound(candidate)
+    }
+
     fn probe(&mut self, candidate: Held, current: Option<Held>) -> Phase {
         self.events.push_back(Event::Probe {
             address: candidate.address(),
