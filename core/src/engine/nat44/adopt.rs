@@ -20,7 +20,6 @@
 use super::{Join, Nat44, Session};
 use crate::engine::flow::list::{Links, List};
 use crate::engine::flow::track;
-use crate::wire::proto;
 use firmware_config::Config;
 use std::net::Ipv4Addr;
 
@@ -45,8 +44,8 @@ impl Nat44 {
             {
                 chain.push(next);
             }
-            let kept = self.adopt_mapping(&old, &chain, &mut adopted);
-            if kept == 0 {
+            let kept = self.adopt_mapping(&old, &chain, &mut adopted, now);
+            if kept == 0 && old.logs_mappings() {
                 old.log_mapping(head, false, now);
             }
             ended += chain.len() - kept;
@@ -58,6 +57,10 @@ impl Nat44 {
         }
         let mut events = std::mem::take(&mut old.events);
         events.configure(super::event_rate(config));
+        // Blocks taken for adopted mappings were logged here; they follow the old log.
+        while let Some(e) = self.events.pop() {
+            events.record(now, e);
+        }
         self.events = events;
         ended
     }
@@ -70,6 +73,7 @@ impl Nat44 {
         old: &Nat44,
         chain: &[u32],
         adopted: &mut Vec<(u32, u32)>,
+        now: u32,
     ) -> usize {
         let before = adopted.len();
         let h = &old.sessions[chain[0] as usize];
@@ -79,11 +83,7 @@ impl Nat44 {
         };
         // The port must lie in what this shard allocates from for its class (RFC 4787
         // REQ-3): the shard's slice, which is the whole class for a box of one.
-        let slice = if h.proto == proto::ICMP {
-            self.p.slices.ids()
-        } else {
-            self.p.slices.for_port(h.in_port)
-        };
+        let slice = self.range_for(h.proto, h.in_port);
         let in_range = slice.is_some_and(|r| (r.min..=r.max).contains(&h.ext_port));
         if !in_range || !self.translates(Ipv4Addr::from_bits(h.in_addr)) {
             return 0;
@@ -91,6 +91,11 @@ impl Nat44 {
         let Some(host) = self.adopt_host(h.in_addr, pool as u8) else {
             return 0;
         };
+        let (proto, ext_port) = (h.proto, h.ext_port);
+        if !slice.is_some_and(|r| self.adopt_block(host, pool, proto, r, ext_port, now)) {
+            self.release_host_if_idle(host);
+            return 0;
+        }
         let mut head = None;
         for &i in chain {
             let s = &old.sessions[i as usize];

@@ -103,6 +103,12 @@ impl Blocks {
         (e.owned && e.first == first).then_some(e.host)
     }
 
+    /// The inside host owning the block that holds `port`.
+    pub fn port_owner(&self, port: u16) -> Option<u32> {
+        let e = &self.entries[self.slot(port)];
+        (e.owned && e.first <= port && port - e.first < self.size).then_some(e.host)
+    }
+
     /// The port in `block` with the parity of `wanted` (RFC 4787 REQ-4) at the same
     /// offset from the block's start as `wanted` modulo the size: where a search for
     /// `wanted` starts.
