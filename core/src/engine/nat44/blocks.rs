@@ -66,6 +66,35 @@ pub struct BlockInfo {
     pub live: u16,
 }
 
+/// Most blocks one shard lists for the shell.
+pub const MAX_BLOCK_ROWS: usize = 256;
+
+/// Port-block gauges and listing of one shard or, merged, of the box.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockUsage {
+    /// Blocks owned per pool address.
+    pub per_address: Vec<(Ipv4Addr, u32)>,
+    /// Blocks refused (quota reached or none free), ever.
+    pub failures: u64,
+    /// Blocks by host (at most `MAX_BLOCK_ROWS` per shard).
+    pub rows: Vec<BlockInfo>,
+}
+
+impl BlockUsage {
+    /// Adds `other` (another shard's: disjoint slices, so nothing counts twice).
+    pub fn merge(&mut self, other: BlockUsage) {
+        for (addr, n) in other.per_address {
+            match self.per_address.iter_mut().find(|(a, _)| *a == addr) {
+                Some((_, sum)) => *sum += n,
+                None => self.per_address.push((addr, n)),
+            }
+        }
+        self.failures += other.failures;
+        self.rows.extend(other.rows);
+        self.rows.sort_by_key(|b| (b.inside, b.proto, b.first));
+    }
+}
+
 impl Nat44 {
     /// The range a new mapping of `proto` from inside port `port` takes its port from:
     /// the shard's slice of the port's class, or of the identifiers; in deterministic
@@ -257,6 +286,17 @@ impl Nat44 {
     /// Whether mappings are logged one by one (no dynamic blocks).
     pub(super) fn logs_mappings(&self) -> bool {
         self.p.blocks.is_none()
+    }
+
+    /// This shard's `BlockUsage`.
+    pub fn block_usage(&self) -> BlockUsage {
+        BlockUsage {
+            per_address: (self.p.pool.iter().enumerate())
+                .map(|(i, a)| (*a, self.blocks_in_use(i)))
+                .collect(),
+            failures: self.block_failures,
+            rows: self.host_blocks(MAX_BLOCK_ROWS),
+        }
     }
 
     /// Blocks owned per pool address (all protocols).

@@ -66,7 +66,7 @@ use crate::wire::checksum::Csum;
 use crate::wire::{icmpv4, ipv4, proto, tcp};
 use firmware_config::{Config, Filtering};
 use ipnet::Ipv4Net;
-pub use blocks::BlockInfo;
+pub use blocks::{BlockInfo, BlockUsage};
 pub use rewrite::End;
 use slab::Slab;
 use std::collections::VecDeque;
