@@ -39,17 +39,27 @@ fn rfc7422_each_hosts_ports_fall_in_its_block_and_one_event_per_block() {
     let mut ext = Vec::new();
     for (host, base) in [(HOST, 40000u16), (HOST2, 40000)] {
         for i in 0..20 {
-            ext.push((host, udp_out(&mut h, sa(host, base + i), sa(REMOTE, 53)).port()));
+            ext.push((
+                host,
+                udp_out(&mut h, sa(host, base + i), sa(REMOTE, 53)).port(),
+            ));
         }
     }
     let ev = events(&mut h);
-    assert_eq!(ev.len(), 2, "one block event per host, not 40 mapping events: {ev:?}");
+    assert_eq!(
+        ev.len(),
+        2,
+        "one block event per host, not 40 mapping events: {ev:?}"
+    );
     for e in &ev {
         assert!(e.created);
         let (first, last) = (e.outside.port(), e.block_last.expect("a block event"));
         assert_eq!(last - first, 63);
         for &(host, port) in ext.iter().filter(|(a, _)| *a == *e.inside.ip()) {
-            assert!((first..=last).contains(&port), "{host} port {port} outside its block");
+            assert!(
+                (first..=last).contains(&port),
+                "{host} port {port} outside its block"
+            );
         }
     }
     assert_ne!(ev[0].inside.ip(), ev[1].inside.ip());
@@ -68,7 +78,11 @@ fn rfc4787_req1_eim_and_req4_parity_inside_the_block() {
     let mut h = Harness::new(blocks_config(64, Mode::Dynamic));
     let first = udp_out(&mut h, sa(HOST, 40010), sa(REMOTE, 53));
     assert_eq!(first.port(), 40010, "preserved: its block was free");
-    assert_eq!(udp_out(&mut h, sa(HOST, 40010), sa(REMOTE2, 99)), first, "EIM");
+    assert_eq!(
+        udp_out(&mut h, sa(HOST, 40010), sa(REMOTE2, 99)),
+        first,
+        "EIM"
+    );
     // An inside port outside the block maps into it with its parity.
     for inside in [5001u16, 5002, 61235] {
         let p = udp_out(&mut h, sa(HOST, inside), sa(REMOTE, 53)).port();
@@ -106,7 +120,10 @@ fn rfc6888_req8_block_released_after_the_last_hold_then_reusable() {
     assert_eq!(events(&mut h).len(), 1);
     h.advance_secs(301); // UDP idle timeout: the mapping ends, its port is held
     assert_eq!(h.engine.nat().session_count(), 0);
-    assert!(events(&mut h).is_empty(), "mappings are not logged with blocks");
+    assert!(
+        events(&mut h).is_empty(),
+        "mappings are not logged with blocks"
+    );
     let refused = h.from_lan(udp4(sa(HOST2, 5555), sa(REMOTE, 53), b"x"));
     assert_eq!(refused.verdict, Verdict::Drop(DropReason::PortsExhausted));
     // The previous owner gets its held port back inside its block during the hold.
@@ -159,7 +176,11 @@ fn shards_take_blocks_from_their_own_slice() {
     for k in 0..2 {
         let shard = natbox_core::shard::Shard::new(k, 2).unwrap();
         let mut h = Harness::new_shard(c.clone(), shard);
-        let (lo, hi) = if k == 0 { (1024, 33279) } else { (33280, 65535) };
+        let (lo, hi) = if k == 0 {
+            (1024, 33279)
+        } else {
+            (33280, 65535)
+        };
         for i in 0..70 {
             let p = udp_out(&mut h, sa(HOST, 2000 + i * 7), sa(REMOTE, 53)).port();
             assert!((lo..=hi).contains(&p), "shard {k}: {p}");
@@ -168,4 +189,33 @@ fn shards_take_blocks_from_their_own_slice() {
             assert!(lo <= e.outside.port() && e.block_last.unwrap() <= hi);
         }
     }
+}
+
+#[test]
+fn rebuild_keeps_blocks_and_logs_only_what_changed() {
+    let c = blocks_config(64, Mode::Dynamic);
+    let mut h = Harness::new(c.clone());
+    let a = udp_out(&mut h, sa(HOST, 40000), sa(REMOTE, 53));
+    udp_out(&mut h, sa(HOST2, 40100), sa(REMOTE, 53));
+    assert_eq!(events(&mut h).len(), 2);
+    let mut grown = c.clone();
+    grown.nat.max_sessions *= 2;
+    assert!(h.engine.reconfigure(&grown).rebuilt);
+    h.teach_neighbours();
+    assert!(
+        events(&mut h).is_empty(),
+        "kept blocks are not logged again"
+    );
+    assert_eq!(
+        udp_out(&mut h, sa(HOST, 40000), sa(REMOTE, 53)),
+        a,
+        "mapping kept"
+    );
+    assert_eq!(h.engine.nat().blocks_in_use(0), 2);
+    let mut off = grown.clone();
+    off.port_block = PortBlock::default();
+    assert!(h.engine.reconfigure(&off).rebuilt);
+    let ev = events(&mut h);
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert!(ev.iter().all(|e| !e.created && e.block_last.is_some()));
 }

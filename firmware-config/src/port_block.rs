@@ -201,18 +201,22 @@ mod tests {
                 (c.nat.port_min, c.nat.port_max) = (40000, 40099);
                 c.dataplane.workers = 2;
             }),
-            ["port_block.size: 64 ports do not fit in a worker's 50 ports of \
+            [
+                "port_block.size: 64 ports do not fit in a worker's 50 ports of \
               nat.port_min-nat.port_max above 1023 (40000-40099, 2 workers); use at most 50, \
-              or widen the range"]
+              or widen the range"
+            ]
         );
         assert_eq!(
             broken(|c| {
                 c.port_block.size = 64;
                 c.nat.max_ports_per_host = 32;
             }),
-            ["port_block.size: 64 exceeds nat.max_ports_per_host (32), which is the block \
+            [
+                "port_block.size: 64 exceeds nat.max_ports_per_host (32), which is the block \
               quota's numerator (blocks per host = ports / size, at least 1); lower size or \
-              raise max_ports_per_host"]
+              raise max_ports_per_host"
+            ]
         );
     }
 
@@ -230,10 +234,12 @@ mod tests {
         assert!(broken(|c| det(c, 252)).is_empty());
         assert_eq!(
             broken(|c| det(c, 256)),
-            ["port_block.mode: deterministic: 256 inside addresses x 256 ports need 65536 \
+            [
+                "port_block.mode: deterministic: 256 inside addresses x 256 ports need 65536 \
               ports, but 1 pool addresses x 252 blocks of 256 (a worker's 64512 ports above \
               1023) give 64512; add pool addresses, narrow nat.inside_prefixes, or use a \
-              smaller size (at most 252)"]
+              smaller size (at most 252)"
+            ]
         );
     }
 

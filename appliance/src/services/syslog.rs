@@ -51,7 +51,8 @@ pub fn format(event: &MappingEvent, at: SystemTime, hostname: &str) -> String {
         "-"
     };
     if let Some(last) = event.block_last {
-        let (inside, outside, first) = (event.inside.ip(), event.outside.ip(), event.outside.port());
+        let (inside, outside, first) =
+            (event.inside.ip(), event.outside.ip(), event.outside.port());
         return format!(
             "<{PRI}>1 {} {host} natbox - NAT44 [nat@32473 event=\"block-{kind}\" proto=\"{proto}\" inside=\"{inside}\" outside=\"{outside}\" first=\"{first}\" last=\"{last}\"] block {kind} {proto} {inside} -> {outside}:{first}-{last}",
             humantime::format_rfc3339_millis(at),

@@ -68,7 +68,10 @@ pub fn render(shards: &mut dyn Shards, facts: &Facts) -> String {
         }
     }
     let usage = shards.pool(0);
-    if shards.config().is_some_and(|c| c.port_block.enabled().is_some()) {
+    if shards
+        .config()
+        .is_some_and(|c| c.port_block.enabled().is_some())
+    {
         port_blocks(&mut out, &usage.blocks);
     }
     let _ = writeln!(out, "# TYPE natbox_pool_ports_in_use gauge");

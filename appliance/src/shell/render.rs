@@ -518,7 +518,10 @@ fn pool(shards: &mut dyn Shards, json: bool) -> Result<String, String> {
         table(&["inside", "sessions", "ports"], &hosts)
     );
     if !usage.blocks.rows.is_empty() {
-        out.push_str(&format!("\n\nport blocks:\n{}", port_blocks(&usage.blocks.rows)));
+        out.push_str(&format!(
+            "\n\nport blocks:\n{}",
+            port_blocks(&usage.blocks.rows)
+        ));
     }
     Ok(out)
 }

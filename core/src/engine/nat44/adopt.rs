@@ -16,6 +16,12 @@
 //! its host record is created (by the address hash) and kept while it has mappings, so
 //! adding an address does not split a live host across two. Port holds (RFC 6888
 //! REQ-8) are not carried over: the freed ports they kept are free in the new tables.
+//!
+//! Port blocks (`blocks`): with blocks on, a mapping is kept only if its port's block
+//! can be its host's (free, or already the host's, within the block quota; in
+//! deterministic mode the host's own block), so when blocks are turned on the first
+//! host to claim a block keeps it and another host's mappings in it end. The block
+//! events of a rebuild say only what changed (`log_block_changes`).
 
 use super::{Join, Nat44, Session};
 use crate::engine::flow::list::{Links, List};
@@ -44,7 +50,7 @@ impl Nat44 {
             {
                 chain.push(next);
             }
-            let kept = self.adopt_mapping(&old, &chain, &mut adopted, now);
+            let kept = self.adopt_mapping(&old, &chain, &mut adopted);
             if kept == 0 && old.logs_mappings() {
                 old.log_mapping(head, false, now);
             }
@@ -57,11 +63,8 @@ impl Nat44 {
         }
         let mut events = std::mem::take(&mut old.events);
         events.configure(super::event_rate(config));
-        // Blocks taken for adopted mappings were logged here; they follow the old log.
-        while let Some(e) = self.events.pop() {
-            events.record(now, e);
-        }
         self.events = events;
+        self.log_block_changes(&old, now);
         ended
     }
 
@@ -73,7 +76,6 @@ impl Nat44 {
         old: &Nat44,
         chain: &[u32],
         adopted: &mut Vec<(u32, u32)>,
-        now: u32,
     ) -> usize {
         let before = adopted.len();
         let h = &old.sessions[chain[0] as usize];
@@ -92,7 +94,7 @@ impl Nat44 {
             return 0;
         };
         let (proto, ext_port) = (h.proto, h.ext_port);
-        if !slice.is_some_and(|r| self.adopt_block(host, pool, proto, r, ext_port, now)) {
+        if !slice.is_some_and(|r| self.adopt_block(host, pool, proto, r, ext_port)) {
             self.release_host_if_idle(host);
             return 0;
         }

@@ -35,8 +35,8 @@ use crate::engine::pool::blocks::{Blocks, NONE};
 use crate::engine::pool::Range;
 use crate::engine::stats::DropReason;
 use crate::wire::proto;
-pub(super) use firmware_config::port_block::Mode;
 use firmware_config::port_block::inside_index;
+pub(super) use firmware_config::port_block::Mode;
 use firmware_config::Config;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -180,7 +180,8 @@ impl Nat44 {
         };
         self.hosts[host as usize].blocks[slot] = head;
         if let Some(b) = block.filter(|_| deterministic.is_none()) {
-            self.log_block(true, proto, in_addr, pool, b, now);
+            let outside = self.p.pool[pool];
+            self.log_block(true, proto, in_addr, outside, b, now);
         }
         Ok(port)
     }
@@ -195,7 +196,6 @@ impl Nat44 {
         proto: u8,
         range: Range,
         port: u16,
-        now: u32,
     ) -> bool {
         let Some(bp) = self.p.blocks else {
             return true;
@@ -221,10 +221,30 @@ impl Nat44 {
         }
         blocks.take(b, in_addr, &mut head);
         self.hosts[host as usize].blocks[slot] = head;
-        if bp.mode == Mode::Dynamic {
-            self.log_block(true, proto, in_addr, pool, b, now);
-        }
         true
+    }
+
+    /// After adopting from `old`: a block-delete event for each block of `old` this
+    /// NAT does not have (same host, protocol, address and ports), and a block-create
+    /// for each block it has that `old` had not; nothing for blocks kept, so a rebuild
+    /// leaves the log saying who holds what. Only dynamic blocks are logged.
+    pub(super) fn log_block_changes(&mut self, old: &Nat44, now: u32) {
+        let logged = |nat: &Nat44| -> std::collections::BTreeSet<_> {
+            if nat.p.blocks.is_some_and(|b| b.mode == Mode::Dynamic) {
+                let all = nat.host_blocks(usize::MAX).into_iter();
+                all.map(|b| (b.inside, b.proto, b.outside, b.first, b.last))
+                    .collect()
+            } else {
+                Default::default()
+            }
+        };
+        let (before, after) = (logged(old), logged(self));
+        for (created, set, other) in [(false, &before, &after), (true, &after, &before)] {
+            for &(inside, proto, outside, min, max) in set.difference(other) {
+                let b = Range { min, max };
+                self.log_block(created, proto, inside.to_bits(), outside, b, now);
+            }
+        }
     }
 
     /// A mapping on `pool`/`slot`:`port` ended (its port is now held).
@@ -264,11 +284,20 @@ impl Nat44 {
             self.release_host_if_idle(host);
         }
         if self.p.blocks.is_some_and(|b| b.mode == Mode::Dynamic) {
-            self.log_block(false, proto, owner, pool, block, now);
+            let outside = self.p.pool[pool];
+            self.log_block(false, proto, owner, outside, block, now);
         }
     }
 
-    fn log_block(&mut self, created: bool, proto: u8, in_addr: u32, pool: usize, b: Range, now: u32) {
+    fn log_block(
+        &mut self,
+        created: bool,
+        proto: u8,
+        in_addr: u32,
+        outside: Ipv4Addr,
+        b: Range,
+        now: u32,
+    ) {
         if self.events.enabled() {
             self.events.record(
                 now,
@@ -276,7 +305,7 @@ impl Nat44 {
                     created,
                     proto,
                     inside: SocketAddrV4::new(Ipv4Addr::from_bits(in_addr), 0),
-                    outside: SocketAddrV4::new(self.p.pool[pool], b.min),
+                    outside: SocketAddrV4::new(outside, b.min),
                     block_last: Some(b.max),
                 },
             );

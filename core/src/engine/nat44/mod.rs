@@ -64,9 +64,9 @@ use super::stats::{DropReason, Stats};
 use crate::shard::{PublicSplit, Shard};
 use crate::wire::checksum::Csum;
 use crate::wire::{icmpv4, ipv4, proto, tcp};
+pub use blocks::{BlockInfo, BlockUsage};
 use firmware_config::{Config, Filtering};
 use ipnet::Ipv4Net;
-pub use blocks::{BlockInfo, BlockUsage};
 pub use rewrite::End;
 use slab::Slab;
 use std::collections::VecDeque;
@@ -394,9 +394,10 @@ impl Nat44 {
             + max.min(1 << 16) * std::mem::size_of::<Host>()
             + max.min(1 << 20) * std::mem::size_of::<Hold>()
             + config.nat_pool().len() * 3 * PortTable::memory()
-            + config.port_block.enabled().map_or(0, |size| {
-                config.nat_pool().len() * 3 * Blocks::memory(size)
-            })
+            + config
+                .port_block
+                .enabled()
+                .map_or(0, |size| config.nat_pool().len() * 3 * Blocks::memory(size))
     }
 
     /// Bytes held by the tables (sessions, index, hosts, port tables).
@@ -740,7 +741,11 @@ impl Nat44 {
     /// hash, so the pairing needs no state and survives restarts. `None` while the
     /// pool is empty (its address comes by DHCP and no lease is held yet).
     fn paired_pool(&self, in_addr: u32) -> Option<usize> {
-        if self.p.blocks.is_some_and(|b| b.mode == blocks::Mode::Deterministic) {
+        if self
+            .p
+            .blocks
+            .is_some_and(|b| b.mode == blocks::Mode::Deterministic)
+        {
             return self.deterministic_block(in_addr).map(|(pool, _)| pool);
         }
         ((in_addr.wrapping_mul(0x9e37_79b1) >> 16) as usize).checked_rem(self.p.pool.len())

@@ -232,13 +232,35 @@ mod tests {
     #[test]
     fn rfc7422_blocks_are_cut_from_the_range_start_whole_only() {
         let b = Blocks::new(64);
-        assert_eq!(b.block_of(HIGH, 1024), Some(Range { min: 1024, max: 1087 }));
-        assert_eq!(b.block_of(HIGH, 40010), Some(Range { min: 40000, max: 40063 }));
+        assert_eq!(
+            b.block_of(HIGH, 1024),
+            Some(Range {
+                min: 1024,
+                max: 1087
+            })
+        );
+        assert_eq!(
+            b.block_of(HIGH, 40010),
+            Some(Range {
+                min: 40000,
+                max: 40063
+            })
+        );
         // 64512 ports hold 1008 whole blocks: the last ends at 65535.
-        assert_eq!(b.nth(HIGH, 1007), Some(Range { min: 65472, max: 65535 }));
+        assert_eq!(
+            b.nth(HIGH, 1007),
+            Some(Range {
+                min: 65472,
+                max: 65535
+            })
+        );
         assert_eq!(b.nth(HIGH, 1008), None);
         let low = Range { min: 1, max: 1023 };
-        assert_eq!(b.block_of(low, 1000), None, "the short tail is never handed out");
+        assert_eq!(
+            b.block_of(low, 1000),
+            None,
+            "the short tail is never handed out"
+        );
     }
 
     #[test]
@@ -246,7 +268,14 @@ mod tests {
         let mut b = Blocks::new(64);
         assert_eq!(b.find_free(HIGH, 40010).map(|r| r.min), Some(40000));
         let mut head = NONE;
-        b.take(Range { min: 40000, max: 40063 }, 7, &mut head);
+        b.take(
+            Range {
+                min: 40000,
+                max: 40063,
+            },
+            7,
+            &mut head,
+        );
         assert_eq!(b.find_free(HIGH, 40010).map(|r| r.min), Some(40064));
         assert_eq!(b.owner(40000), Some(7));
         assert_eq!(b.owner(40064), None);
@@ -255,7 +284,10 @@ mod tests {
     #[test]
     fn rfc4787_req4_fold_keeps_parity() {
         let b = Blocks::new(64);
-        let block = Range { min: 2048, max: 2111 };
+        let block = Range {
+            min: 2048,
+            max: 2111,
+        };
         assert_eq!(b.fold(block, 40001), 2048 + (40001 - 2048) % 64);
         assert_eq!(b.fold(block, 40001) % 2, 1);
         assert_eq!(b.fold(block, 7) % 2, 1);
@@ -266,7 +298,10 @@ mod tests {
     fn rfc6888_req8_block_released_after_its_last_hold() {
         let mut b = Blocks::new(8);
         let mut head = NONE;
-        let block = Range { min: 1024, max: 1031 };
+        let block = Range {
+            min: 1024,
+            max: 1031,
+        };
         b.take(block, 7, &mut head);
         b.mapped(1024, true);
         b.mapped(1025, true);
