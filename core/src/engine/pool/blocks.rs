@@ -91,7 +91,7 @@ impl Blocks {
     pub fn nth(&self, range: Range, k: u16) -> Option<Range> {
         let first = u32::from(range.min) + u32::from(k) * u32::from(self.size);
         let last = first + u32::from(self.size) - 1;
-        (last <= u32::from(range.max)).then(|| Range {
+        (last <= u32::from(range.max)).then_some(Range {
             min: first as u16,
             max: last as u16,
         })
