@@ -159,7 +159,15 @@ const CREATE_CAP: usize = 1 << 20;
 const CREATE_WARM: usize = 4096;
 
 fn session_creation(c: &mut Criterion) {
-    let config = big_config(CREATE_CAP as u32, 64);
+    creation(c, "udp_new_flow", big_config(CREATE_CAP as u32, 64));
+    // The same with `[port_block] size = 64` (dynamic): blocks decide every new port.
+    let mut blocks = big_config(CREATE_CAP as u32, 64);
+    blocks.port_block.size = 64;
+    creation(c, "udp_new_flow_blocks64", blocks);
+}
+
+/// `session_creation` under `config`, as benchmark `name`.
+fn creation(c: &mut Criterion, name: &str, config: firmware_config::Config) {
     let pristine = Frames::build(CREATE_CAP, |k| {
         let (s, d) = flow(k, 1);
         lan_udp(s, d)
@@ -199,7 +207,7 @@ fn session_creation(c: &mut Criterion) {
     g.sampling_mode(SamplingMode::Flat);
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(6));
-    g.bench_function("udp_new_flow", |b| {
+    g.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let mut left = iters as usize;
             let mut spent = Duration::ZERO;
@@ -233,7 +241,7 @@ fn session_creation(c: &mut Criterion) {
     g.finish();
     check(&h, next, &mut problems);
     eprintln!(
-        "session_creation: {engines} engines filled, last at {next} sessions, {problems} with drops or missing sessions"
+        "session_creation {name}: {engines} engines filled, last at {next} sessions, {problems} with drops or missing sessions"
     );
 }
 

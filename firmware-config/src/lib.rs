@@ -19,6 +19,7 @@ pub mod disk;
 mod layered;
 mod locate;
 pub mod policy;
+pub mod port_block;
 pub mod schema;
 pub mod sources;
 pub mod validate;

@@ -52,6 +52,10 @@ pub struct Config {
     /// `disk::decode`).
     #[serde(default)]
     pub policy: crate::policy::Policy,
+    /// NAT44 port blocks (`crate::port_block`). Added in format version 8, last (see
+    /// `disk::decode`).
+    #[serde(default)]
+    pub port_block: crate::port_block::PortBlock,
 }
 
 /// One data port.

@@ -83,6 +83,7 @@ pub fn validate(config: &Config) -> Result<(), Vec<ValidationError>> {
         &nets(&config.nat_inside_prefixes()),
         &nets(&config.ipv6_inside_prefixes()),
     ));
+    errors.0.extend(crate::port_block::check(config));
     if errors.0.is_empty() {
         Ok(())
     } else {

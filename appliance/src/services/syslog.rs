@@ -7,6 +7,13 @@
 //! <134>1 2026-11-22T13:02:07.123Z natbox natbox - NAT44 [nat@32473 event="create" proto="udp" inside="10.10.0.2:40000" outside="198.51.100.10:40000"] mapping create udp 10.10.0.2:40000 -> 198.51.100.10:40000
 //! ```
 //!
+//! A port-block event (`[port_block]`, RFC 8158 natEvent 13/14) names the block's
+//! first and last port and the inside address without a port:
+//!
+//! ```text
+//! <134>1 2026-11-22T13:02:07.123Z natbox natbox - NAT44 [nat@32473 event="block-create" proto="tcp" inside="10.10.0.2" outside="198.51.100.10" first="1024" last="1087"] block create tcp 10.10.0.2 -> 198.51.100.10:1024-1087
+//! ```
+//!
 //! The structured data carries the fields for machines (SD-ID `nat@32473`: 32473 is
 //! the private enterprise number RFC 5612 sets aside for documentation); the free
 //! text repeats them for people. No remote address is logged (RFC 6888 REQ-12).
@@ -43,6 +50,14 @@ pub fn format(event: &MappingEvent, at: SystemTime, hostname: &str) -> String {
     } else {
         "-"
     };
+    if let Some(last) = event.block_last {
+        let (inside, outside, first) =
+            (event.inside.ip(), event.outside.ip(), event.outside.port());
+        return format!(
+            "<{PRI}>1 {} {host} natbox - NAT44 [nat@32473 event=\"block-{kind}\" proto=\"{proto}\" inside=\"{inside}\" outside=\"{outside}\" first=\"{first}\" last=\"{last}\"] block {kind} {proto} {inside} -> {outside}:{first}-{last}",
+            humantime::format_rfc3339_millis(at),
+        );
+    }
     format!(
         "<{PRI}>1 {} {host} natbox - NAT44 [nat@32473 event=\"{kind}\" proto=\"{proto}\" inside=\"{}\" outside=\"{}\"] mapping {kind} {proto} {} -> {}",
         humantime::format_rfc3339_millis(at),
@@ -65,6 +80,7 @@ mod tests {
             proto: proto::TCP,
             inside: "10.10.0.2:40000".parse().unwrap(),
             outside: "198.51.100.10:1025".parse().unwrap(),
+            block_last: None,
         };
         let at = UNIX_EPOCH + Duration::from_millis(1_795_870_927_123);
         assert_eq!(
@@ -74,5 +90,24 @@ mod tests {
              delete tcp 10.10.0.2:40000 -> 198.51.100.10:1025"
         );
         assert!(format(&event, at, "my box").contains(".123Z - natbox"));
+    }
+
+    #[test]
+    fn rfc8158_port_block_event_names_first_and_last_port() {
+        let event = MappingEvent {
+            created: true,
+            proto: proto::UDP,
+            inside: "10.10.0.2:0".parse().unwrap(),
+            outside: "198.51.100.10:1024".parse().unwrap(),
+            block_last: Some(1087),
+        };
+        let at = UNIX_EPOCH + Duration::from_millis(1_795_870_927_123);
+        assert_eq!(
+            format(&event, at, "natbox"),
+            "<134>1 2026-11-28T13:02:07.123Z natbox natbox - NAT44 [nat@32473 \
+             event=\"block-create\" proto=\"udp\" inside=\"10.10.0.2\" \
+             outside=\"198.51.100.10\" first=\"1024\" last=\"1087\"] block create udp \
+             10.10.0.2 -> 198.51.100.10:1024-1087"
+        );
     }
 }

@@ -14,7 +14,9 @@
 //! gives this gauge alone, `render_off`); and per port that learns its IPv6 on its
 //! link the `natbox_ipv6_*` series of `shell::ipv6`; and while an egress policy is
 //! set the new sessions each rule decided (`natbox_policy_hits_total{rule="N"}`,
-//! `{rule="default"}`).
+//! `{rule="default"}`). With `[port_block]`, the blocks owned per pool address
+//! (`natbox_pool_blocks_in_use{address}`) and the blocks refused, over a host's quota
+//! or with none free (`natbox_nat_block_alloc_failures_total`).
 //!
 //! The box's values, whatever its number of shards: counters and gauges summed over
 //! the shards, ports in use summed per address (`control::shards::Snapshots`).
@@ -65,8 +67,15 @@ pub fn render(shards: &mut dyn Shards, facts: &Facts) -> String {
             let _ = writeln!(out, "natbox_io_{name}_total{{port=\"{label}\"}} {value}");
         }
     }
+    let usage = shards.pool(0);
+    if shards
+        .config()
+        .is_some_and(|c| c.port_block.enabled().is_some())
+    {
+        port_blocks(&mut out, &usage.blocks);
+    }
     let _ = writeln!(out, "# TYPE natbox_pool_ports_in_use gauge");
-    for (addr, in_use) in shards.pool(0).addresses {
+    for (addr, in_use) in usage.addresses {
         for (proto, n) in ["tcp", "udp", "icmp"].iter().zip(in_use) {
             let _ = writeln!(
                 out,
@@ -88,6 +97,19 @@ pub fn render(shards: &mut dyn Shards, facts: &Facts) -> String {
     super::ipv6::metrics(&mut out, facts);
     policy(&mut out, shards);
     out
+}
+
+/// `natbox_pool_blocks_in_use{address}` and `natbox_nat_block_alloc_failures_total`.
+fn port_blocks(out: &mut String, blocks: &crate::engine::nat44::BlockUsage) {
+    let _ = writeln!(out, "# TYPE natbox_pool_blocks_in_use gauge");
+    for (addr, n) in &blocks.per_address {
+        let _ = writeln!(out, "natbox_pool_blocks_in_use{{address=\"{addr}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# TYPE natbox_nat_block_alloc_failures_total counter\nnatbox_nat_block_alloc_failures_total {}",
+        blocks.failures
+    );
 }
 
 /// What there is to expose while forwarding is off: the ports' gauges.

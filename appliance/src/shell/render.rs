@@ -489,11 +489,12 @@ fn states6(p: &Parsed, shards: &mut dyn Shards, json: bool) -> Result<String, St
 
 fn pool(shards: &mut dyn Shards, json: bool) -> Result<String, String> {
     let usage = shards.pool(TOP_HOSTS);
-    let (per_addr, top) = (usage.addresses, usage.top_hosts);
+    let (per_addr, top) = (&usage.addresses, &usage.top_hosts);
     if json {
         return Ok(pretty(json!({
             "addresses": per_addr.iter().map(|(a, p)| json!({"address": a.to_string(), "tcp": p[0], "udp": p[1], "icmp": p[2]})).collect::<Vec<_>>(),
             "top_hosts": top.iter().map(|(a, s, p)| json!({"inside": a.to_string(), "sessions": s, "ports": p})).collect::<Vec<_>>(),
+            "port_blocks": usage.blocks.rows.iter().map(|b| json!({"inside": b.inside.to_string(), "proto": proto_name(b.proto), "outside": b.outside.to_string(), "first": b.first, "last": b.last, "mapped": b.live})).collect::<Vec<_>>(),
         })));
     }
     let rows: Vec<Vec<String>> = per_addr
@@ -511,11 +512,35 @@ fn pool(shards: &mut dyn Shards, json: bool) -> Result<String, String> {
         .iter()
         .map(|(a, s, p)| vec![a.to_string(), s.to_string(), p.to_string()])
         .collect();
-    Ok(format!(
+    let mut out = format!(
         "{}\n\ntop inside hosts:\n{}",
         table(&["address", "tcp ports", "udp ports", "icmp ids"], &rows),
         table(&["inside", "sessions", "ports"], &hosts)
-    ))
+    );
+    if !usage.blocks.rows.is_empty() {
+        out.push_str(&format!(
+            "\n\nport blocks:\n{}",
+            port_blocks(&usage.blocks.rows)
+        ));
+    }
+    Ok(out)
+}
+
+/// The `show nat pool` table of port blocks (`[port_block]`): one row per block.
+fn port_blocks(rows: &[crate::engine::nat44::BlockInfo]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|b| {
+            vec![
+                b.inside.to_string(),
+                proto_name(b.proto).into(),
+                b.outside.to_string(),
+                format!("{}-{}", b.first, b.last),
+                b.live.to_string(),
+            ]
+        })
+        .collect();
+    table(&["inside", "proto", "outside", "ports", "mapped"], &rows)
 }
 
 /// Every counter as (name, value), in a stable order.

@@ -32,6 +32,8 @@ struct Addressing<'a> {
     nat_inside: &'a [Ipv4Net],
     ipv6_enabled: bool,
     ipv6_inside: &'a [Ipv6Net],
+    /// Port blocks change how every port is owned: a change rebuilds and adopts.
+    port_block: &'a firmware_config::port_block::PortBlock,
 }
 
 impl<'a> Addressing<'a> {
@@ -43,6 +45,7 @@ impl<'a> Addressing<'a> {
             nat_inside: &config.nat.inside_prefixes,
             ipv6_enabled: config.ipv6.enabled,
             ipv6_inside: &config.ipv6.inside_prefixes,
+            port_block: &config.port_block,
         }
     }
 }

@@ -271,6 +271,8 @@ pub struct PoolUsage {
     pub addresses: Vec<(Ipv4Addr, [u32; 3])>,
     /// Most sessions first, then by address.
     pub top_hosts: Vec<HostUsage>,
+    /// Port blocks (`[port_block]`).
+    pub blocks: crate::engine::nat44::BlockUsage,
 }
 
 impl PoolUsage {
@@ -283,8 +285,10 @@ impl PoolUsage {
         let mut all = PoolUsage {
             addresses: Vec::new(),
             top_hosts: Vec::new(),
+            blocks: Default::default(),
         };
         for part in parts {
+            all.blocks.merge(part.blocks);
             for (addr, used) in part.addresses {
                 match all.addresses.iter_mut().find(|(a, _)| *a == addr) {
                     Some((_, sum)) => sum.iter_mut().zip(used).for_each(|(s, u)| *s += u),
@@ -533,10 +537,12 @@ mod tests {
         let a = PoolUsage {
             addresses: vec![(p1, [1, 2, 0]), (p2, [0, 1, 0])],
             top_hosts: vec![(h1, 3, 3), (h2, 1, 1)],
+            blocks: Default::default(),
         };
         let b = PoolUsage {
             addresses: vec![(p1, [4, 0, 1]), (p2, [0, 0, 2])],
             top_hosts: vec![(h2, 3, 2), (h3, 2, 2)],
+            blocks: Default::default(),
         };
         let all = PoolUsage::merge([a, b], 2);
         assert_eq!(all.addresses, vec![(p1, [5, 2, 1]), (p2, [0, 1, 2])]);

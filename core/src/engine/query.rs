@@ -83,6 +83,7 @@ impl Engine {
                 .map(|(i, a)| (*a, self.nat.ports_in_use(i)))
                 .collect(),
             top_hosts: self.nat.top_hosts(top),
+            blocks: self.nat.block_usage(),
         }
     }
 

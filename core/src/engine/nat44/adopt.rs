@@ -16,11 +16,16 @@
 //! its host record is created (by the address hash) and kept while it has mappings, so
 //! adding an address does not split a live host across two. Port holds (RFC 6888
 //! REQ-8) are not carried over: the freed ports they kept are free in the new tables.
+//!
+//! Port blocks (`blocks`): with blocks on, a mapping is kept only if its port's block
+//! can be its host's (free, or already the host's, within the block quota; in
+//! deterministic mode the host's own block), so when blocks are turned on the first
+//! host to claim a block keeps it and another host's mappings in it end. The block
+//! events of a rebuild say only what changed (`log_block_changes`).
 
 use super::{Join, Nat44, Session};
 use crate::engine::flow::list::{Links, List};
 use crate::engine::flow::track;
-use crate::wire::proto;
 use firmware_config::Config;
 use std::net::Ipv4Addr;
 
@@ -46,7 +51,7 @@ impl Nat44 {
                 chain.push(next);
             }
             let kept = self.adopt_mapping(&old, &chain, &mut adopted);
-            if kept == 0 {
+            if kept == 0 && old.logs_mappings() {
                 old.log_mapping(head, false, now);
             }
             ended += chain.len() - kept;
@@ -59,6 +64,7 @@ impl Nat44 {
         let mut events = std::mem::take(&mut old.events);
         events.configure(super::event_rate(config));
         self.events = events;
+        self.log_block_changes(&old, now);
         ended
     }
 
@@ -79,11 +85,7 @@ impl Nat44 {
         };
         // The port must lie in what this shard allocates from for its class (RFC 4787
         // REQ-3): the shard's slice, which is the whole class for a box of one.
-        let slice = if h.proto == proto::ICMP {
-            self.p.slices.ids()
-        } else {
-            self.p.slices.for_port(h.in_port)
-        };
+        let slice = self.range_for(h.proto, h.in_port);
         let in_range = slice.is_some_and(|r| (r.min..=r.max).contains(&h.ext_port));
         if !in_range || !self.translates(Ipv4Addr::from_bits(h.in_addr)) {
             return 0;
@@ -91,6 +93,11 @@ impl Nat44 {
         let Some(host) = self.adopt_host(h.in_addr, pool as u8) else {
             return 0;
         };
+        let (proto, ext_port) = (h.proto, h.ext_port);
+        if !slice.is_some_and(|r| self.adopt_block(host, pool, proto, r, ext_port)) {
+            self.release_host_if_idle(host);
+            return 0;
+        }
         let mut head = None;
         for &i in chain {
             let s = &old.sessions[i as usize];

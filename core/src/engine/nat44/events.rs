@@ -7,6 +7,12 @@
 //! the remote address. Logging mappings rather than sessions keeps the volume down
 //! (one mapping serves every remote an inside endpoint talks to).
 //!
+//! With port blocks (`[port_block]`, dynamic mode) the events are about blocks
+//! instead: one when a block of ports is given to an inside host and one when it goes
+//! back to the pool (RFC 8158 natEvent 13 and 14, "port block allocation" and
+//! "de-allocation", with the block's first and last port, RFC 7422); the mappings
+//! inside a block are not logged, since the block already says who held its ports.
+//!
 //! Bounded: at most `rate` events are queued per second of engine time, and the queue
 //! holds at most `CAPACITY`; anything beyond is counted in `dropped`, never blocks the
 //! dataplane and never allocates. Off (no queue at all) unless a collector is
@@ -18,14 +24,18 @@ use std::net::SocketAddrV4;
 /// Events waiting to be sent, at most.
 pub const CAPACITY: usize = 4096;
 
-/// A mapping created or deleted.
+/// A mapping, or a port block, created or deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MappingEvent {
     pub created: bool,
     /// IP protocol number (6, 17 or 1).
     pub proto: u8,
+    /// For a block, port 0 (the block serves every port of the host).
     pub inside: SocketAddrV4,
+    /// For a block, its first port.
     pub outside: SocketAddrV4,
+    /// For a block, its last port; `None` for a mapping.
+    pub block_last: Option<u16>,
 }
 
 /// The queue, its per-second budget and its counters.
@@ -100,6 +110,7 @@ mod tests {
             proto: 17,
             inside: SocketAddrV4::new("10.10.0.2".parse().unwrap(), port),
             outside: SocketAddrV4::new("198.51.100.10".parse().unwrap(), port),
+            block_last: None,
         }
     }
 

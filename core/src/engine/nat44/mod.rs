@@ -49,6 +49,7 @@
 //! fragments, routes or builds packets: the engine does that around it.
 
 mod adopt;
+mod blocks;
 pub mod events;
 mod rewrite;
 
@@ -57,11 +58,13 @@ use super::flow::list::{self, Linked, Links, List};
 use super::flow::lru::Lru;
 use super::flow::track::{self, Class, Dir, TcpState, Timeouts};
 use super::policy::{self, Policy};
+use super::pool::blocks::{Blocks, NONE};
 use super::pool::{PortTable, Ranges, Slices};
 use super::stats::{DropReason, Stats};
 use crate::shard::{PublicSplit, Shard};
 use crate::wire::checksum::Csum;
 use crate::wire::{icmpv4, ipv4, proto, tcp};
+pub use blocks::{BlockInfo, BlockUsage};
 use firmware_config::{Config, Filtering};
 use ipnet::Ipv4Net;
 pub use rewrite::End;
@@ -129,6 +132,8 @@ struct Host {
     ports: u32,
     /// The pool address the host is paired with (REQ-2), fixed while the record lives.
     pool: u8,
+    /// Its port blocks per protocol slot: chain heads in `Nat44::blocks` (`NONE`).
+    blocks: [u16; 3],
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -166,6 +171,8 @@ struct Params {
     /// range, which validation refuses).
     split: Option<PublicSplit>,
     shard: Shard,
+    /// Port blocks (`blocks`), if configured.
+    blocks: Option<blocks::BlockParams>,
     t: Tunables,
 }
 
@@ -225,6 +232,9 @@ pub struct Nat44 {
     lru: Lru,
     holds: VecDeque<Hold>,
     events: events::EventLog,
+    /// `blocks[pool][proto_slot]`, with port blocks on; allocated on first use.
+    blocks: Vec<[Option<Box<Blocks>>; 3]>,
+    block_failures: u64,
 }
 
 /// An event log that runs when a syslog collector is configured.
@@ -272,10 +282,13 @@ impl Nat44 {
             slices: Slices::new(classes, shard),
             split: PublicSplit::new(shard.count(), (n.port_min, n.port_max)),
             shard,
+            blocks: blocks::BlockParams::of(config),
             t: Tunables::of(config, shard),
         };
         Nat44 {
             ports: (0..p.pool.len()).map(|_| [None, None, None]).collect(),
+            blocks: (0..p.pool.len()).map(|_| [None, None, None]).collect(),
+            block_failures: 0,
             p,
             sessions: Slab::with_capacity(max),
             hosts: Slab::with_capacity(max.min(1 << 16)),
@@ -323,6 +336,7 @@ impl Nat44 {
                     proto: s.proto,
                     inside: SocketAddrV4::new(Ipv4Addr::from_bits(s.in_addr), s.in_port),
                     outside: SocketAddrV4::new(outside, s.ext_port),
+                    block_last: None,
                 },
             );
         }
@@ -380,12 +394,18 @@ impl Nat44 {
             + max.min(1 << 16) * std::mem::size_of::<Host>()
             + max.min(1 << 20) * std::mem::size_of::<Hold>()
             + config.nat_pool().len() * 3 * PortTable::memory()
+            + config
+                .port_block
+                .enabled()
+                .map_or(0, |size| config.nat_pool().len() * 3 * Blocks::memory(size))
     }
 
     /// Bytes held by the tables (sessions, index, hosts, port tables).
     pub fn memory(&self) -> usize {
         let tables = self.ports.iter().flatten().filter(|t| t.is_some()).count();
-        self.sessions.capacity() * SLAB_ENTRY_SIZE
+        let blocks = self.blocks.iter().flatten().filter(|t| t.is_some()).count();
+        blocks * self.p.blocks.map_or(0, |b| Blocks::memory(b.size))
+            + self.sessions.capacity() * SLAB_ENTRY_SIZE
             + self.index.memory()
             + self.hosts.capacity() * std::mem::size_of::<Host>()
             + tables * PortTable::memory()
@@ -579,9 +599,7 @@ impl Nat44 {
                 break;
             }
             self.holds.pop_front();
-            if let Some(t) = self.ports[usize::from(h.pool)][usize::from(h.proto)].as_mut() {
-                t.release(h.port, h.freed);
-            }
+            self.end_hold(h, now);
         }
     }
 
@@ -723,6 +741,13 @@ impl Nat44 {
     /// hash, so the pairing needs no state and survives restarts. `None` while the
     /// pool is empty (its address comes by DHCP and no lease is held yet).
     fn paired_pool(&self, in_addr: u32) -> Option<usize> {
+        if self
+            .p
+            .blocks
+            .is_some_and(|b| b.mode == blocks::Mode::Deterministic)
+        {
+            return self.deterministic_block(in_addr).map(|(pool, _)| pool);
+        }
         ((in_addr.wrapping_mul(0x9e37_79b1) >> 16) as usize).checked_rem(self.p.pool.len())
     }
 
@@ -739,17 +764,21 @@ impl Nat44 {
                     return Err(DropReason::HostPortLimit);
                 }
                 let pool = usize::from(self.hosts[host as usize].pool);
-                let range = if flow.proto == proto::ICMP {
-                    self.p.slices.ids()
-                } else {
-                    self.p.slices.for_port(flow.sport)
+                let range = self.range_for(flow.proto, flow.sport);
+                let picked = match range {
+                    None => Err(DropReason::PortsExhausted),
+                    Some(range) if self.p.blocks.is_some() => {
+                        self.pick_in_blocks(host, pool, flow.proto, range, flow.sport, now)
+                    }
+                    Some(range) => (self.port_table(pool, flow.proto))
+                        .pick(range, flow.sport, flow.src)
+                        .ok_or(DropReason::PortsExhausted),
                 };
-                let table = self.port_table(pool, flow.proto);
-                match range.and_then(|range| table.pick(range, flow.sport, flow.src)) {
-                    Some(port) => (pool as u8, port, None),
-                    None => {
+                match picked {
+                    Ok(port) => (pool as u8, port, None),
+                    Err(e) => {
                         self.release_host_if_idle(host);
-                        return Err(DropReason::PortsExhausted);
+                        return Err(e);
                     }
                 }
             }
@@ -884,6 +913,7 @@ impl Nat44 {
             sessions: 0,
             ports: 0,
             pool,
+            blocks: [NONE; 3],
         }) as u32;
         let hash = self.host_hash(in_addr);
         if !self.index.insert(hash, KIND_HOST << 30 | h) {
@@ -905,7 +935,7 @@ impl Nat44 {
 
     fn release_host_if_idle(&mut self, host: u32) {
         let rec = &self.hosts[host as usize];
-        if rec.sessions == 0 && rec.ports == 0 {
+        if rec.sessions == 0 && rec.ports == 0 && rec.blocks == [NONE; 3] {
             let hash = self.host_hash(rec.addr);
             self.index.remove(hash, KIND_HOST << 30 | host);
             self.hosts.remove(host as usize);
@@ -945,13 +975,16 @@ impl Nat44 {
         match join {
             Join::Mapping(head) => list::chain_insert_after::<1, _>(&mut self.sessions, head, idx),
             Join::NewMapping { host } => {
-                if log {
+                if log && self.logs_mappings() {
                     let now = self.sessions[idx as usize].last;
                     self.log_mapping(idx, true, now);
                 }
                 let map_h = self.map_hash(proto, in_addr, in_port);
                 self.index.insert(map_h, KIND_MAP << 30 | idx);
-                self.port_table(pool, proto).claim(ext_port, idx, in_addr);
+                let fresh = self.port_table(pool, proto).claim(ext_port, idx, in_addr);
+                if let Some(b) = self.blocks[pool][proto_slot(proto)].as_mut() {
+                    b.mapped(ext_port, fresh);
+                }
                 self.hosts[host as usize].ports += 1;
             }
         }
@@ -987,19 +1020,18 @@ impl Nat44 {
                     }
                 }
                 None => {
-                    self.log_mapping(idx, false, now);
+                    if self.logs_mappings() {
+                        self.log_mapping(idx, false, now);
+                    }
                     self.index.remove(map_h, KIND_MAP << 30 | idx);
                     if let Some(t) = self.ports[pool][slot].as_mut() {
                         t.hold(s.ext_port, now);
                     }
+                    self.block_unmapped(pool, slot, s.ext_port);
                     if self.holds.len() == self.holds.capacity() {
                         // Hold FIFO full: end the oldest hold early rather than grow.
                         if let Some(h) = self.holds.pop_front() {
-                            if let Some(t) =
-                                self.ports[usize::from(h.pool)][usize::from(h.proto)].as_mut()
-                            {
-                                t.release(h.port, h.freed);
-                            }
+                            self.end_hold(h, now);
                         }
                     }
                     self.holds.push_back(Hold {

@@ -24,6 +24,8 @@
 //! its frames are steered to one shard (by a hash of its address), so a single host
 //! can hold at most a 1/N share of each pool address's ports.
 
+pub mod blocks;
+
 use crate::shard::{PortSplit, Shard};
 
 /// Slot value for a port nobody owns.
@@ -206,10 +208,12 @@ impl PortTable {
         None
     }
 
-    /// Gives `port` to the mapping whose first session is `head`.
-    pub fn claim(&mut self, port: u16, head: u32, host: u32) {
+    /// Gives `port` to the mapping whose first session is `head`; whether the port was
+    /// free (not held) before.
+    pub fn claim(&mut self, port: u16, head: u32, host: u32) -> bool {
         let s = &mut self.slots[usize::from(port)];
-        if s.head == FREE {
+        let fresh = s.head == FREE;
+        if fresh {
             self.in_use += 1;
         }
         *s = Slot {
@@ -217,6 +221,7 @@ impl PortTable {
             owner: host,
             freed: 0,
         };
+        fresh
     }
 
     /// Sessions opened from outside on the mapping that owns `port`, not answered yet.
@@ -253,13 +258,16 @@ impl PortTable {
         s.freed = now;
     }
 
-    /// Ends the hold that started at `freed`, unless the port was reclaimed since.
-    pub fn release(&mut self, port: u16, freed: u32) {
+    /// Ends the hold that started at `freed`, unless the port was reclaimed since;
+    /// whether the port is free now.
+    pub fn release(&mut self, port: u16, freed: u32) -> bool {
         let s = &mut self.slots[usize::from(port)];
-        if s.head == HELD && s.freed == freed {
+        let ended = s.head == HELD && s.freed == freed;
+        if ended {
             s.head = FREE;
             self.in_use -= 1;
         }
+        ended
     }
 
     /// Bytes this table holds.
