@@ -57,6 +57,8 @@
 //!   unspecified address it would find there.
 //!   Version 7 appended `policy` (the egress policy): a version-4, -5 or -6 payload
 //!   decodes once the encoding of its default (allow, no rules) is appended.
+//!   Version 8 appended `flow_log` (flow logs): a version-7 payload decodes once the
+//!   encoding of its default (off) is appended.
 //! - The device may be shorter than the full layout as long as it holds what the slots
 //!   use; bytes past the end read as missing, never as zeros.
 
@@ -74,7 +76,7 @@ pub const SLOT_MAGIC: [u8; 8] = *b"NATBOXCF";
 /// The disk header layout this binary writes and the newest it reads.
 pub const LAYOUT_VERSION: u16 = 1;
 /// The slot format this binary writes and the newest it reads.
-pub const FORMAT_VERSION: u16 = 7;
+pub const FORMAT_VERSION: u16 = 8;
 /// Bytes before slot A; slots are multiples of this too.
 pub const BLOCK: u64 = 4096;
 /// Size of the images `natbox-config build` makes.
@@ -486,6 +488,11 @@ fn decode(version: u16, payload: &[u8]) -> Result<Config, SlotProblem> {
             decode(7, &[payload, &tail].concat())
         }
         7 => {
+            let added = crate::flow_log::FlowLog::default();
+            let tail = postcard::to_allocvec(&added).expect("defaults encode");
+            decode(8, &[payload, &tail].concat())
+        }
+        8 => {
             let (config, rest) = postcard::take_from_bytes::<Config>(payload)
                 .map_err(|e| SlotProblem::Decode(e.to_string()))?;
             if !rest.is_empty() {
@@ -770,7 +777,7 @@ mod tests {
     fn version_3_payload_decodes_with_the_default_workers() {
         let c = config();
         assert_eq!(c.dataplane, crate::schema::DataplaneSettings::default());
-        let full = postcard::to_allocvec(&c).expect("encodes");
+        let full = v7_payload(&c);
         let tail = postcard::to_allocvec(&c.dataplane).expect("encodes");
         let v6_tail = postcard::to_allocvec(&c.policy).expect("encodes");
         let v3 = &full[..full.len() - tail.len() - v6_tail.len()];
@@ -791,7 +798,7 @@ mod tests {
             postcard::to_allocvec(&net).expect("encodes"),
             "a static address is written as format 5 wrote its Ipv6Net"
         );
-        let v7 = postcard::to_allocvec(&c).expect("encodes");
+        let v7 = v7_payload(&c);
         let tail = postcard::to_allocvec(&c.policy).expect("encodes");
         let v5 = &v7[..v7.len() - tail.len()];
         assert_eq!(decode(5, v5).expect("a version-5 payload"), c);
@@ -803,13 +810,39 @@ mod tests {
         }
     }
 
+    /// `c` as format version 7 wrote it: without the `flow_log` section.
+    fn v7_payload(c: &Config) -> Vec<u8> {
+        let full = postcard::to_allocvec(c).expect("encodes");
+        let tail = postcard::to_allocvec(&c.flow_log).expect("encodes");
+        full[..full.len() - tail.len()].to_vec()
+    }
+
+    /// A version-7 payload (no `flow_log` section) reads as version 8 with flow logs
+    /// off; a version-8 payload with flow logs on reads back equal.
+    #[test]
+    fn version_7_payload_decodes_with_flow_logs_off() {
+        let c = config();
+        assert_eq!(c.flow_log, crate::flow_log::FlowLog::default());
+        assert_eq!(decode(7, &v7_payload(&c)).expect("a version-7 payload"), c);
+        assert!(
+            decode(8, &v7_payload(&c)).is_err(),
+            "not a version-8 payload"
+        );
+        let mut on = c.clone();
+        on.flow_log.ipfix = Some("192.0.2.9:4739".parse().expect("addr"));
+        on.flow_log.interval = 600;
+        let mut d = disk(MIN_DISK_SIZE);
+        write(&mut d, &on).expect("write");
+        assert_eq!(read(&mut d).expect("read").config, on);
+    }
+
     /// A version-4, -5 or -6 payload (no `policy` section) reads as version 7 with the
     /// default policy (allow, no rules); a version-7 payload with rules reads back equal.
     #[test]
     fn version_6_payload_decodes_with_the_default_policy() {
         let c = config();
         assert_eq!(c.policy, crate::policy::Policy::default());
-        let v7 = postcard::to_allocvec(&c).expect("encodes");
+        let v7 = v7_payload(&c);
         let tail = postcard::to_allocvec(&c.policy).expect("encodes");
         let v6 = &v7[..v7.len() - tail.len()];
         assert_eq!(decode(6, v6).expect("a version-6 payload"), c);

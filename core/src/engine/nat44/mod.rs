@@ -56,6 +56,7 @@ use super::flow::index::{Hasher, Index};
 use super::flow::list::{self, Linked, Links, List};
 use super::flow::lru::Lru;
 use super::flow::track::{self, Class, Dir, TcpState, Timeouts};
+use super::flowlog::{self, Accounts, Action, EndReason, FlowLog, FlowRecord};
 use super::policy::{self, Policy};
 use super::pool::{PortTable, Ranges, Slices};
 use super::stats::{DropReason, Stats};
@@ -99,6 +100,8 @@ struct Session {
     class: u8,
     /// Last activity, whole seconds of engine time.
     last: u32,
+    /// When the session was created, whole seconds of engine time.
+    born: u32,
     lru: Links,
     /// Sessions sharing this session's mapping.
     sib: Links,
@@ -143,6 +146,8 @@ struct Hold {
 #[derive(Debug, Clone, Copy)]
 struct Flow {
     proto: u8,
+    /// The datagram's length (IPv4 total length).
+    len: usize,
     /// Offset of the transport header within the datagram.
     l4: usize,
     src: u32,
@@ -225,6 +230,17 @@ pub struct Nat44 {
     lru: Lru,
     holds: VecDeque<Hold>,
     events: events::EventLog,
+    /// Flow records (`engine::flowlog`) and the sessions' accounts.
+    flows: FlowLog,
+    accounts: Accounts,
+}
+
+/// Interim flow records' interval when flow logging is on, else `None`.
+pub(crate) fn flow_interval(config: &Config) -> Option<u32> {
+    config
+        .flow_log
+        .enabled()
+        .then_some(config.flow_log.interval)
 }
 
 /// An event log that runs when a syslog collector is configured.
@@ -285,7 +301,17 @@ impl Nat44 {
             lru: Lru::default(),
             holds: VecDeque::with_capacity(max.min(1 << 20)),
             events: event_log(config),
+            flows: FlowLog::default(),
+            accounts: Accounts::default(),
         }
+        .with_flow_log(config)
+    }
+
+    fn with_flow_log(mut self, config: &Config) -> Nat44 {
+        let slots = self.sessions.capacity();
+        self.flows
+            .configure(flow_interval(config), &mut self.accounts, slots);
+        self
     }
 
     /// Applies the tunable settings of `config` (filtering, limits, hold, UDP refresh,
@@ -294,6 +320,79 @@ impl Nat44 {
     pub fn retune(&mut self, config: &Config) {
         self.p.t = Tunables::of(config, self.p.shard);
         self.events.configure(event_rate(config));
+        let slots = self.sessions.capacity();
+        self.flows
+            .configure(flow_interval(config), &mut self.accounts, slots);
+    }
+
+    /// The flow log (see `engine::flowlog`).
+    pub fn flows(&self) -> &FlowLog {
+        &self.flows
+    }
+
+    pub fn flows_mut(&mut self) -> &mut FlowLog {
+        &mut self.flows
+    }
+
+    /// The flow record of session `idx` for what it carried since its last record.
+    fn report(&mut self, idx: u32, now: u32, reason: EndReason) {
+        if !self.flows.enabled() {
+            return;
+        }
+        let account = self.accounts.take(idx, now);
+        if account.packets == [0, 0] {
+            // An interim record covered everything the session carried.
+            return;
+        }
+        let s = &self.sessions[idx as usize];
+        let closed = s.proto == proto::TCP && account.flags & (tcp::FIN | tcp::RST) != 0;
+        let reason = match reason {
+            EndReason::IdleTimeout if closed => EndReason::EndOfFlow,
+            r => r,
+        };
+        let record = FlowRecord {
+            proto: s.proto,
+            inside: Ipv4Addr::from_bits(s.in_addr).into(),
+            in_port: s.in_port,
+            remote: Ipv4Addr::from_bits(s.rem_addr).into(),
+            rem_port: s.rem_port,
+            outside: Some((self.p.pool[usize::from(s.pool)], s.ext_port)),
+            account,
+            born: s.born,
+            end: s.last,
+            action: Action::Accepted,
+            reason,
+        };
+        self.flows.push(record);
+    }
+
+    /// The flow record of a new outbound session refused with `reason`.
+    fn report_refused(&mut self, flow: &Flow, len: usize, now: u32, reason: DropReason, rule: u16) {
+        let Some(action) = flowlog::refusal(reason) else {
+            return;
+        };
+        self.flows.refused(
+            now,
+            FlowRecord {
+                proto: flow.proto,
+                inside: Ipv4Addr::from_bits(flow.src).into(),
+                in_port: flow.sport,
+                remote: Ipv4Addr::from_bits(flow.dst).into(),
+                rem_port: flow.dport,
+                outside: None,
+                account: flowlog::Account {
+                    packets: [1, 0],
+                    bytes: [len as u64, 0],
+                    since: now,
+                    flags: flow.tcp.flags,
+                    rule,
+                },
+                born: now,
+                end: now,
+                action,
+                reason: EndReason::ForcedEnd,
+            },
+        );
     }
 
     /// The settings in force, for tests that compare engines.
@@ -427,17 +526,30 @@ impl Nat44 {
                 if flow.proto == proto::TCP && TcpState::open(Dir::Out, flow.tcp.flags).is_none() {
                     return Err(DropReason::TcpNoSession);
                 }
-                policy.admit4(
-                    Ipv4Addr::from_bits(flow.src),
-                    Ipv4Addr::from_bits(flow.dst),
-                    policy::session_key(flow.proto, rem_port),
-                )?;
-                let idx = self.create_outbound(&flow, rem_port, now)?;
+                let made = policy
+                    .admit4(
+                        Ipv4Addr::from_bits(flow.src),
+                        Ipv4Addr::from_bits(flow.dst),
+                        policy::session_key(flow.proto, rem_port),
+                    )
+                    .and_then(|()| self.create_outbound(&flow, rem_port, now));
+                let rule = policy.decided().map_or(flowlog::NO_RULE, |r| r as u16);
+                let idx = match made {
+                    Ok(idx) => idx,
+                    Err(e) => {
+                        if self.flows.enabled() {
+                            self.report_refused(&flow, ip.len(), now, e, rule);
+                        }
+                        return Err(e);
+                    }
+                };
+                self.accounts.open(self.flows.enabled(), idx, now, rule);
                 stats.sessions_created += 1;
                 idx
             }
         };
         self.track(idx, Dir::Out, &flow.tcp, now)?;
+        self.accounts.count(idx, Dir::Out, flow.len, flow.tcp.flags);
         let s = &self.sessions[idx as usize];
         let ext = self.p.pool[usize::from(s.pool)].to_bits();
         rewrite::rewrite(ip, flow.l4, flow.proto, End::Src, (ext, s.ext_port), csum);
@@ -464,11 +576,14 @@ impl Nat44 {
             Some(idx) => idx,
             None => {
                 let idx = self.admit_inbound(&flow, pool, now, policy)?;
+                let rule = policy.decided().map_or(flowlog::NO_RULE, |r| r as u16);
+                self.accounts.open(self.flows.enabled(), idx, now, rule);
                 stats.sessions_created += 1;
                 idx
             }
         };
         self.track(idx, Dir::In, &flow.tcp, now)?;
+        self.accounts.count(idx, Dir::In, flow.len, flow.tcp.flags);
         let s = &self.sessions[idx as usize];
         rewrite::rewrite(
             ip,
@@ -571,8 +686,17 @@ impl Nat44 {
             else {
                 break;
             };
+            self.report(idx, now, EndReason::IdleTimeout);
             self.remove(idx, now);
             stats.sessions_expired += 1;
+        }
+        if self.flows.enabled() {
+            let interval = self.flows.interval();
+            for idx in self.flows.sweep(self.sessions.capacity()) {
+                if self.sessions.contains(idx as usize) && self.accounts.due(idx, now, interval) {
+                    self.report(idx, now, EndReason::ActiveTimeout);
+                }
+            }
         }
         while let Some(h) = self.holds.front().copied() {
             if h.freed.saturating_add(self.p.t.hold) > now {
@@ -599,6 +723,7 @@ impl Nat44 {
             .map(|(i, _)| i as u32)
             .collect();
         for &idx in &doomed {
+            self.report(idx, now, EndReason::ForcedEnd);
             self.remove(idx, now);
         }
         doomed.len()
@@ -767,6 +892,7 @@ impl Nat44 {
                 state,
                 class: track::class_of(flow.proto, state) as u8,
                 last: now,
+                born: now,
                 lru: Links::default(),
                 sib: Links::default(),
                 tcp: track::Window::open(Dir::Out, &flow.tcp),
@@ -837,6 +963,7 @@ impl Nat44 {
                 state,
                 class: track::class_of(flow.proto, state) as u8,
                 last: now,
+                born: now,
                 lru: Links::default(),
                 sib: Links::default(),
                 tcp: track::Window::open(Dir::In, &flow.tcp),
@@ -1069,7 +1196,7 @@ impl Nat44 {
 /// word-sized tag (measured by the `memory` benchmark with a counting allocator).
 const SLAB_ENTRY_SIZE: usize = std::mem::size_of::<Session>() + std::mem::size_of::<usize>();
 // The module doc and the `memory` benchmark count on this size.
-const _: () = assert!(std::mem::size_of::<Session>() == 48);
+const _: () = assert!(std::mem::size_of::<Session>() == 52);
 
 /// ICMP queries have no remote port: the identifier names the inside endpoint only.
 #[inline]
@@ -1093,6 +1220,7 @@ fn parse_flow(ip: &[u8], dir: Dir) -> Result<Flow, DropReason> {
             let t = tcp::Packet::new_checked(payload).map_err(|_| DropReason::L4Truncated)?;
             Ok(Flow {
                 proto: proto::TCP,
+                len: p.total_len(),
                 l4,
                 src,
                 dst,
@@ -1106,6 +1234,7 @@ fn parse_flow(ip: &[u8], dir: Dir) -> Result<Flow, DropReason> {
                 .map_err(|_| DropReason::L4Truncated)?;
             Ok(Flow {
                 proto: proto::UDP,
+                len: p.total_len(),
                 l4,
                 src,
                 dst,
@@ -1126,6 +1255,7 @@ fn parse_flow(ip: &[u8], dir: Dir) -> Result<Flow, DropReason> {
             let id = i.echo_id();
             Ok(Flow {
                 proto: proto::ICMP,
+                len: p.total_len(),
                 l4,
                 src,
                 dst,
