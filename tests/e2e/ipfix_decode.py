@@ -49,11 +49,13 @@ def main():
             print(f"sequence {h.sequence_number}, expected {seen}", file=sys.stderr)
             sys.exit(1)
         for record in packet.flows:
-            out = {"_sequence": h.sequence_number, "_domain": h.obervation_domain_id
-                   if hasattr(h, "obervation_domain_id") else h.observation_domain_id}
+            # (The package spells the header field "obervation_domain_id".)
+            out = {"_sequence": h.sequence_number, "_domain": h.obervation_domain_id}
             for key, value in record.data.items():
                 if isinstance(value, bytes):
                     value = value.hex()
+                elif "IPv4Address" in str(key) or "IPv6Address" in str(key):
+                    value = str(ipaddress.ip_address(value))
                 out[str(key)] = value
             print(json.dumps(out, sort_keys=True))
         seen += len(packet.flows)

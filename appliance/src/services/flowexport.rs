@@ -10,10 +10,12 @@
 //! buffer) is counted (`errors`, and its records as `dropped`) and not retried. UDP
 //! gives no feedback: a collector that is down or answers with ICMP port unreachable
 //! costs the datagrams sent to it and nothing else; the ICMP errors that come back
-//! are dropped by the engine and counted under `local_unsupported` (nothing on the
-//! box listens for them).
+//! quote no session and are dropped by the engine, counted under
+//! `icmp_error_no_match`.
 //!
-//! A new collector address starts a new IPFIX session: templates first and the
+//! Templates go at start and every `template_interval` (a collector started later
+//! decodes from the next round on, RFC 7011 §8.4). A new collector address starts a
+//! new IPFIX session: templates first and the
 //! sequence number from 0 (RFC 7011 §10.3.7: the collector keys sequence numbers by
 //! transport session and observation domain).
 

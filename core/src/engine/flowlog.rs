@@ -42,6 +42,15 @@ pub const SWEEP: usize = 4096;
 /// `Account::rule` when no rule decided (no policy, or its default).
 pub const NO_RULE: u16 = u16::MAX;
 
+/// Bytes the accounts of a table of `slots` sessions take under `config`.
+pub fn accounts_bytes(config: &firmware_config::Config, slots: usize) -> usize {
+    if config.flow_log.enabled() {
+        slots * std::mem::size_of::<Account>()
+    } else {
+        0
+    }
+}
+
 /// What a session carried since its last record.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Account {

@@ -20,8 +20,8 @@
 //! 6888 REQ-5 style), so one host cannot fill the table for the others. Over either
 //! bound new outbound flows are dropped and counted; existing ones are never evicted.
 //! Only outbound packets create state, so outsiders cannot use up a host's quota. A
-//! host is one /128: IPv6 hosts on one link share a /64. A state record is 64 bytes,
-//! 10 of them the TCP sequence windows (`track::Window`); the host index adds 8 bytes
+//! host is one /128: IPv6 hosts on one link share a /64. A state record is 68 bytes,
+//! 10 of them the TCP sequence windows (`track::Window`) and 4 its creation time; the host index adds 8 bytes
 //! (rounded up to a power of two of slots) per unit of `max_states`.
 
 use super::flow::index::{Hasher, Index};
@@ -233,6 +233,7 @@ impl Fw6 {
         let max = shard.share(config.ipv6.max_states) as usize;
         max * (std::mem::size_of::<State6>() + std::mem::size_of::<usize>())
             + Index::memory_for(max * 2)
+            + flowlog::accounts_bytes(config, max)
     }
 
     /// Applies the tunable settings of `config` in place, keeping every state.

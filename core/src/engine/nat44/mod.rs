@@ -38,12 +38,13 @@
 //! Data layout: sessions live in a `Slab`; one fixed `Index` holds four kinds of keys
 //! (outbound 5-tuple, inbound 5-tuple, mapping by inside endpoint, host by inside
 //! address); per-class LRU lists give O(1) expiry; a mapping is the chain of sessions
-//! sharing an external port, whose first member the port slot names. A session is 48
-//! bytes (56 as a slab entry), 10 of them the TCP sequence windows (`track::Window`);
-//! with the index's four slots per allowed session and the port-hold FIFO,
-//! `Engine::new` sets aside 97 bytes per unit of `nat.max_sessions` (measured by the
-//! `memory` benchmark; 89 before the windows were added), plus 768 KiB per pool
-//! address and protocol once used.
+//! sharing an external port, whose first member the port slot names. A session is 52
+//! bytes (56 as a slab entry: `born` took padding), 10 of them the TCP sequence
+//! windows (`track::Window`) and 4 its creation time (`born`); with the index's four
+//! slots per allowed session and the port-hold FIFO, `Engine::new` sets aside 97 bytes
+//! per unit of `nat.max_sessions` (measured by the `memory` benchmark; 89 before the
+//! windows were added), plus 768 KiB per pool address and protocol once used, and
+//! with flow logs on a 48-byte account per session (`flowlog::Account`).
 //!
 //! The module works on IPv4 datagram bytes (`ip` starts at the IPv4 header) and never
 //! fragments, routes or builds packets: the engine does that around it.
@@ -479,6 +480,7 @@ impl Nat44 {
             + max.min(1 << 16) * std::mem::size_of::<Host>()
             + max.min(1 << 20) * std::mem::size_of::<Hold>()
             + config.nat_pool().len() * 3 * PortTable::memory()
+            + flowlog::accounts_bytes(config, max)
     }
 
     /// Bytes held by the tables (sessions, index, hosts, port tables).
@@ -488,6 +490,7 @@ impl Nat44 {
             + self.index.memory()
             + self.hosts.capacity() * std::mem::size_of::<Host>()
             + tables * PortTable::memory()
+            + self.accounts.memory()
     }
 
     #[inline]
@@ -538,7 +541,7 @@ impl Nat44 {
                     Ok(idx) => idx,
                     Err(e) => {
                         if self.flows.enabled() {
-                            self.report_refused(&flow, ip.len(), now, e, rule);
+                            self.report_refused(&flow, flow.len, now, e, rule);
                         }
                         return Err(e);
                     }
@@ -1192,9 +1195,11 @@ impl Nat44 {
     }
 }
 
-/// A slab entry is an enum of the record and a free-list link: the record plus a
-/// word-sized tag (measured by the `memory` benchmark with a counting allocator).
-const SLAB_ENTRY_SIZE: usize = std::mem::size_of::<Session>() + std::mem::size_of::<usize>();
+/// A slab entry is an enum of the record and a free-list link: the record after a
+/// 4-byte tag, rounded up to the word (measured by the `memory` benchmark with a
+/// counting allocator).
+const SLAB_ENTRY_SIZE: usize =
+    (std::mem::size_of::<Session>() + 4).next_multiple_of(std::mem::align_of::<usize>());
 // The module doc and the `memory` benchmark count on this size.
 const _: () = assert!(std::mem::size_of::<Session>() == 52);
 
