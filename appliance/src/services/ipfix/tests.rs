@@ -171,7 +171,7 @@ fn rfc7011_3_4_1_template_set_lists_every_template() {
             "IE {ie} in the NAT44 template"
         );
     }
-    assert!(d.templates[&V6].iter().any(|&f| f == (27, 16)));
+    assert!(d.templates[&V6].contains(&(27, 16)));
 }
 
 #[test]
