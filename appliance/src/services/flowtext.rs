@@ -91,28 +91,15 @@ pub fn messages(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::flowlog::{Account, EndReason};
+    use crate::engine::flowlog::EndReason;
 
     fn record() -> FlowRecord {
-        FlowRecord {
-            proto: 6,
-            inside: "10.10.0.2".parse().unwrap(),
-            in_port: 40000,
-            remote: "203.0.113.5".parse().unwrap(),
-            rem_port: 80,
-            outside: Some(("198.51.100.10".parse().unwrap(), 1025)),
-            account: Account {
-                packets: [10, 0],
-                bytes: [840, 0],
-                since: 40,
-                flags: 0x02,
-                rule: 0,
-            },
-            born: 40,
-            end: 100,
-            action: Action::Accepted,
-            reason: EndReason::IdleTimeout,
-        }
+        let mut r = crate::services::ipfix::tests::nat_record(EndReason::IdleTimeout);
+        r.account.packets = [10, 0];
+        r.account.bytes = [840, 0];
+        r.account.since = 40;
+        r.end = 100;
+        r
     }
 
     #[test]

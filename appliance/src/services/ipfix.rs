@@ -333,4 +333,4 @@ fn write(m: &mut Vec<u8>, id: u16, d: &Dir<'_>) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

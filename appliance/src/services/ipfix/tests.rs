@@ -94,7 +94,8 @@ fn uint(v: &[u8]) -> u64 {
     v.iter().fold(0, |a, &b| a << 8 | u64::from(b))
 }
 
-fn nat_record(reason: EndReason) -> FlowRecord {
+/// A NAT44 TCP flow's record (also `flowtext`'s tests').
+pub(crate) fn nat_record(reason: EndReason) -> FlowRecord {
     FlowRecord {
         proto: 6,
         inside: "10.10.0.2".parse().unwrap(),
