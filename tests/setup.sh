@@ -29,6 +29,8 @@ requirements=(
     curl:curl turnserver:coturn turnutils_natdiscovery:coturn trafgen:netsniff-ng
     nft:nftables openssl:openssl strace:strace perf:linux-perf dnsmasq:dnsmasq-base
     nc:netcat-openbsd
+    # test_flowlog.sh: nfdump's IPFIX collector and reader.
+    nfcapd:nfdump nfdump:nfdump
     # boot tests (tests/boot/test_boot.sh, qemu/vm.sh): QEMU, OVMF (uefi), SeaBIOS (bios).
     qemu-system-x86_64:qemu-system-x86
     # cloud configuration sources (firmware-config's sources tests, the NoCloud boot
@@ -91,6 +93,13 @@ if [ "$(installed_version qemu-utils)" != "$(installed_version qemu-system-x86)"
     echo "setup: qemu-utils $(installed_version qemu-utils) and qemu-system-x86 $(installed_version qemu-system-x86) differ" >&2
     exit 1
 fi
+
+# test_flowlog.sh's second IPFIX decoder (tests/e2e/ipfix_decode.py), pinned.
+NETFLOW_PY=0.12.2
+if ! python3 -c "import importlib.metadata as m; assert m.version('netflow') == '$NETFLOW_PY'" 2>/dev/null; then
+    python3 -m pip install -q "netflow==$NETFLOW_PY"
+fi
+python3 -c "import netflow.ipfix" || { echo "setup: python package netflow==$NETFLOW_PY missing after pip install" >&2; exit 1; }
 
 for component in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"

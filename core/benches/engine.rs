@@ -107,6 +107,28 @@ fn udp_established(c: &mut Criterion) {
     check_clean(&h.engine, "udp_established");
 }
 
+/// `udp_established`'s one-flow cases with flow logs on (`[flow_log] ipfix`): the
+/// per-packet cost of the accounting (issue #18 section 3).
+fn udp_established_flowlog(c: &mut Criterion) {
+    let mut config = config();
+    config.flow_log.ipfix = Some("198.51.100.1:4739".parse().expect("addr"));
+    let mut h = Harness::new(config);
+    h.confirm_neighbours();
+    let now = h.now;
+    let (out, back) = udp_pair(&mut h, 40000);
+    let mut work = vec![0u8; 2048];
+    let mut g = c.benchmark_group("udp_established_flowlog");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("out_1_flow", |b| {
+        b.iter(|| black_box(run(&mut h.engine, INSIDE, &mut work, &out, now)))
+    });
+    g.bench_function("in_1_flow", |b| {
+        b.iter(|| black_box(run(&mut h.engine, OUTSIDE, &mut work, &back, now)))
+    });
+    g.finish();
+    check_clean(&h.engine, "udp_established_flowlog");
+}
+
 fn tcp_established(c: &mut Criterion) {
     let mut h = Harness::default();
     h.confirm_neighbours();
@@ -346,6 +368,6 @@ criterion_group! {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(30);
-    targets = udp_established, tcp_established, session_creation, lookup_scaling, ipv6_established
+    targets = udp_established, udp_established_flowlog, tcp_established, session_creation, lookup_scaling, ipv6_established
 }
 criterion_main!(benches);

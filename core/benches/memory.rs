@@ -195,6 +195,6 @@ fn main() {
 
 /// The size of one `slab` entry holding a session, as `Nat44::memory` assumes it.
 fn full_slab_entry() -> usize {
-    // Session is 48 bytes; slab's Entry<T> adds a word-aligned tag.
+    // Session is 52 bytes; slab's Entry<T> puts a 4-byte tag before it, word-aligned.
     56
 }

@@ -57,8 +57,8 @@
 //!   unspecified address it would find there.
 //!   Version 7 appended `policy` (the egress policy): a version-4, -5 or -6 payload
 //!   decodes once the encoding of its default (allow, no rules) is appended.
-//!   Version 8 appended `port_block` (NAT44 port blocks): a version-7 payload decodes
-//!   once the encoding of its default (off) is appended.
+//!   Version 8 appended `port_block` (NAT44 port blocks) and `flow_log` (flow logs):
+//!   a version-7 payload decodes once the encoding of their defaults (off) is appended.
 //! - The device may be shorter than the full layout as long as it holds what the slots
 //!   use; bytes past the end read as missing, never as zeros.
 
@@ -488,7 +488,10 @@ fn decode(version: u16, payload: &[u8]) -> Result<Config, SlotProblem> {
             decode(7, &[payload, &tail].concat())
         }
         7 => {
-            let added = crate::port_block::PortBlock::default();
+            let added = (
+                crate::port_block::PortBlock::default(),
+                crate::flow_log::FlowLog::default(),
+            );
             let tail = postcard::to_allocvec(&added).expect("defaults encode");
             decode(8, &[payload, &tail].concat())
         }
@@ -777,10 +780,9 @@ mod tests {
     fn version_3_payload_decodes_with_the_default_workers() {
         let c = config();
         assert_eq!(c.dataplane, crate::schema::DataplaneSettings::default());
-        let full = postcard::to_allocvec(&c).expect("encodes");
+        let full = v7_payload(&c);
         let tail = postcard::to_allocvec(&c.dataplane).expect("encodes");
         let v6_tail = postcard::to_allocvec(&c.policy).expect("encodes");
-        let full = &full[..full.len() - v8_tail(&c)];
         let v3 = &full[..full.len() - tail.len() - v6_tail.len()];
         assert_eq!(decode(3, v3).expect("a version-3 payload"), c);
         assert!(decode(4, v3).is_err(), "not a version-4 payload");
@@ -799,8 +801,7 @@ mod tests {
             postcard::to_allocvec(&net).expect("encodes"),
             "a static address is written as format 5 wrote its Ipv6Net"
         );
-        let v8 = postcard::to_allocvec(&c).expect("encodes");
-        let v7 = &v8[..v8.len() - v8_tail(&c)];
+        let v7 = v7_payload(&c);
         let tail = postcard::to_allocvec(&c.policy).expect("encodes");
         let v5 = &v7[..v7.len() - tail.len()];
         assert_eq!(decode(5, v5).expect("a version-5 payload"), c);
@@ -812,14 +813,39 @@ mod tests {
         }
     }
 
+    /// `c` as format version 7 wrote it: without format 8's sections.
+    fn v7_payload(c: &Config) -> Vec<u8> {
+        let full = postcard::to_allocvec(c).expect("encodes");
+        let tail = postcard::to_allocvec(&(&c.port_block, &c.flow_log)).expect("encodes");
+        full[..full.len() - tail.len()].to_vec()
+    }
+
+    /// A version-7 payload (no `flow_log` section) reads as version 8 with flow logs
+    /// off; a version-8 payload with flow logs on reads back equal.
+    #[test]
+    fn version_7_payload_decodes_with_flow_logs_off() {
+        let c = config();
+        assert_eq!(c.flow_log, crate::flow_log::FlowLog::default());
+        assert_eq!(decode(7, &v7_payload(&c)).expect("a version-7 payload"), c);
+        assert!(
+            decode(8, &v7_payload(&c)).is_err(),
+            "not a version-8 payload"
+        );
+        let mut on = c.clone();
+        on.flow_log.ipfix = Some("192.0.2.9:4739".parse().expect("addr"));
+        on.flow_log.interval = 600;
+        let mut d = disk(MIN_DISK_SIZE);
+        write(&mut d, &on).expect("write");
+        assert_eq!(read(&mut d).expect("read").config, on);
+    }
+
     /// A version-4, -5 or -6 payload (no `policy` section) reads as version 7 with the
     /// default policy (allow, no rules); a version-7 payload with rules reads back equal.
     #[test]
     fn version_6_payload_decodes_with_the_default_policy() {
         let c = config();
         assert_eq!(c.policy, crate::policy::Policy::default());
-        let v8 = postcard::to_allocvec(&c).expect("encodes");
-        let v7 = &v8[..v8.len() - v8_tail(&c)];
+        let v7 = v7_payload(&c);
         let tail = postcard::to_allocvec(&c.policy).expect("encodes");
         let v6 = &v7[..v7.len() - tail.len()];
         assert_eq!(decode(6, v6).expect("a version-6 payload"), c);
@@ -842,21 +868,15 @@ mod tests {
         assert_eq!(read(&mut d).expect("read").config, with_rules);
     }
 
-    /// Bytes of the `port_block` section at the end of `c`'s encoding (format 8).
-    fn v8_tail(c: &Config) -> usize {
-        postcard::to_allocvec(&c.port_block).expect("encodes").len()
-    }
-
     /// A version-7 payload (no `port_block` section) reads as version 8 with blocks
     /// off; a version-8 payload with blocks on reads back equal.
     #[test]
     fn version_7_payload_decodes_with_port_blocks_off() {
         let c = config();
         assert_eq!(c.port_block, crate::port_block::PortBlock::default());
-        let v8 = postcard::to_allocvec(&c).expect("encodes");
-        let v7 = &v8[..v8.len() - v8_tail(&c)];
-        assert_eq!(decode(7, v7).expect("a version-7 payload"), c);
-        assert!(decode(8, v7).is_err(), "not a version-8 payload");
+        let v7 = v7_payload(&c);
+        assert_eq!(decode(7, &v7).expect("a version-7 payload"), c);
+        assert!(decode(8, &v7).is_err(), "not a version-8 payload");
         let mut blocks = c.clone();
         blocks.port_block = crate::port_block::PortBlock {
             size: 64,

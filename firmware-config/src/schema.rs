@@ -56,6 +56,10 @@ pub struct Config {
     /// `disk::decode`).
     #[serde(default)]
     pub port_block: crate::port_block::PortBlock,
+    /// Flow logs (`crate::flow_log`). Added in format version 8, last (see
+    /// `disk::decode`).
+    #[serde(default)]
+    pub flow_log: crate::flow_log::FlowLog,
 }
 
 /// One data port.

@@ -84,6 +84,10 @@ pub fn validate(config: &Config) -> Result<(), Vec<ValidationError>> {
         &nets(&config.ipv6_inside_prefixes()),
     ));
     errors.0.extend(crate::port_block::check(config));
+    errors.0.extend(crate::flow_log::check(
+        &config.flow_log,
+        config.log.syslog.is_some(),
+    ));
     if errors.0.is_empty() {
         Ok(())
     } else {

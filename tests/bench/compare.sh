@@ -7,6 +7,7 @@
 #   DURATION=5 PROFILE=1 tests/bench/compare.sh
 #   ROUNDS=2 tests/bench/compare.sh
 #   VARIANTS="natbox old-tpacket" OLD_NATBOX_BIN=/tmp/natbox-old tests/bench/compare.sh
+#   VARIANTS="rules1k rules1k-flows" tests/bench/compare.sh   # flow export's cost
 #
 # natbox is measured once per variant in VARIANTS (default: "natbox workers2": this
 # build with one worker, pinned to the last CPU, and with `[dataplane] workers = 2`,
@@ -394,6 +395,27 @@ in_gw sysctl -qw net.ipv6.conf.lan0.disable_ipv6=1 net.ipv6.conf.wan0.disable_ip
 offloads off
 pps_run base 1
 
+# variant_config VARIANT: what variant VARIANT appends to natbox.toml (issue #18's
+# "dataplane pps with 1k rules and flow export on, against the same without"):
+#   rules1k        1 000 egress policy rules (deny rules for other destinations; the
+#                  benchmark's traffic falls to the default, allow: every rule is
+#                  compiled in, none matches)
+#   rules1k-flows  the same with flow logs on: IPFIX to 198.51.100.1:4739 in ns wan
+#                  (dropped there like the traffic), interim records every 10 s
+variant_config() {
+    case $1 in
+    rules1k | rules1k-flows)
+        printf '\n[policy]\ndefault = "allow"\n'
+        for i in $(seq 0 999); do
+            printf '[[policy.rule]]\naction = "deny"\ndestination = "172.16.%d.%d"\n' $((i / 250)) $((i % 250 + 1))
+        done
+        if [ "$1" = rules1k-flows ]; then
+            printf '\n[flow_log]\nipfix = "198.51.100.1:4739"\ninterval = 10\n'
+        fi
+        ;;
+    esac
+}
+
 # Like-for-like with conntrack, which has no per-host limit: room for 10k flows of one host.
 write_config '/^mss_clamp/a max_sessions_per_host = 16384\nmax_ports_per_host = 16384'
 # Each round measures every natbox variant and then the kernel, so slow drifts of the
@@ -417,11 +439,14 @@ if [ "$variant" = workers2 ]; then
     mv "$WORK/natbox-one-worker.toml" "$WORK/natbox.toml"
 else
     echo "== natbox variant $variant, round $round (host mode, pinned to CPU $GW_CPU)"
+    cp "$WORK/natbox.toml" "$WORK/natbox-base.toml"
+    variant_config "$variant" >>"$WORK/natbox.toml"
     if [[ "$variant" == old-* ]]; then
         NATBOX_BIN=${OLD_NATBOX_BIN:?old-* variants need OLD_NATBOX_BIN} NATBOX_RX=${variant#old-} start_natbox
     else
         start_natbox
     fi
+    mv "$WORK/natbox-base.toml" "$WORK/natbox.toml"
     taskset -a -p -c "$GW_CPU" "$NATBOX_PID" >/dev/null
 fi
 grep -o "receive ring.*\|receive path: .*\|dataplane: .* workers.*" "$WORK/natbox.log" | sed 's/^/  /' 

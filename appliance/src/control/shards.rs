@@ -15,8 +15,9 @@
 //! request's would be a bug of the shard's; it is left out of the merge.
 
 use crate::engine::control::{
-    Answer, Counters, Delivered, Neighbours, PoolUsage, Request, Rows, SessionFilter,
+    Answer, Counters, Delivered, FlowBatch, Neighbours, PoolUsage, Request, Rows, SessionFilter,
 };
+use crate::engine::flowlog::FlowCounters;
 use crate::engine::fw6::StateInfo;
 use crate::engine::lease::Lease4;
 use crate::engine::lease6::Lease6;
@@ -264,6 +265,19 @@ pub trait Snapshots: Shards {
         match self.ask_one(ORIGIN_SHARD, &Request::Originate(ip)) {
             Some(Answer::Originated(result)) => result,
             _ => Err(DropReason::NoRoute),
+        }
+    }
+
+    /// Takes queued flow records, at most `max` of NAT44's and of the IPv6 filter's
+    /// from each shard.
+    fn flows(&mut self, max: usize) -> Vec<FlowBatch> {
+        answers!(self, Request::Flows { max }, Flows).collect()
+    }
+
+    /// Counts what the services did with flow records (on `ORIGIN_SHARD`).
+    fn flows_exported(&mut self, counters: FlowCounters) {
+        if counters != FlowCounters::default() {
+            self.ask_one(ORIGIN_SHARD, &Request::FlowsExported(counters));
         }
     }
 

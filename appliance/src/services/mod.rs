@@ -18,7 +18,10 @@
 pub mod dhcp4;
 pub mod dhcp6;
 pub mod fetch;
+pub mod flowexport;
+pub mod flowtext;
 pub mod http;
+pub mod ipfix;
 pub mod ipv6;
 pub mod metadata;
 pub mod packet;
@@ -45,6 +48,8 @@ pub struct Services {
     pub metadata: Option<metadata::Metadata>,
     /// What the shards were last asked to deliver to the services.
     bound: Vec<Binding>,
+    /// Flow records to their collectors.
+    pub flows: flowexport::FlowExport,
 }
 
 impl Services {
@@ -86,6 +91,7 @@ impl Services {
         // order, before it receives again), not a tick later.
         self.bind(shards, config);
         send_events(shards, config);
+        self.flows.tick(shards, config, now);
     }
 
     /// Starts, moves or stops the metrics responder and the DHCP clients as the

@@ -40,27 +40,35 @@ fn proto_name(p: u8) -> &'static str {
     }
 }
 
-/// The RFC 5424 message for `event`, stamped `at`, from host `hostname`.
-pub fn format(event: &MappingEvent, at: SystemTime, hostname: &str) -> String {
-    let kind = if event.created { "create" } else { "delete" };
-    let proto = proto_name(event.proto);
+/// An RFC 5424 message's header up to APP-NAME and PROCID (the MSGID follows),
+/// stamped `at`, from host `hostname`.
+pub fn header(at: SystemTime, hostname: &str) -> String {
     // HOSTNAME is PRINTUSASCII without spaces (RFC 5424 section 6.2.4), else NILVALUE.
     let host = if !hostname.is_empty() && hostname.bytes().all(|b| b.is_ascii_graphic()) {
         hostname
     } else {
         "-"
     };
+    format!(
+        "<{PRI}>1 {} {host} natbox -",
+        humantime::format_rfc3339_millis(at)
+    )
+}
+
+/// The RFC 5424 message for `event`, stamped `at`, from host `hostname`.
+pub fn format(event: &MappingEvent, at: SystemTime, hostname: &str) -> String {
+    let kind = if event.created { "create" } else { "delete" };
+    let proto = proto_name(event.proto);
+    let header = header(at, hostname);
     if let Some(last) = event.block_last {
         let (inside, outside, first) =
             (event.inside.ip(), event.outside.ip(), event.outside.port());
         return format!(
-            "<{PRI}>1 {} {host} natbox - NAT44 [nat@32473 event=\"block-{kind}\" proto=\"{proto}\" inside=\"{inside}\" outside=\"{outside}\" first=\"{first}\" last=\"{last}\"] block {kind} {proto} {inside} -> {outside}:{first}-{last}",
-            humantime::format_rfc3339_millis(at),
+            "{header} NAT44 [nat@32473 event=\"block-{kind}\" proto=\"{proto}\" inside=\"{inside}\" outside=\"{outside}\" first=\"{first}\" last=\"{last}\"] block {kind} {proto} {inside} -> {outside}:{first}-{last}",
         );
     }
     format!(
-        "<{PRI}>1 {} {host} natbox - NAT44 [nat@32473 event=\"{kind}\" proto=\"{proto}\" inside=\"{}\" outside=\"{}\"] mapping {kind} {proto} {} -> {}",
-        humantime::format_rfc3339_millis(at),
+        "{header} NAT44 [nat@32473 event=\"{kind}\" proto=\"{proto}\" inside=\"{}\" outside=\"{}\"] mapping {kind} {proto} {} -> {}",
         event.inside,
         event.outside,
         event.inside,

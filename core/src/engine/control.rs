@@ -130,6 +130,14 @@ pub enum Request {
     EventsLost(u64),
     /// The egress policy's hit counters (`policy::Hits`).
     Policy,
+    /// Takes up to `max` queued flow records (`flowlog`) of NAT44 and of the IPv6
+    /// filter each.
+    Flows {
+        max: usize,
+    },
+    /// Counts what the services did with flow records (`lost` adds to `dropped`).
+    /// To ONE shard.
+    FlowsExported(crate::engine::flowlog::FlowCounters),
 }
 
 /// A shard's answer to a `Request`, variant for variant. Each says how the answers of
@@ -173,6 +181,8 @@ pub enum Answer {
     Probed(bool),
     /// `Hits::merge`: sums rule by rule.
     Policy(Hits),
+    /// Concatenated in shard order.
+    Flows(FlowBatch),
     /// `ClearStats`, `BindLocal`, `EventsLost` done: nothing to merge.
     Done,
 }
@@ -245,6 +255,16 @@ pub struct Counters {
     pub states6: u64,
     pub events_logged: u64,
     pub events_dropped: u64,
+    /// Flow records (`flowlog`), NAT44's and the IPv6 filter's.
+    pub flows: crate::engine::flowlog::FlowCounters,
+}
+
+/// Flow records a shard handed over, and its engine time (seconds) when it did: a
+/// record's times are engine seconds, placed on the wall clock by the difference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowBatch {
+    pub now: u32,
+    pub records: Vec<crate::engine::flowlog::FlowRecord>,
 }
 
 impl Counters {
@@ -258,6 +278,7 @@ impl Counters {
         self.states6 += other.states6;
         self.events_logged += other.events_logged;
         self.events_dropped += other.events_dropped;
+        self.flows.add(&other.flows);
     }
 }
 
@@ -460,6 +481,17 @@ impl Engine {
                 Answer::Done
             }
             Request::Policy => Answer::Policy(self.policy().hits()),
+            Request::Flows { max } => {
+                let mut records: Vec<_> = (0..*max)
+                    .map_while(|_| self.nat_mut().flows_mut().pop())
+                    .collect();
+                records.extend((0..*max).map_while(|_| self.fw6_mut().flows_mut().pop()));
+                Answer::Flows(FlowBatch { now, records })
+            }
+            Request::FlowsExported(c) => {
+                self.nat_mut().flows_mut().counters.add(c);
+                Answer::Done
+            }
         }
     }
 }
@@ -558,11 +590,14 @@ mod tests {
             states6: 1,
             events_logged: 3,
             events_dropped: 0,
+            flows: Default::default(),
         };
         let mut b = a.clone();
         b.stats.sessions_created = 2;
         b.events_dropped = 1;
+        b.flows.dropped = 5;
         a.add(&b);
+        assert_eq!(a.flows.dropped, 5);
         assert_eq!((a.sessions, a.states6, a.events_logged), (4, 2, 6));
         assert_eq!((a.stats.sessions_created, a.events_dropped), (2, 1));
         assert_eq!(a.session_classes, [2; Class::COUNT]);

@@ -167,7 +167,8 @@ impl Engine {
             };
             let key = policy::l4_key(upper.protocol, value);
             let admit = (&mut self.policy, key);
-            self.fw6.pass(&t, dir, now_s, &mut self.stats, admit)?;
+            let len = frame.len - ETH;
+            self.fw6.pass(&t, dir, now_s, &mut self.stats, admit, len)?;
         }
         if let Some(key) = key {
             for (id, port) in self.frags.first(key, FragAction::Pass, now)? {

@@ -84,6 +84,7 @@ pub mod buffers;
 mod config;
 pub mod control;
 pub mod flow;
+pub mod flowlog;
 pub mod frag;
 pub mod fw6;
 pub mod icmp;

@@ -56,6 +56,8 @@ impl Engine {
     pub fn clear_stats(&mut self) {
         self.stats = Stats::default();
         self.nat.events_mut().clear_counters();
+        self.nat.flows_mut().clear_counters();
+        self.fw6.flows_mut().clear_counters();
         self.policy.clear_hits();
     }
 
@@ -73,6 +75,11 @@ impl Engine {
             states6: self.fw6.state_count() as u64,
             events_logged: self.nat.events().logged,
             events_dropped: self.nat.events().dropped,
+            flows: {
+                let mut flows = self.nat.flows().counters;
+                flows.add(&self.fw6.flows().counters);
+                flows
+            },
         }
     }
 

@@ -20,14 +20,16 @@
 //! 6888 REQ-5 style), so one host cannot fill the table for the others. Over either
 //! bound new outbound flows are dropped and counted; existing ones are never evicted.
 //! Only outbound packets create state, so outsiders cannot use up a host's quota. A
-//! host is one /128: IPv6 hosts on one link share a /64. A state record is 64 bytes,
-//! 10 of them the TCP sequence windows (`track::Window`); the host index adds 8 bytes
+//! host is one /128: IPv6 hosts on one link share a /64. A state record is 68 bytes,
+//! 10 of them the TCP sequence windows (`track::Window`) and 4 its creation time; the host index adds 8 bytes
 //! (rounded up to a power of two of slots) per unit of `max_states`.
 
 use super::flow::index::{Hasher, Index};
 use super::flow::list::Links;
 use super::flow::lru::{Lru, Timed};
 use super::flow::track::{self, Class, Dir, TcpState, Timeouts};
+use super::flowlog::{self, Account, Accounts, Action, EndReason, FlowLog, FlowRecord};
+use super::nat44::flow_interval;
 use super::policy::Policy;
 use super::stats::{DropReason, Stats};
 use crate::shard::Shard;
@@ -68,6 +70,8 @@ struct State6 {
     state: u8,
     class: u8,
     last: u32,
+    /// When the session was created, whole seconds of engine time.
+    born: u32,
     lru: Links,
     /// TCP sequence windows (unused for other protocols).
     tcp: track::Window,
@@ -76,7 +80,7 @@ struct State6 {
 crate::timed_record!(State6);
 
 // The module doc counts on this size.
-const _: () = assert!(std::mem::size_of::<State6>() == 64);
+const _: () = assert!(std::mem::size_of::<State6>() == 68);
 
 impl State6 {
     /// The state's tuple (no segment: for hashing).
@@ -147,6 +151,9 @@ pub struct Fw6 {
     hasher: Hasher,
     lru: Lru,
     shard: Shard,
+    /// Flow records (`engine::flowlog`) and the states' accounts.
+    flows: FlowLog,
+    accounts: Accounts,
 }
 
 impl Fw6 {
@@ -155,7 +162,7 @@ impl Fw6 {
         let max = shard.share(config.ipv6.max_states) as usize;
         // Like NAT44's host table: grows past this only on a very large network.
         let hosts = max.min(1 << 16);
-        Fw6 {
+        let mut fw6 = Fw6 {
             inside: config.ipv6_inside_prefixes(),
             t: Tunables::of(config, shard),
             shard,
@@ -166,7 +173,58 @@ impl Fw6 {
             host_index: Index::with_capacity(max),
             hasher: Hasher::default(),
             lru: Lru::default(),
+            flows: FlowLog::default(),
+            accounts: Accounts::default(),
+        };
+        fw6.configure_flows(config);
+        fw6
+    }
+
+    fn configure_flows(&mut self, config: &Config) {
+        let slots = self.states.capacity();
+        self.flows
+            .configure(flow_interval(config), &mut self.accounts, slots);
+    }
+
+    /// The flow log (see `engine::flowlog`).
+    pub fn flows(&self) -> &FlowLog {
+        &self.flows
+    }
+
+    pub fn flows_mut(&mut self) -> &mut FlowLog {
+        &mut self.flows
+    }
+
+    /// The flow record of state `idx` for what it carried since its last record.
+    fn report(&mut self, idx: u32, now: u32, reason: EndReason) {
+        if !self.flows.enabled() {
+            return;
         }
+        let account = self.accounts.take(idx, now);
+        if account.packets == [0, 0] {
+            // An interim record covered everything the session carried.
+            return;
+        }
+        let s = &self.states[idx as usize];
+        let closed = s.proto == proto::TCP && account.flags & (tcp::FIN | tcp::RST) != 0;
+        let reason = match reason {
+            EndReason::IdleTimeout if closed => EndReason::EndOfFlow,
+            r => r,
+        };
+        let record = FlowRecord {
+            proto: s.proto,
+            inside: Ipv6Addr::from(s.inside).into(),
+            in_port: s.in_port,
+            remote: Ipv6Addr::from(s.remote).into(),
+            rem_port: s.rem_port,
+            outside: None,
+            account,
+            born: s.born,
+            end: s.last,
+            action: Action::Accepted,
+            reason,
+        };
+        self.flows.push(record);
     }
 
     /// Bytes the tables of shard `shard` under `config` take (`new` sets them all
@@ -175,11 +233,13 @@ impl Fw6 {
         let max = shard.share(config.ipv6.max_states) as usize;
         max * (std::mem::size_of::<State6>() + std::mem::size_of::<usize>())
             + Index::memory_for(max * 2)
+            + flowlog::accounts_bytes(config, max)
     }
 
     /// Applies the tunable settings of `config` in place, keeping every state.
     pub fn retune(&mut self, config: &Config) {
         self.t = Tunables::of(config, self.shard);
+        self.configure_flows(config);
     }
 
     /// The settings in force, for tests that compare engines.
@@ -212,13 +272,30 @@ impl Fw6 {
         now: u32,
         stats: &mut Stats,
         (policy, l4): (&mut Policy, u32),
+        len: usize,
     ) -> Result<(), DropReason> {
         let idx = match (self.find(t), dir) {
             (Some(idx), _) => idx,
-            (None, Dir::Out) => self.create(t, now, stats, (policy, l4))?,
+            (None, Dir::Out) => {
+                let made = self.create(t, now, stats, (&mut *policy, l4));
+                let rule = policy.decided().map_or(flowlog::NO_RULE, |r| r as u16);
+                match made {
+                    Ok(idx) => {
+                        self.accounts.open(self.flows.enabled(), idx, now, rule);
+                        idx
+                    }
+                    Err(e) => {
+                        if self.flows.enabled() {
+                            self.report_refused(t, len, now, e, rule);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
             (None, Dir::In) => return Err(DropReason::Unsolicited6),
         };
         self.track(idx, dir, &t.tcp, now)?;
+        self.accounts.count(idx, dir, len, t.tcp.flags);
         match dir {
             Dir::Out => stats.fw6_out.count(t.proto),
             Dir::In => stats.fw6_in.count(t.proto),
@@ -236,8 +313,17 @@ impl Fw6 {
             let Some(idx) = self.lru.next_expired(&self.states, &self.t.timeouts, now) else {
                 break;
             };
+            self.report(idx, now, EndReason::IdleTimeout);
             self.remove(idx);
             stats.states6_expired += 1;
+        }
+        if self.flows.enabled() {
+            let interval = self.flows.interval();
+            for idx in self.flows.sweep(self.states.capacity()) {
+                if self.states.contains(idx as usize) && self.accounts.due(idx, now, interval) {
+                    self.report(idx, now, EndReason::ActiveTimeout);
+                }
+            }
         }
     }
 
@@ -249,12 +335,24 @@ impl Fw6 {
     /// inside address is still inside, as far as the limits allow, in order of last
     /// activity (issue #16: a configuration change keeps what it can). Returns how
     /// many of `old`'s states ended.
-    pub fn adopt(&mut self, old: Fw6) -> usize {
-        let mut states: Vec<State6> = old.states.into_iter().map(|(_, s)| s).collect();
-        states.sort_by_key(|s| s.last);
+    pub fn adopt(&mut self, mut old: Fw6) -> usize {
+        let accounts = &old.accounts;
+        let mut states: Vec<(State6, Account)> = old
+            .states
+            .into_iter()
+            .map(|(i, s)| (s, accounts.get(i as u32)))
+            .collect();
+        states.sort_by_key(|(s, _)| s.last);
         let total = states.len();
         let mut kept = 0;
-        for mut s in states {
+        // The queue of records carries over; the settings stay this filter's.
+        old.flows.configure(
+            self.flows.enabled().then_some(self.flows.interval()),
+            &mut Accounts::default(),
+            0,
+        );
+        self.flows = std::mem::take(&mut old.flows);
+        for (mut s, account) in states {
             if !self.is_inside(&Ipv6Addr::from(s.inside))
                 || self.states.len() as u32 >= self.t.max_states
             {
@@ -272,6 +370,7 @@ impl Fw6 {
                 continue;
             }
             self.lru.insert(&mut self.states, idx);
+            self.accounts.put(self.flows.enabled(), idx, account);
             kept += 1;
         }
         total - kept
@@ -285,6 +384,7 @@ impl Fw6 {
             .map(|(i, _)| i as u32)
             .collect();
         for &idx in &doomed {
+            self.report(idx, now, EndReason::ForcedEnd);
             self.remove(idx);
         }
         doomed.len()
@@ -348,6 +448,7 @@ impl Fw6 {
             state,
             class: track::class_of(t.proto, state) as u8,
             last: now,
+            born: now,
             lru: Links::default(),
             tcp: track::Window::open(Dir::Out, &t.tcp),
         }) as u32;
@@ -371,6 +472,35 @@ impl Fw6 {
             self.uncharge_host(host);
         }
         self.states.remove(idx as usize);
+    }
+
+    /// The flow record of a new state refused with `reason`.
+    fn report_refused(&mut self, t: &Tuple6, len: usize, now: u32, reason: DropReason, rule: u16) {
+        let Some(action) = flowlog::refusal(reason) else {
+            return;
+        };
+        self.flows.refused(
+            now,
+            FlowRecord {
+                proto: t.proto,
+                inside: t.inside.into(),
+                in_port: t.in_port,
+                remote: t.remote.into(),
+                rem_port: t.rem_port,
+                outside: None,
+                account: flowlog::Account {
+                    packets: [1, 0],
+                    bytes: [len as u64, 0],
+                    since: now,
+                    flags: t.tcp.flags,
+                    rule,
+                },
+                born: now,
+                end: now,
+                action,
+                reason: EndReason::ForcedEnd,
+            },
+        );
     }
 
     fn host_hash(&self, addr: [u8; 16]) -> u64 {

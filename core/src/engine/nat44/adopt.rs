@@ -65,6 +65,10 @@ impl Nat44 {
         events.configure(super::event_rate(config));
         self.events = events;
         self.log_block_changes(&old, now);
+        let mut flows = std::mem::take(&mut old.flows);
+        let slots = self.sessions.capacity();
+        flows.configure(super::flow_interval(config), &mut self.accounts, slots);
+        self.flows = flows;
         ended
     }
 
@@ -118,6 +122,8 @@ impl Nat44 {
                 None => Join::NewMapping { host },
             };
             let idx = self.place(moved, join, false);
+            self.accounts
+                .put(self.flows.enabled(), idx, old.accounts.get(i));
             if !answered {
                 self.port_table(pool, s.proto)
                     .count_unanswered(s.ext_port, true);

@@ -38,12 +38,13 @@
 //! Data layout: sessions live in a `Slab`; one fixed `Index` holds four kinds of keys
 //! (outbound 5-tuple, inbound 5-tuple, mapping by inside endpoint, host by inside
 //! address); per-class LRU lists give O(1) expiry; a mapping is the chain of sessions
-//! sharing an external port, whose first member the port slot names. A session is 48
-//! bytes (56 as a slab entry), 10 of them the TCP sequence windows (`track::Window`);
-//! with the index's four slots per allowed session and the port-hold FIFO,
-//! `Engine::new` sets aside 97 bytes per unit of `nat.max_sessions` (measured by the
-//! `memory` benchmark; 89 before the windows were added), plus 768 KiB per pool
-//! address and protocol once used.
+//! sharing an external port, whose first member the port slot names. A session is 52
+//! bytes (56 as a slab entry: `born` took padding), 10 of them the TCP sequence
+//! windows (`track::Window`) and 4 its creation time (`born`); with the index's four
+//! slots per allowed session and the port-hold FIFO, `Engine::new` sets aside 97 bytes
+//! per unit of `nat.max_sessions` (measured by the `memory` benchmark; 89 before the
+//! windows were added), plus 768 KiB per pool address and protocol once used, and
+//! with flow logs on a 48-byte account per session (`flowlog::Account`).
 //!
 //! The module works on IPv4 datagram bytes (`ip` starts at the IPv4 header) and never
 //! fragments, routes or builds packets: the engine does that around it.
@@ -57,6 +58,7 @@ use super::flow::index::{Hasher, Index};
 use super::flow::list::{self, Linked, Links, List};
 use super::flow::lru::Lru;
 use super::flow::track::{self, Class, Dir, TcpState, Timeouts};
+use super::flowlog::{self, Accounts, Action, EndReason, FlowLog, FlowRecord};
 use super::policy::{self, Policy};
 use super::pool::blocks::{Blocks, NONE};
 use super::pool::{PortTable, Ranges, Slices};
@@ -102,6 +104,8 @@ struct Session {
     class: u8,
     /// Last activity, whole seconds of engine time.
     last: u32,
+    /// When the session was created, whole seconds of engine time.
+    born: u32,
     lru: Links,
     /// Sessions sharing this session's mapping.
     sib: Links,
@@ -148,6 +152,8 @@ struct Hold {
 #[derive(Debug, Clone, Copy)]
 struct Flow {
     proto: u8,
+    /// The datagram's length (IPv4 total length).
+    len: usize,
     /// Offset of the transport header within the datagram.
     l4: usize,
     src: u32,
@@ -235,6 +241,17 @@ pub struct Nat44 {
     /// `blocks[pool][proto_slot]`, with port blocks on; allocated on first use.
     blocks: Vec<[Option<Box<Blocks>>; 3]>,
     block_failures: u64,
+    /// Flow records (`engine::flowlog`) and the sessions' accounts.
+    flows: FlowLog,
+    accounts: Accounts,
+}
+
+/// Interim flow records' interval when flow logging is on, else `None`.
+pub(crate) fn flow_interval(config: &Config) -> Option<u32> {
+    config
+        .flow_log
+        .enabled()
+        .then_some(config.flow_log.interval)
 }
 
 /// An event log that runs when a syslog collector is configured.
@@ -298,7 +315,17 @@ impl Nat44 {
             lru: Lru::default(),
             holds: VecDeque::with_capacity(max.min(1 << 20)),
             events: event_log(config),
+            flows: FlowLog::default(),
+            accounts: Accounts::default(),
         }
+        .with_flow_log(config)
+    }
+
+    fn with_flow_log(mut self, config: &Config) -> Nat44 {
+        let slots = self.sessions.capacity();
+        self.flows
+            .configure(flow_interval(config), &mut self.accounts, slots);
+        self
     }
 
     /// Applies the tunable settings of `config` (filtering, limits, hold, UDP refresh,
@@ -307,6 +334,79 @@ impl Nat44 {
     pub fn retune(&mut self, config: &Config) {
         self.p.t = Tunables::of(config, self.p.shard);
         self.events.configure(event_rate(config));
+        let slots = self.sessions.capacity();
+        self.flows
+            .configure(flow_interval(config), &mut self.accounts, slots);
+    }
+
+    /// The flow log (see `engine::flowlog`).
+    pub fn flows(&self) -> &FlowLog {
+        &self.flows
+    }
+
+    pub fn flows_mut(&mut self) -> &mut FlowLog {
+        &mut self.flows
+    }
+
+    /// The flow record of session `idx` for what it carried since its last record.
+    fn report(&mut self, idx: u32, now: u32, reason: EndReason) {
+        if !self.flows.enabled() {
+            return;
+        }
+        let account = self.accounts.take(idx, now);
+        if account.packets == [0, 0] {
+            // An interim record covered everything the session carried.
+            return;
+        }
+        let s = &self.sessions[idx as usize];
+        let closed = s.proto == proto::TCP && account.flags & (tcp::FIN | tcp::RST) != 0;
+        let reason = match reason {
+            EndReason::IdleTimeout if closed => EndReason::EndOfFlow,
+            r => r,
+        };
+        let record = FlowRecord {
+            proto: s.proto,
+            inside: Ipv4Addr::from_bits(s.in_addr).into(),
+            in_port: s.in_port,
+            remote: Ipv4Addr::from_bits(s.rem_addr).into(),
+            rem_port: s.rem_port,
+            outside: Some((self.p.pool[usize::from(s.pool)], s.ext_port)),
+            account,
+            born: s.born,
+            end: s.last,
+            action: Action::Accepted,
+            reason,
+        };
+        self.flows.push(record);
+    }
+
+    /// The flow record of a new outbound session refused with `reason`.
+    fn report_refused(&mut self, flow: &Flow, len: usize, now: u32, reason: DropReason, rule: u16) {
+        let Some(action) = flowlog::refusal(reason) else {
+            return;
+        };
+        self.flows.refused(
+            now,
+            FlowRecord {
+                proto: flow.proto,
+                inside: Ipv4Addr::from_bits(flow.src).into(),
+                in_port: flow.sport,
+                remote: Ipv4Addr::from_bits(flow.dst).into(),
+                rem_port: flow.dport,
+                outside: None,
+                account: flowlog::Account {
+                    packets: [1, 0],
+                    bytes: [len as u64, 0],
+                    since: now,
+                    flags: flow.tcp.flags,
+                    rule,
+                },
+                born: now,
+                end: now,
+                action,
+                reason: EndReason::ForcedEnd,
+            },
+        );
     }
 
     /// The settings in force, for tests that compare engines.
@@ -398,6 +498,7 @@ impl Nat44 {
                 .port_block
                 .enabled()
                 .map_or(0, |size| config.nat_pool().len() * 3 * Blocks::memory(size))
+            + flowlog::accounts_bytes(config, max)
     }
 
     /// Bytes held by the tables (sessions, index, hosts, port tables).
@@ -409,6 +510,7 @@ impl Nat44 {
             + self.index.memory()
             + self.hosts.capacity() * std::mem::size_of::<Host>()
             + tables * PortTable::memory()
+            + self.accounts.memory()
     }
 
     #[inline]
@@ -447,17 +549,30 @@ impl Nat44 {
                 if flow.proto == proto::TCP && TcpState::open(Dir::Out, flow.tcp.flags).is_none() {
                     return Err(DropReason::TcpNoSession);
                 }
-                policy.admit4(
-                    Ipv4Addr::from_bits(flow.src),
-                    Ipv4Addr::from_bits(flow.dst),
-                    policy::session_key(flow.proto, rem_port),
-                )?;
-                let idx = self.create_outbound(&flow, rem_port, now)?;
+                let made = policy
+                    .admit4(
+                        Ipv4Addr::from_bits(flow.src),
+                        Ipv4Addr::from_bits(flow.dst),
+                        policy::session_key(flow.proto, rem_port),
+                    )
+                    .and_then(|()| self.create_outbound(&flow, rem_port, now));
+                let rule = policy.decided().map_or(flowlog::NO_RULE, |r| r as u16);
+                let idx = match made {
+                    Ok(idx) => idx,
+                    Err(e) => {
+                        if self.flows.enabled() {
+                            self.report_refused(&flow, flow.len, now, e, rule);
+                        }
+                        return Err(e);
+                    }
+                };
+                self.accounts.open(self.flows.enabled(), idx, now, rule);
                 stats.sessions_created += 1;
                 idx
             }
         };
         self.track(idx, Dir::Out, &flow.tcp, now)?;
+        self.accounts.count(idx, Dir::Out, flow.len, flow.tcp.flags);
         let s = &self.sessions[idx as usize];
         let ext = self.p.pool[usize::from(s.pool)].to_bits();
         rewrite::rewrite(ip, flow.l4, flow.proto, End::Src, (ext, s.ext_port), csum);
@@ -484,11 +599,14 @@ impl Nat44 {
             Some(idx) => idx,
             None => {
                 let idx = self.admit_inbound(&flow, pool, now, policy)?;
+                let rule = policy.decided().map_or(flowlog::NO_RULE, |r| r as u16);
+                self.accounts.open(self.flows.enabled(), idx, now, rule);
                 stats.sessions_created += 1;
                 idx
             }
         };
         self.track(idx, Dir::In, &flow.tcp, now)?;
+        self.accounts.count(idx, Dir::In, flow.len, flow.tcp.flags);
         let s = &self.sessions[idx as usize];
         rewrite::rewrite(
             ip,
@@ -591,8 +709,17 @@ impl Nat44 {
             else {
                 break;
             };
+            self.report(idx, now, EndReason::IdleTimeout);
             self.remove(idx, now);
             stats.sessions_expired += 1;
+        }
+        if self.flows.enabled() {
+            let interval = self.flows.interval();
+            for idx in self.flows.sweep(self.sessions.capacity()) {
+                if self.sessions.contains(idx as usize) && self.accounts.due(idx, now, interval) {
+                    self.report(idx, now, EndReason::ActiveTimeout);
+                }
+            }
         }
         while let Some(h) = self.holds.front().copied() {
             if h.freed.saturating_add(self.p.t.hold) > now {
@@ -617,6 +744,7 @@ impl Nat44 {
             .map(|(i, _)| i as u32)
             .collect();
         for &idx in &doomed {
+            self.report(idx, now, EndReason::ForcedEnd);
             self.remove(idx, now);
         }
         doomed.len()
@@ -796,6 +924,7 @@ impl Nat44 {
                 state,
                 class: track::class_of(flow.proto, state) as u8,
                 last: now,
+                born: now,
                 lru: Links::default(),
                 sib: Links::default(),
                 tcp: track::Window::open(Dir::Out, &flow.tcp),
@@ -866,6 +995,7 @@ impl Nat44 {
                 state,
                 class: track::class_of(flow.proto, state) as u8,
                 last: now,
+                born: now,
                 lru: Links::default(),
                 sib: Links::default(),
                 tcp: track::Window::open(Dir::In, &flow.tcp),
@@ -1097,11 +1227,13 @@ impl Nat44 {
     }
 }
 
-/// A slab entry is an enum of the record and a free-list link: the record plus a
-/// word-sized tag (measured by the `memory` benchmark with a counting allocator).
-const SLAB_ENTRY_SIZE: usize = std::mem::size_of::<Session>() + std::mem::size_of::<usize>();
+/// A slab entry is an enum of the record and a free-list link: the record after a
+/// 4-byte tag, rounded up to the word (measured by the `memory` benchmark with a
+/// counting allocator).
+const SLAB_ENTRY_SIZE: usize =
+    (std::mem::size_of::<Session>() + 4).next_multiple_of(std::mem::align_of::<usize>());
 // The module doc and the `memory` benchmark count on this size.
-const _: () = assert!(std::mem::size_of::<Session>() == 48);
+const _: () = assert!(std::mem::size_of::<Session>() == 52);
 
 /// ICMP queries have no remote port: the identifier names the inside endpoint only.
 #[inline]
@@ -1125,6 +1257,7 @@ fn parse_flow(ip: &[u8], dir: Dir) -> Result<Flow, DropReason> {
             let t = tcp::Packet::new_checked(payload).map_err(|_| DropReason::L4Truncated)?;
             Ok(Flow {
                 proto: proto::TCP,
+                len: p.total_len(),
                 l4,
                 src,
                 dst,
@@ -1138,6 +1271,7 @@ fn parse_flow(ip: &[u8], dir: Dir) -> Result<Flow, DropReason> {
                 .map_err(|_| DropReason::L4Truncated)?;
             Ok(Flow {
                 proto: proto::UDP,
+                len: p.total_len(),
                 l4,
                 src,
                 dst,
@@ -1158,6 +1292,7 @@ fn parse_flow(ip: &[u8], dir: Dir) -> Result<Flow, DropReason> {
             let id = i.echo_id();
             Ok(Flow {
                 proto: proto::ICMP,
+                len: p.total_len(),
                 l4,
                 src,
                 dst,

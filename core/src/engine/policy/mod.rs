@@ -59,6 +59,9 @@ pub struct Policy {
     active: bool,
     hits: Vec<u64>,
     default_hits: u64,
+    /// The rule that decided the last `admit4`/`admit6` (`None`: the default, or no
+    /// policy), for flow logs.
+    decided: Option<u32>,
 }
 
 impl Default for Policy {
@@ -116,6 +119,7 @@ impl Policy {
             v4: Classifier::new(&v4),
             v6: Classifier::new(&v6),
             hits: vec![0; written.rule.len()],
+            decided: None,
             default_hits: 0,
             written: written.clone(),
         }
@@ -154,6 +158,7 @@ impl Policy {
     #[inline]
     pub fn admit4(&mut self, src: Ipv4Addr, dst: Ipv4Addr, l4: u32) -> Result<(), DropReason> {
         if !self.active {
+            self.decided = None;
             return Ok(());
         }
         let rule = self.v4.lookup(src.to_bits(), dst.to_bits(), l4);
@@ -164,6 +169,7 @@ impl Policy {
     #[inline]
     pub fn admit6(&mut self, src: &Ipv6Addr, dst: &Ipv6Addr, l4: u32) -> Result<(), DropReason> {
         if !self.active {
+            self.decided = None;
             return Ok(());
         }
         let rule = self.v6.lookup(src.to_bits(), dst.to_bits(), l4);
@@ -198,7 +204,13 @@ impl Policy {
             .map_or(self.written.default, |r| r.action)
     }
 
+    /// The rule that decided the last `admit4` or `admit6`, if a rule did.
+    pub fn decided(&self) -> Option<u32> {
+        self.decided
+    }
+
     fn count(&mut self, rule: Option<u32>) -> Result<(), DropReason> {
+        self.decided = rule;
         let slot = rule.and_then(|n| self.hits.get_mut(n as usize));
         match slot {
             Some(hits) => *hits += 1,
