@@ -16,6 +16,7 @@
 //! source address toward a destination) is the same on every shard, so it is asked of
 //! one.
 
+use super::destinations::Report;
 use super::fw6::StateInfo;
 use super::lease::Lease4;
 use super::lease6::Lease6;
@@ -130,6 +131,8 @@ pub enum Request {
     EventsLost(u64),
     /// The egress policy's hit counters (`policy::Hits`).
     Policy,
+    /// The per-destination SLIs, IPv4 and IPv6 (`destinations::Report`).
+    Destinations,
 }
 
 /// A shard's answer to a `Request`, variant for variant. Each says how the answers of
@@ -173,6 +176,8 @@ pub enum Answer {
     Probed(bool),
     /// `Hits::merge`: sums rule by rule.
     Policy(Hits),
+    /// `Report::merge`.
+    Destinations(Box<Report>),
     /// `ClearStats`, `BindLocal`, `EventsLost` done: nothing to merge.
     Done,
 }
@@ -456,6 +461,11 @@ impl Engine {
                 Answer::Done
             }
             Request::Policy => Answer::Policy(self.policy().hits()),
+            Request::Destinations => {
+                let mut report = self.nat().destinations();
+                report.v6 = self.fw6().destinations();
+                Answer::Destinations(Box::new(report))
+            }
         }
     }
 }

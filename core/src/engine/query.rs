@@ -57,6 +57,8 @@ impl Engine {
         self.stats = Stats::default();
         self.nat.events_mut().clear_counters();
         self.policy.clear_hits();
+        self.nat.clear_destinations();
+        self.fw6.clear_destinations();
     }
 
     /// The egress policy in force, with its hit counters.

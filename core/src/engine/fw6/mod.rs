@@ -24,6 +24,7 @@
 //! 10 of them the TCP sequence windows (`track::Window`); the host index adds 8 bytes
 //! (rounded up to a power of two of slots) per unit of `max_states`.
 
+use super::destinations::{Dest, Destinations, Summary};
 use super::flow::index::{Hasher, Index};
 use super::flow::list::Links;
 use super::flow::lru::{Lru, Timed};
@@ -147,6 +148,9 @@ pub struct Fw6 {
     hasher: Hasher,
     lru: Lru,
     shard: Shard,
+    /// Sessions per destination /48 (`engine::destinations`), counted at creation;
+    /// TCP outcomes are judged for IPv4 only (NAT44).
+    dests: Destinations,
 }
 
 impl Fw6 {
@@ -166,6 +170,7 @@ impl Fw6 {
             host_index: Index::with_capacity(max),
             hasher: Hasher::default(),
             lru: Lru::default(),
+            dests: Destinations::default(),
         }
     }
 
@@ -175,6 +180,16 @@ impl Fw6 {
         let max = shard.share(config.ipv6.max_states) as usize;
         max * (std::mem::size_of::<State6>() + std::mem::size_of::<usize>())
             + Index::memory_for(max * 2)
+    }
+
+    /// The IPv6 destinations (`engine::destinations`).
+    pub fn destinations(&self) -> Summary {
+        self.dests.summary()
+    }
+
+    /// Forgets the IPv6 destinations (`clear stats`).
+    pub fn clear_destinations(&mut self) {
+        self.dests.clear();
     }
 
     /// Applies the tunable settings of `config` in place, keeping every state.
@@ -359,6 +374,7 @@ impl Fw6 {
         }
         self.lru.insert(&mut self.states, idx);
         stats.states6_created += 1;
+        self.dests.session(Dest::v6(t.remote), false);
         Ok(idx)
     }
 

@@ -51,7 +51,9 @@
 mod adopt;
 pub mod events;
 mod rewrite;
+mod sli;
 
+pub use super::destinations::Report;
 use super::flow::index::{Hasher, Index};
 use super::flow::list::{self, Linked, Links, List};
 use super::flow::lru::Lru;
@@ -66,6 +68,7 @@ use firmware_config::{Config, Filtering};
 use ipnet::Ipv4Net;
 pub use rewrite::End;
 use slab::Slab;
+use sli::Sli;
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -99,6 +102,8 @@ struct Session {
     class: u8,
     /// Last activity, whole seconds of engine time.
     last: u32,
+    /// When the session was created, whole seconds of engine time.
+    born: u32,
     lru: Links,
     /// Sessions sharing this session's mapping.
     sib: Links,
@@ -225,6 +230,9 @@ pub struct Nat44 {
     lru: Lru,
     holds: VecDeque<Hold>,
     events: events::EventLog,
+    /// Per-destination SLIs (`engine::destinations`): fed at session creation, TCP
+    /// open and judgment, never per packet.
+    sli: Sli,
 }
 
 /// An event log that runs when a syslog collector is configured.
@@ -285,6 +293,7 @@ impl Nat44 {
             lru: Lru::default(),
             holds: VecDeque::with_capacity(max.min(1 << 20)),
             events: event_log(config),
+            sli: Sli::new(max),
         }
     }
 
@@ -380,6 +389,7 @@ impl Nat44 {
             + max.min(1 << 16) * std::mem::size_of::<Host>()
             + max.min(1 << 20) * std::mem::size_of::<Hold>()
             + config.nat_pool().len() * 3 * PortTable::memory()
+            + Sli::memory_for(max)
     }
 
     /// Bytes held by the tables (sessions, index, hosts, port tables).
@@ -389,6 +399,17 @@ impl Nat44 {
             + self.index.memory()
             + self.hosts.capacity() * std::mem::size_of::<Host>()
             + tables * PortTable::memory()
+            + self.sli.memory()
+    }
+
+    /// The per-destination SLIs (`engine::destinations`).
+    pub fn destinations(&self) -> Report {
+        self.sli.report()
+    }
+
+    /// Forgets the per-destination SLIs (`clear stats`).
+    pub fn clear_destinations(&mut self) {
+        self.sli.clear();
     }
 
     #[inline]
@@ -434,6 +455,7 @@ impl Nat44 {
                 )?;
                 let idx = self.create_outbound(&flow, rem_port, now)?;
                 stats.sessions_created += 1;
+                self.sli.created(idx, &self.sessions[idx as usize]);
                 idx
             }
         };
@@ -571,9 +593,13 @@ impl Nat44 {
             else {
                 break;
             };
+            if self.sessions[idx as usize].class == Class::TcpEstablished as u8 {
+                self.sli.idle_timeouts += 1;
+            }
             self.remove(idx, now);
             stats.sessions_expired += 1;
         }
+        self.sli.judge_due(&self.sessions, now);
         while let Some(h) = self.holds.front().copied() {
             if h.freed.saturating_add(self.p.t.hold) > now {
                 break;
@@ -767,6 +793,7 @@ impl Nat44 {
                 state,
                 class: track::class_of(flow.proto, state) as u8,
                 last: now,
+                born: now,
                 lru: Links::default(),
                 sib: Links::default(),
                 tcp: track::Window::open(Dir::Out, &flow.tcp),
@@ -837,6 +864,7 @@ impl Nat44 {
                 state,
                 class: track::class_of(flow.proto, state) as u8,
                 last: now,
+                born: now,
                 lru: Links::default(),
                 sib: Links::default(),
                 tcp: track::Window::open(Dir::In, &flow.tcp),
@@ -1056,6 +1084,11 @@ impl Nat44 {
                 t.count_unanswered(ext_port, false);
             }
         }
+        let s = &self.sessions[idx as usize];
+        if state != s.state && s.proto == proto::TCP {
+            // Before the new state is stored: a late answer's attempt is judged first.
+            self.sli.tcp_moved(&self.sessions, idx, state, dir, now);
+        }
         let s = &mut self.sessions[idx as usize];
         (s.state, s.tcp) = (state, window);
         let class = effect.class;
@@ -1069,7 +1102,7 @@ impl Nat44 {
 /// word-sized tag (measured by the `memory` benchmark with a counting allocator).
 const SLAB_ENTRY_SIZE: usize = std::mem::size_of::<Session>() + std::mem::size_of::<usize>();
 // The module doc and the `memory` benchmark count on this size.
-const _: () = assert!(std::mem::size_of::<Session>() == 48);
+const _: () = assert!(std::mem::size_of::<Session>() == 52);
 
 /// ICMP queries have no remote port: the identifier names the inside endpoint only.
 #[inline]
