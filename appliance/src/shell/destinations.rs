@@ -105,10 +105,12 @@ fn tally_row(name: String, estimate: String, t: &Tally) -> Vec<String> {
 }
 
 fn tally_json(t: &Tally) -> Value {
-    json!({
-        "sessions": t.sessions, "tcp_attempts": t.tcp_attempts,
-        "tcp_established": t.tcp_established, "tcp_ok": t.tcp_ok, "tcp_failed": t.tcp_failed,
-    })
+    let named: serde_json::Map<String, Value> = t
+        .named()
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    Value::Object(named)
 }
 
 /// The `natbox_destination_*` series (module doc).
@@ -122,20 +124,13 @@ pub fn metrics(out: &mut String, r: &Report) {
             other
         })])
         .collect();
-    let series: [(&str, fn(&Tally) -> u64); 5] = [
-        ("sessions", |t| t.sessions),
-        ("tcp_attempts", |t| t.tcp_attempts),
-        ("tcp_established", |t| t.tcp_established),
-        ("tcp_ok", |t| t.tcp_ok),
-        ("tcp_failed", |t| t.tcp_failed),
-    ];
-    for (name, value) in series {
+    for (i, (name, _)) in Tally::default().named().iter().enumerate() {
         let _ = writeln!(out, "# TYPE natbox_destination_{name}_total counter");
         for (dest, t) in &rows {
             let _ = writeln!(
                 out,
                 "natbox_destination_{name}_total{{destination=\"{dest}\"}} {}",
-                value(t)
+                t.named()[i].1
             );
         }
     }

@@ -105,6 +105,17 @@ impl Tally {
         self.tcp_failed += o.tcp_failed;
     }
 
+    /// The counts by name, for the shell and the metrics.
+    pub fn named(&self) -> [(&'static str, u64); 5] {
+        [
+            ("sessions", self.sessions),
+            ("tcp_attempts", self.tcp_attempts),
+            ("tcp_established", self.tcp_established),
+            ("tcp_ok", self.tcp_ok),
+            ("tcp_failed", self.tcp_failed),
+        ]
+    }
+
     fn sub(&mut self, o: &Tally) {
         self.sessions = self.sessions.saturating_sub(o.sessions);
         self.tcp_attempts = self.tcp_attempts.saturating_sub(o.tcp_attempts);

@@ -38,12 +38,14 @@
 //! Data layout: sessions live in a `Slab`; one fixed `Index` holds four kinds of keys
 //! (outbound 5-tuple, inbound 5-tuple, mapping by inside endpoint, host by inside
 //! address); per-class LRU lists give O(1) expiry; a mapping is the chain of sessions
-//! sharing an external port, whose first member the port slot names. A session is 48
-//! bytes (56 as a slab entry), 10 of them the TCP sequence windows (`track::Window`);
-//! with the index's four slots per allowed session and the port-hold FIFO,
-//! `Engine::new` sets aside 97 bytes per unit of `nat.max_sessions` (measured by the
-//! `memory` benchmark; 89 before the windows were added), plus 768 KiB per pool
-//! address and protocol once used.
+//! sharing an external port, whose first member the port slot names. A session is 52
+//! bytes (60 counted as a slab entry), 10 of them the TCP sequence windows
+//! (`track::Window`) and 4 its creation time (`born`, for the per-destination SLIs,
+//! `sli`); with the index's four slots per allowed session and the port-hold FIFO,
+//! `Engine::new` set aside 97 bytes per unit of `nat.max_sessions` before `born` was
+//! added (measured by the `memory` benchmark; 89 before the windows were added), plus
+//! 768 KiB per pool address and protocol once used, plus 12 bytes per session (at
+//! most 768 KiB) for the TCP attempts awaiting judgment (`sli`).
 //!
 //! The module works on IPv4 datagram bytes (`ip` starts at the IPv4 header) and never
 //! fragments, routes or builds packets: the engine does that around it.
