@@ -28,7 +28,11 @@ table inet nbdest {
     }
 }
 NFT
-sleep 1
+# The server is up before the first fetch (python starts slowly on a loaded machine).
+for _ in $(seq 100); do
+    in_wan ss -Hltn 'sport = :8080' | grep -q LISTEN && break
+    sleep 0.1
+done
 
 attempts0=$(metric natbox_connection_attempts_total)
 established0=$(metric natbox_connections_established_total)
