@@ -462,7 +462,7 @@ fn switching_between_one_armed_and_two_ports_is_refused_live() {
 }
 
 /// Issue #16: a one-armed box renders its one port (both roles) as valid Prometheus
-/// metric names (`natbox_inside_outside_rx_packets`), and its I/O counters under the
+/// metric names (`natbox_inside_outside_rx_packets_total`), and its I/O counters under the
 /// display label.
 #[test]
 fn one_armed_port_renders_valid_metric_names() {
@@ -488,7 +488,7 @@ fn one_armed_port_renders_valid_metric_names() {
     };
     let out = natbox::shell::metrics::render(&mut shards, &facts);
     assert!(
-        out.contains("\nnatbox_inside_outside_rx_packets 0\n"),
+        out.contains("\nnatbox_inside_outside_rx_packets_total 0\n"),
         "{out}"
     );
     assert!(out.contains("natbox_io_socket_drops_total{port=\"inside+outside\"} 0"));

@@ -183,7 +183,7 @@ check "services: the right password opens the shell" wait_for_line "$console" "n
 check "services: the collector in lan received the ping's mapping event (RFC 5424)" \
     wait_for_line "$WORK/syslog.txt" '^10\.10\.0\.1:514 <134>1 .* event="create" proto="icmp" inside="10\.10\.0\.2:' 30
 check "services: curl in lan scrapes the metrics through the VM" bash -c \
-    "ip netns exec $LAN curl -sf --max-time 20 http://10.10.0.1:9100/metrics | grep -Eq '^natbox_nat_events_logged [1-9]'"
+    "ip netns exec $LAN curl -sf --max-time 20 http://10.10.0.1:9100/metrics | grep -Eq '^natbox_nat_events_logged_total [1-9]'"
 vm_console "ping 198.51.100.1 count 30"
 check "services: ping from the box on the serial console gets replies" wait_for_line "$console" "bytes from 198.51.100.1: icmp_seq=2 " 30
 printf '\x03' | timeout 5 socat -t 1 - "UNIX-CONNECT:$WORK/console.sock" >/dev/null

@@ -38,7 +38,7 @@ check "syslog: clearing the session logs the mapping's delete event" bash -c \
 
 check "metrics: curl from lan scrapes Prometheus text over HTTP" bash -c \
     "out=\$(ip netns exec $LAN curl -sf --max-time 5 http://10.10.0.1:9100/metrics) &&
-     grep -q '^natbox_sessions ' <<<\"\$out\" && grep -Eq '^natbox_nat_events_logged [1-9]' <<<\"\$out\" &&
+     grep -q '^natbox_sessions ' <<<\"\$out\" && grep -Eq '^natbox_nat_events_logged_total [1-9]' <<<\"\$out\" &&
      grep -q '^natbox_drops_total{reason=\"no_mapping\"}' <<<\"\$out\" &&
      grep -q '^natbox_io_socket_drops_total{port=\"$INSIDE_ROLE\"} [0-9][0-9]*\$' <<<\"\$out\""
 check "show interfaces --json carries the I/O counters (socket drops, GSO super-frames)" bash -c \

@@ -17,6 +17,7 @@
 use crate::engine::control::{
     Answer, Counters, Delivered, FlowBatch, Neighbours, PoolUsage, Request, Rows, SessionFilter,
 };
+use crate::engine::destinations::Report;
 use crate::engine::flowlog::FlowCounters;
 use crate::engine::fw6::StateInfo;
 use crate::engine::lease::Lease4;
@@ -140,6 +141,11 @@ pub trait Snapshots: Shards {
     /// The egress policy's hit counters, summed rule by rule.
     fn policy_hits(&mut self) -> Hits {
         Hits::merge(answers!(self, Request::Policy, Policy))
+    }
+
+    /// The per-destination SLIs, merged (`destinations::Report::merge`).
+    fn destinations(&mut self) -> Report {
+        Report::merge(answers!(self, Request::Destinations, Destinations).map(|r| *r))
     }
 
     fn neighbours(&mut self) -> Neighbours {

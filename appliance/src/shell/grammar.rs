@@ -72,6 +72,11 @@ pub const COMMANDS: &[Command] = &[
         help: "the egress policy: each rule and the new sessions it decided, the default (limit N, default 50, at most 1000)",
     },
     Command {
+        path: &["show", "destinations"],
+        args: &[JSON],
+        help: "top destination prefixes (IPv4 /24, IPv6 /48) by new sessions, with TCP connection success (SYN-ACK within 3 s)",
+    },
+    Command {
         path: &["show", "nat", "pool"],
         args: &[JSON],
         help: "ports in use per public address, top inside hosts",

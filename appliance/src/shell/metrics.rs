@@ -1,5 +1,5 @@
 //! Counters in the Prometheus text exposition format (version 0.0.4): every counter as
-//! `natbox_<name>`, drops as `natbox_drops_total{reason="..."}`, ports in use per pool
+//! `natbox_<name>_total` (every gauge as `natbox_<name>`), drops as `natbox_drops_total{reason="..."}`, ports in use per pool
 //! address as `natbox_pool_ports_in_use{address,proto}`, the I/O layer's counters as
 //! `natbox_io_<name>_total{port="..."}` (socket drops, GSO super-frames...), where
 //! the configuration came from with the SHA-256 of the one in force as
@@ -14,9 +14,11 @@
 //! gives this gauge alone, `render_off`); and per port that learns its IPv6 on its
 //! link the `natbox_ipv6_*` series of `shell::ipv6`; and while an egress policy is
 //! set the new sessions each rule decided (`natbox_policy_hits_total{rule="N"}`,
-//! `{rule="default"}`). With `[port_block]`, the blocks owned per pool address
+//! `{rule="default"}`); with `[port_block]`, the blocks owned per pool address
 //! (`natbox_pool_blocks_in_use{address}`) and the blocks refused, over a host's quota
-//! or with none free (`natbox_nat_block_alloc_failures_total`).
+//! or with none free (`natbox_nat_block_alloc_failures_total`); the AWS NAT
+//! Gateway-named series and the saturation gauges (`shell::gateway`); the
+//! per-destination SLIs (`shell::destinations`).
 //!
 //! The box's values, whatever its number of shards: counters and gauges summed over
 //! the shards, ports in use summed per address (`control::shards::Snapshots`).
@@ -41,8 +43,16 @@ pub fn render(shards: &mut dyn Shards, facts: &Facts) -> String {
             || name.starts_with("sessions_")
                 && !name.ends_with("_created")
                 && !name.ends_with("_expired");
-        let kind = if gauge { "gauge" } else { "counter" };
-        let _ = writeln!(out, "# TYPE natbox_{name} {kind}\nnatbox_{name} {value}");
+        // Counters end in `_total`, as Prometheus asks (a rename: README, Metrics).
+        let (kind, suffix) = if gauge {
+            ("gauge", "")
+        } else {
+            ("counter", "_total")
+        };
+        let _ = writeln!(
+            out,
+            "# TYPE natbox_{name}{suffix} {kind}\nnatbox_{name}{suffix} {value}"
+        );
     }
     let _ = writeln!(out, "# HELP natbox_drops_total Frames not forwarded, by reason.\n# TYPE natbox_drops_total counter");
     for reason in DropReason::ALL {
@@ -96,6 +106,10 @@ pub fn render(shards: &mut dyn Shards, facts: &Facts) -> String {
     dhcp4(&mut out, facts);
     super::ipv6::metrics(&mut out, facts);
     policy(&mut out, shards);
+    let report = shards.destinations();
+    super::gateway::aws(&mut out, &all, &ports, &report);
+    super::gateway::saturation(&mut out, shards);
+    super::destinations::metrics(&mut out, &report);
     out
 }
 

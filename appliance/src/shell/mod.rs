@@ -16,7 +16,9 @@
 
 pub mod commit;
 pub mod configure;
+mod destinations;
 pub mod editor;
+mod gateway;
 pub mod grammar;
 mod ipv6;
 pub mod metrics;

@@ -16,6 +16,7 @@
 //! source address toward a destination) is the same on every shard, so it is asked of
 //! one.
 
+use super::destinations::Report;
 use super::fw6::StateInfo;
 use super::lease::Lease4;
 use super::lease6::Lease6;
@@ -138,6 +139,8 @@ pub enum Request {
     /// Counts what the services did with flow records (`lost` adds to `dropped`).
     /// To ONE shard.
     FlowsExported(crate::engine::flowlog::FlowCounters),
+    /// The per-destination SLIs, IPv4 and IPv6 (`destinations::Report`).
+    Destinations,
 }
 
 /// A shard's answer to a `Request`, variant for variant. Each says how the answers of
@@ -183,6 +186,8 @@ pub enum Answer {
     Policy(Hits),
     /// Concatenated in shard order.
     Flows(FlowBatch),
+    /// `Report::merge`.
+    Destinations(Box<Report>),
     /// `ClearStats`, `BindLocal`, `EventsLost` done: nothing to merge.
     Done,
 }
@@ -491,6 +496,11 @@ impl Engine {
             Request::FlowsExported(c) => {
                 self.nat_mut().flows_mut().counters.add(c);
                 Answer::Done
+            }
+            Request::Destinations => {
+                let mut report = self.nat().destinations();
+                report.v6 = self.fw6().destinations();
+                Answer::Destinations(Box::new(report))
             }
         }
     }

@@ -83,6 +83,7 @@ mod autoconf;
 pub mod buffers;
 mod config;
 pub mod control;
+pub mod destinations;
 pub mod flow;
 pub mod flowlog;
 pub mod frag;

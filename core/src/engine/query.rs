@@ -59,6 +59,8 @@ impl Engine {
         self.nat.flows_mut().clear_counters();
         self.fw6.flows_mut().clear_counters();
         self.policy.clear_hits();
+        self.nat.clear_destinations();
+        self.fw6.clear_destinations();
     }
 
     /// The egress policy in force, with its hit counters.

@@ -24,6 +24,7 @@
 //! 10 of them the TCP sequence windows (`track::Window`) and 4 its creation time; the host index adds 8 bytes
 //! (rounded up to a power of two of slots) per unit of `max_states`.
 
+use super::destinations::{Dest, Destinations, Summary};
 use super::flow::index::{Hasher, Index};
 use super::flow::list::Links;
 use super::flow::lru::{Lru, Timed};
@@ -154,6 +155,9 @@ pub struct Fw6 {
     /// Flow records (`engine::flowlog`) and the states' accounts.
     flows: FlowLog,
     accounts: Accounts,
+    /// Sessions per destination /48 (`engine::destinations`), counted at creation;
+    /// TCP outcomes are judged for IPv4 only (NAT44).
+    dests: Destinations,
 }
 
 impl Fw6 {
@@ -173,6 +177,7 @@ impl Fw6 {
             host_index: Index::with_capacity(max),
             hasher: Hasher::default(),
             lru: Lru::default(),
+            dests: Destinations::default(),
             flows: FlowLog::default(),
             accounts: Accounts::default(),
         };
@@ -234,6 +239,16 @@ impl Fw6 {
         max * (std::mem::size_of::<State6>() + std::mem::size_of::<usize>())
             + Index::memory_for(max * 2)
             + flowlog::accounts_bytes(config, max)
+    }
+
+    /// The IPv6 destinations (`engine::destinations`).
+    pub fn destinations(&self) -> Summary {
+        self.dests.summary()
+    }
+
+    /// Forgets the IPv6 destinations (`clear stats`).
+    pub fn clear_destinations(&mut self) {
+        self.dests.clear();
     }
 
     /// Applies the tunable settings of `config` in place, keeping every state.
@@ -460,6 +475,7 @@ impl Fw6 {
         }
         self.lru.insert(&mut self.states, idx);
         stats.states6_created += 1;
+        self.dests.session(Dest::v6(t.remote), false);
         Ok(idx)
     }
 

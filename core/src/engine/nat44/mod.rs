@@ -40,11 +40,13 @@
 //! address); per-class LRU lists give O(1) expiry; a mapping is the chain of sessions
 //! sharing an external port, whose first member the port slot names. A session is 52
 //! bytes (56 as a slab entry: `born` took padding), 10 of them the TCP sequence
-//! windows (`track::Window`) and 4 its creation time (`born`); with the index's four
-//! slots per allowed session and the port-hold FIFO, `Engine::new` sets aside 97 bytes
-//! per unit of `nat.max_sessions` (measured by the `memory` benchmark; 89 before the
-//! windows were added), plus 768 KiB per pool address and protocol once used, and
-//! with flow logs on a 48-byte account per session (`flowlog::Account`).
+//! windows (`track::Window`) and 4 its creation time (`born`, for flow records and the
+//! per-destination SLIs, `sli`); with the index's four slots per allowed session and
+//! the port-hold FIFO, `Engine::new` sets aside 97 bytes per unit of `nat.max_sessions`
+//! (measured by the `memory` benchmark; 89 before the windows were added), plus 768
+//! KiB per pool address and protocol once used, plus 12 bytes per session (at most 768
+//! KiB) for the TCP attempts awaiting judgment (`sli`), and with flow logs on a 48-byte
+//! account per session (`flowlog::Account`).
 //!
 //! The module works on IPv4 datagram bytes (`ip` starts at the IPv4 header) and never
 //! fragments, routes or builds packets: the engine does that around it.
@@ -53,7 +55,9 @@ mod adopt;
 mod blocks;
 pub mod events;
 mod rewrite;
+mod sli;
 
+pub use super::destinations::Report;
 use super::flow::index::{Hasher, Index};
 use super::flow::list::{self, Linked, Links, List};
 use super::flow::lru::Lru;
@@ -71,6 +75,7 @@ use firmware_config::{Config, Filtering};
 use ipnet::Ipv4Net;
 pub use rewrite::End;
 use slab::Slab;
+use sli::Sli;
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -244,6 +249,9 @@ pub struct Nat44 {
     /// Flow records (`engine::flowlog`) and the sessions' accounts.
     flows: FlowLog,
     accounts: Accounts,
+    /// Per-destination SLIs (`engine::destinations`): fed at session creation, TCP
+    /// open and judgment, never per packet.
+    sli: Sli,
 }
 
 /// Interim flow records' interval when flow logging is on, else `None`.
@@ -317,6 +325,7 @@ impl Nat44 {
             events: event_log(config),
             flows: FlowLog::default(),
             accounts: Accounts::default(),
+            sli: Sli::new(max),
         }
         .with_flow_log(config)
     }
@@ -499,6 +508,7 @@ impl Nat44 {
                 .enabled()
                 .map_or(0, |size| config.nat_pool().len() * 3 * Blocks::memory(size))
             + flowlog::accounts_bytes(config, max)
+            + Sli::memory_for(max)
     }
 
     /// Bytes held by the tables (sessions, index, hosts, port tables).
@@ -511,6 +521,17 @@ impl Nat44 {
             + self.hosts.capacity() * std::mem::size_of::<Host>()
             + tables * PortTable::memory()
             + self.accounts.memory()
+            + self.sli.memory()
+    }
+
+    /// The per-destination SLIs (`engine::destinations`).
+    pub fn destinations(&self) -> Report {
+        self.sli.report()
+    }
+
+    /// Forgets the per-destination SLIs (`clear stats`).
+    pub fn clear_destinations(&mut self) {
+        self.sli.clear();
     }
 
     #[inline]
@@ -568,6 +589,7 @@ impl Nat44 {
                 };
                 self.accounts.open(self.flows.enabled(), idx, now, rule);
                 stats.sessions_created += 1;
+                self.sli.created(idx, &self.sessions[idx as usize]);
                 idx
             }
         };
@@ -709,10 +731,14 @@ impl Nat44 {
             else {
                 break;
             };
+            if self.sessions[idx as usize].class == Class::TcpEstablished as u8 {
+                self.sli.idle_timeouts += 1;
+            }
             self.report(idx, now, EndReason::IdleTimeout);
             self.remove(idx, now);
             stats.sessions_expired += 1;
         }
+        self.sli.judge_due(&self.sessions, now);
         if self.flows.enabled() {
             let interval = self.flows.interval();
             for idx in self.flows.sweep(self.sessions.capacity()) {
@@ -1217,6 +1243,11 @@ impl Nat44 {
             if let Some(t) = self.ports[usize::from(pool)][proto_slot(proto)].as_mut() {
                 t.count_unanswered(ext_port, false);
             }
+        }
+        let s = &self.sessions[idx as usize];
+        if state != s.state && s.proto == proto::TCP {
+            // Before the new state is stored: a late answer's attempt is judged first.
+            self.sli.tcp_moved(&self.sessions, idx, state, dir, now);
         }
         let s = &mut self.sessions[idx as usize];
         (s.state, s.tcp) = (state, window);

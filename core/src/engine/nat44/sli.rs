@@ -1,0 +1,139 @@
+//! NAT44's hooks into the per-destination SLIs (`engine::destinations`): a session
+//! opened from inside counts for its remote's prefix when it is created; a TCP one
+//! opened by an inside SYN is an attempt, queued in `Pending` until it is judged. Only
+//! state changes of a TCP session reach here (`Nat44::track` compares the state byte),
+//! so packets of an established session pay one comparison.
+//!
+//! - The remote's SYN-ACK (`SynOut` to `Established`, travelling in; a crossing bare
+//!   SYN too) is `ConnectionEstablishedCount`; within `JUDGE_SECS` of the session's
+//!   creation it judges the attempt `ok`. Later, the due attempts are judged first, so
+//!   this one is judged failed if it was not yet.
+//! - A RST answering the SYN (connection refused) within `JUDGE_SECS` judges the
+//!   attempt failed at once: the remote is reachable but the connection was not made,
+//!   which AWS counts the same way (attempted, not established).
+//! - An inside SYN reopening a closed session (RFC 7857 section 2.1) is another
+//!   attempt (counted, not judged: the session's creation time is the first open's).
+//!   One reopened within `JUDGE_SECS` + 1 s of the first SYN and left unanswered may
+//!   be judged failed twice (the queue entry still names it).
+//! - Sessions opened from outside are not counted: their remote is a source, not a
+//!   destination.
+//! - `idle_timeouts` counts sessions that expire in the established class
+//!   (`IdleTimeoutCount`: an open connection that went idle, not a closed one).
+
+use super::super::destinations::{
+    Dest, Destinations, Outcome, Pending, Report, Waiting, JUDGE_SECS,
+};
+use super::super::flow::track::{Dir, TcpState, OPENED_IN};
+use super::Session;
+use crate::wire::proto;
+use slab::Slab;
+
+/// Attempts waiting for judgment at most, per shard (`Pending`): 16k new TCP
+/// connections a second for the 4 s an attempt waits.
+const MAX_PENDING: usize = 1 << 16;
+
+#[derive(Debug)]
+pub(super) struct Sli {
+    dests: Destinations,
+    pending: Pending,
+    pub(super) idle_timeouts: u64,
+}
+
+fn tag(s: &Session) -> u32 {
+    u32::from(s.in_port) << 16 | u32::from(s.ext_port)
+}
+
+impl Sli {
+    /// For a table of `max` sessions.
+    pub(super) fn new(max: usize) -> Sli {
+        Sli {
+            dests: Destinations::default(),
+            pending: Pending::with_capacity(max.min(MAX_PENDING)),
+            idle_timeouts: 0,
+        }
+    }
+
+    pub(super) fn memory_for(max: usize) -> usize {
+        max.min(MAX_PENDING) * std::mem::size_of::<Waiting>()
+    }
+
+    pub(super) fn memory(&self) -> usize {
+        self.pending.memory()
+    }
+
+    /// Session `idx` (`s`) was created from inside.
+    pub(super) fn created(&mut self, idx: u32, s: &Session) {
+        let attempt = s.proto == proto::TCP && s.state == TcpState::SynOut as u8;
+        self.dests.session(Dest::v4(s.rem_addr), attempt);
+        if attempt {
+            self.pending.push(Waiting {
+                idx,
+                born: s.born,
+                tag: tag(s),
+            });
+        }
+    }
+
+    /// TCP session `idx` moves to state `new` on a packet travelling `dir`; its
+    /// record still holds the old state.
+    pub(super) fn tcp_moved(
+        &mut self,
+        sessions: &Slab<Session>,
+        idx: u32,
+        new: u8,
+        dir: Dir,
+        now: u32,
+    ) {
+        let s = &sessions[idx as usize];
+        let old = TcpState::from_u8(s.state & !OPENED_IN);
+        let dest = Dest::v4(s.rem_addr);
+        match (old, TcpState::from_u8(new & !OPENED_IN), dir) {
+            (TcpState::SynOut, answer @ (TcpState::Established | TcpState::Reset), Dir::In) => {
+                let ok = answer == TcpState::Established;
+                if ok {
+                    self.dests.established(dest);
+                }
+                if now.saturating_sub(s.born) <= JUDGE_SECS {
+                    self.dests
+                        .outcome(dest, if ok { Outcome::Ok } else { Outcome::Failed });
+                } else {
+                    self.judge_due(sessions, now);
+                }
+            }
+            (TcpState::SynOut, _, _) => {}
+            (_, TcpState::SynOut, Dir::Out) => self.dests.reopened(dest),
+            _ => {}
+        }
+    }
+
+    /// Judges the attempts whose time is up: failed if still unanswered.
+    pub(super) fn judge_due(&mut self, sessions: &Slab<Session>, now: u32) {
+        while let Some(w) = self.pending.due(now) {
+            let Some(s) = sessions.get(w.idx as usize) else {
+                continue;
+            };
+            if s.born == w.born
+                && tag(s) == w.tag
+                && s.proto == proto::TCP
+                && s.state == TcpState::SynOut as u8
+            {
+                self.dests.outcome(Dest::v4(s.rem_addr), Outcome::Failed);
+            }
+        }
+    }
+
+    pub(super) fn report(&self) -> Report {
+        Report {
+            summary: self.dests.summary(),
+            v6: Default::default(),
+            idle_timeouts: self.idle_timeouts,
+            unjudged: self.pending.unjudged,
+        }
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.dests.clear();
+        self.idle_timeouts = 0;
+        self.pending.unjudged = 0;
+    }
+}

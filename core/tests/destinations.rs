@@ -1,0 +1,143 @@
+//! Issue #18 section 5: per-destination SLIs in the engine. A TCP attempt (a session
+//! an inside SYN opened) succeeds when the remote's SYN-ACK crosses the box within 3 s
+//! (`destinations::JUDGE_SECS`, whole seconds of engine time) and fails when it does
+//! not (judged by the next poll after its deadline), or when the remote refuses it
+//! with a RST; destinations are /24 (IPv4) and /48 (IPv6) prefixes.
+
+mod support;
+use natbox_core::engine::destinations::{Dest, Report, Tally};
+use natbox_core::engine::Verdict;
+use std::net::SocketAddrV4;
+use support::*;
+
+fn report(h: &Harness) -> Report {
+    h.engine.nat().destinations()
+}
+
+/// The exact tally of `REMOTE`'s /24.
+fn remote(h: &Harness) -> Tally {
+    let r = report(h);
+    r.summary
+        .entries
+        .iter()
+        .find(|e| e.dest == Dest::v4(REMOTE.to_bits()))
+        .expect("REMOTE's /24 is tracked")
+        .tally
+}
+
+/// Sends an inside SYN; returns the external endpoint.
+fn syn(h: &mut Harness, port: u16) -> SocketAddrV4 {
+    let out = h.from_lan(tcp4(sa(HOST, port), sa(REMOTE, 443), SYN, &[]));
+    assert_eq!(out.verdict, Verdict::Forward(OUTSIDE));
+    endpoints4(out.ip()).0
+}
+
+fn answer(h: &mut Harness, ext: SocketAddrV4, flags: u8) {
+    let back = h.from_wan(tcp4_at(sa(REMOTE, 443), ext, flags, ISN, b""));
+    assert_eq!(back.verdict, Verdict::Forward(INSIDE));
+}
+
+#[test]
+fn issue18_a_syn_ack_within_3s_is_a_success() {
+    let mut h = Harness::new(config());
+    let ext = syn(&mut h, 40000);
+    h.advance_secs(2);
+    answer(&mut h, ext, SYN | ACK);
+    h.advance_secs(10);
+    let t = remote(&h);
+    assert_eq!(
+        (
+            t.sessions,
+            t.tcp_attempts,
+            t.tcp_established,
+            t.tcp_ok,
+            t.tcp_failed
+        ),
+        (1, 1, 1, 1, 0)
+    );
+}
+
+#[test]
+fn issue18_a_syn_with_no_answer_fails_after_3s_and_a_late_answer_changes_nothing() {
+    let mut h = Harness::new(config());
+    let ext = syn(&mut h, 40000);
+    h.advance_secs(3);
+    assert_eq!(remote(&h).tcp_failed, 0, "not judged before its deadline");
+    h.advance_secs(2);
+    assert_eq!((remote(&h).tcp_ok, remote(&h).tcp_failed), (0, 1));
+    answer(&mut h, ext, SYN | ACK);
+    let t = remote(&h);
+    assert_eq!((t.tcp_established, t.tcp_ok, t.tcp_failed), (1, 0, 1));
+}
+
+#[test]
+fn issue18_a_late_answer_before_the_poll_is_judged_failed_once() {
+    let mut h = Harness::new(config());
+    let ext = syn(&mut h, 40000);
+    h.now += 5_000; // no poll in between
+    answer(&mut h, ext, SYN | ACK);
+    h.advance_secs(1);
+    let t = remote(&h);
+    assert_eq!((t.tcp_established, t.tcp_ok, t.tcp_failed), (1, 0, 1));
+}
+
+#[test]
+fn rfc9293_3_10_7_3_a_reset_answering_the_syn_is_a_failure_at_once() {
+    let mut h = Harness::new(config());
+    let ext = syn(&mut h, 40000);
+    answer(&mut h, ext, RST | ACK);
+    let t = remote(&h);
+    assert_eq!((t.tcp_established, t.tcp_ok, t.tcp_failed), (0, 0, 1));
+    h.advance_secs(6);
+    assert_eq!(remote(&h).tcp_failed, 1, "judged once");
+}
+
+#[test]
+fn issue18_sessions_count_per_24_and_udp_is_no_attempt() {
+    let mut h = Harness::new(config());
+    syn(&mut h, 40000);
+    let out = h.from_lan(udp4(sa(HOST, 40001), sa(REMOTE2, 53), b"q"));
+    assert_eq!(out.verdict, Verdict::Forward(OUTSIDE));
+    let r = report(&h);
+    assert_eq!(r.summary.entries.len(), 1, "REMOTE and REMOTE2 share a /24");
+    let t = remote(&h);
+    assert_eq!((t.sessions, t.tcp_attempts), (2, 1));
+    assert_eq!(r.summary.other(), Tally::default());
+    assert_eq!(r.summary.total, t);
+}
+
+#[test]
+fn issue18_established_sessions_that_expire_are_idle_timeouts() {
+    let mut h = Harness::new(config());
+    let ext = syn(&mut h, 40000);
+    answer(&mut h, ext, SYN | ACK);
+    let out = h.from_lan(udp4(sa(HOST, 40001), sa(REMOTE, 53), b"q"));
+    assert_eq!(out.verdict, Verdict::Forward(OUTSIDE));
+    let established = u64::from(config().timeouts.tcp_established);
+    h.advance_secs(established + 5);
+    assert_eq!(h.engine.nat().session_count(), 0);
+    assert_eq!(
+        report(&h).idle_timeouts,
+        1,
+        "the TCP session, not the UDP one"
+    );
+}
+
+#[test]
+fn issue18_ipv6_destinations_count_per_48() {
+    let mut h = Harness::new(config());
+    let out = h.from_lan6(udp6(host6(), 40000, remote6(), 53, b"q"));
+    assert!(matches!(out.verdict, Verdict::Forward(_)));
+    let s = h.engine.fw6().destinations();
+    assert_eq!(s.entries.len(), 1);
+    assert_eq!(s.entries[0].dest, Dest::v6(remote6()));
+    assert_eq!(s.entries[0].tally.sessions, 1);
+}
+
+#[test]
+fn issue18_clear_stats_forgets_the_destinations() {
+    let mut h = Harness::new(config());
+    syn(&mut h, 40000);
+    h.engine.clear_stats();
+    assert_eq!(report(&h), Report::default());
+}
