@@ -57,6 +57,8 @@
 //!   unspecified address it would find there.
 //!   Version 7 appended `policy` (the egress policy): a version-4, -5 or -6 payload
 //!   decodes once the encoding of its default (allow, no rules) is appended.
+//!   Version 8 appended `forward` (the port forwards): a version-7 payload decodes
+//!   once the encoding of its default (no forwards) is appended.
 //! - The device may be shorter than the full layout as long as it holds what the slots
 //!   use; bytes past the end read as missing, never as zeros.
 
@@ -74,7 +76,7 @@ pub const SLOT_MAGIC: [u8; 8] = *b"NATBOXCF";
 /// The disk header layout this binary writes and the newest it reads.
 pub const LAYOUT_VERSION: u16 = 1;
 /// The slot format this binary writes and the newest it reads.
-pub const FORMAT_VERSION: u16 = 7;
+pub const FORMAT_VERSION: u16 = 8;
 /// Bytes before slot A; slots are multiples of this too.
 pub const BLOCK: u64 = 4096;
 /// Size of the images `natbox-config build` makes.
@@ -486,6 +488,11 @@ fn decode(version: u16, payload: &[u8]) -> Result<Config, SlotProblem> {
             decode(7, &[payload, &tail].concat())
         }
         7 => {
+            let added: Vec<crate::forward::Forward> = Vec::new();
+            let tail = postcard::to_allocvec(&added).expect("defaults encode");
+            decode(8, &[payload, &tail].concat())
+        }
+        8 => {
             let (config, rest) = postcard::take_from_bytes::<Config>(payload)
                 .map_err(|e| SlotProblem::Decode(e.to_string()))?;
             if !rest.is_empty() {
@@ -770,7 +777,7 @@ mod tests {
     fn version_3_payload_decodes_with_the_default_workers() {
         let c = config();
         assert_eq!(c.dataplane, crate::schema::DataplaneSettings::default());
-        let full = postcard::to_allocvec(&c).expect("encodes");
+        let full = version_7_payload(&c);
         let tail = postcard::to_allocvec(&c.dataplane).expect("encodes");
         let v6_tail = postcard::to_allocvec(&c.policy).expect("encodes");
         let v3 = &full[..full.len() - tail.len() - v6_tail.len()];
@@ -791,7 +798,7 @@ mod tests {
             postcard::to_allocvec(&net).expect("encodes"),
             "a static address is written as format 5 wrote its Ipv6Net"
         );
-        let v7 = postcard::to_allocvec(&c).expect("encodes");
+        let v7 = version_7_payload(&c);
         let tail = postcard::to_allocvec(&c.policy).expect("encodes");
         let v5 = &v7[..v7.len() - tail.len()];
         assert_eq!(decode(5, v5).expect("a version-5 payload"), c);
@@ -809,7 +816,7 @@ mod tests {
     fn version_6_payload_decodes_with_the_default_policy() {
         let c = config();
         assert_eq!(c.policy, crate::policy::Policy::default());
-        let v7 = postcard::to_allocvec(&c).expect("encodes");
+        let v7 = version_7_payload(&c);
         let tail = postcard::to_allocvec(&c.policy).expect("encodes");
         let v6 = &v7[..v7.len() - tail.len()];
         assert_eq!(decode(6, v6).expect("a version-6 payload"), c);
@@ -830,6 +837,36 @@ mod tests {
         let mut d = disk(MIN_DISK_SIZE);
         write(&mut d, &with_rules).expect("write");
         assert_eq!(read(&mut d).expect("read").config, with_rules);
+    }
+
+    /// `c` (without forwards) encoded as format 7 wrote it: no `forward` section.
+    fn version_7_payload(c: &Config) -> Vec<u8> {
+        assert!(c.forward.is_empty());
+        let v8 = postcard::to_allocvec(c).expect("encodes");
+        let tail = postcard::to_allocvec(&c.forward).expect("encodes");
+        v8[..v8.len() - tail.len()].to_vec()
+    }
+
+    /// A version-7 payload (no `forward` section) reads as version 8 with no forwards;
+    /// a version-8 payload with forwards reads back equal.
+    #[test]
+    fn version_7_payload_decodes_without_forwards() {
+        let c = config();
+        let v7 = version_7_payload(&c);
+        assert_eq!(decode(7, &v7).expect("a version-7 payload"), c);
+        assert!(decode(8, &v7).is_err(), "not a version-8 payload");
+        let with_forwards = crate::from_toml(
+            "[outside]\nport = \"wan0\"\nipv4 = \"198.51.100.10/24\"\n\
+             [inside]\nport = \"lan0\"\nipv4 = \"10.10.0.1/24\"\n\
+             [nat]\nport_min = 10000\n\
+             [[forward]]\nprotocol = \"tcp\"\nport = \"8000-8009\"\nto = \"10.10.0.5\"\n\
+             to_port = 9000\nallow = [\"203.0.113.0/24\"]\ncomment = \"web\"\n",
+        )
+        .expect("valid");
+        assert_eq!(with_forwards.forward.len(), 1);
+        let mut d = disk(MIN_DISK_SIZE);
+        write(&mut d, &with_forwards).expect("write");
+        assert_eq!(read(&mut d).expect("read").config, with_forwards);
     }
 
     #[test]

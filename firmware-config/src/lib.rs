@@ -16,6 +16,7 @@
 
 mod diagnostic;
 pub mod disk;
+pub mod forward;
 mod layered;
 mod locate;
 pub mod policy;

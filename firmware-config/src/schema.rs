@@ -52,6 +52,10 @@ pub struct Config {
     /// `disk::decode`).
     #[serde(default)]
     pub policy: crate::policy::Policy,
+    /// Static port forwards (`crate::forward`). Added in format version 8, last (see
+    /// `disk::decode`).
+    #[serde(default)]
+    pub forward: Vec<crate::forward::Forward>,
 }
 
 /// One data port.
