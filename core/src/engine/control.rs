@@ -21,6 +21,7 @@ use super::lease::Lease4;
 use super::lease6::Lease6;
 use super::local::Binding;
 use super::nat44::events::MappingEvent;
+use super::nat44::forward::ForwardHits;
 use super::nat44::SessionInfo;
 use super::neigh::NeighbourInfo;
 use super::policy::Hits;
@@ -130,6 +131,8 @@ pub enum Request {
     EventsLost(u64),
     /// The egress policy's hit counters (`policy::Hits`).
     Policy,
+    /// The port forwards' counters (`nat44::forward::ForwardHits`, by forward).
+    Forwards,
 }
 
 /// A shard's answer to a `Request`, variant for variant. Each says how the answers of
@@ -173,6 +176,8 @@ pub enum Answer {
     Probed(bool),
     /// `Hits::merge`: sums rule by rule.
     Policy(Hits),
+    /// `merge_forward_hits`: sums forward by forward.
+    Forwards(Vec<ForwardHits>),
     /// `ClearStats`, `BindLocal`, `EventsLost` done: nothing to merge.
     Done,
 }
@@ -456,8 +461,24 @@ impl Engine {
                 Answer::Done
             }
             Request::Policy => Answer::Policy(self.policy().hits()),
+            Request::Forwards => Answer::Forwards(self.nat().forward_hits().to_vec()),
         }
     }
+}
+
+/// Several shards' forward counters as the box's: summed forward by forward.
+pub fn merge_forward_hits(all: impl Iterator<Item = Vec<ForwardHits>>) -> Vec<ForwardHits> {
+    let mut sum: Vec<ForwardHits> = Vec::new();
+    for shard in all {
+        if sum.len() < shard.len() {
+            sum.resize(shard.len(), ForwardHits::default());
+        }
+        for (s, h) in sum.iter_mut().zip(shard) {
+            s.hits += h.hits;
+            s.refused += h.refused;
+        }
+    }
+    sum
 }
 
 #[cfg(test)]

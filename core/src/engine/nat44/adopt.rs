@@ -16,6 +16,7 @@
 //! its host record is created (by the address hash) and kept while it has mappings, so
 //! adding an address does not split a live host across two. Port holds (RFC 6888
 //! REQ-8) are not carried over: the freed ports they kept are free in the new tables.
+//! Sessions of port forwards (`forward`) end; the forwards' counters carry over.
 
 use super::{Join, Nat44, Session};
 use crate::engine::flow::list::{Links, List};
@@ -29,14 +30,21 @@ impl Nat44 {
     /// from `config` now) whose mappings are still possible; `now` in seconds.
     /// Returns how many of `old`'s sessions ended.
     pub fn adopt(&mut self, mut old: Nat44, config: &Config, now: u32) -> usize {
+        // Forwarded sessions end (`forward`); their forwards' counters go on.
+        self.fwd.carry(&old.fwd);
+        let forwarded = old
+            .sessions
+            .iter()
+            .filter(|(_, s)| old.forward_of(s).is_some())
+            .count();
         let heads: Vec<u32> = old
             .sessions
             .iter()
-            .filter(|(_, s)| s.sib.is_first())
+            .filter(|(_, s)| s.sib.is_first() && old.forward_of(s).is_none())
             .map(|(i, _)| i as u32)
             .collect();
         let mut adopted: Vec<(u32, u32)> = Vec::with_capacity(old.sessions.len());
-        let mut ended = 0;
+        let mut ended = forwarded;
         for head in heads {
             let mut chain = vec![head];
             while let Some(next) = chain

@@ -50,6 +50,7 @@
 
 mod adopt;
 pub mod events;
+pub mod forward;
 mod rewrite;
 
 use super::flow::index::{Hasher, Index};
@@ -120,6 +121,8 @@ enum Join {
     Mapping(u32),
     /// As the first session of a new mapping on its external port, owned by `host`.
     NewMapping { host: u32 },
+    /// Alone, as a session of a port forward (`forward`): no mapping, no host.
+    Forward,
 }
 
 #[derive(Debug, Clone)]
@@ -225,6 +228,8 @@ pub struct Nat44 {
     lru: Lru,
     holds: VecDeque<Hold>,
     events: events::EventLog,
+    /// The port forwards (`forward`).
+    fwd: forward::Forwards,
 }
 
 /// An event log that runs when a syslog collector is configured.
@@ -274,7 +279,8 @@ impl Nat44 {
             shard,
             t: Tunables::of(config, shard),
         };
-        Nat44 {
+        let fwd = forward::Forwards::new(config, &p.pool);
+        let mut nat = Nat44 {
             ports: (0..p.pool.len()).map(|_| [None, None, None]).collect(),
             p,
             sessions: Slab::with_capacity(max),
@@ -285,7 +291,10 @@ impl Nat44 {
             lru: Lru::default(),
             holds: VecDeque::with_capacity(max.min(1 << 20)),
             events: event_log(config),
-        }
+            fwd: forward::Forwards::default(),
+        };
+        nat.set_forwards(fwd);
+        nat
     }
 
     /// Applies the tunable settings of `config` (filtering, limits, hold, UDP refresh,
@@ -463,7 +472,10 @@ impl Nat44 {
         let idx = match self.find_in(flow.proto, pool, flow.dport, flow.src, rem_port) {
             Some(idx) => idx,
             None => {
-                let idx = self.admit_inbound(&flow, pool, now, policy)?;
+                let idx = match self.fwd.position(pool, flow.proto, flow.dport) {
+                    Some(at) => self.admit_forward(&flow, pool, at, now)?,
+                    None => self.admit_inbound(&flow, pool, now, policy)?,
+                };
                 stats.sessions_created += 1;
                 idx
             }
@@ -507,13 +519,16 @@ impl Nat44 {
         let p = ipv4::Packet::new_checked(ip).ok()?;
         let error = p.protocol() == proto::ICMP
             && icmpv4::Packet::new_checked(p.payload()).is_ok_and(|i| i.is_error());
-        let (protocol, port) = if error {
+        let (protocol, public, port) = if error {
             let q = rewrite::quoted(ip).ok()?;
-            (q.proto, q.sport)
+            (q.proto, q.src, q.sport)
         } else {
             let f = parse_flow(ip, Dir::In).ok()?;
-            (f.proto, f.dport)
+            (f.proto, f.dst, f.dport)
         };
+        if let Some(owner) = self.forward_owner(protocol, public, port) {
+            return Some(owner);
+        }
         let split = self.p.split.as_ref()?;
         Some(if protocol == proto::ICMP {
             split.ident_owner(port)
@@ -943,6 +958,7 @@ impl Nat44 {
         self.index.insert(out_h, KIND_OUT << 30 | idx);
         self.index.insert(in_h, KIND_IN << 30 | idx);
         match join {
+            Join::Forward => {}
             Join::Mapping(head) => list::chain_insert_after::<1, _>(&mut self.sessions, head, idx),
             Join::NewMapping { host } => {
                 if log {
@@ -966,6 +982,13 @@ impl Nat44 {
         let in_h = self.in_hash(s.proto, pool, s.ext_port, s.rem_addr, s.rem_port);
         self.index.remove(out_h, KIND_OUT << 30 | idx);
         self.index.remove(in_h, KIND_IN << 30 | idx);
+        if let Some(f) = self.forward_of(&s) {
+            if s.state & track::OPENED_IN != 0 {
+                self.fwd.unanswered[f] = self.fwd.unanswered[f].saturating_sub(1);
+            }
+            self.sessions.remove(idx as usize);
+            return;
+        }
         let was_head = s.sib.is_first();
         let next = list::chain_unlink::<1, _>(&mut self.sessions, idx);
         let host = self.find_host(s.in_addr);
@@ -1046,6 +1069,10 @@ impl Nat44 {
             self.p.t.udp_inbound_refresh,
         )?;
         if effect.answered {
+            if let Some(f) = self.forward_of(s) {
+                self.fwd.unanswered[f] = self.fwd.unanswered[f].saturating_sub(1);
+                return self.commit_track(idx, state, window, effect, now);
+            }
             let (in_addr, pool, proto, ext_port) = (s.in_addr, s.pool, s.proto, s.ext_port);
             // A session's mapping holds a port of its host, so the host record exists.
             let host = self
@@ -1056,11 +1083,23 @@ impl Nat44 {
                 t.count_unanswered(ext_port, false);
             }
         }
+        self.commit_track(idx, state, window, effect, now)
+    }
+
+    /// Stores what `track` stepped and moves the session on its idle lists.
+    #[inline]
+    fn commit_track(
+        &mut self,
+        idx: u32,
+        state: u8,
+        window: track::Window,
+        effect: track::Effect,
+        now: u32,
+    ) -> Result<(), DropReason> {
         let s = &mut self.sessions[idx as usize];
         (s.state, s.tcp) = (state, window);
-        let class = effect.class;
         self.lru
-            .touch(&mut self.sessions, idx, class, effect.refresh, now);
+            .touch(&mut self.sessions, idx, effect.class, effect.refresh, now);
         Ok(())
     }
 }
