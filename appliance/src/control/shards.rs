@@ -21,7 +21,9 @@ use crate::engine::fw6::StateInfo;
 use crate::engine::lease::Lease4;
 use crate::engine::lease6::Lease6;
 use crate::engine::local::Binding;
+use crate::engine::control::merge_forward_hits;
 use crate::engine::nat44::events::MappingEvent;
+use crate::engine::nat44::forward::ForwardHits;
 use crate::engine::nat44::SessionInfo;
 use crate::engine::policy::Hits;
 use crate::engine::route::RouteInfo;
@@ -139,6 +141,11 @@ pub trait Snapshots: Shards {
     /// The egress policy's hit counters, summed rule by rule.
     fn policy_hits(&mut self) -> Hits {
         Hits::merge(answers!(self, Request::Policy, Policy))
+    }
+
+    /// The port forwards' counters, summed forward by forward.
+    fn forward_hits(&mut self) -> Vec<ForwardHits> {
+        merge_forward_hits(answers!(self, Request::Forwards, Forwards))
     }
 
     fn neighbours(&mut self) -> Neighbours {

@@ -72,6 +72,11 @@ pub const COMMANDS: &[Command] = &[
         help: "the egress policy: each rule and the new sessions it decided, the default (limit N, default 50, at most 1000)",
     },
     Command {
+        path: &["show", "forwards"],
+        args: &[JSON],
+        help: "the port forwards: each forward, the sessions it opened and the packets its allow list refused",
+    },
+    Command {
         path: &["show", "nat", "pool"],
         args: &[JSON],
         help: "ports in use per public address, top inside hosts",

@@ -14,7 +14,9 @@
 //! gives this gauge alone, `render_off`); and per port that learns its IPv6 on its
 //! link the `natbox_ipv6_*` series of `shell::ipv6`; and while an egress policy is
 //! set the new sessions each rule decided (`natbox_policy_hits_total{rule="N"}`,
-//! `{rule="default"}`).
+//! `{rule="default"}`); while port forwards are configured, per forward the sessions
+//! it opened (`natbox_forward_hits_total{forward="N"}`) and the packets its allow list
+//! refused (`natbox_forward_refused_total{forward="N"}`).
 //!
 //! The box's values, whatever its number of shards: counters and gauges summed over
 //! the shards, ports in use summed per address (`control::shards::Snapshots`).
@@ -87,6 +89,7 @@ pub fn render(shards: &mut dyn Shards, facts: &Facts) -> String {
     dhcp4(&mut out, facts);
     super::ipv6::metrics(&mut out, facts);
     policy(&mut out, shards);
+    forwards(&mut out, shards);
     out
 }
 
@@ -131,6 +134,33 @@ fn policy(out: &mut String, shards: &mut dyn Shards) {
         "natbox_policy_hits_total{{rule=\"default\"}} {}",
         hits.default
     );
+}
+
+/// `natbox_forward_hits_total{forward="N"}` and `natbox_forward_refused_total` per
+/// port forward, while any is configured.
+fn forwards(out: &mut String, shards: &mut dyn Shards) {
+    let count = shards.config().map_or(0, |c| c.forward.len());
+    if count == 0 {
+        return;
+    }
+    let hits = shards.forward_hits();
+    let at = |i: usize| hits.get(i).copied().unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "# HELP natbox_forward_hits_total Sessions opened, by port forward.
+# TYPE natbox_forward_hits_total counter"
+    );
+    for i in 0..count {
+        let _ = writeln!(out, "natbox_forward_hits_total{{forward=\"{i}\"}} {}", at(i).hits);
+    }
+    let _ = writeln!(
+        out,
+        "# HELP natbox_forward_refused_total Packets from sources a port forward does not allow.
+# TYPE natbox_forward_refused_total counter"
+    );
+    for i in 0..count {
+        let _ = writeln!(out, "natbox_forward_refused_total{{forward=\"{i}\"}} {}", at(i).refused);
+    }
 }
 
 /// The DHCPv4 clients' gauges and counters (module doc).

@@ -21,6 +21,7 @@ pub mod grammar;
 mod ipv6;
 pub mod metrics;
 mod policy;
+mod forwards;
 mod render;
 pub mod terminal;
 

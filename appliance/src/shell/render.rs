@@ -59,6 +59,7 @@ fn with_shards(
         ["show", "sessions"] => sessions(p, shards, json),
         ["show", "states6"] => states6(p, shards, json),
         ["show", "policy"] => super::policy::show(p, shards, json),
+        ["show", "forwards"] => super::forwards::show(shards, json),
         ["show", "nat", "pool"] => pool(shards, json),
         ["show", "stats"] => stats(shards, json),
         ["show", "neighbors"] => neighbors(shards, json),
