@@ -14,7 +14,8 @@ const FWD_IN: Verdict = Verdict::Forward(INSIDE);
 
 /// Forward 0: TCP 8080 to HOST:80, from anywhere. Forward 1: UDP 5000-5009 to
 /// HOST:6000-6009, from REMOTE only.
-const FORWARDS: &str = "[[forward]]\nprotocol = \"tcp\"\nport = 8080\nto = \"10.10.0.2\"\nto_port = 80\n\
+const FORWARDS: &str =
+    "[[forward]]\nprotocol = \"tcp\"\nport = 8080\nto = \"10.10.0.2\"\nto_port = 80\n\
     [[forward]]\nprotocol = \"udp\"\nport = \"5000-5009\"\nto = \"10.10.0.2\"\nto_port = 6000\n\
     allow = [\"203.0.113.5/32\"]\n";
 
@@ -68,7 +69,10 @@ fn issue18_udp_range_maps_one_to_one_and_the_allow_list_refuses_others() {
         refused.verdict,
         Verdict::Drop(DropReason::ForwardSourceDenied)
     );
-    assert_eq!(h.engine.stats().drops_for(DropReason::ForwardSourceDenied), 1);
+    assert_eq!(
+        h.engine.stats().drops_for(DropReason::ForwardSourceDenied),
+        1
+    );
     assert_eq!(hits(&h), [(0, 0), (1, 1)]);
     // A port next to the range is no forward.
     let out = h.from_wan(udp4(sa(REMOTE, 4000), sa(PUBLIC, 5010), b"x"));
@@ -87,7 +91,11 @@ fn rfc5382_req8_hairpinning_through_a_forward() {
     assert_eq!(&out.frame[0..6], &HOST_MAC.0, "delivered to the server");
     let (client, server) = endpoints4(out.ip());
     assert_eq!(server, sa(HOST, 80));
-    assert_eq!(*client.ip(), PUBLIC, "the server sees the client's public address");
+    assert_eq!(
+        *client.ip(),
+        PUBLIC,
+        "the server sees the client's public address"
+    );
     let back = h.from_lan(tcp4(server, client, SYN | ACK, &[]));
     assert_eq!(back.verdict, FWD_IN);
     assert_checksums(&back.frame);
@@ -106,7 +114,8 @@ fn rfc5382_req8_hairpinning_through_a_forward() {
 fn rfc5508_req3_icmp_error_about_a_forwarded_session() {
     let mut h = Harness::new(with_forwards(FORWARDS));
     assert_eq!(
-        h.from_wan(udp4(sa(REMOTE, 4000), sa(PUBLIC, 5001), b"q")).verdict,
+        h.from_wan(udp4(sa(REMOTE, 4000), sa(PUBLIC, 5001), b"q"))
+            .verdict,
         FWD_IN
     );
     let original = udp4(sa(HOST, 6001), sa(REMOTE, 4000), b"answer");
@@ -125,11 +134,13 @@ fn rfc5508_req3_icmp_error_about_a_forwarded_session() {
 fn issue18_removing_a_forward_by_commit_ends_its_sessions() {
     let mut h = Harness::new(with_forwards(FORWARDS));
     assert_eq!(
-        h.from_wan(tcp4(sa(REMOTE, 5555), sa(PUBLIC, 8080), SYN, &[])).verdict,
+        h.from_wan(tcp4(sa(REMOTE, 5555), sa(PUBLIC, 8080), SYN, &[]))
+            .verdict,
         FWD_IN
     );
     assert_eq!(
-        h.from_wan(udp4(sa(REMOTE, 4000), sa(PUBLIC, 5000), b"q")).verdict,
+        h.from_wan(udp4(sa(REMOTE, 4000), sa(PUBLIC, 5000), b"q"))
+            .verdict,
         FWD_IN
     );
     let only_udp = FORWARDS.split("[[forward]]").nth(2).unwrap();

@@ -475,9 +475,8 @@ fn issue18_forwarded_sessions_live_on_the_inside_hosts_shard() {
     let (server, server_mac) = host_on(1);
     let (client, client_mac) = host_on(0);
     let text = example_toml().replace("[nat]\n", "[nat]\nport_min = 10000\n");
-    let forward = format!(
-        "[[forward]]\nprotocol = \"tcp\"\nport = 8080\nto = \"{server}\"\nto_port = 80\n"
-    );
+    let forward =
+        format!("[[forward]]\nprotocol = \"tcp\"\nport = 8080\nto = \"{server}\"\nto_port = 80\n");
     let mut rig = Rig::with(
         firmware_config::from_toml(&format!("{text}\n{forward}")).unwrap(),
         2,
@@ -485,11 +484,17 @@ fn issue18_forwarded_sessions_live_on_the_inside_hosts_shard() {
     let syn = rig.wan(tcp4(sa(REMOTE, 5555), sa(PUBLIC, 8080), SYN, &[]));
     assert_eq!((syn.shard, syn.verdict), (1, Verdict::Forward(INSIDE)));
     assert_eq!(endpoints4(syn.ip()), (sa(REMOTE, 5555), sa(server, 80)));
-    let reply = rig.lan(server_mac, tcp4(sa(server, 80), sa(REMOTE, 5555), SYN | ACK, &[]));
+    let reply = rig.lan(
+        server_mac,
+        tcp4(sa(server, 80), sa(REMOTE, 5555), SYN | ACK, &[]),
+    );
     assert_eq!((reply.shard, reply.verdict), (1, Verdict::Forward(OUTSIDE)));
     assert_eq!(endpoints4(reply.ip()), (sa(PUBLIC, 8080), sa(REMOTE, 5555)));
     // Hairpin from a host of shard 0.
-    let out = rig.lan(client_mac, tcp4(sa(client, 7000), sa(PUBLIC, 8080), SYN, &[]));
+    let out = rig.lan(
+        client_mac,
+        tcp4(sa(client, 7000), sa(PUBLIC, 8080), SYN, &[]),
+    );
     assert_eq!((out.shard, out.verdict), (1, Verdict::Forward(INSIDE)));
     let (seen, to) = endpoints4(out.ip());
     assert_eq!((*seen.ip(), to), (PUBLIC, sa(server, 80)));

@@ -147,7 +147,10 @@ pub fn check(config: &Config) -> Vec<ValidationError> {
         let at = |k: &str| format!("forward[{i}].{k}");
         let PortRange { first, last } = f.port;
         if first == 0 {
-            fail(at("port"), format!("{}: port 0 cannot be reached; use 1-65535", f.port));
+            fail(
+                at("port"),
+                format!("{}: port 0 cannot be reached; use 1-65535", f.port),
+            );
             continue;
         }
         if first > last {
@@ -159,7 +162,10 @@ pub fn check(config: &Config) -> Vec<ValidationError> {
         }
         let to_port = f.inside_port();
         if to_port == 0 {
-            fail(at("to_port"), "0: port 0 cannot be reached; use 1-65535".into());
+            fail(
+                at("to_port"),
+                "0: port 0 cannot be reached; use 1-65535".into(),
+            );
         } else if u32::from(to_port) + u32::from(last - first) > 65535 {
             fail(
                 at("to_port"),
@@ -234,7 +240,10 @@ pub fn check(config: &Config) -> Vec<ValidationError> {
             );
         }
         if f.comment.as_ref().is_some_and(|c| c.chars().count() > 128) {
-            fail(at("comment"), "longer than 128 characters; shorten it".into());
+            fail(
+                at("comment"),
+                "longer than 128 characters; shorten it".into(),
+            );
         }
     }
     errors
@@ -270,7 +279,10 @@ mod tests {
         let p = problems(&format!("{FWD}port = 8080\n"));
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(p[0].starts_with("forward[0].port: 8080 lies in the source NAT port range"));
-        assert!(p[0].contains("nat.port_min-nat.port_max (1-65535)"), "{p:?}");
+        assert!(
+            p[0].contains("nat.port_min-nat.port_max (1-65535)"),
+            "{p:?}"
+        );
     }
 
     #[test]
@@ -280,9 +292,11 @@ mod tests {
         ));
         assert_eq!(
             p,
-            ["forward[1].port: tcp *:8005 -> 10.10.0.5:22 overlaps forward[0] \
+            [
+                "forward[1].port: tcp *:8005 -> 10.10.0.5:22 overlaps forward[0] \
               (tcp *:8000-8009 -> 10.10.0.5:8000-8009): a public port leads to one inside \
-              host; change one of the two ports"]
+              host; change one of the two ports"
+            ]
         );
         // Another protocol, or another public address, is no overlap.
         let udp = FWD.replace("tcp", "udp");
@@ -299,8 +313,10 @@ mod tests {
         ));
         assert_eq!(
             p,
-            ["forward[0].address: 192.0.2.1 is not a public address of the box \
-              (198.51.100.10); use one of them or leave address out for the first"]
+            [
+                "forward[0].address: 192.0.2.1 is not a public address of the box \
+              (198.51.100.10); use one of them or leave address out for the first"
+            ]
         );
     }
 
@@ -311,7 +327,9 @@ mod tests {
             [nat]\nport_max = 7000\n";
         let with = |extra: &str| crate::from_toml(&format!("{dhcp}{FWD}port = 8000\n{extra}"));
         assert!(with("").is_ok());
-        let e = with("address = \"198.51.100.10\"\n").unwrap_err().to_string();
+        let e = with("address = \"198.51.100.10\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("the public address is learnt by DHCP"), "{e}");
     }
 

@@ -14,6 +14,7 @@
 //! addresses). An answer of another variant than the
 //! request's would be a bug of the shard's; it is left out of the merge.
 
+use crate::engine::control::merge_forward_hits;
 use crate::engine::control::{
     Answer, Counters, Delivered, Neighbours, PoolUsage, Request, Rows, SessionFilter,
 };
@@ -21,7 +22,6 @@ use crate::engine::fw6::StateInfo;
 use crate::engine::lease::Lease4;
 use crate::engine::lease6::Lease6;
 use crate::engine::local::Binding;
-use crate::engine::control::merge_forward_hits;
 use crate::engine::nat44::events::MappingEvent;
 use crate::engine::nat44::forward::ForwardHits;
 use crate::engine::nat44::SessionInfo;

@@ -51,7 +51,14 @@ pub fn show(shards: &mut dyn Shards, json: bool) -> Result<String, String> {
     Ok(format!(
         "{}\n(* = the first pool address)",
         table(
-            &["forward", "public -> inside", "allow", "hits", "refused", "comment"],
+            &[
+                "forward",
+                "public -> inside",
+                "allow",
+                "hits",
+                "refused",
+                "comment"
+            ],
             &rows
         )
     ))

@@ -151,7 +151,11 @@ fn forwards(out: &mut String, shards: &mut dyn Shards) {
 # TYPE natbox_forward_hits_total counter"
     );
     for i in 0..count {
-        let _ = writeln!(out, "natbox_forward_hits_total{{forward=\"{i}\"}} {}", at(i).hits);
+        let _ = writeln!(
+            out,
+            "natbox_forward_hits_total{{forward=\"{i}\"}} {}",
+            at(i).hits
+        );
     }
     let _ = writeln!(
         out,
@@ -159,7 +163,11 @@ fn forwards(out: &mut String, shards: &mut dyn Shards) {
 # TYPE natbox_forward_refused_total counter"
     );
     for i in 0..count {
-        let _ = writeln!(out, "natbox_forward_refused_total{{forward=\"{i}\"}} {}", at(i).refused);
+        let _ = writeln!(
+            out,
+            "natbox_forward_refused_total{{forward=\"{i}\"}} {}",
+            at(i).refused
+        );
     }
 }
 

@@ -17,11 +17,11 @@
 pub mod commit;
 pub mod configure;
 pub mod editor;
+mod forwards;
 pub mod grammar;
 mod ipv6;
 pub mod metrics;
 mod policy;
-mod forwards;
 mod render;
 pub mod terminal;
 

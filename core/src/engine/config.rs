@@ -109,7 +109,9 @@ impl Engine {
     ) -> Reconfigured {
         let previous = std::mem::take(&mut self.policy);
         let mut done = self.rebuild_or_retune(configured, leases, leases6);
-        done.ended += self.nat.reforward(&self.effective, (self.clock / 1000) as u32);
+        done.ended += self
+            .nat
+            .reforward(&self.effective, (self.clock / 1000) as u32);
         done.denied = self.repolicy(previous, &configured.policy);
         done
     }

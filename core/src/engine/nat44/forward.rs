@@ -346,7 +346,10 @@ impl Nat44 {
         // unanswered ones under `new`'s numbering.
         for (_, s) in &self.sessions {
             if s.state & track::OPENED_IN != 0 {
-                if let Some(at) = new.find(usize::from(s.pool), s.proto, s.ext_port).map(|e| e.index) {
+                if let Some(at) = new
+                    .find(usize::from(s.pool), s.proto, s.ext_port)
+                    .map(|e| e.index)
+                {
                     new.unanswered[at] += 1;
                 }
             }
