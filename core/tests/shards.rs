@@ -481,6 +481,7 @@ fn issue18_forwarded_sessions_live_on_the_inside_hosts_shard() {
         firmware_config::from_toml(&format!("{text}\n{forward}")).unwrap(),
         2,
     );
+    rig.handoffs();
     let syn = rig.wan(tcp4(sa(REMOTE, 5555), sa(PUBLIC, 8080), SYN, &[]));
     assert_eq!((syn.shard, syn.verdict), (1, Verdict::Forward(INSIDE)));
     assert_eq!(endpoints4(syn.ip()), (sa(REMOTE, 5555), sa(server, 80)));
