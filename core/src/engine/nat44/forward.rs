@@ -42,11 +42,9 @@
 //! (addresses, pool, port range) ends every forwarded session (`adopt` keeps source
 //! NAT mappings only).
 
-use super::{remote_port, Flow, Join, Nat44, Session};
-use crate::engine::flow::list::Links;
-use crate::engine::flow::track::{self, Dir, TcpState};
+use super::{opened_in, opened_in_state, remote_port, Flow, Join, Nat44, Session};
+use crate::engine::flow::track;
 use crate::engine::stats::DropReason;
-use crate::wire::proto;
 use firmware_config::forward::Forward;
 use firmware_config::Config;
 use ipnet::Ipv4Net;
@@ -272,13 +270,7 @@ impl Nat44 {
             self.fwd.counts[index].refused += 1;
             return Err(DropReason::ForwardSourceDenied);
         }
-        let state = track::OPENED_IN
-            | match flow.proto {
-                proto::TCP => {
-                    TcpState::open(Dir::In, flow.tcp.flags).ok_or(DropReason::TcpNoSession)? as u8
-                }
-                _ => 0,
-            };
+        let state = opened_in_state(flow)?;
         if self.sessions.len() as u32 >= self.p.t.max_sessions {
             return Err(DropReason::SessionLimit);
         }
@@ -295,21 +287,7 @@ impl Nat44 {
         self.fwd.unanswered[index] += 1;
         self.fwd.counts[index].hits += 1;
         Ok(self.insert_session(
-            Session {
-                in_addr,
-                rem_addr: flow.src,
-                in_port,
-                rem_port,
-                ext_port: flow.dport,
-                pool: pool as u8,
-                proto: flow.proto,
-                state,
-                class: track::class_of(flow.proto, state) as u8,
-                last: now,
-                lru: Links::default(),
-                sib: Links::default(),
-                tcp: track::Window::open(Dir::In, &flow.tcp),
-            },
+            opened_in(flow, pool, (in_addr, in_port), state, now),
             Join::Forward,
         ))
     }

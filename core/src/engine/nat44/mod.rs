@@ -814,13 +814,7 @@ impl Nat44 {
         if !admitted || flow.proto == proto::ICMP {
             return Err(DropReason::Filtered);
         }
-        let state = track::OPENED_IN
-            | match flow.proto {
-                proto::TCP => {
-                    TcpState::open(Dir::In, flow.tcp.flags).ok_or(DropReason::TcpNoSession)? as u8
-                }
-                _ => 0,
-            };
+        let state = opened_in_state(flow)?;
         let (in_addr, in_port) = {
             let s = &self.sessions[head as usize];
             (s.in_addr, s.in_port)
@@ -841,21 +835,7 @@ impl Nat44 {
         }
         table.count_unanswered(flow.dport, true);
         Ok(self.insert_session(
-            Session {
-                in_addr,
-                rem_addr: flow.src,
-                in_port,
-                rem_port: remote_port(flow.proto, flow.sport),
-                ext_port: flow.dport,
-                pool: pool as u8,
-                proto: flow.proto,
-                state,
-                class: track::class_of(flow.proto, state) as u8,
-                last: now,
-                lru: Links::default(),
-                sib: Links::default(),
-                tcp: track::Window::open(Dir::In, &flow.tcp),
-            },
+            opened_in(flow, pool, (in_addr, in_port), state, now),
             Join::Mapping(head),
         ))
     }
@@ -1109,6 +1089,44 @@ impl Nat44 {
 const SLAB_ENTRY_SIZE: usize = std::mem::size_of::<Session>() + std::mem::size_of::<usize>();
 // The module doc and the `memory` benchmark count on this size.
 const _: () = assert!(std::mem::size_of::<Session>() == 48);
+
+/// The state of a session an inbound packet opens (`track::OPENED_IN`); a TCP
+/// segment that cannot open one is refused.
+fn opened_in_state(flow: &Flow) -> Result<u8, DropReason> {
+    Ok(track::OPENED_IN
+        | match flow.proto {
+            proto::TCP => {
+                TcpState::open(Dir::In, flow.tcp.flags).ok_or(DropReason::TcpNoSession)? as u8
+            }
+            _ => 0,
+        })
+}
+
+/// The session the inbound datagram `flow` opens to inside endpoint `(in_addr,
+/// in_port)` through public port `flow.dport` of pool address `pool`.
+fn opened_in(
+    flow: &Flow,
+    pool: usize,
+    (in_addr, in_port): (u32, u16),
+    state: u8,
+    now: u32,
+) -> Session {
+    Session {
+        in_addr,
+        rem_addr: flow.src,
+        in_port,
+        rem_port: remote_port(flow.proto, flow.sport),
+        ext_port: flow.dport,
+        pool: pool as u8,
+        proto: flow.proto,
+        state,
+        class: track::class_of(flow.proto, state) as u8,
+        last: now,
+        lru: Links::default(),
+        sib: Links::default(),
+        tcp: track::Window::open(Dir::In, &flow.tcp),
+    }
+}
 
 /// ICMP queries have no remote port: the identifier names the inside endpoint only.
 #[inline]
