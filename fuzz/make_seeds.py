@@ -259,6 +259,9 @@ shell_seeds = {
     "configure_policy": b"\x00configure\rset policy.default reject\r"
         b"set policy.rule [{action = \"allow\", destination = \"203.0.113.0/24\"}, {action = \"deny\", protocol = \"tcp\", port = \"1-1023\"}]\r"
         b"diff\rcommit\rshow policy\rshow policy limit 1\r",
+    "configure_forward": b"\x00configure\rset nat.port_min 10000\r"
+        b"set forward [{protocol = \"tcp\", port = 8080, to = \"10.10.0.2\", to_port = 80}, {protocol = \"udp\", port = \"53-54\", to = \"10.10.0.3\", allow = [\"203.0.113.0/24\"]}]\r"
+        b"diff\rcommit\rshow forwards\rshow forwards --json\rconfigure\rdelete forward\rcommit\r",
     "configure_commit": b"\x00configure\rset timeouts.udp 600\rset nat.filtering address-dependent\r"
         b"set nat.pool [\"198.51.100.10\", \"198.51.100.11\"]\rset ipv6.max_states 100\r"
         b"delete timeouts.udp\rdiff\rcommit\r",
@@ -353,6 +356,22 @@ icmp_type = 128
 action = "allow"
 protocol = "udp"
 port = "1000-2000"
+"""
+config_seeds["forward"] = example.replace(b"[nat]\n", b"[nat]\nport_min = 10000\n") + b"""
+[[forward]]
+protocol = "tcp"
+port = 8080
+to = "10.10.0.2"
+to_port = 80
+comment = "web"
+
+[[forward]]
+protocol = "udp"
+port = "5353-5354"
+to = "10.10.0.3"
+to_port = 5300
+address = "198.51.100.10"
+allow = ["198.51.100.0/24", "203.0.113.7/32"]
 """
 os.makedirs("seeds/config", exist_ok=True)
 for name, data in config_seeds.items():

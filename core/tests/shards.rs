@@ -58,7 +58,10 @@ fn be16(b: &[u8], at: usize) -> u16 {
 
 impl Rig {
     fn new(workers: usize) -> Rig {
-        let config = config();
+        Rig::with(config(), workers)
+    }
+
+    fn with(config: firmware_config::Config, workers: usize) -> Rig {
         let setups = [
             PortSetup { mac: BOX_LAN_MAC },
             PortSetup { mac: BOX_WAN_MAC },
@@ -460,4 +463,49 @@ fn one_shard_never_hands_off() {
     let d = rig.wan(udp4(sa(REMOTE, 53), public, b"a"));
     assert_eq!(d.verdict, Verdict::Forward(INSIDE));
     assert_eq!(rig.shards[0].stats().handed_off, 0);
+}
+
+/// Issue 18, port forwards with workers: a forwarded port lies outside the split, so
+/// the steering sends its frames to shard 0, which hands them to the inside host's
+/// shard; there the session lives, the host's replies (steered by its address) meet
+/// it, and a hairpinned client on the other shard reaches the server and gets its
+/// answer (RFC 4787 REQ-9) through two hand-offs.
+#[test]
+fn issue18_forwarded_sessions_live_on_the_inside_hosts_shard() {
+    let (server, server_mac) = host_on(1);
+    let (client, client_mac) = host_on(0);
+    let text = example_toml().replace("[nat]\n", "[nat]\nport_min = 10000\n");
+    let forward =
+        format!("[[forward]]\nprotocol = \"tcp\"\nport = 8080\nto = \"{server}\"\nto_port = 80\n");
+    let mut rig = Rig::with(
+        firmware_config::from_toml(&format!("{text}\n{forward}")).unwrap(),
+        2,
+    );
+    rig.handoffs();
+    let syn = rig.wan(tcp4(sa(REMOTE, 5555), sa(PUBLIC, 8080), SYN, &[]));
+    assert_eq!((syn.shard, syn.verdict), (1, Verdict::Forward(INSIDE)));
+    assert_eq!(endpoints4(syn.ip()), (sa(REMOTE, 5555), sa(server, 80)));
+    let reply = rig.lan(
+        server_mac,
+        tcp4(sa(server, 80), sa(REMOTE, 5555), SYN | ACK, &[]),
+    );
+    assert_eq!((reply.shard, reply.verdict), (1, Verdict::Forward(OUTSIDE)));
+    assert_eq!(endpoints4(reply.ip()), (sa(PUBLIC, 8080), sa(REMOTE, 5555)));
+    // Hairpin from a host of shard 0.
+    let out = rig.lan(
+        client_mac,
+        tcp4(sa(client, 7000), sa(PUBLIC, 8080), SYN, &[]),
+    );
+    assert_eq!((out.shard, out.verdict), (1, Verdict::Forward(INSIDE)));
+    let (seen, to) = endpoints4(out.ip());
+    assert_eq!((*seen.ip(), to), (PUBLIC, sa(server, 80)));
+    let back = rig.lan(server_mac, tcp4(sa(server, 80), seen, SYN | ACK, &[]));
+    assert_eq!((back.shard, back.verdict), (0, Verdict::Forward(INSIDE)));
+    assert_eq!(endpoints4(back.ip()), (sa(PUBLIC, 8080), sa(client, 7000)));
+    let hits: u64 = rig
+        .shards
+        .iter()
+        .map(|e| e.nat().forward_hits()[0].hits)
+        .sum();
+    assert_eq!(hits, 2);
 }

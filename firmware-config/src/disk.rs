@@ -57,8 +57,9 @@
 //!   unspecified address it would find there.
 //!   Version 7 appended `policy` (the egress policy): a version-4, -5 or -6 payload
 //!   decodes once the encoding of its default (allow, no rules) is appended.
-//!   Version 8 appended `port_block` (NAT44 port blocks) and `flow_log` (flow logs):
-//!   a version-7 payload decodes once the encoding of their defaults (off) is appended.
+//!   Version 8 appended `port_block` (NAT44 port blocks), `flow_log` (flow logs) and
+//!   `forward` (port forwards): a version-7 payload decodes once the encoding of their
+//!   defaults (off, no forwards) is appended.
 //! - The device may be shorter than the full layout as long as it holds what the slots
 //!   use; bytes past the end read as missing, never as zeros.
 
@@ -491,6 +492,7 @@ fn decode(version: u16, payload: &[u8]) -> Result<Config, SlotProblem> {
             let added = (
                 crate::port_block::PortBlock::default(),
                 crate::flow_log::FlowLog::default(),
+                Vec::<crate::forward::Forward>::new(),
             );
             let tail = postcard::to_allocvec(&added).expect("defaults encode");
             decode(8, &[payload, &tail].concat())
@@ -816,7 +818,8 @@ mod tests {
     /// `c` as format version 7 wrote it: without format 8's sections.
     fn v7_payload(c: &Config) -> Vec<u8> {
         let full = postcard::to_allocvec(c).expect("encodes");
-        let tail = postcard::to_allocvec(&(&c.port_block, &c.flow_log)).expect("encodes");
+        let tail =
+            postcard::to_allocvec(&(&c.port_block, &c.flow_log, &c.forward)).expect("encodes");
         full[..full.len() - tail.len()].to_vec()
     }
 
@@ -885,6 +888,28 @@ mod tests {
         let mut d = disk(MIN_DISK_SIZE);
         write(&mut d, &blocks).expect("write");
         assert_eq!(read(&mut d).expect("read").config, blocks);
+    }
+
+    /// A version-7 payload (no `forward` section) reads as version 8 with no forwards;
+    /// a version-8 payload with forwards reads back equal.
+    #[test]
+    fn version_7_payload_decodes_without_forwards() {
+        let c = config();
+        let v7 = v7_payload(&c);
+        assert_eq!(decode(7, &v7).expect("a version-7 payload"), c);
+        assert!(decode(8, &v7).is_err(), "not a version-8 payload");
+        let with_forwards = crate::from_toml(
+            "[outside]\nport = \"wan0\"\nipv4 = \"198.51.100.10/24\"\n\
+             [inside]\nport = \"lan0\"\nipv4 = \"10.10.0.1/24\"\n\
+             [nat]\nport_min = 10000\n\
+             [[forward]]\nprotocol = \"tcp\"\nport = \"8000-8009\"\nto = \"10.10.0.5\"\n\
+             to_port = 9000\nallow = [\"203.0.113.0/24\"]\ncomment = \"web\"\n",
+        )
+        .expect("valid");
+        assert_eq!(with_forwards.forward.len(), 1);
+        let mut d = disk(MIN_DISK_SIZE);
+        write(&mut d, &with_forwards).expect("write");
+        assert_eq!(read(&mut d).expect("read").config, with_forwards);
     }
 
     #[test]

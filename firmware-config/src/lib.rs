@@ -17,6 +17,7 @@
 mod diagnostic;
 pub mod disk;
 pub mod flow_log;
+pub mod forward;
 mod layered;
 mod locate;
 pub mod policy;

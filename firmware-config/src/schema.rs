@@ -60,6 +60,10 @@ pub struct Config {
     /// `disk::decode`).
     #[serde(default)]
     pub flow_log: crate::flow_log::FlowLog,
+    /// Static port forwards (`crate::forward`). Added in format version 8, last (see
+    /// `disk::decode`).
+    #[serde(default)]
+    pub forward: Vec<crate::forward::Forward>,
 }
 
 /// One data port.

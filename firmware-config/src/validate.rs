@@ -14,7 +14,8 @@
 //! - MSS clamp: RFC 9293 section 3.7.1 (every IPv4 host accepts 536).
 //!
 //! The egress policy's rules are checked by `policy::check` (rules that can never
-//! match, at most `policy::MAX_RULES`).
+//! match, at most `policy::MAX_RULES`). Port forwards are checked by `forward::check`
+//! (public address, a port inside the source NAT range, overlapping forwards).
 //!
 //! One-armed (`[outside]` without `[inside]`): `nat.inside_prefixes` is required, since
 //! it alone says which sources are inside; the inside prefixes may contain the port's
@@ -88,6 +89,7 @@ pub fn validate(config: &Config) -> Result<(), Vec<ValidationError>> {
         &config.flow_log,
         config.log.syslog.is_some(),
     ));
+    errors.0.extend(crate::forward::check(config));
     if errors.0.is_empty() {
         Ok(())
     } else {

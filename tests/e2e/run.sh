@@ -14,7 +14,7 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-ONE_ARMED=(test_ipv4 test_ipv6 test_natdiscovery test_mtu test_ports test_unsolicited4 test_iperf test_services test_flowlog)
+ONE_ARMED=(test_ipv4 test_ipv6 test_natdiscovery test_mtu test_ports test_unsolicited4 test_iperf test_services test_flowlog test_forward)
 if [ "$(id -u)" != 0 ]; then
     echo "tests/e2e/run.sh: needs root (network namespaces, AF_PACKET)"; exit 2
 fi

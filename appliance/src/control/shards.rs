@@ -14,6 +14,7 @@
 //! addresses). An answer of another variant than the
 //! request's would be a bug of the shard's; it is left out of the merge.
 
+use crate::engine::control::merge_forward_hits;
 use crate::engine::control::{
     Answer, Counters, Delivered, FlowBatch, Neighbours, PoolUsage, Request, Rows, SessionFilter,
 };
@@ -24,6 +25,7 @@ use crate::engine::lease::Lease4;
 use crate::engine::lease6::Lease6;
 use crate::engine::local::Binding;
 use crate::engine::nat44::events::MappingEvent;
+use crate::engine::nat44::forward::ForwardHits;
 use crate::engine::nat44::SessionInfo;
 use crate::engine::policy::Hits;
 use crate::engine::route::RouteInfo;
@@ -146,6 +148,11 @@ pub trait Snapshots: Shards {
     /// The per-destination SLIs, merged (`destinations::Report::merge`).
     fn destinations(&mut self) -> Report {
         Report::merge(answers!(self, Request::Destinations, Destinations).map(|r| *r))
+    }
+
+    /// The port forwards' counters, summed forward by forward.
+    fn forward_hits(&mut self) -> Vec<ForwardHits> {
+        merge_forward_hits(answers!(self, Request::Forwards, Forwards))
     }
 
     fn neighbours(&mut self) -> Neighbours {

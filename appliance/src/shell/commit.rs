@@ -180,8 +180,12 @@ fn install(
 fn applied(r: crate::engine::Reconfigured) -> String {
     let refused = format!("{} sessions the new egress policy refuses ended", r.denied);
     match (r.rebuilt, r.ended, r.denied) {
-        (false, _, 0) => "applied live, sessions kept".into(),
-        (false, _, _) => format!("applied live: {refused}, the others kept"),
+        (false, 0, 0) => "applied live, sessions kept".into(),
+        (false, 0, _) => format!("applied live: {refused}, the others kept"),
+        (false, n, d) => format!(
+            "applied live: {n} sessions of removed or changed port forwards ended{}, the others kept",
+            if d > 0 { format!(", {refused}") } else { String::new() }
+        ),
         (true, 0, 0) => "applied, tables rebuilt, sessions kept".into(),
         (true, 0, _) => format!("applied, tables rebuilt: {refused}, the others kept"),
         (true, n, d) => {

@@ -77,6 +77,11 @@ pub const COMMANDS: &[Command] = &[
         help: "top destination prefixes (IPv4 /24, IPv6 /48) by new sessions, with TCP connection success (SYN-ACK within 3 s)",
     },
     Command {
+        path: &["show", "forwards"],
+        args: &[JSON],
+        help: "the port forwards: each forward, the sessions it opened and the packets its allow list refused",
+    },
+    Command {
         path: &["show", "nat", "pool"],
         args: &[JSON],
         help: "ports in use per public address, top inside hosts",

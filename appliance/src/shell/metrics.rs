@@ -16,9 +16,12 @@
 //! set the new sessions each rule decided (`natbox_policy_hits_total{rule="N"}`,
 //! `{rule="default"}`); with `[port_block]`, the blocks owned per pool address
 //! (`natbox_pool_blocks_in_use{address}`) and the blocks refused, over a host's quota
-//! or with none free (`natbox_nat_block_alloc_failures_total`); the AWS NAT
-//! Gateway-named series and the saturation gauges (`shell::gateway`); the
-//! per-destination SLIs (`shell::destinations`).
+//! or with none free (`natbox_nat_block_alloc_failures_total`); while port forwards
+//! are configured, per forward the sessions it opened
+//! (`natbox_forward_hits_total{forward="N"}`) and the packets its allow list refused
+//! (`natbox_forward_refused_total{forward="N"}`); the AWS NAT Gateway-named series and
+//! the saturation gauges (`shell::gateway`); the per-destination SLIs
+//! (`shell::destinations`).
 //!
 //! The box's values, whatever its number of shards: counters and gauges summed over
 //! the shards, ports in use summed per address (`control::shards::Snapshots`).
@@ -110,6 +113,7 @@ pub fn render(shards: &mut dyn Shards, facts: &Facts) -> String {
     super::gateway::aws(&mut out, &all, &ports, &report);
     super::gateway::saturation(&mut out, shards);
     super::destinations::metrics(&mut out, &report);
+    forwards(&mut out, shards);
     out
 }
 
@@ -167,6 +171,41 @@ fn policy(out: &mut String, shards: &mut dyn Shards) {
         "natbox_policy_hits_total{{rule=\"default\"}} {}",
         hits.default
     );
+}
+
+/// `natbox_forward_hits_total{forward="N"}` and `natbox_forward_refused_total` per
+/// port forward, while any is configured.
+fn forwards(out: &mut String, shards: &mut dyn Shards) {
+    let count = shards.config().map_or(0, |c| c.forward.len());
+    if count == 0 {
+        return;
+    }
+    let hits = shards.forward_hits();
+    let at = |i: usize| hits.get(i).copied().unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "# HELP natbox_forward_hits_total Sessions opened, by port forward.
+# TYPE natbox_forward_hits_total counter"
+    );
+    for i in 0..count {
+        let _ = writeln!(
+            out,
+            "natbox_forward_hits_total{{forward=\"{i}\"}} {}",
+            at(i).hits
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP natbox_forward_refused_total Packets from sources a port forward does not allow.
+# TYPE natbox_forward_refused_total counter"
+    );
+    for i in 0..count {
+        let _ = writeln!(
+            out,
+            "natbox_forward_refused_total{{forward=\"{i}\"}} {}",
+            at(i).refused
+        );
+    }
 }
 
 /// The DHCPv4 clients' gauges and counters (module doc).

@@ -18,6 +18,7 @@ pub mod commit;
 pub mod configure;
 mod destinations;
 pub mod editor;
+mod forwards;
 mod gateway;
 pub mod grammar;
 mod ipv6;

@@ -60,6 +60,7 @@ fn with_shards(
         ["show", "states6"] => states6(p, shards, json),
         ["show", "policy"] => super::policy::show(p, shards, json),
         ["show", "destinations"] => super::destinations::show(shards, json),
+        ["show", "forwards"] => super::forwards::show(shards, json),
         ["show", "nat", "pool"] => pool(shards, json),
         ["show", "stats"] => stats(shards, json),
         ["show", "neighbors"] => neighbors(shards, json),

@@ -9,7 +9,8 @@
 //! `in_place_reconfiguration_matches_a_fresh_engine` fails if an engine reconfigured
 //! in place differs from a fresh one built from the new configuration. Settings the
 //! engine never reads (hostname, shell, log, metrics) change in place trivially. The
-//! egress policy changes in place either way (`repolicy`).
+//! egress policy changes in place either way (`repolicy`), and so do the port
+//! forwards (`Nat44::reforward`: the sessions of removed or changed forwards end).
 
 use super::lease::{self, Lease4};
 use super::lease6::{self, Lease6};
@@ -111,6 +112,9 @@ impl Engine {
     ) -> Reconfigured {
         let previous = std::mem::take(&mut self.policy);
         let mut done = self.rebuild_or_retune(configured, leases, leases6);
+        done.ended += self
+            .nat
+            .reforward(&self.effective, (self.clock / 1000) as u32);
         done.denied = self.repolicy(previous, &configured.policy);
         done
     }

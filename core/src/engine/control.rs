@@ -22,6 +22,7 @@ use super::lease::Lease4;
 use super::lease6::Lease6;
 use super::local::Binding;
 use super::nat44::events::MappingEvent;
+use super::nat44::forward::ForwardHits;
 use super::nat44::SessionInfo;
 use super::neigh::NeighbourInfo;
 use super::policy::Hits;
@@ -141,6 +142,8 @@ pub enum Request {
     FlowsExported(crate::engine::flowlog::FlowCounters),
     /// The per-destination SLIs, IPv4 and IPv6 (`destinations::Report`).
     Destinations,
+    /// The port forwards' counters (`nat44::forward::ForwardHits`, by forward).
+    Forwards,
 }
 
 /// A shard's answer to a `Request`, variant for variant. Each says how the answers of
@@ -188,6 +191,8 @@ pub enum Answer {
     Flows(FlowBatch),
     /// `Report::merge`.
     Destinations(Box<Report>),
+    /// `merge_forward_hits`: sums forward by forward.
+    Forwards(Vec<ForwardHits>),
     /// `ClearStats`, `BindLocal`, `EventsLost` done: nothing to merge.
     Done,
 }
@@ -502,8 +507,24 @@ impl Engine {
                 report.v6 = self.fw6().destinations();
                 Answer::Destinations(Box::new(report))
             }
+            Request::Forwards => Answer::Forwards(self.nat().forward_hits().to_vec()),
         }
     }
+}
+
+/// Several shards' forward counters as the box's: summed forward by forward.
+pub fn merge_forward_hits(all: impl Iterator<Item = Vec<ForwardHits>>) -> Vec<ForwardHits> {
+    let mut sum: Vec<ForwardHits> = Vec::new();
+    for shard in all {
+        if sum.len() < shard.len() {
+            sum.resize(shard.len(), ForwardHits::default());
+        }
+        for (s, h) in sum.iter_mut().zip(shard) {
+            s.hits += h.hits;
+            s.refused += h.refused;
+        }
+    }
+    sum
 }
 
 #[cfg(test)]

@@ -100,6 +100,9 @@ drop_reasons! {
     NeighbourRequestNoBuffer => "neighbour_request_no_buffer", "ARP request or Neighbor Solicitation of the box's own not sent: no free buffer, the reserve included";
     BufferPoolFull => "buffer_pool_full", "no free buffer to park the packet";
     NoRoomForReply => "no_room_for_reply", "receive buffer too small to build the reply in (I/O buffer sizing)";
+    ForwardSourceDenied => "forward_source_denied", "new session to a port forward from a source its `allow` list does not name (`show forwards` counts them per forward)";
+    ForwardUnansweredLimit => "forward_unanswered_limit", "too many sessions opened to one port forward and not answered by the inside host yet";
+    ForwardClash => "forward_clash", "new session to a port forward whose inside 5-tuple a source NAT session of the inside host already uses";
 }
 
 /// What the I/O layer counts on one port, below the engine (the shell and the metrics

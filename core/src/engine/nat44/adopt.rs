@@ -22,6 +22,7 @@
 //! deterministic mode the host's own block), so when blocks are turned on the first
 //! host to claim a block keeps it and another host's mappings in it end. The block
 //! events of a rebuild say only what changed (`log_block_changes`).
+//! Sessions of port forwards (`forward`) end; the forwards' counters carry over.
 
 use super::{Join, Nat44, Session};
 use crate::engine::flow::list::{Links, List};
@@ -34,14 +35,21 @@ impl Nat44 {
     /// from `config` now) whose mappings are still possible; `now` in seconds.
     /// Returns how many of `old`'s sessions ended.
     pub fn adopt(&mut self, mut old: Nat44, config: &Config, now: u32) -> usize {
+        // Forwarded sessions end (`forward`); their forwards' counters go on.
+        self.fwd.carry(&old.fwd);
+        let forwarded = old
+            .sessions
+            .iter()
+            .filter(|(_, s)| old.forward_of(s).is_some())
+            .count();
         let heads: Vec<u32> = old
             .sessions
             .iter()
-            .filter(|(_, s)| s.sib.is_first())
+            .filter(|(_, s)| s.sib.is_first() && old.forward_of(s).is_none())
             .map(|(i, _)| i as u32)
             .collect();
         let mut adopted: Vec<(u32, u32)> = Vec::with_capacity(old.sessions.len());
-        let mut ended = 0;
+        let mut ended = forwarded;
         for head in heads {
             let mut chain = vec![head];
             while let Some(next) = chain

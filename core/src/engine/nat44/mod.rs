@@ -54,6 +54,7 @@
 mod adopt;
 mod blocks;
 pub mod events;
+pub mod forward;
 mod rewrite;
 mod sli;
 
@@ -132,6 +133,8 @@ enum Join {
     Mapping(u32),
     /// As the first session of a new mapping on its external port, owned by `host`.
     NewMapping { host: u32 },
+    /// Alone, as a session of a port forward (`forward`): no mapping, no host.
+    Forward,
 }
 
 #[derive(Debug, Clone)]
@@ -252,6 +255,8 @@ pub struct Nat44 {
     /// Per-destination SLIs (`engine::destinations`): fed at session creation, TCP
     /// open and judgment, never per packet.
     sli: Sli,
+    /// The port forwards (`forward`).
+    fwd: forward::Forwards,
 }
 
 /// Interim flow records' interval when flow logging is on, else `None`.
@@ -310,7 +315,8 @@ impl Nat44 {
             blocks: blocks::BlockParams::of(config),
             t: Tunables::of(config, shard),
         };
-        Nat44 {
+        let fwd = forward::Forwards::new(config, &p.pool);
+        let mut nat = Nat44 {
             ports: (0..p.pool.len()).map(|_| [None, None, None]).collect(),
             blocks: (0..p.pool.len()).map(|_| [None, None, None]).collect(),
             block_failures: 0,
@@ -326,8 +332,10 @@ impl Nat44 {
             flows: FlowLog::default(),
             accounts: Accounts::default(),
             sli: Sli::new(max),
-        }
-        .with_flow_log(config)
+            fwd: forward::Forwards::default(),
+        };
+        nat.set_forwards(fwd);
+        nat.with_flow_log(config)
     }
 
     fn with_flow_log(mut self, config: &Config) -> Nat44 {
@@ -620,8 +628,13 @@ impl Nat44 {
         let idx = match self.find_in(flow.proto, pool, flow.dport, flow.src, rem_port) {
             Some(idx) => idx,
             None => {
-                let idx = self.admit_inbound(&flow, pool, now, policy)?;
-                let rule = policy.decided().map_or(flowlog::NO_RULE, |r| r as u16);
+                let (idx, rule) = match self.fwd.position(pool, flow.proto, flow.dport) {
+                    Some(at) => (self.admit_forward(&flow, pool, at, now)?, flowlog::NO_RULE),
+                    None => {
+                        let idx = self.admit_inbound(&flow, pool, now, policy)?;
+                        (idx, policy.decided().map_or(flowlog::NO_RULE, |r| r as u16))
+                    }
+                };
                 self.accounts.open(self.flows.enabled(), idx, now, rule);
                 stats.sessions_created += 1;
                 idx
@@ -667,13 +680,16 @@ impl Nat44 {
         let p = ipv4::Packet::new_checked(ip).ok()?;
         let error = p.protocol() == proto::ICMP
             && icmpv4::Packet::new_checked(p.payload()).is_ok_and(|i| i.is_error());
-        let (protocol, port) = if error {
+        let (protocol, public, port) = if error {
             let q = rewrite::quoted(ip).ok()?;
-            (q.proto, q.sport)
+            (q.proto, q.src, q.sport)
         } else {
             let f = parse_flow(ip, Dir::In).ok()?;
-            (f.proto, f.dport)
+            (f.proto, f.dst, f.dport)
         };
+        if let Some(owner) = self.forward_owner(protocol, public, port) {
+            return Some(owner);
+        }
         let split = self.p.split.as_ref()?;
         Some(if protocol == proto::ICMP {
             split.ident_owner(port)
@@ -983,13 +999,7 @@ impl Nat44 {
         if !admitted || flow.proto == proto::ICMP {
             return Err(DropReason::Filtered);
         }
-        let state = track::OPENED_IN
-            | match flow.proto {
-                proto::TCP => {
-                    TcpState::open(Dir::In, flow.tcp.flags).ok_or(DropReason::TcpNoSession)? as u8
-                }
-                _ => 0,
-            };
+        let state = opened_in_state(flow)?;
         let (in_addr, in_port) = {
             let s = &self.sessions[head as usize];
             (s.in_addr, s.in_port)
@@ -1010,22 +1020,7 @@ impl Nat44 {
         }
         table.count_unanswered(flow.dport, true);
         Ok(self.insert_session(
-            Session {
-                in_addr,
-                rem_addr: flow.src,
-                in_port,
-                rem_port: remote_port(flow.proto, flow.sport),
-                ext_port: flow.dport,
-                pool: pool as u8,
-                proto: flow.proto,
-                state,
-                class: track::class_of(flow.proto, state) as u8,
-                last: now,
-                born: now,
-                lru: Links::default(),
-                sib: Links::default(),
-                tcp: track::Window::open(Dir::In, &flow.tcp),
-            },
+            opened_in(flow, pool, (in_addr, in_port), state, now),
             Join::Mapping(head),
         ))
     }
@@ -1129,6 +1124,7 @@ impl Nat44 {
         self.index.insert(out_h, KIND_OUT << 30 | idx);
         self.index.insert(in_h, KIND_IN << 30 | idx);
         match join {
+            Join::Forward => {}
             Join::Mapping(head) => list::chain_insert_after::<1, _>(&mut self.sessions, head, idx),
             Join::NewMapping { host } => {
                 if log && self.logs_mappings() {
@@ -1155,6 +1151,13 @@ impl Nat44 {
         let in_h = self.in_hash(s.proto, pool, s.ext_port, s.rem_addr, s.rem_port);
         self.index.remove(out_h, KIND_OUT << 30 | idx);
         self.index.remove(in_h, KIND_IN << 30 | idx);
+        if let Some(f) = self.forward_of(&s) {
+            if s.state & track::OPENED_IN != 0 {
+                self.fwd.unanswered[f] = self.fwd.unanswered[f].saturating_sub(1);
+            }
+            self.sessions.remove(idx as usize);
+            return;
+        }
         let was_head = s.sib.is_first();
         let next = list::chain_unlink::<1, _>(&mut self.sessions, idx);
         let host = self.find_host(s.in_addr);
@@ -1234,6 +1237,10 @@ impl Nat44 {
             self.p.t.udp_inbound_refresh,
         )?;
         if effect.answered {
+            if let Some(f) = self.forward_of(s) {
+                self.fwd.unanswered[f] = self.fwd.unanswered[f].saturating_sub(1);
+                return self.commit_track(idx, state, window, effect, now);
+            }
             let (in_addr, pool, proto, ext_port) = (s.in_addr, s.pool, s.proto, s.ext_port);
             // A session's mapping holds a port of its host, so the host record exists.
             let host = self
@@ -1249,11 +1256,23 @@ impl Nat44 {
             // Before the new state is stored: a late answer's attempt is judged first.
             self.sli.tcp_moved(&self.sessions, idx, state, dir, now);
         }
+        self.commit_track(idx, state, window, effect, now)
+    }
+
+    /// Stores what `track` stepped and moves the session on its idle lists.
+    #[inline]
+    fn commit_track(
+        &mut self,
+        idx: u32,
+        state: u8,
+        window: track::Window,
+        effect: track::Effect,
+        now: u32,
+    ) -> Result<(), DropReason> {
         let s = &mut self.sessions[idx as usize];
         (s.state, s.tcp) = (state, window);
-        let class = effect.class;
         self.lru
-            .touch(&mut self.sessions, idx, class, effect.refresh, now);
+            .touch(&mut self.sessions, idx, effect.class, effect.refresh, now);
         Ok(())
     }
 }
@@ -1265,6 +1284,45 @@ const SLAB_ENTRY_SIZE: usize =
     (std::mem::size_of::<Session>() + 4).next_multiple_of(std::mem::align_of::<usize>());
 // The module doc and the `memory` benchmark count on this size.
 const _: () = assert!(std::mem::size_of::<Session>() == 52);
+
+/// The state of a session an inbound packet opens (`track::OPENED_IN`); a TCP
+/// segment that cannot open one is refused.
+fn opened_in_state(flow: &Flow) -> Result<u8, DropReason> {
+    Ok(track::OPENED_IN
+        | match flow.proto {
+            proto::TCP => {
+                TcpState::open(Dir::In, flow.tcp.flags).ok_or(DropReason::TcpNoSession)? as u8
+            }
+            _ => 0,
+        })
+}
+
+/// The session the inbound datagram `flow` opens to inside endpoint `(in_addr,
+/// in_port)` through public port `flow.dport` of pool address `pool`.
+fn opened_in(
+    flow: &Flow,
+    pool: usize,
+    (in_addr, in_port): (u32, u16),
+    state: u8,
+    now: u32,
+) -> Session {
+    Session {
+        in_addr,
+        rem_addr: flow.src,
+        in_port,
+        rem_port: remote_port(flow.proto, flow.sport),
+        ext_port: flow.dport,
+        pool: pool as u8,
+        proto: flow.proto,
+        state,
+        class: track::class_of(flow.proto, state) as u8,
+        last: now,
+        born: now,
+        lru: Links::default(),
+        sib: Links::default(),
+        tcp: track::Window::open(Dir::In, &flow.tcp),
+    }
+}
 
 /// ICMP queries have no remote port: the identifier names the inside endpoint only.
 #[inline]
