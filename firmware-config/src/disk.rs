@@ -57,6 +57,8 @@
 //!   unspecified address it would find there.
 //!   Version 7 appended `policy` (the egress policy): a version-4, -5 or -6 payload
 //!   decodes once the encoding of its default (allow, no rules) is appended.
+//!   Version 8 appended `host_limits` (per-inside-host rate limits): a version-7
+//!   payload decodes once the encoding of its default (no limits) is appended.
 //! - The device may be shorter than the full layout as long as it holds what the slots
 //!   use; bytes past the end read as missing, never as zeros.
 
@@ -74,7 +76,7 @@ pub const SLOT_MAGIC: [u8; 8] = *b"NATBOXCF";
 /// The disk header layout this binary writes and the newest it reads.
 pub const LAYOUT_VERSION: u16 = 1;
 /// The slot format this binary writes and the newest it reads.
-pub const FORMAT_VERSION: u16 = 7;
+pub const FORMAT_VERSION: u16 = 8;
 /// Bytes before slot A; slots are multiples of this too.
 pub const BLOCK: u64 = 4096;
 /// Size of the images `natbox-config build` makes.
@@ -486,6 +488,11 @@ fn decode(version: u16, payload: &[u8]) -> Result<Config, SlotProblem> {
             decode(7, &[payload, &tail].concat())
         }
         7 => {
+            let added = crate::host_limits::HostLimits::default();
+            let tail = postcard::to_allocvec(&added).expect("defaults encode");
+            decode(8, &[payload, &tail].concat())
+        }
+        8 => {
             let (config, rest) = postcard::take_from_bytes::<Config>(payload)
                 .map_err(|e| SlotProblem::Decode(e.to_string()))?;
             if !rest.is_empty() {
@@ -773,7 +780,8 @@ mod tests {
         let full = postcard::to_allocvec(&c).expect("encodes");
         let tail = postcard::to_allocvec(&c.dataplane).expect("encodes");
         let v6_tail = postcard::to_allocvec(&c.policy).expect("encodes");
-        let v3 = &full[..full.len() - tail.len() - v6_tail.len()];
+        let v7_tail = postcard::to_allocvec(&c.host_limits).expect("encodes");
+        let v3 = &full[..full.len() - tail.len() - v6_tail.len() - v7_tail.len()];
         assert_eq!(decode(3, v3).expect("a version-3 payload"), c);
         assert!(decode(4, v3).is_err(), "not a version-4 payload");
     }
@@ -791,9 +799,9 @@ mod tests {
             postcard::to_allocvec(&net).expect("encodes"),
             "a static address is written as format 5 wrote its Ipv6Net"
         );
-        let v7 = postcard::to_allocvec(&c).expect("encodes");
-        let tail = postcard::to_allocvec(&c.policy).expect("encodes");
-        let v5 = &v7[..v7.len() - tail.len()];
+        let v8 = postcard::to_allocvec(&c).expect("encodes");
+        let tail = postcard::to_allocvec(&(&c.policy, &c.host_limits)).expect("encodes");
+        let v5 = &v8[..v8.len() - tail.len()];
         assert_eq!(decode(5, v5).expect("a version-5 payload"), c);
         for (setting, on_disk) in [(Ipv6Setting::Slaac, "::/0"), (Ipv6Setting::Dhcp, "::/1")] {
             let on_disk: ipnet::Ipv6Net = on_disk.parse().expect("net");
@@ -809,9 +817,9 @@ mod tests {
     fn version_6_payload_decodes_with_the_default_policy() {
         let c = config();
         assert_eq!(c.policy, crate::policy::Policy::default());
-        let v7 = postcard::to_allocvec(&c).expect("encodes");
-        let tail = postcard::to_allocvec(&c.policy).expect("encodes");
-        let v6 = &v7[..v7.len() - tail.len()];
+        let v8 = postcard::to_allocvec(&c).expect("encodes");
+        let tail = postcard::to_allocvec(&(&c.policy, &c.host_limits)).expect("encodes");
+        let v6 = &v8[..v8.len() - tail.len()];
         assert_eq!(decode(6, v6).expect("a version-6 payload"), c);
         assert_eq!(decode(5, v6).expect("a version-5 payload"), c);
         assert_eq!(decode(4, v6).expect("a version-4 payload"), c);
@@ -830,6 +838,29 @@ mod tests {
         let mut d = disk(MIN_DISK_SIZE);
         write(&mut d, &with_rules).expect("write");
         assert_eq!(read(&mut d).expect("read").config, with_rules);
+    }
+
+    /// A version-7 payload (no `host_limits` section) reads as version 8 with no
+    /// limits; a version-8 payload with limits reads back equal.
+    #[test]
+    fn version_7_payload_decodes_with_no_host_limits() {
+        let c = config();
+        assert!(!c.host_limits.any());
+        let v8 = postcard::to_allocvec(&c).expect("encodes");
+        let tail = postcard::to_allocvec(&c.host_limits).expect("encodes");
+        let v7 = &v8[..v8.len() - tail.len()];
+        assert_eq!(decode(7, v7).expect("a version-7 payload"), c);
+        assert!(decode(8, v7).is_err(), "not a version-8 payload");
+        let mut limited = c.clone();
+        limited.host_limits = crate::host_limits::HostLimits {
+            new_sessions_per_second: Some(100),
+            new_sessions_burst: Some(300),
+            packets_per_second: Some(20_000),
+            packets_burst: None,
+        };
+        let mut d = disk(MIN_DISK_SIZE);
+        write(&mut d, &limited).expect("write");
+        assert_eq!(read(&mut d).expect("read").config, limited);
     }
 
     #[test]

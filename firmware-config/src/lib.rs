@@ -16,6 +16,7 @@
 
 mod diagnostic;
 pub mod disk;
+pub mod host_limits;
 mod layered;
 mod locate;
 pub mod policy;

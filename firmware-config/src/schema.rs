@@ -52,6 +52,10 @@ pub struct Config {
     /// `disk::decode`).
     #[serde(default)]
     pub policy: crate::policy::Policy,
+    /// Per-inside-host rate limits (`crate::host_limits`). Added in format version 8,
+    /// last (see `disk::decode`).
+    #[serde(default)]
+    pub host_limits: crate::host_limits::HostLimits,
 }
 
 /// One data port.

@@ -83,6 +83,9 @@ pub fn validate(config: &Config) -> Result<(), Vec<ValidationError>> {
         &nets(&config.nat_inside_prefixes()),
         &nets(&config.ipv6_inside_prefixes()),
     ));
+    errors
+        .0
+        .extend(crate::host_limits::check(&config.host_limits));
     if errors.0.is_empty() {
         Ok(())
     } else {
