@@ -14,7 +14,8 @@
 //! gives this gauge alone, `render_off`); and per port that learns its IPv6 on its
 //! link the `natbox_ipv6_*` series of `shell::ipv6`; and while an egress policy is
 //! set the new sessions each rule decided (`natbox_policy_hits_total{rule="N"}`,
-//! `{rule="default"}`).
+//! `{rule="default"}`); while a per-host rate limit is set, `shell::host_limits`'s
+//! gauge and counter.
 //!
 //! The box's values, whatever its number of shards: counters and gauges summed over
 //! the shards, ports in use summed per address (`control::shards::Snapshots`).
@@ -87,6 +88,7 @@ pub fn render(shards: &mut dyn Shards, facts: &Facts) -> String {
     dhcp4(&mut out, facts);
     super::ipv6::metrics(&mut out, facts);
     policy(&mut out, shards);
+    super::host_limits::metrics(&mut out, shards);
     out
 }
 

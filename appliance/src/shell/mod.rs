@@ -18,6 +18,7 @@ pub mod commit;
 pub mod configure;
 pub mod editor;
 pub mod grammar;
+mod host_limits;
 mod ipv6;
 pub mod metrics;
 mod policy;

@@ -100,6 +100,8 @@ drop_reasons! {
     NeighbourRequestNoBuffer => "neighbour_request_no_buffer", "ARP request or Neighbor Solicitation of the box's own not sent: no free buffer, the reserve included";
     BufferPoolFull => "buffer_pool_full", "no free buffer to park the packet";
     NoRoomForReply => "no_room_for_reply", "receive buffer too small to build the reply in (I/O buffer sizing)";
+    HostSessionRate => "host_session_rate", "new session over its inside host's new_sessions_per_second (`[host_limits]`; `show policy` names the hosts limited most)";
+    HostPacketRate => "host_packet_rate", "packet over its inside host's packets_per_second (`[host_limits]`; `show policy` names the hosts limited most)";
 }
 
 /// What the I/O layer counts on one port, below the engine (the shell and the metrics

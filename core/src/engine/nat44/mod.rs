@@ -410,7 +410,8 @@ impl Nat44 {
     /// entry points stay.
     ///
     /// A datagram that would open a session is first put to the egress `policy`
-    /// (`engine::policy`), by its inside source and destination before translation.
+    /// (`engine::policy`), by its inside source and destination before translation,
+    /// and charged to its host's new-session rate limit (`Policy::open4`).
     pub fn outbound(
         &mut self,
         ip: &mut [u8],
@@ -427,7 +428,7 @@ impl Nat44 {
                 if flow.proto == proto::TCP && TcpState::open(Dir::Out, flow.tcp.flags).is_none() {
                     return Err(DropReason::TcpNoSession);
                 }
-                policy.admit4(
+                policy.open4(
                     Ipv4Addr::from_bits(flow.src),
                     Ipv4Addr::from_bits(flow.dst),
                     policy::session_key(flow.proto, rem_port),
