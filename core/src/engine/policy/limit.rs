@@ -372,7 +372,7 @@ mod tests {
         assert!(!l.session(A));
         l.packet(B, 500);
         assert!(l.session(B), "B has its own bucket");
-        assert!(l.session(A) == false, "A found again by hash, still empty");
+        assert!(!l.session(A), "A found again by hash, still empty");
     }
 
     #[test]
