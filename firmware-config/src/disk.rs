@@ -57,9 +57,10 @@
 //!   unspecified address it would find there.
 //!   Version 7 appended `policy` (the egress policy): a version-4, -5 or -6 payload
 //!   decodes once the encoding of its default (allow, no rules) is appended.
-//!   Version 8 appended `port_block` (NAT44 port blocks), `flow_log` (flow logs) and
-//!   `forward` (port forwards): a version-7 payload decodes once the encoding of their
-//!   defaults (off, no forwards) is appended.
+//!   Version 8 appended `port_block` (NAT44 port blocks), `flow_log` (flow logs),
+//!   `forward` (port forwards) and `host_limits` (per-inside-host rate limits): a
+//!   version-7 payload decodes once the encoding of their defaults (off, no forwards,
+//!   no limits) is appended.
 //! - The device may be shorter than the full layout as long as it holds what the slots
 //!   use; bytes past the end read as missing, never as zeros.
 
@@ -493,6 +494,7 @@ fn decode(version: u16, payload: &[u8]) -> Result<Config, SlotProblem> {
                 crate::port_block::PortBlock::default(),
                 crate::flow_log::FlowLog::default(),
                 Vec::<crate::forward::Forward>::new(),
+                crate::host_limits::HostLimits::default(),
             );
             let tail = postcard::to_allocvec(&added).expect("defaults encode");
             decode(8, &[payload, &tail].concat())
@@ -818,28 +820,9 @@ mod tests {
     /// `c` as format version 7 wrote it: without format 8's sections.
     fn v7_payload(c: &Config) -> Vec<u8> {
         let full = postcard::to_allocvec(c).expect("encodes");
-        let tail =
-            postcard::to_allocvec(&(&c.port_block, &c.flow_log, &c.forward)).expect("encodes");
+        let added = (&c.port_block, &c.flow_log, &c.forward, &c.host_limits);
+        let tail = postcard::to_allocvec(&added).expect("encodes");
         full[..full.len() - tail.len()].to_vec()
-    }
-
-    /// A version-7 payload (no `flow_log` section) reads as version 8 with flow logs
-    /// off; a version-8 payload with flow logs on reads back equal.
-    #[test]
-    fn version_7_payload_decodes_with_flow_logs_off() {
-        let c = config();
-        assert_eq!(c.flow_log, crate::flow_log::FlowLog::default());
-        assert_eq!(decode(7, &v7_payload(&c)).expect("a version-7 payload"), c);
-        assert!(
-            decode(8, &v7_payload(&c)).is_err(),
-            "not a version-8 payload"
-        );
-        let mut on = c.clone();
-        on.flow_log.ipfix = Some("192.0.2.9:4739".parse().expect("addr"));
-        on.flow_log.interval = 600;
-        let mut d = disk(MIN_DISK_SIZE);
-        write(&mut d, &on).expect("write");
-        assert_eq!(read(&mut d).expect("read").config, on);
     }
 
     /// A version-4, -5 or -6 payload (no `policy` section) reads as version 7 with the
@@ -871,34 +854,19 @@ mod tests {
         assert_eq!(read(&mut d).expect("read").config, with_rules);
     }
 
-    /// A version-7 payload (no `port_block` section) reads as version 8 with blocks
-    /// off; a version-8 payload with blocks on reads back equal.
+    /// A version-7 payload (none of format 8's sections) reads as version 8 with them
+    /// off; a version-8 payload with each of them set reads back equal.
     #[test]
-    fn version_7_payload_decodes_with_port_blocks_off() {
+    fn version_7_payload_decodes_with_the_format_8_sections_off() {
         let c = config();
         assert_eq!(c.port_block, crate::port_block::PortBlock::default());
+        assert_eq!(c.flow_log, crate::flow_log::FlowLog::default());
+        assert!(c.forward.is_empty());
+        assert!(!c.host_limits.any());
         let v7 = v7_payload(&c);
         assert_eq!(decode(7, &v7).expect("a version-7 payload"), c);
         assert!(decode(8, &v7).is_err(), "not a version-8 payload");
-        let mut blocks = c.clone();
-        blocks.port_block = crate::port_block::PortBlock {
-            size: 64,
-            mode: crate::port_block::Mode::Deterministic,
-        };
-        let mut d = disk(MIN_DISK_SIZE);
-        write(&mut d, &blocks).expect("write");
-        assert_eq!(read(&mut d).expect("read").config, blocks);
-    }
-
-    /// A version-7 payload (no `forward` section) reads as version 8 with no forwards;
-    /// a version-8 payload with forwards reads back equal.
-    #[test]
-    fn version_7_payload_decodes_without_forwards() {
-        let c = config();
-        let v7 = v7_payload(&c);
-        assert_eq!(decode(7, &v7).expect("a version-7 payload"), c);
-        assert!(decode(8, &v7).is_err(), "not a version-8 payload");
-        let with_forwards = crate::from_toml(
+        let mut all = crate::from_toml(
             "[outside]\nport = \"wan0\"\nipv4 = \"198.51.100.10/24\"\n\
              [inside]\nport = \"lan0\"\nipv4 = \"10.10.0.1/24\"\n\
              [nat]\nport_min = 10000\n\
@@ -906,10 +874,22 @@ mod tests {
              to_port = 9000\nallow = [\"203.0.113.0/24\"]\ncomment = \"web\"\n",
         )
         .expect("valid");
-        assert_eq!(with_forwards.forward.len(), 1);
+        assert_eq!(all.forward.len(), 1);
+        all.port_block = crate::port_block::PortBlock {
+            size: 64,
+            mode: crate::port_block::Mode::Deterministic,
+        };
+        all.flow_log.ipfix = Some("192.0.2.9:4739".parse().expect("addr"));
+        all.flow_log.interval = 600;
+        all.host_limits = crate::host_limits::HostLimits {
+            new_sessions_per_second: Some(100),
+            new_sessions_burst: Some(300),
+            packets_per_second: Some(20_000),
+            packets_burst: None,
+        };
         let mut d = disk(MIN_DISK_SIZE);
-        write(&mut d, &with_forwards).expect("write");
-        assert_eq!(read(&mut d).expect("read").config, with_forwards);
+        write(&mut d, &all).expect("write");
+        assert_eq!(read(&mut d).expect("read").config, all);
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod diagnostic;
 pub mod disk;
 pub mod flow_log;
 pub mod forward;
+pub mod host_limits;
 mod layered;
 mod locate;
 pub mod policy;

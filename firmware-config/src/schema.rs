@@ -64,6 +64,10 @@ pub struct Config {
     /// `disk::decode`).
     #[serde(default)]
     pub forward: Vec<crate::forward::Forward>,
+    /// Per-inside-host rate limits (`crate::host_limits`). Added in format version 8,
+    /// last (see `disk::decode`).
+    #[serde(default)]
+    pub host_limits: crate::host_limits::HostLimits,
 }
 
 /// One data port.

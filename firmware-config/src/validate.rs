@@ -90,6 +90,9 @@ pub fn validate(config: &Config) -> Result<(), Vec<ValidationError>> {
         config.log.syslog.is_some(),
     ));
     errors.0.extend(crate::forward::check(config));
+    errors
+        .0
+        .extend(crate::host_limits::check(&config.host_limits));
     if errors.0.is_empty() {
         Ok(())
     } else {

@@ -69,7 +69,7 @@ pub const COMMANDS: &[Command] = &[
     Command {
         path: &["show", "policy"],
         args: &[Arg::Keyed("limit", "N"), JSON],
-        help: "the egress policy: each rule and the new sessions it decided, the default (limit N, default 50, at most 1000)",
+        help: "the egress policy: each rule and the new sessions it decided, the default (limit N, default 50, at most 1000), the per-host rate limits",
     },
     Command {
         path: &["show", "destinations"],

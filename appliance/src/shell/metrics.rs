@@ -21,7 +21,8 @@
 //! (`natbox_forward_hits_total{forward="N"}`) and the packets its allow list refused
 //! (`natbox_forward_refused_total{forward="N"}`); the AWS NAT Gateway-named series and
 //! the saturation gauges (`shell::gateway`); the per-destination SLIs
-//! (`shell::destinations`).
+//! (`shell::destinations`); while a per-host rate limit is set, `shell::host_limits`'s
+//! gauge and counter.
 //!
 //! The box's values, whatever its number of shards: counters and gauges summed over
 //! the shards, ports in use summed per address (`control::shards::Snapshots`).
@@ -114,6 +115,7 @@ pub fn render(shards: &mut dyn Shards, facts: &Facts) -> String {
     super::gateway::saturation(&mut out, shards);
     super::destinations::metrics(&mut out, &report);
     forwards(&mut out, shards);
+    super::host_limits::metrics(&mut out, shards);
     out
 }
 

@@ -21,6 +21,7 @@ pub mod editor;
 mod forwards;
 mod gateway;
 pub mod grammar;
+mod host_limits;
 mod ipv6;
 pub mod metrics;
 mod policy;

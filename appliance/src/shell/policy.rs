@@ -1,7 +1,8 @@
 //! `show policy`: the egress policy in force (`[policy]`), rule by rule in order with
 //! the new sessions each decided, summed over every worker (`Snapshots::policy_hits`),
 //! then the default and how many sessions it decided. Bounded like every listing:
-//! `limit N` rules (default 50, at most 1000), the total said.
+//! `limit N` rules (default 50, at most 1000), the total said. Then the per-host
+//! rate limits, while set (`shell::host_limits`).
 
 use super::grammar::Parsed;
 use super::render::{limit, pretty, table};
@@ -16,6 +17,7 @@ pub fn show(p: &Parsed, shards: &mut dyn Shards, json: bool) -> Result<String, S
     let config = shards.config().ok_or(NO_ANSWER)?;
     let n = limit(p, DEFAULT_LIMIT)?;
     let hits = shards.policy_hits();
+    let limits = super::host_limits::show(&config.host_limits, hits.limits.as_ref(), shards);
     let policy = &config.policy;
     let hit = |i: usize| hits.rules.get(i).copied().unwrap_or(0);
     if json {
@@ -35,6 +37,7 @@ pub fn show(p: &Parsed, shards: &mut dyn Shards, json: bool) -> Result<String, S
             "total": policy.rule.len(),
             "rules": rules,
             "memory_bytes": hits.memory,
+            "host_limits": limits.map(|l| l.1),
         })));
     }
     let rows: Vec<Vec<String>> = (policy.rule.iter().enumerate().take(n))
@@ -61,5 +64,9 @@ pub fn show(p: &Parsed, shards: &mut dyn Shards, json: bool) -> Result<String, S
         policy.rule.len(),
         hits.memory.div_ceil(1024)
     ));
+    if let Some((text, _)) = limits {
+        out.push('\n');
+        out.push_str(&text);
+    }
     Ok(out)
 }

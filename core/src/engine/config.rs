@@ -110,12 +110,14 @@ impl Engine {
         leases: Vec<Option<Lease4>>,
         leases6: Vec<Option<Lease6>>,
     ) -> Reconfigured {
-        let previous = std::mem::take(&mut self.policy);
+        let mut previous = std::mem::take(&mut self.policy);
+        let buckets = previous.take_limiter();
         let mut done = self.rebuild_or_retune(configured, leases, leases6);
         done.ended += self
             .nat
             .reforward(&self.effective, (self.clock / 1000) as u32);
         done.denied = self.repolicy(previous, &configured.policy);
+        self.policy.limit_hosts(buckets, &configured.host_limits);
         done
     }
 

@@ -322,6 +322,7 @@ pub fn refusal(reason: super::stats::DropReason) -> Option<Action> {
         R::SessionLimit
         | R::HostSessionLimit
         | R::HostPortLimit
+        | R::HostSessionRate
         | R::PortsExhausted
         | R::StateLimit6 => Some(Action::Limit),
         _ => None,

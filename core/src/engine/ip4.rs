@@ -7,6 +7,7 @@
 
 use super::flow::track::Dir;
 use super::frag::{FragAction, FragKey};
+use super::policy;
 use super::port::{PortId, PortState};
 use super::stats::DropReason;
 use super::{Engine, Frame, NextHop, Step, Verdict, ETH};
@@ -81,6 +82,9 @@ impl Engine {
         };
         if local {
             return self.local4(port, from_inside, frame, echo_request, now);
+        }
+        if from_inside && !self.policy.host_packet(policy::limit::key4(src), now) {
+            return Verdict::Drop(DropReason::HostPacketRate);
         }
         let ctx = Pkt4 {
             port,

@@ -79,6 +79,9 @@ impl Engine {
         if upper.has_rh0 {
             return Verdict::Drop(DropReason::Ipv6Rh0);
         }
+        if from_inside && !self.policy.host_packet(policy::limit::key6(&src), now) {
+            return Verdict::Drop(DropReason::HostPacketRate);
+        }
         let Some((egress, hop)) = self.routes.lookup6(&dst) else {
             return Verdict::Drop(DropReason::NoRoute);
         };

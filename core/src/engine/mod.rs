@@ -264,7 +264,11 @@ impl Engine {
             inside_mtu,
             nat: Nat44::new(config, shard),
             fw6: Fw6::new(config, shard),
-            policy: policy::Policy::new(&config.policy),
+            policy: {
+                let mut p = policy::Policy::new(&config.policy);
+                p.limit_hosts(None, &config.host_limits);
+                p
+            },
             routes: Routes::from_config(config),
             arp: Cache::default(),
             ndp: Cache::default(),

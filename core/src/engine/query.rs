@@ -152,8 +152,13 @@ impl Engine {
 /// policy without rules is a few hundred bytes; 10 000 rules a few MiB at most, see
 /// `policy`).
 fn policy_bytes(config: &Config) -> usize {
+    let limits = if config.host_limits.any() {
+        super::policy::limit::Limiter::memory()
+    } else {
+        0
+    };
     if config.policy.rule.is_empty() {
-        return 0;
+        return limits;
     }
-    Policy::new(&config.policy).memory()
+    Policy::new(&config.policy).memory() + limits
 }

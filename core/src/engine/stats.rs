@@ -103,6 +103,8 @@ drop_reasons! {
     ForwardSourceDenied => "forward_source_denied", "new session to a port forward from a source its `allow` list does not name (`show forwards` counts them per forward)";
     ForwardUnansweredLimit => "forward_unanswered_limit", "too many sessions opened to one port forward and not answered by the inside host yet";
     ForwardClash => "forward_clash", "new session to a port forward whose inside 5-tuple a source NAT session of the inside host already uses";
+    HostSessionRate => "host_session_rate", "new session over its inside host's new_sessions_per_second (`[host_limits]`; `show policy` names the hosts limited most)";
+    HostPacketRate => "host_packet_rate", "packet over its inside host's packets_per_second (`[host_limits]`; `show policy` names the hosts limited most)";
 }
 
 /// What the I/O layer counts on one port, below the engine (the shell and the metrics

@@ -452,7 +452,7 @@ impl Fw6 {
             }
             _ => 0,
         };
-        policy.admit6(&t.inside, &t.remote, l4)?;
+        policy.open6(&t.inside, &t.remote, l4)?;
         let host = self.charge_host(t.inside.octets())?;
         let idx = self.states.insert(State6 {
             inside: t.inside.octets(),

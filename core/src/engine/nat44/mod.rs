@@ -561,7 +561,8 @@ impl Nat44 {
     /// entry points stay.
     ///
     /// A datagram that would open a session is first put to the egress `policy`
-    /// (`engine::policy`), by its inside source and destination before translation.
+    /// (`engine::policy`), by its inside source and destination before translation,
+    /// and charged to its host's new-session rate limit (`Policy::open4`).
     pub fn outbound(
         &mut self,
         ip: &mut [u8],
@@ -579,7 +580,7 @@ impl Nat44 {
                     return Err(DropReason::TcpNoSession);
                 }
                 let made = policy
-                    .admit4(
+                    .open4(
                         Ipv4Addr::from_bits(flow.src),
                         Ipv4Addr::from_bits(flow.dst),
                         policy::session_key(flow.proto, rem_port),

@@ -37,6 +37,7 @@
 //! small enough to write here (the core takes no dependency it does not need).
 
 mod classify;
+pub mod limit;
 pub mod reset;
 mod sets;
 
@@ -44,6 +45,7 @@ use super::stats::DropReason;
 use crate::wire;
 pub use classify::l4_key;
 use classify::{Classifier, Ranges};
+use firmware_config::host_limits::HostLimits;
 use firmware_config::policy::{Action, Policy as Written, Prefix, Protocol, Rule};
 use ipnet::IpNet;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -62,6 +64,8 @@ pub struct Policy {
     /// The rule that decided the last `admit4`/`admit6` (`None`: the default, or no
     /// policy), for flow logs.
     decided: Option<u32>,
+    /// The per-host rate limits' buckets, while `[host_limits]` sets any (`limit`).
+    limits: Option<Box<limit::Limiter>>,
 }
 
 impl Default for Policy {
@@ -79,6 +83,8 @@ pub struct Hits {
     pub default: u64,
     /// Bytes the compiled policy holds.
     pub memory: usize,
+    /// The per-host rate limits' table (`limit::LimitStats`), while limits are set.
+    pub limits: Option<limit::LimitStats>,
 }
 
 impl Hits {
@@ -95,6 +101,9 @@ impl Hits {
             }
             all.default += part.default;
             all.memory += part.memory;
+            if let Some(part) = part.limits {
+                all.limits.get_or_insert_with(Default::default).merge(part);
+            }
         }
         all
     }
@@ -122,7 +131,55 @@ impl Policy {
             decided: None,
             default_hits: 0,
             written: written.clone(),
+            limits: None,
         }
+    }
+
+    /// Enforces `limits` with `old`'s buckets if they enforced the same limits, else
+    /// with fresh ones (`limit::Limiter::carried`); none when nothing is limited.
+    pub fn limit_hosts(&mut self, old: Option<Box<limit::Limiter>>, limits: &HostLimits) {
+        self.limits = limit::Limiter::carried(old, limits);
+    }
+
+    /// Takes the host limits' buckets out (for `limit_hosts` of a new policy).
+    pub fn take_limiter(&mut self) -> Option<Box<limit::Limiter>> {
+        self.limits.take()
+    }
+
+    /// Whether inside host `key` (`limit::key4`, `key6`) may send one more packet at
+    /// `now` (engine milliseconds); always, with no `packets_per_second` set. Every
+    /// packet from an inside host the box forwards asks, so that `open4`/`open6` of
+    /// the same packet charge at its time.
+    #[inline]
+    pub fn host_packet(&mut self, key: u128, now: u64) -> bool {
+        match &mut self.limits {
+            None => true,
+            Some(l) => l.packet(key, now),
+        }
+    }
+
+    /// `admit4` for a session an inside host opens: allowed by the policy, then
+    /// charged to the host's new-session bucket (`HostSessionRate` when empty).
+    #[inline]
+    pub fn open4(&mut self, src: Ipv4Addr, dst: Ipv4Addr, l4: u32) -> Result<(), DropReason> {
+        self.admit4(src, dst, l4)?;
+        self.charge_session(limit::key4(src))
+    }
+
+    /// `open4` for an IPv6 filter state.
+    #[inline]
+    pub fn open6(&mut self, src: &Ipv6Addr, dst: &Ipv6Addr, l4: u32) -> Result<(), DropReason> {
+        self.admit6(src, dst, l4)?;
+        self.charge_session(limit::key6(src))
+    }
+
+    #[inline]
+    fn charge_session(&mut self, key: u128) -> Result<(), DropReason> {
+        let refused = self.limits.as_mut().is_some_and(|l| !l.session(key));
+        if refused {
+            return Err(DropReason::HostSessionRate);
+        }
+        Ok(())
     }
 
     /// The policy as configured.
@@ -229,6 +286,7 @@ impl Policy {
             rules: self.hits.clone(),
             default: self.default_hits,
             memory: self.memory(),
+            limits: self.limits.as_ref().map(|l| l.stats()),
         }
     }
 
@@ -239,7 +297,10 @@ impl Policy {
 
     /// Bytes the compiled rules hold.
     pub fn memory(&self) -> usize {
-        self.v4.memory() + self.v6.memory() + self.hits.capacity() * 8
+        self.v4.memory()
+            + self.v6.memory()
+            + self.hits.capacity() * 8
+            + self.limits.as_ref().map_or(0, |_| limit::Limiter::memory())
     }
 }
 

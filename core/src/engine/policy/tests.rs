@@ -324,18 +324,21 @@ fn hits_of_shards_sum_rule_by_rule() {
         rules: vec![1, 2],
         default: 3,
         memory: 10,
+        limits: None,
     };
     let b = Hits {
         rules: vec![4, 5],
         default: 1,
         memory: 10,
+        limits: None,
     };
     assert_eq!(
         Hits::merge([a, b]),
         Hits {
             rules: vec![5, 7],
             default: 4,
-            memory: 20
+            memory: 20,
+            limits: None,
         }
     );
 }
