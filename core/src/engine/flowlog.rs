@@ -29,6 +29,7 @@
 //!   grows past them grows the accounts at session creation, never per packet).
 
 use super::flow::track::Dir;
+use crate::wire::{proto, tcp};
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -276,6 +277,33 @@ impl FlowLog {
         }
         self.counters.logged += 1;
         self.queue.push_back(record);
+    }
+
+    /// Queues the record of what session `idx` (of protocol `proto`) carried since its
+    /// last one, `reason` its end, built by `record` from the account and the reason:
+    /// nothing when logging is off or an interim record covered everything. A TCP
+    /// session that saw a FIN or RST ended (`EndOfFlow`) rather than idled out.
+    pub fn session_ended(
+        &mut self,
+        accounts: &mut Accounts,
+        (idx, proto): (u32, u8),
+        now: u32,
+        reason: EndReason,
+        record: impl FnOnce(Account, EndReason) -> FlowRecord,
+    ) {
+        if !self.on {
+            return;
+        }
+        let account = accounts.take(idx, now);
+        if account.packets == [0, 0] {
+            return;
+        }
+        let closed = proto == proto::TCP && account.flags & (tcp::FIN | tcp::RST) != 0;
+        let reason = match reason {
+            EndReason::IdleTimeout if closed => EndReason::EndOfFlow,
+            r => r,
+        };
+        self.push(record(account, reason));
     }
 
     /// Queues the record of a refused session, within the second's budget.

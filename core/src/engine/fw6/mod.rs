@@ -205,31 +205,26 @@ impl Fw6 {
         if !self.flows.enabled() {
             return;
         }
-        let account = self.accounts.take(idx, now);
-        if account.packets == [0, 0] {
-            // An interim record covered everything the session carried.
-            return;
-        }
         let s = &self.states[idx as usize];
-        let closed = s.proto == proto::TCP && account.flags & (tcp::FIN | tcp::RST) != 0;
-        let reason = match reason {
-            EndReason::IdleTimeout if closed => EndReason::EndOfFlow,
-            r => r,
-        };
-        let record = FlowRecord {
-            proto: s.proto,
-            inside: Ipv6Addr::from(s.inside).into(),
-            in_port: s.in_port,
-            remote: Ipv6Addr::from(s.remote).into(),
-            rem_port: s.rem_port,
-            outside: None,
-            account,
-            born: s.born,
-            end: s.last,
-            action: Action::Accepted,
+        self.flows.session_ended(
+            &mut self.accounts,
+            (idx, s.proto),
+            now,
             reason,
-        };
-        self.flows.push(record);
+            |account, reason| FlowRecord {
+                proto: s.proto,
+                inside: Ipv6Addr::from(s.inside).into(),
+                in_port: s.in_port,
+                remote: Ipv6Addr::from(s.remote).into(),
+                rem_port: s.rem_port,
+                outside: None,
+                account,
+                born: s.born,
+                end: s.last,
+                action: Action::Accepted,
+                reason,
+            },
+        );
     }
 
     /// Bytes the tables of shard `shard` under `config` take (`new` sets them all

@@ -370,31 +370,26 @@ impl Nat44 {
         if !self.flows.enabled() {
             return;
         }
-        let account = self.accounts.take(idx, now);
-        if account.packets == [0, 0] {
-            // An interim record covered everything the session carried.
-            return;
-        }
         let s = &self.sessions[idx as usize];
-        let closed = s.proto == proto::TCP && account.flags & (tcp::FIN | tcp::RST) != 0;
-        let reason = match reason {
-            EndReason::IdleTimeout if closed => EndReason::EndOfFlow,
-            r => r,
-        };
-        let record = FlowRecord {
-            proto: s.proto,
-            inside: Ipv4Addr::from_bits(s.in_addr).into(),
-            in_port: s.in_port,
-            remote: Ipv4Addr::from_bits(s.rem_addr).into(),
-            rem_port: s.rem_port,
-            outside: Some((self.p.pool[usize::from(s.pool)], s.ext_port)),
-            account,
-            born: s.born,
-            end: s.last,
-            action: Action::Accepted,
+        self.flows.session_ended(
+            &mut self.accounts,
+            (idx, s.proto),
+            now,
             reason,
-        };
-        self.flows.push(record);
+            |account, reason| FlowRecord {
+                proto: s.proto,
+                inside: Ipv4Addr::from_bits(s.in_addr).into(),
+                in_port: s.in_port,
+                remote: Ipv4Addr::from_bits(s.rem_addr).into(),
+                rem_port: s.rem_port,
+                outside: Some((self.p.pool[usize::from(s.pool)], s.ext_port)),
+                account,
+                born: s.born,
+                end: s.last,
+                action: Action::Accepted,
+                reason,
+            },
+        );
     }
 
     /// The flow record of a new outbound session refused with `reason`.
