@@ -69,6 +69,10 @@ FAILED=0
 
 in_lan() { ip netns exec "$LAN" "$@"; }
 in_wan() { ip netns exec "$WAN" "$@"; }
+# The admin socket a test passes natbox (NATBOX_ARGS="--admin $SOCK"), and `shell`,
+# which runs shell commands (one per argument) on it and prints the answers.
+SOCK="$WORK/admin.sock"
+shell() { printf '%s\n' "$@" | timeout 10 socat -t 2 - "UNIX-CONNECT:$SOCK"; }
 # listening NS PORT: waits up to 10 s for a TCP listener on PORT in namespace NS.
 listening() {
     for _ in $(seq 100); do

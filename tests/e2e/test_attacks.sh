@@ -10,9 +10,7 @@
 # reasons' growth is printed and covers the ports' drop counters).
 source "$(dirname "$0")/lib.sh"
 PY="python3 $E2E_ROOT/tests/e2e/helpers.py"
-SOCK="$WORK/admin.sock"
 NATBOX_ARGS="--admin $SOCK"
-shell() { printf '%s\n' "$@" | timeout 10 socat -t 2 - "UNIX-CONNECT:$SOCK"; }
 mac_of() { ip -n "$1" -o link show "$2" | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p'; }
 echo "# test_attacks: probes and floods under load"
 topology

@@ -6,9 +6,7 @@
 # failed at once). `show destinations` and the metrics show those counts for the wan
 # host's /24, and the AWS NAT Gateway-named counters move with them.
 source "$(dirname "$0")/lib.sh"
-SOCK="$WORK/admin.sock"
 NATBOX_ARGS="--admin $SOCK"
-shell() { printf '%s\n' "$@" | timeout 10 socat -t 2 - "UNIX-CONNECT:$SOCK"; }
 metric() { shell 'show metrics' | awk -v n="$1" '$1 == n { print $2 }'; }
 echo "# test_destinations: top destinations, TCP connection success, AWS-named counters"
 skip_without_natbox

@@ -22,10 +22,8 @@ topology
 command -v dnsmasq >/dev/null || { echo "FAIL - dnsmasq missing (tests/setup.sh installs it)"; FAILED=$((FAILED + 1)); finish; }
 dhcp_server eth0 "$WORK/dnsmasq.log" --dhcp-option=option:T1,8 --dhcp-option=option:T2,14
 write_config 's|^ipv4 = "198.51.100.10/24"|ipv4 = "dhcp"|' '/^gateway4 = /d'
-SOCK="$WORK/admin.sock"
 NATBOX_ARGS="--admin $SOCK"
 start_natbox
-shell() { printf '%s\n' "$@" | timeout 10 socat -t 2 - "UNIX-CONNECT:$SOCK"; }
 
 # The address the lease gave, from natbox's log.
 leased() { grep -o 'outside port: DHCP lease 198\.51\.100\.5[0-9]' "$WORK/natbox.log" | grep -o '198[0-9.]*' | head -n 1; }

@@ -16,9 +16,7 @@
 # smaller than the file.
 source "$(dirname "$0")/lib.sh"
 PY="python3 $E2E_ROOT/tests/e2e/helpers.py"
-SOCK="$WORK/admin.sock"
 NATBOX_ARGS="--admin $SOCK"
-shell() { printf '%s\n' "$@" | timeout 10 socat -t 2 - "UNIX-CONNECT:$SOCK"; }
 echo "# test_flowlog: IPFIX to nfcapd, a second decoder, AWS text form, a dead collector"
 skip_without_natbox
 for tool in nfcapd nfdump; do

@@ -12,9 +12,7 @@
 # pool address (POOL4), as a VPC's hosts reach a NAT instance's private address.
 source "$(dirname "$0")/lib.sh"
 PY="python3 $E2E_ROOT/tests/e2e/helpers.py"
-SOCK="$WORK/admin.sock"
 NATBOX_ARGS="--admin $SOCK"
-shell() { printf '%s\n' "$@" | timeout 10 socat -t 2 - "UNIX-CONNECT:$SOCK"; }
 echo "# test_forward: port forwards from wan, UDP, allow lists, hairpin, live removal"
 skip_without_natbox
 topology

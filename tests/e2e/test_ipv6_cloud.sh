@@ -20,9 +20,7 @@ PY="python3 $E2E_ROOT/tests/e2e/helpers.py"
 echo "# test_ipv6_cloud: IPv6 router from RAs, SLAAC and DHCPv6 on the outside port"
 topology
 command -v dnsmasq >/dev/null || { echo "FAIL - dnsmasq missing (tests/setup.sh installs it)"; FAILED=$((FAILED + 1)); finish; }
-SOCK="$WORK/admin.sock"
 NATBOX_ARGS="--admin $SOCK"
-shell() { printf '%s\n' "$@" | timeout 10 socat -t 2 - "UNIX-CONNECT:$SOCK"; }
 
 # ipv6_server LOG DHCP_RANGE...: dnsmasq in ns wan, RAs every 10 s at most with router
 # lifetime 1800 s, plus the given IPv6 ranges; sets IPV6_SERVER to its PID.

@@ -16,8 +16,6 @@ topology
 for tool in dnsmasq python3 socat; do
     command -v "$tool" >/dev/null || { echo "FAIL - $tool missing (tests/setup.sh installs it)"; FAILED=$((FAILED + 1)); finish; }
 done
-SOCK="$WORK/admin.sock"
-shell() { printf '%s\n' "$@" | timeout 10 socat -t 2 - "UNIX-CONNECT:$SOCK"; }
 SEG0_MAC=$(ip -n "$GW" -o link show seg0 | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
 ip -n "$RTR" addr add 169.254.169.254/32 dev lo
 DHCP_NS=$RTR DHCP_RANGE=10.10.0.1,static,255.255.255.0,10m DHCP_ROUTER=10.10.0.254 \

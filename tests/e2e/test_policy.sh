@@ -8,9 +8,7 @@
 # policy refuses, with a NAT event for their mapping.
 source "$(dirname "$0")/lib.sh"
 PY="python3 $E2E_ROOT/tests/e2e/helpers.py"
-SOCK="$WORK/admin.sock"
 NATBOX_ARGS="--admin $SOCK"
-shell() { printf '%s\n' "$@" | timeout 10 socat -t 2 - "UNIX-CONNECT:$SOCK"; }
 echo "# test_policy: egress policy rules, rejects, hit counters, live change"
 skip_without_natbox
 topology

@@ -10,9 +10,7 @@
 # deleted). The counts of both runs are printed: that is the log reduction.
 source "$(dirname "$0")/lib.sh"
 PY="python3 $E2E_ROOT/tests/e2e/helpers.py"
-SOCK="$WORK/admin.sock"
 NATBOX_ARGS="--admin $SOCK"
-shell() { printf '%s\n' "$@" | timeout 10 socat -t 2 - "UNIX-CONNECT:$SOCK"; }
 REQUESTS=100
 echo "# test_portblock: port blocks, their events and the log volume they save"
 skip_without_natbox

@@ -10,9 +10,7 @@
 #   offers UDP at 1000 packets/s and the wan receives about the limit a second, while
 #   10.10.0.2's ping loses nothing.
 source "$(dirname "$0")/lib.sh"
-SOCK="$WORK/admin.sock"
 NATBOX_ARGS="--admin $SOCK"
-shell() { printf '%s\n' "$@" | timeout 10 socat -t 2 - "UNIX-CONNECT:$SOCK"; }
 echo "# test_ratelimit: per-host new-session and packet rate limits"
 skip_without_natbox
 if [ "$E2E_TOPOLOGY" != two-port ]; then

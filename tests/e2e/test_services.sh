@@ -9,7 +9,6 @@
 # get nothing; the box's own pings leave from its pool address (POOL4).
 source "$(dirname "$0")/lib.sh"
 skip_without_natbox
-SOCK="$WORK/admin.sock"
 NATBOX_ARGS="--admin $SOCK"
 shell() { printf '%s\n' "$@" | timeout 30 socat -t 25 - "UNIX-CONNECT:$SOCK"; }
 export -f shell

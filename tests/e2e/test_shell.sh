@@ -3,9 +3,7 @@
 # (socat): live sessions and counters after real traffic, --json, a filter, clear,
 # hostile input, and `poweroff` stopping natbox cleanly.
 source "$(dirname "$0")/lib.sh"
-SOCK="$WORK/admin.sock"
 NATBOX_ARGS="--admin $SOCK"
-shell() { printf '%s\n' "$@" | timeout 10 socat -t 2 - "UNIX-CONNECT:$SOCK"; }
 
 topology
 start_natbox

@@ -17,10 +17,8 @@ command -v dnsmasq >/dev/null || { echo "FAIL - dnsmasq missing (tests/setup.sh 
 # Deleting wan0 deletes its peer, ns wan's eth0, too.
 ip -n "$GW" link del wan0
 write_config 's|^ipv4 = "198.51.100.10/24"|ipv4 = "dhcp"|' '/^gateway4 = /d'
-SOCK="$WORK/admin.sock"
 ip netns exec "$GW" "$NATBOX_BIN" run --config "$WORK/natbox.toml" --admin "$SOCK" >"$WORK/natbox.log" 2>&1 &
 NATBOX_PID=$!
-shell() { printf '%s\n' "$@" | timeout 10 socat -t 2 - "UNIX-CONNECT:$SOCK"; }
 # logged PATTERN TENTHS: until natbox's log has a line matching PATTERN (ERE).
 logged() { for _ in $(seq "$2"); do grep -qE "$1" "$WORK/natbox.log" && return 0; sleep 0.1; done; return 1; }
 
