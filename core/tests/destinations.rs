@@ -141,3 +141,19 @@ fn issue18_clear_stats_forgets_the_destinations() {
     h.engine.clear_stats();
     assert_eq!(report(&h), Report::default());
 }
+
+#[test]
+fn issue18_a_rebuild_keeps_the_destinations() {
+    let mut h = Harness::new(config());
+    let ext = syn(&mut h, 40000);
+    answer(&mut h, ext, SYN | ACK);
+    h.from_lan6(udp6(host6(), 40000, remote6(), 53, b"q"));
+    // A new port range rebuilds the tables (`Addressing`); the sessions are adopted.
+    let mut rebuilt = config();
+    rebuilt.nat.port_min = 2000;
+    assert!(rebuilt.nat.port_min != config().nat.port_min);
+    h.engine.reconfigure(&rebuilt);
+    let t = remote(&h);
+    assert_eq!((t.sessions, t.tcp_attempts, t.tcp_established), (1, 1, 1));
+    assert_eq!(h.engine.fw6().destinations().entries.len(), 1);
+}

@@ -15,6 +15,8 @@ use support::*;
 fn blocks_config(size: u16, mode: Mode) -> firmware_config::Config {
     let mut c = config();
     c.port_block = PortBlock { size, mode };
+    // Deterministic blocks need a fixed worker count (the harness runs one shard).
+    c.dataplane.workers = 1;
     c.log.syslog = Some("10.10.0.2:514".parse().unwrap());
     c.log.event_rate = 2000;
     firmware_config::validate(&c).expect("valid");

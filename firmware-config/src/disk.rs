@@ -879,6 +879,7 @@ mod tests {
             size: 64,
             mode: crate::port_block::Mode::Deterministic,
         };
+        all.dataplane.workers = 2;
         all.flow_log.ipfix = Some("192.0.2.9:4739".parse().expect("addr"));
         all.flow_log.interval = 600;
         all.host_limits = crate::host_limits::HostLimits {

@@ -66,8 +66,7 @@ impl PortBlock {
 
 /// Ports in the smallest worker slice of the part of `port_min..=port_max` above 1023
 /// (the slice length `shard::PortSplit` gives the first workers), with `workers`
-/// workers (0, one per CPU, is checked as 1: the engine refuses hosts whose block does
-/// not exist and counts them).
+/// workers (at least 1; `check` resolves 0).
 pub fn high_slice_len(port_min: u16, port_max: u16, workers: u16) -> u32 {
     let min = u32::from(port_min.max(1024));
     let len = (u32::from(port_max) + 1).saturating_sub(min);
@@ -108,8 +107,6 @@ pub fn check(config: &Config) -> Vec<ValidationError> {
         })
     };
     let n = &config.nat;
-    let workers = config.dataplane.workers;
-    let slice = high_slice_len(n.port_min, n.port_max, workers);
     if !(MIN_SIZE..=MAX_SIZE).contains(&size) {
         fail(
             "port_block.size",
@@ -117,15 +114,37 @@ pub fn check(config: &Config) -> Vec<ValidationError> {
         );
         return errors;
     }
+    // `workers = 0` is one per CPU: the slices are known only on the machine, so a
+    // dynamic size must fit the most workers there can be, and the deterministic
+    // mapping (which follows the slices) needs a fixed count.
+    let workers = match config.dataplane.workers {
+        0 if config.port_block.mode == Mode::Deterministic => {
+            fail(
+                "dataplane.workers",
+                "0 (one per CPU) with port_block.mode = \"deterministic\": each inside \
+                 address's block would depend on the machine's CPUs; set workers to a fixed \
+                 count (1 to 64)"
+                    .into(),
+            );
+            return errors;
+        }
+        0 => crate::validate::MAX_WORKERS,
+        n => n,
+    };
+    let slice = high_slice_len(n.port_min, n.port_max, workers);
     if u32::from(size) > slice {
         fail(
             "port_block.size",
             format!(
                 "{size} ports do not fit in a worker's {slice} ports of nat.port_min-nat.port_max \
-                 above 1023 ({}-{}, {} workers); use at most {slice}, or widen the range",
+                 above 1023 ({}-{}, {workers} workers{}); use at most {slice}, or widen the range",
                 n.port_min.max(1024),
                 n.port_max,
-                workers.max(1)
+                if config.dataplane.workers == 0 {
+                    ", the most workers = 0 can start"
+                } else {
+                    ""
+                },
             ),
         );
         return errors;
@@ -221,6 +240,25 @@ mod tests {
     }
 
     #[test]
+    fn deterministic_blocks_need_a_fixed_worker_count_and_dynamic_fit_64_workers() {
+        let with = |c: &mut Config, size, mode| {
+            c.port_block = PortBlock { size, mode };
+            c.dataplane.workers = 0;
+        };
+        assert_eq!(
+            broken(|c| with(c, 64, Mode::Deterministic)),
+            [
+                "dataplane.workers: 0 (one per CPU) with port_block.mode = \"deterministic\": \
+                 each inside address's block would depend on the machine's CPUs; set workers \
+                 to a fixed count (1 to 64)"
+            ]
+        );
+        // 64512 ports above 1023 / 64 workers = 1008 a worker.
+        assert!(broken(|c| with(c, 1008, Mode::Dynamic)).is_empty());
+        assert_eq!(broken(|c| with(c, 1009, Mode::Dynamic)).len(), 1);
+    }
+
+    #[test]
     fn rfc7422_section2_deterministic_capacity_names_the_numbers() {
         let det = |c: &mut Config, size| {
             c.port_block = PortBlock {
@@ -229,6 +267,7 @@ mod tests {
             };
             c.nat.pool = vec!["198.51.100.10".parse().unwrap()];
             c.nat.inside_prefixes = vec![net("10.10.0.0/24")];
+            c.dataplane.workers = 1;
         };
         // 256 addresses x 252 ports = 64512: exactly the ports above 1023.
         assert!(broken(|c| det(c, 252)).is_empty());

@@ -35,19 +35,25 @@ pub const SOURCE_PORT: u16 = 4739;
 #[derive(Debug, Default)]
 pub struct FlowExport {
     ipfix: ipfix::Exporter,
-    /// The collector of the running IPFIX session.
-    collector: Option<SocketAddr>,
-    /// When the templates were last sent (ms of `now`).
-    templates_at: Option<u64>,
+    /// The collector and observation domain of the running IPFIX session: a change of
+    /// either starts a new one (sequence numbers from 0, templates at once).
+    session: (Option<SocketAddr>, u32),
+    /// When the templates are next due (ms of `now`): `template_interval` after they
+    /// were sent, or a second after they could not be (no route to the collector
+    /// yet), so data never goes out for long without them (RFC 7011 §8).
+    templates_due: u64,
 }
+
+/// The wait before templates that could not be sent are tried again.
+const TEMPLATE_RETRY_MS: u64 = 1000;
 
 impl FlowExport {
     /// One round: takes what the shards queued and sends it (`now` in ms).
     pub fn tick(&mut self, shards: &mut dyn Shards, config: &Config, now: u64) {
         let f = &config.flow_log;
-        if self.collector != f.ipfix {
+        if self.session != (f.ipfix, f.observation_domain) {
             *self = FlowExport {
-                collector: f.ipfix,
+                session: (f.ipfix, f.observation_domain),
                 ..FlowExport::default()
             };
         }
@@ -56,16 +62,14 @@ impl FlowExport {
         }
         let mut c = FlowCounters::default();
         if let Some(collector) = f.ipfix {
-            let due = self
-                .templates_at
-                .is_none_or(|at| now.saturating_sub(at) >= u64::from(f.template_interval) * 1000);
-            if due {
-                self.templates_at = Some(now);
+            if now >= self.templates_due {
                 let m = self.ipfix.templates(unix_secs(), f.observation_domain);
                 if send(shards, collector, &m) {
                     c.templates += 1;
+                    self.templates_due = now + u64::from(f.template_interval) * 1000;
                 } else {
                     c.errors += 1;
+                    self.templates_due = now + TEMPLATE_RETRY_MS;
                 }
             }
         }

@@ -26,7 +26,7 @@
 //!
 //! | ID  | used for | fields |
 //! |-----|----------|--------|
-//! | 256 | NAT44 session ended | `BASE4` + post-NAT 225, 226, 227, 228 + natEvent 230 (2, NAT44 session delete) |
+//! | 256 | NAT44 session ended | `BASE4` + post-NAT 225, 226, 227, 228 + natEvent 230 (5, NAT44 session delete; 1 and 2 are the historic draft values) |
 //! | 257 | NAT44 session interim | `BASE4` + post-NAT 225, 226, 227, 228 |
 //! | 258 | IPv4 session refused (policy or limit) | `BASE4` |
 //! | 259 | IPv6 filter state, any | `BASE6` |
@@ -324,8 +324,8 @@ fn write(m: &mut Vec<u8>, id: u16, d: &Dir<'_>) {
             226 => ip_bytes(m, post_dst.0),
             227 => put16(m, post_src.1),
             228 => put16(m, post_dst.1),
-            // natEvent: NAT44 session delete (RFC 8158 §4.1).
-            230 => m.push(2),
+            // natEvent: NAT44 session delete (RFC 8158 §4.1.1, IANA value 5).
+            230 => m.push(5),
             // Every template field has a value above; zeros keep the record whole.
             _ => m.resize(m.len() + usize::from(len), 0),
         }

@@ -406,6 +406,11 @@ impl Pending {
         }
     }
 
+    /// Attempts waiting.
+    pub fn waiting(&self) -> usize {
+        self.queue.len()
+    }
+
     /// The bytes it holds.
     pub fn memory(&self) -> usize {
         self.queue.capacity() * std::mem::size_of::<Waiting>()

@@ -196,7 +196,7 @@ fn rfc8158_nat44_records_carry_the_post_nat_endpoint_each_way() {
     assert_eq!((uint(&out[&7]), uint(&out[&227])), (40000, 1025));
     assert_eq!((uint(&out[&1]), uint(&out[&2])), (800, 10));
     assert_eq!(uint(&out[&61]), 1, "egress");
-    assert_eq!(uint(&out[&230]), 2, "NAT44 session delete");
+    assert_eq!(uint(&out[&230]), 5, "RFC 8158: NAT44 session delete is 5");
     assert_eq!(
         uint(&out[&152]),
         wall - 10_000,

@@ -361,6 +361,7 @@ impl Fw6 {
             &mut Accounts::default(),
             0,
         );
+        self.dests = std::mem::take(&mut old.dests);
         self.flows = std::mem::take(&mut old.flows);
         for (mut s, account) in states {
             if !self.is_inside(&Ipv6Addr::from(s.inside))

@@ -73,6 +73,8 @@ impl Nat44 {
         events.configure(super::event_rate(config));
         self.events = events;
         self.log_block_changes(&old, now);
+        self.sli.carry(&mut old.sli);
+        self.block_failures = old.block_failures;
         let mut flows = std::mem::take(&mut old.flows);
         let slots = self.sessions.capacity();
         flows.configure(super::flow_interval(config), &mut self.accounts, slots);

@@ -44,6 +44,7 @@
 
 use super::{opened_in, opened_in_state, remote_port, Flow, Join, Nat44, Session};
 use crate::engine::flow::track;
+use crate::engine::flowlog::EndReason;
 use crate::engine::stats::DropReason;
 use firmware_config::forward::Forward;
 use firmware_config::Config;
@@ -318,6 +319,7 @@ impl Nat44 {
             .map(|(i, _)| i as u32)
             .collect();
         for &idx in &doomed {
+            self.report(idx, now, EndReason::ForcedEnd);
             self.remove(idx, now);
         }
         // The sessions left are forwarded sessions of `new` too: recount their

@@ -366,7 +366,7 @@ impl Nat44 {
     }
 
     /// The flow record of session `idx` for what it carried since its last record.
-    fn report(&mut self, idx: u32, now: u32, reason: EndReason) {
+    pub(super) fn report(&mut self, idx: u32, now: u32, reason: EndReason) {
         if !self.flows.enabled() {
             return;
         }

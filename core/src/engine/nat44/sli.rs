@@ -131,6 +131,15 @@ impl Sli {
         }
     }
 
+    /// Takes over `old`'s counts at a rebuild (the tables were made anew, sessions
+    /// adopted). Its attempts still waiting are not: they name `old`'s session slots,
+    /// so they stay unjudged (counted as such).
+    pub(super) fn carry(&mut self, old: &mut Sli) {
+        std::mem::swap(&mut self.dests, &mut old.dests);
+        self.idle_timeouts = old.idle_timeouts;
+        self.pending.unjudged = old.pending.unjudged + old.pending.waiting() as u64;
+    }
+
     pub(super) fn clear(&mut self) {
         self.dests.clear();
         self.idle_timeouts = 0;

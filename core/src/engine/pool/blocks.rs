@@ -9,7 +9,9 @@
 //! whole blocks only (a tail shorter than `size` is never handed out). Every block
 //! therefore lies inside one slice, so a shard only ever hands out ports it owns and
 //! blocks of different shards or classes never overlap. Two disjoint blocks of `size`
-//! ports never share `first / size`, so that is the block's slot in a flat table.
+//! ports never share `first / size`, so that is the block's slot in a flat table; a
+//! port's block starts at most `size - 1` before it, so its slot is `port / size` or
+//! the one before (the range's start need not be a multiple of `size`).
 //!
 //! Counts: `live` is the block's ports owned by a mapping; `used` adds the ports in
 //! their reuse hold (RFC 6888 REQ-8). A block stays its host's until `used` falls to 0,
@@ -74,8 +76,23 @@ impl Blocks {
         self.in_use
     }
 
-    fn slot(&self, port: u16) -> usize {
-        usize::from(port / self.size)
+    /// The slot of the block starting at `first`.
+    fn slot(&self, first: u16) -> usize {
+        usize::from(first / self.size)
+    }
+
+    /// The slot of the owned block that holds `port`. Blocks start wherever their
+    /// range does, not at multiples of `size`, so the block's first port, and with it
+    /// its slot, is `port / size` or the one before.
+    fn slot_holding(&self, port: u16) -> Option<usize> {
+        let at = usize::from(port / self.size);
+        [Some(at), at.checked_sub(1)]
+            .into_iter()
+            .flatten()
+            .find(|&slot| {
+                let e = &self.entries[slot];
+                e.owned && e.first <= port && port - e.first < self.size
+            })
     }
 
     /// The block of `range` that holds `port` (`None` outside the range's whole blocks).
@@ -105,8 +122,7 @@ impl Blocks {
 
     /// The inside host owning the block that holds `port`.
     pub fn port_owner(&self, port: u16) -> Option<u32> {
-        let e = &self.entries[self.slot(port)];
-        (e.owned && e.first <= port && port - e.first < self.size).then_some(e.host)
+        self.slot_holding(port).map(|slot| self.entries[slot].host)
     }
 
     /// The port in `block` with the parity of `wanted` (RFC 4787 REQ-4) at the same
@@ -162,7 +178,10 @@ impl Blocks {
 
     /// A mapping took `port`; `fresh` if the port was free before (not held).
     pub fn mapped(&mut self, port: u16, fresh: bool) {
-        let e = &mut self.entries[usize::from(port / self.size)];
+        let Some(slot) = self.slot_holding(port) else {
+            return;
+        };
+        let e = &mut self.entries[slot];
         e.live = e.live.saturating_add(1);
         if fresh {
             e.used = e.used.saturating_add(1);
@@ -171,17 +190,20 @@ impl Blocks {
 
     /// The mapping on `port` ended; the port is held.
     pub fn unmapped(&mut self, port: u16) {
-        let e = &mut self.entries[usize::from(port / self.size)];
+        let Some(slot) = self.slot_holding(port) else {
+            return;
+        };
+        let e = &mut self.entries[slot];
         e.live = e.live.saturating_sub(1);
     }
 
     /// The hold on `port` ended. When that was the block's last port in use, the block
     /// is freed, unlinked from the chain at `head`, and returned with its host.
     pub fn released(&mut self, port: u16, head: &mut u16) -> Option<(Range, u32)> {
-        let slot = usize::from(port / self.size);
+        let slot = self.slot_holding(port)?;
         let e = &mut self.entries[slot];
         e.used = e.used.saturating_sub(1);
-        if e.used > 0 || !e.owned {
+        if e.used > 0 {
             return None;
         }
         e.owned = false;
@@ -311,6 +333,35 @@ mod tests {
         assert_eq!(b.owner(1024), Some(7));
         assert_eq!(b.released(1025, &mut head), Some((block, 7)));
         assert_eq!((head, b.in_use(), b.owner(1024)), (NONE, 0, None));
+    }
+
+    /// The default range starts at port 1 and a `port_min` of 10000 is no multiple of
+    /// 64: a port is counted on the block that holds it, not on its neighbour.
+    #[test]
+    fn rfc7422_ports_count_on_their_own_block_when_the_range_start_is_unaligned() {
+        let range = Range {
+            min: 10000,
+            max: 65535,
+        };
+        let mut b = Blocks::new(64);
+        let (mut head_a, mut head_b) = (NONE, NONE);
+        let first = b.nth(range, 0).expect("block 0");
+        let second = b.nth(range, 1).expect("block 1");
+        assert_eq!((first.min, first.max, second.min), (10000, 10063, 10064));
+        b.take(first, 1, &mut head_a);
+        b.take(second, 2, &mut head_b);
+        assert_eq!(b.port_owner(10063), Some(1));
+        assert_eq!(b.port_owner(10064), Some(2));
+        b.mapped(10063, true);
+        b.mapped(10064, true);
+        assert_eq!(b.at(head_a).1, 1, "10063 is live on the first block");
+        assert_eq!(b.at(head_b).1, 1, "10064 is live on the second block");
+        b.unmapped(10063);
+        assert_eq!(b.released(10063, &mut head_a), Some((first, 1)));
+        assert_eq!(b.owner(10064), Some(2), "the neighbour keeps its port");
+        b.unmapped(10064);
+        assert_eq!(b.released(10064, &mut head_b), Some((second, 2)));
+        assert_eq!(b.in_use(), 0);
     }
 
     #[test]
