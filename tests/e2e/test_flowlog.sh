@@ -143,6 +143,7 @@ check "syslog: the download's request in the AWS VPC flow-log v2 field order" te
 check_counters() {
     local out
     out=$(shell 'show metrics')
+    grep -E '^natbox_flow_' <<<"$out" | sed 's/^/# /'
     grep -E '^natbox_flow_records_exported_total [1-9]' <<<"$out" &&
         grep -E '^natbox_flow_templates_sent_total [1-9]' <<<"$out" &&
         grep -E '^natbox_flow_records_dropped_total 0$' <<<"$out"

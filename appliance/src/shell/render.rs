@@ -594,11 +594,11 @@ pub fn counters(ports: &[PortInfo], counters: &Counters) -> Vec<(String, u64)> {
         ("local_sent", s.local_sent),
         ("nat_events_logged", counters.events_logged),
         ("nat_events_dropped", counters.events_dropped),
-        ("flow_records_logged_total", counters.flows.logged),
-        ("flow_records_exported_total", counters.flows.exported),
-        ("flow_records_dropped_total", counters.flows.dropped),
-        ("flow_templates_sent_total", counters.flows.templates),
-        ("flow_export_errors_total", counters.flows.errors),
+        ("flow_records_logged", counters.flows.logged),
+        ("flow_records_exported", counters.flows.exported),
+        ("flow_records_dropped", counters.flows.dropped),
+        ("flow_templates_sent", counters.flows.templates),
+        ("flow_export_errors", counters.flows.errors),
     ] {
         out.push((k.to_string(), v));
     }

@@ -150,7 +150,7 @@ impl Nat44 {
         while at != NONE {
             let (b, _, next) = blocks.at(at);
             if !blocks.full(at) && range.min <= b.min && b.max <= range.max {
-                if let Some(p) = table.pick(b, blocks.fold(b, wanted), in_addr) {
+                if let Some(p) = table.search(b, blocks.fold(b, wanted), in_addr) {
                     return Ok(p);
                 }
             }
@@ -173,7 +173,7 @@ impl Nat44 {
         };
         let Some(port) = block.and_then(|b| {
             blocks.take(b, in_addr, &mut head);
-            table.pick(b, blocks.fold(b, wanted), in_addr)
+            table.search(b, blocks.fold(b, wanted), in_addr)
         }) else {
             self.block_failures += 1;
             return Err(DropReason::PortsExhausted);

@@ -179,27 +179,41 @@ impl PortTable {
     }
 
     /// Picks a port for inside host `host` whose inside port is `wanted`, or `None` if
-    /// the range is full. The caller then `claim`s it.
+    /// the range is full. The caller then `claim`s it. `wanted` itself is kept if it
+    /// is free or in this host's hold (port preservation); otherwise `search`.
     pub fn pick(&self, range: Range, wanted: u16, host: u32) -> Option<u16> {
-        let usable = |p: u16| {
-            let s = &self.slots[usize::from(p)];
-            s.head == FREE || (s.head == HELD && s.owner == host)
-        };
-        if (range.min..=range.max).contains(&wanted) && usable(wanted) {
+        let s = self.slots[usize::from(wanted)];
+        let usable = s.head == FREE || (s.head == HELD && s.owner == host);
+        if (range.min..=range.max).contains(&wanted) && usable {
             return Some(wanted);
         }
+        self.search(range, wanted, host)
+    }
+
+    /// A port of `range` for `host`, searched from `start` keeping its parity, then the
+    /// other parity (REQ-4): a free port if there is one, else one in this host's own
+    /// hold. Free ports come first so that a host does not get back, moments later, a
+    /// port whose last connection the remote may still hold in TIME_WAIT: in a port
+    /// block of a few dozen ports the held ones would otherwise be met at once.
+    pub fn search(&self, range: Range, start: u16, host: u32) -> Option<u16> {
+        let free = |s: &Slot| s.head == FREE;
+        let held_here = |s: &Slot| s.head == HELD && s.owner == host;
+        self.scan(range, start, free)
+            .or_else(|| self.scan(range, start, held_here))
+    }
+
+    fn scan(&self, range: Range, start: u16, usable: impl Fn(&Slot) -> bool) -> Option<u16> {
         let span = u32::from(range.max - range.min) + 1;
-        let start = if (range.min..=range.max).contains(&wanted) {
-            u32::from(wanted - range.min)
+        let start = if (range.min..=range.max).contains(&start) {
+            u32::from(start - range.min)
         } else {
-            u32::from(wanted) % span
+            u32::from(start) % span
         };
-        // Same parity first (REQ-4), then the other parity.
         for offset in [0u32, 1] {
             let mut step = offset;
             while step < span {
                 let p = range.min + ((start + step) % span) as u16;
-                if usable(p) {
+                if usable(&self.slots[usize::from(p)]) {
                     return Some(p);
                 }
                 step += 2;
@@ -367,6 +381,29 @@ mod tests {
         t.claim(13, 4, 1);
         assert_eq!(t.pick(r, 10, 2), None);
         assert_eq!(t.in_use(), 4);
+    }
+
+    /// A search gives a host a free port before one in its own hold, so a small range
+    /// (a port block) does not hand back a port its last connection just used.
+    #[test]
+    fn rfc6888_req8_a_search_takes_free_ports_before_the_hosts_held_ones() {
+        let r = Range { min: 10, max: 13 };
+        let host = 0x0a0a0002;
+        let mut t = PortTable::default();
+        for p in [10, 12] {
+            t.claim(p, 1, host);
+            t.hold(p, 100);
+        }
+        assert_eq!(t.search(r, 10, host), Some(11), "free, other parity");
+        assert_eq!(
+            t.pick(r, 10, host),
+            Some(10),
+            "its own port is kept (REQ-8)"
+        );
+        t.claim(11, 2, host);
+        t.claim(13, 3, host);
+        assert_eq!(t.search(r, 10, host), Some(10), "only held ones left");
+        assert_eq!(t.search(r, 10, 0x0a0a0003), None, "never another host's");
     }
 
     #[test]
