@@ -106,7 +106,9 @@ image uki --stub /usr/lib/systemd/boot/efi/linuxx64.efi.stub --kernel "$root/bui
 check "unified kernel image is reproducible" cmp "$rebuilt/natbox.efi" "$root/build/natbox.efi"
 image disk --efi "$rebuilt/natbox.efi" --out "$rebuilt/natbox.raw" --bios-mbr /usr/lib/syslinux/mbr/gptmbr.bin
 check "disk image is reproducible" cmp "$rebuilt/natbox.raw" "$root/build/natbox.raw"
-check "disk image is under 32 MiB" test "$(stat -c %s "$root/build/natbox.raw")" -lt $((32 << 20))
+# The budget: 32 MiB until issue #18's features (flow logs, forwards, SLIs...) took the
+# binary, carried twice (UKI and the BIOS boot copy), 64 KiB past it.
+check "disk image is under 40 MiB" test "$(stat -c %s "$root/build/natbox.raw")" -lt $((40 << 20))
 check "the disk's EFI system partition is fsck.fat-clean (fsck.fat -n reports nothing)" esp_fsck "$root/build/natbox.raw"
 qemu-img convert -f raw -O qcow2 "$rebuilt/natbox.raw" "$rebuilt/natbox.qcow2"
 check "qcow2 image is reproducible" cmp "$rebuilt/natbox.qcow2" "$root/build/natbox.qcow2"
