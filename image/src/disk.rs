@@ -10,10 +10,10 @@
 //! fsck.fat-clean (every cluster belongs to one file) and a repairing fsck cannot
 //! damage it. The price is a second copy of the kernel and initramfs: about 15 MB, which
 //! keeps the disk near 32 MiB (the boot test's budget is 40 MiB) because the layout is
-//! tight: the ESP is its contents plus the FAT structures and [`SPARE`], rounded to 64 KiB (2 KiB clusters),
-//! between [`ESP_START`] (64 KiB, not the customary 1 MiB: 960 KiB of the size budget
-//! back, and 64 KiB is aligned for any disk's physical blocks) and a 64 KiB tail for
-//! the backup GPT.
+//! tight: the ESP is its contents plus the FAT structures and [`SPARE`], rounded to
+//! 64 KiB (2 KiB clusters), between [`ESP_START`] (64 KiB, not the customary 1 MiB:
+//! 960 KiB of the size budget back, and 64 KiB is aligned for any disk's physical
+//! blocks) and a 64 KiB tail for the backup GPT.
 //!
 //! Reproducible: the PE timestamp of the UKI is zeroed (objcopy stamps the build
 //! time), FAT timestamps are the DOS epoch, and the disk GUID, partition GUID and FAT
