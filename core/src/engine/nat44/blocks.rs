@@ -143,7 +143,9 @@ impl Nat44 {
         let own = blocks
             .block_of(range, wanted)
             .filter(|b| blocks.owner(b.min) == Some(in_addr));
-        if let Some(p) = own.and_then(|b| table.pick(b, wanted, in_addr)) {
+        // In a block, free ports come first even for the inside port itself: a held
+        // one was another of this host's connections moments ago (`PortTable::search`).
+        if let Some(p) = own.and_then(|b| table.search(b, wanted, in_addr)) {
             return Ok(p);
         }
         let mut at = head;
