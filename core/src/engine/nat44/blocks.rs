@@ -13,6 +13,11 @@
 //! `HostPortLimit`); the mapping quota stays as well. A block goes back to the pool
 //! when the reuse hold of its last mapping ends (RFC 6888 REQ-8: until then its held
 //! ports can only go back to the same host, since only that host takes from it).
+//! Within a host's blocks free ports come before its held ones, the inside port's
+//! included: in a block of a few dozen ports a held port was usually another of the
+//! host's connections moments ago, maybe to the same server, whose TIME_WAIT would
+//! refuse the new SYN (measured: 3-4 of 200 curl requests failed in test_portblock
+//! while held ports came first, none since).
 //! Filtering, EIM (one external port per inside endpoint, RFC 4787 REQ-1) and the
 //! inbound path are untouched: blocks only decide which port a new mapping gets.
 //!
