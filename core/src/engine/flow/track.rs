@@ -42,8 +42,14 @@
 //!   window): an off-path sender must guess the sequence number before it can steer
 //!   anything. Other segments are forwarded unchanged (the endpoint discards them) and
 //!   refresh the idle timer as before.
-//! - A RST that is not plausible is dropped and counted as `TcpRstOutOfWindow`. A
-//!   plausible one is forwarded and moves to `Reset`: natbox does not send challenge
+//! - A RST from outside that is not plausible is dropped and counted as
+//!   `TcpRstOutOfWindow`. One from inside is the inside endpoint's own and always
+//!   forwarded (it moves nothing when not plausible): a client in SYN-SENT answers a
+//!   stale ACK (a server's TIME-WAIT for an earlier connection on the same 4-tuple)
+//!   with a RST whose sequence number is that ACK's (RFC 9293 section 3.10.7.3), which
+//!   no window of ours holds, and the server needs it to end the TIME-WAIT; dropping it
+//!   left such connections unable to open (test_portblock, where ports come back
+//!   sooner than in a whole range). A plausible one is forwarded and moves to `Reset`: natbox does not send challenge
 //!   ACKs itself, the endpoint applies the exact check and answers an inexact RST with
 //!   one (RFC 5961 section 3.2), and the traffic that follows brings the session back
 //!   to `Established` (RFC 7857 section 2.2, above).
@@ -177,7 +183,7 @@ pub fn step(
         proto::TCP => {
             let old = TcpState::from_u8(*state & !OPENED_IN);
             let accepted = window.accept(old, dir, seg);
-            if !accepted && seg.flags & RST != 0 {
+            if !accepted && seg.flags & RST != 0 && dir == Dir::In {
                 return Err(DropReason::TcpRstOutOfWindow);
             }
             let new = if accepted {
@@ -616,6 +622,27 @@ mod tests {
         assert_eq!(c.remote_rst((1 << 16) - 1), Ok(Reset));
         let mut c = Conn::handshake(None, None);
         assert_eq!(c.remote_rst(-(1 << 16)), Ok(Reset));
+    }
+
+    /// RFC 9293 section 3.10.7.3: a client in SYN-SENT answers an ACK that does not
+    /// acknowledge its SYN (a server's TIME-WAIT for the 4-tuple's last connection)
+    /// with <SEQ=SEG.ACK><CTL=RST>. That RST is forwarded (the server needs it to end
+    /// the TIME-WAIT) and moves nothing; a RST from outside is still checked.
+    #[test]
+    fn rfc9293_3_10_7_3_the_inside_rst_answering_a_stale_ack_passes() {
+        let syn = seg(SYN, IN_ISN, 0);
+        let mut c = Conn {
+            state: TcpState::open(Dir::Out, SYN).unwrap() as u8,
+            window: Window::open(Dir::Out, &syn),
+        };
+        let synout = c.send(Dir::Out, syn).unwrap();
+        let stale_ack = 0x7777_0000;
+        assert_eq!(c.send(Dir::In, seg(ACK, REM_ISN, stale_ack)), Ok(synout));
+        assert_eq!(c.send(Dir::Out, seg(RST, stale_ack, 0)), Ok(synout));
+        assert_eq!(
+            c.send(Dir::In, seg(RST, stale_ack, 0)),
+            Err(DropReason::TcpRstOutOfWindow)
+        );
     }
 
     #[test]
