@@ -71,7 +71,7 @@ drop_reasons! {
     NoMapping => "no_mapping", "inbound packet matches no mapping (unsolicited)";
     Filtered => "filtered", "inbound packet refused by the filtering behaviour (RFC 4787 REQ-8)";
     TcpNoSession => "tcp_no_session", "TCP segment that does not open a connection and matches no session";
-    TcpRstOutOfWindow => "tcp_rst_out_of_window", "TCP RST whose sequence number is outside the receiver's window (RFC 5961 section 3.2: forged or stale); the session is unchanged";
+    TcpRstOutOfWindow => "tcp_rst_out_of_window", "TCP RST from outside whose sequence number is outside the inside endpoint's window (RFC 5961 section 3.2: forged or stale); the session is unchanged";
     SessionLimit => "session_limit", "global session limit reached (RFC 6888 REQ-11: no eviction)";
     HostSessionLimit => "host_session_limit", "per-host session limit reached (RFC 6888 REQ-5)";
     HostPortLimit => "host_port_limit", "per-host port limit reached (RFC 6888 REQ-4)";
