@@ -184,28 +184,40 @@ fn forwards(out: &mut String, shards: &mut dyn Shards) {
     }
     let hits = shards.forward_hits();
     let at = |i: usize| hits.get(i).copied().unwrap_or_default();
+    forward_family(
+        out,
+        "hits",
+        "Sessions opened, by port forward.",
+        count,
+        |i| at(i).hits,
+    );
+    forward_family(
+        out,
+        "refused",
+        "Packets from sources a port forward does not allow.",
+        count,
+        |i| at(i).refused,
+    );
+}
+
+/// One counter family of the port forwards: `natbox_forward_{name}_total` for
+/// forwards 0 to `count` - 1.
+fn forward_family(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    count: usize,
+    value: impl Fn(usize) -> u64,
+) {
     let _ = writeln!(
         out,
-        "# HELP natbox_forward_hits_total Sessions opened, by port forward.
-# TYPE natbox_forward_hits_total counter"
+        "# HELP natbox_forward_{name}_total {help}\n# TYPE natbox_forward_{name}_total counter"
     );
     for i in 0..count {
         let _ = writeln!(
             out,
-            "natbox_forward_hits_total{{forward=\"{i}\"}} {}",
-            at(i).hits
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP natbox_forward_refused_total Packets from sources a port forward does not allow.
-# TYPE natbox_forward_refused_total counter"
-    );
-    for i in 0..count {
-        let _ = writeln!(
-            out,
-            "natbox_forward_refused_total{{forward=\"{i}\"}} {}",
-            at(i).refused
+            "natbox_forward_{name}_total{{forward=\"{i}\"}} {}",
+            value(i)
         );
     }
 }
