@@ -5,6 +5,7 @@
 //! with a RST; destinations are /24 (IPv4) and /48 (IPv6) prefixes.
 
 mod support;
+use natbox_core::engine::control::{Answer, Request, SessionFilter};
 use natbox_core::engine::destinations::{Dest, Report, Tally};
 use natbox_core::engine::Verdict;
 use std::net::SocketAddrV4;
@@ -23,6 +24,14 @@ fn remote(h: &Harness) -> Tally {
         .find(|e| e.dest == Dest::v4(REMOTE.to_bits()))
         .expect("REMOTE's /24 is tracked")
         .tally
+}
+
+/// `clear sessions`, every one.
+fn clear_sessions(h: &mut Harness) {
+    let cleared = h
+        .engine
+        .answer(&Request::ClearSessions(SessionFilter::default()), h.now);
+    assert!(!matches!(cleared, Answer::Done), "{cleared:?}");
 }
 
 /// Sends an inside SYN; returns the external endpoint.
@@ -128,7 +137,7 @@ fn issue18_ipv6_destinations_count_per_48() {
     let mut h = Harness::new(config());
     let out = h.from_lan6(udp6(host6(), 40000, remote6(), 53, b"q"));
     assert!(matches!(out.verdict, Verdict::Forward(_)));
-    let s = h.engine.fw6().destinations();
+    let s = h.engine.fw6().destinations().v6;
     assert_eq!(s.entries.len(), 1);
     assert_eq!(s.entries[0].dest, Dest::v6(remote6()));
     assert_eq!(s.entries[0].tally.sessions, 1);
@@ -155,5 +164,118 @@ fn issue18_a_rebuild_keeps_the_destinations() {
     h.engine.reconfigure(&rebuilt);
     let t = remote(&h);
     assert_eq!((t.sessions, t.tcp_attempts, t.tcp_established), (1, 1, 1));
-    assert_eq!(h.engine.fw6().destinations().entries.len(), 1);
+    assert_eq!(h.engine.fw6().destinations().v6.entries.len(), 1);
+}
+
+/// The exact tally of `remote6()`'s /48.
+fn remote6_tally(h: &Harness) -> Tally {
+    h.engine
+        .fw6()
+        .destinations()
+        .v6
+        .entries
+        .iter()
+        .find(|e| e.dest == Dest::v6(remote6()))
+        .expect("remote6's /48 is tracked")
+        .tally
+}
+
+#[test]
+fn issue18_ipv6_tcp_attempts_are_judged_like_ipv4_ones() {
+    let mut h = Harness::new(config());
+    // Answered within 3 s: ok.
+    let out = h.from_lan6(tcp6(host6(), 40000, remote6(), 443, SYN));
+    assert!(matches!(out.verdict, Verdict::Forward(_)));
+    h.advance_secs(1);
+    let back = h.from_wan6(tcp6_at(
+        (remote6(), 443),
+        (host6(), 40000),
+        SYN | ACK,
+        ISN,
+        b"",
+    ));
+    assert!(matches!(back.verdict, Verdict::Forward(_)));
+    // Never answered: failed once its 3 s are up, not before.
+    let out = h.from_lan6(tcp6(host6(), 40001, remote6(), 443, SYN));
+    assert!(matches!(out.verdict, Verdict::Forward(_)));
+    h.advance_secs(3);
+    assert_eq!(
+        remote6_tally(&h).tcp_failed,
+        0,
+        "not judged before its deadline"
+    );
+    h.advance_secs(2);
+    // Refused with a RST: failed at once.
+    let out = h.from_lan6(tcp6(host6(), 40002, remote6(), 443, SYN));
+    assert!(matches!(out.verdict, Verdict::Forward(_)));
+    let back = h.from_wan6(tcp6_at(
+        (remote6(), 443),
+        (host6(), 40002),
+        RST | ACK,
+        ISN,
+        b"",
+    ));
+    assert!(matches!(back.verdict, Verdict::Forward(_)));
+    let t = remote6_tally(&h);
+    assert_eq!(
+        (
+            t.sessions,
+            t.tcp_attempts,
+            t.tcp_established,
+            t.tcp_ok,
+            t.tcp_failed
+        ),
+        (3, 3, 1, 1, 2)
+    );
+    assert_eq!(report(&h).summary.total, Tally::default(), "IPv4 untouched");
+}
+
+#[test]
+fn issue18_bytes_per_destination_are_credited_at_each_flow_record() {
+    let toml = format!(
+        "{}\n[flow_log]\nipfix = \"198.51.100.1:4739\"\ninterval = 10\n",
+        example_toml()
+    );
+    let mut h = Harness::new(firmware_config::from_toml(&toml).expect("valid"));
+    let query = udp4(sa(HOST, 40000), sa(REMOTE, 53), b"query");
+    let out = h.from_lan(query.clone());
+    assert_eq!(out.verdict, Verdict::Forward(OUTSIDE));
+    let ext = endpoints4(out.ip()).0;
+    let answer = udp4(sa(REMOTE, 53), ext, b"a longer answer");
+    assert_eq!(h.from_wan(answer.clone()).verdict, Verdict::Forward(INSIDE));
+    assert!(report(&h).bytes);
+    assert_eq!(
+        remote(&h).bytes_out,
+        0,
+        "credited at a record, not per packet"
+    );
+    // The interim record (every 10 s; the sweep visits each slot within 1.6 s of
+    // it) credits what the session carried so far.
+    h.advance_secs(12);
+    let t = remote(&h);
+    assert_eq!(
+        (t.bytes_out, t.bytes_in),
+        (query.len() as u64, answer.len() as u64)
+    );
+    // A second packet each way, credited when the session ends.
+    h.from_lan(query.clone());
+    h.from_wan(answer.clone());
+    clear_sessions(&mut h);
+    let t = remote(&h);
+    assert_eq!(
+        (t.bytes_out, t.bytes_in),
+        (2 * query.len() as u64, 2 * answer.len() as u64)
+    );
+    assert_eq!(report(&h).summary.total, t);
+}
+
+#[test]
+fn issue18_without_flow_logs_bytes_are_not_counted_and_say_so() {
+    let mut h = Harness::new(config());
+    let out = h.from_lan(udp4(sa(HOST, 40000), sa(REMOTE, 53), b"query"));
+    assert_eq!(out.verdict, Verdict::Forward(OUTSIDE));
+    clear_sessions(&mut h);
+    let r = report(&h);
+    assert!(!r.bytes);
+    assert_eq!((remote(&h).bytes_out, remote(&h).bytes_in), (0, 0));
 }

@@ -7,11 +7,14 @@
 //! `±` more); `counted`, the attempts, `established`, `ok` and `failed` are exact since
 //! the destination entered the top-K; `success` is ok / (ok + failed). An attempt is a
 //! TCP session an inside SYN opened; `ok` means the remote's SYN-ACK within 3 s,
-//! `failed` no SYN-ACK within 3 s, or a RST.
+//! `failed` no SYN-ACK within 3 s, or a RST. `bytes out` and `bytes in` (IP bytes to
+//! and from the destination, exact since it entered the top-K) are counted at each
+//! flow record, so only while `[flow_log]` is on; off, they show `-`.
 //!
 //! Metrics, per `destination` label (the prefix, or `other`): the exact counters
 //! `natbox_destination_sessions_total`, `_tcp_attempts_total`,
-//! `_tcp_established_total`, `_tcp_ok_total`, `_tcp_failed_total`. A destination's
+//! `_tcp_established_total`, `_tcp_ok_total`, `_tcp_failed_total`, and while flow logs
+//! are on `_bytes_out_total` and `_bytes_in_total`. A destination's
 //! series starts when it enters the top-K and ends when it leaves (its counts move
 //! to `other`; one that comes back starts again from zero, which Prometheus reads as
 //! a counter reset). `other` can step down when a destination enters the top-K.
@@ -36,22 +39,31 @@ pub fn show(shards: &mut dyn Shards, json: bool) -> Result<String, String> {
                 .map(|e| {
                     json!({
                         "destination": e.dest.to_string(), "sessions": e.count,
-                        "error": e.error, "counted": tally_json(&e.tally),
+                        "error": e.error, "counted": tally_json(&e.tally, r.bytes),
                     })
                 })
                 .collect();
-            json!({"top": rows, "other": tally_json(&s.other()), "total": tally_json(&s.total)})
+            json!({
+                "top": rows,
+                "other": tally_json(&s.other(), r.bytes),
+                "total": tally_json(&s.total, r.bytes),
+            })
         };
         return Ok(pretty(json!({
             "k": TOP_K, "ipv4": family(&r.summary), "ipv6": family(&r.v6),
-            "unjudged": r.unjudged,
+            "unjudged": r.unjudged, "bytes_counted": r.bytes,
         })));
     }
     let mut out = String::new();
     for (name, s) in [("IPv4 (/24)", &r.summary), ("IPv6 (/48)", &r.v6)] {
-        let mut rows: Vec<Vec<String>> = s.entries.iter().map(row).collect();
-        rows.push(tally_row("other".into(), String::new(), &s.other()));
-        rows.push(tally_row("total".into(), String::new(), &s.total));
+        let mut rows: Vec<Vec<String>> = s.entries.iter().map(|e| row(e, r.bytes)).collect();
+        rows.push(tally_row(
+            "other".into(),
+            String::new(),
+            &s.other(),
+            r.bytes,
+        ));
+        rows.push(tally_row("total".into(), String::new(), &s.total, r.bytes));
         let _ = writeln!(out, "{name}: top {} of {TOP_K}", s.entries.len());
         out.push_str(&table(
             &[
@@ -63,6 +75,8 @@ pub fn show(shards: &mut dyn Shards, json: bool) -> Result<String, String> {
                 "ok",
                 "failed",
                 "success",
+                "bytes out",
+                "bytes in",
             ],
             &rows,
         ));
@@ -73,25 +87,29 @@ pub fn show(shards: &mut dyn Shards, json: bool) -> Result<String, String> {
         "ok: SYN-ACK within 3 s; failed: none within 3 s, or a RST. Attempts not judged (queue full): {}",
         r.unjudged
     );
+    if !r.bytes {
+        out.push_str("\nBytes are counted only while [flow_log] is on.");
+    }
     Ok(out)
 }
 
-fn row(e: &Entry) -> Vec<String> {
+fn row(e: &Entry, bytes: bool) -> Vec<String> {
     let est = if e.error > 0 {
         format!("{} ±{}", e.count, e.error)
     } else {
         e.count.to_string()
     };
-    tally_row(e.dest.to_string(), est, &e.tally)
+    tally_row(e.dest.to_string(), est, &e.tally, bytes)
 }
 
-fn tally_row(name: String, estimate: String, t: &Tally) -> Vec<String> {
+fn tally_row(name: String, estimate: String, t: &Tally, bytes: bool) -> Vec<String> {
     let judged = t.tcp_ok + t.tcp_failed;
     let success = if judged == 0 {
         "-".into()
     } else {
         format!("{:.1}%", 100.0 * t.tcp_ok as f64 / judged as f64)
     };
+    let counted = |n: u64| if bytes { n.to_string() } else { "-".into() };
     vec![
         name,
         estimate,
@@ -101,13 +119,20 @@ fn tally_row(name: String, estimate: String, t: &Tally) -> Vec<String> {
         t.tcp_ok.to_string(),
         t.tcp_failed.to_string(),
         success,
+        counted(t.bytes_out),
+        counted(t.bytes_in),
     ]
 }
 
-fn tally_json(t: &Tally) -> Value {
-    let named: serde_json::Map<String, Value> = t
-        .named()
-        .iter()
+/// The counts of `t` by name, the bytes only if `bytes` are counted.
+fn counted(t: &Tally, bytes: bool) -> impl Iterator<Item = (&'static str, u64)> {
+    t.named()
+        .into_iter()
+        .filter(move |(name, _)| bytes || !name.starts_with("bytes_"))
+}
+
+fn tally_json(t: &Tally, bytes: bool) -> Value {
+    let named: serde_json::Map<String, Value> = counted(t, bytes)
         .map(|(k, v)| (k.to_string(), json!(v)))
         .collect();
     Value::Object(named)
@@ -124,7 +149,7 @@ pub fn metrics(out: &mut String, r: &Report) {
             other
         })])
         .collect();
-    for (i, (name, _)) in Tally::default().named().iter().enumerate() {
+    for (i, (name, _)) in counted(&Tally::default(), r.bytes).enumerate() {
         let _ = writeln!(out, "# TYPE natbox_destination_{name}_total counter");
         for (dest, t) in &rows {
             let _ = writeln!(

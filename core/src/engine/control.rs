@@ -503,8 +503,7 @@ impl Engine {
                 Answer::Done
             }
             Request::Destinations => {
-                let mut report = self.nat().destinations();
-                report.v6 = self.fw6().destinations();
+                let report = Report::merge([self.nat().destinations(), self.fw6().destinations()]);
                 Answer::Destinations(Box::new(report))
             }
             Request::Forwards => Answer::Forwards(self.nat().forward_hits().to_vec()),

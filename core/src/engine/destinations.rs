@@ -32,9 +32,10 @@
 //! established session. `Pending` is the bounded queue that judges the attempts that
 //! got no answer in time without a timer per session (see there).
 //!
-//! Bytes per destination are not counted here: they need per-packet accounting, which
-//! the flow-log counters of each session provide; crediting them to the tracker when
-//! a session ends is left for when those land.
+//! - Bytes each way are credited to a destination when a flow record takes a
+//!   session's account (`engine::sli`): exact since admission like the rest, and
+//!   counted only while flow logs keep per-session accounts (`Report::bytes`). Ranking
+//!   stays by sessions: a byte-ranked top-K would need per-packet updates.
 //!
 //! Crates weighed: `streaming_algorithms` and `pdatastructs` have top-k sketches
 //! (count-min based) that allocate per update and hold no per-key side counters; the
@@ -94,6 +95,9 @@ pub struct Tally {
     pub tcp_ok: u64,
     /// Attempts not answered within `JUDGE_SECS`.
     pub tcp_failed: u64,
+    /// IP bytes to the destination and from it (`engine::sli`).
+    pub bytes_out: u64,
+    pub bytes_in: u64,
 }
 
 impl Tally {
@@ -103,16 +107,20 @@ impl Tally {
         self.tcp_established += o.tcp_established;
         self.tcp_ok += o.tcp_ok;
         self.tcp_failed += o.tcp_failed;
+        self.bytes_out += o.bytes_out;
+        self.bytes_in += o.bytes_in;
     }
 
     /// The counts by name, for the shell and the metrics.
-    pub fn named(&self) -> [(&'static str, u64); 5] {
+    pub fn named(&self) -> [(&'static str, u64); 7] {
         [
             ("sessions", self.sessions),
             ("tcp_attempts", self.tcp_attempts),
             ("tcp_established", self.tcp_established),
             ("tcp_ok", self.tcp_ok),
             ("tcp_failed", self.tcp_failed),
+            ("bytes_out", self.bytes_out),
+            ("bytes_in", self.bytes_in),
         ]
     }
 
@@ -122,6 +130,8 @@ impl Tally {
         self.tcp_established = self.tcp_established.saturating_sub(o.tcp_established);
         self.tcp_ok = self.tcp_ok.saturating_sub(o.tcp_ok);
         self.tcp_failed = self.tcp_failed.saturating_sub(o.tcp_failed);
+        self.bytes_out = self.bytes_out.saturating_sub(o.bytes_out);
+        self.bytes_in = self.bytes_in.saturating_sub(o.bytes_in);
     }
 }
 
@@ -207,6 +217,14 @@ impl Destinations {
     /// An inside SYN reopened a closed session to `dest`: an attempt, not a session.
     pub fn reopened(&mut self, dest: Dest) {
         self.count(dest, |t| t.tcp_attempts += 1);
+    }
+
+    /// A session to `dest` carried `[out, in]` bytes since its last record.
+    pub fn carried(&mut self, dest: Dest, [out, inward]: [u64; 2]) {
+        self.count(dest, |t| {
+            t.bytes_out += out;
+            t.bytes_in += inward;
+        });
     }
 
     /// Counts in the totals, and in `dest`'s entry if it is tracked.
@@ -318,6 +336,8 @@ pub struct Report {
     pub idle_timeouts: u64,
     /// Attempts not queued for judgment (`Pending` full).
     pub unjudged: u64,
+    /// Whether the bytes are counted (flow logs on in some shard).
+    pub bytes: bool,
 }
 
 impl Report {
@@ -325,10 +345,11 @@ impl Report {
     /// add.
     pub fn merge(parts: impl IntoIterator<Item = Report>) -> Report {
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
-        let (mut idle_timeouts, mut unjudged) = (0, 0);
+        let (mut idle_timeouts, mut unjudged, mut bytes) = (0, 0, false);
         for p in parts {
             idle_timeouts += p.idle_timeouts;
             unjudged += p.unjudged;
+            bytes |= p.bytes;
             v4.push(p.summary);
             v6.push(p.v6);
         }
@@ -337,6 +358,7 @@ impl Report {
             v6: Summary::merge(v6, TOP_K),
             idle_timeouts,
             unjudged,
+            bytes,
         }
     }
 }

@@ -283,6 +283,7 @@ impl FlowLog {
     /// last one, `reason` its end, built by `record` from the account and the reason:
     /// nothing when logging is off or an interim record covered everything. A TCP
     /// session that saw a FIN or RST ended (`EndOfFlow`) rather than idled out.
+    /// Returns the account taken (zero when off), whether or not the queue had room.
     pub fn session_ended(
         &mut self,
         accounts: &mut Accounts,
@@ -290,13 +291,13 @@ impl FlowLog {
         now: u32,
         reason: EndReason,
         record: impl FnOnce(Account, EndReason) -> FlowRecord,
-    ) {
+    ) -> Account {
         if !self.on {
-            return;
+            return Account::default();
         }
         let account = accounts.take(idx, now);
         if account.packets == [0, 0] {
-            return;
+            return account;
         }
         let closed = proto == proto::TCP && account.flags & (tcp::FIN | tcp::RST) != 0;
         let reason = match reason {
@@ -304,6 +305,7 @@ impl FlowLog {
             r => r,
         };
         self.push(record(account, reason));
+        account
     }
 
     /// Queues the record of a refused session, within the second's budget.

@@ -104,6 +104,7 @@ pub mod port;
 mod probes;
 mod query;
 pub mod route;
+mod sli;
 pub mod stats;
 
 pub use config::Reconfigured;

@@ -24,7 +24,7 @@
 //! 10 of them the TCP sequence windows (`track::Window`) and 4 its creation time; the host index adds 8 bytes
 //! (rounded up to a power of two of slots) per unit of `max_states`.
 
-use super::destinations::{Dest, Destinations, Summary};
+use super::destinations::{Dest, Report};
 use super::flow::index::{Hasher, Index};
 use super::flow::list::Links;
 use super::flow::lru::{Lru, Timed};
@@ -32,6 +32,7 @@ use super::flow::track::{self, Class, Dir, TcpState, Timeouts};
 use super::flowlog::{self, Account, Accounts, Action, EndReason, FlowLog, FlowRecord};
 use super::nat44::flow_interval;
 use super::policy::Policy;
+use super::sli::{Attempt, Sli};
 use super::stats::{DropReason, Stats};
 use crate::shard::Shard;
 use crate::wire::{icmpv6, ipv6, proto, tcp, udp, WireError};
@@ -79,6 +80,24 @@ struct State6 {
 }
 
 crate::timed_record!(State6);
+
+impl Attempt for State6 {
+    fn dest(&self) -> Dest {
+        Dest::v6(Ipv6Addr::from(self.remote))
+    }
+    fn born(&self) -> u32 {
+        self.born
+    }
+    fn tag(&self) -> u32 {
+        u32::from(self.in_port) << 16 | u32::from(self.rem_port)
+    }
+    fn proto(&self) -> u8 {
+        self.proto
+    }
+    fn state(&self) -> u8 {
+        self.state
+    }
+}
 
 // The module doc counts on this size.
 const _: () = assert!(std::mem::size_of::<State6>() == 68);
@@ -155,9 +174,8 @@ pub struct Fw6 {
     /// Flow records (`engine::flowlog`) and the states' accounts.
     flows: FlowLog,
     accounts: Accounts,
-    /// Sessions per destination /48 (`engine::destinations`), counted at creation;
-    /// TCP outcomes are judged for IPv4 only (NAT44).
-    dests: Destinations,
+    /// The per-destination SLIs of the /48s (`engine::sli`).
+    sli: Sli,
 }
 
 impl Fw6 {
@@ -177,7 +195,7 @@ impl Fw6 {
             host_index: Index::with_capacity(max),
             hasher: Hasher::default(),
             lru: Lru::default(),
-            dests: Destinations::default(),
+            sli: Sli::new(max),
             flows: FlowLog::default(),
             accounts: Accounts::default(),
         };
@@ -206,7 +224,7 @@ impl Fw6 {
             return;
         }
         let s = &self.states[idx as usize];
-        self.flows.session_ended(
+        let carried = self.flows.session_ended(
             &mut self.accounts,
             (idx, s.proto),
             now,
@@ -225,6 +243,7 @@ impl Fw6 {
                 reason,
             },
         );
+        self.sli.carried(s.dest(), &carried);
     }
 
     /// Bytes the tables of shard `shard` under `config` take (`new` sets them all
@@ -234,16 +253,19 @@ impl Fw6 {
         max * (std::mem::size_of::<State6>() + std::mem::size_of::<usize>())
             + Index::memory_for(max * 2)
             + flowlog::accounts_bytes(config, max)
+            + Sli::memory_for(max)
     }
 
-    /// The IPv6 destinations (`engine::destinations`).
-    pub fn destinations(&self) -> Summary {
-        self.dests.summary()
+    /// The per-destination SLIs of the IPv6 destinations (`Report::v6`).
+    pub fn destinations(&self) -> Report {
+        let mut report = self.sli.report(self.flows.enabled());
+        report.v6 = std::mem::take(&mut report.summary);
+        report
     }
 
     /// Forgets the IPv6 destinations (`clear stats`).
     pub fn clear_destinations(&mut self) {
-        self.dests.clear();
+        self.sli.clear();
     }
 
     /// Applies the tunable settings of `config` in place, keeping every state.
@@ -327,6 +349,7 @@ impl Fw6 {
             self.remove(idx);
             stats.states6_expired += 1;
         }
+        self.sli.judge_due(&self.states, now);
         if self.flows.enabled() {
             let interval = self.flows.interval();
             for idx in self.flows.sweep(self.states.capacity()) {
@@ -361,7 +384,7 @@ impl Fw6 {
             &mut Accounts::default(),
             0,
         );
-        self.dests = std::mem::take(&mut old.dests);
+        self.sli.carry(&mut old.sli);
         self.flows = std::mem::take(&mut old.flows);
         for (mut s, account) in states {
             if !self.is_inside(&Ipv6Addr::from(s.inside))
@@ -471,7 +494,7 @@ impl Fw6 {
         }
         self.lru.insert(&mut self.states, idx);
         stats.states6_created += 1;
-        self.dests.session(Dest::v6(t.remote), false);
+        self.sli.created(idx, &self.states[idx as usize]);
         Ok(idx)
     }
 
@@ -567,15 +590,22 @@ impl Fw6 {
         seg: &track::Segment,
         now: u32,
     ) -> Result<(), DropReason> {
-        let s = &mut self.states[idx as usize];
+        let s = &self.states[idx as usize];
+        // Stepped on copies, so the SLI hook sees the old state beside the new.
+        let (mut state, mut window) = (s.state, s.tcp);
         let effect = track::step(
             s.proto,
-            &mut s.state,
-            &mut s.tcp,
+            &mut state,
+            &mut window,
             dir,
             seg,
             self.t.udp_inbound_refresh,
         )?;
+        if state != s.state && s.proto == proto::TCP {
+            self.sli.tcp_moved(&self.states, idx, state, dir, now);
+        }
+        let s = &mut self.states[idx as usize];
+        (s.state, s.tcp) = (state, window);
         self.lru
             .touch(&mut self.states, idx, effect.class, effect.refresh, now);
         Ok(())

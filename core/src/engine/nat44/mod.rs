@@ -56,8 +56,8 @@ mod blocks;
 pub mod events;
 pub mod forward;
 mod rewrite;
-mod sli;
 
+use super::destinations::Dest;
 pub use super::destinations::Report;
 use super::flow::index::{Hasher, Index};
 use super::flow::list::{self, Linked, Links, List};
@@ -67,6 +67,7 @@ use super::flowlog::{self, Accounts, Action, EndReason, FlowLog, FlowRecord};
 use super::policy::{self, Policy};
 use super::pool::blocks::{Blocks, NONE};
 use super::pool::{PortTable, Ranges, Slices};
+use super::sli::{Attempt, Sli};
 use super::stats::{DropReason, Stats};
 use crate::shard::{PublicSplit, Shard};
 use crate::wire::checksum::Csum;
@@ -76,7 +77,6 @@ use firmware_config::{Config, Filtering};
 use ipnet::Ipv4Net;
 pub use rewrite::End;
 use slab::Slab;
-use sli::Sli;
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -120,6 +120,24 @@ struct Session {
 }
 
 crate::timed_record!(Session);
+
+impl Attempt for Session {
+    fn dest(&self) -> Dest {
+        Dest::v4(self.rem_addr)
+    }
+    fn born(&self) -> u32 {
+        self.born
+    }
+    fn tag(&self) -> u32 {
+        u32::from(self.in_port) << 16 | u32::from(self.ext_port)
+    }
+    fn proto(&self) -> u8 {
+        self.proto
+    }
+    fn state(&self) -> u8 {
+        self.state
+    }
+}
 
 impl Linked<1> for Session {
     fn links(&mut self) -> &mut Links {
@@ -371,7 +389,7 @@ impl Nat44 {
             return;
         }
         let s = &self.sessions[idx as usize];
-        self.flows.session_ended(
+        let carried = self.flows.session_ended(
             &mut self.accounts,
             (idx, s.proto),
             now,
@@ -390,6 +408,7 @@ impl Nat44 {
                 reason,
             },
         );
+        self.sli.carried(s.dest(), &carried);
     }
 
     /// The flow record of a new outbound session refused with `reason`.
@@ -529,7 +548,7 @@ impl Nat44 {
 
     /// The per-destination SLIs (`engine::destinations`).
     pub fn destinations(&self) -> Report {
-        self.sli.report()
+        self.sli.report(self.flows.enabled())
     }
 
     /// Forgets the per-destination SLIs (`clear stats`).
