@@ -130,3 +130,35 @@ fn issue18_off_by_default() {
     h.advance_secs(400);
     assert!(records(&mut h).is_empty());
 }
+
+/// A reconfiguration that rebuilds the tables ends the sessions and states it cannot
+/// keep; each gets its record, as `clear sessions` would give it.
+#[test]
+fn issue18_sessions_a_rebuild_ends_get_their_records() {
+    let mut h = harness_every(3600, "");
+    let out = h.from_lan(udp4(sa(HOST, 40000), sa(REMOTE, 53), b"query"));
+    assert_eq!(out.verdict, Verdict::Forward(OUTSIDE));
+    let out = h.from_lan6(udp6(host6(), 40000, remote6(), 53, b"q"));
+    assert_eq!(out.verdict, Verdict::Forward(OUTSIDE));
+    assert!(records(&mut h).is_empty());
+    // Another pool address and inside prefix: neither survives.
+    let mut moved = h.engine.config().clone();
+    moved.nat.pool = vec![std::net::Ipv4Addr::new(198, 51, 100, 11)];
+    moved.ipv6.inside_prefixes = vec!["2001:db8:99::/64".parse().unwrap()];
+    let r = h.engine.reconfigure(&moved);
+    assert_eq!((r.rebuilt, r.ended), (true, 2));
+    let ended = records(&mut h);
+    assert_eq!(ended.len(), 2, "{ended:?}");
+    for r in &ended {
+        assert_eq!(
+            (r.reason, r.account.packets),
+            (EndReason::ForcedEnd, [1, 0])
+        );
+    }
+    assert!(ended
+        .iter()
+        .any(|r| r.remote == std::net::IpAddr::from(REMOTE)));
+    assert!(ended
+        .iter()
+        .any(|r| r.remote == std::net::IpAddr::from(remote6())));
+}

@@ -215,7 +215,7 @@ impl Engine {
             }
         }
         let now = (old.clock / 1000) as u32;
-        let ended = self.nat.adopt(old.nat, &new, now) + self.fw6.adopt(old.fw6);
+        let ended = self.nat.adopt(old.nat, &new, now) + self.fw6.adopt(old.fw6, now);
         Reconfigured {
             rebuilt: true,
             ended,

@@ -29,7 +29,7 @@ use super::flow::index::{Hasher, Index};
 use super::flow::list::Links;
 use super::flow::lru::{Lru, Timed};
 use super::flow::track::{self, Class, Dir, TcpState, Timeouts};
-use super::flowlog::{self, Account, Accounts, Action, EndReason, FlowLog, FlowRecord};
+use super::flowlog::{self, Accounts, Action, EndReason, FlowLog, FlowRecord};
 use super::nat44::flow_interval;
 use super::policy::Policy;
 use super::sli::{Attempt, Sli};
@@ -366,18 +366,22 @@ impl Fw6 {
 
     /// Takes over the states of `old` (the filter of the previous configuration) whose
     /// inside address is still inside, as far as the limits allow, in order of last
-    /// activity (issue #16: a configuration change keeps what it can). Returns how
-    /// many of `old`'s states ended.
-    pub fn adopt(&mut self, mut old: Fw6) -> usize {
-        let accounts = &old.accounts;
-        let mut states: Vec<(State6, Account)> = old
-            .states
-            .into_iter()
-            .map(|(i, s)| (s, accounts.get(i as u32)))
-            .collect();
-        states.sort_by_key(|(s, _)| s.last);
-        let total = states.len();
-        let mut kept = 0;
+    /// activity (issue #16: a configuration change keeps what it can). Each state that
+    /// ends gets its flow record (`ForcedEnd`). Returns how many of `old`'s states
+    /// ended; `now` in seconds.
+    pub fn adopt(&mut self, mut old: Fw6, now: u32) -> usize {
+        let mut order: Vec<(u32, u32)> =
+            old.states.iter().map(|(i, s)| (s.last, i as u32)).collect();
+        order.sort_unstable();
+        let mut ended = Vec::new();
+        for (_, old_idx) in order {
+            if !self.take_over(&old, old_idx) {
+                ended.push(old_idx);
+            }
+        }
+        for &idx in &ended {
+            old.report(idx, now, EndReason::ForcedEnd);
+        }
         // The queue of records carries over; the settings stay this filter's.
         old.flows.configure(
             self.flows.enabled().then_some(self.flows.interval()),
@@ -386,28 +390,35 @@ impl Fw6 {
         );
         self.sli.carry(&mut old.sli);
         self.flows = std::mem::take(&mut old.flows);
-        for (mut s, account) in states {
-            if !self.is_inside(&Ipv6Addr::from(s.inside))
-                || self.states.len() as u32 >= self.t.max_states
-            {
-                continue;
-            }
-            let Ok(host) = self.charge_host(s.inside) else {
-                continue;
-            };
-            s.lru = Links::default();
-            let hash = self.hash(&s.tuple());
-            let idx = self.states.insert(s) as u32;
-            if !self.index.insert(hash, idx) {
-                self.states.remove(idx as usize);
-                self.uncharge_host(host);
-                continue;
-            }
-            self.lru.insert(&mut self.states, idx);
-            self.accounts.put(self.flows.enabled(), idx, account);
-            kept += 1;
+        ended.len()
+    }
+
+    /// Moves state `old_idx` of `old` into this filter with its account, unless it is
+    /// no longer inside or over a limit.
+    fn take_over(&mut self, old: &Fw6, old_idx: u32) -> bool {
+        let s = &old.states[old_idx as usize];
+        if !self.is_inside(&Ipv6Addr::from(s.inside))
+            || self.states.len() as u32 >= self.t.max_states
+        {
+            return false;
         }
-        total - kept
+        let Ok(host) = self.charge_host(s.inside) else {
+            return false;
+        };
+        let hash = self.hash(&s.tuple());
+        let idx = self.states.insert(State6 {
+            lru: Links::default(),
+            ..s.clone()
+        }) as u32;
+        if !self.index.insert(hash, idx) {
+            self.states.remove(idx as usize);
+            self.uncharge_host(host);
+            return false;
+        }
+        self.lru.insert(&mut self.states, idx);
+        self.accounts
+            .put(self.flows.enabled(), idx, old.accounts.get(old_idx));
+        true
     }
 
     pub fn clear(&mut self, now: u32, mut pred: impl FnMut(&StateInfo) -> bool) -> usize {

@@ -23,10 +23,13 @@
 //! host to claim a block keeps it and another host's mappings in it end. The block
 //! events of a rebuild say only what changed (`log_block_changes`).
 //! Sessions of port forwards (`forward`) end; the forwards' counters carry over.
+//! Every session that ends gets its flow record (`EndReason::ForcedEnd`, as a
+//! `clear sessions`), and its bytes reach the per-destination SLIs before they move.
 
 use super::{Join, Nat44, Session};
 use crate::engine::flow::list::{Links, List};
 use crate::engine::flow::track;
+use crate::engine::flowlog::EndReason;
 use firmware_config::Config;
 use std::net::Ipv4Addr;
 
@@ -37,11 +40,12 @@ impl Nat44 {
     pub fn adopt(&mut self, mut old: Nat44, config: &Config, now: u32) -> usize {
         // Forwarded sessions end (`forward`); their forwards' counters go on.
         self.fwd.carry(&old.fwd);
-        let forwarded = old
+        let mut ended: Vec<u32> = old
             .sessions
             .iter()
             .filter(|(_, s)| old.forward_of(s).is_some())
-            .count();
+            .map(|(i, _)| i as u32)
+            .collect();
         let heads: Vec<u32> = old
             .sessions
             .iter()
@@ -49,7 +53,6 @@ impl Nat44 {
             .map(|(i, _)| i as u32)
             .collect();
         let mut adopted: Vec<(u32, u32)> = Vec::with_capacity(old.sessions.len());
-        let mut ended = forwarded;
         for head in heads {
             let mut chain = vec![head];
             while let Some(next) = chain
@@ -62,7 +65,10 @@ impl Nat44 {
             if kept == 0 && old.logs_mappings() {
                 old.log_mapping(head, false, now);
             }
-            ended += chain.len() - kept;
+            ended.extend_from_slice(&chain[kept..]);
+        }
+        for &idx in &ended {
+            old.report(idx, now, EndReason::ForcedEnd);
         }
         // The idle lists stay ordered by last activity.
         adopted.sort_unstable();
@@ -79,12 +85,12 @@ impl Nat44 {
         let slots = self.sessions.capacity();
         flows.configure(super::flow_interval(config), &mut self.accounts, slots);
         self.flows = flows;
-        ended
+        ended.len()
     }
 
     /// Adopts the mapping whose sessions are `chain` (its head first), as far as the
     /// new configuration allows; pushes (last activity, new index) of each adopted
-    /// session and returns how many were adopted.
+    /// session and returns how many were adopted: the first ones of `chain`.
     fn adopt_mapping(
         &mut self,
         old: &Nat44,
