@@ -146,3 +146,29 @@ fn issue18_a_commit_keeps_buckets_unless_the_limits_change() {
     assert_eq!(new_sessions4(&mut h, HOST, 4000, 20), 20);
     assert!(h.engine.policy().hits().limits.is_none());
 }
+
+/// A session the rate let through but the box could not make (here the host's
+/// session quota) gives its token back: the host's later sessions are refused for
+/// the quota, not for a rate it never used.
+#[test]
+fn issue18_a_session_not_made_gives_its_token_back() {
+    let mut c = with_limits("new_sessions_per_second = 1\nnew_sessions_burst = 2\n");
+    c.nat.max_sessions_per_host = 1;
+    let mut h = Harness::new(c);
+    assert_eq!(new_sessions4(&mut h, HOST, 1000, 1), 1);
+    assert_eq!(new_sessions4(&mut h, HOST, 2000, 5), 0, "over the quota");
+    assert_eq!(h.drops(DropReason::HostSessionLimit), 5);
+    assert_eq!(h.drops(DropReason::HostSessionRate), 0);
+    // The same for IPv6 filter states.
+    let mut c = with_limits("new_sessions_per_second = 1\nnew_sessions_burst = 2\n");
+    c.nat.max_sessions_per_host = 1;
+    let mut h = Harness::new(c);
+    let open6 = |h: &mut Harness, port| {
+        let out = h.from_lan6(udp6(host6(), 40000, remote6(), port, b"q"));
+        out.verdict == Verdict::Forward(OUTSIDE)
+    };
+    assert!(open6(&mut h, 1000));
+    assert!((2000..2005).all(|p| !open6(&mut h, p)));
+    assert_eq!(h.drops(DropReason::HostStateLimit6), 5);
+    assert_eq!(h.drops(DropReason::HostSessionRate), 0);
+}

@@ -483,6 +483,19 @@ impl Fw6 {
             _ => 0,
         };
         policy.open6(&t.inside, &t.remote, l4)?;
+        let made = self.insert_state(t, state, now);
+        if made.is_err() {
+            policy.not_made(t.inside.into());
+        }
+        let idx = made?;
+        stats.states6_created += 1;
+        self.sli.created(idx, &self.states[idx as usize]);
+        Ok(idx)
+    }
+
+    /// Inserts the state of new tuple `t` in TCP state `state` (0 for others),
+    /// charged to its inside host.
+    fn insert_state(&mut self, t: &Tuple6, state: u8, now: u32) -> Result<u32, DropReason> {
         let host = self.charge_host(t.inside.octets())?;
         let idx = self.states.insert(State6 {
             inside: t.inside.octets(),
@@ -504,8 +517,6 @@ impl Fw6 {
             return Err(DropReason::StateLimit6);
         }
         self.lru.insert(&mut self.states, idx);
-        stats.states6_created += 1;
-        self.sli.created(idx, &self.states[idx as usize]);
         Ok(idx)
     }
 

@@ -593,13 +593,17 @@ impl Nat44 {
                 if flow.proto == proto::TCP && TcpState::open(Dir::Out, flow.tcp.flags).is_none() {
                     return Err(DropReason::TcpNoSession);
                 }
+                let src = Ipv4Addr::from_bits(flow.src);
                 let made = policy
                     .open4(
-                        Ipv4Addr::from_bits(flow.src),
+                        src,
                         Ipv4Addr::from_bits(flow.dst),
                         policy::session_key(flow.proto, rem_port),
                     )
-                    .and_then(|()| self.create_outbound(&flow, rem_port, now));
+                    .and_then(|()| {
+                        self.create_outbound(&flow, rem_port, now)
+                            .inspect_err(|_| policy.not_made(src.into()))
+                    });
                 let rule = policy.decided().map_or(flowlog::NO_RULE, |r| r as u16);
                 let idx = match made {
                     Ok(idx) => idx,

@@ -14,8 +14,9 @@
 //! - A bucket holds at most `burst` tokens and gains `rate` a second, counted in
 //!   thousandths of a token from the engine's millisecond clock (`Engine::process`'s
 //!   `now`), so refill is exact to the millisecond in integer arithmetic: level =
-//!   min(cap, level + elapsed_ms × rate). A refusal takes nothing. A clock that steps
-//!   back refills nothing.
+//!   min(cap, level + elapsed_ms × rate). A refusal takes nothing, and a session the
+//!   box then fails to make (no port, a full table) gives its token back
+//!   (`refund_session`). A clock that steps back refills nothing.
 //! - O(1) per packet and bounded memory: the buckets live in a fixed table of
 //!   [`ENTRIES`] entries (40 bytes each, about 320 KiB a shard, allocated only while
 //!   a limit is set), [`WAYS`]-way set associative, indexed by a keyed hash
@@ -230,6 +231,20 @@ impl Limiter {
             e.limited += 1;
         }
         ok
+    }
+
+    /// Gives back the token `session` just took from host `key`: the session was not
+    /// made after all (no port, a full table), and a host should not lose its rate to
+    /// what the box could not give it.
+    #[inline]
+    pub fn refund_session(&mut self, key: u128) {
+        let Some(rate) = self.sessions else {
+            return;
+        };
+        let e = &mut self.table[self.last];
+        if e.key == words(key) {
+            e.sessions = (e.sessions + MILLI).min(rate.cap);
+        }
     }
 
     /// The entry of `key`, brought up to date, made if it has none.

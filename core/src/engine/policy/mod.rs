@@ -48,7 +48,7 @@ use classify::{Classifier, Ranges};
 use firmware_config::host_limits::HostLimits;
 use firmware_config::policy::{Action, Policy as Written, Prefix, Protocol, Rule};
 use ipnet::IpNet;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The policy of one engine shard: compiled rules and their hit counters.
 #[derive(Debug, Clone)]
@@ -171,6 +171,18 @@ impl Policy {
     pub fn open6(&mut self, src: &Ipv6Addr, dst: &Ipv6Addr, l4: u32) -> Result<(), DropReason> {
         self.admit6(src, dst, l4)?;
         self.charge_session(limit::key6(src))
+    }
+
+    /// A session `open4`/`open6` let through for inside `src` was not made (no port,
+    /// a full table): its token goes back (`Limiter::refund_session`).
+    #[inline]
+    pub fn not_made(&mut self, src: IpAddr) {
+        if let Some(l) = &mut self.limits {
+            l.refund_session(match src {
+                IpAddr::V4(a) => limit::key4(a),
+                IpAddr::V6(a) => limit::key6(&a),
+            });
+        }
     }
 
     #[inline]
