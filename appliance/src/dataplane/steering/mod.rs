@@ -17,8 +17,15 @@
 //!    ICMP echo reply identifier (translated like a port, over the identifier range);
 //!    ICMP errors (destination unreachable, time exceeded, parameter problem): the
 //!    *source* port or echo identifier of the embedded datagram, which is the one the
-//!    box sent (its IHL is read, options and all). A port outside every split range,
-//!    another ICMP type and any fragment (first or not): worker 0.
+//!    box sent (its IHL is read, options and all). A port of a **port forward**
+//!    (`[[forward]]`, never in a split range): the worker of the forward's inside
+//!    host (`natbox_core::shard::host_worker`), which holds the forward's sessions
+//!    because the server's replies come from inside (rule 2); a port two forwards
+//!    share (another protocol or public address) whose hosts hash to different
+//!    workers is left to worker 0, which hands each frame to its owner. If the
+//!    forwards make the program too long for the kernel, it is built without them
+//!    (again worker 0 and hand-offs). Any other port, another ICMP type and any
+//!    fragment (first or not): worker 0.
 //! 4. **IPv6 from inside** (source in `inside6`): a hash of the source address;
 //!    **IPv6 to inside** (destination in `inside6`): the same hash of the destination,
 //!    so both directions of a host's traffic meet on one worker (the IPv6 filter is
@@ -138,6 +145,9 @@ pub struct Steering {
     pub inside4: Vec<Ipv4Net>,
     /// Inside IPv6 prefixes.
     pub inside6: Vec<Ipv6Net>,
+    /// Public port ranges of port forwards (`first`, `last`, the inside host's
+    /// worker), sorted, disjoint, none in `ports` (rule 3).
+    pub forwarded: Vec<(u16, u16, u32)>,
 }
 
 impl Steering {
@@ -159,25 +169,68 @@ impl Steering {
             icmp_ids: split.icmp_ids,
             inside4,
             inside6,
+            forwarded: Vec::new(),
         })
     }
 
-    /// The steering for `workers` workers under `config`: its pool, port range and
-    /// inside prefixes (`None` for an empty port range).
+    /// The steering for `workers` workers under `config`: its pool, port range,
+    /// inside prefixes and port forwards (`None` for an empty port range).
     pub fn of(workers: usize, config: &firmware_config::Config) -> Option<Steering> {
-        Steering::new(
+        let s = Steering::new(
             workers,
             config.nat_pool(),
             (config.nat.port_min, config.nat.port_max),
             config.nat_inside_prefixes(),
             config.ipv6_inside_prefixes(),
-        )
+        )?;
+        Some(s.with_forwards(&config.forward))
+    }
+
+    /// With the public ports of `forwards` steered to their inside hosts' workers
+    /// (rule 3): ranges whose workers disagree where they overlap are left out, and
+    /// touching ranges of one worker are merged.
+    pub fn with_forwards(mut self, forwards: &[firmware_config::forward::Forward]) -> Steering {
+        let mut ranges: Vec<(u16, u16, u32)> = forwards
+            .iter()
+            .map(|f| {
+                let worker = natbox_core::shard::host_worker(u32::from(f.to), self.workers);
+                (f.port.first, f.port.last, worker as u32)
+            })
+            .collect();
+        ranges.sort_unstable();
+        let disputed = |i: usize| {
+            let (lo, hi, w) = ranges[i];
+            ranges.iter().any(|&(l, h, x)| x != w && l <= hi && lo <= h)
+        };
+        let agreed: Vec<(u16, u16, u32)> = (0..ranges.len())
+            .filter(|&i| !disputed(i))
+            .map(|i| ranges[i])
+            .collect();
+        self.forwarded.clear();
+        for (lo, hi, w) in agreed {
+            match self.forwarded.last_mut() {
+                Some((_, last, x)) if *x == w && u32::from(lo) <= u32::from(*last) + 1 => {
+                    *last = (*last).max(hi);
+                }
+                _ => self.forwarded.push((lo, hi, w)),
+            }
+        }
+        self
     }
 
     /// The classic BPF program (`Err` if it would exceed the kernel's 4096
-    /// instructions: about 2000 pool address runs or inside prefixes).
+    /// instructions: about 2000 pool address runs or inside prefixes). Forwards that
+    /// would pass the limit are left out (rule 3).
     pub fn program(&self) -> Result<Vec<libc::sock_filter>, AsmError> {
-        program::build(self)
+        program::build(self).or_else(|e| {
+            if self.forwarded.is_empty() {
+                return Err(e);
+            }
+            program::build(&Steering {
+                forwarded: Vec::new(),
+                ..self.clone()
+            })
+        })
     }
 }
 

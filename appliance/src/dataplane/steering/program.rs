@@ -186,6 +186,15 @@ fn to_public_port(a: &mut Asm, s: &Steering) {
     for split in &s.ports {
         owner(a, split);
     }
+    for &(first, last, worker) in &s.forwarded {
+        if first == last {
+            a.jump(op::JEQ, u32::from(first), To::Next, To::Skip(1));
+        } else {
+            a.jump(op::JGE, u32::from(first), To::Next, To::Skip(2));
+            a.jump(op::JGT, u32::from(last), To::Skip(1), To::Next);
+        }
+        a.ret(worker);
+    }
     a.ret(0);
     a.here(ids);
     owner(a, &s.icmp_ids);

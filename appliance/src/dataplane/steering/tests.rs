@@ -353,6 +353,114 @@ fn arp_ndp_and_fragments_from_outside_go_to_worker_zero() {
     );
 }
 
+/// A forward of public `first..=last` (TCP) to inside host `to`.
+fn forward(first: u16, last: u16, to: [u8; 4]) -> firmware_config::forward::Forward {
+    firmware_config::forward::Forward {
+        protocol: firmware_config::forward::Protocol::Tcp,
+        port: firmware_config::policy::PortRange { first, last },
+        to: to.into(),
+        to_port: None,
+        address: None,
+        allow: Vec::new(),
+        comment: None,
+    }
+}
+
+/// Inside hosts 1.. whose workers (of `workers`) are 0, 1, ... in turn.
+fn hosts_on_each_worker(workers: u32) -> Vec<[u8; 4]> {
+    (0..workers)
+        .map(|k| {
+            (1..=255)
+                .map(inside)
+                .find(|&h| {
+                    natbox_core::shard::host_worker(u32::from_be_bytes(h), workers) == k as usize
+                })
+                .expect("a host on each worker")
+        })
+        .collect()
+}
+
+/// Frames to a forwarded public port, and ICMP errors about the datagrams the box sent
+/// from it, reach the worker of the forward's inside host, which holds its sessions,
+/// instead of worker 0 and a hand-off.
+#[test]
+fn forwarded_port_reaches_the_worker_of_its_inside_host() {
+    let hosts = hosts_on_each_worker(3);
+    // The SNAT range starts at 500: the forwards lie below it.
+    let s = steering(3).with_forwards(&[
+        forward(80, 80, hosts[1]),
+        forward(100, 199, hosts[2]),
+        forward(200, 200, hosts[0]),
+    ]);
+    assert_eq!(s.forwarded, vec![(80, 80, 1), (100, 199, 2), (200, 200, 0)]);
+    let rig = Rig::with(&s.program().unwrap(), 3);
+    for (port, k) in [
+        (80, 1),
+        (100, 2),
+        (150, 2),
+        (199, 2),
+        (200, 0),
+        (81, 0),
+        (99, 0),
+    ] {
+        for proto in [6, 17] {
+            let frame = ipv4(OUTSIDE, POOL[0], proto, 0, 5, &ports(proto, 40000, port));
+            assert_eq!(rig.worker_of(IPV4, &frame), k, "port {port} proto {proto}");
+        }
+    }
+    let sent = ipv4(POOL[0], OUTSIDE, 6, 0, 5, &ports(6, 150, 40000)[..8]);
+    let error = ipv4(OUTSIDE, POOL[0], 1, 0, 5, &icmp(3, [0; 4], &sent));
+    assert_eq!(rig.worker_of(IPV4, &error), 2);
+}
+
+#[test]
+fn forwards_whose_hosts_disagree_on_a_port_are_left_to_worker_zero() {
+    let hosts = hosts_on_each_worker(2);
+    let s = steering(2).with_forwards(&[
+        // TCP 53 to one host, UDP 53 to another: no single worker holds port 53.
+        forward(53, 53, hosts[1]),
+        forward(50, 60, hosts[0]),
+        // Touching ranges of one worker merge.
+        forward(70, 79, hosts[1]),
+        forward(80, 80, hosts[1]),
+        forward(81, 90, hosts[1]),
+    ]);
+    assert_eq!(s.forwarded, vec![(70, 90, 1)]);
+    let p = s.program().unwrap();
+    let to = |port| {
+        interp::run(
+            &p,
+            IPV4,
+            &ipv4(OUTSIDE, POOL[0], 17, 0, 5, &ports(17, 1, port)),
+        )
+    };
+    assert_eq!((to(53), to(55), to(75), to(90), to(91)), (0, 0, 1, 1, 0));
+}
+
+/// Forwards past the kernel's program limit are left out, not a refused program.
+#[test]
+fn too_many_forwards_for_the_program_are_left_out() {
+    let hosts = hosts_on_each_worker(2);
+    // 1400 ranges of 2 ports (3 instructions each), the hosts alternating.
+    let many: Vec<_> = (0..1400u16)
+        .map(|i| forward(3 * i + 1, 3 * i + 2, hosts[usize::from(i % 2)]))
+        .collect();
+    let s = Steering::new(
+        2,
+        vec![POOL[0].into()],
+        (5000, 65535),
+        Vec::new(),
+        Vec::new(),
+    )
+    .unwrap()
+    .with_forwards(&many);
+    assert_eq!(s.forwarded.len(), 1400);
+    let p = s.program().expect("built without the forwards");
+    assert!(p.len() <= 4096);
+    let frame = ipv4(OUTSIDE, POOL[0], 17, 0, 5, &ports(17, 1, 4));
+    assert_eq!(interp::run(&p, IPV4, &frame), 0);
+}
+
 /// The largest descriptions the builder is tested with pass the kernel's checker.
 #[test]
 fn kernel_accepts_the_program_for_64_workers_and_long_lists() {
