@@ -34,6 +34,17 @@ fn clear_sessions(h: &mut Harness) {
     assert!(!matches!(cleared, Answer::Done), "{cleared:?}");
 }
 
+/// (sessions, attempts, established, ok, failed).
+fn counts(t: &Tally) -> (u64, u64, u64, u64, u64) {
+    (
+        t.sessions,
+        t.tcp_attempts,
+        t.tcp_established,
+        t.tcp_ok,
+        t.tcp_failed,
+    )
+}
+
 /// Sends an inside SYN; returns the external endpoint.
 fn syn(h: &mut Harness, port: u16) -> SocketAddrV4 {
     let out = h.from_lan(tcp4(sa(HOST, port), sa(REMOTE, 443), SYN, &[]));
@@ -54,16 +65,7 @@ fn issue18_a_syn_ack_within_3s_is_a_success() {
     answer(&mut h, ext, SYN | ACK);
     h.advance_secs(10);
     let t = remote(&h);
-    assert_eq!(
-        (
-            t.sessions,
-            t.tcp_attempts,
-            t.tcp_established,
-            t.tcp_ok,
-            t.tcp_failed
-        ),
-        (1, 1, 1, 1, 0)
-    );
+    assert_eq!(counts(&t), (1, 1, 1, 1, 0));
 }
 
 #[test]
@@ -180,24 +182,27 @@ fn remote6_tally(h: &Harness) -> Tally {
         .tally
 }
 
+/// An inside SYN to `remote6()`:443 from `port`, forwarded.
+fn syn6(h: &mut Harness, port: u16) {
+    let out = h.from_lan6(tcp6(host6(), port, remote6(), 443, SYN));
+    assert!(matches!(out.verdict, Verdict::Forward(_)));
+}
+
+/// The remote's answer with `flags` to the SYN from `port`, forwarded.
+fn answer6(h: &mut Harness, port: u16, flags: u8) {
+    let back = h.from_wan6(tcp6_at((remote6(), 443), (host6(), port), flags, ISN, b""));
+    assert!(matches!(back.verdict, Verdict::Forward(_)));
+}
+
 #[test]
 fn issue18_ipv6_tcp_attempts_are_judged_like_ipv4_ones() {
     let mut h = Harness::new(config());
     // Answered within 3 s: ok.
-    let out = h.from_lan6(tcp6(host6(), 40000, remote6(), 443, SYN));
-    assert!(matches!(out.verdict, Verdict::Forward(_)));
+    syn6(&mut h, 40000);
     h.advance_secs(1);
-    let back = h.from_wan6(tcp6_at(
-        (remote6(), 443),
-        (host6(), 40000),
-        SYN | ACK,
-        ISN,
-        b"",
-    ));
-    assert!(matches!(back.verdict, Verdict::Forward(_)));
+    answer6(&mut h, 40000, SYN | ACK);
     // Never answered: failed once its 3 s are up, not before.
-    let out = h.from_lan6(tcp6(host6(), 40001, remote6(), 443, SYN));
-    assert!(matches!(out.verdict, Verdict::Forward(_)));
+    syn6(&mut h, 40001);
     h.advance_secs(3);
     assert_eq!(
         remote6_tally(&h).tcp_failed,
@@ -206,27 +211,10 @@ fn issue18_ipv6_tcp_attempts_are_judged_like_ipv4_ones() {
     );
     h.advance_secs(2);
     // Refused with a RST: failed at once.
-    let out = h.from_lan6(tcp6(host6(), 40002, remote6(), 443, SYN));
-    assert!(matches!(out.verdict, Verdict::Forward(_)));
-    let back = h.from_wan6(tcp6_at(
-        (remote6(), 443),
-        (host6(), 40002),
-        RST | ACK,
-        ISN,
-        b"",
-    ));
-    assert!(matches!(back.verdict, Verdict::Forward(_)));
+    syn6(&mut h, 40002);
+    answer6(&mut h, 40002, RST | ACK);
     let t = remote6_tally(&h);
-    assert_eq!(
-        (
-            t.sessions,
-            t.tcp_attempts,
-            t.tcp_established,
-            t.tcp_ok,
-            t.tcp_failed
-        ),
-        (3, 3, 1, 1, 2)
-    );
+    assert_eq!(counts(&t), (3, 3, 1, 1, 2));
     assert_eq!(report(&h).summary.total, Tally::default(), "IPv4 untouched");
 }
 
