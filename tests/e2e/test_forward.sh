@@ -10,6 +10,9 @@
 # sessions. E2E_TOPOLOGY=one-armed: the wan host reaches the Elastic IP 198.51.100.10,
 # which the VPC router maps to the box's own address, the pool; hairpin goes to that
 # pool address (POOL4), as a VPC's hosts reach a NAT instance's private address.
+# A fourth forward leads to a server on 10.10.0.3; with E2E_WORKERS > 1 that host's
+# worker is not worker 0, and the steering program must send the forwarded port's
+# frames straight to it: ten downloads hand (almost) nothing between workers.
 source "$(dirname "$0")/lib.sh"
 PY="python3 $E2E_ROOT/tests/e2e/helpers.py"
 NATBOX_ARGS="--admin $SOCK"
@@ -41,6 +44,13 @@ to = "10.10.0.2"
 to_port = 80
 allow = ["203.0.113.0/24"]
 comment = "not from the test's wan"
+
+[[forward]]
+protocol = "tcp"
+port = 8090
+to = "10.10.0.3"
+to_port = 80
+comment = "the second server"
 EOF2
 start_natbox
 PUBLIC=198.51.100.10
@@ -51,6 +61,7 @@ mkdir -p "$WORK/www"
 echo "natbox-e2e-$$-forward" >"$WORK/www/index.html"
 # http.server logs each request's client address on stderr.
 in_lan timeout 120 python3 -m http.server 80 --bind 10.10.0.2 --directory "$WORK/www" >/dev/null 2>"$WORK/http.log" &
+in_lan timeout 120 python3 -m http.server 80 --bind 10.10.0.3 --directory "$WORK/www" >/dev/null 2>&1 &
 in_lan timeout 60 $PY udp-echo 10.10.0.2 5301 60 >/dev/null 2>&1 &
 in_lan timeout 60 $PY udp-echo 10.10.0.2 5300 60 >/dev/null 2>&1 &
 # listening PROTO PORT: waits (at most 10 s, the machine may be loaded) for a socket.
@@ -62,6 +73,10 @@ listening() {
     echo "nothing listens on $1 port $2 in lan"; return 1
 }
 listening t 80; listening u 5300; listening u 5301
+for _ in $(seq 100); do
+    [ "$(in_lan ss -Hltn 'sport = :80' | grep -c LISTEN)" -ge 2 ] && break
+    sleep 0.1
+done
 
 fetch() {
     local got
@@ -106,17 +121,32 @@ hits = [x["hits"] for x in f]
 refused = [x["refused"] for x in f]
 # forward 0: the wan curl and the hairpin; forward 1: one datagram each port;
 # forward 2: curl's SYN and its retransmissions, all refused.
-assert hits == [2, 2, 0], hits
+assert hits == [2, 2, 0, 0], hits
 assert refused[0] == 0 and refused[1] == 0 and refused[2] >= 1, refused
 PYEOF
 }
-check "show forwards --json: hits [2, 2, 0], forward 2 refused the wan's SYNs" counters
+check "show forwards --json: hits [2, 2, 0, 0], forward 2 refused the wan's SYNs" counters
 check "show forwards lists them" bash -c \
     "$(declare -f shell); SOCK=$SOCK; out=\$(shell 'show forwards'); echo \"\$out\"; grep -qE '^0 +tcp \*:8080 -> 10.10.0.2:80 +any +2 +0 +web' <<<\"\$out\""
 check "metrics: natbox_forward_hits_total and natbox_forward_refused_total" bash -c \
     "$(declare -f shell); SOCK=$SOCK; m=\$(shell 'show metrics'); grep -x 'natbox_forward_hits_total{forward=\"1\"} 2' <<<\"\$m\" && grep -E '^natbox_forward_refused_total\{forward=\"2\"\} [1-9]' <<<\"\$m\""
 check "show stats counts forward_source_denied" bash -c \
     "$(declare -f shell); SOCK=$SOCK; shell 'show stats --json' | python3 -c 'import json,sys; d=json.load(sys.stdin)[\"drops\"]; assert d[\"forward_source_denied\"] >= 1, d'"
+
+handed_off() { shell 'show workers --json' | jq '[.[].handed_off] | add'; }
+ten_downloads() {
+    local i
+    for i in $(seq 10); do fetch "http://$PUBLIC:8090/index.html" >/dev/null || return 1; done
+}
+before=$(handed_off)
+check "wan: ten downloads from $PUBLIC:8090 reach the server on 10.10.0.3 (forward 3)" ten_downloads
+after=$(handed_off)
+if [ "${E2E_WORKERS:-1}" -gt 1 ]; then
+    # Handed to 10.10.0.3's worker by worker 0, each of their ~50 inbound frames
+    # would count; ARP copies to the other workers may count a few.
+    check "steering: the forwarded port's frames went straight to 10.10.0.3's worker (frames handed between workers: $before -> $after)" \
+        test "$((after - before))" -lt 10
+fi
 
 # Live change: a long TCP session through forward 0 (socat from wan, held open), then
 # a commit that keeps only the UDP forward ends it.
