@@ -21,8 +21,11 @@
 //!   `start`, as AWS's capture window) and the session's last activity (`end`).
 //! - A new session the egress policy refuses (deny or reject) or a limit stops never
 //!   gets a session; one record is made at decision time, at most
-//!   `REFUSED_PER_SECOND` per shard and second (the rest are counted as dropped), so
-//!   a scan cannot crowd out the records of real flows.
+//!   `REFUSED_PER_SECOND` per shard and second and `REFUSED_PER_HOST` of those per
+//!   inside host (the rest are counted as dropped), so a scan cannot crowd out the
+//!   records of real flows, nor one scanning host the refusals of the others. Hosts
+//!   are told apart by a hash into `HOST_SLOTS` counters: two hosts that share a
+//!   slot share its allowance (a bound, never an exemption).
 //! - The queue holds at most `CAPACITY` records; a full queue drops the record and
 //!   counts it (`dropped`). Nothing here blocks or allocates on the packet path
 //!   (the queue and the accounts are reserved when logging is turned on; a slab that
@@ -37,6 +40,10 @@ use std::net::{IpAddr, Ipv4Addr};
 pub const CAPACITY: usize = 4096;
 /// Records of refused sessions per shard and second, at most.
 pub const REFUSED_PER_SECOND: u32 = 1000;
+/// Of those, per inside host (module doc).
+pub const REFUSED_PER_HOST: u16 = 100;
+/// Per-host refusal counters per shard.
+const HOST_SLOTS: usize = 256;
 /// Slots `sweep` looks at per call, at least (else a sixteenth of the table: a
 /// full pass every 16 polls, 1.6 s at the dataplane's 100 ms poll).
 pub const SWEEP: usize = 4096;
@@ -211,6 +218,8 @@ pub struct FlowLog {
     queue: VecDeque<FlowRecord>,
     second: u32,
     refused_budget: u32,
+    /// Refusal records this second, by `host_slot`.
+    refused_by_host: Option<Box<[u16; HOST_SLOTS]>>,
     /// The next slot `sweep` looks at.
     cursor: usize,
     pub counters: FlowCounters,
@@ -252,8 +261,11 @@ impl FlowLog {
         if self.on {
             self.queue
                 .reserve_exact(CAPACITY.saturating_sub(self.queue.len()));
+            self.refused_by_host
+                .get_or_insert_with(|| Box::new([0; HOST_SLOTS]));
         } else {
             self.queue = VecDeque::new();
+            self.refused_by_host = None;
         }
     }
 
@@ -313,14 +325,21 @@ impl FlowLog {
         if !self.on {
             return;
         }
+        // Made by `configure` while on.
+        let Some(by_host) = self.refused_by_host.as_mut() else {
+            return;
+        };
         if now != self.second {
             self.second = now;
             self.refused_budget = REFUSED_PER_SECOND;
+            by_host.fill(0);
         }
-        if self.refused_budget == 0 {
+        let host = &mut by_host[host_slot(record.inside)];
+        if self.refused_budget == 0 || *host >= REFUSED_PER_HOST {
             self.counters.dropped += 1;
             return;
         }
+        *host += 1;
         self.refused_budget -= 1;
         self.push(record);
     }
@@ -341,6 +360,17 @@ impl FlowLog {
     pub fn clear_counters(&mut self) {
         self.counters = FlowCounters::default();
     }
+}
+
+/// The per-host refusal counter of inside address `addr`: a multiplicative hash of
+/// its bits (IPv4 as IPv4-mapped IPv6), top 8 bits.
+fn host_slot(addr: IpAddr) -> usize {
+    let bits = match addr {
+        IpAddr::V4(a) => a.to_ipv6_mapped().to_bits(),
+        IpAddr::V6(a) => a.to_bits(),
+    };
+    let folded = (bits >> 64) as u64 ^ bits as u64;
+    (folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize
 }
 
 /// The action a refusal `reason` stands for, if it is one flow logs record.
@@ -413,12 +443,20 @@ mod tests {
         assert!(!acc.due(6, 200, 60), "no packets, no interim record");
     }
 
+    /// `record(port)` from inside host 10.10.x.y numbered `n`.
+    fn from_host(port: u16, n: u32) -> FlowRecord {
+        FlowRecord {
+            inside: Ipv4Addr::from_bits(0x0a0a_0000 + n).into(),
+            ..record(port)
+        }
+    }
+
     #[test]
     fn queue_is_bounded_and_refusals_budgeted() {
         let (mut log, mut acc) = (FlowLog::default(), Accounts::default());
         log.configure(Some(60), &mut acc, 0);
         for port in 0..REFUSED_PER_SECOND + 5 {
-            log.refused(1, record(port as u16));
+            log.refused(1, from_host(port as u16, port));
         }
         assert_eq!(
             (log.counters.logged, log.counters.dropped),
@@ -429,6 +467,40 @@ mod tests {
         }
         assert_eq!(log.counters.dropped, 5 + u64::from(REFUSED_PER_SECOND));
         assert_eq!(log.pop().map(|r| r.in_port), Some(0));
+    }
+
+    #[test]
+    fn one_host_takes_at_most_its_share_of_the_refusal_records() {
+        let (mut log, mut acc) = (FlowLog::default(), Accounts::default());
+        log.configure(Some(60), &mut acc, 0);
+        let scanner = 7;
+        let other = (8..).find(|&n| {
+            host_slot(from_host(0, n).inside) != host_slot(from_host(0, scanner).inside)
+        });
+        let other = other.expect("a host in another slot");
+        for port in 0..5000 {
+            log.refused(1, from_host(port, scanner));
+        }
+        for port in 0..10 {
+            log.refused(1, from_host(port, other));
+        }
+        let logged: Vec<_> = std::iter::from_fn(|| log.pop()).collect();
+        let of = |n| {
+            logged
+                .iter()
+                .filter(|r| r.inside == from_host(0, n).inside)
+                .count()
+        };
+        assert_eq!(
+            (of(scanner), of(other)),
+            (usize::from(REFUSED_PER_HOST), 10)
+        );
+        // The next second starts afresh.
+        log.refused(2, from_host(0, scanner));
+        assert_eq!(
+            log.pop().map(|r| r.inside),
+            Some(from_host(0, scanner).inside)
+        );
     }
 
     #[test]
