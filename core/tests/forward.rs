@@ -177,3 +177,33 @@ fn issue18_the_allocator_never_hands_out_a_forwarded_port() {
     assert_eq!(out.verdict, FWD_IN);
     assert_eq!(endpoints4(out.ip()).1, sa(HOST, 6004));
 }
+
+/// A forward's remote is a client of the inside server, not a destination of the
+/// inside hosts: its sessions' bytes are not credited to the per-destination SLIs
+/// (nor are its sessions counted there).
+#[test]
+fn issue18_forwarded_sessions_are_no_destination_traffic() {
+    let text = format!("{FORWARDS}\n[flow_log]\nipfix = \"198.51.100.1:4739\"\ninterval = 10\n");
+    let mut h = Harness::new(with_forwards(&text));
+    let syn = h.from_wan(tcp4(sa(REMOTE, 5555), sa(PUBLIC, 8080), SYN, &[]));
+    assert_eq!(syn.verdict, FWD_IN);
+    let reply = h.from_lan(tcp4(sa(HOST, 80), sa(REMOTE, 5555), SYN | ACK, &[]));
+    assert_eq!(reply.verdict, FWD_OUT);
+    // Its interim record is made (every 10 s, swept within 1.6 s of it).
+    h.advance_secs(12);
+    let records = match h.engine.answer(
+        &natbox_core::engine::control::Request::Flows { max: 10 },
+        h.now,
+    ) {
+        natbox_core::engine::control::Answer::Flows(b) => b.records,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r = h.engine.nat().destinations();
+    assert!(r.bytes);
+    assert_eq!(
+        (r.summary.total.bytes_in, r.summary.total.bytes_out),
+        (0, 0)
+    );
+    assert_eq!(r.summary.total.sessions, 0);
+}

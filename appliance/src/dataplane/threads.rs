@@ -209,8 +209,8 @@ impl Program {
 }
 
 impl Peers {
-    /// Worker 0, after a configuration change: when the pool, the port range or the
-    /// inside prefixes changed, builds the program anew and attaches it to every
+    /// Worker 0, after a configuration change: when the pool, the port range, the
+    /// inside prefixes or the port forwards changed, builds the program anew and attaches it to every
     /// port's group through `sockets` (worker 0's, one per open port), so replies go
     /// straight to their owners again instead of through a hand-off. A program that
     /// cannot be built leaves the old one (frames still reach their shards through

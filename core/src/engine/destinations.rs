@@ -28,14 +28,16 @@
 //!   tallies and totals add up, and `other` is the rest.
 //!
 //! Cost: the tracker is touched when a session is created (a scan of 32 keys), when a
-//! TCP open completes and when an attempt is judged failed, never per packet of an
-//! established session. `Pending` is the bounded queue that judges the attempts that
+//! TCP open completes, when an attempt is judged failed and when a flow record is
+//! made, never per packet of an established session. `Pending` is the bounded queue that judges the attempts that
 //! got no answer in time without a timer per session (see there).
 //!
 //! - Bytes each way are credited to a destination when a flow record takes a
-//!   session's account (`engine::sli`): exact since admission like the rest, and
-//!   counted only while flow logs keep per-session accounts (`Report::bytes`). Ranking
-//!   stays by sessions: a byte-ranked top-K would need per-packet updates.
+//!   session's account (`engine::sli`), so only while flow logs keep per-session
+//!   accounts (`Report::bytes`). Not quite exact since admission: a record made after
+//!   its destination was admitted brings the bytes of its whole interval, some of them
+//!   perhaps from before. Ranking stays by sessions: a byte-ranked top-K would need
+//!   per-packet updates.
 //!
 //! Crates weighed: `streaming_algorithms` and `pdatastructs` have top-k sketches
 //! (count-min based) that allocate per update and hold no per-key side counters; the

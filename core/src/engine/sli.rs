@@ -21,7 +21,11 @@
 //! - Bytes each way are credited to the destination when a flow record takes a
 //!   session's account (`carried`: at its end and at every interim record), so they
 //!   are counted only while flow logs are on (`engine::flowlog`; off, the box keeps no
-//!   per-session byte counters, and `Report::bytes` says so).
+//!   per-session byte counters, and `Report::bytes` says so). Sessions of port
+//!   forwards are left out (their remotes are clients; a hairpinned exchange would
+//!   also count twice); a session an outsider opened on a host's mapping
+//!   (endpoint-independent filtering) counts, its remote being a peer the host talks
+//!   to.
 //! - `idle_timeouts` counts sessions that expire in the established class
 //!   (`IdleTimeoutCount`: an open connection that went idle, not a closed one); only
 //!   NAT44 counts it, as AWS's gateway counts IPv4 connections.

@@ -20,11 +20,11 @@
 //!    box sent (its IHL is read, options and all). A port of a **port forward**
 //!    (`[[forward]]`, never in a split range): the worker of the forward's inside
 //!    host (`natbox_core::shard::host_worker`), which holds the forward's sessions
-//!    because the server's replies come from inside (rule 2); a port two forwards
-//!    share (another protocol or public address) whose hosts hash to different
-//!    workers is left to worker 0, which hands each frame to its owner. If the
-//!    forwards make the program too long for the kernel, it is built without them
-//!    (again worker 0 and hand-offs). Any other port, another ICMP type and any
+//!    because the server's replies come from inside (rule 2). Forwards whose port
+//!    ranges overlap (another protocol or public address) with hosts on different
+//!    workers are left to worker 0 whole, which hands each frame to its owner. If
+//!    the forwards make the program too long for the kernel, it is built without
+//!    them, with a warning (again worker 0 and hand-offs). Any other port, another ICMP type and any
 //!    fragment (first or not): worker 0.
 //! 4. **IPv6 from inside** (source in `inside6`): a hash of the source address;
 //!    **IPv6 to inside** (destination in `inside6`): the same hash of the destination,
@@ -226,6 +226,11 @@ impl Steering {
             if self.forwarded.is_empty() {
                 return Err(e);
             }
+            log::warn!(
+                "steering: {} forwarded port ranges make the program too long; \
+                 their frames reach their workers through hand-offs",
+                self.forwarded.len()
+            );
             program::build(&Steering {
                 forwarded: Vec::new(),
                 ..self.clone()

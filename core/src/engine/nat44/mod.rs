@@ -408,7 +408,10 @@ impl Nat44 {
                 reason,
             },
         );
-        self.sli.carried(s.dest(), &carried);
+        // A forward's remote is a client, not a destination (`engine::sli`).
+        if self.forward_of(s).is_none() {
+            self.sli.carried(s.dest(), &carried);
+        }
     }
 
     /// The flow record of a new outbound session refused with `reason`.
