@@ -28,7 +28,7 @@ requirements=(
     traceroute:traceroute tcpdump:tcpdump iperf3:iperf3 ethtool:ethtool socat:socat
     curl:curl turnserver:coturn turnutils_natdiscovery:coturn trafgen:netsniff-ng
     nft:nftables openssl:openssl strace:strace perf:linux-perf dnsmasq:dnsmasq-base
-    nc:netcat-openbsd
+    nc:netcat-openbsd jq:jq
     # test_flowlog.sh: nfdump's IPFIX collector and reader.
     nfcapd:nfdump nfdump:nfdump
     # boot tests (tests/boot/test_boot.sh, qemu/vm.sh): QEMU, OVMF (uefi), SeaBIOS (bios).
