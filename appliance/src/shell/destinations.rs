@@ -155,7 +155,7 @@ pub fn metrics(out: &mut String, r: &Report) {
             let _ = writeln!(
                 out,
                 "natbox_destination_{name}_total{{destination=\"{dest}\"}} {}",
-                t.named()[i].1
+                counted(t, r.bytes).nth(i).map_or(0, |(_, n)| n)
             );
         }
     }

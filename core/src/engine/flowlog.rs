@@ -131,6 +131,38 @@ pub struct FlowRecord {
     pub reason: EndReason,
 }
 
+impl FlowRecord {
+    /// The record of a new session refused at `now` with `action`, decided by `rule`:
+    /// its first packet, of `len` IP bytes and TCP flags `flags`, from `inside`:`in_port`
+    /// to `remote`:`rem_port` (protocol `proto`).
+    pub fn refused(
+        (proto, inside, in_port, remote, rem_port): (u8, IpAddr, u16, IpAddr, u16),
+        (len, flags): (usize, u8),
+        (action, rule): (Action, u16),
+        now: u32,
+    ) -> FlowRecord {
+        FlowRecord {
+            proto,
+            inside,
+            in_port,
+            remote,
+            rem_port,
+            outside: None,
+            account: Account {
+                packets: [1, 0],
+                bytes: [len as u64, 0],
+                since: now,
+                flags,
+                rule,
+            },
+            born: now,
+            end: now,
+            action,
+            reason: EndReason::ForcedEnd,
+        }
+    }
+}
+
 /// Per-slot accounts of one session table.
 #[derive(Debug, Default)]
 pub struct Accounts(Vec<Account>);

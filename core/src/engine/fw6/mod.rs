@@ -536,28 +536,15 @@ impl Fw6 {
         let Some(action) = flowlog::refusal(reason) else {
             return;
         };
-        self.flows.refused(
-            now,
-            FlowRecord {
-                proto: t.proto,
-                inside: t.inside.into(),
-                in_port: t.in_port,
-                remote: t.remote.into(),
-                rem_port: t.rem_port,
-                outside: None,
-                account: flowlog::Account {
-                    packets: [1, 0],
-                    bytes: [len as u64, 0],
-                    since: now,
-                    flags: t.tcp.flags,
-                    rule,
-                },
-                born: now,
-                end: now,
-                action,
-                reason: EndReason::ForcedEnd,
-            },
+        let ends = (
+            t.proto,
+            t.inside.into(),
+            t.in_port,
+            t.remote.into(),
+            t.rem_port,
         );
+        let record = FlowRecord::refused(ends, (len, t.tcp.flags), (action, rule), now);
+        self.flows.refused(now, record);
     }
 
     fn host_hash(&self, addr: [u8; 16]) -> u64 {

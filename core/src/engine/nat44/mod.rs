@@ -419,28 +419,15 @@ impl Nat44 {
         let Some(action) = flowlog::refusal(reason) else {
             return;
         };
-        self.flows.refused(
-            now,
-            FlowRecord {
-                proto: flow.proto,
-                inside: Ipv4Addr::from_bits(flow.src).into(),
-                in_port: flow.sport,
-                remote: Ipv4Addr::from_bits(flow.dst).into(),
-                rem_port: flow.dport,
-                outside: None,
-                account: flowlog::Account {
-                    packets: [1, 0],
-                    bytes: [len as u64, 0],
-                    since: now,
-                    flags: flow.tcp.flags,
-                    rule,
-                },
-                born: now,
-                end: now,
-                action,
-                reason: EndReason::ForcedEnd,
-            },
+        let ends = (
+            flow.proto,
+            Ipv4Addr::from_bits(flow.src).into(),
+            flow.sport,
+            Ipv4Addr::from_bits(flow.dst).into(),
+            flow.dport,
         );
+        let record = FlowRecord::refused(ends, (len, flow.tcp.flags), (action, rule), now);
+        self.flows.refused(now, record);
     }
 
     /// The settings in force, for tests that compare engines.
