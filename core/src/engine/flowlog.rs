@@ -50,6 +50,12 @@ pub const SWEEP: usize = 4096;
 /// `Account::rule` when no rule decided (no policy, or its default).
 pub const NO_RULE: u16 = u16::MAX;
 
+/// `Account::rule` for the policy rule that `Policy::decided` names (`NO_RULE` for
+/// none, or the default).
+pub fn rule(decided: Option<u32>) -> u16 {
+    decided.map_or(NO_RULE, |r| r as u16)
+}
+
 /// Bytes the accounts of a table of `slots` sessions take under `config`.
 pub fn accounts_bytes(config: &firmware_config::Config, slots: usize) -> usize {
     if config.flow_log.enabled() {

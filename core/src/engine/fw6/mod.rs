@@ -310,7 +310,7 @@ impl Fw6 {
             (Some(idx), _) => idx,
             (None, Dir::Out) => {
                 let made = self.create(t, now, stats, (&mut *policy, l4));
-                let rule = policy.decided().map_or(flowlog::NO_RULE, |r| r as u16);
+                let rule = flowlog::rule(policy.decided());
                 match made {
                     Ok(idx) => {
                         self.accounts.open(self.flows.enabled(), idx, now, rule);

@@ -353,14 +353,15 @@ impl Nat44 {
             fwd: forward::Forwards::default(),
         };
         nat.set_forwards(fwd);
-        nat.with_flow_log(config)
+        nat.configure_flows(config);
+        nat
     }
 
-    fn with_flow_log(mut self, config: &Config) -> Nat44 {
+    /// Flow logs as `config` sets them, with an account for every session slot.
+    fn configure_flows(&mut self, config: &Config) {
         let slots = self.sessions.capacity();
         self.flows
             .configure(flow_interval(config), &mut self.accounts, slots);
-        self
     }
 
     /// Applies the tunable settings of `config` (filtering, limits, hold, UDP refresh,
@@ -369,9 +370,7 @@ impl Nat44 {
     pub fn retune(&mut self, config: &Config) {
         self.p.t = Tunables::of(config, self.p.shard);
         self.events.configure(event_rate(config));
-        let slots = self.sessions.capacity();
-        self.flows
-            .configure(flow_interval(config), &mut self.accounts, slots);
+        self.configure_flows(config);
     }
 
     /// The flow log (see `engine::flowlog`).
@@ -594,7 +593,7 @@ impl Nat44 {
                         self.create_outbound(&flow, rem_port, now)
                             .inspect_err(|_| policy.not_made(src.into()))
                     });
-                let rule = policy.decided().map_or(flowlog::NO_RULE, |r| r as u16);
+                let rule = flowlog::rule(policy.decided());
                 let idx = match made {
                     Ok(idx) => idx,
                     Err(e) => {
@@ -641,7 +640,7 @@ impl Nat44 {
                     Some(at) => (self.admit_forward(&flow, pool, at, now)?, flowlog::NO_RULE),
                     None => {
                         let idx = self.admit_inbound(&flow, pool, now, policy)?;
-                        (idx, policy.decided().map_or(flowlog::NO_RULE, |r| r as u16))
+                        (idx, flowlog::rule(policy.decided()))
                     }
                 };
                 self.accounts.open(self.flows.enabled(), idx, now, rule);
