@@ -150,13 +150,12 @@ pub fn metrics(out: &mut String, r: &Report) {
         })])
         .collect();
     for (i, (name, _)) in counted(&Tally::default(), r.bytes).enumerate() {
-        let _ = writeln!(out, "# TYPE natbox_destination_{name}_total counter");
-        for (dest, t) in &rows {
-            let _ = writeln!(
-                out,
-                "natbox_destination_{name}_total{{destination=\"{dest}\"}} {}",
-                counted(t, r.bytes).nth(i).map_or(0, |(_, n)| n)
-            );
-        }
+        super::metrics::labelled_counter(
+            out,
+            (&format!("destination_{name}_total"), None),
+            "destination",
+            rows.iter()
+                .map(|(dest, t)| (dest, counted(t, r.bytes).nth(i).map_or(0, |(_, n)| n))),
+        );
     }
 }

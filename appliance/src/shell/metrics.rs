@@ -58,15 +58,14 @@ pub fn render(shards: &mut dyn Shards, facts: &Facts) -> String {
             "# TYPE natbox_{name}{suffix} {kind}\nnatbox_{name}{suffix} {value}"
         );
     }
-    let _ = writeln!(out, "# HELP natbox_drops_total Frames not forwarded, by reason.\n# TYPE natbox_drops_total counter");
-    for reason in DropReason::ALL {
-        let _ = writeln!(
-            out,
-            "natbox_drops_total{{reason=\"{}\"}} {}",
-            reason.name(),
-            all.stats.drops_for(*reason)
-        );
-    }
+    labelled_counter(
+        &mut out,
+        ("drops_total", Some("Frames not forwarded, by reason.")),
+        "reason",
+        DropReason::ALL
+            .iter()
+            .map(|r| (r.name(), all.stats.drops_for(*r))),
+    );
     let io: Vec<_> = ports
         .iter()
         .map(|p| {
@@ -75,11 +74,12 @@ pub fn render(shards: &mut dyn Shards, facts: &Facts) -> String {
         })
         .collect();
     for (i, (name, _)) in IoCounters::default().named().iter().enumerate() {
-        let _ = writeln!(out, "# TYPE natbox_io_{name}_total counter");
-        for (label, named) in &io {
-            let value = named[i].1;
-            let _ = writeln!(out, "natbox_io_{name}_total{{port=\"{label}\"}} {value}");
-        }
+        labelled_counter(
+            &mut out,
+            (&format!("io_{name}_total"), None),
+            "port",
+            io.iter().map(|(label, named)| (*label, named[i].1)),
+        );
     }
     let usage = shards.pool(0);
     if shards
@@ -161,17 +161,19 @@ fn policy(out: &mut String, shards: &mut dyn Shards) {
         return;
     }
     let hits = shards.policy_hits();
-    let _ = writeln!(
+    let rules = hits
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (i.to_string(), *n));
+    labelled_counter(
         out,
-        "# HELP natbox_policy_hits_total New sessions decided, by egress policy rule.\n# TYPE natbox_policy_hits_total counter"
-    );
-    for (i, n) in hits.rules.iter().enumerate() {
-        let _ = writeln!(out, "natbox_policy_hits_total{{rule=\"{i}\"}} {n}");
-    }
-    let _ = writeln!(
-        out,
-        "natbox_policy_hits_total{{rule=\"default\"}} {}",
-        hits.default
+        (
+            "policy_hits_total",
+            Some("New sessions decided, by egress policy rule."),
+        ),
+        "rule",
+        rules.chain([("default".to_string(), hits.default)]),
     );
 }
 
@@ -184,41 +186,40 @@ fn forwards(out: &mut String, shards: &mut dyn Shards) {
     }
     let hits = shards.forward_hits();
     let at = |i: usize| hits.get(i).copied().unwrap_or_default();
-    forward_family(
+    labelled_counter(
         out,
-        "hits",
-        "Sessions opened, by port forward.",
-        count,
-        |i| at(i).hits,
+        (
+            "forward_hits_total",
+            Some("Sessions opened, by port forward."),
+        ),
+        "forward",
+        (0..count).map(|i| (i, at(i).hits)),
     );
-    forward_family(
+    labelled_counter(
         out,
-        "refused",
-        "Packets from sources a port forward does not allow.",
-        count,
-        |i| at(i).refused,
+        (
+            "forward_refused_total",
+            Some("Packets from sources a port forward does not allow."),
+        ),
+        "forward",
+        (0..count).map(|i| (i, at(i).refused)),
     );
 }
 
-/// One counter family of the port forwards: `natbox_forward_{name}_total` for
-/// forwards 0 to `count` - 1.
-fn forward_family(
+/// One counter family with one label: `# HELP` (when given) and `# TYPE` lines for
+/// `natbox_{name}`, then `natbox_{name}{label="value"} n` per row.
+pub(super) fn labelled_counter<V: std::fmt::Display>(
     out: &mut String,
-    name: &str,
-    help: &str,
-    count: usize,
-    value: impl Fn(usize) -> u64,
+    (name, help): (&str, Option<&str>),
+    label: &str,
+    rows: impl IntoIterator<Item = (V, u64)>,
 ) {
-    let _ = writeln!(
-        out,
-        "# HELP natbox_forward_{name}_total {help}\n# TYPE natbox_forward_{name}_total counter"
-    );
-    for i in 0..count {
-        let _ = writeln!(
-            out,
-            "natbox_forward_{name}_total{{forward=\"{i}\"}} {}",
-            value(i)
-        );
+    if let Some(help) = help {
+        let _ = writeln!(out, "# HELP natbox_{name} {help}");
+    }
+    let _ = writeln!(out, "# TYPE natbox_{name} counter");
+    for (value, n) in rows {
+        let _ = writeln!(out, "natbox_{name}{{{label}=\"{value}\"}} {n}");
     }
 }
 
